@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs visionstudy into ./.venv on a fresh machine (Debian, Python >= 3.11).
+#   scripts/setup.sh          the package
+#   scripts/setup.sh --dev    the package, the test tools and the system packages the tests use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+# System packages: the Fashion-MNIST mirror (benchmarks, end-to-end checks) and, for the tests,
+# headless Chromium. Skipped quietly where apt-get is missing or we are not root.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  pkgs="dataset-fashion-mnist"
+  [ $dev = 1 ] && pkgs="$pkgs chromium"
+  missing=""
+  for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip() { .venv/bin/python -m pip -q --disable-pip-version-check "$@"; }
+# torch/torchvision pinned to the builds these machines hold on local disk (pip finds them there).
+.venv/bin/python -c "import torch, torchvision" 2>/dev/null || pip install torch==2.14.1 torchvision==0.29.1
+if [ $dev = 1 ]; then pip install -e ".[dev]"; else pip install -e .; fi
