@@ -1,0 +1,255 @@
+"""Typed configs: one per stage, composed into the `RunConfig` of one training run.
+
+Every field has a default and a description; a bad value fails at load time with a message naming the
+field, the value and what is allowed (see `load_config`). Model parameters depend on the model name,
+so they are checked against that model's own parameter class (`visionstudy.models`).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from visionstudy.errors import ConfigError
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AugmentSpec(Strict):
+    """One augmentation by name with its parameters, e.g. {name: crop, padding: 4}."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(description="augmentation name, see `visionstudy.data.list_augmentations()`")
+
+
+class DataConfig(Strict):
+    dataset: str = Field("digits", description="dataset name, see `visionstudy datasets list`")
+    split: str | None = Field(None, description="dataset variant, e.g. EMNIST 'balanced'")
+    label: Literal["fine", "coarse"] = Field("fine", description="CIFAR-100 label set")
+    path: Path | None = Field(None, description="imagefolder: the folder of class subfolders")
+    image_size: int | None = Field(None, ge=4, le=1024, description="imagefolder: resize to this")
+    channels: Literal[1, 3] | None = Field(None, description="imagefolder: 1 grayscale, 3 RGB")
+    classes: str | list[str] | None = Field(
+        None, description="class subset: 'first:N' or a list of class names; labels re-indexed"
+    )
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="imagefolder without a test/ folder: share held out"
+    )
+    val_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="share of the training split held out for validation"
+    )
+    split_seed: int = Field(0, description="seed of the stratified train/val split and the folds")
+    folds: int | None = Field(None, ge=2, description="k-fold CV: number of folds")
+    fold: int | None = Field(None, ge=0, description="k-fold CV: the fold used for validation")
+    max_train_samples: int | None = Field(
+        None, ge=1, description="stratified subsample of the training split (quick runs)"
+    )
+    normalize: bool = Field(True, description="per-channel mean/std from the training split")
+    augment: list[AugmentSpec] = Field(
+        default_factory=list, description="training augmentations, in order"
+    )
+    data_dir: Path | None = Field(None, description="offline mirror or cache folder")
+    verify: bool = Field(True, description="verify checksums of the dataset files")
+    download: bool = Field(True, description="download from the official URL when missing")
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_forms(cls, value: Any) -> Any:
+        """Accept `[crop, flip]`, `crop,flip`, `{crop: {padding: 4}}` and `[{name: crop}]`."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, dict):
+            value = [{"name": k, **(v or {})} for k, v in value.items()]
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class ModelConfig(BaseModel):
+    """`name` picks the model; the other keys are that model's parameters (checked by its class)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field("cnn", description="model name, see `visionstudy.models.list_models()`")
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = Field(
+        "adam", description="optimizer"
+    )
+    lr: float = Field(1e-3, gt=0, description="base learning rate")
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd / rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled for adamw, L2-in-gradient else")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam / adamw betas")
+    alpha: float = Field(0.99, gt=0, lt=1, description="rmsprop smoothing (Keras 'rho')")
+    eps: float = Field(1e-8, gt=0, description="numerical epsilon")
+    backbone_lr: float | None = Field(None, gt=0, description="lr of pretrained backbone layers")
+
+
+class SchedulerConfig(Strict):
+    name: Literal[
+        "none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau", "halve"
+    ] = Field("none", description="learning-rate schedule, stepped once per epoch")
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="step / multistep / exponential decay factor")
+    milestones: list[int] = Field(default_factory=list, description="multistep: decay epochs")
+    every: int = Field(10, ge=1, description="halve: halve the lr every this many epochs")
+    factor: float = Field(0.5, gt=0, lt=1, description="plateau: lr multiplier on a plateau")
+    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+    monitor: Literal["val_loss", "val_accuracy"] = Field("val_loss", description="plateau: metric")
+    min_lr: float = Field(0.0, ge=0, description="floor for plateau and cosine")
+    max_lr: float | None = Field(None, gt=0, description="onecycle: peak lr (default: lr)")
+    pct_start: float = Field(0.25, gt=0, lt=1, description="onecycle: share of rising steps")
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up from lr/10 before the schedule")
+
+
+class EarlyStoppingConfig(Strict):
+    monitor: Literal["val_loss", "val_accuracy"] = Field("val_loss", description="metric watched")
+    patience: int = Field(10, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, ge=1, description="maximum number of epochs")
+    batch_size: int = Field(128, ge=1, description="training batch size (per process)")
+    eval_batch_size: int = Field(1024, ge=1, description="evaluation batch size")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    l1: float = Field(0.0, ge=0, description="explicit L1 penalty on weights (not biases/norms)")
+    l2: float = Field(0.0, ge=0, description="explicit L2 penalty on weights (not biases/norms)")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this")
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="stop on no improvement")
+    restore_best: bool = Field(True, description="evaluate the best-val checkpoint on the test set")
+    tta: bool = Field(False, description="test-time augmentation: average with the h-flipped image")
+    precision: Literal["auto", "32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="memory layout; auto: on for convolutional models"
+    )
+    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+    devices: int = Field(1, ge=1, description="data-parallel processes (GPUs, or CPU processes)")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("channels_last", mode="before")
+    @classmethod
+    def _bool_layout(cls, value: Any) -> Any:
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+class RunConfig(Strict):
+    """Everything one training run needs."""
+
+    name: str = Field("run", description="run name, used for the default output folder")
+    seed: int = Field(0, description="seed of weights, shuffling and augmentation")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------------------- loading
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `override` merged in; nested dicts merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'train.optimizer.lr=0.01' → {'train': {'optimizer': {'lr': 0.01}}} (value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...)")
+    return data
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: 'train.optimizer.lr: Input should be greater than 0 (got -1)'."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        where = ".".join(p for p in (prefix, loc) if p)
+        got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key; check the spelling")
+        else:
+            lines.append(f"{where}: {err['msg']}{got}")
+    return "\n".join(lines)
+
+
+def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a raw mapping whole: the common fields, then the model's own parameters."""
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config\n{format_validation_error(exc)}") from None
+    from visionstudy.models import check_model_params
+
+    check_model_params(cfg.model, source)
+    from visionstudy.data.augment import check_augment_specs
+
+    check_augment_specs(cfg.data.augment, source)
+    return cfg
+
+
+def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
+    raw = read_yaml(path)
+    for text in overrides:
+        raw = deep_merge(raw, parse_override(text))
+    return validate_run_config(raw, str(path))
+
+
+def dump_config(cfg: RunConfig) -> dict[str, Any]:
+    """A plain mapping that `validate_run_config` loads back to an equal config."""
+    return cfg.model_dump(mode="json")

@@ -1,0 +1,217 @@
+"""The dataset contract: a source finds its files, verifies them and decodes them to uint8 arrays.
+
+`load_raw` adds what every source shares: where to look, downloading when allowed, and a cache of the
+decoded arrays so that a second run starts in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from visionstudy.config import DataConfig
+from visionstudy.data.files import (
+    RemoteFile,
+    cache_root,
+    download,
+    search_roots,
+    warn_unverified,
+)
+from visionstudy.errors import DataError
+from visionstudy.registry import Registry
+
+CACHE_VERSION = 1  # bump when decoding changes, so stale caches are ignored
+
+
+@dataclass
+class Split:
+    """Images as uint8 (N, H, W, C) and integer labels (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: np.ndarray) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass
+class RawDataset:
+    """A dataset as its source gives it: official splits, class names, where it came from."""
+
+    name: str
+    train: Split
+    test: Split
+    class_names: list[str]
+    val: Split | None = None  # only sources with an official validation split
+    files: list[Path] = field(default_factory=list)
+    checksum: str = ""  # md5 over the decoded arrays: the same data give the same checksum
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not loaded
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width)"""
+        _, h, w, c = self.train.images.shape
+        return c, h, w
+
+
+class DatasetSource(ABC):
+    """A dataset kind. Subclasses set `name`, `description`, and implement `find` and `decode`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    subdirs: ClassVar[tuple[str, ...]] = ()  # folder names a data root may hold it under
+
+    def remote_files(self, cfg: DataConfig) -> list[RemoteFile]:
+        """The official files to download; empty for sources that cannot be downloaded."""
+        return []
+
+    @abstractmethod
+    def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
+        """The local files this dataset needs, or None when some are not there."""
+
+    def verify(self, cfg: DataConfig, paths: list[Path]) -> None:
+        """Raise a `DataError` unless the files are the official ones (checksums by default)."""
+
+    @abstractmethod
+    def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
+        """Read the files into arrays; raise a `DataError` naming a damaged file."""
+
+    def cache_options(self, cfg: DataConfig) -> dict[str, object]:
+        """The config fields that change what `decode` returns."""
+        return {"split": cfg.split, "label": cfg.label}
+
+
+DATASETS: Registry[DatasetSource] = Registry("dataset")
+
+
+def register_dataset(cls: type[DatasetSource]) -> type[DatasetSource]:
+    DATASETS.add(cls.name, cls())
+    return cls
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.names()
+
+
+def get_source(name: str) -> DatasetSource:
+    return DATASETS.get(name, "data.dataset")
+
+
+def arrays_checksum(*arrays: np.ndarray) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for a in arrays:
+        digest.update(np.ascontiguousarray(a).data)
+    return digest.hexdigest()
+
+
+def fetch(cfg: DataConfig, cli_dir: Path | None = None) -> list[Path]:
+    """Make sure the files are present (download them if needed) and verified; return them."""
+    source = get_source(cfg.dataset)
+    roots = search_roots(cfg.data_dir, cli_dir)
+    paths = source.find(cfg, roots)
+    if paths is None:
+        remotes = source.remote_files(cfg)
+        if not remotes or not cfg.download:
+            raise missing_error(source, cfg, roots)
+        # An explicit, writable data dir (config, CLI, env) receives the files; else the cache.
+        explicit = [r for r in roots[:-1] if r.is_dir() and os.access(r, os.W_OK)]
+        target = explicit[0] if explicit else roots[-1] / source.name
+        for remote in remotes:
+            download(remote, target, cfg.verify)
+        paths = source.find(cfg, [target])
+        if paths is None:
+            raise missing_error(source, cfg, [target])
+    if cfg.verify:
+        source.verify(cfg, paths)
+    else:
+        for p in paths:
+            warn_unverified(p)
+    return paths
+
+
+def missing_error(source: DatasetSource, cfg: DataConfig, roots: list[Path]) -> DataError:
+    names = ", ".join(r.name for r in source.remote_files(cfg)) or "the dataset files"
+    looked = ", ".join(str(r) for r in roots)
+    how = (
+        "enable downloads (data.download: true) or " if source.remote_files(cfg) else ""
+    ) + "put the official files in a folder and pass --data-dir FOLDER (or set VISIONSTUDY_DATA_DIR)"
+    return DataError(f"dataset {cfg.dataset!r}: {names} not found (looked in {looked}); {how}")
+
+
+def _cache_key(source: DatasetSource, cfg: DataConfig, paths: list[Path]) -> str:
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    blob = json.dumps(
+        [CACHE_VERSION, source.name, source.cache_options(cfg), cfg.verify, stats], default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def load_raw(cfg: DataConfig, cli_dir: Path | None = None, use_cache: bool = True) -> RawDataset:
+    """Find, verify and decode a dataset; decoded arrays are cached keyed by the files' stats."""
+    source = get_source(cfg.dataset)
+    roots = search_roots(cfg.data_dir, cli_dir)
+    paths = source.find(cfg, roots)
+    cache = cache_root() / "decoded"
+    if paths is not None and use_cache and paths:
+        key = _cache_key(source, cfg, paths)
+        hit = _read_cache(cache / key)
+        if hit is not None:
+            return hit
+    paths = fetch(cfg, cli_dir)
+    raw = source.decode(cfg, paths)
+    if use_cache and paths:
+        _write_cache(cache / _cache_key(source, cfg, paths), raw)
+    return raw
+
+
+def _read_cache(folder: Path) -> RawDataset | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        arrays = {k: np.load(folder / f"{k}.npy") for k in meta["arrays"]}
+    except (OSError, ValueError, KeyError):
+        return None
+    val = Split(arrays["val_images"], arrays["val_labels"]) if "val_images" in arrays else None
+    return RawDataset(
+        name=meta["name"],
+        train=Split(arrays["train_images"], arrays["train_labels"]),
+        test=Split(arrays["test_images"], arrays["test_labels"]),
+        val=val,
+        class_names=meta["class_names"],
+        files=[Path(p) for p in meta["files"]],
+        checksum=meta["checksum"],
+        skipped=[tuple(s) for s in meta["skipped"]],  # type: ignore[misc]
+    )
+
+
+def _write_cache(folder: Path, raw: RawDataset) -> None:
+    """Write into a temporary folder and rename: a crash never leaves a half cache."""
+    arrays = {"train_images": raw.train.images, "train_labels": raw.train.labels,
+              "test_images": raw.test.images, "test_labels": raw.test.labels}
+    if raw.val is not None:
+        arrays |= {"val_images": raw.val.images, "val_labels": raw.val.labels}
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            for k, a in arrays.items():
+                np.save(Path(tmp) / f"{k}.npy", a)
+            meta = {"name": raw.name, "class_names": raw.class_names, "arrays": list(arrays),
+                    "files": [str(p) for p in raw.files], "checksum": raw.checksum,
+                    "skipped": raw.skipped}
+            (Path(tmp) / "meta.json").write_text(json.dumps(meta))
+            if folder.exists():
+                return
+            os.replace(tmp, folder)
+            Path(tmp).mkdir()  # TemporaryDirectory cleans up the name it created
+    except OSError:
+        pass  # a read-only home only costs speed

@@ -1,0 +1,97 @@
+"""A batch loader for datasets that fit in memory: tensors stay on the device, batches are
+shuffled, normalised and augmented there, reproducibly under a seed. No worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from visionstudy.data.augment import Pipeline
+
+
+class BatchLoader:
+    """Yields (images float (B, C, H, W) normalised, targets) batches.
+
+    Images are kept as uint8 (4x smaller than float) and converted per batch. With `world > 1`
+    each process takes every `world`-th sample of one shared permutation (data-parallel training);
+    all processes must use the same seed.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        *,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        num_classes: int,
+        augment: Pipeline | None = None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        channels_last: bool = False,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.device = torch.device(device)
+        self.x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+        self.y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.x, self.y = self.x.to(self.device), self.y.to(self.device)
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
+        self.batch_size = batch_size
+        self.num_classes = num_classes
+        self.augment = augment or Pipeline([])
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.channels_last = channels_last
+        self.rank, self.world = rank, world
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this process sees per epoch."""
+        return len(self.y) // self.world
+
+    def __len__(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        n = len(self.y)
+        if self.shuffle:
+            idx = torch.randperm(n, generator=self.generator, device=self.device)
+        else:
+            idx = torch.arange(n, device=self.device)
+        return idx[: self.num_samples * self.world][self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = self.order()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.batch(idx[start : start + self.batch_size])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.x[idx], self.y[idx]
+        for op in self.augment.uint8_ops:
+            x, y = op(x, y, self.generator)
+        x = x.float().div_(255).sub_(self.mean).div_(self.std)
+        target: torch.Tensor = y
+        if self.augment.mixes_labels:
+            target = F.one_hot(y, self.num_classes).float()
+        for op in self.augment.float_ops:
+            x, target = op(x, target, self.generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, target
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,160 @@
+"""From a raw dataset to what training needs: class subset, train/val split or fold, normalisation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionstudy.config import DataConfig
+from visionstudy.data.base import RawDataset, Split, load_raw
+from visionstudy.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """The three splits of one run, with the class names and the normalisation to apply."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    class_names: list[str]
+    mean: tuple[float, ...]  # per channel, in 0..1 units, from the training split only
+    std: tuple[float, ...]
+    checksum: str
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width)"""
+        _, h, w, c = self.train.images.shape
+        return c, h, w
+
+
+def select_classes(raw: RawDataset, spec: str | list[str] | None) -> RawDataset:
+    """Keep a subset of classes ('first:N' or names), re-indexed 0..K-1 in the given order."""
+    if spec is None:
+        return raw
+    if isinstance(spec, str):
+        kind, _, n = spec.partition(":")
+        if kind != "first" or not n.isdigit() or not 2 <= int(n) <= len(raw.class_names):
+            raise ConfigError(
+                f"data.classes: {spec!r} is not understood; use 'first:N' with 2 <= N <= "
+                f"{len(raw.class_names)}, or a list of class names"
+            )
+        keep = list(range(int(n)))
+    else:
+        unknown = [c for c in spec if c not in raw.class_names]
+        if unknown:
+            raise ConfigError(
+                f"data.classes: unknown class names {unknown}; {raw.name} has: "
+                + ", ".join(raw.class_names)
+            )
+        if len(set(spec)) < 2 or len(set(spec)) != len(spec):
+            raise ConfigError("data.classes: give at least two distinct class names")
+        keep = [raw.class_names.index(c) for c in spec]
+    remap = np.full(len(raw.class_names), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+
+    def subset(split: Split) -> Split:
+        mask = np.isin(split.labels, keep)
+        return Split(split.images[mask], remap[split.labels[mask]])
+
+    return RawDataset(
+        name=raw.name, train=subset(raw.train), test=subset(raw.test),
+        val=subset(raw.val) if raw.val is not None else None,
+        class_names=[raw.class_names[i] for i in keep], files=raw.files,
+        checksum=raw.checksum, skipped=raw.skipped,
+    )
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, field_name: str = "data.val_fraction"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices; each class contributes round(fraction * its count) to held-out.
+
+    Exact per class, so every class is in both parts; a class too small for that is an error.
+    """
+    rng = np.random.default_rng(seed)
+    kept, held = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n_held = int(round(fraction * len(idx)))
+        if n_held < 1 or n_held >= len(idx):
+            raise DataError(
+                f"{field_name}={fraction}: class {c} has {len(idx)} samples, too few to keep some "
+                "on both sides of the split; use another fraction or drop the class (data.classes)"
+            )
+        idx = rng.permutation(idx)
+        held.append(idx[:n_held])
+        kept.append(idx[n_held:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
+
+
+def kfold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Deterministic stratified k-fold: [(train, val)] per fold; the vals are disjoint and cover."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(labels)
+    small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < folds))]
+    if small:
+        raise DataError(
+            f"data.folds={folds}: classes {small} have fewer than {folds} training samples; "
+            "use fewer folds"
+        )
+    kf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [(np.sort(tr), np.sort(va)) for tr, va in kf.split(np.zeros(len(labels)), labels)]
+
+
+def channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 (N, H, W, C) images, in 0..1 units."""
+    c = images.shape[-1]
+    total = np.zeros(c)
+    total_sq = np.zeros(c)
+    for i in range(0, len(images), chunk):
+        block = images[i : i + chunk].reshape(-1, c).astype(np.float64) / 255.0
+        total += block.sum(0)
+        total_sq += (block**2).sum(0)
+    n = images.size // c
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 1e-12))
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def split_train_val(raw: RawDataset, cfg: DataConfig) -> tuple[Split, Split]:
+    if cfg.folds is not None or cfg.fold is not None:
+        if cfg.folds is None or cfg.fold is None or cfg.fold >= cfg.folds:
+            raise ConfigError(
+                f"data.fold={cfg.fold}, data.folds={cfg.folds}: give both, with 0 <= fold < folds"
+            )
+        tr, va = kfold_indices(raw.train.labels, cfg.folds, cfg.split_seed)[cfg.fold]
+        return raw.train.take(tr), raw.train.take(va)
+    if raw.val is not None and len(raw.val):
+        return raw.train, raw.val
+    tr, va = stratified_split(raw.train.labels, cfg.val_fraction, cfg.split_seed)
+    return raw.train.take(tr), raw.train.take(va)
+
+
+def prepare(cfg: DataConfig, cli_dir: Path | None = None) -> PreparedData:
+    raw = select_classes(load_raw(cfg, cli_dir), cfg.classes)
+    train, val = split_train_val(raw, cfg)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
+        drop = 1 - cfg.max_train_samples / len(train)
+        keep, _ = stratified_split(train.labels, drop, cfg.split_seed, "data.max_train_samples")
+        train = train.take(keep)
+    c = train.images.shape[-1]
+    mean, std = channel_stats(train.images) if cfg.normalize else ((0.0,) * c, (1.0,) * c)
+    return PreparedData(
+        name=raw.name, train=train, val=val, test=raw.test, class_names=raw.class_names,
+        mean=mean, std=std, checksum=raw.checksum, files=raw.files, skipped=raw.skipped,
+    )

@@ -1,0 +1,120 @@
+"""A user's own images: one subfolder per class, optionally under train/, val/ and test/."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from visionstudy.config import DataConfig
+from visionstudy.data.base import DatasetSource, RawDataset, Split, arrays_checksum, register_dataset
+from visionstudy.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+MAX_PIXELS = 8192 * 8192  # larger declared sizes are refused before decoding (decompression bombs)
+DEFAULT_SIZE = 32  # side length when data.image_size is not given
+SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+
+
+def split_folders(root: Path) -> dict[str, Path]:
+    """{'train': ..., 'val': ..., 'test': ...} where present; a flat layout is all 'train'."""
+    found = {}
+    for split, names in SPLIT_DIRS.items():
+        for name in names:
+            if (root / name).is_dir():
+                found[split] = root / name
+                break
+    if "train" not in found:
+        return {"train": root}
+    return found
+
+
+def list_images(folder: Path) -> list[tuple[Path, str]]:
+    """(file, class name) for every file with an image extension, in a stable order."""
+    out = []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(class_dir.rglob("*")):
+            if f.is_file() and f.suffix.lower() in EXTENSIONS:
+                out.append((f, class_dir.name))
+    return out
+
+
+def read_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """Decode one image to uint8 (size, size, channels); raises ValueError with the reason."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ValueError(f"declares {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
+            im.draft("L" if channels == 1 else "RGB", (size, size))  # JPEG: decode at low res
+            im = im.convert("L" if channels == 1 else "RGB")
+            im = im.resize((size, size), Image.Resampling.BILINEAR)
+            a = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    return a[..., None] if channels == 1 else a
+
+
+@register_dataset
+class ImageFolder(DatasetSource):
+    name = "imagefolder"
+    description = "your own images: data.path with one subfolder per class (optional train/val/test)"
+
+    def root(self, cfg: DataConfig) -> Path:
+        if cfg.path is None:
+            raise ConfigError("data.path: imagefolder needs the folder of class subfolders")
+        if not cfg.path.is_dir():
+            raise DataError(f"data.path: {cfg.path} is not a folder")
+        return cfg.path
+
+    def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
+        root = self.root(cfg)
+        return [f for folder in split_folders(root).values() for f, _ in list_images(folder)]
+
+    def cache_options(self, cfg: DataConfig) -> dict[str, object]:
+        return {"path": str(cfg.path), "size": cfg.image_size, "channels": cfg.channels,
+                "test_fraction": cfg.test_fraction, "seed": cfg.split_seed}
+
+    def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
+        root = self.root(cfg)
+        size, channels = cfg.image_size or DEFAULT_SIZE, cfg.channels or 3
+        folders = split_folders(root)
+        class_names = sorted({c for _, c in list_images(folders["train"])})
+        if len(class_names) < 2:
+            raise DataError(f"{folders['train']}: needs at least two class subfolders with images")
+        skipped: list[tuple[str, str]] = []
+        splits: dict[str, Split] = {}
+        for split, folder in folders.items():
+            xs, ys = [], []
+            for f, cls in list_images(folder):
+                if cls not in class_names:
+                    raise DataError(f"{f}: class {cls!r} is not among the training classes")
+                try:
+                    xs.append(read_image(f, size, channels))
+                    ys.append(class_names.index(cls))
+                except ValueError as exc:
+                    skipped.append((str(f), str(exc)))
+                    log.warning("skipping %s: %s", f, exc)
+            images = np.stack(xs) if xs else np.zeros((0, size, size, channels), np.uint8)
+            splits[split] = Split(images, np.asarray(ys, dtype=np.int64))
+        if len(splits["train"]) == 0:
+            raise DataError(f"{folders['train']}: no readable images")
+        if "test" not in splits:
+            splits["train"], splits["test"] = _hold_out(splits["train"], cfg)
+        t = splits["train"]
+        return RawDataset(
+            name=f"imagefolder:{root.name}", train=t, test=splits["test"], val=splits.get("val"),
+            class_names=class_names, files=[root], skipped=skipped,
+            checksum=arrays_checksum(t.images, t.labels, splits["test"].images),
+        )
+
+
+def _hold_out(split: Split, cfg: DataConfig) -> tuple[Split, Split]:
+    from visionstudy.data.prepare import stratified_split
+
+    keep, test = stratified_split(split.labels, cfg.test_fraction, cfg.split_seed, "data.test_fraction")
+    return split.take(keep), split.take(test)
