@@ -1,8 +1,8 @@
 """Training augmentations that run on whole batches as tensor ops, with per-sample randomness.
 
-Each one takes normalised float images (N, C, H, W) on any device, labels (N,) or soft targets
-(N, K), and a `torch.Generator` on the same device, and returns new (images, targets). Zero is the
-fill value: after normalisation that is the dataset mean. torchvision's policies (AutoAugment,
+Each one takes float images (N, C, H, W) in 0..1 on any device, labels (N,) or soft targets
+(N, K), and a `torch.Generator` on the same device, and returns new (images, targets). They run
+before normalisation, so the fill value 0 is black, as in torchvision's padding. torchvision's policies (AutoAugment,
 RandAugment, TrivialAugment) work per image on uint8, before normalisation (`on_uint8 = True`).
 """
 

@@ -80,12 +80,13 @@ class BatchLoader:
         x, y = self.x[idx], self.y[idx]
         for op in self.augment.uint8_ops:
             x, y = op(x, y, self.generator)
-        x = x.float().div_(255).sub_(self.mean).div_(self.std)
+        x = x.float().div_(255)
         target: torch.Tensor = y
         if self.augment.mixes_labels:
             target = F.one_hot(y, self.num_classes).float()
         for op in self.augment.float_ops:
             x, target = op(x, target, self.generator)
+        x = x.sub_(self.mean).div_(self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, target

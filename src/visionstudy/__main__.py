@@ -1,0 +1,3 @@
+from visionstudy.cli import main
+
+main()

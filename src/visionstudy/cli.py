@@ -1,0 +1,188 @@
+"""The `visionstudy` command: a thin layer mapping arguments onto config objects and stage calls.
+
+    visionstudy datasets list
+    visionstudy datasets info fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
+    visionstudy datasets preview digits --out grid.png --augment crop,flip
+    visionstudy train examples/digits-quick.yaml --set train.epochs=5 --out runs/digits
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visionstudy.errors import VisionStudyError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Image-classification studies as files and one command.",
+)
+datasets_app = typer.Typer(no_args_is_help=True, help="List, inspect, fetch and preview datasets.")
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="offline mirror: the dataset's folder or a root of folders"),
+]
+NoVerify = Annotated[
+    bool, typer.Option("--no-verify", help="accept files whose checksum differs (re-packed copy)")
+]
+
+
+def data_config(name: str, **fields: Any) -> Any:
+    from visionstudy.config import DataConfig, format_validation_error
+    from visionstudy.errors import ConfigError
+    from pydantic import ValidationError
+
+    try:
+        return DataConfig(dataset=name, **{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "data")) from None
+
+
+# ------------------------------------------------------------------------------------- datasets
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """The registered datasets."""
+    from visionstudy.data import DATASETS
+
+    table = Table("name", "description")
+    for name in DATASETS:
+        table.add_row(name, DATASETS.get(name).description)
+    console.print(table)
+
+
+@datasets_app.command("info")
+def datasets_info(
+    name: str,
+    data_dir: DataDir = None,
+    split: Annotated[str | None, typer.Option(help="dataset variant, e.g. EMNIST 'letters'")] = None,
+    path: Annotated[Path | None, typer.Option(help="imagefolder: the folder")] = None,
+    no_verify: NoVerify = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Split sizes, classes, image shape, mean/std and where the files are."""
+    from visionstudy.data import get_source, load_raw
+    from visionstudy.data.prepare import channel_stats
+
+    cfg = data_config(name, split=split, path=path, verify=not no_verify)
+    get_source(name)
+    raw = load_raw(cfg, data_dir)
+    mean, std = channel_stats(raw.train.images)
+    c, h, w = raw.image_shape
+    info = {
+        "dataset": raw.name, "train": len(raw.train), "test": len(raw.test),
+        "val": len(raw.val) if raw.val is not None else None,
+        "image_shape": [c, h, w], "classes": len(raw.class_names), "class_names": raw.class_names,
+        "mean": [round(m, 4) for m in mean], "std": [round(s, 4) for s in std],
+        "files": [str(p) for p in raw.files], "checksum": raw.checksum,
+        "skipped": len(raw.skipped),
+    }
+    if as_json:
+        print(json.dumps(info))
+        return
+    table = Table(show_header=False)
+    table.add_row("dataset", raw.name)
+    table.add_row("train / test", f"{len(raw.train):,} / {len(raw.test):,}"
+                  + (f" (val {len(raw.val):,})" if raw.val is not None else ""))
+    table.add_row("image shape", f"{c} x {h} x {w} (channels x height x width)")
+    table.add_row("classes", f"{len(raw.class_names)}: " + ", ".join(raw.class_names))
+    table.add_row("mean / std", f"{info['mean']} / {info['std']}")
+    table.add_row("files", "\n".join(info["files"]) or "(embedded in scikit-learn)")
+    table.add_row("checksum", raw.checksum)
+    if raw.skipped:
+        table.add_row("skipped", f"{len(raw.skipped)} unreadable files (see the warnings)")
+    console.print(table)
+
+
+@datasets_app.command("fetch")
+def datasets_fetch(
+    name: str,
+    data_dir: DataDir = None,
+    split: Annotated[str | None, typer.Option(help="dataset variant, e.g. EMNIST 'letters'")] = None,
+    no_verify: NoVerify = False,
+) -> None:
+    """Download the official files (or find them in a mirror) and verify them."""
+    from visionstudy.data import fetch, get_source
+
+    get_source(name)
+    paths = fetch(data_config(name, split=split, verify=not no_verify), data_dir)
+    for p in paths:
+        console.print(f"ok {p}")
+    if not paths:
+        console.print(f"{name}: nothing to fetch (embedded or local)")
+
+
+@datasets_app.command("preview")
+def datasets_preview(
+    name: str,
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write")] = Path("grid.png"),
+    augment: Annotated[str, typer.Option(help="comma-separated augmentations")] = "",
+    count: Annotated[int, typer.Option(help="number of images", min=1, max=256)] = 32,
+    seed: int = 0,
+    data_dir: DataDir = None,
+    split: Annotated[str | None, typer.Option(help="dataset variant")] = None,
+    path: Annotated[Path | None, typer.Option(help="imagefolder: the folder")] = None,
+    no_verify: NoVerify = False,
+) -> None:
+    """Write a labelled grid of training images, plain or augmented."""
+    from visionstudy.data import build_pipeline, prepare
+    from visionstudy.data.preview import sample_grid, save_grid
+
+    cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
+    data = prepare(cfg, data_dir)
+    images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed)
+    title = f"{data.name}" + (f" — augmented: {augment}" if augment else "")
+    console.print(f"wrote {save_grid(images, titles, out, title)}")
+
+
+# ------------------------------------------------------------------------------------- entry
+
+
+def setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.ERROR if quiet else logging.WARNING,
+        format="%(levelname)s: %(message)s", stream=sys.stderr, force=True,
+    )
+
+
+def main() -> None:
+    """Run the CLI; user errors print one clear message and exit 2, never a traceback."""
+    setup_logging("--quiet" in sys.argv)
+    try:
+        app(standalone_mode=False)
+    except VisionStudyError as exc:
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""A labelled grid of sample images, plain or augmented, to see what the model will see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visionstudy.data.augment import Pipeline
+from visionstudy.data.loader import BatchLoader
+from visionstudy.data.prepare import PreparedData
+
+
+def sample_grid(
+    data: PreparedData, augment: Pipeline | None, count: int = 32, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """`count` training images (N, H, W, C) floats in 0..1 after augmentation, and their titles."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(data.train), size=min(count, len(data.train)), replace=False)
+    loader = BatchLoader(
+        data.train.images[idx], data.train.labels[idx], len(idx), mean=data.mean, std=data.std,
+        num_classes=data.num_classes, augment=augment, seed=seed,
+    )
+    x, target = next(iter(loader))
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    images = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    labels = target.argmax(1) if target.ndim == 2 else target
+    return images, [data.class_names[int(i)] for i in labels]
+
+
+def save_grid(images: np.ndarray, titles: list[str], out: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = min(8, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, name in zip(axes.flat, images, titles, strict=False):
+        gray = img.shape[-1] == 1
+        ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
