@@ -1,0 +1,20 @@
+"""Models: a registry, `create_model`, and the MLP, CNN and ResNet families."""
+
+from visionstudy.models import cnn, mlp, resnet  # noqa: F401  (registers the built-in models)
+from visionstudy.models.base import (
+    MODELS,
+    Classifier,
+    Params,
+    check_model_params,
+    count_flops,
+    count_params,
+    create_model,
+    list_models,
+    register_model,
+    validate_params,
+)
+
+__all__ = [
+    "MODELS", "Classifier", "Params", "check_model_params", "count_flops", "count_params",
+    "create_model", "list_models", "register_model", "validate_params",
+]

@@ -1,0 +1,160 @@
+"""The model contract, the registry and `create_model`.
+
+Every model is a `Classifier`: `forward_features(x)` gives the penultimate features (N, D),
+`forward_head(features)` the logits; `forward` is both. Each registered model has a pydantic class
+of parameters, so a config is checked before anything is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from visionstudy.errors import ConfigError
+from visionstudy.registry import Registry
+
+
+class Params(BaseModel):
+    """Base of every model's parameter class: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Classifier(nn.Module):
+    """Base class: subclasses build `self.features` (input → (N, num_features)) and `self.head`."""
+
+    num_features: int
+    convolutional: bool = True  # channels_last pays off for convolutions only
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    builder: Callable[..., Classifier]  # (in_channels, num_classes, input_size, params) -> model
+    params: type[Params]
+    description: str
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(name: str, params: type[Params]) -> Callable[[Callable[..., Classifier]], Any]:
+    """Decorator: `@register_model('cnn', CNNParams)` over `build(in_ch, classes, size, p)`."""
+
+    def decorator(builder: Callable[..., Classifier]) -> Callable[..., Classifier]:
+        doc = (builder.__doc__ or name).strip().splitlines()[0]
+        MODELS.add(name, ModelSpec(builder, params, doc))
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+def validate_params(name: str, params: dict[str, Any], prefix: str = "model") -> Params:
+    from visionstudy.config import format_validation_error
+
+    spec = MODELS.get(name, f"{prefix}.name")
+    try:
+        return spec.params.model_validate(params)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, prefix)) from None
+
+
+def check_model_params(model_cfg: Any, source: str) -> Params:
+    try:
+        return validate_params(model_cfg.name, model_cfg.params())
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: invalid config\n{exc}") from None
+
+
+def create_model(
+    name: str, in_channels: int, num_classes: int, input_size: int | tuple[int, int] = 32,
+    **params: Any,
+) -> Classifier:
+    """Build a registered model for (in_channels, H, W) inputs; impossible shapes raise ConfigError."""
+    spec = MODELS.get(name, "model.name")
+    p = validate_params(name, params)
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    model = spec.builder(in_channels, num_classes, size, p)
+    init_weights(model)
+    return model
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-normal weights for convolutions and linear layers, zero biases, unit norms."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """FLOPs of one forward pass on one image (torch's flop counter: 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]  # a dropout probability
+Activation = Literal["relu", "elu", "leaky_relu", "gelu", "selu", "silu", "tanh", "sigmoid"]
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
+    "gelu": nn.GELU,
+    "selu": nn.SELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def per_layer(value: Any, count: int, field: str) -> list[Any]:
+    """A scalar applies to every layer; a list must have one value per layer."""
+    if isinstance(value, list):
+        if len(value) != count:
+            raise ConfigError(
+                f"model.{field}: {len(value)} values for {count} layers; give one per layer "
+                "or a single value for all"
+            )
+        return value
+    return [value] * count

@@ -1,0 +1,106 @@
+"""Plain convolutional networks: stages of convolutions, pooling, then dense layers.
+
+Expresses every CNN of the seeds, e.g. seed 000's baseline `channels: [32, 64], hidden: [128]`
+(546,388 parameters for 20 classes) and its advanced CNN
+`channels: [[64, 64], [128, 128], [256, 256]], hidden: [512, 256], batch_norm: true`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from visionstudy.errors import ConfigError
+from visionstudy.models.base import Activation, Classifier, Params, Rate, activation, per_layer, register_model
+
+
+class CNNParams(Params):
+    channels: list[int | list[int]] = Field(
+        [32, 64], min_length=1, description="per stage: filters of its conv layer(s)"
+    )
+    kernel_size: int | list[int | list[int]] = Field(
+        3, description="one size for all, one per stage, or one list per stage (e.g. [5, 5, 3])"
+    )
+    padding: Literal["same", "valid"] = Field("same", description="convolution padding")
+    pool: Literal["max", "avg", "none"] = Field("max", description="pooling after each stage")
+    pool_size: int = Field(2, ge=2, description="pooling window and stride")
+    batch_norm: bool = Field(False, description="batch norm after every conv and dense layer")
+    conv_dropout: Rate | list[Rate] = Field(0.0, description="dropout after each stage")
+    hidden: list[int] = Field([128], description="dense layer sizes before the classifier")
+    dropout: Rate | list[Rate] = Field(
+        0.0, description="dropout after each dense layer (or before the classifier if none)"
+    )
+    activation: Activation = Field("relu", description="activation after conv and dense layers")
+    global_pool: bool = Field(False, description="global average pooling instead of flatten")
+
+
+def stage_kernels(p: CNNParams) -> list[list[int]]:
+    stages = [c if isinstance(c, list) else [c] for c in p.channels]
+    ks = per_layer(p.kernel_size, len(stages), "kernel_size")
+    out = []
+    for i, (convs, k) in enumerate(zip(stages, ks, strict=True)):
+        k_list = k if isinstance(k, list) else [k] * len(convs)
+        if len(k_list) != len(convs):
+            raise ConfigError(f"model.kernel_size[{i}]: {len(k_list)} sizes for {len(convs)} convs")
+        out.append(k_list)
+    return out
+
+
+class CNN(Classifier):
+    def __init__(self, in_channels: int, num_classes: int, size: tuple[int, int], p: CNNParams):
+        super().__init__()
+        stages = [c if isinstance(c, list) else [c] for c in p.channels]
+        kernels = stage_kernels(p)
+        conv_drops = per_layer(p.conv_dropout, len(stages), "conv_dropout")
+        h, w = size
+        layers: list[nn.Module] = []
+        width = in_channels
+        for i, (convs, ks, drop) in enumerate(zip(stages, kernels, conv_drops, strict=True)):
+            for c, k in zip(convs, ks, strict=True):
+                layers.append(nn.Conv2d(width, c, k, padding=p.padding))
+                if p.batch_norm:
+                    layers.append(nn.BatchNorm2d(c))
+                layers.append(activation(p.activation))
+                width = c
+                if p.padding == "valid":
+                    h, w = h - k + 1, w - k + 1
+            if p.pool != "none":
+                pool = nn.MaxPool2d if p.pool == "max" else nn.AvgPool2d
+                layers.append(pool(p.pool_size))
+                h, w = h // p.pool_size, w // p.pool_size
+            if h < 1 or w < 1:
+                raise ConfigError(
+                    f"model.channels: stage {i + 1} of {len(stages)} shrinks the {size[0]}x{size[1]} "
+                    f"input to {max(h, 0)}x{max(w, 0)}; use fewer stages, padding: same, "
+                    "or pool: none"
+                )
+            if drop > 0:
+                layers.append(nn.Dropout(drop))
+        if p.global_pool:
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            flat = width
+        else:
+            layers.append(nn.Flatten())
+            flat = width * h * w
+        dense_drops = per_layer(p.dropout, max(len(p.hidden), 1), "dropout")
+        if not p.hidden and dense_drops[0] > 0:
+            layers.append(nn.Dropout(dense_drops[0]))
+        for size_, drop in zip(p.hidden, dense_drops, strict=False):
+            layers.append(nn.Linear(flat, size_))
+            if p.batch_norm:
+                layers.append(nn.BatchNorm1d(size_))
+            layers.append(activation(p.activation))
+            if drop > 0:
+                layers.append(nn.Dropout(drop))
+            flat = size_
+        self.features = nn.Sequential(*layers)
+        self.num_features = flat
+        self.head = nn.Linear(flat, num_classes)
+
+
+@register_model("cnn", CNNParams)
+def build_cnn(in_channels: int, num_classes: int, size: tuple[int, int], p: CNNParams) -> CNN:
+    """Plain CNN: conv stages (channels, kernels, padding, pooling, BN, dropout), dense head."""
+    return CNN(in_channels, num_classes, size, p)
