@@ -147,6 +147,40 @@ def datasets_preview(
     console.print(f"wrote {save_grid(images, titles, out, title)}")
 
 
+# ---------------------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="run config (YAML)")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override a field: --set train.epochs=5 (repeatable)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/<name>)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run from last.pt")] = False,
+    force: Annotated[bool, typer.Option(help="overwrite an existing run directory")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    data_dir: DataDir = None,
+    no_verify: NoVerify = False,
+) -> None:
+    """Train and evaluate one model; writes the run directory."""
+    from visionstudy.config import load_config
+    from visionstudy.experiment import run_experiment
+
+    overrides = list(set_ or []) + (["data.verify=false"] if no_verify else [])
+    cfg = load_config(config, overrides)
+    out = out or Path("runs") / cfg.name
+    metrics = run_experiment(cfg, out, device=device, resume=resume, force=force, quiet=quiet,
+                             data_dir=data_dir)
+    if metrics:
+        console.print(
+            f"test accuracy {metrics['test_accuracy']:.4f}  top-5 {metrics['test_top5_accuracy']:.4f}"
+            f"  loss {metrics['test_loss']:.4f}  macro F1 {metrics['f1_macro']:.4f}  "
+            f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.1f}s)  → {out}",
+            highlight=False,
+        )
+
+
 # ------------------------------------------------------------------------------------- entry
 
 
@@ -161,27 +195,15 @@ def main() -> None:
     """Run the CLI; user errors print one clear message and exit 2, never a traceback."""
     setup_logging("--quiet" in sys.argv)
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors exit 2 with click's message
     except VisionStudyError as exc:
         from rich.markup import escape
 
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
-    except (typer.Exit, SystemExit) as exc:
-        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

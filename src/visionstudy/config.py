@@ -133,6 +133,9 @@ class TrainConfig(Strict):
     l2: float = Field(0.0, ge=0, description="explicit L2 penalty on weights (not biases/norms)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="stop on no improvement")
+    monitor: Literal["val_loss", "val_accuracy"] = Field(
+        "val_accuracy", description="validation metric that picks the best checkpoint"
+    )
     restore_best: bool = Field(True, description="evaluate the best-val checkpoint on the test set")
     tta: bool = Field(False, description="test-time augmentation: average with the h-flipped image")
     precision: Literal["auto", "32", "bf16"] = Field(

@@ -1,0 +1,218 @@
+"""One training run end to end: data → model → fit → test evaluation → run directory.
+
+    visionstudy train examples/digits-quick.yaml --out runs/digits-quick
+
+writes config.yaml (resolved, with versions and the dataset checksum), history.csv, metrics.json,
+predictions.npz and checkpoints/{last,best}.pt. Devices, mixed precision and data-parallel
+processes come from Lightning Fabric; the loop itself is ours (`visionstudy.train`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from visionstudy.config import RunConfig, dump_config
+from visionstudy.data import BatchLoader, PreparedData, build_pipeline, prepare
+from visionstudy.errors import CheckpointError, ConfigError, TrainingError
+from visionstudy.evaluate import classification_metrics
+from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
+from visionstudy.models import Classifier, count_flops, count_params, create_model
+from visionstudy.train.checkpoint import load_checkpoint
+from visionstudy.train.fit import FitResult, fit
+from visionstudy.train.loop import evaluate
+from visionstudy.train.rundir import RunDir
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import sklearn
+    import torchvision
+
+    import visionstudy
+
+    return {
+        "visionstudy": visionstudy.__version__, "python": platform.python_version(),
+        "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+        "lightning": str(lightning.__version__), "numpy": str(np.__version__),
+        "scikit-learn": str(sklearn.__version__),
+    }
+
+
+def resolve_accelerator(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
+    return device
+
+
+def check_run_dir(run: RunDir, resume: bool, force: bool, cfg_dump: dict[str, Any]) -> None:
+    """Never overwrite a finished run without --force; resume only the same config."""
+    if force:
+        for name in ("config.yaml", "history.csv", "metrics.json", "predictions.npz"):
+            (run.path / name).unlink(missing_ok=True)
+        shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+        return
+    if run.is_finished():
+        raise TrainingError(
+            f"{run.path} holds a finished run; pass --force to overwrite it or --out another folder"
+        )
+    if run.has_progress() and not resume:
+        raise TrainingError(
+            f"{run.path} holds an unfinished run; pass --resume to continue it or --force to "
+            "start over"
+        )
+    if resume and run.has_progress():
+        saved = load_checkpoint(run.last).get("config")
+        if saved is not None and saved != cfg_dump:
+            diff = sorted(differences(saved, cfg_dump))
+            raise CheckpointError(
+                f"{run.last}: the run was started with a different config (differs in: "
+                f"{', '.join(diff)}); resume with the same config, or pass --force to start over"
+            )
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if a == b else [prefix]
+
+
+def make_loaders(
+    data: PreparedData, cfg: RunConfig, device: torch.device, channels_last: bool, rank: int,
+    world: int,
+) -> tuple[BatchLoader, BatchLoader, BatchLoader]:
+    t = cfg.train
+    common = dict(mean=data.mean, std=data.std, num_classes=data.num_classes, device=device,
+                  channels_last=channels_last)
+    per_process = len(data.train) // world
+    train = BatchLoader(
+        data.train.images, data.train.labels, t.batch_size, augment=build_pipeline(cfg.data.augment),
+        shuffle=True, drop_last=per_process % t.batch_size == 1,  # a batch of 1 breaks batch norm
+        seed=cfg.seed, rank=rank, world=world, **common,
+    )
+    val = BatchLoader(data.val.images, data.val.labels, t.eval_batch_size, **common)
+    test = BatchLoader(data.test.images, data.test.labels, t.eval_batch_size, **common)
+    return train, val, test
+
+
+def build_model(cfg: RunConfig, data: PreparedData) -> Classifier:
+    c, h, w = data.image_shape
+    return create_model(cfg.model.name, c, data.num_classes, (h, w), **cfg.model.params())
+
+
+def run_experiment(
+    cfg: RunConfig,
+    out: Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one run into `out`; returns the test metrics."""
+    from lightning.fabric import Fabric
+
+    accelerator = resolve_accelerator(device)
+    t = cfg.train
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
+    fabric = Fabric(
+        accelerator=accelerator, devices=t.devices, strategy="ddp" if t.devices > 1 else "auto",
+        precision="bf16-mixed" if bf16 else "32-true",
+    )
+    fabric.launch()
+    if accelerator == "cpu":
+        torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // fabric.world_size))
+    else:
+        torch.backends.cudnn.benchmark = True
+    run = RunDir(out)
+    cfg_dump = dump_config(cfg)
+    if fabric.is_global_zero:
+        check_run_dir(run, resume, force, cfg_dump)
+    fabric.barrier()
+
+    fabric.seed_everything(cfg.seed, verbose=False)
+    data = prepare(cfg.data, data_dir)
+    net = build_model(cfg, data)
+    params, flops = count_params(net), count_flops(net, data.image_shape)
+    channels_last = t.channels_last == "on" or (t.channels_last == "auto" and net.convolutional)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if t.compile:
+        net.compile()
+    train_loader, val_loader, test_loader = make_loaders(
+        data, cfg, fabric.device, channels_last, fabric.global_rank, fabric.world_size
+    )
+    if fabric.is_global_zero:
+        write_config(run, cfg_dump, data, params, flops)
+    result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
+                 config_dump=cfg_dump)
+    if not fabric.is_global_zero:
+        return {}
+    if t.restore_best and run.best.is_file():
+        net.load_state_dict(load_checkpoint(run.best)["model"])
+    ev = evaluate(net, test_loader, tta=t.tta, keep_outputs=True, autocast=fabric.autocast())
+    metrics = test_metrics(ev, data, result, params, flops)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, logits=ev.logits, labels=ev.labels, features=ev.features,
+                        class_names=np.array(data.class_names))
+    atomic_write_bytes(run.predictions, buf.getvalue())
+    atomic_write_text(run.metrics, json.dumps(metrics, indent=2))  # last: marks the run finished
+    return metrics
+
+
+def test_metrics(ev: Any, data: PreparedData, result: FitResult, params: int,
+                 flops: int) -> dict[str, Any]:
+    m = classification_metrics(ev.logits, ev.labels, data.num_classes)
+    return {
+        "test_loss": m.pop("loss"), "test_accuracy": m.pop("accuracy"),
+        "test_top5_accuracy": m.pop("top5_accuracy"), **m,
+        "params": params, "flops": flops, "train_seconds": result.train_seconds,
+        "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early, "class_names": data.class_names,
+        "test_samples": len(ev.labels),
+    }
+
+
+def write_config(run: RunDir, cfg_dump: dict[str, Any], data: PreparedData, params: int,
+                 flops: int) -> None:
+    doc = {
+        **cfg_dump,
+        "resolved": {
+            "versions": versions(),
+            "dataset": {
+                "name": data.name, "checksum": data.checksum,
+                "files": [str(p) for p in data.files], "class_names": data.class_names,
+                "image_shape": list(data.image_shape), "train": len(data.train),
+                "val": len(data.val), "test": len(data.test), "mean": list(data.mean),
+                "std": list(data.std), "skipped_files": len(data.skipped),
+            },
+            "model": {"params": params, "flops": flops},
+        },
+    }
+    atomic_write_text(run.config, yaml.safe_dump(doc, sort_keys=False))
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The RunConfig of a run directory (config.yaml without its `resolved` section)."""
+    from visionstudy.config import read_yaml, validate_run_config
+
+    raw = read_yaml(RunDir(run_dir).config)
+    raw.pop("resolved", None)
+    return validate_run_config(raw, str(RunDir(run_dir).config))

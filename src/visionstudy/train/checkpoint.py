@@ -1,0 +1,83 @@
+"""Checkpoints: written atomically, loaded with `weights_only=True` and never unsafely.
+
+A crash while writing leaves the previous file intact (write to a temporary file, fsync, rename);
+a damaged or hostile file gives a `CheckpointError` naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from visionstudy.errors import CheckpointError
+
+FORMAT = "visionstudy-checkpoint-1"
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Serialise to memory, write to a temporary file beside `path`, fsync, then rename."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a visionstudy checkpoint; anything else is a `CheckpointError`, nothing is executed."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint is empty (a crash while writing?)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused: the file holds objects other than plain weights and numbers "
+            f"({str(exc).splitlines()[0][:200]}); it may be hostile and is not loaded"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(
+            f"{path}: truncated or damaged checkpoint ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a visionstudy checkpoint")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch (and CUDA) RNG states, as plain types `weights_only` can load."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(float, np_state[2:])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

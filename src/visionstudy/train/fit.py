@@ -1,0 +1,151 @@
+"""The epoch loop around `train_one_epoch`: validation, schedule, early stopping, checkpoints.
+
+`last.pt` (everything a resume needs) is written atomically after every epoch, `best.pt` (weights)
+whenever the monitored validation metric improves. Resuming restores model, optimizer, schedule,
+loader shuffling state, RNG states, early-stopping state and history, so that on CPU a resumed run
+ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from visionstudy.config import EarlyStoppingConfig, TrainConfig
+from visionstudy.data.loader import BatchLoader
+from visionstudy.fsutil import atomic_write_text
+from visionstudy.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from visionstudy.train.loop import evaluate, train_one_epoch
+from visionstudy.train.optim import Schedule, build_optimizer
+from visionstudy.train.progress import EpochProgress
+from visionstudy.train.rundir import RunDir
+
+HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+
+
+def better(monitor: str, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+    if best is None:
+        return True
+    return value < best - min_delta if monitor == "val_loss" else value > best + min_delta
+
+
+@dataclass
+class EarlyStopping:
+    """Stops after `patience` epochs without improvement of the monitored metric."""
+
+    cfg: EarlyStoppingConfig | None
+    best: float | None = None
+    bad_epochs: int = 0
+
+    def update(self, metrics: dict[str, float]) -> bool:
+        """Record an epoch; True when training should stop."""
+        if self.cfg is None:
+            return False
+        value = metrics[self.cfg.monitor]
+        if better(self.cfg.monitor, value, self.best, self.cfg.min_delta):
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.cfg.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return out.getvalue()
+
+
+def fit(
+    fabric: Any,
+    net: nn.Module,
+    train_loader: BatchLoader,
+    val_loader: BatchLoader,
+    cfg: TrainConfig,
+    run: RunDir,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    config_dump: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train `net` under `fabric` (devices, precision, DDP); rank 0 writes the checkpoints."""
+    optimizer = build_optimizer(net, cfg.optimizer)
+    schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, len(train_loader))
+    model, fab_optimizer = fabric.setup(net, optimizer)
+    early = EarlyStopping(cfg.early_stopping)
+    result = FitResult()
+    if resume and run.has_progress():
+        state = load_checkpoint(run.last)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        train_loader.load_state_dict(state["loader"])
+        early.load_state_dict(state["early_stopping"])
+        result = FitResult(**state["result"])
+        set_rng_state(state["rng"])
+    clip = (lambda: fabric.clip_gradients(model, fab_optimizer, max_norm=cfg.grad_clip)) \
+        if cfg.grad_clip else None
+
+    def all_reduce(t: torch.Tensor) -> torch.Tensor:
+        return fabric.all_reduce(t, reduce_op="sum") if fabric.world_size > 1 else t
+
+    start_epoch = len(result.history)
+    with EpochProgress(cfg.epochs, enabled=not quiet and fabric.is_global_zero) as progress:
+        for epoch in range(start_epoch, cfg.epochs):
+            if result.stopped_early:
+                break
+            lr = schedule.lr()
+            progress.start_epoch(epoch + 1, len(train_loader), lr)
+            stats = train_one_epoch(
+                model, train_loader, fab_optimizer, schedule, backward=fabric.backward, clip=clip,
+                label_smoothing=cfg.label_smoothing, l1=cfg.l1, l2=cfg.l2, all_reduce=all_reduce,
+                on_step=progress.step if not quiet else None,
+            )
+            t0 = time.perf_counter()
+            val = evaluate(net, val_loader, autocast=fabric.autocast())
+            row = {
+                "epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+                "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": lr,
+                "seconds": stats.seconds + time.perf_counter() - t0,
+            }
+            result.history.append(row)
+            result.train_seconds += row["seconds"]
+            schedule.step_epoch(row)
+            if better(cfg.monitor, row[cfg.monitor], result.best_value):
+                result.best_epoch, result.best_value = epoch + 1, row[cfg.monitor]
+                if fabric.is_global_zero:
+                    save_checkpoint({"model": net.state_dict(), "epoch": epoch + 1,
+                                     "config": config_dump}, run.best)
+            result.stopped_early = early.update(row)
+            if fabric.is_global_zero:
+                save_checkpoint({
+                    "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "loader": train_loader.state_dict(),
+                    "early_stopping": early.state_dict(), "rng": rng_state(),
+                    "result": result.__dict__, "epoch": epoch + 1, "config": config_dump,
+                }, run.last)
+                atomic_write_text(run.history, history_csv(result.history))
+            progress.end_epoch(row)
+    return result

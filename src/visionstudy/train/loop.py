@@ -1,0 +1,135 @@
+"""The lean loop: `train_one_epoch` and `evaluate`, pure functions over a model and a loader.
+
+No host synchronisation per step: losses and counts accumulate on the device and are read once per
+epoch (and every few steps only when a progress bar is shown).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from visionstudy.data.loader import BatchLoader
+from visionstudy.errors import TrainingError
+from visionstudy.train.optim import Schedule, weight_penalty
+
+StepHook = Callable[[int, float, float], None]  # (step, loss, accuracy) for progress displays
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    seconds: float
+    lr: float
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    top5_accuracy: float
+    logits: np.ndarray  # (N, K) float32
+    labels: np.ndarray  # (N,) int64
+    features: np.ndarray | None = None  # (N, D) penultimate features
+
+
+def hard_labels(target: torch.Tensor) -> torch.Tensor:
+    return target.argmax(1) if target.ndim == 2 else target
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: BatchLoader,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    *,
+    backward: Callable[[torch.Tensor], None],
+    clip: Callable[[], None] | None = None,
+    label_smoothing: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+    on_step: StepHook | None = None,
+    report_every: int = 20,
+) -> EpochStats:
+    """One pass over the loader; `backward` and `clip` come from the device layer (Fabric)."""
+    start = time.perf_counter()
+    model.train()
+    weights = [p for p in model.parameters() if p.requires_grad and p.ndim > 1] if l1 or l2 else []
+    totals = torch.zeros(3, device=loader.device, dtype=torch.float64)  # loss sum, correct, count
+    for step, (x, target) in enumerate(loader, 1):
+        logits = model(x).float()
+        loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+        objective = loss + weight_penalty(weights, l1, l2) if weights else loss
+        optimizer.zero_grad(set_to_none=True)
+        backward(objective)
+        if clip is not None:
+            clip()
+        optimizer.step()
+        schedule.step_batch()
+        with torch.no_grad():
+            n = len(x)
+            correct = (logits.argmax(1) == hard_labels(target)).sum()
+            totals += torch.stack([loss.detach().double() * n, correct.double(),
+                                   torch.tensor(n, device=totals.device, dtype=torch.float64)])
+        if on_step is not None and (step % report_every == 0 or step == len(loader)):
+            loss_sum, correct_sum, count = totals.tolist()
+            if not math.isfinite(loss_sum):
+                break
+            on_step(step, loss_sum / count, correct_sum / count)
+    loss_sum, correct_sum, count = all_reduce(totals).tolist()
+    if not math.isfinite(loss_sum):
+        raise TrainingError(
+            "the training loss became NaN or infinite; lower the learning rate "
+            "(train.optimizer.lr), add gradient clipping (train.grad_clip) or check the data. "
+            "The last good epoch is kept in checkpoints/last.pt"
+        )
+    return EpochStats(loss_sum / max(count, 1), correct_sum / max(count, 1),
+                      time.perf_counter() - start, schedule.lr())
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: BatchLoader,
+    *,
+    tta: bool = False,
+    keep_outputs: bool = False,
+    autocast: AbstractContextManager[object] | None = None,
+) -> Evaluation:
+    """Loss, accuracy and top-5 accuracy on a loader of integer labels; logits and penultimate
+    features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image."""
+    model.eval()
+    logits_all, labels_all, feats_all = [], [], []
+    with autocast or nullcontext():
+        for x, y in loader:
+            feats = model.forward_features(x)
+            logits = model.forward_head(feats).float()
+            if tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+            logits_all.append(logits)
+            labels_all.append(y)
+            if keep_outputs:
+                feats_all.append(feats.float())
+    logits = torch.cat(logits_all)
+    labels = torch.cat(labels_all)
+    loss = F.cross_entropy(logits, labels).item()
+    k = min(5, logits.shape[1])
+    topk = logits.topk(k, dim=1).indices
+    top1 = (topk[:, 0] == labels).double().mean().item()
+    top5 = (topk == labels[:, None]).any(1).double().mean().item()
+    return Evaluation(
+        loss, top1, top5,
+        logits.cpu().numpy() if keep_outputs else np.empty((0, 0), np.float32),
+        labels.cpu().numpy() if keep_outputs else np.empty(0, np.int64),
+        torch.cat(feats_all).cpu().numpy() if keep_outputs else None,
+    )
