@@ -264,7 +264,12 @@ class TorchvisionPolicy(BatchAugment):
 
     def __call__(self, x, y, gen):
         policy = self.make()
-        return torch.stack([policy(img) for img in x]), y
+        # torchvision draws from the global RNG: seed it from our generator, inside a fork, so the
+        # result repeats under the loader's seed and the global stream is left untouched
+        seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=x.device))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return torch.stack([policy(img) for img in x]), y
 
 
 @AUGMENTATIONS.register("autoaugment")

@@ -30,6 +30,7 @@ ALLOWED_GLOBALS = {
     ("numpy", "dtype"),
     ("copy_reg", "_reconstructor"),
     ("__builtin__", "object"),
+    ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
 }
 
 

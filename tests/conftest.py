@@ -1,0 +1,96 @@
+"""Shared fixtures: tiny datasets written in the official on-disk formats, an isolated cache."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own cache and no data dir from the environment."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("VISIONSTUDY_DATA_DIR", raising=False)
+    monkeypatch.setenv("VISIONSTUDY_DOWNLOAD_URL", "http://127.0.0.1:9/unreachable")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(idx_bytes(array)))
+    return path
+
+
+def glyphs(n: int, classes: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose class is visible: a bright block at a class-dependent row, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 40, (n, size, size), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        r = (c * size) // classes
+        images[i, r : r + max(1, size // classes), 2:-2] = 250
+    return images, labels.astype(np.uint8)
+
+
+def write_mnist_like(folder: Path, classes: int = 10, n_train: int = 200, n_test: int = 50,
+                     prefix: str = "", transpose: bool = False) -> Path:
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    if prefix:
+        names = [prefix + n.replace("t10k", "test") for n in names]
+    for (img_name, lab_name), (n, seed) in zip(
+        ((names[0], names[1]), (names[2], names[3])), ((n_train, 0), (n_test, 1)), strict=True
+    ):
+        x, y = glyphs(n, classes, seed=seed)
+        write_idx_gz(folder / img_name, x.transpose(0, 2, 1) if transpose else x)
+        write_idx_gz(folder / lab_name, y)
+    return folder
+
+
+def cifar_tarball(path: Path, hundred: bool = False, n_per_batch: int = 40) -> Path:
+    """A CIFAR-10 or CIFAR-100 python tarball with the official names, keys and layout."""
+    rng = np.random.default_rng(0)
+    folder = "cifar-100-python" if hundred else "cifar-10-batches-py"
+    k = 100 if hundred else 10
+
+    def batch(n: int) -> dict:
+        fine = (np.arange(n) % k).tolist()
+        data = rng.integers(0, 255, (n, 3072), dtype=np.uint8)
+        if hundred:
+            return {b"data": data, b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine]}
+        return {b"data": data, b"labels": fine}
+
+    files: dict[str, dict] = {}
+    if hundred:
+        files["train"] = batch(n_per_batch * 25)
+        files["test"] = batch(n_per_batch * 2)
+        files["meta"] = {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+                         b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]}
+    else:
+        for i in range(1, 6):
+            files[f"data_batch_{i}"] = batch(n_per_batch)
+        files["test_batch"] = batch(n_per_batch)
+        files["batches.meta"] = {b"label_names": [f"class{i}".encode() for i in range(10)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, obj in files.items():
+            blob = pickle.dumps(obj, protocol=2)
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return path
+
+
+@pytest.fixture
+def mnist_dir(tmp_path) -> Path:
+    return write_mnist_like(tmp_path / "mnist")

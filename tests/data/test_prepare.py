@@ -1,0 +1,84 @@
+"""Class subsets, exact stratified splits, k-folds and normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from visionstudy.config import DataConfig
+from visionstudy.data import channel_stats, kfold_indices, prepare, stratified_split
+from visionstudy.errors import ConfigError, DataError
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(5, 40), min_size=2, max_size=6), st.floats(0.15, 0.5), st.integers(0, 99))
+def test_stratified_split_is_exact_per_class(counts, fraction, seed):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    kept, held = stratified_split(labels, fraction, seed)
+    assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == len(labels)
+    for c, n in enumerate(counts):
+        assert (labels[held] == c).sum() == round(fraction * n)
+
+
+def test_split_is_reproducible_and_seed_dependent():
+    labels = np.arange(100) % 4
+    assert np.array_equal(stratified_split(labels, 0.2, 1)[1], stratified_split(labels, 0.2, 1)[1])
+    assert not np.array_equal(stratified_split(labels, 0.2, 1)[1], stratified_split(labels, 0.2, 2)[1])
+
+
+def test_too_small_class_is_a_clear_error():
+    with pytest.raises(DataError, match="class 1 has 1 samples"):
+        stratified_split(np.array([0, 0, 0, 0, 1]), 0.2, 0)
+
+
+def test_kfolds_are_disjoint_cover_and_stratified():
+    labels = np.repeat(np.arange(3), [20, 30, 50])
+    folds = kfold_indices(labels, 5, seed=0)
+    vals = np.concatenate([va for _, va in folds])
+    assert sorted(vals) == list(range(100))
+    for tr, va in folds:
+        assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 100
+        assert np.bincount(labels[va]).tolist() == [4, 6, 10]
+    again = kfold_indices(labels, 5, seed=0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+
+
+def test_kfold_needs_enough_samples_per_class():
+    with pytest.raises(DataError, match="fewer than 5"):
+        kfold_indices(np.array([0] * 10 + [1] * 3), 5, 0)
+
+
+def test_prepare_fold_uses_the_fold_as_validation():
+    a = prepare(DataConfig(dataset="digits", folds=5, fold=0))
+    b = prepare(DataConfig(dataset="digits", folds=5, fold=1))
+    assert len(a.val) + len(a.train) == len(b.val) + len(b.train)
+    assert not np.array_equal(a.val.labels, b.val.labels) or len(a.val) != len(b.val)
+    with pytest.raises(ConfigError, match="fold"):
+        prepare(DataConfig(dataset="digits", folds=5, fold=5))
+
+
+def test_class_subsets_by_count_and_name():
+    sub = prepare(DataConfig(dataset="digits", classes="first:3"))
+    assert sub.class_names == ["0", "1", "2"] and set(sub.test.labels) == {0, 1, 2}
+    named = prepare(DataConfig(dataset="digits", classes=["7", "3"]))
+    assert named.class_names == ["7", "3"] and set(named.train.labels) == {0, 1}
+    with pytest.raises(ConfigError, match="unknown class names \\['cat'\\]"):
+        prepare(DataConfig(dataset="digits", classes=["cat", "3"]))
+    with pytest.raises(ConfigError, match="first:N"):
+        prepare(DataConfig(dataset="digits", classes="first:99"))
+
+
+def test_val_fraction_bounds_are_validated():
+    with pytest.raises(ValueError, match="val_fraction"):
+        DataConfig(val_fraction=1.0)
+
+
+def test_normalisation_comes_from_the_training_split():
+    data = prepare(DataConfig(dataset="digits"))
+    mean, std = channel_stats(data.train.images)
+    assert data.mean == mean and abs(mean[0] - data.train.images.mean() / 255) < 1e-9
+    assert abs(std[0] - (data.train.images / 255).std()) < 1e-6
+    plain = prepare(DataConfig(dataset="digits", normalize=False))
+    assert plain.mean == (0.0,) and plain.std == (1.0,)
