@@ -1,0 +1,82 @@
+"""Contract tests over the model registry, and the seed reports' exact parameter counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from visionstudy.errors import ConfigError
+from visionstudy.models import MODELS, Params, count_flops, count_params, create_model, list_models
+from visionstudy.models.base import register_model
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [8, 28, 32])
+def test_forward_backward_contract(name, channels, size):
+    model = create_model(name, channels, 7, size)
+    x = torch.randn(3, channels, size, size)
+    feats = model.forward_features(x)
+    assert feats.shape == (3, model.num_features)
+    logits = model.forward_head(feats)
+    assert logits.shape == (3, 7)
+    model(x).logsumexp(1).sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert count_params(model) > 0 and count_flops(model, (channels, size, size)) > 0
+
+
+SEED_000 = {  # seed 000, Table 4: CIFAR-100 first 20 classes, 32x32 RGB
+    "baseline": ({"channels": [32, 64], "hidden": [128]}, 546_388),
+    "dropout": ({"channels": [32, 64], "hidden": [128], "dropout": 0.5}, 546_388),
+    "batchnorm": ({"channels": [32, 64], "hidden": [128], "batch_norm": True}, 546_836),
+    "depth 64/128 + aug": ({"channels": [64, 128], "hidden": [128], "batch_norm": True}, 1_127_572),
+    "advanced": ({"channels": [[64, 64], [128, 128], [256, 256]], "hidden": [512, 256],
+                  "batch_norm": True, "conv_dropout": [0.25, 0.25, 0.25], "dropout": 0.5},
+                 3_382_868),
+}
+
+
+@pytest.mark.parametrize("variant", SEED_000)
+def test_seed_000_cnn_parameter_counts(variant):
+    params, expected = SEED_000[variant]
+    assert count_params(create_model("cnn", 3, 20, 32, **params)) == expected
+
+
+def test_seed_000_resnet_parameter_count():
+    model = create_model("resnet", 3, 20, 32, blocks=[3, 3, 3], widths=[64, 128, 256])
+    assert count_params(model) == 4_330_324
+
+
+def test_flops_of_a_linear_model_are_exact():
+    model = create_model("mlp", 1, 10, 8, hidden=[32])
+    assert count_flops(model, (1, 8, 8)) == 2 * (64 * 32 + 32 * 10)
+
+
+def test_impossible_shapes_fail_at_build_time():
+    with pytest.raises(ConfigError, match="shrinks the 8x8 input to 0x0"):
+        create_model("cnn", 1, 10, 8, channels=[8, 8, 8, 8])
+    with pytest.raises(ConfigError, match="model.kernel_size"):
+        create_model("cnn", 1, 10, 28, channels=[8, 8], kernel_size=[3, 3, 3])
+    with pytest.raises(ConfigError, match="blocks has 2 stages but widths has 3"):
+        create_model("resnet", 3, 10, 32, blocks=[1, 1], widths=[8, 16, 32])
+
+
+def test_bad_parameters_name_field_value_and_choices():
+    with pytest.raises(ConfigError, match="model.activation.*'swish'"):
+        create_model("mlp", 1, 10, 8, activation="swish")
+    with pytest.raises(ConfigError, match="model.widths: unknown key"):
+        create_model("cnn", 1, 10, 8, widths=[1])
+    with pytest.raises(ConfigError, match="unknown model 'vgg'.*resnet"):
+        create_model("vgg", 1, 10, 8)
+
+
+def test_registry_raises_on_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("cnn", Params)(lambda *a: None)
+    assert "cnn" in MODELS
+
+
+def test_kernels_per_layer_express_seed_003():
+    model = create_model("cnn", 1, 47, 28, channels=[32, 64, 128], kernel_size=[5, 5, 3])
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size[0] for c in convs] == [5, 5, 3]

@@ -1,0 +1,147 @@
+"""Training end to end on digits: it learns, resumes exactly, stops early, fails clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from visionstudy.config import validate_run_config
+from visionstudy.errors import CheckpointError, TrainingError
+from visionstudy.experiment import load_run_config, run_experiment
+from visionstudy.train import fit as fit_module
+from visionstudy.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+def config(**train):
+    return validate_run_config({
+        "name": "t", "seed": 3,
+        "data": {"dataset": "digits", "augment": [{"name": "crop", "padding": 1}]},
+        "model": {"name": "cnn", "channels": [8, 16], "hidden": [32], "batch_norm": True,
+                  "dropout": 0.2},
+        "train": {"epochs": 4, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3e-3},
+                  "scheduler": {"name": "cosine"}, **train},
+    })
+
+
+def test_training_learns_and_writes_the_run_directory(tmp_path):
+    metrics = run_experiment(config(epochs=8), tmp_path / "run", quiet=True)
+    assert metrics["test_accuracy"] > 0.8  # chance is 0.1
+    files = {p.name for p in (tmp_path / "run").rglob("*")}
+    assert {"config.yaml", "history.csv", "metrics.json", "predictions.npz", "last.pt",
+            "best.pt"} <= files
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 9 and history[0].startswith("epoch,train_loss")
+    first, last = (float(history[i].split(",")[1]) for i in (1, -1))
+    assert last < first
+    pred = np.load(tmp_path / "run" / "predictions.npz")
+    assert pred["logits"].shape == (metrics["test_samples"], 10)
+    assert pred["features"].shape == (metrics["test_samples"], 32)
+    assert (pred["logits"].argmax(1) == pred["labels"]).mean() == pytest.approx(
+        metrics["test_accuracy"])
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("test_loss", "test_top5_accuracy", "f1_macro", "f1_weighted", "roc_auc_macro",
+                "per_class_accuracy", "params", "flops", "train_seconds"):
+        assert saved[key] is not None
+    assert load_run_config(tmp_path / "run") == config(epochs=8)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = config(epochs=4)
+    run_experiment(cfg, tmp_path / "full", quiet=True)
+    original = fit_module.EpochProgress.end_epoch
+
+    def crash_after_epoch_2(self, row):
+        original(self, row)
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", crash_after_epoch_2)
+    with pytest.raises(Interrupt):
+        run_experiment(cfg, tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", original)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 2
+    with pytest.raises(TrainingError, match="unfinished run.*--resume"):
+        run_experiment(cfg, tmp_path / "cut", quiet=True)
+    run_experiment(cfg, tmp_path / "cut", quiet=True, resume=True)
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    for k, v in full["model"].items():
+        assert torch.equal(v, cut["model"][k]), k
+    m_full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    m_cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert m_full["test_accuracy"] == m_cut["test_accuracy"]
+    assert m_full["test_loss"] == m_cut["test_loss"]
+
+
+def test_resume_with_another_config_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch",
+                        lambda self, row: (_ for _ in ()).throw(Interrupt))
+    with pytest.raises(Interrupt):
+        run_experiment(config(), tmp_path / "r", quiet=True)
+    with pytest.raises(CheckpointError, match="differs in: train.optimizer.lr"):
+        run_experiment(config(optimizer={"name": "adam", "lr": 0.1}), tmp_path / "r", resume=True,
+                       quiet=True)
+
+
+def test_finished_run_is_never_overwritten_without_force(tmp_path):
+    run_experiment(config(epochs=1), tmp_path / "r", quiet=True)
+    before = (tmp_path / "r" / "metrics.json").read_text()
+    with pytest.raises(TrainingError, match="finished run.*--force"):
+        run_experiment(config(epochs=1), tmp_path / "r", quiet=True)
+    assert (tmp_path / "r" / "metrics.json").read_text() == before
+    run_experiment(config(epochs=2), tmp_path / "r", quiet=True, force=True)
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs_run"] == 2
+
+
+def test_early_stopping_stops_and_best_is_restored(tmp_path):
+    # lr 0 after the first epoch: nothing improves, so patience 2 stops at epoch 3
+    metrics = run_experiment(
+        config(epochs=20, early_stopping={"monitor": "val_loss", "patience": 2},
+               optimizer={"name": "sgd", "lr": 1e-9}, scheduler={"name": "none"}),
+        tmp_path / "r", quiet=True,
+    )
+    assert metrics["stopped_early"] and metrics["epochs_run"] < 20
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_last_good(tmp_path):
+    cfg = config(epochs=3, optimizer={"name": "sgd", "lr": 1e30}, scheduler={"name": "none"})
+    with pytest.raises(TrainingError, match="NaN or infinite.*last.pt"):
+        run_experiment(cfg, tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint({"model": {"w": torch.ones(3)}}, path)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
+    blob = path.read_bytes()
+    for damaged in (b"", blob[: len(blob) // 2], blob[:100] + bytes([blob[100] ^ 0xFF]) + blob[101:]):
+        path.write_bytes(damaged)
+        with pytest.raises(CheckpointError, match="c.pt"):
+            load_checkpoint(path)
+    torch.save({"not": "ours"}, path)
+    with pytest.raises(CheckpointError, match="not a visionstudy checkpoint"):
+        load_checkpoint(path)
+
+
+def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "visionstudy-checkpoint-1", "model": Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
