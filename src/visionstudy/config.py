@@ -183,6 +183,16 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge an override onto a run config. Naming another model replaces the model section:
+    a CNN's `channels` mean nothing to a ResNet, so they are not carried over."""
+    base_model, new_model = base.get("model"), override.get("model")
+    if (isinstance(base_model, dict) and isinstance(new_model, dict) and "name" in new_model
+            and new_model["name"] != base_model.get("name", ModelConfig().name)):
+        base = {k: v for k, v in base.items() if k != "model"}
+    return deep_merge(base, override)
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """'train.optimizer.lr=0.01' → {'train': {'optimizer': {'lr': 0.01}}} (value parsed as YAML)."""
     key, sep, raw = text.partition("=")
@@ -249,7 +259,7 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
 def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
     raw = read_yaml(path)
     for text in overrides:
-        raw = deep_merge(raw, parse_override(text))
+        raw = merge_run(raw, parse_override(text))
     return validate_run_config(raw, str(path))
 
 

@@ -1,0 +1,112 @@
+"""The real `visionstudy` command, run as a user would: outputs, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import write_mnist_like
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ROOT / "examples" / "digits-quick.yaml"
+
+
+def vs(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "visionstudy", *map(str, args)], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in " ".join(result.stderr.split()), result.stderr
+
+
+def test_datasets_list_and_info(tmp_path):
+    listed = vs("datasets", "list")
+    assert listed.returncode == 0 and "fashion_mnist" in listed.stdout and "emnist" in listed.stdout
+    folder = write_mnist_like(tmp_path / "fashion-mnist")
+    info = vs("datasets", "info", "fashion_mnist", "--data-dir", tmp_path, "--no-verify", "--json")
+    data = json.loads(info.stdout)
+    assert data["train"] == 200 and data["test"] == 50 and data["classes"] == 10
+    assert data["class_names"][0] == "T-shirt/top" and str(folder) in data["files"][0]
+
+
+def test_datasets_errors_are_one_clear_line(tmp_path):
+    assert_user_error(vs("datasets", "info", "cifar11"), "unknown dataset 'cifar11'")
+    write_mnist_like(tmp_path)
+    assert_user_error(vs("datasets", "info", "mnist", "--data-dir", tmp_path),
+                      "checksum mismatch", "--no-verify")
+    assert_user_error(vs("datasets", "fetch", "cifar10", "--data-dir", tmp_path / "none"),
+                      "could not download", "--data-dir")
+
+
+@pytest.mark.parametrize("augment", ["", "crop,flip,rotate,cutout"])
+def test_datasets_preview_writes_a_grid(tmp_path, augment):
+    out = tmp_path / "grid.png"
+    result = vs("datasets", "preview", "digits", "--out", out, "--augment", augment, "--count", 16)
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size[0] > 600 and im.size[1] > 150
+        assert len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20  # not blank
+
+
+def test_train_quick_config_end_to_end(tmp_path):
+    result = vs("train", QUICK, "--out", tmp_path / "run", "--quiet", "--set", "train.epochs=15")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.9 and metrics["epochs_run"] == 15
+    again = vs("train", QUICK, "--out", tmp_path / "run", "--quiet")
+    assert_user_error(again, "finished run", "--force")
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("model.name=vgg", ["unknown model 'vgg'"]),
+    ("train.optimizer.name=lion", ["train.optimizer.name", "'lion'", "sgd"]),
+    ("train.scheduler.name=warp", ["train.scheduler.name", "'warp'"]),
+    ("train.epochs=abc", ["train.epochs", "'abc'"]),
+    ("data.val_fraction=1.5", ["data.val_fraction", "1.5"]),
+    ("train.bogus=1", ["train.bogus: unknown key"]),
+    ("model.channels=[8,8,8,8,8]", ["model.channels", "shrinks the 8x8 input"]),
+    ("data.classes=[cat]", ["data.classes", "unknown class names"]),
+    ("data.augment=[blur]", ["unknown augmentation 'blur'"]),
+])
+def test_bad_configs_exit_2_with_the_field_named(tmp_path, override, needles):
+    result = vs("train", QUICK, "--out", tmp_path / "r", "--quiet", "--set", override)
+    assert_user_error(result, *needles)
+
+
+def test_missing_config_file(tmp_path):
+    assert_user_error(vs("train", tmp_path / "nope.yaml"), "no such config file")
+
+
+def test_data_parallel_two_cpu_processes_match_single_process(tmp_path):
+    """DDP through Lightning Fabric (gloo on CPU): 2 x 32 per step equals 1 x 64 per step."""
+    common = ["--quiet", "--set", "model.name=mlp", "--set", "model.hidden=[64]",
+              "--set", "model.batch_norm=false", "--set", "model.dropout=0.0",
+              "--set", "data.augment=[]", "--set", "train.epochs=3",
+              "--set", "train.label_smoothing=0.0"]
+    single = vs("train", QUICK, "--out", tmp_path / "one", *common, "--set", "train.batch_size=64")
+    ddp = vs("train", QUICK, "--out", tmp_path / "two", *common, "--set", "train.batch_size=32",
+             "--set", "train.devices=2")
+    assert single.returncode == 0, single.stderr
+    assert ddp.returncode == 0, ddp.stderr
+    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-3), k
+    ma = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert abs(ma["test_accuracy"] - mb["test_accuracy"]) < 0.01
