@@ -7,7 +7,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visionstudy.config import dump_config, load_config, merge_run, parse_override, validate_run_config
+from visionstudy.config import (
+    dump_config,
+    load_config,
+    merge_run,
+    parse_override,
+    validate_run_config,
+)
 from visionstudy.errors import ConfigError
 
 

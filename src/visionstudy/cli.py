@@ -39,9 +39,10 @@ NoVerify = Annotated[
 
 
 def data_config(name: str, **fields: Any) -> Any:
+    from pydantic import ValidationError
+
     from visionstudy.config import DataConfig, format_validation_error
     from visionstudy.errors import ConfigError
-    from pydantic import ValidationError
 
     try:
         return DataConfig(dataset=name, **{k: v for k, v in fields.items() if v is not None})

@@ -42,7 +42,7 @@ def test_schedules():
         [1, .5, .5, .5, .25, .25])
     assert lrs(SchedulerConfig(name="exponential", gamma=0.5))[:3] == pytest.approx([1, .5, .25])
     cos = lrs(SchedulerConfig(name="cosine"))
-    assert cos[0] == 1.0 and all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] > 0
+    assert cos[0] == 1.0 and all(a > b for a, b in zip(cos, cos[1:], strict=False)) and cos[-1] > 0
     one = lrs(SchedulerConfig(name="onecycle", pct_start=0.3))
     assert max(one) > one[0] and one[-1] < max(one)
     plateau = lrs(SchedulerConfig(name="plateau", patience=1, factor=0.5), metric=[1, .5, .5, .5, .5, .5])

@@ -2,8 +2,8 @@
 
 Each one takes float images (N, C, H, W) in 0..1 on any device, labels (N,) or soft targets
 (N, K), and a `torch.Generator` on the same device, and returns new (images, targets). They run
-before normalisation, so the fill value 0 is black, as in torchvision's padding. torchvision's policies (AutoAugment,
-RandAugment, TrivialAugment) work per image on uint8, before normalisation (`on_uint8 = True`).
+before normalisation, so the fill value 0 is black, as in torchvision's padding. torchvision's
+policies (AutoAugment, RandAugment, TrivialAugment) work per image on uint8 (`on_uint8 = True`).
 """
 
 from __future__ import annotations

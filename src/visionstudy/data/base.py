@@ -80,7 +80,7 @@ class DatasetSource(ABC):
     def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
         """The local files this dataset needs, or None when some are not there."""
 
-    def verify(self, cfg: DataConfig, paths: list[Path]) -> None:
+    def verify(self, cfg: DataConfig, paths: list[Path]) -> None:  # noqa: B027 (optional hook)
         """Raise a `DataError` unless the files are the official ones (checksums by default)."""
 
     @abstractmethod

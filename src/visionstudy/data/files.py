@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import logging
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass

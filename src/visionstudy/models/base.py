@@ -158,3 +158,19 @@ def per_layer(value: Any, count: int, field: str) -> list[Any]:
             )
         return value
     return [value] * count
+
+
+def dense_stack(
+    width: int, sizes: list[int], drops: list[float], batch_norm: bool, act: str
+) -> tuple[list[nn.Module], int]:
+    """Linear → [batch norm] → activation → [dropout] per size; returns layers and output width."""
+    layers: list[nn.Module] = []
+    for size, drop in zip(sizes, drops, strict=False):
+        layers.append(nn.Linear(width, size))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(activation(act))
+        if drop > 0:
+            layers.append(nn.Dropout(drop))
+        width = size
+    return layers, width

@@ -13,7 +13,16 @@ from pydantic import Field
 from torch import nn
 
 from visionstudy.errors import ConfigError
-from visionstudy.models.base import Activation, Classifier, Params, Rate, activation, per_layer, register_model
+from visionstudy.models.base import (
+    Activation,
+    Classifier,
+    Params,
+    Rate,
+    activation,
+    dense_stack,
+    per_layer,
+    register_model,
+)
 
 
 class CNNParams(Params):
@@ -87,14 +96,8 @@ class CNN(Classifier):
         dense_drops = per_layer(p.dropout, max(len(p.hidden), 1), "dropout")
         if not p.hidden and dense_drops[0] > 0:
             layers.append(nn.Dropout(dense_drops[0]))
-        for size_, drop in zip(p.hidden, dense_drops, strict=False):
-            layers.append(nn.Linear(flat, size_))
-            if p.batch_norm:
-                layers.append(nn.BatchNorm1d(size_))
-            layers.append(activation(p.activation))
-            if drop > 0:
-                layers.append(nn.Dropout(drop))
-            flat = size_
+        dense, flat = dense_stack(flat, p.hidden, dense_drops, p.batch_norm, p.activation)
+        layers += dense
         self.features = nn.Sequential(*layers)
         self.num_features = flat
         self.head = nn.Linear(flat, num_classes)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from visionstudy.models.base import Activation, Classifier, Params, Rate, activation, per_layer, register_model
+from visionstudy.models.base import (
+    Activation,
+    Classifier,
+    Params,
+    Rate,
+    dense_stack,
+    per_layer,
+    register_model,
+)
 
 
 class MLPParams(Params):
@@ -21,16 +29,8 @@ class MLP(Classifier):
     def __init__(self, in_features: int, num_classes: int, p: MLPParams) -> None:
         super().__init__()
         drops = per_layer(p.dropout, len(p.hidden), "dropout")
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_features
-        for size, drop in zip(p.hidden, drops, strict=True):
-            layers.append(nn.Linear(width, size))
-            if p.batch_norm:
-                layers.append(nn.BatchNorm1d(size))
-            layers.append(activation(p.activation))
-            if drop > 0:
-                layers.append(nn.Dropout(drop))
-            width = size
+        dense, width = dense_stack(in_features, p.hidden, drops, p.batch_norm, p.activation)
+        layers: list[nn.Module] = [nn.Flatten(), *dense]
         self.features = nn.Sequential(*layers)
         self.num_features = width
         self.head = nn.Linear(width, num_classes)

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 
 from visionstudy.config import DataConfig
-from visionstudy.data.base import DatasetSource, RawDataset, Split, arrays_checksum, register_dataset
+from visionstudy.data.base import (
+    DatasetSource,
+    RawDataset,
+    Split,
+    arrays_checksum,
+    register_dataset,
+)
 from visionstudy.data.files import (
     RemoteFile,
     cache_root,

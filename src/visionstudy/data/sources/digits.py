@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from visionstudy.config import DataConfig
-from visionstudy.data.base import DatasetSource, RawDataset, Split, arrays_checksum, register_dataset
+from visionstudy.data.base import (
+    DatasetSource,
+    RawDataset,
+    Split,
+    arrays_checksum,
+    register_dataset,
+)
 
 TEST_FRACTION = 0.25  # digits has no official test split; a fixed stratified quarter is held out
 TEST_SEED = 1797  # fixed, so every run and every study sees the same test images

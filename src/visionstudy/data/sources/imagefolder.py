@@ -9,7 +9,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from visionstudy.config import DataConfig
-from visionstudy.data.base import DatasetSource, RawDataset, Split, arrays_checksum, register_dataset
+from visionstudy.data.base import (
+    DatasetSource,
+    RawDataset,
+    Split,
+    arrays_checksum,
+    register_dataset,
+)
 from visionstudy.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
