@@ -34,15 +34,18 @@ def train_config(path: Path, **overrides: str) -> dict:
             "wall_seconds": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads()}
 
 
-def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, steps=20) -> dict:
+def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, steps=20,
+               channels_last: bool = True) -> dict:
     """Images/second of forward+backward+step on random data (the loader excluded)."""
     from visionstudy.models import count_flops, create_model
 
+    torch.manual_seed(0)
     model = create_model(model_name, shape[0], 10, shape[1:], **params)
     flops = count_flops(model, shape)
-    model = model.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, *shape).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, *shape).contiguous(memory_format=layout)
     y = torch.randint(0, 10, (batch,))
     for i in range(steps + 3):
         if i == 3:
@@ -53,7 +56,8 @@ def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, step
         opt.step()
     seconds = time.perf_counter() - start
     ips = steps * batch / seconds
-    return {"model": model_name, **params, "images_per_second": round(ips),
+    return {"model": model_name, **params, "channels_last": channels_last,
+            "images_per_second": round(ips),
             "train_gflops_per_second": round(3 * flops * ips / 1e9, 1)}
 
 
@@ -65,8 +69,10 @@ def main(what: str) -> None:
         print(json.dumps(train_config(ROOT / "examples" / "fashion-mnist-cnn.yaml")))
     elif what == "throughput":
         cnn = {"channels": [[32, 32], [64, 64]], "hidden": [256], "batch_norm": True}
-        print(json.dumps(throughput("cnn", cnn)))
-        print(json.dumps(throughput("resnet", {"blocks": [1, 1, 1], "widths": [32, 64, 128]})))
+        for layout in (True, False):
+            print(json.dumps(throughput("cnn", cnn, channels_last=layout)))
+            print(json.dumps(throughput("resnet", {"blocks": [1, 1, 1], "widths": [32, 64, 128]},
+                                        channels_last=layout)))
     else:
         sys.exit(f"unknown benchmark {what!r}: quick, fashion or throughput")
 
