@@ -64,6 +64,14 @@ class RawDataset:
         _, h, w, c = self.train.images.shape
         return c, h, w
 
+    @classmethod
+    def of(cls, name: str, train: Split, test: Split, class_names: list[str],
+           files: list[Path]) -> RawDataset:
+        """A dataset whose checksum is computed over its decoded arrays."""
+        checksum = arrays_checksum(train.images, train.labels, test.images, test.labels)
+        return cls(name=name, train=train, test=test, class_names=class_names, files=files,
+                   checksum=checksum)
+
 
 class DatasetSource(ABC):
     """A dataset kind. Subclasses set `name`, `description`, and implement `find` and `decode`."""

@@ -14,7 +14,6 @@ from visionstudy.data.base import (
     DatasetSource,
     RawDataset,
     Split,
-    arrays_checksum,
     register_dataset,
 )
 from visionstudy.data.files import (
@@ -129,10 +128,7 @@ class Cifar10(CifarSource):
         train = Split(np.concatenate(xs[:5]), np.concatenate(ys[:5]))
         test = Split(xs[5], ys[5])
         names = _names(load_pickle(paths[6]).get("label_names", []))
-        return RawDataset(
-            name=self.name, train=train, test=test, class_names=names, files=paths,
-            checksum=arrays_checksum(train.images, train.labels, test.images, test.labels),
-        )
+        return RawDataset.of(self.name, train, test, names, paths)
 
 
 @register_dataset
@@ -157,8 +153,5 @@ class Cifar100(CifarSource):
         train = Split(_images(train_b, paths[0]), np.asarray(train_b.get(key), dtype=np.int64))
         test = Split(_images(test_b, paths[1]), np.asarray(test_b.get(key), dtype=np.int64))
         names = _names(load_pickle(paths[2]).get(f"{cfg.label}_label_names", []))
-        return RawDataset(
-            name=self.name if cfg.label == "fine" else "cifar100-coarse", train=train, test=test,
-            class_names=names, files=paths,
-            checksum=arrays_checksum(train.images, train.labels, test.images, test.labels),
-        )
+        name = self.name if cfg.label == "fine" else "cifar100-coarse"
+        return RawDataset.of(name, train, test, names, paths)

@@ -14,7 +14,6 @@ from visionstudy.data.base import (
     DatasetSource,
     RawDataset,
     Split,
-    arrays_checksum,
     register_dataset,
 )
 from visionstudy.data.files import (
@@ -90,10 +89,7 @@ class IdxSource(DatasetSource):
     def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
         train = decode_idx_pair(paths[0], paths[1])
         test = decode_idx_pair(paths[2], paths[3])
-        return RawDataset(
-            name=self.name, train=train, test=test, class_names=list(self.classes), files=paths,
-            checksum=arrays_checksum(train.images, train.labels, test.images, test.labels),
-        )
+        return RawDataset.of(self.name, train, test, list(self.classes), paths)
 
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -207,7 +203,4 @@ class EMNIST(DatasetSource):
         for s, path in ((train, paths[1]), (test, paths[3])):
             if len(s) and (s.labels.min() < 0 or s.labels.max() >= len(classes)):
                 raise DataError(f"{path}: labels outside 0..{len(classes) - 1} for split {split!r}")
-        return RawDataset(
-            name=f"emnist-{split}", train=train, test=test, class_names=classes, files=paths,
-            checksum=arrays_checksum(train.images, train.labels, test.images, test.labels),
-        )
+        return RawDataset.of(f"emnist-{split}", train, test, classes, paths)
