@@ -96,7 +96,6 @@ class OptimizerConfig(Strict):
     betas: tuple[float, float] = Field((0.9, 0.999), description="adam / adamw betas")
     alpha: float = Field(0.99, gt=0, lt=1, description="rmsprop smoothing (Keras 'rho')")
     eps: float = Field(1e-8, gt=0, description="numerical epsilon")
-    backbone_lr: float | None = Field(None, gt=0, description="lr of pretrained backbone layers")
 
 
 class SchedulerConfig(Strict):

@@ -51,10 +51,16 @@ def test_kfold_needs_enough_samples_per_class():
 
 
 def test_prepare_fold_uses_the_fold_as_validation():
-    a = prepare(DataConfig(dataset="digits", folds=5, fold=0))
-    b = prepare(DataConfig(dataset="digits", folds=5, fold=1))
-    assert len(a.val) + len(a.train) == len(b.val) + len(b.train)
-    assert not np.array_equal(a.val.labels, b.val.labels) or len(a.val) != len(b.val)
+    from visionstudy.data import load_raw
+
+    raw = load_raw(DataConfig(dataset="digits"))
+    folds = kfold_indices(raw.train.labels, 5, seed=0)
+    for k in (0, 3):
+        data = prepare(DataConfig(dataset="digits", folds=5, fold=k))
+        tr, va = folds[k]
+        assert np.array_equal(data.val.images, raw.train.images[va])
+        assert np.array_equal(data.train.images, raw.train.images[tr])
+        assert np.array_equal(data.test.images, raw.test.images)  # every fold tests on the test set
     with pytest.raises(ConfigError, match="fold"):
         prepare(DataConfig(dataset="digits", folds=5, fold=5))
 

@@ -211,3 +211,18 @@ def test_debian_fashion_mnist_mirror_verifies():
     raw = load_raw(DataConfig(dataset="fashion_mnist", data_dir=FASHION.parent))
     assert (len(raw.train), len(raw.test)) == (60000, 10000)
     assert raw.class_names[9] == "Ankle boot"
+
+
+def test_cached_archive_dataset_is_not_rehashed_or_reextracted(tmp_path, monkeypatch):
+    from visionstudy.data.sources import cifar
+
+    cifar_tarball(tmp_path / "cifar-10-python.tar.gz")
+    first = load_raw(DataConfig(dataset="cifar10", data_dir=tmp_path, verify=False))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("archive touched on a cached load")
+
+    monkeypatch.setattr(cifar, "safe_extract_tar", forbidden)
+    monkeypatch.setattr(cifar, "verify_file", forbidden)
+    again = load_raw(DataConfig(dataset="cifar10", data_dir=tmp_path, verify=False))
+    assert again.checksum == first.checksum

@@ -101,14 +101,38 @@ def test_finished_run_is_never_overwritten_without_force(tmp_path):
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs_run"] == 2
 
 
-def test_early_stopping_stops_and_best_is_restored(tmp_path):
-    # lr 0 after the first epoch: nothing improves, so patience 2 stops at epoch 3
+def test_early_stopping_stops_and_the_best_checkpoint_is_evaluated(tmp_path):
+    # a learning rate of 1e-9 changes nothing: no improvement, so patience 2 stops early
     metrics = run_experiment(
         config(epochs=20, early_stopping={"monitor": "val_loss", "patience": 2},
                optimizer={"name": "sgd", "lr": 1e-9}, scheduler={"name": "none"}),
         tmp_path / "r", quiet=True,
     )
     assert metrics["stopped_early"] and metrics["epochs_run"] < 20
+    assert metrics["best_epoch"] <= metrics["epochs_run"] - 2
+
+
+def test_test_metrics_come_from_best_pt_not_the_last_epoch(tmp_path, monkeypatch):
+    """Corrupt the weights after the best epoch: the test metrics must not see it."""
+    from visionstudy.train import fit as fit_mod
+
+    original = fit_mod.train_one_epoch
+
+    def ruin_last_epoch(model, loader, *args, **kwargs):
+        stats = original(model, loader, *args, **kwargs)
+        if len(calls) == 2:  # the last epoch: wreck the weights it leaves behind
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(-3.0)
+        calls.append(1)
+        return stats
+
+    calls: list[int] = []
+    monkeypatch.setattr(fit_mod, "train_one_epoch", ruin_last_epoch)
+    metrics = run_experiment(config(epochs=3), tmp_path / "r", quiet=True)
+    assert metrics["best_epoch"] < 3 and metrics["test_accuracy"] > 0.5
+    history = (tmp_path / "r" / "history.csv").read_text().splitlines()
+    assert float(history[-1].split(",")[4]) < 0.5  # the ruined epoch really was bad on val
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_last_good(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -123,11 +124,14 @@ def arrays_checksum(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def fetch(cfg: DataConfig, cli_dir: Path | None = None) -> list[Path]:
-    """Make sure the files are present (download them if needed) and verified; return them."""
+def fetch(cfg: DataConfig, cli_dir: Path | None = None, found: list[Path] | None = None) -> list[Path]:
+    """Make sure the files are present (download them if needed) and verified; return them.
+
+    `found`: what `source.find` already returned, so the search is not done twice.
+    """
     source = get_source(cfg.dataset)
     roots = search_roots(cfg.data_dir, cli_dir)
-    paths = source.find(cfg, roots)
+    paths = found if found is not None else source.find(cfg, roots)
     if paths is None:
         remotes = source.remote_files(cfg)
         if not remotes or not cfg.download:
@@ -176,7 +180,7 @@ def load_raw(cfg: DataConfig, cli_dir: Path | None = None, use_cache: bool = Tru
         hit = _read_cache(cache / key)
         if hit is not None:
             return hit
-    paths = fetch(cfg, cli_dir)
+    paths = fetch(cfg, cli_dir, found=paths)
     raw = source.decode(cfg, paths)
     if use_cache and paths:
         _write_cache(cache / _cache_key(source, cfg, paths), raw)
@@ -208,18 +212,19 @@ def _write_cache(folder: Path, raw: RawDataset) -> None:
               "test_images": raw.test.images, "test_labels": raw.test.labels}
     if raw.val is not None:
         arrays |= {"val_images": raw.val.images, "val_labels": raw.val.labels}
+    meta = {"name": raw.name, "class_names": raw.class_names, "arrays": list(arrays),
+            "files": [str(p) for p in raw.files], "checksum": raw.checksum, "skipped": raw.skipped}
+    tmp: Path | None = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-            for k, a in arrays.items():
-                np.save(Path(tmp) / f"{k}.npy", a)
-            meta = {"name": raw.name, "class_names": raw.class_names, "arrays": list(arrays),
-                    "files": [str(p) for p in raw.files], "checksum": raw.checksum,
-                    "skipped": raw.skipped}
-            (Path(tmp) / "meta.json").write_text(json.dumps(meta))
-            if folder.exists():
-                return
-            os.replace(tmp, folder)
-            Path(tmp).mkdir()  # TemporaryDirectory cleans up the name it created
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+        for k, a in arrays.items():
+            np.save(tmp / f"{k}.npy", a)
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        os.rename(tmp, folder)  # fails if another process cached it first: theirs is as good
+        tmp = None
     except OSError:
-        pass  # a read-only home only costs speed
+        pass  # a read-only or full home only costs speed
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

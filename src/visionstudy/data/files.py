@@ -17,6 +17,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,16 +198,10 @@ def safe_extract_tar(archive: Path, dest: Path) -> None:
                     if target.exists():
                         shutil.rmtree(target) if target.is_dir() else target.unlink()
                     os.replace(child, target)
-    except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DataError(
             f"{archive}: the archive is truncated or corrupt ({exc}); delete it and fetch it again"
         ) from None
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
 
 
 def safe_extract_zip(archive: Path, names: Iterable[str], dest: Path) -> dict[str, Path]:
@@ -231,7 +226,7 @@ def safe_extract_zip(archive: Path, names: Iterable[str], dest: Path) -> dict[st
                 finally:
                     Path(tmp).unlink(missing_ok=True)
                 out[base] = dest / base
-    except (zipfile.BadZipFile, EOFError, OSError, zlib_error()) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
         raise DataError(
             f"{archive}: the archive is truncated or corrupt ({exc}); delete it and fetch it again"
         ) from None

@@ -7,10 +7,8 @@ a damaged or hostile file gives a `CheckpointError` naming it.
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,24 +17,16 @@ import numpy as np
 import torch
 
 from visionstudy.errors import CheckpointError
+from visionstudy.fsutil import atomic_write_bytes
 
 FORMAT = "visionstudy-checkpoint-1"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Serialise to memory, write to a temporary file beside `path`, fsync, then rename."""
+    """Serialise to memory, then write atomically (temporary file, fsync, rename)."""
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

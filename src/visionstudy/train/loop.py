@@ -19,7 +19,7 @@ from torch import nn
 
 from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import TrainingError
-from visionstudy.train.optim import Schedule, weight_penalty
+from visionstudy.train.optim import Schedule, penalised_weights, weight_penalty
 
 StepHook = Callable[[int, float, float], None]  # (step, loss, accuracy) for progress displays
 
@@ -64,8 +64,11 @@ def train_one_epoch(
     """One pass over the loader; `backward` and `clip` come from the device layer (Fabric)."""
     start = time.perf_counter()
     model.train()
-    weights = [p for p in model.parameters() if p.requires_grad and p.ndim > 1] if l1 or l2 else []
-    totals = torch.zeros(3, device=loader.device, dtype=torch.float64)  # loss sum, correct, count
+    weights = penalised_weights(model) if l1 or l2 else []
+    # running sums stay on the device; the sample count is known on the host
+    loss_sum = torch.zeros((), device=loader.device, dtype=torch.float64)
+    correct = torch.zeros((), device=loader.device, dtype=torch.int64)
+    count = 0
     for step, (x, target) in enumerate(loader, 1):
         logits = model(x).float()
         loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
@@ -77,23 +80,25 @@ def train_one_epoch(
         optimizer.step()
         schedule.step_batch()
         with torch.no_grad():
-            n = len(x)
-            correct = (logits.argmax(1) == hard_labels(target)).sum()
-            totals += torch.stack([loss.detach().double() * n, correct.double(),
-                                   torch.tensor(n, device=totals.device, dtype=torch.float64)])
+            loss_sum += loss.detach() * len(x)
+            correct += (logits.argmax(1) == hard_labels(target)).sum()
+            count += len(x)
         if on_step is not None and (step % report_every == 0 or step == len(loader)):
-            loss_sum, correct_sum, count = totals.tolist()
-            if not math.isfinite(loss_sum):
+            seen_loss = loss_sum.item()
+            if not math.isfinite(seen_loss):
                 break
-            on_step(step, loss_sum / count, correct_sum / count)
-    loss_sum, correct_sum, count = all_reduce(totals).tolist()
-    if not math.isfinite(loss_sum):
+            on_step(step, seen_loss / count, correct.item() / count)
+    totals = all_reduce(torch.stack([loss_sum, correct.double(),
+                                     torch.tensor(float(count), device=loss_sum.device,
+                                                  dtype=torch.float64)]))
+    loss_total, correct_total, count_total = totals.tolist()
+    if not math.isfinite(loss_total):
         raise TrainingError(
             "the training loss became NaN or infinite; lower the learning rate "
             "(train.optimizer.lr), add gradient clipping (train.grad_clip) or check the data. "
             "The last good epoch is kept in checkpoints/last.pt"
         )
-    return EpochStats(loss_sum / max(count, 1), correct_sum / max(count, 1),
+    return EpochStats(loss_total / max(count_total, 1), correct_total / max(count_total, 1),
                       time.perf_counter() - start, schedule.lr())
 
 

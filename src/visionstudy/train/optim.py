@@ -43,7 +43,7 @@ def _adagrad(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
 
 
 def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimizer:
-    """The named optimizer over the trainable parameters; a pretrained `backbone` gets backbone_lr."""
+    """The named optimizer over the trainable parameters."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     return OPTIMIZERS.get(c.name, "train.optimizer.name")(trainable, c)
 

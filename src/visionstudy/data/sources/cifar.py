@@ -84,14 +84,14 @@ class CifarSource(DatasetSource):
         archive = find_file(self.archive.name, roots, self.subdirs)
         if archive is None:
             return None
-        if cfg.verify:
-            verify_file(archive, self.archive)
-        dest = cache_root() / "extracted" / self.name
-        if not all((dest / self.folder / n).is_file() for n in names):
-            safe_extract_tar(archive, dest)
-        if not all((dest / self.folder / n).is_file() for n in names):
-            raise DataError(f"{archive}: has no {self.folder}/ folder; is it the official archive?")
-        return [dest / self.folder / n for n in names]
+        extracted = [cache_root() / "extracted" / self.name / self.folder / n for n in names]
+        if not all(p.is_file() for p in extracted):
+            if cfg.verify:
+                verify_file(archive, self.archive)
+            safe_extract_tar(archive, extracted[0].parent.parent)
+            if not all(p.is_file() for p in extracted):
+                raise DataError(f"{archive}: has no {self.folder}/ folder; is it the official archive?")
+        return extracted
 
     def verify(self, cfg: DataConfig, paths: list[Path]) -> None:
         for path, (name, md5) in zip(paths, self.members, strict=True):
