@@ -182,6 +182,81 @@ def train(
         )
 
 
+# --------------------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="a run directory, or several to compare")],
+    out: Annotated[Path | None, typer.Option(help="report folder (default reports/<name>)")] = None,
+    data_dir: DataDir = None,
+    tsne_points: Annotated[int, typer.Option(help="test images in the t-SNE (seeded subsample)",
+                                             min=10)] = 2000,
+    images: Annotated[bool, typer.Option(help="figures that reload the dataset and checkpoint "
+                                         "(samples, misclassified, Grad-CAM)")] = True,
+    seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices")] = 0,
+) -> None:
+    """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
+    from visionstudy.report import ReportOptions, build_report
+
+    default = paths[0].resolve().name if len(paths) == 1 else "comparison"
+    opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images)
+    html = build_report(paths, out or Path("reports") / default, opts)
+    console.print(f"report: {html}", highlight=False)
+
+
+# -------------------------------------------------------------------------------------- predict
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="a run directory or a checkpoint .pt inside one")],
+    images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, BMP, TIFF, ...)")],
+    top_k: Annotated[int, typer.Option("--top-k", help="classes to show per image", min=1)] = 5,
+    gradcam: Annotated[Path | None, typer.Option(
+        "--gradcam", help="folder for Grad-CAM overlays of the top class")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
+) -> None:
+    """Classify image files with a trained run: top-k classes with probabilities."""
+    from visionstudy.evaluate.predict import load_predictor
+    from visionstudy.evaluate.predict import predict as run_predict
+    from visionstudy.experiment import resolve_accelerator
+
+    predictor = load_predictor(checkpoint, resolve_accelerator(device))
+    results, pixels = run_predict(predictor, images, top_k)
+    if as_json:
+        print(json.dumps([{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}
+                          for r in results]))
+    else:
+        table = Table("image", *(f"#{i + 1}" for i in range(len(results[0].top))))
+        for r in results:
+            table.add_row(r.path, *(f"{c} ({p:.1%})" for c, p in r.top))
+        console.print(table)
+    if gradcam is not None:
+        for path in write_gradcam(predictor, pixels, results, gradcam):
+            err_console.print(f"Grad-CAM: {path}", highlight=False)
+
+
+def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> list[Path]:
+    import torch
+
+    from visionstudy.evaluate import gradcam as cam
+    from visionstudy.evaluate.predict import preprocess
+    from visionstudy.report.figures import image_grid, save_figure
+
+    top = torch.tensor([predictor.class_names.index(r.top[0][0]) for r in results])
+    heat = cam(predictor.model, preprocess(predictor, pixels), top)
+    written = []
+    for i, r in enumerate(results):
+        unit = pixels[i : i + 1].astype("float32") / 255
+        title = f"{r.top[0][0]} ({r.top[0][1]:.0%})"
+        fig = image_grid(unit.repeat(2, 0), ["input", f"Grad-CAM: {title}"],
+                         overlay=[None, heat[i]], cols=2)
+        written.append(folder / save_figure(fig, folder, f"{i + 1:02d}_{Path(r.path).stem}_gradcam"))
+    return written
+
+
 # ------------------------------------------------------------------------------------- entry
 
 

@@ -19,3 +19,7 @@ class CheckpointError(VisionStudyError):
 
 class TrainingError(VisionStudyError):
     """Training cannot go on (non-finite loss, an existing finished run)."""
+
+
+class ReportError(VisionStudyError):
+    """A report cannot be built: the folder is not a run or study, or an input is unreadable."""

@@ -162,7 +162,7 @@ def run_experiment(
     if fabric.is_global_zero:
         write_config(run, cfg_dump, data, params, flops)
     result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
-                 config_dump=cfg_dump)
+                 config_dump=cfg_dump, meta=checkpoint_meta(data))
     if not fabric.is_global_zero:
         return {}
     if t.restore_best and run.best.is_file():
@@ -188,6 +188,12 @@ def test_metrics(ev: Any, data: PreparedData, result: FitResult, params: int,
         "stopped_early": result.stopped_early, "class_names": data.class_names,
         "test_samples": len(ev.labels),
     }
+
+
+def checkpoint_meta(data: PreparedData) -> dict[str, Any]:
+    """What `visionstudy predict` needs beside the weights: classes and preprocessing."""
+    return {"class_names": list(data.class_names), "mean": list(data.mean), "std": list(data.std),
+            "image_shape": list(data.image_shape)}
 
 
 def write_config(run: RunDir, cfg_dump: dict[str, Any], data: PreparedData, params: int,

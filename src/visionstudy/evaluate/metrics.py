@@ -41,3 +41,12 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: 
     ]
     out["confusion_matrix"] = cm.tolist()
     return out
+
+
+def per_class_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+    """Support, precision, recall (= per-class accuracy) and F1 of every class (scikit-learn)."""
+    preds = logits.argmax(1)
+    p, r, f, support = skm.precision_recall_fscore_support(
+        labels, preds, labels=np.arange(num_classes), average=None, zero_division=0
+    )
+    return {"support": support, "precision": p, "recall": r, "f1": f}

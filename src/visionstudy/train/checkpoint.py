@@ -35,6 +35,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the checkpoint is empty (a crash while writing?)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (visionstudy writes .pt zip files under "
+            "<run>/checkpoints/); pass a run directory or its checkpoints/best.pt"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -89,6 +89,7 @@ def fit(
     resume: bool = False,
     quiet: bool = False,
     config_dump: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train `net` under `fabric` (devices, precision, DDP); rank 0 writes the checkpoints."""
     optimizer = build_optimizer(net, cfg.optimizer)
@@ -137,14 +138,14 @@ def fit(
                 result.best_epoch, result.best_value = epoch + 1, row[cfg.monitor]
                 if fabric.is_global_zero:
                     save_checkpoint({"model": net.state_dict(), "epoch": epoch + 1,
-                                     "config": config_dump}, run.best)
+                                     "config": config_dump, "meta": meta or {}}, run.best)
             result.stopped_early = early.update(row)
             if fabric.is_global_zero:
                 save_checkpoint({
                     "model": net.state_dict(), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(), "loader": train_loader.state_dict(),
                     "early_stopping": early.state_dict(), "rng": rng_state(),
-                    "result": result.__dict__, "epoch": epoch + 1, "config": config_dump,
+                    "result": result.__dict__, "epoch": epoch + 1, "config": config_dump, "meta": meta or {},
                 }, run.last)
                 atomic_write_text(run.history, history_csv(result.history))
             progress.end_epoch(row)

@@ -1,0 +1,111 @@
+"""Diagnostics beyond the headline metrics: ROC curves, calibration, confusions, top losses.
+
+All maths comes from scikit-learn, torchmetrics and torch; this module only arranges it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    return softmax(logits.astype(np.float64), axis=1)
+
+
+@dataclass(frozen=True)
+class RocCurves:
+    fpr: list[np.ndarray]  # per class, one-vs-rest; empty arrays for a class absent from labels
+    tpr: list[np.ndarray]
+    auc: list[float | None]
+    macro_fpr: np.ndarray  # the macro average on a common grid
+    macro_tpr: np.ndarray
+    macro_auc: float | None
+
+
+def roc_curves(probs: np.ndarray, labels: np.ndarray) -> RocCurves:
+    """One-vs-rest ROC curve per class (scikit-learn) and their macro average."""
+    k = probs.shape[1]
+    grid = np.linspace(0.0, 1.0, 201)
+    fprs, tprs, aucs, interp = [], [], [], []
+    for c in range(k):
+        positive = labels == c
+        if positive.all() or not positive.any():
+            fprs.append(np.array([]))
+            tprs.append(np.array([]))
+            aucs.append(None)
+            continue
+        fpr, tpr, _ = skm.roc_curve(positive, probs[:, c])
+        fprs.append(fpr)
+        tprs.append(tpr)
+        aucs.append(float(skm.auc(fpr, tpr)))
+        interp.append(np.interp(grid, fpr, tpr))
+    macro = np.mean(interp, axis=0) if interp else np.zeros_like(grid)
+    valid = [a for a in aucs if a is not None]
+    return RocCurves(fprs, tprs, aucs, grid, macro, float(np.mean(valid)) if valid else None)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    ece: float  # expected calibration error (top-label, L1), torchmetrics
+    bin_confidence: np.ndarray  # mean confidence of each non-empty bin
+    bin_accuracy: np.ndarray  # accuracy of each non-empty bin
+    bin_edges: np.ndarray
+    bin_counts: np.ndarray  # samples per bin (all bins; the non-empty ones match the arrays above)
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> Calibration:
+    """Top-label calibration: ECE from torchmetrics, the reliability curve from scikit-learn."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    ece = multiclass_calibration_error(
+        torch.from_numpy(probs).float(), torch.from_numpy(labels).long(), num_classes=probs.shape[1],
+        n_bins=bins, norm="l1",
+    )
+    confidence = probs.max(1)
+    correct = (probs.argmax(1) == labels).astype(int)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # the same binning rule as calibration_curve, so non-empty bins line up with its output
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)
+    if correct.min() == correct.max():  # calibration_curve needs both outcomes present
+        acc_bins = np.array([correct.mean()] * int((counts > 0).sum()), dtype=float)
+        conf_bins = np.array([confidence[np.searchsorted(edges[1:-1], confidence) == b].mean()
+                              for b in np.flatnonzero(counts)])
+    else:
+        acc_bins, conf_bins = calibration_curve(correct, confidence, n_bins=bins, strategy="uniform")
+    return Calibration(float(ece), conf_bins, acc_bins, edges, counts)
+
+
+def confused_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, int]]:
+    """The `k` largest off-diagonal cells as (true class, predicted class, count), largest first."""
+    cm = np.asarray(confusion).copy()
+    np.fill_diagonal(cm, 0)
+    flat = np.argsort(cm, axis=None, kind="stable")[::-1][:k]
+    pairs = [(int(i), int(j), int(cm[i, j])) for i, j in zip(*np.unravel_index(flat, cm.shape),
+                                                                  strict=True)]
+    return [p for p in pairs if p[2] > 0]
+
+
+@dataclass(frozen=True)
+class TopLosses:
+    index: np.ndarray  # positions in the test set, highest loss first
+    loss: np.ndarray  # per-sample cross-entropy
+    predicted: np.ndarray
+    confidence: np.ndarray  # probability given to the predicted class
+
+
+def top_losses(logits: np.ndarray, labels: np.ndarray, k: int = 16) -> TopLosses:
+    """The `k` misclassified test images with the highest loss (most confidently wrong)."""
+    t_logits = torch.from_numpy(logits).float()
+    loss = torch.nn.functional.cross_entropy(t_logits, torch.from_numpy(labels).long(),
+                                             reduction="none").numpy()
+    probs = probabilities(logits)
+    pred = probs.argmax(1)
+    wrong = np.flatnonzero(pred != labels)
+    order = wrong[np.argsort(-loss[wrong], kind="stable")][:k]
+    return TopLosses(order, loss[order], pred[order], probs[order, pred[order]])

@@ -1,0 +1,28 @@
+"""Feature views: a seeded t-SNE of the penultimate features (scikit-learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def subsample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """At most `count` positions, drawn without replacement under `seed`, sorted."""
+    if len(labels) <= count:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(labels), size=count, replace=False))
+
+
+def tsne_embedding(
+    features: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-D t-SNE points of (a seeded subsample of) the features, and the positions used."""
+    from sklearn.manifold import TSNE
+
+    idx = subsample(labels, max_points, seed)
+    x = features[idx].astype(np.float32)
+    x = (x - x.mean(0)) / (x.std(0) + 1e-6)  # features of very different scales otherwise dominate
+    perplexity = float(min(30.0, max(2.0, (len(idx) - 1) / 3)))
+    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                  learning_rate="auto").fit_transform(x)
+    return points, idx

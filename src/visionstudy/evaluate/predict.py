@@ -1,0 +1,133 @@
+"""Classify image files with a trained run: its best checkpoint, class names and preprocessing.
+
+    visionstudy predict runs/digits-quick photo.png scan.jpg --top-k 3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from visionstudy.errors import CheckpointError, DataError, VisionStudyError
+from visionstudy.models import Classifier, create_model
+from visionstudy.train.checkpoint import load_checkpoint
+
+
+@dataclass
+class Predictor:
+    model: Classifier
+    class_names: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_shape: tuple[int, int, int]  # (channels, height, width) the model was trained on
+    checkpoint: Path
+
+
+def checkpoint_path(path: Path) -> Path:
+    """A run directory means its best checkpoint (last when training stopped before a best)."""
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt",
+                          path / "best.pt", path / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{path}: no checkpoints/best.pt or last.pt; is it a visionstudy run?")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint or run directory")
+    return path
+
+
+def meta_from_run_dir(ckpt: Path) -> dict[str, Any]:
+    """Older checkpoints carry no class names: read them from the run's config.yaml."""
+    import yaml
+
+    for folder in (ckpt.parent.parent, ckpt.parent):
+        cfg = folder / "config.yaml"
+        if cfg.is_file():
+            ds = (yaml.safe_load(cfg.read_text()) or {}).get("resolved", {}).get("dataset", {})
+            if ds.get("class_names") and ds.get("mean") and ds.get("image_shape"):
+                return {k: ds[k] for k in ("class_names", "mean", "std", "image_shape")}
+    raise CheckpointError(
+        f"{ckpt}: the checkpoint has no class names or preprocessing and no run config.yaml is "
+        "beside it; keep the checkpoint inside its run directory"
+    )
+
+
+def load_predictor(path: Path, device: str = "cpu") -> Predictor:
+    from visionstudy.config import validate_run_config
+
+    ckpt = checkpoint_path(Path(path))
+    state = load_checkpoint(ckpt)
+    if not isinstance(state.get("config"), dict) or "model" not in state:
+        raise CheckpointError(f"{ckpt}: a visionstudy checkpoint without its run config or weights")
+    cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
+    meta = state.get("meta") or meta_from_run_dir(ckpt)
+    c, h, w = (int(v) for v in meta["image_shape"])
+    net = create_model(cfg.model.name, c, len(meta["class_names"]), (h, w), **cfg.model.params())
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{ckpt}: the weights do not fit the model in its config ({exc})") from None
+    return Predictor(net.to(device).eval(), list(meta["class_names"]), tuple(meta["mean"]),
+                     tuple(meta["std"]), (c, h, w), ckpt)
+
+
+def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """Any format PIL reads → uint8 (H, W, C) with the training channels and size."""
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = shape
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit and float greyscale
+                arr = np.asarray(im, dtype=np.float64)
+                span = max(arr.max() - arr.min(), 1e-12)
+                im = Image.fromarray(np.uint8(np.round(255 * (arr - arr.min()) / span)))
+            if im.mode in ("RGBA", "LA", "P"):  # transparency over white, as viewers show it
+                rgba = im.convert("RGBA")
+                back = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(back, rgba)
+            im = im.convert("L" if c == 1 else "RGB")
+            im = im.resize((w, h), Image.Resampling.LANCZOS if im.width > w else Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: not a readable image ({str(exc).splitlines()[0][:160]})") from None
+    if c == 1:
+        arr = arr[..., None]
+    elif arr.shape[-1] != c:
+        raise DataError(f"{path}: cannot convert to {c} channels")
+    return arr
+
+
+def preprocess(p: Predictor, images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+    mean = torch.tensor(p.mean).view(1, -1, 1, 1)
+    std = torch.tensor(p.std).view(1, -1, 1, 1)
+    return ((x - mean) / std).to(next(p.model.parameters()).device)
+
+
+@dataclass
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (class name, probability), most likely first
+
+
+def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> tuple[list[Prediction], np.ndarray]:
+    """Top-k classes of each image, and the preprocessed images (uint8) for Grad-CAM."""
+    if not paths:
+        raise VisionStudyError("give at least one image file")
+    images = np.stack([read_image(Path(f), p.image_shape) for f in paths])
+    with torch.no_grad():
+        probs = torch.softmax(p.model(preprocess(p, images)).float(), dim=1).cpu().numpy()
+    k = min(top_k, len(p.class_names))
+    out = []
+    for f, row in zip(paths, probs, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        out.append(Prediction(str(f), [(p.class_names[i], float(row[i])) for i in order]))
+    return out, images

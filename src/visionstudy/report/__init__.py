@@ -1,0 +1,47 @@
+"""Reports from run directories alone (nothing is retrained): HTML, Markdown, figures, CSV.
+
+    visionstudy report runs/digits-quick --out reports/digits-quick
+    visionstudy report runs/a runs/b --out reports/a-vs-b
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from visionstudy.errors import ReportError
+from visionstudy.report.compare import compare_report
+from visionstudy.report.render import write_report
+from visionstudy.report.run_report import ReportOptions, run_report
+from visionstudy.report.runs import RunArtifacts, is_run_dir, load_run, unique_labels
+
+__all__ = ["ReportOptions", "RunArtifacts", "build_report", "is_run_dir", "load_run"]
+
+
+def check_out(out: Path, sources: list[Path]) -> None:
+    """The report folder must not be inside a run directory: reports never modify runs."""
+    target = out.resolve()
+    for src in sources:
+        s = src.resolve()
+        if target == s or s in target.parents:
+            raise ReportError(
+                f"--out {out}: inside the run directory {src}; reports never write into runs. "
+                "Choose a folder outside it"
+            )
+    if target.exists() and not target.is_dir():
+        raise ReportError(f"--out {out}: exists and is not a folder")
+
+
+def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None) -> Path:
+    """Write the report of one run, or the comparison of several, into `out`."""
+    opts = opts or ReportOptions()
+    if not paths:
+        raise ReportError("give at least one run directory")
+    start = time.perf_counter()
+    labels = unique_labels(paths) if len(paths) > 1 else [None]
+    arts = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
+    check_out(out, paths)
+    out.mkdir(parents=True, exist_ok=True)
+    report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
+    report.seconds = time.perf_counter() - start
+    return write_report(report, out)

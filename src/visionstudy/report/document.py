@@ -1,0 +1,76 @@
+"""The report as data: sections of figures, tables and notes, rendered to HTML and Markdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FigureRef:
+    png: str  # path relative to the report folder
+    caption: str
+    wide: bool = False  # spans the whole row (image grids)
+
+    @property
+    def svg(self) -> str:
+        return self.png[: -len(".png")] + ".svg"
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    csv: str | None = None  # file name under tables/, written beside the report
+    note: str = ""
+    inline: bool = True  # False: written to CSV only (a 100 x 100 confusion matrix)
+
+
+@dataclass
+class Section:
+    title: str
+    anchor: str
+    figures: list[FigureRef] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    code: str | None = None  # preformatted text (the resolved config)
+    children: list[Section] = field(default_factory=list)  # folded sub-sections (one per run)
+    wide: bool = False  # figures one per row instead of two
+
+
+@dataclass
+class Report:
+    title: str
+    subtitle: str
+    banners: list[str] = field(default_factory=list)  # warnings shown on top (incomplete runs)
+    cards: list[tuple[str, str]] = field(default_factory=list)  # headline numbers
+    sections: list[Section] = field(default_factory=list)
+    seconds: float = 0.0  # time taken to build the report
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: floats to `digits` places, big integers with separators, None as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        if value != 0 and abs(value) < 10 ** -(digits - 1):
+            return f"{value:.3g}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def human(n: float | None) -> str:
+    """1234567 → 1.23M."""
+    if n is None:
+        return "–"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n:.0f}"

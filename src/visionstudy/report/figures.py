@@ -1,0 +1,306 @@
+"""Report figures (matplotlib): each function takes plain arrays and returns a Figure.
+
+Layouts adapt to the number of classes: annotated cells and named ticks for a few classes,
+sorted horizontal bars and index ticks for 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
+
+NAMED_TICKS = 60  # above this many classes, ticks show class indices instead of names
+ANNOTATE = 20  # up to this many classes, confusion-matrix cells show their values
+plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
+                     "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
+
+
+def save_figure(fig: Figure, folder: Path, stem: str) -> str:
+    """Write `stem`.png and `stem`.svg into `folder`; returns the PNG's file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{stem}.png", dpi=120, bbox_inches="tight")
+    fig.savefig(folder / f"{stem}.svg", bbox_inches="tight")
+    plt.close(fig)
+    return f"{stem}.png"
+
+
+def class_colors(k: int) -> Any:
+    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "turbo")
+    return [cmap(i if k <= 20 else i / max(k - 1, 1)) for i in range(k)]
+
+
+def short(name: str, width: int = 14) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------- curves
+
+
+def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None) -> Figure:
+    """Loss and accuracy (train vs val, the gap shaded) and the learning rate, per epoch."""
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, key in zip(axes[:2], ("loss", "accuracy"), strict=True):
+        train = np.array([r[f"train_{key}"] for r in history], dtype=float)
+        val = np.array([r[f"val_{key}"] for r in history], dtype=float)
+        ax.plot(epochs, train, "-o", ms=3, label="train", color="#1f77b4")
+        if np.isfinite(val).any():
+            ax.plot(epochs, val, "-o", ms=3, label="validation", color="#d62728")
+            ax.fill_between(epochs, train, val, color="#999999", alpha=0.15, label="train–val gap")
+        if best_epoch:
+            ax.axvline(best_epoch, color="#555555", ls=":", lw=1, label=f"best epoch {best_epoch}")
+        ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[2].plot(epochs, [r["lr"] for r in history], "-o", ms=3, color="#2ca02c")
+    axes[2].set(xlabel="epoch", ylabel="learning rate", title="Learning rate (epoch start)")
+    if min(r["lr"] for r in history) > 0:
+        axes[2].set_yscale("log")
+    axes[2].grid(alpha=0.3)
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
+def overlaid_curves(runs: Sequence[tuple[str, Sequence[dict[str, float]]]]) -> Figure:
+    """Validation (solid) and training (dashed) loss and accuracy of several runs on shared axes."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    colors = class_colors(max(len(runs), 1))
+    for (label, history), color in zip(runs, colors, strict=False):
+        epochs = [r["epoch"] for r in history]
+        for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+            ax.plot(epochs, [r[f"val_{key}"] for r in history], "-", color=color, label=label)
+            ax.plot(epochs, [r[f"train_{key}"] for r in history], "--", color=color, alpha=0.6)
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.set(xlabel="epoch", ylabel=key, title=f"{key.capitalize()} (solid: validation, dashed: train)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                    ylabel: str, title: str) -> Figure:
+    """Curves as mean with a shaded ±1 std band: (label, epochs, mean, std) per group."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for (label, epochs, mean, std), color in zip(groups, class_colors(max(len(groups), 1)), strict=False):
+        ax.plot(epochs, mean, color=color, label=label)
+        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------- per class
+
+
+def class_ticks(ax: Any, names: Sequence[str], axis: str) -> None:
+    k = len(names)
+    ticks = np.arange(k) if k <= NAMED_TICKS else np.arange(0, k, 10)
+    labels = [short(names[i]) for i in ticks] if k <= NAMED_TICKS else [str(i) for i in ticks]
+    size = 9 if k <= 12 else 7 if k <= 30 else 5
+    if axis == "x":
+        ax.set_xticks(ticks, labels, rotation=90 if k > 6 or max(map(len, labels)) > 6 else 0,
+                      fontsize=size)
+    else:
+        ax.set_yticks(ticks, labels, fontsize=size)
+
+
+def confusion_matrix(cm: np.ndarray, names: Sequence[str], normalised: bool) -> Figure:
+    """Counts, or rows normalised to recall; cell values written for up to 20 classes."""
+    k = len(names)
+    values = cm.astype(float)
+    if normalised:
+        values = values / np.maximum(values.sum(1, keepdims=True), 1)
+    side = min(max(5.0, 0.45 * k + 2), 13.0)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    im = ax.imshow(values, cmap="Blues", interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if k <= ANNOTATE:
+        threshold = values.max() / 2
+        for i in range(k):
+            for j in range(k):
+                text = f"{values[i, j]:.2f}" if normalised else f"{int(cm[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8 if k <= 10 else 6,
+                        color="white" if values[i, j] > threshold else "black")
+    class_ticks(ax, names, "x")
+    class_ticks(ax, names, "y")
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title="Confusion matrix, " + ("normalised by true class" if normalised else "counts"))
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(values: Sequence[float | None], names: Sequence[str], label: str,
+                   mean: float | None = None) -> Figure:
+    """Per-class values as bars: upright for up to 30 classes, sorted horizontal bars beyond."""
+    k = len(names)
+    vals = np.array([np.nan if v is None else v for v in values], dtype=float)
+    if k <= 30:
+        fig, ax = plt.subplots(figsize=(max(6, 0.42 * k + 2), 4))
+        ax.bar(range(k), vals, color="#4c72b0")
+        class_ticks(ax, names, "x")
+        ax.set(ylabel=label, ylim=(0, 1.05), title=f"{label.capitalize()} per class")
+        if mean is not None:
+            ax.axhline(mean, color="#d62728", ls="--", lw=1, label=f"mean {mean:.3f}")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="y", alpha=0.3)
+    else:
+        order = np.argsort(np.nan_to_num(vals, nan=-1))
+        fig, ax = plt.subplots(figsize=(7, 0.16 * k + 1))
+        ax.barh(range(k), vals[order], color="#4c72b0", height=0.8)
+        ax.set_yticks(range(k), [short(names[i], 18) for i in order], fontsize=5.5)
+        ax.set(xlabel=label, xlim=(0, 1.05), ylim=(-0.7, k - 0.3),
+               title=f"{label.capitalize()} per class (sorted)")
+        if mean is not None:
+            ax.axvline(mean, color="#d62728", ls="--", lw=1, label=f"mean {mean:.3f}")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def class_distribution(counts: dict[str, Sequence[int]], names: Sequence[str]) -> Figure:
+    """Images per class in each split (grouped bars; lines for many classes)."""
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(max(6, min(0.42 * k + 2, 14)), 4))
+    splits = [s for s in counts if sum(counts[s])]
+    width = 0.8 / max(len(splits), 1)
+    for i, split in enumerate(splits):
+        if k <= 30:
+            ax.bar(np.arange(k) + (i - (len(splits) - 1) / 2) * width, counts[split], width, label=split)
+        else:
+            ax.step(np.arange(k), counts[split], where="mid", label=split)
+    class_ticks(ax, names, "x")
+    ax.set(ylabel="images", title="Class distribution per split")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(roc: RocCurves, names: Sequence[str]) -> Figure:
+    """One-vs-rest ROC curves: every class (legend for up to 10) and the macro average."""
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    colors = class_colors(k)
+    for c in range(k):
+        if roc.auc[c] is None:
+            continue
+        if k <= 10:
+            ax.plot(roc.fpr[c], roc.tpr[c], color=colors[c], lw=1.2,
+                    label=f"{short(names[c])} ({roc.auc[c]:.3f})")
+        else:
+            ax.plot(roc.fpr[c], roc.tpr[c], color="#9bb7d4", lw=0.6, alpha=0.6)
+    if roc.macro_auc is not None:
+        ax.plot(roc.macro_fpr, roc.macro_tpr, color="black", lw=2.2,
+                label=f"macro average ({roc.macro_auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="#888888", lw=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate",
+           title="ROC, one-vs-rest" + ("" if k <= 10 else f" ({k} classes in light blue)"))
+    ax.legend(fontsize=7 if k <= 10 else 9, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(cal: Calibration) -> Figure:
+    """Accuracy against confidence per bin, with the number of images per bin below."""
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(6, 6), height_ratios=[3, 1], sharex=True)
+    width = cal.bin_edges[1] - cal.bin_edges[0]
+    centres = (cal.bin_edges[:-1] + width / 2)[cal.bin_counts > 0]
+    ax.bar(centres, cal.bin_accuracy, width=width * 0.95, color="#4c72b0", alpha=0.85,
+           edgecolor="black", label="accuracy")
+    ax.bar(centres, cal.bin_confidence - cal.bin_accuracy, bottom=cal.bin_accuracy, width=width * 0.95,
+           color="#d62728", alpha=0.25, edgecolor="#d62728", hatch="//", label="gap to confidence")
+    ax.plot([0, 1], [0, 1], ls="--", color="#d62728", label="perfect calibration")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+           title=f"Reliability diagram (ECE {cal.ece:.4f})")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    hist.bar(cal.bin_edges[:-1] + width / 2, cal.bin_counts, width=width * 0.9, color="#888888")
+    hist.set(xlabel="confidence (top-class probability)", ylabel="images")
+    if cal.bin_counts.max() > 50 * max(np.median(cal.bin_counts[cal.bin_counts > 0]), 1):
+        hist.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def tsne_scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> Figure:
+    """t-SNE points coloured by true class; a legend with names for up to 20 classes."""
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(7.5 if k <= 20 else 6.5, 6))
+    colors = class_colors(k)
+    for c in range(k):
+        sel = labels == c
+        if sel.any():
+            ax.scatter(points[sel, 0], points[sel, 1], s=6, color=colors[c], alpha=0.75,
+                       label=short(names[c]) if k <= 20 else None, linewidths=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set(xticks=[], yticks=[], title=f"t-SNE of penultimate features ({len(labels):,} test images)")
+    if k <= 20:
+        ax.legend(fontsize=7, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------- images
+
+
+def image_grid(
+    images: np.ndarray,
+    titles: Sequence[str],
+    title: str = "",
+    colors: Sequence[str] | None = None,
+    overlay: Sequence[np.ndarray | None] | None = None,
+    cols: int = 8,
+) -> Figure:
+    """A grid of images (N, H, W, C) in 0..1 with a title each; `overlay[i]` (H, W) in 0..1, when
+    given, is drawn over image i as a heat-map (Grad-CAM)."""
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, img) in enumerate(zip(axes.flat, images, strict=False)):
+        gray = img.shape[-1] == 1
+        ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1,
+                  interpolation="nearest")
+        if overlay is not None and overlay[i] is not None:
+            ax.imshow(overlay[i], cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
+        ax.set_title(titles[i], fontsize=9, color=colors[i] if colors else "black")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def bar_comparison(labels: Sequence[str], values: Sequence[float], errors: Sequence[float] | None,
+                   ylabel: str, title: str) -> Figure:
+    """One bar per run or variant, with error bars when given."""
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(labels) + 2), 4))
+    bars = ax.bar(range(len(labels)), values, yerr=errors, capsize=4 if errors is not None else 0,
+                  color="#4c72b0")
+    ax.bar_label(bars, fmt="%.4f", fontsize=7, padding=2)
+    ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0,
+                  ha="right" if len(labels) > 3 else "center", fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,110 @@
+"""Figures that need the images themselves: samples, augmentations, misclassified, Grad-CAM.
+
+They reload the run's dataset through the data stage (no training) and its best checkpoint;
+when the dataset files are not on this machine the report says so and goes on without them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visionstudy.data import PreparedData, build_pipeline, prepare
+from visionstudy.data.preview import sample_grid
+from visionstudy.errors import VisionStudyError
+from visionstudy.evaluate import gradcam, probabilities, top_losses
+from visionstudy.models import Classifier, create_model
+from visionstudy.report import figures as F
+from visionstudy.report.runs import RunArtifacts
+from visionstudy.train.checkpoint import load_checkpoint
+from visionstudy.train.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+def load_data(art: RunArtifacts, data_dir: Path | None) -> tuple[PreparedData | None, str]:
+    """The run's prepared data, or None and the reason it could not be had."""
+    try:
+        cfg = art.run_config()
+        data = prepare(cfg.data, data_dir)
+    except VisionStudyError as exc:
+        return None, f"the dataset could not be loaded here ({exc}); image figures are left out"
+    if art.predictions is not None and not np.array_equal(data.test.labels, art.predictions["labels"]):
+        return None, ("the test set loaded here differs from the one the run was evaluated on; "
+                      "image figures are left out")
+    return data, ""
+
+
+def load_model(art: RunArtifacts, data: PreparedData) -> Classifier:
+    """The run's model with its best weights (last weights when there is no best.pt)."""
+    cfg = art.run_config()
+    c, h, w = data.image_shape
+    net = create_model(cfg.model.name, c, data.num_classes, (h, w), **cfg.model.params())
+    run = RunDir(art.path)
+    ckpt = run.best if run.best.is_file() else run.last
+    net.load_state_dict(load_checkpoint(ckpt)["model"])
+    return net.eval()
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) → float 0..1 for display."""
+    return images.astype(np.float32) / 255.0
+
+
+def normalise(data: PreparedData, images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(to_unit(images)).permute(0, 3, 1, 2)
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def samples_figure(data: PreparedData, seed: int) -> F.Figure:
+    images, titles = sample_grid(data, None, 32, seed)
+    return F.image_grid(images, titles, "Training images")
+
+
+def augmentation_figure(data: PreparedData, art: RunArtifacts, seed: int) -> F.Figure | None:
+    augment = art.run_config().data.augment
+    if not augment:
+        return None
+    images, titles = sample_grid(data, build_pipeline(augment), 32, seed)
+    names = ", ".join(a.name for a in augment)
+    return F.image_grid(images, titles, f"The same kind of batch after augmentation ({names})")
+
+
+def misclassified_figure(data: PreparedData, art: RunArtifacts, count: int) -> F.Figure | None:
+    """The most confidently wrong test images (highest loss first)."""
+    assert art.predictions is not None
+    names = art.class_names
+    top = top_losses(art.predictions["logits"], art.predictions["labels"], count)
+    if not len(top.index):
+        return None
+    truth = art.predictions["labels"][top.index]
+    titles = [f"{F.short(names[t], 10)} → {F.short(names[p], 10)}\n{c:.0%}"
+              for t, p, c in zip(truth, top.predicted, top.confidence, strict=True)]
+    return F.image_grid(to_unit(data.test.images[top.index]), titles,
+                        "Most confidently wrong test images (true → predicted, confidence)",
+                        colors=["#b22222"] * len(titles))
+
+
+def gradcam_figure(data: PreparedData, net: Classifier, art: RunArtifacts, count: int,
+                   seed: int) -> F.Figure:
+    """Grad-CAM for the predicted class over one test image per class (up to `count`)."""
+    assert art.predictions is not None
+    labels = art.predictions["labels"]
+    rng = np.random.default_rng(seed)
+    picks = [int(rng.choice(np.flatnonzero(labels == c))) for c in range(data.num_classes)
+             if (labels == c).any()]
+    idx = np.array(sorted(rng.permutation(picks)[:count]))
+    preds = probabilities(art.predictions["logits"][idx]).argmax(1)
+    x = normalise(data, data.test.images[idx])
+    heat = gradcam(net, x, torch.from_numpy(preds))
+    names = art.class_names
+    titles = [f"{F.short(names[t], 10)} → {F.short(names[p], 10)}" for t, p in
+              zip(labels[idx], preds, strict=True)]
+    colors = ["#1a7f37" if t == p else "#b22222" for t, p in zip(labels[idx], preds, strict=True)]
+    return F.image_grid(to_unit(data.test.images[idx]), titles,
+                        "Grad-CAM for the predicted class (true → predicted)", colors, heat)

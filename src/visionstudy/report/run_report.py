@@ -1,0 +1,285 @@
+"""The report of one run: headline numbers, curves, confusions, per-class results, ROC,
+calibration, t-SNE, data and error figures, Grad-CAM, config and versions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from visionstudy.errors import VisionStudyError
+from visionstudy.evaluate import (
+    calibration,
+    classification_metrics,
+    confused_pairs,
+    per_class_metrics,
+    probabilities,
+    roc_curves,
+    tsne_embedding,
+)
+from visionstudy.report import figures as F
+from visionstudy.report import images
+from visionstudy.report.document import FigureRef, Report, Section, Table, fmt, human
+from visionstudy.report.runs import RunArtifacts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    tsne_points: int = 2000  # test images embedded by t-SNE (a seeded subsample)
+    seed: int = 0  # for every random choice in the report (t-SNE, sample images)
+    data_dir: Path | None = None  # offline mirror for the image figures
+    images: bool = True  # figures that need the dataset and the checkpoint
+    gradcam: int = 16  # images in the Grad-CAM grid
+    misclassified: int = 24  # images in the misclassified grid
+
+
+@dataclass
+class Evaluated:
+    """Everything computed from predictions.npz once, shared by the sections."""
+
+    metrics: dict[str, Any]
+    probs: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+
+
+def evaluated(art: RunArtifacts) -> Evaluated | None:
+    if art.predictions is None:
+        return None
+    p = art.predictions
+    names = [str(c) for c in p["class_names"]]
+    metrics = classification_metrics(p["logits"], p["labels"], len(names))
+    return Evaluated(metrics, probabilities(p["logits"]), p["labels"], names)
+
+
+def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any]]:
+    m = art.metrics or {}
+    res = art.resolved.get("model", {})
+    rows: list[tuple[str, Any]] = []
+    if ev is not None:
+        e = ev.metrics
+        rows += [
+            ("test accuracy", e["accuracy"]), ("top-1 error", 1 - e["accuracy"]),
+            ("top-5 accuracy", e["top5_accuracy"]), ("top-5 error", 1 - e["top5_accuracy"]),
+            ("test loss", e["loss"]), ("precision (macro)", e["precision_macro"]),
+            ("recall (macro)", e["recall_macro"]), ("F1 (macro)", e["f1_macro"]),
+            ("precision (weighted)", e["precision_weighted"]),
+            ("recall (weighted)", e["recall_weighted"]), ("F1 (weighted)", e["f1_weighted"]),
+            ("ROC-AUC (macro, one-vs-rest)", e["roc_auc_macro"]),
+            ("expected calibration error", calibration(ev.probs, ev.labels).ece),
+            ("test images", len(ev.labels)),
+        ]
+    rows += [
+        ("parameters", m.get("params", res.get("params"))),
+        ("FLOPs per image", m.get("flops", res.get("flops"))),
+        ("train seconds", m.get("train_seconds", sum(r.get("seconds", 0) for r in art.history))),
+        ("epochs run", m.get("epochs_run", len(art.history))), ("best epoch", m.get("best_epoch")),
+        ("stopped early", m.get("stopped_early")),
+    ]
+    return rows
+
+
+def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
+    m = art.metrics or {}
+    out = []
+    if ev is not None:
+        e = ev.metrics
+        out += [("test accuracy", f"{e['accuracy']:.2%}"), ("top-5 error", f"{1 - e['top5_accuracy']:.2%}"),
+                ("macro F1", f"{e['f1_macro']:.4f}"), ("macro AUC", fmt(e["roc_auc_macro"])),
+                ("test loss", f"{e['loss']:.4f}")]
+    elif art.history:
+        best = max(r["val_accuracy"] for r in art.history)
+        out.append(("best val accuracy", f"{best:.2%}"))
+    params = m.get("params", art.resolved.get("model", {}).get("params"))
+    out += [("parameters", human(params)), ("epochs", str(m.get("epochs_run", len(art.history)))),
+            ("train time", f"{m.get('train_seconds', sum(r.get('seconds', 0) for r in art.history)):.1f} s")]
+    return out
+
+
+class RunReportBuilder:
+    """Writes one run's figures under `out/figures/<prefix>` and returns its sections."""
+
+    def __init__(self, art: RunArtifacts, out: Path, prefix: str, opts: ReportOptions) -> None:
+        self.art, self.out, self.prefix, self.opts = art, out, prefix, opts
+        self.ev = evaluated(art)
+        self.names = self.ev.names if self.ev else art.class_names
+
+    def figure(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
+        folder = self.out / "figures" / self.prefix if self.prefix else self.out / "figures"
+        name = F.save_figure(fig, folder, stem)
+        rel = Path("figures") / self.prefix / name if self.prefix else Path("figures") / name
+        return FigureRef(rel.as_posix(), caption, wide)
+
+    def csv(self, stem: str) -> str:
+        return f"{self.prefix.replace('/', '_')}_{stem}.csv" if self.prefix else f"{stem}.csv"
+
+    def banners(self) -> list[str]:
+        if not self.art.missing:
+            return []
+        return [f"{self.art.label}: incomplete run — missing " + "; ".join(self.art.missing)
+                + ". Showing what exists."]
+
+    # ------------------------------------------------------------------------------ sections
+
+    def sections(self) -> list[Section]:
+        out = [self.summary(), self.curves()]
+        if self.ev is not None:
+            out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne()]
+        if self.opts.images:
+            out.append(self.image_sections())
+        out.append(self.config_section())
+        return [s for s in out if s.figures or s.tables or s.notes or s.code]
+
+    def summary(self) -> Section:
+        rows = [[k, v] for k, v in summary_rows(self.art, self.ev)]
+        return Section("Results", self.anchor("results"),
+                       tables=[Table("Test metrics", ["metric", "value"], rows, self.csv("metrics"))])
+
+    def curves(self) -> Section:
+        s = Section("Training curves", self.anchor("curves"), wide=True)
+        if not self.art.history:
+            s.notes.append("No epoch finished: there is no history to plot.")
+            return s
+        best = (self.art.metrics or {}).get("best_epoch")
+        s.figures.append(self.figure(F.training_curves(self.art.history, best), "curves",
+                                     "Loss and accuracy per epoch (train vs validation, gap shaded) "
+                                     "and the learning rate."))
+        last = self.art.history[-1]
+        gap = last["train_accuracy"] - last["val_accuracy"]
+        s.notes.append(f"Final train–validation accuracy gap: {gap:+.4f} "
+                       f"(train {last['train_accuracy']:.4f}, validation {last['val_accuracy']:.4f}).")
+        cols = [c for c in self.art.history[0] if c != "epoch"]
+        rows = [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history]
+        s.tables.append(Table("History", ["epoch", *cols], rows, self.csv("history")))
+        return s
+
+    def confusion(self) -> Section:
+        assert self.ev is not None
+        cm = np.array(self.ev.metrics["confusion_matrix"])
+        s = Section("Confusion matrix", self.anchor("confusion"))
+        s.figures.append(self.figure(F.confusion_matrix(cm, self.names, False), "confusion_counts",
+                                     "Confusion matrix (counts)."))
+        s.figures.append(self.figure(F.confusion_matrix(cm, self.names, True), "confusion_normalised",
+                                     "Confusion matrix normalised by true class (rows sum to 1)."))
+        pairs = confused_pairs(cm, 10)
+        support = cm.sum(1)
+        rows = [[self.names[i], self.names[j], n, float(n / support[i])] for i, j, n in pairs]
+        s.tables.append(Table("Most confused pairs", ["true class", "predicted as", "images",
+                                                      "share of true class"], rows, self.csv("confused")))
+        full = [[self.names[i], *map(int, cm[i])] for i in range(len(self.names))]
+        s.tables.append(Table("Confusion matrix", ["true \\ predicted", *self.names], full,
+                              self.csv("confusion"), inline=False))
+        return s
+
+    def per_class(self) -> Section:
+        assert self.ev is not None
+        p = self.art.predictions
+        assert p is not None
+        pc = per_class_metrics(p["logits"], p["labels"], len(self.names))
+        roc = roc_curves(self.ev.probs, self.ev.labels)
+        rows = [[self.names[c], int(pc["support"][c]), float(pc["recall"][c]),
+                 float(pc["precision"][c]), float(pc["f1"][c]), roc.auc[c]]
+                for c in range(len(self.names))]
+        s = Section("Per-class results", self.anchor("per-class"))
+        acc = [float(v) for v in pc["recall"]]
+        s.figures.append(self.figure(F.per_class_bars(acc, self.names, "accuracy", float(np.mean(acc))),
+                                     "per_class_accuracy", "Test accuracy (recall) per class."))
+        s.tables.append(Table("Per class", ["class", "images", "accuracy (recall)", "precision", "F1",
+                                            "ROC-AUC"], rows, self.csv("per_class")))
+        return s
+
+    def roc_calibration(self) -> Section:
+        assert self.ev is not None
+        s = Section("ROC and calibration", self.anchor("roc"))
+        roc = roc_curves(self.ev.probs, self.ev.labels)
+        s.figures.append(self.figure(F.roc_curves(roc, self.names), "roc",
+                                     "One-vs-rest ROC curves and their macro average (AUC in brackets)."))
+        cal = calibration(self.ev.probs, self.ev.labels)
+        s.figures.append(self.figure(F.reliability_diagram(cal), "reliability",
+                                     "Reliability diagram: accuracy vs confidence per bin; the "
+                                     "further the bars from the diagonal, the worse the calibration."))
+        return s
+
+    def tsne(self) -> Section:
+        s = Section("Learned features (t-SNE)", self.anchor("tsne"))
+        p = self.art.predictions
+        assert p is not None
+        features = p.get("features")
+        if features is None or features.ndim != 2 or not len(features):
+            s.notes.append("This run saved no penultimate features; t-SNE is left out.")
+            return s
+        points, idx = tsne_embedding(features, p["labels"], self.opts.tsne_points, self.opts.seed)
+        s.figures.append(self.figure(F.tsne_scatter(points, p["labels"][idx], self.names), "tsne",
+                                     f"t-SNE of the penultimate-layer features of {len(idx):,} test "
+                                     f"images (seed {self.opts.seed}), coloured by true class."))
+        return s
+
+    def image_sections(self) -> Section:
+        s = Section("Data, errors and Grad-CAM", self.anchor("images"))
+        data, reason = images.load_data(self.art, self.opts.data_dir)
+        if data is None:
+            s.notes.append(reason)
+            return s
+        counts = {name: np.bincount(split.labels, minlength=data.num_classes).tolist()
+                  for name, split in (("train", data.train), ("validation", data.val), ("test", data.test))}
+        s.figures.append(self.figure(F.class_distribution(counts, data.class_names), "class_distribution",
+                                     "Images per class in each split."))
+        s.tables.append(Table("Class distribution", ["class", *counts],
+                              [[n, *(counts[k][i] for k in counts)] for i, n in enumerate(data.class_names)],
+                              self.csv("class_distribution"), inline=False))
+        s.figures.append(self.figure(images.samples_figure(data, self.opts.seed), "samples",
+                                     "Random training images with their labels.", wide=True))
+        aug = images.augmentation_figure(data, self.art, self.opts.seed)
+        if aug is not None:
+            s.figures.append(self.figure(aug, "augmentation", "Training images as the model sees them "
+                                         "after the run's augmentation.", wide=True))
+        if self.ev is None:
+            return s
+        wrong = images.misclassified_figure(data, self.art, self.opts.misclassified)
+        if wrong is not None:
+            s.figures.append(self.figure(wrong, "misclassified", "The misclassified test images with "
+                                         "the highest loss (most confidently wrong).", wide=True))
+        try:
+            net = images.load_model(self.art, data)
+            fig = images.gradcam_figure(data, net, self.art, self.opts.gradcam, self.opts.seed)
+            caption = ("Grad-CAM (captum) of the predicted class over one test image per class: warm "
+                       "colours drove the decision.")
+            s.figures.append(self.figure(fig, "gradcam", caption, wide=True))
+        except VisionStudyError as exc:
+            s.notes.append(f"Grad-CAM left out: {exc}")
+        return s
+
+    def config_section(self) -> Section:
+        cfg = {k: v for k, v in self.art.config.items() if k != "resolved"}
+        s = Section("Configuration and environment", self.anchor("config"),
+                    code=yaml.safe_dump(cfg, sort_keys=False))
+        res = self.art.resolved
+        versions = res.get("versions", {})
+        if versions:
+            s.tables.append(Table("Versions", ["package", "version"], [[k, v] for k, v in versions.items()]))
+        ds = res.get("dataset", {})
+        if ds:
+            s.tables.append(Table("Dataset", ["field", "value"], [
+                ["name", ds.get("name")], ["checksum (sha256)", ds.get("checksum")],
+                ["image shape", " × ".join(map(str, ds.get("image_shape", [])))],
+                ["train / val / test", " / ".join(f"{ds.get(k, 0):,}" for k in ("train", "val", "test"))],
+                ["classes", len(ds.get("class_names", []))], ["run directory", str(self.art.path)],
+            ]))
+        return s
+
+    def anchor(self, name: str) -> str:
+        return f"{self.prefix.replace('/', '-')}-{name}" if self.prefix else name
+
+
+def run_report(art: RunArtifacts, out: Path, opts: ReportOptions) -> Report:
+    b = RunReportBuilder(art, out, "", opts)
+    model = art.config.get("model", {}).get("name", "?")
+    dataset = art.resolved.get("dataset", {}).get("name") or art.config.get("data", {}).get("dataset")
+    subtitle = f"{model} on {dataset} — {art.path}"
+    return Report(f"Run report: {art.label}", subtitle, b.banners(), cards(art, b.ev), b.sections())

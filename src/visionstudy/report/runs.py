@@ -1,0 +1,128 @@
+"""Read a run directory for a report: config, history, metrics and predictions, never writing.
+
+A run interrupted before the end still gives what exists, with `missing` saying what does not.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from visionstudy.errors import ReportError
+from visionstudy.train.rundir import RunDir
+
+
+@dataclass
+class RunArtifacts:
+    path: Path
+    label: str  # unique, readable name within one report
+    config: dict[str, Any]  # config.yaml as written (with its `resolved` section)
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, Any] | None = None
+    predictions: dict[str, np.ndarray] | None = None
+    missing: list[str] = field(default_factory=list)  # what an incomplete run lacks, in words
+
+    @property
+    def finished(self) -> bool:
+        return self.metrics is not None and self.predictions is not None
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.predictions is not None:
+            return [str(c) for c in self.predictions["class_names"]]
+        return list(self.resolved.get("dataset", {}).get("class_names", []))
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return self.config.get("resolved") or {}
+
+    def run_config(self) -> Any:
+        from visionstudy.config import validate_run_config
+
+        raw = {k: v for k, v in self.config.items() if k != "resolved"}
+        return validate_run_config(raw, str(RunDir(self.path).config))
+
+
+def is_run_dir(path: Path) -> bool:
+    return RunDir(path).config.is_file()
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        parsed = {}
+        for k, v in row.items():
+            try:
+                parsed[k] = float(v) if v not in ("", None) else math.nan
+            except ValueError:
+                parsed[k] = math.nan
+        parsed["epoch"] = int(parsed.get("epoch", len(out) + 1))
+        out.append(parsed)
+    return out
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        data = {k: npz[k] for k in npz.files}
+    for key in ("logits", "labels", "class_names"):
+        if key not in data:
+            raise ValueError(f"no '{key}' array")
+    return data
+
+
+def load_run(path: Path, label: str | None = None) -> RunArtifacts:
+    """The artifacts of the run in `path`; a folder that is not a run is a `ReportError`."""
+    run = RunDir(Path(path))
+    if not run.path.is_dir():
+        raise ReportError(f"{path}: no such directory")
+    if not run.config.is_file():
+        raise ReportError(
+            f"{path}: not a run directory (no config.yaml); pass a folder written by "
+            "`visionstudy train` or `visionstudy study run`"
+        )
+    try:
+        config = yaml.safe_load(run.config.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{run.config}: unreadable config ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ReportError(f"{run.config}: not a run config (expected a mapping)")
+    art = RunArtifacts(run.path, label or str(config.get("name") or run.path.name), config)
+    if run.history.is_file():
+        art.history = read_history(run.history)
+    if not art.history:
+        art.missing.append("history.csv (no epoch finished)")
+    if run.metrics.is_file():
+        try:
+            art.metrics = json.loads(run.metrics.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            art.missing.append(f"metrics.json is unreadable ({exc})")
+    else:
+        art.missing.append("metrics.json (training did not finish: no test evaluation)")
+    if run.predictions.is_file():
+        try:
+            art.predictions = read_predictions(run.predictions)
+        except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+            art.missing.append(f"predictions.npz is unreadable ({exc})")
+    else:
+        art.missing.append("predictions.npz (no test predictions)")
+    return art
+
+
+def unique_labels(paths: list[Path]) -> list[str]:
+    """The shortest path suffixes that tell the runs apart (`resnet/seed-1`, not the whole path)."""
+    parts = [Path(p).resolve().parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
