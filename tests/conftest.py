@@ -94,3 +94,37 @@ def cifar_tarball(path: Path, hundred: bool = False, n_per_batch: int = 40) -> P
 @pytest.fixture
 def mnist_dir(tmp_path) -> Path:
     return write_mnist_like(tmp_path / "mnist")
+
+
+def train_tiny(out: Path, data: dict, model: dict, epochs: int, data_dir: Path | None = None) -> Path:
+    """A real run directory from a few epochs of a small model (used by report/predict tests)."""
+    from visionstudy.config import validate_run_config
+    from visionstudy.experiment import run_experiment
+
+    cfg = validate_run_config({
+        "name": out.name, "seed": 0, "data": data, "model": model,
+        "train": {"epochs": epochs, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3e-3}},
+    })
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(out.parent / "cache"))
+        run_experiment(cfg, out, quiet=True, data_dir=data_dir)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """10 classes, a CNN trained to well above chance, with augmentation."""
+    root = tmp_path_factory.mktemp("runs")
+    return train_tiny(root / "digits", {"dataset": "digits", "augment": ["flip"]},
+                      {"name": "cnn", "channels": [8, 16], "hidden": [32], "batch_norm": True}, 6)
+
+
+@pytest.fixture(scope="session")
+def cifar100_run(tmp_path_factory) -> tuple[Path, Path]:
+    """100 classes from a tiny CIFAR-100 tarball in the official format: (run, data dir)."""
+    root = tmp_path_factory.mktemp("runs100")
+    data_dir = root / "mirror"
+    cifar_tarball(data_dir / "cifar-100-python.tar.gz", hundred=True, n_per_batch=20)
+    run = train_tiny(root / "cifar100", {"dataset": "cifar100", "verify": False},
+                     {"name": "resnet", "blocks": [1, 1], "widths": [8, 16]}, 1, data_dir)
+    return run, data_dir

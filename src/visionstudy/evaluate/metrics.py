@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
@@ -29,9 +31,11 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: 
         out |= {f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)}
     try:
         scores = probs[:, 1] if num_classes == 2 else probs
-        out["roc_auc_macro"] = float(
-            skm.roc_auc_score(labels, scores, multi_class="ovr", average="macro", labels=classes)
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            auc = float(skm.roc_auc_score(labels, scores, multi_class="ovr", average="macro",
+                                          labels=classes))
+        out["roc_auc_macro"] = auc if np.isfinite(auc) else None
     except ValueError:  # a class absent from the test labels: AUC undefined
         out["roc_auc_macro"] = None
     cm = skm.confusion_matrix(labels, preds, labels=classes)

@@ -283,7 +283,10 @@ def image_grid(
         ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1,
                   interpolation="nearest")
         if overlay is not None and overlay[i] is not None:
-            ax.imshow(overlay[i], cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
+            heat = np.clip(overlay[i], 0, 1)
+            rgba = plt.get_cmap("jet")(heat)
+            rgba[..., 3] = 0.6 * heat  # no evidence, no tint: the image stays visible
+            ax.imshow(rgba, interpolation="bilinear")
         ax.set_title(titles[i], fontsize=9, color=colors[i] if colors else "black")
     if title:
         fig.suptitle(title, fontsize=11)

@@ -1,0 +1,100 @@
+"""Metrics and diagnostics: hand-checked small cases and agreement with scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from visionstudy.evaluate import (
+    calibration,
+    classification_metrics,
+    confused_pairs,
+    per_class_metrics,
+    probabilities,
+    roc_curves,
+    top_losses,
+)
+
+
+def logits_for(probs: list[list[float]]) -> np.ndarray:
+    return np.log(np.array(probs, dtype=np.float64))
+
+
+def test_hand_checked_three_class_case():
+    # true 0,0,1,2 ; predicted 0,1,1,2 → accuracy 3/4
+    probs = [[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]
+    m = classification_metrics(logits_for(probs), np.array([0, 0, 1, 2]), 3)
+    assert m["accuracy"] == pytest.approx(0.75)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert m["per_class_accuracy"] == pytest.approx([0.5, 1.0, 1.0])
+    # precision: class 0 1/1, class 1 1/2, class 2 1/1 → macro 5/6
+    assert m["precision_macro"] == pytest.approx(5 / 6)
+    assert m["recall_macro"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert m["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.3, 0.8, 0.6])))
+    assert m["top5_accuracy"] == 1.0
+
+
+def test_metrics_agree_with_scikit_learn_on_random_data():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 12))
+    labels = rng.integers(0, 12, 500)
+    m = classification_metrics(logits, labels, 12)
+    probs = probabilities(logits)
+    pred = probs.argmax(1)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(labels, pred))
+    assert m["f1_weighted"] == pytest.approx(skm.f1_score(labels, pred, average="weighted"))
+    assert m["roc_auc_macro"] == pytest.approx(skm.roc_auc_score(labels, probs, multi_class="ovr"))
+    assert m["top5_accuracy"] == pytest.approx(skm.top_k_accuracy_score(labels, probs, k=5))
+    pc = per_class_metrics(logits, labels, 12)
+    assert pc["f1"] == pytest.approx(skm.f1_score(labels, pred, average=None))
+    assert pc["support"].sum() == 500
+    roc = roc_curves(probs, labels)
+    assert roc.macro_auc == pytest.approx(m["roc_auc_macro"])
+    assert roc.auc[3] == pytest.approx(skm.roc_auc_score(labels == 3, probs[:, 3]))
+    assert roc.macro_tpr[0] >= 0 and roc.macro_tpr[-1] == pytest.approx(1.0)
+
+
+def test_roc_skips_a_class_absent_from_the_labels():
+    rng = np.random.default_rng(1)
+    probs = probabilities(rng.normal(size=(60, 4)))
+    labels = np.array([0, 1, 2] * 20)
+    roc = roc_curves(probs, labels)
+    assert roc.auc[3] is None and len(roc.fpr[3]) == 0
+    assert roc.macro_auc == pytest.approx(np.mean(roc.auc[:3]))
+
+
+def test_calibration_error_of_an_overconfident_model():
+    # every prediction at confidence 0.9, half of them right: ECE = |0.9 - 0.5| = 0.4
+    probs = np.tile([0.9, 0.1], (100, 1))
+    labels = np.array([0, 1] * 50)
+    cal = calibration(probs, labels, bins=10)
+    assert cal.ece == pytest.approx(0.4, abs=1e-6)
+    assert cal.bin_counts.sum() == 100 and (cal.bin_counts > 0).sum() == len(cal.bin_accuracy) == 1
+    assert cal.bin_accuracy[0] == pytest.approx(0.5) and cal.bin_confidence[0] == pytest.approx(0.9)
+
+
+def test_calibration_bins_line_up_with_counts_on_random_data():
+    rng = np.random.default_rng(2)
+    probs = probabilities(rng.normal(size=(400, 5)) * 3)
+    cal = calibration(probs, rng.integers(0, 5, 400), bins=15)
+    assert (cal.bin_counts > 0).sum() == len(cal.bin_accuracy) == len(cal.bin_confidence)
+    centres = (cal.bin_edges[:-1] + cal.bin_edges[1:]) / 2
+    # each bin's mean confidence lies inside its own bin
+    for conf, c in zip(cal.bin_confidence, centres[cal.bin_counts > 0], strict=True):
+        assert abs(conf - c) <= (cal.bin_edges[1] - cal.bin_edges[0]) / 2 + 1e-9
+
+
+def test_confused_pairs_are_the_largest_off_diagonal_cells():
+    cm = np.array([[50, 3, 9], [0, 40, 1], [7, 0, 30]])
+    assert confused_pairs(cm, 2) == [(0, 2, 9), (2, 0, 7)]
+    assert confused_pairs(np.eye(3, dtype=int) * 5, 5) == []
+
+
+def test_top_losses_are_the_most_confidently_wrong():
+    probs = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.99, 0.01]]
+    top = top_losses(logits_for(probs), np.array([0, 0, 1, 1]), 5)
+    assert top.index.tolist() == [3, 1, 2]  # 0.01, 0.2, 0.4 given to the true class
+    assert top.predicted.tolist() == [0, 1, 0]
+    assert top.confidence == pytest.approx([0.99, 0.8, 0.6])
+    assert top.loss == pytest.approx(-np.log([0.01, 0.2, 0.4]), rel=1e-5)

@@ -1,0 +1,124 @@
+"""Run and comparison reports: every figure and table, incomplete runs, and never touching runs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from visionstudy.errors import ReportError
+from visionstudy.report import ReportOptions, build_report
+
+FIGURES = ["curves", "confusion_counts", "confusion_normalised", "per_class_accuracy", "roc",
+           "reliability", "tsne", "class_distribution", "samples", "misclassified", "gradcam"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_figures(folder: Path, stems: list[str]) -> None:
+    for stem in stems:
+        for ext in ("png", "svg"):
+            f = folder / f"{stem}.{ext}"
+            assert f.is_file() and f.stat().st_size > 1000, f
+
+
+def test_ten_class_run_report_has_every_figure_and_table(digits_run, tmp_path):
+    before = snapshot(digits_run)
+    html = build_report([digits_run], tmp_path / "rep", ReportOptions(tsne_points=200))
+    assert snapshot(digits_run) == before  # reports never modify run directories
+    out = html.parent
+    assert_figures(out / "figures", [*FIGURES, "augmentation"])
+    metrics = json.loads((digits_run / "metrics.json").read_text())
+    table = {r["metric"]: r["value"] for r in read_csv(out / "tables" / "metrics.csv")}
+    assert float(table["test accuracy"]) == pytest.approx(metrics["test_accuracy"])
+    assert float(table["F1 (macro)"]) == pytest.approx(metrics["f1_macro"])
+    assert int(table["parameters"]) == metrics["params"]
+    per_class = read_csv(out / "tables" / "per_class.csv")
+    assert [r["class"] for r in per_class] == metrics["class_names"]
+    assert [float(r["accuracy (recall)"]) for r in per_class] == pytest.approx(metrics["per_class_accuracy"])
+    assert len(read_csv(out / "tables" / "history.csv")) == metrics["epochs_run"]
+    text = html.read_text()
+    for fig in FIGURES:
+        assert f'src="figures/{fig}.png"' in text
+    assert "incomplete run" not in text
+    md = (out / "report.md").read_text()
+    assert "| test accuracy |" in md and "![" in md and "```yaml" in md
+
+
+def test_hundred_class_run_report(cifar100_run, tmp_path):
+    run, data_dir = cifar100_run
+    html = build_report([run], tmp_path / "rep", ReportOptions(tsne_points=100, data_dir=data_dir))
+    assert_figures(html.parent / "figures", FIGURES)
+    assert len(read_csv(html.parent / "tables" / "per_class.csv")) == 100
+    confusion = read_csv(html.parent / "tables" / "confusion.csv")
+    assert len(confusion) == 100 and len(confusion[0]) == 101
+    assert "fine99" in html.read_text()  # class names in the per-class table
+
+
+def test_image_figures_are_left_out_with_a_reason_when_the_data_is_missing(cifar100_run, tmp_path):
+    run, _ = cifar100_run
+    html = build_report([run], tmp_path / "rep", ReportOptions(tsne_points=100))
+    text = html.read_text()
+    assert "image figures are left out" in text
+    assert not (html.parent / "figures" / "gradcam.png").exists()
+    assert (html.parent / "figures" / "confusion_counts.png").is_file()
+
+
+def test_incomplete_run_gets_a_banner_and_what_exists(digits_run, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(digits_run, partial)
+    (partial / "metrics.json").unlink()
+    (partial / "predictions.npz").unlink()
+    html = build_report([partial], tmp_path / "rep", ReportOptions(images=False))
+    text = html.read_text()
+    assert "incomplete run" in text and "metrics.json" in text
+    assert (html.parent / "figures" / "curves.png").is_file()
+    assert not (html.parent / "figures" / "confusion_counts.png").exists()
+
+
+def test_damaged_predictions_are_reported_not_fatal(digits_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_run, broken)
+    (broken / "predictions.npz").write_bytes(b"garbage")
+    html = build_report([broken], tmp_path / "rep", ReportOptions(images=False))
+    assert "predictions.npz is unreadable" in html.read_text()
+
+
+def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
+    with pytest.raises(ReportError, match="not a run directory"):
+        build_report([tmp_path], tmp_path / "rep")
+    with pytest.raises(ReportError, match="no such directory"):
+        build_report([tmp_path / "nope"], tmp_path / "rep")
+    before = snapshot(digits_run)
+    with pytest.raises(ReportError, match="never write into runs"):
+        build_report([digits_run], digits_run / "report")
+    assert snapshot(digits_run) == before
+
+
+def test_comparison_of_two_runs(digits_run, tmp_path):
+    other = tmp_path / "runs" / "other"
+    shutil.copytree(digits_run, other)
+    html = build_report([digits_run, other], tmp_path / "rep", ReportOptions(images=False, tsne_points=100))
+    rows = read_csv(html.parent / "tables" / "comparison.csv")
+    metrics = json.loads((digits_run / "metrics.json").read_text())
+    assert [r["run"] for r in rows] == ["digits", "other"]
+    for r in rows:
+        assert float(r["test accuracy"]) == pytest.approx(metrics["test_accuracy"])
+        assert float(r["top-5 error"]) == pytest.approx(1 - metrics["test_top5_accuracy"])
+        assert int(r["parameters"]) == metrics["params"] and int(r["FLOPs"]) == metrics["flops"]
+    assert_figures(html.parent / "figures", ["curves_overlaid", "accuracy_bars"])
+    assert_figures(html.parent / "figures" / "run1", ["curves", "confusion_counts", "tsne"])
+    assert_figures(html.parent / "figures" / "run2", ["curves", "confusion_counts", "tsne"])
+    assert "Runs side by side" in html.read_text()
