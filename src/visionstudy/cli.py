@@ -139,13 +139,16 @@ def datasets_preview(
 ) -> None:
     """Write a labelled grid of training images, plain or augmented."""
     from visionstudy.data import build_pipeline, prepare
-    from visionstudy.data.preview import sample_grid, save_grid
+    from visionstudy.data.preview import sample_grid
+    from visionstudy.report.figures import image_grid
 
     cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
     data = prepare(cfg, data_dir)
     images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed)
     title = f"{data.name}" + (f" — augmented: {augment}" if augment else "")
-    console.print(f"wrote {save_grid(images, titles, out, title)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight")
+    console.print(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -231,7 +234,7 @@ def predict(
     else:
         table = Table("image", *(f"#{i + 1}" for i in range(len(results[0].top))))
         for r in results:
-            table.add_row(r.path, *(f"{c} ({p:.1%})" for c, p in r.top))
+            table.add_row(Path(r.path).name, *(f"{c} ({p:.1%})" for c, p in r.top))
         console.print(table)
     if gradcam is not None:
         for path in write_gradcam(predictor, pixels, results, gradcam):

@@ -110,3 +110,27 @@ def test_data_parallel_two_cpu_processes_match_single_process(tmp_path):
     ma = json.loads((tmp_path / "one" / "metrics.json").read_text())
     mb = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert abs(ma["test_accuracy"] - mb["test_accuracy"]) < 0.01
+
+
+def test_report_and_predict_commands(digits_run, tmp_path):
+    from PIL import Image
+
+    result = vs("report", digits_run, "--out", tmp_path / "rep", "--tsne-points", "100")
+    assert result.returncode == 0, result.stderr
+    assert f"report: {tmp_path / 'rep' / 'report.html'}" in " ".join(result.stdout.split())
+    assert (tmp_path / "rep" / "figures" / "gradcam.png").is_file()
+    assert_user_error(vs("report", tmp_path / "rep"), "not a run directory", "config.yaml")
+    assert_user_error(vs("report", digits_run, "--out", digits_run / "r"), "never write into runs")
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.full((40, 30), 200, dtype=np.uint8)).save(image)
+    result = vs("predict", digits_run, image, "--top-k", "3", "--json", "--gradcam", tmp_path / "cam")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["image"] == str(image) and len(row["top"]) == 3
+    assert sum(t["probability"] for t in row["top"]) <= 1 + 1e-6
+    assert (tmp_path / "cam" / "01_digit_gradcam.png").stat().st_size > 1000
+    table = vs("predict", digits_run / "checkpoints" / "best.pt", image)
+    assert table.returncode == 0 and "digit.png" in table.stdout
+    assert_user_error(vs("predict", digits_run, tmp_path / "none.png"), "none.png", "no such image")
+    assert_user_error(vs("predict", digits_run / "config.yaml", image), "not a PyTorch checkpoint")

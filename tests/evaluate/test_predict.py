@@ -41,7 +41,7 @@ def test_any_format_and_size_is_converted_to_the_training_shape(tmp_path):
     rgb = (np.random.default_rng(0).random((300, 200, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "big.jpg")
     Image.fromarray(rgb).convert("RGBA").save(tmp_path / "alpha.png")
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 200)).save(tmp_path / "deep.tif")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 200).save(tmp_path / "deep.tif")
     for name in ("big.jpg", "alpha.png", "deep.tif"):
         assert read_image(tmp_path / name, (1, 8, 8)).shape == (8, 8, 1)
         assert read_image(tmp_path / name, (3, 32, 32)).shape == (32, 32, 3)

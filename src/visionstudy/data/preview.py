@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -28,29 +26,3 @@ def sample_grid(
     images = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     labels = target.argmax(1) if target.ndim == 2 else target
     return images, [data.class_names[int(i)] for i in labels]
-
-
-def save_grid(images: np.ndarray, titles: list[str], out: Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(images)
-    cols = min(8, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img, name in zip(axes.flat, images, titles, strict=False):
-        gray = img.shape[-1] == 1
-        ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1,
-                  interpolation="nearest")
-        ax.set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
