@@ -26,6 +26,9 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(no_args_is_help=True, help="List, inspect, fetch and preview datasets.")
 app.add_typer(datasets_app, name="datasets")
+study_app = typer.Typer(no_args_is_help=True, help="Run a study (variants, sweeps, seeds, folds, "
+                        "search) and see where it stands.")
+app.add_typer(study_app, name="study")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -183,6 +186,84 @@ def train(
             f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.1f}s)  → {out}",
             highlight=False,
         )
+
+
+# ---------------------------------------------------------------------------------------- study
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="folder of studies (runs/<study>/...)")]
+Db = Annotated[str | None, typer.Option(
+    "--db", help="database URL (default: sqlite file in the study's folder; "
+    "postgresql://user:pass@host/db to share one study between machines)")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="override a field of every run: --set train.epochs=2 (repeatable)")]
+
+
+@study_app.command("run")
+def study_run(
+    study: Annotated[str, typer.Argument(help="study file (YAML) or recipe:NAME")],
+    set_: SetOpt = None,
+    workers: Annotated[int, typer.Option(help="runs at once on this machine", min=1)] = 1,
+    db: Db = None,
+    runs_dir: RunsDir = Path("runs"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    data_dir: DataDir = None,
+    report: Annotated[bool, typer.Option(help="write the study report when done")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """Train every run of a study that is not finished yet, then write its report."""
+    from visionstudy.study import Placement, load_study, run_all
+
+    spec = load_study(study, list(set_ or []))
+    place = Placement(runs_dir, db)
+    console.print(f"study {spec.name}: {len(spec.runs)} runs ({len(spec.variants)} variants"
+                  f" × {spec.config.seeds} seeds" + (f" × {spec.config.cv.folds} folds" if spec.config.cv
+                                                       else "")
+                  + (", then a search" if spec.config.search else "") + f") in {place.study_dir(spec)}",
+                  highlight=False)
+    full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
+                            progress=not quiet)
+    if outcome.trained == 0 and not outcome.failed and not spec.config.search:
+        console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
+    else:
+        console.print(f"{outcome.done}/{outcome.total} runs finished ({outcome.seconds:.0f} s)",
+                      highlight=False)
+    for key, error in outcome.failed:
+        err_console.print(f"[red]failed[/] {key}: {error}", highlight=False)
+    if report and outcome.done:
+        from visionstudy.report import ReportOptions
+        from visionstudy.report.study_report import build_study_report
+
+        html = build_study_report(place.study_dir(spec), place.study_dir(spec) / "report",
+                                  ReportOptions(data_dir=data_dir), db)
+        console.print(f"report: {html}", highlight=False)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@study_app.command("status")
+def study_status(
+    study: Annotated[str, typer.Argument(help="study file, recipe:NAME, or the study's folder")],
+    set_: SetOpt = None,
+    db: Db = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Runs done / running / waiting / failed per variant."""
+    from visionstudy.store import RunStore
+    from visionstudy.study import Placement
+    from visionstudy.study.status import load_for_status
+
+    spec, place = load_for_status(study, list(set_ or []), runs_dir, db)
+    store = RunStore(place.url(spec), spec.name)
+    status = store.status([r.key for r in spec.runs])
+    table = Table("variant", "runs", "done", "running", "waiting", "failed", "not queued")
+    for name, _ in spec.variants:
+        states = [status[r.key] for r in spec.runs if r.variant == name]
+        table.add_row(name, str(len(states)), *(str(states.count(s)) for s in
+                                                ("done", "running", "waiting", "failed", "new")))
+    console.print(table)
+    done = sum(v == "done" for v in status.values())
+    console.print(f"{spec.name}: {done}/{len(status)} runs done — {place.study_dir(spec)}",
+                  highlight=False)
 
 
 # --------------------------------------------------------------------------------------- report

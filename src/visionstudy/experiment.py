@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,10 @@ def run_experiment(
     force: bool = False,
     quiet: bool = False,
     data_dir: Path | None = None,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one run into `out`; returns the test metrics."""
+    """Train and evaluate one run into `out`; returns the test metrics. `on_epoch_end` sees each
+    epoch's history row (a search reports it to its pruner, which may stop the run)."""
     from lightning.fabric import Fabric
 
     accelerator = resolve_accelerator(device)
@@ -162,7 +165,7 @@ def run_experiment(
     if fabric.is_global_zero:
         write_config(run, cfg_dump, data, params, flops)
     result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
-                 config_dump=cfg_dump, meta=checkpoint_meta(data))
+                 config_dump=cfg_dump, meta=checkpoint_meta(data), on_epoch_end=on_epoch_end)
     if not fabric.is_global_zero:
         return {}
     if t.restore_best and run.best.is_file():

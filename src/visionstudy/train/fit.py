@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,7 @@ def fit(
     quiet: bool = False,
     config_dump: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train `net` under `fabric` (devices, precision, DDP); rank 0 writes the checkpoints."""
     optimizer = build_optimizer(net, cfg.optimizer)
@@ -149,4 +151,6 @@ def fit(
                 }, run.last)
                 atomic_write_text(run.history, history_csv(result.history))
             progress.end_epoch(row)
+            if on_epoch_end is not None:  # e.g. a search reporting to its pruner (may raise)
+                on_epoch_end(row)
     return result

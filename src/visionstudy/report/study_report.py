@@ -1,0 +1,286 @@
+"""The study report: per-variant statistics over seeds and folds, paired tests against the
+baseline, the improvement trajectory, mean ± std curves, sweep plots, the search, and each
+variant's own run report — from the study's run folders and database alone."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionstudy.errors import ReportError
+from visionstudy.report import figures as F
+from visionstudy.report.document import FigureRef, Report, Section, Table
+from visionstudy.report.render import write_report
+from visionstudy.report.run_report import ReportOptions, RunReportBuilder
+from visionstudy.report.runs import RunArtifacts, load_run
+from visionstudy.report.stats import paired_test, summarize
+from visionstudy.study.spec import Study, lookup
+from visionstudy.study.status import is_study_dir, load_study_dir
+
+METRICS: list[tuple[str, str]] = [
+    ("test accuracy", "test_accuracy"), ("test loss", "test_loss"), ("top-5 error", "top5_error"),
+    ("macro F1", "f1_macro"), ("macro AUC", "roc_auc_macro"), ("parameters", "params"),
+    ("train seconds", "train_seconds"),
+]
+
+
+def metric(m: dict[str, Any], key: str) -> float | None:
+    if key == "top5_error":
+        v = m.get("test_top5_accuracy")
+        return None if v is None else 1 - v
+    v = m.get(key)
+    return None if v is None else float(v)
+
+
+def collect(study_dir: Path, study: Study) -> dict[str, list[tuple[str, RunArtifacts]]]:
+    """Finished and unfinished runs per variant, in the study's order (search-best last)."""
+    order = [n for n, _ in study.variants]
+    found: dict[str, list[tuple[str, RunArtifacts]]] = defaultdict(list)
+    for cfg in sorted(study_dir.glob("*/seed-*/config.yaml")) + sorted(study_dir.glob("*/seed-*/fold-*/config.yaml")):
+        run = cfg.parent
+        key = run.relative_to(study_dir).as_posix()
+        variant = key.split("/")[0]
+        if variant == "search":
+            continue
+        found[variant].append((key.split("/", 1)[1], load_run(run, key)))
+    extra = sorted(v for v in found if v not in order)
+    return {v: found[v] for v in [*order, *extra] if v in found}
+
+
+class StudyReportBuilder:
+    def __init__(self, study: Study, study_dir: Path, out: Path, opts: ReportOptions, db: str | None):
+        self.study, self.dir, self.out, self.opts, self.db = study, study_dir, out, opts, db
+        self.runs = collect(study_dir, study)
+        self.finished = {v: [(k, a) for k, a in runs if a.metrics] for v, runs in self.runs.items()}
+        self.baseline = study.baseline if study.baseline in self.finished else next(iter(self.finished), None)
+
+    def fig(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
+        return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem), caption, wide)
+
+    def values(self, variant: str, key: str) -> dict[str, float]:
+        """Metric per run, keyed by seed[/fold] so variants pair up."""
+        out = {}
+        for k, a in self.finished.get(variant, []):
+            v = metric(a.metrics or {}, key)
+            if v is not None:
+                out[k] = v
+        return out
+
+    # ---------------------------------------------------------------------------------- sections
+
+    def summary(self) -> Section:
+        cols = ["variant", "runs"]
+        for label, _ in METRICS:
+            cols += [f"{label} mean", f"{label} std"]
+        cols += ["accuracy 95% CI low", "accuracy 95% CI high"]
+        rows = []
+        for variant in self.finished:
+            row: list[Any] = [variant, len(self.finished[variant])]
+            for _, key in METRICS:
+                s = summarize(list(self.values(variant, key).values()))
+                row += [s.mean, s.std]
+            acc = summarize(list(self.values(variant, "test_accuracy").values()))
+            rows.append(row + [acc.ci_low, acc.ci_high])
+        s = Section("Variants", "variants", tables=[Table(
+            "Per variant: mean and standard deviation over seeds and folds", cols, rows, "variants.csv",
+            note="95% confidence intervals are t-intervals of the mean over the variant's runs.")])
+        s.tables.insert(0, Table("At a glance", ["variant", "runs", "test accuracy", "macro F1", "top-5 error",
+                                                 "test loss", "parameters"], [
+            [v, len(self.finished[v]), *(pm(summarize(list(self.values(v, k).values())))
+                                         for k in ("test_accuracy", "f1_macro", "top5_error", "test_loss")),
+             summarize(list(self.values(v, "params").values())).mean]
+            for v in self.finished]))
+        return s
+
+    def tests(self) -> Section:
+        s = Section("Against the baseline", "tests")
+        if self.baseline is None:
+            return s
+        base = self.values(self.baseline, "test_accuracy")
+        rows = []
+        for variant in self.finished:
+            if variant == self.baseline:
+                continue
+            mine = self.values(variant, "test_accuracy")
+            keys = sorted(set(base) & set(mine))
+            p = paired_test([mine[k] for k in keys], [base[k] for k in keys])
+            rows.append([variant, p.n, p.diff, p.t_p, p.wilcoxon_p, p.effect, p.verdict])
+        s.tables.append(Table(
+            f"Test accuracy difference to '{self.baseline}', paired by seed and fold",
+            ["variant", "pairs", "mean difference", "paired t-test p", "Wilcoxon p", "effect size (d_z)",
+             "at 5%"], rows, "paired_tests.csv",
+            note="Positive differences are better than the baseline. With fewer than about 6 pairs the "
+                 "Wilcoxon test cannot reach p < 0.05; read the t-test and the effect size."))
+        return s
+
+    def trajectory(self) -> Section:
+        s = Section("Improvement trajectory", "trajectory")
+        variants = list(self.finished)
+        means = [summarize(list(self.values(v, "test_accuracy").values())) for v in variants]
+        if not variants:
+            return s
+        s.figures.append(self.fig(F.bar_comparison(variants, [m.mean for m in means],
+                                                   [m.std for m in means], "test accuracy",
+                                                   "Test accuracy per variant (mean ± std)"),
+                                  "trajectory", "Each variant's test accuracy, in the study's order."))
+        base = means[variants.index(self.baseline)].mean if self.baseline in variants else means[0].mean
+        rows = [[v, m.mean, m.mean - (means[i - 1].mean if i else m.mean), m.mean - base]
+                for i, (v, m) in enumerate(zip(variants, means, strict=True))]
+        s.tables.append(Table("Step by step", ["variant", "test accuracy (mean)", "change from the previous",
+                                               "change from the baseline"], rows, "trajectory.csv"))
+        return s
+
+    def curves(self) -> Section:
+        s = Section("Learning curves", "curves", wide=True)
+        for key, label in (("val_accuracy", "validation accuracy"), ("val_loss", "validation loss")):
+            groups = []
+            for variant, runs in self.runs.items():
+                hist = [a.history for _, a in runs if a.history]
+                if not hist:
+                    continue
+                n = min(len(h) for h in hist)
+                arr = np.array([[r[key] for r in h[:n]] for h in hist], dtype=float)
+                groups.append((variant, np.arange(1, n + 1), arr.mean(0), arr.std(0)))
+            if groups:
+                s.figures.append(self.fig(F.mean_std_curves(groups, label, f"{label.capitalize()} per "
+                                                            "epoch: mean and ±1 std over seeds/folds"),
+                                          f"curves_{key}", f"{label.capitalize()} per variant."))
+        return s
+
+    def sweeps(self) -> Section:
+        s = Section("Sweeps", "sweeps")
+        sweep = dict(self.study.config.sweep or {})
+        sweep.pop("mode", None)
+        for key in sweep:
+            points: dict[str, list[float]] = defaultdict(list)
+            for variant, runs in self.finished.items():
+                for _, a in runs:
+                    value = lookup({k: v for k, v in a.config.items() if k != "resolved"}, key)
+                    if value is None or (variant != "baseline" and variant not in
+                                         {n for n, _ in self.study.variants if key.split(".")[-1] in n}):
+                        continue
+                    points[json.dumps(value)].append(float(a.metrics["test_accuracy"]))  # type: ignore[index]
+            if len(points) < 2:
+                continue
+            labels = list(points)
+            summ = [summarize(points[k]) for k in labels]
+            s.figures.append(self.fig(F.bar_comparison(labels, [m.mean for m in summ], [m.std for m in summ],
+                                                       "test accuracy", f"Test accuracy vs {key}"),
+                                      f"sweep_{key.replace('.', '_')}",
+                                      f"Test accuracy (mean ± std) for each value of {key}."))
+        return s
+
+    def search(self) -> Section:
+        s = Section("Hyperparameter search", "search")
+        if self.study.config.search is None:
+            return s
+        import optuna
+
+        from visionstudy.store.db import storage_for
+        from visionstudy.study.execute import Placement
+
+        url = Placement(self.dir.parent, self.db).url(self.study)
+        try:
+            ostudy = optuna.load_study(study_name=f"{self.study.name}:search", storage=storage_for(url))
+        except KeyError:
+            s.notes.append("The search has not started yet.")
+            return s
+        trials = ostudy.get_trials(deepcopy=False)
+        rows = [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
+                 *(t.params.get(k) for k in self.study.config.search.space)] for t in trials]
+        s.tables.append(Table("Trials", ["trial", "state", "objective", "epochs",
+                                         *self.study.config.search.space], rows, "search_trials.csv"))
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+        s.notes.append(f"{len(trials)} trials: {len(done)} complete, {pruned} pruned "
+                       f"(objective: best {self.study.config.search.objective} of a trial).")
+        if done:
+            best = ostudy.best_trial
+            s.tables.insert(0, Table("Best trial", ["parameter", "value"],
+                                     [["trial", best.number], ["objective", best.value],
+                                      *([k, v] for k, v in best.params.items())]))
+            s.figures.append(self.fig(search_history(trials, ostudy.direction.name == "MAXIMIZE"),
+                                      "search_history", "Objective of every trial and the best so far."))
+        if len(done) >= 2:
+            try:
+                imp = optuna.importance.get_param_importances(ostudy)
+                s.tables.append(Table("Parameter importances (fANOVA)", ["parameter", "importance"],
+                                      [[k, v] for k, v in imp.items()], "search_importances.csv"))
+            except (RuntimeError, ValueError) as exc:
+                s.notes.append(f"Parameter importances unavailable: {exc}")
+        return s
+
+    def per_variant(self) -> Section:
+        s = Section("Each variant's first run", "runs")
+        for i, (variant, runs) in enumerate(self.finished.items()):
+            if not runs:
+                continue
+            _, art = runs[0]
+            b = RunReportBuilder(art, self.out, f"v{i + 1}", self.opts)
+            s.children.append(Section(f"{variant} ({art.label})", f"v{i + 1}", children=b.sections()))
+        return s
+
+    def build(self) -> Report:
+        total = sum(len(r) for r in self.runs.values())
+        done = sum(len(r) for r in self.finished.values())
+        banners = []
+        if done < total:
+            banners.append(f"{total - done} of {total} runs have not finished; their variants are "
+                           "summarised over the finished runs only.")
+        planned = len(self.study.runs)
+        if total < planned:
+            banners.append(f"{planned - total} planned runs have not started.")
+        best = max(self.finished, key=lambda v: summarize(list(self.values(v, "test_accuracy").values())).mean,
+                   default=None)
+        cards = [("runs finished", f"{done}/{max(total, planned)}"), ("variants", str(len(self.finished)))]
+        if best:
+            m = summarize(list(self.values(best, "test_accuracy").values()))
+            cards += [("best variant", best), ("its test accuracy", f"{m.mean:.2%} ± {m.std:.2%}")]
+        sections = [self.summary(), self.tests(), self.trajectory(), self.curves(), self.sweeps(),
+                    self.search(), self.per_variant()]
+        subtitle = (self.study.config.description or "") + f" — {self.dir}"
+        return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
+                      [s for s in sections if s.figures or s.tables or s.notes or s.children])
+
+
+def pm(s: Any) -> str:
+    if s.n == 0:
+        return "–"
+    return f"{s.mean:.4f} ± {s.std:.4f}" if s.n > 1 else f"{s.mean:.4f}"
+
+
+def search_history(trials: list[Any], maximize: bool) -> F.Figure:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    xs = [t.number for t in trials if t.value is not None]
+    ys = [t.value for t in trials if t.value is not None]
+    ax.scatter(xs, ys, s=18, color="#4c72b0", label="complete trial")
+    pruned = [(t.number, list(t.intermediate_values.values())[-1]) for t in trials
+              if t.state.name == "PRUNED" and t.intermediate_values]
+    if pruned:
+        ax.scatter(*zip(*pruned, strict=True), s=18, marker="x", color="#999999", label="pruned (last report)")
+    if ys:
+        best = np.maximum.accumulate(ys) if maximize else np.minimum.accumulate(ys)
+        ax.step(xs, best, where="post", color="#d62728", label="best so far")
+    ax.set(xlabel="trial", ylabel="objective", title="Optimisation history")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = None,
+                       db: str | None = None) -> Path:
+    if not is_study_dir(study_dir):
+        raise ReportError(f"{study_dir}: not a study folder (no study.yaml); run `visionstudy study run` first")
+    start = time.perf_counter()
+    report = StudyReportBuilder(load_study_dir(study_dir), study_dir, out, opts or ReportOptions(), db).build()
+    out.mkdir(parents=True, exist_ok=True)
+    report.seconds = time.perf_counter() - start
+    return write_report(report, out)

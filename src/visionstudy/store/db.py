@@ -1,0 +1,247 @@
+"""Runs of a study as trials in Optuna's RDB storage: the queue several workers share.
+
+Each planned run is one trial whose user attribute `run` is its key (`variant/seed-k`). Workers
+claim a WAITING trial by moving it to RUNNING (an atomic update in the database), record
+heartbeats while training, and mark it COMPLETE with the test accuracy. A worker that dies stops
+its heartbeat: Optuna fails the trial after the grace period and its retry callback queues it
+again, and the next worker resumes the run from its `last.pt`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionstudy.errors import VisionStudyError
+
+log = logging.getLogger(__name__)
+# heartbeats and the retry callback are marked experimental in Optuna; we rely on them knowingly
+warnings.filterwarnings("ignore", message=".*is experimental.*")
+
+HEARTBEAT_SECONDS = 10  # how often a worker says it is alive
+GRACE_SECONDS = 60  # silence after which another worker takes the run over
+
+
+class StoreError(VisionStudyError):
+    """The run database cannot be reached or holds a conflicting study."""
+
+
+def default_url(study_dir: Path) -> str:
+    return f"sqlite:///{(study_dir / 'study.db').resolve()}"
+
+
+def prepare_sqlite(url: str) -> None:
+    """WAL journal (readers never block the writer) set once in the file; it persists."""
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=30) as con:
+        con.execute("PRAGMA journal_mode=WAL")
+
+
+def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS) -> Any:
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite:"):
+        prepare_sqlite(url)
+        engine["connect_args"] = {"timeout": 60}  # busy timeout: wait for the writer's lock
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+        )
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise StoreError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
+                         "that the server is running and that you may connect") from None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
+
+
+@dataclass(frozen=True)
+class Claim:
+    trial_id: int
+    number: int
+    key: str
+
+
+class RunStore:
+    """One study's runs in the database."""
+
+    def __init__(self, url: str, study_name: str, heartbeat: int = HEARTBEAT_SECONDS,
+                 grace: int = GRACE_SECONDS) -> None:
+        import optuna
+
+        self.url = url
+        self.storage = storage_for(url, heartbeat, grace)
+        self.study = optuna.create_study(study_name=study_name, storage=self.storage,
+                                         load_if_exists=True, direction="maximize")
+
+    # ----------------------------------------------------------------------------- reading
+
+    def trials(self, states: tuple[Any, ...] | None = None) -> list[Any]:
+        return [t for t in self.study.get_trials(deepcopy=False, states=states) if "run" in t.user_attrs]
+
+    def by_key(self) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for t in self.trials():
+            out.setdefault(t.user_attrs["run"], []).append(t)
+        return out
+
+    def status(self, keys: list[str]) -> dict[str, str]:
+        """done / running / waiting / failed / new for each planned key."""
+        from optuna.trial import TrialState
+
+        groups = self.by_key()
+        out = {}
+        for key in keys:
+            states = {t.state for t in groups.get(key, [])}
+            if TrialState.COMPLETE in states:
+                out[key] = "done"
+            elif TrialState.RUNNING in states:
+                out[key] = "running"
+            elif TrialState.WAITING in states:
+                out[key] = "waiting"
+            elif TrialState.FAIL in states:
+                out[key] = "failed"
+            else:
+                out[key] = "new"
+        return out
+
+    def counts(self, keys: list[str]) -> Counter[str]:
+        return Counter(self.status(keys).values())
+
+    # ----------------------------------------------------------------------------- planning
+
+    def sync(self, plan: dict[str, str], finished: dict[str, float | None]) -> int:
+        """Queue every planned run (key → config hash) not done or queued; `finished` holds
+        runs whose folder already has results (recorded as done without training). Returns the
+        number queued. A key already recorded with another config is an error."""
+        import optuna
+        from optuna.trial import TrialState
+
+        self.fail_dead_local_workers()
+        groups = self.by_key()
+        conflicts = [k for k, h in plan.items()
+                     for t in groups.get(k, []) if t.user_attrs.get("config_hash") not in (None, h)]
+        if conflicts:
+            raise StoreError(
+                f"study '{self.study.study_name}' in {redact(self.url)} already holds runs "
+                f"{', '.join(sorted(set(conflicts))[:5])} with a different config; a study name "
+                "must keep one definition: rename the study (or the changed variants), or use "
+                "another --db / --runs-dir"
+            )
+        queued = 0
+        for key, h in plan.items():
+            states = {t.state for t in groups.get(key, [])}
+            if states & {TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING}:
+                continue
+            attrs = {"run": key, "config_hash": h}
+            if key in finished:
+                self.study.add_trial(optuna.trial.create_trial(
+                    state=TrialState.COMPLETE, value=finished[key] or 0.0, user_attrs=attrs))
+                continue
+            self.study.enqueue_trial({}, user_attrs=attrs)
+            queued += 1
+        return queued
+
+    def fail_dead_local_workers(self) -> None:
+        """RUNNING trials of a process on this machine that no longer exists are failed (and
+        retried) at once, without waiting for the heartbeat grace period."""
+        import optuna
+        from optuna.trial import TrialState
+
+        host = socket.gethostname()
+        for t in self.trials((TrialState.RUNNING,)):
+            worker = t.user_attrs.get("worker") or {}
+            if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
+                try:
+                    if self.storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                        optuna.storages.RetryFailedTrialCallback(max_retry=None)(self.study, t)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass
+
+    # ----------------------------------------------------------------------------- working
+
+    def claim(self, keys: set[str]) -> Claim | None:
+        """Atomically take a WAITING run among `keys` (lowest trial number first)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        optuna.storages.fail_stale_trials(self.study)
+        self.fail_dead_local_workers()
+        for t in sorted(self.trials((TrialState.WAITING,)), key=lambda t: t.number):
+            key = t.user_attrs["run"]
+            if key not in keys:
+                continue
+            try:
+                if not self.storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                    continue  # another worker was faster
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            self.storage.set_trial_user_attr(t._trial_id, "worker",
+                                             {"host": socket.gethostname(), "pid": os.getpid()})
+            if self.duplicate(t.number, key):
+                self.storage.set_trial_user_attr(t._trial_id, "duplicate", True)
+                self.storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
+                continue
+            self.heartbeat(t._trial_id)
+            return Claim(t._trial_id, t.number, key)
+        return None
+
+    def duplicate(self, number: int, key: str) -> bool:
+        """Two workers planning at once may queue one run twice: the lowest-numbered live trial
+        owns the run, any other is a duplicate."""
+        from optuna.trial import TrialState
+
+        live = [t.number for t in self.by_key().get(key, [])
+                if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)]
+        return bool(live) and min(live) < number
+
+    def heartbeat(self, trial_id: int) -> None:
+        self.storage.record_heartbeat(trial_id)
+
+    def complete(self, claim: Claim, value: float, attrs: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        for k, v in attrs.items():
+            self.storage.set_trial_user_attr(claim.trial_id, k, v)
+        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.COMPLETE, values=[value])
+
+    def fail(self, claim: Claim, message: str) -> None:
+        from optuna.trial import TrialState
+
+        self.storage.set_trial_user_attr(claim.trial_id, "error", message[:2000])
+        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_store(url: str, study_name: str) -> RunStore:
+    return RunStore(url, study_name)

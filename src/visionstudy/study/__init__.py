@@ -1,0 +1,39 @@
+"""Studies: a study file expanded into runs (variants, sweeps, seeds, folds), worked off by
+worker processes through the run database, plus Optuna searches and their final training."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from visionstudy.study.execute import Outcome, Placement, run_study
+from visionstudy.study.search import final_runs, run_search
+from visionstudy.study.spec import RunSpec, Study, StudyConfig, load_study
+
+__all__ = ["Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "load_study", "run_all",
+           "with_final"]
+
+
+def with_final(study: Study, params: dict) -> Study:
+    """The study with the search's best values added as the variant 'search-best'."""
+    runs = final_runs(study, params)
+    variants = [*study.variants, ("search-best", {})]
+    return dataclasses.replace(study, variants=variants, runs=[*study.runs, *runs])
+
+
+def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
+            data_dir: Path | None = None, progress: bool = True) -> tuple[Study, Outcome]:
+    """Variants first, then the search and the final training of its best values."""
+    outcome = run_study(study, place, workers=workers, device=device, data_dir=data_dir,
+                        progress=progress)
+    search = study.config.search
+    if search is None:
+        return study, outcome
+    best = run_search(study, place.url(study), place.study_dir(study), workers=workers, device=device,
+                      data_dir=data_dir)
+    if best is None or search.final is None:
+        return study, outcome
+    full = with_final(study, best)
+    final = run_study(full, place, workers=workers, device=device, data_dir=data_dir, progress=progress)
+    return full, dataclasses.replace(final, trained=final.trained + outcome.trained,
+                                     seconds=final.seconds + outcome.seconds)

@@ -1,0 +1,320 @@
+"""The study file: a base run config plus variants, sweeps, seeds, folds and a search space,
+expanded into the list of runs it stands for and validated whole before anything trains.
+
+    name: digits-ablation
+    data: {dataset: digits}
+    model: {name: cnn, channels: [16, 32]}
+    train: {epochs: 10}
+    seeds: 3
+    variants:
+      baseline: {}
+      batchnorm: {model: {batch_norm: true}}
+    sweep: {mode: one-at-a-time, train.optimizer.lr: [1.0e-3, 1.0e-2]}
+    cv: {folds: 5}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from visionstudy.config import (
+    RunConfig,
+    Strict,
+    dump_config,
+    format_validation_error,
+    merge_run,
+    parse_override,
+    read_yaml,
+    validate_run_config,
+)
+from visionstudy.errors import ConfigError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
+
+
+class SearchParam(Strict):
+    type: Literal["int", "float", "categorical"] = Field(description="kind of parameter")
+    low: float | None = Field(None, description="int/float: lowest value")
+    high: float | None = Field(None, description="int/float: highest value (inclusive)")
+    step: float | None = Field(None, gt=0, description="int/float: spacing of the values")
+    log: bool = Field(False, description="int/float: sample on a log scale")
+    choices: list[Any] | None = Field(None, description="categorical: the values")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical: give a non-empty `choices` list")
+        elif self.low is None or self.high is None:
+            raise ValueError(f"{self.type}: give `low` and `high`")
+        elif not self.low < self.high:
+            raise ValueError(f"empty range: low {self.low} must be below high {self.high}")
+        elif self.log and self.low <= 0:
+            raise ValueError("log scale needs low > 0")
+        elif self.log and self.step is not None:
+            raise ValueError("`log` and `step` cannot be combined")
+        return self
+
+    def grid(self) -> list[Any]:
+        """Every value, for the grid sampler."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        if self.step is None:
+            raise ValueError("the grid sampler needs a `step` for int/float parameters")
+        n = int(round((self.high - self.low) / self.step))  # type: ignore[operator]
+        values = [self.low + i * self.step for i in range(n + 1)]  # type: ignore[operator]
+        return [int(v) for v in values] if self.type == "int" else values
+
+    def bounds(self) -> list[Any]:
+        """The extreme values, to validate the configs a search can produce."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        lo, hi = self.low, self.high
+        return [int(lo), int(hi)] if self.type == "int" else [lo, hi]  # type: ignore[arg-type]
+
+
+class FinalConfig(Strict):
+    seeds: int = Field(1, ge=1, description="seeds of the final training with the best values")
+
+
+class SearchConfig(Strict):
+    sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler")
+    pruner: Literal["hyperband", "median", "none"] = Field("hyperband", description="Optuna pruner")
+    trials: int = Field(20, ge=1, description="number of trials (across all workers)")
+    objective: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="per epoch")
+    seed: int = Field(0, description="sampler seed")
+    space: dict[str, SearchParam] = Field(description="dotted key → parameter")
+    final: FinalConfig | None = Field(None, description="retrain the best values with N seeds")
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _lists_are_categorical(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"type": "categorical", "choices": v} if isinstance(v, list) else v
+                    for k, v in value.items()}
+        return value
+
+    @field_validator("space")
+    @classmethod
+    def _not_empty(cls, value: dict[str, SearchParam]) -> dict[str, SearchParam]:
+        if not value:
+            raise ValueError("give at least one parameter")
+        return value
+
+
+class CVConfig(Strict):
+    folds: int = Field(ge=2, description="stratified folds of the training split")
+
+
+class StudyConfig(Strict):
+    name: str = Field(description="study name: runs go to <runs-dir>/<name>/")
+    description: str = Field("", description="what the study measures (shown in the report)")
+    seed: int = Field(0, description="seed of the first repeat; repeat k uses seed + k")
+    data: dict[str, Any] = Field(default_factory=dict, description="base data section")
+    model: dict[str, Any] = Field(default_factory=dict, description="base model section")
+    train: dict[str, Any] = Field(default_factory=dict, description="base train section")
+    seeds: int = Field(1, ge=1, description="repeats of every variant")
+    variants: dict[str, dict[str, Any] | None] | None = Field(None, description="name → override")
+    sweep: dict[str, Any] | None = Field(None, description="dotted key → values; mode: grid|one-at-a-time")
+    cv: CVConfig | None = Field(None, description="k-fold cross-validation")
+    search: SearchConfig | None = Field(None, description="Optuna hyperparameter search")
+    baseline: str | None = Field(None, description="variant the others are tested against")
+    reference: dict[str, Any] | None = Field(None, description="published numbers to compare with")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("use letters, digits and _ . + = , - (it names a folder)")
+        return value
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    key: str  # <variant>/seed-<k>[/fold-<f>]: the run's folder under the study's folder
+    variant: str
+    seed_index: int
+    fold: int | None
+    config: RunConfig
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(dump_config(self.config))
+
+
+@dataclass(frozen=True)
+class Study:
+    config: StudyConfig
+    base: dict[str, Any]  # the base run config (raw), --set overrides applied
+    overrides: list[str]
+    variants: list[tuple[str, dict[str, Any]]]
+    runs: list[RunSpec]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def baseline(self) -> str:
+        return self.config.baseline or self.variants[0][0]
+
+
+def config_hash(dump: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dotted(key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def lookup(raw: dict[str, Any], key: str) -> Any:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def value_label(value: Any) -> str:
+    if isinstance(value, list):
+        return "-".join(value_label(v) for v in value)
+    if isinstance(value, dict):
+        return "-".join(f"{k}{value_label(v)}" for k, v in value.items())
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
+
+
+def sweep_variants(sweep: dict[str, Any], base: dict[str, Any], source: str) -> list[tuple[str, dict]]:
+    sweep = dict(sweep)
+    mode = sweep.pop("mode", "grid")
+    if mode not in ("grid", "one-at-a-time"):
+        raise ConfigError(f"{source}: sweep.mode {mode!r}: use grid or one-at-a-time")
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: sweep.{key}: give a non-empty list of values")
+    if mode == "grid":
+        out = []
+        for combo in itertools.product(*sweep.values()):
+            override: dict[str, Any] = {}
+            for key, value in zip(sweep, combo, strict=True):
+                override = merge_run(override, dotted(key, value))
+            name = ",".join(f"{k.split('.')[-1]}={value_label(v)}" for k, v in zip(sweep, combo, strict=True))
+            out.append((name, override))
+        return out
+    out = [("baseline", {})]
+    resolved = dump_config(validate_run_config(base, f"{source}: the base config"))
+    for key, values in sweep.items():
+        for value in values:
+            current = lookup(base, key)
+            if value in (current, lookup(resolved, key) if current is None else current):
+                continue  # the baseline already has this value
+            out.append((f"{key.split('.')[-1]}={value_label(value)}", dotted(key, value)))
+    return out
+
+
+def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tuple[str, dict]]:
+    out: list[tuple[str, dict]] = [(k, v or {}) for k, v in (cfg.variants or {}).items()]
+    if cfg.sweep:
+        swept = sweep_variants(cfg.sweep, base, source)
+        if out:  # explicit variants first; the sweep's own baseline is the base config
+            swept = [(n, o) for n, o in swept if n != "baseline" or "baseline" not in dict(out)]
+        out += swept
+    if not out:
+        out = [("baseline", {})]
+    names = [n for n, _ in out]
+    for name in names:
+        if not NAME.match(name):
+            raise ConfigError(f"{source}: variant name {name!r}: use letters, digits and _ . + = , -")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: variant names used twice: {', '.join(dupes)}; rename one")
+    return out
+
+
+def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[str], study: str,
+              variant: str, seed: int, fold: tuple[int, int] | None, source: str) -> RunConfig:
+    raw = merge_run(base, override)
+    for text in overrides:  # --set has the last word, over every variant
+        raw = merge_run(raw, parse_override(text))
+    raw["name"] = f"{study}/{variant}"
+    raw["seed"] = seed
+    if fold is not None:
+        raw = merge_run(raw, {"data": {"folds": fold[0], "fold": fold[1]}})
+    return validate_run_config(raw, f"{source}: variant '{variant}'")
+
+
+def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
+    base = {"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model, "train": cfg.train}
+    for text in overrides:
+        base = merge_run(base, parse_override(text))
+    variants = variant_list(cfg, base, source)
+    if cfg.baseline and cfg.baseline not in dict(variants):
+        raise ConfigError(f"{source}: baseline {cfg.baseline!r} is not a variant; choose one of "
+                          f"{', '.join(n for n, _ in variants)}")
+    folds = [(cfg.cv.folds, f) for f in range(cfg.cv.folds)] if cfg.cv else [None]
+    runs = []
+    for name, override in variants:
+        for k in range(cfg.seeds):
+            for fold in folds:
+                config = build_run(base, override, overrides, cfg.name, name, cfg.seed + k, fold, source)
+                key = f"{name}/seed-{k}" + (f"/fold-{fold[1]}" if fold else "")
+                runs.append(RunSpec(key, name, k, fold[1] if fold else None, config))
+    if cfg.search:
+        check_search(cfg.search, base, overrides, cfg.name, source)
+    return Study(cfg, base, list(overrides), variants, runs, source)
+
+
+def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str], study: str,
+                 source: str) -> None:
+    """Every search key must exist: build the configs at the ends of every range."""
+    if search.sampler == "grid":
+        for key, p in search.space.items():
+            try:
+                p.grid()
+            except ValueError as exc:
+                raise ConfigError(f"{source}: search.space.{key}: {exc}") from None
+    for key, p in search.space.items():
+        for value in p.bounds():
+            try:
+                build_run(base, dotted(key, value), overrides, study, "search", 0, None, source)
+            except ConfigError as exc:
+                raise ConfigError(f"search.space.{key} = {value!r}: {exc}") from None
+
+
+def recipe_path(name: str) -> Path:
+    folder = resources.files("visionstudy") / "recipes"
+    path = Path(str(folder / f"{name}.yaml"))
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(str(folder)).glob("*.yaml"))
+        raise ConfigError(f"recipe:{name}: no such recipe; known: {', '.join(known) or 'none'} "
+                          "(see `visionstudy recipes list`)")
+    return path
+
+
+def load_study(target: str | Path, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
+    """Read, validate and expand a study file or `recipe:NAME`."""
+    text = str(target)
+    path = recipe_path(text.removeprefix("recipe:")) if text.startswith("recipe:") else Path(text)
+    raw = read_yaml(path)
+    try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid study file\n{format_validation_error(exc)}") from None
+    return expand(cfg, list(overrides), str(path))
