@@ -249,7 +249,6 @@ def study_status(
 ) -> None:
     """Runs done / running / waiting / failed per variant."""
     from visionstudy.store import RunStore
-    from visionstudy.study import Placement
     from visionstudy.study.status import load_for_status
 
     spec, place = load_for_status(study, list(set_ or []), runs_dir, db)
@@ -271,21 +270,39 @@ def study_status(
 
 @app.command()
 def report(
-    paths: Annotated[list[Path], typer.Argument(help="a run directory, or several to compare")],
-    out: Annotated[Path | None, typer.Option(help="report folder (default reports/<name>)")] = None,
+    paths: Annotated[list[str], typer.Argument(
+        help="a run directory, several to compare, or a study (its folder, file or recipe:NAME)")],
+    out: Annotated[Path | None, typer.Option(
+        help="report folder (default: <study folder>/report, or reports/<run name>)")] = None,
     data_dir: DataDir = None,
     tsne_points: Annotated[int, typer.Option(help="test images in the t-SNE (seeded subsample)",
                                              min=10)] = 2000,
     images: Annotated[bool, typer.Option(help="figures that reload the dataset and checkpoint "
                                          "(samples, misclassified, Grad-CAM)")] = True,
     seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices")] = 0,
+    runs_dir: RunsDir = Path("runs"),
+    db: Db = None,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
     from visionstudy.report import ReportOptions, build_report
+    from visionstudy.study.status import is_study_dir
 
-    default = paths[0].resolve().name if len(paths) == 1 else "comparison"
     opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images)
-    html = build_report(paths, out or Path("reports") / default, opts)
+    first = Path(paths[0])
+    if len(paths) == 1 and (is_study_dir(first) or paths[0].startswith("recipe:")
+                            or (first.is_file() and first.suffix in (".yaml", ".yml"))):
+        from visionstudy.report.study_report import build_study_report
+
+        study_dir = first
+        if not is_study_dir(first):
+            from visionstudy.study import load_study
+
+            study_dir = runs_dir / load_study(paths[0]).name
+        html = build_study_report(study_dir, out or study_dir / "report", opts, db)
+    else:
+        runs = [Path(p) for p in paths]
+        default = runs[0].resolve().name if len(runs) == 1 else "comparison"
+        html = build_report(runs, out or Path("reports") / default, opts)
     console.print(f"report: {html}", highlight=False)
 
 

@@ -60,6 +60,8 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "–"
+        if value.is_integer() and abs(value) >= 1000:  # a mean of parameter counts
+            return f"{int(value):,}"
         if value != 0 and abs(value) < 10 ** -(digits - 1):
             return f"{value:.3g}"
         return f"{value:.{digits}f}"

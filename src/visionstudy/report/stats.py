@@ -44,11 +44,12 @@ class Paired:
     wilcoxon_p: float | None  # Wilcoxon signed-rank p-value
     effect: float | None  # Cohen's d_z: mean difference / std of the differences
     significant: bool  # t-test p < ALPHA
+    note: str = ""  # why no test was possible
 
     @property
     def verdict(self) -> str:
         if self.t_p is None:
-            return "n/a (needs 2+ paired runs)"
+            return self.note or "n/a (needs 2+ paired runs)"
         return "significant" if self.significant else "not significant"
 
 
@@ -60,8 +61,8 @@ def paired_test(variant: list[float], baseline: list[float]) -> Paired:
     if n < 2:
         return Paired(n, float(d.mean()) if n else math.nan, None, None, None, False)
     sd = float(d.std(ddof=1))
-    if sd == 0:  # identical differences: no variance to test against
-        return Paired(n, float(d.mean()), 1.0 if d.mean() == 0 else 0.0, None, None, bool(d.mean() != 0))
+    if sd <= 1e-12 * max(1.0, abs(float(d.mean()))):  # identical differences: nothing to test
+        return Paired(n, float(d.mean()), None, None, None, False, "n/a (identical differences)")
     t_p = float(stats.ttest_rel(a, b).pvalue)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

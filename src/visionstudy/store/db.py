@@ -22,8 +22,8 @@ from typing import Any
 from visionstudy.errors import VisionStudyError
 
 log = logging.getLogger(__name__)
-# heartbeats and the retry callback are marked experimental in Optuna; we rely on them knowingly
-warnings.filterwarnings("ignore", message=".*is experimental.*")
+# heartbeats are marked experimental in Optuna; we rely on them knowingly
+warnings.filterwarnings("ignore", message=".*experimental.*")
 
 HEARTBEAT_SECONDS = 10  # how often a worker says it is alive
 GRACE_SECONDS = 60  # silence after which another worker takes the run over
@@ -57,12 +57,28 @@ def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE
     try:
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+            **{retry_argument(): retry_callback(3)},
         )
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         first = str(exc).splitlines()[0][:300]
         raise StoreError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
                          "that the server is running and that you may connect") from None
+
+
+def retry_argument() -> str:
+    import optuna
+
+    new = hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")  # Optuna >= 4.9
+    return "heartbeat_stale_trial_callback" if new else "failed_trial_callback"
+
+
+def retry_callback(max_retry: int | None) -> Any:
+    """Optuna's callback that queues a copy (same user attributes) of a trial whose worker died."""
+    import optuna
+
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+        optuna.storages.RetryFailedTrialCallback
+    return cls(max_retry=max_retry)
 
 
 def redact(url: str) -> str:
@@ -173,7 +189,7 @@ class RunStore:
             if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
                 try:
                     if self.storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                        optuna.storages.RetryFailedTrialCallback(max_retry=None)(self.study, t)
+                        retry_callback(None)(self.study, t)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass
 

@@ -124,7 +124,7 @@ class Outcome:
     total: int
     done: int
     failed: list[tuple[str, str]]  # (run key, error)
-    trained: int  # runs this call queued (0: nothing to do)
+    trained: int  # runs finished by this call (0: there was nothing to do)
     seconds: float
 
 
@@ -136,8 +136,9 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
     store = RunStore(place.url(study), study.name)
     write_definition(study, study_dir)
     plan = {r.key: r.config_hash for r in study.runs}
-    queued = store.sync(plan, finished_runs(study_dir, study.runs))
+    store.sync(plan, finished_runs(study_dir, study.runs))
     counts = store.counts(list(plan))
+    done_before = counts["done"]
     if counts["waiting"] + counts["running"] == 0:
         return Outcome(len(plan), counts["done"], failures(store, list(plan)), 0,
                        time.perf_counter() - start)
@@ -159,7 +160,7 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
         for p in procs:
             p.join()
     counts = store.counts(list(plan))
-    return Outcome(len(plan), counts["done"], failures(store, list(plan)), queued,
+    return Outcome(len(plan), counts["done"], failures(store, list(plan)), counts["done"] - done_before,
                    time.perf_counter() - start)
 
 

@@ -201,6 +201,16 @@ def value_label(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
 
+def resolved_with_defaults(cfg: RunConfig) -> dict[str, Any]:
+    """The config with every default filled in, the model's own parameters included."""
+    from visionstudy.models import validate_params
+
+    out = dump_config(cfg)
+    params = validate_params(cfg.model.name, cfg.model.params()).model_dump(mode="json")
+    out["model"] = {"name": cfg.model.name, **params}
+    return out
+
+
 def sweep_variants(sweep: dict[str, Any], base: dict[str, Any], source: str) -> list[tuple[str, dict]]:
     sweep = dict(sweep)
     mode = sweep.pop("mode", "grid")
@@ -219,7 +229,7 @@ def sweep_variants(sweep: dict[str, Any], base: dict[str, Any], source: str) -> 
             out.append((name, override))
         return out
     out = [("baseline", {})]
-    resolved = dump_config(validate_run_config(base, f"{source}: the base config"))
+    resolved = resolved_with_defaults(validate_run_config(base, f"{source}: the base config"))
     for key, values in sweep.items():
         for value in values:
             current = lookup(base, key)

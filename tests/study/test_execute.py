@@ -1,0 +1,150 @@
+"""Running studies for real: workers, the database, re-runs, interruptions, folds, search."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from visionstudy.store import RunStore
+from visionstudy.study import Placement, load_study, run_all
+from visionstudy.study.execute import run_study
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"data": {"dataset": "digits"}, "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
+        "train": {"epochs": 5, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-2}}}
+
+
+def write(tmp_path: Path, name: str, **fields) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **TINY, **fields}, sort_keys=False))
+    return path
+
+
+def completed_per_key(place: Placement, name: str) -> dict[str, int]:
+    from optuna.trial import TrialState
+
+    store = RunStore(place.url(name), name)
+    out: dict[str, int] = {}
+    for t in store.trials((TrialState.COMPLETE,)):
+        out[t.user_attrs["run"]] = out.get(t.user_attrs["run"], 0) + 1
+    return out
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("metrics.json")}
+
+
+VARIANTS = {"baseline": {}, "bn": {"model": {"batch_norm": True}}, "wide": {"model": {"channels": [8, 8]}}}
+
+
+def test_three_variants_two_seeds_two_workers_then_nothing_to_do(tmp_path):
+    study = load_study(write(tmp_path, "abl", seeds=2, variants=VARIANTS))
+    place = Placement(tmp_path / "runs")
+    _, outcome = run_all(study, place, workers=2, progress=False)
+    assert (outcome.total, outcome.done, outcome.failed, outcome.trained) == (6, 6, [], 6)
+    assert completed_per_key(place, "abl") == {r.key: 1 for r in study.runs}
+    study_dir = place.study_dir(study)
+    for r in study.runs:
+        m = json.loads((study_dir / r.key / "metrics.json").read_text())
+        assert m["test_accuracy"] > 0.2  # chance is 0.1
+    before = mtimes(study_dir)
+    _, again = run_all(study, place, workers=2, progress=False)
+    assert again.trained == 0 and again.done == 6 and mtimes(study_dir) == before
+    # adding a variant runs only the new runs
+    grown = load_study(write(tmp_path, "abl", seeds=2, variants={**VARIANTS, "drop": {"model": {"dropout": 0.2}}}))
+    _, more = run_all(grown, place, workers=1, progress=False)
+    assert more.trained == 2 and more.done == 8 and mtimes(study_dir).items() >= before.items()
+
+
+def test_same_name_different_definition_is_refused(tmp_path):
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(write(tmp_path, "clash")), place, progress=False)
+    changed = load_study(write(tmp_path, "clash", train={**TINY["train"], "epochs": 3}))
+    with pytest.raises(Exception, match="different config"):
+        run_all(changed, place, progress=False)
+
+
+def test_kfold_runs_use_disjoint_validation_folds(tmp_path):
+    study = load_study(write(tmp_path, "cv", cv={"folds": 3}))
+    place = Placement(tmp_path / "runs")
+    _, outcome = run_all(study, place, progress=False)
+    assert outcome.done == 3
+    from visionstudy.data import prepare
+
+    vals = []
+    for r in study.runs:
+        data = prepare(r.config.data)
+        vals.append({tuple(x.ravel()[:16]) + (i,) for i, x in enumerate(data.val.images)})
+        cfg = yaml.safe_load((place.study_dir(study) / r.key / "config.yaml").read_text())
+        assert cfg["data"]["fold"] == r.fold and cfg["data"]["folds"] == 3
+    sizes = [len(prepare(r.config.data).val) for r in study.runs]
+    total = len(prepare(study.runs[0].config.data).train) + sizes[0]
+    assert sum(sizes) == total  # the folds partition the training split
+    labels = [np.sort(prepare(r.config.data).val.labels) for r in study.runs]
+    assert all(abs(len(a) - len(labels[0])) <= 1 for a in labels)
+
+
+def test_interrupted_study_finishes_only_what_was_missing(tmp_path):
+    path = write(tmp_path, "killme", seeds=2, variants=VARIANTS,
+                 train={**TINY["train"], "epochs": 60})
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(path), "--runs-dir", str(runs),
+           "--quiet", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(runs.rglob("metrics.json"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the study process and its worker, mid-run
+    proc.wait()
+    finished = mtimes(runs)
+    assert 2 <= len(finished) < 6
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6/6 runs finished" in result.stdout
+    assert mtimes(runs).items() >= finished.items()  # finished runs untouched
+    study = load_study(path)
+    assert completed_per_key(Placement(runs), "killme") == {r.key: 1 for r in study.runs}
+
+
+def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
+    study = load_study(write(
+        tmp_path, "tune", train={**TINY["train"], "epochs": 9},
+        search={"sampler": "random", "pruner": "hyperband", "trials": 8, "seed": 1,
+                "space": {"train.optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-2, "log": True},
+                          "model.hidden": [[8], [32]],
+                          "train.optimizer": [{"name": "adam", "lr": 3e-3}, {"name": "sgd", "momentum": 0.9}]},
+                "final": {"seeds": 2}}))
+    place = Placement(tmp_path / "runs")
+    full, outcome = run_all(study, place, progress=False)
+    import optuna
+
+    from visionstudy.store.db import storage_for
+
+    search = optuna.load_study(study_name="tune:search", storage=storage_for(place.url(study)))
+    states = [t.state.name for t in search.trials]
+    assert len(states) == 8 and "PRUNED" in states and "COMPLETE" in states
+    best = search.best_trial.params
+    final = [r for r in full.runs if r.variant == "search-best"]
+    assert len(final) == 2 and outcome.done == 3  # baseline + 2 final seeds
+    cfg = yaml.safe_load((place.study_dir(study) / "search-best" / "seed-1" / "config.yaml").read_text())
+    assert cfg["model"]["hidden"] == json.loads(best["model.hidden"])  # non-primitive choices go as JSON
+    # a second call does not search again
+    _, again = run_all(study, place, progress=False)
+    assert again.trained == 0 and len(optuna.load_study(
+        study_name="tune:search", storage=storage_for(place.url(study))).trials) == 8
+
+
+def test_run_study_counts_a_failed_run(tmp_path):
+    study = load_study(write(tmp_path, "nan", train={**TINY["train"], "optimizer": {"name": "sgd", "lr": 1.0e6}}))
+    outcome = run_study(study, Placement(tmp_path / "runs"), progress=False)
+    assert outcome.done == 0 and len(outcome.failed) == 1 and "baseline/seed-0" in outcome.failed[0][0]

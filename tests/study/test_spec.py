@@ -1,0 +1,83 @@
+"""Study files: expansion into runs, and whole-file validation before anything trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from visionstudy.errors import ConfigError
+from visionstudy.study import load_study
+
+BASE = {"name": "s", "data": {"dataset": "digits"}, "model": {"name": "cnn", "channels": [4, 8]},
+        "train": {"epochs": 1}}
+
+
+def study_file(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **fields}, sort_keys=False))
+    return path
+
+
+def test_variants_seeds_and_folds_expand_to_every_run(tmp_path):
+    study = load_study(study_file(tmp_path, seeds=2, cv={"folds": 3}, variants={
+        "baseline": {}, "bn": {"model": {"batch_norm": True}},
+        "resnet": {"model": {"name": "resnet", "blocks": [1], "widths": [8]}}}))
+    assert len(study.runs) == 3 * 2 * 3
+    keys = [r.key for r in study.runs]
+    assert keys[:3] == ["baseline/seed-0/fold-0", "baseline/seed-0/fold-1", "baseline/seed-0/fold-2"]
+    assert len(set(keys)) == len(keys)
+    bn = next(r for r in study.runs if r.key == "bn/seed-1/fold-2")
+    assert bn.config.model.params()["batch_norm"] is True and bn.config.seed == 1
+    assert (bn.config.data.folds, bn.config.data.fold) == (3, 2)
+    resnet = next(r for r in study.runs if r.variant == "resnet")
+    assert resnet.config.model.name == "resnet" and "channels" not in resnet.config.model.params()
+
+
+def test_one_at_a_time_sweep_varies_each_factor_alone(tmp_path):
+    study = load_study(study_file(tmp_path, sweep={
+        "mode": "one-at-a-time", "train.optimizer.lr": [1.0e-3, 1.0e-2, 0.1],
+        "model.channels": [[4, 8], [8, 16]], "model.activation": ["relu", "tanh"]}))
+    names = [n for n, _ in study.variants]
+    # lr 1e-3, channels [4, 8] and relu are the base's values: no separate variant
+    assert names == ["baseline", "lr=0.01", "lr=0.1", "channels=8-16", "activation=tanh"]
+    tanh = next(r for r in study.runs if r.variant == "activation=tanh").config
+    assert tanh.model.params()["activation"] == "tanh" and tanh.train.optimizer.lr == 1e-3
+
+
+def test_grid_sweep_and_overrides(tmp_path):
+    study = load_study(study_file(tmp_path, sweep={"train.optimizer.lr": [0.01, 0.1],
+                                                   "train.batch_size": [16, 32]}),
+                       ["train.epochs=3"])
+    assert len(study.runs) == 4
+    assert {r.variant for r in study.runs} == {"lr=0.01,batch_size=16", "lr=0.01,batch_size=32",
+                                               "lr=0.1,batch_size=16", "lr=0.1,batch_size=32"}
+    assert all(r.config.train.epochs == 3 for r in study.runs)
+
+
+@pytest.mark.parametrize("fields, needles", [
+    ({"variants": {"typo": {"model": {"chanels": [1]}}}}, ["variant 'typo'", "model.chanels"]),
+    ({"variants": {"bad": {"trian": {"epochs": 2}}}}, ["variant 'bad'", "trian"]),
+    ({"sweep": {"train.optimizer.lrr": [1, 2]}}, ["train.optimizer.lrr", "unknown key"]),
+    ({"sweep": {"train.epochs": []}}, ["sweep.train.epochs", "non-empty"]),
+    ({"search": {"space": {"train.optimizer.lr": {"type": "float", "low": 0.1, "high": 0.01}}}},
+     ["empty range"]),
+    ({"search": {"space": {"train.epochz": {"type": "int", "low": 1, "high": 3}}}},
+     ["search.space.train.epochz"]),
+    ({"search": {"sampler": "grid", "space": {"train.optimizer.lr": {"type": "float", "low": 0.1,
+                                                                       "high": 1.0}}}}, ["step"]),
+    ({"baseline": "nope"}, ["baseline 'nope'"]),
+    ({"name": "../evil"}, ["name"]),
+    ({"cv": {"folds": 1}}, ["cv.folds"]),
+])
+def test_bad_study_files_fail_before_training(tmp_path, fields, needles):
+    with pytest.raises(ConfigError) as err:
+        load_study(study_file(tmp_path, **fields))
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
+def test_unknown_recipe_is_named():
+    with pytest.raises(ConfigError, match="recipe:nope: no such recipe"):
+        load_study("recipe:nope")
