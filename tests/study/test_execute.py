@@ -60,7 +60,8 @@ def test_three_variants_two_seeds_two_workers_then_nothing_to_do(tmp_path):
     _, again = run_all(study, place, workers=2, progress=False)
     assert again.trained == 0 and again.done == 6 and mtimes(study_dir) == before
     # adding a variant runs only the new runs
-    grown = load_study(write(tmp_path, "abl", seeds=2, variants={**VARIANTS, "drop": {"model": {"dropout": 0.2}}}))
+    more_variants = {**VARIANTS, "drop": {"model": {"dropout": 0.2}}}
+    grown = load_study(write(tmp_path, "abl", seeds=2, variants=more_variants))
     _, more = run_all(grown, place, workers=1, progress=False)
     assert more.trained == 2 and more.done == 8 and mtimes(study_dir).items() >= before.items()
 
@@ -122,7 +123,8 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
         search={"sampler": "random", "pruner": "hyperband", "trials": 8, "seed": 1,
                 "space": {"train.optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-2, "log": True},
                           "model.hidden": [[8], [32]],
-                          "train.optimizer": [{"name": "adam", "lr": 3e-3}, {"name": "sgd", "momentum": 0.9}]},
+                          "train.optimizer": [{"name": "adam", "lr": 3e-3},
+                                              {"name": "sgd", "momentum": 0.9}]},
                 "final": {"seeds": 2}}))
     place = Placement(tmp_path / "runs")
     full, outcome = run_all(study, place, progress=False)
@@ -145,6 +147,7 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
 
 
 def test_run_study_counts_a_failed_run(tmp_path):
-    study = load_study(write(tmp_path, "nan", train={**TINY["train"], "optimizer": {"name": "sgd", "lr": 1.0e6}}))
+    exploding = {**TINY["train"], "optimizer": {"name": "sgd", "lr": 1.0e6}}
+    study = load_study(write(tmp_path, "nan", train=exploding))
     outcome = run_study(study, Placement(tmp_path / "runs"), progress=False)
     assert outcome.done == 0 and len(outcome.failed) == 1 and "baseline/seed-0" in outcome.failed[0][0]

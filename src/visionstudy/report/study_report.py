@@ -41,7 +41,8 @@ def collect(study_dir: Path, study: Study) -> dict[str, list[tuple[str, RunArtif
     """Finished and unfinished runs per variant, in the study's order (search-best last)."""
     order = [n for n, _ in study.variants]
     found: dict[str, list[tuple[str, RunArtifacts]]] = defaultdict(list)
-    for cfg in sorted(study_dir.glob("*/seed-*/config.yaml")) + sorted(study_dir.glob("*/seed-*/fold-*/config.yaml")):
+    configs = sorted(study_dir.glob("*/seed-*/config.yaml")) + sorted(study_dir.glob("*/seed-*/fold-*/config.yaml"))
+    for cfg in configs:
         run = cfg.parent
         key = run.relative_to(study_dir).as_posix()
         variant = key.split("/")[0]
@@ -89,8 +90,8 @@ class StudyReportBuilder:
         s = Section("Variants", "variants", tables=[Table(
             "Per variant: mean and standard deviation over seeds and folds", cols, rows, "variants.csv",
             note="95% confidence intervals are t-intervals of the mean over the variant's runs.")])
-        s.tables.insert(0, Table("At a glance", ["variant", "runs", "test accuracy", "macro F1", "top-5 error",
-                                                 "test loss", "parameters"], [
+        glance = ["variant", "runs", "test accuracy", "macro F1", "top-5 error", "test loss", "parameters"]
+        s.tables.insert(0, Table("At a glance", glance, [
             [v, len(self.finished[v]), *(pm(summarize(list(self.values(v, k).values())))
                                          for k in ("test_accuracy", "f1_macro", "top5_error", "test_loss")),
              summarize(list(self.values(v, "params").values())).mean]
@@ -235,8 +236,8 @@ class StudyReportBuilder:
         planned = len(self.study.runs)
         if total < planned:
             banners.append(f"{planned - total} planned runs have not started.")
-        best = max(self.finished, key=lambda v: summarize(list(self.values(v, "test_accuracy").values())).mean,
-                   default=None)
+        best = max(self.finished, default=None,
+                   key=lambda v: summarize(list(self.values(v, "test_accuracy").values())).mean)
         cards = [("runs finished", f"{done}/{max(total, planned)}"), ("variants", str(len(self.finished)))]
         if best:
             m = summarize(list(self.values(best, "test_accuracy").values()))
@@ -264,7 +265,8 @@ def search_history(trials: list[Any], maximize: bool) -> F.Figure:
     pruned = [(t.number, list(t.intermediate_values.values())[-1]) for t in trials
               if t.state.name == "PRUNED" and t.intermediate_values]
     if pruned:
-        ax.scatter(*zip(*pruned, strict=True), s=18, marker="x", color="#999999", label="pruned (last report)")
+        ax.scatter(*zip(*pruned, strict=True), s=18, marker="x", color="#999999",
+                   label="pruned (last report)")
     if ys:
         best = np.maximum.accumulate(ys) if maximize else np.minimum.accumulate(ys)
         ax.step(xs, best, where="post", color="#d62728", label="best so far")
@@ -278,9 +280,11 @@ def search_history(trials: list[Any], maximize: bool) -> F.Figure:
 def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = None,
                        db: str | None = None) -> Path:
     if not is_study_dir(study_dir):
-        raise ReportError(f"{study_dir}: not a study folder (no study.yaml); run `visionstudy study run` first")
+        raise ReportError(f"{study_dir}: not a study folder (no study.yaml); "
+                          "run `visionstudy study run` first")
     start = time.perf_counter()
-    report = StudyReportBuilder(load_study_dir(study_dir), study_dir, out, opts or ReportOptions(), db).build()
+    builder = StudyReportBuilder(load_study_dir(study_dir), study_dir, out, opts or ReportOptions(), db)
+    report = builder.build()
     out.mkdir(parents=True, exist_ok=True)
     report.seconds = time.perf_counter() - start
     return write_report(report, out)

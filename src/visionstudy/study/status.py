@@ -23,7 +23,8 @@ def load_study_dir(path: Path) -> Study:
     return expand(StudyConfig.model_validate(doc), overrides, source)
 
 
-def load_for_status(target: str, overrides: list[str], runs_dir: Path, db: str | None) -> tuple[Study, Placement]:
+def load_for_status(target: str, overrides: list[str], runs_dir: Path,
+                    db: str | None) -> tuple[Study, Placement]:
     path = Path(target)
     if path.is_dir():
         if not is_study_dir(path):
