@@ -41,7 +41,8 @@ def collect(study_dir: Path, study: Study) -> dict[str, list[tuple[str, RunArtif
     """Finished and unfinished runs per variant, in the study's order (search-best last)."""
     order = [n for n, _ in study.variants]
     found: dict[str, list[tuple[str, RunArtifacts]]] = defaultdict(list)
-    configs = sorted(study_dir.glob("*/seed-*/config.yaml")) + sorted(study_dir.glob("*/seed-*/fold-*/config.yaml"))
+    configs = [*sorted(study_dir.glob("*/seed-*/config.yaml")),
+               *sorted(study_dir.glob("*/seed-*/fold-*/config.yaml"))]
     for cfg in configs:
         run = cfg.parent
         key = run.relative_to(study_dir).as_posix()
