@@ -12,7 +12,7 @@ dev=0
 # headless Chromium. Skipped quietly where apt-get is missing or we are not root.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   pkgs="dataset-fashion-mnist"
-  [ $dev = 1 ] && pkgs="$pkgs chromium"
+  [ $dev = 1 ] && pkgs="$pkgs chromium postgresql"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then
