@@ -51,7 +51,8 @@ def test_study_report_statistics_match_the_runs(finished_study, tmp_path):
         s = summarize(values)
         assert float(table[v]["test accuracy mean"]) == pytest.approx(s.mean)
         assert float(table[v]["test accuracy std"]) == pytest.approx(s.std)
-        assert float(table[v]["accuracy 95% CI low"]) == pytest.approx(s.ci_low)
+        assert float(table[v]["test accuracy 95% CI low"]) == pytest.approx(s.ci_low)
+        assert float(table[v]["test accuracy 95% CI high"]) == pytest.approx(s.ci_high)
         assert table[v]["runs"] == "3"
     tests = {r["variant"]: r for r in rows(out / "tables" / "paired_tests.csv")}
     expected = paired_test(acc["bn"], acc["baseline"])

@@ -78,16 +78,14 @@ class StudyReportBuilder:
     def summary(self) -> Section:
         cols = ["variant", "runs"]
         for label, _ in METRICS:
-            cols += [f"{label} mean", f"{label} std"]
-        cols += ["accuracy 95% CI low", "accuracy 95% CI high"]
+            cols += [f"{label} mean", f"{label} std", f"{label} 95% CI low", f"{label} 95% CI high"]
         rows = []
         for variant in self.finished:
             row: list[Any] = [variant, len(self.finished[variant])]
             for _, key in METRICS:
                 s = summarize(list(self.values(variant, key).values()))
-                row += [s.mean, s.std]
-            acc = summarize(list(self.values(variant, "test_accuracy").values()))
-            rows.append(row + [acc.ci_low, acc.ci_high])
+                row += [s.mean, s.std, s.ci_low, s.ci_high]
+            rows.append(row)
         s = Section("Variants", "variants", tables=[Table(
             "Per variant: mean and standard deviation over seeds and folds", cols, rows, "variants.csv",
             note="95% confidence intervals are t-intervals of the mean over the variant's runs.")])
