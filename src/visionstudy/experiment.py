@@ -127,9 +127,12 @@ def run_experiment(
     quiet: bool = False,
     data_dir: Path | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one run into `out`; returns the test metrics. `on_epoch_end` sees each
-    epoch's history row (a search reports it to its pruner, which may stop the run)."""
+    epoch's history row (a search reports it to its pruner, which may stop the run). `threads` is
+    the CPU thread count when the config leaves it open (a study divides the cores between its
+    workers without changing the runs' configs, so a resume works with any worker count)."""
     from lightning.fabric import Fabric
 
     accelerator = resolve_accelerator(device)
@@ -141,7 +144,7 @@ def run_experiment(
     )
     fabric.launch()
     if accelerator == "cpu":
-        torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // fabric.world_size))
+        torch.set_num_threads(t.threads or threads or max(1, (os.cpu_count() or 1) // fabric.world_size))
     else:
         torch.backends.cudnn.benchmark = True
     run = RunDir(out)

@@ -55,6 +55,9 @@ def test_three_variants_two_seeds_two_workers_then_nothing_to_do(tmp_path):
     for r in study.runs:
         m = json.loads((study_dir / r.key / "metrics.json").read_text())
         assert m["test_accuracy"] > 0.2  # chance is 0.1
+        # the worker's thread share is not part of the run: a resume with other --workers works
+        cfg = yaml.safe_load((study_dir / r.key / "config.yaml").read_text())
+        assert cfg["train"]["threads"] is None
     before = mtimes(study_dir)
     _, again = run_all(study, place, workers=2, progress=False)
     assert again.trained == 0 and again.done == 6 and mtimes(study_dir) == before

@@ -47,6 +47,8 @@ class Evaluated:
     probs: np.ndarray
     labels: np.ndarray
     names: list[str]
+    roc: Any  # RocCurves
+    calibration: Any  # Calibration
 
 
 def evaluated(art: RunArtifacts) -> Evaluated | None:
@@ -55,7 +57,9 @@ def evaluated(art: RunArtifacts) -> Evaluated | None:
     p = art.predictions
     names = [str(c) for c in p["class_names"]]
     metrics = classification_metrics(p["logits"], p["labels"], len(names))
-    return Evaluated(metrics, probabilities(p["logits"]), p["labels"], names)
+    probs = probabilities(p["logits"])
+    return Evaluated(metrics, probs, p["labels"], names, roc_curves(probs, p["labels"]),
+                     calibration(probs, p["labels"]))
 
 
 def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any]]:
@@ -72,7 +76,7 @@ def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any
             ("precision (weighted)", e["precision_weighted"]),
             ("recall (weighted)", e["recall_weighted"]), ("F1 (weighted)", e["f1_weighted"]),
             ("ROC-AUC (macro, one-vs-rest)", e["roc_auc_macro"]),
-            ("expected calibration error", calibration(ev.probs, ev.labels).ece),
+            ("expected calibration error", ev.calibration.ece),
             ("test images", len(ev.labels)),
         ]
     rows += [
@@ -182,7 +186,7 @@ class RunReportBuilder:
         p = self.art.predictions
         assert p is not None
         pc = per_class_metrics(p["logits"], p["labels"], len(self.names))
-        roc = roc_curves(self.ev.probs, self.ev.labels)
+        roc = self.ev.roc
         rows = [[self.names[c], int(pc["support"][c]), float(pc["recall"][c]),
                  float(pc["precision"][c]), float(pc["f1"][c]), roc.auc[c]]
                 for c in range(len(self.names))]
@@ -197,11 +201,9 @@ class RunReportBuilder:
     def roc_calibration(self) -> Section:
         assert self.ev is not None
         s = Section("ROC and calibration", self.anchor("roc"))
-        roc = roc_curves(self.ev.probs, self.ev.labels)
-        s.figures.append(self.figure(F.roc_curves(roc, self.names), "roc",
+        s.figures.append(self.figure(F.roc_curves(self.ev.roc, self.names), "roc",
                                      "One-vs-rest ROC curves and their macro average (AUC in brackets)."))
-        cal = calibration(self.ev.probs, self.ev.labels)
-        s.figures.append(self.figure(F.reliability_diagram(cal), "reliability",
+        s.figures.append(self.figure(F.reliability_diagram(self.ev.calibration), "reliability",
                                      "Reliability diagram: accuracy vs confidence per bin; the "
                                      "further the bars from the diagonal, the worse the calibration."))
         return s

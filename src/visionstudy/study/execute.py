@@ -76,7 +76,7 @@ def heartbeat_loop(store: RunStore, claim: Claim, stop: threading.Event, parent:
 
 
 def run_claim(store: RunStore, claim: Claim, cfg_dump: dict[str, Any], study_dir: Path, device: str,
-              data_dir: Path | None, parent: int) -> None:
+              data_dir: Path | None, parent: int, threads: int) -> None:
     from visionstudy.experiment import run_experiment
 
     out = study_dir / claim.key
@@ -90,7 +90,7 @@ def run_claim(store: RunStore, claim: Claim, cfg_dump: dict[str, Any], study_dir
         else:
             cfg = validate_run_config(cfg_dump, claim.key)
             metrics = run_experiment(cfg, out, device=device, resume=run.has_progress(), quiet=True,
-                                     data_dir=data_dir)
+                                     data_dir=data_dir, threads=threads)
         store.complete(claim, float(metrics["test_accuracy"]), {
             "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
             "train_seconds": metrics["train_seconds"]})
@@ -110,10 +110,8 @@ def worker_main(url: str, study_name: str, plan: dict[str, dict[str, Any]], stud
     torch.set_num_threads(threads)
     store = RunStore(url, study_name)
     while (claim := store.claim(set(plan))) is not None:
-        cfg = dict(plan[claim.key])
-        cfg["train"] = {**cfg["train"], "threads": cfg["train"].get("threads") or threads}
-        run_claim(store, claim, cfg, Path(study_dir), device, Path(data_dir) if data_dir else None,
-                  parent)
+        run_claim(store, claim, plan[claim.key], Path(study_dir), device,
+                  Path(data_dir) if data_dir else None, parent, threads)
 
 
 # ------------------------------------------------------------------------------------ driver

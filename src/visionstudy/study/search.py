@@ -93,7 +93,6 @@ def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | N
         override: dict[str, Any] = {}
         for key, value in values.items():
             override = merge_run(override, dotted(key, value))
-        override = merge_run(override, {"train": {"threads": threads}})
         cfg = build_run(study.base, override, study.overrides, study.name, "search", study.config.seed,
                         None, study.source)
         rows: list[dict[str, float]] = []
@@ -106,7 +105,7 @@ def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | N
 
         out = study_dir / "search" / f"trial-{trial.number:03d}"
         run_experiment(cfg, out, device=device, quiet=True, force=True, data_dir=data_dir,
-                       on_epoch_end=report)
+                       on_epoch_end=report, threads=threads)
         best = max if s.objective == "val_accuracy" else min
         return float(best(r[s.objective] for r in rows))
 
