@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import sqlite3
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -54,15 +56,23 @@ def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE
     if url.startswith("sqlite:"):
         prepare_sqlite(url)
         engine["connect_args"] = {"timeout": 60}  # busy timeout: wait for the writer's lock
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
-            **{retry_argument(): retry_callback(3)},
-        )
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        first = str(exc).splitlines()[0][:300]
-        raise StoreError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
-                         "that the server is running and that you may connect") from None
+    last: Exception | None = None
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
+                **{retry_argument(): retry_callback(3)},
+            )
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            # two workers creating the tables of a fresh database at once: one loses the race
+            # (PostgreSQL: duplicate pg_type entry) and succeeds when it tries again
+            last = exc
+            if isinstance(exc, ImportError | ValueError):
+                break
+            time.sleep(0.5 + random.random() * (attempt + 1))
+    first = str(last).splitlines()[0][:300]
+    raise StoreError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
+                     "that the server is running and that you may connect") from None
 
 
 def retry_argument() -> str:
