@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from visionstudy.store import RunStore
+from visionstudy.store.db import StoreError
 from visionstudy.study import Placement, load_study, run_all
 from visionstudy.study.execute import run_study
 
@@ -72,7 +73,7 @@ def test_same_name_different_definition_is_refused(tmp_path):
     place = Placement(tmp_path / "runs")
     run_all(load_study(write(tmp_path, "clash")), place, progress=False)
     changed = load_study(write(tmp_path, "clash", train={**TINY["train"], "epochs": 3}))
-    with pytest.raises(Exception, match="different config"):
+    with pytest.raises(StoreError, match="already holds runs baseline/seed-0 with a different config"):
         run_all(changed, place, progress=False)
 
 

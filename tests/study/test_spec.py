@@ -44,6 +44,9 @@ def test_one_at_a_time_sweep_varies_each_factor_alone(tmp_path):
     assert names == ["baseline", "lr=0.01", "lr=0.1", "channels=8-16", "activation=tanh"]
     tanh = next(r for r in study.runs if r.variant == "activation=tanh").config
     assert tanh.model.params()["activation"] == "tanh" and tanh.train.optimizer.lr == 1e-3
+    members = study.sweep_members()
+    assert members["model.activation"] == {"baseline", "activation=tanh"}
+    assert members["train.optimizer.lr"] == {"baseline", "lr=0.01", "lr=0.1"}
 
 
 def test_grid_sweep_and_overrides(tmp_path):

@@ -13,6 +13,13 @@ import torch.nn.functional as F
 from visionstudy.data.augment import Pipeline
 
 
+def normalise_images(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (N, H, W, C) → normalised float (N, C, H, W), as the loader feeds the model
+    (without augmentation): for evaluation outside a loader (predict, Grad-CAM)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+
+
 class BatchLoader:
     """Yields (images float (B, C, H, W) normalised, targets) batches.
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from visionstudy.data.loader import normalise_images
 from visionstudy.errors import CheckpointError, DataError, VisionStudyError
 from visionstudy.models import Classifier, create_model
 from visionstudy.train.checkpoint import load_checkpoint
@@ -106,10 +107,7 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def preprocess(p: Predictor, images: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
-    mean = torch.tensor(p.mean).view(1, -1, 1, 1)
-    std = torch.tensor(p.std).view(1, -1, 1, 1)
-    return ((x - mean) / std).to(next(p.model.parameters()).device)
+    return normalise_images(images, p.mean, p.std).to(next(p.model.parameters()).device)
 
 
 @dataclass

@@ -7,15 +7,14 @@ from typing import Any
 
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
-from visionstudy.report.run_report import ReportOptions, RunReportBuilder, evaluated
+from visionstudy.report.run_report import Evaluated, ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts
 
 COLUMNS = ["run", "model", "test accuracy", "test loss", "top-5 error", "macro F1", "weighted F1",
            "macro AUC", "parameters", "FLOPs", "train seconds", "epochs"]
 
 
-def comparison_row(art: RunArtifacts) -> list[Any]:
-    ev = evaluated(art)
+def comparison_row(art: RunArtifacts, ev: Evaluated | None) -> list[Any]:
     m = art.metrics or {}
     e = ev.metrics if ev else {}
     top5 = e.get("top5_accuracy")
@@ -30,7 +29,8 @@ def comparison_row(art: RunArtifacts) -> list[Any]:
 
 def compare_report(arts: list[RunArtifacts], out: Path, opts: ReportOptions) -> Report:
     figs = out / "figures"
-    rows = [comparison_row(a) for a in arts]
+    builders = [RunReportBuilder(art, out, f"run{i + 1}", opts) for i, art in enumerate(arts)]
+    rows = [comparison_row(b.art, b.ev) for b in builders]
     overview = Section("Comparison", "comparison", tables=[Table("Runs side by side", COLUMNS, rows,
                                                                   "comparison.csv")])
     with_history = [(a.label, a.history) for a in arts if a.history]
@@ -47,9 +47,8 @@ def compare_report(arts: list[RunArtifacts], out: Path, opts: ReportOptions) -> 
             "Test accuracy of each run."))
     banners: list[str] = []
     per_run = Section("Runs", "runs")
-    for i, art in enumerate(arts):
-        b = RunReportBuilder(art, out, f"run{i + 1}", opts)
+    for i, b in enumerate(builders):
         banners += b.banners()
-        per_run.children.append(Section(art.label, f"run{i + 1}", children=b.sections()))
+        per_run.children.append(Section(b.art.label, f"run{i + 1}", children=b.sections()))
     return Report(f"Comparison of {len(arts)} runs", ", ".join(a.label for a in arts), banners,
                   [], [overview, per_run])

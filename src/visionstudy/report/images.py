@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from visionstudy.data import PreparedData, build_pipeline, prepare
+from visionstudy.data.loader import normalise_images
 from visionstudy.data.preview import sample_grid
 from visionstudy.errors import VisionStudyError
 from visionstudy.evaluate import gradcam, probabilities, top_losses
@@ -54,13 +55,6 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 255.0
 
 
-def normalise(data: PreparedData, images: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(to_unit(images)).permute(0, 3, 1, 2)
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    return (x - mean) / std
-
-
 def samples_figure(data: PreparedData, seed: int) -> F.Figure:
     images, titles = sample_grid(data, None, 32, seed)
     return F.image_grid(images, titles, "Training images")
@@ -100,7 +94,7 @@ def gradcam_figure(data: PreparedData, net: Classifier, art: RunArtifacts, count
              if (labels == c).any()]
     idx = np.array(sorted(rng.permutation(picks)[:count]))
     preds = probabilities(art.predictions["logits"][idx]).argmax(1)
-    x = normalise(data, data.test.images[idx])
+    x = normalise_images(data.test.images[idx], data.mean, data.std)
     heat = gradcam(net, x, torch.from_numpy(preds))
     names = art.class_names
     titles = [f"{F.short(names[t], 10)} → {F.short(names[p], 10)}" for t, p in

@@ -19,7 +19,7 @@ from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts, load_run
 from visionstudy.report.stats import paired_test, summarize
-from visionstudy.study.spec import Study, lookup
+from visionstudy.study.spec import Study, lookup, resolved_with_defaults
 from visionstudy.study.status import is_study_dir, load_study_dir
 
 METRICS: list[tuple[str, str]] = [
@@ -154,16 +154,11 @@ class StudyReportBuilder:
 
     def sweeps(self) -> Section:
         s = Section("Sweeps", "sweeps")
-        sweep = dict(self.study.config.sweep or {})
-        sweep.pop("mode", None)
-        for key in sweep:
+        for key, members in self.study.sweep_members().items():
             points: dict[str, list[float]] = defaultdict(list)
-            for variant, runs in self.finished.items():
-                for _, a in runs:
-                    value = lookup({k: v for k, v in a.config.items() if k != "resolved"}, key)
-                    if value is None or (variant != "baseline" and variant not in
-                                         {n for n, _ in self.study.variants if key.split(".")[-1] in n}):
-                        continue
+            for variant in members & set(self.finished):
+                for _, a in self.finished[variant]:
+                    value = lookup(resolved_with_defaults(a.run_config()), key)
                     points[json.dumps(value)].append(float(a.metrics["test_accuracy"]))  # type: ignore[index]
             if len(points) < 2:
                 continue

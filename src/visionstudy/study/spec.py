@@ -168,6 +168,20 @@ class Study:
     def baseline(self) -> str:
         return self.config.baseline or self.variants[0][0]
 
+    def sweep_members(self) -> dict[str, set[str]]:
+        """Swept key → the variants that show its values (one-at-a-time: its own points and
+        the baseline; grid: every point)."""
+        if not self.config.sweep:
+            return {}
+        keys = [k for k in self.config.sweep if k != "mode"]
+        one_at_a_time = self.config.sweep.get("mode") == "one-at-a-time"
+        out: dict[str, set[str]] = {k: {"baseline"} if one_at_a_time else set() for k in keys}
+        for name, override in sweep_variants(self.config.sweep, self.base, self.source):
+            for key in keys:
+                if lookup(override, key) is not None:
+                    out[key].add(name)
+        return out
+
 
 def config_hash(dump: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
