@@ -53,6 +53,15 @@ def test_flip_is_exact_mirror():
     assert torch.equal(out, x.flip(3))
 
 
+def test_shear_in_degrees_is_keras_shear_range():
+    """Keras' shear_range is an angle in degrees: 0.2 means a factor of tan(0.2°) ≈ 0.0035."""
+    assert build_augment("shear", {"degrees": 0.2}).factor == pytest.approx(0.0034907, rel=1e-4)
+    assert build_augment("shear", {"degrees": 45}).factor == pytest.approx(1.0)
+    assert build_augment("shear", {}).factor == 0.2
+    with pytest.raises(ConfigError, match="factor or degrees, not both"):
+        build_augment("shear", {"degrees": 10, "factor": 0.1})
+
+
 def test_bad_parameters_name_the_field():
     with pytest.raises(ConfigError, match="crop has no parameter size"):
         build_augment("crop", {"size": 3})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,39 @@ def test_one_at_a_time_sweep_varies_each_factor_alone(tmp_path):
     tanh = next(r for r in study.runs if r.variant == "activation=tanh").config
     assert tanh.model.params()["activation"] == "tanh" and tanh.train.optimizer.lr == 1e-3
     members = study.sweep_members()
-    assert members["model.activation"] == {"baseline", "activation=tanh"}
-    assert members["train.optimizer.lr"] == {"baseline", "lr=0.01", "lr=0.1"}
+    assert members["model.activation"] == ("model.activation", {"baseline", "activation=tanh"})
+    assert members["train.optimizer.lr"][1] == {"baseline", "lr=0.01", "lr=0.1"}
+
+
+def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
+    study = load_study(study_file(tmp_path, variants={
+        "small": {}, "wide": {"model": {"channels": [8, 16]}}}, sweep=[
+        {"from": "small", "mode": "one-at-a-time", "model.channels.1": [8, 16], "train.epochs": [1, 3]},
+        {"from": "wide", "mode": "grid", "model.channels.0": [4, 12]}],
+        cv={"folds": 3, "variants": ["wide"]}))
+    names = [n for n, _ in study.variants]
+    # small has channels [4, 8] and epochs 1 (the base): 8 and 1 are its own values
+    assert names == ["small", "wide", "small+channels.1=16", "small+epochs=3",
+                     "wide+channels.0=4", "wide+channels.0=12"]
+    config = {r.variant: r.config for r in study.runs}
+    assert config["small+channels.1=16"].model.params()["channels"] == [4, 16]
+    assert config["wide+channels.0=12"].model.params()["channels"] == [12, 16]
+    assert config["small+epochs=3"].train.epochs == 3
+    assert [r.key for r in study.runs if r.variant == "wide"] == [f"wide/seed-0/fold-{f}" for f in range(3)]
+    assert [r.key for r in study.runs if r.variant == "small"] == ["small/seed-0"]
+    members = study.sweep_members()
+    assert members["small: model.channels.1"] == ("model.channels.1", {"small", "small+channels.1=16"})
+    assert members["wide: model.channels.0"][1] == {"wide+channels.0=4", "wide+channels.0=12"}
+
+
+@pytest.mark.parametrize("fields, needle", [
+    ({"sweep": {"from": "nope", "train.epochs": [2]}}, "sweep.from 'nope' is not a variant"),
+    ({"sweep": {"model.hidden.3": [2]}}, "model.hidden must be a list with an element 3"),
+    ({"variants": {"a": {}}, "cv": {"folds": 2, "variants": ["b"]}}, "cv.variants: b not variants"),
+])
+def test_bad_sweep_origins_indices_and_cv_variants(tmp_path, fields, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_study(study_file(tmp_path, **fields))
 
 
 def test_grid_sweep_and_overrides(tmp_path):

@@ -133,9 +133,15 @@ class Rotate(Affine):
 
 @AUGMENTATIONS.register("shear")
 class Shear(Affine):
-    """Horizontal shear by a uniform factor in [-factor, factor] (x' = x + s*y)."""
+    """Horizontal shear (x' = x + s*y) by a uniform factor s in [-factor, factor], or by a uniform
+    angle in [-degrees, degrees] (Keras `shear_range` is an angle in degrees: s = tan(angle))."""
 
-    def __init__(self, factor: float = 0.2) -> None:
+    def __init__(self, factor: float | None = None, degrees: float | None = None) -> None:
+        _check(factor is None or degrees is None, "factor", "give factor or degrees, not both")
+        if degrees is not None:
+            _check(0 < degrees < 90, "degrees", "an angle in (0, 90)")
+            factor = math.tan(math.radians(degrees))
+        factor = 0.2 if factor is None else factor
         _check(0 < factor <= 1, "factor", "a shear factor in (0, 1]")
         self.factor = factor
 

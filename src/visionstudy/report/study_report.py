@@ -5,6 +5,7 @@ variant's own run report — from the study's run folders and database alone."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts, load_run
 from visionstudy.report.stats import paired_test, summarize
-from visionstudy.study.spec import Study, lookup, resolved_with_defaults
+from visionstudy.study.spec import Study, indexed, resolved_with_defaults
 from visionstudy.study.status import is_study_dir, load_study_dir
 
 METRICS: list[tuple[str, str]] = [
@@ -154,20 +155,20 @@ class StudyReportBuilder:
 
     def sweeps(self) -> Section:
         s = Section("Sweeps", "sweeps")
-        for key, members in self.study.sweep_members().items():
+        for label, (key, members) in self.study.sweep_members().items():
             points: dict[str, list[float]] = defaultdict(list)
             for variant in members & set(self.finished):
                 for _, a in self.finished[variant]:
-                    value = lookup(resolved_with_defaults(a.run_config()), key)
+                    value = indexed(resolved_with_defaults(a.run_config()), key)
                     points[json.dumps(value)].append(float(a.metrics["test_accuracy"]))  # type: ignore[index]
             if len(points) < 2:
                 continue
             labels = list(points)
             summ = [summarize(points[k]) for k in labels]
             s.figures.append(self.fig(F.bar_comparison(labels, [m.mean for m in summ], [m.std for m in summ],
-                                                       "test accuracy", f"Test accuracy vs {key}"),
-                                      f"sweep_{key.replace('.', '_')}",
-                                      f"Test accuracy (mean ± std) for each value of {key}."))
+                                                       "test accuracy", f"Test accuracy vs {label}"),
+                                      "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
+                                      f"Test accuracy (mean ± std) for each value of {label}."))
         return s
 
     def search(self) -> Section:

@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from visionstudy.config import merge_run
-from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, build_run, dotted
+from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
 
 PRIMITIVE = (str, int, float, bool, type(None))
 
@@ -74,10 +73,7 @@ def search_study(study: Study, url: str) -> Any:
 def trial_override(study: Study, params: dict[str, Any]) -> dict[str, Any]:
     s = study.config.search
     assert s is not None
-    override: dict[str, Any] = {}
-    for key, p in s.space.items():
-        override = merge_run(override, dotted(key, decode(p, params[key])))
-    return override
+    return apply_keys(study.base, {key: decode(p, params[key]) for key, p in s.space.items()})
 
 
 def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | None, threads: int) -> Any:
@@ -90,9 +86,7 @@ def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | N
 
     def objective(trial: optuna.Trial) -> float:
         values = {key: suggest(trial, key, p) for key, p in s.space.items()}
-        override: dict[str, Any] = {}
-        for key, value in values.items():
-            override = merge_run(override, dotted(key, value))
+        override = apply_keys(study.base, values)
         cfg = build_run(study.base, override, study.overrides, study.name, "search", study.config.seed,
                         None, study.source)
         rows: list[dict[str, float]] = []

@@ -15,6 +15,7 @@ expanded into the list of runs it stands for and validated whole before anything
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -113,6 +114,9 @@ class SearchConfig(Strict):
 
 class CVConfig(Strict):
     folds: int = Field(ge=2, description="stratified folds of the training split")
+    variants: list[str] | None = Field(
+        None, description="only these variants are cross-validated (default: all)"
+    )
 
 
 class StudyConfig(Strict):
@@ -124,7 +128,9 @@ class StudyConfig(Strict):
     train: dict[str, Any] = Field(default_factory=dict, description="base train section")
     seeds: int = Field(1, ge=1, description="repeats of every variant")
     variants: dict[str, dict[str, Any] | None] | None = Field(None, description="name → override")
-    sweep: dict[str, Any] | None = Field(None, description="dotted key → values; mode: grid|one-at-a-time")
+    sweep: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description="dotted key → values; mode: grid|one-at-a-time; from: a variant; or a list"
+    )
     cv: CVConfig | None = Field(None, description="k-fold cross-validation")
     search: SearchConfig | None = Field(None, description="Optuna hyperparameter search")
     baseline: str | None = Field(None, description="variant the others are tested against")
@@ -168,18 +174,24 @@ class Study:
     def baseline(self) -> str:
         return self.config.baseline or self.variants[0][0]
 
-    def sweep_members(self) -> dict[str, set[str]]:
-        """Swept key → the variants that show its values (one-at-a-time: its own points and
-        the baseline; grid: every point)."""
-        if not self.config.sweep:
-            return {}
-        keys = [k for k in self.config.sweep if k != "mode"]
-        one_at_a_time = self.config.sweep.get("mode") == "one-at-a-time"
-        out: dict[str, set[str]] = {k: {"baseline"} if one_at_a_time else set() for k in keys}
-        for name, override in sweep_variants(self.config.sweep, self.base, self.source):
+    def sweep_members(self) -> dict[str, tuple[str, set[str]]]:
+        """Sweep label → (swept key, the variants that show its values). One-at-a-time: its own
+        points and its origin (the base config's 'baseline' or its `from` variant); grid: every
+        point. Labels are the key, prefixed with the `from` variant when a block has one."""
+        out: dict[str, tuple[str, set[str]]] = {}
+        explicit = {n: o or {} for n, o in (self.config.variants or {}).items()}
+        for block in sweep_blocks(self.config.sweep):
+            origin = block.get("from")
+            keys = [k for k in block if k not in SWEEP_OPTIONS]
+            one_at_a_time = block.get("mode") == "one-at-a-time"
+            start = {origin or "baseline"} if one_at_a_time else set()
+            members = {k: set(start) for k in keys}
+            for name, override in sweep_variants(block, self.base, explicit, self.source):
+                for key in keys:
+                    if name != "baseline" and touches(override, key, explicit.get(origin or "", {})):
+                        members[key].add(name)
             for key in keys:
-                if lookup(override, key) is not None:
-                    out[key].add(name)
+                out[f"{origin}: {key}" if origin else key] = (key, members[key])
         return out
 
 
@@ -225,38 +237,120 @@ def resolved_with_defaults(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def sweep_variants(sweep: dict[str, Any], base: dict[str, Any], source: str) -> list[tuple[str, dict]]:
-    sweep = dict(sweep)
-    mode = sweep.pop("mode", "grid")
+SWEEP_OPTIONS = ("mode", "from")
+
+
+def sweep_blocks(sweep: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if not sweep:
+        return []
+    return [dict(b) for b in sweep] if isinstance(sweep, list) else [dict(sweep)]
+
+
+def touches(override: dict[str, Any], key: str, start: dict[str, Any]) -> bool:
+    """Whether a sweep point's `override` changes `key` (for an indexed key like
+    model.channels.0: its list) from the sweep origin's own override `start`."""
+    parts = key.split(".")
+    while parts and parts[-1].isdigit():
+        parts.pop()
+    head = ".".join(parts)
+    return lookup(override, head) is not None and lookup(override, head) != lookup(start, head)
+
+
+def key_override(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """The override that sets dotted `key` to `value` on config `raw`. A numeric part indexes a
+    list: 'model.channels.0' = 48 on channels [32, 64] gives {'model': {'channels': [48, 64]}}."""
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not part.isdigit():
+            continue
+        head = ".".join(parts[:i])
+        current = lookup(raw, head)
+        if current is None:
+            try:
+                current = lookup(resolved_with_defaults(validate_run_config(raw)), head)
+            except ConfigError:
+                current = None
+        if not isinstance(current, list) or int(part) >= len(current):
+            raise ConfigError(f"{key}: {head} must be a list with an element {part} (got {current!r}); "
+                              "write the whole list in the base config")
+        new = copy.deepcopy(current)
+        rest = ".".join(parts[i + 1:])
+        if rest:
+            new[int(part)] = merge_run(new[int(part)], key_override(new[int(part)], rest, value))
+        else:
+            new[int(part)] = value
+        return dotted(head, new)
+    return dotted(key, value)
+
+
+def apply_keys(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """One override setting every dotted key of `values`, in order, on top of `raw`."""
+    override: dict[str, Any] = {}
+    for key, value in values.items():
+        override = merge_run(override, key_override(merge_run(raw, override), key, value))
+    return override
+
+
+def key_label(key: str) -> str:
+    """'train.optimizer.lr' → 'lr'; 'model.channels.0' → 'channels.0'."""
+    parts = key.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() else parts[-1]
+
+
+def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[str, Any],
+                   source: str) -> list[tuple[str, dict]]:
+    """The variants of one sweep block. With `from: V` the block sweeps around variant V
+    (names 'V+key=value'); without, around the base config (its origin is 'baseline')."""
+    block = dict(block)
+    mode = block.pop("mode", "grid")
+    origin = block.pop("from", None)
     if mode not in ("grid", "one-at-a-time"):
         raise ConfigError(f"{source}: sweep.mode {mode!r}: use grid or one-at-a-time")
-    for key, values in sweep.items():
+    if origin is not None and origin not in explicit:
+        raise ConfigError(f"{source}: sweep.from {origin!r} is not a variant; choose one of "
+                          f"{', '.join(explicit) or '(no variants defined)'}")
+    for key, values in block.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: sweep.{key}: give a non-empty list of values")
+    start = (explicit[origin] or {}) if origin else {}
+    prefix = f"{origin}+" if origin else ""
+    here = merge_run(base, start)
     if mode == "grid":
         out = []
-        for combo in itertools.product(*sweep.values()):
-            override: dict[str, Any] = {}
-            for key, value in zip(sweep, combo, strict=True):
-                override = merge_run(override, dotted(key, value))
-            name = ",".join(f"{k.split('.')[-1]}={value_label(v)}" for k, v in zip(sweep, combo, strict=True))
-            out.append((name, override))
+        for combo in itertools.product(*block.values()):
+            point = apply_keys(here, dict(zip(block, combo, strict=True)))
+            name = ",".join(f"{key_label(k)}={value_label(v)}" for k, v in zip(block, combo, strict=True))
+            out.append((prefix + name, merge_run(start, point)))
         return out
-    out = [("baseline", {})]
-    resolved = resolved_with_defaults(validate_run_config(base, f"{source}: the base config"))
-    for key, values in sweep.items():
+    out = [] if origin else [("baseline", {})]
+    resolved = resolved_with_defaults(validate_run_config(here, f"{source}: the sweep's origin config"))
+    for key, values in block.items():
         for value in values:
-            current = lookup(base, key)
-            if value in (current, lookup(resolved, key) if current is None else current):
-                continue  # the baseline already has this value
-            out.append((f"{key.split('.')[-1]}={value_label(value)}", dotted(key, value)))
+            if value == indexed(resolved, key):
+                continue  # the origin already has this value
+            out.append((f"{prefix}{key_label(key)}={value_label(value)}",
+                        merge_run(start, key_override(here, key, value))))
     return out
 
 
+def indexed(raw: dict[str, Any], key: str) -> Any:
+    """`lookup` that also follows numeric parts into lists."""
+    node: Any = raw
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
 def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tuple[str, dict]]:
-    out: list[tuple[str, dict]] = [(k, v or {}) for k, v in (cfg.variants or {}).items()]
-    if cfg.sweep:
-        swept = sweep_variants(cfg.sweep, base, source)
+    explicit = {k: v or {} for k, v in (cfg.variants or {}).items()}
+    out: list[tuple[str, dict]] = list(explicit.items())
+    for block in sweep_blocks(cfg.sweep):
+        swept = sweep_variants(block, base, explicit, source)
         if out:  # explicit variants first; the sweep's own baseline is the base config
             swept = [(n, o) for n, o in swept if n != "baseline" or "baseline" not in dict(out)]
         out += swept
@@ -292,9 +386,14 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     if cfg.baseline and cfg.baseline not in dict(variants):
         raise ConfigError(f"{source}: baseline {cfg.baseline!r} is not a variant; choose one of "
                           f"{', '.join(n for n, _ in variants)}")
-    folds = [(cfg.cv.folds, f) for f in range(cfg.cv.folds)] if cfg.cv else [None]
+    folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
+    unknown = sorted(folded - set(dict(variants)))
+    if unknown:
+        raise ConfigError(f"{source}: cv.variants: {', '.join(unknown)} not variants; choose from "
+                          f"{', '.join(n for n, _ in variants)}")
     runs = []
     for name, override in variants:
+        folds = [(cfg.cv.folds, f) for f in range(cfg.cv.folds)] if cfg.cv and name in folded else [None]
         for k in range(cfg.seeds):
             for fold in folds:
                 config = build_run(base, override, overrides, cfg.name, name, cfg.seed + k, fold, source)
@@ -317,7 +416,7 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
     for key, p in search.space.items():
         for value in p.bounds():
             try:
-                build_run(base, dotted(key, value), overrides, study, "search", 0, None, source)
+                build_run(base, key_override(base, key, value), overrides, study, "search", 0, None, source)
             except ConfigError as exc:
                 raise ConfigError(f"search.space.{key} = {value!r}: {exc}") from None
 
