@@ -9,6 +9,7 @@ processes come from Lightning Fabric; the loop itself is ours (`visionstudy.trai
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -156,6 +157,8 @@ def run_experiment(
     fabric.seed_everything(cfg.seed, verbose=False)
     data = prepare(cfg.data, data_dir)
     net = build_model(cfg, data)
+    if net.input_stats is not None:  # pretrained weights expect their own normalisation
+        data = dataclasses.replace(data, mean=tuple(net.input_stats[0]), std=tuple(net.input_stats[1]))
     params, flops = count_params(net), count_flops(net, data.image_shape)
     channels_last = t.channels_last == "on" or (t.channels_last == "auto" and net.convolutional)
     if channels_last:

@@ -14,7 +14,8 @@ from visionstudy.models.base import register_model
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("size", [8, 28, 32])
 def test_forward_backward_contract(name, channels, size):
-    model = create_model(name, channels, 7, size)
+    params = {"weights": None, "mode": "from-scratch", "arch": "resnet18"} if name == "torchvision" else {}
+    model = create_model(name, channels, 7, size, **params)
     x = torch.randn(3, channels, size, size)
     feats = model.forward_features(x)
     assert feats.shape == (3, model.num_features)

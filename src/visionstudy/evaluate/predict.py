@@ -67,7 +67,8 @@ def load_predictor(path: Path, device: str = "cpu") -> Predictor:
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
     meta = state.get("meta") or meta_from_run_dir(ckpt)
     c, h, w = (int(v) for v in meta["image_shape"])
-    net = create_model(cfg.model.name, c, len(meta["class_names"]), (h, w), **cfg.model.params())
+    net = create_model(cfg.model.name, c, len(meta["class_names"]), (h, w), skeleton=True,
+                       **cfg.model.params())
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -1,6 +1,7 @@
-"""Models: a registry, `create_model`, and the MLP, CNN and ResNet families."""
+"""Models: a registry, `create_model`, the MLP, CNN and ResNet families, and torchvision's
+classifiers for transfer learning."""
 
-from visionstudy.models import cnn, mlp, resnet  # noqa: F401  (registers the built-in models)
+from visionstudy.models import cnn, mlp, pretrained, resnet  # noqa: F401  (registers the built-in models)
 from visionstudy.models.base import (
     MODELS,
     Classifier,

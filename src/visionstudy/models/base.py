@@ -24,12 +24,19 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def skeleton(self) -> Params:
+        """The parameters that rebuild the same structure without fetching any weights (to
+        load a checkpoint into)."""
+        return self
+
 
 class Classifier(nn.Module):
     """Base class: subclasses build `self.features` (input → (N, num_features)) and `self.head`."""
 
     num_features: int
     convolutional: bool = True  # channels_last pays off for convolutions only
+    own_init: bool = False  # True: keep the model's own (or loaded) weights, skip `init_weights`
+    input_stats: tuple[list[float], list[float]] | None = None  # normalise inputs with these
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -88,14 +95,18 @@ def check_model_params(model_cfg: Any, source: str) -> Params:
 
 def create_model(
     name: str, in_channels: int, num_classes: int, input_size: int | tuple[int, int] = 32,
-    **params: Any,
+    *, skeleton: bool = False, **params: Any,
 ) -> Classifier:
-    """Build a registered model for (in_channels, H, W) inputs; impossible shapes raise ConfigError."""
+    """Build a registered model for (in_channels, H, W) inputs; impossible shapes raise ConfigError.
+    `skeleton`: the structure only, for a checkpoint's weights (no pretrained download)."""
     spec = MODELS.get(name, "model.name")
     p = validate_params(name, params)
+    if skeleton:
+        p = p.skeleton()
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     model = spec.builder(in_channels, num_classes, size, p)
-    init_weights(model)
+    if not model.own_init:
+        init_weights(model)
     return model
 
 

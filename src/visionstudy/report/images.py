@@ -43,7 +43,8 @@ def load_model(art: RunArtifacts, data: PreparedData) -> Classifier:
     """The run's model with its best weights (last weights when there is no best.pt)."""
     cfg = art.run_config()
     c, h, w = data.image_shape
-    net = create_model(cfg.model.name, c, data.num_classes, (h, w), **cfg.model.params())
+    net = create_model(cfg.model.name, c, data.num_classes, (h, w), skeleton=True,
+                       **cfg.model.params())
     run = RunDir(art.path)
     ckpt = run.best if run.best.is_file() else run.last
     net.load_state_dict(load_checkpoint(ckpt)["model"])
@@ -94,7 +95,8 @@ def gradcam_figure(data: PreparedData, net: Classifier, art: RunArtifacts, count
              if (labels == c).any()]
     idx = np.array(sorted(rng.permutation(picks)[:count]))
     preds = probabilities(art.predictions["logits"][idx]).argmax(1)
-    x = normalise_images(data.test.images[idx], data.mean, data.std)
+    stats = art.resolved.get("dataset", {})  # what the run trained with (e.g. ImageNet's for weights)
+    x = normalise_images(data.test.images[idx], stats.get("mean", data.mean), stats.get("std", data.std))
     heat = gradcam(net, x, torch.from_numpy(preds))
     names = art.class_names
     titles = [f"{F.short(names[t], 10)} → {F.short(names[p], 10)}" for t, p in

@@ -29,19 +29,15 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a visionstudy checkpoint; anything else is a `CheckpointError`, nothing is executed."""
+def safe_load(path: Path, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
+    """`torch.load` with `weights_only=True` and never anything else: tensors, numbers, strings and
+    containers load; a pickle that would build any other object is refused, unexecuted."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
+        raise CheckpointError(f"{path}: no such {what}")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the checkpoint is empty (a crash while writing?)")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint (visionstudy writes .pt zip files under "
-            "<run>/checkpoints/); pass a run directory or its checkpoints/best.pt"
-        )
+        raise CheckpointError(f"{path}: the {what} file is empty (a crash while writing?)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path}: refused: the file holds objects other than plain weights and numbers "
@@ -49,8 +45,18 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise CheckpointError(
-            f"{path}: truncated or damaged checkpoint ({str(exc).splitlines()[0][:200]})"
+            f"{path}: truncated or damaged {what} ({str(exc).splitlines()[0][:200]})"
         ) from None
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a visionstudy checkpoint; anything else is a `CheckpointError`, nothing is executed."""
+    if path.is_file() and path.stat().st_size > 0 and not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (visionstudy writes .pt zip files under "
+            "<run>/checkpoints/); pass a run directory or its checkpoints/best.pt"
+        )
+    state = safe_load(path, map_location, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a visionstudy checkpoint")
     return state

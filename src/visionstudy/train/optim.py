@@ -43,9 +43,11 @@ def _adagrad(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
 
 
 def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimizer:
-    """The named optimizer over the trainable parameters."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    return OPTIMIZERS.get(c.name, "train.optimizer.name")(trainable, c)
+    """The named optimizer over the trainable parameters (in the model's own groups if it has
+    them, e.g. a pretrained backbone at a lower learning rate than its new head)."""
+    groups = getattr(model, "param_groups", None)
+    params = groups(c.lr) if callable(groups) else [p for p in model.parameters() if p.requires_grad]
+    return OPTIMIZERS.get(c.name, "train.optimizer.name")(params, c)
 
 
 def penalised_weights(model: nn.Module) -> list[torch.Tensor]:
@@ -97,7 +99,8 @@ class Schedule:
         if c.name == "cosine":
             return lr_scheduler.CosineAnnealingLR(opt, epochs, c.min_lr)
         if c.name == "onecycle":
-            max_lr = c.max_lr or opt.param_groups[0]["lr"]
+            top = max(g["lr"] for g in opt.param_groups)  # groups keep their ratios
+            max_lr = [(c.max_lr or top) * g["lr"] / top for g in opt.param_groups]
             return lr_scheduler.OneCycleLR(opt, max_lr, total_steps=epochs * steps,
                                            pct_start=c.pct_start)
         if c.name == "plateau":
@@ -123,7 +126,7 @@ class Schedule:
         self.epoch += 1
 
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        return float(max(g["lr"] for g in self.optimizer.param_groups))
 
     def state_dict(self) -> dict[str, Any]:
         return {
