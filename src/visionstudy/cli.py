@@ -29,6 +29,8 @@ app.add_typer(datasets_app, name="datasets")
 study_app = typer.Typer(no_args_is_help=True, help="Run a study (variants, sweeps, seeds, folds, "
                         "search) and see where it stands.")
 app.add_typer(study_app, name="study")
+recipes_app = typer.Typer(no_args_is_help=True, help="Built-in studies that reproduce published reports.")
+app.add_typer(recipes_app, name="recipes")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -215,11 +217,7 @@ def study_run(
 
     spec = load_study(study, list(set_ or []))
     place = Placement(runs_dir, db)
-    console.print(f"study {spec.name}: {len(spec.runs)} runs ({len(spec.variants)} variants"
-                  f" × {spec.config.seeds} seeds" + (f" × {spec.config.cv.folds} folds" if spec.config.cv
-                                                       else "")
-                  + (", then a search" if spec.config.search else "") + f") in {place.study_dir(spec)}",
-                  highlight=False)
+    console.print(f"study {spec.name}: {spec.describe()} in {place.study_dir(spec)}", highlight=False)
     full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
                             progress=not quiet)
     if outcome.trained == 0 and not outcome.failed and not spec.config.search:
@@ -263,6 +261,45 @@ def study_status(
     done = sum(v == "done" for v in status.values())
     console.print(f"{spec.name}: {done}/{len(status)} runs done — {place.study_dir(spec)}",
                   highlight=False)
+
+
+# -------------------------------------------------------------------------------------- recipes
+
+
+@recipes_app.command("list")
+def recipes_list() -> None:
+    """The built-in recipes: what each reproduces and how many runs it trains."""
+    from visionstudy.study import list_recipes, load_study
+
+    table = Table("recipe", "runs", "reproduces")
+    for name in list_recipes():
+        spec = load_study(f"recipe:{name}")
+        table.add_row(name, spec.describe(), spec.config.reproduces or spec.config.description)
+    console.print(table)
+
+
+@recipes_app.command("show")
+def recipes_show(
+    name: Annotated[str, typer.Argument(help="recipe name, e.g. cifar100-first20")],
+    runs: Annotated[bool, typer.Option("--runs", help="list every run it expands to")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Print a recipe's study file (copy it to change it), or with --runs the runs it stands for."""
+    from visionstudy.study import load_study, recipe_path
+
+    path = recipe_path(name.removeprefix("recipe:"))
+    spec = load_study(f"recipe:{name.removeprefix('recipe:')}", list(set_ or []))
+    if not runs:
+        sys.stdout.write(path.read_text())
+        return
+    table = Table("run", "model", "optimizer", "lr", "schedule", "epochs", "batch", "augment")
+    for r in spec.runs:
+        c = r.config
+        table.add_row(r.key, c.model.name, c.train.optimizer.name, f"{c.train.optimizer.lr:g}",
+                      c.train.scheduler.name, str(c.train.epochs), str(c.train.batch_size),
+                      ",".join(a.name for a in c.data.augment) or "-")
+    console.print(table)
+    console.print(f"{spec.name}: {spec.describe()}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------- report

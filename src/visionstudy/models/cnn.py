@@ -24,6 +24,8 @@ from visionstudy.models.base import (
     register_model,
 )
 
+Pool = Literal["max", "avg", "none"]
+
 
 class CNNParams(Params):
     channels: list[int | list[int]] = Field(
@@ -33,7 +35,9 @@ class CNNParams(Params):
         3, description="one size for all, one per stage, or one list per stage (e.g. [5, 5, 3])"
     )
     padding: Literal["same", "valid"] = Field("same", description="convolution padding")
-    pool: Literal["max", "avg", "none"] = Field("max", description="pooling after each stage")
+    pool: Pool | list[Pool] = Field(
+        "max", description="pooling after each stage, or one per stage (e.g. [max, max, none])"
+    )
     pool_size: int = Field(2, ge=2, description="pooling window and stride")
     batch_norm: bool = Field(False, description="batch norm after every conv and dense layer")
     conv_dropout: Rate | list[Rate] = Field(0.0, description="dropout after each stage")
@@ -63,10 +67,12 @@ class CNN(Classifier):
         stages = [c if isinstance(c, list) else [c] for c in p.channels]
         kernels = stage_kernels(p)
         conv_drops = per_layer(p.conv_dropout, len(stages), "conv_dropout")
+        pools = per_layer(p.pool, len(stages), "pool")
         h, w = size
         layers: list[nn.Module] = []
         width = in_channels
-        for i, (convs, ks, drop) in enumerate(zip(stages, kernels, conv_drops, strict=True)):
+        layout = zip(stages, kernels, conv_drops, pools, strict=True)
+        for i, (convs, ks, drop, pool_kind) in enumerate(layout):
             for c, k in zip(convs, ks, strict=True):
                 layers.append(nn.Conv2d(width, c, k, padding=p.padding))
                 if p.batch_norm:
@@ -75,8 +81,8 @@ class CNN(Classifier):
                 width = c
                 if p.padding == "valid":
                     h, w = h - k + 1, w - k + 1
-            if p.pool != "none":
-                pool = nn.MaxPool2d if p.pool == "max" else nn.AvgPool2d
+            if pool_kind != "none":
+                pool = nn.MaxPool2d if pool_kind == "max" else nn.AvgPool2d
                 layers.append(pool(p.pool_size))
                 h, w = h // p.pool_size, w // p.pool_size
             if h < 1 or w < 1:

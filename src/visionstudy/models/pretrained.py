@@ -45,6 +45,10 @@ class TorchvisionParams(Params):
         "imagenet", description="cifar: ResNet stem replaced by a 3x3 stride-1 conv, no max-pool"
     )
 
+    normalize: Literal["weights", "dataset"] = Field(
+        "weights", description="normalise inputs with the weights' ImageNet statistics or the dataset's"
+    )
+
     def skeleton(self) -> TorchvisionParams:
         return self.model_copy(update={"weights": None, "mode": "from-scratch"})
 
@@ -150,7 +154,8 @@ class Pretrained(Classifier):
             mean, std = list(tf.mean), list(tf.std)
             if in_channels == 1:
                 mean, std = [sum(mean) / 3], [sum(std) / 3]
-            self.input_stats = (mean, std)
+            if p.normalize == "weights":
+                self.input_stats = (mean, std)
         if p.stem == "cifar":
             if not hasattr(net, "conv1") or not hasattr(net, "maxpool"):
                 raise ConfigError(f"model.stem: cifar applies to ResNets only, not {p.arch}")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from visionstudy.study.execute import Outcome, Placement, run_study
 from visionstudy.study.search import final_runs, run_search
-from visionstudy.study.spec import RunSpec, Study, StudyConfig, load_study
+from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
-__all__ = ["Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "load_study", "run_all",
+__all__ = ["Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes", "load_study",
+           "recipe_path", "run_all",
            "with_final"]
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from visionstudy.config import merge_run
 from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
 
 PRIMITIVE = (str, int, float, bool, type(None))
@@ -62,7 +63,7 @@ def search_study(study: Study, url: str) -> Any:
 
     s = study.config.search
     assert s is not None
-    epochs = int(study.base.get("train", {}).get("epochs", 10))
+    epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
     return optuna.create_study(
         study_name=f"{study.name}:search", storage=storage_for(url), sampler=make_sampler(s),
         pruner=make_pruner(s, epochs), load_if_exists=True,
@@ -73,7 +74,14 @@ def search_study(study: Study, url: str) -> Any:
 def trial_override(study: Study, params: dict[str, Any]) -> dict[str, Any]:
     s = study.config.search
     assert s is not None
-    return apply_keys(study.base, {key: decode(p, params[key]) for key, p in s.space.items()})
+    base = search_base(study)
+    return merge_run(s.base, apply_keys(base, {key: decode(p, params[key]) for key, p in s.space.items()}))
+
+
+def search_base(study: Study) -> dict[str, Any]:
+    """The config the search varies: the study's base with `search.base` on top."""
+    assert study.config.search is not None
+    return merge_run(study.base, study.config.search.base)
 
 
 def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | None, threads: int) -> Any:
@@ -86,7 +94,9 @@ def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | N
 
     def objective(trial: optuna.Trial) -> float:
         values = {key: suggest(trial, key, p) for key, p in s.space.items()}
-        override = apply_keys(study.base, values)
+        override = merge_run(s.base, apply_keys(search_base(study), values))
+        if s.trial_epochs:
+            override = merge_run(override, {"train": {"epochs": s.trial_epochs}})
         cfg = build_run(study.base, override, study.overrides, study.name, "search", study.config.seed,
                         None, study.source)
         rows: list[dict[str, float]] = []

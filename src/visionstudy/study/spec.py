@@ -95,6 +95,10 @@ class SearchConfig(Strict):
     seed: int = Field(0, description="sampler seed")
     space: dict[str, SearchParam] = Field(description="dotted key → parameter")
     final: FinalConfig | None = Field(None, description="retrain the best values with N seeds")
+    base: dict[str, Any] = Field(
+        default_factory=dict, description="run-config override for the trials and the final runs"
+    )
+    trial_epochs: int | None = Field(None, ge=1, description="epochs of each trial (default: train.epochs)")
 
     @field_validator("space", mode="before")
     @classmethod
@@ -119,6 +123,16 @@ class CVConfig(Strict):
     )
 
 
+class ReferenceConfig(Strict):
+    source: str = Field(description="where the numbers come from (report, table)")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="data settings the numbers are for, e.g. {dataset: cifar10}"
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="variant → {metric: value, note: text}"
+    )
+
+
 class StudyConfig(Strict):
     name: str = Field(description="study name: runs go to <runs-dir>/<name>/")
     description: str = Field("", description="what the study measures (shown in the report)")
@@ -134,7 +148,8 @@ class StudyConfig(Strict):
     cv: CVConfig | None = Field(None, description="k-fold cross-validation")
     search: SearchConfig | None = Field(None, description="Optuna hyperparameter search")
     baseline: str | None = Field(None, description="variant the others are tested against")
-    reference: dict[str, Any] | None = Field(None, description="published numbers to compare with")
+    reproduces: str = Field("", description="recipes: the report it reproduces and what it measured")
+    reference: ReferenceConfig | None = Field(None, description="published numbers to compare with")
 
     @field_validator("name")
     @classmethod
@@ -173,6 +188,20 @@ class Study:
     @property
     def baseline(self) -> str:
         return self.config.baseline or self.variants[0][0]
+
+    def describe(self) -> str:
+        """'14 runs (12 variants × 1 seed, 2 of them × 5 folds), then a search'."""
+        folded = {r.variant for r in self.runs if r.fold is not None}
+        seeds = self.config.seeds
+        text = f"{len(self.runs)} runs ({len(self.variants)} variants × {seeds} seed{'s' * (seeds > 1)}"
+        if folded:
+            text += (f" × {self.config.cv.folds} folds" if len(folded) == len(self.variants)  # type: ignore[union-attr]
+                     else f", {len(folded)} of them × {self.config.cv.folds} folds")  # type: ignore[union-attr]
+        text += ")"
+        if self.config.search:
+            s = self.config.search
+            text += f", then a {s.trials}-trial search" + (f" and {s.final.seeds} final runs" if s.final else "")
+        return text
 
     def sweep_members(self) -> dict[str, tuple[str, set[str]]]:
         """Sweep label → (swept key, the variants that show its values). One-at-a-time: its own
@@ -219,10 +248,14 @@ def lookup(raw: dict[str, Any], key: str) -> Any:
 
 
 def value_label(value: Any) -> str:
+    """A short, folder-safe label: [32, 64] → '32-64'; {name: sgd, lr: 0.1} → 'sgd-lr0.1';
+    a list of such mappings joins with '+'."""
     if isinstance(value, list):
-        return "-".join(value_label(v) for v in value)
+        sep = "+" if any(isinstance(v, dict) for v in value) else "-"
+        return sep.join(value_label(v) for v in value)
     if isinstance(value, dict):
-        return "-".join(f"{k}{value_label(v)}" for k, v in value.items())
+        head = [value_label(value["name"])] if "name" in value else []
+        return "-".join(head + [f"{k}{value_label(v)}" for k, v in value.items() if k != "name"])
     text = f"{value:g}" if isinstance(value, float) else str(value)
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
@@ -413,12 +446,19 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
                 p.grid()
             except ValueError as exc:
                 raise ConfigError(f"{source}: search.space.{key}: {exc}") from None
+    here = merge_run(base, search.base)
     for key, p in search.space.items():
         for value in p.bounds():
             try:
-                build_run(base, key_override(base, key, value), overrides, study, "search", 0, None, source)
+                build_run(base, merge_run(search.base, key_override(here, key, value)), overrides, study,
+                          "search", 0, None, source)
             except ConfigError as exc:
                 raise ConfigError(f"search.space.{key} = {value!r}: {exc}") from None
+
+
+def list_recipes() -> list[str]:
+    folder = Path(str(resources.files("visionstudy") / "recipes"))
+    return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
 def recipe_path(name: str) -> Path:
