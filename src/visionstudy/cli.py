@@ -211,11 +211,18 @@ def study_run(
     data_dir: DataDir = None,
     report: Annotated[bool, typer.Option(help="write the study report when done")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    trials: Annotated[int | None, typer.Option(help="override search.trials (e.g. a short try)",
+                                               min=1)] = None,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
+    from visionstudy.errors import ConfigError
     from visionstudy.study import Placement, load_study, run_all
 
     spec = load_study(study, list(set_ or []))
+    if trials is not None:
+        if spec.config.search is None:
+            raise ConfigError(f"--trials {trials}: {study} has no search section")
+        spec.config.search.trials = trials
     place = Placement(runs_dir, db)
     console.print(f"study {spec.name}: {spec.describe()} in {place.study_dir(spec)}", highlight=False)
     full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,

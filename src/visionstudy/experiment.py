@@ -189,11 +189,13 @@ def run_experiment(
 def test_metrics(ev: Any, data: PreparedData, result: FitResult, params: int,
                  flops: int) -> dict[str, Any]:
     m = classification_metrics(ev.logits, ev.labels, data.num_classes)
+    best = next((r for r in result.history if int(r["epoch"]) == result.best_epoch), {})
     return {
         "test_loss": m.pop("loss"), "test_accuracy": m.pop("accuracy"),
         "test_top5_accuracy": m.pop("top5_accuracy"), **m,
         "params": params, "flops": flops, "train_seconds": result.train_seconds,
         "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "stopped_early": result.stopped_early, "class_names": data.class_names,
         "test_samples": len(ev.labels),
     }

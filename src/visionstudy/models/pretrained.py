@@ -80,16 +80,25 @@ def resolve_weights(arch: str, name: str) -> Any:
 
 
 def download_state(arch: str, weights: Any) -> dict[str, torch.Tensor]:
-    """The weights' state dict through torchvision (cached in torch hub; hash-checked download)."""
-    try:
-        return weights.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:  # urllib / socket / hash errors all mean: no usable cached file
-        target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        raise ConfigError(
-            f"model.weights: cannot load the {weights} weights of {arch} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}). Offline? Put the file "
-            f"{weights.url} at {target}, or set model.weights to a local copy's path"
-        ) from None
+    """The weights' state dict from torch hub's cache, downloaded there first if missing with
+    torchvision's checksum (the hash prefix in the file name), then read weights-only."""
+    import re
+
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not target.is_file():
+        found = re.search(r"-([a-f0-9]+)\.", target.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(weights.url, str(target), found.group(1) if found else None,
+                                           progress=False)
+        except Exception as exc:  # urllib / socket / hash errors all mean: no usable file
+            target.unlink(missing_ok=True)
+            raise ConfigError(
+                f"model.weights: cannot download the {weights} weights of {arch} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}). Offline? Put the file "
+                f"{weights.url} at {target}, or set model.weights to a local copy's path"
+            ) from None
+    return read_state_file(target)
 
 
 def read_state_file(path: Path) -> dict[str, torch.Tensor]:

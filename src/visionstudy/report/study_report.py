@@ -31,8 +31,8 @@ METRICS: list[tuple[str, str]] = [
 
 
 def metric(m: dict[str, Any], key: str) -> float | None:
-    if key == "top5_error":
-        v = m.get("test_top5_accuracy")
+    if key in ("top5_error", "top1_error"):
+        v = m.get("test_top5_accuracy" if key == "top5_error" else "test_accuracy")
         return None if v is None else 1 - v
     v = m.get(key)
     return None if v is None else float(v)
@@ -211,6 +211,48 @@ class StudyReportBuilder:
                 s.notes.append(f"Parameter importances unavailable: {exc}")
         return s
 
+    def published(self) -> Section:
+        """The study's results beside the numbers it reproduces (when the data match) and the
+        published results for its dataset."""
+        s = Section("Published numbers", "published")
+        ref = self.study.config.reference
+        data = self.study.runs[0].config.data.model_dump(mode="json") if self.study.runs else {}
+        if ref is not None:
+            differs = {k: v for k, v in ref.data.items() if data.get(k) != v}
+            if differs:
+                ran = ", ".join(f"{k}={data.get(k)!r}" for k in differs)
+                s.notes.append(f"The reference numbers ({ref.source}) are for "
+                               f"{', '.join(f'{k}={v!r}' for k, v in ref.data.items())}; this study ran "
+                               f"with {ran}, so they are not compared.")
+            else:
+                s.tables.append(self.reference_table(ref))
+        bench = benchmarks().get(str(data.get("dataset")))
+        if bench and not data.get("classes"):
+            rows = [[r["model"], "published", float(r["test_accuracy"])] for r in bench["rows"]]
+            for v in self.finished:
+                m = summarize(list(self.values(v, "test_accuracy").values()))
+                rows.append([f"{v} (this study)", f"ours, {m.n} run{'s' * (m.n > 1)}", m.mean])
+            rows.sort(key=lambda r: -r[2])
+            s.tables.append(Table(f"Published results on {data.get('dataset')}, with this study's variants",
+                                  ["model", "source", "test accuracy"], rows, "benchmark.csv",
+                                  note=bench["source"]))
+        return s
+
+    def reference_table(self, ref: Any) -> Table:
+        rows = []
+        for variant, numbers in ref.variants.items():
+            for key, published in numbers.items():
+                if key == "note":
+                    continue
+                m = summarize(list(self.values(variant, key).values()))
+                ours = pm(m) if key != "params" or m.n == 0 else f"{m.mean:,.0f}"
+                diff = m.mean - float(published) if m.n else None
+                rows.append([variant, key, ours, published, diff, numbers.get("note", "")])
+        return Table(f"Against {ref.source}", ["variant", "metric", "this study (mean ± std)",
+                                               "published", "difference", "note"], rows, "reference.csv",
+                     note="Differences are this study's mean minus the published number; '–' where "
+                          "the variant has no finished run yet.")
+
     def per_variant(self) -> Section:
         s = Section("Each variant's first run", "runs")
         for i, (variant, runs) in enumerate(self.finished.items()):
@@ -237,11 +279,18 @@ class StudyReportBuilder:
         if best:
             m = summarize(list(self.values(best, "test_accuracy").values()))
             cards += [("best variant", best), ("its test accuracy", f"{m.mean:.2%} ± {m.std:.2%}")]
-        sections = [self.summary(), self.tests(), self.trajectory(), self.curves(), self.sweeps(),
-                    self.search(), self.per_variant()]
+        sections = [self.summary(), self.published(), self.tests(), self.trajectory(), self.curves(),
+                    self.sweeps(), self.search(), self.per_variant()]
         subtitle = (self.study.config.description or "") + f" — {self.dir}"
         return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
                       [s for s in sections if s.figures or s.tables or s.notes or s.children])
+
+
+def benchmarks() -> dict[str, Any]:
+    """Published results per dataset, shipped with the package (report/benchmarks.yaml)."""
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parent / "benchmarks.yaml").read_text()) or {}
 
 
 def pm(s: Any) -> str:

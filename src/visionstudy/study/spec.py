@@ -200,7 +200,8 @@ class Study:
         text += ")"
         if self.config.search:
             s = self.config.search
-            text += f", then a {s.trials}-trial search" + (f" and {s.final.seeds} final runs" if s.final else "")
+            text += f", then a {s.trials}-trial search"
+            text += f" and {s.final.seeds} final runs" if s.final else ""
         return text
 
     def sweep_members(self) -> dict[str, tuple[str, set[str]]]:

@@ -1,0 +1,153 @@
+"""Recipes: every built-in study validates and expands to the runs of the report it reproduces,
+its models have the published parameter counts, and each runs end to end for one epoch on tiny
+data written in the dataset's official format."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import cifar_tarball, write_mnist_like
+from visionstudy.models import count_params, create_model
+from visionstudy.study import list_recipes, load_study
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = {  # recipe → (runs, variants, search trials)
+    "cifar100-first20": (12, 12, 0),
+    "cifar100-transfer": (12, 4, 0),
+    "cifar10-keras": (2, 2, 30),
+    "emnist-balanced": (56, 44, 0),
+    "cifar10-optimizers": (16, 16, 0),
+    "cifar10-models": (3, 3, 0),
+    "fashion-mnist": (5, 5, 0),
+    "quick": (10, 5, 0),
+}
+
+
+def test_every_recipe_is_listed_and_expands_to_its_runs():
+    assert set(list_recipes()) == set(EXPECTED)
+    for name, (runs, variants, trials) in EXPECTED.items():
+        study = load_study(f"recipe:{name}")
+        assert (len(study.runs), len(study.variants)) == (runs, variants), name
+        assert (study.config.search.trials if study.config.search else 0) == trials, name
+        assert study.config.reproduces, name
+        if study.config.reference:  # every published number names a variant of the recipe
+            assert set(study.config.reference.variants) <= {v for v, _ in study.variants}, name
+
+
+def test_cifar100_first20_has_the_published_parameter_counts():
+    study = load_study("recipe:cifar100-first20")
+    published = study.config.reference.variants
+    checked = 0
+    for run in study.runs:
+        expected = published.get(run.variant, {}).get("params")
+        if expected is None:
+            continue
+        model = create_model(run.config.model.name, 3, 20, 32, **run.config.model.params())
+        assert count_params(model) == expected, run.variant
+        checked += 1
+    assert checked == 7
+
+
+def test_emnist_cross_validates_only_the_best_configurations():
+    study = load_study("recipe:emnist-balanced")
+    folded = sorted({r.variant for r in study.runs if r.fold is not None})
+    assert folded == ["cnn-best-cv", "mlp-best-cv", "resnet-cv"]
+    assert sum(r.fold is not None for r in study.runs) == 15
+    best = {r.variant: r.config for r in study.runs}
+    assert best["mlp-best-cv"].model == best["mlp-best"].model
+    assert best["mlp-best"].train.optimizer.name == "sgd" and best["mlp-best"].train.l1 == 1e-5
+    assert best["cnn-baseline+kernel_size=5-3"].model.params()["kernel_size"] == [5, 3]
+    assert best["resnet+blocks=1-2-3"].model.params()["kernel_size"] == 5
+
+
+def test_cifar10_keras_search_varies_single_filters_of_its_hypermodel():
+    from visionstudy.study.search import trial_override
+
+    study = load_study("recipe:cifar10-keras")
+    aug = {a.name: a for a in study.runs[0].config.data.augment}
+    assert aug["shear"].model_extra == {"degrees": 0.2}  # Keras shear_range is in degrees
+    params = {"model.channels.0": 48, "model.channels.1": 128, "model.hidden.0": 96,
+              "train.optimizer.lr": 3e-4, "train.optimizer": json.dumps({"name": "sgd", "momentum": 0.9})}
+    override = trial_override(study, params)
+    assert override["model"]["channels"] == [48, 128] and override["model"]["hidden"] == [96]
+    assert override["model"]["pool"] == "max"
+    assert override["train"]["optimizer"] == {"lr": 3e-4, "name": "sgd", "momentum": 0.9}
+
+
+def vs(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "visionstudy", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          stdin=subprocess.DEVNULL)
+
+
+def test_recipes_cli_lists_shows_and_expands():
+    listed = vs("recipes", "list", env={"COLUMNS": "250"})
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in EXPECTED)
+    assert "seed 000" in listed.stdout and "56 runs" in listed.stdout
+    shown = vs("recipes", "show", "cifar100-first20")
+    assert yaml.safe_load(shown.stdout)["name"] == "cifar100-first20"
+    runs = vs("recipes", "show", "quick", "--runs", "--set", "train.epochs=2", env={"COLUMNS": "250"})
+    assert runs.returncode == 0 and runs.stdout.count("/seed-") == 10
+    assert "10 runs (5 variants × 2 seeds)" in runs.stdout
+    missing = vs("recipes", "show", "cifar1000")
+    assert missing.returncode == 2 and "no such recipe; known: cifar10-keras" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    """Tiny copies of every recipe dataset in their official formats, plus cached 'ImageNet'
+    ResNet-18 weights where torchvision keeps them."""
+    root = tmp_path_factory.mktemp("mirror")
+    cifar_tarball(root / "cifar-10-python.tar.gz", n_per_batch=30)
+    cifar_tarball(root / "cifar-100-python.tar.gz", hundred=True, n_per_batch=20)
+    write_mnist_like(root / "fashion-mnist", n_train=300, n_test=60)
+    write_mnist_like(root / "emnist", classes=47, n_train=470, n_test=94, prefix="emnist-balanced-",
+                     transpose=True)
+    import torchvision
+
+    hub = root / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), hub / "resnet18-f37072fd.pth")
+    return root
+
+
+ONE_EPOCH = ["--set", "train.epochs=1", "--set", "data.verify=false"]
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("cifar100-first20", []),
+    ("cifar100-transfer", ["--set", "train.batch_size=64", "--set", "data.val_fraction=0.2"]),
+    ("cifar10-keras", ["--trials", "3"]),
+    ("emnist-balanced", []),
+    ("cifar10-optimizers", []),
+    ("cifar10-models", []),
+    ("fashion-mnist", []),
+])
+def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
+    result = vs("study", "run", f"recipe:{name}", *ONE_EPOCH, *extra, "--data-dir", str(mirror),
+                "--runs-dir", str(tmp_path), "--workers", "2", "--quiet",
+                *(["--no-report"] if name != "cifar10-models" else []),
+                env={"TORCH_HOME": str(mirror / "torch")}, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = load_study(f"recipe:{name}")
+    metrics = sorted((tmp_path / name).glob("**/metrics.json"))
+    extra_runs = 1 if study.config.search else 0  # the search's final run
+    assert len(metrics) == len(study.runs) + extra_runs
+    for path in metrics:
+        m = json.loads(path.read_text())
+        assert m["epochs_run"] == 1 and 0.0 <= m["test_accuracy"] <= 1.0
+    if name == "cifar10-models":
+        html = (tmp_path / name / "report" / "report.html").read_text()
+        assert "Published numbers" in html and "Against seed 004, P2 table" in html
+        reference = (tmp_path / name / "report" / "tables" / "reference.csv").read_text()
+        assert "resnet9,top1_error" in reference and "0.111" in reference
