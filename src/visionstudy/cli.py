@@ -181,7 +181,11 @@ def train(
     out = out or Path("runs") / cfg.name
     metrics = run_experiment(cfg, out, device=device, resume=resume, force=force, quiet=quiet,
                              data_dir=data_dir)
-    if metrics:
+    if metrics.get("task") == "regression":
+        console.print(f"test MSE {metrics['test_mse']:.4f}  val MSE {metrics['val_mse']:.4f}  train MSE "
+                      f"{metrics['train_mse']:.4f}  ({metrics['epochs_run']} epochs, "
+                      f"{metrics['train_seconds']:.1f}s)  → {out}", highlight=False)
+    elif metrics:
         console.print(
             f"test accuracy {metrics['test_accuracy']:.4f}  top-5 {metrics['test_top5_accuracy']:.4f}"
             f"  loss {metrics['test_loss']:.4f}  macro F1 {metrics['f1_macro']:.4f}  "

@@ -30,6 +30,20 @@ class AugmentSpec(Strict):
     name: str = Field(description="augmentation name, see `visionstudy.data.list_augmentations()`")
 
 
+class SetsConfig(Strict):
+    """`dataset: sets`: the seeded synthetic set-regression task of `visionstudy.data.sets`."""
+
+    size: int = Field(10, ge=2, description="elements per set")
+    dim: int = Field(3, ge=1, description="dimensions of each element")
+    train: int = Field(8000, ge=10, description="training sets")
+    val: int = Field(1000, ge=10, description="validation sets")
+    test: int = Field(1000, ge=10, description="test sets")
+    noise: float = Field(0.3, ge=0, description="standard deviation of the target noise")
+    target: Literal["element", "set"] = Field(
+        "element", description="one target per element (equivariant) or per set (invariant)"
+    )
+
+
 class DataConfig(Strict):
     dataset: str = Field("digits", description="dataset name, see `visionstudy datasets list`")
     split: str | None = Field(None, description="dataset variant, e.g. EMNIST 'balanced'")
@@ -56,6 +70,7 @@ class DataConfig(Strict):
     augment: list[AugmentSpec] = Field(
         default_factory=list, description="training augmentations, in order"
     )
+    sets: SetsConfig = Field(default_factory=SetsConfig, description="dataset 'sets' only")
     data_dir: Path | None = Field(None, description="offline mirror or cache folder")
     verify: bool = Field(True, description="verify checksums of the dataset files")
     download: bool = Field(True, description="download from the official URL when missing")
@@ -252,6 +267,12 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
     from visionstudy.data.augment import check_augment_specs
 
     check_augment_specs(cfg.data.augment, source)
+    from visionstudy.set_experiment import check_set_config
+
+    try:
+        check_set_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: invalid config\n{exc}") from None
     return cfg
 
 

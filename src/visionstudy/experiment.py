@@ -138,6 +138,13 @@ def run_experiment(
 
     accelerator = resolve_accelerator(device)
     t = cfg.train
+    if cfg.data.dataset == "sets":  # regression on sets: its own lean loop (no images, no Fabric)
+        from visionstudy.set_experiment import run_set_experiment
+
+        if accelerator == "cpu":
+            torch.set_num_threads(t.threads or threads or max(1, os.cpu_count() or 1))
+        return run_set_experiment(cfg, out, device=torch.device(accelerator), resume=resume, force=force,
+                                  on_epoch_end=on_epoch_end)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
     fabric = Fabric(
         accelerator=accelerator, devices=t.devices, strategy="ddp" if t.devices > 1 else "auto",

@@ -24,6 +24,10 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def check(self) -> None:
+        """Consistency checks between fields that need no input shape (e.g. one dropout rate per
+        hidden layer), so a study fails at validation rather than when its run starts."""
+
     def skeleton(self) -> Params:
         """The parameters that rebuild the same structure without fetching any weights (to
         load a checkpoint into)."""
@@ -56,24 +60,30 @@ class ModelSpec:
     builder: Callable[..., Classifier]  # (in_channels, num_classes, input_size, params) -> model
     params: type[Params]
     description: str
+    kind: str = "image"  # "image": a Classifier of (N, C, H, W) images; "set": (N, n, d) sets
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
 
-def register_model(name: str, params: type[Params]) -> Callable[[Callable[..., Classifier]], Any]:
+def register_model(name: str, params: type[Params],
+                   kind: str = "image") -> Callable[[Callable[..., Classifier]], Any]:
     """Decorator: `@register_model('cnn', CNNParams)` over `build(in_ch, classes, size, p)`."""
 
     def decorator(builder: Callable[..., Classifier]) -> Callable[..., Classifier]:
         doc = (builder.__doc__ or name).strip().splitlines()[0]
-        MODELS.add(name, ModelSpec(builder, params, doc))
+        MODELS.add(name, ModelSpec(builder, params, doc, kind))
         return builder
 
     return decorator
 
 
-def list_models() -> list[str]:
-    return MODELS.names()
+def list_models(kind: str = "image") -> list[str]:
+    return [n for n in MODELS.names() if MODELS.get(n).kind == kind]
+
+
+def model_kind(name: str) -> str:
+    return MODELS.get(name, "model.name").kind
 
 
 def validate_params(name: str, params: dict[str, Any], prefix: str = "model") -> Params:
@@ -81,9 +91,11 @@ def validate_params(name: str, params: dict[str, Any], prefix: str = "model") ->
 
     spec = MODELS.get(name, f"{prefix}.name")
     try:
-        return spec.params.model_validate(params)
+        p = spec.params.model_validate(params)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, prefix)) from None
+    p.check()
+    return p
 
 
 def check_model_params(model_cfg: Any, source: str) -> Params:

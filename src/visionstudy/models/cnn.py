@@ -48,6 +48,12 @@ class CNNParams(Params):
     activation: Activation = Field("relu", description="activation after conv and dense layers")
     global_pool: bool = Field(False, description="global average pooling instead of flatten")
 
+    def check(self) -> None:
+        stages = len(stage_kernels(self))
+        per_layer(self.conv_dropout, stages, "conv_dropout")
+        per_layer(self.pool, stages, "pool")
+        per_layer(self.dropout, max(len(self.hidden), 1), "dropout")
+
 
 def stage_kernels(p: CNNParams) -> list[list[int]]:
     stages = [c if isinstance(c, list) else [c] for c in p.channels]

@@ -22,6 +22,9 @@ class MLPParams(Params):
     batch_norm: bool = Field(False, description="batch norm after each hidden linear layer")
     dropout: Rate | list[Rate] = Field(0.0, description="dropout after each hidden layer")
 
+    def check(self) -> None:
+        per_layer(self.dropout, len(self.hidden), "dropout")
+
 
 class MLP(Classifier):
     convolutional = False

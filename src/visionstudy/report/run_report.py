@@ -4,6 +4,7 @@ calibration, t-SNE, data and error figures, Grad-CAM, config and versions."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ class Evaluated:
 
 
 def evaluated(art: RunArtifacts) -> Evaluated | None:
-    if art.predictions is None:
+    if art.predictions is None or "logits" not in art.predictions:  # a regression run has outputs
         return None
     p = art.predictions
     names = [str(c) for c in p["class_names"]]
@@ -66,6 +67,10 @@ def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any
     m = art.metrics or {}
     res = art.resolved.get("model", {})
     rows: list[tuple[str, Any]] = []
+    if m.get("task") == "regression":
+        rows += [("test MSE", m.get("test_mse")), ("test RMSE", m.get("test_rmse")),
+                 ("validation MSE", m.get("val_mse")), ("train MSE", m.get("train_mse")),
+                 ("test sets", m.get("test_samples"))]
     if ev is not None:
         e = ev.metrics
         rows += [
@@ -97,7 +102,9 @@ def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
         out += [("test accuracy", f"{e['accuracy']:.2%}"), ("top-5 error", f"{1 - e['top5_accuracy']:.2%}"),
                 ("macro F1", f"{e['f1_macro']:.4f}"), ("macro AUC", fmt(e["roc_auc_macro"])),
                 ("test loss", f"{e['loss']:.4f}")]
-    elif art.history:
+    elif m.get("task") == "regression":
+        out += [("test MSE", f"{m['test_mse']:.4f}"), ("train MSE", f"{m['train_mse']:.4f}")]
+    elif art.history and not any(math.isnan(r["val_accuracy"]) for r in art.history):
         best = max(r["val_accuracy"] for r in art.history)
         out.append(("best val accuracy", f"{best:.2%}"))
     params = m.get("params", art.resolved.get("model", {}).get("params"))
@@ -135,7 +142,7 @@ class RunReportBuilder:
         out = [self.summary(), self.curves()]
         if self.ev is not None:
             out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne()]
-        if self.opts.images:
+        if self.opts.images and self.art.config.get("data", {}).get("dataset") != "sets":
             out.append(self.image_sections())
         out.append(self.config_section())
         return [s for s in out if s.figures or s.tables or s.notes or s.code]
@@ -156,8 +163,9 @@ class RunReportBuilder:
                                      "and the learning rate."))
         last = self.art.history[-1]
         gap = last["train_accuracy"] - last["val_accuracy"]
-        s.notes.append(f"Final train–validation accuracy gap: {gap:+.4f} "
-                       f"(train {last['train_accuracy']:.4f}, validation {last['val_accuracy']:.4f}).")
+        if not math.isnan(gap):
+            s.notes.append(f"Final train–validation accuracy gap: {gap:+.4f} "
+                           f"(train {last['train_accuracy']:.4f}, validation {last['val_accuracy']:.4f}).")
         cols = [c for c in self.art.history[0] if c != "epoch"]
         rows = [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history]
         s.tables.append(Table("History", ["epoch", *cols], rows, self.csv("history")))

@@ -28,6 +28,10 @@ METRICS: list[tuple[str, str]] = [
     ("macro F1", "f1_macro"), ("macro AUC", "roc_auc_macro"), ("parameters", "params"),
     ("train seconds", "train_seconds"),
 ]
+REGRESSION_METRICS: list[tuple[str, str]] = [
+    ("test MSE", "test_mse"), ("validation MSE", "val_mse"), ("train MSE", "train_mse"),
+    ("parameters", "params"), ("train seconds", "train_seconds"), ("epochs", "epochs_run"),
+]
 
 
 def metric(m: dict[str, Any], key: str) -> float | None:
@@ -61,6 +65,15 @@ class StudyReportBuilder:
         self.runs = collect(study_dir, study)
         self.finished = {v: [(k, a) for k, a in runs if a.metrics] for v, runs in self.runs.items()}
         self.baseline = study.baseline if study.baseline in self.finished else next(iter(self.finished), None)
+        self.regression = bool(study.runs) and study.runs[0].config.data.dataset == "sets"
+        self.metrics = REGRESSION_METRICS if self.regression else METRICS
+        self.primary, self.primary_label = self.metrics[0][1], self.metrics[0][0]
+        self.glance = ([k for _, k in REGRESSION_METRICS[:3]] if self.regression
+                       else ["test_accuracy", "f1_macro", "top5_error", "test_loss"])
+
+    def best_of(self, means: dict[str, float]) -> str | None:
+        pick = min if self.regression else max
+        return pick(means, key=means.__getitem__, default=None)
 
     def fig(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
         return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem), caption, wide)
@@ -78,22 +91,23 @@ class StudyReportBuilder:
 
     def summary(self) -> Section:
         cols = ["variant", "runs"]
-        for label, _ in METRICS:
+        for label, _ in self.metrics:
             cols += [f"{label} mean", f"{label} std", f"{label} 95% CI low", f"{label} 95% CI high"]
         rows = []
         for variant in self.finished:
             row: list[Any] = [variant, len(self.finished[variant])]
-            for _, key in METRICS:
+            for _, key in self.metrics:
                 s = summarize(list(self.values(variant, key).values()))
                 row += [s.mean, s.std, s.ci_low, s.ci_high]
             rows.append(row)
         s = Section("Variants", "variants", tables=[Table(
             "Per variant: mean and standard deviation over seeds and folds", cols, rows, "variants.csv",
             note="95% confidence intervals are t-intervals of the mean over the variant's runs.")])
-        glance = ["variant", "runs", "test accuracy", "macro F1", "top-5 error", "test loss", "parameters"]
+        labels = dict((k, label) for label, k in [*METRICS, *REGRESSION_METRICS])
+        glance = ["variant", "runs", *(labels.get(k, k) for k in self.glance), "parameters"]
         s.tables.insert(0, Table("At a glance", glance, [
-            [v, len(self.finished[v]), *(pm(summarize(list(self.values(v, k).values())))
-                                         for k in ("test_accuracy", "f1_macro", "top5_error", "test_loss")),
+            [v, len(self.finished[v]),
+             *(pm(summarize(list(self.values(v, k).values()))) for k in self.glance),
              summarize(list(self.values(v, "params").values())).mean]
             for v in self.finished]))
         return s
@@ -102,37 +116,39 @@ class StudyReportBuilder:
         s = Section("Against the baseline", "tests")
         if self.baseline is None:
             return s
-        base = self.values(self.baseline, "test_accuracy")
+        base = self.values(self.baseline, self.primary)
         rows = []
         for variant in self.finished:
             if variant == self.baseline:
                 continue
-            mine = self.values(variant, "test_accuracy")
+            mine = self.values(variant, self.primary)
             keys = sorted(set(base) & set(mine))
             p = paired_test([mine[k] for k in keys], [base[k] for k in keys])
             rows.append([variant, p.n, p.diff, p.t_p, p.wilcoxon_p, p.effect, p.verdict])
         s.tables.append(Table(
-            f"Test accuracy difference to '{self.baseline}', paired by seed and fold",
+            f"{self.primary_label.capitalize()} difference to '{self.baseline}', paired by seed and fold",
             ["variant", "pairs", "mean difference", "paired t-test p", "Wilcoxon p", "effect size (d_z)",
              "at 5%"], rows, "paired_tests.csv",
-            note="Positive differences are better than the baseline. With fewer than about 6 pairs the "
+            note=f"{'Negative' if self.regression else 'Positive'} differences are better than the "
+                 "baseline. With fewer than about 6 pairs the "
                  "Wilcoxon test cannot reach p < 0.05; read the t-test and the effect size."))
         return s
 
     def trajectory(self) -> Section:
         s = Section("Improvement trajectory", "trajectory")
         variants = list(self.finished)
-        means = [summarize(list(self.values(v, "test_accuracy").values())) for v in variants]
+        means = [summarize(list(self.values(v, self.primary).values())) for v in variants]
         if not variants:
             return s
+        label = self.primary_label
         s.figures.append(self.fig(F.bar_comparison(variants, [m.mean for m in means],
-                                                   [m.std for m in means], "test accuracy",
-                                                   "Test accuracy per variant (mean ± std)"),
-                                  "trajectory", "Each variant's test accuracy, in the study's order."))
+                                                   [m.std for m in means], label,
+                                                   f"{label.capitalize()} per variant (mean ± std)"),
+                                  "trajectory", f"Each variant's {label}, in the study's order."))
         base = means[variants.index(self.baseline)].mean if self.baseline in variants else means[0].mean
         rows = [[v, m.mean, m.mean - (means[i - 1].mean if i else m.mean), m.mean - base]
                 for i, (v, m) in enumerate(zip(variants, means, strict=True))]
-        s.tables.append(Table("Step by step", ["variant", "test accuracy (mean)", "change from the previous",
+        s.tables.append(Table("Step by step", ["variant", f"{label} (mean)", "change from the previous",
                                                "change from the baseline"], rows, "trajectory.csv"))
         return s
 
@@ -146,6 +162,8 @@ class StudyReportBuilder:
                     continue
                 n = min(len(h) for h in hist)
                 arr = np.array([[r[key] for r in h[:n]] for h in hist], dtype=float)
+                if np.isnan(arr).all():  # e.g. accuracy of a regression run
+                    continue
                 groups.append((variant, np.arange(1, n + 1), arr.mean(0), arr.std(0)))
             if groups:
                 s.figures.append(self.fig(F.mean_std_curves(groups, label, f"{label.capitalize()} per "
@@ -160,15 +178,17 @@ class StudyReportBuilder:
             for variant in members & set(self.finished):
                 for _, a in self.finished[variant]:
                     value = indexed(resolved_with_defaults(a.run_config()), key)
-                    points[json.dumps(value)].append(float(a.metrics["test_accuracy"]))  # type: ignore[index]
+                    points[json.dumps(value)].append(float(metric(a.metrics or {}, self.primary) or np.nan))
             if len(points) < 2:
                 continue
             labels = list(points)
             summ = [summarize(points[k]) for k in labels]
             s.figures.append(self.fig(F.bar_comparison(labels, [m.mean for m in summ], [m.std for m in summ],
-                                                       "test accuracy", f"Test accuracy vs {label}"),
+                                                       self.primary_label,
+                                                       f"{self.primary_label.capitalize()} vs {label}"),
                                       "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
-                                      f"Test accuracy (mean ± std) for each value of {label}."))
+                                      f"{self.primary_label.capitalize()} (mean ± std) for each value "
+                                      f"of {label}."))
         return s
 
     def search(self) -> Section:
@@ -273,15 +293,18 @@ class StudyReportBuilder:
         planned = len(self.study.runs)
         if total < planned:
             banners.append(f"{planned - total} planned runs have not started.")
-        best = max(self.finished, default=None,
-                   key=lambda v: summarize(list(self.values(v, "test_accuracy").values())).mean)
+        best = self.best_of({v: summarize(list(self.values(v, self.primary).values())).mean
+                             for v in self.finished})
         cards = [("runs finished", f"{done}/{max(total, planned)}"), ("variants", str(len(self.finished)))]
         if best:
-            m = summarize(list(self.values(best, "test_accuracy").values()))
-            cards += [("best variant", best), ("its test accuracy", f"{m.mean:.2%} ± {m.std:.2%}")]
+            m = summarize(list(self.values(best, self.primary).values()))
+            shown = f"{m.mean:.4f} ± {m.std:.4f}" if self.regression else f"{m.mean:.2%} ± {m.std:.2%}"
+            cards += [("best variant", best), (f"its {self.primary_label}", shown)]
         sections = [self.summary(), self.published(), self.tests(), self.trajectory(), self.curves(),
                     self.sweeps(), self.search(), self.per_variant()]
         subtitle = (self.study.config.description or "") + f" — {self.dir}"
+        if self.study.config.reproduces:
+            subtitle = f"{subtitle}. Reproduces: {self.study.config.reproduces}"
         return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
                       [s for s in sections if s.figures or s.tables or s.notes or s.children])
 

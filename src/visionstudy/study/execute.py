@@ -42,13 +42,18 @@ class Placement:
         return self.db or default_url(self.study_dir(study))
 
 
+def headline(metrics: dict[str, Any]) -> float:
+    """The number a run's trial records: test accuracy, or test MSE for a regression run."""
+    return float(metrics["test_mse"] if metrics.get("task") == "regression" else metrics["test_accuracy"])
+
+
 def finished_runs(study_dir: Path, runs: list[RunSpec]) -> dict[str, float | None]:
     out = {}
     for r in runs:
         rd = RunDir(study_dir / r.key)
         if rd.is_finished():
             try:
-                out[r.key] = float(json.loads(rd.metrics.read_text())["test_accuracy"])
+                out[r.key] = float(headline(json.loads(rd.metrics.read_text())))
             except (ValueError, KeyError, OSError):
                 out[r.key] = None
     return out
@@ -91,8 +96,8 @@ def run_claim(store: RunStore, claim: Claim, cfg_dump: dict[str, Any], study_dir
             cfg = validate_run_config(cfg_dump, claim.key)
             metrics = run_experiment(cfg, out, device=device, resume=run.has_progress(), quiet=True,
                                      data_dir=data_dir, threads=threads)
-        store.complete(claim, float(metrics["test_accuracy"]), {
-            "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+        store.complete(claim, headline(metrics), {
+            "test_accuracy": metrics.get("test_accuracy"), "test_loss": metrics["test_loss"],
             "train_seconds": metrics["train_seconds"]})
     except VisionStudyError as exc:
         store.fail(claim, str(exc))
