@@ -133,4 +133,4 @@ def test_report_and_predict_commands(digits_run, tmp_path):
     table = vs("predict", digits_run / "checkpoints" / "best.pt", image)
     assert table.returncode == 0 and "digit.png" in table.stdout
     assert_user_error(vs("predict", digits_run, tmp_path / "none.png"), "none.png", "no such image")
-    assert_user_error(vs("predict", digits_run / "config.yaml", image), "not a PyTorch checkpoint")
+    assert_user_error(vs("predict", digits_run / "config.yaml", image), "not a visionstudy checkpoint")

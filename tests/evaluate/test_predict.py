@@ -13,6 +13,7 @@ from PIL import Image
 from visionstudy.errors import CheckpointError, DataError
 from visionstudy.evaluate.predict import load_predictor, predict, read_image
 from visionstudy.report.runs import load_run
+from visionstudy.train.checkpoint import seal
 
 
 def test_predictions_on_image_files_match_the_run_test_predictions(digits_run, tmp_path):
@@ -59,7 +60,7 @@ def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoints/best.pt"):
         load_predictor(tmp_path)
     (tmp_path / "x.pt").write_text("hello")
-    with pytest.raises(CheckpointError, match="x.pt: not a PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="x.pt: not a visionstudy checkpoint"):
         load_predictor(tmp_path / "x.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="not a visionstudy checkpoint"):
@@ -71,6 +72,6 @@ def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
 
     buf = io.BytesIO()
     torch.save({"format": "visionstudy-checkpoint-1", "x": Evil()}, buf, pickle_module=pickle)
-    (tmp_path / "evil.pt").write_bytes(buf.getvalue())
+    (tmp_path / "evil.pt").write_bytes(seal(buf.getvalue()))
     with pytest.raises(CheckpointError, match="refused"):
         load_predictor(tmp_path / "evil.pt")

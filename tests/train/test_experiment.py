@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from visionstudy.config import validate_run_config
 from visionstudy.errors import CheckpointError, TrainingError
 from visionstudy.experiment import load_run_config, run_experiment
 from visionstudy.train import fit as fit_module
-from visionstudy.train.checkpoint import load_checkpoint, save_checkpoint
+from visionstudy.train.checkpoint import load_checkpoint, save_checkpoint, seal
 
 
 def config(**train):
@@ -148,24 +153,50 @@ def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
     blob = path.read_bytes()
-    for damaged in (b"", blob[: len(blob) // 2], blob[:100] + bytes([blob[100] ^ 0xFF]) + blob[101:]):
+    flips = [blob[:i] + bytes([blob[i] ^ 0x10]) + blob[i + 1:] for i in range(0, len(blob), 37)]
+    for damaged in (b"", blob[: len(blob) // 2], blob[:-1], *flips):
         path.write_bytes(damaged)
+        start = time.perf_counter()
         with pytest.raises(CheckpointError, match="c.pt"):
             load_checkpoint(path)
+        assert time.perf_counter() - start < 1.0
     torch.save({"not": "ours"}, path)
     with pytest.raises(CheckpointError, match="not a visionstudy checkpoint"):
         load_checkpoint(path)
 
 
-def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
+def test_malicious_checkpoint_is_refused_by_every_loading_path(tmp_path):
+    """A checkpoint whose pickle would create a file: refused by load_checkpoint, `train --resume`
+    and `predict`, and the file is never created (transfer weights: tests/models/test_pretrained)."""
     marker = tmp_path / "pwned"
 
     class Evil:
         def __reduce__(self):
             return (Path.touch, (marker,))
 
+    buf = io.BytesIO()
+    torch.save({"format": "visionstudy-checkpoint-1", "model": Evil()}, buf)
     path = tmp_path / "evil.pt"
-    torch.save({"format": "visionstudy-checkpoint-1", "model": Evil()}, path)
+    path.write_bytes(seal(buf.getvalue()))
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
+    torch.save({"format": "visionstudy-checkpoint-1", "model": Evil()}, tmp_path / "raw.pt")
+    with pytest.raises(CheckpointError, match="not a visionstudy checkpoint"):
+        load_checkpoint(tmp_path / "raw.pt")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "x", "data": {"dataset": "digits"},
+                                   "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 2}}))
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(path.read_bytes())
+    (run / "checkpoints" / "best.pt").write_bytes(path.read_bytes())
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(tmp_path / "img.png")
+    for args in (["train", str(cfg), "--out", str(run), "--resume", "--quiet"],
+                 ["predict", str(run), str(tmp_path / "img.png")]):
+        result = subprocess.run([sys.executable, "-m", "visionstudy", *args], capture_output=True,
+                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, result.stderr
+        assert "refused" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()

@@ -22,9 +22,27 @@ def with_final(study: Study, params: dict) -> Study:
     return dataclasses.replace(study, variants=variants, runs=[*study.runs, *runs])
 
 
+def check_data(study: Study, data_dir: Path | None) -> None:
+    """Load each distinct dataset of the study once, before any worker starts: a missing mirror or
+    an impossible class subset is one clear error (exit 2), not one failure per run; the decoded
+    cache is then warm for the workers."""
+    from visionstudy.data.prepare import prepare
+
+    seen = set()
+    for run in study.runs:
+        data = run.config.data
+        if data.dataset == "sets":
+            continue
+        key = data.model_copy(update={"augment": [], "folds": None, "fold": None}).model_dump_json()
+        if key not in seen:
+            seen.add(key)
+            prepare(data.model_copy(update={"augment": [], "folds": None, "fold": None}), data_dir)
+
+
 def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
             data_dir: Path | None = None, progress: bool = True) -> tuple[Study, Outcome]:
     """Variants first, then the search and the final training of its best values."""
+    check_data(study, data_dir)
     outcome = run_study(study, place, workers=workers, device=device, data_dir=data_dir,
                         progress=progress)
     search = study.config.search

@@ -1,11 +1,15 @@
 """Checkpoints: written atomically, loaded with `weights_only=True` and never unsafely.
 
 A crash while writing leaves the previous file intact (write to a temporary file, fsync, rename);
-a damaged or hostile file gives a `CheckpointError` naming it.
+a damaged or hostile file gives a `CheckpointError` naming it. The file is a short header (magic
+and the SHA-256 of the rest) followed by the bytes of `torch.save`: a flipped bit anywhere — which
+a zip of tensors would otherwise load silently as a wrong weight — is detected before unpickling.
+Read one without visionstudy: `torch.load(io.BytesIO(data[len(MAGIC) + 32:]), weights_only=True)`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import random
@@ -20,13 +24,19 @@ from visionstudy.errors import CheckpointError
 from visionstudy.fsutil import atomic_write_bytes
 
 FORMAT = "visionstudy-checkpoint-1"
+MAGIC = b"VISIONSTUDY-CKPT-2\n"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Serialise to memory, then write atomically (temporary file, fsync, rename)."""
+    """Serialise to memory, seal with a SHA-256, then write atomically (temp file, fsync, rename)."""
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, seal(buffer.getvalue()))
+
+
+def seal(blob: bytes) -> bytes:
+    """The checkpoint file's bytes for serialised state `blob`: magic, SHA-256, payload."""
+    return MAGIC + hashlib.sha256(blob).digest() + blob
 
 
 def safe_load(path: Path, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
@@ -36,8 +46,12 @@ def safe_load(path: Path, map_location: str | torch.device = "cpu", what: str = 
         raise CheckpointError(f"{path}: no such {what}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the {what} file is empty (a crash while writing?)")
+    return _load(path, path, map_location, what)
+
+
+def _load(source: Path | io.BytesIO, path: Path, map_location: str | torch.device, what: str) -> Any:
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path}: refused: the file holds objects other than plain weights and numbers "
@@ -51,12 +65,21 @@ def safe_load(path: Path, map_location: str | torch.device = "cpu", what: str = 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a visionstudy checkpoint; anything else is a `CheckpointError`, nothing is executed."""
-    if path.is_file() and path.stat().st_size > 0 and not zipfile.is_zipfile(path):
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"{path}: the checkpoint is empty (a crash while writing?)")
+    if not data.startswith(MAGIC):
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint (visionstudy writes .pt zip files under "
-            "<run>/checkpoints/); pass a run directory or its checkpoints/best.pt"
+            f"{path}: not a visionstudy checkpoint (they are written under <run>/checkpoints/); pass "
+            "a run directory or its checkpoints/best.pt"
         )
-    state = safe_load(path, map_location, "checkpoint")
+    digest, blob = data[len(MAGIC):len(MAGIC) + 32], data[len(MAGIC) + 32:]
+    if hashlib.sha256(blob).digest() != digest:
+        raise CheckpointError(f"{path}: damaged or truncated checkpoint: its contents do not match their "
+                              "SHA-256; delete it (a run resumes from its other checkpoint or restarts)")
+    state = _load(io.BytesIO(blob), path, map_location, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a visionstudy checkpoint")
     return state
