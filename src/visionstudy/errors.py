@@ -23,3 +23,7 @@ class TrainingError(VisionStudyError):
 
 class ReportError(VisionStudyError):
     """A report cannot be built: the folder is not a run or study, or an input is unreadable."""
+
+
+class StorageError(VisionStudyError):
+    """A file cannot be written or a folder created: disk full, permission denied, read-only."""

@@ -27,7 +27,7 @@ from visionstudy.config import RunConfig, dump_config
 from visionstudy.data import BatchLoader, PreparedData, build_pipeline, prepare
 from visionstudy.errors import CheckpointError, ConfigError, TrainingError
 from visionstudy.evaluate import classification_metrics
-from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
+from visionstudy.fsutil import atomic_write_bytes, atomic_write_text, ensure_dir, remove_partials
 from visionstudy.models import Classifier, count_flops, count_params, create_model
 from visionstudy.train.checkpoint import load_checkpoint
 from visionstudy.train.fit import FitResult, fit
@@ -62,6 +62,9 @@ def resolve_accelerator(device: str) -> str:
 
 def check_run_dir(run: RunDir, resume: bool, force: bool, cfg_dump: dict[str, Any]) -> None:
     """Never overwrite a finished run without --force; resume only the same config."""
+    ensure_dir(run.path)
+    for folder in (run.path, run.path / "checkpoints"):
+        remove_partials(folder)  # temporary files of a writer killed mid-write
     if force:
         for name in ("config.yaml", "history.csv", "metrics.json", "predictions.npz"):
             (run.path / name).unlink(missing_ok=True)

@@ -1,23 +1,87 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written file at the final path."""
+"""Atomic file writes: a crash or a full disk never leaves a half-written file at the final path.
+
+Data go to a temporary `.NAME.*.part` file in the same folder, are flushed and fsync'ed, then
+renamed over the final name (atomic on POSIX) and the folder is fsync'ed. A failure to write is a
+`StorageError` naming the path and the cause (disk full, permission denied); the final path keeps
+its previous content.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
+from visionstudy.errors import StorageError
+
+HINTS = {
+    errno.ENOSPC: "the disk is full; free space or write elsewhere (--out / --runs-dir)",
+    errno.EDQUOT: "the disk quota is exceeded; free space or write elsewhere (--out / --runs-dir)",
+    errno.EACCES: "permission denied; choose a folder you can write (--out / --runs-dir)",
+    errno.EPERM: "operation not permitted; choose a folder you can write (--out / --runs-dir)",
+    errno.EROFS: "the file system is read-only; choose another folder (--out / --runs-dir)",
+}
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
+    hint = HINTS.get(exc.errno or 0, "check the folder and the disk")
+    return StorageError(f"cannot write {path}: {exc.strerror or exc} — {hint}")
+
+
+def ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    return path
+
+
+def write_all(f: object, data: bytes) -> None:
+    """The write itself (a seam for fault-injection tests)."""
+    f.write(data)  # type: ignore[attr-defined]
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    ensure_dir(path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write_all(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        tmp = None
+        sync_dir(path.parent)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def sync_dir(folder: Path) -> None:
+    """fsync a folder so a rename inside it survives a power cut (best effort off POSIX)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_partials(folder: Path) -> int:
+    """Delete `.*.part` files a killed writer left behind; they are never read."""
+    count = 0
+    for part in folder.glob(".*.part") if folder.is_dir() else []:
+        part.unlink(missing_ok=True)
+        count += 1
+    return count
 
 
 def atomic_write_text(path: Path, text: str) -> None:
