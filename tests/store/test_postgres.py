@@ -104,3 +104,20 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
     assert "cannot open the database" in " ".join(result.stderr.split())
     assert "secret" not in result.stderr
     assert not (tmp_path / "x" / "baseline").exists()  # nothing trained
+
+
+def test_four_workers_ten_runs_one_worker_killed_postgres(postgres, tmp_path):
+    from tests.study.test_execute import check_killed_worker_study, kill_one_worker_mid_run
+
+    study = tmp_path / "pg4.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "pgfour", "data": {"dataset": "digits"},
+        "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
+        "train": {"epochs": 5, "batch_size": 64}, "seeds": 5,
+        "variants": {"a": {}, "b": {"model": {"batch_norm": True}}},
+    }, sort_keys=False))
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", postgres,
+           "--runs-dir", str(runs), "--workers", "4", "--quiet", "--no-report"]
+    proc, victim, key = kill_one_worker_mid_run(cmd, postgres, "pgfour")
+    check_killed_worker_study(proc, postgres, "pgfour", runs, victim, key, 10)

@@ -258,6 +258,7 @@ class RunStore:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this machine still runs (a zombie — killed, not yet reaped — does not)."""
     if pid <= 0:
         return False
     try:
@@ -266,7 +267,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def open_store(url: str, study_name: str) -> RunStore:

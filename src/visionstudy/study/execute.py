@@ -147,6 +147,24 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
                        time.perf_counter() - start)
     dumps = {r.key: r.config.model_dump(mode="json") for r in study.runs}
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    for _ in range(ROUNDS):
+        work_off(place, study, dumps, study_dir, threads, workers, device, data_dir, store, list(plan),
+                 progress)
+        store.fail_dead_local_workers()  # a worker killed mid-run: its run is queued again
+        if store.counts(list(plan))["waiting"] == 0:
+            break
+    counts = store.counts(list(plan))
+    return Outcome(len(plan), counts["done"], failures(store, list(plan)), counts["done"] - done_before,
+                   time.perf_counter() - start)
+
+
+ROUNDS = 3  # worker rounds: a run whose worker died after the others had stopped gets another one
+
+
+def work_off(place: Placement, study: Study, dumps: dict[str, Any], study_dir: Path, threads: int,
+             workers: int, device: str, data_dir: Path | None, store: RunStore, keys: list[str],
+             progress: bool) -> None:
+    """Start `workers` processes and watch them until every one has exited."""
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=worker_main, daemon=False, args=(
         place.url(study), study.name, dumps, str(study_dir), threads, device,
@@ -154,7 +172,7 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
     for p in procs:
         p.start()
     try:
-        watch(store, list(plan), procs, progress)
+        watch(store, keys, procs, progress)
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()
@@ -162,9 +180,6 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
     finally:
         for p in procs:
             p.join()
-    counts = store.counts(list(plan))
-    return Outcome(len(plan), counts["done"], failures(store, list(plan)), counts["done"] - done_before,
-                   time.perf_counter() - start)
 
 
 def failures(store: RunStore, keys: list[str]) -> list[tuple[str, str]]:
