@@ -200,3 +200,69 @@ def test_malicious_checkpoint_is_refused_by_every_loading_path(tmp_path):
         assert result.returncode == 2, result.stderr
         assert "refused" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()
+
+
+KILL_CONFIG = {
+    "name": "k", "seed": 3, "data": {"dataset": "digits", "augment": ["flip", {"name": "translate"}]},
+    "model": {"name": "cnn", "channels": [32, 64], "hidden": [128], "dropout": 0.3, "batch_norm": True},
+    "train": {"epochs": 10, "batch_size": 16, "threads": 1, "optimizer": {"name": "adamw", "lr": 3e-3},
+              "scheduler": {"name": "plateau", "patience": 1}, "early_stopping": {"patience": 50},
+              "label_smoothing": 0.1},
+}
+
+
+def tensors_equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(tensors_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(tensors_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def train_cli(cfg: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "visionstudy", "train", str(cfg), "--out", str(out),
+                             "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def without_time(path: Path) -> list[dict]:
+    rows = [dict(zip(path.read_text().splitlines()[0].split(","), line.split(","), strict=True))
+            for line in path.read_text().splitlines()[1:]]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.parametrize("kill_seed", [0, 1, 2])
+def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_path, kill_seed):
+    import random
+
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(yaml.safe_dump(KILL_CONFIG))
+    full = train_cli(cfg, tmp_path / "full")
+    assert full.wait(timeout=600) == 0, full.stdout.read()
+    rng = random.Random(kill_seed)
+    after_epochs, delay = rng.randint(0, 3), rng.uniform(0.0, 0.5)
+    cut = tmp_path / "cut"
+    proc = train_cli(cfg, cut)
+    history = cut / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if after_epochs == 0 or (history.is_file() and len(history.read_text().splitlines()) > after_epochs):
+            break
+        time.sleep(0.02)
+    time.sleep(delay)  # somewhere inside the next epoch (or while a checkpoint is written)
+    proc.kill()
+    proc.wait()
+    assert not (cut / "metrics.json").exists(), "the run finished before it could be killed"
+    resumed = train_cli(cfg, cut, "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = load_checkpoint(cut / "checkpoints" / "last.pt")
+    for part in ("model", "optimizer", "schedule", "early_stopping", "loader"):
+        assert tensors_equal(a[part], b[part]), part
+    m_full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    m_cut = json.loads((cut / "metrics.json").read_text())
+    m_full.pop("train_seconds"), m_cut.pop("train_seconds")
+    assert m_full == m_cut
+    assert without_time(tmp_path / "full" / "history.csv") == without_time(history)
+    assert not list(cut.rglob("*.part"))
