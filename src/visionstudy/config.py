@@ -261,6 +261,11 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid config\n{format_validation_error(exc)}") from None
+    from visionstudy.data.base import list_datasets
+
+    if cfg.data.dataset not in [*list_datasets(), "sets"]:
+        raise ConfigError(f"{source}: invalid config\ndata.dataset: unknown dataset {cfg.data.dataset!r}; "
+                          f"choose one of {', '.join([*list_datasets(), 'sets'])}")
     from visionstudy.models import check_model_params
 
     check_model_params(cfg.model, source)
