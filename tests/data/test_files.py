@@ -122,3 +122,44 @@ def test_unreachable_host_says_how_to_work_offline(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="could not download.*--data-dir"):
         download(REMOTE, tmp_path, timeout=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def zip_with(path: Path, name: str, data: bytes = b"x", symlink: bool = False) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo(name)
+        if symlink:
+            info.external_attr = (0o120777 << 16)
+        zf.writestr(info, data)
+        zf.writestr("gzip/ok.gz", b"fine")
+    return path
+
+
+@pytest.mark.parametrize("name, symlink", [
+    ("../wanted.gz", False), ("/tmp/visionstudy-abs/wanted.gz", False), ("gzip/../../wanted.gz", False),
+    ("gzip/wanted.gz", True),
+], ids=["dotdot", "absolute", "nested-dotdot", "symlink"])
+def test_hostile_zip_entries_are_refused_and_nothing_is_written_outside(tmp_path, name, symlink):
+    from visionstudy.data.files import safe_extract_zip
+
+    archive = zip_with(tmp_path / "a.zip", name, b"/etc/passwd" if symlink else b"payload", symlink)
+    dest = tmp_path / "deep" / "dest"
+    dest.mkdir(parents=True)
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(DataError, match="refusing archive entry"):
+        safe_extract_zip(archive, ["wanted.gz"], dest)
+    after = set(tmp_path.rglob("*")) - before
+    assert all(p == dest or p.is_relative_to(dest) for p in after)
+    assert not (tmp_path / "wanted.gz").exists() and not (tmp_path / "deep" / "wanted.gz").exists()
+    assert not Path("/tmp/visionstudy-abs").exists()
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+
+
+def test_truncated_zip_is_a_clear_error(tmp_path):
+    from visionstudy.data.files import safe_extract_zip
+
+    archive = zip_with(tmp_path / "a.zip", "gzip/wanted.gz", b"y" * 5000)
+    archive.write_bytes(archive.read_bytes()[:-60])
+    with pytest.raises(DataError, match="truncated or corrupt.*fetch it again"):
+        safe_extract_zip(archive, ["wanted.gz"], tmp_path / "out")
