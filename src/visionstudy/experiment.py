@@ -217,6 +217,9 @@ def checkpoint_meta(data: PreparedData) -> dict[str, Any]:
             "image_shape": list(data.image_shape)}
 
 
+SKIPPED_LISTED = 500  # unreadable files listed by name in config.yaml (all are counted)
+
+
 def write_config(run: RunDir, cfg_dump: dict[str, Any], data: PreparedData, params: int,
                  flops: int) -> None:
     doc = {
@@ -229,6 +232,7 @@ def write_config(run: RunDir, cfg_dump: dict[str, Any], data: PreparedData, para
                 "image_shape": list(data.image_shape), "train": len(data.train),
                 "val": len(data.val), "test": len(data.test), "mean": list(data.mean),
                 "std": list(data.std), "skipped_files": len(data.skipped),
+                "skipped": [{"file": str(f), "reason": str(r)} for f, r in data.skipped[:SKIPPED_LISTED]],
             },
             "model": {"params": params, "flops": flops},
         },

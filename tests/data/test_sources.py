@@ -226,3 +226,40 @@ def test_cached_archive_dataset_is_not_rehashed_or_reextracted(tmp_path, monkeyp
     monkeypatch.setattr(cifar, "verify_file", forbidden)
     again = load_raw(DataConfig(dataset="cifar10", data_dir=tmp_path, verify=False))
     assert again.checksum == first.checksum
+
+
+def test_training_on_a_hostile_image_folder_completes_and_reports_the_skipped_files(tmp_path):
+    """0-byte, truncated, text-as-png and a 30000x30000 bomb: listed exactly, skipped, counted in the
+    run's config and report; training runs on the rest; loading stays small in memory."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = make_image_folder(tmp_path / "pets")
+    probe = ("import resource, sys; from pathlib import Path; from visionstudy.config import DataConfig;"
+             "from visionstudy.data.base import load_raw;"
+             f"raw = load_raw(DataConfig(dataset='imagefolder', path=Path({str(root)!r}), image_size=16));"
+             "print(len(raw.skipped), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    skipped, max_rss_kb = map(int, out.stdout.split())
+    assert skipped == 4 and max_rss_kb < 1_500_000  # the bomb's 900 MB of pixels are never decoded
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "pets", "data": {"dataset": "imagefolder", "path": str(root),
+                                                            "image_size": 16, "val_fraction": 0.25},
+                                   "model": {"name": "mlp", "hidden": [16]},
+                                   "train": {"epochs": 1, "batch_size": 4}}))
+    run = tmp_path / "run"
+    for args in (["train", str(cfg), "--out", str(run), "--quiet"],
+                 ["report", str(run), "--out", str(tmp_path / "rep"), "--no-images"]):
+        result = subprocess.run([sys.executable, "-m", "visionstudy", *args], capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+    resolved = yaml.safe_load((run / "config.yaml").read_text())["resolved"]["dataset"]
+    assert resolved["skipped_files"] == 4
+    assert sorted(Path(d["file"]).name for d in resolved["skipped"]) == [
+        "bomb.png", "empty.png", "notes.png", "truncated.jpg"]
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "4 unreadable files skipped" in html and "bomb.png" in html

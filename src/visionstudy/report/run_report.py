@@ -113,6 +113,9 @@ def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
     return out
 
 
+MIN_TSNE_POINTS = 10
+
+
 class RunReportBuilder:
     """Writes one run's figures under `out/figures/<prefix>` and returns its sections."""
 
@@ -149,8 +152,20 @@ class RunReportBuilder:
 
     def summary(self) -> Section:
         rows = [[k, v] for k, v in summary_rows(self.art, self.ev)]
-        return Section("Results", self.anchor("results"),
-                       tables=[Table("Test metrics", ["metric", "value"], rows, self.csv("metrics"))])
+        s = Section("Results", self.anchor("results"),
+                    tables=[Table("Test metrics", ["metric", "value"], rows, self.csv("metrics"))])
+        data = self.art.resolved.get("dataset", {})
+        count = int(data.get("skipped_files") or 0)
+        if count:
+            listed = data.get("skipped") or []
+            s.notes.append(f"{count} unreadable file{'s' * (count > 1)} skipped while loading the dataset "
+                           "(empty, truncated, not an image, or declaring too many pixels); training used "
+                           "the rest.")
+            s.tables.append(Table(f"Skipped files ({count}" + (f", first {len(listed)} listed)" if
+                                                                len(listed) < count else ")"),
+                                  ["file", "reason"], [[d["file"], d["reason"]] for d in listed],
+                                  self.csv("skipped")))
+        return s
 
     def curves(self) -> Section:
         s = Section("Training curves", self.anchor("curves"), wide=True)
@@ -223,6 +238,10 @@ class RunReportBuilder:
         features = p.get("features")
         if features is None or features.ndim != 2 or not len(features):
             s.notes.append("This run saved no penultimate features; t-SNE is left out.")
+            return s
+        if len(features) < MIN_TSNE_POINTS:
+            s.notes.append(f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; "
+                           "left out.")
             return s
         points, idx = tsne_embedding(features, p["labels"], self.opts.tsne_points, self.opts.seed)
         s.figures.append(self.figure(F.tsne_scatter(points, p["labels"][idx], self.names), "tsne",
