@@ -83,9 +83,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         body = PAYLOAD if self.mode != "wrong" else b"X" * len(PAYLOAD)
+        if self.mode == "short":  # a complete response of a truncated file
+            body = body[: len(body) // 2]
         self.send_response(200)
-        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.send_header("Content-Length", str(len(PAYLOAD) if self.mode != "short" else len(body)))
         self.end_headers()
+        # "truncated": the connection drops mid-stream, after half the announced bytes
         self.wfile.write(body[: len(body) // 2] if self.mode == "truncated" else body)
 
     def log_message(self, *args):
@@ -106,7 +109,7 @@ REMOTE = RemoteFile("data.bin", "https://example.invalid/data.bin",
                     hashlib.md5(PAYLOAD).hexdigest())
 
 
-@pytest.mark.parametrize("mode", ["truncated", "wrong"])
+@pytest.mark.parametrize("mode", ["truncated", "short", "wrong"])
 def test_bad_download_leaves_nothing(server, tmp_path, mode):
     server.mode = mode
     with pytest.raises(DataError) as err:
