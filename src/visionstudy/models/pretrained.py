@@ -101,6 +101,17 @@ def download_state(arch: str, weights: Any) -> dict[str, torch.Tensor]:
     return read_state_file(target)
 
 
+def fetch_weights(p: TorchvisionParams) -> None:
+    """Make sure the weights a config names are on this machine (downloading them if needed), so a
+    study stops with one clear error before its workers start rather than once per run."""
+    if not p.weights:
+        return
+    if is_path(p.weights):
+        read_state_file(Path(p.weights).expanduser())
+    else:
+        download_state(p.arch, resolve_weights(p.arch, p.weights))
+
+
 def read_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A torchvision-format state dict (or a {'state_dict'|'model': ...} wrapper), weights only."""
     from visionstudy.train.checkpoint import safe_load

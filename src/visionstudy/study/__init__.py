@@ -23,13 +23,19 @@ def with_final(study: Study, params: dict) -> Study:
 
 
 def check_data(study: Study, data_dir: Path | None) -> None:
-    """Load each distinct dataset of the study once, before any worker starts: a missing mirror or
-    an impossible class subset is one clear error (exit 2), not one failure per run; the decoded
-    cache is then warm for the workers."""
+    """Load each distinct dataset (and pretrained weights file) of the study once, before any worker
+    starts: a missing mirror, an impossible class subset or unreachable weights is one clear error
+    (exit 2), not one failure per run; the caches are then warm for the workers."""
     from visionstudy.data.prepare import prepare
+    from visionstudy.models import validate_params
+    from visionstudy.models.pretrained import fetch_weights
 
     seen = set()
     for run in study.runs:
+        model = run.config.model
+        if model.name == "torchvision" and ("weights", model.model_dump_json()) not in seen:
+            seen.add(("weights", model.model_dump_json()))
+            fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
         data = run.config.data
         if data.dataset == "sets":
             continue
