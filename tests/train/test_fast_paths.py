@@ -1,0 +1,89 @@
+"""The fast paths give the plain paths' results: channels_last, torch.compile, batched (tensor)
+augmentation against per-image torchvision transforms, and deterministic flip TTA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from visionstudy.data.augment import Rotate, shift_batch
+from visionstudy.data.loader import BatchLoader
+from visionstudy.models import create_model
+from visionstudy.train.loop import evaluate
+
+
+@pytest.mark.parametrize("name, params", [("cnn", {"channels": [8, 16], "batch_norm": True}),
+                                          ("resnet", {"blocks": [1, 1], "widths": [8, 16]})])
+def test_channels_last_gives_the_same_outputs_and_gradients(name, params):
+    torch.manual_seed(0)
+    plain = create_model(name, 3, 10, 16, **params)
+    fast = create_model(name, 3, 10, 16, **params)
+    fast.load_state_dict(plain.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    x = torch.randn(8, 3, 16, 16)
+    out_plain = plain(x)
+    out_fast = fast(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(out_plain, out_fast, atol=1e-5)
+    out_plain.square().mean().backward()
+    out_fast.square().mean().backward()
+    for (n, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5, rtol=1e-4), n
+
+
+def test_compiled_model_matches_eager():
+    torch.manual_seed(0)
+    model = create_model("cnn", 1, 10, 8, channels=[4, 8], hidden=[16]).eval()
+    x = torch.randn(4, 1, 8, 8)
+    eager = model(x)
+    compiled = torch.compile(model)
+    assert torch.allclose(compiled(x), eager, atol=1e-5)
+
+
+def test_batched_shift_equals_per_image_pad_and_crop():
+    """`crop`/`translate` move every image by its own offset in one gather: the same pixels as
+    torchvision's per-image pad-then-crop at that offset."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 12, 12, generator=g)
+    pad = 3
+    dy = torch.randint(-pad, pad + 1, (6,), generator=g)
+    dx = torch.randint(-pad, pad + 1, (6,), generator=g)
+    batched = shift_batch(x, dy, dx, pad)
+    for i in range(6):
+        padded = TF.pad(x[i], [pad, pad, pad, pad])
+        top, left = pad - int(dy[i]), pad - int(dx[i])
+        assert torch.equal(batched[i], TF.crop(padded, top, left, 12, 12))
+
+
+def test_batched_rotation_equals_per_image_rotation():
+    """One affine grid for the batch equals rotating each image alone by its own angle."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(5, 1, 16, 16, generator=g)
+    op = Rotate(30.0)
+    out, _ = op(x, torch.zeros(5), torch.Generator().manual_seed(7))
+    theta = op.matrices(5, x, torch.Generator().manual_seed(7))
+    for i in range(5):
+        grid = torch.nn.functional.affine_grid(theta[i:i + 1], [1, 1, 16, 16], align_corners=False)
+        alone = torch.nn.functional.grid_sample(x[i:i + 1], grid, mode="bilinear", padding_mode="zeros",
+                                                align_corners=False)
+        assert torch.allclose(out[i], alone[0], atol=1e-6)
+    angle = float(torch.atan2(theta[0, 1, 0], theta[0, 0, 0]))
+    ref = TF.rotate(x[0], np.degrees(angle), interpolation=TF.InterpolationMode.BILINEAR)
+    inner = (slice(None), slice(4, 12), slice(4, 12))  # the corners differ in how they fill
+    assert torch.allclose(out[0][inner], ref[inner], atol=1e-5)  # torchvision's per-image rotate
+
+
+def test_flip_tta_is_deterministic_and_averages_both_views():
+    torch.manual_seed(0)
+    model = create_model("cnn", 1, 4, 8, channels=[4], hidden=[8]).eval()
+    images = np.random.default_rng(0).integers(0, 255, (20, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(20) % 4
+    loader = BatchLoader(images, labels, 7, mean=(0.5,), std=(0.25,), num_classes=4)
+    a = evaluate(model, loader, tta=True, keep_outputs=True)
+    b = evaluate(model, loader, tta=True, keep_outputs=True)
+    assert np.array_equal(a.logits, b.logits)
+    plain = evaluate(model, loader, keep_outputs=True).logits
+    x = torch.cat([xb for xb, _ in loader])
+    mirrored = model(x.flip(3)).detach().numpy()
+    assert np.allclose(a.logits, (plain + mirrored) / 2, atol=1e-5)
