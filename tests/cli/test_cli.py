@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import write_mnist_like
+from visionstudy.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "examples" / "digits-quick.yaml"
@@ -103,8 +104,8 @@ def test_data_parallel_two_cpu_processes_match_single_process(tmp_path):
              "--set", "train.devices=2")
     assert single.returncode == 0, single.stderr
     assert ddp.returncode == 0, ddp.stderr
-    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    a = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.pt")["model"]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-3), k
     ma = json.loads((tmp_path / "one" / "metrics.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -16,13 +18,15 @@ def cam_layer(model: nn.Module, image_shape: tuple[int, int, int]) -> nn.Module:
     """The last module of `model.features` that outputs a spatial map (N, C, H, W), skipping
     pooling and dropout: the last convolutional block, where Grad-CAM is usually taken."""
     features = getattr(model, "features", None)
-    if not isinstance(features, nn.Sequential):
-        raise ReportError("Grad-CAM needs a model with a `features` sequence of layers")
+    if not isinstance(features, nn.Module) or not list(features.children()):
+        raise ReportError("Grad-CAM needs a model with a `features` module of layers")
     spatial: list[nn.Module] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, _i, out: spatial.append(mod) if out.ndim == 4 else None)
-        for m in features if not isinstance(m, SKIP)
-    ]
+
+    def keep(mod: nn.Module, _inputs: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[-1] * out.shape[-2] > 1:
+            spatial.append(mod)
+
+    hooks = [m.register_forward_hook(keep) for m in features.children() if not isinstance(m, SKIP)]
     was_training = model.training
     try:
         model.eval()
