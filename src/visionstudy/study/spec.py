@@ -201,7 +201,7 @@ class Study:
         if self.config.search:
             s = self.config.search
             text += f", then a {s.trials}-trial search"
-            text += f" and {s.final.seeds} final runs" if s.final else ""
+            text += f" and {s.final.seeds} final run{'s' * (s.final.seeds > 1)}" if s.final else ""
         return text
 
     def sweep_members(self) -> dict[str, tuple[str, set[str]]]:
