@@ -138,7 +138,7 @@ ONE_EPOCH = ["--set", "train.epochs=1", "--set", "data.verify=false"]
 def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
     result = vs("study", "run", f"recipe:{name}", *ONE_EPOCH, *extra, "--data-dir", str(mirror),
                 "--runs-dir", str(tmp_path), "--workers", "2", "--quiet",
-                *(["--no-report"] if name != "cifar10-models" else []),
+                *(["--no-report"] if name not in ("cifar10-models", "deepsets") else []),
                 env={"TORCH_HOME": str(mirror / "torch")}, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     study = load_study(f"recipe:{name}")
@@ -149,6 +149,13 @@ def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
         m = json.loads(path.read_text())
         assert m["epochs_run"] == 1
         assert m["test_mse"] > 0 if name == "deepsets" else 0.0 <= m["test_accuracy"] <= 1.0
+    if name == "deepsets":  # a regression study: ranked and tested on test MSE, no accuracy
+        html = (tmp_path / name / "report" / "report.html").read_text()
+        assert "Test MSE difference to" in html and "L3-w100" in html
+        variants = (tmp_path / name / "report" / "tables" / "variants.csv").read_text()
+        assert variants.startswith("variant,runs,test MSE mean") and "accuracy" not in variants
+        reference = (tmp_path / name / "report" / "tables" / "reference.csv").read_text()
+        assert 'L5-w2,params,49,49' in reference
     if name == "cifar10-models":
         html = (tmp_path / name / "report" / "report.html").read_text()
         assert "Published numbers" in html and "Against seed 004, P2 table" in html

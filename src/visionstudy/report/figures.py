@@ -48,10 +48,14 @@ def short(name: str, width: int = 14) -> str:
 
 
 def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None) -> Figure:
-    """Loss and accuracy (train vs val, the gap shaded) and the learning rate, per epoch."""
+    """Loss and accuracy (train vs val, the gap shaded) and the learning rate, per epoch. Without
+    accuracy (a regression run) the panels are loss and learning rate."""
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, key in zip(axes[:2], ("loss", "accuracy"), strict=True):
+    keys = ["loss"]
+    if any(np.isfinite(float(r["train_accuracy"])) for r in history):
+        keys.append("accuracy")
+    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(14 if len(keys) == 2 else 10, 3.8))
+    for ax, key in zip(axes[:-1], keys, strict=True):
         train = np.array([r[f"train_{key}"] for r in history], dtype=float)
         val = np.array([r[f"val_{key}"] for r in history], dtype=float)
         ax.plot(epochs, train, "-o", ms=3, label="train", color="#1f77b4")
@@ -64,12 +68,13 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    axes[2].plot(epochs, [r["lr"] for r in history], "-o", ms=3, color="#2ca02c")
-    axes[2].set(xlabel="epoch", ylabel="learning rate", title="Learning rate (epoch start)")
+    lr_ax = axes[-1]
+    lr_ax.plot(epochs, [r["lr"] for r in history], "-o", ms=3, color="#2ca02c")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate (epoch start)")
     if min(r["lr"] for r in history) > 0:
-        axes[2].set_yscale("log")
-    axes[2].grid(alpha=0.3)
-    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+        lr_ax.set_yscale("log")
+    lr_ax.grid(alpha=0.3)
+    lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 

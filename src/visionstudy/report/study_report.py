@@ -126,7 +126,7 @@ class StudyReportBuilder:
             p = paired_test([mine[k] for k in keys], [base[k] for k in keys])
             rows.append([variant, p.n, p.diff, p.t_p, p.wilcoxon_p, p.effect, p.verdict])
         s.tables.append(Table(
-            f"{self.primary_label.capitalize()} difference to '{self.baseline}', paired by seed and fold",
+            f"{cap(self.primary_label)} difference to '{self.baseline}', paired by seed and fold",
             ["variant", "pairs", "mean difference", "paired t-test p", "Wilcoxon p", "effect size (d_z)",
              "at 5%"], rows, "paired_tests.csv",
             note=f"{'Negative' if self.regression else 'Positive'} differences are better than the "
@@ -143,7 +143,7 @@ class StudyReportBuilder:
         label = self.primary_label
         s.figures.append(self.fig(F.bar_comparison(variants, [m.mean for m in means],
                                                    [m.std for m in means], label,
-                                                   f"{label.capitalize()} per variant (mean ± std)"),
+                                                   f"{cap(label)} per variant (mean ± std)"),
                                   "trajectory", f"Each variant's {label}, in the study's order."))
         base = means[variants.index(self.baseline)].mean if self.baseline in variants else means[0].mean
         rows = [[v, m.mean, m.mean - (means[i - 1].mean if i else m.mean), m.mean - base]
@@ -185,9 +185,9 @@ class StudyReportBuilder:
             summ = [summarize(points[k]) for k in labels]
             s.figures.append(self.fig(F.bar_comparison(labels, [m.mean for m in summ], [m.std for m in summ],
                                                        self.primary_label,
-                                                       f"{self.primary_label.capitalize()} vs {label}"),
+                                                       f"{cap(self.primary_label)} vs {label}"),
                                       "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
-                                      f"{self.primary_label.capitalize()} (mean ± std) for each value "
+                                      f"{cap(self.primary_label)} (mean ± std) for each value "
                                       f"of {label}."))
         return s
 
@@ -307,6 +307,11 @@ class StudyReportBuilder:
             subtitle = f"{subtitle}. Reproduces: {self.study.config.reproduces}"
         return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
                       [s for s in sections if s.figures or s.tables or s.notes or s.children])
+
+
+def cap(text: str) -> str:
+    """First letter upper case, the rest kept ('test MSE' → 'Test MSE')."""
+    return text[:1].upper() + text[1:]
 
 
 def benchmarks() -> dict[str, Any]:
