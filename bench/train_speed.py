@@ -3,6 +3,8 @@
     .venv/bin/python bench/train_speed.py quick          # digits: accuracy and wall time
     .venv/bin/python bench/train_speed.py fashion        # Fashion-MNIST CNN: accuracy, wall time
     .venv/bin/python bench/train_speed.py throughput     # training images/second, CNN and ResNet
+    .venv/bin/python bench/train_speed.py efficiency     # FLOP/s vs the matmul peak, time outside the model
+    .venv/bin/python bench/train_speed.py study          # recipe:quick with 1 and 2 workers
 
 Fashion-MNIST is read from VISIONSTUDY_DATA_DIR (default /usr/share/datasets, Debian's mirror).
 """
@@ -61,6 +63,90 @@ def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, step
             "train_gflops_per_second": round(3 * flops * ips / 1e9, 1)}
 
 
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's fp32 matrix-multiply rate (FLOP/s), best of `repeats`, all threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def efficiency(batch: int = 256, steps: int = 40) -> dict:
+    """The default Fashion-MNIST CNN: achieved training FLOP/s as a share of the matmul peak, and the
+    share of a real training step's time spent outside forward/backward/step (loader, augmentation,
+    bookkeeping), measured on the Debian mirror's Fashion-MNIST with the config's augmentation."""
+    from visionstudy.config import load_config
+    from visionstudy.data import BatchLoader, build_pipeline
+    from visionstudy.data.prepare import prepare
+    from visionstudy.models import count_flops, create_model
+    from visionstudy.train.optim import Schedule, build_optimizer
+
+    cfg = load_config(ROOT / "examples" / "fashion-mnist-cnn.yaml", [f"train.batch_size={batch}"])
+    data = prepare(cfg.data)
+    torch.manual_seed(0)
+    model = create_model("cnn", 1, 10, 28, **cfg.model.params()).to(memory_format=torch.channels_last)
+    flops = count_flops(model, data.image_shape)
+    opt = build_optimizer(model, cfg.train.optimizer)
+    sched = Schedule(opt, cfg.train.scheduler, 1, 3 * steps)  # warm-up + both timed passes
+    loader = BatchLoader(data.train.images, data.train.labels, batch, mean=data.mean, std=data.std,
+                         num_classes=10, augment=build_pipeline(cfg.data.augment), shuffle=True,
+                         channels_last=True)
+    batches = []
+    for i, xy in enumerate(loader):
+        batches.append(xy)
+        if i + 1 == steps:
+            break
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step_batch()
+
+    model.train()
+    for x, y in batches[:3]:
+        step(x, y)
+    start = time.perf_counter()
+    for x, y in batches:  # the model alone, on batches made beforehand
+        step(x, y)
+    pure = time.perf_counter() - start
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(loader):  # loading, augmenting and normalising each batch too
+        step(x, y)
+        if i + 1 == steps:
+            break
+    real = time.perf_counter() - start
+    peak = matmul_peak()
+    ips = steps * batch / real
+    return {"model": "fashion-mnist-cnn", "batch": batch, "threads": torch.get_num_threads(),
+            "matmul_peak_gflops": round(peak / 1e9, 1), "train_gflops": round(3 * flops * ips / 1e9, 1),
+            "share_of_peak": round(3 * flops * ips / peak, 3), "images_per_second": round(ips),
+            "share_outside_model": round(1 - pure / real, 3)}
+
+
+def study_throughput(workers: int) -> dict:
+    """recipe:quick end to end (training, no report) in a fresh runs folder: wall and CPU use."""
+    import resource
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "visionstudy", "study", "run", "recipe:quick", "--workers",
+                        str(workers), "--runs-dir", tmp, "--quiet", "--no-report"], check=True,
+                       capture_output=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"study": "quick", "workers": workers, "wall_seconds": round(wall, 1),
+            "cpu_utilisation": round(cpu / wall / (os.cpu_count() or 1), 2)}
+
+
 def main(what: str) -> None:
     os.environ.setdefault("VISIONSTUDY_DATA_DIR", "/usr/share/datasets")
     if what == "quick":
@@ -73,8 +159,16 @@ def main(what: str) -> None:
             print(json.dumps(throughput("cnn", cnn, channels_last=layout)))
             print(json.dumps(throughput("resnet", {"blocks": [1, 1, 1], "widths": [32, 64, 128]},
                                         channels_last=layout)))
+    elif what == "efficiency":
+        print(json.dumps(efficiency()))
+    elif what == "study":
+        one, two = study_throughput(1), study_throughput(2)
+        print(json.dumps(one))
+        print(json.dumps(two))
+        speedup = round(one["wall_seconds"] / two["wall_seconds"], 2)
+        print(json.dumps({"study": "quick", "speedup_2_workers": speedup}))
     else:
-        sys.exit(f"unknown benchmark {what!r}: quick, fashion or throughput")
+        sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency or study")
 
 
 if __name__ == "__main__":
