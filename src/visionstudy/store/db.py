@@ -9,6 +9,8 @@ again, and the next worker resumes the run from its `last.pt`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import random
@@ -17,6 +19,7 @@ import sqlite3
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,11 @@ class RunStore:
 
         self.url = url
         self.storage = storage_for(url, heartbeat, grace)
+        # SQLite through SQLAlchemy's pysqlite reads outside the write transaction, so two workers
+        # can both see a run WAITING and both take it; workers of an SQLite study share one machine,
+        # so a file lock makes their check-and-take atomic (PostgreSQL locks the row itself)
+        self.lock_path = (Path(url.removeprefix("sqlite:///")).with_suffix(".claim.lock")
+                          if url.startswith("sqlite:") else None)
         self.study = optuna.create_study(study_name=study_name, storage=self.storage,
                                          load_if_exists=True, direction="maximize")
 
@@ -216,11 +224,8 @@ class RunStore:
             key = t.user_attrs["run"]
             if key not in keys:
                 continue
-            try:
-                if not self.storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                    continue  # another worker was faster
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
+            if not self.take(t._trial_id):
+                continue  # another worker was faster
             self.storage.set_trial_user_attr(t._trial_id, "worker",
                                              {"host": socket.gethostname(), "pid": os.getpid()})
             if self.duplicate(t.number, key):
@@ -230,6 +235,19 @@ class RunStore:
             self.heartbeat(t._trial_id)
             return Claim(t._trial_id, t.number, key)
         return None
+
+    def take(self, trial_id: int) -> bool:
+        """WAITING → RUNNING for this worker alone."""
+        import optuna
+        from optuna.trial import TrialState
+
+        with claim_lock(self.lock_path):
+            try:
+                if self.storage.get_trial(trial_id).state != TrialState.WAITING:
+                    return False
+                return bool(self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return False
 
     def duplicate(self, number: int, key: str) -> bool:
         """Two workers planning at once may queue one run twice: the lowest-numbered live trial
@@ -255,6 +273,20 @@ class RunStore:
 
         self.storage.set_trial_user_attr(claim.trial_id, "error", message[:2000])
         self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+
+
+@contextlib.contextmanager
+def claim_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive lock on `path` held for the block (nothing when `path` is None)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def pid_alive(pid: int) -> bool:
