@@ -82,16 +82,11 @@ BAD_VALUES = {  # field → values that must be refused, each naming that field
 }
 
 
-def set_path(raw: dict, dotted: str, value) -> dict:
-    import copy
+def set_path(raw: dict, key: str, value) -> dict:
+    from visionstudy.config import deep_merge
+    from visionstudy.study.spec import dotted
 
-    out = copy.deepcopy(raw)
-    node = out
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
+    return deep_merge(raw, dotted(key, value))
 
 
 @settings(max_examples=120, deadline=None)
