@@ -132,11 +132,15 @@ def run_experiment(
     data_dir: Path | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     threads: int | None = None,
+    on_test_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one run into `out`; returns the test metrics. `on_epoch_end` sees each
     epoch's history row (a search reports it to its pruner, which may stop the run). `threads` is
     the CPU thread count when the config leaves it open (a study divides the cores between its
-    workers without changing the runs' configs, so a resume works with any worker count)."""
+    workers without changing the runs' configs, so a resume works with any worker count).
+    `on_test_epoch` is for benchmarks (time to test accuracy): after every epoch the test set is
+    evaluated (with the run's TTA) and the row, with `test_accuracy` added, is passed to it. Nothing
+    is chosen on it; the run and its files are the same as without it."""
     from lightning.fabric import Fabric
 
     accelerator = resolve_accelerator(device)
@@ -180,6 +184,8 @@ def run_experiment(
     )
     if fabric.is_global_zero:
         write_config(run, cfg_dump, data, params, flops)
+    if on_test_epoch is not None:
+        on_epoch_end = with_test_probe(on_epoch_end, on_test_epoch, net, test_loader, t.tta, fabric)
     result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
                  config_dump=cfg_dump, meta=checkpoint_meta(data), on_epoch_end=on_epoch_end)
     if not fabric.is_global_zero:
@@ -194,6 +200,22 @@ def run_experiment(
     atomic_write_bytes(run.predictions, buf.getvalue())
     atomic_write_text(run.metrics, json.dumps(metrics, indent=2))  # last: marks the run finished
     return metrics
+
+
+def with_test_probe(
+    on_epoch_end: Callable[[dict[str, float]], None] | None,
+    on_test_epoch: Callable[[dict[str, float]], None],
+    net: Classifier, test_loader: BatchLoader, tta: bool, fabric: Any,
+) -> Callable[[dict[str, float]], None]:
+    """An epoch-end hook that also evaluates the test set and hands the row on (benchmarks)."""
+
+    def hook(row: dict[str, float]) -> None:
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+        ev = evaluate(net, test_loader, tta=tta, autocast=fabric.autocast())
+        on_test_epoch({**row, "test_accuracy": ev.accuracy})
+
+    return hook
 
 
 def test_metrics(ev: Any, data: PreparedData, result: FitResult, params: int,

@@ -266,3 +266,20 @@ def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_pa
     assert m_full == m_cut
     assert without_time(tmp_path / "full" / "history.csv") == without_time(history)
     assert not list(cut.rglob("*.part"))
+
+
+def test_test_probe_sees_every_epoch_and_changes_nothing(tmp_path):
+    """Benchmarks' time-to-accuracy hook: a test accuracy per epoch, the last one equal to the run's
+    own test evaluation (same weights, same TTA), and the run's results unchanged by it."""
+    cfg = config(epochs=3, restore_best=False, tta=True)
+    rows: list[dict] = []
+    probed = run_experiment(cfg, tmp_path / "probed", quiet=True, on_test_epoch=rows.append)
+    plain = run_experiment(cfg, tmp_path / "plain", quiet=True)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(0.1 < r["test_accuracy"] <= 1 for r in rows)
+    assert rows[-1]["test_accuracy"] == pytest.approx(probed["test_accuracy"])
+    drop = {"train_seconds"}
+    assert {k: v for k, v in probed.items() if k not in drop} == \
+        {k: v for k, v in plain.items() if k not in drop}
+    assert without_time(tmp_path / "probed" / "history.csv") == \
+        without_time(tmp_path / "plain" / "history.csv")

@@ -1,0 +1,49 @@
+"""bench/race.py's bookkeeping (the race itself is too long for CI): times from process start,
+the first epoch at or above each threshold, a stop once all are reached, ratios in the table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+race = pytest.importorskip("race")
+
+FAKE = """
+import json, sys, time
+time.sleep(0.3)                      # "imports"
+for epoch, acc in enumerate([0.85, 0.912, 0.905, 0.931, 0.94, 0.95], 1):
+    time.sleep(0.1)
+    print("a log line that is not JSON")
+    print(json.dumps({"epoch": epoch, "test_accuracy": acc, "train_seconds": 0.1,
+                      "t": time.time()}), flush=True)
+    if epoch == 5:
+        sys.exit("should have been stopped after epoch 4")
+"""
+
+
+def test_race_times_each_threshold_from_process_start_and_stops_when_all_are_reached(tmp_path):
+    script = tmp_path / "fake.py"
+    script.write_text(FAKE)
+    row = race.race("fake", [sys.executable, str(script)], [0.91, 0.93], 60, train_images=1000)
+    assert row["epoch_at_91%"] == 2 and row["epoch_at_93%"] == 4
+    assert 0.5 <= row["seconds_to_91%"] < row["seconds_to_93%"] < 10
+    assert row["epochs"] == 4 and row["best_test_accuracy"] == 0.931
+    assert row["train_images_per_second"] == 10000  # 1000 images in 0.1 s per epoch
+    assert "error" not in row
+
+
+def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text("import json, time\nprint(json.dumps({'epoch': 1, 'test_accuracy': 0.5, "
+                      "'train_seconds': 1.0, 't': time.time()}))\n")
+    row = race.race("slow", [sys.executable, str(script)], [0.91], 60, train_images=100)
+    assert row["seconds_to_91%"] is None and row["epochs"] == 1
+    ours = {"contestant": "ours", "seconds_to_91%": 20.0, "epoch_at_91%": 3, "epochs": 3,
+            "best_test_accuracy": 0.92, "train_images_per_second": 500, "wall_seconds": 25.0}
+    peer = {**ours, "contestant": "peer", "seconds_to_91%": 110.0, "epoch_at_91%": 6}
+    table = race.markdown([ours, row | {"contestant": "slow"}, peer], [0.91], None, "test machine")
+    assert "| peer | 110.0 (epoch 6) | 5.5× |" in table
+    assert "| slow | not reached | > " in table
