@@ -70,9 +70,12 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="the config's model block as JSON")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--limit", type=int, help="train and test on this many images (smoke test)")
     args = ap.parse_args()
     keras.utils.set_random_seed(0)
     (x_train, y_train), (x_test, y_test) = load_numpy("train"), load_numpy("test")
+    if args.limit:
+        x_train, y_train, x_test, y_test = (a[: args.limit] for a in (x_train, y_train, x_test, y_test))
     x_train, x_test = x_train[..., None].astype("float32"), x_test[..., None].astype("float32")
     model = build_model(json.loads(args.model))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",

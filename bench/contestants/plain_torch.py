@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from common import stages, torchvision_root
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 MEAN, STD = 0.2860, 0.3530
@@ -53,7 +53,7 @@ def build_model(spec: dict) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def loaders(root: Path, batch: int, workers: int) -> tuple[DataLoader, DataLoader]:
+def loaders(root: Path, batch: int, workers: int, limit: int | None) -> tuple[DataLoader, DataLoader]:
     train_tf = transforms.Compose([
         transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,)),
@@ -61,6 +61,8 @@ def loaders(root: Path, batch: int, workers: int) -> tuple[DataLoader, DataLoade
     test_tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     train = datasets.FashionMNIST(root, train=True, transform=train_tf)
     test = datasets.FashionMNIST(root, train=False, transform=test_tf)
+    if limit:  # smoke tests of this script
+        train, test = Subset(train, range(limit)), Subset(test, range(limit))
     return (DataLoader(train, batch_size=batch, shuffle=True, num_workers=workers,
                        persistent_workers=workers > 0),
             DataLoader(test, batch_size=1000, num_workers=workers, persistent_workers=workers > 0))
@@ -132,10 +134,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--lightning", action="store_true")
+    ap.add_argument("--limit", type=int, help="train and test on this many images (smoke test)")
     args = ap.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        train, test = loaders(torchvision_root(Path(tmp)), args.batch, args.workers)
+        train, test = loaders(torchvision_root(Path(tmp)), args.batch, args.workers, args.limit)
         model = build_model(json.loads(args.model))
         (with_lightning if args.lightning else plain)(model, train, test, args.epochs)
 

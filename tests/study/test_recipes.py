@@ -26,7 +26,7 @@ EXPECTED = {  # recipe → (runs, variants, search trials)
     "emnist-balanced": (56, 44, 0),
     "cifar10-optimizers": (16, 16, 0),
     "cifar10-models": (3, 3, 0),
-    "fashion-mnist": (5, 5, 0),
+    "fashion-mnist": (6, 6, 0),
     "quick": (10, 5, 0),
     "deepsets": (8, 8, 0),
 }
@@ -41,6 +41,15 @@ def test_every_recipe_is_listed_and_expands_to_its_runs():
         assert study.config.reproduces, name
         if study.config.reference:  # every published number names a variant of the recipe
             assert set(study.config.reference.variants) <= {v for v, _ in study.variants}, name
+
+
+def test_fashion_mnist_fast_variant_is_the_fast_example_config():
+    from visionstudy.config import load_config
+
+    example = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
+    fast = next(run.config for run in load_study("recipe:fashion-mnist").runs if run.variant == "fast")
+    assert (fast.data, fast.model, fast.train) == (example.data, example.model, example.train)
+    assert example.train.precision == "bf16" and example.train.epochs == 12
 
 
 def test_cifar100_first20_has_the_published_parameter_counts():

@@ -41,6 +41,30 @@ def test_compiled_model_matches_eager():
     assert torch.allclose(compiled(x), eager, atol=1e-5)
 
 
+def test_bf16_autocast_on_cpu_stays_close_to_fp32():
+    """The fast example's `precision: bf16` (AMX on recent CPUs, tensor cores on CUDA): the same
+    predictions as fp32 within bf16's precision, and gradients pointing the same way."""
+    torch.manual_seed(0)
+    model = create_model("cnn", 1, 10, 28, channels=[[8, 8], [16]], hidden=[32], batch_norm=True)
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (64,))
+
+    def logits_and_grad(bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x).float()
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        return logits.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    fp32, g32 = logits_and_grad(False)
+    bf16, g16 = logits_and_grad(True)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # bf16 really ran
+    assert torch.allclose(bf16, fp32, atol=0.05, rtol=0.05)
+    assert (bf16.argmax(1) == fp32.argmax(1)).float().mean() > 0.9
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.99
+
+
 def test_batched_shift_equals_per_image_pad_and_crop():
     """`crop`/`translate` move every image by its own offset in one gather: the same pixels as
     torchvision's per-image pad-then-crop at that offset."""
