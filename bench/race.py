@@ -15,7 +15,8 @@ start (imports, data loading, everything) to the end of the first epoch whose te
   bench/contestants/keras_fit.py; left out with a note when missing).
 
 A contestant stops when it has reached every threshold, or at --max-minutes. Then the config's
-training FLOP/s is measured against this machine's matmul peak (bench/train_speed.py efficiency).
+training FLOP/s is measured against this machine's matmul peak, in fp32 and in bf16
+(bench/train_speed.py efficiency).
 One JSON line per result on stdout; the Markdown table goes to bench/results/race.md.
 """
 
@@ -85,7 +86,7 @@ def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
     }
 
 
-def markdown(rows: list[dict], thresholds: list[float], eff: dict | None, machine: str) -> str:
+def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str) -> str:
     ours = next((r for r in rows if r["contestant"] == "ours"), None)
     head = ["contestant"] + [f"to {th:.0%} (s)" for th in thresholds] + \
         [f"ours faster, {th:.0%}" for th in thresholds] + ["epochs", "best test acc", "train img/s"]
@@ -109,11 +110,12 @@ def markdown(rows: list[dict], thresholds: list[float], eff: dict | None, machin
                   str(r["train_images_per_second"])]
         lines.append("| " + " | ".join(cells) + " |")
     out = [f"Fashion-MNIST time to accuracy, {machine}", "", *lines]
-    if eff:
-        out += ["", f"Efficiency of the config's model in the same run: {eff['train_gflops']} GFLOP/s "
-                f"training = {eff['share_of_peak']:.0%} of the measured fp32 matmul peak "
-                f"({eff['matmul_peak_gflops']} GFLOP/s); {eff['share_outside_model']:.1%} of a real "
-                "step's time outside forward/backward/step."]
+    for eff in effs:
+        precision = "fp32" if eff["precision"] == "32" else eff["precision"]
+        out += ["", f"Efficiency of the config's model in the same run, {precision}: "
+                f"{eff['train_gflops']} GFLOP/s training = {eff['share_of_peak']:.0%} of the measured "
+                f"{precision} matmul peak ({eff['matmul_peak_gflops']} GFLOP/s); "
+                f"{eff['share_outside_model']:.1%} of a real step's time outside forward/backward/step."]
     return "\n".join(out) + "\n"
 
 
@@ -149,12 +151,13 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     from train_speed import efficiency
 
-    eff = efficiency(args.config)
-    print(json.dumps(eff), flush=True)
+    effs = [efficiency(args.config, precision) for precision in ("32", "bf16")]
+    for eff in effs:
+        print(json.dumps(eff), flush=True)
     machine = f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch threads " \
-        f"{eff['threads']}"
+        f"{effs[0]['threads']}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, thresholds, eff, machine))
+    args.out.write_text(markdown(rows, thresholds, effs, machine))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

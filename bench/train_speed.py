@@ -1,10 +1,13 @@
 """Training benchmarks for the engine (not run in CI). One JSON line per result.
 
     .venv/bin/python bench/train_speed.py quick          # digits: accuracy and wall time
-    .venv/bin/python bench/train_speed.py fashion        # Fashion-MNIST CNN: accuracy, wall time
-    .venv/bin/python bench/train_speed.py throughput     # training images/second, CNN and ResNet
+    .venv/bin/python bench/train_speed.py fashion        # examples/fashion-mnist-fast.yaml: accuracy, wall
+    .venv/bin/python bench/train_speed.py throughput     # training images/s of the example configs
     .venv/bin/python bench/train_speed.py efficiency     # FLOP/s vs the matmul peak, time outside the model
     .venv/bin/python bench/train_speed.py study          # recipe:quick with 1 and 2 workers
+
+Each prints one JSON line per result and writes the Markdown table bench/results/<benchmark>.md.
+Time to accuracy against peer scripts is bench/race.py.
 
 Fashion-MNIST is read from VISIONSTUDY_DATA_DIR (default /usr/share/datasets, Debian's mirror).
 """
@@ -37,7 +40,7 @@ def train_config(path: Path, **overrides: str) -> dict:
 
 
 def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, steps=20,
-               channels_last: bool = True) -> dict:
+               channels_last: bool = True, bf16: bool = False) -> dict:
     """Images/second of forward+backward+step on random data (the loader excluded)."""
     from visionstudy.models import count_flops, create_model
 
@@ -52,20 +55,23 @@ def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, step
     for i in range(steps + 3):
         if i == 3:
             start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x).float()
+        loss = torch.nn.functional.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - start
     ips = steps * batch / seconds
-    return {"model": model_name, **params, "channels_last": channels_last,
+    return {"model": model_name, "input": "x".join(map(str, shape)), "batch": batch,
+            "channels_last": channels_last, "precision": "bf16" if bf16 else "32",
             "images_per_second": round(ips),
             "train_gflops_per_second": round(3 * flops * ips / 1e9, 1)}
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """This machine's fp32 matrix-multiply rate (FLOP/s), best of `repeats`, all threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """This machine's matrix-multiply rate (FLOP/s) in `dtype`, best of `repeats`, all threads."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -75,9 +81,11 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", steps: int = 40) -> dict:
-    """A Fashion-MNIST config's model: achieved training FLOP/s as a share of the matmul peak, and the
-    share of a real training step's time spent outside forward/backward/step (loader, augmentation,
+def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", precision: str = "32",
+               steps: int = 40) -> dict:
+    """A Fashion-MNIST config's model trained in `precision` ("32" or "bf16" autocast): achieved
+    training FLOP/s as a share of this machine's matmul peak in the same precision, and the share of
+    a real training step's time spent outside forward/backward/step (loader, augmentation,
     bookkeeping), measured on the Debian mirror's Fashion-MNIST with the config's augmentation and
     batch size."""
     from visionstudy.config import load_config
@@ -103,8 +111,13 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", ste
                          shuffle=True, channels_last=True)
     batches = list(loader)
 
+    bf16 = precision == "bf16"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=t.label_smoothing)
+        with autocast:
+            logits = model(x).float()
+        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -118,11 +131,12 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", ste
         step(x, y)
     pure = time.perf_counter() - start
     # the product's training loop: loading, augmenting, normalising, bookkeeping, the same steps
-    real = train_one_epoch(model, loader, opt, sched, backward=lambda loss: loss.backward(),
-                           label_smoothing=t.label_smoothing).seconds
-    peak = matmul_peak()
+    with autocast:  # as Fabric's bf16-mixed does: the forward under autocast
+        real = train_one_epoch(model, loader, opt, sched, backward=lambda loss: loss.backward(),
+                               label_smoothing=t.label_smoothing).seconds
+    peak = matmul_peak(dtype=torch.bfloat16 if bf16 else torch.float32)
     ips = steps * batch / real
-    return {"config": config.name, "batch": batch, "threads": torch.get_num_threads(),
+    return {"config": config.name, "precision": precision, "batch": batch, "threads": torch.get_num_threads(),
             "matmul_peak_gflops": round(peak / 1e9, 1), "train_gflops": round(3 * flops * ips / 1e9, 1),
             "share_of_peak": round(3 * flops * ips / peak, 3), "images_per_second": round(ips),
             "share_outside_model": round(1 - pure / real, 3)}
@@ -146,28 +160,56 @@ def study_throughput(workers: int) -> dict:
             "cpu_utilisation": round(cpu / wall / (os.cpu_count() or 1), 2)}
 
 
-def main(what: str) -> None:
-    os.environ.setdefault("VISIONSTUDY_DATA_DIR", "/usr/share/datasets")
+def markdown(rows: list[dict]) -> str:
+    """One table of the results: a column per key, in order of first appearance."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+THROUGHPUT = {  # example config → (input shape, batch, timed steps)
+    "fashion-mnist-fast.yaml": ((1, 28, 28), 256, 20),
+    "fashion-mnist-resnet.yaml": ((1, 28, 28), 256, 20),
+    "cifar10-fast.yaml": ((3, 32, 32), 512, 4),
+}
+
+
+def results(what: str):
+    """The rows of one benchmark, each yielded as soon as it is measured."""
     if what == "quick":
-        print(json.dumps(train_config(ROOT / "examples" / "digits-quick.yaml")))
+        yield train_config(ROOT / "examples" / "digits-quick.yaml")
     elif what == "fashion":
-        print(json.dumps(train_config(ROOT / "examples" / "fashion-mnist-cnn.yaml")))
+        yield train_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
     elif what == "throughput":
-        cnn = {"channels": [[32, 32], [64, 64]], "hidden": [256], "batch_norm": True}
-        for layout in (True, False):
-            print(json.dumps(throughput("cnn", cnn, channels_last=layout)))
-            print(json.dumps(throughput("resnet", {"blocks": [1, 1, 1], "widths": [32, 64, 128]},
-                                        channels_last=layout)))
+        from visionstudy.config import load_config
+
+        for example, (shape, batch, steps) in THROUGHPUT.items():
+            model = load_config(ROOT / "examples" / example).model
+            for layout, bf16 in ((False, False), (True, False), (True, True)):
+                yield {"config": example, **throughput(model.name, model.params(), shape, batch, steps,
+                                                       channels_last=layout, bf16=bf16)}
     elif what == "efficiency":
-        print(json.dumps(efficiency()))
+        yield efficiency(precision="32")
+        yield efficiency(precision="bf16")
     elif what == "study":
         one, two = study_throughput(1), study_throughput(2)
-        print(json.dumps(one))
-        print(json.dumps(two))
-        speedup = round(one["wall_seconds"] / two["wall_seconds"], 2)
-        print(json.dumps({"study": "quick", "speedup_2_workers": speedup}))
+        yield one
+        yield {**two, "speedup": round(one["wall_seconds"] / two["wall_seconds"], 2)}
     else:
         sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency or study")
+
+
+def main(what: str) -> None:
+    os.environ.setdefault("VISIONSTUDY_DATA_DIR", "/usr/share/datasets")
+    rows = []
+    for row in results(what):
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    out = ROOT / "bench" / "results" / f"{what}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(rows))
+    print(f"wrote {out.relative_to(ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

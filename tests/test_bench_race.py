@@ -44,6 +44,9 @@ def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
     ours = {"contestant": "ours", "seconds_to_91%": 20.0, "epoch_at_91%": 3, "epochs": 3,
             "best_test_accuracy": 0.92, "train_images_per_second": 500, "wall_seconds": 25.0}
     peer = {**ours, "contestant": "peer", "seconds_to_91%": 110.0, "epoch_at_91%": 6}
-    table = race.markdown([ours, row | {"contestant": "slow"}, peer], [0.91], None, "test machine")
+    eff = {"precision": "bf16", "train_gflops": 500.0, "share_of_peak": 0.25, "matmul_peak_gflops": 2000.0,
+           "share_outside_model": 0.012}
+    table = race.markdown([ours, row | {"contestant": "slow"}, peer], [0.91], [eff], "test machine")
     assert "| peer | 110.0 (epoch 6) | 5.5× |" in table
     assert "| slow | not reached | > " in table
+    assert "bf16: 500.0 GFLOP/s training = 25% of the measured bf16 matmul peak" in table

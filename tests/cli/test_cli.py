@@ -135,3 +135,36 @@ def test_report_and_predict_commands(digits_run, tmp_path):
     assert table.returncode == 0 and "digit.png" in table.stdout
     assert_user_error(vs("predict", digits_run, tmp_path / "none.png"), "none.png", "no such image")
     assert_user_error(vs("predict", digits_run / "config.yaml", image), "not a visionstudy checkpoint")
+
+
+def test_every_example_config_validates():
+    from visionstudy.config import load_config
+
+    examples = sorted((ROOT / "examples").glob("*.yaml"))
+    assert {"fashion-mnist-fast.yaml", "digits-quick.yaml"} <= {p.name for p in examples}
+    for path in examples:
+        load_config(path)
+
+
+@pytest.mark.parametrize("example, dataset", [("fashion-mnist-fast", "fashion_mnist"),
+                                              ("cifar10-fast", "cifar10")])
+def test_train_runs_the_fast_examples_with_data_from_the_environment(tmp_path, example, dataset):
+    """README: `VISIONSTUDY_DATA_DIR=/usr/share/datasets visionstudy train
+    examples/fashion-mnist-fast.yaml`, here on tiny copies in the official formats."""
+    from tests.conftest import cifar_tarball
+
+    if dataset == "cifar10":
+        (tmp_path / "data").mkdir()
+        cifar_tarball(tmp_path / "data" / "cifar-10-python.tar.gz", n_per_batch=30)
+        test_samples = 30
+    else:
+        write_mnist_like(tmp_path / "data" / "fashion-mnist", n_train=300, n_test=60)
+        test_samples = 60
+    result = vs("train", ROOT / "examples" / f"{example}.yaml", "--out", tmp_path / "run",
+                "--set", "train.epochs=1", "--set", "train.batch_size=64", "--set", "data.verify=false",
+                "--quiet", env={"VISIONSTUDY_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1 and metrics["test_samples"] == test_samples
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "precision: bf16" in config and dataset in config
