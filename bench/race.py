@@ -28,22 +28,42 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 CONTESTANTS = BENCH / "contestants"
 KERAS_PYTHON = BENCH / ".venv-keras" / "bin" / "python"
-TRAIN_IMAGES = {"ours": None}  # ours: the config's train split; peers: all 60,000
+PEER_FIELDS = ("channels", "kernel_size", "batch_norm", "conv_dropout", "hidden", "dropout")
+PEER_FIXED = {"padding": "same", "pool": "max", "pool_size": 2, "activation": "relu", "global_pool": False}
 
 
-def commands(config: Path, sets: list[str], epochs: int) -> dict[str, list[str]]:
-    model = json.dumps(yaml.safe_load(config.read_text())["model"])
-    peer = ["--model", model, "--epochs", str(epochs)]
-    ours = [sys.executable, str(CONTESTANTS / "ours.py"), str(config)] + [f"--set={s}" for s in sets]
+def peer_model(model: Any) -> dict:
+    """The config's `model:` (a RunConfig's, `--set` applied) as the peers build it: a CNN with one
+    kernel size, max pooling per stage, ReLU, one dropout rate per place. Anything else is refused
+    here, before any contestant starts, rather than raced against a different network."""
+    from visionstudy.models.base import validate_params
+
+    if model.name != "cnn":
+        raise SystemExit(f"model.name: {model.name!r}; the peer scripts build CNNs only (model.name: cnn)")
+    params = validate_params(model.name, model.params()).model_dump()
+    for field, value in PEER_FIXED.items():
+        if params[field] != value:
+            raise SystemExit(f"model.{field}: {params[field]!r}; the peer scripts build "
+                             f"{field} {value!r} only")
+    for field in ("kernel_size", "conv_dropout", "dropout"):
+        if isinstance(params[field], list):
+            raise SystemExit(f"model.{field}: {params[field]!r}; the peer scripts take one value, not a list")
+    return {field: params[field] for field in PEER_FIELDS}
+
+
+def commands(config: Path, sets: list[str], model: dict, epochs: int) -> dict[str, list[str]]:
+    peer = ["--model", json.dumps(model), "--epochs", str(epochs)]
+    ours = [sys.executable, str(CONTESTANTS / "ours.py"), str(config)]
+    ours += [arg for s in sets for arg in ("--set", s)]
     return {
         "ours": ours,
         "plain-pytorch": [sys.executable, str(CONTESTANTS / "plain_torch.py"), *peer],
@@ -54,27 +74,31 @@ def commands(config: Path, sets: list[str], epochs: int) -> dict[str, list[str]]
 
 def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
          train_images: int) -> dict:
-    """Run one contestant; wall seconds from its start to each threshold."""
+    """Run one contestant; wall seconds from its start to each threshold. The time limit is checked
+    at each epoch's end. Its log (stderr: progress bars, framework warnings) goes to a file, so that a
+    chatty contestant never blocks on a full pipe."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTESTANTS), str(ROOT / "src")])}
-    start = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=ROOT)
     reached: dict[float, dict] = {}
     epochs: list[dict] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if not line.startswith("{"):
-            continue
-        row = json.loads(line)
-        epochs.append(row)
-        for th in thresholds:
-            if th not in reached and row["test_accuracy"] >= th:
-                reached[th] = {"seconds": round(row["t"] - start, 1), "epoch": row["epoch"]}
-        if len(reached) == len(thresholds) or time.time() - start > max_seconds:
-            proc.kill()
-            break
-    proc.wait()
-    error = proc.stderr.read()[-2000:] if proc.stderr and not epochs else ""
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.time()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            at = line.find('{"epoch"')  # a progress bar may share the line
+            if at < 0:
+                continue
+            row = json.loads(line[at:])
+            epochs.append(row)
+            for th in thresholds:
+                if th not in reached and row["test_accuracy"] >= th:
+                    reached[th] = {"seconds": round(row["t"] - start, 1), "epoch": row["epoch"]}
+            if len(reached) == len(thresholds) or time.time() - start > max_seconds:
+                proc.kill()
+                break
+        proc.wait()
+        log.seek(0)
+        error = log.read()[-2000:] if not epochs else ""
     train_seconds = sum(r["train_seconds"] for r in epochs)
     return {
         "contestant": name,
@@ -136,7 +160,7 @@ def main() -> None:
     cfg = load_config(args.config, args.set)
     ours_images = round(60000 * (1 - cfg.data.val_fraction))
     rows = []
-    for name, cmd in commands(args.config, args.set, args.peer_epochs).items():
+    for name, cmd in commands(args.config, args.set, peer_model(cfg.model), args.peer_epochs).items():
         if name not in args.only.split(","):
             continue
         if name == "keras" and not KERAS_PYTHON.exists():

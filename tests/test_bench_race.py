@@ -50,3 +50,38 @@ def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
     assert "| peer | 110.0 (epoch 6) | 5.5× |" in table
     assert "| slow | not reached | > " in table
     assert "bf16: 500.0 GFLOP/s training = 25% of the measured bf16 matmul peak" in table
+
+
+def test_peers_get_the_configs_network_with_overrides_and_refuse_what_they_cannot_build():
+    from visionstudy.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = root / "examples" / "fashion-mnist-fast.yaml"
+    cfg = load_config(config, ["model.hidden=[128]"])
+    model = race.peer_model(cfg.model)
+    assert model == {"channels": [[32, 32], [64, 64]], "kernel_size": 3, "batch_norm": True,
+                     "conv_dropout": 0.0, "hidden": [128], "dropout": 0.3}
+    cmds = race.commands(config, ["model.hidden=[128]"], model, epochs=5)
+    assert cmds["ours"][-2:] == ["--set", "model.hidden=[128]"]
+    assert '"hidden": [128]' in cmds["plain-pytorch"][cmds["plain-pytorch"].index("--model") + 1]
+    refused = ((["model.pool=avg"], "model.pool"), (["model.kernel_size=[3, 5]"], "model.kernel_size"),
+               (["model.global_pool=true"], "model.global_pool"))
+    for sets, field in refused:
+        with pytest.raises(SystemExit, match=field):
+            race.peer_model(load_config(config, sets).model)
+    with pytest.raises(SystemExit, match="CNNs only"):
+        race.peer_model(load_config(root / "examples" / "fashion-mnist-resnet.yaml").model)
+
+
+def test_our_contestant_applies_set_overrides(monkeypatch):
+    """`ours.py CONFIG --set k=v` (as race.py passes them) reaches the run's config."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "contestants"))
+    ours = pytest.importorskip("ours")
+    seen = {}
+    monkeypatch.setattr("visionstudy.experiment.run_experiment",
+                        lambda cfg, out, **kw: seen.update(cfg=cfg))
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setattr(sys, "argv", ["ours.py", str(root / "examples" / "fashion-mnist-fast.yaml"),
+                                      "--set", "train.epochs=2", "--set", "model.dropout=0.1"])
+    ours.main()
+    assert seen["cfg"].train.epochs == 2 and seen["cfg"].model.params()["dropout"] == 0.1

@@ -1,8 +1,9 @@
 """What the peer scripts share: the Fashion-MNIST files and the model they are all given.
 
 Each peer builds the *same* network as our config (`--model` is the config's `model:` block as
-JSON: `channels`, `hidden`, `kernel_size`, `batch_norm`, `dropout`, `conv_dropout`), written the
-way its framework's users write one, so that the race compares training pipelines, not models.
+JSON, every field given: `channels`, `hidden`, `kernel_size`, `batch_norm`, `dropout`,
+`conv_dropout`; bench/race.py's `peer_model` refuses what peers do not build), written the way its
+framework's users write one, so that the race compares training pipelines, not models.
 """
 
 from __future__ import annotations
@@ -49,4 +50,4 @@ def torchvision_root(tmp: Path) -> Path:
 
 
 def stages(spec: dict) -> list[list[int]]:
-    return [c if isinstance(c, list) else [c] for c in spec.get("channels", [32, 64])]
+    return [c if isinstance(c, list) else [c] for c in spec["channels"]]

@@ -26,8 +26,7 @@ MEAN, STD = 0.2860, 0.3530
 
 
 def build_model(spec: dict) -> keras.Sequential:
-    bn = spec.get("batch_norm", False)
-    k = spec.get("kernel_size", 3)
+    bn, k = spec["batch_norm"], spec["kernel_size"]
     layers: list = [keras.Input((28, 28, 1)), keras.layers.RandomTranslation(2 / 28, 2 / 28,
                                                                               fill_mode="constant"),
                     keras.layers.RandomFlip("horizontal"),
@@ -38,15 +37,15 @@ def build_model(spec: dict) -> keras.Sequential:
             layers += [keras.layers.BatchNormalization()] if bn else []
             layers.append(keras.layers.ReLU())
         layers.append(keras.layers.MaxPooling2D(2))
-        if spec.get("conv_dropout"):
+        if spec["conv_dropout"]:
             layers.append(keras.layers.Dropout(spec["conv_dropout"]))
     layers.append(keras.layers.Flatten())
-    for h in spec.get("hidden", [128]):
+    for h in spec["hidden"]:
         layers.append(keras.layers.Dense(h))
         layers += [keras.layers.BatchNormalization()] if bn else []
         layers.append(keras.layers.ReLU())
-        layers += [keras.layers.Dropout(spec["dropout"])] if spec.get("dropout") else []
-    if not spec.get("hidden", [128]) and spec.get("dropout"):
+        layers += [keras.layers.Dropout(spec["dropout"])] if spec["dropout"] else []
+    if not spec["hidden"] and spec["dropout"]:
         layers.append(keras.layers.Dropout(spec["dropout"]))
     layers.append(keras.layers.Dense(10, activation="softmax"))
     return keras.Sequential(layers)

@@ -9,19 +9,22 @@ The run is the product's own path (`run_experiment`): data found through VISIONS
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-def main(argv: list[str]) -> None:
+def main() -> None:
     from visionstudy.config import load_config
     from visionstudy.experiment import run_experiment
 
-    config, sets = Path(argv[0]), [a for a in argv[1:] if a != "--set"]
-    cfg = load_config(config, sets)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--set", action="append", default=[], help="override: --set train.epochs=5")
+    args = ap.parse_args()
+    cfg = load_config(args.config, args.set)
 
     def report(row: dict[str, float]) -> None:
         print(json.dumps({"epoch": int(row["epoch"]), "test_accuracy": round(row["test_accuracy"], 4),
@@ -32,4 +35,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
