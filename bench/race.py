@@ -175,7 +175,7 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     from train_speed import efficiency
 
-    effs = [efficiency(args.config, precision) for precision in ("32", "bf16")]
+    effs = [efficiency(args.config, precision, sets=tuple(args.set)) for precision in ("32", "bf16")]
     for eff in effs:
         print(json.dumps(eff), flush=True)
     machine = f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch threads " \

@@ -85,12 +85,12 @@ REPEATS = 2  # timed passes of each kind in `efficiency`
 
 
 def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", precision: str = "32",
-               steps: int = 40) -> dict:
+               steps: int = 40, sets: tuple[str, ...] = ()) -> dict:
     """A Fashion-MNIST config's model trained in `precision` ("32" or "bf16" autocast): achieved
     training FLOP/s as a share of this machine's matmul peak in the same precision, and the share of
     a real training step's time spent outside forward/backward/step (loader, augmentation,
     bookkeeping), measured on the Debian mirror's Fashion-MNIST with the config's augmentation and
-    batch size."""
+    batch size (`sets`: --set overrides)."""
     from visionstudy.config import load_config
     from visionstudy.data import BatchLoader, build_pipeline
     from visionstudy.data.prepare import prepare
@@ -98,7 +98,7 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", pre
     from visionstudy.train.loop import train_one_epoch
     from visionstudy.train.optim import Schedule, build_optimizer
 
-    cfg = load_config(config)
+    cfg = load_config(config, list(sets))
     t = cfg.train
     batch = t.batch_size
     data = prepare(cfg.data)
