@@ -155,7 +155,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("VISIONSTUDY_DATA_DIR", "/usr/share/datasets")
     thresholds = [float(t) for t in args.thresholds.split(",")]
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
 
     cfg = load_config(args.config, args.set)
     ours_images = round(60000 * (1 - cfg.data.val_fraction))

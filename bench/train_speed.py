@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_config(path: Path) -> dict:
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
     from visionstudy.experiment import run_experiment
 
     cfg = load_config(path)
@@ -91,7 +91,7 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", pre
     a real training step's time spent outside forward/backward/step (loader, augmentation,
     bookkeeping), measured on the Debian mirror's Fashion-MNIST with the config's augmentation and
     batch size (`sets`: --set overrides)."""
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
     from visionstudy.data import BatchLoader, build_pipeline
     from visionstudy.data.prepare import prepare
     from visionstudy.models import count_flops, create_model
@@ -190,7 +190,7 @@ def results(what: str):
     elif what == "fashion":
         yield train_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
     elif what == "throughput":
-        from visionstudy.config import load_config
+        from visionstudy.validate import load_config
 
         for example, (shape, batch, steps) in THROUGHPUT.items():
             model = load_config(ROOT / "examples" / example).model

@@ -98,7 +98,7 @@ def mnist_dir(tmp_path) -> Path:
 
 def train_tiny(out: Path, data: dict, model: dict, epochs: int, data_dir: Path | None = None) -> Path:
     """A real run directory from a few epochs of a small model (used by report/predict tests)."""
-    from visionstudy.config import validate_run_config
+    from visionstudy.validate import validate_run_config
     from visionstudy.experiment import run_experiment
 
     cfg = validate_run_config({

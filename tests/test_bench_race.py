@@ -53,7 +53,7 @@ def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
 
 
 def test_peers_get_the_configs_network_with_overrides_and_refuse_what_they_cannot_build():
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
 
     root = Path(__file__).resolve().parents[1]
     config = root / "examples" / "fashion-mnist-fast.yaml"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
     from visionstudy.experiment import run_experiment
 
     ap = argparse.ArgumentParser()

@@ -173,7 +173,7 @@ def train(
     no_verify: NoVerify = False,
 ) -> None:
     """Train and evaluate one model; writes the run directory."""
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
     from visionstudy.experiment import run_experiment
 
     overrides = list(set_ or []) + (["data.verify=false"] if no_verify else [])

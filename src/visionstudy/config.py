@@ -1,8 +1,9 @@
 """Typed configs: one per stage, composed into the `RunConfig` of one training run.
 
 Every field has a default and a description; a bad value fails at load time with a message naming the
-field, the value and what is allowed (see `load_config`). Model parameters depend on the model name,
-so they are checked against that model's own parameter class (`visionstudy.models`).
+field, the value and what is allowed. This module holds schemas only and imports no stage: the checks
+that need a registry (a model's own parameters, dataset and augmentation names, what a task accepts)
+are in `visionstudy.validate`, which the loaders call.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ class TrainConfig(Strict):
     l2: float = Field(0.0, ge=0, description="explicit L2 penalty on weights (not biases/norms)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="stop on no improvement")
-    monitor: Literal["val_loss", "val_accuracy"] = Field(
-        "val_accuracy", description="validation metric that picks the best checkpoint"
+    monitor: Literal["val_loss", "val_accuracy"] | None = Field(
+        None, description="validation metric that picks the best checkpoint (default: the task's: "
+        "val_accuracy for classification, val_loss for regression)"
     )
     restore_best: bool = Field(True, description="evaluate the best-val checkpoint on the test set")
     tta: bool = Field(False, description="test-time augmentation: average with the h-flipped image")
@@ -176,11 +178,20 @@ class TrainConfig(Strict):
 class RunConfig(Strict):
     """Everything one training run needs."""
 
-    name: str = Field("run", description="run name, used for the default output folder")
+    name: str = Field("run", description="run name: the default output folder runs/<name> (one path component)")
     seed: int = Field(0, description="seed of weights, shuffling and augmentation")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, value: str) -> str:
+        if (not value.strip() or value in (".", "..") or "/" in value or "\\" in value or "\0" in value
+                or Path(value).is_absolute()):
+            raise ValueError("a run name is one folder name: no '/', '\\', '.' or '..' (choose the "
+                             "folder itself with --out)")
+        return value
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -253,39 +264,6 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         else:
             lines.append(f"{where}: {err['msg']}{got}")
     return "\n".join(lines)
-
-
-def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate a raw mapping whole: the common fields, then the model's own parameters."""
-    try:
-        cfg = RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid config\n{format_validation_error(exc)}") from None
-    from visionstudy.data.base import list_datasets
-
-    if cfg.data.dataset not in [*list_datasets(), "sets"]:
-        raise ConfigError(f"{source}: invalid config\ndata.dataset: unknown dataset {cfg.data.dataset!r}; "
-                          f"choose one of {', '.join([*list_datasets(), 'sets'])}")
-    from visionstudy.models import check_model_params
-
-    check_model_params(cfg.model, source)
-    from visionstudy.data.augment import check_augment_specs
-
-    check_augment_specs(cfg.data.augment, source)
-    from visionstudy.set_experiment import check_set_config
-
-    try:
-        check_set_config(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: invalid config\n{exc}") from None
-    return cfg
-
-
-def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
-    raw = read_yaml(path)
-    for text in overrides:
-        raw = merge_run(raw, parse_override(text))
-    return validate_run_config(raw, str(path))
 
 
 def dump_config(cfg: RunConfig) -> dict[str, Any]:

@@ -37,6 +37,20 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def file_mode() -> int:
+    """0666 less the process umask: what `open()` would give, so colleagues sharing a runs folder
+    can read what we write (mkstemp alone gives 0600 whatever the umask)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_all(f: object, data: bytes) -> None:
     """The write itself (a seam for fault-injection tests)."""
     f.write(data)  # type: ignore[attr-defined]
@@ -47,6 +61,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             write_all(f, data)
             f.flush()

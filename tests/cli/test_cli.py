@@ -138,7 +138,7 @@ def test_report_and_predict_commands(digits_run, tmp_path):
 
 
 def test_every_example_config_validates():
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
 
     examples = sorted((ROOT / "examples").glob("*.yaml"))
     assert {"fashion-mnist-fast.yaml", "digits-quick.yaml"} <= {p.name for p in examples}

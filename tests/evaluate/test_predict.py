@@ -17,7 +17,7 @@ from visionstudy.train.checkpoint import seal
 
 
 def test_predictions_on_image_files_match_the_run_test_predictions(digits_run, tmp_path):
-    from visionstudy.config import validate_run_config
+    from visionstudy.validate import validate_run_config
     from visionstudy.data import prepare
 
     art = load_run(digits_run)

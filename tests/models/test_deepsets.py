@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from visionstudy.config import SetsConfig, validate_run_config
+from visionstudy.config import SetsConfig
+from visionstudy.validate import validate_run_config
 from visionstudy.data.sets import make_sets
 from visionstudy.errors import ConfigError
 from visionstudy.experiment import run_experiment

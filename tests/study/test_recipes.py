@@ -44,7 +44,7 @@ def test_every_recipe_is_listed_and_expands_to_its_runs():
 
 
 def test_fashion_mnist_fast_variant_is_the_fast_example_config():
-    from visionstudy.config import load_config
+    from visionstudy.validate import load_config
 
     example = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
     fast = next(run.config for run in load_study("recipe:fashion-mnist").runs if run.variant == "fast")

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from visionstudy.config import validate_run_config
+from visionstudy.validate import validate_run_config
 from visionstudy.errors import CheckpointError, TrainingError
 from visionstudy.experiment import load_run_config, run_experiment
 from visionstudy.train import fit as fit_module

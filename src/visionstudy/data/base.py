@@ -80,6 +80,7 @@ class DatasetSource(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     subdirs: ClassVar[tuple[str, ...]] = ()  # folder names a data root may hold it under
+    task: ClassVar[str] = "classification"  # what runs on it optimise (`visionstudy.tasks`)
 
     def remote_files(self, cfg: DataConfig) -> list[RemoteFile]:
         """The official files to download; empty for sources that cannot be downloaded."""

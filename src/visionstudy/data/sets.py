@@ -14,11 +14,18 @@ is the floor of the test MSE (0.09 for the default noise 0.3). The sets are draw
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from visionstudy.config import SetsConfig
+from visionstudy.config import DataConfig, SetsConfig
+from visionstudy.data.base import DatasetSource, RawDataset, register_dataset
+from visionstudy.errors import DataError
 
 
 @dataclass
@@ -48,3 +55,144 @@ def make_sets(cfg: SetsConfig, seed: int) -> SetSplits:
         return x, set_targets(x, cfg.noise, cfg.target == "set", gen)
 
     return SetSplits(split(cfg.train), split(cfg.val), split(cfg.test))
+
+
+# ------------------------------------------------------------------------------ the data source
+
+
+@dataclass
+class SetData:
+    """The three splits of a set run, with what a checkpoint needs to know."""
+
+    name: str
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    checksum: str
+    files: list[Path]
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(set size, features per element)"""
+        return int(self.train[0].shape[1]), int(self.train[0].shape[2])
+
+    @property
+    def outputs(self) -> int:
+        return int(self.train[1].shape[-1])
+
+
+def tensor_checksum(*tensors: torch.Tensor) -> str:
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    for t in tensors:
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_set_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An `.npz` with `x` (n, set size, features) and `y` (n, set size[, 1]) per element or (n[, 1])
+    per set."""
+    if not path.is_file():
+        raise DataError(f"data.path {path}: no such file; give an .npz with arrays x and y")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x" not in npz.files or "y" not in npz.files:
+                raise DataError(f"{path}: needs arrays 'x' (n, set size, features) and 'y' "
+                                f"(targets); it holds {', '.join(npz.files) or 'nothing'}")
+            x, y = np.asarray(npz["x"]), np.asarray(npz["y"])
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0][:160]})") from None
+    if x.ndim != 3:
+        raise DataError(f"{path}: x has shape {x.shape}; it must be (n sets, set size, features)")
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] != x.shape[1]):
+        y = y.reshape(len(y), -1)  # one target per set
+    elif y.ndim == 2:
+        y = y[..., None]  # one target per element
+    if len(y) != len(x) or not (y.ndim == 2 or y.shape[:2] == x.shape[:2]):
+        raise DataError(f"{path}: y has shape {y.shape}, which fits neither one target per set "
+                        f"({len(x)},) nor one per element {x.shape[:2]}")
+    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+        raise DataError(f"{path}: x and y must be numeric arrays")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise DataError(f"{path}: x or y holds NaN or infinite values")
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def split_file_sets(x: np.ndarray, y: np.ndarray, cfg: DataConfig) -> SetSplits:
+    """Seeded random test and validation splits (`test_fraction`, `val_fraction`)."""
+    n = len(x)
+    order = np.random.default_rng(cfg.split_seed).permutation(n)
+    n_test = int(round(cfg.test_fraction * n))
+    n_val = int(round(cfg.val_fraction * (n - n_test)))
+    if min(n_test, n_val, n - n_test - n_val) < 1:
+        raise DataError(f"data.path: {n} sets are too few for test_fraction {cfg.test_fraction} and "
+                        f"val_fraction {cfg.val_fraction}; give more sets or other fractions")
+    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+
+    def part(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+
+    return SetSplits(part(train), part(val), part(test))
+
+
+def load_sets(cfg: DataConfig, data_dir: Path | None = None) -> SetData:
+    """The generated sets of `data.sets`, or the user's own from `data.path` (an .npz)."""
+    if cfg.path is not None:
+        x, y = read_set_file(Path(cfg.path))
+        splits, files, name = split_file_sets(x, y, cfg), [Path(cfg.path)], f"sets:{Path(cfg.path).name}"
+    else:
+        splits, files, name = make_sets(cfg.sets, cfg.split_seed), [], "sets"
+    checksum = tensor_checksum(*splits.train, *splits.val, *splits.test)
+    return SetData(name, splits.train, splits.val, splits.test, checksum, files)
+
+
+class SetLoader:
+    """Batches of (sets, targets) on the device, with the `BatchLoader` interface (seeded shuffle,
+    resumable state, one shard per data-parallel process)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0, device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
+        self.device = torch.device(device)
+        self.x, self.y = x.to(self.device), y.to(self.device)
+        self.batch_size, self.shuffle, self.rank, self.world = batch_size, shuffle, rank, world
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y) // self.world
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        idx = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
+               else torch.arange(n, device=self.device))
+        idx = idx[: self.num_samples * self.world][self.rank :: self.world]
+        for start in range(0, len(idx), self.batch_size):
+            part = idx[start : start + self.batch_size]
+            yield self.x[part], self.y[part]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+@register_dataset
+class SetsSource(DatasetSource):
+    """Listed with the image datasets; its runs are set regression (`visionstudy.tasks`)."""
+
+    name = "sets"
+    description = ("Sets of vectors with a target per element or per set (regression): generated "
+                   "(data.sets) or your own .npz (data.path, arrays x and y)")
+    task = "regression"
+
+    def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
+        return [Path(cfg.path)] if cfg.path else []
+
+    def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
+        raise DataError("dataset 'sets' holds sets, not images: train it with a set model (deepsets)")

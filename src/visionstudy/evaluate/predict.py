@@ -58,7 +58,7 @@ def meta_from_run_dir(ckpt: Path) -> dict[str, Any]:
 
 
 def load_predictor(path: Path, device: str = "cpu") -> Predictor:
-    from visionstudy.config import validate_run_config
+    from visionstudy.validate import validate_run_config
 
     ckpt = checkpoint_path(Path(path))
     state = load_checkpoint(ckpt)

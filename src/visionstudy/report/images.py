@@ -21,7 +21,7 @@ from visionstudy.models import Classifier, create_model
 from visionstudy.report import figures as F
 from visionstudy.report.runs import RunArtifacts
 from visionstudy.train.checkpoint import load_checkpoint
-from visionstudy.train.rundir import RunDir
+from visionstudy.store.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from visionstudy.errors import ReportError
-from visionstudy.train.rundir import RunDir
+from visionstudy.store.rundir import RunDir
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RunArtifacts:
         return self.config.get("resolved") or {}
 
     def run_config(self) -> Any:
-        from visionstudy.config import validate_run_config
+        from visionstudy.validate import validate_run_config
 
         raw = {k: v for k, v in self.config.items() if k != "resolved"}
         return validate_run_config(raw, str(RunDir(self.path).config))

@@ -65,7 +65,9 @@ class StudyReportBuilder:
         self.runs = collect(study_dir, study)
         self.finished = {v: [(k, a) for k, a in runs if a.metrics] for v, runs in self.runs.items()}
         self.baseline = study.baseline if study.baseline in self.finished else next(iter(self.finished), None)
-        self.regression = bool(study.runs) and study.runs[0].config.data.dataset == "sets"
+        from visionstudy.tasks import task_of
+
+        self.regression = bool(study.runs) and not task_of(study.runs[0].config).maximize
         self.metrics = REGRESSION_METRICS if self.regression else METRICS
         self.primary, self.primary_label = self.metrics[0][1], self.metrics[0][0]
         self.glance = ([k for _, k in REGRESSION_METRICS[:3]] if self.regression

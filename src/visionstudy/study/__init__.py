@@ -37,7 +37,9 @@ def check_data(study: Study, data_dir: Path | None) -> None:
             seen.add(("weights", model.model_dump_json()))
             fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
         data = run.config.data
-        if data.dataset == "sets":
+        from visionstudy.data import get_source
+
+        if get_source(data.dataset).task != "classification":  # sets: generated or one small file
             continue
         key = data.model_copy(update={"augment": [], "folds": None, "fold": None}).model_dump_json()
         if key not in seen:

@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
-from visionstudy.config import validate_run_config
+from visionstudy.validate import validate_run_config
 from visionstudy.errors import VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.study.spec import RunSpec, Study
-from visionstudy.train.rundir import RunDir
+from visionstudy.store.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from visionstudy.config import (
     merge_run,
     parse_override,
     read_yaml,
-    validate_run_config,
 )
 from visionstudy.errors import ConfigError
+from visionstudy.validate import validate_run_config
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
 
@@ -405,7 +405,7 @@ def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[st
     raw = merge_run(base, override)
     for text in overrides:  # --set has the last word, over every variant
         raw = merge_run(raw, parse_override(text))
-    raw["name"] = f"{study}/{variant}"
+    raw["name"] = f"{study}.{variant}"
     raw["seed"] = seed
     if fold is not None:
         raw = merge_run(raw, {"data": {"folds": fold[0], "fold": fold[1]}})

@@ -25,7 +25,7 @@ from visionstudy.train.checkpoint import load_checkpoint, rng_state, save_checkp
 from visionstudy.train.loop import evaluate, train_one_epoch
 from visionstudy.train.optim import Schedule, build_optimizer
 from visionstudy.train.progress import EpochProgress
-from visionstudy.train.rundir import RunDir
+from visionstudy.store.rundir import RunDir
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 
@@ -92,8 +92,12 @@ def fit(
     config_dump: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    task: Any = None,
 ) -> FitResult:
-    """Train `net` under `fabric` (devices, precision, DDP); rank 0 writes the checkpoints."""
+    """Train `net` under `fabric` (devices, precision, DDP); rank 0 writes the checkpoints.
+    `task` gives the loss, the validation and the default monitor (default: classification)."""
+    monitor = cfg.monitor or (task.default_monitor if task is not None else "val_accuracy")
+    validate = task.evaluate if task is not None else evaluate
     optimizer = build_optimizer(net, cfg.optimizer)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, len(train_loader))
     model, fab_optimizer = fabric.setup(net, optimizer)
@@ -124,10 +128,10 @@ def fit(
             stats = train_one_epoch(
                 model, train_loader, fab_optimizer, schedule, backward=fabric.backward, clip=clip,
                 label_smoothing=cfg.label_smoothing, l1=cfg.l1, l2=cfg.l2, all_reduce=all_reduce,
-                on_step=progress.step if not quiet else None,
+                on_step=progress.step if not quiet else None, task=task,
             )
             t0 = time.perf_counter()
-            val = evaluate(net, val_loader, autocast=fabric.autocast())
+            val = validate(net, val_loader, autocast=fabric.autocast())
             row = {
                 "epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                 "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": lr,
@@ -136,8 +140,8 @@ def fit(
             result.history.append(row)
             result.train_seconds += row["seconds"]
             schedule.step_epoch(row)
-            if better(cfg.monitor, row[cfg.monitor], result.best_value):
-                result.best_epoch, result.best_value = epoch + 1, row[cfg.monitor]
+            if better(monitor, row[monitor], result.best_value):
+                result.best_epoch, result.best_value = epoch + 1, row[monitor]
                 if fabric.is_global_zero:
                     save_checkpoint({"model": net.state_dict(), "epoch": epoch + 1,
                                      "config": config_dump, "meta": meta or {}}, run.best)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,8 +61,11 @@ def train_one_epoch(
     all_reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
     on_step: StepHook | None = None,
     report_every: int = 20,
+    task: Any = None,
 ) -> EpochStats:
-    """One pass over the loader; `backward` and `clip` come from the device layer (Fabric)."""
+    """One pass over the loader; `backward` and `clip` come from the device layer (Fabric).
+    `task` (a `visionstudy.tasks.Task`) gives the loss and the correct count; default: classification.
+    A task without accuracy (regression) reports NaN as the accuracy."""
     start = time.perf_counter()
     model.train()
     weights = penalised_weights(model) if l1 or l2 else []
@@ -69,9 +73,11 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=loader.device, dtype=torch.float64)
     correct = torch.zeros((), device=loader.device, dtype=torch.int64)
     count = 0
+    has_accuracy = True
     for step, (x, target) in enumerate(loader, 1):
         logits = model(x).float()
-        loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+        loss = (task.loss(logits, target, label_smoothing) if task is not None
+                else F.cross_entropy(logits, target, label_smoothing=label_smoothing))
         objective = loss + weight_penalty(weights, l1, l2) if weights else loss
         optimizer.zero_grad(set_to_none=True)
         backward(objective)
@@ -81,13 +87,18 @@ def train_one_epoch(
         schedule.step_batch()
         with torch.no_grad():
             loss_sum += loss.detach() * len(x)
-            correct += (logits.argmax(1) == hard_labels(target)).sum()
+            hits = (task.correct(logits, target) if task is not None
+                    else (logits.argmax(1) == hard_labels(target)).sum())
+            if hits is None:
+                has_accuracy = False
+            else:
+                correct += hits
             count += len(x)
         if on_step is not None and (step % report_every == 0 or step == len(loader)):
             seen_loss = loss_sum.item()
             if not math.isfinite(seen_loss):
                 break
-            on_step(step, seen_loss / count, correct.item() / count)
+            on_step(step, seen_loss / count, correct.item() / count if has_accuracy else math.nan)
     totals = all_reduce(torch.stack([loss_sum, correct.double(),
                                      torch.tensor(float(count), device=loss_sum.device,
                                                   dtype=torch.float64)]))
@@ -98,7 +109,8 @@ def train_one_epoch(
             "(train.optimizer.lr), add gradient clipping (train.grad_clip) or check the data. "
             "The last good epoch is kept in checkpoints/last.pt"
         )
-    return EpochStats(loss_total / max(count_total, 1), correct_total / max(count_total, 1),
+    accuracy = correct_total / max(count_total, 1) if has_accuracy else math.nan
+    return EpochStats(loss_total / max(count_total, 1), accuracy,
                       time.perf_counter() - start, schedule.lr())
 
 

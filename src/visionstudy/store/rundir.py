@@ -1,0 +1,231 @@
+"""Run folders: their layout, who may write one, and which checkpoint stands for the run.
+
+    runs/<study>/<variant>/seed-<k>[/fold-<f>]/   or the `--out` of `visionstudy train`
+      config.yaml  history.csv  metrics.json  predictions.npz  run.log  checkpoints/{last,best}.pt
+
+This module is the one owner of that layout: training writes through `open_run`, and the report,
+`predict`, the study pool and `study status` read through `RunDir`. A writer holds an exclusive
+lock on the folder (`.lock`, an OS file lock, so a killed writer's lock is free at once); a second
+writer is refused with the holder's PID. A folder that holds anything but a run is never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionstudy.errors import TrainingError, VisionStudyError
+from visionstudy.fsutil import ensure_dir, remove_partials, storage_error
+
+RESULT_FILES = ("config.yaml", "history.csv", "metrics.json", "predictions.npz", "run.log")
+RUN_ENTRIES = {*RESULT_FILES, "checkpoints", "analysis", ".lock"}  # what a run folder may hold
+
+
+class RunLockedError(VisionStudyError):
+    """Another live process is writing this run folder."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.npz"
+
+    @property
+    def log(self) -> Path:
+        """Tracebacks of unexpected errors (the study pool prints this path)."""
+        return self.path / "run.log"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "checkpoints" / "best.pt"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    def is_finished(self) -> bool:
+        """metrics.json is written last, atomically: its presence means the run completed."""
+        return self.metrics.is_file()
+
+    def has_progress(self) -> bool:
+        return self.last.is_file()
+
+    def is_run(self) -> bool:
+        """Written by a run: checkpoints, results, or a config with its `resolved` section (a
+        user's own `config.yaml` has none)."""
+        if (self.path / "checkpoints").is_dir() or self.metrics.is_file():
+            return True
+        try:
+            return self.config.is_file() and any(
+                line.startswith("resolved:") for line in self.config.read_text(errors="replace").splitlines())
+        except OSError:
+            return False
+
+    def checkpoint(self) -> Path | None:
+        """The checkpoint that stands for the run: the best on validation, else the last."""
+        for path in (self.best, self.last):
+            if path.is_file():
+                return path
+        return None
+
+    def foreign_entries(self) -> list[str]:
+        """Entries that no run writes: a folder holding any is not ours to write into."""
+        if not self.path.is_dir():
+            return []
+        out = sorted(e.name for e in self.path.iterdir()
+                     if e.name not in RUN_ENTRIES and not (e.name.startswith(".") and e.name.endswith(".part")))
+        if self.config.is_file() and not self.is_run():
+            out.insert(0, "config.yaml")  # the user's own file of that name
+        return out
+
+
+def is_run_dir(path: Path) -> bool:
+    return RunDir(Path(path)).is_run()
+
+
+# ------------------------------------------------------------------------------------- writing
+
+
+class RunLock:
+    """An exclusive OS lock on a run folder's `.lock` file, with the holder's PID written in it.
+
+    `flock` locks belong to the open file: the kernel drops them when the holder exits, however it
+    exits, so a dead holder's lock is simply taken over by the next writer."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        path = self.run.lock_file
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise storage_error(path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{self.run.path} is being written by another process (PID {holder}); wait for it to "
+                "finish, stop it, or choose another folder with --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_run(path: Path, *, resume: bool, force: bool, config: dict[str, Any],
+             saved_config: Any = None) -> RunLock:
+    """Take a run folder for writing and return its held lock.
+
+    Refused (nothing in the folder changed): a non-empty folder that is not a run, a folder another
+    process writes, a finished run without `force`, an unfinished one without `resume` or `force`,
+    and resuming with another config. `saved_config(run)` reads the config a run was started with."""
+    run = RunDir(Path(path))
+    foreign = run.foreign_entries()
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise TrainingError(
+            f"{run.path} is not empty and is not a run folder (it holds {shown}); nothing was "
+            "written there: choose a new or empty folder with --out")
+    ensure_dir(run.path)
+    lock = RunLock(run).acquire()
+    try:
+        check_state(run, resume=resume, force=force, config=config, saved_config=saved_config)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def check_state(run: RunDir, *, resume: bool, force: bool, config: dict[str, Any],
+                saved_config: Any) -> None:
+    for folder in (run.path, run.path / "checkpoints"):
+        remove_partials(folder)  # temporary files of a writer killed mid-write
+    if force:
+        clear(run)
+        return
+    if run.is_finished():
+        raise TrainingError(
+            f"{run.path} holds a finished run; pass --force to overwrite it or --out another folder")
+    if run.has_progress() and not resume:
+        raise TrainingError(
+            f"{run.path} holds an unfinished run; pass --resume to continue it or --force to start over")
+    if resume and run.has_progress() and saved_config is not None:
+        saved = saved_config(run)
+        if saved is not None and saved != config:
+            diff = sorted(differences(saved, config))
+            from visionstudy.errors import CheckpointError
+
+            raise CheckpointError(
+                f"{run.last}: the run was started with a different config (differs in: "
+                f"{', '.join(diff)}); resume with the same config, or pass --force to start over")
+
+
+def clear(run: RunDir) -> None:
+    """Remove a run's results and checkpoints (the lock stays held)."""
+    try:
+        for name in RESULT_FILES:
+            (run.path / name).unlink(missing_ok=True)
+        shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+        shutil.rmtree(run.path / "analysis", ignore_errors=True)
+    except OSError as exc:
+        raise storage_error(run.path, exc) from None
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if a == b else [prefix]
+
+
+def inside_run(path: Path) -> Path | None:
+    """The run folder that `path` lies in (or is), if any: reports must never write into one."""
+    p = Path(path).resolve()
+    for folder in (p, *p.parents):
+        if RunDir(folder).is_run():
+            return folder
+    return None

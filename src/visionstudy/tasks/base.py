@@ -1,0 +1,111 @@
+"""The task contract: loss, metrics, the headline metric and its direction, the report sections
+that apply, and how its data become loaders and its model is built. One experiment path
+(`visionstudy.experiment`) runs every task; a task is found from the run's dataset source."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from visionstudy.config import RunConfig
+from visionstudy.registry import Registry
+
+
+class Task(ABC):
+    """Subclasses set the class attributes and implement the abstract methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    headline: ClassVar[str]  # the metrics.json key a study ranks runs by
+    headline_label: ClassVar[str]
+    maximize: ClassVar[bool]  # the headline's direction
+    default_monitor: ClassVar[str]  # validation metric for the best checkpoint when not configured
+    model_kind: ClassVar[str]  # the kind of registered model it trains ("image" or "set")
+    sections: ClassVar[tuple[str, ...]]  # report sections that apply to its runs
+
+    # ------------------------------------------------------------------ validation
+
+    def refuse(self, cfg: RunConfig) -> list[str]:
+        """Options of `cfg` that cannot work for this task, one line each naming the field."""
+        return []
+
+    # ------------------------------------------------------------------ data and model
+
+    @abstractmethod
+    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> Any:
+        """The run's data (splits, what a checkpoint needs to know about them)."""
+
+    @abstractmethod
+    def input_shape(self, data: Any) -> tuple[int, ...]:
+        """One sample's shape, for FLOP counting."""
+
+    @abstractmethod
+    def build_model(self, cfg: RunConfig, data: Any) -> torch.nn.Module: ...
+
+    @abstractmethod
+    def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
+                rank: int, world: int) -> tuple[Any, Any, Any]:
+        """(train, val, test) loaders with the `BatchLoader` interface."""
+
+    @abstractmethod
+    def checkpoint_meta(self, data: Any) -> dict[str, Any]:
+        """What `predict` and the report need beside the weights."""
+
+    @abstractmethod
+    def dataset_doc(self, data: Any) -> dict[str, Any]:
+        """The `resolved.dataset` section of config.yaml."""
+
+    # ------------------------------------------------------------------ optimisation and metrics
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor: ...
+
+    def correct(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        """Correct predictions in a batch, for the training accuracy (None: no accuracy)."""
+        return None
+
+    @abstractmethod
+    def evaluate(self, model: torch.nn.Module, loader: Any, *, tta: bool = False,
+                 keep_outputs: bool = False, autocast: Any = None) -> Any:
+        """An `Evaluation` (loss, accuracy or NaN, outputs when `keep_outputs`)."""
+
+    @abstractmethod
+    def test_metrics(self, ev: Any, data: Any) -> dict[str, Any]:
+        """The task's test metrics for metrics.json (the run adds params, seconds, epochs)."""
+
+    @abstractmethod
+    def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
+        """The arrays of predictions.npz."""
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    TASKS.add(cls.name, cls())
+    return cls
+
+
+def get_task(name: str) -> Task:
+    return TASKS.get(name, "task")
+
+
+def list_tasks() -> list[str]:
+    return TASKS.names()
+
+
+def task_of(cfg: RunConfig) -> Task:
+    """The task of a run: declared by its dataset source."""
+    from visionstudy.data import get_source
+
+    return get_task(get_source(cfg.data.dataset).task)
+
+
+def task_of_metrics(metrics: dict[str, Any]) -> Task:
+    """The task of a finished run, from its metrics.json (older runs: classification)."""
+    name = metrics.get("task", "classification")
+    return get_task(name if name in TASKS.names() else "classification")

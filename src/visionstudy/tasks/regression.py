@@ -1,0 +1,106 @@
+"""Regression on sets (seed 004 P3): mean squared error as the loss and the metric."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from visionstudy.config import RunConfig
+from visionstudy.tasks.base import Task, register_task
+
+
+@register_task
+class SetRegression(Task):
+    name = "regression"
+    description = "sets of vectors → a target per element or per set (mean squared error)"
+    headline = "test_mse"
+    headline_label = "test MSE"
+    maximize = False
+    default_monitor = "val_loss"
+    model_kind = "set"
+    sections = ("curves",)
+
+    def refuse(self, cfg: RunConfig) -> list[str]:
+        t, out = cfg.train, []
+        if t.label_smoothing:
+            out.append("train.label_smoothing: classification only; remove it for a regression run")
+        if t.tta:
+            out.append("train.tta: flips images; remove it for a regression run")
+        if cfg.data.augment:
+            out.append("data.augment: image augmentations do not apply to sets; remove them")
+        if t.channels_last == "on":
+            out.append("train.channels_last: on is for images; use auto or off")
+        for field, value in (("train.monitor", t.monitor),
+                             ("train.early_stopping.monitor", t.early_stopping and t.early_stopping.monitor),
+                             ("train.scheduler.monitor", t.scheduler.monitor)):
+            if value == "val_accuracy":
+                out.append(f"{field}: val_accuracy does not exist for regression; use val_loss (the MSE)")
+        return out
+
+    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> Any:
+        from visionstudy.data.sets import load_sets
+
+        return load_sets(cfg.data, data_dir)
+
+    def input_shape(self, data: Any) -> tuple[int, ...]:
+        return data.input_shape
+
+    def build_model(self, cfg: RunConfig, data: Any) -> torch.nn.Module:
+        from visionstudy.models import create_model
+
+        return create_model(cfg.model.name, data.input_shape[1], data.outputs, data.input_shape,
+                            **cfg.model.params())
+
+    def adapt(self, data: Any, net: torch.nn.Module) -> Any:
+        return data
+
+    def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
+                rank: int, world: int) -> tuple[Any, Any, Any]:
+        from visionstudy.data.sets import SetLoader
+
+        t = cfg.train
+        train = SetLoader(*data.train, t.batch_size, shuffle=True, seed=cfg.seed, device=device,
+                          rank=rank, world=world)
+        return (train, SetLoader(*data.val, t.eval_batch_size, device=device),
+                SetLoader(*data.test, t.eval_batch_size, device=device))
+
+    def checkpoint_meta(self, data: Any) -> dict[str, Any]:
+        return {"task": self.name, "input_shape": list(data.input_shape), "outputs": data.outputs}
+
+    def dataset_doc(self, data: Any) -> dict[str, Any]:
+        return {"name": data.name, "checksum": data.checksum, "checksum_algorithm": "md5",
+                "files": [str(p) for p in data.files], "set_size": data.input_shape[0],
+                "dim": data.input_shape[1], "outputs": data.outputs, "train": len(data.train[0]),
+                "val": len(data.val[0]), "test": len(data.test[0])}
+
+    def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        return F.mse_loss(outputs, target)
+
+    @torch.inference_mode()
+    def evaluate(self, model: torch.nn.Module, loader: Any, *, tta: bool = False,
+                 keep_outputs: bool = False, autocast: Any = None) -> Any:
+        from visionstudy.train.loop import Evaluation
+
+        model.eval()
+        outs, targets = [], []
+        with autocast or nullcontext():
+            for x, y in loader:
+                outs.append(model(x).float())
+                targets.append(y)
+        out, target = torch.cat(outs), torch.cat(targets)
+        mse = F.mse_loss(out, target).item()
+        return Evaluation(mse, math.nan, math.nan, out.cpu().numpy() if keep_outputs else np.empty(0),
+                          target.cpu().numpy() if keep_outputs else np.empty(0))
+
+    def test_metrics(self, ev: Any, data: Any) -> dict[str, Any]:
+        return {"task": self.name, "test_mse": ev.loss, "test_loss": ev.loss,
+                "test_rmse": math.sqrt(ev.loss), "test_samples": len(ev.labels)}
+
+    def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
+        return {"outputs": ev.logits, "targets": ev.labels}

@@ -1,0 +1,59 @@
+"""Load and validate a run config whole: its schema (`visionstudy.config`), then every part a
+registry owns: the dataset name, the model's own parameters, the augmentations, and what the
+dataset's task accepts. The one place a run config is checked; everything that loads one calls it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from visionstudy.config import RunConfig, format_validation_error, merge_run, parse_override, read_yaml
+from visionstudy.errors import ConfigError
+
+
+def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a raw mapping whole: the common fields, then the registered parts."""
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config\n{format_validation_error(exc)}") from None
+    try:
+        check_registered(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: invalid config\n{exc}") from None
+    return cfg
+
+
+def check_registered(cfg: RunConfig) -> None:
+    from visionstudy.data import DATASETS
+    from visionstudy.data.augment import build_pipeline
+    from visionstudy.models import model_kind, validate_params
+    from visionstudy.tasks import get_task
+
+    source = DATASETS.get(cfg.data.dataset, "data.dataset")
+    task = get_task(source.task)
+    validate_params(cfg.model.name, cfg.model.params())
+    if model_kind(cfg.model.name) != task.model_kind:
+        raise ConfigError(
+            f"model.name {cfg.model.name!r} does not fit data.dataset {cfg.data.dataset!r}: a "
+            f"{task.name} run needs a {task.model_kind} model (see `visionstudy.models.list_models`)")
+    if cfg.data.augment and task.model_kind == "image":
+        build_pipeline(cfg.data.augment)
+    refused = task.refuse(cfg)
+    if task.name == "regression" and cfg.data.path is None:
+        invariant = bool(cfg.model.params().get("invariant", False))
+        if invariant != (cfg.data.sets.target == "set"):
+            refused.append("model.invariant and data.sets.target disagree: an invariant model gives one "
+                           "output per set (target: set), an equivariant one per element (target: element)")
+    if refused:
+        raise ConfigError("\n".join(refused))
+
+
+def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
+    """A run config file with `--set KEY=VALUE` overrides applied, validated whole."""
+    raw = read_yaml(path)
+    for text in overrides:
+        raw = merge_run(raw, parse_override(text))
+    return validate_run_config(raw, str(path))
