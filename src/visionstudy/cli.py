@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rich.markup import escape
+
 from visionstudy.errors import VisionStudyError
 
 app = typer.Typer(
@@ -230,14 +232,17 @@ def study_run(
     place = Placement(runs_dir, db)
     console.print(f"study {spec.name}: {spec.describe()} in {place.study_dir(spec)}", highlight=False)
     full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
-                            progress=not quiet)
-    if outcome.trained == 0 and not outcome.failed and not spec.config.search:
+                            progress=not quiet, echo=lambda line: console.print(line, highlight=False))
+    if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
         console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
     else:
         console.print(f"{outcome.done}/{outcome.total} runs finished ({outcome.seconds:.0f} s)",
                       highlight=False)
+    if outcome.elsewhere:
+        console.print(f"{outcome.elsewhere} runs are being trained by another process; "
+                      "`visionstudy study status` follows them", highlight=False)
     for key, error in outcome.failed:
-        err_console.print(f"[red]failed[/] {key}: {error}", highlight=False)
+        err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)
     if report and outcome.done:
         from visionstudy.report import ReportOptions
         from visionstudy.report.study_report import build_study_report
@@ -246,6 +251,9 @@ def study_run(
                                   ReportOptions(data_dir=data_dir), db)
         console.print(f"report: {html}", highlight=False)
     if outcome.failed:
+        err_console.print(f"{len(outcome.failed)} of {outcome.total} runs failed; fix the cause and run "
+                          "`visionstudy study run` again: it trains only what is not finished",
+                          highlight=False)
         raise typer.Exit(1)
 
 
@@ -257,21 +265,18 @@ def study_status(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Runs done / running / waiting / failed per variant."""
-    from visionstudy.store import RunStore
-    from visionstudy.study.status import load_for_status
+    from visionstudy.study.status import study_status as status_of
 
-    spec, place = load_for_status(study, list(set_ or []), runs_dir, db)
-    store = RunStore(place.url(spec), spec.name)
-    status = store.status([r.key for r in spec.runs])
-    table = Table("variant", "runs", "done", "running", "waiting", "failed", "not queued")
-    for name, _ in spec.variants:
-        states = [status[r.key] for r in spec.runs if r.variant == name]
+    view = status_of(study, list(set_ or []), runs_dir, db)
+    table = Table("variant", "runs", "done", "running", "waiting", "failed", "missing", "not queued")
+    for name in view.variants:
+        states = [view.status[r.key] for r in view.runs if r.variant == name]
         table.add_row(name, str(len(states)), *(str(states.count(s)) for s in
-                                                ("done", "running", "waiting", "failed", "new")))
+                                                ("done", "running", "waiting", "failed", "missing", "new")))
     console.print(table)
-    done = sum(v == "done" for v in status.values())
-    console.print(f"{spec.name}: {done}/{len(status)} runs done — {place.study_dir(spec)}",
-                  highlight=False)
+    done = sum(v == "done" for v in view.status.values())
+    where = view.study_dir if view.started else f"{view.study_dir} (not started)"
+    console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)
 
 
 # -------------------------------------------------------------------------------------- recipes

@@ -8,9 +8,11 @@ its previous content.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from visionstudy.errors import StorageError
@@ -101,3 +103,15 @@ def remove_partials(folder: Path) -> int:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+@contextlib.contextmanager
+def writing(folder: Path) -> Iterator[None]:
+    """Any OSError while writing into `folder` (a full disk, a read-only folder) becomes one
+    `StorageError` naming the file and the fix."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise storage_error(Path(exc.filename) if exc.filename else folder, exc) from None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from visionstudy.errors import ReportError
+from visionstudy.fsutil import writing
 from visionstudy.report.compare import compare_report
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, run_report
@@ -28,6 +29,12 @@ def check_out(out: Path, sources: list[Path]) -> None:
                 f"--out {out}: inside the run directory {src}; reports never write into runs. "
                 "Choose a folder outside it"
             )
+    from visionstudy.store.rundir import inside_run
+
+    run = inside_run(out)
+    if run is not None:
+        raise ReportError(f"--out {out}: inside the run folder {run}; reports never write into runs. "
+                          "Choose a folder outside it")
     if target.exists() and not target.is_dir():
         raise ReportError(f"--out {out}: exists and is not a folder")
 
@@ -41,7 +48,8 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
     labels = unique_labels(paths) if len(paths) > 1 else [None]
     arts = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
     check_out(out, paths)
-    out.mkdir(parents=True, exist_ok=True)
-    report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
-    report.seconds = time.perf_counter() - start
-    return write_report(report, out)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
+        report.seconds = time.perf_counter() - start
+        return write_report(report, out)

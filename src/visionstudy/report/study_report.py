@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from visionstudy.errors import ReportError
+from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts, load_run
 from visionstudy.report.stats import paired_test, summarize
-from visionstudy.study.spec import Study, indexed, resolved_with_defaults
-from visionstudy.study.status import is_study_dir, load_study_dir
+from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
 
 METRICS: list[tuple[str, str]] = [
     ("test accuracy", "test_accuracy"), ("test loss", "test_loss"), ("top-5 error", "top5_error"),
@@ -42,9 +42,9 @@ def metric(m: dict[str, Any], key: str) -> float | None:
     return None if v is None else float(v)
 
 
-def collect(study_dir: Path, study: Study) -> dict[str, list[tuple[str, RunArtifacts]]]:
+def collect(study_dir: Path, study: Manifest) -> dict[str, list[tuple[str, RunArtifacts]]]:
     """Finished and unfinished runs per variant, in the study's order (search-best last)."""
-    order = [n for n, _ in study.variants]
+    order = list(study.variants)
     found: dict[str, list[tuple[str, RunArtifacts]]] = defaultdict(list)
     configs = [*sorted(study_dir.glob("*/seed-*/config.yaml")),
                *sorted(study_dir.glob("*/seed-*/fold-*/config.yaml"))]
@@ -60,14 +60,14 @@ def collect(study_dir: Path, study: Study) -> dict[str, list[tuple[str, RunArtif
 
 
 class StudyReportBuilder:
-    def __init__(self, study: Study, study_dir: Path, out: Path, opts: ReportOptions, db: str | None):
+    def __init__(self, study: Manifest, study_dir: Path, out: Path, opts: ReportOptions, db: str | None):
         self.study, self.dir, self.out, self.opts, self.db = study, study_dir, out, opts, db
         self.runs = collect(study_dir, study)
         self.finished = {v: [(k, a) for k, a in runs if a.metrics] for v, runs in self.runs.items()}
         self.baseline = study.baseline if study.baseline in self.finished else next(iter(self.finished), None)
-        from visionstudy.tasks import task_of
+        from visionstudy.tasks import get_task
 
-        self.regression = bool(study.runs) and not task_of(study.runs[0].config).maximize
+        self.regression = not get_task(study.task).maximize
         self.metrics = REGRESSION_METRICS if self.regression else METRICS
         self.primary, self.primary_label = self.metrics[0][1], self.metrics[0][0]
         self.glance = ([k for _, k in REGRESSION_METRICS[:3]] if self.regression
@@ -175,11 +175,11 @@ class StudyReportBuilder:
 
     def sweeps(self) -> Section:
         s = Section("Sweeps", "sweeps")
-        for label, (key, members) in self.study.sweep_members().items():
+        for chart in self.study.sweeps:  # recorded in the manifest: never re-expanded here
+            label = chart.label
             points: dict[str, list[float]] = defaultdict(list)
-            for variant in members & set(self.finished):
-                for _, a in self.finished[variant]:
-                    value = indexed(resolved_with_defaults(a.run_config()), key)
+            for variant, value in chart.points.items():
+                for _, a in self.finished.get(variant, []):
                     points[json.dumps(value)].append(float(metric(a.metrics or {}, self.primary) or np.nan))
             if len(points) < 2:
                 continue
@@ -195,28 +195,29 @@ class StudyReportBuilder:
 
     def search(self) -> Section:
         s = Section("Hyperparameter search", "search")
-        if self.study.config.search is None:
+        search = self.study.search_config()
+        if search is None:
             return s
         import optuna
 
         from visionstudy.store.db import storage_for
         from visionstudy.study.execute import Placement
 
-        url = Placement(self.dir.parent, self.db).url(self.study)
+        url = Placement(self.dir.parent, self.db).url(self.study.name)
         try:
-            ostudy = optuna.load_study(study_name=f"{self.study.name}:search", storage=storage_for(url))
+            ostudy = optuna.load_study(study_name=f"{self.study.name}:search", storage=storage_for(url, write=False))
         except KeyError:
             s.notes.append("The search has not started yet.")
             return s
-        trials = ostudy.get_trials(deepcopy=False)
+        trials = [t for t in ostudy.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
         rows = [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
-                 *(t.params.get(k) for k in self.study.config.search.space)] for t in trials]
+                 *(t.params.get(k) for k in search.space)] for t in trials]
         s.tables.append(Table("Trials", ["trial", "state", "objective", "epochs",
-                                         *self.study.config.search.space], rows, "search_trials.csv"))
+                                         *search.space], rows, "search_trials.csv"))
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
         s.notes.append(f"{len(trials)} trials: {len(done)} complete, {pruned} pruned "
-                       f"(objective: best {self.study.config.search.objective} of a trial).")
+                       f"(objective: best {search.objective} of a trial).")
         if done:
             best = ostudy.best_trial
             s.tables.insert(0, Table("Best trial", ["parameter", "value"],
@@ -237,8 +238,8 @@ class StudyReportBuilder:
         """The study's results beside the numbers it reproduces (when the data match) and the
         published results for its dataset."""
         s = Section("Published numbers", "published")
-        ref = self.study.config.reference
-        data = self.study.runs[0].config.data.model_dump(mode="json") if self.study.runs else {}
+        ref = self.study.reference_config()
+        data = self.study.data
         if ref is not None:
             differs = {k: v for k, v in ref.data.items() if data.get(k) != v}
             if differs:
@@ -304,9 +305,9 @@ class StudyReportBuilder:
             cards += [("best variant", best), (f"its {self.primary_label}", shown)]
         sections = [self.summary(), self.published(), self.tests(), self.trajectory(), self.curves(),
                     self.sweeps(), self.search(), self.per_variant()]
-        subtitle = (self.study.config.description or "") + f" — {self.dir}"
-        if self.study.config.reproduces:
-            subtitle = f"{subtitle}. Reproduces: {self.study.config.reproduces}"
+        subtitle = (self.study.description or "") + f" — {self.dir}"
+        if self.study.reproduces:
+            subtitle = f"{subtitle}. Reproduces: {self.study.reproduces}"
         return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
                       [s for s in sections if s.figures or s.tables or s.notes or s.children])
 
@@ -353,12 +354,24 @@ def search_history(trials: list[Any], maximize: bool) -> F.Figure:
 
 def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = None,
                        db: str | None = None) -> Path:
-    if not is_study_dir(study_dir):
-        raise ReportError(f"{study_dir}: not a study folder (no study.yaml); "
+    if not has_manifest(study_dir):
+        raise ReportError(f"{study_dir}: not a study folder (no manifest.json); "
                           "run `visionstudy study run` first")
+    check_report_folder(study_dir, out)
     start = time.perf_counter()
-    builder = StudyReportBuilder(load_study_dir(study_dir), study_dir, out, opts or ReportOptions(), db)
-    report = builder.build()
-    out.mkdir(parents=True, exist_ok=True)
-    report.seconds = time.perf_counter() - start
-    return write_report(report, out)
+    builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts or ReportOptions(), db)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        report = builder.build()
+        report.seconds = time.perf_counter() - start
+        return write_report(report, out)
+
+
+def check_report_folder(study_dir: Path, out: Path) -> None:
+    """A report never writes into a run folder (its files would be taken for the run's)."""
+    from visionstudy.store.rundir import inside_run
+
+    run = inside_run(out)
+    if run is not None:
+        raise ReportError(f"--out {out}: inside the run folder {run}; write the report elsewhere "
+                          f"(default: {study_dir / 'report'})")

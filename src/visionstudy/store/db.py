@@ -42,22 +42,106 @@ def default_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'study.db').resolve()}"
 
 
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "lustre",
+                       "glusterfs", "fuse.glusterfs", "ceph", "fuse.ceph", "gpfs", "beegfs", "afs"}
+
+
+def mount_table() -> list[tuple[str, str]]:
+    """(mount point, file-system type) of every mount (Linux /proc/mounts; empty elsewhere)."""
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3:
+            out.append((parts[1].replace("\\040", " "), parts[2]))
+    return out
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the file system `path` lies on (its longest matching mount point)."""
+    target = str(path.resolve())
+    best, kind = "", ""
+    for point, fstype in mount_table():
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fstype
+    return kind
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def check_sqlite(url: str, write: bool = True) -> Path:
+    """Refuse, with the reason and the fix, an SQLite file that cannot work: on a network file
+    system (SQLite's WAL needs shared memory on one machine), damaged, unreadable or read-only."""
+    path = sqlite_path(url)
+    fstype = filesystem_of(path.parent if path.parent.exists() else Path.cwd())
+    if fstype in NETWORK_FILESYSTEMS:
+        raise StoreError(
+            f"{path}: the study database would be an SQLite file on a network file system ({fstype}); "
+            "SQLite's write-ahead log does not work there and several machines would corrupt it. "
+            "Use --db postgresql://user:password@host/database, or --runs-dir on a local disk")
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"{path}: the study database cannot be read (permission denied); fix its "
+                             "permissions or pass --runs-dir / --db to use another one")
+        if write and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            raise StoreError(f"{path}: the study database (or its folder) is read-only; make both "
+                             "writable, or pass --runs-dir / --db to use another one")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as con:
+                con.execute("PRAGMA schema_version").fetchone()
+                if con.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                    raise sqlite3.DatabaseError("integrity check failed")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: the study database is damaged or not an SQLite file ({exc}); move it aside "
+                "(e.g. mv study.db study.db.bad): `study run` then rebuilds it from the finished run "
+                "folders, which hold every result") from None
+    return path
+
+
 def prepare_sqlite(url: str) -> None:
     """WAL journal (readers never block the writer) set once in the file; it persists."""
-    path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=30) as con:
-        con.execute("PRAGMA journal_mode=WAL")
+    path = check_sqlite(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"{path}: cannot open the study database ({exc}); check the folder, "
+                         "or pass --runs-dir / --db") from None
 
 
-def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS) -> Any:
+def normalize_url(url: str) -> str:
+    """`postgresql://` means the driver we install (psycopg2); SQLAlchemy 2 would pick psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS,
+                write: bool = True) -> Any:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = normalize_url(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite:"):
-        prepare_sqlite(url)
+        if write:
+            prepare_sqlite(url)
+        else:
+            check_sqlite(url, write=False)
         engine["connect_args"] = {"timeout": 60}  # busy timeout: wait for the writer's lock
     last: Exception | None = None
     for attempt in range(4):
@@ -114,18 +198,26 @@ class RunStore:
     """One study's runs in the database."""
 
     def __init__(self, url: str, study_name: str, heartbeat: int = HEARTBEAT_SECONDS,
-                 grace: int = GRACE_SECONDS) -> None:
+                 grace: int = GRACE_SECONDS, create: bool = True) -> None:
         import optuna
 
         self.url = url
-        self.storage = storage_for(url, heartbeat, grace)
+        self.storage = storage_for(url, heartbeat, grace, write=create)
         # SQLite through SQLAlchemy's pysqlite reads outside the write transaction, so two workers
         # can both see a run WAITING and both take it; workers of an SQLite study share one machine,
         # so a file lock makes their check-and-take atomic (PostgreSQL locks the row itself)
         self.lock_path = (Path(url.removeprefix("sqlite:///")).with_suffix(".claim.lock")
                           if url.startswith("sqlite:") else None)
-        self.study = optuna.create_study(study_name=study_name, storage=self.storage,
-                                         load_if_exists=True, direction="maximize")
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            self.study = (optuna.create_study(study_name=study_name, storage=self.storage,
+                                              load_if_exists=True, direction="maximize") if create
+                          else optuna.load_study(study_name=study_name, storage=self.storage))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"--db {redact(url)}: the study database cannot be used "
+                             f"({str(exc).splitlines()[0][:200]}); check that it is writable and "
+                             "not damaged, or pass another --db / --runs-dir") from None
 
     # ----------------------------------------------------------------------------- reading
 
@@ -138,34 +230,37 @@ class RunStore:
             out.setdefault(t.user_attrs["run"], []).append(t)
         return out
 
-    def status(self, keys: list[str]) -> dict[str, str]:
-        """done / running / waiting / failed / new for each planned key."""
+    def status(self, keys: list[str], on_disk: Any = None) -> dict[str, str]:
+        """done / running / waiting / failed / missing / new for each planned key. With `on_disk`
+        (the keys whose folder holds metrics.json) a run is done only when its results exist:
+        a completed run whose results were deleted is `missing`."""
         from optuna.trial import TrialState
 
         groups = self.by_key()
         out = {}
         for key in keys:
             states = {t.state for t in groups.get(key, [])}
-            if TrialState.COMPLETE in states:
-                out[key] = "done"
-            elif TrialState.RUNNING in states:
+            if TrialState.RUNNING in states:
                 out[key] = "running"
             elif TrialState.WAITING in states:
                 out[key] = "waiting"
+            elif TrialState.COMPLETE in states:
+                out[key] = "done" if on_disk is None or key in on_disk else "missing"
             elif TrialState.FAIL in states:
                 out[key] = "failed"
             else:
                 out[key] = "new"
         return out
 
-    def counts(self, keys: list[str]) -> Counter[str]:
-        return Counter(self.status(keys).values())
+    def counts(self, keys: list[str], on_disk: Any = None) -> Counter[str]:
+        return Counter(self.status(keys, on_disk).values())
 
     # ----------------------------------------------------------------------------- planning
 
     def sync(self, plan: dict[str, str], finished: dict[str, float | None]) -> int:
-        """Queue every planned run (key → config hash) not done or queued; `finished` holds
-        runs whose folder already has results (recorded as done without training). Returns the
+        """Queue every planned run (key → config hash) not queued or running and without results
+        on disk; `finished` holds runs whose folder has results (recorded as done without
+        training). A run recorded done whose results are gone is queued again. Returns the
         number queued. A key already recorded with another config is an error."""
         import optuna
         from optuna.trial import TrialState
@@ -184,7 +279,9 @@ class RunStore:
         queued = 0
         for key, h in plan.items():
             states = {t.state for t in groups.get(key, [])}
-            if states & {TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING}:
+            if states & {TrialState.RUNNING, TrialState.WAITING}:
+                continue
+            if TrialState.COMPLETE in states and key in finished:
                 continue
             attrs = {"run": key, "config_hash": h}
             if key in finished:
@@ -213,8 +310,9 @@ class RunStore:
 
     # ----------------------------------------------------------------------------- working
 
-    def claim(self, keys: set[str]) -> Claim | None:
-        """Atomically take a WAITING run among `keys` (lowest trial number first)."""
+    def claim(self, keys: set[str], worker_pid: int | None = None) -> Claim | None:
+        """Atomically take a WAITING run among `keys` (lowest trial number first) for the process
+        `worker_pid` (default: this one), whose liveness says whether the run is still trained."""
         import optuna
         from optuna.trial import TrialState
 
@@ -226,8 +324,8 @@ class RunStore:
                 continue
             if not self.take(t._trial_id):
                 continue  # another worker was faster
-            self.storage.set_trial_user_attr(t._trial_id, "worker",
-                                             {"host": socket.gethostname(), "pid": os.getpid()})
+            self.storage.set_trial_user_attr(t._trial_id, "worker", {
+                "host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()})
             if self.duplicate(t.number, key):
                 self.storage.set_trial_user_attr(t._trial_id, "duplicate", True)
                 self.storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
@@ -250,12 +348,13 @@ class RunStore:
                 return False
 
     def duplicate(self, number: int, key: str) -> bool:
-        """Two workers planning at once may queue one run twice: the lowest-numbered live trial
-        owns the run, any other is a duplicate."""
+        """Two drivers planning at once may queue one run twice: the lowest-numbered queued or
+        running trial owns the run, any other is a duplicate. (A completed trial does not count:
+        a run whose results were deleted is queued again on purpose.)"""
         from optuna.trial import TrialState
 
         live = [t.number for t in self.by_key().get(key, [])
-                if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)]
+                if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         return bool(live) and min(live) < number
 
     def heartbeat(self, trial_id: int) -> None:
@@ -268,11 +367,24 @@ class RunStore:
             self.storage.set_trial_user_attr(claim.trial_id, k, v)
         self.storage.set_trial_state_values(claim.trial_id, state=TrialState.COMPLETE, values=[value])
 
-    def fail(self, claim: Claim, message: str) -> None:
+    def fail(self, claim: Claim, message: str, log: str | None = None) -> None:
         from optuna.trial import TrialState
 
         self.storage.set_trial_user_attr(claim.trial_id, "error", message[:2000])
+        if log:
+            self.storage.set_trial_user_attr(claim.trial_id, "log", log)
         self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+
+    def requeue(self, claim: Claim) -> None:
+        """Fail a claimed run that was stopped (not broken) and queue it again: it resumes."""
+        import optuna
+        from optuna.trial import TrialState
+
+        try:
+            self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return
+        retry_callback(None)(self.study, self.storage.get_trial(claim.trial_id))
 
 
 @contextlib.contextmanager
@@ -308,3 +420,20 @@ def pid_alive(pid: int) -> bool:
 
 def open_store(url: str, study_name: str) -> RunStore:
     return RunStore(url, study_name)
+
+
+def existing_store(url: str, study_name: str) -> RunStore | None:
+    """The study's store if the database and the study exist; creates nothing (for `status`)."""
+    import optuna
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if url.startswith("sqlite:") and not sqlite_path(url).is_file():
+        return None
+    storage = storage_for(url, write=False)
+    try:
+        names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    except SQLAlchemyError as exc:
+        raise StoreError(f"--db {redact(url)}: the study database cannot be read "
+                         f"({str(exc).splitlines()[0][:200]})") from None
+    return RunStore(url, study_name, create=False) if study_name in names else None

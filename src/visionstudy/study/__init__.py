@@ -4,9 +4,10 @@ worker processes through the run database, plus Optuna searches and their final 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
-from visionstudy.study.execute import Outcome, Placement, run_study
+from visionstudy.study.execute import Driver, Outcome, Placement, run_study, sigterm_as_interrupt
 from visionstudy.study.search import final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
@@ -48,19 +49,25 @@ def check_data(study: Study, data_dir: Path | None) -> None:
 
 
 def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
-            data_dir: Path | None = None, progress: bool = True) -> tuple[Study, Outcome]:
-    """Variants first, then the search and the final training of its best values."""
+            data_dir: Path | None = None, progress: bool = True,
+            echo: Callable[[str], None] | None = None) -> tuple[Study, Outcome]:
+    """Variants first, then the search and the final training of its best values, all in one
+    worker pool. SIGINT or SIGTERM stops every worker and queues the unfinished runs again."""
     check_data(study, data_dir)
-    outcome = run_study(study, place, workers=workers, device=device, data_dir=data_dir,
-                        progress=progress)
-    search = study.config.search
-    if search is None:
-        return study, outcome
-    best = run_search(study, place.url(study), place.study_dir(study), workers=workers, device=device,
-                      data_dir=data_dir)
-    if best is None or search.final is None:
-        return study, outcome
-    full = with_final(study, best)
-    final = run_study(full, place, workers=workers, device=device, data_dir=data_dir, progress=progress)
-    return full, dataclasses.replace(final, trained=final.trained + outcome.trained,
-                                     seconds=final.seconds + outcome.seconds)
+    driver = Driver(workers, device, data_dir, progress, echo)
+    try:
+        with sigterm_as_interrupt():
+            outcome = driver.run_planned(study, place)
+            search = study.config.search
+            if search is None:
+                return study, outcome
+            best = run_search(driver, study, place)
+            if best is None or search.final is None:
+                return study, outcome
+            full = with_final(study, best)
+            final = driver.run_planned(full, place)
+            return full, dataclasses.replace(final, trained=final.trained + outcome.trained,
+                                             seconds=final.seconds + outcome.seconds,
+                                             finished=outcome.finished + final.finished)
+    finally:
+        driver.close()

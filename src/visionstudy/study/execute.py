@@ -1,31 +1,38 @@
-"""Run a study: queue its runs in the database, start N worker processes, show overall progress.
+"""Run a study: record its plan, queue its runs in the database, and drive the one worker pool.
 
-Finished runs are never redone or overwritten (their folder's metrics.json is the proof); an
-interrupted run resumes from its last.pt; adding a variant runs only the new runs.
+The driver (this process) claims planned runs from the database and asks search trials from
+Optuna, hands each to an idle worker of `study.pool.Pool`, and records how it ended. The database
+and the disk always agree: a run is done only when its folder has metrics.json; a failure is
+recorded once with its message; a stopped run goes back to the queue and resumes from last.pt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import multiprocessing as mp
-import os
+import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from visionstudy.validate import validate_run_config
-from visionstudy.errors import VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
-from visionstudy.study.spec import RunSpec, Study
 from visionstudy.store.rundir import RunDir
+from visionstudy.study.manifest import from_study, write_manifest
+from visionstudy.study.pool import Event, Job, Pool
+from visionstudy.study.spec import RunSpec, Study
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 5.0  # seconds between the driver's heartbeats for the runs its workers hold
+DEATHS_ALLOWED = 2  # a run whose worker process dies this often in one call is marked failed
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,14 @@ class Placement:
 
 
 def headline(metrics: dict[str, Any]) -> float:
-    """The number a run's trial records: test accuracy, or test MSE for a regression run."""
-    return float(metrics["test_mse"] if metrics.get("task") == "regression" else metrics["test_accuracy"])
+    """The number a run's trial records: its task's headline metric."""
+    from visionstudy.tasks import task_of_metrics
+
+    return float(metrics[task_of_metrics(metrics).headline])
 
 
 def finished_runs(study_dir: Path, runs: list[RunSpec]) -> dict[str, float | None]:
+    """Runs whose folder holds results (the disk is the proof of a finished run)."""
     out = {}
     for r in runs:
         rd = RunDir(study_dir / r.key)
@@ -60,66 +70,11 @@ def finished_runs(study_dir: Path, runs: list[RunSpec]) -> dict[str, float | Non
 
 
 def write_definition(study: Study, study_dir: Path) -> None:
-    """The study file as run (with --set overrides), for `study status` and the report."""
+    """The study file as run (with --set overrides) and its manifest of planned runs."""
     doc = {**study.config.model_dump(mode="json", exclude_none=True), "overrides": study.overrides,
            "source": study.source}
-    study_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(study_dir / "study.yaml", yaml.safe_dump(doc, sort_keys=False))
-
-
-# ---------------------------------------------------------------------------------- workers
-
-
-def heartbeat_loop(store: RunStore, claim: Claim, stop: threading.Event, parent: int) -> None:
-    while not stop.wait(min(5.0, store.storage.get_heartbeat_interval() or 5)):
-        if parent and os.getppid() != parent:  # the study process died: stop, the run resumes later
-            os._exit(3)
-        try:
-            store.heartbeat(claim.trial_id)
-        except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not kill the training
-            log.warning("heartbeat failed: %s", exc)
-
-
-def run_claim(store: RunStore, claim: Claim, cfg_dump: dict[str, Any], study_dir: Path, device: str,
-              data_dir: Path | None, parent: int, threads: int) -> None:
-    from visionstudy.experiment import run_experiment
-
-    out = study_dir / claim.key
-    run = RunDir(out)
-    stop = threading.Event()
-    beat = threading.Thread(target=heartbeat_loop, args=(store, claim, stop, parent), daemon=True)
-    beat.start()
-    try:
-        if run.is_finished():  # finished before the database knew: never retrain
-            metrics = json.loads(run.metrics.read_text())
-        else:
-            cfg = validate_run_config(cfg_dump, claim.key)
-            metrics = run_experiment(cfg, out, device=device, resume=run.has_progress(), quiet=True,
-                                     data_dir=data_dir, threads=threads)
-        store.complete(claim, headline(metrics), {
-            "test_accuracy": metrics.get("test_accuracy"), "test_loss": metrics["test_loss"],
-            "train_seconds": metrics["train_seconds"]})
-    except VisionStudyError as exc:
-        store.fail(claim, str(exc))
-        log.error("%s failed: %s", claim.key, exc)
-    finally:
-        stop.set()
-
-
-def worker_main(url: str, study_name: str, plan: dict[str, dict[str, Any]], study_dir: str,
-                threads: int, device: str, data_dir: str | None, parent: int) -> None:
-    """One worker process: claim and train runs until none is waiting."""
-    import torch
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", force=True)
-    torch.set_num_threads(threads)
-    store = RunStore(url, study_name)
-    while (claim := store.claim(set(plan))) is not None:
-        run_claim(store, claim, plan[claim.key], Path(study_dir), device,
-                  Path(data_dir) if data_dir else None, parent, threads)
-
-
-# ------------------------------------------------------------------------------------ driver
+    write_manifest(from_study(study), study_dir)
 
 
 @dataclass
@@ -129,84 +84,183 @@ class Outcome:
     failed: list[tuple[str, str]]  # (run key, error)
     trained: int  # runs finished by this call (0: there was nothing to do)
     seconds: float
+    elsewhere: int = 0  # runs another process is training right now
+    finished: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, metrics) this call
+
+
+Echo = Callable[[str], None]
+
+
+class Driver:
+    """Feeds one pool from the run database (planned runs) and Optuna (search trials)."""
+
+    def __init__(self, workers: int, device: str, data_dir: Path | None, progress: bool,
+                 echo: Echo | None = None) -> None:
+        self.workers, self.device, self.data_dir, self.progress = workers, device, data_dir, progress
+        self.echo = echo or (lambda line: None)
+        self.pool: Pool | None = None
+        self.beat = 0.0
+
+    def get_pool(self) -> Pool:
+        if self.pool is None:
+            self.pool = Pool(self.workers, self.device, self.data_dir)
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+
+    # --------------------------------------------------------------------------- planned runs
+
+    def run_planned(self, study: Study, place: Placement) -> Outcome:
+        start = time.perf_counter()
+        study_dir = place.study_dir(study)
+        store = RunStore(place.url(study), study.name)
+        write_definition(study, study_dir)
+        plan = {r.key: r.config_hash for r in study.runs}
+        on_disk = finished_runs(study_dir, study.runs)
+        store.sync(plan, on_disk)
+        keys = list(plan)
+        dumps = {r.key: r.config.model_dump(mode="json") for r in study.runs}
+        held: dict[int, Claim] = {}
+        deaths: Counter[str] = Counter()
+        failed: dict[str, str] = {}
+        finished: list[tuple[str, dict[str, Any]]] = []
+        try:
+            with progress_bar(self.progress, len(keys)) as bar:
+                while True:
+                    waiting = store.counts(keys, finished_runs(study_dir, study.runs))["waiting"]
+                    if waiting:
+                        pool = self.get_pool()
+                        for i in pool.idle():
+                            claim = store.claim(set(keys), pool.pid(i))
+                            if claim is None:
+                                break
+                            pool.submit(i, Job(claim.key, str(study_dir / claim.key), dumps[claim.key]))
+                            held[i] = claim
+                    if not held:
+                        break
+                    for ev in self.get_pool().events(1.0):
+                        claim = held.pop(ev.worker)
+                        self.record(store, claim, ev, deaths, failed, finished)
+                    self.heartbeat(store, held)
+                    bar(store.counts(keys, finished_runs(study_dir, study.runs)))
+        except BaseException:
+            self.stop()
+            for claim in held.values():  # back to the queue: the next `study run` resumes them
+                store.requeue(claim)
+            raise
+        counts = store.counts(keys, finished_runs(study_dir, study.runs))
+        errors = [(k, failed.get(k) or last_error(store, k)) for k, s in store.status(
+            keys, finished_runs(study_dir, study.runs)).items() if s == "failed"]
+        return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
+                       counts["running"], finished)
+
+    def record(self, store: RunStore, claim: Claim, ev: Event, deaths: Counter[str],
+               failed: dict[str, str], finished: list[tuple[str, dict[str, Any]]]) -> None:
+        if ev.kind == "done":
+            m = ev.metrics
+            store.complete(claim, headline(m), {"test_accuracy": m.get("test_accuracy"),
+                                                "test_loss": m.get("test_loss"),
+                                                "train_seconds": m.get("train_seconds")})
+            finished.append((claim.key, m))
+            self.echo(finished_line(claim.key, m))
+        elif ev.kind == "died" and deaths[claim.key] + 1 < DEATHS_ALLOWED:
+            deaths[claim.key] += 1
+            self.echo(f"{claim.key}: {ev.message}; it resumes in another worker")
+            store.requeue(claim)
+        else:
+            message = ev.message + (f" (traceback in {ev.log})" if ev.log else "")
+            store.fail(claim, message, ev.log)
+            failed[claim.key] = message
+            self.echo(f"failed {claim.key}: {message}")
+
+    def heartbeat(self, store: RunStore, held: dict[int, Any]) -> None:
+        if time.monotonic() - self.beat < HEARTBEAT_EVERY:
+            return
+        self.beat = time.monotonic()
+        for claim in held.values():
+            try:
+                store.heartbeat(claim.trial_id)
+            except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not stop the study
+                log.warning("heartbeat failed: %s", exc)
+
+
+def last_error(store: RunStore, key: str) -> str:
+    trials = store.by_key().get(key, [])
+    if not trials:
+        return "failed"
+    last = max(trials, key=lambda t: t.number)
+    return str(last.user_attrs.get("error", "failed"))
+
+
+def finished_line(key: str, metrics: dict[str, Any]) -> str:
+    from visionstudy.tasks import task_of_metrics
+
+    task = task_of_metrics(metrics)
+    value = metrics.get(task.headline)
+    shown = f"{value:.4f}" if isinstance(value, int | float) else "?"
+    return (f"done {key}: {task.headline_label} {shown} ({metrics.get('epochs_run', '?')} epochs, "
+            f"{float(metrics.get('train_seconds') or 0):.1f} s)")
+
+
+class progress_bar:
+    """Overall progress (done / running / left, ETA) while the driver works."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self) -> Callable[[Counter[str]], None]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[detail]}"), TimeRemainingColumn(),
+                            disable=not self.enabled, transient=False)
+        self.bar.__enter__()
+        self.task = self.bar.add_task("runs", total=self.total, detail="")
+
+        def update(c: Counter[str]) -> None:
+            self.bar.update(self.task, completed=c["done"],
+                            detail=f"running {c['running']}, left {c['waiting'] + c['new']}, "
+                                   f"failed {c['failed']}")
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
 
 
 def run_study(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
-              data_dir: Path | None = None, progress: bool = True) -> Outcome:
+              data_dir: Path | None = None, progress: bool = True, driver: Driver | None = None) -> Outcome:
     """Queue the study's runs and work them off with `workers` processes."""
-    start = time.perf_counter()
-    study_dir = place.study_dir(study)
-    store = RunStore(place.url(study), study.name)
-    write_definition(study, study_dir)
-    plan = {r.key: r.config_hash for r in study.runs}
-    store.sync(plan, finished_runs(study_dir, study.runs))
-    counts = store.counts(list(plan))
-    done_before = counts["done"]
-    if counts["waiting"] + counts["running"] == 0:
-        return Outcome(len(plan), counts["done"], failures(store, list(plan)), 0,
-                       time.perf_counter() - start)
-    dumps = {r.key: r.config.model_dump(mode="json") for r in study.runs}
-    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
-    for _ in range(ROUNDS):
-        work_off(place, study, dumps, study_dir, threads, workers, device, data_dir, store, list(plan),
-                 progress)
-        store.fail_dead_local_workers()  # a worker killed mid-run: its run is queued again
-        if store.counts(list(plan))["waiting"] == 0:
-            break
-    counts = store.counts(list(plan))
-    return Outcome(len(plan), counts["done"], failures(store, list(plan)), counts["done"] - done_before,
-                   time.perf_counter() - start)
-
-
-ROUNDS = 3  # worker rounds: a run whose worker died after the others had stopped gets another one
-
-
-def work_off(place: Placement, study: Study, dumps: dict[str, Any], study_dir: Path, threads: int,
-             workers: int, device: str, data_dir: Path | None, store: RunStore, keys: list[str],
-             progress: bool) -> None:
-    """Start `workers` processes and watch them until every one has exited."""
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, daemon=False, args=(
-        place.url(study), study.name, dumps, str(study_dir), threads, device,
-        str(data_dir) if data_dir else None, os.getpid())) for _ in range(max(workers, 1))]
-    for p in procs:
-        p.start()
+    own = driver is None
+    driver = driver or Driver(workers, device, data_dir, progress)
     try:
-        watch(store, keys, procs, progress)
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        raise
+        return driver.run_planned(study, place)
     finally:
-        for p in procs:
-            p.join()
+        if own:
+            driver.close()
 
 
-def failures(store: RunStore, keys: list[str]) -> list[tuple[str, str]]:
-    from optuna.trial import TrialState
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop, `kill`) stops the study like Ctrl-C: workers stopped, running
+    runs queued again, no traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    status = store.status(keys)
-    out = []
-    for key, trials in store.by_key().items():
-        if status.get(key) == "failed":
-            last = max(trials, key=lambda t: t.number)
-            if last.state == TrialState.FAIL:
-                out.append((key, str(last.user_attrs.get("error", "worker stopped"))))
-    return out
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
 
-
-def watch(store: RunStore, keys: list[str], procs: list[Any], progress: bool) -> None:
-    """Overall progress (done / running / left, ETA) until every worker has exited."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("runs", total=len(keys), detail="")
-        while any(p.is_alive() for p in procs):
-            c = store.counts(keys)
-            bar.update(task, completed=c["done"],
-                       detail=f"running {c['running']}, left {c['waiting'] + c['new']}, failed {c['failed']}")
-            time.sleep(1.0)
-        c = store.counts(keys)
-        bar.update(task, completed=c["done"], detail=f"running 0, failed {c['failed']}")
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

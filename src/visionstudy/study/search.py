@@ -4,8 +4,6 @@ study's database, then the final training of the best values (seed 002's flow)."
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import os
 from pathlib import Path
 from typing import Any
 
@@ -84,80 +82,177 @@ def search_base(study: Study) -> dict[str, Any]:
     return merge_run(study.base, study.config.search.base)
 
 
-def objective_for(study: Study, study_dir: Path, device: str, data_dir: Path | None, threads: int) -> Any:
-    import optuna
+SEARCH_DIR = "search"  # trial folders: <study>/search/trial-NNN (no variant may take this name)
+DUPLICATE_TRIES = 50  # fresh samples asked before a search space counts as exhausted
 
-    from visionstudy.experiment import run_experiment
 
+def trial_config(study: Study, values: dict[str, Any]) -> Any:
     s = study.config.search
     assert s is not None
+    override = merge_run(s.base, apply_keys(search_base(study), values))
+    if s.trial_epochs:
+        override = merge_run(override, {"train": {"epochs": s.trial_epochs}})
+    return build_run(study.base, override, study.overrides, study.name, "search", study.config.seed,
+                     None, study.source)
 
-    def objective(trial: optuna.Trial) -> float:
+
+def params_key(values: dict[str, Any]) -> str:
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def counted(ostudy: Any) -> int:
+    """Trials that count towards `search.trials`: complete, pruned, running, queued, and failed
+    with an error (a trial stopped by an interrupt is queued again instead)."""
+    from optuna.trial import TrialState
+
+    n = 0
+    for t in ostudy.get_trials(deepcopy=False):
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
+            n += 1
+        elif t.state == TrialState.FAIL and "error" in t.user_attrs:
+            n += 1
+    return n
+
+
+def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | None:
+    """A new trial from the study's one sampler whose values no earlier trial had (a trial queued
+    for a resume keeps its values); None when the space holds no new configuration."""
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    seen = {params_key(t.params) for t in ostudy.get_trials(deepcopy=False, states=live)}
+    for _ in range(DUPLICATE_TRIES):
+        trial = ostudy.ask()
         values = {key: suggest(trial, key, p) for key, p in s.space.items()}
-        override = merge_run(s.base, apply_keys(search_base(study), values))
-        if s.trial_epochs:
-            override = merge_run(override, {"train": {"epochs": s.trial_epochs}})
-        cfg = build_run(study.base, override, study.overrides, study.name, "search", study.config.seed,
-                        None, study.source)
-        rows: list[dict[str, float]] = []
-
-        def report(row: dict[str, float]) -> None:
-            rows.append(row)
-            trial.report(row[s.objective], int(row["epoch"]))
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {int(row['epoch'])}")
-
-        out = study_dir / "search" / f"trial-{trial.number:03d}"
-        run_experiment(cfg, out, device=device, quiet=True, force=True, data_dir=data_dir,
-                       on_epoch_end=report, threads=threads)
-        best = max if s.objective == "val_accuracy" else min
-        return float(best(r[s.objective] for r in rows))
-
-    return objective
+        if "folder" in trial.user_attrs or params_key(trial.params) not in seen:
+            return trial, values
+        trial.set_user_attr("duplicate", True)
+        ostudy.tell(trial, state=TrialState.FAIL)
+    return None
 
 
-def search_worker(study: Study, url: str, study_dir: str, device: str, data_dir: str | None,
-                  threads: int) -> None:
+def recover_stopped(ostudy: Any) -> None:
+    """Trials left RUNNING by a driver that is gone (killed, or its machine rebooted) are failed
+    and queued again with the same values and folder: they resume from their last.pt."""
+    import socket
+
+    from optuna.trial import TrialState
+
+    from visionstudy.store.db import pid_alive
+
+    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker") or {}
+        if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("driver", -1))):
+            requeue_trial(ostudy, t)
+
+
+def requeue_trial(ostudy: Any, trial: Any) -> None:
     import optuna
-    import torch
     from optuna.trial import TrialState
 
-    torch.set_num_threads(threads)
+    try:
+        ostudy._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return
+    folder = trial.user_attrs.get("folder") or f"trial-{trial.number:03d}"
+    ostudy.enqueue_trial(dict(trial.params), user_attrs={"folder": folder}, skip_if_exists=False)
+
+
+def objective_value(run: Path, objective: str) -> float | None:
+    """The best per-epoch objective of a finished trial, from its history.csv."""
+    import csv
+
+    maximize = objective == "val_accuracy"
+    try:
+        with (run / "history.csv").open(newline="") as f:
+            values = [float(r[objective]) for r in csv.DictReader(f) if r.get(objective) not in (None, "")]
+    except (OSError, ValueError):
+        return None
+    values = [v for v in values if v == v]
+    return (max(values) if maximize else min(values)) if values else None
+
+
+def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
+    """Run the search to its number of trials in the driver's pool (resuming a stopped one);
+    the best params. The driver asks every trial from one sampler, so workers never repeat one."""
+    import os
+    import socket
+
     s = study.config.search
     assert s is not None
+    url, study_dir = place.url(study), place.study_dir(study)
     ostudy = search_study(study, url)
-    objective = objective_for(study, Path(study_dir), device, Path(data_dir) if data_dir else None, threads)
-    done = optuna.study.MaxTrialsCallback(s.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    if finished_trials(ostudy) < s.trials:
-        ostudy.optimize(objective, callbacks=[done], catch=(), gc_after_trial=True)
-
-
-def finished_trials(ostudy: Any) -> int:
-    from optuna.trial import TrialState
-
-    return len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-
-def run_search(study: Study, url: str, study_dir: Path, *, workers: int, device: str,
-               data_dir: Path | None) -> dict[str, Any] | None:
-    """Run the search to its number of trials (resuming a stopped one); the best params."""
-    s = study.config.search
-    assert s is not None
-    ostudy = search_study(study, url)
-    if finished_trials(ostudy) < s.trials:
-        threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=search_worker, args=(study, url, str(study_dir), device,
-                                                           str(data_dir) if data_dir else None, threads))
-                 for _ in range(max(workers, 1))]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
+    recover_stopped(ostudy)
+    epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
+    held: dict[int, Any] = {}
+    exhausted = False
+    try:
+        while True:
+            if not exhausted and counted(ostudy) - len(held) < s.trials:
+                pool = driver.get_pool()
+                for i in pool.idle():
+                    if counted(ostudy) >= s.trials:
+                        break
+                    asked = ask_distinct(ostudy, s)
+                    if asked is None:
+                        exhausted = True
+                        break
+                    trial, values = asked
+                    folder = trial.user_attrs.get("folder") or f"trial-{trial.number:03d}"
+                    trial.set_user_attr("folder", folder)
+                    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": pool.pid(i),
+                                                   "driver": os.getpid()})
+                    cfg = trial_config(study, values)
+                    pool.submit(i, job_for(trial, folder, cfg, study_dir, url, ostudy.study_name, s, epochs))
+                    held[i] = trial
+            if not held:
+                break
+            for ev in driver.get_pool().events(1.0):
+                trial = held.pop(ev.worker)
+                record_trial(driver, ostudy, trial, ev, study_dir, s.objective)
+    except BaseException:
+        driver.stop()
+        for trial in held.values():
+            requeue_trial(ostudy, trial)
+        raise
     try:
         return dict(ostudy.best_trial.params)
     except ValueError:  # no completed trial
         return None
+
+
+def job_for(trial: Any, folder: str, cfg: Any, study_dir: Path, url: str, name: str, s: SearchConfig,
+            epochs: int) -> Any:
+    from visionstudy.study.pool import Job
+
+    return Job(f"{SEARCH_DIR}/{folder}", str(study_dir / SEARCH_DIR / folder), cfg.model_dump(mode="json"),
+               trial={"url": url, "study": name, "trial_id": trial._trial_id, "search": s, "epochs": epochs})
+
+
+def record_trial(driver: Any, ostudy: Any, trial: Any, ev: Any, study_dir: Path, objective: str) -> None:
+    from optuna.trial import TrialState
+
+    folder = study_dir / SEARCH_DIR / trial.user_attrs["folder"]
+    key = f"{SEARCH_DIR}/{trial.user_attrs['folder']}"
+    if ev.kind == "done":
+        value = objective_value(folder, objective)
+        if value is None:
+            trial.set_user_attr("error", "no validation history")
+            ostudy.tell(trial, state=TrialState.FAIL)
+            return
+        ostudy.tell(trial, value)
+        driver.echo(f"done {key} (trial {trial.number}): best {objective} {value:.4f}")
+    elif ev.kind == "pruned":
+        ostudy.tell(trial, state=TrialState.PRUNED)
+        driver.echo(f"pruned {key} (trial {trial.number}): {ev.message}")
+    elif ev.kind == "died":
+        driver.echo(f"{key}: {ev.message}; the trial is queued again and resumes")
+        requeue_trial(ostudy, trial)
+    else:
+        message = ev.message + (f" (traceback in {ev.log})" if ev.log else "")
+        trial.set_user_attr("error", message[:2000])
+        ostudy.tell(trial, state=TrialState.FAIL)
+        driver.echo(f"failed {key} (trial {trial.number}): {message}")
 
 
 def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:

@@ -40,6 +40,7 @@ from visionstudy.errors import ConfigError
 from visionstudy.validate import validate_run_config
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
+RESERVED = {"report": "report", "search": "search trials'"}  # folders beside the variants
 
 
 class SearchParam(Strict):
@@ -169,6 +170,67 @@ class RunSpec:
 
     @property
     def config_hash(self) -> str:
+        return config_hash(dump_config(self.config))
+
+
+@dataclass(frozen=True)
+class Study:
+    config: StudyConfig
+    base: dict[str, Any]  # the base run config (raw), --set overrides applied
+    overrides: list[str]
+    variants: list[tuple[str, dict[str, Any]]]
+    runs: list[RunSpec]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def baseline(self) -> str:
+        return self.config.baseline or self.variants[0][0]
+
+    def describe(self) -> str:
+        """'14 runs (12 variants × 1 seed, 2 of them × 5 folds), then a search'."""
+        folded = {r.variant for r in self.runs if r.fold is not None}
+        seeds = self.config.seeds
+        text = f"{len(self.runs)} runs ({len(self.variants)} variants × {seeds} seed{'s' * (seeds > 1)}"
+        if folded:
+            text += (f" × {self.config.cv.folds} folds" if len(folded) == len(self.variants)  # type: ignore[union-attr]
+                     else f", {len(folded)} of them × {self.config.cv.folds} folds")  # type: ignore[union-attr]
+        text += ")"
+        if self.config.search:
+            s = self.config.search
+            text += f", then a {s.trials}-trial search"
+            text += f" and {s.final.seeds} final run{'s' * (s.final.seeds > 1)}" if s.final else ""
+        return text
+
+    def sweep_members(self) -> list[tuple[str, int, str, set[str]]]:
+        """(label, block index, swept key, the variants that show its values) per swept key of
+        every sweep block. One-at-a-time: its own points and its origin (the base config's
+        'baseline' or its `from` variant); grid: every point. Labels are the key, prefixed with the
+        `from` variant when a block has one, and suffixed with the block's number when two blocks
+        vary the same key (each keeps its own chart)."""
+        out: list[tuple[str, int, str, set[str]]] = []
+        explicit = {n: o or {} for n, o in (self.config.variants or {}).items()}
+        for index, block in enumerate(sweep_blocks(self.config.sweep)):
+            origin = block.get("from")
+            keys = [k for k in block if k not in SWEEP_OPTIONS]
+            one_at_a_time = block.get("mode") == "one-at-a-time"
+            start = {origin or "baseline"} if one_at_a_time else set()
+            members = {k: set(start) for k in keys}
+            for name, override in sweep_variants(block, self.base, explicit, self.source):
+                for key in keys:
+                    if name != "baseline" and touches(override, key, explicit.get(origin or "", {})):
+                        members[key].add(name)
+            for key in keys:
+                out.append((f"{origin}: {key}" if origin else key, index, key, members[key]))
+        labels = [label for label, *_ in out]
+        return [(f"{label} (sweep {index + 1})" if labels.count(label) > 1 else label, index, key, members)
+                for label, index, key, members in out]
+
+
+def config_hash(self) -> str:
         return config_hash(dump_config(self.config))
 
 
@@ -392,6 +454,9 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
         out = [("baseline", {})]
     names = [n for n, _ in out]
     for name in names:
+        if name in RESERVED:
+            raise ConfigError(f"{source}: variant name {name!r} is reserved for the study's "
+                              f"{RESERVED[name]} folder; rename the variant")
         if not NAME.match(name):
             raise ConfigError(f"{source}: variant name {name!r}: use letters, digits and _ . + = , -")
     dupes = sorted({n for n in names if names.count(n) > 1})

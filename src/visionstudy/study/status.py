@@ -1,33 +1,59 @@
-"""Find a study for `study status` and `report`: from its file, a recipe, or its runs folder."""
+"""Where a study stands, for `study status`: its recorded plan (the manifest) against the run
+database and the run folders. Reads only: a study that never ran creates nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from visionstudy.errors import ConfigError
 from visionstudy.study.execute import Placement
-from visionstudy.study.spec import Study, StudyConfig, expand, load_study
+from visionstudy.study.manifest import has_manifest, read_manifest
 
 
 def is_study_dir(path: Path) -> bool:
-    return (path / "study.yaml").is_file()
+    return has_manifest(path)
 
 
-def load_study_dir(path: Path) -> Study:
-    """The study as it was run (study.yaml written by `study run`, with its --set overrides)."""
-    import yaml
+@dataclass
+class StatusView:
+    name: str
+    study_dir: Path
+    variants: list[str]
+    runs: list[Any]  # with .key and .variant
+    status: dict[str, str]  # key → done / running / waiting / failed / missing / new
+    started: bool
 
-    doc = yaml.safe_load((path / "study.yaml").read_text()) or {}
-    overrides = doc.pop("overrides", [])
-    source = doc.pop("source", str(path / "study.yaml"))
-    return expand(StudyConfig.model_validate(doc), overrides, source)
 
+def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | None) -> StatusView:
+    from visionstudy.store.db import existing_store
+    from visionstudy.store.rundir import RunDir
+    from visionstudy.study.spec import load_study
 
-def load_for_status(target: str, overrides: list[str], runs_dir: Path,
-                    db: str | None) -> tuple[Study, Placement]:
     path = Path(target)
     if path.is_dir():
         if not is_study_dir(path):
-            raise ConfigError(f"{path}: not a study folder (no study.yaml); give the study file")
-        return load_study_dir(path), Placement(path.parent, db)
-    return load_study(target, overrides), Placement(runs_dir, db)
+            raise ConfigError(f"{path}: not a study folder (no manifest.json); give the study file or "
+                              "the folder `visionstudy study run` wrote")
+        place, name = Placement(path.parent, db), path.name
+        manifest = read_manifest(path)
+        variants, runs = manifest.variants, manifest.runs
+    else:
+        study = load_study(target, overrides)
+        place, name = Placement(runs_dir, db), study.name
+        study_dir = place.study_dir(name)
+        if has_manifest(study_dir):  # the plan as it was recorded when it ran
+            manifest = read_manifest(study_dir)
+            variants, runs = manifest.variants, manifest.runs
+        else:
+            variants, runs = [n for n, _ in study.variants], study.runs
+    study_dir = place.study_dir(name)
+    keys = [r.key for r in runs]
+    on_disk = {k for k in keys if RunDir(study_dir / k).is_finished()}
+    store = existing_store(place.url(name), name)
+    if store is None:
+        status = {k: "done" if k in on_disk else "new" for k in keys}
+    else:
+        status = store.status(keys, on_disk)
+    return StatusView(name, study_dir, variants, runs, status, store is not None)

@@ -1,0 +1,127 @@
+"""A study recorded as data: the manifest of its planned runs, written once by `study run`.
+
+    runs/<study>/manifest.json
+
+holds the study's name, description, baseline, variants in order, every planned run (key, variant,
+seed index, seed, fold, config hash and resolved config), every sweep chart (its block, key and
+the value each member variant has), the search and the published reference. `study status` and
+the report read it; they never re-expand or re-validate the study file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from visionstudy.errors import ReportError
+from visionstudy.fsutil import atomic_write_text
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    key: str
+    variant: str
+    seed_index: int
+    seed: int
+    fold: int | None
+    config_hash: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepChart:
+    label: str
+    block: int
+    key: str
+    points: dict[str, Any]  # variant → the value of `key` it runs with
+
+
+@dataclass
+class Manifest:
+    name: str
+    description: str
+    reproduces: str
+    baseline: str
+    task: str
+    variants: list[str]
+    runs: list[PlannedRun]
+    sweeps: list[SweepChart] = field(default_factory=list)
+    search: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    overrides: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The data section of the first run (what the published numbers are compared on)."""
+        return self.runs[0].config.get("data", {}) if self.runs else {}
+
+    def search_config(self) -> Any:
+        from visionstudy.study.spec import SearchConfig
+
+        return SearchConfig.model_validate(self.search) if self.search else None
+
+    def reference_config(self) -> Any:
+        from visionstudy.study.spec import ReferenceConfig
+
+        return ReferenceConfig.model_validate(self.reference) if self.reference else None
+
+
+def from_study(study: Any) -> Manifest:
+    """The manifest of an expanded `Study`."""
+    from visionstudy.config import dump_config
+    from visionstudy.study.spec import indexed, resolved_with_defaults
+    from visionstudy.tasks import task_of
+
+    by_variant = {}
+    for r in study.runs:
+        by_variant.setdefault(r.variant, r)
+    sweeps = []
+    for label, block, key, members in study.sweep_members():
+        points = {v: indexed(resolved_with_defaults(by_variant[v].config), key)
+                  for v in sorted(members) if v in by_variant}
+        sweeps.append(SweepChart(label, block, key, points))
+    c = study.config
+    return Manifest(
+        name=study.name, description=c.description, reproduces=c.reproduces, baseline=study.baseline,
+        task=task_of(study.runs[0].config).name if study.runs else "classification",
+        variants=[n for n, _ in study.variants],
+        runs=[PlannedRun(r.key, r.variant, r.seed_index, r.config.seed, r.fold, r.config_hash,
+                         dump_config(r.config)) for r in study.runs],
+        sweeps=sweeps, search=c.search.model_dump(mode="json") if c.search else None,
+        reference=c.reference.model_dump(mode="json") if c.reference else None,
+        overrides=list(study.overrides), source=study.source,
+    )
+
+
+def write_manifest(manifest: Manifest, study_dir: Path) -> Path:
+    doc = {"format": FORMAT, **{k: v for k, v in manifest.__dict__.items() if k not in ("runs", "sweeps")},
+           "runs": [r.__dict__ for r in manifest.runs], "sweeps": [s.__dict__ for s in manifest.sweeps]}
+    path = study_dir / MANIFEST
+    atomic_write_text(path, json.dumps(doc, indent=1, default=str))
+    return path
+
+
+def has_manifest(study_dir: Path) -> bool:
+    return (study_dir / MANIFEST).is_file()
+
+
+def read_manifest(study_dir: Path) -> Manifest:
+    path = study_dir / MANIFEST
+    if not path.is_file():
+        raise ReportError(f"{study_dir}: not a study folder (no {MANIFEST}); run `visionstudy study run` "
+                          "first, or give a run folder")
+    try:
+        doc = json.loads(path.read_text())
+        runs = [PlannedRun(**r) for r in doc.pop("runs")]
+        sweeps = [SweepChart(**s) for s in doc.pop("sweeps")]
+        doc.pop("format", None)
+        return Manifest(**doc, runs=runs, sweeps=sweeps)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ReportError(f"{path}: unreadable study manifest ({exc}); run `visionstudy study run` "
+                          "again to rewrite it (finished runs are kept)") from None

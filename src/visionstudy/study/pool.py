@@ -1,0 +1,296 @@
+"""The one worker pool of a study: N processes that train the runs the driver hands them.
+
+The driver (the `study run` process) decides what runs next — a planned run claimed from the run
+database, or a search trial asked from Optuna's one sampler — and the pool only trains. So a search
+with N workers never samples a configuration twice because of N, and variants and searches share
+the same processes, GPU pinning, thread division, failure handling and signal handling:
+
+- each worker gets `cores // N` CPU threads and, on a machine with several GPUs, one GPU (round
+  robin, through `CUDA_VISIBLE_DEVICES`);
+- a run whose config asks for `train.devices: K > 1` is launched as its own `visionstudy train`
+  process, which Lightning Fabric turns into K data-parallel processes;
+- any exception in a run is one `failed` event with its message; anything but our own errors also
+  writes its traceback to the run's `run.log`;
+- workers ignore SIGINT (the driver stops them: no worker tracebacks on Ctrl-C) and exit when the
+  driver dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from visionstudy.errors import VisionStudyError
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to train: its key in the study, its folder and its resolved config."""
+
+    key: str
+    out: str
+    config: dict[str, Any]
+    trial: dict[str, Any] | None = None  # search trials: {url, study, trial_id, objective, pruner}
+
+
+@dataclass
+class Event:
+    kind: str  # "done" | "failed" | "pruned" | "died"
+    worker: int
+    key: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    log: str | None = None
+    value: float | None = None  # pruned: the best objective value reached
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
+def gpu_for(worker: int) -> str | None:
+    """The GPU a worker is pinned to (round robin) when the machine has several, else None."""
+    try:
+        import torch
+
+        count = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no usable CUDA: no pinning
+        count = 0
+    if count <= 1:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(count)]
+    return ids[worker % len(ids)]
+
+
+# ------------------------------------------------------------------------------------ the worker
+
+
+def watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:  # the driver died: stop; the run resumes from last.pt later
+            os._exit(3)
+
+
+def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str | None, threads: int,
+                parent: int) -> None:
+    """Take jobs from `inbox` until None; put one Event per job in `outbox`."""
+    import logging
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s", force=True)
+    torch.set_num_threads(threads)
+    threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
+    while (job := inbox.get()) is not None:
+        outbox.put(execute(index, job, device, Path(data_dir) if data_dir else None, threads))
+
+
+def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: int) -> Event:
+    """Train one job to its end and say how it ended (never raises)."""
+    import json
+
+    from visionstudy.store.rundir import RunDir
+
+    run = RunDir(Path(job.out))
+    try:
+        if run.is_finished():  # finished before the database knew: never retrain
+            return Event("done", index, job.key, json.loads(run.metrics.read_text()))
+        from visionstudy.validate import validate_run_config
+
+        cfg = validate_run_config(job.config, job.key)
+        if cfg.train.devices > 1:
+            return Event("done", index, job.key, train_data_parallel(job, run, device, data_dir))
+        from visionstudy.experiment import run_experiment
+
+        hook = pruning_hook(job.trial) if job.trial else None
+        metrics = run_experiment(cfg, run.path, device=device, resume=run.has_progress(), quiet=True,
+                                 data_dir=data_dir, threads=threads, on_epoch_end=hook)
+        return Event("done", index, job.key, metrics)
+    except Pruned as exc:
+        return Event("pruned", index, job.key, message=str(exc), value=exc.value)
+    except VisionStudyError as exc:
+        return Event("failed", index, job.key, message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug or a library error: keep its traceback
+        return Event("failed", index, job.key, message=f"{type(exc).__name__}: {exc}",
+                     log=write_traceback(run, job.key))
+
+
+def write_traceback(run: Any, key: str) -> str | None:
+    text = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {key}\n{traceback.format_exc()}\n"
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+        with open(run.log, "a") as f:
+            f.write(text)
+        return str(run.log)
+    except OSError:
+        return None
+
+
+class Pruned(Exception):
+    def __init__(self, message: str, value: float | None) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+def pruning_hook(trial: dict[str, Any]) -> Any:
+    """Report each epoch's objective to the search's pruner; stop the run when it says so."""
+    import optuna
+
+    from visionstudy.store.db import storage_for
+    from visionstudy.study.search import make_pruner
+
+    study = optuna.load_study(study_name=trial["study"], storage=storage_for(trial["url"]),
+                              pruner=make_pruner(trial["search"], trial["epochs"]))
+    handle = optuna.trial.Trial(study, trial["trial_id"])
+    objective = trial["search"].objective
+    seen: list[float] = []
+
+    def hook(row: dict[str, float]) -> None:
+        seen.append(row[objective])
+        handle.report(row[objective], int(row["epoch"]))
+        if handle.should_prune():
+            best = max(seen) if objective == "val_accuracy" else min(seen)
+            raise Pruned(f"pruned after epoch {int(row['epoch'])}", best)
+
+    return hook
+
+
+def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) -> dict[str, Any]:
+    """`visionstudy train` as a child process, which Fabric launches as K ranks (the launcher
+    re-executes its own command line, so it must be a train command, not the study's)."""
+    import json
+
+    import yaml
+
+    from visionstudy.errors import TrainingError
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(job.config, f, sort_keys=False)
+    cmd = [sys.executable, "-m", "visionstudy", "train", f.name, "--out", str(run.path), "--quiet",
+           "--device", device, *(["--resume"] if run.has_progress() else [])]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    if proc.returncode != 0 or not run.is_finished():
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        raise TrainingError(f"the data-parallel run exited with {proc.returncode}: "
+                            f"{lines[-1] if lines else 'no output'}")
+    return json.loads(run.metrics.read_text())
+
+
+# ------------------------------------------------------------------------------------ the pool
+
+
+class Pool:
+    """`workers` processes, each fed one job at a time by the driver."""
+
+    def __init__(self, workers: int, device: str, data_dir: Path | None) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.size, self.device, self.data_dir = max(workers, 1), device, data_dir
+        self.threads = threads_per_worker(self.size)
+        self.outbox = self.ctx.Queue()
+        self.procs: list[Any] = [None] * self.size
+        self.inboxes: list[Any] = [None] * self.size
+        self.jobs: dict[int, Job] = {}  # worker → the job it holds
+        for i in range(self.size):
+            self.start(i)
+
+    def start(self, i: int) -> None:
+        inbox = self.ctx.Queue()
+        proc = self.ctx.Process(target=worker_main, daemon=True, args=(
+            i, inbox, self.outbox, self.device, str(self.data_dir) if self.data_dir else None,
+            self.threads, os.getpid()))
+        gpu = gpu_for(i)
+        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # a spawned child copies the environment
+        try:
+            proc.start()
+        finally:
+            if gpu is not None:
+                if saved is None:
+                    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+                else:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = saved
+        self.procs[i], self.inboxes[i] = proc, inbox
+
+    def pid(self, i: int) -> int:
+        return int(self.procs[i].pid)
+
+    def idle(self) -> list[int]:
+        return [i for i in range(self.size) if i not in self.jobs]
+
+    @property
+    def busy(self) -> int:
+        return len(self.jobs)
+
+    def submit(self, i: int, job: Job) -> None:
+        self.jobs[i] = job
+        self.inboxes[i].put(job)
+
+    def events(self, timeout: float) -> list[Event]:
+        """Finished jobs, and jobs whose worker died (that worker is replaced)."""
+        out: list[Event] = []
+        with contextlib.suppress(queue.Empty):
+            out.append(self.outbox.get(timeout=timeout))
+            while True:
+                out.append(self.outbox.get_nowait())
+        for ev in out:
+            self.jobs.pop(ev.worker, None)
+        for i, proc in enumerate(self.procs):
+            if not proc.is_alive():
+                job = self.jobs.pop(i, None)
+                code = proc.exitcode
+                if job is not None:
+                    out.append(Event("died", i, job.key, message=f"its worker process ended ({exit_text(code)})"))
+                self.start(i)
+        return out
+
+    def close(self) -> None:
+        """Let the workers exit; stop any that do not within a few seconds."""
+        for inbox in self.inboxes:
+            with contextlib.suppress(Exception):
+                inbox.put(None)
+        deadline = time.time() + 10.0
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.time()))
+        self.stop(grace=2.0)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM every live worker, SIGKILL what still runs after `grace` seconds."""
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.time() + grace
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.time()))
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2.0)
+        self.jobs.clear()
+
+
+def exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
