@@ -16,9 +16,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
-
 from rich.markup import escape
+from rich.table import Table
 
 from visionstudy.errors import VisionStudyError
 
@@ -175,8 +174,8 @@ def train(
     no_verify: NoVerify = False,
 ) -> None:
     """Train and evaluate one model; writes the run directory."""
-    from visionstudy.validate import load_config
     from visionstudy.experiment import run_experiment
+    from visionstudy.validate import load_config
 
     overrides = list(set_ or []) + (["data.verify=false"] if no_verify else [])
     cfg = load_config(config, overrides)

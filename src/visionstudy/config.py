@@ -178,7 +178,7 @@ class TrainConfig(Strict):
 class RunConfig(Strict):
     """Everything one training run needs."""
 
-    name: str = Field("run", description="run name: the default output folder runs/<name> (one path component)")
+    name: str = Field("run", description="run name: the default folder runs/<name> (one path component)")
     seed: int = Field(0, description="seed of weights, shuffling and augmentation")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

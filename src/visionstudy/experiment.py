@@ -124,7 +124,8 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     net = task.build_model(cfg, data)
     data = task.adapt(data, net)
     params, flops = count_params(net), count_flops(net, task.input_shape(data))
-    channels_last = t.channels_last == "on" or (t.channels_last == "auto" and getattr(net, "convolutional", False))
+    conv = getattr(net, "convolutional", False)
+    channels_last = t.channels_last == "on" or (t.channels_last == "auto" and conv)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if t.compile:

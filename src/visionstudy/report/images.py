@@ -20,8 +20,8 @@ from visionstudy.evaluate import gradcam, probabilities, top_losses
 from visionstudy.models import Classifier, create_model
 from visionstudy.report import figures as F
 from visionstudy.report.runs import RunArtifacts
-from visionstudy.train.checkpoint import load_checkpoint
 from visionstudy.store.rundir import RunDir
+from visionstudy.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 

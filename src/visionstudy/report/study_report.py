@@ -205,7 +205,8 @@ class StudyReportBuilder:
 
         url = Placement(self.dir.parent, self.db).url(self.study.name)
         try:
-            ostudy = optuna.load_study(study_name=f"{self.study.name}:search", storage=storage_for(url, write=False))
+            ostudy = optuna.load_study(study_name=f"{self.study.name}:search",
+                                       storage=storage_for(url, write=False))
         except KeyError:
             s.notes.append("The search has not started yet.")
             return s

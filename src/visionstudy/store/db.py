@@ -425,7 +425,6 @@ def open_store(url: str, study_name: str) -> RunStore:
 def existing_store(url: str, study_name: str) -> RunStore | None:
     """The study's store if the database and the study exist; creates nothing (for `status`)."""
     import optuna
-
     from sqlalchemy.exc import SQLAlchemyError
 
     if url.startswith("sqlite:") and not sqlite_path(url).is_file():

@@ -96,8 +96,10 @@ class RunDir:
         """Entries that no run writes: a folder holding any is not ours to write into."""
         if not self.path.is_dir():
             return []
-        out = sorted(e.name for e in self.path.iterdir()
-                     if e.name not in RUN_ENTRIES and not (e.name.startswith(".") and e.name.endswith(".part")))
+        def partial(name: str) -> bool:
+            return name.startswith(".") and name.endswith(".part")
+
+        out = sorted(e.name for e in self.path.iterdir() if e.name not in RUN_ENTRIES and not partial(e.name))
         if self.config.is_file() and not self.is_run():
             out.insert(0, "config.yaml")  # the user's own file of that name
         return out

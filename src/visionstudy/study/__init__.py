@@ -11,7 +11,7 @@ from visionstudy.study.execute import Driver, Outcome, Placement, run_study, sig
 from visionstudy.study.search import final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
-__all__ = ["Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes", "load_study",
+__all__ = ["Driver", "Outcome", "run_study", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes", "load_study",
            "recipe_path", "run_all",
            "with_final"]
 

@@ -152,7 +152,7 @@ def pruning_hook(trial: dict[str, Any]) -> Any:
     import optuna
 
     from visionstudy.store.db import storage_for
-    from visionstudy.study.search import make_pruner
+    from visionstudy.study.samplers import make_pruner
 
     study = optuna.load_study(study_name=trial["study"], storage=storage_for(trial["url"]),
                               pruner=make_pruner(trial["search"], trial["epochs"]))
@@ -260,7 +260,8 @@ class Pool:
                 job = self.jobs.pop(i, None)
                 code = proc.exitcode
                 if job is not None:
-                    out.append(Event("died", i, job.key, message=f"its worker process ended ({exit_text(code)})"))
+                    message = f"its worker process ended ({exit_text(code)})"
+                    out.append(Event("died", i, job.key, message=message))
                 self.start(i)
         return out
 

@@ -4,19 +4,14 @@ study's database, then the final training of the best values (seed 002's flow)."
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from visionstudy.config import merge_run
+from visionstudy.study.pool import Job
+from visionstudy.study.samplers import encoded, make_pruner, make_sampler
 from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
-
-PRIMITIVE = (str, int, float, bool, type(None))
-
-
-def encoded(p: SearchParam) -> list[Any]:
-    """Optuna's categorical choices must be primitives: others (an optimizer section) go as JSON."""
-    choices = p.choices or []
-    return choices if all(isinstance(c, PRIMITIVE) for c in choices) else [json.dumps(c) for c in choices]
 
 
 def decode(p: SearchParam, value: Any) -> Any:
@@ -33,27 +28,6 @@ def suggest(trial: Any, key: str, p: SearchParam) -> Any:
     return trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)  # type: ignore[arg-type]
 
 
-def make_sampler(s: SearchConfig) -> Any:
-    import optuna
-
-    if s.sampler == "grid":
-        return optuna.samplers.GridSampler(
-            {k: encoded(p) if p.type == "categorical" else p.grid() for k, p in s.space.items()}, seed=s.seed)
-    if s.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    return optuna.samplers.TPESampler(seed=s.seed)
-
-
-def make_pruner(s: SearchConfig, epochs: int) -> Any:
-    import optuna
-
-    if s.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
-    if s.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    return optuna.pruners.NopPruner()
-
-
 def search_study(study: Study, url: str) -> Any:
     import optuna
 
@@ -62,6 +36,7 @@ def search_study(study: Study, url: str) -> Any:
     s = study.config.search
     assert s is not None
     epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")  # we heartbeat ourselves
     return optuna.create_study(
         study_name=f"{study.name}:search", storage=storage_for(url), sampler=make_sampler(s),
         pruner=make_pruner(s, epochs), load_if_exists=True,
@@ -223,8 +198,6 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
 
 def job_for(trial: Any, folder: str, cfg: Any, study_dir: Path, url: str, name: str, s: SearchConfig,
             epochs: int) -> Any:
-    from visionstudy.study.pool import Job
-
     return Job(f"{SEARCH_DIR}/{folder}", str(study_dir / SEARCH_DIR / folder), cfg.model_dump(mode="json"),
                trial={"url": url, "study": name, "trial_id": trial._trial_id, "search": s, "epochs": epochs})
 

@@ -230,63 +230,6 @@ class Study:
                 for label, index, key, members in out]
 
 
-def config_hash(self) -> str:
-        return config_hash(dump_config(self.config))
-
-
-@dataclass(frozen=True)
-class Study:
-    config: StudyConfig
-    base: dict[str, Any]  # the base run config (raw), --set overrides applied
-    overrides: list[str]
-    variants: list[tuple[str, dict[str, Any]]]
-    runs: list[RunSpec]
-    source: str
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def baseline(self) -> str:
-        return self.config.baseline or self.variants[0][0]
-
-    def describe(self) -> str:
-        """'14 runs (12 variants × 1 seed, 2 of them × 5 folds), then a search'."""
-        folded = {r.variant for r in self.runs if r.fold is not None}
-        seeds = self.config.seeds
-        text = f"{len(self.runs)} runs ({len(self.variants)} variants × {seeds} seed{'s' * (seeds > 1)}"
-        if folded:
-            text += (f" × {self.config.cv.folds} folds" if len(folded) == len(self.variants)  # type: ignore[union-attr]
-                     else f", {len(folded)} of them × {self.config.cv.folds} folds")  # type: ignore[union-attr]
-        text += ")"
-        if self.config.search:
-            s = self.config.search
-            text += f", then a {s.trials}-trial search"
-            text += f" and {s.final.seeds} final run{'s' * (s.final.seeds > 1)}" if s.final else ""
-        return text
-
-    def sweep_members(self) -> dict[str, tuple[str, set[str]]]:
-        """Sweep label → (swept key, the variants that show its values). One-at-a-time: its own
-        points and its origin (the base config's 'baseline' or its `from` variant); grid: every
-        point. Labels are the key, prefixed with the `from` variant when a block has one."""
-        out: dict[str, tuple[str, set[str]]] = {}
-        explicit = {n: o or {} for n, o in (self.config.variants or {}).items()}
-        for block in sweep_blocks(self.config.sweep):
-            origin = block.get("from")
-            keys = [k for k in block if k not in SWEEP_OPTIONS]
-            one_at_a_time = block.get("mode") == "one-at-a-time"
-            start = {origin or "baseline"} if one_at_a_time else set()
-            members = {k: set(start) for k in keys}
-            for name, override in sweep_variants(block, self.base, explicit, self.source):
-                for key in keys:
-                    if name != "baseline" and touches(override, key, explicit.get(origin or "", {})):
-                        members[key].add(name)
-            for key in keys:
-                out[f"{origin}: {key}" if origin else key] = (key, members[key])
-        return out
-
-
 def config_hash(dump: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
