@@ -32,8 +32,8 @@ study_app = typer.Typer(no_args_is_help=True, help="Run a study (variants, sweep
 app.add_typer(study_app, name="study")
 recipes_app = typer.Typer(no_args_is_help=True, help="Built-in studies that reproduce published reports.")
 app.add_typer(recipes_app, name="recipes")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # no hard wrapping in logs (SLURM, > file)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

@@ -45,7 +45,7 @@ def test_one_at_a_time_sweep_varies_each_factor_alone(tmp_path):
     assert names == ["baseline", "lr=0.01", "lr=0.1", "channels=8-16", "activation=tanh"]
     tanh = next(r for r in study.runs if r.variant == "activation=tanh").config
     assert tanh.model.params()["activation"] == "tanh" and tanh.train.optimizer.lr == 1e-3
-    members = study.sweep_members()
+    members = {label: (key, names) for label, _, key, names in study.sweep_members()}
     assert members["model.activation"] == ("model.activation", {"baseline", "activation=tanh"})
     assert members["train.optimizer.lr"][1] == {"baseline", "lr=0.01", "lr=0.1"}
 
@@ -66,7 +66,7 @@ def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     assert config["small+epochs=3"].train.epochs == 3
     assert [r.key for r in study.runs if r.variant == "wide"] == [f"wide/seed-0/fold-{f}" for f in range(3)]
     assert [r.key for r in study.runs if r.variant == "small"] == ["small/seed-0"]
-    members = study.sweep_members()
+    members = {label: (key, names) for label, _, key, names in study.sweep_members()}
     assert members["small: model.channels.1"] == ("model.channels.1", {"small", "small+channels.1=16"})
     assert members["wide: model.channels.0"][1] == {"wide+channels.0=4", "wide+channels.0=12"}
 
@@ -116,3 +116,19 @@ def test_bad_study_files_fail_before_training(tmp_path, fields, needles):
 def test_unknown_recipe_is_named():
     with pytest.raises(ConfigError, match="recipe:nope: no such recipe"):
         load_study("recipe:nope")
+
+
+def test_two_sweep_blocks_over_one_key_keep_their_own_charts(tmp_path):
+    """Seed 004's optimizer x dropout grid beside a plain dropout sweep: the later block used to
+    replace the earlier one's chart (one dict key per swept key)."""
+    study = load_study(study_file(tmp_path, sweep=[
+        {"mode": "grid", "train.optimizer.name": ["adam", "sgd"], "model.dropout": [0.0, 0.5]},
+        {"mode": "one-at-a-time", "model.dropout": [0.25]}]))
+    charts = study.sweep_members()
+    dropout = [(label, block) for label, block, key, _ in charts if key == "model.dropout"]
+    assert dropout == [("model.dropout (sweep 1)", 0), ("model.dropout (sweep 2)", 1)]
+    from visionstudy.study.manifest import from_study
+
+    points = {c.label: c.points for c in from_study(study).sweeps}
+    assert set(points["model.dropout (sweep 1)"].values()) == {0.0, 0.5}
+    assert points["model.dropout (sweep 2)"] == {"baseline": 0.0, "dropout=0.25": 0.25}

@@ -1,0 +1,144 @@
+"""Run folders have one owner: a lock with the holder's PID, non-run folders never written, the
+user's umask, best-else-last in one place (issue #14, item 2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli.test_cli import ROOT, assert_user_error, vs
+from visionstudy.errors import ConfigError, TrainingError
+from visionstudy.experiment import run_experiment
+from visionstudy.store.rundir import RunDir, RunLock, RunLockedError, inside_run, open_run
+from visionstudy.validate import validate_run_config
+
+TINY = {"name": "tiny", "data": {"dataset": "digits", "max_train_samples": 300},
+        "model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 1, "batch_size": 64}}
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from visionstudy.store.rundir import RunDir, RunLock
+Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
+lock = RunLock(RunDir(Path(sys.argv[1]))).acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def hold_lock(folder: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid_and_a_dead_holders_lock_is_taken(tmp_path):
+    out = tmp_path / "run"
+    holder = hold_lock(out)
+    try:
+        cfg = validate_run_config(TINY)
+        with pytest.raises(RunLockedError, match=f"PID {holder.pid}"):
+            run_experiment(cfg, out, quiet=True)
+        assert not RunDir(out).config.exists()  # the refused writer wrote nothing
+        result = vs("train", ROOT / "examples" / "digits-quick.yaml", "--out", out, "--quiet")
+        assert_user_error(result, f"PID {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    metrics = run_experiment(validate_run_config(TINY), out, quiet=True)  # the dead holder's lock
+    assert metrics["test_accuracy"] > 0 and RunDir(out).is_finished()
+
+
+def test_two_concurrent_trains_into_one_folder_never_mix(tmp_path):
+    """Two `train` at once into one --out: exactly one trains, the other exits 2 (it used to mix
+    seed 1's config.yaml and last.pt with seed 0's best.pt, both exiting 0)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "train": {"epochs": 4, "batch_size": 32}}))
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "visionstudy", "train", str(cfg), "--out", str(out), "--quiet"]
+    procs = [subprocess.Popen([*cmd, "--set", f"seed={k}"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in (0, 1)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2)
+    assert "is being written by another process (PID" in loser and "Traceback" not in loser
+    winner_seed = [k for k, (code, _, _) in enumerate(results) if code == 0][0]
+    saved = yaml.safe_load(RunDir(out).config.read_text())
+    assert saved["seed"] == winner_seed
+    from visionstudy.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(RunDir(out).best)["config"]["seed"] == winner_seed
+    assert load_checkpoint(RunDir(out).last)["config"]["seed"] == winner_seed
+
+
+@pytest.mark.parametrize("where", ["config-folder", "dot"])
+def test_out_that_is_a_users_folder_is_refused_and_left_untouched(tmp_path, where):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    cfg = folder / "config.yaml"  # the user's own file, with the run's file name
+    cfg.write_text(yaml.safe_dump(TINY))
+    (folder / "notes.txt").write_text("my notes")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    if where == "dot":
+        result = subprocess.run([sys.executable, "-m", "visionstudy", "train", "config.yaml", "--out", ".",
+                                 "--quiet"], cwd=folder, capture_output=True, text=True, timeout=300)
+    else:
+        result = vs("train", cfg, "--out", folder, "--quiet", "--force")
+    assert_user_error(result, "is not empty and is not a run folder", "notes.txt")
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+def test_a_folder_holding_only_the_users_config_yaml_is_not_a_run(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    with pytest.raises(TrainingError, match="config.yaml"):
+        open_run(tmp_path, resume=False, force=True, config={})
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "a/b", "..", "."])
+def test_a_run_name_is_one_path_component(name):
+    with pytest.raises(ConfigError, match="one folder name"):
+        validate_run_config({**TINY, "name": name})
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_run_files_follow_the_umask(tmp_path, umask, mode):
+    code = ("import os, sys; os.umask(int(sys.argv[2], 8)); from pathlib import Path;"
+            "from visionstudy.experiment import run_experiment; from visionstudy.validate import "
+            f"validate_run_config; run_experiment(validate_run_config({TINY!r}), Path(sys.argv[1]), quiet=True)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "r"), oct(umask)[2:]], check=True, cwd=ROOT,
+                   timeout=300)
+    run = RunDir(tmp_path / "r")
+    for path in (run.config, run.metrics, run.history, run.predictions, run.best, run.last):
+        assert path.stat().st_mode & 0o777 == mode, path
+    assert (run.path / "checkpoints").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_best_else_last_is_chosen_in_one_place(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.checkpoint() is None
+    run.last.parent.mkdir()
+    run.last.write_bytes(b"x")
+    assert run.checkpoint() == run.last
+    run.best.write_bytes(b"y")
+    assert run.checkpoint() == run.best
+
+
+def test_inside_run_finds_the_enclosing_run(digits_run, tmp_path):
+    assert inside_run(digits_run / "sub" / "report") == digits_run.resolve()
+    assert inside_run(tmp_path / "elsewhere") is None
+
+
+def test_the_lock_is_released_when_the_run_ends(tmp_path):
+    run_experiment(validate_run_config(TINY), tmp_path / "r", quiet=True)
+    lock = RunLock(RunDir(tmp_path / "r")).acquire()  # would raise if still held
+    assert (tmp_path / "r" / ".lock").read_text().strip() == str(os.getpid())
+    lock.release()
+    time.sleep(0)
