@@ -79,7 +79,8 @@ def check_sqlite(url: str, write: bool = True) -> Path:
     """Refuse, with the reason and the fix, an SQLite file that cannot work: on a network file
     system (SQLite's WAL needs shared memory on one machine), damaged, unreadable or read-only."""
     path = sqlite_path(url)
-    fstype = filesystem_of(path.parent if path.parent.exists() else Path.cwd())
+    existing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("/"))
+    fstype = filesystem_of(existing)
     if fstype in NETWORK_FILESYSTEMS:
         raise StoreError(
             f"{path}: the study database would be an SQLite file on a network file system ({fstype}); "
@@ -89,9 +90,11 @@ def check_sqlite(url: str, write: bool = True) -> Path:
         if not os.access(path, os.R_OK):
             raise StoreError(f"{path}: the study database cannot be read (permission denied); fix its "
                              "permissions or pass --runs-dir / --db to use another one")
-        if write and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            # even readers of a WAL database write its shared-memory index beside it
             raise StoreError(f"{path}: the study database (or its folder) is read-only; make both "
-                             "writable, or pass --runs-dir / --db to use another one")
+                             "writable (or copy the study folder somewhere writable), or pass "
+                             "--runs-dir / --db to use another one")
         try:
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as con:
                 con.execute("PRAGMA schema_version").fetchone()

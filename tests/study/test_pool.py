@@ -1,0 +1,325 @@
+"""One worker pool, and the database and the disk always agreeing (issue #14, item 4)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli.test_cli import ROOT, assert_user_error
+from visionstudy.store import RunStore
+from visionstudy.study import Placement, load_study, run_all
+
+TINY = {"data": {"dataset": "digits", "max_train_samples": 400},
+        "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
+        "train": {"epochs": 2, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-2}}}
+
+# imported by every process of a study started with PYTHONPATH=<its folder>: a model width of 7
+# raises an error that is not ours (a bug, a library error) inside the run
+CRASH = """
+import visionstudy.models.cnn as cnn
+_build = cnn.build_cnn
+def build(in_channels, num_classes, size, p):
+    if list(p.channels) == [7, 7]:
+        raise RuntimeError("boom inside the model builder")
+    return _build(in_channels, num_classes, size, p)
+cnn.build_cnn = build
+import visionstudy.models.base as base
+spec = base.MODELS.get("cnn")
+base.MODELS._items["cnn"] = base.ModelSpec(build, spec.params, spec.description, spec.kind)
+"""
+
+
+def write(tmp_path: Path, name: str, **fields) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **TINY, **fields}, sort_keys=False))
+    return path
+
+
+def study_cmd(path: Path, runs: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "visionstudy", "study", "run", str(path), "--runs-dir", str(runs),
+            "--quiet", *extra]
+
+
+def run_cli(cmd: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def status(path: Path, runs: Path) -> str:
+    return run_cli([sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir",
+                    str(runs)]).stdout
+
+
+def test_an_unexpected_error_fails_its_run_once_the_others_go_on_and_the_exit_is_1(tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(CRASH)
+    path = write(tmp_path, "crash", variants={"ok": {}, "bad": {"model": {"channels": [7, 7]}}})
+    runs = tmp_path / "runs"
+    result = run_cli(study_cmd(path, runs, "--workers", "2", "--no-report"),
+                     env={"PYTHONPATH": f"{hooks}:{os.environ.get('PYTHONPATH', '')}"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out
+    assert out.count("boom inside the model builder") == 2  # the line as it happens, and the summary
+    assert "1 of 2 runs failed" in " ".join(out.split())
+    log = runs / "crash" / "bad" / "seed-0" / "run.log"
+    assert "Traceback" in log.read_text() and "RuntimeError: boom" in log.read_text()
+    assert str(log) in out
+    assert (runs / "crash" / "ok" / "seed-0" / "metrics.json").is_file()
+    from optuna.trial import TrialState
+
+    store = RunStore(Placement(runs).url("crash"), "crash")
+    bad = [t for t in store.trials() if t.user_attrs["run"] == "bad/seed-0"]
+    assert [t.state for t in bad] == [TrialState.FAIL]  # once, not three worker deaths
+    table = status(path, runs)
+    assert next(ln for ln in table.splitlines() if " bad " in ln).split("│")[6].strip() == "1"  # failed
+
+
+def test_a_search_with_two_workers_never_repeats_a_configuration(tmp_path):
+    search = {"sampler": "random", "pruner": "none", "trials": 6, "seed": 3,
+              "space": {"train.optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}}
+    study = load_study(write(tmp_path, "srch", train={**TINY["train"], "epochs": 1}, search=search))
+    place = Placement(tmp_path / "runs")
+    run_all(study, place, workers=2, progress=False)
+    import optuna
+
+    from visionstudy.store.db import storage_for
+
+    trials = optuna.load_study(study_name="srch:search", storage=storage_for(place.url("srch"))).get_trials()
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(done) == 6
+    assert len({t.params["train.optimizer.lr"] for t in done}) == 6  # 6 distinct, not 3 twice
+    folders = sorted(p.parent.name for p in (place.study_dir("srch") / "search").glob("*/metrics.json"))
+    assert len(folders) == 6
+    for t in done:  # each trial's folder ran its own values
+        cfg = yaml.safe_load((place.study_dir("srch") / "search" / t.user_attrs["folder"] / "config.yaml").read_text())
+        assert cfg["train"]["optimizer"]["lr"] == pytest.approx(t.params["train.optimizer.lr"])
+
+
+def test_a_categorical_search_stops_when_its_space_is_exhausted(tmp_path):
+    search = {"sampler": "tpe", "pruner": "none", "trials": 5,
+              "space": {"model.hidden": [[8], [16]]}}
+    study = load_study(write(tmp_path, "tiny2", train={**TINY["train"], "epochs": 1}, search=search))
+    place = Placement(tmp_path / "runs")
+    run_all(study, place, workers=2, progress=False)
+    import optuna
+
+    from visionstudy.store.db import storage_for
+
+    trials = optuna.load_study(study_name="tiny2:search", storage=storage_for(place.url("tiny2"))).get_trials()
+    done = [json.dumps(t.params) for t in trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2 and len(set(done)) == 2
+
+
+def test_data_parallel_run_inside_a_study_finishes(tmp_path):
+    """`train.devices: 2` in a study used to hang forever (Fabric re-ran `study run` as rank 1)."""
+    path = write(tmp_path, "ddp", train={**TINY["train"], "devices": 2, "threads": 1})
+    runs = tmp_path / "runs"
+    result = run_cli(study_cmd(path, runs, "--no-report", "--device", "cpu"), timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = json.loads((runs / "ddp" / "baseline" / "seed-0" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.1 and metrics["epochs_run"] == 2
+
+
+def test_deleted_results_are_missing_and_exactly_they_are_retrained(tmp_path):
+    path = write(tmp_path, "miss", seeds=2)
+    runs = tmp_path / "runs"
+    place = Placement(runs)
+    study = load_study(path)
+    run_all(study, place, progress=False)
+    kept = runs / "miss" / "baseline" / "seed-0" / "metrics.json"
+    before = kept.stat().st_mtime_ns
+    (runs / "miss" / "baseline" / "seed-1" / "metrics.json").unlink()
+    line = next(ln for ln in status(path, runs).splitlines() if "baseline" in ln)
+    assert [c.strip() for c in line.split("│")[1:-1]] == ["baseline", "2", "1", "0", "0", "0", "1", "0"]
+    _, outcome = run_all(load_study(path), place, progress=False)
+    assert outcome.trained == 1 and [k for k, _ in outcome.finished] == ["baseline/seed-1"]
+    assert kept.stat().st_mtime_ns == before
+    import shutil
+
+    shutil.rmtree(runs / "miss" / "baseline" / "seed-0")
+    _, outcome = run_all(load_study(path), place, progress=False)
+    assert [k for k, _ in outcome.finished] == ["baseline/seed-0"] and outcome.done == 2
+
+
+def test_nothing_to_do_is_not_said_while_another_process_trains(tmp_path):
+    path = write(tmp_path, "busy", train={**TINY["train"], "epochs": 40})
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(study_cmd(path, runs, "--no-report"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_running(Placement(runs).url("busy"), "busy", proc)
+        result = run_cli(study_cmd(path, runs, "--no-report"))
+        assert result.returncode == 0, result.stderr
+        assert "nothing to do" not in result.stdout
+        assert "1 runs are being trained by another process" in result.stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def wait_running(url: str, name: str, proc: subprocess.Popen, timeout: float = 120) -> list:
+    from optuna.trial import TrialState
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            running = RunStore(url, name).trials((TrialState.RUNNING,))
+        except Exception:  # noqa: BLE001 - the database is being created
+            running = []
+        if running:
+            return running
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.2)
+    raise AssertionError("no run was ever seen running")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_every_worker_and_the_rerun_finishes_each_run_once(tmp_path, sig):
+    from optuna.trial import TrialState
+
+    from visionstudy.store.db import pid_alive
+
+    path = write(tmp_path, "stop", seeds=2, train={**TINY["train"], "epochs": 30})
+    runs = tmp_path / "runs"
+    url = Placement(runs).url("stop")
+    proc = subprocess.Popen(study_cmd(path, runs, "--workers", "2", "--no-report"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    running = wait_running(url, "stop", proc)
+    workers = [t.user_attrs["worker"]["pid"] for t in running]
+    time.sleep(1.5)
+    start = time.time()
+    os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)  # Ctrl-C: the group
+    out = proc.communicate(timeout=30)[0]
+    assert time.time() - start < 10, out
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    time.sleep(0.5)
+    assert not any(pid_alive(p) for p in workers)  # no orphan keeps training
+    store = RunStore(url, "stop")
+    assert not store.trials((TrialState.RUNNING,))  # back in the queue, not "running" forever
+    path.write_text(yaml.safe_dump({"name": "stop", **TINY, "seeds": 2,
+                                    "train": {**TINY["train"], "epochs": 30}}, sort_keys=False))
+    result = run_cli(study_cmd(path, runs, "--workers", "2", "--no-report"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    done: dict[str, int] = {}
+    for t in RunStore(url, "stop").trials((TrialState.COMPLETE,)):
+        done[t.user_attrs["run"]] = done.get(t.user_attrs["run"], 0) + 1
+    assert done == {"baseline/seed-0": 1, "baseline/seed-1": 1}
+    for k in (0, 1):
+        history = (runs / "stop" / "baseline" / f"seed-{k}" / "history.csv").read_text().splitlines()
+        assert [int(r.split(",")[0]) for r in history[1:]] == list(range(1, 31))
+
+
+@contextlib.contextmanager
+def read_only_copy(folder: Path):
+    """`folder`'s files on a real read-only file system (a tmpfs remounted ro; root ignores
+    permission bits, so chmod alone proves nothing)."""
+    import shutil
+
+    saved = folder.with_name(folder.name + ".saved")
+    shutil.copytree(folder, saved)
+    shutil.rmtree(folder)
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copytree(saved, folder, dirs_exist_ok=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        saved.rename(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "read-only"])
+def test_a_damaged_or_read_only_database_is_one_clear_error(tmp_path, damage):
+    path = write(tmp_path, "dmg", train={**TINY["train"], "epochs": 1})
+    runs = tmp_path / "runs"
+    assert run_cli(study_cmd(path, runs, "--no-report")).returncode == 0
+    db = runs / "dmg" / "study.db"
+    for extra in (runs / "dmg").glob("study.db-*"):
+        extra.unlink()
+    if damage == "truncated":
+        db.write_bytes(db.read_bytes()[:1500])
+    elif damage == "random":
+        db.write_bytes(os.urandom(8192))
+    with read_only_copy(db.parent) if damage == "read-only" else contextlib.nullcontext():
+        for cmd in (study_cmd(path, runs, "--no-report"),
+                    [sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir", str(runs)]):
+            result = run_cli(cmd)
+            assert_user_error(result, str(db))
+            assert ("read-only" if damage == "read-only" else "damaged") in result.stderr
+    if damage != "read-only":  # the fix the message names: move it aside, the runs rebuild it
+        db.rename(db.with_suffix(".bad"))
+        result = run_cli(study_cmd(path, runs, "--no-report"))
+        assert result.returncode == 0 and "nothing to do" in result.stdout, result.stderr
+
+
+def test_status_of_a_study_that_never_ran_creates_nothing(tmp_path):
+    path = write(tmp_path, "never")
+    runs = tmp_path / "runs"
+    out = status(path, runs)
+    assert "not started" in out and "0/1 runs done" in out
+    assert not runs.exists()
+
+
+def test_sqlite_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
+    from visionstudy.store import db
+    from visionstudy.store.db import StoreError
+
+    monkeypatch.setattr(db, "mount_table", lambda: [("/", "ext4"), (str(tmp_path), "nfs4")])
+    with pytest.raises(StoreError, match=r"network file system \(nfs4\).*--db postgresql://"):
+        RunStore(f"sqlite:///{tmp_path / 'x' / 'study.db'}", "x")
+    assert not (tmp_path / "x" / "study.db").exists()
+
+
+def test_workers_are_pinned_to_gpus_round_robin(monkeypatch):
+    import torch
+
+    from visionstudy.study.pool import gpu_for
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [gpu_for(i) for i in range(5)] == ["0", "1", "2", "0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6,7")
+    assert [gpu_for(i) for i in range(4)] == ["4", "6", "7", "4"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert gpu_for(3) is None  # one GPU: every worker shares it
+
+
+def test_a_variant_cannot_take_the_report_or_search_folder(tmp_path):
+    from visionstudy.errors import ConfigError
+
+    for name in ("report", "search"):
+        with pytest.raises(ConfigError, match=f"variant name '{name}' is reserved"):
+            load_study(write(tmp_path, "rsv", variants={name: {}}))
+
+
+def test_a_study_report_refuses_an_out_inside_a_run_and_a_read_only_folder(tmp_path):
+    path = write(tmp_path, "rep", train={**TINY["train"], "epochs": 1})
+    runs = tmp_path / "runs"
+    assert run_cli(study_cmd(path, runs, "--no-report")).returncode == 0
+    inside = runs / "rep" / "baseline" / "seed-0" / "my-report"
+    result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "rep"), "--out", str(inside),
+                      "--no-images"])
+    assert_user_error(result, "inside the run folder")
+    assert not inside.exists()
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    with read_only_copy(locked):
+        result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "rep"), "--out",
+                          str(locked / "r"), "--no-images"])
+        assert_user_error(result, "read-only", str(locked / "r"))
