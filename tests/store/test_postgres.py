@@ -121,3 +121,22 @@ def test_four_workers_ten_runs_one_worker_killed_postgres(postgres, tmp_path):
            "--runs-dir", str(runs), "--workers", "4", "--quiet", "--no-report"]
     proc, victim, key = kill_one_worker_mid_run(cmd, postgres, "pgfour")
     check_killed_worker_study(proc, postgres, "pgfour", runs, victim, key, 10)
+
+
+def test_the_plain_postgresql_url_of_the_readme_works(postgres, tmp_path):
+    """`--db postgresql://user@host/db` failed with "Failed to import DB access module" (SQLAlchemy
+    2 picks psycopg 3, which is not installed); it now means the installed psycopg2."""
+    plain = postgres.replace("postgresql+psycopg2://", "postgresql://")
+    study = tmp_path / "plain.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "pgplain", "data": {"dataset": "digits", "max_train_samples": 300},
+        "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1, "batch_size": 64}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", plain, "--runs-dir",
+         str(tmp_path / "runs"), "--quiet", "--no-report"], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1/1 runs finished" in result.stdout
+    from visionstudy.store import RunStore
+
+    assert RunStore(plain, "pgplain").status(["baseline/seed-0"]) == {"baseline/seed-0": "done"}

@@ -323,3 +323,35 @@ def test_a_study_report_refuses_an_out_inside_a_run_and_a_read_only_folder(tmp_p
         result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "rep"), "--out",
                           str(locked / "r"), "--no-images"])
         assert_user_error(result, "read-only", str(locked / "r"))
+
+
+def test_an_interrupted_search_trial_resumes_from_its_last_checkpoint(tmp_path):
+    import optuna
+
+    from visionstudy.store.db import storage_for
+
+    search = {"sampler": "random", "pruner": "none", "trials": 2, "seed": 1,
+              "space": {"train.optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}}
+    path = write(tmp_path, "sres", train={**TINY["train"], "epochs": 150}, search=search)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(study_cmd(path, runs, "--no-report"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    folder = runs / "sres" / "search" / "trial-000"
+    deadline = time.time() + 120
+    while not (folder / "checkpoints" / "last.pt").is_file():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 130
+    epochs_before = len((folder / "history.csv").read_text().splitlines()) - 1
+    assert 1 <= epochs_before < 150
+    result = run_cli(study_cmd(path, runs, "--no-report"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = optuna.load_study(study_name="sres:search", storage=storage_for(Placement(runs).url("sres"))).get_trials()
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    folders = sorted(t.user_attrs["folder"] for t in done)
+    assert len(done) == 2 and folders[0] == "trial-000" and len(set(folders)) == 2
+    first = [t for t in trials if t.user_attrs.get("folder") == "trial-000"]
+    assert len({t.params["train.optimizer.lr"] for t in first}) == 1  # resumed with its own values
+    history = (folder / "history.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in history] == list(range(1, 151))  # continued, not restarted

@@ -1,0 +1,114 @@
+"""One run path for every task (issue #14, item 1): the task registry, set data as a dataset
+source, and every training option working for set runs or refused at validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.cli.test_cli import vs
+from visionstudy.errors import ConfigError, DataError
+from visionstudy.experiment import run_experiment
+from visionstudy.tasks import TASKS, get_task, list_tasks, task_of
+from visionstudy.train.checkpoint import load_checkpoint
+from visionstudy.validate import validate_run_config
+
+SETS = {"name": "s", "data": {"dataset": "sets", "sets": {"train": 200, "val": 40, "test": 40}},
+        "model": {"name": "deepsets", "layers": 2, "width": 8},
+        "train": {"epochs": 2, "batch_size": 32, "optimizer": {"name": "adam", "lr": 1e-2}}}
+
+
+def sets_cfg(**train):
+    return validate_run_config({**SETS, "train": {**SETS["train"], **train}})
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_every_task_declares_its_contract(name):
+    task = get_task(name)
+    assert task.name == name and task.headline.startswith("test_")
+    assert isinstance(task.maximize, bool) and task.default_monitor in ("val_loss", "val_accuracy")
+    assert task.sections and task.model_kind in ("image", "set")
+    assert set(list_tasks()) == {"classification", "regression"} and len(TASKS.names()) == 2
+
+
+def test_the_task_comes_from_the_dataset_source():
+    assert task_of(sets_cfg()).name == "regression"
+    assert task_of(validate_run_config({"data": {"dataset": "digits"}})).name == "classification"
+
+
+def test_sets_is_listed_with_the_datasets():
+    result = vs("datasets", "list")
+    assert result.returncode == 0 and "sets" in result.stdout
+
+
+@pytest.mark.parametrize("train, field", [
+    ({"tta": True}, "train.tta"),
+    ({"label_smoothing": 0.1}, "train.label_smoothing"),
+    ({"monitor": "val_accuracy"}, "train.monitor"),
+    ({"early_stopping": {"monitor": "val_accuracy", "patience": 2}}, "train.early_stopping.monitor"),
+    ({"scheduler": {"name": "plateau", "monitor": "val_accuracy"}}, "train.scheduler.monitor"),
+    ({"channels_last": "on"}, "train.channels_last"),
+])
+def test_options_that_cannot_work_for_sets_are_refused(train, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        sets_cfg(**train)
+
+
+def test_l1_and_l2_apply_to_set_runs(tmp_path):
+    """The old set path silently ignored l1/l2: the same seed gave the same weights."""
+    plain = run_experiment(sets_cfg(), tmp_path / "plain", quiet=True)
+    penal = run_experiment(sets_cfg(l2=0.5, l1=0.01), tmp_path / "penal", quiet=True)
+    w0 = load_checkpoint(tmp_path / "plain" / "checkpoints" / "last.pt")["model"]
+    w1 = load_checkpoint(tmp_path / "penal" / "checkpoints" / "last.pt")["model"]
+    norm = {k: float(v.norm()) for k, v in w0.items()}
+    assert sum(float(w1[k].norm()) for k in w1 if w1[k].ndim > 1) < sum(
+        norm[k] for k in w0 if w0[k].ndim > 1)
+    assert plain["task"] == penal["task"] == "regression" and plain["test_mse"] != penal["test_mse"]
+
+
+def test_a_set_run_resumes_and_writes_the_run_folder_like_an_image_run(tmp_path):
+    m = run_experiment(sets_cfg(), tmp_path / "r", quiet=True)
+    for key in ("test_mse", "val_mse", "train_mse", "params", "flops", "epochs_run", "best_epoch"):
+        assert key in m
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["test_mse"] == pytest.approx(m["test_mse"])
+    with np.load(tmp_path / "r" / "predictions.npz") as npz:
+        assert npz["outputs"].shape == npz["targets"].shape == (40, 10, 1)
+
+
+def test_users_own_sets_from_an_npz_file(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 6, 2)).astype(np.float32)
+    y = x.sum(axis=(1, 2))  # one target per set: invariant
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    cfg = validate_run_config({**SETS, "data": {"dataset": "sets", "path": str(tmp_path / "mine.npz"),
+                                                "test_fraction": 0.2, "val_fraction": 0.25},
+                               "model": {"name": "deepsets", "layers": 2, "width": 8, "invariant": True}})
+    m = run_experiment(cfg, tmp_path / "r", quiet=True)
+    assert m["test_samples"] == 30
+    import yaml
+
+    ds = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["resolved"]["dataset"]
+    assert (ds["set_size"], ds["dim"], ds["train"], ds["val"], ds["test"]) == (6, 2, 90, 30, 30)
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    ({"x": np.zeros((10, 3))}, "needs arrays 'x'"),
+    ({"x": np.zeros((10, 3)), "y": np.zeros(10)}, "must be (n sets, set size, features)"),
+    ({"x": np.zeros((10, 3, 2)), "y": np.zeros(7)}, "fits neither"),
+    ({"x": np.full((10, 3, 2), np.nan), "y": np.zeros(10)}, "NaN"),
+])
+def test_bad_set_files_are_one_clear_error(tmp_path, arrays, needle):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    cfg = validate_run_config({**SETS, "data": {"dataset": "sets", "path": str(tmp_path / "bad.npz")}})
+    with pytest.raises(DataError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        run_experiment(cfg, tmp_path / "r", quiet=True)
+
+
+def test_an_image_model_on_sets_is_refused():
+    with pytest.raises(ConfigError, match="needs a set model"):
+        validate_run_config({**SETS, "model": {"name": "cnn"}})
+    _ = torch
