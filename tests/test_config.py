@@ -7,14 +7,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visionstudy.config import (
-    dump_config,
-    load_config,
-    merge_run,
-    parse_override,
-    validate_run_config,
-)
+from visionstudy.config import dump_config, merge_run, parse_override
 from visionstudy.errors import ConfigError
+from visionstudy.validate import load_config, validate_run_config
 
 
 def test_override_parses_yaml_values():

@@ -286,7 +286,10 @@ class RunStore:
                 continue
             if TrialState.COMPLETE in states and key in finished:
                 continue
-            attrs = {"run": key, "config_hash": h}
+            attrs: dict[str, Any] = {"run": key, "config_hash": h}
+            done = [t.number for t in groups.get(key, []) if t.state == TrialState.COMPLETE]
+            if done:  # recorded done, results gone: this trial supersedes the stale ones
+                attrs["supersedes"] = max(done)
             if key in finished:
                 self.study.add_trial(optuna.trial.create_trial(
                     state=TrialState.COMPLETE, value=finished[key] or 0.0, user_attrs=attrs))
@@ -329,7 +332,7 @@ class RunStore:
                 continue  # another worker was faster
             self.storage.set_trial_user_attr(t._trial_id, "worker", {
                 "host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()})
-            if self.duplicate(t.number, key):
+            if self.duplicate(t.number, key, int(t.user_attrs.get("supersedes", -1))):
                 self.storage.set_trial_user_attr(t._trial_id, "duplicate", True)
                 self.storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
                 continue
@@ -350,14 +353,15 @@ class RunStore:
             except optuna.exceptions.UpdateFinishedTrialError:
                 return False
 
-    def duplicate(self, number: int, key: str) -> bool:
-        """Two drivers planning at once may queue one run twice: the lowest-numbered queued or
-        running trial owns the run, any other is a duplicate. (A completed trial does not count:
-        a run whose results were deleted is queued again on purpose.)"""
+    def duplicate(self, number: int, key: str, supersedes: int = -1) -> bool:
+        """Two drivers planning at once may queue one run twice: the lowest-numbered live trial
+        owns the run, any other is a duplicate. Live: queued, running, or completed after the
+        trial this one `supersedes` (a run re-queued because its results were deleted)."""
         from optuna.trial import TrialState
 
         live = [t.number for t in self.by_key().get(key, [])
-                if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+                if t.state in (TrialState.RUNNING, TrialState.WAITING)
+                or (t.state == TrialState.COMPLETE and t.number > supersedes)]
         return bool(live) and min(live) < number
 
     def heartbeat(self, trial_id: int) -> None:
