@@ -98,8 +98,8 @@ def mnist_dir(tmp_path) -> Path:
 
 def train_tiny(out: Path, data: dict, model: dict, epochs: int, data_dir: Path | None = None) -> Path:
     """A real run directory from a few epochs of a small model (used by report/predict tests)."""
-    from visionstudy.validate import validate_run_config
     from visionstudy.experiment import run_experiment
+    from visionstudy.validate import validate_run_config
 
     cfg = validate_run_config({
         "name": out.name, "seed": 0, "data": data, "model": model,

@@ -218,6 +218,8 @@ def study_run(
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
     trials: Annotated[int | None, typer.Option(help="override search.trials (e.g. a short try)",
                                                min=1)] = None,
+    only: Annotated[str | None, typer.Option(
+        help="train only these variants now: comma-separated names or patterns (resnet*, search)")] = None,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.errors import ConfigError
@@ -230,8 +232,16 @@ def study_run(
         spec.config.search.trials = trials
     place = Placement(runs_dir, db)
     console.print(f"study {spec.name}: {spec.describe()} in {place.study_dir(spec)}", highlight=False)
+    patterns = [p.strip() for p in only.split(",") if p.strip()] if only else None
+    if patterns:
+        from visionstudy.study import selected
+
+        names = [n for n, _ in spec.variants] + (["search"] if spec.config.search else [])
+        if not any(selected(n, patterns) for n in names):
+            raise ConfigError(f"--only {only}: matches no variant; choose from {', '.join(names)}")
     full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
-                            progress=not quiet, echo=lambda line: console.print(line, highlight=False))
+                            progress=not quiet, echo=lambda line: console.print(line, highlight=False),
+                            only=patterns)
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
         console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
     else:

@@ -17,8 +17,8 @@ from visionstudy.train.checkpoint import seal
 
 
 def test_predictions_on_image_files_match_the_run_test_predictions(digits_run, tmp_path):
-    from visionstudy.validate import validate_run_config
     from visionstudy.data import prepare
+    from visionstudy.validate import validate_run_config
 
     art = load_run(digits_run)
     cfg = validate_run_config({k: v for k, v in art.config.items() if k != "resolved"})

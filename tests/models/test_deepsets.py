@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from visionstudy.config import SetsConfig
-from visionstudy.validate import validate_run_config
 from visionstudy.data.sets import make_sets
 from visionstudy.errors import ConfigError
 from visionstudy.experiment import run_experiment
 from visionstudy.models import count_params, create_model, list_models
+from visionstudy.validate import validate_run_config
 
 SEED_004 = {(3, 100): 21_001, (3, 200): 82_001, (3, 10): 301, (2, 10): 91, (2, 200): 1_801,
             (2, 100): 901, (3, 5): 101, (5, 2): 49}

@@ -222,6 +222,15 @@ def test_a_stop_signal_stops_every_worker_and_the_rerun_finishes_each_run_once(t
         assert [int(r.split(",")[0]) for r in history[1:]] == list(range(1, 31))
 
 
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory) -> Path:
+    """The runs folder of a finished one-run study 'dmg' (copied by each test that damages it)."""
+    root = tmp_path_factory.mktemp("dmg")
+    path = write(root, "dmg", train={**TINY["train"], "epochs": 1})
+    assert run_cli(study_cmd(path, root / "runs", "--no-report")).returncode == 0
+    return root / "runs"
+
+
 @contextlib.contextmanager
 def read_only_copy(folder: Path):
     """`folder`'s files on a real read-only file system (a tmpfs remounted ro; root ignores
@@ -245,10 +254,12 @@ def read_only_copy(folder: Path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random", "read-only"])
-def test_a_damaged_or_read_only_database_is_one_clear_error(tmp_path, damage):
+def test_a_damaged_or_read_only_database_is_one_clear_error(tmp_path, damage, finished_study):
+    import shutil
+
     path = write(tmp_path, "dmg", train={**TINY["train"], "epochs": 1})
     runs = tmp_path / "runs"
-    assert run_cli(study_cmd(path, runs, "--no-report")).returncode == 0
+    shutil.copytree(finished_study, runs)
     db = runs / "dmg" / "study.db"
     for extra in (runs / "dmg").glob("study.db-*"):
         extra.unlink()

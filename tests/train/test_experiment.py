@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 
-from visionstudy.validate import validate_run_config
 from visionstudy.errors import CheckpointError, TrainingError
 from visionstudy.experiment import load_run_config, run_experiment
 from visionstudy.train import fit as fit_module
 from visionstudy.train.checkpoint import load_checkpoint, save_checkpoint, seal
+from visionstudy.validate import validate_run_config
 
 
 def config(**train):

@@ -7,11 +7,11 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from visionstudy.study.execute import Driver, Outcome, Placement, run_study, sigterm_as_interrupt
+from visionstudy.study.execute import Driver, Outcome, Placement, run_study, selected, sigterm_as_interrupt
 from visionstudy.study.search import final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
-__all__ = ["Driver", "Outcome", "run_study", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes", "load_study",
+__all__ = ["Driver", "Outcome", "run_study", "selected", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes", "load_study",
            "recipe_path", "run_all",
            "with_final"]
 
@@ -50,16 +50,18 @@ def check_data(study: Study, data_dir: Path | None) -> None:
 
 def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
             data_dir: Path | None = None, progress: bool = True,
-            echo: Callable[[str], None] | None = None) -> tuple[Study, Outcome]:
+            echo: Callable[[str], None] | None = None,
+            only: list[str] | None = None) -> tuple[Study, Outcome]:
     """Variants first, then the search and the final training of its best values, all in one
-    worker pool. SIGINT or SIGTERM stops every worker and queues the unfinished runs again."""
+    worker pool. SIGINT or SIGTERM stops every worker and queues the unfinished runs again.
+    `only`: variant name patterns to train now (the search runs when one matches 'search')."""
     check_data(study, data_dir)
     driver = Driver(workers, device, data_dir, progress, echo)
     try:
         with sigterm_as_interrupt():
-            outcome = driver.run_planned(study, place)
+            outcome = driver.run_planned(study, place, only)
             search = study.config.search
-            if search is None:
+            if search is None or not selected("search", only):
                 return study, outcome
             best = run_search(driver, study, place)
             if best is None or search.final is None:

@@ -118,7 +118,8 @@ class Driver:
 
     # --------------------------------------------------------------------------- planned runs
 
-    def run_planned(self, study: Study, place: Placement) -> Outcome:
+    def run_planned(self, study: Study, place: Placement, only: list[str] | None = None) -> Outcome:
+        """Train the planned runs not finished yet (of the variants matching `only`, when given)."""
         start = time.perf_counter()
         study_dir = place.study_dir(study)
         store = RunStore(place.url(study), study.name)
@@ -126,7 +127,7 @@ class Driver:
         plan = {r.key: r.config_hash for r in study.runs}
         on_disk = finished_runs(study_dir, study.runs)
         store.sync(plan, on_disk)
-        keys = list(plan)
+        keys = [r.key for r in study.runs if selected(r.variant, only)]
         dumps = {r.key: r.config.model_dump(mode="json") for r in study.runs}
         held: dict[int, Claim] = {}
         deaths: Counter[str] = Counter()
@@ -190,6 +191,13 @@ class Driver:
                 store.heartbeat(claim.trial_id)
             except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not stop the study
                 log.warning("heartbeat failed: %s", exc)
+
+
+def selected(variant: str, only: list[str] | None) -> bool:
+    """Whether `variant` matches one of the `--only` patterns (shell-style: `resnet*`)."""
+    import fnmatch
+
+    return only is None or any(fnmatch.fnmatchcase(variant, pattern) for pattern in only)
 
 
 def last_error(store: RunStore, key: str) -> str:
