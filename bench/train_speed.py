@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_config(path: Path) -> dict:
-    from visionstudy.validate import load_config
     from visionstudy.experiment import run_experiment
+    from visionstudy.validate import load_config
 
     cfg = load_config(path)
     start = time.perf_counter()
@@ -91,12 +91,12 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", pre
     a real training step's time spent outside forward/backward/step (loader, augmentation,
     bookkeeping), measured on the Debian mirror's Fashion-MNIST with the config's augmentation and
     batch size (`sets`: --set overrides)."""
-    from visionstudy.validate import load_config
     from visionstudy.data import BatchLoader, build_pipeline
     from visionstudy.data.prepare import prepare
     from visionstudy.models import count_flops, create_model
     from visionstudy.train.loop import train_one_epoch
     from visionstudy.train.optim import Schedule, build_optimizer
+    from visionstudy.validate import load_config
 
     cfg = load_config(config, list(sets))
     t = cfg.train

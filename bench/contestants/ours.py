@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    from visionstudy.validate import load_config
     from visionstudy.experiment import run_experiment
+    from visionstudy.validate import load_config
 
     ap = argparse.ArgumentParser()
     ap.add_argument("config", type=Path)

@@ -108,17 +108,23 @@ def test_a_run_name_is_one_path_component(name):
         validate_run_config({**TINY, "name": name})
 
 
-@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
-def test_run_files_follow_the_umask(tmp_path, umask, mode):
-    code = ("import os, sys; os.umask(int(sys.argv[2], 8)); from pathlib import Path;"
-            "from visionstudy.experiment import run_experiment; from visionstudy.validate import "
-            f"validate_run_config; run_experiment(validate_run_config({TINY!r}), Path(sys.argv[1]), quiet=True)")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "r"), oct(umask)[2:]], check=True, cwd=ROOT,
-                   timeout=300)
-    run = RunDir(tmp_path / "r")
-    for path in (run.config, run.metrics, run.history, run.predictions, run.best, run.last):
-        assert path.stat().st_mode & 0o777 == mode, path
-    assert (run.path / "checkpoints").stat().st_mode & 0o777 == 0o777 & ~umask
+UMASKS = {0o022: 0o644, 0o002: 0o664, 0o077: 0o600}
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    """Every file we wrote was 0600 whatever the umask (mkstemp): colleagues sharing a runs folder
+    could not read metrics.json or report.html."""
+    code = ("import os, sys; from pathlib import Path; from visionstudy.experiment import run_experiment;"
+            "from visionstudy.validate import validate_run_config\n"
+            "for mask in (0o022, 0o002, 0o077):\n"
+            "    os.umask(mask)\n"
+            f"    run_experiment(validate_run_config({TINY!r}), Path(sys.argv[1]) / oct(mask), quiet=True)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=ROOT, timeout=300)
+    for umask, mode in UMASKS.items():
+        run = RunDir(tmp_path / oct(umask))
+        for path in (run.config, run.metrics, run.history, run.predictions, run.best, run.last):
+            assert path.stat().st_mode & 0o777 == mode, (path, oct(umask))
+        assert (run.path / "checkpoints").stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_best_else_last_is_chosen_in_one_place(tmp_path):

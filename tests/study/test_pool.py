@@ -102,7 +102,8 @@ def test_a_search_with_two_workers_never_repeats_a_configuration(tmp_path):
     folders = sorted(p.parent.name for p in (place.study_dir("srch") / "search").glob("*/metrics.json"))
     assert len(folders) == 6
     for t in done:  # each trial's folder ran its own values
-        cfg = yaml.safe_load((place.study_dir("srch") / "search" / t.user_attrs["folder"] / "config.yaml").read_text())
+        folder = place.study_dir("srch") / "search" / t.user_attrs["folder"]
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
         assert cfg["train"]["optimizer"]["lr"] == pytest.approx(t.params["train.optimizer.lr"])
 
 
@@ -116,7 +117,8 @@ def test_a_categorical_search_stops_when_its_space_is_exhausted(tmp_path):
 
     from visionstudy.store.db import storage_for
 
-    trials = optuna.load_study(study_name="tiny2:search", storage=storage_for(place.url("tiny2"))).get_trials()
+    storage = storage_for(place.url("tiny2"))
+    trials = optuna.load_study(study_name="tiny2:search", storage=storage).get_trials()
     done = [json.dumps(t.params) for t in trials if t.state.name == "COMPLETE"]
     assert len(done) == 2 and len(set(done)) == 2
 
@@ -269,7 +271,8 @@ def test_a_damaged_or_read_only_database_is_one_clear_error(tmp_path, damage, fi
         db.write_bytes(os.urandom(8192))
     with read_only_copy(db.parent) if damage == "read-only" else contextlib.nullcontext():
         for cmd in (study_cmd(path, runs, "--no-report"),
-                    [sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir", str(runs)]):
+                    [sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir",
+                     str(runs)]):
             result = run_cli(cmd)
             assert_user_error(result, str(db))
             assert ("read-only" if damage == "read-only" else "damaged") in result.stderr
@@ -319,19 +322,20 @@ def test_a_variant_cannot_take_the_report_or_search_folder(tmp_path):
             load_study(write(tmp_path, "rsv", variants={name: {}}))
 
 
-def test_a_study_report_refuses_an_out_inside_a_run_and_a_read_only_folder(tmp_path):
-    path = write(tmp_path, "rep", train={**TINY["train"], "epochs": 1})
+def test_a_study_report_refuses_an_out_inside_a_run_and_a_read_only_folder(tmp_path, finished_study):
+    import shutil
+
     runs = tmp_path / "runs"
-    assert run_cli(study_cmd(path, runs, "--no-report")).returncode == 0
-    inside = runs / "rep" / "baseline" / "seed-0" / "my-report"
-    result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "rep"), "--out", str(inside),
+    shutil.copytree(finished_study, runs)
+    inside = runs / "dmg" / "baseline" / "seed-0" / "my-report"
+    result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "dmg"), "--out", str(inside),
                       "--no-images"])
     assert_user_error(result, "inside the run folder")
     assert not inside.exists()
     locked = tmp_path / "ro"
     locked.mkdir()
     with read_only_copy(locked):
-        result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "rep"), "--out",
+        result = run_cli([sys.executable, "-m", "visionstudy", "report", str(runs / "dmg"), "--out",
                           str(locked / "r"), "--no-images"])
         assert_user_error(result, "read-only", str(locked / "r"))
 
@@ -343,7 +347,7 @@ def test_an_interrupted_search_trial_resumes_from_its_last_checkpoint(tmp_path):
 
     search = {"sampler": "random", "pruner": "none", "trials": 2, "seed": 1,
               "space": {"train.optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}}
-    path = write(tmp_path, "sres", train={**TINY["train"], "epochs": 150}, search=search)
+    path = write(tmp_path, "sres", train={**TINY["train"], "epochs": 60}, search=search)
     runs = tmp_path / "runs"
     proc = subprocess.Popen(study_cmd(path, runs, "--no-report"), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -355,14 +359,15 @@ def test_an_interrupted_search_trial_resumes_from_its_last_checkpoint(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 130
     epochs_before = len((folder / "history.csv").read_text().splitlines()) - 1
-    assert 1 <= epochs_before < 150
+    assert 1 <= epochs_before < 60
     result = run_cli(study_cmd(path, runs, "--no-report"))
     assert result.returncode == 0, result.stdout + result.stderr
-    trials = optuna.load_study(study_name="sres:search", storage=storage_for(Placement(runs).url("sres"))).get_trials()
+    storage = storage_for(Placement(runs).url("sres"))
+    trials = optuna.load_study(study_name="sres:search", storage=storage).get_trials()
     done = [t for t in trials if t.state.name == "COMPLETE"]
     folders = sorted(t.user_attrs["folder"] for t in done)
     assert len(done) == 2 and folders[0] == "trial-000" and len(set(folders)) == 2
     first = [t for t in trials if t.user_attrs.get("folder") == "trial-000"]
     assert len({t.params["train.optimizer.lr"] for t in first}) == 1  # resumed with its own values
     history = (folder / "history.csv").read_text().splitlines()[1:]
-    assert [int(r.split(",")[0]) for r in history] == list(range(1, 151))  # continued, not restarted
+    assert [int(r.split(",")[0]) for r in history] == list(range(1, 61))  # continued, not restarted

@@ -29,13 +29,16 @@ class Predictor:
 
 
 def checkpoint_path(path: Path) -> Path:
-    """A run directory means its best checkpoint (last when training stopped before a best)."""
+    """A run directory means the checkpoint that stands for the run (the store's choice: best,
+    else last); a file is itself."""
+    from visionstudy.store.rundir import RunDir
+
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt",
-                          path / "best.pt", path / "last.pt"):
-            if candidate.is_file():
-                return candidate
-        raise CheckpointError(f"{path}: no checkpoints/best.pt or last.pt; is it a visionstudy run?")
+        found = RunDir(path).checkpoint() or next(
+            (p for p in (path / "best.pt", path / "last.pt") if p.is_file()), None)  # a bare folder of .pt
+        if found is None:
+            raise CheckpointError(f"{path}: no checkpoints/best.pt or last.pt; is it a visionstudy run?")
+        return found
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
     return path
@@ -57,7 +60,9 @@ def meta_from_run_dir(ckpt: Path) -> dict[str, Any]:
     )
 
 
-def load_predictor(path: Path, device: str = "cpu") -> Predictor:
+def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
+    """The model of a run (or of a checkpoint file) with its weights, the checkpoint's meta
+    (class names, preprocessing) and the checkpoint's path: one loader for `predict` and the report."""
     from visionstudy.validate import validate_run_config
 
     ckpt = checkpoint_path(Path(path))
@@ -66,6 +71,9 @@ def load_predictor(path: Path, device: str = "cpu") -> Predictor:
         raise CheckpointError(f"{ckpt}: a visionstudy checkpoint without its run config or weights")
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
     meta = state.get("meta") or meta_from_run_dir(ckpt)
+    if meta.get("task", "classification") != "classification":
+        raise CheckpointError(f"{ckpt}: a {meta['task']} run; predict and image figures are for image "
+                              "classifiers")
     c, h, w = (int(v) for v in meta["image_shape"])
     net = create_model(cfg.model.name, c, len(meta["class_names"]), (h, w), skeleton=True,
                        **cfg.model.params())
@@ -73,6 +81,12 @@ def load_predictor(path: Path, device: str = "cpu") -> Predictor:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt}: the weights do not fit the model in its config ({exc})") from None
+    return net.eval(), meta, ckpt
+
+
+def load_predictor(path: Path, device: str = "cpu") -> Predictor:
+    net, meta, ckpt = load_run_model(path)
+    c, h, w = (int(v) for v in meta["image_shape"])
     return Predictor(net.to(device).eval(), list(meta["class_names"]), tuple(meta["mean"]),
                      tuple(meta["std"]), (c, h, w), ckpt)
 

@@ -17,11 +17,9 @@ from visionstudy.data.loader import normalise_images
 from visionstudy.data.preview import sample_grid
 from visionstudy.errors import VisionStudyError
 from visionstudy.evaluate import gradcam, probabilities, top_losses
-from visionstudy.models import Classifier, create_model
+from visionstudy.models import Classifier
 from visionstudy.report import figures as F
 from visionstudy.report.runs import RunArtifacts
-from visionstudy.store.rundir import RunDir
-from visionstudy.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +38,11 @@ def load_data(art: RunArtifacts, data_dir: Path | None) -> tuple[PreparedData | 
 
 
 def load_model(art: RunArtifacts, data: PreparedData) -> Classifier:
-    """The run's model with its best weights (last weights when there is no best.pt)."""
-    cfg = art.run_config()
-    c, h, w = data.image_shape
-    net = create_model(cfg.model.name, c, data.num_classes, (h, w), skeleton=True,
-                       **cfg.model.params())
-    run = RunDir(art.path)
-    ckpt = run.best if run.best.is_file() else run.last
-    net.load_state_dict(load_checkpoint(ckpt)["model"])
-    return net.eval()
+    """The run's model with the weights that stand for it (the store's best-else-last), through the
+    loader `predict` uses."""
+    from visionstudy.evaluate.predict import load_run_model
+
+    return load_run_model(art.path)[0]
 
 
 def to_unit(images: np.ndarray) -> np.ndarray:

@@ -375,12 +375,26 @@ class RunStore:
         self.storage.set_trial_state_values(claim.trial_id, state=TrialState.COMPLETE, values=[value])
 
     def fail(self, claim: Claim, message: str, log: str | None = None) -> None:
+        """Mark a claimed run failed with its error; when its trial was already ended (a dead
+        worker's run failed and re-queued by another check), the re-queued copy is failed."""
+        import optuna
         from optuna.trial import TrialState
 
-        self.storage.set_trial_user_attr(claim.trial_id, "error", message[:2000])
-        if log:
-            self.storage.set_trial_user_attr(claim.trial_id, "log", log)
-        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+        trial_id = claim.trial_id
+        if self.storage.get_trial(trial_id).state.is_finished():
+            queued = [t for t in self.by_key().get(claim.key, []) if t.state == TrialState.WAITING]
+            if not queued:
+                return
+            trial_id = queued[0]._trial_id
+            if not self.take(trial_id):
+                return
+        try:
+            self.storage.set_trial_user_attr(trial_id, "error", message[:2000])
+            if log:
+                self.storage.set_trial_user_attr(trial_id, "log", log)
+            self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
 
     def requeue(self, claim: Claim) -> None:
         """Fail a claimed run that was stopped (not broken) and queue it again: it resumes."""

@@ -11,9 +11,8 @@ from visionstudy.study.execute import Driver, Outcome, Placement, run_study, sel
 from visionstudy.study.search import final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
-__all__ = ["Driver", "Outcome", "run_study", "selected", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes", "load_study",
-           "recipe_path", "run_all",
-           "with_final"]
+__all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes",
+           "load_study", "recipe_path", "run_all", "run_study", "selected", "with_final"]
 
 
 def with_final(study: Study, params: dict) -> Study:

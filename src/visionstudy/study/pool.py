@@ -79,9 +79,13 @@ def gpu_for(worker: int) -> str | None:
 
 
 def watch_parent(parent: int) -> None:
+    """Exit when the driver is gone (a forkserver child's parent is the forkserver, so the driver
+    is watched by its PID)."""
+    from visionstudy.store.db import pid_alive
+
     while True:
         time.sleep(1.0)
-        if os.getppid() != parent:  # the driver died: stop; the run resumes from last.pt later
+        if not pid_alive(parent):  # the driver died: stop; the run resumes from last.pt later
             os._exit(3)
 
 
@@ -203,7 +207,11 @@ class Pool:
     """`workers` processes, each fed one job at a time by the driver."""
 
     def __init__(self, workers: int, device: str, data_dir: Path | None) -> None:
-        self.ctx = mp.get_context("spawn")
+        # forkserver: one process imports torch and the run path once, each worker is a fork of it
+        # (measured: 2 workers start in ~1 s of CPU instead of ~2 x 3 s with spawn); no CUDA is
+        # ever initialised in the forkserver, so forking it is safe
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["visionstudy.study.pool", "visionstudy.experiment"])
         self.size, self.device, self.data_dir = max(workers, 1), device, data_dir
         self.threads = threads_per_worker(self.size)
         self.outbox = self.ctx.Queue()
