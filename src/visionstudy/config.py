@@ -101,33 +101,41 @@ class ModelConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class OptimizerConfig(Strict):
-    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = Field(
-        "adam", description="optimizer"
-    )
+class Params(BaseModel):
+    """Base of a registered entry's own parameter class: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def check(self) -> None:
+        """Consistency checks between fields (raise ValueError with the reason)."""
+
+
+class Pluggable(BaseModel):
+    """A pluggable section, `{name: ..., **params}`: `name` picks a registered entry, which checks
+    the other keys with its own `Params` class (`visionstudy.validate`)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OptimizerConfig(Pluggable):
+    """`name` (see `visionstudy.train.list_optimizers()`), `lr`, and that optimizer's own keys:
+    sgd: momentum, nesterov, weight_decay; adam / adamw: betas, eps, weight_decay; rmsprop: alpha,
+    eps, momentum, weight_decay; adagrad: eps, weight_decay."""
+
+    name: str = Field("adam", description="optimizer, see `visionstudy.train.list_optimizers()`")
     lr: float = Field(1e-3, gt=0, description="base learning rate")
-    momentum: float = Field(0.0, ge=0, lt=1, description="sgd / rmsprop momentum")
-    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
-    weight_decay: float = Field(0.0, ge=0, description="decoupled for adamw, L2-in-gradient else")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam / adamw betas")
-    alpha: float = Field(0.99, gt=0, lt=1, description="rmsprop smoothing (Keras 'rho')")
-    eps: float = Field(1e-8, gt=0, description="numerical epsilon")
 
 
-class SchedulerConfig(Strict):
-    name: Literal[
-        "none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau", "halve"
-    ] = Field("none", description="learning-rate schedule, stepped once per epoch")
-    step_size: int = Field(10, ge=1, description="step: epochs between decays")
-    gamma: float = Field(0.1, gt=0, le=1, description="step / multistep / exponential decay factor")
-    milestones: list[int] = Field(default_factory=list, description="multistep: decay epochs")
-    every: int = Field(10, ge=1, description="halve: halve the lr every this many epochs")
-    factor: float = Field(0.5, gt=0, lt=1, description="plateau: lr multiplier on a plateau")
-    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
-    monitor: Literal["val_loss", "val_accuracy"] = Field("val_loss", description="plateau: metric")
-    min_lr: float = Field(0.0, ge=0, description="floor for plateau and cosine")
-    max_lr: float | None = Field(None, gt=0, description="onecycle: peak lr (default: lr)")
-    pct_start: float = Field(0.25, gt=0, lt=1, description="onecycle: share of rising steps")
+class SchedulerConfig(Pluggable):
+    """`name` (see `visionstudy.train.list_schedules()`), `warmup_epochs`, and that schedule's own
+    keys: step: step_size, gamma; multistep: milestones, gamma; exponential: gamma; cosine: min_lr;
+    onecycle: max_lr, pct_start; plateau: factor, patience, monitor, min_lr; halve: every."""
+
+    name: str = Field("none", description="learning-rate schedule, see `visionstudy.train.list_schedules()`")
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up from lr/10 before the schedule")
 
 
@@ -208,13 +216,25 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+PLUGGABLE = {("model",): "cnn", ("train", "optimizer"): "adam", ("train", "scheduler"): "none"}
+
+
 def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge an override onto a run config. Naming another model replaces the model section:
-    a CNN's `channels` mean nothing to a ResNet, so they are not carried over."""
-    base_model, new_model = base.get("model"), override.get("model")
-    if (isinstance(base_model, dict) and isinstance(new_model, dict) and "name" in new_model
-            and new_model["name"] != base_model.get("name", ModelConfig().name)):
-        base = {k: v for k, v in base.items() if k != "model"}
+    """Deep-merge an override onto a run config. Naming another entry in a pluggable section
+    (model, optimizer, schedule) replaces that section: a CNN's `channels` mean nothing to a
+    ResNet, SGD's `momentum` nothing to Adam, so they are not carried over."""
+    base = copy.deepcopy(base)
+    for path, default in PLUGGABLE.items():
+        old, new = base, override
+        for part in path[:-1]:
+            old = old.get(part) if isinstance(old, dict) else None
+            new = new.get(part) if isinstance(new, dict) else None
+        if not (isinstance(old, dict) and isinstance(new, dict)):
+            continue
+        before, after = old.get(path[-1]), new.get(path[-1])
+        if (isinstance(before, dict) and isinstance(after, dict) and "name" in after
+                and after["name"] != before.get("name", default)):
+            del old[path[-1]]
     return deep_merge(base, override)
 
 

@@ -18,12 +18,37 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid config\n{format_validation_error(exc)}") from None
+        lines = [format_validation_error(exc), *unknown_names(raw)]
+        raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
     try:
         check_registered(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{source}: invalid config\n{exc}") from None
     return cfg
+
+
+NAMED = (("data", "dataset"), ("model", "name"), ("train", "optimizer", "name"),
+         ("train", "scheduler", "name"))
+
+
+def unknown_names(raw: Any) -> list[str]:
+    """Unknown registered names in a config whose schema failed too, so one message lists all."""
+    from visionstudy.data import DATASETS
+    from visionstudy.models import MODELS
+    from visionstudy.train.optim import OPTIMIZERS, SCHEDULES
+
+    registries = dict(zip(NAMED, (DATASETS, MODELS, OPTIMIZERS, SCHEDULES), strict=True))
+    out = []
+    for path, registry in registries.items():
+        node = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str) and node not in registry:
+            try:
+                registry.get(node, ".".join(path))
+            except ConfigError as exc:
+                out.append(str(exc))
+    return out
 
 
 def check_registered(cfg: RunConfig) -> None:
@@ -41,6 +66,10 @@ def check_registered(cfg: RunConfig) -> None:
             f"{task.name} run needs a {task.model_kind} model (see `visionstudy.models.list_models`)")
     if cfg.data.augment and task.model_kind == "image":
         build_pipeline(cfg.data.augment)
+    from visionstudy.train.optim import optimizer_params, schedule_params
+
+    optimizer_params(cfg.train.optimizer)
+    schedule_params(cfg.train.scheduler)
     refused = task.refuse(cfg)
     if task.name == "regression" and cfg.data.path is None:
         invariant = bool(cfg.model.params().get("invariant", False))

@@ -13,8 +13,8 @@ from visionstudy.train.optim import OPTIMIZERS, Schedule, build_optimizer, weigh
 def test_optimizers_step(name):
     model = torch.nn.Linear(4, 2)
     before = model.weight.detach().clone()
-    opt = build_optimizer(model, OptimizerConfig(name=name, lr=0.1, momentum=0.5 if name in (
-        "sgd", "rmsprop") else 0.0, weight_decay=1e-4))
+    momentum = {"momentum": 0.5} if name in ("sgd", "rmsprop") else {}
+    opt = build_optimizer(model, OptimizerConfig(name=name, lr=0.1, weight_decay=1e-4, **momentum))
     model(torch.randn(8, 4)).pow(2).sum().backward()
     opt.step()
     assert not torch.equal(before, model.weight)
@@ -55,3 +55,46 @@ def test_weight_penalty_skips_biases():
     w = [torch.tensor([[1.0, -2.0]])]
     assert float(weight_penalty(w, 0.1, 0.0)) == pytest.approx(0.3)
     assert float(weight_penalty(w, 0.0, 0.5)) == pytest.approx(2.5)
+
+
+# ------------------------------------------------------------------ registry contract (issue #14, 5)
+from visionstudy.train.optim import OPTIMIZERS, SCHEDULES, list_optimizers, list_schedules  # noqa: E402
+
+
+@pytest.mark.parametrize("name", list_optimizers())
+def test_every_registered_optimizer_builds_from_its_defaults_and_steps(name):
+    entry = OPTIMIZERS.get(name)
+    assert entry.params().model_dump() is not None and entry.description
+    model = torch.nn.Linear(3, 2)
+    before = model.weight.detach().clone()
+    opt = build_optimizer(model, OptimizerConfig(name=name, lr=0.1))
+    model(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(before, model.weight)
+
+
+@pytest.mark.parametrize("name", list_schedules())
+def test_every_registered_schedule_builds_from_its_defaults_and_keeps_the_lr_positive(name):
+    entry = SCHEDULES.get(name)
+    assert entry.description
+    values = lrs(SchedulerConfig(name=name), epochs=4, steps=2, metric=[1.0] * 4)
+    assert len(values) == 4 and all(v > 0 for v in values)
+
+
+def test_a_key_of_another_entry_is_refused_with_its_field():
+    from visionstudy.errors import ConfigError
+    from visionstudy.validate import validate_run_config
+
+    with pytest.raises(ConfigError, match=r"train\.optimizer\.momentum: unknown key"):
+        validate_run_config({"train": {"optimizer": {"name": "adam", "momentum": 0.9}}})
+    with pytest.raises(ConfigError, match=r"train\.scheduler\.step_size: unknown key"):
+        validate_run_config({"train": {"scheduler": {"name": "cosine", "step_size": 3}}})
+
+
+def test_naming_another_optimizer_replaces_the_section():
+    from visionstudy.config import merge_run
+
+    base = {"train": {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}}
+    assert merge_run(base, {"train": {"optimizer": {"name": "adam"}}}) == {
+        "train": {"optimizer": {"name": "adam"}}}
+    assert merge_run(base, {"train": {"optimizer": {"lr": 0.2}}})["train"]["optimizer"]["momentum"] == 0.9

@@ -20,7 +20,46 @@ def normalise_images(images: np.ndarray, mean: tuple[float, ...], std: tuple[flo
     return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
 
 
-class BatchLoader:
+class ShuffledShards:
+    """The batch order every loader shares: a seeded permutation of `n` samples (resumable through
+    `state_dict`), of which each of `world` data-parallel processes takes every `world`-th."""
+
+    def init_order(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool,
+                   device: torch.device, seed: int, rank: int, world: int) -> None:
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.device, self.rank, self.world = device, rank, world
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this process sees per epoch."""
+        return self.n // self.world
+
+    def __len__(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        if self.shuffle:
+            idx = torch.randperm(self.n, generator=self.generator, device=self.device)
+        else:
+            idx = torch.arange(self.n, device=self.device)
+        return idx[: self.num_samples * self.world][self.rank :: self.world]
+
+    def batch_indices(self) -> Iterator[torch.Tensor]:
+        idx = self.order()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield idx[start : start + self.batch_size]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class BatchLoader(ShuffledShards):
     """Yields (images float (B, C, H, W) normalised, targets) batches.
 
     Images are kept as uint8 (4x smaller than float) and converted per batch. With `world > 1`
@@ -52,36 +91,15 @@ class BatchLoader:
         self.x, self.y = self.x.to(self.device), self.y.to(self.device)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
-        self.batch_size = batch_size
         self.num_classes = num_classes
         self.augment = augment or Pipeline([])
-        self.shuffle, self.drop_last = shuffle, drop_last
         self.channels_last = channels_last
-        self.rank, self.world = rank, world
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this process sees per epoch."""
-        return len(self.y) // self.world
-
-    def __len__(self) -> int:
-        n = self.num_samples
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def order(self) -> torch.Tensor:
-        n = len(self.y)
-        if self.shuffle:
-            idx = torch.randperm(n, generator=self.generator, device=self.device)
-        else:
-            idx = torch.arange(n, device=self.device)
-        return idx[: self.num_samples * self.world][self.rank :: self.world]
+        self.init_order(len(self.y), batch_size, shuffle=shuffle, drop_last=drop_last, device=self.device,
+                        seed=seed, rank=rank, world=world)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        idx = self.order()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield self.batch(idx[start : start + self.batch_size])
+        for idx in self.batch_indices():
+            yield self.batch(idx)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.x[idx], self.y[idx]
@@ -97,9 +115,3 @@ class BatchLoader:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, target
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])

@@ -18,13 +18,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from visionstudy.config import DataConfig, SetsConfig
 from visionstudy.data.base import DatasetSource, RawDataset, register_dataset
+from visionstudy.data.loader import ShuffledShards
 from visionstudy.errors import DataError
 
 
@@ -147,39 +147,20 @@ def load_sets(cfg: DataConfig, data_dir: Path | None = None) -> SetData:
     return SetData(name, splits.train, splits.val, splits.test, checksum, files)
 
 
-class SetLoader:
+class SetLoader(ShuffledShards):
     """Batches of (sets, targets) on the device, with the `BatchLoader` interface (seeded shuffle,
     resumable state, one shard per data-parallel process)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0, device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
-        self.device = torch.device(device)
-        self.x, self.y = x.to(self.device), y.to(self.device)
-        self.batch_size, self.shuffle, self.rank, self.world = batch_size, shuffle, rank, world
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.y) // self.world
-
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        dev = torch.device(device)
+        self.x, self.y = x.to(dev), y.to(dev)
+        self.init_order(len(y), batch_size, shuffle=shuffle, drop_last=False, device=dev, seed=seed,
+                        rank=rank, world=world)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.y)
-        idx = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
-               else torch.arange(n, device=self.device))
-        idx = idx[: self.num_samples * self.world][self.rank :: self.world]
-        for start in range(0, len(idx), self.batch_size):
-            part = idx[start : start + self.batch_size]
-            yield self.x[part], self.y[part]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        for idx in self.batch_indices():
+            yield self.x[idx], self.y[idx]
 
 
 @register_dataset

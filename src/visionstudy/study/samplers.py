@@ -1,18 +1,49 @@
-"""Optuna samplers and pruners by name: one registry each, an entry per file line to add one."""
+"""Optuna samplers and pruners: one registry each, every entry with its own parameter class,
+written `sampler: tpe` or `sampler: {name: tpe, n_startup_trials: 5}`."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field, ValidationError
+
+from visionstudy.config import Params, format_validation_error
+from visionstudy.errors import ConfigError
 from visionstudy.registry import Registry
 
 PRIMITIVE = (str, int, float, bool, type(None))
 
-# name → (search config, epochs of a trial) → the Optuna object
-SAMPLERS: Registry[Callable[[Any], Any]] = Registry("sampler")
-PRUNERS: Registry[Callable[[Any, int], Any]] = Registry("pruner")
+@dataclass(frozen=True)
+class Entry:
+    builder: Callable[..., Any]
+    params: type[Params]
+
+
+SAMPLERS: Registry[Entry] = Registry("sampler")
+PRUNERS: Registry[Entry] = Registry("pruner")
+
+
+def register_sampler(name: str, params: type[Params]) -> Callable[[Callable[..., Any]], Any]:
+    """`@register_sampler('tpe', TPEParams)` over `build(search, p) -> optuna sampler`."""
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        SAMPLERS.add(name, Entry(builder, params))
+        return builder
+
+    return decorator
+
+
+def register_pruner(name: str, params: type[Params]) -> Callable[[Callable[..., Any]], Any]:
+    """`@register_pruner('median', MedianParams)` over `build(p, epochs) -> optuna pruner`."""
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        PRUNERS.add(name, Entry(builder, params))
+        return builder
+
+    return decorator
 
 
 def encoded(p: Any) -> list[Any]:
@@ -21,52 +52,84 @@ def encoded(p: Any) -> list[Any]:
     return choices if all(isinstance(c, PRIMITIVE) for c in choices) else [json.dumps(c) for c in choices]
 
 
-@SAMPLERS.register("tpe")
-def _tpe(s: Any) -> Any:
+class NoParams(Params):
+    pass
+
+
+class TPEParams(Params):
+    n_startup_trials: int = Field(10, ge=0, description="random trials before TPE models the space")
+    multivariate: bool = Field(False, description="model the parameters jointly")
+
+
+class HyperbandParams(Params):
+    min_resource: int = Field(1, ge=1, description="epochs of the smallest bracket")
+    reduction_factor: int = Field(3, ge=2, description="keep 1 of this many trials per rung")
+
+
+class MedianParams(Params):
+    n_startup_trials: int = Field(2, ge=0, description="trials before pruning starts")
+    n_warmup_steps: int = Field(1, ge=0, description="epochs of each trial before it can be pruned")
+
+
+@register_sampler("tpe", TPEParams)
+def _tpe(s: Any, p: TPEParams) -> Any:
     import optuna
 
-    return optuna.samplers.TPESampler(seed=s.seed)
+    return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=p.n_startup_trials,
+                                      multivariate=p.multivariate)
 
 
-@SAMPLERS.register("random")
-def _random(s: Any) -> Any:
+@register_sampler("random", NoParams)
+def _random(s: Any, p: NoParams) -> Any:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=s.seed)
 
 
-@SAMPLERS.register("grid")
-def _grid(s: Any) -> Any:
+@register_sampler("grid", NoParams)
+def _grid(s: Any, p: NoParams) -> Any:
     import optuna
 
     return optuna.samplers.GridSampler(
-        {k: encoded(p) if p.type == "categorical" else p.grid() for k, p in s.space.items()}, seed=s.seed)
+        {k: encoded(v) if v.type == "categorical" else v.grid() for k, v in s.space.items()}, seed=s.seed)
 
 
-@PRUNERS.register("hyperband")
-def _hyperband(s: Any, epochs: int) -> Any:
+@register_pruner("hyperband", HyperbandParams)
+def _hyperband(p: HyperbandParams, epochs: int) -> Any:
     import optuna
 
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    return optuna.pruners.HyperbandPruner(min_resource=p.min_resource,
+                                          max_resource=max(epochs, p.min_resource),
+                                          reduction_factor=p.reduction_factor)
 
 
-@PRUNERS.register("median")
-def _median(s: Any, epochs: int) -> Any:
+@register_pruner("median", MedianParams)
+def _median(p: MedianParams, epochs: int) -> Any:
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
 
 
-@PRUNERS.register("none")
-def _none(s: Any, epochs: int) -> Any:
+@register_pruner("none", NoParams)
+def _none(p: NoParams, epochs: int) -> Any:
     import optuna
 
     return optuna.pruners.NopPruner()
 
 
+def entry_params(registry: Registry[Entry], section: Any, field: str) -> Params:
+    entry = registry.get(section.name, f"{field}.name")
+    try:
+        return entry.params.model_validate(section.params())
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, field)) from None
+
+
 def make_sampler(s: Any) -> Any:
-    return SAMPLERS.get(s.sampler, "search.sampler")(s)
+    return SAMPLERS.get(s.sampler.name, "search.sampler").builder(
+        s, entry_params(SAMPLERS, s.sampler, "search.sampler"))
 
 
 def make_pruner(s: Any, epochs: int) -> Any:
-    return PRUNERS.get(s.pruner, "search.pruner")(s, epochs)
+    return PRUNERS.get(s.pruner.name, "search.pruner").builder(
+        entry_params(PRUNERS, s.pruner, "search.pruner"), epochs)

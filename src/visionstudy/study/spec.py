@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from visionstudy.config import (
+    Pluggable,
     RunConfig,
     Strict,
     dump_config,
@@ -84,13 +85,23 @@ class SearchParam(Strict):
         return [int(lo), int(hi)] if self.type == "int" else [lo, hi]  # type: ignore[arg-type]
 
 
+class SamplerConfig(Pluggable):
+    name: str = Field("tpe", description="sampler, see `visionstudy.study.samplers.SAMPLERS`")
+
+
+class PrunerConfig(Pluggable):
+    name: str = Field("hyperband", description="pruner, see `visionstudy.study.samplers.PRUNERS`")
+
+
 class FinalConfig(Strict):
     seeds: int = Field(1, ge=1, description="seeds of the final training with the best values")
 
 
 class SearchConfig(Strict):
-    sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler")
-    pruner: Literal["hyperband", "median", "none"] = Field("hyperband", description="Optuna pruner")
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"),
+                                   description="tpe | random | grid, or {name: ..., **params}")
+    pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="hyperband"),
+                                 description="hyperband | median | none, or {name: ..., **params}")
     trials: int = Field(20, ge=1, description="number of trials (across all workers)")
     objective: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="per epoch")
     seed: int = Field(0, description="sampler seed")
@@ -100,6 +111,19 @@ class SearchConfig(Strict):
         default_factory=dict, description="run-config override for the trials and the final runs"
     )
     trial_epochs: int | None = Field(None, ge=1, description="epochs of each trial (default: train.epochs)")
+
+    @field_validator("sampler", "pruner", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _registered(self) -> SearchConfig:
+        from visionstudy.study.samplers import PRUNERS, SAMPLERS, entry_params
+
+        entry_params(SAMPLERS, self.sampler, "search.sampler")
+        entry_params(PRUNERS, self.pruner, "search.pruner")
+        return self
 
     @field_validator("space", mode="before")
     @classmethod
@@ -449,7 +473,7 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
 def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str], study: str,
                  source: str) -> None:
     """Every search key must exist: build the configs at the ends of every range."""
-    if search.sampler == "grid":
+    if search.sampler.name == "grid":
         for key, p in search.space.items():
             try:
                 p.grid()

@@ -38,7 +38,7 @@ class SetRegression(Task):
             out.append("train.channels_last: on is for images; use auto or off")
         for field, value in (("train.monitor", t.monitor),
                              ("train.early_stopping.monitor", t.early_stopping and t.early_stopping.monitor),
-                             ("train.scheduler.monitor", t.scheduler.monitor)):
+                             ("train.scheduler.monitor", t.scheduler.params().get("monitor"))):
             if value == "val_accuracy":
                 out.append(f"{field}: val_accuracy does not exist for regression; use val_loss (the MSE)")
         return out

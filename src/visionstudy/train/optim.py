@@ -1,45 +1,151 @@
-"""Optimizers and learning-rate schedules, by name, from `OptimizerConfig` / `SchedulerConfig`."""
+"""Optimizers and learning-rate schedules: one registry each, every entry with its own parameter
+class, so adding one is one registration here (`@register_optimizer`, `@register_schedule`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field, ValidationError
 from torch import nn
 from torch.optim import lr_scheduler
 
-from visionstudy.config import OptimizerConfig, SchedulerConfig
+from visionstudy.config import OptimizerConfig, Params, SchedulerConfig, format_validation_error
+from visionstudy.errors import ConfigError
 from visionstudy.registry import Registry
 
-OPTIMIZERS: Registry[Callable[[Any, OptimizerConfig], torch.optim.Optimizer]] = Registry("optimizer")
+Unit = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-@OPTIMIZERS.register("sgd")
-def _sgd(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
-                           weight_decay=c.weight_decay)
+@dataclass(frozen=True)
+class Entry:
+    """A registered optimizer or schedule: its builder, its own parameter class, a description."""
+
+    builder: Callable[..., Any]
+    params: type[Params]
+    description: str
+    per_batch: bool = False  # schedules: stepped every batch instead of every epoch
 
 
-@OPTIMIZERS.register("adam")
-def _adam(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=c.lr, betas=c.betas, eps=c.eps, weight_decay=c.weight_decay)
+OPTIMIZERS: Registry[Entry] = Registry("optimizer")
+SCHEDULES: Registry[Entry] = Registry("schedule")
 
 
-@OPTIMIZERS.register("adamw")
-def _adamw(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=c.lr, betas=c.betas, eps=c.eps, weight_decay=c.weight_decay)
+def register_optimizer(name: str, params: type[Params]) -> Callable[[Callable[..., Any]], Any]:
+    """`@register_optimizer('sgd', SGDParams)` over `build(param_groups, lr, p) -> Optimizer`."""
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        OPTIMIZERS.add(name, Entry(builder, params, (builder.__doc__ or name).strip().splitlines()[0]))
+        return builder
+
+    return decorator
 
 
-@OPTIMIZERS.register("rmsprop")
-def _rmsprop(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum,
-                               weight_decay=c.weight_decay)
+def register_schedule(name: str, params: type[Params],
+                      per_batch: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """`@register_schedule('step', StepParams)` over `build(optimizer, p, epochs, steps)`."""
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        doc = (builder.__doc__ or name).strip().splitlines()[0]
+        SCHEDULES.add(name, Entry(builder, params, doc, per_batch))
+        return builder
+
+    return decorator
 
 
-@OPTIMIZERS.register("adagrad")
-def _adagrad(params: Any, c: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay)
+def list_optimizers() -> list[str]:
+    return OPTIMIZERS.names()
+
+
+def list_schedules() -> list[str]:
+    return SCHEDULES.names()
+
+
+def entry_params(registry: Registry[Entry], section: Any, field: str) -> Params:
+    """The section's own keys checked by its entry's class; errors name `field.key`."""
+    entry = registry.get(section.name, f"{field}.name")
+    try:
+        p = entry.params.model_validate(section.params())
+        p.check()
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, field)) from None
+    except ValueError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
+    return p
+
+
+def optimizer_params(c: OptimizerConfig) -> Params:
+    return entry_params(OPTIMIZERS, c, "train.optimizer")
+
+
+def schedule_params(c: SchedulerConfig) -> Params:
+    return entry_params(SCHEDULES, c, "train.scheduler")
+
+
+# ------------------------------------------------------------------------------- optimizers
+
+
+class SGDParams(Params):
+    momentum: Unit = Field(0.0, description="momentum")
+    nesterov: bool = Field(False, description="Nesterov momentum (needs momentum > 0)")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 in the gradient")
+
+    def check(self) -> None:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: true needs momentum > 0, e.g. momentum: 0.9")
+
+
+class AdamParams(Params):
+    betas: tuple[Unit, Unit] = Field((0.9, 0.999), description="running-average factors")
+    eps: float = Field(1e-8, gt=0, allow_inf_nan=False, description="numerical epsilon")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False,
+                                description="decoupled for adamw, L2 in the gradient for adam")
+
+
+class RMSpropParams(Params):
+    alpha: float = Field(0.99, gt=0, lt=1, description="smoothing (Keras 'rho')")
+    eps: float = Field(1e-8, gt=0, allow_inf_nan=False, description="numerical epsilon")
+    momentum: Unit = Field(0.0, description="momentum")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 in the gradient")
+
+
+class AdagradParams(Params):
+    eps: float = Field(1e-10, gt=0, allow_inf_nan=False, description="numerical epsilon")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 in the gradient")
+
+
+@register_optimizer("sgd", SGDParams)
+def _sgd(params: Any, lr: float, p: SGDParams) -> torch.optim.Optimizer:
+    """Stochastic gradient descent, with momentum and Nesterov."""
+    return torch.optim.SGD(params, lr=lr, momentum=p.momentum, nesterov=p.nesterov,
+                           weight_decay=p.weight_decay)
+
+
+@register_optimizer("adam", AdamParams)
+def _adam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
+    """Adam (Kingma & Ba)."""
+    return torch.optim.Adam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+
+
+@register_optimizer("adamw", AdamParams)
+def _adamw(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
+    """AdamW: Adam with decoupled weight decay."""
+    return torch.optim.AdamW(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+
+
+@register_optimizer("rmsprop", RMSpropParams)
+def _rmsprop(params: Any, lr: float, p: RMSpropParams) -> torch.optim.Optimizer:
+    """RMSprop."""
+    return torch.optim.RMSprop(params, lr=lr, alpha=p.alpha, eps=p.eps, momentum=p.momentum,
+                               weight_decay=p.weight_decay)
+
+
+@register_optimizer("adagrad", AdagradParams)
+def _adagrad(params: Any, lr: float, p: AdagradParams) -> torch.optim.Optimizer:
+    """Adagrad."""
+    return torch.optim.Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay)
 
 
 def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimizer:
@@ -47,7 +153,99 @@ def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimiz
     them, e.g. a pretrained backbone at a lower learning rate than its new head)."""
     groups = getattr(model, "param_groups", None)
     params = groups(c.lr) if callable(groups) else [p for p in model.parameters() if p.requires_grad]
-    return OPTIMIZERS.get(c.name, "train.optimizer.name")(params, c)
+    return OPTIMIZERS.get(c.name, "train.optimizer.name").builder(params, c.lr, optimizer_params(c))
+
+
+# -------------------------------------------------------------------------------- schedules
+
+
+class NoParams(Params):
+    pass
+
+
+class StepParams(Params):
+    step_size: int = Field(10, ge=1, description="epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor")
+
+
+class HalveParams(Params):
+    every: int = Field(10, ge=1, description="halve the lr every this many epochs")
+
+
+class MultiStepParams(Params):
+    milestones: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, description="decay epochs")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor")
+
+
+class ExponentialParams(Params):
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor per epoch")
+
+
+class CosineParams(Params):
+    min_lr: float = Field(0.0, ge=0, description="the floor")
+
+
+class OneCycleParams(Params):
+    max_lr: float | None = Field(None, gt=0, description="peak lr (default: lr)")
+    pct_start: float = Field(0.25, gt=0, lt=1, description="share of rising steps")
+
+
+class PlateauParams(Params):
+    factor: float = Field(0.5, gt=0, lt=1, description="lr multiplier on a plateau")
+    patience: int = Field(5, ge=0, description="epochs without improvement")
+    monitor: Literal["val_loss", "val_accuracy"] = Field("val_loss", description="metric watched")
+    min_lr: float = Field(0.0, ge=0, description="the floor")
+
+
+@register_schedule("none", NoParams)
+def _none(opt: Any, p: NoParams, epochs: int, steps: int) -> Any:
+    """A constant learning rate."""
+    return None
+
+
+@register_schedule("step", StepParams)
+def _step(opt: Any, p: StepParams, epochs: int, steps: int) -> Any:
+    """Multiply by gamma every step_size epochs."""
+    return lr_scheduler.StepLR(opt, p.step_size, p.gamma)
+
+
+@register_schedule("halve", HalveParams)
+def _halve(opt: Any, p: HalveParams, epochs: int, steps: int) -> Any:
+    """Halve every `every` epochs (seed 000's schedule)."""
+    return lr_scheduler.StepLR(opt, p.every, 0.5)
+
+
+@register_schedule("multistep", MultiStepParams)
+def _multistep(opt: Any, p: MultiStepParams, epochs: int, steps: int) -> Any:
+    """Multiply by gamma at each milestone epoch."""
+    return lr_scheduler.MultiStepLR(opt, p.milestones, p.gamma)
+
+
+@register_schedule("exponential", ExponentialParams)
+def _exponential(opt: Any, p: ExponentialParams, epochs: int, steps: int) -> Any:
+    """Multiply by gamma every epoch."""
+    return lr_scheduler.ExponentialLR(opt, p.gamma)
+
+
+@register_schedule("cosine", CosineParams)
+def _cosine(opt: Any, p: CosineParams, epochs: int, steps: int) -> Any:
+    """Cosine annealing to min_lr over the run."""
+    return lr_scheduler.CosineAnnealingLR(opt, epochs, p.min_lr)
+
+
+@register_schedule("onecycle", OneCycleParams, per_batch=True)
+def _onecycle(opt: Any, p: OneCycleParams, epochs: int, steps: int) -> Any:
+    """One-cycle (Smith), stepped per batch."""
+    top = max(g["lr"] for g in opt.param_groups)  # groups keep their ratios
+    max_lr = [(p.max_lr or top) * g["lr"] / top for g in opt.param_groups]
+    return lr_scheduler.OneCycleLR(opt, max_lr, total_steps=epochs * steps, pct_start=p.pct_start)
+
+
+@register_schedule("plateau", PlateauParams)
+def _plateau(opt: Any, p: PlateauParams, epochs: int, steps: int) -> Any:
+    """Multiply by factor when the monitored metric stops improving."""
+    mode = "min" if p.monitor == "val_loss" else "max"
+    return lr_scheduler.ReduceLROnPlateau(opt, mode, p.factor, p.patience, min_lr=p.min_lr)
 
 
 def penalised_weights(model: nn.Module) -> list[torch.Tensor]:
@@ -75,38 +273,18 @@ class Schedule:
     def __init__(self, optimizer: torch.optim.Optimizer, c: SchedulerConfig, epochs: int,
                  steps_per_epoch: int) -> None:
         self.c = c
+        self.p = schedule_params(c)
         self.optimizer = optimizer
-        self.per_batch = c.name == "onecycle"
+        entry = SCHEDULES.get(c.name, "train.scheduler.name")
+        self.per_batch = entry.per_batch
         main_epochs = max(1, epochs - c.warmup_epochs)
-        self.main = self._build(optimizer, c, main_epochs, steps_per_epoch)
+        self.main = entry.builder(optimizer, self.p, main_epochs, steps_per_epoch)
         # built after the main schedule, so that its starting lr (base / 10) is the one in force
         self.warmup = (
             lr_scheduler.LinearLR(optimizer, 0.1, 1.0, total_iters=c.warmup_epochs)
             if c.warmup_epochs else None
         )
         self.epoch = 0
-
-    @staticmethod
-    def _build(opt: torch.optim.Optimizer, c: SchedulerConfig, epochs: int, steps: int) -> Any:
-        if c.name == "step":
-            return lr_scheduler.StepLR(opt, c.step_size, c.gamma)
-        if c.name == "halve":
-            return lr_scheduler.StepLR(opt, c.every, 0.5)
-        if c.name == "multistep":
-            return lr_scheduler.MultiStepLR(opt, c.milestones, c.gamma)
-        if c.name == "exponential":
-            return lr_scheduler.ExponentialLR(opt, c.gamma)
-        if c.name == "cosine":
-            return lr_scheduler.CosineAnnealingLR(opt, epochs, c.min_lr)
-        if c.name == "onecycle":
-            top = max(g["lr"] for g in opt.param_groups)  # groups keep their ratios
-            max_lr = [(c.max_lr or top) * g["lr"] / top for g in opt.param_groups]
-            return lr_scheduler.OneCycleLR(opt, max_lr, total_steps=epochs * steps,
-                                           pct_start=c.pct_start)
-        if c.name == "plateau":
-            mode = "min" if c.monitor == "val_loss" else "max"
-            return lr_scheduler.ReduceLROnPlateau(opt, mode, c.factor, c.patience, min_lr=c.min_lr)
-        return None
 
     @property
     def in_warmup(self) -> bool:
@@ -120,7 +298,7 @@ class Schedule:
         if self.in_warmup:
             self.warmup.step()
         elif isinstance(self.main, lr_scheduler.ReduceLROnPlateau):
-            self.main.step(metrics[self.c.monitor])
+            self.main.step(metrics[self.p.monitor])  # type: ignore[attr-defined]
         elif self.main is not None and not self.per_batch:
             self.main.step()
         self.epoch += 1
