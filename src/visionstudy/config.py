@@ -216,15 +216,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-PLUGGABLE = {("model",): "cnn", ("train", "optimizer"): "adam", ("train", "scheduler"): "none"}
+# path → (the default entry, the keys every entry shares: they carry over when the entry changes)
+PLUGGABLE = {("model",): ("cnn", ()), ("train", "optimizer"): ("adam", ("lr",)),
+             ("train", "scheduler"): ("none", ("warmup_epochs",))}
 
 
 def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge an override onto a run config. Naming another entry in a pluggable section
-    (model, optimizer, schedule) replaces that section: a CNN's `channels` mean nothing to a
+    (model, optimizer, schedule) replaces that section but for the keys every entry shares (the
+    optimizer's `lr`, the schedule's `warmup_epochs`): a CNN's `channels` mean nothing to a
     ResNet, SGD's `momentum` nothing to Adam, so they are not carried over."""
     base = copy.deepcopy(base)
-    for path, default in PLUGGABLE.items():
+    for path, (default, common) in PLUGGABLE.items():
         old, new = base, override
         for part in path[:-1]:
             old = old.get(part) if isinstance(old, dict) else None
@@ -234,7 +237,7 @@ def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         before, after = old.get(path[-1]), new.get(path[-1])
         if (isinstance(before, dict) and isinstance(after, dict) and "name" in after
                 and after["name"] != before.get("name", default)):
-            del old[path[-1]]
+            old[path[-1]] = {k: v for k, v in before.items() if k in common}
     return deep_merge(base, override)
 
 

@@ -96,5 +96,5 @@ def test_naming_another_optimizer_replaces_the_section():
 
     base = {"train": {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}}
     assert merge_run(base, {"train": {"optimizer": {"name": "adam"}}}) == {
-        "train": {"optimizer": {"name": "adam"}}}
+        "train": {"optimizer": {"name": "adam", "lr": 0.1}}}  # lr is every optimizer's
     assert merge_run(base, {"train": {"optimizer": {"lr": 0.2}}})["train"]["optimizer"]["momentum"] == 0.9
