@@ -52,7 +52,7 @@ def postgres():
                     "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
                    check=True, capture_output=True)
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"  # the README's form
     finally:
         subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True)
@@ -98,7 +98,7 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
     study.write_text(yaml.safe_dump({"name": "x", "data": {"dataset": "digits"}}))
     result = subprocess.run(
         [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db",
-         "postgresql+psycopg2://nobody:secret@127.0.0.1:9/none", "--runs-dir", str(tmp_path)],
+         "postgresql://nobody:secret@127.0.0.1:9/none", "--runs-dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cannot open the database" in " ".join(result.stderr.split())
@@ -122,21 +122,3 @@ def test_four_workers_ten_runs_one_worker_killed_postgres(postgres, tmp_path):
     proc, victim, key = kill_one_worker_mid_run(cmd, postgres, "pgfour")
     check_killed_worker_study(proc, postgres, "pgfour", runs, victim, key, 10)
 
-
-def test_the_plain_postgresql_url_of_the_readme_works(postgres, tmp_path):
-    """`--db postgresql://user@host/db` failed with "Failed to import DB access module" (SQLAlchemy
-    2 picks psycopg 3, which is not installed); it now means the installed psycopg2."""
-    plain = postgres.replace("postgresql+psycopg2://", "postgresql://")
-    study = tmp_path / "plain.yaml"
-    study.write_text(yaml.safe_dump({
-        "name": "pgplain", "data": {"dataset": "digits", "max_train_samples": 300},
-        "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1, "batch_size": 64}}))
-    result = subprocess.run(
-        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", plain, "--runs-dir",
-         str(tmp_path / "runs"), "--quiet", "--no-report"], cwd=ROOT, capture_output=True, text=True,
-        timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "1/1 runs finished" in result.stdout
-    from visionstudy.store import RunStore
-
-    assert RunStore(plain, "pgplain").status(["baseline/seed-0"]) == {"baseline/seed-0": "done"}

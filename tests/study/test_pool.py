@@ -121,6 +121,7 @@ def test_a_categorical_search_stops_when_its_space_is_exhausted(tmp_path):
     trials = optuna.load_study(study_name="tiny2:search", storage=storage).get_trials()
     done = [json.dumps(t.params) for t in trials if t.state.name == "COMPLETE"]
     assert len(done) == 2 and len(set(done)) == 2
+    assert len(trials) == 2  # exhaustion is known from the space: no duplicate trials asked
 
 
 def test_data_parallel_run_inside_a_study_finishes(tmp_path):

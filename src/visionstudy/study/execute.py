@@ -134,6 +134,8 @@ class Driver:
         failed: dict[str, str] = {}
         finished: list[tuple[str, dict[str, Any]]] = []
         try:
+            if store.counts(keys, on_disk)["waiting"]:
+                self.get_pool()  # workers fork before the progress bar starts its thread
             with progress_bar(self.progress, len(keys)) as bar:
                 while True:
                     waiting = store.counts(keys, finished_runs(study_dir, study.runs))["waiting"]

@@ -56,6 +56,22 @@ class Event:
     value: float | None = None  # pruned: the best objective value reached
 
 
+def start_context() -> Any:
+    """How workers start. Without CUDA: forked from the driver, which has imported torch and the
+    run path already (measured: a 4-run study 10.3 s → 6.3 s wall with 2 workers; spawn re-imports
+    everything per worker). With CUDA: forked from a forkserver that imported them, since a process
+    that touched CUDA must not fork."""
+    import torch
+
+    if sys.platform.startswith("linux") and not torch.cuda.is_available():
+        import visionstudy.experiment  # noqa: F401  (imported once, shared by every fork)
+
+        return mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["visionstudy.study.pool", "visionstudy.experiment"])
+    return ctx
+
+
 def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
@@ -97,6 +113,7 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s", force=True)
     torch.set_num_threads(threads)
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
@@ -207,11 +224,7 @@ class Pool:
     """`workers` processes, each fed one job at a time by the driver."""
 
     def __init__(self, workers: int, device: str, data_dir: Path | None) -> None:
-        # forkserver: one process imports torch and the run path once, each worker is a fork of it
-        # (measured: 2 workers start in ~1 s of CPU instead of ~2 x 3 s with spawn); no CUDA is
-        # ever initialised in the forkserver, so forking it is safe
-        self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["visionstudy.study.pool", "visionstudy.experiment"])
+        self.ctx = start_context()
         self.size, self.device, self.data_dir = max(workers, 1), device, data_dir
         self.threads = threads_per_worker(self.size)
         self.outbox = self.ctx.Queue()

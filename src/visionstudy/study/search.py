@@ -58,7 +58,7 @@ def search_base(study: Study) -> dict[str, Any]:
 
 
 SEARCH_DIR = "search"  # trial folders: <study>/search/trial-NNN (no variant may take this name)
-DUPLICATE_TRIES = 50  # fresh samples asked before a search space counts as exhausted
+DUPLICATE_TRIES = 20  # fresh samples asked before a sampler counts as stuck on known values
 
 
 def trial_config(study: Study, values: dict[str, Any]) -> Any:
@@ -96,6 +96,10 @@ def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | N
 
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     seen = {params_key(t.params) for t in ostudy.get_trials(deepcopy=False, states=live)}
+    size = space_size(s)
+    waiting = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if size is not None and len(seen) >= size and not waiting:
+        return None  # every configuration has been tried: nothing new to ask
     for _ in range(DUPLICATE_TRIES):
         trial = ostudy.ask()
         values = {key: suggest(trial, key, p) for key, p in s.space.items()}
@@ -104,6 +108,23 @@ def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | N
         trial.set_user_attr("duplicate", True)
         ostudy.tell(trial, state=TrialState.FAIL)
     return None
+
+
+def space_size(s: SearchConfig) -> int | None:
+    """How many distinct configurations the space holds, when it is finite (categorical or
+    stepped parameters); None for a continuous space."""
+    import math
+
+    sizes = []
+    for p in s.space.values():
+        if p.type == "categorical":
+            sizes.append(len(p.choices or []))
+        elif p.step is not None or p.type == "int":
+            step = p.step or 1
+            sizes.append(int(math.floor((p.high - p.low) / step + 1e-9)) + 1)  # type: ignore[operator]
+        else:
+            return None
+    return math.prod(sizes)
 
 
 def recover_stopped(ostudy: Any) -> None:
