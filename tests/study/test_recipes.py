@@ -138,8 +138,8 @@ ONE_EPOCH = ["--set", "train.epochs=1", "--set", "data.verify=false"]
     ("cifar100-first20", []),
     ("cifar100-transfer", ["--set", "train.batch_size=64", "--set", "data.val_fraction=0.2"]),
     ("cifar10-keras", ["--trials", "3"]),
-    # each model family's baseline, and a cross-validated best (5 folds): 8 of its 56 runs; the others are the same code at 4 more minutes of CPU, their configs checked by the
-    # expansion test
+    # each model family's baseline, and a cross-validated best (5 folds): 8 of its 56 runs; the
+    # others are the same code at 4 more minutes of CPU, their configs checked by the expansion test
     ("emnist-balanced", ["--only", "mlp-baseline,cnn-baseline,resnet,mlp-best-cv"]),
     ("cifar10-optimizers", []),
     ("cifar10-models", []),

@@ -57,13 +57,16 @@ class Event:
 
 
 def start_context() -> Any:
-    """How workers start. Without CUDA: forked from the driver, which has imported torch and the
-    run path already (measured: a 4-run study 10.3 s → 6.3 s wall with 2 workers; spawn re-imports
-    everything per worker). With CUDA: forked from a forkserver that imported them, since a process
-    that touched CUDA must not fork."""
+    """How workers start. From a single-threaded driver without CUDA (the `study run` command):
+    forked from it, as it has imported torch and the run path already (measured: a 4-run study
+    10.3 s → 6.3 s wall with 2 workers; spawn re-imports everything per worker). Otherwise (CUDA,
+    or other threads, e.g. in a notebook): forked from a forkserver that imported them."""
     import torch
 
-    if sys.platform.startswith("linux") and not torch.cuda.is_available():
+    # forking is safe only from a single-threaded process: a thread holding a lock at the fork
+    # (a notebook kernel's, a test runner's, a browser driver's) would leave the child deadlocked
+    alone = threading.active_count() == 1
+    if sys.platform.startswith("linux") and alone and not torch.cuda.is_available():
         import visionstudy.experiment  # noqa: F401  (imported once, shared by every fork)
 
         return mp.get_context("fork")
