@@ -241,7 +241,7 @@ def study_run(
             raise ConfigError(f"--only {only}: matches no variant; choose from {', '.join(names)}")
     full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
                             progress=not quiet, echo=lambda line: console.print(line, highlight=False),
-                            only=patterns)
+                            only=patterns, fork=True)  # this process has run no torch op
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
         console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
     else:

@@ -95,15 +95,16 @@ class Driver:
     """Feeds one pool from the run database (planned runs) and Optuna (search trials)."""
 
     def __init__(self, workers: int, device: str, data_dir: Path | None, progress: bool,
-                 echo: Echo | None = None) -> None:
+                 echo: Echo | None = None, fork: bool = False) -> None:
         self.workers, self.device, self.data_dir, self.progress = workers, device, data_dir, progress
+        self.fork = fork  # see `pool.start_context`
         self.echo = echo or (lambda line: None)
         self.pool: Pool | None = None
         self.beat = 0.0
 
     def get_pool(self) -> Pool:
         if self.pool is None:
-            self.pool = Pool(self.workers, self.device, self.data_dir)
+            self.pool = Pool(self.workers, self.device, self.data_dir, self.fork)
         return self.pool
 
     def close(self) -> None:

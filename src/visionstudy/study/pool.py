@@ -56,17 +56,17 @@ class Event:
     value: float | None = None  # pruned: the best objective value reached
 
 
-def start_context() -> Any:
-    """How workers start. From a single-threaded driver without CUDA (the `study run` command):
-    forked from it, as it has imported torch and the run path already (measured: a 4-run study
-    10.3 s → 6.3 s wall with 2 workers; spawn re-imports everything per worker). Otherwise (CUDA,
-    or other threads, e.g. in a notebook): forked from a forkserver that imported them."""
+def start_context(fork: bool) -> Any:
+    """How workers start. `fork` (the `study run` command, whose process never runs a torch op
+    before its workers start): forked from it on Linux without CUDA, as it has imported torch and
+    the run path already (measured: a 4-run study 10.3 s → 6.3 s wall with 2 workers; spawn
+    re-imports everything per worker). Otherwise (a notebook or test process that may have started
+    torch's OpenMP threads — a fork then deadlocks — or CUDA): forked from a forkserver that
+    imported them once."""
     import torch
 
-    # forking is safe only from a single-threaded process: a thread holding a lock at the fork
-    # (a notebook kernel's, a test runner's, a browser driver's) would leave the child deadlocked
-    alone = threading.active_count() == 1
-    if sys.platform.startswith("linux") and alone and not torch.cuda.is_available():
+    if fork and sys.platform.startswith("linux") and threading.active_count() == 1 \
+            and not torch.cuda.is_available():
         import visionstudy.experiment  # noqa: F401  (imported once, shared by every fork)
 
         return mp.get_context("fork")
@@ -226,8 +226,8 @@ def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) 
 class Pool:
     """`workers` processes, each fed one job at a time by the driver."""
 
-    def __init__(self, workers: int, device: str, data_dir: Path | None) -> None:
-        self.ctx = start_context()
+    def __init__(self, workers: int, device: str, data_dir: Path | None, fork: bool = False) -> None:
+        self.ctx = start_context(fork)
         self.size, self.device, self.data_dir = max(workers, 1), device, data_dir
         self.threads = threads_per_worker(self.size)
         self.outbox = self.ctx.Queue()
