@@ -152,9 +152,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
         "val_accuracy": finite_or_none(best.get("val_accuracy")), "val_loss": best.get("val_loss"),
         "stopped_early": result.stopped_early,
     }
-    if task.name == "regression":  # seed 004's table: train, validation and test MSE
-        metrics["val_mse"] = task.evaluate(net, val_loader).loss
-        metrics["train_mse"] = task.evaluate(net, task.loaders(data, cfg, fabric.device, False, 0, 1)[0]).loss
+    metrics.update(task.extra_metrics(net, data, cfg, fabric.device))
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: v for k, v in task.prediction_arrays(ev, data).items() if v is not None})
     atomic_write_bytes(run.predictions, buf.getvalue())

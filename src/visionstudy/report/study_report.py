@@ -358,7 +358,9 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
     if not has_manifest(study_dir):
         raise ReportError(f"{study_dir}: not a study folder (no manifest.json); "
                           "run `visionstudy study run` first")
-    check_report_folder(study_dir, out)
+    from visionstudy.report import check_out
+
+    check_out(out, [])  # inside any run folder is refused; the study folder itself is fine
     start = time.perf_counter()
     builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts or ReportOptions(), db)
     with writing(out):
@@ -367,12 +369,3 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
         report.seconds = time.perf_counter() - start
         return write_report(report, out)
 
-
-def check_report_folder(study_dir: Path, out: Path) -> None:
-    """A report never writes into a run folder (its files would be taken for the run's)."""
-    from visionstudy.store.rundir import inside_run
-
-    run = inside_run(out)
-    if run is not None:
-        raise ReportError(f"--out {out}: inside the run folder {run}; write the report elsewhere "
-                          f"(default: {study_dir / 'report'})")

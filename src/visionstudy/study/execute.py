@@ -69,6 +69,11 @@ def finished_runs(study_dir: Path, runs: list[RunSpec]) -> dict[str, float | Non
     return out
 
 
+def results_on_disk(study_dir: Path, keys: list[str]) -> set[str]:
+    """Keys whose folder holds metrics.json (existence only: cheap enough for every poll)."""
+    return {k for k in keys if RunDir(study_dir / k).is_finished()}
+
+
 def write_definition(study: Study, study_dir: Path) -> None:
     """The study file as run (with --set overrides) and its manifest of planned runs."""
     doc = {**study.config.model_dump(mode="json", exclude_none=True), "overrides": study.overrides,
@@ -139,7 +144,7 @@ class Driver:
                 self.get_pool()  # workers fork before the progress bar starts its thread
             with progress_bar(self.progress, len(keys)) as bar:
                 while True:
-                    waiting = store.counts(keys, finished_runs(study_dir, study.runs))["waiting"]
+                    waiting = store.counts(keys, results_on_disk(study_dir, keys))["waiting"]
                     if waiting:
                         pool = self.get_pool()
                         for i in pool.idle():
@@ -154,15 +159,15 @@ class Driver:
                         claim = held.pop(ev.worker)
                         self.record(store, claim, ev, deaths, failed, finished)
                     self.heartbeat(store, held)
-                    bar(store.counts(keys, finished_runs(study_dir, study.runs)))
+                    bar(store.counts(keys, results_on_disk(study_dir, keys)))
         except BaseException:
             self.stop()
             for claim in held.values():  # back to the queue: the next `study run` resumes them
                 store.requeue(claim)
             raise
-        counts = store.counts(keys, finished_runs(study_dir, study.runs))
+        counts = store.counts(keys, results_on_disk(study_dir, keys))
         errors = [(k, failed.get(k) or last_error(store, k)) for k, s in store.status(
-            keys, finished_runs(study_dir, study.runs)).items() if s == "failed"]
+            keys, results_on_disk(study_dir, keys)).items() if s == "failed"]
         return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
                        counts["running"], finished)
 

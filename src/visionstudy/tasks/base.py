@@ -77,6 +77,10 @@ class Task(ABC):
     def test_metrics(self, ev: Any, data: Any) -> dict[str, Any]:
         """The task's test metrics for metrics.json (the run adds params, seconds, epochs)."""
 
+    def extra_metrics(self, net: torch.nn.Module, data: Any, cfg: RunConfig, device: Any) -> dict[str, Any]:
+        """Metrics beyond the test set's that the task reports (default: none)."""
+        return {}
+
     @abstractmethod
     def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
         """The arrays of predictions.npz."""
