@@ -93,7 +93,7 @@ def datasets_info(
         "val": len(raw.val) if raw.val is not None else None,
         "image_shape": [c, h, w], "classes": len(raw.class_names), "class_names": raw.class_names,
         "mean": [round(m, 4) for m in mean], "std": [round(s, 4) for s in std],
-        "files": [str(p) for p in raw.files], "checksum": raw.checksum,
+        "files": [str(p) for p in raw.files], "checksum": raw.checksum, "checksum_algorithm": "md5",
         "skipped": len(raw.skipped),
     }
     if as_json:
@@ -107,7 +107,7 @@ def datasets_info(
     table.add_row("classes", f"{len(raw.class_names)}: " + ", ".join(raw.class_names))
     table.add_row("mean / std", f"{info['mean']} / {info['std']}")
     table.add_row("files", "\n".join(info["files"]) or "(embedded in scikit-learn)")
-    table.add_row("checksum", raw.checksum)
+    table.add_row("checksum (md5 of the decoded arrays)", raw.checksum)
     if raw.skipped:
         table.add_row("skipped", f"{len(raw.skipped)} unreadable files (see the warnings)")
     console.print(table)
@@ -220,12 +220,13 @@ def study_run(
                                                min=1)] = None,
     only: Annotated[str | None, typer.Option(
         help="train only these variants now: comma-separated names or patterns (resnet*, search)")] = None,
+    no_verify: NoVerify = False,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.errors import ConfigError
     from visionstudy.study import Placement, load_study, run_all
 
-    spec = load_study(study, list(set_ or []))
+    spec = load_study(study, list(set_ or []) + (["data.verify=false"] if no_verify else []))
     if trials is not None:
         if spec.config.search is None:
             raise ConfigError(f"--trials {trials}: {study} has no search section")

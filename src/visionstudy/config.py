@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,16 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from visionstudy.errors import ConfigError
 
 
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are 32-bit: larger ones crash when training starts
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
 class Strict(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AugmentSpec(Strict):
     """One augmentation by name with its parameters, e.g. {name: crop, padding: 4}."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str = Field(description="augmentation name, see `visionstudy.data.list_augmentations()`")
 
 
@@ -61,7 +65,7 @@ class DataConfig(Strict):
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of the training split held out for validation"
     )
-    split_seed: int = Field(0, description="seed of the stratified train/val split and the folds")
+    split_seed: Seed = Field(0, description="seed of the stratified train/val split and the folds")
     folds: int | None = Field(None, ge=2, description="k-fold CV: number of folds")
     fold: int | None = Field(None, ge=0, description="k-fold CV: the fold used for validation")
     max_train_samples: int | None = Field(
@@ -94,7 +98,7 @@ class DataConfig(Strict):
 class ModelConfig(BaseModel):
     """`name` picks the model; the other keys are that model's parameters (checked by its class)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str = Field("cnn", description="model name, see `visionstudy.models.list_models()`")
 
     def params(self) -> dict[str, Any]:
@@ -102,9 +106,10 @@ class ModelConfig(BaseModel):
 
 
 class Params(BaseModel):
-    """Base of a registered entry's own parameter class: unknown keys are errors."""
+    """Base of a registered entry's own parameter class: unknown keys and non-finite numbers
+    are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     def check(self) -> None:
         """Consistency checks between fields (raise ValueError with the reason)."""
@@ -114,7 +119,7 @@ class Pluggable(BaseModel):
     """A pluggable section, `{name: ..., **params}`: `name` picks a registered entry, which checks
     the other keys with its own `Params` class (`visionstudy.validate`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
 
     def params(self) -> dict[str, Any]:
@@ -187,7 +192,7 @@ class RunConfig(Strict):
     """Everything one training run needs."""
 
     name: str = Field("run", description="run name: the default folder runs/<name> (one path component)")
-    seed: int = Field(0, description="seed of weights, shuffling and augmentation")
+    seed: Seed = Field(0, description="seed of weights, shuffling and augmentation (0 to 2^32 - 1)")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -259,11 +264,44 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice in one mapping is an error: PyYAML keeps the
+    last silently, so a second `train:` would replace the first and a variant written twice
+    would vanish."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` keys are meant to be overridden
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # an unhashable key: the base constructor reports it
+            if first != key_node.start_mark.line + 1:
+                raise DuplicateKeyError(key, first, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(f"key {key!r} is written twice (lines {first} and {second}); YAML would "
+                         "keep only the second: merge them or remove one")
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with duplicate keys refused (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml_text(path.read_text())
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -287,6 +325,24 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         else:
             lines.append(f"{where}: {err['msg']}{got}")
     return "\n".join(lines)
+
+
+FETCH_ONLY = ("verify", "download")  # data fields deciding how files are fetched, not results
+
+
+def identity(dump: dict[str, Any], *, minimal: bool = False) -> dict[str, Any]:
+    """What a run computes, as a comparable mapping: the dump read by today's schema (a field added
+    since it was written takes its default, which keeps the old behaviour), without the fields that
+    only decide how files are fetched (a study resumed with `--no-verify` keeps its runs).
+    `minimal`: only the fields that differ from their defaults, so an identity hash stays the same
+    when a later version adds a field."""
+    try:
+        out = RunConfig.model_validate(dump).model_dump(mode="json", exclude_defaults=minimal)
+    except ValidationError:
+        out = copy.deepcopy(dump)
+    if isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k not in FETCH_ONLY}
+    return out
 
 
 def dump_config(cfg: RunConfig) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from visionstudy.models import Classifier, count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
 from visionstudy.train.checkpoint import load_checkpoint
 from visionstudy.train.fit import fit
+from visionstudy.validate import usable_cores
 
 
 def versions() -> dict[str, str]:
@@ -96,7 +97,7 @@ def run_experiment(
     )
     fabric.launch()
     if accelerator == "cpu":
-        torch.set_num_threads(t.threads or threads or max(1, (os.cpu_count() or 1) // fabric.world_size))
+        torch.set_num_threads(t.threads or threads or max(1, usable_cores() // fabric.world_size))
     else:
         torch.backends.cudnn.benchmark = True
     run = RunDir(out)
@@ -121,6 +122,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     t = cfg.train
     fabric.seed_everything(cfg.seed, verbose=False)
     data = task.prepare(cfg, data_dir)
+    check_memory(cfg, task, data, fabric)
     net = task.build_model(cfg, data)
     data = task.adapt(data, net)
     params, flops = count_params(net), count_flops(net, task.input_shape(data))
@@ -158,6 +160,21 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     atomic_write_bytes(run.predictions, buf.getvalue())
     atomic_write_text(run.metrics, json.dumps(metrics, indent=2))  # last: marks the run finished
     return metrics
+
+
+def check_memory(cfg: RunConfig, task: Any, data: Any, fabric: Any) -> None:
+    """Refuse a run whose training step cannot fit in the device's memory, before building it."""
+    from visionstudy.train.memory import check_fits, estimate
+    from visionstudy.train.optim import optimizer_factory
+
+    with torch.device("meta"):
+        probe = task.build_model(cfg, data, skeleton=True)
+    shared = fabric.world_size if fabric.device.type == "cpu" else 1  # CPU processes share the RAM
+    est = estimate(probe, task.input_shape(data), cfg.train.batch_size,
+                   optimizer_factory(cfg.train.optimizer), processes=shared)
+    reason = check_fits(est, fabric.device)
+    if reason is not None:
+        raise ConfigError(f"{cfg.name}: {reason}")
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -4,6 +4,7 @@ dataset's task accepts. The one place a run config is checked; everything that l
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,10 @@ def check_registered(cfg: RunConfig) -> None:
     optimizer_params(cfg.train.optimizer)
     schedule_params(cfg.train.scheduler)
     refused = task.refuse(cfg)
+    cores = usable_cores()
+    if cfg.train.threads is not None and cfg.train.threads > cores:
+        refused.append(f"train.threads: {cfg.train.threads} threads but this machine lets this process "
+                       f"use {cores} cores; give at most {cores}, or leave it out to use them all")
     if task.name == "regression" and cfg.data.path is None:
         invariant = bool(cfg.model.params().get("invariant", False))
         if invariant != (cfg.data.sets.target == "set"):
@@ -78,6 +83,14 @@ def check_registered(cfg: RunConfig) -> None:
                            "output per set (target: set), an equivariant one per element (target: element)")
     if refused:
         raise ConfigError("\n".join(refused))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]

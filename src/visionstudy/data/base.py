@@ -29,7 +29,7 @@ from visionstudy.data.files import (
 from visionstudy.errors import DataError
 from visionstudy.registry import Registry
 
-CACHE_VERSION = 1  # bump when decoding changes, so stale caches are ignored
+CACHE_VERSION = 2  # bump when decoding changes, so stale caches are ignored
 
 
 @dataclass

@@ -26,6 +26,7 @@ class Predictor:
     std: tuple[float, ...]
     image_shape: tuple[int, int, int]  # (channels, height, width) the model was trained on
     checkpoint: Path
+    tta: bool = False  # the run's test-time augmentation: average with the mirrored image
 
 
 def checkpoint_path(path: Path) -> Path:
@@ -70,6 +71,9 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
     if not isinstance(state.get("config"), dict) or "model" not in state:
         raise CheckpointError(f"{ckpt}: a visionstudy checkpoint without its run config or weights")
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
+    last = ckpt.with_name("last.pt")
+    if Path(path).is_dir() and not cfg.train.restore_best and ckpt.name == "best.pt" and last.is_file():
+        ckpt, state = last, load_checkpoint(last)  # the run was tested with its last weights
     meta = state.get("meta") or meta_from_run_dir(ckpt)
     if meta.get("task", "classification") != "classification":
         raise CheckpointError(f"{ckpt}: a {meta['task']} run; predict and image figures are for image "
@@ -81,44 +85,30 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt}: the weights do not fit the model in its config ({exc})") from None
-    return net.eval(), meta, ckpt
+    return net.eval(), {**meta, "tta": cfg.train.tta}, ckpt
 
 
 def load_predictor(path: Path, device: str = "cpu") -> Predictor:
     net, meta, ckpt = load_run_model(path)
     c, h, w = (int(v) for v in meta["image_shape"])
     return Predictor(net.to(device).eval(), list(meta["class_names"]), tuple(meta["mean"]),
-                     tuple(meta["std"]), (c, h, w), ckpt)
+                     tuple(meta["std"]), (c, h, w), ckpt, bool(meta.get("tta")))
 
 
 def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """Any format PIL reads → uint8 (H, W, C) with the training channels and size."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as the run's training read it (`visionstudy.data.images`): uint8 (H, W, C)."""
+    from visionstudy.data.images import ImageReadError
+    from visionstudy.data.images import read_image as decode
 
     c, h, w = shape
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit and float greyscale
-                arr = np.asarray(im, dtype=np.float64)
-                span = max(arr.max() - arr.min(), 1e-12)
-                im = Image.fromarray(np.uint8(np.round(255 * (arr - arr.min()) / span)))
-            if im.mode in ("RGBA", "LA", "P"):  # transparency over white, as viewers show it
-                rgba = im.convert("RGBA")
-                back = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(back, rgba)
-            im = im.convert("L" if c == 1 else "RGB")
-            im = im.resize((w, h), Image.Resampling.LANCZOS if im.width > w else Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+        return decode(path, (h, w), c)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: not a readable image ({str(exc).splitlines()[0][:160]})") from None
-    if c == 1:
-        arr = arr[..., None]
-    elif arr.shape[-1] != c:
-        raise DataError(f"{path}: cannot convert to {c} channels")
-    return arr
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not an image file") from None
+    except ImageReadError as exc:
+        raise DataError(f"{path}: not a readable image ({exc})") from None
 
 
 def preprocess(p: Predictor, images: np.ndarray) -> torch.Tensor:
@@ -131,13 +121,20 @@ class Prediction:
     top: list[tuple[str, float]]  # (class name, probability), most likely first
 
 
+@torch.inference_mode()
+def logits_of(p: Predictor, images: np.ndarray) -> torch.Tensor:
+    """The model's logits for uint8 images, with the run's test-time augmentation as in its test."""
+    x = preprocess(p, images)
+    logits = p.model(x).float()
+    return (logits + p.model(x.flip(3)).float()) / 2 if p.tta else logits
+
+
 def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> tuple[list[Prediction], np.ndarray]:
     """Top-k classes of each image, and the preprocessed images (uint8) for Grad-CAM."""
     if not paths:
         raise VisionStudyError("give at least one image file")
     images = np.stack([read_image(Path(f), p.image_shape) for f in paths])
-    with torch.no_grad():
-        probs = torch.softmax(p.model(preprocess(p, images)).float(), dim=1).cpu().numpy()
+    probs = torch.softmax(logits_of(p, images), dim=1).cpu().numpy()
     k = min(top_k, len(p.class_names))
     out = []
     for f, row in zip(paths, probs, strict=True):

@@ -20,9 +20,10 @@ from visionstudy.registry import Registry
 
 
 class Params(BaseModel):
-    """Base of every model's parameter class: unknown keys are errors."""
+    """Base of every model's parameter class: unknown keys and non-finite numbers (`.nan`
+    passes `ge`/`lt` bounds) are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     def check(self) -> None:
         """Consistency checks between fields that need no input shape (e.g. one dropout rate per
@@ -154,6 +155,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
 
 
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]  # a dropout probability
+Size = Annotated[int, Field(ge=1)]  # a layer width, a kernel size, a block count
 Activation = Literal["relu", "elu", "leaky_relu", "gelu", "selu", "silu", "tanh", "sigmoid"]
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

@@ -18,6 +18,7 @@ from visionstudy.models.base import (
     Classifier,
     Params,
     Rate,
+    Size,
     activation,
     dense_stack,
     per_layer,
@@ -28,10 +29,10 @@ Pool = Literal["max", "avg", "none"]
 
 
 class CNNParams(Params):
-    channels: list[int | list[int]] = Field(
+    channels: list[Size | list[Size]] = Field(
         [32, 64], min_length=1, description="per stage: filters of its conv layer(s)"
     )
-    kernel_size: int | list[int | list[int]] = Field(
+    kernel_size: Size | list[Size | list[Size]] = Field(
         3, description="one size for all, one per stage, or one list per stage (e.g. [5, 5, 3])"
     )
     padding: Literal["same", "valid"] = Field("same", description="convolution padding")
@@ -41,7 +42,7 @@ class CNNParams(Params):
     pool_size: int = Field(2, ge=2, description="pooling window and stride")
     batch_norm: bool = Field(False, description="batch norm after every conv and dense layer")
     conv_dropout: Rate | list[Rate] = Field(0.0, description="dropout after each stage")
-    hidden: list[int] = Field([128], description="dense layer sizes before the classifier")
+    hidden: list[Size] = Field([128], description="dense layer sizes before the classifier")
     dropout: Rate | list[Rate] = Field(
         0.0, description="dropout after each dense layer (or before the classifier if none)"
     )

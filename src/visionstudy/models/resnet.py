@@ -14,12 +14,12 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from visionstudy.errors import ConfigError
-from visionstudy.models.base import Activation, Classifier, Params, Rate, activation, register_model
+from visionstudy.models.base import Activation, Classifier, Params, Rate, Size, activation, register_model
 
 
 class ResNetParams(Params):
-    blocks: list[int] = Field([2, 2, 2], min_length=1, description="basic blocks per stage")
-    widths: list[int] = Field([64, 128, 256], min_length=1, description="channels per stage")
+    blocks: list[Size] = Field([2, 2, 2], min_length=1, description="basic blocks per stage")
+    widths: list[Size] = Field([64, 128, 256], min_length=1, description="channels per stage")
     kernel_size: int = Field(3, ge=1, description="kernel size inside blocks")
     stem: Literal["conv3", "conv7"] = Field(
         "conv3", description="conv3: 3x3 stride 1 (32x32 inputs); conv7: 7x7/2 + max pool"
@@ -95,8 +95,8 @@ def build_resnet(in_channels: int, num_classes: int, size: tuple[int, int], p: R
 
 
 class ResNet20Params(ResNetParams):
-    blocks: list[int] = Field([3, 3, 3], min_length=1, description="basic blocks per stage")
-    widths: list[int] = Field([16, 32, 64], min_length=1, description="channels per stage")
+    blocks: list[Size] = Field([3, 3, 3], min_length=1, description="basic blocks per stage")
+    widths: list[Size] = Field([16, 32, 64], min_length=1, description="channels per stage")
 
 
 @register_model("resnet20", ResNet20Params)
@@ -106,8 +106,8 @@ def build_resnet20(in_channels: int, num_classes: int, size: tuple[int, int], p:
 
 
 class ResNet18Params(ResNetParams):
-    blocks: list[int] = Field([2, 2, 2, 2], min_length=1, description="basic blocks per stage")
-    widths: list[int] = Field([64, 128, 256, 512], min_length=1, description="channels per stage")
+    blocks: list[Size] = Field([2, 2, 2, 2], min_length=1, description="basic blocks per stage")
+    widths: list[Size] = Field([64, 128, 256, 512], min_length=1, description="channels per stage")
 
 
 @register_model("resnet18", ResNet18Params)
@@ -117,7 +117,7 @@ def build_resnet18(in_channels: int, num_classes: int, size: tuple[int, int], p:
 
 
 class ResNet9Params(Params):
-    widths: list[int] = Field(
+    widths: list[Size] = Field(
         [64, 128, 256, 512], min_length=4, max_length=4, description="prep, layer1..3 channels"
     )
     activation: Activation = Field("relu", description="activation")

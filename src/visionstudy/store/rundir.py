@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visionstudy.config import identity
 from visionstudy.errors import TrainingError, VisionStudyError
 from visionstudy.fsutil import ensure_dir, remove_partials, storage_error
 
@@ -194,8 +195,8 @@ def check_state(run: RunDir, *, resume: bool, force: bool, config: dict[str, Any
             f"{run.path} holds an unfinished run; pass --resume to continue it or --force to start over")
     if resume and run.has_progress() and saved_config is not None:
         saved = saved_config(run)
-        if saved is not None and saved != config:
-            diff = sorted(differences(saved, config))
+        if isinstance(saved, dict) and identity(saved) != identity(config):
+            diff = sorted(differences(identity(saved), identity(config)))
             from visionstudy.errors import CheckpointError
 
             raise CheckpointError(

@@ -76,7 +76,9 @@ def start_context(fork: bool) -> Any:
 
 
 def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+    from visionstudy.validate import usable_cores
+
+    return max(1, usable_cores() // max(workers, 1))
 
 
 def gpu_for(worker: int) -> str | None:

@@ -28,11 +28,14 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from visionstudy.config import (
+    SEED_MAX,
     Pluggable,
     RunConfig,
+    Seed,
     Strict,
     dump_config,
     format_validation_error,
+    identity,
     merge_run,
     parse_override,
     read_yaml,
@@ -104,7 +107,7 @@ class SearchConfig(Strict):
                                  description="hyperband | median | none, or {name: ..., **params}")
     trials: int = Field(20, ge=1, description="number of trials (across all workers)")
     objective: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="per epoch")
-    seed: int = Field(0, description="sampler seed")
+    seed: Seed = Field(0, description="sampler seed")
     space: dict[str, SearchParam] = Field(description="dotted key → parameter")
     final: FinalConfig | None = Field(None, description="retrain the best values with N seeds")
     base: dict[str, Any] = Field(
@@ -161,7 +164,7 @@ class ReferenceConfig(Strict):
 class StudyConfig(Strict):
     name: str = Field(description="study name: runs go to <runs-dir>/<name>/")
     description: str = Field("", description="what the study measures (shown in the report)")
-    seed: int = Field(0, description="seed of the first repeat; repeat k uses seed + k")
+    seed: Seed = Field(0, description="seed of the first repeat; repeat k uses seed + k")
     data: dict[str, Any] = Field(default_factory=dict, description="base data section")
     model: dict[str, Any] = Field(default_factory=dict, description="base model section")
     train: dict[str, Any] = Field(default_factory=dict, description="base train section")
@@ -182,6 +185,14 @@ class StudyConfig(Strict):
         if not NAME.match(value):
             raise ValueError("use letters, digits and _ . + = , - (it names a folder)")
         return value
+
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> StudyConfig:
+        repeats = max(self.seeds, self.search.final.seeds if self.search and self.search.final else 1)
+        if self.seed + repeats - 1 > SEED_MAX:
+            raise ValueError(f"seed {self.seed} + {repeats - 1} repeats passes {SEED_MAX} (2^32 - 1), "
+                             "the largest seed torch and numpy take; choose a smaller seed")
+        return self
 
 
 @dataclass(frozen=True)
@@ -255,7 +266,8 @@ class Study:
 
 
 def config_hash(dump: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
+    """What a run computes (`identity`): a study resumed with --no-verify keeps its runs."""
+    return hashlib.sha256(json.dumps(identity(dump, minimal=True), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def dotted(key: str, value: Any) -> dict[str, Any]:

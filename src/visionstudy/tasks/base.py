@@ -44,7 +44,8 @@ class Task(ABC):
         """One sample's shape, for FLOP counting."""
 
     @abstractmethod
-    def build_model(self, cfg: RunConfig, data: Any) -> torch.nn.Module: ...
+    def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
+        """The run's model; `skeleton`: its structure only (no pretrained weights fetched)."""
 
     @abstractmethod
     def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,

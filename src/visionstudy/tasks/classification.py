@@ -33,11 +33,12 @@ class Classification(Task):
     def input_shape(self, data: Any) -> tuple[int, ...]:
         return data.image_shape
 
-    def build_model(self, cfg: RunConfig, data: Any) -> torch.nn.Module:
+    def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
         from visionstudy.models import create_model
 
         c, h, w = data.image_shape
-        return create_model(cfg.model.name, c, data.num_classes, (h, w), **cfg.model.params())
+        return create_model(cfg.model.name, c, data.num_classes, (h, w), skeleton=skeleton,
+                            **cfg.model.params())
 
     def adapt(self, data: Any, net: torch.nn.Module) -> Any:
         """Pretrained weights expect their own normalisation."""

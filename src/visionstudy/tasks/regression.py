@@ -51,11 +51,11 @@ class SetRegression(Task):
     def input_shape(self, data: Any) -> tuple[int, ...]:
         return data.input_shape
 
-    def build_model(self, cfg: RunConfig, data: Any) -> torch.nn.Module:
+    def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
         from visionstudy.models import create_model
 
         return create_model(cfg.model.name, data.input_shape[1], data.outputs, data.input_shape,
-                            **cfg.model.params())
+                            skeleton=skeleton, **cfg.model.params())
 
     def adapt(self, data: Any, net: torch.nn.Module) -> Any:
         return data

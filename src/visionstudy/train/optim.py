@@ -153,7 +153,13 @@ def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimiz
     them, e.g. a pretrained backbone at a lower learning rate than its new head)."""
     groups = getattr(model, "param_groups", None)
     params = groups(c.lr) if callable(groups) else [p for p in model.parameters() if p.requires_grad]
-    return OPTIMIZERS.get(c.name, "train.optimizer.name").builder(params, c.lr, optimizer_params(c))
+    return optimizer_factory(c)(params)
+
+
+def optimizer_factory(c: OptimizerConfig) -> Callable[[Any], torch.optim.Optimizer]:
+    """The configured optimizer as a function of its parameters (or parameter groups)."""
+    entry, p = OPTIMIZERS.get(c.name, "train.optimizer.name"), optimizer_params(c)
+    return lambda params: entry.builder(params, c.lr, p)
 
 
 # -------------------------------------------------------------------------------- schedules

@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
-
 from visionstudy.config import DataConfig
 from visionstudy.data.base import (
     DatasetSource,
@@ -16,12 +14,11 @@ from visionstudy.data.base import (
     arrays_checksum,
     register_dataset,
 )
+from visionstudy.data.images import EXTENSIONS, read_image
 from visionstudy.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-MAX_PIXELS = 8192 * 8192  # larger declared sizes are refused before decoding (decompression bombs)
 DEFAULT_SIZE = 32  # side length when data.image_size is not given
 SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
@@ -47,22 +44,6 @@ def list_images(folder: Path) -> list[tuple[Path, str]]:
             if f.is_file() and f.suffix.lower() in EXTENSIONS:
                 out.append((f, class_dir.name))
     return out
-
-
-def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """Decode one image to uint8 (size, size, channels); raises ValueError with the reason."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ValueError(f"declares {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
-            im.draft("L" if channels == 1 else "RGB", (size, size))  # JPEG: decode at low res
-            im = im.convert("L" if channels == 1 else "RGB")
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
-            a = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ValueError(str(exc) or type(exc).__name__) from None
-    return a[..., None] if channels == 1 else a
 
 
 @register_dataset
@@ -100,7 +81,7 @@ class ImageFolder(DatasetSource):
                 if cls not in class_names:
                     raise DataError(f"{f}: class {cls!r} is not among the training classes")
                 try:
-                    xs.append(read_image(f, size, channels))
+                    xs.append(read_image(f, (size, size), channels))
                     ys.append(class_names.index(cls))
                 except ValueError as exc:
                     skipped.append((str(f), str(exc)))

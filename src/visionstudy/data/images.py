@@ -1,0 +1,104 @@
+"""One way to read an image file, shared by image folders (training), `predict`, Grad-CAM and the
+demo: the same file always gives the same tensor, whatever its format.
+
+Every mode PIL decodes maps to 8-bit grayscale or RGB by one rule each:
+
+| file                              | becomes                                                        |
+|-----------------------------------|----------------------------------------------------------------|
+| 8-bit grayscale / RGB             | itself                                                         |
+| 1-bit (bilevel)                   | 0 and 255                                                      |
+| 16-bit integer (PNG, TIFF)        | value × 255 / 65535, rounded (the full range, not stretched)   |
+| 32-bit integer                    | 16-bit rule when every value is in 0..65535, else × 255 / (2^31 − 1) |
+| float (TIFF)                      | 0..1 → 0..255 when every value is at most 1, else clipped to 0..255 |
+| palette                           | its colours (and its transparency)                             |
+| CMYK, YCbCr, LAB, HSV             | RGB by PIL's conversion                                        |
+| any alpha (RGBA, LA, PA, tRNS)    | composited over white, as viewers show it                      |
+| EXIF orientation                  | applied (the image as a camera or phone shows it)              |
+
+Then the image converts to the model's channels (RGB → gray by ITU-R 601 luma, gray → RGB by
+repetition) and is resized to the model's size with PIL's antialiased bilinear filter. Images that
+declare more than `MAX_PIXELS` pixels are refused before decoding (decompression bombs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 8192 * 8192
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+BACKGROUND = 255.0  # transparent pixels are composited over white
+
+
+class ImageReadError(ValueError):
+    """A file that is not a readable image (the message says why)."""
+
+
+def read_image(path: Path | str, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Decode one image file to uint8 (height, width, channels) by the rules above."""
+    h, w = size
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageReadError(f"declares {im.width}x{im.height} pixels, over the "
+                                     f"{MAX_PIXELS:,} limit")
+            im.draft(None, (w, h))  # JPEG: decode at the smallest scale still >= the target size
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            arr = to_8bit(im)
+    except FileNotFoundError:
+        raise
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
+    return fit(arr, (h, w), channels)
+
+
+def to_8bit(im: Image.Image) -> np.ndarray:
+    """uint8 (H, W) grayscale or (H, W, 3) RGB, alpha composited over white."""
+    mode = im.mode
+    if mode == "1":
+        return np.asarray(im.convert("L"), dtype=np.uint8)
+    if mode.startswith("I"):
+        return integer_to_8bit(np.asarray(im))
+    if mode == "F":
+        return float_to_8bit(np.asarray(im, dtype=np.float64))
+    if mode in ("P", "PA", "RGBa", "La") or "transparency" in im.info:
+        im = im.convert("LA" if mode in ("L", "La") else "RGBA")
+        mode = im.mode
+    if mode in ("RGBA", "LA"):
+        a = np.asarray(im, dtype=np.float64)
+        colour, alpha = a[..., :-1], a[..., -1:] / 255.0
+        out = np.round(colour * alpha + BACKGROUND * (1.0 - alpha)).astype(np.uint8)
+        return out[..., 0] if mode == "LA" else out
+    if mode == "L":
+        return np.asarray(im, dtype=np.uint8)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def integer_to_8bit(arr: np.ndarray) -> np.ndarray:
+    a = arr.astype(np.float64)
+    if a.ndim == 3:  # (H, W, C) integer colour (rare): treat each channel alike
+        a = a[..., :3]
+    top = 65535.0 if a.size == 0 or (a.min() >= 0 and a.max() <= 65535) else float(2**31 - 1)
+    return np.round(np.clip(a, 0, top) * (255.0 / top)).astype(np.uint8)
+
+
+def float_to_8bit(a: np.ndarray) -> np.ndarray:
+    a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)
+    scale = 255.0 if a.size and a.max() <= 1.0 else 1.0
+    return np.round(np.clip(a * scale, 0, 255)).astype(np.uint8)
+
+
+def fit(arr: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Convert uint8 gray/RGB to `channels` and resize to `size` (height, width)."""
+    im = Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
+    im = im.convert("L" if channels == 1 else "RGB")
+    h, w = size
+    if im.size != (w, h):
+        im = im.resize((w, h), Image.Resampling.BILINEAR)
+    out = np.asarray(im, dtype=np.uint8)
+    return out[..., None] if channels == 1 else out
