@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from visionstudy.errors import ConfigError
 
-
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are 32-bit: larger ones crash when training starts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import platform
 from collections.abc import Callable
 from pathlib import Path

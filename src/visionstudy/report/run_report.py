@@ -296,7 +296,8 @@ class RunReportBuilder:
         if ds:
             s.tables.append(Table("Dataset", ["field", "value"], [
                 ["name", ds.get("name")],
-                [f"checksum ({ds.get('checksum_algorithm', 'md5')} of the decoded arrays)", ds.get("checksum")],
+                [f"checksum ({ds.get('checksum_algorithm', 'md5')} of the decoded arrays)",
+                 ds.get("checksum")],
                 ["image shape", " × ".join(map(str, ds.get("image_shape", [])))],
                 ["train / val / test", " / ".join(f"{ds.get(k, 0):,}" for k in ("train", "val", "test"))],
                 ["classes", len(ds.get("class_names", []))], ["run directory", str(self.art.path)],

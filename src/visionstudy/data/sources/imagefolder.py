@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from visionstudy.config import DataConfig
 from visionstudy.data.base import (
     DatasetSource,
