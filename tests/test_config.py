@@ -57,20 +57,29 @@ BAD_VALUES = {  # field → values that must be refused, each naming that field
     "train.epochs": [0, -1, "ten", 1.5, None, [3]],
     "train.batch_size": [0, "big"],
     "train.optimizer.name": ["lion", 3],
-    "train.optimizer.lr": [0, -0.1, "fast"],
+    "train.optimizer.lr": [0, -0.1, "fast", float("nan"), float("inf")],
     "train.optimizer.momentum": [1.0, -0.5],
     "train.scheduler.name": ["warp"],
     "train.label_smoothing": [1.0, -1],
     "train.precision": ["fp8"],
     "train.early_stopping.patience": [0],
-    "data.val_fraction": [0, 1.5, "x"],
+    "data.val_fraction": [-0.1, 1.5, "x"],
+    "data.validation": ["train"],
+    "data.split_seed": [-1, 2**32],
     "data.dataset": ["imagenet21k", 7],
     "data.classes": [5],
     "model.channels": ["abc", [0.5], []],
     "model.dropout": [1.5, -0.1, [0.1, 0.2]],
-    "model.activation": ["swish"],
     "model.name": ["vgg", None],
-    "seed": ["x", 1.5],
+    "seed": ["x", 1.5, -1, 99999999999999, 2**32],
+    "train.optimizer.betas": [[float("nan"), 0.9], [0.9, float("inf")]],
+    "train.l2": [float("nan")],
+    "model.kernel_size": [0, [0], [3, -1]],
+    "model.hidden": [[0], [-5]],
+    "model.activation": ["swish", {"name": "leaky_relu", "slope": 0.1},
+                         {"name": "leaky_relu", "negative_slope": float("nan")}],
+    "train.threads": [100000],
+    "train.log_every_n_steps": [0],
     "train.epochz": [3],
     "model.chanels": [[1]],
     "data.augment": [[{"name": "blur"}], [{"name": "crop", "size": 3}], "crop,warp"],
@@ -133,3 +142,47 @@ def test_generated_valid_configs_round_trip_through_yaml(epochs, lr, channels, d
                      "optimizer": {"name": optimizer, "lr": lr}, "scheduler": {"name": schedule}}}
     cfg = validate_run_config(raw)
     assert validate_run_config(yaml.safe_load(yaml.safe_dump(dump_config(cfg)))) == cfg
+
+
+VAL_REFUSED = {  # with data.val_fraction: 0 there is no validation set: these cannot work
+    "train.early_stopping": {"patience": 3},
+    "train.restore_best": True,
+    "train.monitor": "val_loss",
+    "train.scheduler": {"name": "plateau"},
+}
+
+
+@pytest.mark.parametrize("field", sorted(VAL_REFUSED))
+def test_what_needs_a_validation_set_is_refused_without_one(field):
+    raw = set_path(set_path(VALID, "data.val_fraction", 0), field, VAL_REFUSED[field])
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.") + ".*val_fraction: 0"):
+        validate_run_config(raw, "bad.yaml")
+    validate_run_config(set_path(raw, "data.val_fraction", 0.1))  # with one it is fine
+    with pytest.raises(ConfigError, match="data.folds"):
+        validate_run_config(set_path(set_path(VALID, "data.validation", "test"), "data.folds", 3))
+
+
+def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: a\ntrain:\n  epochs: 2\nmodel: {name: mlp}\ntrain:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: key 'train' is written twice \(lines 2 and 5\)"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 2\n  optimizer: {lr: 0.1, lr: 0.2}\n")
+    with pytest.raises(ConfigError, match=r"key 'lr' is written twice \(both on line 3\)"):
+        load_config(path)
+    path.write_text("base: &b {epochs: 2}\ntrain:\n  <<: *b\n  epochs: 3\n")  # merge keys may be overridden
+    from visionstudy.config import read_yaml
+
+    assert read_yaml(path)["train"] == {"epochs": 3}
+
+
+def test_seeds_and_fetch_options_do_not_change_a_runs_identity():
+    from visionstudy.config import identity
+
+    cfg = dump_config(validate_run_config(VALID))
+    quiet = set_path(cfg, "data.verify", False)
+    assert identity(quiet) == identity(cfg) and identity(quiet, minimal=True) == identity(cfg, minimal=True)
+    assert identity(set_path(cfg, "seed", 1)) != identity(cfg)
+    old = {k: v for k, v in cfg.items()}
+    old["train"] = {k: v for k, v in cfg["train"].items() if k != "log_every_n_steps"}  # an older dump
+    assert identity(old) == identity(cfg)

@@ -62,7 +62,13 @@ class DataConfig(Strict):
         0.2, gt=0.0, lt=1.0, description="imagefolder without a test/ folder: share held out"
     )
     val_fraction: float = Field(
-        0.2, gt=0.0, lt=1.0, description="share of the training split held out for validation"
+        0.2, ge=0.0, lt=1.0, description="share of the training split held out for validation; 0: "
+        "none, train on the whole training split (no early stopping or best checkpoint then)"
+    )
+    validation: Literal["split", "test"] = Field(
+        "split", description="split: validate on data held out of the training split (or a fold, or "
+        "the dataset's own validation split); test: on the test set each epoch, as Keras' "
+        "validation_data (test numbers are then optimistic)"
     )
     split_seed: Seed = Field(0, description="seed of the stratified train/val split and the folds")
     folds: int | None = Field(None, ge=2, description="k-fold CV: number of folds")
@@ -78,6 +84,13 @@ class DataConfig(Strict):
     data_dir: Path | None = Field(None, description="offline mirror or cache folder")
     verify: bool = Field(True, description="verify checksums of the dataset files")
     download: bool = Field(True, description="download from the official URL when missing")
+
+    @property
+    def validates_on(self) -> Literal["split", "test", "none"]:
+        """What the run validates on: held-out training data, the test set, or nothing."""
+        if self.validation == "test":
+            return "test"
+        return "none" if self.val_fraction == 0 and self.folds is None else "split"
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -164,7 +177,12 @@ class TrainConfig(Strict):
         None, description="validation metric that picks the best checkpoint (default: the task's: "
         "val_accuracy for classification, val_loss for regression)"
     )
-    restore_best: bool = Field(True, description="evaluate the best-val checkpoint on the test set")
+    restore_best: bool | None = Field(
+        None, description="evaluate the best-validation checkpoint on the test set (default: yes "
+        "when there is a validation set; false: the last epoch's weights)")
+    log_every_n_steps: int | None = Field(
+        None, ge=1, description="also record the training loss, accuracy and lr every N batches "
+        "(steps.csv: per-batch curves); costs one host sync per record")
     tta: bool = Field(False, description="test-time augmentation: average with the h-flipped image")
     precision: Literal["auto", "32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
@@ -274,19 +292,21 @@ class UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # `<<: *base` keys are meant to be overridden
             key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], line)
+                seen[key] = line
             except TypeError:
                 continue  # an unhashable key: the base constructor reports it
-            if first != key_node.start_mark.line + 1:
-                raise DuplicateKeyError(key, first, key_node.start_mark.line + 1)
         return super().construct_mapping(node, deep=deep)
 
 
 class DuplicateKeyError(yaml.YAMLError):
     def __init__(self, key: Any, first: int, second: int) -> None:
-        super().__init__(f"key {key!r} is written twice (lines {first} and {second}); YAML would "
-                         "keep only the second: merge them or remove one")
+        where = f"lines {first} and {second}" if first != second else f"both on line {first}"
+        super().__init__(f"key {key!r} is written twice ({where}); YAML would keep only the "
+                         "second: merge them or remove one")
 
 
 def load_yaml_text(text: str) -> Any:
@@ -322,7 +342,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key; check the spelling")
         else:
-            lines.append(f"{where}: {err['msg']}{got}")
+            lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}{got}")
     return "\n".join(lines)
 
 

@@ -142,7 +142,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
                  task=task)
     if not fabric.is_global_zero:
         return {}
-    if t.restore_best and run.best.is_file():
+    if t.restore_best is not False and run.best.is_file():
         net.load_state_dict(load_checkpoint(run.best)["model"])
     ev = task.evaluate(net, test_loader, tta=t.tta, keep_outputs=True, autocast=fabric.autocast())
     best = next((r for r in result.history if int(r["epoch"]) == result.best_epoch), {})
@@ -150,7 +150,8 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
         **task.test_metrics(ev, data),
         "params": params, "flops": flops, "train_seconds": result.train_seconds,
         "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-        "val_accuracy": finite_or_none(best.get("val_accuracy")), "val_loss": best.get("val_loss"),
+        "val_accuracy": finite_or_none(best.get("val_accuracy")),
+        "val_loss": finite_or_none(best.get("val_loss")), "validation": cfg.data.validates_on,
         "stopped_early": result.stopped_early,
     }
     metrics.update(task.extra_metrics(net, data, cfg, fabric.device))

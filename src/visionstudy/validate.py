@@ -67,11 +67,14 @@ def check_registered(cfg: RunConfig) -> None:
             f"{task.name} run needs a {task.model_kind} model (see `visionstudy.models.list_models`)")
     if cfg.data.augment and task.model_kind == "image":
         build_pipeline(cfg.data.augment)
+    shape = source.shape_of(cfg.data)
+    if shape is not None and task.model_kind == "image":
+        check_shape(cfg, shape)
     from visionstudy.train.optim import optimizer_params, schedule_params
 
     optimizer_params(cfg.train.optimizer)
     schedule_params(cfg.train.scheduler)
-    refused = task.refuse(cfg)
+    refused = task.refuse(cfg) + validation_refusals(cfg)
     cores = usable_cores()
     if cfg.train.threads is not None and cfg.train.threads > cores:
         refused.append(f"train.threads: {cfg.train.threads} threads but this machine lets this process "
@@ -83,6 +86,40 @@ def check_registered(cfg: RunConfig) -> None:
                            "output per set (target: set), an equivariant one per element (target: element)")
     if refused:
         raise ConfigError("\n".join(refused))
+
+
+def check_shape(cfg: RunConfig, shape: tuple[int, int, int]) -> None:
+    """Build the model for the data's image shape on the meta device (no memory, no weights
+    fetched): a layout the input cannot go through is refused with the model's own message."""
+    import torch
+
+    from visionstudy.models import create_model
+
+    c, h, w = shape
+    with torch.device("meta"):
+        create_model(cfg.model.name, c, 10, (h, w), skeleton=True, **cfg.model.params())
+
+
+def validation_refusals(cfg: RunConfig) -> list[str]:
+    """What needs a validation set when there is none (`data.val_fraction: 0`), and what
+    contradicts validating on the test set."""
+    d, t, out = cfg.data, cfg.train, []
+    if d.validates_on == "none":
+        why = "needs a validation set, and data.val_fraction: 0 trains on the whole training split"
+        if t.early_stopping is not None:
+            out.append(f"train.early_stopping {why}; remove early_stopping or give data.val_fraction "
+                       "(e.g. 0.1), or validate on the test set (data.validation: test)")
+        if t.restore_best:
+            out.append(f"train.restore_best: true {why}; remove it (the last epoch's weights are tested)")
+        if t.monitor is not None:
+            out.append(f"train.monitor {why}; remove it")
+        if t.scheduler.name == "plateau":
+            out.append("train.scheduler: plateau watches a validation metric, and data.val_fraction: 0 "
+                       "leaves none; use another schedule or give data.val_fraction")
+    if d.validation == "test" and d.folds is not None:
+        out.append("data.validation: test and data.folds disagree: cross-validation validates on "
+                   "each fold; remove one of them")
+    return out
 
 
 def usable_cores() -> int:

@@ -105,6 +105,17 @@ def test_grid_sweep_and_overrides(tmp_path):
     ({"baseline": "nope"}, ["baseline 'nope'"]),
     ({"name": "../evil"}, ["name"]),
     ({"cv": {"folds": 1}}, ["cv.folds"]),
+    ({"sweep": {"model.kernel_size": [3, 0]}}, ["kernel_size=0", "model.kernel_size"]),
+    ({"sweep": {"train.optimizer.betas": [[0.9, 0.99], [float("nan"), 0.9]]}}, ["betas", "finite"]),
+    ({"search": {"space": {"model.kernel_size": [3, 0]}}}, ["search.space.model.kernel_size = 0"]),
+    ({"search": {"space": {"model.kernel_size": {"type": "int", "low": 0, "high": 5}}}},
+     ["search.space.model.kernel_size = 0"]),
+    ({"search": {"space": {"model.pool_size": {"type": "int", "low": 2, "high": 9, "step": 1}}}},
+     ["search.space.model.pool_size = 3", "shrinks the 8x8 input"]),  # 2 pools of 3: 8 -> 2 -> 0
+    ({"seed": 2**32 - 2, "seeds": 3}, ["seed", "2^32 - 1"]),
+    ({"seed": -1}, ["seed"]),
+    ({"search": {"base": {"data": {"val_fraction": 0}},
+                 "space": {"train.optimizer.lr": [0.1, 0.01]}}}, ["search.objective", "val_fraction: 0"]),
 ])
 def test_bad_study_files_fail_before_training(tmp_path, fields, needles):
     with pytest.raises(ConfigError) as err:
@@ -132,3 +143,20 @@ def test_two_sweep_blocks_over_one_key_keep_their_own_charts(tmp_path):
     points = {c.label: c.points for c in from_study(study).sweeps}
     assert set(points["model.dropout (sweep 1)"].values()) == {0.0, 0.5}
     assert points["model.dropout (sweep 2)"] == {"baseline": 0.0, "dropout=0.25": 0.25}
+
+
+def test_a_variant_written_twice_is_an_error_not_a_lost_variant(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: s\ndata: {dataset: digits}\nvariants:\n  wide: {}\n  narrow: {}\n"
+                    "  wide: {model: {hidden: [9]}}\n")
+    with pytest.raises(ConfigError, match=r"key 'wide' is written twice \(lines 4 and 6\)"):
+        load_study(path)
+
+
+def test_every_recipe_file_has_unique_keys():
+    """Recipes go through the same loader: a recipe with a repeated key cannot ship."""
+    from visionstudy.config import read_yaml
+    from visionstudy.study import list_recipes, recipe_path
+
+    for name in list_recipes():
+        assert read_yaml(recipe_path(name))  # raises ConfigError on a duplicate key

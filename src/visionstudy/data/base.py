@@ -81,6 +81,13 @@ class DatasetSource(ABC):
     description: ClassVar[str]
     subdirs: ClassVar[tuple[str, ...]] = ()  # folder names a data root may hold it under
     task: ClassVar[str] = "classification"  # what runs on it optimise (`visionstudy.tasks`)
+    image_shape: ClassVar[tuple[int, int, int] | None] = None  # (C, H, W) when known without the files
+
+    def shape_of(self, cfg: DataConfig) -> tuple[int, int, int] | None:
+        """(channels, height, width) of its images before reading any file, when known: lets
+        validation build every model of a study for the data's shape (a kernel or a pooling that
+        shrinks the input to nothing is an error before anything trains)."""
+        return self.image_shape
 
     def remote_files(self, cfg: DataConfig) -> list[RemoteFile]:
         """The official files to download; empty for sources that cannot be downloaded."""

@@ -132,6 +132,15 @@ def channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[tuple[float, .
 
 
 def split_train_val(raw: RawDataset, cfg: DataConfig) -> tuple[Split, Split]:
+    """(train, validation): a fold, the test set (`validation: test`), nothing (`val_fraction: 0`),
+    the dataset's own validation split, or a stratified share of the training split."""
+    if cfg.validates_on == "test":
+        return raw.train, raw.test
+    if cfg.validates_on == "none":
+        if raw.val is not None and len(raw.val):
+            log.warning("data.val_fraction: 0 trains without validation; the dataset's own "
+                        "validation split (%d images) is not used", len(raw.val))
+        return raw.train, raw.train.take(np.zeros(0, dtype=np.int64))
     if cfg.folds is not None or cfg.fold is not None:
         if cfg.folds is None or cfg.fold is None or cfg.fold >= cfg.folds:
             raise ConfigError(

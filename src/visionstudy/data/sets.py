@@ -124,8 +124,8 @@ def split_file_sets(x: np.ndarray, y: np.ndarray, cfg: DataConfig) -> SetSplits:
     n = len(x)
     order = np.random.default_rng(cfg.split_seed).permutation(n)
     n_test = int(round(cfg.test_fraction * n))
-    n_val = int(round(cfg.val_fraction * (n - n_test)))
-    if min(n_test, n_val, n - n_test - n_val) < 1:
+    n_val = int(round(cfg.val_fraction * (n - n_test))) if cfg.validates_on == "split" else 0
+    if min(n_test, n - n_test - n_val) < 1 or (cfg.validates_on == "split" and n_val < 1):
         raise DataError(f"data.path: {n} sets are too few for test_fraction {cfg.test_fraction} and "
                         f"val_fraction {cfg.val_fraction}; give more sets or other fractions")
     test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
@@ -143,6 +143,11 @@ def load_sets(cfg: DataConfig, data_dir: Path | None = None) -> SetData:
         splits, files, name = split_file_sets(x, y, cfg), [Path(cfg.path)], f"sets:{Path(cfg.path).name}"
     else:
         splits, files, name = make_sets(cfg.sets, cfg.split_seed), [], "sets"
+    if cfg.validates_on == "test":
+        splits = SetSplits(splits.train, splits.test, splits.test)
+    elif cfg.validates_on == "none":
+        x, y = splits.train
+        splits = SetSplits(splits.train, (x[:0], y[:0]), splits.test)
     checksum = tensor_checksum(*splits.train, *splits.val, *splits.test)
     return SetData(name, splits.train, splits.val, splits.test, checksum, files)
 

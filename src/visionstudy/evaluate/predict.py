@@ -72,7 +72,7 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
         raise CheckpointError(f"{ckpt}: a visionstudy checkpoint without its run config or weights")
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
     last = ckpt.with_name("last.pt")
-    if Path(path).is_dir() and not cfg.train.restore_best and ckpt.name == "best.pt" and last.is_file():
+    if Path(path).is_dir() and cfg.train.restore_best is False and ckpt.name == "best.pt" and last.is_file():
         ckpt, state = last, load_checkpoint(last)  # the run was tested with its last weights
     meta = state.get("meta") or meta_from_run_dir(ckpt)
     if meta.get("task", "classification") != "classification":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 from torch import nn
 
 from visionstudy.errors import ConfigError
@@ -23,7 +23,7 @@ class Params(BaseModel):
     """Base of every model's parameter class: unknown keys and non-finite numbers (`.nan`
     passes `ge`/`lt` bounds) are errors."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
     def check(self) -> None:
         """Consistency checks between fields that need no input shape (e.g. one dropout rate per
@@ -156,21 +156,77 @@ def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
 
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]  # a dropout probability
 Size = Annotated[int, Field(ge=1)]  # a layer width, a kernel size, a block count
-Activation = Literal["relu", "elu", "leaky_relu", "gelu", "selu", "silu", "tanh", "sigmoid"]
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),
-    "gelu": nn.GELU,
-    "selu": nn.SELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
+class NoActivationParams(Params):
+    pass
+
+
+class LeakyReLUParams(Params):
+    negative_slope: float = Field(0.01, ge=0, description="slope for negative inputs (Keras: alpha)")
+
+
+class ELUParams(Params):
+    alpha: float = Field(1.0, gt=0, description="saturation value for negative inputs")
+
+
+class GELUParams(Params):
+    approximate: Literal["none", "tanh"] = Field("none", description="tanh: the fast approximation")
+
+
+class PReLUParams(Params):
+    init: float = Field(0.25, ge=0, description="initial learned slope for negative inputs")
+
+
+# name → (builder from its params, params class); `activation: NAME` or `{name: NAME, **params}`
+ACTIVATIONS: dict[str, tuple[Callable[[Any], nn.Module], type[Params]]] = {
+    "relu": (lambda p: nn.ReLU(), NoActivationParams),
+    "elu": (lambda p: nn.ELU(p.alpha), ELUParams),
+    "leaky_relu": (lambda p: nn.LeakyReLU(p.negative_slope), LeakyReLUParams),
+    "prelu": (lambda p: nn.PReLU(init=p.init), PReLUParams),
+    "gelu": (lambda p: nn.GELU(approximate=p.approximate), GELUParams),
+    "selu": (lambda p: nn.SELU(), NoActivationParams),
+    "silu": (lambda p: nn.SiLU(), NoActivationParams),
+    "tanh": (lambda p: nn.Tanh(), NoActivationParams),
+    "sigmoid": (lambda p: nn.Sigmoid(), NoActivationParams),
 }
+ActivationName = Literal["relu", "elu", "leaky_relu", "prelu", "gelu", "selu", "silu", "tanh", "sigmoid"]
 
 
-def activation(name: str) -> nn.Module:
-    return ACTIVATIONS[name]()
+class ActivationSpec(BaseModel):
+    """An activation by name, with its parameters when it has any:
+    `activation: leaky_relu` (slope 0.01) or `activation: {name: leaky_relu, negative_slope: 0.1}`."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    name: ActivationName
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _own_params(self) -> ActivationSpec:
+        try:
+            ACTIVATIONS[self.name][1].model_validate(self.model_extra or {})
+        except ValidationError as exc:
+            from visionstudy.config import format_validation_error
+
+            raise ValueError(f"{self.name}: {format_validation_error(exc)}") from None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Any) -> Any:
+        return self.name if not self.model_extra else handler(self)
+
+    def build(self) -> nn.Module:
+        builder, params = ACTIVATIONS[self.name]
+        return builder(params.model_validate(self.model_extra or {}))
+
+
+Activation = ActivationSpec  # a plain name is read as {name: NAME}
+
+
+def activation(spec: ActivationSpec | str) -> nn.Module:
+    return (spec if isinstance(spec, ActivationSpec) else ActivationSpec(name=spec)).build()
 
 
 def per_layer(value: Any, count: int, field: str) -> list[Any]:

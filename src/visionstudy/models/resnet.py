@@ -27,6 +27,8 @@ class ResNetParams(Params):
     dropout: Rate = Field(0.0, description="dropout between the two convs of each block")
     head_dropout: Rate = Field(0.0, description="dropout before the classifier")
     activation: Activation = Field("relu", description="activation")
+    batch_norm: bool = Field(True, description="batch norm after every conv (false: biased convs, "
+                             "as seed 003's ResNet without batch norm)")
 
     @model_validator(mode="after")
     def _same_length(self) -> ResNetParams:
@@ -38,20 +40,23 @@ class ResNetParams(Params):
         return self
 
 
-def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, k, stride, padding=k // 2, bias=False), nn.BatchNorm2d(c_out)]
+def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, bn: bool = True) -> list[nn.Module]:
+    """A convolution and its batch norm; without batch norm the convolution has a bias instead."""
+    conv = nn.Conv2d(c_in, c_out, k, stride, padding=k // 2, bias=not bn)
+    return [conv, nn.BatchNorm2d(c_out)] if bn else [conv]
 
 
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int, p: ResNetParams) -> None:
         super().__init__()
         drop = [nn.Dropout(p.dropout)] if p.dropout > 0 else []
+        bn = p.batch_norm
         self.body = nn.Sequential(
-            *conv_bn(c_in, c_out, p.kernel_size, stride), activation(p.activation), *drop,
-            *conv_bn(c_out, c_out, p.kernel_size),
+            *conv_bn(c_in, c_out, p.kernel_size, stride, bn), activation(p.activation), *drop,
+            *conv_bn(c_out, c_out, p.kernel_size, bn=bn),
         )
         projection = stride != 1 or c_in != c_out
-        self.shortcut = nn.Sequential(*conv_bn(c_in, c_out, 1, stride)) if projection else nn.Identity()
+        self.shortcut = nn.Sequential(*conv_bn(c_in, c_out, 1, stride, bn)) if projection else nn.Identity()
         self.act = activation(p.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,10 +67,11 @@ class ResNet(Classifier):
     def __init__(self, in_channels: int, num_classes: int, size: tuple[int, int], p: ResNetParams):
         super().__init__()
         if p.stem == "conv3":
-            layers: list[nn.Module] = [*conv_bn(in_channels, p.widths[0]), activation(p.activation)]
+            layers: list[nn.Module] = [*conv_bn(in_channels, p.widths[0], bn=p.batch_norm),
+                                       activation(p.activation)]
             h = min(size)
         else:
-            layers = [*conv_bn(in_channels, p.widths[0], 7, 2), activation(p.activation),
+            layers = [*conv_bn(in_channels, p.widths[0], 7, 2, p.batch_norm), activation(p.activation),
                       nn.MaxPool2d(3, 2, 1)]
             h = min(size) // 4
         width = p.widths[0]
@@ -122,6 +128,7 @@ class ResNet9Params(Params):
     )
     activation: Activation = Field("relu", description="activation")
     head_dropout: Rate = Field(0.0, description="dropout before the classifier")
+    batch_norm: bool = Field(True, description="batch norm after every conv (false: biased convs)")
 
 
 class Residual(nn.Module):
@@ -143,7 +150,7 @@ class ResNet9(Classifier):
         c0, c1, c2, c3 = p.widths
 
         def cba(a: int, b: int) -> list[nn.Module]:
-            return [*conv_bn(a, b), activation(p.activation)]
+            return [*conv_bn(a, b, bn=p.batch_norm), activation(p.activation)]
 
         layers = [
             *cba(in_channels, c0),

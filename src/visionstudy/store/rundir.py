@@ -23,7 +23,7 @@ from visionstudy.config import identity
 from visionstudy.errors import TrainingError, VisionStudyError
 from visionstudy.fsutil import ensure_dir, remove_partials, storage_error
 
-RESULT_FILES = ("config.yaml", "history.csv", "metrics.json", "predictions.npz", "run.log")
+RESULT_FILES = ("config.yaml", "history.csv", "steps.csv", "metrics.json", "predictions.npz", "run.log")
 RUN_ENTRIES = {*RESULT_FILES, "checkpoints", "analysis", ".lock"}  # what a run folder may hold
 
 
@@ -42,6 +42,11 @@ class RunDir:
     @property
     def history(self) -> Path:
         return self.path / "history.csv"
+
+    @property
+    def steps(self) -> Path:
+        """Per-batch records (train.log_every_n_steps)."""
+        return self.path / "steps.csv"
 
     @property
     def metrics(self) -> Path:

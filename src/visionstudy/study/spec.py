@@ -80,12 +80,23 @@ class SearchParam(Strict):
         values = [self.low + i * self.step for i in range(n + 1)]  # type: ignore[operator]
         return [int(v) for v in values] if self.type == "int" else values
 
-    def bounds(self) -> list[Any]:
-        """The extreme values, to validate the configs a search can produce."""
+    def values_to_check(self, most: int = 64) -> list[Any]:
+        """The values a search can produce that validation builds a config for: every choice, every
+        grid point of a stepped range (up to `most`, else evenly spread ones), and both ends of
+        every range, so that no trial fails on a value validation did not see."""
         if self.type == "categorical":
             return list(self.choices or [])
         lo, hi = self.low, self.high
-        return [int(lo), int(hi)] if self.type == "int" else [lo, hi]  # type: ignore[arg-type]
+        ends = [int(lo), int(hi)] if self.type == "int" else [lo, hi]  # type: ignore[arg-type]
+        if self.type == "int" and self.step is None:
+            values = list(range(int(lo), int(hi) + 1))  # type: ignore[arg-type]
+        elif self.step is not None:
+            values = self.grid()
+        else:
+            return ends
+        if len(values) > most:
+            values = [values[round(i * (len(values) - 1) / (most - 1))] for i in range(most)]
+        return list(dict.fromkeys([*values, *ends]))
 
 
 class SamplerConfig(Pluggable):
@@ -493,12 +504,16 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
                 raise ConfigError(f"{source}: search.space.{key}: {exc}") from None
     here = merge_run(base, search.base)
     for key, p in search.space.items():
-        for value in p.bounds():
+        for value in p.values_to_check():
             try:
-                build_run(base, merge_run(search.base, key_override(here, key, value)), overrides, study,
-                          "search", 0, None, source)
+                cfg = build_run(base, merge_run(search.base, key_override(here, key, value)), overrides,
+                                study, "search", 0, None, source)
             except ConfigError as exc:
                 raise ConfigError(f"search.space.{key} = {value!r}: {exc}") from None
+            if cfg.data.validates_on == "none":
+                raise ConfigError(f"{source}: search.objective {search.objective} is measured on a "
+                                  "validation set, and data.val_fraction: 0 leaves none; give "
+                                  "data.val_fraction (in search.base) or data.validation: test")
 
 
 def list_recipes() -> list[str]:

@@ -105,7 +105,8 @@ class SetRegression(Task):
     def extra_metrics(self, net: torch.nn.Module, data: Any, cfg: RunConfig, device: Any) -> dict[str, Any]:
         """Seed 004's table: train and validation MSE of the restored model."""
         train, val, _ = self.loaders(data, cfg, device, False, 0, 1)
-        return {"val_mse": self.evaluate(net, val).loss, "train_mse": self.evaluate(net, train).loss}
+        return {"val_mse": self.evaluate(net, val).loss if len(val) else None,
+                "train_mse": self.evaluate(net, train).loss}
 
     def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
         return {"outputs": ev.logits, "targets": ev.labels}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from visionstudy.train.optim import Schedule, build_optimizer
 from visionstudy.train.progress import EpochProgress
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+STEP_FIELDS = ["step", "epoch", "batch", "loss", "accuracy", "lr"]
 
 
 def better(monitor: str, value: float, best: float | None, min_delta: float = 0.0) -> bool:
@@ -69,13 +71,16 @@ class FitResult:
     best_value: float | None = None
     stopped_early: bool = False
     train_seconds: float = 0.0
+    steps: list[dict[str, float]] = field(default_factory=list)  # train.log_every_n_steps records
 
 
-def history_csv(history: list[dict[str, float]]) -> str:
+def history_csv(history: list[dict[str, float]], fields: list[str] = HISTORY_FIELDS) -> str:
+    """CSV of the rows; a NaN (no validation set, no accuracy) is an empty cell."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, HISTORY_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(history)
+    writer.writerows({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+                     for row in history)
     return out.getvalue()
 
 
@@ -98,6 +103,7 @@ def fit(
     `task` gives the loss, the validation and the default monitor (default: classification)."""
     monitor = cfg.monitor or (task.default_monitor if task is not None else "val_accuracy")
     validate = task.evaluate if task is not None else evaluate
+    validating = len(val_loader) > 0  # data.val_fraction: 0 leaves no validation set
     optimizer = build_optimizer(net, cfg.optimizer)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, len(train_loader))
     model, fab_optimizer = fabric.setup(net, optimizer)
@@ -128,19 +134,21 @@ def fit(
             stats = train_one_epoch(
                 model, train_loader, fab_optimizer, schedule, backward=fabric.backward, clip=clip,
                 label_smoothing=cfg.label_smoothing, l1=cfg.l1, l2=cfg.l2, all_reduce=all_reduce,
-                on_step=progress.step if not quiet else None, task=task,
+                on_step=progress.step if not quiet else None, task=task, log_every=cfg.log_every_n_steps,
             )
             t0 = time.perf_counter()
-            val = validate(net, val_loader, autocast=fabric.autocast())
+            val = validate(net, val_loader, autocast=fabric.autocast()) if validating else None
             row = {
                 "epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-                "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": lr,
-                "seconds": stats.seconds + time.perf_counter() - t0,
+                "val_loss": val.loss if val else math.nan, "val_accuracy": val.accuracy if val else math.nan,
+                "lr": lr, "seconds": stats.seconds + time.perf_counter() - t0,
             }
             result.history.append(row)
+            result.steps += [{"step": epoch * len(train_loader) + s["batch"], "epoch": epoch + 1, **s}
+                             for s in stats.steps]
             result.train_seconds += row["seconds"]
             schedule.step_epoch(row)
-            if better(monitor, row[monitor], result.best_value):
+            if validating and better(monitor, row[monitor], result.best_value):
                 result.best_epoch, result.best_value = epoch + 1, row[monitor]
                 if fabric.is_global_zero:
                     save_checkpoint({"model": net.state_dict(), "epoch": epoch + 1,
@@ -154,6 +162,8 @@ def fit(
                     "result": result.__dict__, "epoch": epoch + 1, "config": config_dump, "meta": meta or {},
                 }, run.last)
                 atomic_write_text(run.history, history_csv(result.history))
+                if cfg.log_every_n_steps:
+                    atomic_write_text(run.steps, history_csv(result.steps, STEP_FIELDS))
             progress.end_epoch(row)
             if on_epoch_end is not None:  # e.g. a search reporting to its pruner (may raise)
                 on_epoch_end(row)

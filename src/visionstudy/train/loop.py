@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ class EpochStats:
     accuracy: float
     seconds: float
     lr: float
+    steps: list[dict[str, float]] = field(default_factory=list)  # per-batch records (log_every)
 
 
 @dataclass
@@ -62,10 +63,12 @@ def train_one_epoch(
     on_step: StepHook | None = None,
     report_every: int = 20,
     task: Any = None,
+    log_every: int | None = None,
 ) -> EpochStats:
     """One pass over the loader; `backward` and `clip` come from the device layer (Fabric).
     `task` (a `visionstudy.tasks.Task`) gives the loss and the correct count; default: classification.
-    A task without accuracy (regression) reports NaN as the accuracy."""
+    A task without accuracy (regression) reports NaN as the accuracy. `log_every`: record the
+    loss, accuracy and lr of every N-th batch (`EpochStats.steps`, batch numbers from 1)."""
     start = time.perf_counter()
     model.train()
     weights = penalised_weights(model) if l1 or l2 else []
@@ -74,7 +77,9 @@ def train_one_epoch(
     correct = torch.zeros((), device=loader.device, dtype=torch.int64)
     count = 0
     has_accuracy = True
+    steps: list[dict[str, float]] = []
     for step, (x, target) in enumerate(loader, 1):
+        lr = schedule.lr() if log_every else 0.0
         logits = model(x).float()
         loss = (task.loss(logits, target, label_smoothing) if task is not None
                 else F.cross_entropy(logits, target, label_smoothing=label_smoothing))
@@ -94,6 +99,9 @@ def train_one_epoch(
             else:
                 correct += hits
             count += len(x)
+            if log_every and step % log_every == 0:
+                steps.append({"batch": step, "loss": loss.item(),
+                              "accuracy": hits.item() / len(x) if hits is not None else math.nan, "lr": lr})
         if on_step is not None and (step % report_every == 0 or step == len(loader)):
             seen_loss = loss_sum.item()
             if not math.isfinite(seen_loss):
@@ -111,7 +119,7 @@ def train_one_epoch(
         )
     accuracy = correct_total / max(count_total, 1) if has_accuracy else math.nan
     return EpochStats(loss_total / max(count_total, 1), accuracy,
-                      time.perf_counter() - start, schedule.lr())
+                      time.perf_counter() - start, schedule.lr(), steps)
 
 
 @torch.inference_mode()

@@ -27,8 +27,8 @@ class EpochProgress:
         if self.enabled:
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                TextColumn("acc {task.fields[acc]:.3f}"), TextColumn("lr {task.fields[lr]:.2e}"),
+                MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+                TextColumn("lr {task.fields[lr]:.2e}"),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True,
             )
             self.progress.__enter__()
@@ -44,19 +44,34 @@ class EpochProgress:
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(
-            "train", total=steps, epoch=epoch, epochs=self.epochs, loss=float("nan"),
-            acc=float("nan"), lr=lr,
+            "train", total=steps, epoch=epoch, epochs=self.epochs, stats="", lr=lr,
         )
 
     def step(self, step: int, loss: float, acc: float) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=step, loss=loss, acc=acc)
+            self.progress.update(self.task, completed=step, stats=step_text(loss, acc))
 
     def end_epoch(self, row: dict[str, float]) -> None:
         if self.enabled:
-            self.console.print(
-                f"epoch {int(row['epoch'])}/{self.epochs}  train loss {row['train_loss']:.4f} "
-                f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} "
-                f"acc {row['val_accuracy']:.4f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s",
-                highlight=False,
-            )
+            self.console.print(epoch_line(row, self.epochs), highlight=False)
+
+
+def known(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))
+
+
+def step_text(loss: float, acc: float) -> str:
+    """'loss 0.4123 acc 0.871' with only the numbers that exist (no accuracy for regression)."""
+    return " ".join(part for part, value in ((f"loss {loss:.4f}", loss), (f"acc {acc:.3f}", acc))
+                    if known(value))
+
+
+def epoch_line(row: dict[str, float], epochs: int) -> str:
+    """One line per epoch; a missing number (no validation set, no accuracy) is left out."""
+    parts = [f"epoch {int(row['epoch'])}/{epochs}"]
+    for label, loss, acc in (("train", row["train_loss"], row["train_accuracy"]),
+                             ("val", row["val_loss"], row["val_accuracy"])):
+        text = step_text(loss, acc)
+        if text:
+            parts.append(f"{label} {text}")
+    return "  ".join([*parts, f"lr {row['lr']:.2e}", f"{row['seconds']:.1f}s"])

@@ -69,6 +69,7 @@ def _images(batch: dict[str, Any], path: Path) -> np.ndarray:
 
 
 class CifarSource(DatasetSource):
+    image_shape = (3, 32, 32)
     archive: RemoteFile
     folder: str  # the folder the tarball extracts to
     members: tuple[tuple[str, str], ...]  # (file, md5) inside the folder; last one is the metadata

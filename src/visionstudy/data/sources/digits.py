@@ -22,6 +22,7 @@ TEST_SEED = 1797  # fixed, so every run and every study sees the same test image
 @register_dataset
 class Digits(DatasetSource):
     name = "digits"
+    image_shape = (1, 8, 8)
     description = "scikit-learn's embedded handwritten digits, 8x8 grayscale, 1,797 images"
 
     def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:

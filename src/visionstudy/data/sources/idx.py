@@ -69,6 +69,7 @@ def decode_idx_pair(images: Path, labels: Path, transpose: bool = False) -> Spli
 class IdxSource(DatasetSource):
     """The four official files of an MNIST-format dataset."""
 
+    image_shape = (1, 28, 28)
     files: tuple[RemoteFile, ...] = ()
     classes: tuple[str, ...] = ()
 
@@ -152,6 +153,7 @@ EMNIST_ZIP = RemoteFile(
 @register_dataset
 class EMNIST(DatasetSource):
     name = "emnist"
+    image_shape = (1, 28, 28)
     description = "EMNIST handwritten characters (split: balanced|byclass|bymerge|letters|digits|mnist)"
     subdirs = ("emnist", "EMNIST", "EMNIST/raw", "gzip", "emnist/gzip")
 

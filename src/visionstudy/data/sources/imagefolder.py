@@ -52,6 +52,10 @@ class ImageFolder(DatasetSource):
     name = "imagefolder"
     description = "your own images: data.path with one subfolder per class (optional train/val/test)"
 
+    def shape_of(self, cfg: DataConfig) -> tuple[int, int, int]:
+        size = cfg.image_size or DEFAULT_SIZE
+        return (cfg.channels or 3, size, size)
+
     def root(self, cfg: DataConfig) -> Path:
         if cfg.path is None:
             raise ConfigError("data.path: imagefolder needs the folder of class subfolders")
