@@ -168,3 +168,23 @@ def test_train_runs_the_fast_examples_with_data_from_the_environment(tmp_path, e
     assert metrics["epochs_run"] == 1 and metrics["test_samples"] == test_samples
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "precision: bf16" in config and dataset in config
+
+
+def test_study_run_no_verify_trains_a_repacked_mirror_and_keeps_the_runs(tmp_path):
+    import yaml
+
+    write_mnist_like(tmp_path / "mirror" / "fashion-mnist")  # re-packed: not the official checksums
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "nv", "data": {"dataset": "fashion_mnist", "max_train_samples": 60},
+        "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1, "threads": 1}}))
+    common = ("study", "run", study, "--runs-dir", tmp_path / "runs", "--data-dir", tmp_path / "mirror",
+              "--quiet", "--no-report")
+    assert_user_error(vs(*common), "checksum mismatch", "--no-verify")
+    done = vs(*common, "--no-verify")
+    assert done.returncode == 0, done.stderr
+    assert "1/1 runs finished" in done.stdout
+    again = vs(*common, "--no-verify")  # the same runs: verification is not part of their identity
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    saved = yaml.safe_load((tmp_path / "runs" / "nv" / "baseline" / "seed-0" / "config.yaml").read_text())
+    assert saved["data"]["verify"] is False

@@ -81,3 +81,45 @@ def test_kernels_per_layer_express_seed_003():
     model = create_model("cnn", 1, 47, 28, channels=[32, 64, 128], kernel_size=[5, 5, 3])
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.kernel_size[0] for c in convs] == [5, 5, 3]
+
+
+def test_resnets_without_batch_norm_have_biased_convs_and_no_norm_layers():
+    for name in ("resnet", "resnet20", "resnet9"):
+        plain = create_model(name, 3, 10, 32, batch_norm=False)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()), name
+        convs = [m for m in plain.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(c.bias is not None for c in convs), name
+        normed = create_model(name, 3, 10, 32)
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in normed.modules()), name
+        assert plain(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("spec, cls, attr, value", [
+    ({"name": "leaky_relu", "negative_slope": 0.1}, torch.nn.LeakyReLU, "negative_slope", 0.1),
+    ("leaky_relu", torch.nn.LeakyReLU, "negative_slope", 0.01),
+    ({"name": "elu", "alpha": 0.5}, torch.nn.ELU, "alpha", 0.5),
+    ({"name": "gelu", "approximate": "tanh"}, torch.nn.GELU, "approximate", "tanh"),
+])
+def test_activations_take_their_parameters_in_every_family(spec, cls, attr, value):
+    for name, params in (("cnn", {"channels": [4]}), ("mlp", {"hidden": [8]}),
+                         ("resnet", {"blocks": [1], "widths": [4]}), ("resnet9", {})):
+        net = create_model(name, 1, 10, 16, activation=spec, **params)
+        acts = [m for m in net.modules() if isinstance(m, cls)]
+        assert acts and all(getattr(a, attr) == value for a in acts), name
+    sets = create_model("deepsets", 3, 1, (10, 3), activation=spec)
+    assert any(isinstance(m, cls) and getattr(m, attr) == value for m in sets.modules())
+
+
+def test_l1_and_l2_penalise_the_weights_of_every_model_family():
+    from visionstudy.train.optim import penalised_weights, weight_penalty
+
+    nets = {name: create_model(name, 3, 10, 32) for name in list_models() if name != "torchvision"}
+    nets["torchvision"] = create_model("torchvision", 3, 10, 32, weights=None, arch="resnet18",
+                                       mode="from-scratch")
+    nets["deepsets"] = create_model("deepsets", 3, 1, (10, 3))
+    for name, net in nets.items():
+        weights = penalised_weights(net)
+        assert weights and all(w.ndim > 1 for w in weights), name
+        l1, l2 = weight_penalty(weights, 1e-3, 0.0), weight_penalty(weights, 0.0, 1e-3)
+        assert float(l1) > 0 and float(l2) > 0, name
+        assert float(l1) == pytest.approx(1e-3 * sum(float(w.abs().sum()) for w in weights), rel=1e-4)

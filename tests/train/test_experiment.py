@@ -283,3 +283,61 @@ def test_test_probe_sees_every_epoch_and_changes_nothing(tmp_path):
         {k: v for k, v in plain.items() if k not in drop}
     assert without_time(tmp_path / "probed" / "history.csv") == \
         without_time(tmp_path / "plain" / "history.csv")
+
+
+def tiny(**fields):
+    raw = {"name": "k", "seed": 1, "data": {"dataset": "digits", **fields.pop("data", {})},
+           "model": {"name": "mlp", "hidden": [16]},
+           "train": {"epochs": 2, "batch_size": 64, "threads": 1, **fields.pop("train", {})}}
+    return validate_run_config(raw)
+
+
+def test_val_fraction_0_trains_on_the_whole_training_split_and_tests_the_last_weights(tmp_path):
+    from visionstudy.data import prepare
+
+    cfg = tiny(data={"val_fraction": 0})
+    metrics = run_experiment(cfg, tmp_path / "run", quiet=True)
+    doc = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["resolved"]["dataset"]
+    full = prepare(cfg.data.model_copy(update={"val_fraction": 0.2}))
+    assert doc["val"] == 0 and doc["train"] == len(full.train) + len(full.val)  # every training image
+    assert not (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert rows[1].split(",")[3:5] == ["", ""]  # no validation numbers, not "nan"
+    assert metrics["validation"] == "none" and metrics["val_accuracy"] is None
+    assert metrics["epochs_run"] == 2  # no early stopping: every epoch, the last one tested
+
+
+def test_validation_test_validates_on_the_test_set_each_epoch(tmp_path):
+    metrics = run_experiment(tiny(data={"validation": "test"}), tmp_path / "run", quiet=True)
+    doc = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["resolved"]["dataset"]
+    assert doc["val"] == doc["test"] and metrics["validation"] == "test"
+    # the restored best epoch was chosen on the test set: its validation numbers are the test's
+    assert metrics["val_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert metrics["val_loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)
+
+
+def test_per_batch_history_is_recorded_every_n_steps_and_survives_resume(tmp_path, monkeypatch):
+    cfg = tiny(train={"log_every_n_steps": 3, "epochs": 3})
+    run_experiment(cfg, tmp_path / "full", quiet=True)
+    rows = (tmp_path / "full" / "steps.csv").read_text().splitlines()
+    assert rows[0] == "step,epoch,batch,loss,accuracy,lr"
+    train = yaml.safe_load((tmp_path / "full" / "config.yaml").read_text())["resolved"]["dataset"]["train"]
+    per_epoch = -(-train // 64)
+    table = [r.split(",") for r in rows[1:]]
+    assert [int(r[0]) for r in table] == [e * per_epoch + b for e in range(3)
+                                          for b in range(3, per_epoch + 1, 3)]
+    assert all(0 <= float(r[4]) <= 1 and float(r[5]) > 0 for r in table)
+    assert float(table[-1][3]) < float(table[0][3])  # the per-batch loss falls
+    original = fit_module.EpochProgress.end_epoch
+
+    def crash_after_epoch_2(self, row):
+        original(self, row)
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", crash_after_epoch_2)
+    with pytest.raises(Interrupt):
+        run_experiment(cfg, tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", original)
+    run_experiment(cfg, tmp_path / "cut", quiet=True, resume=True)
+    assert (tmp_path / "cut" / "steps.csv").read_text() == (tmp_path / "full" / "steps.csv").read_text()
