@@ -318,13 +318,21 @@ def recipes_show(
     if not runs:
         sys.stdout.write(path.read_text())
         return
-    table = Table("run", "model", "optimizer", "lr", "schedule", "epochs", "batch", "augment")
+    table = Table("run", "model", "optimizer", "lr", "schedule", "epochs", "batch", "augment", "validates on")
     for r in spec.runs:
         c = r.config
         table.add_row(r.key, c.model.name, c.train.optimizer.name, f"{c.train.optimizer.lr:g}",
                       c.train.scheduler.name, str(c.train.epochs), str(c.train.batch_size),
-                      ",".join(a.name for a in c.data.augment) or "-")
+                      ",".join(a.name for a in c.data.augment) or "-",
+                      {"split": "held-out split", "test": "test set", "none": "nothing"}[c.data.validates_on])
     console.print(table)
+    names = [n for n, _ in spec.variants] + (["search-best"] if spec.config.search else [])
+    notes = [(n, spec.note(n)) for n in names if spec.note(n)]
+    if notes:
+        reproduces = Table("variant", "reproduces")
+        for name, text in notes:
+            reproduces.add_row(name, text)
+        console.print(reproduces)
     console.print(f"{spec.name}: {spec.describe()}", highlight=False)
 
 

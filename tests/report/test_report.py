@@ -122,3 +122,20 @@ def test_comparison_of_two_runs(digits_run, tmp_path):
     assert_figures(html.parent / "figures" / "run1", ["curves", "confusion_counts", "tsne"])
     assert_figures(html.parent / "figures" / "run2", ["curves", "confusion_counts", "tsne"])
     assert "Runs side by side" in html.read_text()
+
+
+def test_per_batch_curves_and_test_set_validation_are_shown_and_said(tmp_path):
+    from visionstudy.experiment import run_experiment
+    from visionstudy.validate import validate_run_config
+
+    cfg = validate_run_config({"name": "pb", "data": {"dataset": "digits", "validation": "test"},
+                               "model": {"name": "mlp", "hidden": [16]},
+                               "train": {"epochs": 2, "batch_size": 64, "log_every_n_steps": 2,
+                                         "threads": 1}})
+    run_experiment(cfg, tmp_path / "run", quiet=True)
+    html = build_report([tmp_path / "run"], tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    assert_figures(html.parent / "figures", ["curves", "steps"])
+    text = html.read_text()
+    assert 'src="figures/steps.png"' in text and "per batch" in text
+    assert "validates on the test set" in text and "optimistic" in text
+    assert "checksum (md5 of the decoded arrays)" in text

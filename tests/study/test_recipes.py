@@ -23,7 +23,7 @@ EXPECTED = {  # recipe → (runs, variants, search trials)
     "cifar100-first20": (12, 12, 0),
     "cifar100-transfer": (12, 4, 0),
     "cifar10-keras": (2, 2, 30),
-    "emnist-balanced": (56, 44, 0),
+    "emnist-balanced": (62, 50, 0),
     "cifar10-optimizers": (16, 16, 0),
     "cifar10-models": (3, 3, 0),
     "fashion-mnist": (6, 6, 0),
@@ -78,6 +78,46 @@ def test_emnist_cross_validates_only_the_best_configurations():
     assert best["resnet+blocks=1-2-3"].model.params()["kernel_size"] == 5
 
 
+def test_emnist_has_every_sweep_of_seed_003_around_the_configurations_it_varied():
+    study = load_study("recipe:emnist-balanced")
+    cfg = {r.variant: r.config for r in study.runs}
+    near = cfg["cnn-near-best"].model.params()
+    assert near["kernel_size"] == [5, 5, 3] and near["dropout"] == 0.5
+    assert near["activation"] == {"name": "leaky_relu", "negative_slope": 0.1}  # LeakyReLU(0.1)
+    for kernels in ("3-3-3", "5-3-3"):  # the three-layer kernels, around the near-best CNN
+        assert cfg[f"cnn-near-best+kernel_size={kernels}"].model.params()["channels"] == [32, 64, 128]
+    assert cfg["mlp-baseline+reg=l2"].train.l2 > 0 and cfg["mlp-baseline+reg=l2"].train.l1 == 0
+    assert cfg["cnn-best+l1=1e-05"].train.l1 == 1e-5 and cfg["resnet+l1=1e-05"].train.l1 == 1e-5
+    assert cfg["resnet+batch_norm=False"].model.params()["batch_norm"] is False
+    assert study.config.reference.variants["resnet+batch_norm=False"]["test_accuracy"] == 0.1315
+    # the report validated (its curves, its early stopping) on the test set; the CV runs on folds
+    assert {c.data.validates_on for v, c in cfg.items() if not v.endswith("-cv")} == {"test"}
+    assert {c.data.validates_on for v, c in cfg.items() if v.endswith("-cv")} == {"split"}
+    assert all(study.note(v) for v, _ in study.variants)  # every variant says what it reproduces
+
+
+def test_cifar10_keras_phase_1_enhanced_model_and_keras_tuner_search():
+    study = load_study("recipe:cifar10-keras")
+    cfg = {r.variant: r.config for r in study.runs}
+    first = cfg["augmented"].train.scheduler
+    assert (first.name, first.params()) == ("multistep", {"milestones": [10], "gamma": 0.1})
+    assert all(c.data.validates_on == "test" for c in cfg.values())  # Keras' validation_data=test
+
+    def convs(c):
+        return sum(len(s) if isinstance(s, list) else 1 for s in c.model.params()["channels"])
+
+    assert convs(cfg["enhanced"]) > convs(cfg["augmented"])  # "increased depth"
+    s = study.config.search
+    assert (s.sampler.name, s.pruner.name, s.trial_epochs) == ("random", "hyperband", 10)
+    assert s.base["data"]["augment"] == [] and s.base["train"]["early_stopping"]["patience"] == 3
+    from visionstudy.study.search import final_runs
+
+    values = {"model.channels.0": 48, "model.channels.1": 96, "model.hidden.0": 64,
+              "train.optimizer.lr": 3e-4, "train.optimizer": json.dumps({"name": "adam"})}
+    best = final_runs(study, values)[0].config  # the final training, 15 epochs
+    assert best.train.epochs == 15 and best.data.augment == [] and best.data.validates_on == "test"
+
+
 def test_cifar10_keras_search_varies_single_filters_of_its_hypermodel():
     from visionstudy.study.search import trial_override
 
@@ -102,7 +142,7 @@ def test_recipes_cli_lists_shows_and_expands():
     listed = vs("recipes", "list", env={"COLUMNS": "250"})
     assert listed.returncode == 0, listed.stderr
     assert all(name in listed.stdout for name in EXPECTED)
-    assert "seed 000" in listed.stdout and "56 runs" in listed.stdout
+    assert "seed 000" in listed.stdout and "62 runs" in listed.stdout
     shown = vs("recipes", "show", "cifar100-first20")
     assert yaml.safe_load(shown.stdout)["name"] == "cifar100-first20"
     runs = vs("recipes", "show", "quick", "--runs", "--set", "train.epochs=2", env={"COLUMNS": "250"})
@@ -136,7 +176,7 @@ ONE_EPOCH = ["--set", "train.epochs=1", "--set", "data.verify=false"]
 
 @pytest.mark.parametrize("name, extra", [
     ("cifar100-first20", []),
-    ("cifar100-transfer", ["--set", "train.batch_size=64", "--set", "data.val_fraction=0.2"]),
+    ("cifar100-transfer", ["--set", "train.batch_size=64"]),
     ("cifar10-keras", ["--trials", "3"]),
     # each model family's baseline, and a cross-validated best (5 folds): 8 of its 56 runs; the
     # others are the same code at 4 more minutes of CPU, their configs checked by the expansion test

@@ -47,7 +47,8 @@ def short(name: str, width: int = 14) -> str:
 # ----------------------------------------------------------------------------------- curves
 
 
-def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None) -> Figure:
+def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None,
+                    val_label: str = "validation") -> Figure:
     """Loss and accuracy (train vs val, the gap shaded) and the learning rate, per epoch. Without
     accuracy (a regression run) the panels are loss and learning rate."""
     epochs = [r["epoch"] for r in history]
@@ -60,8 +61,8 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
         val = np.array([r[f"val_{key}"] for r in history], dtype=float)
         ax.plot(epochs, train, "-o", ms=3, label="train", color="#1f77b4")
         if np.isfinite(val).any():
-            ax.plot(epochs, val, "-o", ms=3, label="validation", color="#d62728")
-            ax.fill_between(epochs, train, val, color="#999999", alpha=0.15, label="train–val gap")
+            ax.plot(epochs, val, "-o", ms=3, label=val_label, color="#d62728")
+            ax.fill_between(epochs, train, val, color="#999999", alpha=0.15, label=f"train–{val_label} gap")
         if best_epoch:
             ax.axvline(best_epoch, color="#555555", ls=":", lw=1, label=f"best epoch {best_epoch}")
         ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
@@ -75,6 +76,23 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
         lr_ax.set_yscale("log")
     lr_ax.grid(alpha=0.3)
     lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
+def step_curves(steps: Sequence[dict[str, float]]) -> Figure:
+    """Per-batch training loss (and accuracy when the task has one) against the batch number, with
+    the epoch boundaries dotted (train.log_every_n_steps)."""
+    x = [r["step"] for r in steps]
+    keys = ["loss"] + (["accuracy"] if any(np.isfinite(float(r["accuracy"])) for r in steps) else [])
+    fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.6), squeeze=False)
+    starts = [r["step"] for prev, r in zip(steps, steps[1:], strict=False) if r["epoch"] != prev["epoch"]]
+    for ax, key in zip(axes[0], keys, strict=True):
+        ax.plot(x, [r[key] for r in steps], lw=0.8, color="#1f77b4")
+        for s in starts:
+            ax.axvline(s, color="#999999", ls=":", lw=0.8)
+        ax.set(xlabel="batch", ylabel=key, title=f"Training {key} per batch")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -173,14 +173,24 @@ class RunReportBuilder:
             s.notes.append("No epoch finished: there is no history to plot.")
             return s
         best = (self.art.metrics or {}).get("best_epoch")
-        s.figures.append(self.figure(F.training_curves(self.art.history, best), "curves",
-                                     "Loss and accuracy per epoch (train vs validation, gap shaded) "
+        on = (self.art.config.get("data") or {}).get("validation", "split")
+        val = "test" if on == "test" else "validation"
+        s.figures.append(self.figure(F.training_curves(self.art.history, best, val), "curves",
+                                     f"Loss and accuracy per epoch (train vs {val}, gap shaded) "
                                      "and the learning rate."))
+        if on == "test":
+            s.notes.append("This run validates on the test set (data.validation: test): the curves "
+                           "are test curves, and the best epoch and early stopping were chosen on "
+                           "the test set, so its test numbers are optimistic.")
+        if self.art.steps:
+            s.figures.append(self.figure(F.step_curves(self.art.steps), "steps",
+                                         "Training loss and accuracy per batch "
+                                         "(train.log_every_n_steps); dotted lines start epochs."))
         last = self.art.history[-1]
         gap = last["train_accuracy"] - last["val_accuracy"]
         if not math.isnan(gap):
-            s.notes.append(f"Final train–validation accuracy gap: {gap:+.4f} "
-                           f"(train {last['train_accuracy']:.4f}, validation {last['val_accuracy']:.4f}).")
+            s.notes.append(f"Final train–{val} accuracy gap: {gap:+.4f} "
+                           f"(train {last['train_accuracy']:.4f}, {val} {last['val_accuracy']:.4f}).")
         cols = [c for c in self.art.history[0] if c != "epoch"]
         rows = [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history]
         s.tables.append(Table("History", ["epoch", *cols], rows, self.csv("history")))
@@ -239,6 +249,9 @@ class RunReportBuilder:
         if features is None or features.ndim != 2 or not len(features):
             s.notes.append("This run saved no penultimate features; t-SNE is left out.")
             return s
+        if self.opts.tsne_points <= 0:
+            s.notes.append("t-SNE left out (--tsne-points 0).")
+            return s
         if len(features) < MIN_TSNE_POINTS:
             s.notes.append(f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; "
                            "left out.")
@@ -256,7 +269,8 @@ class RunReportBuilder:
             s.notes.append(reason)
             return s
         counts = {name: np.bincount(split.labels, minlength=data.num_classes).tolist()
-                  for name, split in (("train", data.train), ("validation", data.val), ("test", data.test))}
+                  for name, split in (("train", data.train), ("validation", data.val), ("test", data.test))
+                  if len(split) or name != "validation"}
         s.figures.append(self.figure(F.class_distribution(counts, data.class_names), "class_distribution",
                                      "Images per class in each split."))
         s.tables.append(Table("Class distribution", ["class", *counts],
@@ -300,6 +314,10 @@ class RunReportBuilder:
                  ds.get("checksum")],
                 ["image shape", " × ".join(map(str, ds.get("image_shape", [])))],
                 ["train / val / test", " / ".join(f"{ds.get(k, 0):,}" for k in ("train", "val", "test"))],
+                ["validates on", {"test": "the test set (data.validation: test)"}.get(
+                    (cfg.get("data") or {}).get("validation", "split"),
+                    "nothing (data.val_fraction: 0)" if (cfg.get("data") or {}).get("val_fraction") == 0
+                    else "data held out of the training split")],
                 ["classes", len(ds.get("class_names", []))], ["run directory", str(self.art.path)],
             ]))
         return s

@@ -26,6 +26,7 @@ class RunArtifacts:
     label: str  # unique, readable name within one report
     config: dict[str, Any]  # config.yaml as written (with its `resolved` section)
     history: list[dict[str, float]] = field(default_factory=list)
+    steps: list[dict[str, float]] = field(default_factory=list)  # per-batch records, if logged
     metrics: dict[str, Any] | None = None
     predictions: dict[str, np.ndarray] | None = None
     missing: list[str] = field(default_factory=list)  # what an incomplete run lacks, in words
@@ -99,6 +100,8 @@ def load_run(path: Path, label: str | None = None) -> RunArtifacts:
     art = RunArtifacts(run.path, label or str(config.get("name") or run.path.name), config)
     if run.history.is_file():
         art.history = read_history(run.history)
+    if run.steps.is_file():
+        art.steps = read_history(run.steps)
     if not art.history:
         art.missing.append("history.csv (no epoch finished)")
     if run.metrics.is_file():

@@ -112,6 +112,14 @@ class StudyReportBuilder:
              *(pm(summarize(list(self.values(v, k).values()))) for k in self.glance),
              summarize(list(self.values(v, "params").values())).mean]
             for v in self.finished]))
+        described = [v for v in self.finished if self.study.notes.get(v)
+                     or self.study.validates_on(v) != "split"]
+        if described:
+            on = {"split": "held-out split", "test": "the test set (optimistic)", "none": "nothing"}
+            s.tables.insert(1, Table("What each variant reproduces, and what it validates on",
+                                     ["variant", "reproduces", "validates on"],
+                                     [[v, self.study.notes.get(v, ""), on[self.study.validates_on(v)]]
+                                      for v in described], "variant_notes.csv"))
         return s
 
     def tests(self) -> Section:
@@ -297,6 +305,13 @@ class StudyReportBuilder:
         planned = len(self.study.runs)
         if total < planned:
             banners.append(f"{planned - total} planned runs have not started.")
+        on_test = [v for v in self.study.variants if self.study.validates_on(v) == "test"]
+        if on_test:
+            which = "Every variant" if len(on_test) == len(self.study.variants) else \
+                f"{len(on_test)} of {len(self.study.variants)} variants ({', '.join(on_test[:6])}{', ...' * (len(on_test) > 6)})"
+            banners.append(f"{which} validate on the test set (data.validation: test, as Keras' "
+                           "validation_data): the epoch kept and early stopping were chosen on it, so "
+                           "their test numbers are optimistic. Quote held-out or cross-validated numbers.")
         best = self.best_of({v: summarize(list(self.values(v, self.primary).values())).mean
                              for v in self.finished})
         cards = [("runs finished", f"{done}/{max(total, planned)}"), ("variants", str(len(self.finished)))]

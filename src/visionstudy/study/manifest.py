@@ -55,6 +55,18 @@ class Manifest:
     reference: dict[str, Any] | None = None
     overrides: list[str] = field(default_factory=list)
     source: str = ""
+    notes: dict[str, str] = field(default_factory=dict)  # variant → what it reproduces
+
+    def validates_on(self, variant: str) -> str:
+        """'split', 'test' or 'none' for a variant's runs (from their planned configs)."""
+        from visionstudy.config import DataConfig
+
+        run = next((r for r in self.runs if r.variant == variant), None)
+        data = (run.config.get("data") or {}) if run else {}
+        try:
+            return DataConfig.model_validate(data).validates_on
+        except ValueError:
+            return "split"
 
     @property
     def data(self) -> dict[str, Any]:
@@ -96,6 +108,8 @@ def from_study(study: Any) -> Manifest:
         sweeps=sweeps, search=c.search.model_dump(mode="json") if c.search else None,
         reference=c.reference.model_dump(mode="json") if c.reference else None,
         overrides=list(study.overrides), source=study.source,
+        notes={n: study.note(n) for n, _ in study.variants if study.note(n)}
+        | ({"search-best": study.note("search-best")} if study.note("search-best") else {}),
     )
 
 

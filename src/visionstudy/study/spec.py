@@ -16,6 +16,7 @@ expanded into the list of runs it stands for and validated whole before anything
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import itertools
 import json
@@ -189,6 +190,9 @@ class StudyConfig(Strict):
     baseline: str | None = Field(None, description="variant the others are tested against")
     reproduces: str = Field("", description="recipes: the report it reproduces and what it measured")
     reference: ReferenceConfig | None = Field(None, description="published numbers to compare with")
+    notes: dict[str, str] = Field(
+        default_factory=dict, description="variant name or pattern (resnet+*) → what it reproduces "
+        "(the seed's table or figure) and where it differs; shown by `recipes show` and the report")
 
     @field_validator("name")
     @classmethod
@@ -235,6 +239,14 @@ class Study:
     @property
     def baseline(self) -> str:
         return self.config.baseline or self.variants[0][0]
+
+    def note(self, variant: str) -> str:
+        """What the study file says a variant reproduces: its exact name first, else the first
+        pattern that matches it."""
+        notes = self.config.notes
+        if variant in notes:
+            return notes[variant]
+        return next((text for key, text in notes.items() if fnmatch.fnmatchcase(variant, key)), "")
 
     def describe(self) -> str:
         """'14 runs (12 variants × 1 seed, 2 of them × 5 folds), then a search'."""
@@ -475,6 +487,11 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     if cfg.baseline and cfg.baseline not in dict(variants):
         raise ConfigError(f"{source}: baseline {cfg.baseline!r} is not a variant; choose one of "
                           f"{', '.join(n for n, _ in variants)}")
+    names = [n for n, _ in variants] + (["search", "search-best"] if cfg.search else [])
+    unmatched = [k for k in cfg.notes if not any(fnmatch.fnmatchcase(n, k) for n in names)]
+    if unmatched:
+        raise ConfigError(f"{source}: notes: {', '.join(unmatched)} match no variant; use variant "
+                          "names or patterns such as resnet+*")
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
