@@ -307,8 +307,9 @@ class StudyReportBuilder:
             banners.append(f"{planned - total} planned runs have not started.")
         on_test = [v for v in self.study.variants if self.study.validates_on(v) == "test"]
         if on_test:
-            which = "Every variant" if len(on_test) == len(self.study.variants) else \
-                f"{len(on_test)} of {len(self.study.variants)} variants ({', '.join(on_test[:6])}{', ...' * (len(on_test) > 6)})"
+            shown = ", ".join(on_test[:6]) + (", ..." if len(on_test) > 6 else "")
+            which = ("Every variant" if len(on_test) == len(self.study.variants)
+                     else f"{len(on_test)} of {len(self.study.variants)} variants ({shown})")
             banners.append(f"{which} validate on the test set (data.validation: test, as Keras' "
                            "validation_data): the epoch kept and early stopping were chosen on it, so "
                            "their test numbers are optimistic. Quote held-out or cross-validated numbers.")
