@@ -121,5 +121,5 @@ def test_l1_and_l2_penalise_the_weights_of_every_model_family():
         weights = penalised_weights(net)
         assert weights and all(w.ndim > 1 for w in weights), name
         l1, l2 = weight_penalty(weights, 1e-3, 0.0), weight_penalty(weights, 0.0, 1e-3)
-        assert float(l1) > 0 and float(l2) > 0, name
+        assert float(l1.detach()) > 0 and float(l2.detach()) > 0, name
         assert float(l1) == pytest.approx(1e-3 * sum(float(w.abs().sum()) for w in weights), rel=1e-4)

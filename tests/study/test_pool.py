@@ -156,7 +156,7 @@ def test_deleted_results_are_missing_and_exactly_they_are_retrained(tmp_path):
 
 
 def test_nothing_to_do_is_not_said_while_another_process_trains(tmp_path):
-    path = write(tmp_path, "busy", train={**TINY["train"], "epochs": 40})
+    path = write(tmp_path, "busy", train={**TINY["train"], "epochs": 1000})  # killed below
     runs = tmp_path / "runs"
     proc = subprocess.Popen(study_cmd(path, runs, "--no-report"), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -145,6 +145,9 @@ def test_recipes_cli_lists_shows_and_expands():
     assert "seed 000" in listed.stdout and "62 runs" in listed.stdout
     shown = vs("recipes", "show", "cifar100-first20")
     assert yaml.safe_load(shown.stdout)["name"] == "cifar100-first20"
+    knobs = vs("recipes", "show", "cifar10-keras", "--runs", env={"COLUMNS": "250"})
+    assert knobs.returncode == 0 and "multistep" in knobs.stdout and "test set" in knobs.stdout
+    assert "reproduces" in knobs.stdout and "section 4.3" in knobs.stdout
     runs = vs("recipes", "show", "quick", "--runs", "--set", "train.epochs=2", env={"COLUMNS": "250"})
     assert runs.returncode == 0 and runs.stdout.count("/seed-") == 10
     assert "10 runs (5 variants × 2 seeds)" in runs.stdout
@@ -212,6 +215,12 @@ def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
         assert variants.startswith("variant,runs,test MSE mean") and "accuracy" not in variants
         reference = (tmp_path / name / "report" / "tables" / "reference.csv").read_text()
         assert 'L5-w2,params,49,49' in reference
+    if name == "cifar10-models":  # seed 004 P2's per-batch curves are recorded in every run
+        assert all((p.parent / "steps.csv").read_text().startswith("step,epoch,batch") for p in metrics)
+    if name == "cifar100-transfer":  # all the training images: no validation split held out
+        for p in metrics:
+            ds = yaml.safe_load((p.parent / "config.yaml").read_text())["resolved"]["dataset"]
+            assert ds["val"] == 0 and ds["train"] == 500, ds
     if name == "cifar10-models":  # the report command on the study folder, without image figures
         report = vs("report", tmp_path / name, "--no-images", "--tsne-points", "10")
         assert report.returncode == 0, report.stderr
