@@ -142,7 +142,8 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
                  task=task)
     if not fabric.is_global_zero:
         return {}
-    if t.restore_best is not False and run.best.is_file():
+    tested = "best" if t.restore_best is not False and run.best.is_file() else "last"
+    if tested == "best":
         net.load_state_dict(load_checkpoint(run.best)["model"])
     ev = task.evaluate(net, test_loader, tta=t.tta, keep_outputs=True, autocast=fabric.autocast())
     best = next((r for r in result.history if int(r["epoch"]) == result.best_epoch), {})
@@ -152,7 +153,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
         "epochs_run": len(result.history), "best_epoch": result.best_epoch,
         "val_accuracy": finite_or_none(best.get("val_accuracy")),
         "val_loss": finite_or_none(best.get("val_loss")), "validation": cfg.data.validates_on,
-        "stopped_early": result.stopped_early,
+        "stopped_early": result.stopped_early, "tested_checkpoint": tested,
     }
     metrics.update(task.extra_metrics(net, data, cfg, fabric.device))
     buf = io.BytesIO()

@@ -4,6 +4,7 @@ dataset's task accepts. The one place a run config is checked; everything that l
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def check_registered(cfg: RunConfig) -> None:
         build_pipeline(cfg.data.augment)
     shape = source.shape_of(cfg.data)
     if shape is not None and task.model_kind == "image":
-        check_shape(cfg, shape)
+        import json
+
+        check_shape(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), shape)
     from visionstudy.train.optim import optimizer_params, schedule_params
 
     optimizer_params(cfg.train.optimizer)
@@ -88,9 +91,14 @@ def check_registered(cfg: RunConfig) -> None:
         raise ConfigError("\n".join(refused))
 
 
-def check_shape(cfg: RunConfig, shape: tuple[int, int, int]) -> None:
-    """Build the model for the data's image shape on the meta device (no memory, no weights
-    fetched): a layout the input cannot go through is refused with the model's own message."""
+@functools.lru_cache(maxsize=1024)
+def check_shape(model: str, params: str, shape: tuple[int, int, int]) -> None:
+    """Build the model (`params` as JSON) for the data's image shape on the meta device (no
+    memory, no weights fetched): a layout the input cannot go through is refused with the
+    model's own message. Cached: a study validates the same model for many runs (a ConfigError is
+    not cached and is raised again)."""
+    import json
+
     import torch
 
     from visionstudy.models import create_model
@@ -98,7 +106,7 @@ def check_shape(cfg: RunConfig, shape: tuple[int, int, int]) -> None:
     c, h, w = shape
     try:
         with torch.device("meta"):
-            create_model(cfg.model.name, c, 10, (h, w), skeleton=True, **cfg.model.params())
+            create_model(model, c, 10, (h, w), skeleton=True, **json.loads(params))
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 - not a config error (an op without a meta kernel, a bug in a

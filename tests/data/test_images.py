@@ -70,10 +70,15 @@ def test_exif_orientation_is_applied(tmp_path):
     assert got[:, :8].mean() > 200 and got[:, 12:].mean() < 50
 
 
-def test_unreadable_and_oversized_files_are_named(tmp_path):
+def test_unreadable_files_and_folders_are_an_image_read_error(tmp_path):
     (tmp_path / "notes.png").write_text("hello")
-    with pytest.raises(ImageReadError):
+    with pytest.raises(ImageReadError, match="cannot identify image file"):
         read_image(tmp_path / "notes.png", (8, 8), 1)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ImageReadError, match="Is a directory"):
+        read_image(tmp_path / "folder.png", (8, 8), 1)
+    with pytest.raises(FileNotFoundError):  # callers name a missing file themselves
+        read_image(tmp_path / "missing.png", (8, 8), 1)
 
 
 FORMATS = {  # file name → how it is written from an 8-bit RGB image

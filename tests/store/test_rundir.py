@@ -151,3 +151,16 @@ def test_the_lock_is_released_when_the_run_ends(tmp_path):
     assert (tmp_path / "r" / ".lock").read_text().strip() == str(os.getpid())
     lock.release()
     time.sleep(0)
+
+
+def test_the_checkpoint_that_stands_for_a_run_is_the_one_its_test_used(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.last.parent.mkdir(parents=True)
+    run.last.write_bytes(b"last")
+    assert run.checkpoint() == run.last  # no best.pt (no validation set)
+    run.best.write_bytes(b"best")
+    assert run.checkpoint() == run.best  # unfinished, or a run from before tested_checkpoint
+    run.metrics.write_text('{"tested_checkpoint": "last"}')  # restore_best: false
+    assert run.checkpoint() == run.last
+    run.metrics.write_text('{"tested_checkpoint": "best"}')
+    assert run.checkpoint() == run.best

@@ -58,9 +58,8 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = config(epochs=4)
-    run_experiment(cfg, tmp_path / "full", quiet=True)
+def interrupted_after_epoch_2(monkeypatch, cfg, out) -> None:
+    """Train `cfg` into `out` and stop it with an exception right after epoch 2 is written."""
     original = fit_module.EpochProgress.end_epoch
 
     def crash_after_epoch_2(self, row):
@@ -70,8 +69,14 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatc
 
     monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", crash_after_epoch_2)
     with pytest.raises(Interrupt):
-        run_experiment(cfg, tmp_path / "cut", quiet=True)
+        run_experiment(cfg, out, quiet=True)
     monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", original)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = config(epochs=4)
+    run_experiment(cfg, tmp_path / "full", quiet=True)
+    interrupted_after_epoch_2(monkeypatch, cfg, tmp_path / "cut")
     assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 2
     with pytest.raises(TrainingError, match="unfinished run.*--resume"):
         run_experiment(cfg, tmp_path / "cut", quiet=True)
@@ -328,16 +333,6 @@ def test_per_batch_history_is_recorded_every_n_steps_and_survives_resume(tmp_pat
                                           for b in range(3, per_epoch + 1, 3)]
     assert all(0 <= float(r[4]) <= 1 and float(r[5]) > 0 for r in table)
     assert float(table[-1][3]) < float(table[0][3])  # the per-batch loss falls
-    original = fit_module.EpochProgress.end_epoch
-
-    def crash_after_epoch_2(self, row):
-        original(self, row)
-        if row["epoch"] == 2:
-            raise Interrupt
-
-    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", crash_after_epoch_2)
-    with pytest.raises(Interrupt):
-        run_experiment(cfg, tmp_path / "cut", quiet=True)
-    monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", original)
+    interrupted_after_epoch_2(monkeypatch, cfg, tmp_path / "cut")
     run_experiment(cfg, tmp_path / "cut", quiet=True, resume=True)
     assert (tmp_path / "cut" / "steps.csv").read_text() == (tmp_path / "full" / "steps.csv").read_text()

@@ -30,8 +30,8 @@ class Predictor:
 
 
 def checkpoint_path(path: Path) -> Path:
-    """A run directory means the checkpoint that stands for the run (the store's choice: best,
-    else last); a file is itself."""
+    """A run directory means the checkpoint that stands for the run (the store's choice: the one
+    its test used); a file is itself."""
     from visionstudy.store.rundir import RunDir
 
     if path.is_dir():
@@ -71,9 +71,6 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
     if not isinstance(state.get("config"), dict) or "model" not in state:
         raise CheckpointError(f"{ckpt}: a visionstudy checkpoint without its run config or weights")
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
-    last = ckpt.with_name("last.pt")
-    if Path(path).is_dir() and cfg.train.restore_best is False and ckpt.name == "best.pt" and last.is_file():
-        ckpt, state = last, load_checkpoint(last)  # the run was tested with its last weights
     meta = state.get("meta") or meta_from_run_dir(ckpt)
     if meta.get("task", "classification") != "classification":
         raise CheckpointError(f"{ckpt}: a {meta['task']} run; predict and image figures are for image "
@@ -105,8 +102,6 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
         return decode(path, (h, w), c)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: a folder, not an image file") from None
     except ImageReadError as exc:
         raise DataError(f"{path}: not a readable image ({exc})") from None
 

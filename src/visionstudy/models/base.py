@@ -111,14 +111,15 @@ def create_model(
     *, skeleton: bool = False, **params: Any,
 ) -> Classifier:
     """Build a registered model for (in_channels, H, W) inputs; impossible shapes raise ConfigError.
-    `skeleton`: the structure only, for a checkpoint's weights (no pretrained download)."""
+    `skeleton`: the structure only, for a checkpoint's weights or a meta-device probe (no
+    pretrained download, no weight initialisation)."""
     spec = MODELS.get(name, "model.name")
     p = validate_params(name, params)
     if skeleton:
         p = p.skeleton()
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     model = spec.builder(in_channels, num_classes, size, p)
-    if not model.own_init:
+    if not model.own_init and not skeleton:
         init_weights(model)
     return model
 

@@ -92,11 +92,22 @@ class RunDir:
             return False
 
     def checkpoint(self) -> Path | None:
-        """The checkpoint that stands for the run: the best on validation, else the last."""
-        for path in (self.best, self.last):
-            if path.is_file():
-                return path
-        return None
+        """The checkpoint that stands for the run: the one its test was run with (metrics.json's
+        `tested_checkpoint`: last with `restore_best: false`), else the best on validation, else
+        the last."""
+        order = [self.best, self.last]
+        if self.tested_checkpoint() == "last":
+            order.reverse()
+        return next((path for path in order if path.is_file()), None)
+
+    def tested_checkpoint(self) -> str | None:
+        """'best' or 'last' as recorded by a finished run (None: unfinished or an older run)."""
+        import json
+
+        try:
+            return json.loads(self.metrics.read_text()).get("tested_checkpoint")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def foreign_entries(self) -> list[str]:
         """Entries that no run writes: a folder holding any is not ours to write into."""

@@ -108,8 +108,8 @@ def from_study(study: Any) -> Manifest:
         sweeps=sweeps, search=c.search.model_dump(mode="json") if c.search else None,
         reference=c.reference.model_dump(mode="json") if c.reference else None,
         overrides=list(study.overrides), source=study.source,
-        notes={n: study.note(n) for n, _ in study.variants if study.note(n)}
-        | ({"search-best": study.note("search-best")} if study.note("search-best") else {}),
+        notes={n: text for n in [*(n for n, _ in study.variants), "search-best"]
+               if (text := study.note(n))},
     )
 
 

@@ -87,17 +87,14 @@ class SearchParam(Strict):
         every range, so that no trial fails on a value validation did not see."""
         if self.type == "categorical":
             return list(self.choices or [])
-        lo, hi = self.low, self.high
-        ends = [int(lo), int(hi)] if self.type == "int" else [lo, hi]  # type: ignore[arg-type]
-        if self.type == "int" and self.step is None:
-            values = list(range(int(lo), int(hi) + 1))  # type: ignore[arg-type]
-        elif self.step is not None:
-            values = self.grid()
-        else:
-            return ends
-        if len(values) > most:
-            values = [values[round(i * (len(values) - 1) / (most - 1))] for i in range(most)]
-        return list(dict.fromkeys([*values, *ends]))
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        step = self.step or (1.0 if self.type == "int" else None)
+        if step is None:  # a continuous range: its ends
+            return [lo, hi]
+        count = int(round((hi - lo) / step)) + 1  # the points, never listed when there are many
+        picks = range(count) if count <= most else (round(i * (count - 1) / (most - 1)) for i in range(most))
+        values = [lo + k * step for k in picks] + [hi]
+        return list(dict.fromkeys(int(v) if self.type == "int" else v for v in values))
 
 
 class SamplerConfig(Pluggable):

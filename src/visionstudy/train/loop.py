@@ -79,7 +79,8 @@ def train_one_epoch(
     has_accuracy = True
     steps: list[dict[str, float]] = []
     for step, (x, target) in enumerate(loader, 1):
-        lr = schedule.lr() if log_every else 0.0
+        logged = bool(log_every) and step % log_every == 0  # type: ignore[operator]
+        lr = schedule.lr() if logged else 0.0  # the rate this batch trains with
         logits = model(x).float()
         loss = (task.loss(logits, target, label_smoothing) if task is not None
                 else F.cross_entropy(logits, target, label_smoothing=label_smoothing))
@@ -99,7 +100,7 @@ def train_one_epoch(
             else:
                 correct += hits
             count += len(x)
-            if log_every and step % log_every == 0:
+            if logged:
                 steps.append({"batch": step, "loss": loss.item(),
                               "accuracy": hits.item() / len(x) if hits is not None else math.nan, "lr": lr})
         if on_step is not None and (step % report_every == 0 or step == len(loader)):

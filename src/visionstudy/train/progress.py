@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -56,14 +57,10 @@ class EpochProgress:
             self.console.print(epoch_line(row, self.epochs), highlight=False)
 
 
-def known(value: float) -> bool:
-    return value == value and value not in (float("inf"), float("-inf"))
-
-
 def step_text(loss: float, acc: float) -> str:
     """'loss 0.4123 acc 0.871' with only the numbers that exist (no accuracy for regression)."""
     return " ".join(part for part, value in ((f"loss {loss:.4f}", loss), (f"acc {acc:.3f}", acc))
-                    if known(value))
+                    if math.isfinite(value))
 
 
 def epoch_line(row: dict[str, float], epochs: int) -> str:
