@@ -252,11 +252,12 @@ def test_training_on_a_hostile_image_folder_completes_and_reports_the_skipped_fi
                                    "model": {"name": "mlp", "hidden": [16]},
                                    "train": {"epochs": 1, "batch_size": 4}}))
     run = tmp_path / "run"
-    for args in (["train", str(cfg), "--out", str(run), "--quiet"],
-                 ["report", str(run), "--out", str(tmp_path / "rep"), "--no-images"]):
-        result = subprocess.run([sys.executable, "-m", "visionstudy", *args], capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
+    from visionstudy.experiment import run_experiment
+    from visionstudy.report import ReportOptions, build_report
+    from visionstudy.validate import load_config
+
+    run_experiment(load_config(cfg), run, quiet=True)  # the commands' own code, in this process
+    build_report([run], tmp_path / "rep", ReportOptions(images=False))
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
     resolved = yaml.safe_load((run / "config.yaml").read_text())["resolved"]["dataset"]
     assert resolved["skipped_files"] == 4

@@ -135,7 +135,7 @@ def normalize_url(url: str) -> str:
 def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS,
                 write: bool = True) -> Any:
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalize_url(url)
@@ -159,6 +159,8 @@ def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE
             last = exc
             if isinstance(exc, ImportError | ValueError):
                 break
+            if isinstance(exc, OperationalError) and not url.startswith("sqlite:"):
+                break  # a server that refuses or is not there: trying again only makes the user wait
             time.sleep(0.5 + random.random() * (attempt + 1))
     first = str(last).splitlines()[0][:300]
     raise StoreError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
