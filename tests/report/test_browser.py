@@ -53,7 +53,7 @@ def open_in_chromium(html: Path, screenshot: Path) -> tuple[list[str], list[str]
 @pytest.mark.parametrize("kind", ["run", "comparison"])
 def test_report_loads_cleanly_in_chromium(digits_run, tmp_path, kind):
     paths = [digits_run] if kind == "run" else [digits_run, shutil.copytree(digits_run, tmp_path / "b")]
-    html = build_report(paths, tmp_path / "rep", ReportOptions(tsne_points=200))
+    html = build_report(paths, tmp_path / "rep", ReportOptions(tsne_points=60))
     out = Path(os.environ.get("VISIONSTUDY_TEST_OUTPUT", ROOT / "test-output"))
     shot = out / f"report-{kind}.png"
     errors, failed, images = open_in_chromium(html, shot)

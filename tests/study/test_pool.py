@@ -279,9 +279,10 @@ def test_a_damaged_or_read_only_database_is_one_clear_error(tmp_path, damage, fi
     elif damage == "random":
         db.write_bytes(os.urandom(8192))
     with read_only_copy(db.parent) if damage == "read-only" else contextlib.nullcontext():
-        for cmd in (study_cmd(path, runs, "--no-report"),
-                    [sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir",
-                     str(runs)]):
+        status_cmd = [sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir",
+                      str(runs)]
+        # `status` opens the database through the same check as `run`: once per kind of message
+        for cmd in [study_cmd(path, runs, "--no-report"), *([status_cmd] if damage != "truncated" else [])]:
             result = run_cli(cmd)
             assert_user_error(result, str(db))
             assert ("read-only" if damage == "read-only" else "damaged") in result.stderr
