@@ -347,18 +347,28 @@ def report(
         help="report folder (default: <study folder>/report, or reports/<run name>)")] = None,
     data_dir: DataDir = None,
     tsne_points: Annotated[int, typer.Option(help="test images in the t-SNE (seeded subsample)",
-                                             min=10)] = 2000,
+                                             min=0)] = 2000,
     images: Annotated[bool, typer.Option(help="figures that reload the dataset and checkpoint "
                                          "(samples, misclassified, Grad-CAM)")] = True,
     seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices")] = 0,
     runs_dir: RunsDir = Path("runs"),
     db: Db = None,
+    format_: Annotated[list[str] | None, typer.Option(
+        "--format", help="also write report.pdf (pdf: printed by headless Chromium) or report-latex.tex "
+        "(latex: booktabs tables, PDF figures); repeatable")] = None,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
+    from visionstudy.errors import ConfigError
     from visionstudy.report import ReportOptions, build_report
+    from visionstudy.report.render import FORMATS
     from visionstudy.study.status import is_study_dir
 
-    opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images)
+    formats = tuple(dict.fromkeys(["html", *(format_ or [])]))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
+    opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images,
+                         formats=formats)
     first = Path(paths[0])
     if len(paths) == 1 and (is_study_dir(first) or paths[0].startswith("recipe:")
                             or (first.is_file() and first.suffix in (".yaml", ".yml"))):

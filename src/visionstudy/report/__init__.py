@@ -52,4 +52,4 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
         out.mkdir(parents=True, exist_ok=True)
         report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
         report.seconds = time.perf_counter() - start
-        return write_report(report, out)
+        return write_report(report, out, opts.formats)

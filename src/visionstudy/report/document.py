@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?%?( s)?$|^[\d.]+[kMG]$")
 
 
 @dataclass
@@ -47,6 +50,11 @@ class Report:
     cards: list[tuple[str, str]] = field(default_factory=list)  # headline numbers
     sections: list[Section] = field(default_factory=list)
     seconds: float = 0.0  # time taken to build the report
+
+
+def numeric(value: Any) -> bool:
+    """A cell right-aligned as a number (numbers, and texts such as '1,234', '91.2%', '1.2M')."""
+    return isinstance(value, int | float) and not isinstance(value, bool) or bool(NUMBER.match(str(value)))
 
 
 def fmt(value: Any, digits: int = 4) -> str:

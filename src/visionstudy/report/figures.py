@@ -26,11 +26,14 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
                      "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
 
 
-def save_figure(fig: Figure, folder: Path, stem: str) -> str:
-    """Write `stem`.png and `stem`.svg into `folder`; returns the PNG's file name."""
+def save_figure(fig: Figure, folder: Path, stem: str, pdf: bool = False) -> str:
+    """Write `stem`.png (150 dpi) and `stem`.svg into `folder`, and `stem`.pdf (vector, for LaTeX)
+    when asked; returns the PNG's file name."""
     folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{stem}.png", dpi=120, bbox_inches="tight")
+    fig.savefig(folder / f"{stem}.png", dpi=150, bbox_inches="tight")
     fig.savefig(folder / f"{stem}.svg", bbox_inches="tight")
+    if pdf:
+        fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
     plt.close(fig)
     return f"{stem}.png"
 

@@ -1,23 +1,25 @@
-"""Render a `Report` to report.html (Jinja2), report.md and tables/*.csv in one folder."""
+"""Render a `Report` to report.html (Jinja2, figures embedded so the file travels alone),
+report.md and tables/*.csv in one folder; on request report.pdf (headless Chromium printing the
+HTML) and report-latex.tex (booktabs tables, vector PDF figures)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import math
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from visionstudy.errors import ReportError
 from visionstudy.fsutil import atomic_write_text
-from visionstudy.report.document import Report, Section, Table, fmt
-
-NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?%?( s)?$|^[\d.]+[kMG]$")
-
-
-def numeric(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) or bool(NUMBER.match(str(value)))
-
+from visionstudy.report.document import Report, Section, Table, fmt, numeric
+from visionstudy.report.latex import latex
 
 def all_sections(sections: list[Section]) -> Iterator[Section]:
     for s in sections:
@@ -25,7 +27,14 @@ def all_sections(sections: list[Section]) -> Iterator[Section]:
         yield from all_sections(s.children)
 
 
-def html(report: Report) -> str:
+def data_uri(path: Path) -> str:
+    kind = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}[path.suffix]
+    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def html(report: Report, out: Path | None = None, printing: bool = False) -> str:
+    """The page; with `out`, every figure is embedded from its file there (the HTML travels alone).
+    `printing` opens every folded section (the PDF)."""
     import jinja2
 
     import visionstudy
@@ -36,7 +45,9 @@ def html(report: Report) -> str:
     )
     env.filters["numeric"] = numeric
     env.filters["fmt"] = fmt
-    return env.get_template("report.html.j2").render(report=report, version=visionstudy.__version__)
+    env.filters["src"] = (lambda rel: data_uri(out / rel)) if out is not None else (lambda rel: rel)
+    return env.get_template("report.html.j2").render(report=report, version=visionstudy.__version__,
+                                                     printing=printing)
 
 
 def md_cell(value: Any) -> str:
@@ -81,16 +92,67 @@ def markdown(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
+def csv_value(value: Any, digits: int = 4) -> Any:
+    """A CSV cell at the precision the report shows (0.02444444444444449 → 0.0244), no separators."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and not isinstance(value, bool):
+        if value.is_integer() and abs(value) >= 1000:
+            return int(value)
+        if value != 0 and abs(value) < 10 ** -(digits - 1):
+            return float(f"{value:.3g}")
+        return round(value, digits)
+    return value
+
+
 def csv_text(t: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(t.columns)
-    writer.writerows([["" if v is None else v for v in row] for row in t.rows])
+    writer.writerows([[csv_value(v) for v in row] for row in t.rows])
     return buf.getvalue()
 
 
-def write_report(report: Report, out: Path) -> Path:
-    """report.html, report.md and one CSV per table; returns the HTML's path."""
+FORMATS = ("html", "pdf", "latex")
+
+
+def chromium() -> str:
+    """A Chromium to print with: $VISIONSTUDY_CHROMIUM, else chromium/google-chrome on PATH."""
+    for name in (os.environ.get("VISIONSTUDY_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
+                 "google-chrome-stable"):
+        if name and shutil.which(name):
+            return str(shutil.which(name))
+    raise ReportError("--format pdf prints the HTML with headless Chromium, and none was found: install "
+                      "it (Debian: apt-get install chromium) or set VISIONSTUDY_CHROMIUM to its path")
+
+
+def print_pdf(report: Report, out: Path) -> Path:
+    """report.pdf: headless Chromium prints the page with every section open (A4, print styles)."""
+    browser = chromium()
+    page = out.resolve() / ".print.html"
+    pdf = out / "report.pdf"
+    atomic_write_text(page, html(report, out, printing=True))
+    partial = out.resolve() / ".report.pdf.partial"
+    try:
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+             "--run-all-compositor-stages-before-draw", f"--print-to-pdf={partial}", page.as_uri()],
+            capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise ReportError(f"{browser} could not print the report to PDF: {' / '.join(tail)}")
+        os.replace(partial, pdf)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"{browser} took over 10 minutes to print the report; try --no-images") from None
+    finally:
+        page.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+    return pdf
+
+
+def write_report(report: Report, out: Path, formats: tuple[str, ...] = ("html",)) -> Path:
+    """report.html, report.md and one CSV per table, then report.pdf / report-latex.tex when asked;
+    returns the HTML's path."""
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     for s in all_sections(report.sections):
@@ -98,5 +160,9 @@ def write_report(report: Report, out: Path) -> Path:
             if t.csv:
                 atomic_write_text(tables / t.csv, csv_text(t))
     atomic_write_text(out / "report.md", markdown(report))
-    atomic_write_text(out / "report.html", html(report))
+    atomic_write_text(out / "report.html", html(report, out))
+    if "latex" in formats:
+        atomic_write_text(out / "report-latex.tex", latex(report))
+    if "pdf" in formats:
+        print_pdf(report, out)
     return out / "report.html"

@@ -38,6 +38,11 @@ class ReportOptions:
     images: bool = True  # figures that need the dataset and the checkpoint
     gradcam: int = 16  # images in the Grad-CAM grid
     misclassified: int = 24  # images in the misclassified grid
+    formats: tuple[str, ...] = ("html",)  # and "pdf" (printed by Chromium), "latex" (report-latex.tex)
+
+    @property
+    def pdf_figures(self) -> bool:
+        return "latex" in self.formats
 
 
 @dataclass
@@ -126,7 +131,7 @@ class RunReportBuilder:
 
     def figure(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
         folder = self.out / "figures" / self.prefix if self.prefix else self.out / "figures"
-        name = F.save_figure(fig, folder, stem)
+        name = F.save_figure(fig, folder, stem, self.opts.pdf_figures)
         rel = Path("figures") / self.prefix / name if self.prefix else Path("figures") / name
         return FigureRef(rel.as_posix(), caption, wide)
 

@@ -5,6 +5,7 @@ variant's own run report — from the study's run folders and database alone."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections import defaultdict
@@ -20,11 +21,12 @@ from visionstudy.report.document import FigureRef, Report, Section, Table
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts, load_run
-from visionstudy.report.stats import paired_test, summarize
+from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
 from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
 
 METRICS: list[tuple[str, str]] = [
-    ("test accuracy", "test_accuracy"), ("test loss", "test_loss"), ("top-5 error", "top5_error"),
+    ("test accuracy", "test_accuracy"), ("top-1 error", "top1_error"), ("test loss", "test_loss"),
+    ("top-5 error", "top5_error"),
     ("macro F1", "f1_macro"), ("macro AUC", "roc_auc_macro"), ("parameters", "params"),
     ("train seconds", "train_seconds"),
 ]
@@ -32,6 +34,25 @@ REGRESSION_METRICS: list[tuple[str, str]] = [
     ("test MSE", "test_mse"), ("validation MSE", "val_mse"), ("train MSE", "train_mse"),
     ("parameters", "params"), ("train seconds", "train_seconds"), ("epochs", "epochs_run"),
 ]
+
+
+UNIT = (0.0, 1.0)
+POSITIVE = (0.0, math.inf)
+BOUNDS: dict[str, tuple[float, float]] = {
+    "test_accuracy": UNIT, "top1_error": UNIT, "top5_error": UNIT, "f1_macro": UNIT, "roc_auc_macro": UNIT,
+    "val_accuracy": UNIT, "train_accuracy": UNIT, "test_loss": POSITIVE, "val_loss": POSITIVE,
+    "train_loss": POSITIVE, "test_mse": POSITIVE, "val_mse": POSITIVE, "train_mse": POSITIVE,
+    "params": POSITIVE, "train_seconds": POSITIVE, "epochs_run": POSITIVE,
+}
+# --set keys that do not change what a published number measured (where and how fast it ran)
+NEUTRAL_OVERRIDES = ("data.data_dir", "data.download", "data.verify", "data.num_workers", "train.threads",
+                     "train.device", "train.log_every_n_steps", "train.compile", "train.checkpoint_every",
+                     "name", "out")
+
+
+def changes_results(override: str) -> bool:
+    key = override.split("=", 1)[0].strip()
+    return not any(key == n or key.startswith(n + ".") for n in NEUTRAL_OVERRIDES)
 
 
 def metric(m: dict[str, Any], key: str) -> float | None:
@@ -78,7 +99,8 @@ class StudyReportBuilder:
         return pick(means, key=means.__getitem__, default=None)
 
     def fig(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
-        return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem), caption, wide)
+        return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem, self.opts.pdf_figures),
+                         caption, wide)
 
     def values(self, variant: str, key: str) -> dict[str, float]:
         """Metric per run, keyed by seed[/fold] so variants pair up."""
@@ -88,6 +110,14 @@ class StudyReportBuilder:
             if v is not None:
                 out[k] = v
         return out
+
+    def stat(self, variant: str, key: str) -> Any:
+        """Mean, std and the range-respecting interval of one metric over a variant's runs."""
+        return summarize(list(self.values(variant, key).values()), BOUNDS.get(key, (-math.inf, math.inf)))
+
+    def comparable(self) -> list[str]:
+        """The --set overrides that change what published numbers measured (empty: comparable)."""
+        return [o for o in self.study.overrides if changes_results(o)]
 
     # ---------------------------------------------------------------------------------- sections
 
@@ -99,18 +129,20 @@ class StudyReportBuilder:
         for variant in self.finished:
             row: list[Any] = [variant, len(self.finished[variant])]
             for _, key in self.metrics:
-                s = summarize(list(self.values(variant, key).values()))
+                s = self.stat(variant, key)
                 row += [s.mean, s.std, s.ci_low, s.ci_high]
             rows.append(row)
         s = Section("Variants", "variants", tables=[Table(
             "Per variant: mean and standard deviation over seeds and folds", cols, rows, "variants.csv",
-            note="95% confidence intervals are t-intervals of the mean over the variant's runs.")])
+            note="std is the sample standard deviation (n − 1) over the variant's runs (n in 'runs'); "
+                 "95% confidence intervals are Student-t intervals of the mean, cut at the metric's "
+                 "range (accuracy, F1 and AUC within 0–1; losses, errors and times at 0). One run "
+                 "has neither: its cells are '–'.")])
         labels = dict((k, label) for label, k in [*METRICS, *REGRESSION_METRICS])
         glance = ["variant", "runs", *(labels.get(k, k) for k in self.glance), "parameters"]
         s.tables.insert(0, Table("At a glance", glance, [
             [v, len(self.finished[v]),
-             *(pm(summarize(list(self.values(v, k).values()))) for k in self.glance),
-             summarize(list(self.values(v, "params").values())).mean]
+             *(self.stat(v, k).pm() for k in self.glance), self.stat(v, "params").mean]
             for v in self.finished]))
         described = [v for v in self.finished if self.study.notes.get(v)
                      or self.study.validates_on(v) != "split"]
@@ -127,21 +159,32 @@ class StudyReportBuilder:
         if self.baseline is None:
             return s
         base = self.values(self.baseline, self.primary)
-        rows = []
-        for variant in self.finished:
-            if variant == self.baseline:
-                continue
+        others = [v for v in self.finished if v != self.baseline]
+        pairs = []
+        for variant in others:
             mine = self.values(variant, self.primary)
             keys = sorted(set(base) & set(mine))
-            p = paired_test([mine[k] for k in keys], [base[k] for k in keys])
-            rows.append([variant, p.n, p.diff, p.t_p, p.wilcoxon_p, p.effect, p.verdict])
+            pairs.append(([mine[k] for k in keys], [base[k] for k in keys]))
+        tests = against_baseline(pairs)
+        rows = [[v, p.n, p.diff, p.t_p, p.t_p_holm, p.wilcoxon_p, p.wilcoxon_p_holm, p.effect, p.verdict]
+                for v, p in zip(others, tests, strict=True)]
+        if not rows:
+            return s
+        m = sum(p.t_p is not None for p in tests)
         s.tables.append(Table(
             f"{cap(self.primary_label)} difference to '{self.baseline}', paired by seed and fold",
-            ["variant", "pairs", "mean difference", "paired t-test p", "Wilcoxon p", "effect size (d_z)",
-             "at 5%"], rows, "paired_tests.csv",
+            ["variant", "pairs", "mean difference", "paired t-test p", "t-test p (Holm)", "Wilcoxon p",
+             "Wilcoxon p (Holm)", "effect size (d_z)", f"at {ALPHA:.0%} (Holm, t-test)"], rows,
+            "paired_tests.csv",
             note=f"{'Negative' if self.regression else 'Positive'} differences are better than the "
-                 "baseline. With fewer than about 6 pairs the "
-                 "Wilcoxon test cannot reach p < 0.05; read the t-test and the effect size."))
+                 "baseline. Tests: the paired t-test (scipy.stats.ttest_rel) gives the verdict; the "
+                 "Wilcoxon signed-rank test (scipy.stats.wilcoxon) is beside it. "
+                 + (f"Holm-adjusted p-values (statsmodels) correct for the {m} variants compared with "
+                    f"the one baseline; the verdict reads the adjusted t-test p." if m > 1 else
+                    "One comparison: Holm's adjustment leaves p unchanged.")))
+        note = small_n_note([p.n for p in tests], m)
+        if note:
+            s.notes.append(note)
         return s
 
     def trajectory(self) -> Section:
@@ -174,7 +217,7 @@ class StudyReportBuilder:
                 arr = np.array([[r[key] for r in h[:n]] for h in hist], dtype=float)
                 if np.isnan(arr).all():  # e.g. accuracy of a regression run
                     continue
-                groups.append((variant, np.arange(1, n + 1), arr.mean(0), arr.std(0)))
+                groups.append((variant, np.arange(1, n + 1), arr.mean(0), band_std(arr)))
             if groups:
                 s.figures.append(self.fig(F.mean_std_curves(groups, label, f"{label.capitalize()} per "
                                                             "epoch: mean and ±1 std over seeds/folds"),
@@ -192,7 +235,7 @@ class StudyReportBuilder:
             if len(points) < 2:
                 continue
             labels = list(points)
-            summ = [summarize(points[k]) for k in labels]
+            summ = [summarize(points[k], BOUNDS.get(self.primary, (-math.inf, math.inf))) for k in labels]
             s.figures.append(self.fig(F.bar_comparison(labels, [m.mean for m in summ], [m.std for m in summ],
                                                        self.primary_label,
                                                        f"{cap(self.primary_label)} vs {label}"),
@@ -245,10 +288,15 @@ class StudyReportBuilder:
 
     def published(self) -> Section:
         """The study's results beside the numbers it reproduces (when the data match) and the
-        published results for its dataset."""
+        published results for its dataset; rows run with overrides that change what was measured
+        are marked not comparable and name them."""
         s = Section("Published numbers", "published")
         ref = self.study.reference_config()
         data = self.study.data
+        changed = self.comparable()
+        if changed:
+            s.notes.append("This study ran with --set " + ", ".join(changed) + ": its numbers are not "
+                           "comparable with the published ones, and every row below says so.")
         if ref is not None:
             differs = {k: v for k, v in ref.data.items() if data.get(k) != v}
             if differs:
@@ -257,33 +305,38 @@ class StudyReportBuilder:
                                f"{', '.join(f'{k}={v!r}' for k, v in ref.data.items())}; this study ran "
                                f"with {ran}, so they are not compared.")
             else:
-                s.tables.append(self.reference_table(ref))
+                s.tables.append(self.reference_table(ref, changed))
         bench = benchmarks().get(str(data.get("dataset")))
         if bench and not data.get("classes"):
-            rows = [[r["model"], "published", float(r["test_accuracy"])] for r in bench["rows"]]
+            verdict = "comparable" if not changed else "not comparable: " + ", ".join(changed)
+            rows = [[r["model"], "published", float(r["test_accuracy"]), "–"] for r in bench["rows"]]
             for v in self.finished:
-                m = summarize(list(self.values(v, "test_accuracy").values()))
-                rows.append([f"{v} (this study)", f"ours, {m.n} run{'s' * (m.n > 1)}", m.mean])
+                m = self.stat(v, "test_accuracy")
+                rows.append([f"{v} (this study)", f"ours, {m.n} run{'s' * (m.n > 1)}", m.mean, verdict])
             rows.sort(key=lambda r: -r[2])
             s.tables.append(Table(f"Published results on {data.get('dataset')}, with this study's variants",
-                                  ["model", "source", "test accuracy"], rows, "benchmark.csv",
+                                  ["model", "source", "test accuracy", "comparable"], rows, "benchmark.csv",
                                   note=bench["source"]))
         return s
 
-    def reference_table(self, ref: Any) -> Table:
+    def reference_table(self, ref: Any, changed: list[str]) -> Table:
         rows = []
+        verdict = "yes" if not changed else "no: --set " + ", ".join(changed)
         for variant, numbers in ref.variants.items():
             for key, published in numbers.items():
                 if key == "note":
                     continue
-                m = summarize(list(self.values(variant, key).values()))
-                ours = pm(m) if key != "params" or m.n == 0 else f"{m.mean:,.0f}"
+                m = self.stat(variant, key)
+                ours = m.pm() if key != "params" or m.n == 0 else f"{m.mean:,.0f}"
                 diff = m.mean - float(published) if m.n else None
-                rows.append([variant, key, ours, published, diff, numbers.get("note", "")])
+                rows.append([variant, key, ours, published, diff, verdict if m.n else "–",
+                             numbers.get("note", "")])
         return Table(f"Against {ref.source}", ["variant", "metric", "this study (mean ± std)",
-                                               "published", "difference", "note"], rows, "reference.csv",
+                                               "published", "difference", "comparable", "note"], rows,
+                     "reference.csv",
                      note="Differences are this study's mean minus the published number; '–' where "
-                          "the variant has no finished run yet.")
+                          "the variant has no finished run yet. ± is the sample std over seeds; one run "
+                          "shows its value alone.")
 
     def per_variant(self) -> Section:
         s = Section("Each variant's first run", "runs")
@@ -313,13 +366,12 @@ class StudyReportBuilder:
             banners.append(f"{which} validate on the test set (data.validation: test, as Keras' "
                            "validation_data): the epoch kept and early stopping were chosen on it, so "
                            "their test numbers are optimistic. Quote held-out or cross-validated numbers.")
-        best = self.best_of({v: summarize(list(self.values(v, self.primary).values())).mean
-                             for v in self.finished})
+        best = self.best_of({v: self.stat(v, self.primary).mean for v in self.finished})
         cards = [("runs finished", f"{done}/{max(total, planned)}"), ("variants", str(len(self.finished)))]
         if best:
-            m = summarize(list(self.values(best, self.primary).values()))
-            shown = f"{m.mean:.4f} ± {m.std:.4f}" if self.regression else f"{m.mean:.2%} ± {m.std:.2%}"
-            cards += [("best variant", best), (f"its {self.primary_label}", shown)]
+            m = self.stat(best, self.primary)
+            cards += [("best variant", best), (f"its {self.primary_label}",
+                                               m.pm() if self.regression else m.pm(percent=True))]
         sections = [self.summary(), self.published(), self.tests(), self.trajectory(), self.curves(),
                     self.sweeps(), self.search(), self.per_variant()]
         subtitle = (self.study.description or "") + f" — {self.dir}"
@@ -339,12 +391,6 @@ def benchmarks() -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load((Path(__file__).parent / "benchmarks.yaml").read_text()) or {}
-
-
-def pm(s: Any) -> str:
-    if s.n == 0:
-        return "–"
-    return f"{s.mean:.4f} ± {s.std:.4f}" if s.n > 1 else f"{s.mean:.4f}"
 
 
 def search_history(trials: list[Any], maximize: bool) -> F.Figure:
@@ -383,5 +429,5 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
         out.mkdir(parents=True, exist_ok=True)
         report = builder.build()
         report.seconds = time.perf_counter() - start
-        return write_report(report, out)
+        return write_report(report, out, builder.opts.formats)
 
