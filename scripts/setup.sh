@@ -9,15 +9,20 @@ dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 
 # System packages: the Fashion-MNIST mirror (benchmarks, end-to-end checks) and, for the tests,
-# headless Chromium. Skipped quietly where apt-get is missing or we are not root.
+# headless Chromium, PostgreSQL and TeX Live. Skipped quietly where apt-get is missing or we are not root.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   pkgs="dataset-fashion-mnist"
   [ $dev = 1 ] && pkgs="$pkgs chromium postgresql"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-  if [ -n "$missing" ]; then
+  # a plain TeX Live for the test that compiles `report --format latex` (no recommends: ~100 MB, not 1 GB)
+  tex=""
+  [ $dev = 1 ] && for p in texlive-latex-base texlive-latex-recommended; do
+    dpkg -s "$p" >/dev/null 2>&1 || tex="$tex $p"; done
+  if [ -n "$missing$tex" ]; then
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+    [ -n "$missing" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+    [ -n "$tex" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $tex >/dev/null
   fi
 fi
 

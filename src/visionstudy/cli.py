@@ -355,7 +355,7 @@ def report(
     db: Db = None,
     format_: Annotated[list[str] | None, typer.Option(
         "--format", help="also write report.pdf (pdf: printed by headless Chromium) or report-latex.tex "
-        "(latex: booktabs tables, PDF figures); repeatable")] = None,
+        "(latex: booktabs tables, PDF figures), or SVG copies of the figures (svg); repeatable")] = None,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
     from visionstudy.errors import ConfigError

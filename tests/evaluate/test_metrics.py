@@ -98,3 +98,19 @@ def test_top_losses_are_the_most_confidently_wrong():
     assert top.predicted.tolist() == [0, 1, 0]
     assert top.confidence == pytest.approx([0.99, 0.8, 0.6])
     assert top.loss == pytest.approx(-np.log([0.01, 0.2, 0.4]), rel=1e-5)
+
+
+@pytest.mark.parametrize("bins", [5, 15])
+def test_calibration_error_equals_torchmetrics(bins):
+    """ECE is summed here (torchmetrics' import cost 1.7 s per report); it must equal theirs,
+    including confidences exactly on a bin edge."""
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(4) * 0.5, 500)
+    probs[:20] = [0.6, 0.2, 0.1, 0.1]  # on an edge for both bin counts
+    labels = rng.integers(0, 4, 500)
+    theirs = multiclass_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(labels),
+                                          num_classes=4, n_bins=bins, norm="l1")
+    assert calibration(probs, labels, bins).ece == pytest.approx(float(theirs), abs=1e-6)

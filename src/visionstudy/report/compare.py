@@ -37,14 +37,14 @@ def compare_report(arts: list[RunArtifacts], out: Path, opts: ReportOptions) -> 
     if with_history:
         overview.figures.append(FigureRef(
             "figures/" + F.save_figure(F.overlaid_curves(with_history), figs, "curves_overlaid",
-                                       opts.pdf_figures),
+                                       **opts.vector),
             "Loss and accuracy per epoch of every run (solid: validation, dashed: train)."))
     scored = [(r[0], r[2]) for r in rows if r[2] is not None]
     if scored:
         overview.figures.append(FigureRef(
             "figures/" + F.save_figure(F.bar_comparison([s[0] for s in scored], [s[1] for s in scored],
                                                         None, "test accuracy", "Test accuracy per run"),
-                                       figs, "accuracy_bars", opts.pdf_figures),
+                                       figs, "accuracy_bars", **opts.vector),
             "Test accuracy of each run."))
     banners: list[str] = []
     per_run = Section("Runs", "runs")

@@ -9,7 +9,6 @@ import csv
 import io
 import math
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from visionstudy.errors import ReportError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.report.document import Report, Section, Table, fmt, numeric
 from visionstudy.report.latex import latex
+
 
 def all_sections(sections: list[Section]) -> Iterator[Section]:
     for s in sections:
@@ -46,6 +46,7 @@ def html(report: Report, out: Path | None = None, printing: bool = False) -> str
     env.filters["numeric"] = numeric
     env.filters["fmt"] = fmt
     env.filters["src"] = (lambda rel: data_uri(out / rel)) if out is not None else (lambda rel: rel)
+    env.tests["written"] = lambda rel: out is None or (out / rel).is_file()
     return env.get_template("report.html.j2").render(report=report, version=visionstudy.__version__,
                                                      printing=printing)
 
@@ -72,7 +73,7 @@ def md_section(s: Section, level: int) -> list[str]:
         if t.note:
             out += [f"_{t.note}_", ""]
     for f in s.figures:
-        out += [f"![{f.caption}]({f.png})", "", f"_{f.caption}_ ([SVG]({f.svg}))", ""]
+        out += [f"![{f.caption}]({f.png})", "", f"_{f.caption}_", ""]
     if s.code:
         out += ["```yaml", s.code.rstrip(), "```", ""]
     for child in s.children:
@@ -113,7 +114,7 @@ def csv_text(t: Table) -> str:
     return buf.getvalue()
 
 
-FORMATS = ("html", "pdf", "latex")
+FORMATS = ("html", "pdf", "latex", "svg")  # svg: SVG copies of the figures
 
 
 def chromium() -> str:

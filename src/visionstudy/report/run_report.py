@@ -38,11 +38,13 @@ class ReportOptions:
     images: bool = True  # figures that need the dataset and the checkpoint
     gradcam: int = 16  # images in the Grad-CAM grid
     misclassified: int = 24  # images in the misclassified grid
-    formats: tuple[str, ...] = ("html",)  # and "pdf" (printed by Chromium), "latex" (report-latex.tex)
+    formats: tuple[str, ...] = ("html",)  # and "pdf" (printed by Chromium), "latex" (report-latex.tex),
+    # "svg" (SVG copies of the figures)
 
     @property
-    def pdf_figures(self) -> bool:
-        return "latex" in self.formats
+    def vector(self) -> dict[str, bool]:
+        """The vector copies `save_figure` writes beside each PNG."""
+        return {"pdf": "latex" in self.formats, "svg": "svg" in self.formats}
 
 
 @dataclass
@@ -131,7 +133,7 @@ class RunReportBuilder:
 
     def figure(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
         folder = self.out / "figures" / self.prefix if self.prefix else self.out / "figures"
-        name = F.save_figure(fig, folder, stem, self.opts.pdf_figures)
+        name = F.save_figure(fig, folder, stem, **self.opts.vector)
         rel = Path("figures") / self.prefix / name if self.prefix else Path("figures") / name
         return FigureRef(rel.as_posix(), caption, wide)
 
@@ -261,7 +263,13 @@ class RunReportBuilder:
             s.notes.append(f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; "
                            "left out.")
             return s
-        points, idx = tsne_embedding(features, p["labels"], self.opts.tsne_points, self.opts.seed)
+        from visionstudy.store.rundir import RunDir
+
+        n, seed = self.opts.tsne_points, self.opts.seed
+        got = RunDir(self.art.path).cached(
+            "tsne", f"points={n},seed={seed},features={features.shape}",
+            lambda: dict(zip(("points", "index"), tsne_embedding(features, p["labels"], n, seed), strict=True)))
+        points, idx = got["points"], got["index"]
         s.figures.append(self.figure(F.tsne_scatter(points, p["labels"][idx], self.names), "tsne",
                                      f"t-SNE of the penultimate-layer features of {len(idx):,} test "
                                      f"images (seed {self.opts.seed}), coloured by true class."))

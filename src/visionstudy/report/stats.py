@@ -136,7 +136,8 @@ def against_baseline(pairs: Sequence[tuple[list[float], list[float]]]) -> list[P
     tests = [paired_test(a, b) for a, b in pairs]
     t_adj = holm([t.t_p for t in tests])
     w_adj = holm([t.wilcoxon_p for t in tests])
-    return [replace(t, t_p_holm=ta, wilcoxon_p_holm=wa) for t, ta, wa in zip(tests, t_adj, w_adj, strict=True)]
+    return [replace(t, t_p_holm=ta, wilcoxon_p_holm=wa)
+            for t, ta, wa in zip(tests, t_adj, w_adj, strict=True)]
 
 
 def small_n_note(ns: Sequence[int], comparisons: int) -> str:

@@ -99,7 +99,7 @@ class StudyReportBuilder:
         return pick(means, key=means.__getitem__, default=None)
 
     def fig(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
-        return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem, self.opts.pdf_figures),
+        return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem, **self.opts.vector),
                          caption, wide)
 
     def values(self, variant: str, key: str) -> dict[str, float]:

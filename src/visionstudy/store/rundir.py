@@ -2,6 +2,7 @@
 
     runs/<study>/<variant>/seed-<k>[/fold-<f>]/   or the `--out` of `visionstudy train`
       config.yaml  history.csv  metrics.json  predictions.npz  run.log  checkpoints/{last,best}.pt
+      analysis/    derived analyses a report cached (t-SNE), recomputed when missing or stale
 
 This module is the one owner of that layout: training writes through `open_run`, and the report,
 `predict`, the study pool and `study status` read through `RunDir`. A writer holds an exclusive
@@ -15,9 +16,13 @@ import contextlib
 import fcntl
 import os
 import shutil
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from visionstudy.config import identity
 from visionstudy.errors import TrainingError, VisionStudyError
@@ -72,6 +77,35 @@ class RunDir:
     @property
     def lock_file(self) -> Path:
         return self.path / ".lock"
+
+    @property
+    def analysis(self) -> Path:
+        """Derived analyses cached by reports (t-SNE): recomputable, never results."""
+        return self.path / "analysis"
+
+    def cached(self, name: str, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """`compute()` once per (name, key): kept in analysis/<name>.npz beside the predictions it
+        derives from. A cache written from other predictions, an unreadable one or a folder that
+        cannot be written (read-only media) only means computing again."""
+        path = self.analysis / f"{name}.npz"
+        stamp = f"{key}|{self.predictions.stat().st_mtime_ns if self.predictions.is_file() else 0}"
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if str(npz["key"]) == stamp:
+                    return {k: npz[k] for k in npz.files if k != "key"}
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            pass
+        arrays = compute()
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            self.analysis.mkdir(exist_ok=True)
+            with partial.open("wb") as f:
+                np.savez(f, key=np.array(stamp), **arrays)
+            os.replace(partial, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        return arrays
 
     def is_finished(self) -> bool:
         """metrics.json is written last, atomically: its presence means the run completed."""
