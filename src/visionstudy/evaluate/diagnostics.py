@@ -83,7 +83,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, edge
     """sum over bins of (images in bin / images) * |accuracy - mean confidence|."""
     bins = len(edges) - 1
     idx = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, bins - 1)
-    n = np.bincount(idx, minlength=bins)
     acc = np.bincount(idx, weights=correct, minlength=bins)
     conf = np.bincount(idx, weights=confidence, minlength=bins)
     return float(np.abs(acc - conf).sum() / max(len(confidence), 1))

@@ -268,7 +268,8 @@ class RunReportBuilder:
         n, seed = self.opts.tsne_points, self.opts.seed
         got = RunDir(self.art.path).cached(
             "tsne", f"points={n},seed={seed},features={features.shape}",
-            lambda: dict(zip(("points", "index"), tsne_embedding(features, p["labels"], n, seed), strict=True)))
+            lambda: dict(zip(("points", "index"), tsne_embedding(features, p["labels"], n, seed),
+                             strict=True)))
         points, idx = got["points"], got["index"]
         s.figures.append(self.figure(F.tsne_scatter(points, p["labels"][idx], self.names), "tsne",
                                      f"t-SNE of the penultimate-layer features of {len(idx):,} test "

@@ -83,7 +83,8 @@ class RunDir:
         """Derived analyses cached by reports (t-SNE): recomputable, never results."""
         return self.path / "analysis"
 
-    def cached(self, name: str, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def cached(self, name: str, key: str,
+               compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """`compute()` once per (name, key): kept in analysis/<name>.npz beside the predictions it
         derives from. A cache written from other predictions, an unreadable one or a folder that
         cannot be written (read-only media) only means computing again."""
