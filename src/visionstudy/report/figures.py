@@ -20,8 +20,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
 
-NAMED_TICKS = 60  # above this many classes, ticks show class indices instead of names
+TICK_CHARS = 14  # class names up to this long label ticks; longer ones get indices and a key
 ANNOTATE = 20  # up to this many classes, confusion-matrix cells show their values
+CELL = 0.2  # inches per class on class axes: a 7-pt name fits, 100 classes make a 22-inch figure
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
                      "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
 
@@ -140,11 +141,17 @@ def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarr
 # ------------------------------------------------------------------------------- per class
 
 
+def needs_key(names: Sequence[str]) -> bool:
+    """Whether ticks show indices (some name is too long to label a tick), so a key must go beside."""
+    return any(len(n) > TICK_CHARS for n in names)
+
+
 def class_ticks(ax: Any, names: Sequence[str], axis: str) -> None:
+    """One tick per class, named when the names fit (see `needs_key`), else numbered."""
     k = len(names)
-    ticks = np.arange(k) if k <= NAMED_TICKS else np.arange(0, k, 10)
-    labels = [short(names[i]) for i in ticks] if k <= NAMED_TICKS else [str(i) for i in ticks]
-    size = 9 if k <= 12 else 7 if k <= 30 else 5
+    ticks = np.arange(k)
+    labels = [str(i) for i in ticks] if needs_key(names) else list(names)
+    size = 9 if k <= 12 else 7
     if axis == "x":
         ax.set_xticks(ticks, labels, rotation=90 if k > 6 or max(map(len, labels)) > 6 else 0,
                       fontsize=size)
@@ -158,7 +165,7 @@ def confusion_matrix(cm: np.ndarray, names: Sequence[str], normalised: bool) -> 
     values = cm.astype(float)
     if normalised:
         values = values / np.maximum(values.sum(1, keepdims=True), 1)
-    side = min(max(5.0, 0.45 * k + 2), 13.0)
+    side = max(5.0, CELL * k + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1, side))
     im = ax.imshow(values, cmap="Blues", interpolation="nearest")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -193,9 +200,9 @@ def per_class_bars(values: Sequence[float | None], names: Sequence[str], label: 
         ax.grid(axis="y", alpha=0.3)
     else:
         order = np.argsort(np.nan_to_num(vals, nan=-1))
-        fig, ax = plt.subplots(figsize=(7, 0.16 * k + 1))
+        fig, ax = plt.subplots(figsize=(7, CELL * k + 1.2))
         ax.barh(range(k), vals[order], color="#4c72b0", height=0.8)
-        ax.set_yticks(range(k), [short(names[i], 18) for i in order], fontsize=5.5)
+        ax.set_yticks(range(k), [short(names[i], 24) for i in order], fontsize=7)
         ax.set(xlabel=label, xlim=(0, 1.05), ylim=(-0.7, k - 0.3),
                title=f"{label.capitalize()} per class (sorted)")
         if mean is not None:
@@ -209,7 +216,7 @@ def per_class_bars(values: Sequence[float | None], names: Sequence[str], label: 
 def class_distribution(counts: dict[str, Sequence[int]], names: Sequence[str]) -> Figure:
     """Images per class in each split (grouped bars; lines for many classes)."""
     k = len(names)
-    fig, ax = plt.subplots(figsize=(max(6, min(0.42 * k + 2, 14)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, min(0.42 * k + 2, 14) if k <= 30 else CELL * k + 2), 4))
     splits = [s for s in counts if sum(counts[s])]
     width = 0.8 / max(len(splits), 1)
     for i, split in enumerate(splits):
@@ -273,9 +280,12 @@ def reliability_diagram(cal: Calibration) -> Figure:
 
 
 def tsne_scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> Figure:
-    """t-SNE points coloured by true class; a legend with names for up to 20 classes."""
+    """t-SNE points coloured by true class: a legend with names for up to 20 classes, beyond that
+    each class's name written at the median of its points (labelled clusters)."""
+    import matplotlib.patheffects as pe
+
     k = len(names)
-    fig, ax = plt.subplots(figsize=(7.5 if k <= 20 else 6.5, 6))
+    fig, ax = plt.subplots(figsize=(7.5, 6) if k <= 20 else (10, 9))
     colors = class_colors(k)
     for c in range(k):
         sel = labels == c
@@ -287,6 +297,14 @@ def tsne_scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str]) -
     ax.set(xticks=[], yticks=[], title=f"t-SNE of penultimate features ({len(labels):,} test images)")
     if k <= 20:
         ax.legend(fontsize=7, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    else:
+        outline = [pe.withStroke(linewidth=2.2, foreground="white")]
+        for c in range(k):
+            sel = labels == c
+            if sel.any():
+                x, y = np.median(points[sel], axis=0)
+                ax.text(x, y, short(names[c], 12), fontsize=7, ha="center", va="center",
+                        color=colors[c], weight="bold", path_effects=outline)
     fig.tight_layout()
     return fig
 

@@ -216,6 +216,11 @@ class RunReportBuilder:
         rows = [[self.names[i], self.names[j], n, float(n / support[i])] for i, j, n in pairs]
         s.tables.append(Table("Most confused pairs", ["true class", "predicted as", "images",
                                                       "share of true class"], rows, self.csv("confused")))
+        if F.needs_key(self.names):
+            s.notes.append("Class names are too long for the axes: ticks show class numbers; the key "
+                           "below names them.")
+            s.tables.append(Table("Class key", ["number", "class"], [[i, n] for i, n in enumerate(self.names)],
+                                  self.csv("class_key")))
         full = [[self.names[i], *map(int, cm[i])] for i in range(len(self.names))]
         s.tables.append(Table("Confusion matrix", ["true \\ predicted", *self.names], full,
                               self.csv("confusion"), inline=False))

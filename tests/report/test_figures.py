@@ -1,0 +1,76 @@
+"""Report figures read at 10, 47 and 100 classes: names where they fit, a key where they don't."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from visionstudy.report import figures as F
+
+CIFAR100_LIKE = [f"fine_name_{i}" for i in range(100)]  # 12 characters: they fit a tick
+EMNIST_BALANCED = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abdefghnqrt"]
+
+
+def tick_texts(labels) -> list[str]:
+    return [t.get_text() for t in labels]
+
+
+@pytest.mark.parametrize("names", [EMNIST_BALANCED, CIFAR100_LIKE], ids=["47", "100"])
+def test_confusion_matrices_name_every_class_in_a_readable_size(names):
+    k = len(names)
+    cm = np.eye(k, dtype=int) * 30 + 1
+    fig = F.confusion_matrix(cm, names, normalised=True)
+    ax = fig.axes[0]
+    assert tick_texts(ax.get_xticklabels()) == names and tick_texts(ax.get_yticklabels()) == names
+    assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 7
+    width, height = fig.get_size_inches()
+    assert height / k >= 0.2  # the old 13-inch cap gave 100 classes 0.13 in each: 6-pixel labels
+    F.plt.close(fig)
+
+
+def test_names_too_long_for_a_tick_get_numbers_and_a_key():
+    names = [f"a rather long class name {i}" for i in range(30)]
+    assert F.needs_key(names) and not F.needs_key(CIFAR100_LIKE)
+    fig = F.confusion_matrix(np.eye(30, dtype=int), names, normalised=False)
+    assert tick_texts(fig.axes[0].get_xticklabels()) == [str(i) for i in range(30)]
+    F.plt.close(fig)
+
+
+def test_tsne_has_a_legend_up_to_20_classes_and_labelled_clusters_beyond():
+    rng = np.random.default_rng(0)
+    for k in (10, 47):
+        labels = np.arange(400) % k
+        points = rng.normal(size=(400, 2)) + labels[:, None] * 3.0
+        names = EMNIST_BALANCED[:k]
+        fig = F.tsne_scatter(points, labels, names)
+        ax = fig.axes[0]
+        if k <= 20:
+            assert tick_texts(ax.get_legend().get_texts()) == names
+        else:
+            assert ax.get_legend() is None
+            assert sorted(t.get_text() for t in ax.texts) == sorted(names)
+            medians = {t.get_text(): t.get_position() for t in ax.texts}
+            assert medians["B"] == pytest.approx(tuple(np.median(points[labels == 11], axis=0)))
+        F.plt.close(fig)
+
+
+def test_per_class_bars_at_100_classes_are_sorted_and_named():
+    values = np.linspace(0.2, 0.9, 100)[::-1]
+    fig = F.per_class_bars(list(values), CIFAR100_LIKE, "accuracy")
+    ax = fig.axes[0]
+    labels = tick_texts(ax.get_yticklabels())
+    assert labels[0] == CIFAR100_LIKE[-1] and labels[-1] == CIFAR100_LIKE[0]  # worst at the bottom
+    assert min(t.get_fontsize() for t in ax.get_yticklabels()) >= 7
+    F.plt.close(fig)
+
+
+def test_an_image_grid_is_one_mosaic_with_every_title():
+    images = np.random.default_rng(0).random((20, 8, 8, 1)).astype(np.float32)
+    heat = [np.ones((8, 8)) if i == 3 else None for i in range(20)]
+    fig = F.image_grid(images, [f"t{i}" for i in range(20)], "grid", overlay=heat, cols=8)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and len(ax.images) == 1 and F.is_mosaic(fig)
+    assert [t.get_text() for t in ax.texts] == [f"t{i}" for i in range(20)]
+    mosaic = ax.images[0].get_array()
+    assert mosaic.shape[0] > 3 * 8 and mosaic.shape[1] > 8 * 8  # 3 rows of 8 columns
+    F.plt.close(fig)
