@@ -253,18 +253,42 @@ def study_run(
                       "`visionstudy study status` follows them", highlight=False)
     for key, error in outcome.failed:
         err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)
+    if outcome.done:
+        print_results(place.study_dir(spec))
     if report and outcome.done:
         from visionstudy.report import ReportOptions
         from visionstudy.report.study_report import build_study_report
 
         html = build_study_report(place.study_dir(spec), place.study_dir(spec) / "report",
-                                  ReportOptions(data_dir=data_dir), db)
+                                  ReportOptions(data_dir=data_dir, progress=not quiet), db)
         console.print(f"report: {html}", highlight=False)
     if outcome.failed:
         err_console.print(f"{len(outcome.failed)} of {outcome.total} runs failed; fix the cause and run "
                           "`visionstudy study run` again: it trains only what is not finished",
                           highlight=False)
         raise typer.Exit(1)
+
+
+def print_results(study_dir: Path) -> None:
+    """The results table at the end of `study run`: each variant's headline metric over its runs."""
+    from visionstudy.study.manifest import has_manifest, read_manifest
+    from visionstudy.study.results import headline, run_rows, variant_results
+
+    if not has_manifest(study_dir):
+        return
+    manifest = read_manifest(study_dir)
+    key, label, higher = headline(manifest)
+    results = [r for r in variant_results(run_rows(study_dir, manifest), key, manifest.variants) if r.runs]
+    if not results:
+        return
+    best = (max if higher else min)(results, key=lambda r: r.mean)
+    table = Table(title=f"{manifest.name}: {label} per variant (mean ± std over runs)", title_justify="left")
+    for column in ("variant", "runs", label):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for r in results:
+        mark = " (best)" if r is best and len(results) > 1 else ""
+        table.add_row(escape(r.variant), str(r.runs), r.text(percent=higher) + mark)
+    console.print(table)
 
 
 @study_app.command("status")
@@ -368,7 +392,7 @@ def report(
     if bad:
         raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
     opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images,
-                         formats=formats)
+                         formats=formats, progress=True)
     first = Path(paths[0])
     if len(paths) == 1 and (is_study_dir(first) or paths[0].startswith("recipe:")
                             or (first.is_file() and first.suffix in (".yaml", ".yml"))):

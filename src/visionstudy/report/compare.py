@@ -10,7 +10,8 @@ from visionstudy.report.document import FigureRef, Report, Section, Table
 from visionstudy.report.run_report import Evaluated, ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts
 
-COLUMNS = ["run", "model", "test accuracy", "test loss", "top-5 error", "macro F1", "weighted F1",
+COLUMNS = ["run", "model", "test accuracy", "top-1 error", "test loss", "top-5 error", "macro F1",
+           "weighted F1",
            "macro AUC", "parameters", "FLOPs", "train seconds", "epochs"]
 
 
@@ -19,7 +20,8 @@ def comparison_row(art: RunArtifacts, ev: Evaluated | None) -> list[Any]:
     e = ev.metrics if ev else {}
     top5 = e.get("top5_accuracy")
     return [
-        art.label, art.config.get("model", {}).get("name"), e.get("accuracy"), e.get("loss"),
+        art.label, art.config.get("model", {}).get("name"), e.get("accuracy"),
+        None if e.get("accuracy") is None else 1 - e["accuracy"], e.get("loss"),
         None if top5 is None else 1 - top5, e.get("f1_macro"), e.get("f1_weighted"),
         e.get("roc_auc_macro"), m.get("params", art.resolved.get("model", {}).get("params")),
         m.get("flops", art.resolved.get("model", {}).get("flops")), m.get("train_seconds"),

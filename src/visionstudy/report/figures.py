@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
 
@@ -48,6 +48,14 @@ def is_mosaic(fig: Figure) -> bool:
 def class_colors(k: int) -> Any:
     cmap = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "turbo")
     return [cmap(i if k <= 20 else i / max(k - 1, 1)) for i in range(k)]
+
+
+def human(n: float) -> str:
+    """13930 → 13.9k (axis labels of counts)."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:g}"
 
 
 def short(name: str, width: int = 14) -> str:
@@ -124,16 +132,99 @@ def overlaid_curves(runs: Sequence[tuple[str, Sequence[dict[str, float]]]]) -> F
     return fig
 
 
-def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
                     ylabel: str, title: str) -> Figure:
-    """Curves as mean with a shaded ±1 std band: (label, epochs, mean, std) per group."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    """Curves as mean with a shaded ±1 std band (none for one run): (label, epochs, mean, std) per
+    group. Markers keep a 1-epoch curve visible."""
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     for (label, epochs, mean, std), color in zip(groups, class_colors(max(len(groups), 1)), strict=False):
-        ax.plot(epochs, mean, color=color, label=label)
-        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+        ax.plot(epochs, mean, "-o", ms=3.5 if len(epochs) > 1 else 6, color=color, label=label)
+        if std is not None:
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.18)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7 if len(groups) > 12 else 8, loc="center left", bbox_to_anchor=(1.0, 0.5),
+              ncol=1 if len(groups) <= 24 else 2)
+    fig.tight_layout()
+    return fig
+
+
+def metric_line(x: Sequence[Any], means: Sequence[float], stds: Sequence[float | None], xlabel: str,
+                ylabel: str, title: str, categorical: bool = False) -> Figure:
+    """A metric (mean ± std) along a numeric axis in numeric order (log-scaled when the values span
+    over a decade), or along named steps (a ladder, non-numeric sweep values) in the given order."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(x) + 2.5), 4.2))
+    xs = np.arange(len(x), dtype=float) if categorical else np.asarray(x, dtype=float)
+    err = None if all(s is None for s in stds) else [0.0 if s is None else s for s in stds]
+    ax.errorbar(xs, means, yerr=err, fmt="-o", capsize=4, ms=5, color="#4c72b0", ecolor="#7f9cc7")
+    for xi, m in zip(xs, means, strict=True):
+        ax.annotate(f"{m:.4f}", (xi, m), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
+    if categorical:
+        turn = len(x) > 3 or max(len(str(v)) for v in x) > 10
+        ax.set_xticks(xs, [str(v) for v in x], rotation=30 if turn else 0, ha="right" if turn else "center",
+                      fontsize=8)
+    else:
+        if xs.min() > 0 and xs.max() / xs.min() >= 10:
+            ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{v:g}" for v in xs], fontsize=8)
+        ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.margins(y=0.15)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, float | None]],
+                 ylabel: str) -> Figure:
+    """The metric against parameters, FLOPs and train time: (label, metric, params, flops, seconds)
+    per variant, one panel each (log axes for counts); labels written for up to 15 variants."""
+    panels = [(2, "parameters", True), (3, "FLOPs per image", True), (4, "train seconds", False)]
+    panels = [p for p in panels if any(pt[p[0]] for pt in points)]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 4.2), squeeze=False)
+    colors = class_colors(max(len(points), 1))
+    for ax, (i, xlabel, log) in zip(axes[0], panels, strict=False):
+        for pt, color in zip(points, colors, strict=False):
+            if pt[i]:
+                ax.scatter(pt[i], pt[1], s=28, color=color, zorder=3)
+                if len(points) <= 15:
+                    ax.annotate(short(pt[0], 18), (pt[i], pt[1]), textcoords="offset points", xytext=(4, 4),
+                                fontsize=7)
+        xs = [pt[i] for pt in points if pt[i]]
+        if log and max(xs) / min(xs) >= 10:  # counts spanning decades; a narrow range stays linear
+            ax.set_xscale("log")
+        else:
+            ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+            label = human if log else (lambda v: f"{v:g}")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _, text=label: text(v)))
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} vs {xlabel}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_grid(panels: Sequence[tuple[str, np.ndarray]], names: Sequence[str]) -> Figure:
+    """Normalised confusion matrices side by side (a ladder's steps), one colour scale."""
+    n = len(panels)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    k = len(names)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, cm) in zip(axes.flat, panels, strict=False):
+        values = cm.astype(float) / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.axis("on")
+        ax.imshow(values, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        if k <= 12:
+            ax.set_xticks(range(k), [short(c, 8) for c in names], rotation=90, fontsize=7)
+            ax.set_yticks(range(k), [short(c, 8) for c in names], fontsize=7)
+        else:
+            ax.set(xticks=[], yticks=[])
+        ax.set_title(title, fontsize=9)
+        ax.set(xlabel="predicted", ylabel="true")
+    fig.suptitle("Confusion matrices along the ladder (rows normalised by true class)", fontsize=11)
     fig.tight_layout()
     return fig
 

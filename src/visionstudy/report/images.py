@@ -55,6 +55,39 @@ def samples_figure(data: PreparedData, seed: int) -> F.Figure:
     return F.image_grid(images, titles, "Training images")
 
 
+def one_per_class_figure(data: PreparedData, seed: int) -> F.Figure:
+    """One training image of every class, in class order (the seeds' first figure)."""
+    rng = np.random.default_rng(seed)
+    labels = data.train.labels
+    idx = [int(rng.choice(np.flatnonzero(labels == c))) for c in range(data.num_classes)
+           if (labels == c).any()]
+    titles = [F.short(data.class_names[int(labels[i])], 12) for i in idx]
+    cols = 10 if len(idx) > 12 else len(idx)
+    return F.image_grid(to_unit(data.train.images[idx]), titles, "One training image per class", cols=cols)
+
+
+def predictions_figure(data: PreparedData, art: RunArtifacts, count: int, seed: int) -> F.Figure | None:
+    """A seeded sample of test images with true and predicted class: right ones in green, wrong in
+    red, half of each where the run has enough errors."""
+    assert art.predictions is not None
+    labels = art.predictions["labels"]
+    probs = probabilities(art.predictions["logits"])
+    pred = probs.argmax(1)
+    rng = np.random.default_rng(seed)
+    right, wrong = np.flatnonzero(pred == labels), np.flatnonzero(pred != labels)
+    n_wrong = min(len(wrong), count // 2)
+    picks = [*rng.permutation(wrong)[:n_wrong], *rng.permutation(right)[:count - n_wrong]]
+    if not picks:
+        return None
+    idx = np.array(sorted(int(i) for i in picks))
+    names = art.class_names
+    titles = [f"{F.short(names[labels[i]], 10)}\n→ {F.short(names[pred[i]], 10)} {probs[i, pred[i]]:.0%}"
+              for i in idx]
+    colors = ["#1a7f37" if pred[i] == labels[i] else "#b22222" for i in idx]
+    return F.image_grid(to_unit(data.test.images[idx]), titles,
+                        "Test predictions (true → predicted, confidence): green right, red wrong", colors)
+
+
 def augmentation_figure(data: PreparedData, art: RunArtifacts, seed: int) -> F.Figure | None:
     augment = art.run_config().data.augment
     if not augment:

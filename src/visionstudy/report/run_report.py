@@ -38,6 +38,7 @@ class ReportOptions:
     images: bool = True  # figures that need the dataset and the checkpoint
     gradcam: int = 16  # images in the Grad-CAM grid
     misclassified: int = 24  # images in the misclassified grid
+    progress: bool = False  # show what is being written (the CLI: yes; tests: no)
     formats: tuple[str, ...] = ("html",)  # and "pdf" (printed by Chromium), "latex" (report-latex.tex),
     # "svg" (SVG copies of the figures)
 
@@ -219,8 +220,8 @@ class RunReportBuilder:
         if F.needs_key(self.names):
             s.notes.append("Class names are too long for the axes: ticks show class numbers; the key "
                            "below names them.")
-            s.tables.append(Table("Class key", ["number", "class"], [[i, n] for i, n in enumerate(self.names)],
-                                  self.csv("class_key")))
+            key = [[i, n] for i, n in enumerate(self.names)]
+            s.tables.append(Table("Class key", ["number", "class"], key, self.csv("class_key")))
         full = [[self.names[i], *map(int, cm[i])] for i in range(len(self.names))]
         s.tables.append(Table("Confusion matrix", ["true \\ predicted", *self.names], full,
                               self.csv("confusion"), inline=False))
@@ -295,6 +296,8 @@ class RunReportBuilder:
         s.tables.append(Table("Class distribution", ["class", *counts],
                               [[n, *(counts[k][i] for k in counts)] for i, n in enumerate(data.class_names)],
                               self.csv("class_distribution"), inline=False))
+        s.figures.append(self.figure(images.one_per_class_figure(data, self.opts.seed), "one_per_class",
+                                     "One training image of every class.", wide=True))
         s.figures.append(self.figure(images.samples_figure(data, self.opts.seed), "samples",
                                      "Random training images with their labels.", wide=True))
         aug = images.augmentation_figure(data, self.art, self.opts.seed)
@@ -303,6 +306,11 @@ class RunReportBuilder:
                                          "after the run's augmentation.", wide=True))
         if self.ev is None:
             return s
+        grid = images.predictions_figure(data, self.art, self.opts.misclassified, self.opts.seed)
+        if grid is not None:
+            s.figures.append(self.figure(grid, "predictions", "A seeded sample of test images, right (green) "
+                                         "and wrong (red), with the predicted class and its probability.",
+                                         wide=True))
         wrong = images.misclassified_figure(data, self.art, self.opts.misclassified)
         if wrong is not None:
             s.figures.append(self.figure(wrong, "misclassified", "The misclassified test images with "

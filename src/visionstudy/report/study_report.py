@@ -18,6 +18,7 @@ from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
+from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts, load_run
@@ -36,6 +37,7 @@ REGRESSION_METRICS: list[tuple[str, str]] = [
 ]
 
 
+UNBOUNDED = (-math.inf, math.inf)
 UNIT = (0.0, 1.0)
 POSITIVE = (0.0, math.inf)
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -92,7 +94,7 @@ class StudyReportBuilder:
         self.metrics = REGRESSION_METRICS if self.regression else METRICS
         self.primary, self.primary_label = self.metrics[0][1], self.metrics[0][0]
         self.glance = ([k for _, k in REGRESSION_METRICS[:3]] if self.regression
-                       else ["test_accuracy", "f1_macro", "top5_error", "test_loss"])
+                       else ["test_accuracy", "top1_error", "f1_macro", "top5_error", "test_loss"])
 
     def best_of(self, means: dict[str, float]) -> str | None:
         pick = min if self.regression else max
@@ -113,7 +115,7 @@ class StudyReportBuilder:
 
     def stat(self, variant: str, key: str) -> Any:
         """Mean, std and the range-respecting interval of one metric over a variant's runs."""
-        return summarize(list(self.values(variant, key).values()), BOUNDS.get(key, (-math.inf, math.inf)))
+        return summarize(list(self.values(variant, key).values()), BOUNDS.get(key, UNBOUNDED))
 
     def comparable(self) -> list[str]:
         """The --set overrides that change what published numbers measured (empty: comparable)."""
@@ -188,60 +190,155 @@ class StudyReportBuilder:
         return s
 
     def trajectory(self) -> Section:
+        """The study's declared ladder (`ladder:` in the study file), step by step; none without one."""
         s = Section("Improvement trajectory", "trajectory")
-        variants = list(self.finished)
-        means = [summarize(list(self.values(v, self.primary).values())) for v in variants]
-        if not variants:
+        ladder = [v for v in self.study.ladder if v in self.finished]
+        if len(ladder) < 2:
             return s
         label = self.primary_label
-        s.figures.append(self.fig(F.bar_comparison(variants, [m.mean for m in means],
-                                                   [m.std for m in means], label,
-                                                   f"{cap(label)} per variant (mean ± std)"),
-                                  "trajectory", f"Each variant's {label}, in the study's order."))
-        base = means[variants.index(self.baseline)].mean if self.baseline in variants else means[0].mean
-        rows = [[v, m.mean, m.mean - (means[i - 1].mean if i else m.mean), m.mean - base]
-                for i, (v, m) in enumerate(zip(variants, means, strict=True))]
-        s.tables.append(Table("Step by step", ["variant", f"{label} (mean)", "change from the previous",
-                                               "change from the baseline"], rows, "trajectory.csv"))
+        means = [self.stat(v, self.primary) for v in ladder]
+        s.figures.append(self.fig(F.metric_line(ladder, [m.mean for m in means], [m.std for m in means],
+                                                "step of the ladder", label,
+                                                f"{cap(label)} along the ladder (mean ± std)",
+                                                categorical=True),
+                                  "trajectory", f"Each step of the study's ladder: {label}, mean ± std over "
+                                  "its runs."))
+        rows = [[v, m.n, m.mean, m.std, m.mean - means[i - 1].mean if i else None,
+                 m.mean - means[0].mean if i else None]
+                for i, (v, m) in enumerate(zip(ladder, means, strict=True))]
+        s.tables.append(Table("Step by step", ["variant", "runs", f"{label} (mean)", "std",
+                                               "change from the previous", f"change from {ladder[0]}"],
+                              rows, "trajectory.csv"))
+        panels = []
+        for v in ladder:
+            m = (self.finished[v][0][1].metrics or {})
+            if m.get("confusion_matrix"):
+                acc = m.get("test_accuracy")
+                panels.append((f"{v}" + (f" ({acc:.2%})" if acc is not None else ""),
+                               np.array(m["confusion_matrix"])))
+        if len(panels) >= 2:
+            names = (self.finished[ladder[0]][0][1].metrics or {}).get("class_names") or []
+            s.figures.append(self.fig(F.confusion_grid(panels, [str(n) for n in names]), "ladder_confusions",
+                                      "The ladder's confusion matrices side by side (each variant's first "
+                                      "run, rows normalised by true class).", wide=True))
         return s
 
     def curves(self) -> Section:
+        """Train and validation loss and accuracy per epoch across variants (mean, ±1 std band)."""
         s = Section("Learning curves", "curves", wide=True)
-        for key, label in (("val_accuracy", "validation accuracy"), ("val_loss", "validation loss")):
+        keys = [("val_accuracy", "validation accuracy"), ("train_accuracy", "training accuracy"),
+                ("val_loss", "validation loss"), ("train_loss", "training loss")]
+        for key, label in keys:
             groups = []
             for variant, runs in self.runs.items():
                 hist = [a.history for _, a in runs if a.history]
                 if not hist:
                     continue
                 n = min(len(h) for h in hist)
-                arr = np.array([[r[key] for r in h[:n]] for h in hist], dtype=float)
-                if np.isnan(arr).all():  # e.g. accuracy of a regression run
+                arr = np.array([[r.get(key, math.nan) for r in h[:n]] for h in hist], dtype=float)
+                if np.isnan(arr).all():  # e.g. accuracy of a regression run, or no validation
                     continue
                 groups.append((variant, np.arange(1, n + 1), arr.mean(0), band_std(arr)))
             if groups:
-                s.figures.append(self.fig(F.mean_std_curves(groups, label, f"{label.capitalize()} per "
-                                                            "epoch: mean and ±1 std over seeds/folds"),
-                                          f"curves_{key}", f"{label.capitalize()} per variant."))
+                s.figures.append(self.fig(F.mean_std_curves(groups, label, f"{cap(label)} per epoch: mean "
+                                                            "and ±1 std over seeds/folds"),
+                                          f"curves_{key}", f"{cap(label)} per variant."))
+        return s
+
+    def costs(self) -> Section:
+        """The headline metric against what it cost: parameters, FLOPs and train time."""
+        s = Section("Accuracy against cost", "costs")
+        points = []
+        for v in self.finished:
+            m = self.stat(v, self.primary)
+            flops = [f for _, a in self.finished[v] if (f := (a.metrics or {}).get("flops"))]
+            points.append((v, m.mean, self.stat(v, "params").mean or None,
+                           float(np.mean(flops)) if flops else None,
+                           self.stat(v, "train_seconds").mean or None))
+        if len(points) >= 2:
+            s.figures.append(self.fig(F.cost_scatter(points, self.primary_label), "costs",
+                                      f"{cap(self.primary_label)} (mean over runs) against parameters, FLOPs "
+                                      "per image and training time, one point per variant.", wide=True))
+        return s
+
+    def settings(self) -> Section:
+        """One row per variant with the config keys that differ between variants as columns, sorted by
+        the headline metric: the table a sweep or a DeepSets-style grid is read from."""
+        s = Section("Results by setting", "settings")
+        configs = {v: flatten(c) for v, c in self.study.settings.items()}
+        for r in self.study.runs:  # a manifest written before settings were recorded
+            configs.setdefault(r.variant, flatten(r.config))
+        shown = [v for v in self.finished if v in configs]
+        keys = differing([configs[v] for v in shown])
+        if len(shown) < 2 or not keys:
+            return s
+        rows = []
+        for v in shown:
+            m = self.stat(v, self.primary)
+            rows.append([v, *(setting(configs[v].get(k)) for k in keys), m.mean, m.std, m.n,
+                         self.stat(v, "params").mean])
+        rows.sort(key=lambda r: (math.isnan(r[-4]), r[-4] if self.regression else -r[-4]))
+        s.tables.append(Table(f"Variants by the settings that differ, sorted by {self.primary_label}",
+                              ["variant", *(k.split(".", 1)[-1] for k in keys), f"{self.primary_label} mean",
+                               "std", "runs", "parameters"], rows, "settings.csv",
+                              note="Columns: every config key whose value differs between the variants "
+                                   f"(up to {MAX_SETTING_COLUMNS}), named without their section."))
+        return s
+
+    def folds(self) -> Section:
+        """Per fold, then the cross-validated mean ± std of validation and test metrics per variant."""
+        s = Section("Cross-validation", "folds")
+        per_fold, summary = [], []
+        for v, runs in self.finished.items():
+            folded = [(k, a) for k, a in runs if "/fold-" in k]
+            if not folded:
+                continue
+            for k, a in folded:
+                seed, fold = k.split("/")
+                m = a.metrics or {}
+                per_fold.append([v, seed.removeprefix("seed-"), fold.removeprefix("fold-"),
+                                 *(m.get(k) for k in FOLD_METRICS)])
+            row: list[Any] = [v, len(folded)]
+            for key in ("val_accuracy", "test_accuracy", "test_loss"):
+                st = summarize([(a.metrics or {}).get(key) for _, a in folded], BOUNDS.get(key, UNBOUNDED))
+                row.append(st.pm())
+            summary.append(row)
+        if not per_fold:
+            return s
+        s.tables.append(Table("Cross-validated mean ± std per variant", [
+            "variant", "folds × seeds", "validation accuracy", "test accuracy", "test loss"], summary,
+            "cv_summary.csv", note="Mean ± sample std over every fold of every seed. Validation is the "
+            "held-out fold at the epoch kept; test is the fixed test set."))
+        s.tables.append(Table("Per fold", ["variant", "seed", "fold", "validation accuracy",
+                                           "validation loss",
+                                           "test accuracy", "test loss"], per_fold, "cv_folds.csv"))
         return s
 
     def sweeps(self) -> Section:
+        """One chart per swept key: numeric values as a line in numeric order, others in file order."""
         s = Section("Sweeps", "sweeps")
         for chart in self.study.sweeps:  # recorded in the manifest: never re-expanded here
             label = chart.label
             points: dict[str, list[float]] = defaultdict(list)
+            raw: dict[str, Any] = {}
             for variant, value in chart.points.items():
+                raw[json.dumps(value)] = value
                 for _, a in self.finished.get(variant, []):
                     points[json.dumps(value)].append(float(metric(a.metrics or {}, self.primary) or np.nan))
             if len(points) < 2:
                 continue
-            labels = list(points)
-            summ = [summarize(points[k], BOUNDS.get(self.primary, (-math.inf, math.inf))) for k in labels]
-            s.figures.append(self.fig(F.bar_comparison(labels, [m.mean for m in summ], [m.std for m in summ],
-                                                       self.primary_label,
-                                                       f"{cap(self.primary_label)} vs {label}"),
+            numeric_axis = all(isinstance(raw[k], int | float) and not isinstance(raw[k], bool)
+                               for k in points)
+            order = sorted(points, key=lambda k: raw[k]) if numeric_axis else list(points)
+            summ = [summarize(points[k], BOUNDS.get(self.primary, UNBOUNDED)) for k in order]
+            xs = [raw[k] for k in order] if numeric_axis else [setting(raw[k]) for k in order]
+            s.figures.append(self.fig(F.metric_line(xs, [m.mean for m in summ], [m.std for m in summ],
+                                                    chart.key, self.primary_label,
+                                                    f"{cap(self.primary_label)} vs {label}",
+                                                    categorical=not numeric_axis),
                                       "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
-                                      f"{cap(self.primary_label)} (mean ± std) for each value "
-                                      f"of {label}."))
+                                      f"{cap(self.primary_label)} (mean ± std over runs) for each value "
+                                      f"of {chart.key}" + (", in numeric order." if numeric_axis else ".")))
         return s
 
     def search(self) -> Section:
@@ -338,11 +435,12 @@ class StudyReportBuilder:
                           "the variant has no finished run yet. ± is the sample std over seeds; one run "
                           "shows its value alone.")
 
-    def per_variant(self) -> Section:
+    def per_variant(self, progress: ReportProgress) -> Section:
         s = Section("Each variant's first run", "runs")
         for i, (variant, runs) in enumerate(self.finished.items()):
             if not runs:
                 continue
+            progress.step(f"variant {variant}")
             _, art = runs[0]
             b = RunReportBuilder(art, self.out, f"v{i + 1}", self.opts)
             s.children.append(Section(f"{variant} ({art.label})", f"v{i + 1}", children=b.sections()))
@@ -372,13 +470,60 @@ class StudyReportBuilder:
             m = self.stat(best, self.primary)
             cards += [("best variant", best), (f"its {self.primary_label}",
                                                m.pm() if self.regression else m.pm(percent=True))]
-        sections = [self.summary(), self.published(), self.tests(), self.trajectory(), self.curves(),
-                    self.sweeps(), self.search(), self.per_variant()]
+        steps = [self.summary, self.published, self.tests, self.trajectory, self.settings, self.sweeps,
+                 self.folds, self.costs, self.curves, self.search]
+        total = len(steps) + sum(bool(r) for r in self.finished.values())
+        with ReportProgress(total, self.opts.progress) as bar:
+            sections = []
+            for step in steps:
+                bar.step(step.__name__)
+                sections.append(step())
+            sections.append(self.per_variant(bar))
         subtitle = (self.study.description or "") + f" — {self.dir}"
         if self.study.reproduces:
             subtitle = f"{subtitle}. Reproduces: {self.study.reproduces}"
         return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
                       [s for s in sections if s.figures or s.tables or s.notes or s.children])
+
+
+MAX_SETTING_COLUMNS = 8
+FOLD_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+IGNORED_SETTINGS = ("name", "seed", "out", "data.split_seed", "data.fold", "data.folds")
+
+
+def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'train': {'optimizer': {'lr': 0.1}}} → {'train.optimizer.lr': 0.1} (lists kept whole)."""
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def differing(configs: list[dict[str, Any]]) -> list[str]:
+    """The keys whose values differ between configs, in first-seen order (up to the column cap)."""
+    keys: list[str] = []
+    for c in configs:
+        keys += [k for k in c if k not in keys]
+    keys = [k for k in keys if not any(k == i or k.startswith(i + ".") for i in IGNORED_SETTINGS)]
+    out = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    return out[:MAX_SETTING_COLUMNS]
+
+
+def setting(value: Any) -> str:
+    """A config value as a table cell, formatted by magnitude: 49, 0.001, 3e-05, [3, 3, 3], yes."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def cap(text: str) -> str:

@@ -56,6 +56,8 @@ class Manifest:
     overrides: list[str] = field(default_factory=list)
     source: str = ""
     notes: dict[str, str] = field(default_factory=dict)  # variant → what it reproduces
+    ladder: list[str] = field(default_factory=list)  # variants that build on each other, in order
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant → config, defaults filled
 
     def validates_on(self, variant: str) -> str:
         """'split', 'test' or 'none' for a variant's runs (from their planned configs)."""
@@ -110,6 +112,8 @@ def from_study(study: Any) -> Manifest:
         overrides=list(study.overrides), source=study.source,
         notes={n: text for n in [*(n for n, _ in study.variants), "search-best"]
                if (text := study.note(n))},
+        ladder=list(c.ladder or []),
+        settings={v: resolved_with_defaults(r.config) for v, r in by_variant.items()},
     )
 
 

@@ -185,6 +185,9 @@ class StudyConfig(Strict):
     cv: CVConfig | None = Field(None, description="k-fold cross-validation")
     search: SearchConfig | None = Field(None, description="Optuna hyperparameter search")
     baseline: str | None = Field(None, description="variant the others are tested against")
+    ladder: list[str] | None = Field(
+        None, description="variants that build on each other, in order: the report's improvement "
+        "trajectory and side-by-side confusion matrices follow them (none by default)")
     reproduces: str = Field("", description="recipes: the report it reproduces and what it measured")
     reference: ReferenceConfig | None = Field(None, description="published numbers to compare with")
     notes: dict[str, str] = Field(
@@ -484,6 +487,15 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     if cfg.baseline and cfg.baseline not in dict(variants):
         raise ConfigError(f"{source}: baseline {cfg.baseline!r} is not a variant; choose one of "
                           f"{', '.join(n for n, _ in variants)}")
+    if cfg.ladder is not None:
+        known = dict(variants)
+        stray = [n for n in cfg.ladder if n not in known]
+        if stray or len(set(cfg.ladder)) != len(cfg.ladder) or len(cfg.ladder) < 2:
+            why = (f"{', '.join(map(repr, stray))} {'is' if len(stray) == 1 else 'are'} not variants; "
+                   f"choose from {', '.join(known)}" if stray else
+                   "names a variant twice" if len(set(cfg.ladder)) != len(cfg.ladder) else
+                   "needs at least two variants")
+            raise ConfigError(f"{source}: ladder: {why}")
     names = [n for n, _ in variants] + (["search", "search-best"] if cfg.search else [])
     unmatched = [k for k in cfg.notes if not any(fnmatch.fnmatchcase(n, k) for n in names)]
     if unmatched:

@@ -1,0 +1,69 @@
+"""A study's results as rows: one per planned run (from its manifest and the run folders), and one
+per variant (mean ± sample std of the headline metric). `study run` prints the variant table at the
+end; the Python API returns the run rows as a DataFrame."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionstudy.store.rundir import RunDir
+from visionstudy.study.manifest import Manifest
+
+SCALARS = ("test_accuracy", "test_top5_accuracy", "test_loss", "f1_macro", "roc_auc_macro", "test_mse",
+           "val_accuracy", "val_loss", "params", "flops", "train_seconds", "epochs_run", "best_epoch")
+
+
+def headline(manifest: Manifest) -> tuple[str, str, bool]:
+    """(metric key, label, higher is better) of the study's task."""
+    from visionstudy.tasks import get_task
+
+    if get_task(manifest.task).maximize:
+        return "test_accuracy", "test accuracy", True
+    return "test_mse", "test MSE", False
+
+
+def run_rows(study_dir: Path, manifest: Manifest) -> list[dict[str, Any]]:
+    """Every planned run: its key, variant, seed, fold, whether it finished, and its metrics."""
+    rows = []
+    for r in manifest.runs:
+        run = RunDir(study_dir / r.key)
+        row: dict[str, Any] = {"key": r.key, "variant": r.variant, "seed": r.seed, "fold": r.fold,
+                               "finished": run.is_finished()}
+        metrics: dict[str, Any] = {}
+        if row["finished"]:
+            try:
+                metrics = json.loads(run.metrics.read_text())
+            except (OSError, ValueError):
+                row["finished"] = False
+        row.update({k: metrics.get(k) for k in SCALARS})
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    variant: str
+    runs: int
+    mean: float | None
+    std: float | None  # sample std (n - 1); None below two runs
+
+    def text(self, percent: bool) -> str:
+        if self.mean is None:
+            return "–"
+        show = (lambda v: f"{v:.2%}") if percent else (lambda v: f"{v:.4f}")
+        return show(self.mean) if self.std is None else f"{show(self.mean)} ± {show(self.std)}"
+
+
+def variant_results(rows: list[dict[str, Any]], key: str, variants: list[str]) -> list[VariantResult]:
+    out = []
+    for v in variants:
+        values = [r[key] for r in rows if r["variant"] == v and r["finished"] and r[key] is not None
+                  and math.isfinite(r[key])]
+        out.append(VariantResult(v, len(values), statistics.fmean(values) if values else None,
+                                 statistics.stdev(values) if len(values) > 1 else None))
+    return out
