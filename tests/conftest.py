@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import pickle
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -128,3 +131,23 @@ def cifar100_run(tmp_path_factory) -> tuple[Path, Path]:
     run = train_tiny(root / "cifar100", {"dataset": "cifar100", "verify": False},
                      {"name": "resnet", "blocks": [1, 1], "widths": [8, 16]}, 1, data_dir)
     return run, data_dir
+
+
+@contextlib.contextmanager
+def read_only_copy(folder: Path):
+    """`folder`'s files on a real read-only file system (a tmpfs remounted ro; root ignores
+    permission bits, so chmod alone proves nothing)."""
+    saved = folder.with_name(folder.name + ".saved")
+    shutil.copytree(folder, saved)
+    shutil.rmtree(folder)
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copytree(saved, folder, dirs_exist_ok=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        saved.rename(folder)

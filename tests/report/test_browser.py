@@ -51,13 +51,73 @@ def open_in_chromium(html: Path, screenshot: Path) -> tuple[list[str], list[str]
 
 
 @pytest.mark.parametrize("kind", ["run", "comparison"])
-def test_report_loads_cleanly_in_chromium(digits_run, tmp_path, kind):
+def test_report_copied_alone_shows_every_figure_in_chromium(digits_run, tmp_path, kind):
+    """report.html moved without its folder still shows every figure (they are embedded)."""
     paths = [digits_run] if kind == "run" else [digits_run, shutil.copytree(digits_run, tmp_path / "b")]
     html = build_report(paths, tmp_path / "rep", ReportOptions(tsne_points=60))
+    figures = len(list((tmp_path / "rep" / "figures").rglob("*.png")))
+    alone = tmp_path / "elsewhere" / "sent-by-mail.html"
+    alone.parent.mkdir()
+    shutil.copy(html, alone)
+    shutil.rmtree(tmp_path / "rep")  # nothing of the report folder is left to load from
     out = Path(os.environ.get("VISIONSTUDY_TEST_OUTPUT", ROOT / "test-output"))
     shot = out / f"report-{kind}.png"
-    errors, failed, images = open_in_chromium(html, shot)
+    errors, failed, images = open_in_chromium(alone, shot)
     assert errors == [] and failed == []
-    assert images >= (12 if kind == "run" else 20)
+    assert images == figures and images >= (14 if kind == "run" else 30)
     assert shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
+
+
+def test_a_figure_opens_full_size_on_click(digits_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    html = build_report([digits_run], tmp_path / "rep", ReportOptions(images=False, tsne_points=60))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(html.as_uri())
+        first = page.locator("figure img").first
+        shown = first.bounding_box()["width"]
+        first.click()
+        big = page.locator("#lightbox.on img")
+        big.wait_for()
+        natural = page.evaluate("document.querySelector('#lightbox img').naturalWidth")
+        assert big.bounding_box()["width"] == pytest.approx(natural, abs=2) and natural > shown
+        page.keyboard.press("Escape")
+        assert page.locator("#lightbox.on").count() == 0
+        browser.close()
+
+
+def test_pdf_holds_every_figure_and_the_latex_compiles(digits_run, tmp_path):
+    """--format pdf prints every section open with every figure; --format latex compiles with a
+    real TeX (pdflatex) into a document with the same figures as vector PDFs."""
+    import subprocess
+
+    import pypdf
+
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is not installed: scripts/setup.sh --dev installs texlive-latex-base")
+        pytest.skip("pdflatex is not installed (scripts/setup.sh --dev installs it)")
+    two = [digits_run, shutil.copytree(digits_run, tmp_path / "b")]  # folded sections: one per run
+    opts = ReportOptions(tsne_points=60, formats=("html", "pdf", "latex"))
+    html = build_report(two, tmp_path / "rep", opts)
+    out = html.parent
+    figures = sorted(p.relative_to(out).as_posix() for p in (out / "figures").rglob("*.png"))
+    printed = pypdf.PdfReader(out / "report.pdf")
+    assert sum(len(page.images) for page in printed.pages) == len(figures)
+    text = "".join(page.extract_text() for page in printed.pages)
+    assert text.count("batch_size:") >= 2 and text.count("Per class") >= 2  # both folded runs printed open
+    tex = (out / "report-latex.tex").read_text()
+    assert r"\toprule" in tex and r"\usepackage{booktabs}" in tex
+    for fig in figures:
+        pdf = fig.replace(".png", ".pdf")
+        assert (out / pdf).is_file() and f"{{{pdf}}}" in tex
+    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "report-latex.tex"],
+                          cwd=out, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    paper = pypdf.PdfReader(out / "report-latex.pdf")
+    assert len(paper.pages) >= 5
+    assert "Runs side by side" in "".join(page.extract_text() for page in paper.pages[:3])

@@ -14,12 +14,15 @@ from visionstudy.errors import ReportError
 from visionstudy.report import ReportOptions, build_report
 
 FIGURES = ["curves", "confusion_counts", "confusion_normalised", "per_class_accuracy", "roc",
-           "reliability", "tsne", "class_distribution", "samples", "misclassified", "gradcam"]
+           "reliability", "tsne", "class_distribution", "one_per_class", "samples", "predictions",
+           "misclassified", "gradcam"]
+SHOWN = 5e-5  # CSVs hold the 4 decimals the report shows
 
 
 def snapshot(folder: Path) -> dict[str, str]:
+    """The run's results (analysis/, the report's recomputable cache, aside)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and "analysis" not in p.relative_to(folder).parts}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -27,9 +30,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def assert_figures(folder: Path, stems: list[str]) -> None:
+def assert_figures(folder: Path, stems: list[str], exts: tuple[str, ...] = ("png",)) -> None:
     for stem in stems:
-        for ext in ("png", "svg"):
+        for ext in exts:
             f = folder / f"{stem}.{ext}"
             assert f.is_file() and f.stat().st_size > 1000, f
 
@@ -42,16 +45,20 @@ def test_ten_class_run_report_has_every_figure_and_table(digits_run, tmp_path):
     assert_figures(out / "figures", [*FIGURES, "augmentation"])
     metrics = json.loads((digits_run / "metrics.json").read_text())
     table = {r["metric"]: r["value"] for r in read_csv(out / "tables" / "metrics.csv")}
-    assert float(table["test accuracy"]) == pytest.approx(metrics["test_accuracy"])
-    assert float(table["F1 (macro)"]) == pytest.approx(metrics["f1_macro"])
+    assert float(table["test accuracy"]) == pytest.approx(metrics["test_accuracy"], abs=SHOWN)
+    assert float(table["top-1 error"]) == pytest.approx(1 - metrics["test_accuracy"], abs=SHOWN)
+    assert float(table["F1 (macro)"]) == pytest.approx(metrics["f1_macro"], abs=SHOWN)
     assert int(table["parameters"]) == metrics["params"]
     per_class = read_csv(out / "tables" / "per_class.csv")
     assert [r["class"] for r in per_class] == metrics["class_names"]
-    assert [float(r["accuracy (recall)"]) for r in per_class] == pytest.approx(metrics["per_class_accuracy"])
-    assert len(read_csv(out / "tables" / "history.csv")) == metrics["epochs_run"]
+    assert [float(r["accuracy (recall)"]) for r in per_class] == pytest.approx(metrics["per_class_accuracy"],
+                                                                               abs=SHOWN)
+    history = read_csv(out / "tables" / "history.csv")
+    assert len(history) == metrics["epochs_run"]
+    assert all(len(v.split(".")[-1]) <= 4 for r in history for k, v in r.items() if "." in v)  # rounded
     text = html.read_text()
-    for fig in FIGURES:
-        assert f'src="figures/{fig}.png"' in text
+    assert 'src="figures/' not in text  # embedded: the HTML travels alone
+    assert text.count('src="data:image/png;base64,') == len([*FIGURES, "augmentation"])
     assert "incomplete run" not in text
     md = (out / "report.md").read_text()
     assert "| test accuracy |" in md and "![" in md and "```yaml" in md
@@ -115,8 +122,9 @@ def test_comparison_of_two_runs(digits_run, tmp_path):
     metrics = json.loads((digits_run / "metrics.json").read_text())
     assert [r["run"] for r in rows] == ["digits", "other"]
     for r in rows:
-        assert float(r["test accuracy"]) == pytest.approx(metrics["test_accuracy"])
-        assert float(r["top-5 error"]) == pytest.approx(1 - metrics["test_top5_accuracy"])
+        assert float(r["test accuracy"]) == pytest.approx(metrics["test_accuracy"], abs=SHOWN)
+        assert float(r["top-1 error"]) == pytest.approx(1 - metrics["test_accuracy"], abs=SHOWN)
+        assert float(r["top-5 error"]) == pytest.approx(1 - metrics["test_top5_accuracy"], abs=SHOWN)
         assert int(r["parameters"]) == metrics["params"] and int(r["FLOPs"]) == metrics["flops"]
     assert_figures(html.parent / "figures", ["curves_overlaid", "accuracy_bars"])
     assert_figures(html.parent / "figures" / "run1", ["curves", "confusion_counts", "tsne"])
@@ -136,6 +144,41 @@ def test_per_batch_curves_and_test_set_validation_are_shown_and_said(tmp_path):
     html = build_report([tmp_path / "run"], tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
     assert_figures(html.parent / "figures", ["curves", "steps"])
     text = html.read_text()
-    assert 'src="figures/steps.png"' in text and "per batch" in text
+    assert (html.parent / "figures" / "steps.png").is_file() and "per batch" in text
     assert "validates on the test set" in text and "optimistic" in text
     assert "checksum (md5 of the decoded arrays)" in text
+
+
+def test_tsne_is_computed_once_and_cached_in_the_run_folder(digits_run, tmp_path, monkeypatch):
+    import sys
+
+    run_report = sys.modules["visionstudy.report.run_report"]  # the package's name is the function
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("analysis"))
+    opts = ReportOptions(images=False, tsne_points=80)
+    build_report([run], tmp_path / "a", opts)
+    cache = run / "analysis" / "tsne.npz"
+    assert cache.is_file()
+    first = (tmp_path / "a" / "figures" / "tsne.png").read_bytes()
+
+    def no_tsne(*args, **kwargs):
+        raise AssertionError("t-SNE recomputed although it is cached")
+
+    monkeypatch.setattr(run_report, "tsne_embedding", no_tsne)
+    build_report([run], tmp_path / "b", opts)
+    assert (tmp_path / "b" / "figures" / "tsne.png").read_bytes() == first
+    with pytest.raises(AssertionError, match="recomputed"):  # other points: a different key
+        build_report([run], tmp_path / "c", ReportOptions(images=False, tsne_points=60))
+    run.joinpath("predictions.npz").touch()  # new predictions: the cache is stale
+    with pytest.raises(AssertionError, match="recomputed"):
+        build_report([run], tmp_path / "d", opts)
+
+
+def test_a_read_only_run_is_reported_without_a_cache(digits_run, tmp_path):
+    from tests.conftest import read_only_copy
+
+    run = tmp_path / "ro"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("analysis"))
+    with read_only_copy(run):
+        html = build_report([run], tmp_path / "rep", ReportOptions(images=False, tsne_points=60))
+        assert (html.parent / "figures" / "tsne.png").is_file() and not (run / "analysis").exists()

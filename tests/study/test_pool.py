@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.cli.test_cli import ROOT, assert_user_error
+from tests.conftest import read_only_copy
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
 
@@ -240,28 +241,6 @@ def finished_study(tmp_path_factory) -> Path:
     path = write(root, "dmg", train={**TINY["train"], "epochs": 1})
     assert run_cli(study_cmd(path, root / "runs", "--no-report")).returncode == 0
     return root / "runs"
-
-
-@contextlib.contextmanager
-def read_only_copy(folder: Path):
-    """`folder`'s files on a real read-only file system (a tmpfs remounted ro; root ignores
-    permission bits, so chmod alone proves nothing)."""
-    import shutil
-
-    saved = folder.with_name(folder.name + ".saved")
-    shutil.copytree(folder, saved)
-    shutil.rmtree(folder)
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        shutil.copytree(saved, folder, dirs_exist_ok=True)
-        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-        saved.rename(folder)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random", "read-only"])
