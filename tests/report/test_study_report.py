@@ -11,7 +11,7 @@ import yaml
 
 from visionstudy.errors import ReportError
 from visionstudy.report import ReportOptions
-from visionstudy.report.stats import paired_test, summarize
+from visionstudy.report.stats import against_baseline, summarize
 from visionstudy.report.study_report import build_study_report
 from visionstudy.study import Placement, load_study, run_all
 
@@ -31,41 +31,81 @@ def finished_study(tmp_path_factory) -> Path:
     path.write_text(yaml.safe_dump({
         "name": "ladder", **TINY, "seeds": 3,
         "variants": {"baseline": {}, "bn": {"model": {"batch_norm": True}}},
-        "sweep": {"mode": "one-at-a-time", "train.optimizer.lr": [1e-3]},
+        "ladder": ["baseline", "bn"],
+        "sweep": {"mode": "one-at-a-time", "train.optimizer.lr": [3e-2, 1e-3]},  # not in numeric order
+        "reference": {"source": "a made-up table", "data": {"dataset": "digits"},
+                      "variants": {"baseline": {"test_accuracy": 0.97}}},
     }, sort_keys=False))
     place = Placement(root / "runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
-        run_all(load_study(path), place, progress=False)
+        run_all(load_study(path, ["train.epochs=2"]), place, progress=False)  # an override that matters
     return place.study_dir("ladder")
 
 
+SHOWN = 5e-5  # the CSVs hold the 4 decimals the report shows
+VARIANTS = ["baseline", "bn", "lr=0.03", "lr=0.001"]
+
+
 def test_study_report_statistics_match_the_runs(finished_study, tmp_path):
-    html = build_study_report(finished_study, tmp_path / "rep", ReportOptions(images=False, tsne_points=50))
+    html = build_study_report(finished_study, tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
     out = html.parent
     acc = {v: [json.loads((finished_study / v / f"seed-{k}" / "metrics.json").read_text())["test_accuracy"]
-               for k in range(3)] for v in ("baseline", "bn", "lr=0.001")}
+               for k in range(3)] for v in VARIANTS}
     table = {r["variant"]: r for r in rows(out / "tables" / "variants.csv")}
-    assert list(table) == ["baseline", "bn", "lr=0.001"]
+    assert list(table) == VARIANTS
     for v, values in acc.items():
-        s = summarize(values)
-        assert float(table[v]["test accuracy mean"]) == pytest.approx(s.mean)
-        assert float(table[v]["test accuracy std"]) == pytest.approx(s.std)
-        assert float(table[v]["test accuracy 95% CI low"]) == pytest.approx(s.ci_low)
-        assert float(table[v]["test accuracy 95% CI high"]) == pytest.approx(s.ci_high)
+        s = summarize(values, (0.0, 1.0))
+        assert float(table[v]["test accuracy mean"]) == pytest.approx(s.mean, abs=SHOWN)
+        assert float(table[v]["test accuracy std"]) == pytest.approx(s.std, abs=SHOWN)
+        assert float(table[v]["test accuracy 95% CI low"]) == pytest.approx(s.ci_low, abs=SHOWN)
+        assert float(table[v]["test accuracy 95% CI high"]) == pytest.approx(s.ci_high, abs=SHOWN)
+        assert 0 <= float(table[v]["test accuracy 95% CI low"]) <= float(table[v]["test accuracy 95% CI high"]) <= 1
+        assert float(table[v]["top-1 error mean"]) == pytest.approx(1 - s.mean, abs=SHOWN)
         assert table[v]["runs"] == "3"
     tests = {r["variant"]: r for r in rows(out / "tables" / "paired_tests.csv")}
-    expected = paired_test(acc["bn"], acc["baseline"])
-    assert float(tests["bn"]["mean difference"]) == pytest.approx(expected.diff)
-    if expected.t_p is not None:
-        assert float(tests["bn"]["paired t-test p"]) == pytest.approx(expected.t_p)
+    others = VARIANTS[1:]
+    expected = dict(zip(others, against_baseline([(acc[v], acc["baseline"]) for v in others]), strict=True))
+    for v in others:
+        assert float(tests[v]["mean difference"]) == pytest.approx(expected[v].diff, abs=SHOWN)
+        if expected[v].t_p is not None:
+            assert float(tests[v]["paired t-test p"]) == pytest.approx(expected[v].t_p, abs=SHOWN)
+            assert float(tests[v]["t-test p (Holm)"]) == pytest.approx(expected[v].t_p_holm, abs=SHOWN)
+            assert tests[v]["at 5% (Holm, t-test)"] == expected[v].verdict
     trajectory = rows(out / "tables" / "trajectory.csv")
-    assert [r["variant"] for r in trajectory] == ["baseline", "bn", "lr=0.001"]
-    for stem in ("trajectory", "curves_val_accuracy", "curves_val_loss", "sweep_train_optimizer_lr"):
+    assert [r["variant"] for r in trajectory] == ["baseline", "bn"]  # the declared ladder only
+    for stem in ("trajectory", "ladder_confusions", "curves_val_accuracy", "curves_val_loss",
+                 "curves_train_accuracy", "curves_train_loss", "costs", "sweep_train_optimizer_lr"):
         assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
-        assert (out / "figures" / f"{stem}.svg").is_file()
+    settings = rows(out / "tables" / "settings.csv")
+    means = [float(r["test accuracy mean"]) for r in settings]
+    assert means == sorted(means, reverse=True) and len(settings) == 4
+    assert {r["optimizer.lr"] for r in settings} == {"0.01", "0.03", "0.001"}
+    assert {r["batch_norm"] for r in settings} == {"yes", "no"}
     text = html.read_text()
     assert "Against the baseline" in text and "Improvement trajectory" in text
+    assert "With 3 pairs the exact Wilcoxon test cannot go below p = 0.25" in text
+    assert "Holm-adjusted p-values (statsmodels) correct for the" in text
+    reference = rows(out / "tables" / "reference.csv")
+    assert reference[0]["comparable"] == "no: --set train.epochs=2"
+    assert "ran with --set train.epochs=2: its numbers are not comparable" in text
+
+
+def test_a_numeric_sweep_is_drawn_in_numeric_order(finished_study, tmp_path, monkeypatch):
+    import sys
+
+    seen = {}
+    figures = sys.modules["visionstudy.report.figures"]
+    original = figures.metric_line
+
+    def spy(x, *args, **kwargs):
+        seen.setdefault("x", []).append((list(x), kwargs.get("categorical", False)))
+        return original(x, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "metric_line", spy)
+    build_study_report(finished_study, tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    assert ([0.001, 0.01, 0.03], False) in seen["x"]  # the file gave 0.03, 0.001 around the base 0.01
+    assert (["baseline", "bn"], True) in seen["x"]  # the ladder: its own order
 
 
 def test_study_report_of_a_partly_finished_study(finished_study, tmp_path):
@@ -74,8 +114,8 @@ def test_study_report_of_a_partly_finished_study(finished_study, tmp_path):
     partial = tmp_path / "runs" / "ladder"
     shutil.copytree(finished_study, partial)
     (partial / "bn" / "seed-2" / "metrics.json").unlink()
-    html = build_study_report(partial, tmp_path / "rep", ReportOptions(images=False, tsne_points=50))
-    assert "1 of 9 runs have not finished" in html.read_text()
+    html = build_study_report(partial, tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    assert "1 of 12 runs have not finished" in html.read_text()
     table = {r["variant"]: r for r in rows(html.parent / "tables" / "variants.csv")}
     assert table["bn"]["runs"] == "2"
 
@@ -83,3 +123,30 @@ def test_study_report_of_a_partly_finished_study(finished_study, tmp_path):
 def test_not_a_study_folder(tmp_path):
     with pytest.raises(ReportError, match="not a study folder"):
         build_study_report(tmp_path, tmp_path / "rep")
+
+
+def test_cross_validation_and_one_seed_variants(tmp_path):
+    """A per-fold table with the CV mean ± std; a variant with one run shows its value, never '± 0'."""
+    path = tmp_path / "cv.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "cv", **TINY, "train": {**TINY["train"], "epochs": 2},
+        "variants": {"folded": {}, "single": {"model": {"batch_norm": True}}},
+        "cv": {"folds": 3, "variants": ["folded"]},
+    }, sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    html = build_study_report(place.study_dir("cv"), tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    out = html.parent
+    folds = rows(out / "tables" / "cv_folds.csv")
+    assert [(r["variant"], r["fold"]) for r in folds] == [("folded", "0"), ("folded", "1"), ("folded", "2")]
+    metrics = [json.loads((place.study_dir("cv") / "folded" / "seed-0" / f"fold-{f}" / "metrics.json")
+                          .read_text()) for f in range(3)]
+    val = summarize([m["val_accuracy"] for m in metrics])
+    summary = {r["variant"]: r for r in rows(out / "tables" / "cv_summary.csv")}
+    assert summary["folded"]["validation accuracy"] == val.pm()
+    assert summary["folded"]["folds × seeds"] == "3"
+    variants = {r["variant"]: r for r in rows(out / "tables" / "variants.csv")}
+    assert variants["single"]["runs"] == "1"
+    assert variants["single"]["test accuracy std"] == "" and variants["single"]["test accuracy 95% CI low"] == ""
+    text = html.read_text()
+    assert "± 0.0000" not in text and "± 0.00%" not in text
