@@ -22,7 +22,8 @@ SHOWN = 5e-5  # CSVs hold the 4 decimals the report shows
 def snapshot(folder: Path) -> dict[str, str]:
     """The run's results (analysis/, the report's recomputable cache, aside)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "analysis" not in p.relative_to(folder).parts}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and "analysis" not in p.relative_to(folder).parts}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

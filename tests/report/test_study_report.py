@@ -60,7 +60,8 @@ def test_study_report_statistics_match_the_runs(finished_study, tmp_path):
         assert float(table[v]["test accuracy std"]) == pytest.approx(s.std, abs=SHOWN)
         assert float(table[v]["test accuracy 95% CI low"]) == pytest.approx(s.ci_low, abs=SHOWN)
         assert float(table[v]["test accuracy 95% CI high"]) == pytest.approx(s.ci_high, abs=SHOWN)
-        assert 0 <= float(table[v]["test accuracy 95% CI low"]) <= float(table[v]["test accuracy 95% CI high"]) <= 1
+        low, high = float(table[v]["test accuracy 95% CI low"]), float(table[v]["test accuracy 95% CI high"])
+        assert 0 <= low <= high <= 1
         assert float(table[v]["top-1 error mean"]) == pytest.approx(1 - s.mean, abs=SHOWN)
         assert table[v]["runs"] == "3"
     tests = {r["variant"]: r for r in rows(out / "tables" / "paired_tests.csv")}
@@ -135,10 +136,11 @@ def test_cross_validation_and_one_seed_variants(tmp_path):
     }, sort_keys=False))
     place = Placement(tmp_path / "runs")
     run_all(load_study(path), place, progress=False)
-    html = build_study_report(place.study_dir("cv"), tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    html = build_study_report(place.study_dir("cv"), tmp_path / "rep",
+                              ReportOptions(images=False, tsne_points=0))
     out = html.parent
     folds = rows(out / "tables" / "cv_folds.csv")
-    assert [(r["variant"], r["fold"]) for r in folds] == [("folded", "0"), ("folded", "1"), ("folded", "2")]
+    assert [(r["variant"], r["fold"]) for r in folds] == [("folded", str(f)) for f in range(3)]
     metrics = [json.loads((place.study_dir("cv") / "folded" / "seed-0" / f"fold-{f}" / "metrics.json")
                           .read_text()) for f in range(3)]
     val = summarize([m["val_accuracy"] for m in metrics])
