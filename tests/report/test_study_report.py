@@ -149,6 +149,7 @@ def test_cross_validation_and_one_seed_variants(tmp_path):
     assert summary["folded"]["folds × seeds"] == "3"
     variants = {r["variant"]: r for r in rows(out / "tables" / "variants.csv")}
     assert variants["single"]["runs"] == "1"
-    assert variants["single"]["test accuracy std"] == "" and variants["single"]["test accuracy 95% CI low"] == ""
+    single = variants["single"]
+    assert single["test accuracy std"] == "" and single["test accuracy 95% CI low"] == ""
     text = html.read_text()
     assert "± 0.0000" not in text and "± 0.00%" not in text
