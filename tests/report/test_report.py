@@ -183,3 +183,16 @@ def test_a_read_only_run_is_reported_without_a_cache(digits_run, tmp_path):
     with read_only_copy(run):
         html = build_report([run], tmp_path / "rep", ReportOptions(images=False, tsne_points=60))
         assert (html.parent / "figures" / "tsne.png").is_file() and not (run / "analysis").exists()
+
+
+def test_the_brief_form_of_a_run_keeps_what_a_large_study_needs(digits_run, tmp_path):
+    from visionstudy.report.run_report import RunReportBuilder
+    from visionstudy.report.runs import load_run
+
+    b = RunReportBuilder(load_run(digits_run), tmp_path, "v1", ReportOptions(tsne_points=60))
+    titles = [s.title for s in b.sections(brief=True)]
+    assert titles == ["Results", "Training curves", "Confusion matrix", "Per-class results",
+                      "Configuration and environment"]
+    written = sorted(p.stem for p in (tmp_path / "figures" / "v1").glob("*.png"))
+    assert written == ["confusion_normalised", "curves"]
+    assert f"visionstudy report {digits_run}" in b.sections(brief=True)[-1].notes[0]

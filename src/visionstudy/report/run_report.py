@@ -149,10 +149,20 @@ class RunReportBuilder:
 
     # ------------------------------------------------------------------------------ sections
 
-    def sections(self) -> list[Section]:
+    def sections(self, brief: bool = False) -> list[Section]:
+        """Every section; `brief` (a variant of a large study): results, curves, the normalised
+        confusion matrix and the per-class table, the config — no t-SNE, ROC or image figures."""
         out = [self.summary(), self.curves()]
-        if self.ev is not None:
+        if self.ev is not None and brief:
+            out += [self.confusion(brief=True), self.per_class(brief=True)]
+        elif self.ev is not None:
             out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne()]
+        if brief:
+            s = self.config_section()
+            s.notes.insert(0, "The brief form of a variant of a large study; `visionstudy report "
+                           f"{self.art.path}` writes this run's full report (t-SNE, ROC, calibration, "
+                           "Grad-CAM, images).")
+            return [s2 for s2 in [*out, s] if s2.figures or s2.tables or s2.notes or s2.code]
         if self.opts.images and self.art.config.get("data", {}).get("dataset") != "sets":
             out.append(self.image_sections())
         out.append(self.config_section())
@@ -204,12 +214,13 @@ class RunReportBuilder:
         s.tables.append(Table("History", ["epoch", *cols], rows, self.csv("history")))
         return s
 
-    def confusion(self) -> Section:
+    def confusion(self, brief: bool = False) -> Section:
         assert self.ev is not None
         cm = np.array(self.ev.metrics["confusion_matrix"])
         s = Section("Confusion matrix", self.anchor("confusion"))
-        s.figures.append(self.figure(F.confusion_matrix(cm, self.names, False), "confusion_counts",
-                                     "Confusion matrix (counts)."))
+        if not brief:
+            s.figures.append(self.figure(F.confusion_matrix(cm, self.names, False), "confusion_counts",
+                                         "Confusion matrix (counts)."))
         s.figures.append(self.figure(F.confusion_matrix(cm, self.names, True), "confusion_normalised",
                                      "Confusion matrix normalised by true class (rows sum to 1)."))
         pairs = confused_pairs(cm, 10)
@@ -227,7 +238,7 @@ class RunReportBuilder:
                               self.csv("confusion"), inline=False))
         return s
 
-    def per_class(self) -> Section:
+    def per_class(self, brief: bool = False) -> Section:
         assert self.ev is not None
         p = self.art.predictions
         assert p is not None
@@ -238,8 +249,9 @@ class RunReportBuilder:
                 for c in range(len(self.names))]
         s = Section("Per-class results", self.anchor("per-class"))
         acc = [float(v) for v in pc["recall"]]
-        s.figures.append(self.figure(F.per_class_bars(acc, self.names, "accuracy", float(np.mean(acc))),
-                                     "per_class_accuracy", "Test accuracy (recall) per class."))
+        if not brief:
+            s.figures.append(self.figure(F.per_class_bars(acc, self.names, "accuracy", float(np.mean(acc))),
+                                         "per_class_accuracy", "Test accuracy (recall) per class."))
         s.tables.append(Table("Per class", ["class", "images", "accuracy (recall)", "precision", "F1",
                                             "ROC-AUC"], rows, self.csv("per_class")))
         return s

@@ -436,14 +436,24 @@ class StudyReportBuilder:
                           "shows its value alone.")
 
     def per_variant(self, progress: ReportProgress) -> Section:
+        """Each variant's first run: in full for up to BRIEF_ABOVE variants; beyond, the best and the
+        ladder in full and the others brief (curves, confusion, per-class table, config)."""
         s = Section("Each variant's first run", "runs")
+        many = len(self.finished) > BRIEF_ABOVE
+        best = self.best_of({v: self.stat(v, self.primary).mean for v in self.finished})
+        full = {best, *self.study.ladder}
+        if many:
+            s.notes.append(f"{len(self.finished)} variants: the best ({best})"
+                           + (" and the ladder's" if self.study.ladder else "") + " in full, the others in "
+                           "brief; `visionstudy report RUN_DIR` writes any run's full report.")
         for i, (variant, runs) in enumerate(self.finished.items()):
             if not runs:
                 continue
             progress.step(f"variant {variant}")
             _, art = runs[0]
             b = RunReportBuilder(art, self.out, f"v{i + 1}", self.opts)
-            s.children.append(Section(f"{variant} ({art.label})", f"v{i + 1}", children=b.sections()))
+            s.children.append(Section(f"{variant} ({art.label})", f"v{i + 1}",
+                                      children=b.sections(brief=many and variant not in full)))
         return s
 
     def build(self) -> Report:
@@ -487,6 +497,7 @@ class StudyReportBuilder:
 
 
 MAX_SETTING_COLUMNS = 8
+BRIEF_ABOVE = 8  # more variants: brief per-variant sections, but for the best and the ladder
 FOLD_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
 IGNORED_SETTINGS = ("name", "seed", "out", "data.split_seed", "data.fold", "data.folds")
 

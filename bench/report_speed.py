@@ -1,0 +1,113 @@
+"""Report benchmarks (not run in CI): the wall time of `visionstudy report` as a user runs it.
+
+    .venv/bin/python bench/report_speed.py digits     # one digits run (examples/digits-quick.yaml)
+    .venv/bin/python bench/report_speed.py emnist     # the emnist-balanced recipe, 1 epoch per run
+
+Each report is timed twice through the CLI (a new process, imports included): `cold`, the first
+report of fresh runs (t-SNE computed and cached in each run's analysis/ folder), and `warm`, the
+report written again. Prints one JSON line per result and writes bench/results/report_speed.md.
+
+`emnist` writes an EMNIST Balanced mirror in the official gzip IDX format with the real split
+sizes' test set (18,800 images, 47 classes; the training split is cut to --train images so that
+62 one-epoch runs train in minutes on 2 cores) and trains the recipe with --workers 2 first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VS = [sys.executable, "-m", "visionstudy"]
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes(), compresslevel=1)
+
+
+def emnist_mirror(folder: Path, n_train: int, n_test: int = 18_800, classes: int = 47) -> Path:
+    """Glyph-like images whose class is learnable (a bright bar per class), EMNIST's file names,
+    stored transposed as EMNIST is."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % classes
+        images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+        for c in range(classes):
+            sel = labels == c
+            r, col = 2 + (c % 8) * 3, 2 + (c // 8) * 4
+            images[sel, r:r + 3, col:col + 4] = 250
+        (folder / f"emnist-balanced-{split}-images-idx3-ubyte.gz").write_bytes(idx(images.transpose(0, 2, 1)))
+        (folder / f"emnist-balanced-{split}-labels-idx1-ubyte.gz").write_bytes(idx(labels))
+    return folder
+
+
+def row(name: str, seconds: float, **extra: object) -> dict:
+    out = {"benchmark": name, "seconds": round(seconds, 1), **extra}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def digits(tmp: Path) -> list[dict]:
+    run = tmp / "digits"
+    subprocess.run([*VS, "train", str(ROOT / "examples" / "digits-quick.yaml"), "--out", str(run), "--quiet"],
+                   check=True, capture_output=True)
+    return [row(f"digits run report ({kind})", timed([*VS, "report", str(run), "--out", str(tmp / kind)], tmp),
+                target_seconds=10) for kind in ("cold", "warm")]
+
+
+def emnist(tmp: Path, n_train: int) -> list[dict]:
+    mirror = emnist_mirror(tmp / "mirror" / "emnist", n_train)
+    runs = tmp / "runs"
+    start = time.perf_counter()
+    subprocess.run([*VS, "study", "run", "recipe:emnist-balanced", "--set", "train.epochs=1", "--set",
+                    "data.verify=false", "--data-dir", str(mirror.parent), "--runs-dir", str(runs),
+                    "--workers", "2", "--quiet", "--no-report"], check=True, capture_output=True, cwd=tmp)
+    trained = time.perf_counter() - start
+    variants = len(json.loads((runs / "emnist-balanced" / "manifest.json").read_text())["variants"])
+    out = [row("emnist-balanced training (62 runs, 1 epoch, 2 workers)", trained, train_images=n_train)]
+    for kind in ("cold", "warm"):
+        seconds = timed([*VS, "report", str(runs / "emnist-balanced"), "--data-dir", str(mirror.parent),
+                         "--out", str(tmp / f"report-{kind}")], tmp)
+        out.append(row(f"emnist-balanced study report ({kind})", seconds, variants=variants,
+                       test_images=18_800, classes=47, target_seconds=60))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=["digits", "emnist", "all"])
+    parser.add_argument("--train", type=int, default=4_700, help="EMNIST training images (the real: 112,800)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.which in ("digits", "all"):
+            rows += digits(Path(tmp))
+        if args.which in ("emnist", "all"):
+            rows += emnist(Path(tmp), args.train)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    lines = ["| benchmark | seconds | target |", "|---|---:|---:|"]
+    lines += [f"| {r['benchmark']} | {r['seconds']} | {r.get('target_seconds', '–')} |" for r in rows]
+    (results / f"report_speed_{args.which}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
