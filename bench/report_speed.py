@@ -69,8 +69,8 @@ def digits(tmp: Path) -> list[dict]:
     run = tmp / "digits"
     subprocess.run([*VS, "train", str(ROOT / "examples" / "digits-quick.yaml"), "--out", str(run), "--quiet"],
                    check=True, capture_output=True)
-    return [row(f"digits run report ({kind})", timed([*VS, "report", str(run), "--out", str(tmp / kind)], tmp),
-                target_seconds=10) for kind in ("cold", "warm")]
+    return [row(f"digits run report ({kind})", timed([*VS, "report", str(run), "--out", str(tmp / kind)],
+                                                        tmp), target_seconds=10) for kind in ("cold", "warm")]
 
 
 def emnist(tmp: Path, n_train: int) -> list[dict]:
