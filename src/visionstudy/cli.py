@@ -32,8 +32,15 @@ study_app = typer.Typer(no_args_is_help=True, help="Run a study (variants, sweep
 app.add_typer(study_app, name="study")
 recipes_app = typer.Typer(no_args_is_help=True, help="Built-in studies that reproduce published reports.")
 app.add_typer(recipes_app, name="recipes")
-console = Console(soft_wrap=True)  # no hard wrapping in logs (SLURM, > file)
-err_console = Console(stderr=True, soft_wrap=True)
+def unwrapped_console(stderr: bool = False) -> Console:
+    """A console that never hard-wraps: in a terminal its width, in a log (SLURM, `> file`, where
+    rich would assume 80 columns) wide enough that tables keep whole names."""
+    probe = Console(stderr=stderr, soft_wrap=True)
+    return probe if probe.is_terminal else Console(stderr=stderr, soft_wrap=True, width=1000)
+
+
+console = unwrapped_console()
+err_console = unwrapped_console(stderr=True)
 
 DataDir = Annotated[
     Path | None,

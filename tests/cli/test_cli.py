@@ -172,6 +172,9 @@ def test_train_runs_the_fast_examples_with_data_from_the_environment(tmp_path, e
     assert "precision: bf16" in config and dataset in config
 
 
+LONG = "a-variant-whose-name-alone-passes-the-eighty-columns-a-log-file-was-wrapped-at"
+
+
 def test_study_run_no_verify_trains_a_repacked_mirror_and_keeps_the_runs(tmp_path):
     import yaml
 
@@ -179,16 +182,21 @@ def test_study_run_no_verify_trains_a_repacked_mirror_and_keeps_the_runs(tmp_pat
     study = tmp_path / "s.yaml"
     study.write_text(yaml.safe_dump({
         "name": "nv", "data": {"dataset": "fashion_mnist", "max_train_samples": 60},
-        "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1, "threads": 1}}))
+        "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1, "threads": 1},
+        "variants": {LONG: {}}}))
     common = ("study", "run", study, "--runs-dir", tmp_path / "runs", "--data-dir", tmp_path / "mirror",
               "--quiet", "--no-report")
     assert_user_error(vs(*common), "checksum mismatch", "--no-verify")
     done = vs(*common, "--no-verify")
     assert done.returncode == 0, done.stderr
     assert "1/1 runs finished" in done.stdout
+    lines = done.stdout.splitlines()  # not a terminal: a line per finished run, never hard-wrapped
+    assert any(line.startswith(f"done {LONG}/seed-0: test accuracy 0.") and len(line) > 100 for line in lines)
+    assert "nv: test accuracy per variant (mean ± std over runs)" in done.stdout  # the results table
+    assert any(LONG in line and "│" in line for line in lines)
     from visionstudy.study import load_study  # the same runs: verification is not their identity
 
     assert [r.config_hash for r in load_study(study, ["data.verify=false"]).runs] == \
         [r.config_hash for r in load_study(study).runs]
-    saved = yaml.safe_load((tmp_path / "runs" / "nv" / "baseline" / "seed-0" / "config.yaml").read_text())
+    saved = yaml.safe_load((tmp_path / "runs" / "nv" / LONG / "seed-0" / "config.yaml").read_text())
     assert saved["data"]["verify"] is False
