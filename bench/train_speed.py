@@ -94,8 +94,8 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", pre
     from visionstudy.data import BatchLoader, build_pipeline
     from visionstudy.data.prepare import prepare
     from visionstudy.models import count_flops, create_model
-    from visionstudy.train.loop import train_one_epoch
-    from visionstudy.train.optim import Schedule, build_optimizer
+    from visionstudy.training.loop import train_one_epoch
+    from visionstudy.training.optim import Schedule, build_optimizer
     from visionstudy.validate import load_config
 
     cfg = load_config(config, list(sets))

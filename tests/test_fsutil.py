@@ -13,7 +13,7 @@ import torch
 
 from visionstudy import fsutil
 from visionstudy.errors import StorageError
-from visionstudy.train.checkpoint import load_checkpoint, save_checkpoint
+from visionstudy.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 class Crash(BaseException):

@@ -181,14 +181,11 @@ def train(
     no_verify: NoVerify = False,
 ) -> None:
     """Train and evaluate one model; writes the run directory."""
-    from visionstudy.experiment import run_experiment
-    from visionstudy.validate import load_config
+    from visionstudy.api import train as train_run
 
-    overrides = list(set_ or []) + (["data.verify=false"] if no_verify else [])
-    cfg = load_config(config, overrides)
-    out = out or Path("runs") / cfg.name
-    metrics = run_experiment(cfg, out, device=device, resume=resume, force=force, quiet=quiet,
-                             data_dir=data_dir)
+    run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force, quiet=quiet,
+                    data_dir=data_dir, verify=not no_verify)
+    metrics, out = run.metrics, run.path
     if metrics.get("task") == "regression":
         console.print(f"test MSE {metrics['test_mse']:.4f}  val MSE {metrics['val_mse']:.4f}  train MSE "
                       f"{metrics['train_mse']:.4f}  ({metrics['epochs_run']} epochs, "
@@ -230,16 +227,14 @@ def study_run(
     no_verify: NoVerify = False,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
+    from visionstudy.api import Study
     from visionstudy.errors import ConfigError
-    from visionstudy.study import Placement, load_study, run_all
 
-    spec = load_study(study, list(set_ or []) + (["data.verify=false"] if no_verify else []))
-    if trials is not None:
-        if spec.config.search is None:
-            raise ConfigError(f"--trials {trials}: {study} has no search section")
-        spec.config.search.trials = trials
-    place = Placement(runs_dir, db)
-    console.print(f"study {spec.name}: {spec.describe()} in {place.study_dir(spec)}", highlight=False)
+    the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
+                           runs_dir=runs_dir, db=db)
+    spec = the_study.spec
+    if trials is not None and spec.config.search is None:
+        raise ConfigError(f"--trials {trials}: {study} has no search section")
     patterns = [p.strip() for p in only.split(",") if p.strip()] if only else None
     if patterns:
         from visionstudy.study import selected
@@ -247,9 +242,10 @@ def study_run(
         names = [n for n, _ in spec.variants] + (["search"] if spec.config.search else [])
         if not any(selected(n, patterns) for n in names):
             raise ConfigError(f"--only {only}: matches no variant; choose from {', '.join(names)}")
-    full, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
-                            progress=not quiet, echo=lambda line: console.print(line, highlight=False),
-                            only=patterns, fork=True)  # this process has run no torch op
+    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
+    echo = lambda line: console.print(line, highlight=False)  # noqa: E731
+    outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
+                            quiet=quiet, trials=trials, echo=echo, _fork=True)  # no torch op ran here yet
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
         console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
     else:
@@ -261,13 +257,9 @@ def study_run(
     for key, error in outcome.failed:
         err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)
     if outcome.done:
-        print_results(place.study_dir(spec))
+        print_results(the_study.dir)
     if report and outcome.done:
-        from visionstudy.report import ReportOptions
-        from visionstudy.report.study_report import build_study_report
-
-        html = build_study_report(place.study_dir(spec), place.study_dir(spec) / "report",
-                                  ReportOptions(data_dir=data_dir, progress=not quiet), db)
+        html = the_study.report(data_dir=data_dir, progress=not quiet)
         console.print(f"report: {html}", highlight=False)
     if outcome.failed:
         err_console.print(f"{len(outcome.failed)} of {outcome.total} runs failed; fix the cause and run "

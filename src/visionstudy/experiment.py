@@ -4,7 +4,7 @@
 
 writes config.yaml (resolved, with versions and the dataset checksum), history.csv, metrics.json,
 predictions.npz and checkpoints/{last,best}.pt. Devices, mixed precision and data-parallel
-processes come from Lightning Fabric; the loop itself is ours (`visionstudy.train`).
+processes come from Lightning Fabric; the loop itself is ours (`visionstudy.training`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from visionstudy.errors import ConfigError
 from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
 from visionstudy.models import Classifier, count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
-from visionstudy.train.checkpoint import load_checkpoint
-from visionstudy.train.fit import fit
+from visionstudy.training.checkpoint import load_checkpoint
+from visionstudy.training.fit import fit
 from visionstudy.validate import usable_cores
 
 
@@ -165,8 +165,8 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
 
 def check_memory(cfg: RunConfig, task: Any, data: Any, fabric: Any) -> None:
     """Refuse a run whose training step cannot fit in the device's memory, before building it."""
-    from visionstudy.train.memory import check_fits, estimate
-    from visionstudy.train.optim import optimizer_factory
+    from visionstudy.training.memory import check_fits, estimate
+    from visionstudy.training.optim import optimizer_factory
 
     with torch.device("meta"):
         probe = task.build_model(cfg, data, skeleton=True)

@@ -37,7 +37,7 @@ def unknown_names(raw: Any) -> list[str]:
     """Unknown registered names in a config whose schema failed too, so one message lists all."""
     from visionstudy.data import DATASETS
     from visionstudy.models import MODELS
-    from visionstudy.train.optim import OPTIMIZERS, SCHEDULES
+    from visionstudy.training.optim import OPTIMIZERS, SCHEDULES
 
     registries = dict(zip(NAMED, (DATASETS, MODELS, OPTIMIZERS, SCHEDULES), strict=True))
     out = []
@@ -73,7 +73,7 @@ def check_registered(cfg: RunConfig) -> None:
         import json
 
         check_shape(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), shape)
-    from visionstudy.train.optim import optimizer_params, schedule_params
+    from visionstudy.training.optim import optimizer_params, schedule_params
 
     optimizer_params(cfg.train.optimizer)
     schedule_params(cfg.train.scheduler)

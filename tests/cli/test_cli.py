@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import write_mnist_like
-from visionstudy.train.checkpoint import load_checkpoint
+from visionstudy.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "examples" / "digits-quick.yaml"

@@ -13,7 +13,7 @@ from PIL import Image
 from visionstudy.errors import CheckpointError, DataError
 from visionstudy.evaluate.predict import load_predictor, predict, read_image
 from visionstudy.report.runs import load_run
-from visionstudy.train.checkpoint import seal
+from visionstudy.training.checkpoint import seal
 
 
 def test_predictions_on_image_files_match_the_run_test_predictions(digits_run, tmp_path):

@@ -94,7 +94,7 @@ def test_a_set_run_learns_and_writes_a_complete_run_folder(tmp_path):
 
 
 def test_a_set_run_resumes_to_the_same_weights(tmp_path):
-    from visionstudy.train.checkpoint import load_checkpoint
+    from visionstudy.training.checkpoint import load_checkpoint
 
     straight = run_experiment(validate_run_config(sets_config(4)), tmp_path / "a", quiet=True)
     run_experiment(validate_run_config(sets_config(2)), tmp_path / "b", quiet=True)

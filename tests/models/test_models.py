@@ -111,7 +111,7 @@ def test_activations_take_their_parameters_in_every_family(spec, cls, attr, valu
 
 
 def test_l1_and_l2_penalise_the_weights_of_every_model_family():
-    from visionstudy.train.optim import penalised_weights, weight_penalty
+    from visionstudy.training.optim import penalised_weights, weight_penalty
 
     nets = {name: create_model(name, 3, 10, 32) for name in list_models() if name != "torchvision"}
     nets["torchvision"] = create_model("torchvision", 3, 10, 32, weights=None, arch="resnet18",

@@ -13,7 +13,7 @@ import torchvision
 from visionstudy.config import OptimizerConfig
 from visionstudy.errors import ConfigError
 from visionstudy.models import create_model
-from visionstudy.train.optim import build_optimizer
+from visionstudy.training.optim import build_optimizer
 
 
 @pytest.fixture(scope="module")

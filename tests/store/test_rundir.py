@@ -76,7 +76,7 @@ def test_two_concurrent_trains_into_one_folder_never_mix(tmp_path):
     winner_seed = [k for k, (code, _, _) in enumerate(results) if code == 0][0]
     saved = yaml.safe_load(RunDir(out).config.read_text())
     assert saved["seed"] == winner_seed
-    from visionstudy.train.checkpoint import load_checkpoint
+    from visionstudy.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(RunDir(out).best)["config"]["seed"] == winner_seed
     assert load_checkpoint(RunDir(out).last)["config"]["seed"] == winner_seed

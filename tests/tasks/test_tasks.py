@@ -13,7 +13,7 @@ from tests.cli.test_cli import vs
 from visionstudy.errors import ConfigError, DataError
 from visionstudy.experiment import run_experiment
 from visionstudy.tasks import TASKS, get_task, list_tasks, task_of
-from visionstudy.train.checkpoint import load_checkpoint
+from visionstudy.training.checkpoint import load_checkpoint
 from visionstudy.validate import validate_run_config
 
 SETS = {"name": "s", "data": {"dataset": "sets", "sets": {"train": 200, "val": 40, "test": 40}},

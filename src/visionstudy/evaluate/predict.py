@@ -15,7 +15,7 @@ import torch
 from visionstudy.data.loader import normalise_images
 from visionstudy.errors import CheckpointError, DataError, VisionStudyError
 from visionstudy.models import Classifier, create_model
-from visionstudy.train.checkpoint import load_checkpoint
+from visionstudy.training.checkpoint import load_checkpoint
 
 
 @dataclass

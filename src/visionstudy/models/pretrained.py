@@ -114,7 +114,7 @@ def fetch_weights(p: TorchvisionParams) -> None:
 
 def read_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A torchvision-format state dict (or a {'state_dict'|'model': ...} wrapper), weights only."""
-    from visionstudy.train.checkpoint import safe_load
+    from visionstudy.training.checkpoint import safe_load
 
     if not path.is_file():
         raise ConfigError(f"model.weights: {path}: no such file")

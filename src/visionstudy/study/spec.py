@@ -561,9 +561,13 @@ def load_study(target: str | Path, overrides: list[str] = ()) -> Study:  # type:
     """Read, validate and expand a study file or `recipe:NAME`."""
     text = str(target)
     path = recipe_path(text.removeprefix("recipe:")) if text.startswith("recipe:") else Path(text)
-    raw = read_yaml(path)
+    return study_from(read_yaml(path), str(path), overrides)
+
+
+def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
+    """Validate and expand a study file's contents (a mapping); `source` names it in errors."""
     try:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid study file\n{format_validation_error(exc)}") from None
-    return expand(cfg, list(overrides), str(path))
+        raise ConfigError(f"{source}: invalid study file\n{format_validation_error(exc)}") from None
+    return expand(cfg, list(overrides), source)

@@ -88,7 +88,7 @@ class Classification(Task):
 
     def evaluate(self, model: torch.nn.Module, loader: Any, *, tta: bool = False,
                  keep_outputs: bool = False, autocast: Any = None) -> Any:
-        from visionstudy.train.loop import evaluate
+        from visionstudy.training.loop import evaluate
 
         return evaluate(model, loader, tta=tta, keep_outputs=keep_outputs, autocast=autocast)
 

@@ -85,7 +85,7 @@ class SetRegression(Task):
     @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, loader: Any, *, tta: bool = False,
                  keep_outputs: bool = False, autocast: Any = None) -> Any:
-        from visionstudy.train.loop import Evaluation
+        from visionstudy.training.loop import Evaluation
 
         model.eval()
         outs, targets = [], []

@@ -23,10 +23,10 @@ from visionstudy.config import EarlyStoppingConfig, TrainConfig
 from visionstudy.data.loader import BatchLoader
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store.rundir import RunDir
-from visionstudy.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from visionstudy.train.loop import evaluate, train_one_epoch
-from visionstudy.train.optim import Schedule, build_optimizer
-from visionstudy.train.progress import EpochProgress
+from visionstudy.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from visionstudy.training.loop import evaluate, train_one_epoch
+from visionstudy.training.optim import Schedule, build_optimizer
+from visionstudy.training.progress import EpochProgress
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 STEP_FIELDS = ["step", "epoch", "batch", "loss", "accuracy", "lr"]

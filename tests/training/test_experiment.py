@@ -16,8 +16,8 @@ import yaml
 
 from visionstudy.errors import CheckpointError, TrainingError
 from visionstudy.experiment import load_run_config, run_experiment
-from visionstudy.train import fit as fit_module
-from visionstudy.train.checkpoint import load_checkpoint, save_checkpoint, seal
+from visionstudy.training import fit as fit_module
+from visionstudy.training.checkpoint import load_checkpoint, save_checkpoint, seal
 from visionstudy.validate import validate_run_config
 
 
@@ -124,7 +124,7 @@ def test_early_stopping_stops_and_the_best_checkpoint_is_evaluated(tmp_path):
 
 def test_test_metrics_come_from_best_pt_not_the_last_epoch(tmp_path, monkeypatch):
     """Corrupt the weights after the best epoch: the test metrics must not see it."""
-    from visionstudy.train import fit as fit_mod
+    from visionstudy.training import fit as fit_mod
 
     original = fit_mod.train_one_epoch
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import TrainingError
-from visionstudy.train.optim import Schedule, penalised_weights, weight_penalty
+from visionstudy.training.optim import Schedule, penalised_weights, weight_penalty
 
 StepHook = Callable[[int, float, float], None]  # (step, loss, accuracy) for progress displays
 

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from visionstudy.models import count_params, create_model
-from visionstudy.train.memory import MemoryEstimate, check_fits, estimate, optimizer_state_per_param
+from visionstudy.training.memory import MemoryEstimate, check_fits, estimate, optimizer_state_per_param
 
 
 def test_the_estimate_counts_weights_gradients_optimizer_state_and_activations():
@@ -53,7 +53,7 @@ def test_train_refuses_a_model_too_big_for_memory_in_seconds_without_a_traceback
 def test_the_cpu_limit_is_the_ram_still_available():
     import os
 
-    from visionstudy.train.memory import available_bytes
+    from visionstudy.training.memory import available_bytes
 
     free, what = available_bytes(torch.device("cpu"))
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

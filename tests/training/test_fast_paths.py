@@ -11,7 +11,7 @@ import torchvision.transforms.v2.functional as TF
 from visionstudy.data.augment import Rotate, shift_batch
 from visionstudy.data.loader import BatchLoader
 from visionstudy.models import create_model
-from visionstudy.train.loop import evaluate
+from visionstudy.training.loop import evaluate
 
 
 @pytest.mark.parametrize("name, params", [("cnn", {"channels": [8, 16], "batch_norm": True}),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from visionstudy.config import OptimizerConfig, SchedulerConfig
-from visionstudy.train.optim import OPTIMIZERS, Schedule, build_optimizer, weight_penalty
+from visionstudy.training.optim import OPTIMIZERS, Schedule, build_optimizer, weight_penalty
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names())
@@ -58,7 +58,7 @@ def test_weight_penalty_skips_biases():
 
 
 # ------------------------------------------------------------------ registry contract (issue #14, 5)
-from visionstudy.train.optim import OPTIMIZERS, SCHEDULES, list_optimizers, list_schedules  # noqa: E402
+from visionstudy.training.optim import OPTIMIZERS, SCHEDULES, list_optimizers, list_schedules  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list_optimizers())

@@ -1,0 +1,334 @@
+"""The Python API: what the CLI does, as functions and objects for notebooks and scripts. The CLI
+commands `train` and `study run` are thin layers over `train` and `Study` here: one path.
+
+    import visionstudy as vs
+
+    run = vs.train("examples/digits-quick.yaml", set={"train.epochs": 5}, out="runs/x")
+    run.metrics["test_accuracy"], run.history.tail(), run.predict(["a.png"]), run.report()
+
+    study = vs.Study.load("recipe:quick", set={"train.epochs": 3})
+    study.run(workers=2)
+    study.status(), study.results(), study.report()
+
+Errors are the CLI's: `vs.ConfigError`, `vs.DataError`, ... (all `vs.VisionStudyError`), with the
+same messages. In Jupyter a run and a study display as a compact summary (headline metrics, curves).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from visionstudy.errors import VisionStudyError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Overrides = Mapping[str, Any] | Sequence[str] | None
+
+
+def override_list(values: Overrides) -> list[str]:
+    """{'train.epochs': 5, 'model.hidden': [64]} → ['train.epochs=5', 'model.hidden=[64]'] (the
+    CLI's --set; values are written as JSON, which the YAML parser reads back exactly)."""
+    if values is None:
+        return []
+    if isinstance(values, Mapping):
+        return [f"{k}={json.dumps(v)}" for k, v in values.items()]
+    return [str(v) for v in values]
+
+
+def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> Any:
+    """A validated RunConfig from a YAML file or a mapping, with overrides applied."""
+    from visionstudy.config import merge_run, parse_override
+    from visionstudy.validate import load_config, validate_run_config
+
+    if isinstance(config, Mapping):
+        raw: dict[str, Any] = dict(config)
+        for text in overrides:
+            raw = merge_run(raw, parse_override(text))
+        return validate_run_config(raw, "config")
+    return load_config(Path(config), overrides)
+
+
+# --------------------------------------------------------------------------------------------- runs
+
+
+class Run:
+    """A run folder: what `train` wrote, read back through the store."""
+
+    def __init__(self, path: str | Path) -> None:
+        from visionstudy.store.rundir import RunDir
+
+        self.path = Path(path)
+        self.dir = RunDir(self.path)
+        if not self.dir.config.is_file():
+            raise VisionStudyError(f"{self.path}: not a run folder (no config.yaml); train one with "
+                                   "vs.train(...) or `visionstudy train`")
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def finished(self) -> bool:
+        return self.dir.is_finished()
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json as a dict (a run that has not finished has none: an error says so)."""
+        if not self.finished:
+            raise VisionStudyError(f"{self.path}: the run has not finished (no metrics.json); resume it "
+                                   "with vs.train(config, out=..., resume=True)")
+        return json.loads(self.dir.metrics.read_text())
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """history.csv: one row per epoch (epoch, train/val loss and accuracy, lr, seconds)."""
+        import pandas as pd
+
+        if not self.dir.history.is_file():
+            return pd.DataFrame(columns=["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                         "lr", "seconds"])
+        return pd.read_csv(self.dir.history)
+
+    def predict(self, images: str | Path | Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """Top-k classes per image file, as `visionstudy predict --json` prints them: the run's own
+        checkpoint, preprocessing and test-time augmentation, and the one image reader."""
+        from visionstudy.evaluate.predict import load_predictor, predict
+
+        paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
+        results, _ = predict(load_predictor(self.path), paths, top_k)
+        return [{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]} for r in results]
+
+    def report(self, out: str | Path | None = None, **options: Any) -> Path:
+        """Write the run's report (options: those of `ReportOptions`, e.g. tsne_points=500,
+        images=False, formats=("html", "pdf")); returns the path of report.html."""
+        from visionstudy.report import ReportOptions, build_report
+
+        return build_report([self.path], Path(out) if out else Path("reports") / self.name,
+                            ReportOptions(**options))
+
+    def _repr_html_(self) -> str:
+        rows = []
+        if self.finished:
+            m = self.metrics
+            shown = [("test accuracy", m.get("test_accuracy"), "{:.2%}"),
+                     ("test MSE", m.get("test_mse"), "{:.4f}"),
+                     ("macro F1", m.get("f1_macro"), "{:.4f}"), ("test loss", m.get("test_loss"), "{:.4f}"),
+                     ("parameters", m.get("params"), "{:,}"), ("epochs", m.get("epochs_run"), "{}"),
+                     ("train seconds", m.get("train_seconds"), "{:.1f}")]
+            rows = [(k, f.format(v)) for k, v, f in shown if v is not None]
+        else:
+            rows = [("state", "not finished")]
+        return summary_html(f"Run {self.name}", str(self.path), rows, curves_png(self.history))
+
+
+def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: str | Path | None = None, *,  # noqa: A002
+          device: str = "auto", resume: bool = False, force: bool = False, quiet: bool = False,
+          data_dir: str | Path | None = None, verify: bool = True) -> Run:
+    """Train and evaluate one run, as `visionstudy train` does. `config`: a YAML file or a mapping;
+    `set`: overrides ({'train.epochs': 5} or ['train.epochs=5']); `out`: the run folder (default
+    runs/<name>). Returns the finished `Run`."""
+    from visionstudy.experiment import run_experiment
+
+    cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
+    path = Path(out) if out else Path("runs") / cfg.name
+    run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet,
+                   data_dir=Path(data_dir) if data_dir else None)
+    return Run(path)
+
+
+# ------------------------------------------------------------------------------------------ studies
+
+
+class Study:
+    """A study: its expanded plan, where its runs go, and what they gave."""
+
+    def __init__(self, spec: Any, runs_dir: str | Path = "runs", db: str | None = None) -> None:
+        from visionstudy.study import Placement
+
+        self.spec, self.db = spec, db
+        self.place = Placement(Path(runs_dir), db)
+
+    @classmethod
+    def load(cls, target: str | Path | Mapping[str, Any], set: Overrides = None, *,  # noqa: A002
+             runs_dir: str | Path = "runs", db: str | None = None) -> Study:
+        """A study file, `recipe:NAME` or a mapping (a study file's contents), with `set` overrides
+        applied to every run, validated and expanded before anything trains."""
+        from visionstudy.study.spec import load_study, study_from
+
+        overrides = override_list(set)
+        spec = study_from(dict(target), "study", overrides) if isinstance(target, Mapping) else \
+            load_study(target, overrides)
+        return cls(spec, runs_dir, db)
+
+    def __repr__(self) -> str:
+        return f"Study({self.name!r}: {self.spec.describe()} in {self.dir})"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dir(self) -> Path:
+        return self.place.study_dir(self.spec)
+
+    def run(self, workers: int = 1, *, device: str = "auto", data_dir: str | Path | None = None,
+            only: Sequence[str] | None = None, report: bool = True, quiet: bool = False,
+            trials: int | None = None, echo: Any = print, _fork: bool = False) -> Any:
+        """Train every run that is not finished (`only`: variant names or patterns), then write the
+        report; returns the outcome (total, done, failed, trained, seconds). Workers start from a
+        forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`."""
+        from visionstudy.errors import ConfigError
+        from visionstudy.study import run_all, selected
+
+        if trials is not None:
+            if self.spec.config.search is None:
+                raise ConfigError(f"trials={trials}: the study {self.name} has no search section")
+            self.spec.config.search.trials = trials
+        patterns = list(only) if only else None
+        if patterns:
+            names = [n for n, _ in self.spec.variants] + (["search"] if self.spec.config.search else [])
+            if not any(selected(n, patterns) for n in names):
+                raise ConfigError(f"only={','.join(patterns)}: matches no variant; choose from "
+                                  f"{', '.join(names)}")
+        path = Path(data_dir) if data_dir else None
+        full, outcome = run_all(self.spec, self.place, workers=workers, device=device, data_dir=path,
+                                progress=not quiet, echo=echo, only=patterns, fork=_fork)
+        self.spec = full
+        if report and outcome.done:
+            self.report(data_dir=path, progress=not quiet)
+        return outcome
+
+    def status(self) -> pd.DataFrame:
+        """One row per planned run: key, variant, status (done, running, waiting, failed, missing, new)."""
+        import pandas as pd
+
+        from visionstudy.study.manifest import has_manifest
+        from visionstudy.study.status import study_status
+
+        if not has_manifest(self.dir):  # never ran: nothing to look up, and nothing is created
+            return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": "new"}
+                                 for r in self.spec.runs])
+        view = study_status(str(self.dir), [], self.place.runs_dir, self.db)
+        return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": view.status[r.key]}
+                             for r in view.runs])
+
+    def results(self) -> pd.DataFrame:
+        """One row per planned run: key, variant, seed, fold, finished, and its test metrics."""
+        import pandas as pd
+
+        from visionstudy.study.manifest import from_study, has_manifest, read_manifest
+        from visionstudy.study.results import SCALARS, run_rows
+
+        manifest = read_manifest(self.dir) if has_manifest(self.dir) else from_study(self.spec)
+        rows = run_rows(self.dir, manifest)
+        return pd.DataFrame(rows, columns=["key", "variant", "seed", "fold", "finished", *SCALARS])
+
+    def report(self, out: str | Path | None = None, **options: Any) -> Path:
+        """Write the study report (options: those of `ReportOptions`); returns report.html's path."""
+        from visionstudy.report import ReportOptions
+        from visionstudy.report.study_report import build_study_report
+
+        if "data_dir" in options and options["data_dir"] is not None:
+            options["data_dir"] = Path(options["data_dir"])
+        target = Path(out) if out else self.dir / "report"
+        return build_study_report(self.dir, target, ReportOptions(**options), self.db)
+
+    def _repr_html_(self) -> str:
+        from visionstudy.study.manifest import from_study
+        from visionstudy.study.results import headline, variant_results
+
+        results = self.results()
+        key, label, higher = headline(from_study(self.spec))
+        rows = [("runs finished", f"{int(results['finished'].sum())}/{len(results)}")]
+        records = results.to_dict("records")
+        for r in variant_results(records, key, [n for n, _ in self.spec.variants]):
+            rows.append((r.variant, r.text(percent=higher) if r.runs else "not run"))
+        return summary_html(f"Study {self.name}",
+                            f"{self.spec.describe()} — {label} per variant, in {self.dir}", rows)
+
+
+# ------------------------------------------------------------------------------------ the stages
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -> Any:
+    """A prepared dataset (train / val / test splits, class names, mean and std) as `train` sees it:
+    `vs.load_dataset("digits")`, `vs.load_dataset("cifar10", data_dir="~/mirrors", val_fraction=0.1)`;
+    `fields` are the run config's `data` keys."""
+    from pydantic import ValidationError
+
+    from visionstudy.config import DataConfig, format_validation_error
+    from visionstudy.data import prepare
+    from visionstudy.errors import ConfigError
+
+    try:
+        cfg = DataConfig(dataset=name, **fields)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "data")) from None
+    return prepare(cfg, Path(data_dir).expanduser() if data_dir else None)
+
+
+def create_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+                 **params: Any) -> Any:
+    """A registered model (an nn.Module): `vs.create_model("resnet20", num_classes=100)`; `params`
+    are the run config's `model` keys."""
+    from visionstudy.models import create_model as build
+
+    return build(name, in_channels, num_classes, input_size, **params)
+
+
+def recipes() -> pd.DataFrame:
+    """The built-in recipes: name, runs, what each reproduces."""
+    import pandas as pd
+
+    from visionstudy.study import list_recipes, load_study
+
+    rows = []
+    for name in list_recipes():
+        spec = load_study(f"recipe:{name}")
+        rows.append({"recipe": name, "runs": len(spec.runs), "variants": len(spec.variants),
+                     "reproduces": spec.config.reproduces or spec.config.description})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- display
+
+
+def curves_png(history: pd.DataFrame) -> str | None:
+    """Loss and accuracy per epoch as a small embedded PNG, or None without history."""
+    if history.empty:
+        return None
+    from visionstudy.report.figures import plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.4))
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        for split, style in (("train", "-o"), ("val", "-o")):
+            column = f"{split}_{key}"
+            if column in history and history[column].notna().any():
+                ax.plot(history["epoch"], history[column], style, ms=3, label=split)
+        ax.set(xlabel="epoch", title=key)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def summary_html(title: str, subtitle: str, rows: list[tuple[str, str]], png: str | None = None) -> str:
+    cells = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{html.escape(v)}</td></tr>"
+                    for k, v in rows)
+    image = f"<img src='data:image/png;base64,{png}' alt='training curves'>" if png else ""
+    return (f"<div class='visionstudy'><b>{html.escape(title)}</b> <small>{html.escape(subtitle)}</small>"
+            "<div style='display:flex;gap:16px;align-items:flex-start'>"
+            f"<table>{cells}</table>{image}</div></div>")

@@ -1,0 +1,124 @@
+"""The Python API (`import visionstudy as vs`): the CLI's path, as objects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import visionstudy as vs
+
+TINY = {"name": "api-digits", "data": {"dataset": "digits"},
+        "model": {"name": "cnn", "channels": [8], "hidden": [16]},
+        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-2}}}
+
+
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory) -> vs.Run:
+    out = tmp_path_factory.mktemp("api") / "run"
+    return vs.train(TINY, set={"train.epochs": 2, "model.hidden": [12]}, out=out, quiet=True)
+
+
+def test_import_is_light_and_names_load_on_use():
+    code = "import sys, visionstudy; assert 'torch' not in sys.modules; print(sorted(visionstudy.__all__))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Study" in done.stdout and "train" in done.stdout
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        vs.nope  # noqa: B018
+
+
+def test_train_returns_the_run_with_its_metrics_history_and_predictions(api_run, tmp_path):
+    run = api_run
+    on_disk = json.loads((run.path / "metrics.json").read_text())
+    assert run.metrics == on_disk and run.metrics["epochs_run"] == 2  # set= overrode the config
+    assert "hidden:\n  - 12" in (run.path / "config.yaml").read_text()
+    history = run.history
+    assert list(history["epoch"]) == [1, 2] and {"train_loss", "val_accuracy", "lr"} <= set(history.columns)
+    from PIL import Image
+
+    data = vs.load_dataset("digits")
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(data.test.images[i][..., 0]).save(files[-1])
+    got = run.predict(files, top_k=2)
+    with np.load(run.path / "predictions.npz") as p:
+        expected = [p["class_names"][int(np.argmax(p["logits"][i]))] for i in range(3)]
+    assert [g["top"][0]["class"] for g in got] == [str(e) for e in expected]
+    assert all(len(g["top"]) == 2 and 0 <= g["top"][0]["probability"] <= 1 for g in got)
+    html = run.report(tmp_path / "rep", images=False, tsne_points=0)
+    assert html.name == "report.html" and "Run report" in html.read_text()
+    shown = run._repr_html_()
+    assert "test accuracy" in shown and "data:image/png;base64," in shown
+
+
+def test_errors_are_the_clis_exceptions(tmp_path):
+    with pytest.raises(vs.ConfigError, match=r"train\.epochs"):
+        vs.train({**TINY, "train": {"epochs": 0}}, out=tmp_path / "x")
+    with pytest.raises(vs.ConfigError, match="unknown model"):
+        vs.train(TINY, set=["model.name=nope"], out=tmp_path / "y")
+    with pytest.raises(vs.VisionStudyError, match="not a run folder"):
+        vs.Run(tmp_path)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(vs.ConfigError, match="baseline 'nope' is not a variant"):
+        vs.Study.load({"name": "s", **{k: TINY[k] for k in ("data", "model", "train")}, "baseline": "nope",
+                       "variants": {"a": {}}})
+
+
+def test_a_study_loads_runs_reports_and_gives_its_results_as_a_dataframe(tmp_path):
+    spec = {"name": "api-study", **{k: TINY[k] for k in ("data", "model", "train")}, "seeds": 2,
+            "variants": {"plain": {}, "bn": {"model": {"batch_norm": True}}}}
+    study = vs.Study.load(spec, set={"train.epochs": 1}, runs_dir=tmp_path / "runs")
+    before = study.status()
+    assert list(before["status"]) == ["new"] * 4 and not (tmp_path / "runs").exists()  # nothing created
+    lines: list[str] = []
+    outcome = study.run(workers=2, quiet=True, report=False, echo=lines.append)  # forkserver workers
+    assert outcome.done == outcome.total == 4 and not outcome.failed
+    assert sum(line.startswith("done ") for line in lines) == 4
+    assert list(study.status()["status"]) == ["done"] * 4
+    results = study.results()
+    assert list(results["key"]) == ["plain/seed-0", "plain/seed-1", "bn/seed-0", "bn/seed-1"]
+    for row in results.to_dict("records"):
+        metrics = json.loads((study.dir / row["key"] / "metrics.json").read_text())
+        assert row["finished"] and row["test_accuracy"] == metrics["test_accuracy"]
+        assert row["epochs_run"] == 1
+    html = study.report(images=False, tsne_points=0)
+    assert html == study.dir / "report" / "report.html" and html.is_file()
+    shown = study._repr_html_()
+    assert "runs finished" in shown and "4/4" in shown and "bn" in shown and "±" in shown
+
+
+def test_recipes_datasets_and_models():
+    recipes = vs.recipes()
+    quick = recipes.set_index("recipe").loc["quick"]
+    assert quick["runs"] == 10 and quick["variants"] == 5
+    data = vs.load_dataset("digits", val_fraction=0.25)
+    total = len(data.train) + len(data.val)
+    assert data.num_classes == 10 and len(data.val) == pytest.approx(0.25 * total, abs=2)
+    import torch
+
+    net = vs.create_model("cnn", in_channels=1, num_classes=10, input_size=8, channels=[4], hidden=[8])
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(vs.ConfigError):
+        vs.load_dataset("digits", val_fraction=2)
+
+
+def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):
+    """One path: `visionstudy train` is `vs.train`, so the same config gives the same weights."""
+    import yaml
+
+    from tests.cli.test_cli import vs as cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    done = cli("train", cfg, "--set", "train.epochs=2", "--set", "model.hidden=[12]",
+               "--out", tmp_path / "cli", "--quiet")
+    assert done.returncode == 0, done.stderr
+    ours = json.loads((Path(api_run.path) / "metrics.json").read_text())
+    theirs = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert theirs["test_accuracy"] == ours["test_accuracy"] and theirs["test_loss"] == ours["test_loss"]
