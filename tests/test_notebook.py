@@ -1,0 +1,52 @@
+"""examples/quickstart.ipynb executed on a real Jupyter kernel (nbclient), its outputs checked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def outputs(cell) -> tuple[str, list[str]]:
+    """(the cell's text output, the MIME types it displayed)."""
+    text, kinds = [], []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            text.append(out["text"])
+        elif out["output_type"] in ("execute_result", "display_data"):
+            kinds += list(out["data"])
+            text.append(out["data"].get("text/plain", ""))
+            text.append(out["data"].get("text/html", ""))
+        elif out["output_type"] == "error":
+            raise AssertionError(f"{out['ename']}: {out['evalue']}")
+    return "".join(text), kinds
+
+
+def test_the_quickstart_notebook_runs_on_a_jupyter_kernel(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
+    # 2 epochs instead of the notebook's 5: the same cells, a shorter wait
+    nb.cells[1].source = nb.cells[1].source.replace('"train.epochs": 5', '"train.epochs": 2')
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    text, kinds = outputs(code[0])
+    assert "text/html" in kinds and "Study quick" in text and "10 runs (5 variants × 2 seeds)" in text
+    assert "10/10 runs finished" in outputs(code[1])[0]
+    table, kinds = outputs(code[2])
+    assert "text/html" in kinds and table.count("baseline/seed-") >= 2 and "both+augment/seed-1" in table
+    summary, _ = outputs(code[3])
+    assert "batchnorm+dropout" in summary and "mean" in summary
+    report, kinds = outputs(code[4])
+    assert kinds.count("image/png") == 2 and "report.html" in report
+    assert (tmp_path / "runs" / "quick" / "report" / "report.html").is_file()
+    history, _ = outputs(code[5])
+    assert "val_accuracy" in history
+    shown, kinds = outputs(code[6])
+    assert "text/html" in kinds and "Run seed-0" in shown and "data:image/png;base64," in shown
+    shutil.rmtree(tmp_path / "runs")
