@@ -443,6 +443,32 @@ def predict(
             err_console.print(f"Grad-CAM: {path}", highlight=False)
 
 
+@app.command()
+def demo(
+    run: Annotated[Path, typer.Argument(help="a finished run directory")],
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    data_dir: DataDir = None,
+) -> None:
+    """Serve a page where a person uploads or drops an image and sees the top classes and Grad-CAM."""
+    from visionstudy.errors import VisionStudyError
+
+    try:
+        import multipart  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise VisionStudyError("the demo needs its extra: pip install 'visionstudy[demo]' (starlette, "
+                               "uvicorn, python-multipart)") from None
+    from visionstudy.serve.demo import create_app
+
+    app = create_app(run, data_dir)  # a run that cannot be served fails here, before the port opens
+    import uvicorn
+
+    console.print(f"demo of {run}: http://{host}:{port}  (Ctrl-C stops it)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> list[Path]:
     import torch
 

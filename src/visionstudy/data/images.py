@@ -23,6 +23,7 @@ declare more than `MAX_PIXELS` pixels are refused before decoding (decompression
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,8 +37,9 @@ class ImageReadError(ValueError):
     """A file that is not a readable image (the message says why)."""
 
 
-def read_image(path: Path | str, size: tuple[int, int], channels: int) -> np.ndarray:
-    """Decode one image file to uint8 (height, width, channels) by the rules above."""
+def read_image(path: Path | str | BinaryIO, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Decode one image file (a path, or an open binary file such as an upload) to uint8
+    (height, width, channels) by the rules above."""
     h, w = size
     try:
         with Image.open(path) as im:

@@ -124,15 +124,20 @@ def logits_of(p: Predictor, images: np.ndarray) -> torch.Tensor:
     return (logits + p.model(x.flip(3)).float()) / 2 if p.tta else logits
 
 
+def classify(p: Predictor, images: np.ndarray, names: list[str], top_k: int = 5) -> list[Prediction]:
+    """Top-k classes of uint8 images (N, H, W, C) already read by the one image reader."""
+    probs = torch.softmax(logits_of(p, images), dim=1).cpu().numpy()
+    k = min(top_k, len(p.class_names))
+    out = []
+    for name, row in zip(names, probs, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        out.append(Prediction(name, [(p.class_names[i], float(row[i])) for i in order]))
+    return out
+
+
 def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> tuple[list[Prediction], np.ndarray]:
     """Top-k classes of each image, and the preprocessed images (uint8) for Grad-CAM."""
     if not paths:
         raise VisionStudyError("give at least one image file")
     images = np.stack([read_image(Path(f), p.image_shape) for f in paths])
-    probs = torch.softmax(logits_of(p, images), dim=1).cpu().numpy()
-    k = min(top_k, len(p.class_names))
-    out = []
-    for f, row in zip(paths, probs, strict=True):
-        order = np.argsort(-row, kind="stable")[:k]
-        out.append(Prediction(str(f), [(p.class_names[i], float(row[i])) for i in order]))
-    return out, images
+    return classify(p, images, [str(f) for f in paths], top_k), images

@@ -1,0 +1,142 @@
+"""`visionstudy demo`: the page in headless Chromium (Playwright) against `visionstudy predict`."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.cli.test_cli import ROOT, vs
+from tests.report.test_browser import chromium
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(digits_run):
+    port = free_port()
+    cmd = [sys.executable, "-m", "visionstudy", "demo", str(digits_run), "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/api/info", timeout=2) as r:
+                info = json.loads(r.read())
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise AssertionError(f"the demo did not start: {proc.communicate()[1][-2000:]}") from None
+            time.sleep(0.3)
+    yield url, info
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_info_names_the_run_and_offers_test_images(server, digits_run):
+    url, info = server
+    metrics = json.loads((digits_run / "metrics.json").read_text())
+    assert info["run"] == digits_run.name and info["test_accuracy"] == metrics["test_accuracy"]
+    assert info["classes"] == metrics["class_names"] and len(info["samples"]) == 8
+    with urllib.request.urlopen(url + "/api/sample/0") as r:
+        assert r.headers["content-type"] == "image/png" and Image.open(io.BytesIO(r.read())).size == (8, 8)
+
+
+def test_the_page_shows_what_predict_says_and_survives_bad_uploads(server, digits_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    from visionstudy.config import DataConfig
+    from visionstudy.data import prepare
+
+    test = prepare(DataConfig(dataset="digits")).test
+    image = tmp_path / "digit.png"
+    Image.fromarray(test.images[7][..., 0]).save(image)
+    cli = vs("predict", digits_run, image, "--json", "--top-k", "5")
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)[0]["top"]
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image at all")
+    bomb = tmp_path / "bomb.png"  # 10,000 × 10,000 pixels in 15 kB: refused before decoding
+    Image.new("1", (10_000, 10_000)).save(bomb)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + bytes(50 * 2**20))
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        assert page.locator("#run").inner_text() == digits_run.name
+        assert page.locator("#samples img").count() == 8
+
+        def upload(path: Path) -> None:
+            with page.expect_response("**/api/predict") as response:
+                page.locator("#file").set_input_files(str(path))
+            response.value.finished()
+            page.wait_for_timeout(100)  # the page's script renders the answer
+
+        upload(image)
+        shown = page.locator("#top tr").first.locator(".cls").inner_text()
+        probability = page.locator("#top tr").first.locator(".p").inner_text()
+        assert shown == expected[0]["class"] and probability == f"{100 * expected[0]['probability']:.1f}%"
+        assert page.locator("#top tr").count() == 5
+        assert page.locator("#cam").get_attribute("src").startswith("data:image/png;base64,")
+
+        for bad, status, words in ((text, 400, "not a readable image"), (bomb, 400, "pixels"),
+                                   (huge, 413, "limit")):
+            upload(bad)
+            message = page.locator("#error").inner_text()
+            assert message.startswith(f"Error {status}:") and words in message, message
+            assert page.locator("#top tr").count() == 0
+
+        upload(image)  # still serving, and still right
+        assert page.locator("#top tr").first.locator(".cls").inner_text() == expected[0]["class"]
+        assert page.locator("#error").inner_text() == ""
+
+        page.locator("#samples img").first.click()  # a test image from the page itself
+        page.locator("#top tr").first.wait_for()
+        assert errors == []
+        browser.close()
+
+
+def test_the_endpoint_answers_json_with_the_reason(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="PNG")
+    with sync_playwright() as p:
+        api = p.request.new_context()
+        ok = api.post(url + "/api/predict", multipart={"image": {"name": "x.png", "mimeType": "image/png",
+                                                                  "buffer": buf.getvalue()}})
+        body = ok.json()
+        assert ok.status == 200 and len(body["top"]) == 5 and sum(t["p"] for t in body["top"]) <= 1 + 1e-6
+        missing = api.post(url + "/api/predict", multipart={"other": "x"})
+        assert missing.status == 400 and "field 'image'" in missing.json()["error"]
+        empty = api.post(url + "/api/predict", multipart={"image": {"name": "e.png", "mimeType": "image/png",
+                                                                     "buffer": b""}})
+        assert empty.status == 400 and "empty" in empty.json()["error"]
+        api.dispose()
+
+
+def test_a_run_that_is_not_finished_is_refused_before_serving(tmp_path):
+    result = vs("demo", tmp_path, "--port", str(free_port()))
+    assert result.returncode == 2 and "not a finished run" in result.stderr
+    assert "Traceback" not in result.stderr
