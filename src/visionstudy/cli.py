@@ -469,6 +469,32 @@ def demo(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="a finished run directory")],
+    format_: Annotated[str, typer.Option("--format", help="onnx, torchscript or safetensors")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="the file to write (default exports/<run>.<ext>)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export the run's model with its class names and normalisation, checked against the run."""
+    from visionstudy.errors import VisionStudyError
+
+    needs = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "safetensors": ("safetensors",)}.get(format_, ())
+    import importlib.util
+
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        raise VisionStudyError(f"--format {format_} needs {', '.join(missing)}: pip install "
+                               "'visionstudy[export]'")
+    from visionstudy.serve.export import export_run
+
+    done = export_run(run, format_, out, data_dir)
+    on = f"{done.images} " + ("test images" if done.test_images else "random images (no dataset here)")
+    console.print(f"{done.format}: {done.path} (classes and normalisation: {done.sidecar})", highlight=False)
+    console.print(f"parity: max |Δlogit| {done.max_abs_diff:.2e} against the run's model on {on}",
+                  highlight=False)
+
+
 def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> list[Path]:
     import torch
 

@@ -1,0 +1,190 @@
+"""Export a finished run's model to hand it on: ONNX, TorchScript or safetensors, with its class
+names and normalisation in a JSON file beside it, and a parity check against the run's own model.
+
+    visionstudy export runs/digits-quick --format onnx            # → exports/digits-quick.onnx (+ .json)
+    visionstudy export runs/digits-quick --format safetensors --out model.safetensors
+
+Every format takes float32 NCHW images normalised as the JSON says, ((pixel / 255) - mean) / std, and
+gives logits (the raw model: a run's test-time flip averaging is the caller's to repeat; the JSON
+says whether the run used it). The parity check runs a batch of the run's test images (random
+images of the right shape when the dataset is not on this machine, and the JSON says so) through
+the exported file — ONNX through onnxruntime, TorchScript through torch.jit.load, safetensors by
+rebuilding the model from the config stored in its metadata — and compares the logits with the
+run's model: max |Δlogit| is printed and written; above 1e-3 the export is refused and removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from visionstudy.errors import ConfigError, VisionStudyError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+TOLERANCE = 1e-3  # max |Δlogit| an export may differ by (float32 kernels differ in summation order)
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    sidecar: Path
+    format: str
+    max_abs_diff: float
+    images: int
+    test_images: bool  # False: random images (the dataset was not here)
+
+
+def default_out(run: Path, fmt: str) -> Path:
+    return Path("exports") / f"{run.resolve().name}{FORMATS[fmt]}"
+
+
+def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | None = None) -> Exported:
+    from visionstudy.evaluate.predict import load_predictor, load_run_model, preprocess
+    from visionstudy.store.rundir import inside_run
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
+    out = Path(out) if out else default_out(run, fmt)
+    holder = inside_run(out)
+    if holder is not None:
+        raise ConfigError(f"--out {out}: inside the run folder {holder}; exports never write into runs. "
+                          "Choose a path outside it")
+    predictor = load_predictor(run)
+    net, meta, ckpt = load_run_model(run)
+    pixels, real = parity_images(run, predictor.image_shape, data_dir)
+    x = preprocess(predictor, pixels).float().contiguous()
+    with torch.inference_mode():
+        expected = predictor.model(x).float().numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = sidecar(run, fmt, predictor, ckpt)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        WRITERS[fmt](predictor.model, x, partial, info)
+        got = READERS[fmt](partial, x, info)
+        diff = float(np.abs(got - expected).max())
+        if not np.isfinite(diff) or diff > TOLERANCE:
+            raise VisionStudyError(f"the {fmt} export disagrees with the run's model: max |Δlogit| "
+                                   f"{diff:.3g} on {len(x)} images (tolerance {TOLERANCE:g}); "
+                                   "nothing was written")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # as every file we write: readable by colleagues under 022
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    info["parity"] = {"max_abs_logit_diff": diff, "images": len(x),
+                      "on": "test images" if real else "random images (the dataset was not on this machine)"}
+    side = out.with_name(out.name + ".json")
+    side.write_text(json.dumps(info, indent=1))
+    return Exported(out, side, fmt, diff, len(x), real)
+
+
+def parity_images(run: Path, shape: tuple[int, int, int], data_dir: Path | None) -> tuple[np.ndarray, bool]:
+    """The first BATCH test images of the run's dataset (uint8 N, H, W, C), or seeded random ones."""
+    from visionstudy.report.images import load_data
+    from visionstudy.report.runs import load_run
+
+    try:
+        data, _ = load_data(load_run(run), data_dir)
+    except VisionStudyError:
+        data = None
+    if data is not None and len(data.test):
+        return data.test.images[:BATCH], True
+    c, h, w = shape
+    return np.random.default_rng(0).integers(0, 256, (BATCH, h, w, c), dtype=np.uint8), False
+
+
+def sidecar(run: Path, fmt: str, predictor: Any, ckpt: Path) -> dict[str, Any]:
+    """What a user of the file needs: classes, input shape and normalisation, and where it came from."""
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+    metrics_file = run / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return {
+        "format": fmt, "class_names": predictor.class_names,
+        "input": {"shape": ["batch", *predictor.image_shape], "dtype": "float32", "layout": "NCHW",
+                  "normalise": "(pixel / 255 - mean) / std, per channel", "mean": list(predictor.mean),
+                  "std": list(predictor.std)},
+        "output": "logits (softmax gives probabilities)",
+        "test_time_augmentation": ("the run averaged logits with the mirrored image" if predictor.tta
+                                   else "none"),
+        "model": {k: v for k, v in (config.get("model") or {}).items()},
+        "run": str(run), "checkpoint": str(ckpt), "test_accuracy": metrics.get("test_accuracy"),
+    }
+
+
+# --------------------------------------------------------------------------------- the formats
+
+
+def write_onnx(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[str, Any]) -> None:
+    """torch.export-based ONNX (the maintained exporter), any batch size."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model.eval(), (x,), input_names=["images"], output_names=["logits"],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                                    verbose=False)
+    program.save(str(path))
+
+
+def read_onnx(path: Path, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {"images": x.numpy()})[0]
+
+
+def write_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[str, Any]) -> None:
+    """A traced TorchScript file (PyTorch 2.14 deprecates TorchScript for torch.export: it is kept
+    for the C++ runtimes and mobile tools that still load it), the JSON inside as an extra file."""
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(model.eval(), x)
+        torch.jit.save(traced, str(path), _extra_files={"visionstudy.json": json.dumps(info)})
+
+
+def read_torchscript(path: Path, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path))(x).float().numpy()
+
+
+def write_safetensors(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"visionstudy": json.dumps(info)})
+
+
+def read_safetensors(path: Path, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
+    """Rebuild the model from the config in the file's own metadata and load its tensors."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from visionstudy.models import create_model
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["visionstudy"])
+    model = dict(meta["model"])
+    c, h, w = meta["input"]["shape"][1:]
+    net = create_model(model.pop("name"), c, len(meta["class_names"]), (h, w), skeleton=True, **model)
+    net.load_state_dict(load_file(str(path)))
+    with torch.no_grad():
+        return net.eval()(x).float().numpy()
+
+
+WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
+READERS = {"onnx": read_onnx, "torchscript": read_torchscript, "safetensors": read_safetensors}

@@ -1,0 +1,79 @@
+"""`visionstudy export`: each format loads with its own library and gives the run's logits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.cli.test_cli import assert_user_error, vs
+from visionstudy.serve.export import export_run
+
+
+def reference(run, images):
+    from visionstudy.evaluate.predict import load_predictor, preprocess
+
+    p = load_predictor(run)
+    x = preprocess(p, images).float()
+    with torch.no_grad():
+        return x, p.model(x).numpy()
+
+
+def digits_test(n: int = 40) -> np.ndarray:
+    from visionstudy.config import DataConfig
+    from visionstudy.data import prepare
+
+    return prepare(DataConfig(dataset="digits")).test.images[-n:]  # not the batch the check used
+
+
+def test_onnx_from_the_command_runs_in_onnxruntime_with_the_runs_logits(digits_run, tmp_path):
+    import onnxruntime
+
+    out = tmp_path / "model.onnx"
+    done = vs("export", digits_run, "--format", "onnx", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "parity: max |Δlogit|" in done.stdout and "on 32 test images" in done.stdout
+    printed = float(done.stdout.split("max |Δlogit| ")[1].split()[0])
+    side = json.loads((tmp_path / "model.onnx.json").read_text())
+    metrics = json.loads((digits_run / "metrics.json").read_text())
+    assert side["class_names"] == metrics["class_names"] and side["input"]["shape"] == ["batch", 1, 8, 8]
+    assert side["parity"]["max_abs_logit_diff"] == pytest.approx(printed, rel=0.01, abs=1e-9) and printed < 1e-3
+    x, expected = reference(digits_run, digits_test())
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x.numpy()})[0]  # 40 images: the batch axis is dynamic
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "safetensors"])
+def test_torchscript_and_safetensors_load_with_their_libraries(digits_run, tmp_path, fmt):
+    done = export_run(digits_run, fmt, tmp_path / f"m.{fmt}")
+    assert done.max_abs_diff < 1e-3 and done.test_images and done.images == 32
+    x, expected = reference(digits_run, digits_test())
+    if fmt == "torchscript":
+        extra = {"visionstudy.json": ""}
+        loaded = torch.jit.load(str(done.path), _extra_files=extra)
+        got = loaded(x).detach().numpy()
+        assert json.loads(extra["visionstudy.json"])["class_names"] == [str(i) for i in range(10)]
+    else:
+        from safetensors import safe_open
+
+        from visionstudy.models import create_model
+
+        with safe_open(str(done.path), framework="pt") as f:
+            meta = json.loads(f.metadata()["visionstudy"])
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        model = dict(meta["model"])
+        net = create_model(model.pop("name"), 1, 10, (8, 8), skeleton=True, **model)
+        net.load_state_dict(state)
+        got = net.eval()(x).detach().numpy()
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_export_errors_are_clear(digits_run, tmp_path):
+    assert_user_error(vs("export", digits_run, "--format", "tflite", "--out", tmp_path / "m"),
+                      "not an export format", "onnx, torchscript, safetensors")
+    assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", digits_run / "m.pt"),
+                      "inside the run folder", "exports never write into runs")
+    assert not (digits_run / "m.pt").exists()
