@@ -133,17 +133,24 @@ class Run:
 
 def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: str | Path | None = None, *,  # noqa: A002
           device: str = "auto", resume: bool = False, force: bool = False, quiet: bool = False,
-          data_dir: str | Path | None = None, verify: bool = True) -> Run:
+          data_dir: str | Path | None = None, verify: bool = True, log: Sequence[str] | None = None,
+          log_dir: str | Path | None = None) -> Run:
     """Train and evaluate one run, as `visionstudy train` does. `config`: a YAML file or a mapping;
     `set`: overrides ({'train.epochs': 5} or ['train.epochs=5']); `out`: the run folder (default
-    runs/<name>). Returns the finished `Run`."""
+    runs/<name>); `log`: trackers ('tensorboard', 'mlflow'), logged into `log_dir` with the run's
+    report (reports/<name>). Returns the finished `Run`."""
     from visionstudy.experiment import run_experiment
+    from visionstudy.track import log_run, trackers
 
+    targets = trackers(log, Path(log_dir) if log_dir else None)  # a bad --log fails before training
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
     path = Path(out) if out else Path("runs") / cfg.name
-    run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet,
-                   data_dir=Path(data_dir) if data_dir else None)
-    return Run(path)
+    data = Path(data_dir) if data_dir else None
+    run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)
+    run = Run(path)
+    if targets:
+        log_run(path, cfg.name, "runs", targets, run.report(data_dir=data))
+    return run
 
 
 # ------------------------------------------------------------------------------------------ studies
@@ -157,6 +164,7 @@ class Study:
 
         self.spec, self.db = spec, db
         self.place = Placement(Path(runs_dir), db)
+        self.trackers: list[Any] = []  # set by run(log=...): the report is logged to them too
 
     @classmethod
     def load(cls, target: str | Path | Mapping[str, Any], set: Overrides = None, *,  # noqa: A002
@@ -183,12 +191,17 @@ class Study:
 
     def run(self, workers: int = 1, *, device: str = "auto", data_dir: str | Path | None = None,
             only: Sequence[str] | None = None, report: bool = True, quiet: bool = False,
-            trials: int | None = None, echo: Any = print, _fork: bool = False) -> Any:
+            trials: int | None = None, echo: Any = print, log: Sequence[str] | None = None,
+            log_dir: str | Path | None = None, _fork: bool = False) -> Any:
         """Train every run that is not finished (`only`: variant names or patterns), then write the
         report; returns the outcome (total, done, failed, trained, seconds). Workers start from a
-        forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`."""
+        forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`.
+        `log`: trackers ('tensorboard', 'mlflow'): each run this call finished, then the report."""
         from visionstudy.errors import ConfigError
         from visionstudy.study import run_all, selected
+        from visionstudy.track import log_run, trackers
+
+        self.trackers = trackers(log, Path(log_dir) if log_dir else None)
 
         if trials is not None:
             if self.spec.config.search is None:
@@ -204,6 +217,9 @@ class Study:
         full, outcome = run_all(self.spec, self.place, workers=workers, device=device, data_dir=path,
                                 progress=not quiet, echo=echo, only=patterns, fork=_fork)
         self.spec = full
+        for key, _ in outcome.finished:
+            if self.trackers and (self.dir / key / "metrics.json").is_file():
+                log_run(self.dir / key, key, self.name, self.trackers)
         if report and outcome.done:
             self.report(data_dir=path, progress=not quiet)
         return outcome
@@ -240,8 +256,13 @@ class Study:
 
         if "data_dir" in options and options["data_dir"] is not None:
             options["data_dir"] = Path(options["data_dir"])
+        from visionstudy.track import log_study_report
+
         target = Path(out) if out else self.dir / "report"
-        return build_study_report(self.dir, target, ReportOptions(**options), self.db)
+        html = build_study_report(self.dir, target, ReportOptions(**options), self.db)
+        if self.trackers:
+            log_study_report(html, self.name, self.trackers)
+        return html
 
     def _repr_html_(self) -> str:
         from visionstudy.study.manifest import from_study

@@ -49,6 +49,10 @@ DataDir = Annotated[
 NoVerify = Annotated[
     bool, typer.Option("--no-verify", help="accept files whose checksum differs (re-packed copy)")
 ]
+LogOpt = Annotated[list[str] | None, typer.Option(
+    "--log", help="log finished runs to a tracker: tensorboard or mlflow (repeatable)")]
+LogDir = Annotated[Path | None, typer.Option(
+    "--log-dir", help="where trackers log (default runs/tensorboard, mlruns)")]
 
 
 def data_config(name: str, **fields: Any) -> Any:
@@ -179,12 +183,14 @@ def train(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
     data_dir: DataDir = None,
     no_verify: NoVerify = False,
+    log: LogOpt = None,
+    log_dir: LogDir = None,
 ) -> None:
     """Train and evaluate one model; writes the run directory."""
     from visionstudy.api import train as train_run
 
     run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force, quiet=quiet,
-                    data_dir=data_dir, verify=not no_verify)
+                    data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
     metrics, out = run.metrics, run.path
     if metrics.get("task") == "regression":
         console.print(f"test MSE {metrics['test_mse']:.4f}  val MSE {metrics['val_mse']:.4f}  train MSE "
@@ -225,6 +231,8 @@ def study_run(
     only: Annotated[str | None, typer.Option(
         help="train only these variants now: comma-separated names or patterns (resnet*, search)")] = None,
     no_verify: NoVerify = False,
+    log: LogOpt = None,
+    log_dir: LogDir = None,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.api import Study
@@ -245,7 +253,8 @@ def study_run(
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
     outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
-                            quiet=quiet, trials=trials, echo=echo, _fork=True)  # no torch op ran here yet
+                            quiet=quiet, trials=trials, echo=echo, log=log, log_dir=log_dir,
+                            _fork=True)  # no torch op ran here yet
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
         console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
     else:

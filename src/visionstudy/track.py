@@ -1,0 +1,195 @@
+"""Experiment trackers, opt-in: `--log tensorboard` and `--log mlflow` for `train` and `study run`.
+
+    visionstudy train cfg.yaml --log tensorboard               # → runs/tensorboard/<run>/
+    visionstudy study run recipe:quick --log mlflow            # → mlruns/ (MLflow's file store)
+    tensorboard --logdir runs/tensorboard;  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db
+
+Each run is logged from its folder once it has finished (the run folder is the record; a resumed
+or retried run is logged once, a failed one not at all): its config as parameters (dotted keys),
+every epoch's history row as metrics at that epoch, the final test metrics, and its report as an
+artifact when one was written. A study also logs its study report. TensorBoard gets scalars and
+the config as text (and a copy of the report in the run's log folder); MLflow gets a run per run in
+an experiment named after the study, with params, metric histories, metrics and artifacts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from visionstudy.errors import ConfigError
+
+KINDS = ("tensorboard", "mlflow")
+DEFAULT_DIRS = {"tensorboard": Path("runs") / "tensorboard", "mlflow": Path("mlruns")}
+TEST_METRICS = ("test_accuracy", "test_top5_accuracy", "test_loss", "f1_macro", "f1_weighted",
+                "roc_auc_macro", "precision_macro", "recall_macro", "test_mse", "test_rmse", "params",
+                "flops", "train_seconds", "epochs_run", "best_epoch")
+
+
+@dataclass(frozen=True)
+class Tracker:
+    kind: str  # tensorboard | mlflow
+    where: Path  # the log folder (TensorBoard) or the file store (MLflow)
+
+
+def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[Tracker]:
+    """--log values → trackers, each with its folder; unknown names and missing libraries are errors."""
+    import importlib.util
+
+    out = []
+    for kind in dict.fromkeys(kinds or []):
+        if kind not in KINDS:
+            raise ConfigError(f"--log {kind}: not a tracker; choose from {', '.join(KINDS)}")
+        module = {"tensorboard": "tensorboard", "mlflow": "mlflow"}[kind]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--log {kind} needs {module}: pip install 'visionstudy[trackers]'")
+        several = len(set(kinds or [])) > 1
+        base = Path(log_dir) / kind if log_dir and several else (log_dir or DEFAULT_DIRS[kind])
+        out.append(Tracker(kind, Path(base)))
+    return out
+
+
+def flat_params(doc: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{'train': {'optimizer': {'lr': 0.1}}} → {'train.optimizer.lr': '0.1'} (lists as JSON)."""
+    out: dict[str, str] = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flat_params(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list | dict | bool) or v is None else str(v)
+    return out
+
+
+def history_rows(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = []
+        for row in csv.DictReader(f):
+            parsed = {}
+            for k, v in row.items():
+                try:
+                    parsed[k] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            rows.append(parsed)
+        return rows
+
+
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(metrics[k]) for k in TEST_METRICS
+            if isinstance(metrics.get(k), int | float) and not isinstance(metrics.get(k), bool)
+            and math.isfinite(metrics[k])}
+
+
+def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Path | None = None) -> None:
+    """Log one finished run folder to every tracker. `group`: the study (MLflow experiment, the
+    TensorBoard subfolder); `name`: the run's name within it."""
+    from visionstudy.store.rundir import RunDir
+
+    folder = RunDir(run)
+    raw = yaml.safe_load(folder.config.read_text()) or {}
+    config = {k: v for k, v in raw.items() if k != "resolved"}
+    history = history_rows(folder.history)
+    metrics = finite_metrics(json.loads(folder.metrics.read_text()))
+    for t in targets:
+        (log_tensorboard if t.kind == "tensorboard" else log_mlflow)(t.where, group, name, config, history,
+                                                                    metrics, report)
+
+
+def log_tensorboard(where: Path, group: str, name: str, config: dict[str, Any],
+                    history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = where / group / name
+    if folder.exists():  # a run logged again (its study report came later): one record per run
+        shutil.rmtree(folder)
+    with SummaryWriter(log_dir=str(folder)) as w:
+        w.add_text("config", "```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```", 0)
+        for row in history:
+            step = int(row.get("epoch", 0))
+            for key, value in row.items():
+                if key != "epoch" and math.isfinite(value):
+                    w.add_scalar(epoch_tag(key), value, step)
+        for key, value in metrics.items():
+            w.add_scalar(f"test/{key.removeprefix('test_')}", value, 0)
+        hparams = {k: v for k, v in flat_params(config).items() if len(v) <= 100}
+        w.add_hparams(hparams, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+        if report is not None and report.is_file():
+            shutil.copy(report, folder / report.name)
+            w.add_text("report", f"{report.resolve()}, copied as {report.name} into this log folder", 0)
+
+
+def epoch_tag(key: str) -> str:
+    """'val_accuracy' → 'accuracy/val', 'train_loss' → 'loss/train': train and validation on one chart."""
+    for split in ("train", "val"):
+        if key.startswith(split + "_"):
+            return f"{key.removeprefix(split + '_')}/{split}"
+    return key
+
+
+def log_mlflow(where: Path, group: str, name: str, config: dict[str, Any],
+               history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
+
+    client, experiment_id = mlflow_experiment(where, group)
+    for old in client.search_runs([experiment_id], filter_string=f"tags.`mlflow.runName` = '{name}'"):
+        client.delete_run(old.info.run_id)  # logged again: one record per run
+    run = client.create_run(experiment_id, run_name=name, tags={"visionstudy.group": group})
+    rid = run.info.run_id
+    params = flat_params(config)
+    for key, value in params.items():
+        client.log_param(rid, key, value[:6000])
+    for row in history:
+        step = int(row.get("epoch", 0))
+        for key, value in row.items():
+            if key != "epoch" and math.isfinite(value):
+                client.log_metric(rid, key, value, step=step)
+    for key, value in metrics.items():
+        client.log_metric(rid, key, value)
+    if report is not None and report.is_file():
+        client.log_artifact(rid, str(report))
+    client.set_terminated(rid)
+
+
+def mlflow_uri(where: Path) -> str:
+    """MLflow's store in `where`: a SQLite file (MLflow 3 retired the plain-folder store) beside
+    an artifacts folder; `mlflow ui --backend-store-uri` takes this URI."""
+    return f"sqlite:///{(where / 'mlflow.db').resolve()}"
+
+
+def mlflow_experiment(where: Path, group: str) -> tuple[Any, str]:
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    where.mkdir(parents=True, exist_ok=True)
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):  # migration chatter
+        logging.getLogger(name).setLevel(logging.WARNING)
+    client = MlflowClient(tracking_uri=mlflow_uri(where))
+    experiment = client.get_experiment_by_name(group)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    return client, client.create_experiment(group, artifact_location=(where / "artifacts").resolve().as_uri())
+
+
+def log_study_report(report: Path, group: str, targets: list[Tracker]) -> None:
+    """The study report as an artifact of a run named 'study report' in the study's group."""
+    for t in targets:
+        if t.kind == "tensorboard":
+            folder = t.where / group / "study-report"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(report, folder / report.name)
+        else:
+            client, experiment_id = mlflow_experiment(t.where, group)
+            run = client.create_run(experiment_id, run_name="study report")
+            client.log_artifact(run.info.run_id, str(report))
+            client.set_terminated(run.info.run_id)

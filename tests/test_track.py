@@ -1,0 +1,101 @@
+"""Trackers, read back with the libraries' own readers; a search opens in optuna-dashboard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+import visionstudy as vs
+from tests.test_api import TINY
+from visionstudy.track import mlflow_uri
+
+
+def history(run) -> list[dict[str, str]]:
+    with (run.path / "history.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_run_logged_to_tensorboard_and_mlflow_reads_back(tmp_path):
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = tmp_path / "logs"
+    run = vs.train(TINY, set={"train.epochs": 2}, out=tmp_path / "run", quiet=True,
+                   log=["tensorboard", "mlflow"], log_dir=logs)
+    metrics, rows = run.metrics, history(run)
+
+    tb = EventAccumulator(str(logs / "tensorboard" / "runs" / TINY["name"])).Reload()
+    val = tb.Scalars("accuracy/val")
+    assert [e.step for e in val] == [1, 2]
+    assert [e.value for e in val] == pytest.approx([float(r["val_accuracy"]) for r in rows], rel=1e-6)
+    assert tb.Scalars("test/accuracy")[0].value == pytest.approx(metrics["test_accuracy"], rel=1e-6)
+    assert "config/text_summary" in tb.Tags()["tensors"]
+    assert (logs / "tensorboard" / "runs" / TINY["name"] / "report.html").is_file()
+
+    client = MlflowClient(tracking_uri=mlflow_uri(logs / "mlflow"))
+    experiment = client.get_experiment_by_name("runs")
+    [logged] = client.search_runs([experiment.experiment_id])
+    assert logged.info.run_name == TINY["name"] and logged.info.status == "FINISHED"
+    assert logged.data.params["train.epochs"] == "2" and logged.data.params["model.name"] == "cnn"
+    assert logged.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    curve = client.get_metric_history(logged.info.run_id, "val_loss")
+    assert [m.step for m in curve] == [1, 2]
+    assert [m.value for m in curve] == pytest.approx([float(r["val_loss"]) for r in rows])
+    assert [a.path for a in client.list_artifacts(logged.info.run_id)] == ["report.html"]
+
+
+def test_a_study_logs_each_run_once_and_its_report(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    spec = {"name": "tracked", **{k: TINY[k] for k in ("data", "model", "train")}, "seeds": 2}
+    study = vs.Study.load(spec, set={"train.epochs": 1}, runs_dir=tmp_path / "runs")
+    study.run(quiet=True, log=["mlflow"], log_dir=tmp_path / "ml", echo=lambda line: None,
+              report=True)
+    study.run(quiet=True, log=["mlflow"], log_dir=tmp_path / "ml", echo=lambda line: None)  # nothing new
+    client = MlflowClient(tracking_uri=mlflow_uri(tmp_path / "ml"))
+    runs = client.search_runs([client.get_experiment_by_name("tracked").experiment_id])
+    names = sorted(r.info.run_name for r in runs)
+    assert names == ["baseline/seed-0", "baseline/seed-1", "study report", "study report"]
+    report = next(r for r in runs if r.info.run_name == "study report")
+    assert [a.path for a in client.list_artifacts(report.info.run_id)] == ["report.html"]
+
+
+def test_an_unknown_tracker_is_refused_before_training(tmp_path):
+    with pytest.raises(vs.ConfigError, match="--log wandb: not a tracker; choose from tensorboard, mlflow"):
+        vs.train(TINY, out=tmp_path / "run", log=["wandb"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_search_opens_in_optuna_dashboard(tmp_path):
+    """optuna-dashboard serves the study database: its API lists the search and every trial."""
+    from optuna_dashboard import wsgi
+
+    spec = {"name": "dash", "data": {"dataset": "digits"}, "model": {"name": "mlp", "hidden": [16]},
+            "train": {"epochs": 1, "batch_size": 128},
+            "search": {"trials": 3, "space": {"train.optimizer.lr": {"type": "float", "low": 1e-3,
+                                                                     "high": 1e-1, "log": True}}}}
+    study = vs.Study.load(spec, runs_dir=tmp_path / "runs")
+    study.run(quiet=True, report=False, echo=lambda line: None)
+    app = wsgi(f"sqlite:///{study.dir / 'study.db'}")
+
+    def get(path: str) -> dict:
+        status: list[str] = []
+        from wsgiref.util import setup_testing_defaults
+
+        environ = {"PATH_INFO": path, "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO()}
+        setup_testing_defaults(environ)
+        body = app(environ, lambda s, h, exc_info=None: status.append(s))
+        assert status[0].startswith("200"), status
+        return json.loads(b"".join(body))
+
+    studies = {s["study_name"]: s for s in get("/api/studies")["study_summaries"]}
+    assert "dash:search" in studies
+    detail = get(f"/api/studies/{studies['dash:search']['study_id']}")
+    import optuna
+
+    ours = optuna.load_study(study_name="dash:search", storage=f"sqlite:///{study.dir / 'study.db'}")
+    assert [(t["number"], t["state"]) for t in detail["trials"]] == \
+        [(t.number, t.state.name.capitalize()) for t in ours.trials] and len(ours.trials) == 3
