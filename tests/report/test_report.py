@@ -196,3 +196,13 @@ def test_the_brief_form_of_a_run_keeps_what_a_large_study_needs(digits_run, tmp_
     written = sorted(p.stem for p in (tmp_path / "figures" / "v1").glob("*.png"))
     assert written == ["confusion_normalised", "curves"]
     assert f"visionstudy report {digits_run}" in b.sections(brief=True)[-1].notes[0]
+
+
+def test_numbers_are_written_by_magnitude_in_the_page_and_the_csv():
+    from visionstudy.report.document import fmt
+    from visionstudy.report.render import csv_value
+
+    assert [fmt(v) for v in (49.0, 12345.0, 0.5, 1.0, 0.00012, 0.02444444444444449)] == \
+        ["49", "12,345", "0.5000", "1.0000", "0.00012", "0.0244"]
+    assert [csv_value(v) for v in (49.0, 0.02444444444444449, 3.3e-05, None, float("nan"), "x")] == \
+        [49, 0.0244, 3.3e-05, "", "", "x"]

@@ -68,7 +68,7 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "–"
-        if value.is_integer() and abs(value) >= 1000:  # a mean of parameter counts
+        if value.is_integer() and abs(value) >= 10:  # a count (49 sets, 1,234 parameters), not 49.0000
             return f"{int(value):,}"
         if value != 0 and abs(value) < 10 ** -(digits - 1):
             return f"{value:.3g}"

@@ -98,7 +98,7 @@ def csv_value(value: Any, digits: int = 4) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float) and not isinstance(value, bool):
-        if value.is_integer() and abs(value) >= 1000:
+        if value.is_integer() and abs(value) >= 10:
             return int(value)
         if value != 0 and abs(value) < 10 ** -(digits - 1):
             return float(f"{value:.3g}")
