@@ -190,11 +190,11 @@ def test_the_brief_form_of_a_run_keeps_what_a_large_study_needs(digits_run, tmp_
     from visionstudy.report.runs import load_run
 
     b = RunReportBuilder(load_run(digits_run), tmp_path, "v1", ReportOptions(tsne_points=60))
-    titles = [s.title for s in b.sections(brief=True)]
-    assert titles == ["Results", "Training curves", "Confusion matrix", "Per-class results",
-                      "Configuration and environment"]
-    written = sorted(p.stem for p in (tmp_path / "figures" / "v1").glob("*.png"))
-    assert written == ["confusion_normalised", "curves"]
+    sections = b.sections(brief=True)
+    assert [s.title for s in sections] == ["Results", "History", "Most confused pairs", "Per-class results",
+                                           "Configuration and environment"]
+    assert not (tmp_path / "figures").exists()  # tables only: the study's figures show the variant
+    assert len(sections[1].tables[0].rows) == 6 and len(sections[3].tables[0].rows) == 10
     assert f"visionstudy report {digits_run}" in b.sections(brief=True)[-1].notes[0]
 
 

@@ -150,18 +150,24 @@ class RunReportBuilder:
     # ------------------------------------------------------------------------------ sections
 
     def sections(self, brief: bool = False) -> list[Section]:
-        """Every section; `brief` (a variant of a large study): results, curves, the normalised
-        confusion matrix and the per-class table, the config — no t-SNE, ROC or image figures."""
-        out = [self.summary(), self.curves()]
-        if self.ev is not None and brief:
-            out += [self.confusion(brief=True), self.per_class(brief=True)]
-        elif self.ev is not None:
+        """Every section; `brief` (a variant of a large study, whose study-level figures already
+        show its curves and costs): the tables only — results, history, most confused pairs, per
+        class, config. A 47-class confusion figure and a curves figure per variant were 1 s of
+        each of 50 variants (bench/report_speed.py)."""
+        if brief:
+            out = [self.summary(), self.curves(brief=True)]
+            if self.ev is not None:
+                out += [self.confusion(brief=True), self.per_class(brief=True)]
+        else:
+            out = [self.summary(), self.curves()]
+        if self.ev is not None and not brief:
             out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne()]
         if brief:
             s = self.config_section()
-            s.notes.insert(0, "The brief form of a variant of a large study; `visionstudy report "
-                           f"{self.art.path}` writes this run's full report (t-SNE, ROC, calibration, "
-                           "Grad-CAM, images).")
+            s.notes.insert(0, "The brief form of a variant of a large study (its tables; the study's "
+                           "curves, costs and settings above show it among the others); `visionstudy "
+                           f"report {self.art.path}` writes this run's full report (curves, confusion "
+                           "matrices, t-SNE, ROC, calibration, Grad-CAM, images).")
             return [s2 for s2 in [*out, s] if s2.figures or s2.tables or s2.notes or s2.code]
         if self.opts.images and self.art.config.get("data", {}).get("dataset") != "sets":
             out.append(self.image_sections())
@@ -185,10 +191,17 @@ class RunReportBuilder:
                                   self.csv("skipped")))
         return s
 
-    def curves(self) -> Section:
+    def curves(self, brief: bool = False) -> Section:
         s = Section("Training curves", self.anchor("curves"), wide=True)
         if not self.art.history:
             s.notes.append("No epoch finished: there is no history to plot.")
+            return s
+        if brief:
+            cols = [c for c in self.art.history[0] if c != "epoch"]
+            s.title = "History"
+            s.tables.append(Table("History", ["epoch", *cols],
+                                  [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history],
+                                  self.csv("history")))
             return s
         best = (self.art.metrics or {}).get("best_epoch")
         on = (self.art.config.get("data") or {}).get("validation", "split")
@@ -217,12 +230,12 @@ class RunReportBuilder:
     def confusion(self, brief: bool = False) -> Section:
         assert self.ev is not None
         cm = np.array(self.ev.metrics["confusion_matrix"])
-        s = Section("Confusion matrix", self.anchor("confusion"))
+        s = Section("Confusion matrix" if not brief else "Most confused pairs", self.anchor("confusion"))
         if not brief:
             s.figures.append(self.figure(F.confusion_matrix(cm, self.names, False), "confusion_counts",
                                          "Confusion matrix (counts)."))
-        s.figures.append(self.figure(F.confusion_matrix(cm, self.names, True), "confusion_normalised",
-                                     "Confusion matrix normalised by true class (rows sum to 1)."))
+            s.figures.append(self.figure(F.confusion_matrix(cm, self.names, True), "confusion_normalised",
+                                         "Confusion matrix normalised by true class (rows sum to 1)."))
         pairs = confused_pairs(cm, 10)
         support = cm.sum(1)
         rows = [[self.names[i], self.names[j], n, float(n / support[i])] for i, j, n in pairs]

@@ -437,7 +437,8 @@ class StudyReportBuilder:
 
     def per_variant(self, progress: ReportProgress) -> Section:
         """Each variant's first run: in full for up to BRIEF_ABOVE variants; beyond, the best and the
-        ladder in full and the others brief (curves, confusion, per-class table, config)."""
+        ladder in full and the others brief (their tables: results, history, confused pairs, per
+        class, config)."""
         s = Section("Each variant's first run", "runs")
         many = len(self.finished) > BRIEF_ABOVE
         best = self.best_of({v: self.stat(v, self.primary).mean for v in self.finished})
@@ -445,7 +446,7 @@ class StudyReportBuilder:
         if many:
             s.notes.append(f"{len(self.finished)} variants: the best ({best})"
                            + (" and the ladder's" if self.study.ladder else "") + " in full, the others in "
-                           "brief; `visionstudy report RUN_DIR` writes any run's full report.")
+                           "brief (their tables); `visionstudy report RUN_DIR` writes any run's full report.")
         for i, (variant, runs) in enumerate(self.finished.items()):
             if not runs:
                 continue
