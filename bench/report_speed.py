@@ -90,7 +90,8 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int) -> list[dict]:
         subprocess.run([*VS, "study", "run", "recipe:emnist-balanced", "--set", "train.epochs=1", "--set",
                         "data.verify=false", "--set", f"data.max_train_samples={max_train}",
                         "--data-dir", str(mirror.parent), "--runs-dir", str(runs),
-                        "--workers", "2", "--quiet", "--no-report"], check=True, capture_output=True, cwd=tmp)
+                        "--workers", "2", "--quiet", "--no-report"],
+                       check=True, capture_output=True, cwd=tmp)
         out.append(row("emnist-balanced training (62 runs, 1 epoch, 2 workers)",
                        time.perf_counter() - start, train_images=max_train, test_images=n_test))
     for f in runs.glob("emnist-balanced/**/analysis"):  # cold means cold: no cached t-SNE
