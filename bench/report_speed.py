@@ -98,8 +98,8 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int) -> list[dict]:
         shutil.rmtree(f)
     variants = len(json.loads((runs / "emnist-balanced" / "manifest.json").read_text())["variants"])
     for kind in ("cold", "warm"):
-        seconds = timed([*REPORT_VS, "report", str(runs / "emnist-balanced"), "--data-dir", str(mirror.parent),
-                         "--out", str(tmp / f"report-{kind}")], tmp)
+        seconds = timed([*REPORT_VS, "report", str(runs / "emnist-balanced"), "--data-dir",
+                         str(mirror.parent), "--out", str(tmp / f"report-{kind}")], tmp)
         out.append(row(f"emnist-balanced study report ({kind})", seconds, variants=variants,
                        test_images=n_test, classes=47, target_seconds=60))
     return out
