@@ -84,8 +84,10 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int) -> list[dict]:
     mirror = tmp / "mirror" / "emnist"
     runs = tmp / "runs"
     out = []
+    sizes = tmp / "sizes.json"
     if not (runs / "emnist-balanced" / "manifest.json").is_file():  # a --keep DIR of before: reuse it
         emnist_mirror(mirror, n_train, n_test)
+        sizes.write_text(json.dumps({"test": n_test, "max_train": max_train}))
         start = time.perf_counter()
         subprocess.run([*VS, "study", "run", "recipe:emnist-balanced", "--set", "train.epochs=1", "--set",
                         "data.verify=false", "--set", f"data.max_train_samples={max_train}",
@@ -94,6 +96,8 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int) -> list[dict]:
                        check=True, capture_output=True, cwd=tmp)
         out.append(row("emnist-balanced training (62 runs, 1 epoch, 2 workers)",
                        time.perf_counter() - start, train_images=max_train, test_images=n_test))
+    if sizes.is_file():  # the sizes the kept runs were trained with
+        n_test = json.loads(sizes.read_text())["test"]
     for f in runs.glob("emnist-balanced/**/analysis"):  # cold means cold: no cached t-SNE
         shutil.rmtree(f)
     variants = len(json.loads((runs / "emnist-balanced" / "manifest.json").read_text())["variants"])

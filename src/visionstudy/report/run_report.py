@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,10 @@ class RunReportBuilder:
             if self.ev is not None:
                 out += [self.confusion(brief=True), self.per_class(brief=True)]
         else:
+            pending = self.start_tsne()
             out = [self.summary(), self.curves()]
         if self.ev is not None and not brief:
-            out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne()]
+            out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne(pending)]
         if brief:
             s = self.config_section()
             s.notes.insert(0, "The brief form of a variant of a large study (its tables; the study's "
@@ -279,28 +281,50 @@ class RunReportBuilder:
                                      "further the bars from the diagonal, the worse the calibration."))
         return s
 
-    def tsne(self) -> Section:
-        s = Section("Learned features (t-SNE)", self.anchor("tsne"))
+    def tsne_skipped(self) -> str | None:
+        """Why this run gets no t-SNE, or None."""
         p = self.art.predictions
-        assert p is not None
-        features = p.get("features")
+        features = None if p is None else p.get("features")
         if features is None or features.ndim != 2 or not len(features):
-            s.notes.append("This run saved no penultimate features; t-SNE is left out.")
-            return s
+            return "This run saved no penultimate features; t-SNE is left out."
         if self.opts.tsne_points <= 0:
-            s.notes.append("t-SNE left out (--tsne-points 0).")
-            return s
+            return "t-SNE left out (--tsne-points 0)."
         if len(features) < MIN_TSNE_POINTS:
-            s.notes.append(f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; "
-                           "left out.")
-            return s
+            return f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; left out."
+        return None
+
+    def start_tsne(self) -> Future[dict[str, np.ndarray]] | None:
+        """The embedding, computed (or read from the run's cache) in a thread while the other
+        figures are drawn: sklearn's t-SNE gradient runs without the GIL."""
+        if self.ev is None or self.tsne_skipped():
+            return None
         from visionstudy.store.rundir import RunDir
 
+        p = self.art.predictions
+        assert p is not None
+        features, labels = p["features"], p["labels"]
         n, seed = self.opts.tsne_points, self.opts.seed
-        got = RunDir(self.art.path).cached(
-            "tsne", f"points={n},seed={seed},features={features.shape}",
-            lambda: dict(zip(("points", "index"), tsne_embedding(features, p["labels"], n, seed),
-                             strict=True)))
+
+        def compute() -> dict[str, np.ndarray]:
+            return RunDir(self.art.path).cached(
+                "tsne", f"points={n},seed={seed},features={features.shape}",
+                lambda: dict(zip(("points", "index"), tsne_embedding(features, labels, n, seed),
+                                 strict=True)))
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(compute)
+        pool.shutdown(wait=False)
+        return future
+
+    def tsne(self, pending: Future[dict[str, np.ndarray]] | None = None) -> Section:
+        s = Section("Learned features (t-SNE)", self.anchor("tsne"))
+        reason = self.tsne_skipped()
+        if reason:
+            s.notes.append(reason)
+            return s
+        p = self.art.predictions
+        assert p is not None
+        got = (pending or self.start_tsne()).result()  # type: ignore[union-attr]
         points, idx = got["points"], got["index"]
         s.figures.append(self.figure(F.tsne_scatter(points, p["labels"][idx], self.names), "tsne",
                                      f"t-SNE of the penultimate-layer features of {len(idx):,} test "
