@@ -102,8 +102,8 @@ def test_kfold_runs_use_disjoint_validation_folds(tmp_path):
 
 
 def test_interrupted_study_finishes_only_what_was_missing(tmp_path):
-    path = write(tmp_path, "killme", seeds=2, variants=VARIANTS,
-                 data={"dataset": "digits", "max_train_samples": 500}, train={**TINY["train"], "epochs": 40})
+    path = write(tmp_path, "killme", seeds=2, variants=VARIANTS,  # runs of about a second each
+                 data={"dataset": "digits", "max_train_samples": 300}, train={**TINY["train"], "epochs": 20})
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(path), "--runs-dir", str(runs),
            "--quiet", "--no-report"]
