@@ -78,3 +78,13 @@ def test_export_errors_are_clear(digits_run, tmp_path):
     assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", digits_run / "m.pt"),
                       "inside the run folder", "exports never write into runs")
     assert not (digits_run / "m.pt").exists()
+
+
+def test_a_study_run_is_exported_under_its_place_in_the_study(tmp_path):
+    from visionstudy.serve.export import default_out
+
+    run = tmp_path / "runs" / "quick" / "baseline" / "seed-1"
+    run.mkdir(parents=True)
+    (tmp_path / "runs" / "quick" / "manifest.json").write_text("{}")
+    assert default_out(run, "onnx").as_posix() == "exports/quick-baseline-seed-1.onnx"
+    assert default_out(tmp_path / "alone", "safetensors").as_posix() == "exports/alone.safetensors"

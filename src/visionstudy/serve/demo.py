@@ -61,7 +61,7 @@ class Demo:
 
         c, h, w = self.predictor.image_shape
         try:
-            pixels = read_image(io.BytesIO(data), (h, w), c)[None]
+            pixels = np.stack([read_image(io.BytesIO(data), (h, w), c)])  # a writable copy, as predict
         except ImageReadError as exc:
             raise UploadError(400, f"not a readable image ({exc})") from None
         with self.lock:

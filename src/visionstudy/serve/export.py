@@ -42,7 +42,14 @@ class Exported:
 
 
 def default_out(run: Path, fmt: str) -> Path:
-    return Path("exports") / f"{run.resolve().name}{FORMATS[fmt]}"
+    """exports/<run>.<ext>; a study's run is named by its place in the study (quick-baseline-seed-0)."""
+    path = run.resolve()
+    for up in range(1, 4):
+        study = path.parents[up - 1] if up <= len(path.parents) else None
+        if study is not None and (study / "manifest.json").is_file():
+            name = "-".join([study.name, *path.relative_to(study).parts])
+            return Path("exports") / f"{name}{FORMATS[fmt]}"
+    return Path("exports") / f"{path.name}{FORMATS[fmt]}"
 
 
 def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | None = None) -> Exported:
