@@ -122,3 +122,19 @@ def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):
     ours = json.loads((Path(api_run.path) / "metrics.json").read_text())
     theirs = json.loads((tmp_path / "cli" / "metrics.json").read_text())
     assert theirs["test_accuracy"] == ours["test_accuracy"] and theirs["test_loss"] == ours["test_loss"]
+
+
+def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tmp_path):
+    """One check, in the API, for the CLI's --only and --trials too."""
+    from tests.cli.test_cli import assert_user_error
+    from tests.cli.test_cli import vs as cli
+
+    spec = {"name": "o", **{k: TINY[k] for k in ("data", "model", "train")}, "variants": {"a": {}, "b": {}}}
+    study = vs.Study.load(spec, runs_dir=tmp_path / "runs")
+    with pytest.raises(vs.ConfigError, match="--only zz\\*: matches no variant; choose from a, b"):
+        study.run(only=["zz*"], quiet=True)
+    with pytest.raises(vs.ConfigError, match="--trials 3: the study o has no search section"):
+        study.run(trials=3, quiet=True)
+    assert not (tmp_path / "runs").exists()
+    assert_user_error(cli("study", "run", "recipe:quick", "--only", "nope", "--runs-dir", tmp_path / "r"),
+                      "--only nope: matches no variant", "baseline")

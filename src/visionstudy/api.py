@@ -205,13 +205,13 @@ class Study:
 
         if trials is not None:
             if self.spec.config.search is None:
-                raise ConfigError(f"trials={trials}: the study {self.name} has no search section")
+                raise ConfigError(f"--trials {trials}: the study {self.name} has no search section")
             self.spec.config.search.trials = trials
         patterns = list(only) if only else None
         if patterns:
             names = [n for n, _ in self.spec.variants] + (["search"] if self.spec.config.search else [])
             if not any(selected(n, patterns) for n in names):
-                raise ConfigError(f"only={','.join(patterns)}: matches no variant; choose from "
+                raise ConfigError(f"--only {','.join(patterns)}: matches no variant; choose from "
                                   f"{', '.join(names)}")
         path = Path(data_dir) if data_dir else None
         full, outcome = run_all(self.spec, self.place, workers=workers, device=device, data_dir=path,

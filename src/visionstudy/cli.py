@@ -236,20 +236,11 @@ def study_run(
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.api import Study
-    from visionstudy.errors import ConfigError
 
     the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
                            runs_dir=runs_dir, db=db)
     spec = the_study.spec
-    if trials is not None and spec.config.search is None:
-        raise ConfigError(f"--trials {trials}: {study} has no search section")
     patterns = [p.strip() for p in only.split(",") if p.strip()] if only else None
-    if patterns:
-        from visionstudy.study import selected
-
-        names = [n for n, _ in spec.variants] + (["search"] if spec.config.search else [])
-        if not any(selected(n, patterns) for n in names):
-            raise ConfigError(f"--only {only}: matches no variant; choose from {', '.join(names)}")
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
     outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,

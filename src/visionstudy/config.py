@@ -244,6 +244,19 @@ PLUGGABLE = {("model",): ("cnn", ()), ("train", "optimizer"): ("adam", ("lr",)),
              ("train", "scheduler"): ("none", ("warmup_epochs",))}
 
 
+def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The dotted keys of a nested config: {'train': {'optimizer': {'lr': 0.1}}} →
+    {'train.optimizer.lr': 0.1} (lists kept whole): what `--set` and sweeps name."""
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge an override onto a run config. Naming another entry in a pluggable section
     (model, optimizer, schedule) replaces that section but for the keys every entry shares (the

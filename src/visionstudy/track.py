@@ -14,7 +14,6 @@ an experiment named after the study, with params, metric histories, metrics and 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -25,7 +24,9 @@ from typing import Any
 
 import yaml
 
+from visionstudy.config import flatten
 from visionstudy.errors import ConfigError
+from visionstudy.report.runs import read_history
 
 KINDS = ("tensorboard", "mlflow")
 DEFAULT_DIRS = {"tensorboard": Path("runs") / "tensorboard", "mlflow": Path("mlruns")}
@@ -57,32 +58,10 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
     return out
 
 
-def flat_params(doc: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{'train': {'optimizer': {'lr': 0.1}}} → {'train.optimizer.lr': '0.1'} (lists as JSON)."""
-    out: dict[str, str] = {}
-    for k, v in doc.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flat_params(v, key + "."))
-        else:
-            out[key] = json.dumps(v) if isinstance(v, list | dict | bool) or v is None else str(v)
-    return out
-
-
-def history_rows(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        rows = []
-        for row in csv.DictReader(f):
-            parsed = {}
-            for k, v in row.items():
-                try:
-                    parsed[k] = float(v)
-                except (TypeError, ValueError):
-                    continue
-            rows.append(parsed)
-        return rows
+def flat_params(doc: dict[str, Any]) -> dict[str, str]:
+    """The config's dotted keys as tracker parameters (strings; lists, booleans and None as JSON)."""
+    return {k: json.dumps(v) if isinstance(v, list | dict | bool) or v is None else str(v)
+            for k, v in flatten(doc).items()}
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -99,7 +78,7 @@ def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Pa
     folder = RunDir(run)
     raw = yaml.safe_load(folder.config.read_text()) or {}
     config = {k: v for k, v in raw.items() if k != "resolved"}
-    history = history_rows(folder.history)
+    history = read_history(folder.history) if folder.history.is_file() else []
     metrics = finite_metrics(json.loads(folder.metrics.read_text()))
     for t in targets:
         (log_tensorboard if t.kind == "tensorboard" else log_mlflow)(t.where, group, name, config, history,

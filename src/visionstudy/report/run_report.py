@@ -199,11 +199,8 @@ class RunReportBuilder:
             s.notes.append("No epoch finished: there is no history to plot.")
             return s
         if brief:
-            cols = [c for c in self.art.history[0] if c != "epoch"]
             s.title = "History"
-            s.tables.append(Table("History", ["epoch", *cols],
-                                  [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history],
-                                  self.csv("history")))
+            s.tables.append(self.history_table())
             return s
         best = (self.art.metrics or {}).get("best_epoch")
         on = (self.art.config.get("data") or {}).get("validation", "split")
@@ -224,10 +221,13 @@ class RunReportBuilder:
         if not math.isnan(gap):
             s.notes.append(f"Final train–{val} accuracy gap: {gap:+.4f} "
                            f"(train {last['train_accuracy']:.4f}, {val} {last['val_accuracy']:.4f}).")
+        s.tables.append(self.history_table())
+        return s
+
+    def history_table(self) -> Table:
         cols = [c for c in self.art.history[0] if c != "epoch"]
         rows = [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history]
-        s.tables.append(Table("History", ["epoch", *cols], rows, self.csv("history")))
-        return s
+        return Table("History", ["epoch", *cols], rows, self.csv("history"))
 
     def confusion(self, brief: bool = False) -> Section:
         assert self.ev is not None

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from visionstudy.config import flatten
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
@@ -501,18 +502,6 @@ MAX_SETTING_COLUMNS = 8
 BRIEF_ABOVE = 8  # more variants: brief per-variant sections, but for the best and the ladder
 FOLD_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
 IGNORED_SETTINGS = ("name", "seed", "out", "data.split_seed", "data.fold", "data.folds")
-
-
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'train': {'optimizer': {'lr': 0.1}}} → {'train.optimizer.lr': 0.1} (lists kept whole)."""
-    out: dict[str, Any] = {}
-    for k, v in doc.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def differing(configs: list[dict[str, Any]]) -> list[str]:

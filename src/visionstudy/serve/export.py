@@ -53,7 +53,7 @@ def default_out(run: Path, fmt: str) -> Path:
 
 
 def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | None = None) -> Exported:
-    from visionstudy.evaluate.predict import load_predictor, load_run_model, preprocess
+    from visionstudy.evaluate.predict import load_predictor, preprocess
     from visionstudy.store.rundir import inside_run
 
     if fmt not in FORMATS:
@@ -64,13 +64,12 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
         raise ConfigError(f"--out {out}: inside the run folder {holder}; exports never write into runs. "
                           "Choose a path outside it")
     predictor = load_predictor(run)
-    net, meta, ckpt = load_run_model(run)
     pixels, real = parity_images(run, predictor.image_shape, data_dir)
     x = preprocess(predictor, pixels).float().contiguous()
     with torch.inference_mode():
         expected = predictor.model(x).float().numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
-    info = sidecar(run, fmt, predictor, ckpt)
+    info = sidecar(run, fmt, predictor, predictor.checkpoint)
     partial = out.with_name(f".{out.name}.partial")
     try:
         WRITERS[fmt](predictor.model, x, partial, info)
