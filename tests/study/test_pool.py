@@ -181,7 +181,7 @@ def wait_running(url: str, name: str, proc: subprocess.Popen, timeout: float = 1
             running = RunStore(url, name).trials((TrialState.RUNNING,))
         except Exception:  # noqa: BLE001 - the database is being created
             running = []
-        if running:
+        if running and all("worker" in t.user_attrs for t in running):  # a claim writes its owner next
             return running
         assert proc.poll() is None, proc.communicate()[0]
         time.sleep(0.2)
