@@ -1,3 +1,4 @@
 from visionstudy.cli import main
 
-main()
+if __name__ == "__main__":  # not again in a spawned or forkserver child, which imports this module
+    main()

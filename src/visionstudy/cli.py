@@ -500,7 +500,8 @@ def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> li
 
     from visionstudy.evaluate import gradcam as cam
     from visionstudy.evaluate.predict import preprocess
-    from visionstudy.report.figures import image_grid, save_figure
+    from visionstudy.report.drawing import save_figure
+    from visionstudy.report.figures import image_grid
 
     top = torch.tensor([predictor.class_names.index(r.top[0][0]) for r in results])
     heat = cam(predictor.model, preprocess(predictor, pixels), top)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from visionstudy.report import figures as F
+from visionstudy.report.drawing import is_mosaic
 
 CIFAR100_LIKE = [f"fine_name_{i}" for i in range(100)]  # 12 characters: they fit a tick
 EMNIST_BALANCED = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abdefghnqrt"]
@@ -69,7 +70,7 @@ def test_an_image_grid_is_one_mosaic_with_every_title():
     heat = [np.ones((8, 8)) if i == 3 else None for i in range(20)]
     fig = F.image_grid(images, [f"t{i}" for i in range(20)], "grid", overlay=heat, cols=8)
     ax = fig.axes[0]
-    assert len(fig.axes) == 1 and len(ax.images) == 1 and F.is_mosaic(fig)
+    assert len(fig.axes) == 1 and len(ax.images) == 1 and is_mosaic(fig)
     assert [t.get_text() for t in ax.texts] == [f"t{i}" for i in range(20)]
     mosaic = ax.images[0].get_array()
     assert mosaic.shape[0] > 3 * 8 and mosaic.shape[1] > 8 * 8  # 3 rows of 8 columns

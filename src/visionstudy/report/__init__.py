@@ -12,6 +12,7 @@ from pathlib import Path
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report.compare import compare_report
+from visionstudy.report.drawing import drawing_in_background
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, run_report
 from visionstudy.report.runs import RunArtifacts, is_run_dir, load_run, unique_labels
@@ -50,6 +51,7 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
     check_out(out, paths)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-        report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
+        with drawing_in_background():
+            report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
         report.seconds = time.perf_counter() - start
         return write_report(report, out, opts.formats)

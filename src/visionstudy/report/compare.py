@@ -7,6 +7,7 @@ from typing import Any
 
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
+from visionstudy.report.drawing import save_figure
 from visionstudy.report.run_report import Evaluated, ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts
 
@@ -38,13 +39,13 @@ def compare_report(arts: list[RunArtifacts], out: Path, opts: ReportOptions) -> 
     with_history = [(a.label, a.history) for a in arts if a.history]
     if with_history:
         overview.figures.append(FigureRef(
-            "figures/" + F.save_figure(F.overlaid_curves(with_history), figs, "curves_overlaid",
+            "figures/" + save_figure(F.overlaid_curves(with_history), figs, "curves_overlaid",
                                        **opts.vector),
             "Loss and accuracy per epoch of every run (solid: validation, dashed: train)."))
     scored = [(r[0], r[2]) for r in rows if r[2] is not None]
     if scored:
         overview.figures.append(FigureRef(
-            "figures/" + F.save_figure(F.bar_comparison([s[0] for s in scored], [s[1] for s in scored],
+            "figures/" + save_figure(F.bar_comparison([s[0] for s in scored], [s[1] for s in scored],
                                                         None, "test accuracy", "Test accuracy per run"),
                                        figs, "accuracy_bars", **opts.vector),
             "Test accuracy of each run."))

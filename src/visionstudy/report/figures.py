@@ -7,7 +7,6 @@ sorted horizontal bars and index ticks for 100.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -27,24 +26,6 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
                      "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
 
 
-def save_figure(fig: Figure, folder: Path, stem: str, pdf: bool = False, svg: bool = False) -> str:
-    """Write `stem`.png (150 dpi) into `folder`, and when asked `stem`.pdf (vector, for LaTeX) and
-    `stem`.svg (not for image grids: one raster mosaic); returns the PNG's file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{stem}.png", dpi=150, bbox_inches="tight")
-    if svg and not is_mosaic(fig):
-        fig.savefig(folder / f"{stem}.svg", bbox_inches="tight")
-    if pdf:
-        fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
-    plt.close(fig)
-    return f"{stem}.png"
-
-
-def is_mosaic(fig: Figure) -> bool:
-    """A figure that is one image on one axes (an image grid): vector copies would only wrap it."""
-    return len(fig.axes) == 1 and len(fig.axes[0].images) == 1 and not fig.axes[0].lines
-
-
 def class_colors(k: int) -> Any:
     cmap = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "turbo")
     return [cmap(i if k <= 20 else i / max(k - 1, 1)) for i in range(k)]
@@ -56,6 +37,14 @@ def human(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g}{unit}"
     return f"{n:g}"
+
+
+def human_tick(v: float, _: int) -> str:
+    return human(v)
+
+
+def plain_tick(v: float, _: int) -> str:
+    return f"{v:g}"
 
 
 def short(name: str, width: int = 14) -> str:
@@ -196,8 +185,7 @@ def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, 
             ax.set_xscale("log")
         else:
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
-            label = human if log else (lambda v: f"{v:g}")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _, text=label: text(v)))
+            ax.xaxis.set_major_formatter(FuncFormatter(human_tick if log else plain_tick))
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} vs {xlabel}")
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -26,6 +26,7 @@ from visionstudy.evaluate import (
 from visionstudy.report import figures as F
 from visionstudy.report import images
 from visionstudy.report.document import FigureRef, Report, Section, Table, fmt, human
+from visionstudy.report.drawing import save_figure
 from visionstudy.report.runs import RunArtifacts
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class RunReportBuilder:
 
     def figure(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
         folder = self.out / "figures" / self.prefix if self.prefix else self.out / "figures"
-        name = F.save_figure(fig, folder, stem, **self.opts.vector)
+        name = save_figure(fig, folder, stem, **self.opts.vector)
         rel = Path("figures") / self.prefix / name if self.prefix else Path("figures") / name
         return FigureRef(rel.as_posix(), caption, wide)
 

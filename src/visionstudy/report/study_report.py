@@ -19,6 +19,7 @@ from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
+from visionstudy.report.drawing import drawing_in_background, save_figure
 from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
@@ -102,7 +103,7 @@ class StudyReportBuilder:
         return pick(means, key=means.__getitem__, default=None)
 
     def fig(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
-        return FigureRef("figures/" + F.save_figure(fig, self.out / "figures", stem, **self.opts.vector),
+        return FigureRef("figures/" + save_figure(fig, self.out / "figures", stem, **self.opts.vector),
                          caption, wide)
 
     def values(self, variant: str, key: str) -> dict[str, float]:
@@ -573,7 +574,8 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
     builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts or ReportOptions(), db)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-        report = builder.build()
+        with drawing_in_background():
+            report = builder.build()
         report.seconds = time.perf_counter() - start
         return write_report(report, out, builder.opts.formats)
 

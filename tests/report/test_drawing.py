@@ -1,0 +1,127 @@
+"""Figures drawn by forked processes: the same pixels, every file there on leaving, errors raised,
+a dead drawing process costing nothing, and no fork beside other threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from visionstudy.report import drawing
+
+SCRIPT = textwrap.dedent(r"""
+    import os, signal, sys, json
+    from pathlib import Path
+    import numpy as np
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    from visionstudy.report import figures as F
+    from visionstudy.report.drawing import drawing_in_background, drawing_workers, save_figure
+
+    out = Path(sys.argv[1])
+
+    def figures():
+        rng = np.random.default_rng(0)
+        hist = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 1 - 1 / (e + 1),
+                 "val_accuracy": 1 - 1.3 / (e + 2), "lr": 0.1 / e} for e in range(1, 6)]
+        yield "curves", F.training_curves(hist)
+        names = [f"class {i}" for i in range(12)]
+        yield "confusion", F.confusion_matrix(rng.integers(0, 30, (12, 12)), names, False)
+        yield "mosaic", F.image_grid(rng.random((8, 8, 8, 3)), [f"t{i}" for i in range(8)], cols=4)
+
+    def unpicklable():
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"<{v:g}>"))  # a lambda: no pickle
+        return fig
+
+    report = {"workers": drawing_workers()}
+    for stem, fig in figures():
+        save_figure(fig, out / "inline", stem)
+    with drawing_in_background() as writer:
+        for stem, fig in figures():
+            save_figure(fig, out / "forked", stem, pdf=True)
+        save_figure(unpicklable(), out / "forked", "lambda")
+        report["written_before_leaving"] = sorted(p.name for p in (out / "forked").glob("*.png"))
+    report["pids"] = sorted(writer.pids)
+    report["me"] = os.getpid()
+
+    with drawing_in_background() as writer:  # a drawing process killed mid-report
+        first = figures()
+        stem, fig = next(first)
+        for proc in list(writer.pool._processes.values()):
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join()
+        save_figure(fig, out / "killed", stem)
+        for stem, fig in first:
+            save_figure(fig, out / "killed", stem)
+
+    (out / "bad.png").mkdir()  # the PNG's path is a folder: savefig fails in the drawing process
+    try:
+        with drawing_in_background():
+            save_figure(next(figures())[1], out, "bad")
+    except Exception as e:
+        report["error"] = type(e).__name__
+    print(json.dumps(report))
+""")
+
+
+def pixels(path: Path):
+    import matplotlib.image as mpimg
+
+    return mpimg.imread(path)
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The script in a process of its own: one thread, as `visionstudy report` is."""
+    import json
+
+    out = tmp_path_factory.mktemp("drawing")
+    script = out / "draw.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_figures_drawn_by_a_forked_process_equal_those_drawn_in_place(drawn) -> None:
+    import numpy as np
+
+    out, report = drawn
+    if report["workers"] == 0:
+        pytest.skip("one usable core: figures are drawn in place")
+    assert report["pids"] and report["me"] not in report["pids"]  # drawn elsewhere
+    for stem in ("curves", "confusion", "mosaic"):
+        a, b = pixels(out / "inline" / f"{stem}.png"), pixels(out / "forked" / f"{stem}.png")
+        assert a.shape == b.shape and np.array_equal(a, b), stem
+        assert (out / "forked" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "forked" / "lambda.png").stat().st_size > 1000  # not picklable: drawn in place
+
+
+def test_every_file_exists_when_the_block_is_left_even_after_a_drawing_process_died(drawn) -> None:
+    out, _ = drawn
+    for stem in ("curves", "confusion", "mosaic"):
+        assert pixels(out / "killed" / f"{stem}.png").shape == pixels(out / "inline" / f"{stem}.png").shape
+
+
+def test_a_drawing_error_is_raised_when_the_block_is_left(drawn) -> None:
+    assert drawn[1]["error"] == "IsADirectoryError"
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert drawing.drawing_workers() == 0
+        with drawing.drawing_in_background() as writer:
+            assert writer is None and drawing.ACTIVE.get() is None
+    finally:
+        stop.set()
+        other.join()
