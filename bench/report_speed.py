@@ -3,15 +3,17 @@
     .venv/bin/python bench/report_speed.py digits     # one digits run (examples/digits-quick.yaml)
     .venv/bin/python bench/report_speed.py emnist     # the emnist-balanced recipe, 1 epoch per run
 
-Each report is timed twice through the CLI (a new process, imports included): `cold`, the first
-report of fresh runs (t-SNE computed and cached in each run's analysis/ folder), and `warm`, the
-report written again. Prints one JSON line per result and writes bench/results/report_speed.md.
+Each report is timed through the CLI (a new process, imports included) --repeat times (default 5):
+`cold`, the report of runs without their cache (t-SNE computed and cached in each run's analysis/
+folder), and `warm`, the report written again; the median and the range are reported. Prints one
+JSON line per result and writes bench/results/report_speed_<which>.md.
 
 `emnist` writes an EMNIST Balanced mirror in the official gzip IDX format (47 classes; --train and
 --test images, 4,700 each by default against the real 112,800 and 18,800, so that the recipe's 62
 one-epoch runs, 17 of them ResNets, train in minutes on 2 cores: each run trains on
---max-train-samples of them) and trains the recipe with --workers 2 first. What the report costs per
-variant (its figures, the t-SNE of at most 2,000 test points) does not depend on those sizes.
+--max-train-samples of them) and trains the recipe with --workers 2 first (about 40 minutes at the
+default sizes). The figures and the t-SNE (at most 2,000 test points) do not depend on the test set's
+size; reading each run's predictions and its metrics (per class, ROC, calibration) grows with it.
 """
 
 from __future__ import annotations
@@ -63,24 +65,35 @@ def emnist_mirror(folder: Path, n_train: int, n_test: int = 18_800, classes: int
     return folder
 
 
-def row(name: str, seconds: float, **extra: object) -> dict:
-    out = {"benchmark": name, "seconds": round(seconds, 1), **extra}
+def row(name: str, seconds: list[float], **extra: object) -> dict:
+    """One result: the median of the repeats, and their range."""
+    out = {"benchmark": name, "seconds": round(float(np.median(seconds)), 1),
+           "min": round(min(seconds), 1), "max": round(max(seconds), 1), "repeats": len(seconds), **extra}
     print(json.dumps(out), flush=True)
     return out
 
 
-def digits(tmp: Path) -> list[dict]:
+def cold_and_warm(run_dirs: list[Path], cmd: list[str], out: Path, repeat: int) -> dict[str, list[float]]:
+    """`repeat` times: the report of runs without a cached analysis (cold), then written again (warm)."""
+    times: dict[str, list[float]] = {"cold": [], "warm": []}
+    for _ in range(repeat):
+        for run in run_dirs:
+            shutil.rmtree(run / "analysis", ignore_errors=True)
+        for kind in ("cold", "warm"):
+            times[kind].append(timed([*cmd, "--out", str(out / f"report-{kind}")], out))
+    return times
+
+
+def digits(tmp: Path, repeat: int) -> list[dict]:
     run = tmp / "digits"
     if not (run / "metrics.json").is_file():
         subprocess.run([*VS, "train", str(ROOT / "examples" / "digits-quick.yaml"), "--out", str(run),
                         "--quiet"], check=True, capture_output=True)
-    shutil.rmtree(run / "analysis", ignore_errors=True)
-    return [row(f"digits run report ({kind})",
-                timed([*REPORT_VS, "report", str(run), "--out", str(tmp / f"digits-{kind}")], tmp),
-                target_seconds=10) for kind in ("cold", "warm")]
+    times = cold_and_warm([run], [*REPORT_VS, "report", str(run)], tmp, repeat)
+    return [row(f"digits run report ({kind})", t, target_seconds=10) for kind, t in times.items()]
 
 
-def emnist(tmp: Path, n_train: int, n_test: int, max_train: int) -> list[dict]:
+def emnist(tmp: Path, n_train: int, n_test: int, max_train: int, repeat: int) -> list[dict]:
     mirror = tmp / "mirror" / "emnist"
     runs = tmp / "runs"
     out = []
@@ -95,17 +108,15 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int) -> list[dict]:
                         "--workers", "2", "--quiet", "--no-report"],
                        check=True, capture_output=True, cwd=tmp)
         out.append(row("emnist-balanced training (62 runs, 1 epoch, 2 workers)",
-                       time.perf_counter() - start, train_images=max_train, test_images=n_test))
+                       [time.perf_counter() - start], train_images=max_train, test_images=n_test))
     if sizes.is_file():  # the sizes the kept runs were trained with
         n_test = json.loads(sizes.read_text())["test"]
-    for f in runs.glob("emnist-balanced/**/analysis"):  # cold means cold: no cached t-SNE
-        shutil.rmtree(f)
     variants = len(json.loads((runs / "emnist-balanced" / "manifest.json").read_text())["variants"])
-    for kind in ("cold", "warm"):
-        seconds = timed([*REPORT_VS, "report", str(runs / "emnist-balanced"), "--data-dir",
-                         str(mirror.parent), "--out", str(tmp / f"report-{kind}")], tmp)
-        out.append(row(f"emnist-balanced study report ({kind})", seconds, variants=variants,
-                       test_images=n_test, classes=47, target_seconds=60))
+    run_dirs = [f.parent for f in runs.glob("emnist-balanced/**/metrics.json")]
+    times = cold_and_warm(run_dirs, [*REPORT_VS, "report", str(runs / "emnist-balanced"), "--data-dir",
+                                     str(mirror.parent)], tmp, repeat)
+    out += [row(f"emnist-balanced study report ({kind})", t, variants=variants, test_images=n_test,
+                classes=47, target_seconds=60) for kind, t in times.items()]
     return out
 
 
@@ -116,6 +127,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=4_700, help="EMNIST test images (the real: 18,800)")
     parser.add_argument("--max-train-samples", type=int, default=940, help="training images per run")
     parser.add_argument("--keep", type=Path, help="keep the mirror and runs here (and reuse them next time)")
+    parser.add_argument("--repeat", type=int, default=5, help="times each report is written (median, range)")
     parser.add_argument("--python", help="the interpreter whose visionstudy writes the reports (a checkout)")
     args = parser.parse_args()
     if args.python:
@@ -125,13 +137,14 @@ def main() -> None:
         where = args.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         if args.which in ("digits", "all"):
-            rows += digits(where)
+            rows += digits(where, args.repeat)
         if args.which in ("emnist", "all"):
-            rows += emnist(where, args.train, args.test, args.max_train_samples)
+            rows += emnist(where, args.train, args.test, args.max_train_samples, args.repeat)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
-    lines = ["| benchmark | seconds | target |", "|---|---:|---:|"]
-    lines += [f"| {r['benchmark']} | {r['seconds']} | {r.get('target_seconds', '–')} |" for r in rows]
+    lines = ["| benchmark | median s | range s | repeats | target s |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['benchmark']} | {r['seconds']} | {r['min']}–{r['max']} | {r['repeats']} | "
+              f"{r.get('target_seconds', '–')} |" for r in rows]
     (results / f"report_speed_{args.which}.md").write_text("\n".join(lines) + "\n")
 
 
