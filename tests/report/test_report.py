@@ -175,6 +175,48 @@ def test_tsne_is_computed_once_and_cached_in_the_run_folder(digits_run, tmp_path
         build_report([run], tmp_path / "d", opts)
 
 
+INTERRUPTED = """
+import sys, time
+from pathlib import Path
+from visionstudy.report import ReportOptions, build_report
+
+run_report = sys.modules["visionstudy.report.run_report"]  # the package's name is the function
+
+def slow_tsne(*args, threads=None, **kwargs):  # a t-SNE that would take a minute
+    print(f"t-SNE started, threads={threads}", flush=True)
+    time.sleep(60)
+
+run_report.tsne_embedding = slow_tsne
+build_report([Path(sys.argv[1])], Path(sys.argv[2]), ReportOptions(images=False, tsne_points=80))
+"""
+
+
+def test_ctrl_c_ends_a_report_at_once_while_its_t_sne_runs(digits_run, tmp_path):
+    """Before: the t-SNE ran in a pool thread that the interpreter waits for at exit, so Ctrl-C
+    waited for the t-SNE (38 s for a 1-s t-SNE whose OpenMP threads shared 2 cores with the drawing
+    process); it now gets one thread, and a daemon thread."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("analysis"))
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    proc = subprocess.Popen([sys.executable, str(script), str(run), str(tmp_path / "rep")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "t-SNE started, threads=1"
+    time.sleep(1.0)  # the report draws its other figures meanwhile
+    proc.send_signal(signal.SIGINT)
+    start = time.perf_counter()
+    _, err = proc.communicate(timeout=50)
+    assert time.perf_counter() - start < 15, "Ctrl-C waited for the t-SNE"
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert not (run / "analysis" / "tsne.npz").exists()
+
+
 def test_a_read_only_run_is_reported_without_a_cache(digits_run, tmp_path):
     from tests.conftest import read_only_copy
 

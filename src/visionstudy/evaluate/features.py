@@ -14,15 +14,21 @@ def subsample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 def tsne_embedding(
-    features: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: int = 0
+    features: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: int = 0,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """2-D t-SNE points of (a seeded subsample of) the features, and the positions used."""
+    """2-D t-SNE points of (a seeded subsample of) the features, and the positions used.
+    `threads`: OpenMP threads of the gradient (default: all cores). Beside other work give 1: its
+    threads wait for each other 3 times per iteration, and with a core taken each wait costs a
+    scheduler slice (a 1-s t-SNE took 38 s beside a report's drawing process on 2 cores)."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     idx = subsample(labels, max_points, seed)
     x = features[idx].astype(np.float32)
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)  # features of very different scales otherwise dominate
     perplexity = float(min(30.0, max(2.0, (len(idx) - 1) / 3)))
-    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                  learning_rate="auto").fit_transform(x)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                      learning_rate="auto").fit_transform(x)
     return points, idx

@@ -118,8 +118,13 @@ def drawing_workers() -> int:
 @contextmanager
 def drawing_in_background(workers: int | None = None) -> Iterator[BackgroundWriter | None]:
     """Figures saved inside are drawn by forked processes; on leaving, all are written."""
+    outer = ACTIVE.get()
+    if outer is not None:  # inside another report's block: its writer, and its files on leaving
+        yield outer
+        outer.wait()
+        return
     count = drawing_workers() if workers is None else workers
-    if count <= 0 or ACTIVE.get() is not None:
+    if count <= 0:
         yield None
         return
     writer = BackgroundWriter(count)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,9 @@ class RunReportBuilder:
 
     def start_tsne(self) -> Future[dict[str, np.ndarray]] | None:
         """The embedding, computed (or read from the run's cache) in a thread while the other
-        figures are drawn: sklearn's t-SNE gradient runs without the GIL."""
+        figures are drawn: sklearn's t-SNE gradient runs without the GIL, on one OpenMP thread (the
+        report and its drawing process have the other cores). A daemon thread: Ctrl-C ends the
+        report at once, not after the t-SNE (the cache is written whole or not at all)."""
         if self.ev is None or self.tsne_skipped():
             return None
         from visionstudy.store.rundir import RunDir
@@ -305,16 +308,21 @@ class RunReportBuilder:
         assert p is not None
         features, labels = p["features"], p["labels"]
         n, seed = self.opts.tsne_points, self.opts.seed
+        future: Future[dict[str, np.ndarray]] = Future()
 
-        def compute() -> dict[str, np.ndarray]:
-            return RunDir(self.art.path).cached(
-                "tsne", f"points={n},seed={seed},features={features.shape}",
-                lambda: dict(zip(("points", "index"), tsne_embedding(features, labels, n, seed),
-                                 strict=True)))
+        def embed() -> dict[str, np.ndarray]:
+            points, index = tsne_embedding(features, labels, n, seed, threads=1)
+            return {"points": points, "index": index}
 
-        pool = ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(compute)
-        pool.shutdown(wait=False)
+        def compute() -> None:
+            future.set_running_or_notify_cancel()
+            try:
+                future.set_result(RunDir(self.art.path).cached(
+                    "tsne", f"points={n},seed={seed},features={features.shape}", embed))
+            except BaseException as e:  # noqa: BLE001  (raised where the figure is drawn)
+                future.set_exception(e)
+
+        threading.Thread(target=compute, name="tsne", daemon=True).start()
         return future
 
     def tsne(self, pending: Future[dict[str, np.ndarray]] | None = None) -> Section:
