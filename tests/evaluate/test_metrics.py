@@ -114,3 +114,37 @@ def test_calibration_error_equals_torchmetrics(bins):
     theirs = multiclass_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(labels),
                                           num_classes=4, n_bins=bins, norm="l1")
     assert calibration(probs, labels, bins).ece == pytest.approx(float(theirs), abs=1e-6)
+
+
+@pytest.mark.parametrize("k", [3, 5, 47])
+def test_class_auc_equals_scikit_learn_with_ties_and_an_absent_class(k):
+    from visionstudy.evaluate.metrics import class_auc
+
+    rng = np.random.default_rng(k)
+    labels = rng.integers(0, k, 600)
+    labels[labels == k - 1] = 0  # the last class never occurs
+    probs = np.round(rng.dirichlet(np.ones(k), 600) + 0.3 * np.eye(k)[labels], 2)  # many ties
+    got = class_auc(probs, labels)
+    assert got[-1] is None
+    for c in range(k - 1):
+        assert got[c] == pytest.approx(skm.roc_auc_score(labels == c, probs[:, c]), abs=1e-12)
+    m = classification_metrics(np.log(probs + 1e-9), labels[:], k)
+    assert m["roc_auc_macro"] is None and m["per_class_auc"][-1] is None  # undefined, as before
+    present = labels.copy()
+    present[:k] = np.arange(k)  # every class once at least: the macro AUC is scikit-learn's
+    m = classification_metrics(np.log(probs + 1e-9), present, k)
+    scores = probabilities(np.log(probs + 1e-9))
+    expected = skm.roc_auc_score(present, scores, multi_class="ovr", average="macro")
+    assert m["roc_auc_macro"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_binary_auc_is_the_positive_class_score_auc():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 300)
+    logits = np.round(rng.normal(size=(300, 2)) + labels[:, None] * [0, 1.5], 1)  # ties
+    m = classification_metrics(logits, labels, 2)
+    expected = skm.roc_auc_score(labels, probabilities(logits)[:, 1])
+    assert m["roc_auc_macro"] == pytest.approx(expected, abs=1e-12)
+    assert m["per_class_auc"][1] == pytest.approx(expected, abs=1e-12)
+    assert m["per_class_auc"][0] == pytest.approx(skm.roc_auc_score(labels == 0, probabilities(logits)[:, 0]),
+                                                  abs=1e-12)

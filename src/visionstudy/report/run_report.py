@@ -3,6 +3,7 @@ calibration, t-SNE, data and error figures, Grad-CAM, config and versions."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -59,8 +60,12 @@ class Evaluated:
     probs: np.ndarray
     labels: np.ndarray
     names: list[str]
-    roc: Any  # RocCurves
+    auc: list[float | None]  # one-vs-rest ROC-AUC per class
     calibration: Any  # Calibration
+
+    @functools.cached_property
+    def roc(self) -> Any:  # RocCurves: only the full form draws them (a brief variant needs `auc`)
+        return roc_curves(self.probs, self.labels)
 
 
 def evaluated(art: RunArtifacts) -> Evaluated | None:
@@ -70,7 +75,7 @@ def evaluated(art: RunArtifacts) -> Evaluated | None:
     names = [str(c) for c in p["class_names"]]
     metrics = classification_metrics(p["logits"], p["labels"], len(names))
     probs = probabilities(p["logits"])
-    return Evaluated(metrics, probs, p["labels"], names, roc_curves(probs, p["labels"]),
+    return Evaluated(metrics, probs, p["labels"], names, metrics["per_class_auc"],
                      calibration(probs, p["labels"]))
 
 
@@ -260,9 +265,8 @@ class RunReportBuilder:
         p = self.art.predictions
         assert p is not None
         pc = per_class_metrics(p["logits"], p["labels"], len(self.names))
-        roc = self.ev.roc
         rows = [[self.names[c], int(pc["support"][c]), float(pc["recall"][c]),
-                 float(pc["precision"][c]), float(pc["f1"][c]), roc.auc[c]]
+                 float(pc["precision"][c]), float(pc["f1"][c]), self.ev.auc[c]]
                 for c in range(len(self.names))]
         s = Section("Per-class results", self.anchor("per-class"))
         acc = [float(v) for v in pc["recall"]]
