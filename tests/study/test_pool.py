@@ -361,3 +361,19 @@ def test_an_interrupted_search_trial_resumes_from_its_last_checkpoint(tmp_path):
     assert len({t.params["train.optimizer.lr"] for t in first}) == 1  # resumed with its own values
     history = (folder / "history.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in history] == list(range(1, 41))  # continued, not restarted
+
+
+def test_a_closed_pool_leaves_no_thread_behind():
+    """Each queue's feeder thread outlived the pool, so the study's report (which forks its drawing
+    process only from a process with one thread) drew every figure in place after `study run`."""
+    import threading
+
+    from visionstudy.study.pool import Pool
+
+    def feeders() -> int:
+        return sum(t.name == "QueueFeederThread" for t in threading.enumerate())
+
+    before = feeders()
+    pool = Pool(2, "cpu", None)
+    pool.close()  # puts a stop sentinel in each inbox: a feeder thread per inbox
+    assert feeders() == before and not any(p.is_alive() for p in pool.procs)

@@ -314,6 +314,9 @@ class Pool:
                 proc.kill()
                 proc.join(2.0)
         self.jobs.clear()
+        for q in [*self.inboxes, self.outbox]:  # end their feeder threads: the study's report
+            q.close()                            # forks its drawing process only from one thread
+            q.join_thread()
 
 
 def exit_text(code: int | None) -> str:
