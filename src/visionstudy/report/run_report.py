@@ -163,25 +163,30 @@ class RunReportBuilder:
         class, config. A 47-class confusion figure and a curves figure per variant were 1 s of
         each of 50 variants (bench/report_speed.py)."""
         if brief:
-            out = [self.summary(), self.curves(brief=True)]
-            if self.ev is not None:
-                out += [self.confusion(brief=True), self.per_class(brief=True)]
-        else:
-            pending = self.start_tsne()
-            out = [self.summary(), self.curves()]
-        if self.ev is not None and not brief:
-            out += [self.confusion(), self.per_class(), self.roc_calibration(), self.tsne(pending)]
-        if brief:
-            s = self.config_section()
-            s.notes.insert(0, "The brief form of a variant of a large study (its tables; the study's "
-                           "curves, costs and settings above show it among the others); `visionstudy "
-                           f"report {self.art.path}` writes this run's full report (curves, confusion "
-                           "matrices, t-SNE, ROC, calibration, Grad-CAM, images).")
-            return [s2 for s2 in [*out, s] if s2.figures or s2.tables or s2.notes or s2.code]
-        if self.opts.images and self.art.config.get("data", {}).get("dataset") != "sets":
-            out.append(self.image_sections())
+            return self.brief_sections()
+        pending = self.start_tsne()
+        out = [self.summary(), self.curves()]
+        if self.ev is not None:
+            out += [self.confusion(), self.per_class(), self.roc_calibration()]
+        # the image figures (dataset, checkpoint, Grad-CAM) are built while the t-SNE still runs
+        images = (self.image_sections() if self.opts.images
+                  and self.art.config.get("data", {}).get("dataset") != "sets" else None)
+        if self.ev is not None:
+            out.append(self.tsne(pending))
+        out += [images] if images is not None else []
         out.append(self.config_section())
         return [s for s in out if s.figures or s.tables or s.notes or s.code]
+
+    def brief_sections(self) -> list[Section]:
+        out = [self.summary(), self.curves(brief=True)]
+        if self.ev is not None:
+            out += [self.confusion(brief=True), self.per_class(brief=True)]
+        s = self.config_section()
+        s.notes.insert(0, "The brief form of a variant of a large study (its tables; the study's "
+                       "curves, costs and settings above show it among the others); `visionstudy "
+                       f"report {self.art.path}` writes this run's full report (curves, confusion "
+                       "matrices, t-SNE, ROC, calibration, Grad-CAM, images).")
+        return [s2 for s2 in [*out, s] if s2.figures or s2.tables or s2.notes or s2.code]
 
     def summary(self) -> Section:
         rows = [[k, v] for k, v in summary_rows(self.art, self.ev)]
