@@ -125,3 +125,18 @@ def test_no_fork_while_another_thread_runs() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def test_a_fork_that_fails_means_drawing_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.pyplot as plt
+
+    def no_fork(workers: int) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(drawing, "BackgroundWriter", no_fork)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    with drawing.drawing_in_background(workers=1) as writer:
+        assert writer is None
+        drawing.save_figure(fig, tmp_path, "line")
+        assert (tmp_path / "line.png").stat().st_size > 1000  # written at once, in place

@@ -127,7 +127,11 @@ def drawing_in_background(workers: int | None = None) -> Iterator[BackgroundWrit
     if count <= 0:
         yield None
         return
-    writer = BackgroundWriter(count)
+    try:
+        writer = BackgroundWriter(count)
+    except (OSError, BrokenProcessPool):  # no fork here (out of memory, a process limit): in place
+        yield None
+        return
     token = ACTIVE.set(writer)
     try:
         yield writer
