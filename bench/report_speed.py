@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -145,7 +146,8 @@ def main() -> None:
     lines = ["| benchmark | median s | range s | repeats | target s |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['benchmark']} | {r['seconds']} | {r['min']}–{r['max']} | {r['repeats']} | "
               f"{r.get('target_seconds', '–')} |" for r in rows]
-    (results / f"report_speed_{args.which}.md").write_text("\n".join(lines) + "\n")
+    stamp = f"Measured {time.strftime('%Y-%m-%d %H:%M')} with {' '.join(REPORT_VS)} ({os.cpu_count()} cores)."
+    (results / f"report_speed_{args.which}.md").write_text(stamp + "\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
