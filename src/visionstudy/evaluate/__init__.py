@@ -11,8 +11,17 @@ from visionstudy.evaluate.diagnostics import (
     top_losses,
 )
 from visionstudy.evaluate.features import subsample, tsne_embedding
-from visionstudy.evaluate.gradcam import cam_layer, gradcam
 from visionstudy.evaluate.metrics import classification_metrics, per_class_metrics
+
+
+def __getattr__(name: str) -> object:
+    """Grad-CAM (torch, captum) on first use: a report imports torch only for its image figures."""
+    if name in ("cam_layer", "gradcam"):
+        from visionstudy.evaluate import cam
+
+        return getattr(cam, name)
+    raise AttributeError(f"module 'visionstudy.evaluate' has no attribute {name!r}")
+
 
 __all__ = [
     "Calibration", "RocCurves", "TopLosses", "calibration", "cam_layer", "classification_metrics",

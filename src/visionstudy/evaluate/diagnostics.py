@@ -1,6 +1,6 @@
 """Diagnostics beyond the headline metrics: ROC curves, calibration, confusions, top losses.
 
-All maths comes from scikit-learn and torch (ECE, a sum over bins, is written out: see
+All maths comes from scikit-learn and scipy (ECE, a sum over bins, is written out: see
 `calibration`); this module only arranges it.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
@@ -108,9 +107,7 @@ class TopLosses:
 
 def top_losses(logits: np.ndarray, labels: np.ndarray, k: int = 16) -> TopLosses:
     """The `k` misclassified test images with the highest loss (most confidently wrong)."""
-    t_logits = torch.from_numpy(logits).float()
-    loss = torch.nn.functional.cross_entropy(t_logits, torch.from_numpy(labels).long(),
-                                             reduction="none").numpy()
+    loss = -log_softmax(logits.astype(np.float64), axis=1)[np.arange(len(labels)), labels]  # cross-entropy
     probs = probabilities(logits)
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != labels)

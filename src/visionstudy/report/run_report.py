@@ -26,7 +26,6 @@ from visionstudy.evaluate import (
     tsne_embedding,
 )
 from visionstudy.report import figures as F
-from visionstudy.report import images
 from visionstudy.report.document import FigureRef, Report, Section, Table, fmt, human
 from visionstudy.report.drawing import save_figure
 from visionstudy.report.runs import RunArtifacts
@@ -350,6 +349,10 @@ class RunReportBuilder:
         return s
 
     def image_sections(self) -> Section:
+        """Needs the dataset and the checkpoint: torch is imported here, the first time, while the
+        drawing process and the t-SNE keep the other cores busy."""
+        from visionstudy.report import images
+
         s = Section("Data, errors and Grad-CAM", self.anchor("images"))
         data, reason = images.load_data(self.art, self.opts.data_dir)
         if data is None:
