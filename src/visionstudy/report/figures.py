@@ -18,7 +18,6 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
-from visionstudy.report.drawing import is_mosaic, save_figure  # noqa: E402,F401  (their old home)
 
 TICK_CHARS = 14  # class names up to this long label ticks; longer ones get indices and a key
 ANNOTATE = 20  # up to this many classes, confusion-matrix cells show their values

@@ -59,8 +59,11 @@ class Evaluated:
     probs: np.ndarray
     labels: np.ndarray
     names: list[str]
-    auc: list[float | None]  # one-vs-rest ROC-AUC per class
     calibration: Any  # Calibration
+
+    @property
+    def auc(self) -> list[float | None]:  # one-vs-rest ROC-AUC per class
+        return self.metrics["per_class_auc"]
 
     @functools.cached_property
     def roc(self) -> Any:  # RocCurves: only the full form draws them (a brief variant needs `auc`)
@@ -74,8 +77,7 @@ def evaluated(art: RunArtifacts) -> Evaluated | None:
     names = [str(c) for c in p["class_names"]]
     metrics = classification_metrics(p["logits"], p["labels"], len(names))
     probs = probabilities(p["logits"])
-    return Evaluated(metrics, probs, p["labels"], names, metrics["per_class_auc"],
-                     calibration(probs, p["labels"]))
+    return Evaluated(metrics, probs, p["labels"], names, calibration(probs, p["labels"]))
 
 
 def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any]]:
@@ -168,12 +170,12 @@ class RunReportBuilder:
         if self.ev is not None:
             out += [self.confusion(), self.per_class(), self.roc_calibration()]
         # the image figures (dataset, checkpoint, Grad-CAM) are built while the t-SNE still runs
-        images = (self.image_sections() if self.opts.images
-                  and self.art.config.get("data", {}).get("dataset") != "sets" else None)
+        images = []
+        if self.opts.images and self.art.config.get("data", {}).get("dataset") != "sets":
+            images.append(self.image_sections())
         if self.ev is not None:
             out.append(self.tsne(pending))
-        out += [images] if images is not None else []
-        out.append(self.config_section())
+        out += [*images, self.config_section()]
         return [s for s in out if s.figures or s.tables or s.notes or s.code]
 
     def brief_sections(self) -> list[Section]:

@@ -44,9 +44,8 @@ class Exported:
 def default_out(run: Path, fmt: str) -> Path:
     """exports/<run>.<ext>; a study's run is named by its place in the study (quick-baseline-seed-0)."""
     path = run.resolve()
-    for up in range(1, 4):
-        study = path.parents[up - 1] if up <= len(path.parents) else None
-        if study is not None and (study / "manifest.json").is_file():
+    for study in list(path.parents)[:3]:  # seed-1 ← variant ← study (a fold adds a level)
+        if (study / "manifest.json").is_file():
             name = "-".join([study.name, *path.relative_to(study).parts])
             return Path("exports") / f"{name}{FORMATS[fmt]}"
     return Path("exports") / f"{path.name}{FORMATS[fmt]}"
