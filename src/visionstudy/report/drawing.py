@@ -16,11 +16,13 @@ a notebook's kernel, a test runner), figures are written in place, as before.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import pickle
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +37,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import TransformNode  # noqa: E402
 
 DPI = 150  # PNG resolution; the vector copies (PDF for LaTeX, SVG on request) carry print quality
 MAX_WORKERS = 4  # drawing processes at most (a 50-variant study report keeps 4 busy)
@@ -51,10 +54,55 @@ def write_files(fig: Figure, jobs: Jobs) -> None:
         fig.savefig(path, bbox_inches="tight", **options)
 
 
+def figure_transforms(fig: Figure) -> list[TransformNode]:
+    """Every transform reachable from `fig` through matplotlib objects and plain containers (not
+    through classes or modules: those lead to the whole process)."""
+    seen, stack, nodes = {id(fig)}, [fig], []
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, TransformNode):
+            nodes.append(obj)
+        for ref in gc.get_referents(obj):
+            if id(ref) in seen or isinstance(ref, type):
+                continue
+            if isinstance(ref, dict | list | tuple | set) or type(ref).__module__.startswith("matplotlib"):
+                seen.add(id(ref))
+                stack.append(ref)
+    return nodes
+
+
+def link(child: TransformNode, parent: TransformNode) -> None:
+    """`parent` told of every change of `child` (matplotlib's own `set_children`, one link)."""
+    key = id(parent)
+    child._parents[key] = weakref.ref(parent, lambda _, pop=child._parents.pop, k=key: pop(k, None))
+
+
+def relink_transforms(fig: Figure) -> None:
+    """Mend an unpickled figure's transform tree. matplotlib keys each transform's parents by
+    `id()` and unpickles the old process's ids as keys: a transform made later at one of those
+    addresses overwrites a link (and a dying one's callback deletes another's), so a parent misses
+    a change, such as savefig's dpi, and draws from a stale matrix (a legend's handle drawn off its
+    label: one hash seed in 25 on the training curves, matplotlib 3.11). Rebuilt here from the
+    objects: each transform's live parents under their real ids, and every transform a parent
+    holds as an attribute (matplotlib's parents hold their children so)."""
+    nodes = figure_transforms(fig)
+    for node in nodes:
+        parents = [ref() for ref in node._parents.values()]
+        node._parents = {}
+        for parent in parents:
+            if parent is not None:
+                link(node, parent)
+    for parent in nodes:
+        for child in vars(parent).values():
+            if isinstance(child, TransformNode):
+                link(child, parent)
+
+
 def write_pickled(blob: bytes, jobs: Jobs) -> int:
-    """In a drawing process: the figure back from its pickle, written, closed; returns the pid
-    (a test checks where the drawing happened)."""
+    """In a drawing process: the figure back from its pickle, its transforms relinked, written,
+    closed; returns the pid (a test checks where the drawing happened)."""
     fig = pickle.loads(blob)
+    relink_transforms(fig)
     try:
         write_files(fig, jobs)
     finally:
