@@ -186,3 +186,20 @@ def test_seeds_and_fetch_options_do_not_change_a_runs_identity():
     old = {k: v for k, v in cfg.items()}
     old["train"] = {k: v for k, v in cfg["train"].items() if k != "log_every_n_steps"}  # an older dump
     assert identity(old) == identity(cfg)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", 1), (" 2 ", 2), ("100000", "cores"), ("0", "cores"), ("-3", "cores"), ("two", "cores"),
+    (None, "cores"),
+])
+def test_the_thread_budget_follows_omp_num_threads_within_the_cores(monkeypatch, value, expected):
+    from visionstudy.study.pool import threads_per_worker
+    from visionstudy.validate import thread_budget, usable_cores
+
+    if value is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+    want = usable_cores() if expected == "cores" else min(expected, usable_cores())
+    assert thread_budget() == want
+    assert threads_per_worker(2) == max(1, want // 2)

@@ -29,7 +29,7 @@ from visionstudy.models import Classifier, count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
 from visionstudy.training.checkpoint import load_checkpoint
 from visionstudy.training.fit import fit
-from visionstudy.validate import usable_cores
+from visionstudy.validate import thread_budget
 
 
 def versions() -> dict[str, str]:
@@ -96,7 +96,7 @@ def run_experiment(
     )
     fabric.launch()
     if accelerator == "cpu":
-        torch.set_num_threads(t.threads or threads or max(1, usable_cores() // fabric.world_size))
+        torch.set_num_threads(t.threads or threads or max(1, thread_budget() // fabric.world_size))
     else:
         torch.backends.cudnn.benchmark = True
     run = RunDir(out)
@@ -154,6 +154,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
         "val_accuracy": finite_or_none(best.get("val_accuracy")),
         "val_loss": finite_or_none(best.get("val_loss")), "validation": cfg.data.validates_on,
         "stopped_early": result.stopped_early, "tested_checkpoint": tested,
+        "cpu_threads": torch.get_num_threads() if fabric.device.type == "cpu" else None,
     }
     metrics.update(task.extra_metrics(net, data, cfg, fabric.device))
     buf = io.BytesIO()

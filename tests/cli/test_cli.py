@@ -65,10 +65,12 @@ def test_datasets_preview_writes_a_grid(tmp_path, augment):
 
 
 def test_train_quick_config_end_to_end(tmp_path):
-    result = vs("train", QUICK, "--out", tmp_path / "run", "--quiet", "--set", "train.epochs=15")
+    result = vs("train", QUICK, "--out", tmp_path / "run", "--quiet", "--set", "train.epochs=15",
+                env={"OMP_NUM_THREADS": "1"})  # a job script's share of the cores: honoured, recorded
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.9 and metrics["epochs_run"] == 15
+    assert metrics["cpu_threads"] == 1
     again = vs("train", QUICK, "--out", tmp_path / "run", "--quiet")
     assert_user_error(again, "finished run", "--force")
 

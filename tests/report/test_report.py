@@ -63,6 +63,8 @@ def test_ten_class_run_report_has_every_figure_and_table(digits_run, tmp_path):
     assert "incomplete run" not in text
     md = (out / "report.md").read_text()
     assert "| test accuracy |" in md and "![" in md and "```yaml" in md
+    threads = metrics["cpu_threads"]
+    assert threads >= 1 and f"s on {threads} CPU thread{'s' * (threads > 1)} |" in md  # what the time means
 
 
 def test_hundred_class_run_report(cifar100_run, tmp_path):

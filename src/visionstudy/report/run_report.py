@@ -125,8 +125,11 @@ def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
         best = max(r["val_accuracy"] for r in art.history)
         out.append(("best val accuracy", f"{best:.2%}"))
     params = m.get("params", art.resolved.get("model", {}).get("params"))
+    seconds = m.get("train_seconds", sum(r.get("seconds", 0) for r in art.history))
+    count = m.get("cpu_threads")
+    threads = f" on {count} CPU thread{'s' * (count != 1)}" if count else ""
     out += [("parameters", human(params)), ("epochs", str(m.get("epochs_run", len(art.history)))),
-            ("train time", f"{m.get('train_seconds', sum(r.get('seconds', 0) for r in art.history)):.1f} s")]
+            ("train time", f"{seconds:.1f} s{threads}")]
     return out
 
 

@@ -76,9 +76,9 @@ def start_context(fork: bool) -> Any:
 
 
 def threads_per_worker(workers: int) -> int:
-    from visionstudy.validate import usable_cores
+    from visionstudy.validate import thread_budget
 
-    return max(1, usable_cores() // max(workers, 1))
+    return max(1, thread_budget() // max(workers, 1))
 
 
 def gpu_for(worker: int) -> str | None:
