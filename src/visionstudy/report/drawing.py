@@ -93,7 +93,7 @@ def relink_transforms(fig: Figure) -> None:
             if parent is not None:
                 link(node, parent)
     for parent in nodes:
-        for child in vars(parent).values():
+        for child in getattr(parent, "__dict__", {}).values():
             if isinstance(child, TransformNode):
                 link(child, parent)
 
