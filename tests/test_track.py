@@ -99,3 +99,16 @@ def test_a_search_opens_in_optuna_dashboard(tmp_path):
     ours = optuna.load_study(study_name="dash:search", storage=f"sqlite:///{study.dir / 'study.db'}")
     assert [(t["number"], t["state"]) for t in detail["trials"]] == \
         [(t.number, t.state.name.capitalize()) for t in ours.trials] and len(ours.trials) == 3
+
+
+def test_the_trackers_module_leaves_the_report_unimported_until_a_run_is_logged():
+    """`visionstudy train` imports it for `--log`: the report's modules (scikit-learn, matplotlib:
+    1.7 s) made every train, even one refused for a bad config, that much slower to start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, visionstudy.cli, visionstudy.track; "
+            "print(sorted(m for m in ('sklearn', 'matplotlib', 'visionstudy.report') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
