@@ -193,7 +193,6 @@ def test_seeds_and_fetch_options_do_not_change_a_runs_identity():
     (None, "cores"),
 ])
 def test_the_thread_budget_follows_omp_num_threads_within_the_cores(monkeypatch, value, expected):
-    from visionstudy.study.pool import threads_per_worker
     from visionstudy.validate import thread_budget, usable_cores
 
     if value is None:
@@ -202,4 +201,4 @@ def test_the_thread_budget_follows_omp_num_threads_within_the_cores(monkeypatch,
         monkeypatch.setenv("OMP_NUM_THREADS", value)
     want = usable_cores() if expected == "cores" else min(expected, usable_cores())
     assert thread_budget() == want
-    assert threads_per_worker(2) == max(1, want // 2)
+    assert thread_budget(2) == max(1, want // 2) and thread_budget(1000) == 1

@@ -96,7 +96,7 @@ def run_experiment(
     )
     fabric.launch()
     if accelerator == "cpu":
-        torch.set_num_threads(t.threads or threads or max(1, thread_budget() // fabric.world_size))
+        torch.set_num_threads(t.threads or threads or thread_budget(fabric.world_size))
     else:
         torch.backends.cudnn.benchmark = True
     run = RunDir(out)

@@ -143,15 +143,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def thread_budget() -> int:
-    """CPU threads this process's compute may use when `train.threads` is not given:
-    `OMP_NUM_THREADS` where it is a positive whole number (a cluster job script's
-    `$SLURM_CPUS_PER_TASK`, a test runner sharing the cores between its workers), at most the usable
-    cores; otherwise the usable cores. Two processes each on every core slow both several-fold (a
-    15-epoch digits run on 2 cores: 1.6 s alone, 18 s beside a second; 1 thread each: 2.2 s)."""
+def thread_budget(processes: int = 1) -> int:
+    """CPU threads for each of `processes` (a run's data-parallel processes, a study's workers)
+    when `train.threads` is not given, at least 1: their share of `OMP_NUM_THREADS` where that is a
+    positive whole number (a cluster job script's `$SLURM_CPUS_PER_TASK`, a test runner sharing the
+    cores between its workers), at most the usable cores; else of the usable cores. Two processes
+    each on every core slow both several-fold (a 15-epoch digits run on 2 cores: 1.6 s alone, 18 s
+    beside a second; 1 thread each: 2.2 s)."""
     cores = usable_cores()
     text = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return min(int(text), cores) if text.isdigit() and int(text) > 0 else cores
+    budget = min(int(text), cores) if text.isdigit() and int(text) > 0 else cores
+    return max(1, budget // max(processes, 1))
 
 
 def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]

@@ -19,6 +19,8 @@ import yaml
 from visionstudy.errors import ReportError
 from visionstudy.store.rundir import RunDir
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 63 run configs in 0.1 s, not 1.5 s
+
 
 @dataclass
 class RunArtifacts:
@@ -70,9 +72,6 @@ def read_history(path: Path) -> list[dict[str, float]]:
         parsed["epoch"] = int(parsed.get("epoch", len(out) + 1))
         out.append(parsed)
     return out
-
-
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 63 run configs in 0.1 s, not 1.5 s
 
 
 def read_predictions(path: Path) -> dict[str, np.ndarray]:

@@ -75,12 +75,6 @@ def start_context(fork: bool) -> Any:
     return ctx
 
 
-def threads_per_worker(workers: int) -> int:
-    from visionstudy.validate import thread_budget
-
-    return max(1, thread_budget() // max(workers, 1))
-
-
 def gpu_for(worker: int) -> str | None:
     """The GPU a worker is pinned to (round robin) when the machine has several, else None."""
     try:
@@ -229,9 +223,11 @@ class Pool:
     """`workers` processes, each fed one job at a time by the driver."""
 
     def __init__(self, workers: int, device: str, data_dir: Path | None, fork: bool = False) -> None:
+        from visionstudy.validate import thread_budget
+
         self.ctx = start_context(fork)
         self.size, self.device, self.data_dir = max(workers, 1), device, data_dir
-        self.threads = threads_per_worker(self.size)
+        self.threads = thread_budget(self.size)
         self.outbox = self.ctx.Queue()
         self.procs: list[Any] = [None] * self.size
         self.inboxes: list[Any] = [None] * self.size
