@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from visionstudy.errors import VisionStudyError
+from visionstudy.errors import ConfigError, VisionStudyError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,16 +197,12 @@ class Study:
         report; returns the outcome (total, done, failed, trained, seconds). Workers start from a
         forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`.
         `log`: trackers ('tensorboard', 'mlflow'): each run this call finished, then the report."""
-        from visionstudy.errors import ConfigError
         from visionstudy.study import run_all, selected
         from visionstudy.track import log_run, trackers
 
         self.trackers = trackers(log, Path(log_dir) if log_dir else None)
 
-        if trials is not None:
-            if self.spec.config.search is None:
-                raise ConfigError(f"--trials {trials}: the study {self.name} has no search section")
-            self.spec.config.search.trials = trials
+        self.set_trials(trials)
         patterns = list(only) if only else None
         if patterns:
             names = [n for n, _ in self.spec.variants] + (["search"] if self.spec.config.search else [])
@@ -223,6 +219,40 @@ class Study:
         if report and outcome.done:
             self.report(data_dir=path, progress=not quiet)
         return outcome
+
+    def launch(self, launcher: str, jobs: Any = None, *, device: str = "auto",
+               data_dir: str | Path | None = None, trials: int | None = None) -> Any:
+        """Plan the study, queue its runs and hand them to a cluster: `launcher` 'slurm' submits a job
+        array and returns its job id at once; 'ray' runs the workers as Ray tasks and returns their
+        exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
+        cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
+        from visionstudy.store.db import record_url
+        from visionstudy.study import check_data
+        from visionstudy.study.execute import plan
+        from visionstudy.study.launch import Jobs, check_database, run_ray, submit_slurm, work_command
+
+        jobs = jobs or Jobs()
+        if launcher not in ("slurm", "ray"):
+            raise ConfigError(f"--launcher {launcher}: choose slurm or ray (or leave it out to train here)")
+        self.set_trials(trials)
+        url = self.place.url(self.spec)
+        check_database(url, launcher, jobs)  # type: ignore[arg-type]
+        path = Path(data_dir) if data_dir else None
+        check_data(self.spec, path)
+        plan(self.spec, self.place)
+        if self.db:
+            record_url(self.dir, self.db)
+        command = work_command(self.dir, jobs.workers, device, path)
+        if launcher == "slurm":
+            return submit_slurm(self.name, self.dir, jobs, command, url)
+        return run_ray(self.dir, jobs, command, url)
+
+    def set_trials(self, trials: int | None) -> None:
+        if trials is None:
+            return
+        if self.spec.config.search is None:
+            raise ConfigError(f"--trials {trials}: the study {self.name} has no search section")
+        self.spec.config.search.trials = trials
 
     def status(self) -> pd.DataFrame:
         """One row per planned run: key, variant, status (done, running, waiting, failed, missing, new)."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -233,6 +235,23 @@ def study_run(
     no_verify: NoVerify = False,
     log: LogOpt = None,
     log_dir: LogDir = None,
+    launcher: Annotated[str, typer.Option(
+        help="where the runs train: local (this machine), slurm (a job array) or ray")] = "local",
+    jobs: Annotated[int, typer.Option(help="slurm/ray: cluster jobs, each a pull worker", min=1)] = 1,
+    workers_per_job: Annotated[int, typer.Option(
+        help="slurm/ray: runs at once in each job (round robin over its GPUs)", min=1)] = 1,
+    gpus_per_job: Annotated[int, typer.Option(help="slurm/ray: GPUs of each job", min=0)] = 0,
+    cpus_per_job: Annotated[int | None, typer.Option(
+        help="slurm/ray: CPU cores of each job (default: one per worker)", min=1)] = None,
+    partition: Annotated[str | None, typer.Option(help="slurm: the partition")] = None,
+    time_limit: Annotated[str | None, typer.Option(
+        "--time", help="slurm: each job's time limit, HH:MM:SS (it requeues itself at the limit)")] = None,
+    slurm: Annotated[list[str] | None, typer.Option(
+        help="slurm: another sbatch option, KEY=VALUE or KEY (repeatable): --slurm account=proj42")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="ray: the cluster, auto or HOST:PORT (default: a local Ray on this machine)")] = None,
+    wait: Annotated[bool, typer.Option(
+        help="slurm: wait for the jobs to end, then write the report")] = False,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.api import Study
@@ -240,6 +259,13 @@ def study_run(
     the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
                            runs_dir=runs_dir, db=db)
     spec = the_study.spec
+    if launcher != "local":
+        from visionstudy.study.launch import Jobs
+
+        spec_jobs = Jobs(jobs, gpus_per_job, cpus_per_job, workers_per_job, partition, time_limit,
+                         list(slurm or []), address)
+        launch(the_study, launcher, spec_jobs, device, data_dir, trials, wait, report, quiet)
+        return
     patterns = [p.strip() for p in only.split(",") if p.strip()] if only else None
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
@@ -266,6 +292,102 @@ def study_run(
                           "`visionstudy study run` again: it trains only what is not finished",
                           highlight=False)
         raise typer.Exit(1)
+
+
+def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,
+           trials: int | None, wait: bool, report: bool, quiet: bool) -> None:
+    """`study run --launcher slurm|ray`: plan here, train in the cluster's jobs."""
+    from visionstudy.store.db import redact
+
+    spec = the_study.spec
+    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
+    result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
+    where = escape(str(the_study.dir))
+    if launcher == "slurm":
+        console.print(f"submitted job array {result} ({jobs.count} jobs); logs in {where}/slurm/logs/\n"
+                      f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}",
+                      highlight=False)
+        if not wait:
+            return
+        from visionstudy.study.launch import wait_slurm
+
+        wait_slurm(the_study.dir)
+        failed_jobs = 0
+    else:
+        failed_jobs = sum(code != 0 for code in result)
+        console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in {where}/ray/",
+                      highlight=False)
+    finish_launched(the_study, report, quiet, failed_jobs, redact(the_study.place.url(spec)))
+
+
+def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int, url: str) -> None:
+    """After the cluster's jobs ended: the results, the report, and exit 1 if a run is not done."""
+    from visionstudy.study.status import study_status as status_of
+
+    view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
+    done = sum(v == "done" for v in view.status.values())
+    console.print(f"{done}/{len(view.status)} runs finished", highlight=False)
+    if done:
+        print_results(the_study.dir)
+        if report:
+            console.print(f"report: {the_study.report(progress=not quiet)}", highlight=False)
+    if done < len(view.status) or failed_jobs:
+        left = {s: list(view.status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
+        err_console.print(f"{len(view.status) - done} runs are not finished "
+                          f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
+                          f"and `visionstudy study status {escape(str(the_study.dir))}`", highlight=False)
+        raise typer.Exit(1)
+
+
+@study_app.command("work")
+def study_work(
+    study: Annotated[Path, typer.Argument(help="the study's folder (planned by `study run`)")],
+    db: Annotated[str | None, typer.Option(
+        "--db", envvar="VISIONSTUDY_DB", show_envvar=False,
+        help="database URL (default: the one the study was launched with, else its SQLite file)")] = None,
+    workers: Annotated[int, typer.Option(help="runs at once in this worker", min=1)] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    data_dir: DataDir = None,
+) -> None:
+    """A pull worker: claim the study's runs and search trials from its database, train each in its
+    own folder, exit 0 when none are left. Cluster jobs run this; so can you, on any machine."""
+    from visionstudy.study import Placement, run_all
+    from visionstudy.study.execute import Stopped
+    from visionstudy.study.launch import requeue_this_job
+    from visionstudy.study.spec import load_study_dir
+
+    folder = study.resolve()
+    spec = load_study_dir(folder)
+    place = Placement(folder.parent, db)
+    stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}", highlight=False)  # noqa: E731
+    stamp(f"worker on {socket.gethostname()} for {spec.name}: {spec.describe()}")
+    try:
+        _, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
+                             progress=False, echo=stamp, fork=True, linger=True)
+    except Stopped as stop:
+        stamp(f"stopped by {stop}: the runs in progress went back to the queue")
+        said = requeue_this_job(folder)
+        if said:
+            stamp(said)
+        raise typer.Exit(0 if said else 128 + stop.signum) from None
+    stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
+    for key, error in outcome.failed:
+        err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@study_app.command("cancel")
+def study_cancel(study: Annotated[Path, typer.Argument(help="the study's folder")]) -> None:
+    """Cancel the study's SLURM jobs; their runs in progress go back to the queue."""
+    from visionstudy.study.launch import cancel_slurm
+
+    ids = cancel_slurm(study)
+    if not ids:
+        console.print(f"{escape(str(study))}: no SLURM jobs were submitted for this study", highlight=False)
+        return
+    console.print(f"cancelled SLURM job{'s' * (len(ids) > 1)} {', '.join(ids)}; `visionstudy study run "
+                  f"{escape(str(study))} --launcher slurm ...` goes on where they stopped", highlight=False)
 
 
 def print_results(study_dir: Path) -> None:
@@ -310,6 +432,56 @@ def study_status(
     done = sum(v == "done" for v in view.status.values())
     where = view.study_dir if view.started else f"{view.study_dir} (not started)"
     console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)
+    print_jobs(view.study_dir)
+
+
+def print_jobs(study_dir: Path) -> None:
+    """The study's SLURM jobs still queued or running (`squeue`)."""
+    from visionstudy.study.launch import recorded_jobs, slurm_jobs
+
+    if not recorded_jobs(study_dir):
+        return
+    jobs = slurm_jobs(study_dir)
+    if not jobs:
+        console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: none queued or running", highlight=False)
+        return
+    table = Table("job", "state", "reason", "time", "node", title="SLURM jobs", title_justify="left")
+    for j in jobs:
+        table.add_row(j.id, j.state, j.reason, j.elapsed, j.node)
+    console.print(table)
+
+
+# -------------------------------------------------------------------------------------- db
+
+db_app = typer.Typer(no_args_is_help=True, help="A PostgreSQL server for studies whose jobs run on "
+                     "several machines (from the installed PostgreSQL binaries).")
+app.add_typer(db_app, name="db")
+DbDir = Annotated[Path, typer.Option("--dir", help="the server's folder (its data, URL and log)")]
+
+
+@db_app.command("start")
+def db_start(
+    folder: DbDir,
+    port: Annotated[int | None, typer.Option(help="port (default: a free one)", min=1, max=65535)] = None,
+    host: Annotated[str | None, typer.Option(
+        help="host name the jobs reach it by (default: this machine's)")] = None,
+) -> None:
+    """Start the server (created the first time) and print the --db URL to give `study run`."""
+    from visionstudy.store.server import start
+
+    server = start(folder, port, host)
+    err_console.print(f"PostgreSQL runs in {escape(str(server.folder))}; stop it with "
+                      f"`visionstudy db stop --dir {escape(str(folder))}`", highlight=False)
+    console.print(server.url(), highlight=False)
+
+
+@db_app.command("stop")
+def db_stop(folder: DbDir) -> None:
+    """Stop the server started in this folder (its databases stay for the next start)."""
+    from visionstudy.store.server import stop
+
+    stopped = stop(folder)
+    console.print("stopped" if stopped else "it was not running", highlight=False)
 
 
 # -------------------------------------------------------------------------------------- recipes

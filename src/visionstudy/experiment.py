@@ -92,7 +92,7 @@ def run_experiment(
     bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
     fabric = Fabric(
         accelerator=accelerator, devices=t.devices, strategy="ddp" if t.devices > 1 else "auto",
-        precision="bf16-mixed" if bf16 else "32-true",
+        precision="bf16-mixed" if bf16 else "32-true", plugins=[cluster_environment()],
     )
     fabric.launch()
     if accelerator == "cpu":
@@ -111,6 +111,16 @@ def run_experiment(
     finally:
         if lock is not None:
             lock.release()
+
+
+def cluster_environment() -> Any:
+    """Fabric's cluster environment, chosen here rather than detected: a run starts its own
+    `train.devices` processes wherever it is. Detected, SLURM's would take the world size from the
+    job step (`SLURM_NTASKS`, 1 for a study's worker) and warn on every machine with `srun`
+    installed. A run inside a torchrun launch keeps torchrun's."""
+    from lightning.fabric.plugins.environments import LightningEnvironment, TorchElasticEnvironment
+
+    return TorchElasticEnvironment() if TorchElasticEnvironment.detect() else LightningEnvironment()
 
 
 def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump: dict[str, Any], *,

@@ -30,8 +30,19 @@ log = logging.getLogger(__name__)
 # heartbeats are marked experimental in Optuna; we rely on them knowingly
 warnings.filterwarnings("ignore", message=".*experimental.*")
 
-HEARTBEAT_SECONDS = 10  # how often a worker says it is alive
-GRACE_SECONDS = 60  # silence after which another worker takes the run over
+
+
+def seconds_from_env(name: str, default: int) -> int:
+    """A whole number of seconds from the environment (a cluster's job script or a test may
+    shorten the grace period), else `default`."""
+    text = os.environ.get(name, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else default
+
+
+HEARTBEAT_SECONDS = seconds_from_env("VISIONSTUDY_HEARTBEAT_SECONDS", 10)  # how often a worker says it is alive
+GRACE_SECONDS = seconds_from_env("VISIONSTUDY_GRACE_SECONDS", 60)  # silence after which another worker takes the run over
+POOL_SIZE = 2  # connections each process keeps open to a database server (+ POOL_OVERFLOW at peaks)
+POOL_OVERFLOW = 2
 
 
 class StoreError(VisionStudyError):
@@ -40,6 +51,26 @@ class StoreError(VisionStudyError):
 
 def default_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'study.db').resolve()}"
+
+
+URL_FILE = "db-url"  # the database server a study was launched with (its owner alone may read it)
+
+
+def record_url(study_dir: Path, url: str) -> None:
+    """Remember the study's database server, so that `study status`, `work` and `report` on the
+    folder need no --db."""
+    path = study_dir / URL_FILE
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    os.chmod(path, 0o600)
+    path.write_text(url + "\n")
+
+
+def recorded_url(study_dir: Path) -> str | None:
+    try:
+        return (study_dir / URL_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "lustre",
@@ -132,8 +163,24 @@ def normalize_url(url: str) -> str:
     return url
 
 
+_storages: dict[tuple[str, int, int], Any] = {}
+
+
 def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS,
                 write: bool = True) -> Any:
+    """The storage for `url`. For a database server, the process's one storage (one engine, one
+    small connection pool): twenty jobs of a few processes each stay far below PostgreSQL's
+    connection limit (100 by default). An SQLite file is opened each time (it may have been moved
+    aside or rebuilt since; its connections are file handles, not a server's slots)."""
+    if url.startswith("sqlite:"):
+        return open_storage(url, heartbeat, grace, write)
+    key = (url, heartbeat, grace)
+    if key not in _storages or _storages[key][1] != os.getpid():  # a forked child opens its own
+        _storages[key] = (open_storage(url, heartbeat, grace, write), os.getpid())
+    return _storages[key][0]
+
+
+def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> Any:
     import optuna
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -146,6 +193,8 @@ def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE
         else:
             check_sqlite(url, write=False)
         engine["connect_args"] = {"timeout": 60}  # busy timeout: wait for the writer's lock
+    else:
+        engine.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_recycle=600)
     last: Exception | None = None
     for attempt in range(4):
         try:
@@ -318,14 +367,20 @@ class RunStore:
 
     # ----------------------------------------------------------------------------- working
 
-    def claim(self, keys: set[str], worker_pid: int | None = None) -> Claim | None:
-        """Atomically take a WAITING run among `keys` (lowest trial number first) for the process
-        `worker_pid` (default: this one), whose liveness says whether the run is still trained."""
+    def reclaim_stale(self) -> None:
+        """Runs whose worker stopped beating for the grace period, or whose process on this machine
+        is gone, back to the queue."""
         import optuna
-        from optuna.trial import TrialState
 
         optuna.storages.fail_stale_trials(self.study)
         self.fail_dead_local_workers()
+
+    def claim(self, keys: set[str], worker_pid: int | None = None) -> Claim | None:
+        """Atomically take a WAITING run among `keys` (lowest trial number first) for the process
+        `worker_pid` (default: this one), whose liveness says whether the run is still trained."""
+        from optuna.trial import TrialState
+
+        self.reclaim_stale()
         for t in sorted(self.trials((TrialState.WAITING,)), key=lambda t: t.number):
             key = t.user_attrs["run"]
             if key not in keys:

@@ -50,13 +50,15 @@ def check_data(study: Study, data_dir: Path | None) -> None:
 def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
             data_dir: Path | None = None, progress: bool = True,
             echo: Callable[[str], None] | None = None,
-            only: list[str] | None = None, fork: bool = False) -> tuple[Study, Outcome]:
+            only: list[str] | None = None, fork: bool = False,
+            linger: bool = False) -> tuple[Study, Outcome]:
     """Variants first, then the search and the final training of its best values, all in one
     worker pool. SIGINT or SIGTERM stops every worker and queues the unfinished runs again.
     `only`: variant name patterns to train now (the search runs when one matches 'search').
-    `fork`: start workers by forking this process (only safe where it ran no torch op yet)."""
+    `fork`: start workers by forking this process (only safe where it ran no torch op yet).
+    `linger`: a cluster's pull worker (see `Driver.lingers`)."""
     check_data(study, data_dir)
-    driver = Driver(workers, device, data_dir, progress, echo, fork)
+    driver = Driver(workers, device, data_dir, progress, echo, fork, linger)
     try:
         with sigterm_as_interrupt():
             outcome = driver.run_planned(study, place, only)

@@ -24,6 +24,7 @@ import yaml
 
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
+from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
 from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import from_study, write_manifest
 from visionstudy.study.pool import Event, Job, Pool
@@ -31,7 +32,7 @@ from visionstudy.study.spec import RunSpec, Study
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 5.0  # seconds between the driver's heartbeats for the runs its workers hold
+HEARTBEAT_EVERY = min(5.0, HEARTBEAT_SECONDS / 2)  # seconds between the driver's heartbeats for its runs
 DEATHS_ALLOWED = 2  # a run whose worker process dies this often in one call is marked failed
 
 
@@ -46,7 +47,9 @@ class Placement:
         return self.runs_dir / (study if isinstance(study, str) else study.name)
 
     def url(self, study: Study | str) -> str:
-        return self.db or default_url(self.study_dir(study))
+        """--db, else the server a launcher recorded for the study, else its SQLite file."""
+        folder = self.study_dir(study)
+        return self.db or recorded_url(folder) or default_url(folder)
 
 
 def headline(metrics: dict[str, Any]) -> float:
@@ -82,6 +85,17 @@ def write_definition(study: Study, study_dir: Path) -> None:
     write_manifest(from_study(study), study_dir)
 
 
+def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | None]]:
+    """Record the study (its file and manifest) and queue every run not finished in its database;
+    returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
+    study_dir = place.study_dir(study)
+    store = RunStore(place.url(study), study.name)
+    write_definition(study, study_dir)
+    on_disk = finished_runs(study_dir, study.runs)
+    store.sync({r.key: r.config_hash for r in study.runs}, on_disk)
+    return store, on_disk
+
+
 @dataclass
 class Outcome:
     total: int
@@ -100,9 +114,11 @@ class Driver:
     """Feeds one pool from the run database (planned runs) and Optuna (search trials)."""
 
     def __init__(self, workers: int, device: str, data_dir: Path | None, progress: bool,
-                 echo: Echo | None = None, fork: bool = False) -> None:
+                 echo: Echo | None = None, fork: bool = False, linger: bool = False) -> None:
         self.workers, self.device, self.data_dir, self.progress = workers, device, data_dir, progress
         self.fork = fork  # see `pool.start_context`
+        self.linger = linger  # a cluster's pull worker: see `lingers`
+        self.idle_since: float | None = None
         self.echo = echo or (lambda line: None)
         self.pool: Pool | None = None
         self.beat = 0.0
@@ -128,11 +144,7 @@ class Driver:
         """Train the planned runs not finished yet (of the variants matching `only`, when given)."""
         start = time.perf_counter()
         study_dir = place.study_dir(study)
-        store = RunStore(place.url(study), study.name)
-        write_definition(study, study_dir)
-        plan = {r.key: r.config_hash for r in study.runs}
-        on_disk = finished_runs(study_dir, study.runs)
-        store.sync(plan, on_disk)
+        store, on_disk = plan(study, place)
         keys = [r.key for r in study.runs if selected(r.variant, only)]
         dumps = {r.key: r.config.model_dump(mode="json") for r in study.runs}
         held: dict[int, Claim] = {}
@@ -153,8 +165,11 @@ class Driver:
                                 break
                             pool.submit(i, Job(claim.key, str(study_dir / claim.key), dumps[claim.key]))
                             held[i] = claim
+                            self.idle_since = None
                     if not held:
-                        break
+                        if not self.lingers(store, keys, study_dir):
+                            break
+                        continue
                     for ev in self.get_pool().events(1.0):
                         claim = held.pop(ev.worker)
                         self.record(store, claim, ev, deaths, failed, finished)
@@ -170,6 +185,22 @@ class Driver:
             keys, results_on_disk(study_dir, keys)).items() if s == "failed"]
         return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
                        counts["running"], finished)
+
+    def lingers(self, store: RunStore, keys: list[str], study_dir: Path) -> bool:
+        """With nothing to claim, a pull worker (`linger`) stays while runs are held elsewhere, for
+        one grace period: a run whose worker was killed goes back to the queue within it (its
+        heartbeat stops) and this worker takes it. Without `linger` the call ends at once."""
+        running = store.counts(keys, results_on_disk(study_dir, keys))["running"]
+        if not (self.linger and running):
+            self.idle_since = None
+            return False
+        now = time.monotonic()
+        self.idle_since = self.idle_since or now
+        if now - self.idle_since > GRACE_SECONDS + 2 * HEARTBEAT_SECONDS:
+            return False
+        time.sleep(min(HEARTBEAT_SECONDS, 2.0))
+        store.reclaim_stale()
+        return True
 
     def record(self, store: RunStore, claim: Claim, ev: Event, deaths: Counter[str],
                failed: dict[str, str], finished: list[tuple[str, dict[str, Any]]]) -> None:
@@ -264,19 +295,34 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
             driver.close()
 
 
+class Stopped(KeyboardInterrupt):
+    """A scheduler's stop signal (SIGTERM, SIGUSR2), raised where the driver was: it unwinds the
+    study like Ctrl-C (workers stopped, their runs queued again)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)  # time limit, preemption, `scancel --signal`
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler's stop, `kill`) stops the study like Ctrl-C: workers stopped, running
-    runs queued again, no traceback."""
+    """SIGTERM and SIGUSR2 (a scheduler's stop or warning before the time limit, `kill`) stop the
+    study like Ctrl-C: workers stopped, running runs queued again, no traceback."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        for s in STOP_SIGNALS:  # one stop: a second signal must not interrupt the requeueing
+            signal.signal(s, signal.SIG_IGN)
+        raise Stopped(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = [signal.signal(s, handler) for s in STOP_SIGNALS]
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler_before in zip(STOP_SIGNALS, previous, strict=True):
+            signal.signal(s, handler_before)

@@ -113,6 +113,8 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # a scheduler's warning (SLURM signals every process of
+    # the job step): the driver stops the workers and queues their runs again
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s", force=True)
     torch.set_num_threads(threads)
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()

@@ -571,3 +571,16 @@ def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # ty
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid study file\n{format_validation_error(exc)}") from None
     return expand(cfg, list(overrides), source)
+
+
+def load_study_dir(study_dir: Path) -> Study:
+    """The study a folder was planned from (its study.yaml: the study file as run, with its --set
+    overrides), for the workers a cluster job starts there: they train what `study run` planned."""
+    path = study_dir / "study.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{study_dir}: not a planned study folder (no study.yaml); `visionstudy study "
+                          "run STUDY --launcher ...` plans the study there before its workers start")
+    raw = read_yaml(path)
+    overrides = [str(o) for o in raw.pop("overrides", None) or []]
+    source = str(raw.pop("source", path))
+    return study_from(raw, source, overrides)

@@ -1,0 +1,239 @@
+"""Hand a planned study to a cluster engine. The engine only starts identical pull workers
+(`visionstudy study work STUDY_DIR`), each of which claims runs from the study's database until
+none are left; the plan, the queue and the run-level fault tolerance stay ours.
+
+- SLURM: one job array written as a plain sbatch script (`STUDY_DIR/slurm/job.sh`, resubmittable
+  by hand), with `--requeue`, `--signal=USR2@120` and per-job logs appended across requeues.
+  submitit was tried against the real SLURM and not kept: it reads job states from `sacct`, which
+  needs SLURM's accounting daemon (a cluster without it reports every state UNKNOWN), and it
+  pickles a callable for the compute nodes, where a CLI command is all a worker needs.
+- Ray: the workers as Ray tasks with the job's CPUs and GPUs (a pool, not Ray Tune).
+
+A stopped worker (SIGTERM or SIGUSR2: time limit, preemption, `scancel --signal`) puts its runs back
+in the queue; in a SLURM job it then requeues its own job, unless the study was cancelled or nothing
+is left to do. A worker killed outright loses its claim after the heartbeat's grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from visionstudy.errors import ConfigError, VisionStudyError
+
+Launcher = Literal["local", "slurm", "ray"]
+SIGNAL_LEAD = 120  # seconds before the time limit SLURM warns the job (SIGUSR2), to stop cleanly
+DB_ENV = "VISIONSTUDY_DB"  # the database URL reaches the workers through the environment, not argv
+
+
+class LaunchError(VisionStudyError):
+    """A cluster engine refused the study's jobs, or cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """What each cluster job gets and runs."""
+
+    count: int = 1  # jobs (SLURM array tasks, Ray tasks)
+    gpus: int = 0  # GPUs per job
+    cpus: int | None = None  # CPU cores per job (default: 1 per worker, or the engine's default)
+    workers: int = 1  # runs at once inside a job (round-robin over its GPUs)
+    partition: str | None = None
+    time: str | None = None  # SLURM time limit, HH:MM:SS or D-HH:MM:SS
+    slurm: list[str] = field(default_factory=list)  # extra sbatch options, KEY=VALUE or KEY
+    address: str | None = None  # Ray: auto, HOST:PORT, or None for a local Ray on this machine
+
+
+def check_database(url: str, launcher: Launcher, jobs: Jobs) -> None:
+    """A launcher whose jobs may run on other nodes needs a database server: SQLite's file locks and
+    write-ahead log work on one machine only (on a shared file system they corrupt it)."""
+    remote = launcher == "slurm" or (launcher == "ray" and jobs.address is not None)
+    if remote and url.startswith("sqlite:"):
+        where = "SLURM" if launcher == "slurm" else f"the Ray cluster at {jobs.address}"
+        raise ConfigError(
+            f"--launcher {launcher}: the study database is SQLite ({url.removeprefix('sqlite:///')}), but "
+            f"jobs on {where} may run on other nodes, where SQLite corrupts or locks up; give "
+            "--db postgresql://user:password@host/database (no server? `visionstudy db start --dir DIR` "
+            "starts one and prints its URL)")
+
+
+def work_command(study_dir: Path, workers: int, device: str, data_dir: Path | None) -> list[str]:
+    """The pull worker each job runs."""
+    cmd = [sys.executable, "-m", "visionstudy", "study", "work", str(study_dir.resolve()),
+           "--workers", str(workers), "--device", device]
+    return cmd + (["--data-dir", str(data_dir.resolve())] if data_dir else [])
+
+
+# ------------------------------------------------------------------------------------------ SLURM
+
+
+def slurm_dir(study_dir: Path) -> Path:
+    return study_dir / "slurm"
+
+
+def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
+    logs = slurm_dir(study_dir).resolve() / "logs"
+    options = [f"--job-name=vs-{name}", f"--array=0-{jobs.count - 1}", f"--output={logs}/%A_%a.log",
+               "--open-mode=append", "--requeue", f"--signal=USR2@{SIGNAL_LEAD}", "--ntasks=1",
+               f"--cpus-per-task={jobs.cpus or jobs.workers}"]
+    if jobs.gpus:
+        options.append(f"--gres=gpu:{jobs.gpus}")
+    if jobs.partition:
+        options.append(f"--partition={jobs.partition}")
+    if jobs.time:
+        options.append(f"--time={jobs.time}")
+    for item in jobs.slurm:
+        key, sep, value = item.partition("=")
+        if not key.strip() or key.startswith("-") or any(c.isspace() for c in item):
+            raise ConfigError(f"--slurm {item!r}: give an sbatch option as KEY=VALUE (or KEY for a "
+                              "flag) without dashes or spaces, e.g. --slurm account=proj42 --slurm exclusive")
+        options.append(f"--{key.strip()}={value}" if sep else f"--{key.strip()}")
+    return options
+
+
+def sbatch_script(name: str, study_dir: Path, jobs: Jobs, command: list[str], url: str) -> str:
+    """The job array's script: each task runs one pull worker as a job step (`srun`), so that
+    `scancel --signal` and the time-limit warning reach it."""
+    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in sbatch_options(name, study_dir, jobs)),
+             "# one pull worker per array task: it claims runs from the study database until none are left",
+             f"export {DB_ENV}={shlex.quote(url)}",
+             "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
+             'echo "$(date "+%F %T") job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname),'
+             ' start ${SLURM_RESTART_COUNT:-0}"',
+             f"exec srun --ntasks=1 --kill-on-bad-exit=1 {shlex.join(command)}"]
+    return "\n".join(lines) + "\n"
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise LaunchError(f"`{tool}` is not on PATH: run this on a SLURM login node (or load its module)")
+    return path
+
+
+def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url: str) -> str:
+    """Write the job script, submit the array, record its id; returns the job id."""
+    folder = slurm_dir(study_dir)
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    script = folder / "job.sh"
+    script.write_text(sbatch_script(name, study_dir, jobs, command, url))
+    os.chmod(script, 0o700)  # it holds the database URL
+    (folder / "cancelled").unlink(missing_ok=True)
+    done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True, text=True,
+                          cwd=study_dir)
+    if done.returncode != 0:
+        raise LaunchError(f"sbatch refused the study's jobs: {done.stderr.strip() or done.stdout.strip()}; "
+                          f"check --partition/--time/--slurm, or the script {script}")
+    job_id = done.stdout.strip().split(";")[0]
+    ids = recorded_jobs(study_dir)
+    (folder / "jobs.json").write_text(json.dumps([*ids, job_id]))
+    return job_id
+
+
+def recorded_jobs(study_dir: Path) -> list[str]:
+    path = slurm_dir(study_dir) / "jobs.json"
+    try:
+        return [str(i) for i in json.loads(path.read_text())]
+    except (OSError, ValueError):
+        return []
+
+
+@dataclass(frozen=True)
+class JobState:
+    id: str  # ARRAY_TASK form, e.g. 1234_5
+    state: str  # PENDING, RUNNING, COMPLETING, ...
+    reason: str
+    elapsed: str
+    node: str
+
+
+def slurm_jobs(study_dir: Path) -> list[JobState]:
+    """The study's jobs SLURM still knows (`squeue`, one line per array task)."""
+    ids = recorded_jobs(study_dir)
+    if not ids or shutil.which("squeue") is None:
+        return []
+    done = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r|%M|%N"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LaunchError(f"squeue failed: {done.stderr.strip()}")
+    out = []
+    for line in done.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 5 and parts[0].split("_")[0] in ids:
+            out.append(JobState(*parts))
+    return out
+
+
+def cancel_slurm(study_dir: Path) -> list[str]:
+    """Cancel the study's jobs; their workers put their runs back in the queue and do not requeue."""
+    ids = recorded_jobs(study_dir)
+    if not ids:
+        return []
+    (slurm_dir(study_dir) / "cancelled").write_text(time.strftime("%F %T\n"))
+    done = subprocess.run([need("scancel"), *ids], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LaunchError(f"scancel failed: {done.stderr.strip()}")
+    return ids
+
+
+def wait_slurm(study_dir: Path, every: float = 5.0) -> None:
+    """Until none of the study's jobs is queued or running."""
+    while slurm_jobs(study_dir):
+        time.sleep(every)
+
+
+def requeue_this_job(study_dir: Path) -> str | None:
+    """In a SLURM job stopped by a signal: requeue it so it goes on later (`scontrol requeue`), unless
+    the study was cancelled. Returns what happened, for the job's log."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or shutil.which("scontrol") is None:
+        return None
+    if (slurm_dir(study_dir) / "cancelled").exists():
+        return "the study was cancelled: the job is not requeued"
+    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    if done.returncode != 0:  # preemption in REQUEUE mode: SLURM requeues the job itself
+        return f"scontrol requeue {job}: {done.stderr.strip() or done.returncode}"
+    return f"job {job} requeued"
+
+
+# ------------------------------------------------------------------------------------------ Ray
+
+
+def run_worker(command: list[str], env: dict[str, str], log: str) -> int:
+    """One pull worker as a child process of a Ray task (Ray set CUDA_VISIBLE_DEVICES for it)."""
+    with open(log, "a") as f:
+        return subprocess.run(command, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT).returncode
+
+
+def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[int]:
+    """The workers as Ray tasks with `jobs`' resources, until all have ended; their exit codes."""
+    try:
+        import ray
+    except ImportError:
+        raise LaunchError("--launcher ray needs Ray: pip install 'visionstudy[cluster]'") from None
+    logs = study_dir.resolve() / "ray"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        if jobs.address:
+            ray.init(address=jobs.address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise LaunchError(f"--address {jobs.address}: cannot reach the Ray cluster "
+                          f"({str(exc).splitlines()[0][:200]}); start it (`ray start --head`) or fix "
+                          "the address") from None
+    try:
+        task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
+                                               max_retries=0)
+        env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus or jobs.workers)}
+        refs = [task.remote(command, env, str(logs / f"job-{i}.log")) for i in range(jobs.count)]
+        return [int(code) for code in ray.get(refs)]
+    finally:
+        ray.shutdown()
