@@ -12,7 +12,7 @@ dev=0
 # headless Chromium, PostgreSQL and TeX Live. Skipped quietly where apt-get is missing or we are not root.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   pkgs="dataset-fashion-mnist"
-  [ $dev = 1 ] && pkgs="$pkgs chromium postgresql"
+  [ $dev = 1 ] && pkgs="$pkgs chromium postgresql slurmctld slurmd slurm-client munge"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   # a plain TeX Live for the test that compiles `report --format latex` (no recommends: ~100 MB, not 1 GB)

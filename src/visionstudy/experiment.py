@@ -165,6 +165,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
         "val_loss": finite_or_none(best.get("val_loss")), "validation": cfg.data.validates_on,
         "stopped_early": result.stopped_early, "tested_checkpoint": tested,
         "cpu_threads": torch.get_num_threads() if fabric.device.type == "cpu" else None,
+        "processes": fabric.world_size,  # data-parallel processes (train.devices)
     }
     metrics.update(task.extra_metrics(net, data, cfg, fabric.device))
     buf = io.BytesIO()

@@ -1,0 +1,123 @@
+"""Helpers the tests (and bench/cluster.py) share: a real one-node SLURM.
+
+`one_node_slurm(folder)` starts Debian's munged, slurmctld and slurmd (installed by
+`scripts/setup.sh --dev`) on private ports, sockets and state folders, with two partitions: `work`
+(the default) and `urgent`, whose jobs preempt `work`'s (partition priority, REQUEUE). It yields
+the environment that points SLURM's commands at it (`SLURM_CONF`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
+
+
+def slurm_missing() -> str | None:
+    """Why a one-node SLURM cannot start here, or None."""
+    missing = [t for t in SLURM_TOOLS if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()]
+    if missing:
+        return f"{', '.join(missing)} not installed (scripts/setup.sh --dev installs slurmctld, slurmd, munge)"
+    if os.geteuid() != 0:
+        return "a one-node SLURM runs its daemons as root (SlurmUser=root) and munged as munge"
+    return None
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def slurm_conf(folder: Path, host: str, ports: list[int], cpus: int) -> str:
+    return f"""ClusterName=vstest
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ports[0]}
+SlurmdPort={ports[1]}
+AuthType=auth/munge
+AuthInfo=socket={folder}/munge/socket
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={folder}/state
+SlurmdSpoolDir={folder}/spool
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+SlurmctldLogFile={folder}/slurmctld.log
+SlurmdLogFile={folder}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/builtin
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+JobRequeue=1
+MpiDefault=none
+ReturnToService=2
+KillWait=10
+MinJobAge=300
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
+PartitionName=work Nodes={host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes={host} MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+"""
+
+
+def start_munge(folder: Path) -> None:
+    munge = folder / "munge"
+    munge.mkdir()
+    key = munge / "key"
+    key.write_bytes(os.urandom(1024))
+    for path in (munge, key):
+        shutil.chown(path, "munge")
+    os.chmod(key, 0o400)
+    os.chmod(munge, 0o711)  # munged checks that clients can reach its socket
+    subprocess.run(["runuser", "-u", "munge", "--", "munged", f"--socket={munge}/socket",
+                    f"--key-file={key}", f"--pid-file={munge}/pid", f"--log-file={munge}/log",
+                    f"--seed-file={munge}/seed"], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def one_node_slurm(folder: Path, cpus: int = 2) -> Iterator[dict[str, str]]:
+    """A running one-node SLURM whose files live in `folder`; yields its environment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o755)  # the munge user must traverse it
+    for name in ("state", "spool"):
+        (folder / name).mkdir()
+    host = socket.gethostname()
+    conf = folder / "slurm.conf"
+    conf.write_text(slurm_conf(folder, host, free_ports(2), cpus))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    start_munge(folder)
+    try:
+        subprocess.run(["slurmctld", "-i"], env=env, check=True, capture_output=True)
+        subprocess.run(["slurmd", "-N", host], env=env, check=True, capture_output=True)
+        deadline = time.monotonic() + 30
+        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
+                                           text=True).stdout:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the one-node SLURM did not come up:\n" +
+                                   (folder / "slurmctld.log").read_text()[-2000:])
+            time.sleep(0.1)
+        yield {"SLURM_CONF": str(conf)}
+    finally:
+        subprocess.run(["scancel", "--full", "--signal=KILL", "-u", "root"], env=env, capture_output=True)
+        for pid_file in ("slurmd.pid", "slurmctld.pid", "munge/pid"):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int((folder / pid_file).read_text().strip()), signal.SIGTERM)
+        time.sleep(0.3)

@@ -1,0 +1,283 @@
+"""A study on a real one-node SLURM and a real local Ray: pull workers, signals, requeues,
+preemption, a killed job, and the PostgreSQL server `visionstudy db start` runs.
+
+Every test here is marked `cluster` and grouped on one pytest-xdist worker (they share one SLURM):
+`pytest -m "not cluster"` leaves them out locally; CI runs them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import one_node_slurm, slurm_missing
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = {"name": "cnn", "channels": [4, 8], "hidden": [16]}
+VARIANTS = {"a": {}, "b": {"model": {"batch_norm": True}}, "c": {"model": {"dropout": 0.2}}}
+
+
+def needs(reason: str | None) -> None:
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    """A folder SLURM's daemons and the postgres user can traverse (pytest's are root-only)."""
+    folder = Path(tempfile.mkdtemp(prefix="visionstudy-cluster-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(scope="module")
+def slurm(workdir):
+    needs(slurm_missing())
+    with one_node_slurm(workdir / "slurm") as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def pg(workdir):
+    """A PostgreSQL server started and stopped through the product's own `db start` / `db stop`."""
+    import glob
+
+    needs(None if glob.glob("/usr/lib/postgresql/*/bin/initdb") else
+          "PostgreSQL is not installed: scripts/setup.sh --dev installs Debian's postgresql")
+    folder = workdir / "pg"
+    started = vs("db", "start", "--dir", folder)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip()
+    assert url.startswith("postgresql://visionstudy:") and url == (folder / "url").read_text().strip()
+    yield url
+    stopped = vs("db", "stop", "--dir", folder)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+
+
+def vs(*args: object, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "visionstudy", *map(str, args)], cwd=ROOT, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def study_file(folder: Path, name: str, epochs: int = 2, variants: dict | None = None, seeds: int = 2,
+               batch_size: int = 64) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "data": {"dataset": "digits"}, "model": MODEL,
+        "train": {"epochs": epochs, "batch_size": batch_size}, "seeds": seeds,
+        "variants": variants or VARIANTS}, sort_keys=False))
+    return path
+
+
+def squeue(env: dict[str, str], job: str) -> list[tuple[str, str]]:
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], env={**os.environ, **env},
+                         capture_output=True, text=True).stdout
+    return [tuple(line.split()) for line in out.splitlines() if line.split()[0].split("_")[0] == job]
+
+
+def wait_for(condition, seconds: float, what: str, every: float = 0.2):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def release_pending(env: dict[str, str], job: str) -> bool:
+    """A requeued job waits two minutes (SLURM sets its begin time); start it now."""
+    pending = [i for i, state in squeue(env, job) if state == "PENDING"]
+    for i in pending:
+        subprocess.run(["scontrol", "update", f"JobId={i}", "StartTime=now"], env={**os.environ, **env},
+                       capture_output=True)
+    return bool(pending)
+
+
+def wait_done(env: dict[str, str], job: str, seconds: float = 240) -> None:
+    def gone() -> bool:
+        release_pending(env, job)
+        return not squeue(env, job)
+
+    wait_for(gone, seconds, f"SLURM job {job} to end", every=0.5)
+
+
+def history_rows(run: Path) -> list[int]:
+    path = run / "history.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def check_once(url: str, name: str, study_dir: Path, epochs: dict[str, int]) -> None:
+    """Every planned run has its results and one completed trial, and its history runs 1..epochs
+    without a gap or a repeat (a resumed run continued where it stopped)."""
+    from optuna.trial import TrialState
+
+    from visionstudy.store import RunStore
+
+    groups = RunStore(url, name).by_key()
+    assert sorted(groups) == sorted(epochs)
+    for key, n in epochs.items():
+        assert (study_dir / key / "metrics.json").is_file(), key
+        complete = [t for t in groups[key] if t.state == TrialState.COMPLETE]
+        assert len(complete) == 1, (key, [t.state for t in groups[key]])
+        assert history_rows(study_dir / key) == list(range(1, n + 1)), key
+
+
+def launch(study: Path, runs: Path, url: str, env: dict[str, str], *extra: object) -> str:
+    done = vs("study", "run", study, "--runs-dir", runs, "--db", url, "--launcher", "slurm", "--quiet",
+              *extra, env=env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout.split("submitted job array ")[1].split()[0]
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+def test_db_start_serves_the_study_database_and_stop_ends_it(pg, workdir):
+    import sqlalchemy as sa
+
+    from visionstudy.store.db import normalize_url
+    from visionstudy.store.server import Server, is_running
+
+    engine = sa.create_engine(normalize_url(pg))
+    with engine.connect() as con:
+        assert con.execute(sa.text("select current_user")).scalar() == "visionstudy"
+    engine.dispose()
+    again = vs("db", "start", "--dir", workdir / "pg")  # already running: the same URL, nothing new
+    assert again.returncode == 0 and again.stdout.strip() == pg
+    assert is_running(Server(workdir / "pg"))
+    missing = vs("db", "stop", "--dir", workdir / "nothing-here")
+    assert missing.returncode == 2 and "no database server here" in missing.stderr
+
+
+def test_a_slurm_launcher_refuses_sqlite(tmp_path):
+    study = study_file(tmp_path, "lite")
+    done = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "slurm", "--jobs", "2")
+    assert done.returncode == 2
+    assert "SQLite" in done.stderr and "--db postgresql://" in done.stderr and "db start" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, pg, workdir):
+    study = study_file(workdir, "six")
+    runs = workdir / "runs-six"
+    done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--jobs", "2",
+              "--wait", "--quiet", env=slurm)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "submitted job array" in done.stdout and "6/6 runs finished" in done.stdout
+    study_dir = runs / "six"
+    check_once(pg, "six", study_dir, {f"{v}/seed-{s}": 2 for v in VARIANTS for s in range(2)})
+    assert (study_dir / "report" / "report.html").is_file()
+    logs = sorted((study_dir / "slurm" / "logs").glob("*.log"))
+    assert len(logs) == 2 and all("no runs left to claim" in log.read_text() for log in logs)
+    trained = sum(log.read_text().count("done ") for log in logs)
+    assert trained == 6  # each run trained once, by one of the two jobs
+    status = vs("study", "status", study_dir, env=slurm)  # the recorded database: no --db needed
+    assert status.returncode == 0 and "6/6 runs done" in status.stdout, status.stderr
+
+
+def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdir):
+    study = study_file(workdir, "resume", epochs=60, variants={"long": {}}, seeds=1, batch_size=16)
+    runs = workdir / "runs-resume"
+    job = launch(study, runs, pg, slurm)
+    run = runs / "resume" / "long" / "seed-0"
+    env = {**os.environ, **slurm}
+    wait_for(lambda: len(history_rows(run)) >= 3, 120, "the run's third epoch")
+    subprocess.run(["scancel", "--signal=USR2", f"{job}_0"], env=env, check=True)
+    wait_for(lambda: ("PENDING",) == tuple(s for _, s in squeue(slurm, job)), 60, "the job to requeue itself")
+    stopped_at = len(history_rows(run))
+    assert stopped_at < 60 and not (run / "metrics.json").exists()
+    release_pending(slurm, job)
+    wait_for(lambda: len(history_rows(run)) >= stopped_at + 3, 120, "the resumed run's epochs")
+    subprocess.run(["scontrol", "requeue", f"{job}_0"], env=env, check=True)  # from outside, mid-run
+    wait_done(slurm, job)
+    check_once(pg, "resume", runs / "resume", {"long/seed-0": 60})
+    log = next((runs / "resume" / "slurm" / "logs").glob("*.log")).read_text()
+    assert "stopped by SIGUSR2" in log and "requeued" in log
+    assert log.count("worker on ") == 3  # started, requeued by itself, requeued by scontrol
+    assert "start 2" in log  # SLURM_RESTART_COUNT: the same array task, started a third time
+
+
+def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg, workdir):
+    study = study_file(workdir, "kill", epochs=40, variants={"x": {}, "y": {"model": {"batch_norm": True}}},
+                       seeds=1, batch_size=16)
+    runs = workdir / "runs-kill"
+    fast = {**slurm, "VISIONSTUDY_HEARTBEAT_SECONDS": "1", "VISIONSTUDY_GRACE_SECONDS": "4"}
+    job = launch(study, runs, pg, fast, "--jobs", "2")
+    study_dir = runs / "kill"
+    wait_for(lambda: all(len(history_rows(study_dir / k)) >= 2 for k in ("x/seed-0", "y/seed-0")), 120,
+             "both runs to train")
+    logs = study_dir / "slurm" / "logs"
+    victim = f"{job}_0"
+    subprocess.run(["scancel", "--signal=KILL", victim], env={**os.environ, **slurm}, check=True)
+    wait_done(slurm, job)
+    check_once(pg, "kill", study_dir, {"x/seed-0": 40, "y/seed-0": 40})
+    survivor = next(p for p in logs.glob("*.log") if p.stem != victim).read_text()
+    assert survivor.count("done ") == 2  # its own run, then the killed job's, resumed
+
+
+def test_a_higher_priority_partition_preempts_the_workers_and_nothing_is_lost(slurm, pg, workdir):
+    study = study_file(workdir, "preempt", epochs=40, variants={"p": {}, "q": {"model": {"dropout": 0.1}}},
+                       seeds=1, batch_size=16)
+    runs = workdir / "runs-preempt"
+    job = launch(study, runs, pg, slurm, "--jobs", "2", "--partition", "work")
+    study_dir = runs / "preempt"
+    keys = ("p/seed-0", "q/seed-0")
+    wait_for(lambda: all(len(history_rows(study_dir / k)) >= 2 for k in keys), 120, "both runs to train")
+    env = {**os.environ, **slurm}
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", "2", "--wrap", "sleep 1"],
+                            env=env, capture_output=True, text=True, check=True).stdout.strip()
+    wait_for(lambda: not squeue(slurm, urgent), 90, "the urgent job to run and end")
+    wait_done(slurm, job)
+    check_once(pg, "preempt", study_dir, {k: 40 for k in keys})
+    text = "".join(p.read_text() for p in (study_dir / "slurm" / "logs").glob("*.log"))
+    assert "stopped by SIGTERM" in text  # preempted: stopped, claims back, SLURM requeued the jobs
+
+
+def test_a_run_in_a_slurm_step_keeps_its_world_size_and_no_srun_warning(slurm, tmp_path):
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump({"name": "ddp", "data": {"dataset": "digits"},
+                                      "model": {"name": "mlp", "hidden": [16]},
+                                      "train": {"epochs": 1, "batch_size": 64, "threads": 1, "devices": 2}}))
+    env = {**os.environ, **slurm}
+    step = subprocess.run(["srun", "--ntasks=1", "-c", "2", sys.executable, "-m", "visionstudy", "train", config,
+                           "--out", tmp_path / "in-step", "--quiet"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert step.returncode == 0, step.stderr
+    assert json.loads((tmp_path / "in-step" / "metrics.json").read_text())["processes"] == 2
+    plain = vs("train", config, "--out", tmp_path / "plain", "--quiet", "--set", "train.devices=1", env=slurm)
+    assert plain.returncode == 0, plain.stderr
+    assert "srun" not in step.stderr + plain.stderr  # Lightning's "The `srun` command is available..."
+
+
+def test_ray_runs_a_six_run_study_once(tmp_path):
+    pytest.importorskip("ray", reason="pip install 'visionstudy[cluster]'")
+    study = study_file(tmp_path, "rayed")
+    runs = tmp_path / "runs"
+    done = vs("study", "run", study, "--runs-dir", runs, "--launcher", "ray", "--jobs", "2", "--quiet",
+              "--no-report", env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "2 Ray jobs ended (0 with an error)" in done.stdout and "6/6 runs finished" in done.stdout
+    study_dir = runs / "rayed"
+    check_once(f"sqlite:///{study_dir / 'study.db'}", "rayed", study_dir,
+               {f"{v}/seed-{s}": 2 for v in VARIANTS for s in range(2)})
+    logs = sorted((study_dir / "ray").glob("job-*.log"))
+    assert len(logs) == 2 and sum(p.read_text().count("done ") for p in logs) == 6
