@@ -6,8 +6,8 @@
 - nolock: our `RunStore.claim` without its file lock (Optuna's WAITING → RUNNING update alone);
 - lock:   our `RunStore.claim` as shipped.
 
-Measured here (2026-12-02, 2 cores): ask 86 trials for 60 runs (25 runs twice, 2 unplanned trials);
-nolock 64 (4 twice); lock 60, each once. SQLAlchemy's pysqlite reads outside the write
+Measured here (2026-12-02, 2 cores, two runs): ask 86 and 77 trials for 60 runs (25 and 14 runs
+twice, 2 and 3 unplanned trials); nolock 64 and 69 (4 and 9 twice); lock 60 both times, each once. SQLAlchemy's pysqlite reads outside the write
 transaction, so two processes can both see a run WAITING and both move it to RUNNING.
 """
 

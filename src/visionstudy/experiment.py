@@ -33,17 +33,23 @@ from visionstudy.validate import thread_budget
 
 
 def versions() -> dict[str, str]:
-    import lightning
-    import sklearn
-    import torchvision
+    """The versions a run was made with (from the installed distributions: importing Lightning,
+    torchvision and scikit-learn for their `__version__` cost seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     import visionstudy
 
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
     return {
         "visionstudy": visionstudy.__version__, "python": platform.python_version(),
-        "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-        "lightning": str(lightning.__version__), "numpy": str(np.__version__),
-        "scikit-learn": str(sklearn.__version__),
+        "torch": str(torch.__version__), "torchvision": installed("torchvision"),
+        "lightning-fabric": installed("lightning-fabric"), "numpy": str(np.__version__),
+        "scikit-learn": installed("scikit-learn"),
     }
 
 
@@ -82,18 +88,14 @@ def run_experiment(
     `on_test_epoch` is for benchmarks (time to test accuracy): after every epoch the test set is
     evaluated (with the run's TTA) and the row, with `test_accuracy` added, is passed to it. Nothing
     is chosen on it; the run and its files are the same as without it."""
-    from lightning.fabric import Fabric
-
     from visionstudy.tasks import task_of
+    from visionstudy.training.devices import open_devices
 
     accelerator = resolve_accelerator(device)
     t = cfg.train
     task = task_of(cfg)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
-    fabric = Fabric(
-        accelerator=accelerator, devices=t.devices, strategy="ddp" if t.devices > 1 else "auto",
-        precision="bf16-mixed" if bf16 else "32-true", plugins=[cluster_environment()],
-    )
+    fabric = open_devices(accelerator, t.devices, bf16)
     fabric.launch()
     if accelerator == "cpu":
         torch.set_num_threads(t.threads or threads or thread_budget(fabric.world_size))
@@ -111,16 +113,6 @@ def run_experiment(
     finally:
         if lock is not None:
             lock.release()
-
-
-def cluster_environment() -> Any:
-    """Fabric's cluster environment, chosen here rather than detected: a run starts its own
-    `train.devices` processes wherever it is. Detected, SLURM's would take the world size from the
-    job step (`SLURM_NTASKS`, 1 for a study's worker) and warn on every machine with `srun`
-    installed. A run inside a torchrun launch keeps torchrun's."""
-    from lightning.fabric.plugins.environments import LightningEnvironment, TorchElasticEnvironment
-
-    return TorchElasticEnvironment() if TorchElasticEnvironment.detect() else LightningEnvironment()
 
 
 def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump: dict[str, Any], *,

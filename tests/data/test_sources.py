@@ -265,3 +265,19 @@ def test_training_on_a_hostile_image_folder_completes_and_reports_the_skipped_fi
         "bomb.png", "empty.png", "notes.png", "truncated.jpg"]
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "4 unreadable files skipped" in html and "bomb.png" in html
+
+
+def test_digits_is_decoded_once_then_read_from_the_cache(monkeypatch):
+    """The second load reads the cached arrays (keyed by scikit-learn's digits.csv.gz) and never
+    decodes, so a run process need not import scikit-learn (1 s) to get its data."""
+
+    first = load_raw(DataConfig(dataset="digits"))
+    assert first.files == [] or first.files[0].name == "digits.csv.gz"
+
+    def refuse(*_):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(type(DATASETS.get("digits")), "decode", refuse)
+    again = load_raw(DataConfig(dataset="digits"))
+    assert np.array_equal(again.train.images, first.train.images)
+    assert np.array_equal(again.test.labels, first.test.labels) and again.checksum == first.checksum

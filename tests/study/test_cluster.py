@@ -205,8 +205,12 @@ def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdi
     wait_for(lambda: ("PENDING",) == tuple(s for _, s in squeue(slurm, job)), 60, "the job to requeue itself")
     stopped_at = len(history_rows(run))
     assert stopped_at < 60 and not (run / "metrics.json").exists()
-    release_pending(slurm, job)
-    wait_for(lambda: len(history_rows(run)) >= stopped_at + 3, 120, "the resumed run's epochs")
+    # released on every poll: an update sent while SLURM still finishes the requeue does not hold
+    def resumed() -> bool:
+        release_pending(slurm, job)
+        return len(history_rows(run)) >= stopped_at + 3
+
+    wait_for(resumed, 120, "the resumed run's epochs", every=0.5)
     subprocess.run(["scontrol", "requeue", f"{job}_0"], env=env, check=True)  # from outside, mid-run
     wait_done(slurm, job)
     check_once(pg, "resume", runs / "resume", {"long/seed-0": 60})

@@ -52,7 +52,7 @@ def roc_curves(probs: np.ndarray, labels: np.ndarray) -> RocCurves:
 
 @dataclass(frozen=True)
 class Calibration:
-    ece: float  # expected calibration error (top-label, L1), torchmetrics
+    ece: float  # expected calibration error (top-label, L1), binned as torchmetrics bins
     bin_confidence: np.ndarray  # mean confidence of each non-empty bin
     bin_accuracy: np.ndarray  # accuracy of each non-empty bin
     bin_edges: np.ndarray
@@ -62,7 +62,7 @@ class Calibration:
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> Calibration:
     """Top-label calibration: ECE (L1, torchmetrics' binning: [lo, hi) bins, the last closed), the
     reliability curve from scikit-learn. ECE is summed here: importing torchmetrics for it cost
-    1.7 s of every report (a test checks the two agree)."""
+    1.7 s of every report (a test checks it against the bin-by-bin definition)."""
     confidence = probs.max(1)
     correct = (probs.argmax(1) == labels).astype(int)
     edges = np.linspace(0.0, 1.0, bins + 1)

@@ -5,6 +5,16 @@ claim a WAITING trial by moving it to RUNNING (an atomic update in the database)
 heartbeats while training, and mark it COMPLETE with the test accuracy. A worker that dies stops
 its heartbeat: Optuna fails the trial after the grace period and its retry callback queues it
 again, and the next worker resumes the run from its `last.pt`.
+
+The queue is Optuna's: runs are queued with `enqueue_trial`, moved WAITING → RUNNING with
+`set_trial_state_values` (the update `Study.ask` makes), kept alive with `record_heartbeat` and
+reclaimed with `fail_stale_trials` and the retry callback. Two things are ours, each because
+Optuna's own measured wrong (`bench/queue_race.py`, four processes, 60 runs on SQLite):
+- a file lock around the WAITING → RUNNING check-and-set on SQLite: pysqlite reads outside the
+  write transaction, so two processes can both take one run (4-9 of 60 twice without it;
+  `test_four_processes_claim_each_queued_run_exactly_once_on_sqlite`);
+- no `ask()`: on an empty queue it starts a new, unplanned trial, and under contention it handed
+  14-25 of 60 runs out twice (`test_optunas_ask_starts_an_unplanned_trial_when_the_queue_is_empty`).
 """
 
 from __future__ import annotations

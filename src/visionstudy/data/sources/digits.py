@@ -26,7 +26,15 @@ class Digits(DatasetSource):
     description = "scikit-learn's embedded handwritten digits, 8x8 grayscale, 1,797 images"
 
     def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
-        return []
+        """scikit-learn's own copy of the file, found without importing scikit-learn (1 s): the
+        decoded arrays and the fixed split are then cached like any dataset's, keyed by its stats."""
+        from importlib.util import find_spec
+
+        spec = find_spec("sklearn")
+        if spec is None or spec.origin is None:
+            return []
+        csv = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        return [csv] if csv.is_file() else []
 
     def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
         from sklearn.datasets import load_digits
