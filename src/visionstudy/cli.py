@@ -366,10 +366,10 @@ def study_work(
                              progress=False, echo=stamp, fork=True, linger=True)
     except Stopped as stop:
         stamp(f"stopped by {stop}: the runs in progress went back to the queue")
-        said = requeue_this_job(folder)
-        if said:
-            stamp(said)
-        raise typer.Exit(0 if said else 128 + stop.signum) from None
+        requeued = requeue_this_job(folder, stop.signum)
+        if requeued is not None:
+            stamp(requeued[1])
+        raise typer.Exit(0 if requeued and requeued[0] else 128 + stop.signum) from None
     stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
     for key, error in outcome.failed:
         err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)

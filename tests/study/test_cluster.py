@@ -117,6 +117,25 @@ def wait_done(env: dict[str, str], job: str, seconds: float = 240) -> None:
     wait_for(gone, seconds, f"SLURM job {job} to end", every=0.5)
 
 
+def kill_job_processes(job: str) -> list[int]:
+    """SIGKILL every visionstudy process of array task `job` (found by its SLURM environment), as
+    the OOM killer or a node failure would: no signal handler runs. `scancel --signal=KILL` would
+    not do: SLURM treats it as a cancellation and sends SIGTERM first."""
+    array_job, task = job.split("_")
+    wanted = {f"SLURM_ARRAY_JOB_ID={array_job}".encode(), f"SLURM_ARRAY_TASK_ID={task}".encode()}
+    killed = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or b"visionstudy" not in (proc / "cmdline").read_bytes():
+                continue
+            if wanted <= set((proc / "environ").read_bytes().split(b"\0")):
+                os.kill(int(proc.name), 9)
+                killed.append(int(proc.name))
+        except OSError:
+            pass
+    return killed
+
+
 def history_rows(run: Path) -> list[int]:
     path = run / "history.csv"
     if not path.is_file():
@@ -220,6 +239,26 @@ def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdi
     assert "start 2" in log  # SLURM_RESTART_COUNT: the same array task, started a third time
 
 
+def test_a_cancelled_job_stays_cancelled_and_its_run_goes_back_to_the_queue(slurm, pg, workdir):
+    study = study_file(workdir, "cancel", epochs=60, variants={"z": {}}, seeds=1, batch_size=16)
+    runs = workdir / "runs-cancel"
+    job = launch(study, runs, pg, slurm)
+    run = runs / "cancel" / "z" / "seed-0"
+    wait_for(lambda: len(history_rows(run)) >= 2, 120, "the run's second epoch")
+    subprocess.run(["scancel", job], env={**os.environ, **slurm}, check=True)  # a user's plain scancel
+    wait_for(lambda: not squeue(slurm, job), 60, "the job to end")
+    time.sleep(2)
+    assert not squeue(slurm, job)  # not requeued by the worker
+    log = next((runs / "cancel" / "slurm" / "logs").glob("*.log")).read_text()
+    assert "stopped by SIGTERM" in log and "job " + job not in log.split("stopped by SIGTERM")[1]
+    from optuna.trial import TrialState
+
+    from visionstudy.store import RunStore
+
+    states = [t.state for t in RunStore(pg, "cancel").by_key()["z/seed-0"]]
+    assert TrialState.WAITING in states and TrialState.RUNNING not in states, states  # back in the queue
+
+
 def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg, workdir):
     study = study_file(workdir, "kill", epochs=40, variants={"x": {}, "y": {"model": {"batch_norm": True}}},
                        seeds=1, batch_size=16)
@@ -231,11 +270,13 @@ def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg
              "both runs to train")
     logs = study_dir / "slurm" / "logs"
     victim = f"{job}_0"
-    subprocess.run(["scancel", "--signal=KILL", victim], env={**os.environ, **slurm}, check=True)
+    killed = kill_job_processes(victim)  # as the OOM killer or a node failure would: no signal handler runs
+    assert killed, f"no visionstudy process found in job {victim}"
     wait_done(slurm, job)
     check_once(pg, "kill", study_dir, {"x/seed-0": 40, "y/seed-0": 40})
     survivor = next(p for p in logs.glob("*.log") if p.stem != victim).read_text()
-    assert survivor.count("done ") == 2  # its own run, then the killed job's, resumed
+    both = "\n".join(f"{p.name}:\n{p.read_text()}" for p in sorted(logs.glob("*.log")))
+    assert survivor.count("done ") == 2, both  # its own run, then the killed job's, resumed
 
 
 def test_a_higher_priority_partition_preempts_the_workers_and_nothing_is_lost(slurm, pg, workdir):

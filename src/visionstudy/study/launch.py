@@ -9,9 +9,9 @@ none are left; the plan, the queue and the run-level fault tolerance stay ours.
   pickles a callable for the compute nodes, where a CLI command is all a worker needs.
 - Ray: the workers as Ray tasks with the job's CPUs and GPUs (a pool, not Ray Tune).
 
-A stopped worker (SIGTERM or SIGUSR2: time limit, preemption, `scancel --signal`) puts its runs back
-in the queue; in a SLURM job it then requeues its own job, unless the study was cancelled or nothing
-is left to do. A worker killed outright loses its claim after the heartbeat's grace period.
+A stopped worker (SIGTERM or SIGUSR2: time limit, preemption, `scancel`) puts its runs back in the
+queue. After SIGUSR2 (the time-limit warning) a SLURM job requeues itself, unless the study was
+cancelled; after SIGTERM SLURM requeues a preempted job itself and a cancelled one stays cancelled. A worker killed outright loses its claim after the heartbeat's grace period.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -189,18 +190,23 @@ def wait_slurm(study_dir: Path, every: float = 5.0) -> None:
         time.sleep(every)
 
 
-def requeue_this_job(study_dir: Path) -> str | None:
-    """In a SLURM job stopped by a signal: requeue it so it goes on later (`scontrol requeue`), unless
-    the study was cancelled. Returns what happened, for the job's log."""
+def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
+    """In a SLURM job stopped by a signal: after SIGUSR2 (the warning before the time limit, or
+    `scancel --signal=USR2`) requeue it so it goes on later (`scontrol requeue`), unless the study
+    was cancelled. SIGTERM is SLURM's stop for a preemption, which requeues the job itself
+    (`--requeue`), and for `scancel`, which must stay cancelled: nothing is requeued here.
+    Returns whether the job was requeued and what happened, for its log; None outside SLURM."""
     job = os.environ.get("SLURM_JOB_ID")
     if not job or shutil.which("scontrol") is None:
         return None
+    if signum != signal.SIGUSR2:
+        return False, "SLURM requeues a preempted job itself; a cancelled one stays cancelled"
     if (slurm_dir(study_dir) / "cancelled").exists():
-        return "the study was cancelled: the job is not requeued"
+        return False, "the study was cancelled: the job is not requeued"
     done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    if done.returncode != 0:  # preemption in REQUEUE mode: SLURM requeues the job itself
-        return f"scontrol requeue {job}: {done.stderr.strip() or done.returncode}"
-    return f"job {job} requeued"
+    if done.returncode != 0:
+        return False, f"scontrol requeue {job}: {done.stderr.strip() or done.returncode}"
+    return True, f"job {job} requeued"
 
 
 # ------------------------------------------------------------------------------------------ Ray
