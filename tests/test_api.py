@@ -64,6 +64,9 @@ def test_errors_are_the_clis_exceptions(tmp_path):
         vs.train(TINY, set=["model.name=nope"], out=tmp_path / "y")
     with pytest.raises(vs.VisionStudyError, match="not a run folder"):
         vs.Run(tmp_path)
+    (tmp_path / "config.yaml").write_text("name: mine\n")  # a user's own file of that name
+    with pytest.raises(vs.VisionStudyError, match="not a run folder"):
+        vs.Run(tmp_path)
     assert not (tmp_path / "x").exists()
     with pytest.raises(vs.ConfigError, match="baseline 'nope' is not a variant"):
         vs.Study.load({"name": "s", **{k: TINY[k] for k in ("data", "model", "train")}, "baseline": "nope",

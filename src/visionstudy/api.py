@@ -66,9 +66,9 @@ class Run:
 
         self.path = Path(path)
         self.dir = RunDir(self.path)
-        if not self.dir.config.is_file():
-            raise VisionStudyError(f"{self.path}: not a run folder (no config.yaml); train one with "
-                                   "vs.train(...) or `visionstudy train`")
+        if not self.dir.is_run():
+            raise VisionStudyError(f"{self.path}: not a run folder (no checkpoints, no results, no config.yaml "
+                                   "written by a run); train one with vs.train(...) or `visionstudy train`")
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"

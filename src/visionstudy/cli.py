@@ -521,7 +521,9 @@ def recipes_show(
                       ",".join(a.name for a in c.data.augment) or "-",
                       {"split": "held-out split", "test": "test set", "none": "nothing"}[c.data.validates_on])
     console.print(table)
-    names = [n for n, _ in spec.variants] + (["search-best"] if spec.config.search else [])
+    from visionstudy.study.search import FINAL_VARIANT
+
+    names = [n for n, _ in spec.variants] + ([FINAL_VARIANT] if spec.config.search else [])
     notes = [(n, spec.note(n)) for n in names if spec.note(n)]
     if notes:
         reproduces = Table("variant", "reproduces")
@@ -647,6 +649,7 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="onnx, torchscript or safetensors")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="the file to write (default exports/<run>.<ext>)")] = None,
     data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option(help="replace an existing file that is not this run's export")] = False,
 ) -> None:
     """Export the run's model with its class names and normalisation, checked against the run."""
     from visionstudy.errors import VisionStudyError
@@ -660,7 +663,11 @@ def export(
                                "'visionstudy[export]'")
     from visionstudy.serve.export import export_run
 
-    done = export_run(run, format_, out, data_dir)
+    done = export_run(run, format_, out, data_dir, force)
+    if not json.loads(done.sidecar.read_text()).get("finished"):
+        err_console.print(f"warning: {run} has not finished (no metrics.json): exported its last checkpoint; "
+                          "its test accuracy is unknown (resume it with `visionstudy train CONFIG --resume "
+                          f"--out {run}`)", highlight=False)
     on = f"{done.images} " + ("test images" if done.test_images else "random images (no dataset here)")
     console.print(f"{done.format}: {done.path} (classes and normalisation: {done.sidecar})", highlight=False)
     console.print(f"parity: max |Δlogit| {done.max_abs_diff:.2e} against the run's model on {on}",

@@ -111,6 +111,13 @@ def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
         build_report([tmp_path], tmp_path / "rep")
     with pytest.raises(ReportError, match="no such directory"):
         build_report([tmp_path / "nope"], tmp_path / "rep")
+    mine = tmp_path / "mine"  # a user's own config.yaml and notes: not a run, no "Run report" of it
+    mine.mkdir()
+    (mine / "config.yaml").write_text("name: mine\ndata: {dataset: digits}\n")
+    (mine / "notes.txt").write_text("ideas")
+    with pytest.raises(ReportError, match="not a run directory"):
+        build_report([mine], tmp_path / "rep-mine")
+    assert not (tmp_path / "rep-mine").exists()
     before = snapshot(digits_run)
     with pytest.raises(ReportError, match="never write into runs"):
         build_report([digits_run], digits_run / "report")

@@ -88,3 +88,47 @@ def test_a_study_run_is_exported_under_its_place_in_the_study(tmp_path):
     (tmp_path / "runs" / "quick" / "manifest.json").write_text("{}")
     assert default_out(run, "onnx").as_posix() == "exports/quick-baseline-seed-1.onnx"
     assert default_out(tmp_path / "alone", "safetensors").as_posix() == "exports/alone.safetensors"
+
+
+def test_export_never_replaces_a_users_file_or_another_runs_export(digits_run, tmp_path):
+    import shutil
+
+    from visionstudy.errors import ConfigError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert_user_error(vs("export", digits_run, "--format", "safetensors", "--out", notes),
+                      "exists and is not an export of this run", "--force")
+    assert notes.read_text() == "mine"
+    out = tmp_path / "m.safetensors"
+    export_run(digits_run, "safetensors", out)
+    export_run(digits_run, "safetensors", out)  # the same run again: its own earlier export is replaced
+    other = tmp_path / "elsewhere" / digits_run.name  # another run with the same folder name
+    shutil.copytree(digits_run, other)
+    before = out.read_bytes()
+    with pytest.raises(ConfigError, match="an export of another run"):
+        export_run(other, "safetensors", out)
+    assert out.read_bytes() == before
+    export_run(other, "safetensors", out, force=True)
+    assert json.loads((tmp_path / "m.safetensors.json").read_text())["run"] == str(other.resolve())
+
+
+def test_export_into_a_folder_or_an_impossible_path_is_one_clear_error(digits_run, tmp_path):
+    assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", tmp_path), "is a folder")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", blocker / "m.pt"),
+                      "cannot write")
+    assert blocker.read_text() == "x"
+
+
+def test_an_unfinished_run_is_exported_with_a_warning(digits_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "unfinished"
+    shutil.copytree(digits_run, run)
+    (run / "metrics.json").unlink()
+    done = vs("export", run, "--format", "torchscript", "--out", tmp_path / "u.pt")
+    assert done.returncode == 0, done.stderr
+    assert "has not finished" in done.stderr and "--resume" in done.stderr
+    assert json.loads((tmp_path / "u.pt.json").read_text())["finished"] is False

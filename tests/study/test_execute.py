@@ -153,6 +153,22 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
         study_name="tune:search", storage=storage_for(place.url(study))).trials) == 8
 
 
+def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_path):
+    """`--only search` used to train every other variant after the search (seed 002's recipe trained
+    `augmented` for 50 epochs): the final training must keep `only`."""
+    study = load_study(write(
+        tmp_path, "onlysearch", train={**TINY["train"], "epochs": 2}, variants={"a": {}, "b": {"model": {"dropout": 0.1}}},
+        search={"sampler": "random", "pruner": "none", "trials": 2, "seed": 1,
+                "space": {"model.hidden": [[8], [16]]}, "final": {"seeds": 1}}))
+    place = Placement(tmp_path / "runs")
+    full, outcome = run_all(study, place, progress=False, only=["search"])
+    assert [key for key, _ in outcome.finished] == ["search-best/seed-0"]
+    study_dir = place.study_dir(study)
+    assert not (study_dir / "a").exists() and not (study_dir / "b").exists()
+    assert (study_dir / "search-best" / "seed-0" / "metrics.json").is_file()
+    assert set(completed_per_key(place, "onlysearch")) == {"search-best/seed-0"}
+
+
 def test_run_study_counts_a_failed_run(tmp_path):
     exploding = {**TINY["train"], "optimizer": {"name": "sgd", "lr": 1.0e6}}
     study = load_study(write(tmp_path, "nan", train=exploding))

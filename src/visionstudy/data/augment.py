@@ -352,10 +352,3 @@ def build_pipeline(specs: list[Any]) -> Pipeline:
         params = dict(spec.model_extra or {})
         ops.append(build_augment(spec.name, params, f"data.augment[{i}]"))
     return Pipeline(ops)
-
-
-def check_augment_specs(specs: list[Any], source: str) -> None:
-    try:
-        build_pipeline(specs)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: invalid config\n{exc}") from None

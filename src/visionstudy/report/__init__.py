@@ -15,9 +15,9 @@ from visionstudy.report.compare import compare_report
 from visionstudy.report.drawing import drawing_in_background
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, run_report
-from visionstudy.report.runs import RunArtifacts, is_run_dir, load_run, unique_labels
+from visionstudy.report.runs import RunArtifacts, load_run, unique_labels
 
-__all__ = ["ReportOptions", "RunArtifacts", "build_report", "is_run_dir", "load_run"]
+__all__ = ["ReportOptions", "RunArtifacts", "build_report", "load_run"]
 
 
 def check_out(out: Path, sources: list[Path]) -> None:

@@ -54,10 +54,6 @@ class RunArtifacts:
         return validate_run_config(raw, str(RunDir(self.path).config))
 
 
-def is_run_dir(path: Path) -> bool:
-    return RunDir(path).config.is_file()
-
-
 def read_history(path: Path) -> list[dict[str, float]]:
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -88,10 +84,10 @@ def load_run(path: Path, label: str | None = None) -> RunArtifacts:
     run = RunDir(Path(path))
     if not run.path.is_dir():
         raise ReportError(f"{path}: no such directory")
-    if not run.config.is_file():
+    if not run.is_run():
         raise ReportError(
-            f"{path}: not a run directory (no config.yaml); pass a folder written by "
-            "`visionstudy train` or `visionstudy study run`"
+            f"{path}: not a run directory (no checkpoints, no results, no config.yaml written by a run); "
+            "pass a folder written by `visionstudy train` or `visionstudy study run`"
         )
     try:
         config = yaml.load(run.config.read_text(), Loader=SAFE_LOADER) or {}

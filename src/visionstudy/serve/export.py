@@ -51,13 +51,19 @@ def default_out(run: Path, fmt: str) -> Path:
     return Path("exports") / f"{path.name}{FORMATS[fmt]}"
 
 
-def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | None = None) -> Exported:
+def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | None = None,
+               force: bool = False) -> Exported:
+    """Write the run's model as `fmt` to `out` (default exports/<run>.<ext>) with its JSON sidecar,
+    after checking the file against the run's model. An existing file is replaced only when it is
+    an earlier export of this same run (its sidecar says so), or with `force`."""
     from visionstudy.evaluate.predict import load_predictor, preprocess
+    from visionstudy.fsutil import ensure_dir, file_mode, storage_error
     from visionstudy.store.rundir import inside_run
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
     out = Path(out) if out else default_out(run, fmt)
+    check_out(out, run, force)
     holder = inside_run(out)
     if holder is not None:
         raise ConfigError(f"--out {out}: inside the run folder {holder}; exports never write into runs. "
@@ -67,9 +73,10 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     x = preprocess(predictor, pixels).float().contiguous()
     with torch.inference_mode():
         expected = predictor.model(x).float().numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out.parent)
     info = sidecar(run, fmt, predictor, predictor.checkpoint)
     partial = out.with_name(f".{out.name}.partial")
+    side = out.with_name(out.name + ".json")
     try:
         WRITERS[fmt](predictor.model, x, partial, info)
         got = READERS[fmt](partial, x, info)
@@ -78,17 +85,36 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
             raise VisionStudyError(f"the {fmt} export disagrees with the run's model: max |Δlogit| "
                                    f"{diff:.3g} on {len(x)} images (tolerance {TOLERANCE:g}); "
                                    "nothing was written")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # as every file we write: readable by colleagues under 022
+        os.chmod(partial, file_mode())  # as every file we write: readable by colleagues under 022
+        info["parity"] = {"max_abs_logit_diff": diff, "images": len(x),
+                          "on": "test images" if real else "random images (the dataset was not on this machine)"}
+        side_partial = side.with_name(f".{side.name}.partial")
+        side_partial.write_text(json.dumps(info, indent=1))
         os.replace(partial, out)
+        os.replace(side_partial, side)
+    except OSError as exc:  # a read-only folder, a full disk: nothing half-written is left
+        raise storage_error(out, exc) from None
     finally:
         partial.unlink(missing_ok=True)
-    info["parity"] = {"max_abs_logit_diff": diff, "images": len(x),
-                      "on": "test images" if real else "random images (the dataset was not on this machine)"}
-    side = out.with_name(out.name + ".json")
-    side.write_text(json.dumps(info, indent=1))
+        side.with_name(f".{side.name}.partial").unlink(missing_ok=True)
     return Exported(out, side, fmt, diff, len(x), real)
+
+
+def check_out(out: Path, run: Path, force: bool) -> None:
+    """Refuse to replace a folder, or a file that is not an earlier export of this run."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give the file to write, e.g. --out {out / out.name}.onnx")
+    if not out.exists() or force:
+        return
+    side = out.with_name(out.name + ".json")
+    try:
+        earlier = json.loads(side.read_text()).get("run")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    if earlier is None or Path(earlier).resolve() != Path(run).resolve():
+        whose = f"an export of another run ({earlier})" if earlier else "not an export of this run"
+        raise ConfigError(f"--out {out}: the file exists and is {whose}; it is kept. Choose another --out, "
+                          "or pass --force to replace it")
 
 
 def parity_images(run: Path, shape: tuple[int, int, int], data_dir: Path | None) -> tuple[np.ndarray, bool]:
@@ -122,7 +148,8 @@ def sidecar(run: Path, fmt: str, predictor: Any, ckpt: Path) -> dict[str, Any]:
         "test_time_augmentation": ("the run averaged logits with the mirrored image" if predictor.tta
                                    else "none"),
         "model": {k: v for k, v in (config.get("model") or {}).items()},
-        "run": str(run), "checkpoint": str(ckpt), "test_accuracy": metrics.get("test_accuracy"),
+        "run": str(Path(run).resolve()), "checkpoint": str(ckpt), "test_accuracy": metrics.get("test_accuracy"),
+        "finished": metrics_file.is_file(),
     }
 
 

@@ -157,10 +157,6 @@ class RunDir:
         return out
 
 
-def is_run_dir(path: Path) -> bool:
-    return RunDir(Path(path)).is_run()
-
-
 # ------------------------------------------------------------------------------------- writing
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from visionstudy.study.execute import Driver, Outcome, Placement, run_study, selected, sigterm_as_interrupt
-from visionstudy.study.search import final_runs, run_search
+from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
 __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes",
@@ -18,7 +18,7 @@ __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", 
 def with_final(study: Study, params: dict) -> Study:
     """The study with the search's best values added as the variant 'search-best'."""
     runs = final_runs(study, params)
-    variants = [*study.variants, ("search-best", {})]
+    variants = [*study.variants, (FINAL_VARIANT, {})]
     return dataclasses.replace(study, variants=variants, runs=[*study.runs, *runs])
 
 
@@ -69,7 +69,8 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
             if best is None or search.final is None:
                 return study, outcome
             full = with_final(study, best)
-            final = driver.run_planned(full, place)
+            # with --only, the variants it left out stay queued: only the final runs train here
+            final = driver.run_planned(full, place, None if only is None else [FINAL_VARIANT])
             return full, dataclasses.replace(final, trained=final.trained + outcome.trained,
                                              seconds=final.seconds + outcome.seconds,
                                              finished=outcome.finished + final.finished)

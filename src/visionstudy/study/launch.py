@@ -11,7 +11,8 @@ none are left; the plan, the queue and the run-level fault tolerance stay ours.
 
 A stopped worker (SIGTERM or SIGUSR2: time limit, preemption, `scancel`) puts its runs back in the
 queue. After SIGUSR2 (the time-limit warning) a SLURM job requeues itself, unless the study was
-cancelled; after SIGTERM SLURM requeues a preempted job itself and a cancelled one stays cancelled. A worker killed outright loses its claim after the heartbeat's grace period.
+cancelled; after SIGTERM SLURM requeues a preempted job itself and a cancelled one stays cancelled.
+A worker killed outright loses its claim after the heartbeat's grace period.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def cancel_slurm(study_dir: Path) -> list[str]:
     return ids
 
 
-def wait_slurm(study_dir: Path, every: float = 5.0) -> None:
+def wait_slurm(study_dir: Path, every: float = 2.0) -> None:
     """Until none of the study's jobs is queued or running."""
     while slurm_jobs(study_dir):
         time.sleep(every)

@@ -13,6 +13,8 @@ from visionstudy.study.pool import Job
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler
 from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
 
+FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
+
 
 def decode(p: SearchParam, value: Any) -> Any:
     if p.type == "categorical" and encoded(p) != (p.choices or []):
@@ -254,7 +256,7 @@ def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:
     s = study.config.search
     assert s is not None and s.final is not None
     override = trial_override(study, params)
-    return [RunSpec(f"search-best/seed-{k}", "search-best", k, None,
-                    build_run(study.base, override, study.overrides, study.name, "search-best",
+    return [RunSpec(f"{FINAL_VARIANT}/seed-{k}", FINAL_VARIANT, k, None,
+                    build_run(study.base, override, study.overrides, study.name, FINAL_VARIANT,
                               study.config.seed + k, None, study.source))
             for k in range(s.final.seeds)]
