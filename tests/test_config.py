@@ -202,3 +202,29 @@ def test_the_thread_budget_follows_omp_num_threads_within_the_cores(monkeypatch,
     want = usable_cores() if expected == "cores" else min(expected, usable_cores())
     assert thread_budget() == want
     assert thread_budget(2) == max(1, want // 2) and thread_budget(1000) == 1
+
+
+def test_yaml_nested_too_deeply_is_one_clear_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: deep\ndata: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(path)
+
+
+def test_a_self_multiplying_yaml_value_is_quoted_short(tmp_path):
+    """YAML aliases make 10^6 leaves out of a 400-byte file; the error quotes a few of them."""
+    lines = ['l0: &l0 ["xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", '
+             '"xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 6)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\nname: laughs\ntrain: {epochs: *l5}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "train.epochs" in message and len(message) < 3000, len(message)
+
+
+def test_a_run_name_longer_than_a_folder_name_allows_is_refused_before_training():
+    with pytest.raises(ConfigError, match="at most 200 bytes"):
+        validate_run_config({"name": "n" * 300}, "cli")
+    assert validate_run_config({"name": "n" * 200}, "cli").name == "n" * 200

@@ -206,6 +206,9 @@ class TrainConfig(Strict):
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
+NAME_BYTES = 200  # a run name's longest: one folder name (255 bytes) with room for suffixes
+
+
 class RunConfig(Strict):
     """Everything one training run needs."""
 
@@ -222,6 +225,9 @@ class RunConfig(Strict):
                 or Path(value).is_absolute()):
             raise ValueError("a run name is one folder name: no '/', '\\', '.' or '..' (choose the "
                              "folder itself with --out)")
+        if len(value.encode()) > NAME_BYTES:
+            raise ValueError(f"a run name is one folder name of at most {NAME_BYTES} bytes (file systems "
+                             f"allow 255, and reports and exports add to it); this one has {len(value.encode())}")
         return value
 
 
@@ -339,11 +345,25 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read (thousands of levels); a config is a few "
+                          "levels of sections and values") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...)")
     return data
+
+
+def short_repr(value: Any) -> str:
+    """A value as an error message quotes it: a few levels, items and characters, never the whole
+    of a huge or self-multiplying (YAML aliases) input."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 2, 6, 6, 6, 6
+    r.maxstring, r.maxother, r.maxlong = 120, 120, 60
+    return r.repr(value)
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -352,7 +372,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         where = ".".join(p for p in (prefix, loc) if p)
-        got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+        got = f" (got {short_repr(err['input'])})" if err["type"] != "missing" and "input" in err else ""
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key; check the spelling")
         else:

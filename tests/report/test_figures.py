@@ -75,3 +75,19 @@ def test_an_image_grid_is_one_mosaic_with_every_title():
     mosaic = ax.images[0].get_array()
     assert mosaic.shape[0] > 3 * 8 and mosaic.shape[1] > 8 * 8  # 3 rows of 8 columns
     F.plt.close(fig)
+
+
+def test_dollar_signs_in_class_names_are_drawn_as_plain_text():
+    """Class folders named `$$` or `a$b^$c` crashed the report (matplotlib's mathtext)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    import visionstudy.report.figures  # noqa: F401  (sets the report's style)
+
+    fig, ax = plt.subplots()
+    ax.set_xticks([0, 1], ["$$", "a$b^$c"])
+    ax.set_title("$x_1$ of a$b")
+    fig.savefig(io.BytesIO(), format="png")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["$$", "a$b^$c"]
+    plt.close(fig)

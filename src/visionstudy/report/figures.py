@@ -23,7 +23,8 @@ TICK_CHARS = 14  # class names up to this long label ticks; longer ones get indi
 ANNOTATE = 20  # up to this many classes, confusion-matrix cells show their values
 CELL = 0.2  # inches per class on class axes: a 7-pt name fits, 100 classes make a 22-inch figure
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
-                     "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
+                     "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
+                     "text.parse_math": False})  # class names such as "$$" or "a$b^$c" are plain text
 
 
 def class_colors(k: int) -> Any:
