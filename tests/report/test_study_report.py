@@ -54,6 +54,9 @@ def test_study_report_statistics_match_the_runs(finished_study, tmp_path):
                for k in range(3)] for v in VARIANTS}
     table = {r["variant"]: r for r in rows(out / "tables" / "variants.csv")}
     assert list(table) == VARIANTS
+    # each variant's tables and figures are named by the variant, not by its position
+    assert {"baseline_metrics.csv", "bn_metrics.csv", "lr-0.03_metrics.csv", "lr-0.001_metrics.csv"} <= {
+        p.name for p in (out / "tables").glob("*_metrics.csv")}
     for v, values in acc.items():
         s = summarize(values, (0.0, 1.0))
         assert float(table[v]["test accuracy mean"]) == pytest.approx(s.mean, abs=SHOWN)
@@ -153,3 +156,11 @@ def test_cross_validation_and_one_seed_variants(tmp_path):
     assert single["test accuracy std"] == "" and single["test accuracy 95% CI low"] == ""
     text = html.read_text()
     assert "± 0.0000" not in text and "± 0.00%" not in text
+
+
+def test_variant_file_prefixes_are_safe_and_unique():
+    from visionstudy.report.study_report import file_prefixes
+
+    assert file_prefixes(["baseline", "resnet+lr=0.1", "a+b", "a=b", "../x", "+"]) == {
+        "baseline": "baseline", "resnet+lr=0.1": "resnet-lr-0.1", "a+b": "a-b", "a=b": "a-b-2",
+        "../x": "x", "+": "variant"}

@@ -84,6 +84,20 @@ def collect(study_dir: Path, study: Manifest) -> dict[str, list[tuple[str, RunAr
     return {v: found[v] for v in [*order, *extra] if v in found}
 
 
+def file_prefixes(variants: list[str]) -> dict[str, str]:
+    """Each variant's name for its figure folder, table files and anchors: the name itself with
+    anything but letters, digits, '.', '_' and '-' as '-' (`resnet+lr=0.1` → `resnet-lr-0.1`), made
+    unique with a number where two names meet."""
+    out: dict[str, str] = {}
+    for name in variants:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "variant"
+        slug, n = base, 1
+        while slug in out.values():
+            n += 1
+            slug = f"{base}-{n}"
+        out[name] = slug
+    return out
+
 class StudyReportBuilder:
     def __init__(self, study: Manifest, study_dir: Path, out: Path, opts: ReportOptions, db: str | None):
         self.study, self.dir, self.out, self.opts, self.db = study, study_dir, out, opts, db
@@ -449,13 +463,14 @@ class StudyReportBuilder:
             s.notes.append(f"{len(self.finished)} variants: the best ({best})"
                            + (" and the ladder's" if self.study.ladder else "") + " in full, the others in "
                            "brief (their tables); `visionstudy report RUN_DIR` writes any run's full report.")
-        for i, (variant, runs) in enumerate(self.finished.items()):
+        prefixes = file_prefixes(list(self.finished))
+        for variant, runs in self.finished.items():
             if not runs:
                 continue
             progress.step(f"variant {variant}")
             _, art = runs[0]
-            b = RunReportBuilder(art, self.out, f"v{i + 1}", self.opts)
-            s.children.append(Section(f"{variant} ({art.label})", f"v{i + 1}",
+            b = RunReportBuilder(art, self.out, prefixes[variant], self.opts)
+            s.children.append(Section(f"{variant} ({art.label})", prefixes[variant],
                                       children=b.sections(brief=many and variant not in full)))
         return s
 
