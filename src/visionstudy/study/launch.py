@@ -185,10 +185,13 @@ def cancel_slurm(study_dir: Path) -> list[str]:
     return ids
 
 
-def wait_slurm(study_dir: Path, every: float = 2.0) -> None:
-    """Until none of the study's jobs is queued or running."""
+def wait_slurm(study_dir: Path) -> None:
+    """Until none of the study's jobs is queued or running: squeue every second at first, then less
+    often (every 10 s after ten minutes), so that a short study ends promptly and a long one does
+    not load the controller."""
+    start = time.monotonic()
     while slurm_jobs(study_dir):
-        time.sleep(every)
+        time.sleep(min(10.0, 1.0 + (time.monotonic() - start) / 60))
 
 
 def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
