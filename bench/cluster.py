@@ -1,6 +1,6 @@
 """Cluster throughput (not run in CI): a 20-run digits study through SLURM against one machine.
 
-    .venv/bin/python bench/cluster.py             # needs scripts/setup.sh --dev (slurm, munge, postgresql), root
+    .venv/bin/python bench/cluster.py             # as root, after scripts/setup.sh --dev
     .venv/bin/python bench/cluster.py --runs 40 --epochs 4
 
 Trains the same study (digits, a small CNN, --runs runs of --epochs epochs: 10 variants x 2 seeds by
@@ -73,7 +73,8 @@ def where_it_goes(study_dir: Path, submitted: float) -> dict[str, float]:
     starts = [stamps(p, " job ")[0] for p in logs]  # the job script's first line
     firsts = [stamps(p, "done ")[0] for p in logs if stamps(p, "done ")]
     return {"jobs": len(logs), "submit_to_job_start_s": round(max(starts) - submitted, 1),
-            "job_start_to_first_run_done_s": round(max(f - s for f, s in zip(firsts, starts, strict=False)), 1)}
+            "job_start_to_first_run_done_s": round(max(f - s for f, s in zip(firsts, starts, strict=False)),
+                                                   1)}
 
 
 def main() -> None:
@@ -88,14 +89,15 @@ def main() -> None:
     study = study_file(folder, opts.runs, opts.epochs)
     local = timed([*VS, "study", "run", str(study), "--runs-dir", str(folder / "local"), "--workers", "2",
                    "--no-report", "--quiet"], {})
-    started = subprocess.run([*VS, "db", "start", "--dir", str(folder / "pg")], capture_output=True, text=True,
-                             check=True)
+    started = subprocess.run([*VS, "db", "start", "--dir", str(folder / "pg")], capture_output=True,
+                             text=True, check=True)
     url = started.stdout.strip()
     try:
         with one_node_slurm(folder / "slurm") as env:
             submitted = time.time()
-            slurm = timed([*VS, "study", "run", str(study), "--runs-dir", str(folder / "slurm-runs"), "--db", url,
-                           "--launcher", "slurm", "--jobs", "2", "--wait", "--no-report", "--quiet"], env)
+            slurm = timed([*VS, "study", "run", str(study), "--runs-dir", str(folder / "slurm-runs"),
+                           "--db", url, "--launcher", "slurm", "--jobs", "2", "--wait", "--no-report",
+                           "--quiet"], env)
             detail = where_it_goes(folder / "slurm-runs" / "bench", submitted)
     finally:
         subprocess.run([*VS, "db", "stop", "--dir", str(folder / "pg")], capture_output=True)

@@ -7,8 +7,9 @@
 - lock:   our `RunStore.claim` as shipped.
 
 Measured here (2026-12-02, 2 cores, two runs): ask 86 and 77 trials for 60 runs (25 and 14 runs
-twice, 2 and 3 unplanned trials); nolock 64 and 69 (4 and 9 twice); lock 60 both times, each once. SQLAlchemy's pysqlite reads outside the write
-transaction, so two processes can both see a run WAITING and both move it to RUNNING.
+twice, 2 and 3 unplanned trials); nolock 64 and 69 (4 and 9 twice); lock 60 both times, each once.
+SQLAlchemy's pysqlite reads outside the write transaction, so two processes can both see a run
+WAITING and both move it to RUNNING.
 """
 
 from __future__ import annotations

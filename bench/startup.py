@@ -64,7 +64,8 @@ def seconds_to_exit(cmd: list[str]) -> float:
 def plan_study(folder: Path) -> list[str]:
     """A one-run digits study planned (not trained) in `folder`; the args of its pull worker."""
     study = folder / "one.yaml"
-    study.write_text("name: one\ndata: {dataset: digits}\nmodel: {name: cnn, channels: [8, 16], hidden: [32]}\n"
+    study.write_text("name: one\ndata: {dataset: digits}\n"
+                     "model: {name: cnn, channels: [8, 16], hidden: [32]}\n"
                      "train: {epochs: 1}\nvariants: {base: {}}\n")
     from visionstudy.study.execute import Placement, plan
     from visionstudy.study.spec import load_study

@@ -1,4 +1,5 @@
-"""Helpers the tests (and bench/cluster.py) share: a real one-node SLURM.
+"""Helpers the tests (and bench/cluster.py) share: the repository root, running the CLI as a user
+does (`vs`, `assert_user_error`), finding Chromium, and a real one-node SLURM.
 
 `one_node_slurm(folder)` starts Debian's munged, slurmctld and slurmd (installed by
 `scripts/setup.sh --dev`) on private ports, sockets and state folders, with two partitions: `work`
@@ -14,9 +15,43 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"name": "api-digits", "data": {"dataset": "digits"},  # a run config that trains in a second
+        "model": {"name": "cnn", "channels": [8], "hidden": [16]},
+        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-2}}}
+
+
+def vs(*args: object, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m visionstudy ARGS` from the repository root, as a user runs it (no stdin)."""
+    return subprocess.run(
+        [sys.executable, "-m", "visionstudy", *map(str, args)], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """A user error: exit 2, no traceback, and each needle in the message."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in " ".join(result.stderr.split()), result.stderr
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: scripts/setup.sh --dev installs Debian's chromium")
+        pytest.skip("chromium is not installed (scripts/setup.sh --dev installs it)")
+    return path
+
 
 SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
 
@@ -25,7 +60,8 @@ def slurm_missing() -> str | None:
     """Why a one-node SLURM cannot start here, or None."""
     missing = [t for t in SLURM_TOOLS if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()]
     if missing:
-        return f"{', '.join(missing)} not installed (scripts/setup.sh --dev installs slurmctld, slurmd, munge)"
+        return (f"{', '.join(missing)} not installed "
+                "(scripts/setup.sh --dev installs slurmctld, slurmd, munge)")
     if os.geteuid() != 0:
         return "a one-node SLURM runs its daemons as root (SlurmUser=root) and munged as munge"
     return None

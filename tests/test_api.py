@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 
 import visionstudy as vs
-
-TINY = {"name": "api-digits", "data": {"dataset": "digits"},
-        "model": {"name": "cnn", "channels": [8], "hidden": [16]},
-        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-2}}}
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="module")

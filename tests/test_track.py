@@ -9,7 +9,7 @@ import json
 import pytest
 
 import visionstudy as vs
-from tests.test_api import TINY
+from tests.helpers import TINY
 from visionstudy.track import mlflow_uri
 
 

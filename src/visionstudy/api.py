@@ -44,14 +44,11 @@ def override_list(values: Overrides) -> list[str]:
 
 def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> Any:
     """A validated RunConfig from a YAML file or a mapping, with overrides applied."""
-    from visionstudy.config import merge_run, parse_override
+    from visionstudy.config import apply_overrides
     from visionstudy.validate import load_config, validate_run_config
 
     if isinstance(config, Mapping):
-        raw: dict[str, Any] = dict(config)
-        for text in overrides:
-            raw = merge_run(raw, parse_override(text))
-        return validate_run_config(raw, "config")
+        return validate_run_config(apply_overrides(dict(config), overrides), "config")
     return load_config(Path(config), overrides)
 
 
@@ -67,8 +64,9 @@ class Run:
         self.path = Path(path)
         self.dir = RunDir(self.path)
         if not self.dir.is_run():
-            raise VisionStudyError(f"{self.path}: not a run folder (no checkpoints, no results, no config.yaml "
-                                   "written by a run); train one with vs.train(...) or `visionstudy train`")
+            raise VisionStudyError(f"{self.path}: not a run folder (no checkpoints, no results, no "
+                                   "config.yaml written by a run); train one with vs.train(...) or "
+                                   "`visionstudy train`")
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"

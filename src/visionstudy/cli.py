@@ -194,17 +194,10 @@ def train(
     run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force, quiet=quiet,
                     data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
     metrics, out = run.metrics, run.path
-    if metrics.get("task") == "regression":
-        console.print(f"test MSE {metrics['test_mse']:.4f}  val MSE {metrics['val_mse']:.4f}  train MSE "
-                      f"{metrics['train_mse']:.4f}  ({metrics['epochs_run']} epochs, "
-                      f"{metrics['train_seconds']:.1f}s)  → {out}", highlight=False)
-    elif metrics:
-        console.print(
-            f"test accuracy {metrics['test_accuracy']:.4f}  top-5 {metrics['test_top5_accuracy']:.4f}"
-            f"  loss {metrics['test_loss']:.4f}  macro F1 {metrics['f1_macro']:.4f}  "
-            f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.1f}s)  → {out}",
-            highlight=False,
-        )
+    if metrics:
+        from visionstudy.tasks import task_of_metrics
+
+        console.print(f"{task_of_metrics(metrics).result_line(metrics)}  → {out}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------- study
@@ -443,7 +436,8 @@ def print_jobs(study_dir: Path) -> None:
         return
     jobs = slurm_jobs(study_dir)
     if not jobs:
-        console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: none queued or running", highlight=False)
+        console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: none queued or running",
+                      highlight=False)
         return
     table = Table("job", "state", "reason", "time", "node", title="SLURM jobs", title_justify="left")
     for j in jobs:
@@ -649,7 +643,8 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="onnx, torchscript or safetensors")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="the file to write (default exports/<run>.<ext>)")] = None,
     data_dir: DataDir = None,
-    force: Annotated[bool, typer.Option(help="replace an existing file that is not this run's export")] = False,
+    force: Annotated[bool, typer.Option(
+        help="replace an existing file that is not this run's export")] = False,
 ) -> None:
     """Export the run's model with its class names and normalisation, checked against the run."""
     from visionstudy.errors import VisionStudyError

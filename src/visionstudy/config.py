@@ -9,6 +9,7 @@ are in `visionstudy.validate`, which the loaders call.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -226,8 +227,9 @@ class RunConfig(Strict):
             raise ValueError("a run name is one folder name: no '/', '\\', '.' or '..' (choose the "
                              "folder itself with --out)")
         if len(value.encode()) > NAME_BYTES:
-            raise ValueError(f"a run name is one folder name of at most {NAME_BYTES} bytes (file systems "
-                             f"allow 255, and reports and exports add to it); this one has {len(value.encode())}")
+            raise ValueError(f"a run name is one folder name of at most {NAME_BYTES} bytes (file "
+                             "systems allow 255, and reports and exports add to it); this one has "
+                             f"{len(value.encode())}")
         return value
 
 
@@ -299,6 +301,13 @@ def parse_override(text: str) -> dict[str, Any]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`raw` with each `--set KEY=VALUE` merged in, in order (the last word wins)."""
+    for text in overrides:
+        raw = merge_run(raw, parse_override(text))
+    return raw
 
 
 class UniqueKeyLoader(yaml.SafeLoader):

@@ -26,4 +26,5 @@ class ReportError(VisionStudyError):
 
 
 class StorageError(VisionStudyError):
-    """A file cannot be written or a folder created: disk full, permission denied, read-only."""
+    """Where results are kept fails: a file cannot be written or a folder created (disk full,
+    permission denied, read-only), or the run database cannot be opened or holds a conflicting study."""

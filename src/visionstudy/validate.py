@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from visionstudy.config import RunConfig, format_validation_error, merge_run, parse_override, read_yaml
+from visionstudy.config import RunConfig, apply_overrides, format_validation_error, read_yaml
 from visionstudy.errors import ConfigError
 
 
@@ -82,11 +82,6 @@ def check_registered(cfg: RunConfig) -> None:
     if cfg.train.threads is not None and cfg.train.threads > cores:
         refused.append(f"train.threads: {cfg.train.threads} threads but this machine lets this process "
                        f"use {cores} cores; give at most {cores}, or leave it out to use them all")
-    if task.name == "regression" and cfg.data.path is None:
-        invariant = bool(cfg.model.params().get("invariant", False))
-        if invariant != (cfg.data.sets.target == "set"):
-            refused.append("model.invariant and data.sets.target disagree: an invariant model gives one "
-                           "output per set (target: set), an equivariant one per element (target: element)")
     if refused:
         raise ConfigError("\n".join(refused))
 
@@ -158,7 +153,4 @@ def thread_budget(processes: int = 1) -> int:
 
 def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
     """A run config file with `--set KEY=VALUE` overrides applied, validated whole."""
-    raw = read_yaml(path)
-    for text in overrides:
-        raw = merge_run(raw, parse_override(text))
-    return validate_run_config(raw, str(path))
+    return validate_run_config(apply_overrides(read_yaml(path), overrides), str(path))

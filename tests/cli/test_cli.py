@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import write_mnist_like
+from tests.helpers import ROOT, assert_user_error, vs
 from visionstudy.training.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "examples" / "digits-quick.yaml"
-
-
-def vs(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "visionstudy", *map(str, args)], capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
-    )
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in " ".join(result.stderr.split()), result.stderr
 
 
 def test_datasets_list_and_info(tmp_path):

@@ -11,18 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT, chromium
 from visionstudy.report import ReportOptions, build_report
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: scripts/setup.sh --dev installs Debian's chromium")
-        pytest.skip("chromium is not installed (scripts/setup.sh --dev installs it)")
-    return path
 
 
 def open_in_chromium(html: Path, screenshot: Path) -> tuple[list[str], list[str], int]:

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli.test_cli import ROOT, vs
-from tests.report.test_browser import chromium
+from tests.helpers import ROOT, chromium, vs
 
 
 def free_port() -> int:

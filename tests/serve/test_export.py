@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli.test_cli import assert_user_error, vs
+from tests.helpers import assert_user_error, vs
 from visionstudy.serve.export import export_run
 
 

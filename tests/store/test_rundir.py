@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.test_cli import ROOT, assert_user_error, vs
+from tests.helpers import ROOT, assert_user_error, vs
 from visionstudy.errors import ConfigError, TrainingError
 from visionstudy.experiment import run_experiment
 from visionstudy.store.rundir import RunDir, RunLock, RunLockedError, inside_run, open_run

@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import one_node_slurm, slurm_missing
+from tests.helpers import ROOT, one_node_slurm, slurm_missing, vs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = {"name": "cnn", "channels": [4, 8], "hidden": [16]}
 VARIANTS = {"a": {}, "b": {"model": {"batch_norm": True}}, "c": {"model": {"dropout": 0.2}}}
 
@@ -67,11 +66,6 @@ def pg(workdir):
     yield url
     stopped = vs("db", "stop", "--dir", folder)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
-
-
-def vs(*args: object, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "visionstudy", *map(str, args)], cwd=ROOT, text=True,
-                          capture_output=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def study_file(folder: Path, name: str, epochs: int = 2, variants: dict | None = None, seeds: int = 2,
@@ -288,7 +282,8 @@ def test_a_higher_priority_partition_preempts_the_workers_and_nothing_is_lost(sl
     keys = ("p/seed-0", "q/seed-0")
     wait_for(lambda: all(len(history_rows(study_dir / k)) >= 2 for k in keys), 120, "both runs to train")
     env = {**os.environ, **slurm}
-    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", "2", "--wrap", "sleep 1"],
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", "2", "--output=/dev/null",
+                             "--wrap", "sleep 1"],
                             env=env, capture_output=True, text=True, check=True).stdout.strip()
     wait_for(lambda: not squeue(slurm, urgent), 90, "the urgent job to run and end")
     wait_done(slurm, job)
@@ -303,9 +298,9 @@ def test_a_run_in_a_slurm_step_keeps_its_world_size(slurm, tmp_path):
                                       "model": {"name": "mlp", "hidden": [16]},
                                       "train": {"epochs": 1, "batch_size": 64, "threads": 1, "devices": 2}}))
     env = {**os.environ, **slurm}
-    step = subprocess.run(["srun", "--ntasks=1", "-c", "2", sys.executable, "-m", "visionstudy", "train", config,
-                           "--out", tmp_path / "in-step", "--quiet"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    step = subprocess.run(["srun", "--ntasks=1", "-c", "2", sys.executable, "-m", "visionstudy", "train",
+                           config, "--out", tmp_path / "in-step", "--quiet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert step.returncode == 0, step.stderr
     assert json.loads((tmp_path / "in-step" / "metrics.json").read_text())["processes"] == 2
     assert "srun" not in step.stderr  # outside a step: tests/cli/test_cli.py's data-parallel test

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import ROOT
+from visionstudy.errors import StorageError
 from visionstudy.store import RunStore
-from visionstudy.store.db import StoreError
 from visionstudy.study import Placement, load_study, run_all
 from visionstudy.study.execute import run_study
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = {"data": {"dataset": "digits"}, "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
         "train": {"epochs": 5, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-2}}}
 
@@ -73,7 +73,7 @@ def test_same_name_different_definition_is_refused(tmp_path):
     place = Placement(tmp_path / "runs")
     run_all(load_study(write(tmp_path, "clash")), place, progress=False)
     changed = load_study(write(tmp_path, "clash", train={**TINY["train"], "epochs": 3}))
-    with pytest.raises(StoreError, match="already holds runs baseline/seed-0 with a different config"):
+    with pytest.raises(StorageError, match="already holds runs baseline/seed-0 with a different config"):
         run_all(changed, place, progress=False)
 
 
@@ -157,7 +157,8 @@ def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_p
     """`--only search` used to train every other variant after the search (seed 002's recipe trained
     `augmented` for 50 epochs): the final training must keep `only`."""
     study = load_study(write(
-        tmp_path, "onlysearch", train={**TINY["train"], "epochs": 2}, variants={"a": {}, "b": {"model": {"dropout": 0.1}}},
+        tmp_path, "onlysearch", train={**TINY["train"], "epochs": 2},
+        variants={"a": {}, "b": {"model": {"dropout": 0.1}}},
         search={"sampler": "random", "pruner": "none", "trials": 2, "seed": 1,
                 "space": {"model.hidden": [[8], [16]]}, "final": {"seeds": 1}}))
     place = Placement(tmp_path / "runs")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.test_cli import ROOT, assert_user_error
 from tests.conftest import read_only_copy
+from tests.helpers import ROOT, assert_user_error
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
 
@@ -280,11 +280,11 @@ def test_status_of_a_study_that_never_ran_creates_nothing(tmp_path):
 
 
 def test_sqlite_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
+    from visionstudy.errors import StorageError
     from visionstudy.store import db
-    from visionstudy.store.db import StoreError
 
     monkeypatch.setattr(db, "mount_table", lambda: [("/", "ext4"), (str(tmp_path), "nfs4")])
-    with pytest.raises(StoreError, match=r"network file system \(nfs4\).*--db postgresql://"):
+    with pytest.raises(StorageError, match=r"network file system \(nfs4\).*--db postgresql://"):
         RunStore(f"sqlite:///{tmp_path / 'x' / 'study.db'}", "x")
     assert not (tmp_path / "x" / "study.db").exists()
 

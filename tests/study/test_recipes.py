@@ -15,10 +15,10 @@ import torch
 import yaml
 
 from tests.conftest import cifar_tarball, write_mnist_like
+from tests.helpers import ROOT
 from visionstudy.models import count_params, create_model
 from visionstudy.study import list_recipes, load_study
 
-ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {  # recipe → (runs, variants, search trials)
     "cifar100-first20": (12, 12, 0),
     "cifar100-transfer": (12, 4, 0),

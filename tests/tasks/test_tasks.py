@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli.test_cli import vs
+from tests.helpers import vs
 from visionstudy.errors import ConfigError, DataError
 from visionstudy.experiment import run_experiment
 from visionstudy.tasks import TASKS, get_task, list_tasks, task_of

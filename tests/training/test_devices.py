@@ -5,21 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import ROOT
 from visionstudy.config import RunConfig
 from visionstudy.experiment import run_experiment
 from visionstudy.training import devices
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def tiny(precision: str, grad_clip: float | None) -> RunConfig:
     return RunConfig.model_validate({
-        "name": "dev", "data": {"dataset": "digits"}, "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
+        "name": "dev", "data": {"dataset": "digits"},
+        "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
         "train": {"epochs": 2, "batch_size": 64, "threads": 1, "precision": precision, "grad_clip": grad_clip,
                   "scheduler": {"name": "cosine"}}})
 

@@ -64,6 +64,7 @@ def meta_from_run_dir(ckpt: Path) -> dict[str, Any]:
 def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
     """The model of a run (or of a checkpoint file) with its weights, the checkpoint's meta
     (class names, preprocessing) and the checkpoint's path: one loader for `predict` and the report."""
+    from visionstudy.tasks import task_of_metrics
     from visionstudy.validate import validate_run_config
 
     ckpt = checkpoint_path(Path(path))
@@ -72,7 +73,7 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
         raise CheckpointError(f"{ckpt}: a visionstudy checkpoint without its run config or weights")
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
     meta = state.get("meta") or meta_from_run_dir(ckpt)
-    if meta.get("task", "classification") != "classification":
+    if task_of_metrics(meta).model_kind != "image":
         raise CheckpointError(f"{ckpt}: a {meta['task']} run; predict and image figures are for image "
                               "classifiers")
     c, h, w = (int(v) for v in meta["image_shape"])

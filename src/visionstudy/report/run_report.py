@@ -80,14 +80,34 @@ def evaluated(art: RunArtifacts) -> Evaluated | None:
     return Evaluated(metrics, probs, p["labels"], names, calibration(probs, p["labels"]))
 
 
+def shows_images(art: RunArtifacts) -> bool:
+    """Whether the run's task draws image figures (dataset grids, predictions, Grad-CAM): its
+    sections say so; a run without results yet says it by the image shape in its config.yaml."""
+    if art.metrics:
+        from visionstudy.tasks import task_of_metrics
+
+        return "images" in task_of_metrics(art.metrics).sections
+    return "image_shape" in (art.resolved.get("dataset") or {})
+
+
+def task_metric_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The summary rows the run's task reads from its metrics.json (none before it has results)."""
+    from visionstudy.tasks import task_of_metrics
+
+    return task_of_metrics(metrics).metric_rows(metrics) if metrics else []
+
+
+def task_metric_cards(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    from visionstudy.tasks import task_of_metrics
+
+    return task_of_metrics(metrics).metric_cards(metrics) if metrics else []
+
+
 def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any]]:
     m = art.metrics or {}
     res = art.resolved.get("model", {})
     rows: list[tuple[str, Any]] = []
-    if m.get("task") == "regression":
-        rows += [("test MSE", m.get("test_mse")), ("test RMSE", m.get("test_rmse")),
-                 ("validation MSE", m.get("val_mse")), ("train MSE", m.get("train_mse")),
-                 ("test sets", m.get("test_samples"))]
+    rows += task_metric_rows(m)
     if ev is not None:
         e = ev.metrics
         rows += [
@@ -119,8 +139,8 @@ def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
         out += [("test accuracy", f"{e['accuracy']:.2%}"), ("top-5 error", f"{1 - e['top5_accuracy']:.2%}"),
                 ("macro F1", f"{e['f1_macro']:.4f}"), ("macro AUC", fmt(e["roc_auc_macro"])),
                 ("test loss", f"{e['loss']:.4f}")]
-    elif m.get("task") == "regression":
-        out += [("test MSE", f"{m['test_mse']:.4f}"), ("train MSE", f"{m['train_mse']:.4f}")]
+    elif task_metric_cards(m):
+        out += task_metric_cards(m)
     elif art.history and not any(math.isnan(r["val_accuracy"]) for r in art.history):
         best = max(r["val_accuracy"] for r in art.history)
         out.append(("best val accuracy", f"{best:.2%}"))
@@ -174,7 +194,7 @@ class RunReportBuilder:
             out += [self.confusion(), self.per_class(), self.roc_calibration()]
         # the image figures (dataset, checkpoint, Grad-CAM) are built while the t-SNE still runs
         images = []
-        if self.opts.images and self.art.config.get("data", {}).get("dataset") != "sets":
+        if self.opts.images and shows_images(self.art):
             images.append(self.image_sections())
         if self.ev is not None:
             out.append(self.tsne(pending))

@@ -87,7 +87,8 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
                                    "nothing was written")
         os.chmod(partial, file_mode())  # as every file we write: readable by colleagues under 022
         info["parity"] = {"max_abs_logit_diff": diff, "images": len(x),
-                          "on": "test images" if real else "random images (the dataset was not on this machine)"}
+                          "on": "test images" if real
+                          else "random images (the dataset was not on this machine)"}
         side_partial = side.with_name(f".{side.name}.partial")
         side_partial.write_text(json.dumps(info, indent=1))
         os.replace(partial, out)
@@ -103,7 +104,8 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
 def check_out(out: Path, run: Path, force: bool) -> None:
     """Refuse to replace a folder, or a file that is not an earlier export of this run."""
     if out.is_dir():
-        raise ConfigError(f"--out {out}: is a folder; give the file to write, e.g. --out {out / out.name}.onnx")
+        raise ConfigError(f"--out {out}: is a folder; give the file to write, e.g. "
+                          f"--out {out / out.name}.onnx")
     if not out.exists() or force:
         return
     side = out.with_name(out.name + ".json")
@@ -148,7 +150,8 @@ def sidecar(run: Path, fmt: str, predictor: Any, ckpt: Path) -> dict[str, Any]:
         "test_time_augmentation": ("the run averaged logits with the mirrored image" if predictor.tta
                                    else "none"),
         "model": {k: v for k, v in (config.get("model") or {}).items()},
-        "run": str(Path(run).resolve()), "checkpoint": str(ckpt), "test_accuracy": metrics.get("test_accuracy"),
+        "run": str(Path(run).resolve()), "checkpoint": str(ckpt),
+        "test_accuracy": metrics.get("test_accuracy"),
         "finished": metrics_file.is_file(),
     }
 

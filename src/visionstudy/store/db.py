@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionstudy.errors import VisionStudyError
+from visionstudy.errors import StorageError
 
 log = logging.getLogger(__name__)
 # heartbeats are marked experimental in Optuna; we rely on them knowingly
@@ -49,14 +49,11 @@ def seconds_from_env(name: str, default: int) -> int:
     return int(text) if text.isdigit() and int(text) > 0 else default
 
 
-HEARTBEAT_SECONDS = seconds_from_env("VISIONSTUDY_HEARTBEAT_SECONDS", 10)  # how often a worker says it is alive
-GRACE_SECONDS = seconds_from_env("VISIONSTUDY_GRACE_SECONDS", 60)  # silence after which another worker takes the run over
+# how often a worker says it is alive; the silence after which another worker takes its run over
+HEARTBEAT_SECONDS = seconds_from_env("VISIONSTUDY_HEARTBEAT_SECONDS", 10)
+GRACE_SECONDS = seconds_from_env("VISIONSTUDY_GRACE_SECONDS", 60)
 POOL_SIZE = 2  # connections each process keeps open to a database server (+ POOL_OVERFLOW at peaks)
 POOL_OVERFLOW = 2
-
-
-class StoreError(VisionStudyError):
-    """The run database cannot be reached or holds a conflicting study."""
 
 
 def default_url(study_dir: Path) -> str:
@@ -123,17 +120,17 @@ def check_sqlite(url: str, write: bool = True) -> Path:
     existing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("/"))
     fstype = filesystem_of(existing)
     if fstype in NETWORK_FILESYSTEMS:
-        raise StoreError(
+        raise StorageError(
             f"{path}: the study database would be an SQLite file on a network file system ({fstype}); "
             "SQLite's write-ahead log does not work there and several machines would corrupt it. "
             "Use --db postgresql://user:password@host/database, or --runs-dir on a local disk")
     if path.exists():
         if not os.access(path, os.R_OK):
-            raise StoreError(f"{path}: the study database cannot be read (permission denied); fix its "
+            raise StorageError(f"{path}: the study database cannot be read (permission denied); fix its "
                              "permissions or pass --runs-dir / --db to use another one")
         if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
             # even readers of a WAL database write its shared-memory index beside it
-            raise StoreError(f"{path}: the study database (or its folder) is read-only; make both "
+            raise StorageError(f"{path}: the study database (or its folder) is read-only; make both "
                              "writable (or copy the study folder somewhere writable), or pass "
                              "--runs-dir / --db to use another one")
         try:
@@ -142,7 +139,7 @@ def check_sqlite(url: str, write: bool = True) -> Path:
                 if con.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
                     raise sqlite3.DatabaseError("integrity check failed")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
+            raise StorageError(
                 f"{path}: the study database is damaged or not an SQLite file ({exc}); move it aside "
                 "(e.g. mv study.db study.db.bad): `study run` then rebuilds it from the finished run "
                 "folders, which hold every result") from None
@@ -157,7 +154,7 @@ def prepare_sqlite(url: str) -> None:
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
             con.execute("PRAGMA journal_mode=WAL")
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"{path}: cannot open the study database ({exc}); check the folder, "
+        raise StorageError(f"{path}: cannot open the study database ({exc}); check the folder, "
                          "or pass --runs-dir / --db") from None
 
 
@@ -222,7 +219,7 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> Any:
                 break  # a server that refuses or is not there: trying again only makes the user wait
             time.sleep(0.5 + random.random() * (attempt + 1))
     first = str(last).splitlines()[0][:300]
-    raise StoreError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
+    raise StorageError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
                      "that the server is running and that you may connect") from None
 
 
@@ -279,7 +276,7 @@ class RunStore:
                                               load_if_exists=True, direction="maximize") if create
                           else optuna.load_study(study_name=study_name, storage=self.storage))
         except SQLAlchemyError as exc:
-            raise StoreError(f"--db {redact(url)}: the study database cannot be used "
+            raise StorageError(f"--db {redact(url)}: the study database cannot be used "
                              f"({str(exc).splitlines()[0][:200]}); check that it is writable and "
                              "not damaged, or pass another --db / --runs-dir") from None
 
@@ -334,7 +331,7 @@ class RunStore:
         conflicts = [k for k, h in plan.items()
                      for t in groups.get(k, []) if t.user_attrs.get("config_hash") not in (None, h)]
         if conflicts:
-            raise StoreError(
+            raise StorageError(
                 f"study '{self.study.study_name}' in {redact(self.url)} already holds runs "
                 f"{', '.join(sorted(set(conflicts))[:5])} with a different config; a study name "
                 "must keep one definition: rename the study (or the changed variants), or use "
@@ -521,6 +518,6 @@ def existing_store(url: str, study_name: str) -> RunStore | None:
     try:
         names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     except SQLAlchemyError as exc:
-        raise StoreError(f"--db {redact(url)}: the study database cannot be read "
+        raise StorageError(f"--db {redact(url)}: the study database cannot be read "
                          f"({str(exc).splitlines()[0][:200]})") from None
     return RunStore(url, study_name, create=False) if study_name in names else None

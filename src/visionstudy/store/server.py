@@ -51,9 +51,12 @@ class Server:
 def pg_bin() -> Path:
     """The folder of the newest installed PostgreSQL's initdb and pg_ctl."""
     on_path = shutil.which("initdb")
+    def major(path: str) -> int:
+        version = Path(path).parts[-3]
+        return int(version) if version.isdigit() else 0
+
     found = [Path(on_path).parent] if on_path else [
-        Path(p).parent for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                                       key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)]
+        Path(p).parent for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=major)]
     if not found:
         raise ServerError("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: on Debian "
                           "`apt-get install postgresql`, elsewhere your distribution's server package "
@@ -116,9 +119,10 @@ def start(folder: Path, port: int | None = None, host: str | None = None) -> Ser
     done = subprocess.run([*runner, str(pg_bin() / "pg_ctl"), "-D", str(server.data), "-w", "-t", "60",
                            "-l", str(server.log), "-o", options, "start"], capture_output=True, text=True)
     if done.returncode != 0:
-        tail = server.log.read_text(errors="replace").strip().splitlines()[-3:] if server.log.is_file() else []
-        raise ServerError(f"PostgreSQL did not start in {server.folder} ({'; '.join(tail) or done.stderr.strip()}); "
-                          "is the port taken? pass another --port")
+        log = server.log.read_text(errors="replace").strip().splitlines() if server.log.is_file() else []
+        why = "; ".join(log[-3:]) or done.stderr.strip()
+        raise ServerError(f"PostgreSQL did not start in {server.folder} ({why}); is the port taken? "
+                          "pass another --port")
     password = (server.folder / "password").read_text().strip()
     url = f"postgresql://{USER}:{password}@{host}:{port}/{DATABASE}"
     server.url_file.write_text(url + "\n")

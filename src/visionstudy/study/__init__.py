@@ -29,6 +29,7 @@ def check_data(study: Study, data_dir: Path | None) -> None:
     from visionstudy.data.prepare import prepare
     from visionstudy.models import validate_params
     from visionstudy.models.pretrained import fetch_weights
+    from visionstudy.tasks import task_of
 
     seen = set()
     for run in study.runs:
@@ -37,9 +38,7 @@ def check_data(study: Study, data_dir: Path | None) -> None:
             seen.add(("weights", model.model_dump_json()))
             fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
         data = run.config.data
-        from visionstudy.data import get_source
-
-        if get_source(data.dataset).task != "classification":  # sets: generated or one small file
+        if task_of(run.config).model_kind != "image":  # sets: generated or one small file
             continue
         key = data.model_copy(update={"augment": [], "folds": None, "fold": None}).model_dump_json()
         if key not in seen:

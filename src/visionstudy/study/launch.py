@@ -129,8 +129,8 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     script.write_text(sbatch_script(name, study_dir, jobs, command, url))
     os.chmod(script, 0o700)  # it holds the database URL
     (folder / "cancelled").unlink(missing_ok=True)
-    done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True, text=True,
-                          cwd=study_dir)
+    done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
+                          text=True, cwd=study_dir)
     if done.returncode != 0:
         raise LaunchError(f"sbatch refused the study's jobs: {done.stderr.strip() or done.stdout.strip()}; "
                           f"check --partition/--time/--slurm, or the script {script}")
@@ -219,7 +219,8 @@ def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
 def run_worker(command: list[str], env: dict[str, str], log: str) -> int:
     """One pull worker as a child process of a Ray task (Ray set CUDA_VISIBLE_DEVICES for it)."""
     with open(log, "a") as f:
-        return subprocess.run(command, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT).returncode
+        return subprocess.run(command, env={**os.environ, **env}, stdout=f,
+                              stderr=subprocess.STDOUT).returncode
 
 
 def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[int]:

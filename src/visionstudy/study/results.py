@@ -22,9 +22,8 @@ def headline(manifest: Manifest) -> tuple[str, str, bool]:
     """(metric key, label, higher is better) of the study's task."""
     from visionstudy.tasks import get_task
 
-    if get_task(manifest.task).maximize:
-        return "test_accuracy", "test accuracy", True
-    return "test_mse", "test MSE", False
+    task = get_task(manifest.task)
+    return task.headline, task.headline_label, task.maximize
 
 
 def run_rows(study_dir: Path, manifest: Manifest) -> list[dict[str, Any]]:

@@ -34,11 +34,11 @@ from visionstudy.config import (
     RunConfig,
     Seed,
     Strict,
+    apply_overrides,
     dump_config,
     format_validation_error,
     identity,
     merge_run,
-    parse_override,
     read_yaml,
 )
 from visionstudy.errors import ConfigError
@@ -469,9 +469,7 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
 
 def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[str], study: str,
               variant: str, seed: int, fold: tuple[int, int] | None, source: str) -> RunConfig:
-    raw = merge_run(base, override)
-    for text in overrides:  # --set has the last word, over every variant
-        raw = merge_run(raw, parse_override(text))
+    raw = apply_overrides(merge_run(base, override), overrides)  # --set: the last word, over every variant
     raw["name"] = f"{study}.{variant}"
     raw["seed"] = seed
     if fold is not None:
@@ -480,9 +478,8 @@ def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[st
 
 
 def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
-    base = {"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model, "train": cfg.train}
-    for text in overrides:
-        base = merge_run(base, parse_override(text))
+    base = apply_overrides({"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model,
+                            "train": cfg.train}, overrides)
     variants = variant_list(cfg, base, source)
     if cfg.baseline and cfg.baseline not in dict(variants):
         raise ConfigError(f"{source}: baseline {cfg.baseline!r} is not a variant; choose one of "

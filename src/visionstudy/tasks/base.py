@@ -1,15 +1,19 @@
 """The task contract: loss, metrics, the headline metric and its direction, the report sections
 that apply, and how its data become loaders and its model is built. One experiment path
-(`visionstudy.experiment`) runs every task; a task is found from the run's dataset source."""
+(`visionstudy.experiment`) runs every task; a task is found from the run's dataset source.
+
+The tasks import torch only where they compute: the report and the CLI read a task's facts
+(headline, labels, sections, its rows and cards of metrics.json) without loading torch."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 from visionstudy.config import RunConfig
 from visionstudy.registry import Registry
@@ -46,6 +50,10 @@ class Task(ABC):
     @abstractmethod
     def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
         """The run's model; `skeleton`: its structure only (no pretrained weights fetched)."""
+
+    def adapt(self, data: Any, net: torch.nn.Module) -> Any:
+        """The data as the built model needs them (e.g. a pretrained model's normalisation)."""
+        return data
 
     @abstractmethod
     def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
@@ -86,6 +94,21 @@ class Task(ABC):
     def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
         """The arrays of predictions.npz."""
 
+    # ------------------------------------------------------------------ what a finished run shows
+
+    @abstractmethod
+    def result_line(self, metrics: dict[str, Any]) -> str:
+        """What `visionstudy train` prints for a finished run (its metrics.json)."""
+
+    def metric_rows(self, metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+        """The run report's summary rows read from metrics.json (classification's come from its
+        predictions instead)."""
+        return []
+
+    def metric_cards(self, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+        """The run report's headline cards read from metrics.json."""
+        return []
+
 
 TASKS: Registry[Task] = Registry("task")
 
@@ -105,9 +128,13 @@ def list_tasks() -> list[str]:
 
 def task_of(cfg: RunConfig) -> Task:
     """The task of a run: declared by its dataset source."""
+    return task_of_dataset(cfg.data.dataset)
+
+
+def task_of_dataset(dataset: str) -> Task:
     from visionstudy.data import get_source
 
-    return get_task(get_source(cfg.data.dataset).task)
+    return get_task(get_source(dataset).task)
 
 
 def task_of_metrics(metrics: dict[str, Any]) -> Task:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from visionstudy.config import RunConfig
 from visionstudy.tasks.base import Task, register_task
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_task
@@ -80,6 +81,8 @@ class Classification(Task):
         }
 
     def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(outputs, target, label_smoothing=label_smoothing)
 
     def correct(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
@@ -103,3 +106,9 @@ class Classification(Task):
     def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
         return {"logits": ev.logits, "labels": ev.labels, "features": ev.features,
                 "class_names": np.array(data.class_names)}
+
+    def result_line(self, metrics: dict[str, Any]) -> str:
+        m = metrics
+        return (f"test accuracy {m['test_accuracy']:.4f}  top-5 {m['test_top5_accuracy']:.4f}  loss "
+                f"{m['test_loss']:.4f}  macro F1 {m['f1_macro']:.4f}  ({m['epochs_run']} epochs, "
+                f"{m['train_seconds']:.1f}s)")

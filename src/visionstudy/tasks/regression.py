@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from visionstudy.config import RunConfig
 from visionstudy.tasks.base import Task, register_task
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_task
@@ -41,6 +42,10 @@ class SetRegression(Task):
                              ("train.scheduler.monitor", t.scheduler.params().get("monitor"))):
             if value == "val_accuracy":
                 out.append(f"{field}: val_accuracy does not exist for regression; use val_loss (the MSE)")
+        invariant = bool(cfg.model.params().get("invariant", False))
+        if cfg.data.path is None and invariant != (cfg.data.sets.target == "set"):
+            out.append("model.invariant and data.sets.target disagree: an invariant model gives one "
+                       "output per set (target: set), an equivariant one per element (target: element)")
         return out
 
     def prepare(self, cfg: RunConfig, data_dir: Path | None) -> Any:
@@ -56,9 +61,6 @@ class SetRegression(Task):
 
         return create_model(cfg.model.name, data.input_shape[1], data.outputs, data.input_shape,
                             skeleton=skeleton, **cfg.model.params())
-
-    def adapt(self, data: Any, net: torch.nn.Module) -> Any:
-        return data
 
     def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
                 rank: int, world: int) -> tuple[Any, Any, Any]:
@@ -80,16 +82,20 @@ class SetRegression(Task):
                 "val": len(data.val[0]), "test": len(data.test[0])}
 
     def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.mse_loss(outputs, target)
 
-    @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, loader: Any, *, tta: bool = False,
                  keep_outputs: bool = False, autocast: Any = None) -> Any:
+        import torch
+        import torch.nn.functional as F
+
         from visionstudy.training.loop import Evaluation
 
         model.eval()
         outs, targets = [], []
-        with autocast or nullcontext():
+        with torch.inference_mode(), autocast or nullcontext():
             for x, y in loader:
                 outs.append(model(x).float())
                 targets.append(y)
@@ -110,3 +116,17 @@ class SetRegression(Task):
 
     def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
         return {"outputs": ev.logits, "targets": ev.labels}
+
+    def result_line(self, metrics: dict[str, Any]) -> str:
+        m = metrics
+        return (f"test MSE {m['test_mse']:.4f}  val MSE {m['val_mse']:.4f}  train MSE {m['train_mse']:.4f}  "
+                f"({m['epochs_run']} epochs, {m['train_seconds']:.1f}s)")
+
+    def metric_rows(self, metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+        m = metrics
+        return [("test MSE", m.get("test_mse")), ("test RMSE", m.get("test_rmse")),
+                ("validation MSE", m.get("val_mse")), ("train MSE", m.get("train_mse")),
+                ("test sets", m.get("test_samples"))]
+
+    def metric_cards(self, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+        return [("test MSE", f"{metrics['test_mse']:.4f}"), ("train MSE", f"{metrics['train_mse']:.4f}")]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim import Optimizer
 
 
 def under_torchrun() -> bool:
@@ -86,7 +87,7 @@ class OneDevice:
         np.random.seed(seed)
         torch.manual_seed(seed)
 
-    def setup(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
+    def setup(self, net: nn.Module, optimizer: Optimizer) -> tuple[nn.Module, Optimizer]:
         net.to(self.device)
         return (AutocastForward(net, self.device.type) if self.bf16 else net), optimizer
 
@@ -96,7 +97,7 @@ class OneDevice:
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
 
-    def clip_gradients(self, model: nn.Module, optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
+    def clip_gradients(self, model: nn.Module, optimizer: Optimizer, max_norm: float) -> torch.Tensor:
         params = [p for group in optimizer.param_groups for p in group["params"]]  # Fabric's main_params
         return torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm, error_if_nonfinite=True)
 
