@@ -68,12 +68,12 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     if holder is not None:
         raise ConfigError(f"--out {out}: inside the run folder {holder}; exports never write into runs. "
                           "Choose a path outside it")
+    ensure_dir(out.parent)  # a read-only or impossible folder fails before the model is loaded
     predictor = load_predictor(run)
     pixels, real = parity_images(run, predictor.image_shape, data_dir)
     x = preprocess(predictor, pixels).float().contiguous()
     with torch.inference_mode():
         expected = predictor.model(x).float().numpy()
-    ensure_dir(out.parent)
     info = sidecar(run, fmt, predictor, predictor.checkpoint)
     partial = out.with_name(f".{out.name}.partial")
     side = out.with_name(out.name + ".json")
