@@ -152,8 +152,27 @@ def one_node_slurm(folder: Path, cpus: int = 2) -> Iterator[dict[str, str]]:
             time.sleep(0.1)
         yield {"SLURM_CONF": str(conf)}
     finally:
-        subprocess.run(["scancel", "--full", "--signal=KILL", "-u", "root"], env=env, capture_output=True)
-        for pid_file in ("slurmd.pid", "slurmctld.pid", "munge/pid"):
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int((folder / pid_file).read_text().strip()), signal.SIGTERM)
-        time.sleep(0.3)
+        stop_slurm(folder, env)
+
+
+def stop_slurm(folder: Path, env: dict[str, str]) -> None:
+    """Every job killed and gone from the queue (a few seconds at most), then the daemons stopped:
+    stopped while jobs still ran, slurmd left their job-step daemons behind."""
+    subprocess.run(["scancel", "--full", "--signal=KILL", "-u", "root"], env=env, capture_output=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and subprocess.run(
+            ["squeue", "-h"], env=env, capture_output=True, text=True).stdout.strip():
+        time.sleep(0.2)
+    pids = []
+    for pid_file in ("slurmd.pid", "slurmctld.pid", "munge/pid"):
+        with contextlib.suppress(OSError, ValueError):
+            pids.append(int((folder / pid_file).read_text().strip()))
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)

@@ -346,7 +346,7 @@ def study_work(
     own folder, exit 0 when none are left. Cluster jobs run this; so can you, on any machine."""
     from visionstudy.study import Placement, run_all
     from visionstudy.study.execute import Stopped
-    from visionstudy.study.launch import requeue_this_job
+    from visionstudy.study.launch import await_requeue, requeue_this_job
     from visionstudy.study.spec import load_study_dir
 
     folder = study.resolve()
@@ -362,6 +362,8 @@ def study_work(
         requeued = requeue_this_job(folder, stop.signum)
         if requeued is not None:
             stamp(requeued[1])
+        if requeued and requeued[0]:
+            await_requeue()  # SLURM ends this instance itself; exiting first races with the requeue
         raise typer.Exit(0 if requeued and requeued[0] else 128 + stop.signum) from None
     stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
     for key, error in outcome.failed:

@@ -95,11 +95,24 @@ def wait_for(condition, seconds: float, what: str, every: float = 0.2):
 
 
 def release_pending(env: dict[str, str], job: str) -> bool:
-    """A requeued job waits two minutes (SLURM sets its begin time); start it now."""
-    pending = [i for i, state in squeue(env, job) if state == "PENDING"]
-    for i in pending:
-        subprocess.run(["scontrol", "update", f"JobId={i}", "StartTime=now"], env={**os.environ, **env},
-                       capture_output=True)
+    """A requeued job waits two minutes (SLURM sets its begin time); start it in two seconds. Not at
+    once: slurmd revokes the old instance's credential at the requeue, with a one-second clock, and
+    kills a new instance whose credential has the same second ("Job credential revoked"): the job
+    then ends instead of running."""
+    from datetime import datetime
+
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %S"], env={**os.environ, **env},
+                         capture_output=True, text=True).stdout
+    pending = [line.split() for line in out.splitlines() if line.split()[0].split("_")[0] == job
+               and line.split()[1] == "PENDING"]
+    for i, _, begin in pending:
+        try:
+            waits = (datetime.fromisoformat(begin) - datetime.now()).total_seconds()
+        except ValueError:  # N/A: no begin time set
+            continue
+        if waits > 10:  # SLURM's two minutes, not the two seconds set here already
+            subprocess.run(["scontrol", "update", f"JobId={i}", "StartTime=now+2"], env={**os.environ, **env},
+                           capture_output=True)
     return bool(pending)
 
 
@@ -223,7 +236,17 @@ def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdi
         release_pending(slurm, job)
         return len(history_rows(run)) >= stopped_at + 3
 
-    wait_for(resumed, 120, "the resumed run's epochs", every=0.5)
+    try:
+        wait_for(resumed, 120, "the resumed run's epochs", every=0.5)
+    except AssertionError as exc:
+        queue = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r %S"], env=env, capture_output=True,
+                               text=True).stdout
+        logs = "".join(p.read_text() for p in (runs / "resume" / "slurm" / "logs").glob("*.log"))
+        ctld = Path(slurm["SLURM_CONF"]).parent / "slurmctld.log"
+        lines = [line for line in ctld.read_text().splitlines()
+                 if f"JobId={job}" in line or "requeue" in line.lower()][-25:]
+        raise AssertionError(f"{exc}\nsqueue:\n{queue}\nlog:\n{logs}\nhistory: {history_rows(run)}\n"
+                             "slurmctld:\n" + "\n".join(lines)) from None
     subprocess.run(["scontrol", "requeue", f"{job}_0"], env=env, check=True)  # from outside, mid-run
     wait_done(slurm, job)
     check_once(pg, "resume", runs / "resume", {"long/seed-0": 60})
