@@ -215,9 +215,8 @@ def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
 
 def await_requeue(seconds: float = 120) -> None:
     """After a successful `scontrol requeue` of this job: wait for SLURM to end this instance of it
-    (SIGTERM, then SIGKILL after KillWait). Exiting first races with the requeue: a job whose batch
-    step completed while it was being requeued went PENDING and then vanished from the queue (2 of
-    3 tries on Debian's SLURM here)."""
+    (it signals the step at once, SIGTERM then SIGKILL after KillWait), so that the instance ends by
+    the requeue alone and not by a race between this process's exit and the requeue."""
     for s in STOPS:
         signal.signal(s, signal.SIG_DFL)
     time.sleep(seconds)
