@@ -661,7 +661,7 @@ def export(
     from visionstudy.serve.export import export_run
 
     done = export_run(run, format_, out, data_dir, force)
-    if not json.loads(done.sidecar.read_text()).get("finished"):
+    if not done.finished:
         err_console.print(f"warning: {run} has not finished (no metrics.json): exported its last checkpoint; "
                           "its test accuracy is unknown (resume it with `visionstudy train CONFIG --resume "
                           f"--out {run}`)", highlight=False)

@@ -139,8 +139,8 @@ def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
         out += [("test accuracy", f"{e['accuracy']:.2%}"), ("top-5 error", f"{1 - e['top5_accuracy']:.2%}"),
                 ("macro F1", f"{e['f1_macro']:.4f}"), ("macro AUC", fmt(e["roc_auc_macro"])),
                 ("test loss", f"{e['loss']:.4f}")]
-    elif task_metric_cards(m):
-        out += task_metric_cards(m)
+    elif task_cards := task_metric_cards(m):
+        out += task_cards
     elif art.history and not any(math.isnan(r["val_accuracy"]) for r in art.history):
         best = max(r["val_accuracy"] for r in art.history)
         out.append(("best val accuracy", f"{best:.2%}"))

@@ -39,6 +39,7 @@ class Exported:
     max_abs_diff: float
     images: int
     test_images: bool  # False: random images (the dataset was not here)
+    finished: bool  # False: the run has no metrics.json (its last checkpoint was exported)
 
 
 def default_out(run: Path, fmt: str) -> Path:
@@ -98,7 +99,7 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     finally:
         partial.unlink(missing_ok=True)
         side.with_name(f".{side.name}.partial").unlink(missing_ok=True)
-    return Exported(out, side, fmt, diff, len(x), real)
+    return Exported(out, side, fmt, diff, len(x), real, info["finished"])
 
 
 def check_out(out: Path, run: Path, force: bool) -> None:
