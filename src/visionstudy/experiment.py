@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -89,7 +90,6 @@ def run_experiment(
     evaluated (with the run's TTA) and the row, with `test_accuracy` added, is passed to it. Nothing
     is chosen on it; the run and its files are the same as without it."""
     from visionstudy.tasks import task_of
-    from visionstudy.training.devices import open_devices
 
     accelerator = resolve_accelerator(device)
     t = cfg.train
@@ -113,6 +113,29 @@ def run_experiment(
     finally:
         if lock is not None:
             lock.release()
+
+
+def under_torchrun() -> bool:
+    """Lightning's TorchElasticEnvironment.detect(), without importing it."""
+    return all(v in os.environ for v in ("RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"))
+
+
+def open_devices(accelerator: str, devices: int, bf16: bool) -> Any:
+    """Fabric for a run on `devices` devices of kind `accelerator` ("cpu", "cuda")."""
+    from lightning_fabric import Fabric
+
+    return Fabric(accelerator=accelerator, devices=devices, strategy="ddp" if devices > 1 else "auto",
+                  precision="bf16-mixed" if bf16 else "32-true", plugins=[cluster_environment()])
+
+
+def cluster_environment() -> Any:
+    """Fabric's cluster environment, chosen here rather than detected: a run starts its own
+    `train.devices` processes wherever it is. Detected, SLURM's would take the world size from the
+    job step (`SLURM_NTASKS`, 1 for a study's worker) and warn on every machine with `srun`
+    installed. A run inside a torchrun launch keeps torchrun's."""
+    from lightning_fabric.plugins.environments import LightningEnvironment, TorchElasticEnvironment
+
+    return TorchElasticEnvironment() if under_torchrun() else LightningEnvironment()
 
 
 def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump: dict[str, Any], *,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tests.helpers import ROOT
-from visionstudy.training import devices
+from visionstudy import experiment as devices
 
 TINY = {"name": "dev", "data": {"dataset": "digits"},
         "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
