@@ -36,6 +36,24 @@ def vs(*args: object, env: dict | None = None, timeout: float = 300) -> subproce
     )
 
 
+def vs_here(*args: object) -> subprocess.CompletedProcess:
+    """The CLI run in this process (no interpreter start-up), with `vs`'s result: for commands
+    whose start-up is not what the test is about."""
+    import io
+    from unittest import mock
+
+    from visionstudy import cli
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            mock.patch.object(sys, "argv", ["visionstudy", *map(str, args)]):
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
     """A user error: exit 2, no traceback, and each needle in the message."""
     assert result.returncode == 2, result.stderr

@@ -98,3 +98,42 @@ def test_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path):
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2, result.stderr
     assert f"cannot write {target}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_destination_is_taken_only_when_it_is_new_empty_our_own_or_forced(tmp_path):
+    """`claim_output`, the one rule behind every --out, --gradcam and --log-dir."""
+    from visionstudy.errors import ConfigError
+
+    never = lambda p: False  # noqa: E731
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(ConfigError, match=r"--out .*notes.txt: the file exists and is not this command's "
+                                          r"output; it is kept.*--force"):
+        fsutil.claim_output(notes, "--out", own=never)
+    assert fsutil.claim_output(notes, "--out", own=lambda p: True) == notes  # our own earlier output
+    assert fsutil.claim_output(notes, "--out", own=never, force=True) == notes
+    assert notes.read_text() == "mine"  # checking never writes the file itself
+    with pytest.raises(ConfigError, match="is a folder; give the file to write"):
+        fsutil.claim_output(tmp_path, "--out", own=never)
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        fsutil.claim_output(notes, "--gradcam", own=never, folder=True)
+    with pytest.raises(ConfigError, match="the folder exists and is not this command's output"):
+        fsutil.claim_output(tmp_path, "--gradcam", own=never, folder=True)
+    (tmp_path / "empty").mkdir()
+    fsutil.claim_output(tmp_path / "empty", "--out", own=never, folder=True)
+    fsutil.claim_output(tmp_path / "new" / "deeper", "--out", own=never, folder=True)
+    assert (tmp_path / "new" / "deeper").is_dir() and not any((tmp_path / "new" / "deeper").iterdir())
+    with pytest.raises(StorageError, match="cannot write"):  # under a file: impossible
+        fsutil.claim_output(notes / "sub" / "grid.png", "--out", own=never)
+
+
+def test_a_read_only_destination_fails_before_any_work(tmp_path):
+    from tests.conftest import read_only_copy
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with read_only_copy(folder):
+        with pytest.raises(StorageError, match="read-only"):
+            fsutil.claim_output(folder / "grid.png", "--out", own=lambda p: False)
+        with pytest.raises(StorageError, match="read-only"):
+            fsutil.claim_output(folder, "--log-dir", own=lambda p: True, folder=True)

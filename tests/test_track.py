@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import yaml
 
 import visionstudy as vs
 from tests.helpers import TINY
@@ -112,3 +113,19 @@ def test_the_trackers_module_leaves_the_report_unimported_until_a_run_is_logged(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_log_dir_that_cannot_be_written_is_refused_before_training(tmp_path):
+    """It once trained the whole run and then printed a traceback (exit 1)."""
+    from tests.helpers import assert_user_error, vs_here
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    (tmp_path / "file").write_text("x")
+    result = vs_here("train", cfg, "--out", tmp_path / "run", "--log", "tensorboard",
+                     "--log-dir", tmp_path / "file" / "logs")
+    assert_user_error(result, "cannot write", "file/logs")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(vs.ConfigError, match="--log-dir .*: exists and is not a folder"):
+        vs.train(TINY, out=tmp_path / "run", log=["mlflow"], log_dir=tmp_path / "file")
+    assert not (tmp_path / "run").exists()

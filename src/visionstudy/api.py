@@ -99,12 +99,17 @@ class Run:
 
     def predict(self, images: str | Path | Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
         """Top-k classes per image file, as `visionstudy predict --json` prints them: the run's own
-        checkpoint, preprocessing and test-time augmentation, and the one image reader."""
+        checkpoint, preprocessing and test-time augmentation, and the one image reader. A file that
+        cannot be read raises one DataError naming every such file."""
+        from visionstudy.errors import DataError
         from visionstudy.evaluate.predict import load_predictor, predict
 
         paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
-        results, _ = predict(load_predictor(self.path), paths, top_k)
-        return [{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]} for r in results]
+        done = predict(load_predictor(self.path), paths, top_k)
+        if done.failed:
+            raise DataError("; ".join(done.failed))
+        return [{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}
+                for r in done.results]
 
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the run's report (options: those of `ReportOptions`, e.g. tsne_points=500,

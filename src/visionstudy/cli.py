@@ -148,6 +148,7 @@ def datasets_fetch(
 def datasets_preview(
     name: str,
     out: Annotated[Path, typer.Option("--out", help="PNG file to write")] = Path("grid.png"),
+    force: Annotated[bool, typer.Option(help="replace an existing --out that is not a preview")] = False,
     augment: Annotated[str, typer.Option(help="comma-separated augmentations")] = "",
     count: Annotated[int, typer.Option(help="number of images", min=1, max=256)] = 32,
     seed: int = 0,
@@ -158,15 +159,17 @@ def datasets_preview(
 ) -> None:
     """Write a labelled grid of training images, plain or augmented."""
     from visionstudy.data import build_pipeline, prepare
-    from visionstudy.data.preview import sample_grid
+    from visionstudy.data.preview import PREVIEW_TAG, is_preview, sample_grid
+    from visionstudy.fsutil import claim_output
     from visionstudy.report.figures import image_grid
 
+    claim_output(out, "--out", own=is_preview, force=force)
     cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
     data = prepare(cfg, data_dir)
     images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed)
     title = f"{data.name}" + (f" — augmented: {augment}" if augment else "")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight")
+    image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight",
+                                              metadata={"Software": PREVIEW_TAG})
     console.print(f"wrote {out}")
 
 
@@ -549,6 +552,8 @@ def report(
     format_: Annotated[list[str] | None, typer.Option(
         "--format", help="also write report.pdf (pdf: printed by headless Chromium) or report-latex.tex "
         "(latex: booktabs tables, PDF figures), or SVG copies of the figures (svg); repeatable")] = None,
+    force: Annotated[bool, typer.Option(
+        help="write into an existing --out folder that holds no report")] = False,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
     from visionstudy.errors import ConfigError
@@ -561,7 +566,7 @@ def report(
     if bad:
         raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
     opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images,
-                         formats=formats, progress=True)
+                         formats=formats, progress=True, force=force)
     first = Path(paths[0])
     if len(paths) == 1 and (is_study_dir(first) or paths[0].startswith("recipe:")
                             or (first.is_file() and first.suffix in (".yaml", ".yml"))):
@@ -590,16 +595,34 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="classes to show per image", min=1)] = 5,
     gradcam: Annotated[Path | None, typer.Option(
         "--gradcam", help="folder for Grad-CAM overlays of the top class")] = None,
+    force: Annotated[bool, typer.Option(help="write into a --gradcam folder that holds other files")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
 ) -> None:
-    """Classify image files with a trained run: top-k classes with probabilities."""
+    """Classify image files with a trained run: top-k classes with probabilities. Files that cannot
+    be read are named after the others' results, and the command then exits 2."""
+    from visionstudy.errors import DataError
     from visionstudy.evaluate.predict import load_predictor
     from visionstudy.evaluate.predict import predict as run_predict
     from visionstudy.experiment import resolve_accelerator
 
+    if gradcam is not None:
+        from visionstudy.fsutil import claim_output
+
+        claim_output(gradcam, "--gradcam", own=is_gradcam_folder, force=force, folder=True)
     predictor = load_predictor(checkpoint, resolve_accelerator(device))
-    results, pixels = run_predict(predictor, images, top_k)
+    done = run_predict(predictor, images, top_k)
+    if done.results:
+        show_predictions(done.results, as_json)
+        if gradcam is not None:
+            for path in write_gradcam(predictor, done.pixels, done.results, gradcam):
+                err_console.print(f"Grad-CAM: {path}", highlight=False)
+    if done.failed:
+        raise DataError(f"{len(done.failed)} of {len(images)} images could not be read:\n  "
+                        + "\n  ".join(done.failed))
+
+
+def show_predictions(results: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps([{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}
                           for r in results]))
@@ -608,9 +631,6 @@ def predict(
         for r in results:
             table.add_row(Path(r.path).name, *(f"{c} ({p:.1%})" for c, p in r.top))
         console.print(table)
-    if gradcam is not None:
-        for path in write_gradcam(predictor, pixels, results, gradcam):
-            err_console.print(f"Grad-CAM: {path}", highlight=False)
 
 
 @app.command()
@@ -669,6 +689,11 @@ def export(
     console.print(f"{done.format}: {done.path} (classes and normalisation: {done.sidecar})", highlight=False)
     console.print(f"parity: max |Δlogit| {done.max_abs_diff:.2e} against the run's model on {on}",
                   highlight=False)
+
+
+def is_gradcam_folder(folder: Path) -> bool:
+    """A folder of earlier Grad-CAM overlays only (`predict --gradcam`'s own output)."""
+    return all(p.name.endswith(("_gradcam.png", "_gradcam.pdf", "_gradcam.svg")) for p in folder.iterdir())
 
 
 def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> list[Path]:

@@ -1,9 +1,16 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written file at the final path.
+"""Atomic file writes, and the one rule for every path a user names for us to write.
+
+Writes: a crash or a full disk never leaves a half-written file at the final path.
 
 Data go to a temporary `.NAME.*.part` file in the same folder, are flushed and fsync'ed, then
 renamed over the final name (atomic on POSIX) and the folder is fsync'ed. A failure to write is a
 `StorageError` naming the path and the cause (disk full, permission denied); the final path keeps
 its previous content.
+
+Destinations (`export --out`, `report --out`, `datasets preview --out`, `predict --gradcam`,
+trackers' `--log-dir`): `claim_output` refuses an existing file or folder that is not the command's
+own earlier output (exit 2, the path and the fix: `--force` or another name) and proves the
+destination writable before any work starts.
 """
 
 from __future__ import annotations
@@ -12,10 +19,10 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from visionstudy.errors import StorageError
+from visionstudy.errors import ConfigError, StorageError
 
 HINTS = {
     errno.ENOSPC: "the disk is full; free space or write elsewhere (--out / --runs-dir)",
@@ -36,6 +43,39 @@ def ensure_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise storage_error(path, exc) from None
+    return path
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`: the only test that holds for root, read-only mounts
+    and ACLs alike."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".visionstudy-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise storage_error(folder, exc) from None
+
+
+def claim_output(path: Path, flag: str, *, own: Callable[[Path], bool], force: bool = False,
+                 folder: bool = False) -> Path:
+    """Check a destination the user named before any work: an existing path is taken only when
+    it is this command's own earlier output (`own`), an empty folder, or with `force`; a folder
+    destination is created now, a file's folder too; either must be writable."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if folder and not path.is_dir():
+            raise ConfigError(f"{flag} {path}: exists and is not a folder; give a folder, e.g. {flag} "
+                              f"{path.with_suffix('')}-out")
+        if not folder and path.is_dir():
+            raise ConfigError(f"{flag} {path}: is a folder; give the file to write, e.g. {flag} "
+                              f"{path / 'out'}{path.suffix or ''}")
+        empty = folder and not any(path.iterdir())
+        if not (empty or force or own(path)):
+            what = "folder" if folder else "file"
+            raise ConfigError(f"{flag} {path}: the {what} exists and is not this command's output; it is "
+                              f"kept. Choose another {flag}, or pass --force to write there anyway")
+    probe_writable(ensure_dir(path if folder else path.parent))
     return path
 
 

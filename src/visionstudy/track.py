@@ -26,6 +26,7 @@ import yaml
 
 from visionstudy.config import flatten
 from visionstudy.errors import ConfigError
+from visionstudy.fsutil import claim_output
 
 KINDS = ("tensorboard", "mlflow")
 DEFAULT_DIRS = {"tensorboard": Path("runs") / "tensorboard", "mlflow": Path("mlruns")}
@@ -53,7 +54,7 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
             raise ConfigError(f"--log {kind} needs {module}: pip install 'visionstudy[trackers]'")
         several = len(set(kinds or [])) > 1
         base = Path(log_dir) / kind if log_dir and several else (log_dir or DEFAULT_DIRS[kind])
-        out.append(Tracker(kind, Path(base)))
+        out.append(Tracker(kind, claim_output(Path(base), "--log-dir", own=lambda p: True, folder=True)))
     return out
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import pickle
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+import visionstudy as vs
 from visionstudy.errors import CheckpointError, DataError
 from visionstudy.evaluate.predict import load_predictor, predict, read_image
 from visionstudy.report.runs import load_run
@@ -29,7 +32,8 @@ def test_predictions_on_image_files_match_the_run_test_predictions(digits_run, t
         Image.fromarray(test.images[i, ..., 0]).save(path)
         paths.append(path)
     predictor = load_predictor(digits_run)
-    results, pixels = predict(predictor, paths, top_k=3)
+    done = predict(predictor, paths, top_k=3)
+    results, pixels = done.results, done.pixels
     assert pixels.shape == (12, 8, 8, 1)
     expected = art.predictions["logits"][:12].argmax(1)
     assert [r.top[0][0] for r in results] == [art.class_names[i] for i in expected]
@@ -75,3 +79,45 @@ def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
     (tmp_path / "evil.pt").write_bytes(seal(buf.getvalue()))
     with pytest.raises(CheckpointError, match="refused"):
         load_predictor(tmp_path / "evil.pt")
+
+
+def test_bad_files_among_good_ones_are_named_after_the_good_ones_results(digits_run, tmp_path):
+    """A FIFO, a folder, a text file and a missing file beside two images: the images are
+    classified and printed, each bad file is named once, the command exits 2 (and never blocks on
+    the FIFO)."""
+    from tests.helpers import assert_user_error, vs_here
+
+    good = []
+    for i in range(2):
+        good.append(tmp_path / f"good{i}.png")
+        Image.fromarray((np.arange(64).reshape(8, 8) * 4).astype(np.uint8)).save(good[-1])
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "folder.png").mkdir()
+    bad = [fifo, tmp_path / "notes.png", tmp_path / "folder.png", tmp_path / "missing.png"]
+    result = vs_here("predict", digits_run, good[0], *bad, good[1], "--json")
+    assert_user_error(result, "4 of 6 images could not be read", "pipe.png: not a readable image (not a "
+                      "regular file", "notes.png: not a readable image (not a format", "missing.png: no such")
+    printed = json.loads(result.stdout)
+    assert [r["image"] for r in printed] == [str(good[0]), str(good[1])]
+    assert printed[0]["top"] == printed[1]["top"]  # the same picture, the same answer
+    with pytest.raises(DataError, match="pipe.png.*notes.png"):
+        vs.Run(digits_run).predict([good[0], fifo, tmp_path / "notes.png"])
+
+
+def test_gradcam_never_writes_into_a_users_folder(digits_run, tmp_path):
+    from tests.helpers import assert_user_error, vs_here
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    assert_user_error(vs_here("predict", digits_run, img, "--gradcam", mine), "--gradcam", "is not this "
+                      "command's output", "--force")
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    cams = tmp_path / "cams"
+    for _ in range(2):  # its own folder is taken again
+        assert vs_here("predict", digits_run, img, "--gradcam", cams).returncode == 0
+    assert [p.name for p in cams.iterdir()] == ["01_a_gradcam.png"]

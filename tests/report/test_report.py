@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from visionstudy.errors import ReportError
+from visionstudy.errors import ConfigError, ReportError
 from visionstudy.report import ReportOptions, build_report
 
 FIGURES = ["curves", "confusion_counts", "confusion_normalised", "per_class_accuracy", "roc",
@@ -122,6 +122,9 @@ def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
     with pytest.raises(ReportError, match="never write into runs"):
         build_report([digits_run], digits_run / "report")
     assert snapshot(digits_run) == before
+    with pytest.raises(ConfigError, match="--out .*mine: the folder exists and is not this command's output"):
+        build_report([digits_run], mine)  # a user's folder is not a report folder
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "notes.txt"]
 
 
 def test_comparison_of_two_runs(digits_run, tmp_path):

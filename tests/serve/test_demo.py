@@ -132,6 +132,10 @@ def test_the_endpoint_answers_json_with_the_reason(server):
         empty = api.post(url + "/api/predict", multipart={"image": {"name": "e.png", "mimeType": "image/png",
                                                                      "buffer": b""}})
         assert empty.status == 400 and "empty" in empty.json()["error"]
+        junk = api.post(url + "/api/predict", multipart={"image": {"name": "j.png", "mimeType": "image/png",
+                                                                    "buffer": b"not an image"}})
+        assert junk.status == 400 and "not a format PIL can decode" in junk.json()["error"]
+        assert "object at 0x" not in junk.json()["error"]  # once: <_io.BytesIO object at 0x...>
         api.dispose()
 
 
@@ -139,3 +143,62 @@ def test_a_run_that_is_not_finished_is_refused_before_serving(tmp_path):
     result = vs("demo", tmp_path, "--port", str(free_port()))
     assert result.returncode == 2 and "not a finished run" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_chunked_upload_is_cut_at_the_limit_while_it_streams(server):
+    """No Content-Length: the server counts the chunks and answers 413 long before the 200 MB the
+    client would send (it once spooled everything to /tmp first)."""
+    import select
+
+    host, port = server[0].removeprefix("http://").split(":")
+    sent, answer, reset = 0, b"", False
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        head = b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.bin\"\r\n\r\n"
+        s.sendall(b"%x\r\n" % len(head) + head + b"\r\n")
+        chunk = b"%x\r\n" % 2**20 + b"\0" * 2**20 + b"\r\n"
+        try:
+            while sent < 200 * 2**20 and not answer:
+                s.sendall(chunk)
+                sent += 2**20
+                if select.select([s], [], [], 0)[0]:
+                    answer = s.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            reset = True  # the server answered and closed; the kernel may drop its answer with the RST
+    assert sent < 40 * 2**20, f"sent {sent / 2**20:.0f} MB before the server stopped reading"
+    assert reset or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_a_huge_transparent_png_is_classified_while_the_server_keeps_answering(server):
+    """A 6144² RGBA PNG (under 1 MB) decodes in bounded memory in a worker thread: the upload gets
+    its classes (it once got a 500 and a MemoryError traceback) and /api/info answers meanwhile."""
+    import threading
+
+    url, _ = server
+    side = 6144
+    rgba = np.zeros((side, side, 4), np.uint8)
+    rgba[::5, :, 3] = 255
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=9)
+    assert len(buf.getvalue()) < 2**20
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"huge.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + buf.getvalue() + b"\r\n--b--\r\n")
+    done: dict = {}
+
+    def upload() -> None:
+        req = urllib.request.Request(url + "/api/predict", data=body, method="POST",
+                                     headers={"Content-Type": "multipart/form-data; boundary=b"})
+        with urllib.request.urlopen(req, timeout=300) as r:
+            done["predict"] = (time.monotonic(), json.loads(r.read()))
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    time.sleep(0.3)  # the upload is in; its decoding has begun
+    with urllib.request.urlopen(url + "/api/info", timeout=300) as r:
+        info_at = time.monotonic()
+        assert json.loads(r.read())["run"]
+    worker.join(timeout=300)
+    at, answer = done["predict"]
+    assert len(answer["top"]) == 5 and answer["gradcam"].startswith("data:image/png")
+    assert info_at < at, "/api/info waited for the decoding"

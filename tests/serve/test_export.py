@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import assert_user_error, vs
+from tests.helpers import assert_user_error, vs, vs_here
 from visionstudy.serve.export import export_run
 
 
@@ -97,8 +97,8 @@ def test_export_never_replaces_a_users_file_or_another_runs_export(digits_run, t
 
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    assert_user_error(vs("export", digits_run, "--format", "safetensors", "--out", notes),
-                      "exists and is not an export of this run", "--force")
+    assert_user_error(vs_here("export", digits_run, "--format", "safetensors", "--out", notes),
+                      "exists and is not this command's output", "--force")
     assert notes.read_text() == "mine"
     out = tmp_path / "m.safetensors"
     export_run(digits_run, "safetensors", out)
@@ -114,10 +114,11 @@ def test_export_never_replaces_a_users_file_or_another_runs_export(digits_run, t
 
 
 def test_export_into_a_folder_or_an_impossible_path_is_one_clear_error(digits_run, tmp_path):
-    assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", tmp_path), "is a folder")
+    assert_user_error(vs_here("export", digits_run, "--format", "torchscript", "--out", tmp_path),
+                      "is a folder")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", blocker / "m.pt"),
+    assert_user_error(vs_here("export", digits_run, "--format", "torchscript", "--out", blocker / "m.pt"),
                       "cannot write")
     assert blocker.read_text() == "x"
 

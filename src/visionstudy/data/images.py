@@ -16,12 +16,19 @@ Every mode PIL decodes maps to 8-bit grayscale or RGB by one rule each:
 | EXIF orientation                  | applied (the image as a camera or phone shows it)              |
 
 Then the image converts to the model's channels (RGB → gray by ITU-R 601 luma, gray → RGB by
-repetition) and is resized to the model's size with PIL's antialiased bilinear filter. Images that
-declare more than `MAX_PIXELS` pixels are refused before decoding (decompression bombs).
+repetition) and is resized to the model's size with PIL's antialiased bilinear filter.
+
+Work is bounded whatever the file: only regular files are opened (a FIFO would block for ever),
+images that declare more than `MAX_PIXELS` pixels are refused before decoding (decompression
+bombs), and conversions run `ROWS` rows at a time in integers, so an 8192² RGBA PNG needs about
+three times its uint8 size in memory, not float64 copies of it.
 """
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,7 +37,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 8192 * 8192
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-BACKGROUND = 255.0  # transparent pixels are composited over white
+BACKGROUND = 255  # transparent pixels are composited over white
+ROWS = 256  # rows converted at a time
 
 
 class ImageReadError(ValueError):
@@ -41,6 +49,8 @@ def read_image(path: Path | str | BinaryIO, size: tuple[int, int], channels: int
     """Decode one image file (a path, or an open binary file such as an upload) to uint8
     (height, width, channels) by the rules above."""
     h, w = size
+    if isinstance(path, str | Path):
+        refuse_special(Path(path))
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
@@ -54,9 +64,35 @@ def read_image(path: Path | str | BinaryIO, size: tuple[int, int], channels: int
         raise
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise ImageReadError("not a format PIL can decode (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM)") from None
+    except MemoryError:
+        raise ImageReadError("too large to decode in this machine's memory") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageReadError(str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
     return fit(arr, (h, w), channels)
+
+
+def refuse_special(path: Path) -> None:
+    """Only regular files are images: a FIFO or a device would block or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ImageReadError(exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(mode):
+        raise ImageReadError("a folder, not an image file")
+    if not stat.S_ISREG(mode):
+        raise ImageReadError("not a regular file (a FIFO, socket or device); give an image file")
+
+
+def by_rows(a: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """`convert` applied ROWS rows at a time into one uint8 array of `shape` (bounded memory)."""
+    out = np.empty(shape, np.uint8)
+    for r in range(0, a.shape[0], ROWS):
+        out[r : r + ROWS] = convert(a[r : r + ROWS])
+    return out
 
 
 def to_8bit(im: Image.Image) -> np.ndarray:
@@ -67,32 +103,38 @@ def to_8bit(im: Image.Image) -> np.ndarray:
     if mode.startswith("I"):
         return integer_to_8bit(np.asarray(im))
     if mode == "F":
-        return float_to_8bit(np.asarray(im, dtype=np.float64))
+        return float_to_8bit(np.asarray(im))
     if mode in ("P", "PA", "RGBa", "La") or "transparency" in im.info:
         im = im.convert("LA" if mode in ("L", "La") else "RGBA")
         mode = im.mode
     if mode in ("RGBA", "LA"):
-        a = np.asarray(im, dtype=np.float64)
-        colour, alpha = a[..., :-1], a[..., -1:] / 255.0
-        out = np.round(colour * alpha + BACKGROUND * (1.0 - alpha)).astype(np.uint8)
+        a = np.asarray(im)
+        out = by_rows(a, over_white, a.shape[:2] + (a.shape[2] - 1,))
         return out[..., 0] if mode == "LA" else out
     if mode == "L":
         return np.asarray(im, dtype=np.uint8)
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def integer_to_8bit(arr: np.ndarray) -> np.ndarray:
-    a = arr.astype(np.float64)
+def over_white(rows: np.ndarray) -> np.ndarray:
+    """uint8 colour + alpha composited over white, rounded to nearest, in uint16 (exact:
+    colour·α + 255·(255 − α) ≤ 255², and a quotient by 255 of an integer never ends in .5)."""
+    colour, alpha = rows[..., :-1].astype(np.uint16), rows[..., -1:].astype(np.uint16)
+    mixed = colour * alpha + BACKGROUND * (255 - alpha) + 127
+    return (mixed // 255).astype(np.uint8)
+
+
+def integer_to_8bit(a: np.ndarray) -> np.ndarray:
     if a.ndim == 3:  # (H, W, C) integer colour (rare): treat each channel alike
         a = a[..., :3]
-    top = 65535.0 if a.size == 0 or (a.min() >= 0 and a.max() <= 65535) else float(2**31 - 1)
-    return np.round(np.clip(a, 0, top) * (255.0 / top)).astype(np.uint8)
+    top = 65535 if a.size == 0 or (a.min() >= 0 and a.max() <= 65535) else 2**31 - 1
+    return by_rows(a, lambda r: (np.clip(r.astype(np.int64), 0, top) * 255 + top // 2) // top, a.shape)
 
 
 def float_to_8bit(a: np.ndarray) -> np.ndarray:
-    a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)
+    a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)  # float32, as PIL's "F" mode
     scale = 255.0 if a.size and a.max() <= 1.0 else 1.0
-    return np.round(np.clip(a * scale, 0, 255)).astype(np.uint8)
+    return by_rows(a, lambda r: np.round(np.clip(r.astype(np.float64) * scale, 0, 255)), a.shape)
 
 
 def fit(arr: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from visionstudy.data.augment import Pipeline
 from visionstudy.data.loader import BatchLoader
 from visionstudy.data.prepare import PreparedData
+
+PREVIEW_TAG = "visionstudy datasets preview"  # the PNG's Software field: our own file to replace
+
+
+def is_preview(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.info.get("Software") == PREVIEW_TAG
+    except (OSError, ValueError):
+        return False
 
 
 def sample_grid(

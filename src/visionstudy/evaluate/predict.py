@@ -136,9 +136,25 @@ def classify(p: Predictor, images: np.ndarray, names: list[str], top_k: int = 5)
     return out
 
 
-def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> tuple[list[Prediction], np.ndarray]:
-    """Top-k classes of each image, and the preprocessed images (uint8) for Grad-CAM."""
+@dataclass
+class Predicted:
+    results: list[Prediction]  # the images that could be read, in the order given
+    pixels: np.ndarray  # their preprocessed uint8 images, for Grad-CAM
+    failed: list[str]  # one message per file that could not be read, naming it
+
+
+def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> Predicted:
+    """Top-k classes of each readable image; a bad file among many is reported, not fatal."""
     if not paths:
         raise VisionStudyError("give at least one image file")
-    images = np.stack([read_image(Path(f), p.image_shape) for f in paths])
-    return classify(p, images, [str(f) for f in paths], top_k), images
+    read, images, failed = [], [], []
+    for f in paths:
+        try:
+            images.append(read_image(Path(f), p.image_shape))
+            read.append(str(f))
+        except DataError as exc:
+            failed.append(str(exc))
+    if not images:
+        return Predicted([], np.zeros((0, *p.image_shape[1:], p.image_shape[0]), np.uint8), failed)
+    pixels = np.stack(images)
+    return Predicted(classify(p, pixels, read, top_k), pixels, failed)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from visionstudy.errors import ReportError
-from visionstudy.fsutil import writing
+from visionstudy.fsutil import claim_output, writing
 from visionstudy.report.compare import compare_report
 from visionstudy.report.drawing import drawing_in_background
 from visionstudy.report.render import write_report
@@ -20,8 +20,18 @@ from visionstudy.report.runs import RunArtifacts, load_run, unique_labels
 __all__ = ["ReportOptions", "RunArtifacts", "build_report", "load_run"]
 
 
-def check_out(out: Path, sources: list[Path]) -> None:
-    """The report folder must not be inside a run directory: reports never modify runs."""
+def is_report_folder(folder: Path) -> bool:
+    """A folder an earlier report wrote (its report.html says so)."""
+    page = folder / "report.html"
+    try:
+        return page.is_file() and b"Written by visionstudy" in page.read_bytes()[-4096:]
+    except OSError:
+        return False
+
+
+def check_out(out: Path, sources: list[Path], force: bool = False) -> None:
+    """The report folder must not be inside a run directory (reports never modify runs), nor an
+    existing folder of the user's that holds no report (the one rule of `claim_output`)."""
     target = out.resolve()
     for src in sources:
         s = src.resolve()
@@ -36,8 +46,7 @@ def check_out(out: Path, sources: list[Path]) -> None:
     if run is not None:
         raise ReportError(f"--out {out}: inside the run folder {run}; reports never write into runs. "
                           "Choose a folder outside it")
-    if target.exists() and not target.is_dir():
-        raise ReportError(f"--out {out}: exists and is not a folder")
+    claim_output(out, "--out", own=is_report_folder, force=force, folder=True)
 
 
 def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None) -> Path:
@@ -48,7 +57,7 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
     start = time.perf_counter()
     labels = unique_labels(paths) if len(paths) > 1 else [None]
     arts = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
-    check_out(out, paths)
+    check_out(out, paths, opts.force)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         with drawing_in_background():

@@ -44,6 +44,7 @@ class ReportOptions:
     progress: bool = False  # show what is being written (the CLI: yes; tests: no)
     formats: tuple[str, ...] = ("html",)  # and "pdf" (printed by Chromium), "latex" (report-latex.tex),
     # "svg" (SVG copies of the figures)
+    force: bool = False  # write into an existing folder that holds no report
 
     @property
     def vector(self) -> dict[str, bool]:

@@ -584,9 +584,10 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
                           "run `visionstudy study run` first")
     from visionstudy.report import check_out
 
-    check_out(out, [])  # inside any run folder is refused; the study folder itself is fine
+    opts = opts or ReportOptions()
+    check_out(out, [], opts.force)  # inside any run folder is refused; the study folder itself is fine
     start = time.perf_counter()
-    builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts or ReportOptions(), db)
+    builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts, db)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         with drawing_in_background():

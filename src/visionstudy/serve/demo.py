@@ -10,7 +10,9 @@
 Starlette + uvicorn (the `demo` extra: 0.6 MB, against 80 MB for Gradio). The model loads once, with
 `predict`'s loader; uploads go through the one image reader, so a file gets exactly the class
 `visionstudy predict` gives it. A bad upload (not an image, over 10 MB, a decompression bomb)
-gets a 4xx with the reason, shown on the page; the server goes on serving.
+gets a 4xx with the reason, shown on the page; the server goes on serving. The body is counted as
+it streams in (a chunked upload declares no length) and cut at the limit; decoding and the model
+run in a worker thread, so `/api/info` and the page answer while a large image decodes.
 """
 
 from __future__ import annotations
@@ -151,9 +153,11 @@ def create_app(run: Path, data_dir: Path | None = None) -> Any:
         return Response(demo.samples[i][0], media_type="image/png")
 
     async def predict(request: Request) -> JSONResponse:
+        from starlette.concurrency import run_in_threadpool
+
         try:
             data = await read_upload(request)
-            return JSONResponse(demo.predict(data))
+            return JSONResponse(await run_in_threadpool(demo.predict, data))
         except UploadError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
 
@@ -161,14 +165,38 @@ def create_app(run: Path, data_dir: Path | None = None) -> Any:
                              Route("/api/predict", predict, methods=["POST"])])
 
 
+MAX_BODY = MAX_UPLOAD + 64 * 1024  # the file and its multipart framing
+
+
+async def bounded_body(request: Any) -> bytes:
+    """The request body, refused as soon as it passes MAX_BODY, whether its length was declared
+    or not (chunked transfer)."""
+    too_big = UploadError(413, f"the upload is over the {MAX_UPLOAD // 2**20} MB limit")
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        raise UploadError(400, "the Content-Length header is not a number") from None
+    if declared > MAX_BODY:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_big
+    return bytes(body)
+
+
 async def read_upload(request: Any) -> bytes:
     """The `image` field of a multipart POST, refused above MAX_UPLOAD before it is all read."""
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > MAX_UPLOAD + 64 * 1024:
-        raise UploadError(413, f"the upload is {declared / 2**20:.1f} MB; the limit is "
-                               f"{MAX_UPLOAD // 2**20} MB")
+    from starlette.requests import Request
+
+    body = await bounded_body(request)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_UPLOAD)
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=4, max_part_size=MAX_UPLOAD)
     except Exception as exc:  # noqa: BLE001  (multipart's own errors: malformed body, a part too big)
         text = str(exc) or type(exc).__name__
         status = 413 if "size" in text.lower() or "large" in text.lower() else 400

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from visionstudy.errors import ConfigError, VisionStudyError
+from visionstudy.fsutil import claim_output
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-3  # max |Δlogit| an export may differ by (float32 kernels differ in summation order)
@@ -58,18 +59,17 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     after checking the file against the run's model. An existing file is replaced only when it is
     an earlier export of this same run (its sidecar says so), or with `force`."""
     from visionstudy.evaluate.predict import load_predictor, preprocess
-    from visionstudy.fsutil import ensure_dir, file_mode, storage_error
+    from visionstudy.fsutil import file_mode, storage_error
     from visionstudy.store.rundir import inside_run
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
     out = Path(out) if out else default_out(run, fmt)
-    check_out(out, run, force)
     holder = inside_run(out)
     if holder is not None:
         raise ConfigError(f"--out {out}: inside the run folder {holder}; exports never write into runs. "
                           "Choose a path outside it")
-    ensure_dir(out.parent)  # a read-only or impossible folder fails before the model is loaded
+    check_out(out, run, force)  # a read-only or impossible folder fails before the model is loaded
     predictor = load_predictor(run)
     pixels, real = parity_images(run, predictor.image_shape, data_dir)
     x = preprocess(predictor, pixels).float().contiguous()
@@ -102,22 +102,22 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     return Exported(out, side, fmt, diff, len(x), real, info["finished"])
 
 
-def check_out(out: Path, run: Path, force: bool) -> None:
-    """Refuse to replace a folder, or a file that is not an earlier export of this run."""
-    if out.is_dir():
-        raise ConfigError(f"--out {out}: is a folder; give the file to write, e.g. "
-                          f"--out {out / out.name}.onnx")
-    if not out.exists() or force:
-        return
-    side = out.with_name(out.name + ".json")
+def exported_run(out: Path) -> str | None:
+    """The run an existing export was made from (its sidecar says), or None."""
     try:
-        earlier = json.loads(side.read_text()).get("run")
+        return json.loads(out.with_name(out.name + ".json").read_text()).get("run")
     except (OSError, ValueError, AttributeError):
-        earlier = None
-    if earlier is None or Path(earlier).resolve() != Path(run).resolve():
-        whose = f"an export of another run ({earlier})" if earlier else "not an export of this run"
-        raise ConfigError(f"--out {out}: the file exists and is {whose}; it is kept. Choose another --out, "
-                          "or pass --force to replace it")
+        return None
+
+
+def check_out(out: Path, run: Path, force: bool) -> None:
+    """Replace only an earlier export of this same run (the one rule of `claim_output`); an
+    export of another run is named as such."""
+    earlier = exported_run(out) if out.is_file() else None
+    if earlier is not None and not force and Path(earlier).resolve() != Path(run).resolve():
+        raise ConfigError(f"--out {out}: the file exists and is an export of another run ({earlier}); "
+                          "it is kept. Choose another --out, or pass --force to replace it")
+    claim_output(out, "--out", own=lambda p: exported_run(p) is not None, force=force)
 
 
 def parity_images(run: Path, shape: tuple[int, int, int], data_dir: Path | None) -> tuple[np.ndarray, bool]:
