@@ -211,17 +211,59 @@ def test_yaml_nested_too_deeply_is_one_clear_error(tmp_path):
         load_config(path)
 
 
-def test_a_self_multiplying_yaml_value_is_quoted_short(tmp_path):
-    """YAML aliases make 10^6 leaves out of a 400-byte file; the error quotes a few of them."""
+def test_a_self_multiplying_yaml_file_is_refused_at_once(tmp_path):
+    """Nine levels of ten aliases are 10⁹ values in a 500-byte file (`study status` once grew to
+    4.3 GB); counted once per distinct node, it is refused in milliseconds."""
+    import time
+
     lines = ['l0: &l0 ["xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", '
              '"xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx", "xxxxxxxx"]']
-    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 6)]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
     path = tmp_path / "laughs.yaml"
-    path.write_text("\n".join(lines) + "\nname: laughs\ntrain: {epochs: *l5}\n")
-    with pytest.raises(ConfigError) as caught:
+    path.write_text("\n".join(lines) + "\nname: laughs\ntrain: {epochs: *l9}\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"laughs.yaml: its aliases \(\*name\) expand to more than 1,000,000"):
         load_config(path)
-    message = str(caught.value)
-    assert "train.epochs" in message and len(message) < 3000, len(message)
+    assert time.perf_counter() - start < 5
+    path.write_text("\n".join(lines[:3]) + "\nname: laughs\ntrain: {epochs: *l2}\n")  # 1,000 values: read
+    with pytest.raises(ConfigError) as caught:  # ... and quoted short
+        load_config(path)
+    assert "train.epochs" in str(caught.value) and len(str(caught.value)) < 3000
+    path.write_text("name: big\nnotes: '" + "x" * (5 * 2**20) + "'\n")
+    with pytest.raises(ConfigError, match="5.0 MB of YAML; a config is at most 4 MB"):
+        load_config(path)
+
+
+def test_numbers_are_read_as_yaml_1_2_and_json_write_them_everywhere(tmp_path):
+    """`1e-3` is text to PyYAML (YAML 1.1) and was refused in augmentations; the API writes
+    `1e-12` through json.dumps. Both are numbers now, in files, --set and the API alike."""
+    from visionstudy.config import load_yaml_text
+
+    assert load_yaml_text("a: 1e-3\nb: -2E+2\nc: .5e1\nd: 1_000\ne: 1e\nf: '1e-3'") == {
+        "a": 0.001, "b": -200.0, "c": 5.0, "d": 1000, "e": "1e", "f": "1e-3"}
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  augment: [{name: mixup, alpha: 1e-3}]\ntrain:\n  optimizer: {lr: 5e-4}\n")
+    cfg = load_config(path, ["train.l2=1e-12"])
+    assert cfg.data.augment[0].model_extra == {"alpha": 0.001}
+    assert cfg.train.optimizer.lr == 5e-4 and cfg.train.l2 == 1e-12
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("seed", True, "expected a number, not the boolean true"),
+    ("seed", "7", "expected a number, not the text '7'; write it without quotes"),
+    ("train.epochs", "1", "expected a number, not the text '1'"),
+    ("train.epochs", True, "expected a number, not the boolean true"),
+    ("train.optimizer.lr", False, "expected a number, not the boolean false"),
+    ("train.tta", 1, "expected true or false, not the number 1"),
+    ("data.normalize", "yes", "expected true or false, not the text 'yes'"),
+    ("model.channels", [8, "16"], "expected a number, not the text '16'"),
+    ("train.optimizer.betas", [0.9, True], "expected a number, not the boolean true"),
+])
+def test_integers_and_booleans_are_strict(field, value, says):
+    """`seed: true` once became seed 1, and `epochs: "1"` passed silently."""
+    with pytest.raises(ConfigError, match=field.split(".")[-1] + ": " + says.replace("(", r"\(")):
+        validate_run_config(set_path(VALID, field, value), "c.yaml")
+    assert validate_run_config(set_path(VALID, "train.optimizer.lr", 1), "c.yaml").train.optimizer.lr == 1.0
 
 
 def test_a_run_name_longer_than_a_folder_name_allows_is_refused_before_training():

@@ -9,12 +9,15 @@ are in `visionstudy.validate`, which the loaders call.
 from __future__ import annotations
 
 import copy
+import re
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from visionstudy.errors import ConfigError
 
@@ -22,7 +25,58 @@ SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are 32-bit: larger ones crash 
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
-class Strict(BaseModel):
+def scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types a field's annotation admits: `int | None` → {int, NoneType}."""
+    if typing.get_origin(annotation) is Annotated:
+        return scalar_kinds(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(scalar_kinds(a) for a in typing.get_args(annotation)))
+    if typing.get_origin(annotation) is Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    return {annotation} if isinstance(annotation, type) else set()
+
+
+def item_kinds(annotation: Any) -> set[type]:
+    """The scalar types of a list or tuple field's items: `list[int] | None` → {int}."""
+    if typing.get_origin(annotation) is Annotated:
+        return item_kinds(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(item_kinds(a) for a in typing.get_args(annotation)))
+    if typing.get_origin(annotation) in (list, tuple):
+        return set().union(*(scalar_kinds(a) for a in typing.get_args(annotation) if a is not Ellipsis))
+    return set()
+
+
+def exact_scalar(kinds: set[type], value: Any) -> Any:
+    """Numbers and booleans are what was written: `true` is no seed, `"7"` no epoch count and 1
+    no boolean (pydantic would coerce each silently). Raises ValueError with the fix."""
+    numeric = bool(kinds & {int, float})
+    if isinstance(value, bool) and bool not in kinds and numeric:
+        raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    if isinstance(value, str) and str not in kinds and (numeric or bool in kinds) and Path not in kinds:
+        what = "a number" if numeric else "true or false"
+        raise ValueError(f"expected {what}, not the text {value[:40]!r}; write it without quotes")
+    if bool in kinds and not numeric and isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"expected true or false, not the number {value}")
+    return value
+
+
+class Exact(BaseModel):
+    """Base of every config section: numbers and booleans are not coerced from other types."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _exact(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        if isinstance(value, list | tuple):
+            kinds = item_kinds(field.annotation)
+            return [exact_scalar(kinds, v) for v in value] if kinds else value
+        return exact_scalar(scalar_kinds(field.annotation), value)
+
+
+class Strict(Exact):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -108,7 +162,7 @@ class DataConfig(Strict):
         return value
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(Exact):
     """`name` picks the model; the other keys are that model's parameters (checked by its class)."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -118,7 +172,7 @@ class ModelConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class Params(BaseModel):
+class Params(Exact):
     """Base of a registered entry's own parameter class: unknown keys and non-finite numbers
     are errors."""
 
@@ -128,7 +182,7 @@ class Params(BaseModel):
         """Consistency checks between fields (raise ValueError with the reason)."""
 
 
-class Pluggable(BaseModel):
+class Pluggable(Exact):
     """A pluggable section, `{name: ..., **params}`: `name` picks a registered entry, which checks
     the other keys with its own `Params` class (`visionstudy.validate`)."""
 
@@ -291,7 +345,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
     out: dict[str, Any] = {}
@@ -310,10 +364,15 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return raw
 
 
+MAX_YAML_BYTES = 4 * 2**20  # a study file is a few kB; a 10,001-point sweep is a few hundred
+MAX_VALUES = 1_000_000  # values once aliases are expanded: aliases of aliases grow exponentially
+YAML12_FLOAT = re.compile(r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$""")
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, but a key written twice in one mapping is an error: PyYAML keeps the
-    last silently, so a second `train:` would replace the first and a variant written twice
-    would vanish."""
+    """YAML's safe loader with three changes: a key written twice in one mapping is an error
+    (PyYAML keeps the last silently, so a second `train:` would replace the first); and `1e-3` is
+    a number as in YAML 1.2 and JSON (PyYAML reads YAML 1.1, where it is text)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -331,7 +390,14 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-class DuplicateKeyError(yaml.YAMLError):
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT, list("-+0123456789."))
+
+
+class RefusedYaml(yaml.YAMLError):
+    """Valid YAML we refuse (its message is the whole story): a duplicate key, too large."""
+
+
+class DuplicateKeyError(RefusedYaml):
     def __init__(self, key: Any, first: int, second: int) -> None:
         where = f"lines {first} and {second}" if first != second else f"both on line {first}"
         super().__init__(f"key {key!r} is written twice ({where}); YAML would keep only the "
@@ -340,7 +406,27 @@ class DuplicateKeyError(yaml.YAMLError):
 
 def load_yaml_text(text: str) -> Any:
     """Parse YAML text with duplicate keys refused (raises yaml.YAMLError)."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    if len(text) > MAX_YAML_BYTES:
+        raise RefusedYaml(f"{len(text) / 2**20:.1f} MB of YAML; a config is at most "
+                             f"{MAX_YAML_BYTES // 2**20} MB")
+    data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    if expanded_size(data, {}) > MAX_VALUES:
+        raise RefusedYaml(f"its aliases (*name) expand to more than {MAX_VALUES:,} values; a config "
+                             "repeats a few blocks at most")
+    return data
+
+
+def expanded_size(node: Any, seen: dict[int, int]) -> int:
+    """How many values `node` holds with every alias expanded, counted once per distinct object
+    (aliases share objects), so a billion laughs costs its few hundred nodes, not 10⁹."""
+    if not isinstance(node, dict | list):
+        return 1
+    if id(node) not in seen:
+        seen[id(node)] = 0  # a recursive alias (&a [*a]) counts once
+        items = list(node.items()) if isinstance(node, dict) else node
+        parts = (expanded_size(v, seen) for item in items for v in (item if isinstance(node, dict) else (item,)))
+        seen[id(node)] = 1 + sum(parts)
+    return seen[id(node)]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -348,7 +434,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file")
     try:
         data = load_yaml_text(path.read_text())
-    except DuplicateKeyError as exc:
+    except RefusedYaml as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None

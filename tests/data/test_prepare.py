@@ -88,3 +88,14 @@ def test_normalisation_comes_from_the_training_split():
     assert abs(std[0] - (data.train.images / 255).std()) < 1e-6
     plain = prepare(DataConfig(dataset="digits", normalize=False))
     assert plain.mean == (0.0,) and plain.std == (1.0,)
+
+
+def test_max_train_samples_is_named_as_written():
+    """`max_train_samples: 1` was once reported as `data.max_train_samples=0.999…`."""
+    from visionstudy.config import DataConfig
+    from visionstudy.data import prepare
+
+    with pytest.raises(DataError, match=r"^data.max_train_samples=1: fewer than one image for each of the "
+                                        r"10 classes; give at least 10$"):
+        prepare(DataConfig(dataset="digits", max_train_samples=1))
+    assert len(prepare(DataConfig(dataset="digits", max_train_samples=10)).train) == 10

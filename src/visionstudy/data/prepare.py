@@ -79,12 +79,14 @@ def select_classes(raw: RawDataset, spec: str | list[str] | None) -> RawDataset:
 
 
 def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int, field_name: str = "data.val_fraction"
+    labels: np.ndarray, fraction: float, seed: int, setting: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held-out) indices; each class contributes round(fraction * its count) to held-out.
 
-    Exact per class, so every class is in both parts; a class too small for that is an error.
+    Exact per class, so every class is in both parts; a class too small for that is an error
+    naming `setting` as the user wrote it (default: data.val_fraction=FRACTION).
     """
+    setting = setting or f"data.val_fraction={fraction}"
     rng = np.random.default_rng(seed)
     kept, held = [], []
     for c in np.unique(labels):
@@ -92,8 +94,8 @@ def stratified_split(
         n_held = int(round(fraction * len(idx)))
         if n_held < 1 or n_held >= len(idx):
             raise DataError(
-                f"{field_name}={fraction}: class {c} has {len(idx)} samples, too few to keep some "
-                "on both sides of the split; use another fraction or drop the class (data.classes)"
+                f"{setting}: class {c} has {len(idx)} samples, too few to keep some on both sides "
+                "of the split; use another value or drop the class (data.classes)"
             )
         idx = rng.permutation(idx)
         held.append(idx[:n_held])
@@ -158,8 +160,13 @@ def prepare(cfg: DataConfig, cli_dir: Path | None = None) -> PreparedData:
     raw = select_classes(load_raw(cfg, cli_dir), cfg.classes)
     train, val = split_train_val(raw, cfg)
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
+        classes = len(np.unique(train.labels))
+        if cfg.max_train_samples < classes:
+            raise DataError(f"data.max_train_samples={cfg.max_train_samples}: fewer than one image for each "
+                            f"of the {classes} classes; give at least {classes}")
         drop = 1 - cfg.max_train_samples / len(train)
-        keep, _ = stratified_split(train.labels, drop, cfg.split_seed, "data.max_train_samples")
+        keep, _ = stratified_split(train.labels, drop, cfg.split_seed,
+                                   f"data.max_train_samples={cfg.max_train_samples}")
         train = train.take(keep)
     c = train.images.shape[-1]
     mean, std = channel_stats(train.images) if cfg.normalize else ((0.0,) * c, (1.0,) * c)

@@ -15,13 +15,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 from torch import nn
 
+from visionstudy import config
 from visionstudy.errors import ConfigError
 from visionstudy.registry import Registry
 
 
-class Params(BaseModel):
-    """Base of every model's parameter class: unknown keys and non-finite numbers (`.nan`
-    passes `ge`/`lt` bounds) are errors."""
+class Params(config.Params):
+    """Base of every model's parameter class: the registries' `Params` (unknown keys, non-finite
+    numbers and coerced types are errors), with defaults validated too."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 

@@ -108,5 +108,6 @@ class ImageFolder(DatasetSource):
 def _hold_out(split: Split, cfg: DataConfig) -> tuple[Split, Split]:
     from visionstudy.data.prepare import stratified_split
 
-    keep, test = stratified_split(split.labels, cfg.test_fraction, cfg.split_seed, "data.test_fraction")
+    keep, test = stratified_split(split.labels, cfg.test_fraction, cfg.split_seed,
+                                  f"data.test_fraction={cfg.test_fraction}")
     return split.take(keep), split.take(test)
