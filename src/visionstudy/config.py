@@ -261,7 +261,21 @@ class TrainConfig(Strict):
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
-NAME_BYTES = 200  # a run name's longest: one folder name (255 bytes) with room for suffixes
+NAME_BYTES = 200  # a name's longest: one folder name (255 bytes) with room for suffixes
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
+
+
+def check_name(value: str, what: str = "a run name") -> str:
+    """The one rule for every name that becomes a folder (runs, studies, variants): letters,
+    digits and _ . + = , - (no spaces, '/', wildcards or control characters), starting with a
+    letter or digit, at most NAME_BYTES bytes. Raises ValueError with the fix."""
+    if not NAME.match(value):
+        raise ValueError(f"{what} names a folder: use letters, digits and _ . + = , - (starting with a "
+                         "letter or digit; no spaces, '/', '*', '?' or control characters)")
+    if len(value.encode()) > NAME_BYTES:
+        raise ValueError(f"{what} names one folder of at most {NAME_BYTES} bytes (file systems allow 255, "
+                         f"and reports and exports add to it); this one has {len(value.encode())}")
+    return value
 
 
 class RunConfig(Strict):
@@ -276,15 +290,7 @@ class RunConfig(Strict):
     @field_validator("name")
     @classmethod
     def _one_component(cls, value: str) -> str:
-        if (not value.strip() or value in (".", "..") or "/" in value or "\\" in value or "\0" in value
-                or Path(value).is_absolute()):
-            raise ValueError("a run name is one folder name: no '/', '\\', '.' or '..' (choose the "
-                             "folder itself with --out)")
-        if len(value.encode()) > NAME_BYTES:
-            raise ValueError(f"a run name is one folder name of at most {NAME_BYTES} bytes (file "
-                             "systems allow 255, and reports and exports add to it); this one has "
-                             f"{len(value.encode())}")
-        return value
+        return check_name(value, "a run name")
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -423,9 +429,8 @@ def expanded_size(node: Any, seen: dict[int, int]) -> int:
         return 1
     if id(node) not in seen:
         seen[id(node)] = 0  # a recursive alias (&a [*a]) counts once
-        items = list(node.items()) if isinstance(node, dict) else node
-        parts = (expanded_size(v, seen) for item in items for v in (item if isinstance(node, dict) else (item,)))
-        seen[id(node)] = 1 + sum(parts)
+        values = node.values() if isinstance(node, dict) else node
+        seen[id(node)] = 1 + sum(expanded_size(v, seen) for v in values)
     return seen[id(node)]
 
 

@@ -105,10 +105,16 @@ def test_a_folder_holding_only_the_users_config_yaml_is_not_a_run(tmp_path):
         open_run(tmp_path, resume=False, force=True, config={})
 
 
-@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "a/b", "..", "."])
-def test_a_run_name_is_one_path_component(name):
-    with pytest.raises(ConfigError, match="one folder name"):
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "a/b", "..", ".", "a\nb", "tab\there", "a*", "why?",
+                                  "two words", "-flag", ""])
+def test_a_run_name_is_one_folder_by_the_rule_study_names_follow(name):
+    """Run names once took newlines, tabs, `*` and `?` that study names refused: one rule now."""
+    from visionstudy.study.spec import StudyConfig
+
+    with pytest.raises(ConfigError, match="a run name names a folder: use letters, digits and _"):
         validate_run_config({**TINY, "name": name})
+    with pytest.raises(ValueError, match="a study name names a folder: use letters, digits and _"):
+        StudyConfig(name=name, base={})
 
 
 UMASKS = {0o022: 0o644, 0o002: 0o664, 0o077: 0o600}

@@ -35,6 +35,7 @@ from visionstudy.config import (
     Seed,
     Strict,
     apply_overrides,
+    check_name,
     dump_config,
     format_validation_error,
     identity,
@@ -44,7 +45,6 @@ from visionstudy.config import (
 from visionstudy.errors import ConfigError
 from visionstudy.validate import validate_run_config
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
 RESERVED = {"report": "report", "search": "search trials'"}  # folders beside the variants
 
 
@@ -197,9 +197,7 @@ class StudyConfig(Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError("use letters, digits and _ . + = , - (it names a folder)")
-        return value
+        return check_name(value, "a study name")
 
     @model_validator(mode="after")
     def _seeds_in_range(self) -> StudyConfig:
@@ -459,8 +457,10 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
         if name in RESERVED:
             raise ConfigError(f"{source}: variant name {name!r} is reserved for the study's "
                               f"{RESERVED[name]} folder; rename the variant")
-        if not NAME.match(name):
-            raise ConfigError(f"{source}: variant name {name!r}: use letters, digits and _ . + = , -")
+        try:
+            check_name(name, f"variant name {name!r}")
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{source}: variant names used twice: {', '.join(dupes)}; rename one")
