@@ -51,3 +51,45 @@ def test_optunas_ask_starts_an_unplanned_trial_when_the_queue_is_empty(tmp_path)
     assert store.claim({"a"}) is None  # ours: the queue is empty
     running = store.study.get_trials(states=(TrialState.RUNNING,))
     assert len(running) == 2
+
+
+def test_an_sqlite_file_of_something_else_is_refused_and_left_as_it_is(tmp_path):
+    """A valid SQLite file with another schema once gave an Optuna/SQLAlchemy traceback from
+    `study run`, while `status` called the study "not started"."""
+    import sqlite3
+
+    import pytest
+
+    from tests.helpers import assert_user_error, vs_here
+    from visionstudy.errors import StorageError
+
+    theirs = tmp_path / "theirs.db"
+    with sqlite3.connect(theirs) as con:
+        con.execute("CREATE TABLE users (name TEXT)")
+        con.execute("INSERT INTO users VALUES ('ada')")
+    before = theirs.read_bytes()
+    with pytest.raises(StorageError, match="an SQLite database of something else .tables users.*left as it is"):
+        RunStore(f"sqlite:///{theirs}", "queue")
+    for command in ("run", "status"):
+        assert_user_error(vs_here("study", command, "recipe:quick", "--db", f"sqlite:///{theirs}",
+                                  "--runs-dir", tmp_path / "runs"), "something else", "tables users")
+    assert theirs.read_bytes() == before
+    optunaish = tmp_path / "optunaish.db"  # Optuna's table names, a schema version it does not know
+    with sqlite3.connect(optunaish) as con:
+        con.execute("CREATE TABLE studies (x TEXT)")
+        con.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        con.execute("INSERT INTO alembic_version VALUES ('v99')")
+    assert_user_error(vs_here("study", "status", "recipe:quick", "--db", f"sqlite:///{optunaish}"),
+                      "not a study database this Optuna", "give --db a new database")
+
+
+def test_a_study_database_follows_the_umask_so_a_group_can_share_it(tmp_path):
+    """SQLite creates files 0644 whatever the umask: under umask 002 the group could not write."""
+    import os
+
+    old = os.umask(0o002)
+    try:
+        RunStore(f"sqlite:///{tmp_path / 'study.db'}", "queue").sync({"a": "h"}, {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "study.db").stat().st_mode & 0o777 == 0o664

@@ -138,12 +138,25 @@ def check_sqlite(url: str, write: bool = True) -> Path:
                 con.execute("PRAGMA schema_version").fetchone()
                 if con.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
                     raise sqlite3.DatabaseError("integrity check failed")
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
             raise StorageError(
                 f"{path}: the study database is damaged or not an SQLite file ({exc}); move it aside "
                 "(e.g. mv study.db study.db.bad): `study run` then rebuilds it from the finished run "
                 "folders, which hold every result") from None
+        foreign = sorted(tables - OPTUNA_TABLES)
+        if foreign or (tables and "studies" not in tables):
+            raise StorageError(
+                f"{path}: an SQLite database of something else (tables {', '.join(foreign[:5]) or 'none'}"
+                f"{' ...' if len(foreign) > 5 else ''}), not a study database; it is left as it is. Give "
+                "--db a new file or a study's own study.db")
     return path
+
+
+OPTUNA_TABLES = {"alembic_version", "studies", "study_directions", "study_system_attributes",
+                 "study_user_attributes", "trial_heartbeats", "trial_intermediate_values", "trial_params",
+                 "trial_system_attributes", "trial_user_attributes", "trial_values", "trials",
+                 "version_info", "version"}  # the tables of an Optuna storage (RDBStorage)
 
 
 def prepare_sqlite(url: str) -> None:
@@ -151,6 +164,8 @@ def prepare_sqlite(url: str) -> None:
     path = check_sqlite(url)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # created by us with the umask's mode: SQLite's own 0644 would lock a group out of a shared study
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
             con.execute("PRAGMA journal_mode=WAL")
     except (OSError, sqlite3.Error) as exc:
@@ -209,6 +224,10 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> Any:
                 url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
                 **{retry_argument(): retry_callback(3)},
             )
+        except RuntimeError as exc:  # Optuna's schema check: tables it did not make, or a newer Optuna's
+            raise StorageError(f"--db {redact(url)}: not a study database this Optuna ({optuna.__version__}) "
+                               f"can use ({str(exc).splitlines()[0][:200]}); give --db a new database or a "
+                               "study's own") from None
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             # two workers creating the tables of a fresh database at once: one loses the race
             # (PostgreSQL: duplicate pg_type entry) and succeeds when it tries again
