@@ -276,18 +276,22 @@ def study_run(
     if outcome.elsewhere:
         console.print(f"{outcome.elsewhere} runs are being trained by another process; "
                       "`visionstudy study status` follows them", highlight=False)
-    for key, error in outcome.failed:
-        err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)
     if outcome.done:
         print_results(the_study.dir)
     if report and outcome.done:
         html = the_study.report(data_dir=data_dir, progress=not quiet)
         console.print(f"report: {html}", highlight=False)
     if outcome.failed:
-        err_console.print(f"{len(outcome.failed)} of {outcome.total} runs failed; fix the cause and run "
-                          "`visionstudy study run` again: it trains only what is not finished",
-                          highlight=False)
+        err_console.print(f"{failed_summary(outcome)}; fix the cause and run `visionstudy study run` "
+                          "again: it trains only what is not finished", highlight=False)
         raise typer.Exit(1)
+
+
+def failed_summary(outcome: Any) -> str:
+    """The closing line of a study with failed runs: their names (each error was printed once, live)."""
+    keys = [key for key, _ in outcome.failed]
+    shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+    return f"{len(keys)} of {outcome.total} runs failed ({shown}; each error is above)"
 
 
 def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,
@@ -369,9 +373,8 @@ def study_work(
             await_requeue()  # SLURM ends this instance itself; exiting first races with the requeue
         raise typer.Exit(0 if requeued and requeued[0] else 128 + stop.signum) from None
     stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
-    for key, error in outcome.failed:
-        err_console.print(f"[red]failed[/] {key}: {escape(error)}", highlight=False)
     if outcome.failed:
+        err_console.print(failed_summary(outcome), highlight=False)
         raise typer.Exit(1)
 
 
@@ -652,11 +655,14 @@ def demo(
                                "uvicorn, python-multipart)") from None
     from visionstudy.serve.demo import create_app
 
+    from visionstudy.serve.demo import listen
+
     app = create_app(run, data_dir)  # a run that cannot be served fails here, before the port opens
+    sock = listen(host, port)  # a busy port fails here, before the address is printed
     import uvicorn
 
     console.print(f"demo of {run}: http://{host}:{port}  (Ctrl-C stops it)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 @app.command()

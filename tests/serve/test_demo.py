@@ -202,3 +202,16 @@ def test_a_huge_transparent_png_is_classified_while_the_server_keeps_answering(s
     at, answer = done["predict"]
     assert len(answer["top"]) == 5 and answer["gradcam"].startswith("data:image/png")
     assert info_at < at, "/api/info waited for the decoding"
+
+
+def test_a_busy_port_is_one_clear_error_before_any_address_is_printed(digits_run):
+    """It once printed the serving URL, then uvicorn's error, and exited 3."""
+    from tests.helpers import assert_user_error
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = vs("demo", digits_run, "--port", port)
+    assert_user_error(result, f"cannot serve on 127.0.0.1:{port}", "pass another --port")
+    assert "http://" not in result.stdout

@@ -18,6 +18,7 @@ run in a worker thread, so `/api/info` and the page answer while a large image d
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import threading
@@ -184,6 +185,24 @@ async def bounded_body(request: Any) -> bytes:
         if len(body) > MAX_BODY:
             raise too_big
     return bytes(body)
+
+
+def listen(host: str, port: int) -> Any:
+    """The demo's listening socket, bound before anything is printed: a busy port or an address
+    that is not this machine's is one clear error."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        hint = ("another program listens there; pass another --port" if exc.errno == errno.EADDRINUSE
+                else "pass --host 127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
+        raise VisionStudyError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; {hint}") from None
+    return sock
 
 
 async def read_upload(request: Any) -> bytes:

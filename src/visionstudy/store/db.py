@@ -207,6 +207,10 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> Any:
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # SQLAlchemy logs the cleanup of a connection that Ctrl-C interrupted ("Error closing cursor
+    # ... ProgrammingError") through its pool's logger: nothing a user can act on, and a stop is
+    # already reported once by the driver
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     url = normalize_url(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite:"):
