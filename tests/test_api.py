@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,28 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     assert not (tmp_path / "runs").exists()
     assert_user_error(cli("study", "run", "recipe:quick", "--only", "nope", "--runs-dir", tmp_path / "r"),
                       "--only nope: matches no variant", "baseline")
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda: vs.train([1, 2]), "config=[1, 2]: expected the path of a YAML file or a mapping"),
+    (lambda: vs.train(None), "config=None: expected the path of a YAML file"),
+    (lambda: vs.train(TINY, set={"model.hidden": {32}}), "set model.hidden={32}: a set cannot be a config"),
+    (lambda: vs.train(TINY, set=5), "set=5: expected a mapping such as"),
+    (lambda: vs.Study.load(7), "target=7: expected a study file, 'recipe:NAME' or a mapping"),
+    (lambda: vs.Run(5), "Run=5: expected a run folder's path"),
+])
+def test_wrong_argument_types_are_our_error_not_a_raw_type_error(call, says):
+    """Each once raised a raw TypeError from deep inside."""
+    with pytest.raises(vs.ConfigError, match=re.escape(says)):
+        call()
+
+
+def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
+    run = vs.Run(digits_run)
+    with pytest.raises(vs.ConfigError, match=r"report\(bogus=...\): not a report option; choose from tsne_points"):
+        run.report(tmp_path / "r", bogus=1)
+    with pytest.raises(vs.ConfigError, match="tsne_points: Input should be a valid integer .got 'many'"):
+        run.report(tmp_path / "r", tsne_points="many")
+    with pytest.raises(vs.ConfigError, match="formats: 'doc' is not a report format"):
+        run.report(tmp_path / "r", formats=["html", "doc"])
+    assert not (tmp_path / "r").exists()

@@ -20,6 +20,8 @@ import base64
 import html
 import io
 import json
+import os
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,11 +37,40 @@ Overrides = Mapping[str, Any] | Sequence[str] | None
 def override_list(values: Overrides) -> list[str]:
     """{'train.epochs': 5, 'model.hidden': [64]} → ['train.epochs=5', 'model.hidden=[64]'] (the
     CLI's --set; values are written as JSON, which the YAML parser reads back exactly)."""
+    from visionstudy.config import short_repr
+
     if values is None:
         return []
+    if isinstance(values, str):
+        return [values]
     if isinstance(values, Mapping):
-        return [f"{k}={json.dumps(v)}" for k, v in values.items()]
-    return [str(v) for v in values]
+        out = []
+        for k, v in values.items():
+            try:
+                out.append(f"{k}={json.dumps(v, allow_nan=False)}")
+            except (TypeError, ValueError):
+                raise ConfigError(f"set {k}={short_repr(v)}: a {type(v).__name__} cannot be a config value; "
+                                  "use numbers, text, booleans, lists and mappings") from None
+        return out
+    if isinstance(values, Sequence):
+        return [str(v) for v in values]
+    raise ConfigError(f"set={short_repr(values)}: expected a mapping such as {{'train.epochs': 5}} or a list "
+                      "such as ['train.epochs=5']")
+
+
+CONFIG_ARGUMENT = "the path of a YAML file or a mapping of its sections (name, data, model, train)"
+
+
+STUDY_ARGUMENT = "a study file, 'recipe:NAME' or a mapping of a study file's contents"
+
+
+def as_path(value: Any, what: str = "config", expected: str = CONFIG_ARGUMENT) -> Path:
+    """A path argument as the API takes it (str or os.PathLike), else one clear error."""
+    from visionstudy.config import short_repr
+
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise ConfigError(f"{what}={short_repr(value)}: expected {expected}")
 
 
 def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> Any:
@@ -49,7 +80,7 @@ def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> 
 
     if isinstance(config, Mapping):
         return validate_run_config(apply_overrides(dict(config), overrides), "config")
-    return load_config(Path(config), overrides)
+    return load_config(as_path(config), overrides)
 
 
 # --------------------------------------------------------------------------------------------- runs
@@ -61,7 +92,7 @@ class Run:
     def __init__(self, path: str | Path) -> None:
         from visionstudy.store.rundir import RunDir
 
-        self.path = Path(path)
+        self.path = as_path(path, "Run", "a run folder's path")
         self.dir = RunDir(self.path)
         if not self.dir.is_run():
             raise VisionStudyError(f"{self.path}: not a run folder (no checkpoints, no results, no "
@@ -114,10 +145,10 @@ class Run:
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the run's report (options: those of `ReportOptions`, e.g. tsne_points=500,
         images=False, formats=("html", "pdf")); returns the path of report.html."""
-        from visionstudy.report import ReportOptions, build_report
+        from visionstudy.report import build_report
 
         return build_report([self.path], Path(out) if out else Path("reports") / self.name,
-                            ReportOptions(**options))
+                            report_options(options))
 
     def _repr_html_(self) -> str:
         rows = []
@@ -156,6 +187,37 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     return run
 
 
+def report_options(options: dict[str, Any]) -> Any:
+    """`ReportOptions` from keyword arguments, each checked by type (pydantic, strictly: 'many' is
+    no number of t-SNE points) and named in the error, as the CLI's options are."""
+    import dataclasses
+
+    from pydantic import ConfigDict, ValidationError, create_model
+
+    from visionstudy.config import format_validation_error
+    from visionstudy.report import ReportOptions
+    from visionstudy.report.render import FORMATS
+
+    known = [f.name for f in dataclasses.fields(ReportOptions)]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ConfigError(f"report({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
+    hints = typing.get_type_hints(ReportOptions)
+    checked = create_model("report", __config__=ConfigDict(strict=True),
+                           **{k: (hints[k], ...) for k in known if k in options})
+    values = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v for k, v in options.items()}
+    if isinstance(values.get("formats"), list):
+        values["formats"] = tuple(values["formats"])
+    try:
+        checked.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError("report options:\n" + format_validation_error(exc)) from None
+    bad = [f for f in values.get("formats", ()) if f not in FORMATS]
+    if bad:
+        raise ConfigError(f"formats: {bad[0]!r} is not a report format; choose from {', '.join(FORMATS)}")
+    return ReportOptions(**values)
+
+
 # ------------------------------------------------------------------------------------------ studies
 
 
@@ -177,8 +239,10 @@ class Study:
         from visionstudy.study.spec import load_study, study_from
 
         overrides = override_list(set)
-        spec = study_from(dict(target), "study", overrides) if isinstance(target, Mapping) else \
-            load_study(target, overrides)
+        if isinstance(target, Mapping):
+            spec = study_from(dict(target), "study", overrides)
+        else:
+            spec = load_study(str(as_path(target, "target", STUDY_ARGUMENT)), overrides)
         return cls(spec, runs_dir, db)
 
     def __repr__(self) -> str:
@@ -284,15 +348,11 @@ class Study:
 
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the study report (options: those of `ReportOptions`); returns report.html's path."""
-        from visionstudy.report import ReportOptions
         from visionstudy.report.study_report import build_study_report
-
-        if "data_dir" in options and options["data_dir"] is not None:
-            options["data_dir"] = Path(options["data_dir"])
         from visionstudy.track import log_study_report
 
         target = Path(out) if out else self.dir / "report"
-        html = build_study_report(self.dir, target, ReportOptions(**options), self.db)
+        html = build_study_report(self.dir, target, report_options(options), self.db)
         if self.trackers:
             log_study_report(html, self.name, self.trackers)
         return html

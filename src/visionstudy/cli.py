@@ -653,9 +653,7 @@ def demo(
     except ImportError:
         raise VisionStudyError("the demo needs its extra: pip install 'visionstudy[demo]' (starlette, "
                                "uvicorn, python-multipart)") from None
-    from visionstudy.serve.demo import create_app
-
-    from visionstudy.serve.demo import listen
+    from visionstudy.serve.demo import create_app, listen
 
     app = create_app(run, data_dir)  # a run that cannot be served fails here, before the port opens
     sock = listen(host, port)  # a busy port fails here, before the address is printed
