@@ -68,7 +68,7 @@ def test_an_sqlite_file_of_something_else_is_refused_and_left_as_it_is(tmp_path)
         con.execute("CREATE TABLE users (name TEXT)")
         con.execute("INSERT INTO users VALUES ('ada')")
     before = theirs.read_bytes()
-    with pytest.raises(StorageError, match="an SQLite database of something else .tables users.*left as it is"):
+    with pytest.raises(StorageError, match="an SQLite database of something else .tables users.*left as"):
         RunStore(f"sqlite:///{theirs}", "queue")
     for command in ("run", "status"):
         assert_user_error(vs_here("study", command, "recipe:quick", "--db", f"sqlite:///{theirs}",
