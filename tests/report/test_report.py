@@ -203,6 +203,32 @@ build_report([Path(sys.argv[1])], Path(sys.argv[2]), ReportOptions(images=False,
 """
 
 
+def test_reports_written_from_threads_at_once_on_a_cold_cache_all_succeed(digits_run, tmp_path):
+    """Issue 26 item 15: two or more `Run.report()` calls in threads once failed (10 of 16) with
+    matplotlib's ParseException: its mathtext parser is not thread-safe. Text is plain now."""
+    import threading
+
+    import visionstudy as vs
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("analysis"))
+    errors: list[BaseException] = []
+
+    def report(i: int) -> None:
+        try:
+            vs.Run(run).report(tmp_path / f"r{i}", images=False, tsne_points=60)
+        except BaseException as exc:  # noqa: BLE001 (collected and shown)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=report, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all((tmp_path / f"r{i}" / "figures" / "tsne.png").is_file() for i in range(3))
+
+
 def test_ctrl_c_ends_a_report_at_once_while_its_t_sne_runs(digits_run, tmp_path):
     """Before: the t-SNE ran in a pool thread that the interpreter waits for at exit, so Ctrl-C
     waited for the t-SNE (38 s for a 1-s t-SNE whose OpenMP threads shared 2 cores with the drawing
