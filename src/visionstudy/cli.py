@@ -433,6 +433,8 @@ def study_status(
     done = sum(v == "done" for v in view.status.values())
     where = view.study_dir if view.started else f"{view.study_dir} (not started)"
     console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)
+    if view.search:
+        console.print(view.search, highlight=False)
     print_jobs(view.study_dir)
 
 

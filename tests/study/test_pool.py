@@ -108,21 +108,29 @@ def test_a_search_with_two_workers_never_repeats_a_configuration(tmp_path):
         assert cfg["train"]["optimizer"]["lr"] == pytest.approx(t.params["train.optimizer.lr"])
 
 
-def test_a_categorical_search_stops_when_its_space_is_exhausted(tmp_path):
-    search = {"sampler": "tpe", "pruner": "none", "trials": 5,
-              "space": {"model.hidden": [[8], [16]]}}
-    study = load_study(write(tmp_path, "tiny2", train={**TINY["train"], "epochs": 1}, search=search))
-    place = Placement(tmp_path / "runs")
-    run_all(study, place, workers=2, progress=False)
+def test_a_search_over_a_small_space_runs_each_configuration_once_and_says_so(tmp_path):
+    """Issue 26 item 4: TPE with `trials: 12` over 8 configurations once ran 4 and stopped
+    silently, with 41 "duplicate" trials stored as FAILed. Now every configuration runs once, the
+    database holds no failed trial, and both the run and `status` say the space was smaller."""
+    search = {"sampler": {"name": "tpe", "n_startup_trials": 2}, "pruner": "none", "trials": 12,
+              "space": {"model.hidden": [[8], [16]], "train.batch_size": [32, 64],
+                        "train.optimizer.lr": [0.01, 0.02]}}
+    path = write(tmp_path, "tiny8", train={**TINY["train"], "epochs": 1}, search=search)
+    runs = tmp_path / "runs"
+    result = run_cli(study_cmd(path, runs, "--workers", "2", "--no-report", "--only", "search"))
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0, out
+    assert "the space holds 8 configurations, fewer than the 12 trials asked" in out
     import optuna
 
     from visionstudy.store.db import storage_for
 
-    storage = storage_for(place.url("tiny2"))
-    trials = optuna.load_study(study_name="tiny2:search", storage=storage).get_trials()
-    done = [json.dumps(t.params) for t in trials if t.state.name == "COMPLETE"]
-    assert len(done) == 2 and len(set(done)) == 2
-    assert len(trials) == 2  # exhaustion is known from the space: no duplicate trials asked
+    storage = storage_for(Placement(runs).url("tiny8"))
+    trials = optuna.load_study(study_name="tiny8:search", storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 8  # nothing FAILed, nothing twice
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 8
+    shown = " ".join(status(path, runs).split())
+    assert "search: 8 of 12 trials (8 complete, 0 pruned, 0 running, 0 failed); the space holds only 8" in shown
 
 
 def test_data_parallel_run_inside_a_study_finishes(tmp_path):

@@ -164,8 +164,12 @@ def prepare_sqlite(url: str) -> None:
     path = check_sqlite(url)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # created by us with the umask's mode: SQLite's own 0644 would lock a group out of a shared study
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+        # created by us with the umask's mode (SQLite's own 0644 would lock a group out of a shared
+        # study), and only when new: closing any descriptor of an open database drops every POSIX
+        # lock this process's SQLite connections hold on it
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
             con.execute("PRAGMA journal_mode=WAL")
     except (OSError, sqlite3.Error) as exc:

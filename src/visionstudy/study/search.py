@@ -60,7 +60,9 @@ def search_base(study: Study) -> dict[str, Any]:
 
 
 SEARCH_DIR = "search"  # trial folders: <study>/search/trial-NNN (no variant may take this name)
-DUPLICATE_TRIES = 20  # fresh samples asked before a sampler counts as stuck on known values
+DUPLICATE_TRIES = 20  # samples drawn before a sampler counts as stuck on known values
+ASKED = "trials_asked"  # the search study's user attribute: `search.trials` (or --trials) of its last run
+SPACE = "space_size"  # ... and how many configurations its space holds (None: continuous)
 
 
 def trial_config(study: Study, values: dict[str, Any]) -> Any:
@@ -74,7 +76,9 @@ def trial_config(study: Study, values: dict[str, Any]) -> Any:
 
 
 def params_key(values: dict[str, Any]) -> str:
-    return json.dumps(values, sort_keys=True, default=str)
+    """One configuration's identity: floats to 12 digits, so 0.1 + 0.2 and 0.3 are one point."""
+    return json.dumps({k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in values.items()},
+                      sort_keys=True, default=str)
 
 
 def counted(ostudy: Any) -> int:
@@ -91,25 +95,73 @@ def counted(ostudy: Any) -> int:
     return n
 
 
-def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | None:
-    """A new trial from the study's one sampler whose values no earlier trial had (a trial queued
-    for a resume keeps its values); None when the space holds no new configuration."""
+def tried(ostudy: Any) -> set[str]:
+    """The configurations the search has run, runs, or failed on with an error."""
     from optuna.trial import TrialState
 
-    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    seen = {params_key(t.params) for t in ostudy.get_trials(deepcopy=False, states=live)}
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return {params_key(t.params or t.system_attrs.get("fixed_params", {}))
+            for t in ostudy.get_trials(deepcopy=False)
+            if t.state in done or (t.state == TrialState.FAIL and "error" in t.user_attrs)}
+
+
+def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | None:
+    """The next trial, with values no earlier trial had; None when the space holds no new
+    configuration. A trial queued for a resume comes first (its values and folder kept); else the
+    study's sampler proposes on an in-memory copy of the search's history, where its repeats are
+    dropped, and the proposal is queued (`enqueue_trial`) and taken (`ask`): the database holds
+    only distinct trials, never a failed "duplicate"."""
+    from optuna.trial import TrialState
+
+    if not ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        params = propose(ostudy, s)
+        if params is None:
+            return None
+        ostudy.enqueue_trial(params, skip_if_exists=False)
+    trial = ostudy.ask()
+    return trial, {key: suggest(trial, key, p) for key, p in s.space.items()}
+
+
+def propose(ostudy: Any, s: SearchConfig) -> dict[str, Any] | None:
+    """Untried values (as Optuna stores them) from the study's sampler; once it only repeats
+    itself, an untried point of a finite space chosen at random; None when all were tried."""
+    import random
+
+    import optuna
+    from optuna.trial import TrialState
+
+    seen = tried(ostudy)
     size = space_size(s)
-    waiting = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    if size is not None and len(seen) >= size and not waiting:
-        return None  # every configuration has been tried: nothing new to ask
+    if size is not None and len(seen) >= size:
+        return None
+    mirror = optuna.create_study(sampler=ostudy.sampler, directions=ostudy.directions)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    mirror.add_trials(ostudy.get_trials(deepcopy=False, states=finished))
     for _ in range(DUPLICATE_TRIES):
-        trial = ostudy.ask()
-        values = {key: suggest(trial, key, p) for key, p in s.space.items()}
-        if "folder" in trial.user_attrs or params_key(trial.params) not in seen:
-            return trial, values
-        trial.set_user_attr("duplicate", True)
-        ostudy.tell(trial, state=TrialState.FAIL)
-    return None
+        trial = mirror.ask()
+        for key, p in s.space.items():
+            suggest(trial, key, p)
+        if params_key(trial.params) not in seen:
+            return dict(trial.params)
+        mirror.tell(trial, state=TrialState.FAIL)
+    untried = [point for point in grid(s) if params_key(point) not in seen] if size is not None else []
+    return random.Random(len(seen)).choice(untried) if untried else None
+
+
+def grid(s: SearchConfig) -> list[dict[str, Any]]:
+    """Every point of a finite space, with values as Optuna stores them (categoricals encoded)."""
+    import itertools
+
+    axes = []
+    for p in s.space.values():
+        if p.type == "categorical":
+            axes.append(list(encoded(p)))
+        else:
+            step = p.step or 1
+            count = int((p.high - p.low) / step + 1e-9) + 1  # type: ignore[operator]
+            axes.append([int(p.low + k * step) if p.type == "int" else float(p.low + k * step)  # type: ignore[operator]
+                         for k in range(count)])
+    return [dict(zip(s.space, point, strict=True)) for point in itertools.product(*axes)]
 
 
 def space_size(s: SearchConfig) -> int | None:
@@ -180,6 +232,8 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
     assert s is not None
     url, study_dir = place.url(study), place.study_dir(study)
     ostudy = search_study(study, url)
+    ostudy.set_user_attr(ASKED, s.trials)
+    ostudy.set_user_attr(SPACE, space_size(s))
     recover_stopped(ostudy)
     epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
     held: dict[int, Any] = {}
@@ -213,10 +267,37 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
         for trial in held.values():
             requeue_trial(ostudy, trial)
         raise
+    if exhausted and counted(ostudy) < s.trials:
+        driver.echo(f"search: the space holds {space_size(s)} configurations, fewer than the {s.trials} "
+                    f"trials asked; every one of them was tried")
     try:
         return dict(ostudy.best_trial.params)
     except ValueError:  # no completed trial
         return None
+
+
+def search_progress(url: str, study: str) -> str | None:
+    """`study status`'s line for a search: trials by state, of how many were asked."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from visionstudy.store.db import storage_for
+
+    storage = storage_for(url, write=False)
+    if f"{study}:search" not in {s.study_name for s in storage.get_all_studies()}:
+        return None
+    ostudy = optuna.load_study(study_name=f"{study}:search", storage=storage)
+    trials = ostudy.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    failed = sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in trials)
+    asked = ostudy.user_attrs.get(ASKED)
+    parts = [f"{states.count(TrialState.COMPLETE)} complete", f"{states.count(TrialState.PRUNED)} pruned",
+             f"{states.count(TrialState.RUNNING)} running", f"{failed} failed"]
+    space = ostudy.user_attrs.get(SPACE)
+    smaller = (f"; the space holds only {space} configurations"
+               if space is not None and asked and space < asked else "")
+    return (f"search: {counted(ostudy)} of {asked if asked is not None else '?'} trials ({', '.join(parts)})"
+            + smaller)
 
 
 def job_for(trial: Any, folder: str, cfg: Any, study_dir: Path, url: str, name: str, s: SearchConfig,

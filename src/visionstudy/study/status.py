@@ -24,6 +24,7 @@ class StatusView:
     runs: list[Any]  # with .key and .variant
     status: dict[str, str]  # key → done / running / waiting / failed / missing / new
     started: bool
+    search: str | None = None  # the search's trials of how many were asked, when it has one
 
 
 def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | None) -> StatusView:
@@ -53,7 +54,9 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     on_disk = {k for k in keys if RunDir(study_dir / k).is_finished()}
     store = existing_store(place.url(name), name)
     if store is None:
-        status = {k: "done" if k in on_disk else "new" for k in keys}
-    else:
-        status = store.status(keys, on_disk)
-    return StatusView(name, study_dir, variants, runs, status, store is not None)
+        fresh = {k: "done" if k in on_disk else "new" for k in keys}
+        return StatusView(name, study_dir, variants, runs, fresh, False)
+    from visionstudy.study.search import search_progress
+
+    return StatusView(name, study_dir, variants, runs, store.status(keys, on_disk), True,
+                      search_progress(place.url(name), name))
