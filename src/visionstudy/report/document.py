@@ -52,6 +52,41 @@ class Report:
     seconds: float = 0.0  # time taken to build the report
 
 
+WRAP = 40  # a printed text column wraps at this many characters
+
+
+def column_widths(t: Table, wrap_headers: bool) -> list[int]:
+    """Each column's printed width in characters: its widest cell or header (a header that wraps
+    counts its longest word), text beyond WRAP characters wrapping."""
+    out = []
+    for i, c in enumerate(t.columns):
+        head = max((len(w) for w in str(c).split()), default=1) if wrap_headers else len(str(c))
+        cells = max((len(fmt(r[i])) for r in t.rows), default=0)
+        out.append(min(max(head, cells), WRAP))
+    return out
+
+
+def column_groups(t: Table, budget: int, padding: int, wrap_headers: bool = True) -> list[Table]:
+    """The table split, for print, into column groups that each fit `budget` characters (cell
+    padding included); each group repeats the first column, which names the row. A table that
+    fits comes back whole."""
+    widths = [w + padding for w in column_widths(t, wrap_headers)]
+    if sum(widths) <= budget or len(t.columns) <= 2:
+        return [t]
+    groups: list[list[int]] = [[]]
+    used = widths[0]
+    for i in range(1, len(t.columns)):
+        if groups[-1] and used + widths[i] > budget:
+            groups.append([])
+            used = widths[0]
+        groups[-1].append(i)
+        used += widths[i]
+    return [Table(f"{t.title} (part {k + 1} of {len(groups)}: {t.columns[g[0]]} … {t.columns[g[-1]]})",
+                  [t.columns[0], *(t.columns[i] for i in g)], [[r[0], *(r[i] for i in g)] for r in t.rows],
+                  t.csv, t.note if k == len(groups) - 1 else "", t.inline)
+            for k, g in enumerate(groups)]
+
+
 def numeric(value: Any) -> bool:
     """A cell right-aligned as a number (numbers, and texts such as '1,234', '91.2%', '1.2M')."""
     return isinstance(value, int | float) and not isinstance(value, bool) or bool(NUMBER.match(str(value)))

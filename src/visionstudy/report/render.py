@@ -17,7 +17,7 @@ from typing import Any
 
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import atomic_write_text
-from visionstudy.report.document import Report, Section, Table, fmt, numeric
+from visionstudy.report.document import Report, Section, Table, column_groups, fmt, numeric
 from visionstudy.report.latex import latex
 
 
@@ -25,6 +25,11 @@ def all_sections(sections: list[Section]) -> Iterator[Section]:
     for s in sections:
         yield s
         yield from all_sections(s.children)
+
+
+# A4 less 12 mm margins at the print style's 9 px table font: about 150 characters a line; the
+# budget keeps a margin for wide glyphs. Cell padding (5 px a side) is about 2 characters.
+PRINT_BUDGET, PRINT_PADDING = 125, 3
 
 
 def data_uri(path: Path) -> str:
@@ -45,6 +50,7 @@ def html(report: Report, out: Path | None = None, printing: bool = False) -> str
     )
     env.filters["numeric"] = numeric
     env.filters["fmt"] = fmt
+    env.filters["printed"] = lambda t: column_groups(t, PRINT_BUDGET, PRINT_PADDING)
     env.filters["src"] = (lambda rel: data_uri(out / rel)) if out is not None else (lambda rel: rel)
     env.tests["written"] = lambda rel: out is None or (out / rel).is_file()
     return env.get_template("report.html.j2").render(report=report, version=visionstudy.__version__,
