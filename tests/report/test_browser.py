@@ -181,7 +181,7 @@ def test_printed_reports_keep_every_column_and_character_on_the_page(study, tmp_
         target = tmp_path / "wide.yaml"
         target.write_text(WIDE)
     runs = tmp_path / "runs"
-    quick = ["--set", "train.epochs=1", "--set", "data.max_train_samples=200"] if study.startswith("recipe") else []
+    quick = ["--set", "train.epochs=1", "--set", "data.max_train_samples=200"] if "recipe" in study else []
     done = vs("study", "run", target, "--runs-dir", runs, "--workers", "2", "--quiet", "--no-report", *quick)
     assert done.returncode == 0, done.stderr
     name = "quick" if study.startswith("recipe") else "wide"

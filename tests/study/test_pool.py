@@ -130,7 +130,8 @@ def test_a_search_over_a_small_space_runs_each_configuration_once_and_says_so(tm
     assert [t.state.name for t in trials] == ["COMPLETE"] * 8  # nothing FAILed, nothing twice
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 8
     shown = " ".join(status(path, runs).split())
-    assert "search: 8 of 12 trials (8 complete, 0 pruned, 0 running, 0 failed); the space holds only 8" in shown
+    assert ("search: 8 of 12 trials (8 complete, 0 pruned, 0 running, 0 failed); the space holds only 8"
+            in shown)
 
 
 def test_data_parallel_run_inside_a_study_finishes(tmp_path):

@@ -4,8 +4,9 @@
 
 Compiles with a plain TeX Live: pdflatex (booktabs, longtable, graphicx, geometry) sets Latin-1
 text and Greek letters (class names such as "Ω", as math symbols) and writes any other character
-as its code point; lualatex and xelatex set every character (DejaVu fonts, where installed). Tables wider than the page are set as column groups that each fit it, the first
-column repeated; long text wraps; paths break at their slashes.
+as its code point; lualatex and xelatex set every character (DejaVu fonts, where installed).
+Tables wider than the page are set as column groups that each fit it, the first column repeated;
+long text wraps; paths break at their slashes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from visionstudy.report.document import WRAP, Report, Section, Table, column_groups, column_widths, fmt, numeric
+from visionstudy.report.document import (
+    WRAP,
+    Report,
+    Section,
+    Table,
+    column_groups,
+    column_widths,
+    fmt,
+    numeric,
+)
 
 # \scriptsize (7 pt) on a 17 cm text width: about 137 characters; each column adds 2 × 6 pt of
 # \tabcolsep (about 4 characters)
@@ -62,13 +72,14 @@ def table(t: Table) -> list[str]:
         where = f"tables/{t.csv}" if t.csv else "the HTML report"
         return [rf"\noindent\textit{{{tex(t.title)}}}: {len(t.rows)} rows $\times$ {len(t.columns)} "
                 rf"columns, in \texttt{{{tex(where)}}}.", ""]
-    return [line for part in column_groups(t, BUDGET, PADDING, wrap_headers=False) for line in longtable(part)]
+    parts = column_groups(t, BUDGET, PADDING, wrap_headers=False)
+    return [line for part in parts for line in longtable(part)]
 
 
 def alignment(t: Table) -> str:
     """r for numbers, l for short text, a wrapping p-column for text wider than WRAP characters."""
     out = ""
-    for i, c in enumerate(t.columns):
+    for i in range(len(t.columns)):
         values = [r[i] for r in t.rows if r[i] is not None]
         if values and all(numeric(v) for v in values):
             out += "r"
