@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_printed_whole
 
 
 def outputs(cell) -> tuple[str, list[str]]:
@@ -46,4 +46,7 @@ def test_the_quickstart_notebook_runs_on_a_jupyter_kernel(tmp_path):
     assert "val_accuracy" in history
     shown, kinds = outputs(code[6])
     assert "text/html" in kinds and "Run seed-0" in shown and "data:image/png;base64," in shown
+    # the quick study's report printed (PDF, LaTeX): every column and character on the page
+    assert_printed_whole(tmp_path / "runs" / "quick", tmp_path / "printed",
+                         ["variants.csv", "paired_tests.csv"])
     shutil.rmtree(tmp_path / "runs")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, one_node_slurm, slurm_missing, vs
+from tests.helpers import ROOT, one_node_slurm, patient, slurm_missing, vs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -85,6 +85,7 @@ def squeue(env: dict[str, str], job: str) -> list[tuple[str, str]]:
 
 
 def wait_for(condition, seconds: float, what: str, every: float = 0.2):
+    seconds = patient(seconds)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = condition()
@@ -221,7 +222,7 @@ def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, p
 
 
 def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdir):
-    study = study_file(workdir, "resume", epochs=60, variants={"long": {}}, seeds=1, batch_size=16)
+    study = study_file(workdir, "resume", epochs=24, variants={"long": {}}, seeds=1, batch_size=16)
     runs = workdir / "runs-resume"
     job = launch(study, runs, pg, slurm)
     run = runs / "resume" / "long" / "seed-0"
@@ -230,7 +231,7 @@ def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdi
     subprocess.run(["scancel", "--signal=USR2", f"{job}_0"], env=env, check=True)
     wait_for(lambda: ("PENDING",) == tuple(s for _, s in squeue(slurm, job)), 60, "the job to requeue itself")
     stopped_at = len(history_rows(run))
-    assert stopped_at < 60 and not (run / "metrics.json").exists()
+    assert stopped_at < 12 and not (run / "metrics.json").exists()
     # released on every poll: an update sent while SLURM still finishes the requeue does not hold
     def resumed() -> bool:
         release_pending(slurm, job)
@@ -249,7 +250,7 @@ def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdi
                              "slurmctld:\n" + "\n".join(lines)) from None
     subprocess.run(["scontrol", "requeue", f"{job}_0"], env=env, check=True)  # from outside, mid-run
     wait_done(slurm, job)
-    check_once(pg, "resume", runs / "resume", {"long/seed-0": 60})
+    check_once(pg, "resume", runs / "resume", {"long/seed-0": 24})
     log = next((runs / "resume" / "slurm" / "logs").glob("*.log")).read_text()
     assert "stopped by SIGUSR2" in log and "requeued" in log
     assert log.count("worker on ") == 3  # started, requeued by itself, requeued by scontrol
@@ -277,7 +278,7 @@ def test_a_cancelled_job_stays_cancelled_and_its_run_goes_back_to_the_queue(slur
 
 
 def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg, workdir):
-    study = study_file(workdir, "kill", epochs=40, variants={"x": {}, "y": {"model": {"batch_norm": True}}},
+    study = study_file(workdir, "kill", epochs=24, variants={"x": {}, "y": {"model": {"batch_norm": True}}},
                        seeds=1, batch_size=16)
     runs = workdir / "runs-kill"
     fast = {**slurm, "VISIONSTUDY_HEARTBEAT_SECONDS": "1", "VISIONSTUDY_GRACE_SECONDS": "4"}
@@ -290,14 +291,14 @@ def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg
     killed = kill_job_processes(victim)  # as the OOM killer or a node failure would: no signal handler runs
     assert killed, f"no visionstudy process found in job {victim}"
     wait_done(slurm, job)
-    check_once(pg, "kill", study_dir, {"x/seed-0": 40, "y/seed-0": 40})
+    check_once(pg, "kill", study_dir, {"x/seed-0": 24, "y/seed-0": 24})
     survivor = next(p for p in logs.glob("*.log") if p.stem != victim).read_text()
     both = "\n".join(f"{p.name}:\n{p.read_text()}" for p in sorted(logs.glob("*.log")))
     assert survivor.count("done ") == 2, both  # its own run, then the killed job's, resumed
 
 
 def test_a_higher_priority_partition_preempts_the_workers_and_nothing_is_lost(slurm, pg, workdir):
-    study = study_file(workdir, "preempt", epochs=40, variants={"p": {}, "q": {"model": {"dropout": 0.1}}},
+    study = study_file(workdir, "preempt", epochs=24, variants={"p": {}, "q": {"model": {"dropout": 0.1}}},
                        seeds=1, batch_size=16)
     runs = workdir / "runs-preempt"
     job = launch(study, runs, pg, slurm, "--jobs", "2", "--partition", "work")
@@ -310,7 +311,7 @@ def test_a_higher_priority_partition_preempts_the_workers_and_nothing_is_lost(sl
                             env=env, capture_output=True, text=True, check=True).stdout.strip()
     wait_for(lambda: not squeue(slurm, urgent), 90, "the urgent job to run and end")
     wait_done(slurm, job)
-    check_once(pg, "preempt", study_dir, {k: 40 for k in keys})
+    check_once(pg, "preempt", study_dir, {k: 24 for k in keys})
     text = "".join(p.read_text() for p in (study_dir / "slurm" / "logs").glob("*.log"))
     assert "stopped by SIGTERM" in text  # preempted: stopped, claims back, SLURM requeued the jobs
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import read_only_copy
-from tests.helpers import ROOT, assert_user_error
+from tests.helpers import ROOT, assert_user_error, patient
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
 
@@ -51,7 +51,7 @@ def study_cmd(path: Path, runs: Path, *extra: str) -> list[str]:
 
 
 def run_cli(cmd: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=patient(timeout),
                           env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
