@@ -9,6 +9,7 @@ are in `visionstudy.validate`, which the loaders call.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import types
 import typing
@@ -61,19 +62,25 @@ def exact_scalar(kinds: set[type], value: Any) -> Any:
     return value
 
 
+@functools.cache
+def field_kinds(model: type[BaseModel], name: str) -> tuple[set[type], set[type]] | None:
+    """(scalar kinds, list item kinds) of a model's field, worked out once per field."""
+    field = model.model_fields.get(name)
+    return None if field is None else (scalar_kinds(field.annotation), item_kinds(field.annotation))
+
+
 class Exact(BaseModel):
     """Base of every config section: numbers and booleans are not coerced from other types."""
 
     @field_validator("*", mode="before")
     @classmethod
     def _exact(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None:
+        kinds = field_kinds(cls, info.field_name or "")
+        if kinds is None:
             return value
         if isinstance(value, list | tuple):
-            kinds = item_kinds(field.annotation)
-            return [exact_scalar(kinds, v) for v in value] if kinds else value
-        return exact_scalar(scalar_kinds(field.annotation), value)
+            return [exact_scalar(kinds[1], v) for v in value] if kinds[1] else value
+        return exact_scalar(kinds[0], value)
 
 
 class Strict(Exact):
