@@ -254,6 +254,7 @@ def study_run(
 
     the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
                            runs_dir=runs_dir, db=db)
+    the_study.set_trials(trials)  # before anything is said about the study: "a 4-trial search"
     spec = the_study.spec
     if launcher != "local":
         from visionstudy.study.launch import Jobs

@@ -175,7 +175,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     metrics = {
         **task.test_metrics(ev, data),
         "params": params, "flops": flops, "train_seconds": result.train_seconds,
-        "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history), "best_epoch": result.best_epoch or None,  # None: nothing chose
         "val_accuracy": finite_or_none(best.get("val_accuracy")),
         "val_loss": finite_or_none(best.get("val_loss")), "validation": cfg.data.validates_on,
         "stopped_early": result.stopped_early, "tested_checkpoint": tested,

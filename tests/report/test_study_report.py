@@ -164,3 +164,25 @@ def test_variant_file_prefixes_are_safe_and_unique():
     assert file_prefixes(["baseline", "resnet+lr=0.1", "a+b", "a=b", "../x", "+"]) == {
         "baseline": "baseline", "resnet+lr=0.1": "resnet-lr-0.1", "a+b": "a-b", "a=b": "a-b-2",
         "../x": "x", "+": "variant"}
+
+
+def test_the_reports_words_fit_what_ran(tmp_path):
+    """Issue 27's words: "Every variant validate" (and the same verb for one variant), the header
+    of a one-variant test-validated study, "best epoch 0" for a run that chose no epoch, and the
+    "every row below" note of a Published numbers section without rows."""
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "words", **TINY, "train": {**TINY["train"], "epochs": 1},
+        "variants": {"on-test": {"data": {"validation": "test"}}, "none": {"data": {"val_fraction": 0}}},
+    }, sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path, ["data.max_train_samples=300"]), place, progress=False)
+    html = build_study_report(place.study_dir("words"), tmp_path / "rep", ReportOptions(images=False,
+                                                                                          tsne_points=30))
+    text = " ".join(html.read_text().split())
+    assert "Variant on-test validates on the test set" in text and "validate on the test" not in text
+    assert "every row below" not in text  # --set changed the data, and no table has rows to mark
+    none = json.loads((place.study_dir("words") / "none" / "seed-0" / "metrics.json").read_text())
+    assert none["best_epoch"] is None and none["validation"] == "none"
+    on_test = json.loads((place.study_dir("words") / "on-test" / "seed-0" / "metrics.json").read_text())
+    assert on_test["best_epoch"] == 1

@@ -167,10 +167,11 @@ def metric_line(x: Sequence[Any], means: Sequence[float], stds: Sequence[float |
 
 
 def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, float | None]],
-                 ylabel: str) -> Figure:
+                 ylabel: str, example: str = "image") -> Figure:
     """The metric against parameters, FLOPs and train time: (label, metric, params, flops, seconds)
-    per variant, one panel each (log axes for counts); labels written for up to 15 variants."""
-    panels = [(2, "parameters", True), (3, "FLOPs per image", True), (4, "train seconds", False)]
+    per variant, one panel each (log axes for counts); labels written for up to 15 variants.
+    `example`: what one input is (image, set) in the FLOPs axis label."""
+    panels = [(2, "parameters", True), (3, f"FLOPs per {example}", True), (4, "train seconds", False)]
     panels = [p for p in panels if any(pt[p[0]] for pt in points)]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 4.2), squeeze=False)
     colors = class_colors(max(len(points), 1))

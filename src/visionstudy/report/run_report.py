@@ -91,6 +91,13 @@ def shows_images(art: RunArtifacts) -> bool:
     return "image_shape" in (art.resolved.get("dataset") or {})
 
 
+def task_of_example(metrics: dict[str, Any]) -> str:
+    """What one input of the run's task is (image, set), for labels such as FLOPs per image."""
+    from visionstudy.tasks import task_of_metrics
+
+    return task_of_metrics(metrics).model_kind if metrics else "image"
+
+
 def task_metric_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
     """The summary rows the run's task reads from its metrics.json (none before it has results)."""
     from visionstudy.tasks import task_of_metrics
@@ -124,7 +131,7 @@ def summary_rows(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, Any
         ]
     rows += [
         ("parameters", m.get("params", res.get("params"))),
-        ("FLOPs per image", m.get("flops", res.get("flops"))),
+        (f"FLOPs per {task_of_example(m)}", m.get("flops", res.get("flops"))),
         ("train seconds", m.get("train_seconds", sum(r.get("seconds", 0) for r in art.history))),
         ("epochs run", m.get("epochs_run", len(art.history))), ("best epoch", m.get("best_epoch")),
         ("stopped early", m.get("stopped_early")),

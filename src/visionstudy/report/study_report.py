@@ -107,6 +107,7 @@ class StudyReportBuilder:
         from visionstudy.tasks import get_task
 
         self.regression = not get_task(study.task).maximize
+        self.example = get_task(study.task).model_kind  # what one input is: an image, a set
         self.metrics = REGRESSION_METRICS if self.regression else METRICS
         self.primary, self.primary_label = self.metrics[0][1], self.metrics[0][0]
         self.glance = ([k for _, k in REGRESSION_METRICS[:3]] if self.regression
@@ -263,7 +264,7 @@ class StudyReportBuilder:
 
     def costs(self) -> Section:
         """The headline metric against what it cost: parameters, FLOPs and train time."""
-        s = Section("Accuracy against cost", "costs")
+        s = Section(f"{cap(self.primary_label)} against cost", "costs")
         points = []
         for v in self.finished:
             m = self.stat(v, self.primary)
@@ -272,9 +273,10 @@ class StudyReportBuilder:
                            float(np.mean(flops)) if flops else None,
                            self.stat(v, "train_seconds").mean or None))
         if len(points) >= 2:
-            s.figures.append(self.fig(F.cost_scatter(points, self.primary_label), "costs",
-                                      f"{cap(self.primary_label)} (mean over runs) against parameters, FLOPs "
-                                      "per image and training time, one point per variant.", wide=True))
+            caption = (f"{cap(self.primary_label)} (mean over runs) against parameters, FLOPs per "
+                       f"{self.example} and training time, one point per variant.")
+            figure = F.cost_scatter(points, self.primary_label, self.example)
+            s.figures.append(self.fig(figure, "costs", caption, wide=True))
         return s
 
     def settings(self) -> Section:
@@ -407,9 +409,7 @@ class StudyReportBuilder:
         ref = self.study.reference_config()
         data = self.study.data
         changed = self.comparable()
-        if changed:
-            s.notes.append("This study ran with --set " + ", ".join(changed) + ": its numbers are not "
-                           "comparable with the published ones, and every row below says so.")
+        notes_at = len(s.notes)
         if ref is not None:
             differs = {k: v for k, v in ref.data.items() if data.get(k) != v}
             if differs:
@@ -430,6 +430,9 @@ class StudyReportBuilder:
             s.tables.append(Table(f"Published results on {data.get('dataset')}, with this study's variants",
                                   ["model", "source", "test accuracy", "comparable"], rows, "benchmark.csv",
                                   note=bench["source"]))
+        if changed and s.tables:  # said only above rows that exist
+            s.notes.insert(notes_at, "This study ran with --set " + ", ".join(changed) + ": its numbers are "
+                           "not comparable with the published ones, and every row below says so.")
         return s
 
     def reference_table(self, ref: Any, changed: list[str]) -> Table:
@@ -487,9 +490,11 @@ class StudyReportBuilder:
         on_test = [v for v in self.study.variants if self.study.validates_on(v) == "test"]
         if on_test:
             shown = ", ".join(on_test[:6]) + (", ..." if len(on_test) > 6 else "")
-            which = ("Every variant" if len(on_test) == len(self.study.variants)
-                     else f"{len(on_test)} of {len(self.study.variants)} variants ({shown})")
-            banners.append(f"{which} validate on the test set (data.validation: test, as Keras' "
+            which = ("Every variant validates" if len(on_test) == len(self.study.variants) == 1
+                     else "Every variant validates" if len(on_test) == len(self.study.variants)
+                     else f"{len(on_test)} of {len(self.study.variants)} variants ({shown}) validate"
+                     if len(on_test) > 1 else f"Variant {shown} validates")
+            banners.append(f"{which} on the test set (data.validation: test, as Keras' "
                            "validation_data): the epoch kept and early stopping were chosen on it, so "
                            "their test numbers are optimistic. Quote held-out or cross-validated numbers.")
         best = self.best_of({v: self.stat(v, self.primary).mean for v in self.finished})
