@@ -151,23 +151,31 @@ def datasets_preview(
     force: Annotated[bool, typer.Option(help="replace an existing --out that is not a preview")] = False,
     augment: Annotated[str, typer.Option(help="comma-separated augmentations")] = "",
     count: Annotated[int, typer.Option(help="number of images", min=1, max=256)] = 32,
+    from_: Annotated[str, typer.Option("--from", help="train, val or test images (augmentations apply to "
+                                       "train only)")] = "train",
     seed: int = 0,
     data_dir: DataDir = None,
     split: Annotated[str | None, typer.Option(help="dataset variant")] = None,
     path: Annotated[Path | None, typer.Option(help="imagefolder: the folder")] = None,
     no_verify: NoVerify = False,
 ) -> None:
-    """Write a labelled grid of training images, plain or augmented."""
+    """Write a labelled grid of random images of a split (train: plain or augmented; val; test)."""
     from visionstudy.data import build_pipeline, prepare
-    from visionstudy.data.preview import PREVIEW_TAG, is_preview, sample_grid
+    from visionstudy.data.preview import PREVIEW_TAG, SPLITS, is_preview, sample_grid
+    from visionstudy.errors import ConfigError
     from visionstudy.fsutil import claim_output
     from visionstudy.report.figures import image_grid
 
+    if from_ not in SPLITS:
+        raise ConfigError(f"--from {from_}: choose from {', '.join(SPLITS)}")
+    if augment and from_ != "train":
+        raise ConfigError(f"--augment applies to training images; drop it or use --from train (not {from_})")
     claim_output(out, "--out", own=is_preview, force=force)
     cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
     data = prepare(cfg, data_dir)
-    images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed)
-    title = f"{data.name}" + (f" — augmented: {augment}" if augment else "")
+    images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed, from_)
+    title = f"{data.name}" + (f" — augmented: {augment}" if augment else "") + \
+        (f" — {from_} images" if from_ != "train" else "")
     image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight",
                                               metadata={"Software": PREVIEW_TAG})
     console.print(f"wrote {out}")

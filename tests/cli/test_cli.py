@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import write_mnist_like
-from tests.helpers import ROOT, assert_user_error, vs
+from tests.helpers import ROOT, assert_user_error, vs, vs_here
 from visionstudy.training.checkpoint import load_checkpoint
 
 QUICK = ROOT / "examples" / "digits-quick.yaml"
@@ -37,13 +37,41 @@ def test_datasets_errors_are_one_clear_line(tmp_path):
 @pytest.mark.parametrize("augment", ["", "crop,flip,rotate,cutout"])
 def test_datasets_preview_writes_a_grid(tmp_path, augment):
     out = tmp_path / "grid.png"
-    result = vs("datasets", "preview", "digits", "--out", out, "--augment", augment, "--count", 16)
+    result = vs_here("datasets", "preview", "digits", "--out", out, "--augment", augment, "--count", 16)
     assert result.returncode == 0, result.stderr
     from PIL import Image
 
     with Image.open(out) as im:
         assert im.size[0] > 600 and im.size[1] > 150
         assert len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20  # not blank
+
+
+def test_preview_of_test_images_and_its_destination_rule(tmp_path):
+    """Seed 002's grid of 10 random test images (`--from test`), and the one rule for --out: its
+    own earlier grid is replaced, a user's file is not."""
+    from PIL import Image
+
+    from visionstudy.config import DataConfig
+    from visionstudy.data import prepare
+    from visionstudy.data.preview import sample_grid
+
+    data = prepare(DataConfig(dataset="digits"))
+    images, titles = sample_grid(data, None, 10, seed=0, split="test")
+    test = {data.test.images[i].tobytes() for i in range(len(data.test))}
+    assert len(images) == 10 and all(np.round(img * 255).astype(np.uint8).tobytes() in test for img in images)
+    out = tmp_path / "test-grid.png"
+    for _ in range(2):  # the second time over its own grid
+        made = vs_here("datasets", "preview", "digits", "--from", "test", "--count", 10, "--out", out)
+        assert made.returncode == 0, made.stderr
+    with Image.open(out) as im:
+        assert im.info["Software"] == "visionstudy datasets preview"
+    mine = tmp_path / "photo.png"
+    Image.new("L", (4, 4)).save(mine)
+    before = mine.read_bytes()
+    assert_user_error(vs_here("datasets", "preview", "digits", "--out", mine), "is not this command's output")
+    assert mine.read_bytes() == before
+    assert_user_error(vs_here("datasets", "preview", "digits", "--from", "test", "--augment", "flip", "--out",
+                              tmp_path / "x.png"), "--augment applies to training images")
 
 
 def test_train_quick_config_end_to_end(tmp_path):

@@ -24,15 +24,25 @@ def is_preview(path: Path) -> bool:
         return False
 
 
+SPLITS = ("train", "val", "test")
+
+
 def sample_grid(
-    data: PreparedData, augment: Pipeline | None, count: int = 32, seed: int = 0
+    data: PreparedData, augment: Pipeline | None, count: int = 32, seed: int = 0, split: str = "train"
 ) -> tuple[np.ndarray, list[str]]:
-    """`count` training images (N, H, W, C) floats in 0..1 after augmentation, and their titles."""
+    """`count` seeded random images of `split` (train, val, test) as (N, H, W, C) floats in 0..1,
+    after augmentation (training images only: a test image is shown as the model is tested on it),
+    and their titles."""
+    from visionstudy.errors import DataError
+
+    part = getattr(data, split)
+    if not len(part):
+        raise DataError(f"--from {split}: the {data.name} dataset as configured has no {split} images")
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(data.train), size=min(count, len(data.train)), replace=False)
+    idx = rng.choice(len(part), size=min(count, len(part)), replace=False)
     loader = BatchLoader(
-        data.train.images[idx], data.train.labels[idx], len(idx), mean=data.mean, std=data.std,
-        num_classes=data.num_classes, augment=augment, seed=seed,
+        part.images[idx], part.labels[idx], len(idx), mean=data.mean, std=data.std,
+        num_classes=data.num_classes, augment=augment if split == "train" else None, seed=seed,
     )
     x, target = next(iter(loader))
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
