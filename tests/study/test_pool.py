@@ -112,7 +112,8 @@ def test_a_search_over_a_small_space_runs_each_configuration_once_and_says_so(tm
     """Issue 26 item 4: TPE with `trials: 12` over 8 configurations once ran 4 and stopped
     silently, with 41 "duplicate" trials stored as FAILed. Now every configuration runs once, the
     database holds no failed trial, and both the run and `status` say the space was smaller."""
-    search = {"sampler": {"name": "tpe", "n_startup_trials": 2}, "pruner": "none", "trials": 30,
+    search = {"sampler": {"name": "tpe", "n_startup_trials": 2, "multivariate": True}, "pruner": "none",
+              "trials": 30,
               "space": {"model.hidden": [[8], [16]], "train.batch_size": [32, 64],
                         "train.optimizer.lr": [0.01, 0.02]}}
     path = write(tmp_path, "tiny8", train={**TINY["train"], "epochs": 1}, search=search)

@@ -105,16 +105,17 @@ def tried(ostudy: Any) -> set[str]:
             if t.state in done or (t.state == TrialState.FAIL and "error" in t.user_attrs)}
 
 
-def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | None:
+def ask_distinct(ostudy: Any, s: SearchConfig, proposer: Any) -> tuple[Any, dict[str, Any]] | None:
     """The next trial, with values no earlier trial had; None when the space holds no new
     configuration. A trial queued for a resume comes first (its values and folder kept); else the
-    study's sampler proposes on an in-memory copy of the search's history, where its repeats are
-    dropped, and the proposal is queued (`enqueue_trial`) and taken (`ask`): the database holds
-    only distinct trials, never a failed "duplicate"."""
+    sampler `proposer` (built like the study's, kept for the whole search: a sampler's search-space
+    cache serves one study, so it is never the study's own) proposes on an in-memory copy of the
+    search's history, where its repeats are dropped, and the proposal is queued (`enqueue_trial`)
+    and taken (`ask`): the database holds only distinct trials, never a failed "duplicate"."""
     from optuna.trial import TrialState
 
     if not ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        params = propose(ostudy, s)
+        params = propose(ostudy, s, proposer)
         if params is None:
             return None
         ostudy.enqueue_trial(params, skip_if_exists=False)
@@ -122,7 +123,7 @@ def ask_distinct(ostudy: Any, s: SearchConfig) -> tuple[Any, dict[str, Any]] | N
     return trial, {key: suggest(trial, key, p) for key, p in s.space.items()}
 
 
-def propose(ostudy: Any, s: SearchConfig) -> dict[str, Any] | None:
+def propose(ostudy: Any, s: SearchConfig, proposer: Any) -> dict[str, Any] | None:
     """Untried values (as Optuna stores them) from the study's sampler; once it only repeats
     itself, an untried point of a finite space chosen at random; None when all were tried."""
     import random
@@ -134,7 +135,7 @@ def propose(ostudy: Any, s: SearchConfig) -> dict[str, Any] | None:
     size = space_size(s)
     if size is not None and len(seen) >= size:
         return None
-    mirror = optuna.create_study(sampler=ostudy.sampler, directions=ostudy.directions)
+    mirror = optuna.create_study(sampler=proposer, directions=ostudy.directions)
     finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     mirror.add_trials(ostudy.get_trials(deepcopy=False, states=finished))
     for _ in range(DUPLICATE_TRIES):
@@ -238,6 +239,7 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
     epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
     held: dict[int, Any] = {}
     exhausted = False
+    proposer = make_sampler(s)  # the proposing copy of the study's sampler (see ask_distinct)
     try:
         while True:
             if not exhausted and counted(ostudy) - len(held) < s.trials:
@@ -245,7 +247,7 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
                 for i in pool.idle():
                     if counted(ostudy) >= s.trials:
                         break
-                    asked = ask_distinct(ostudy, s)
+                    asked = ask_distinct(ostudy, s, proposer)
                     if asked is None:
                         exhausted = True
                         break
