@@ -172,7 +172,8 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     """Train and evaluate one run, as `visionstudy train` does. `config`: a YAML file or a mapping;
     `set`: overrides ({'train.epochs': 5} or ['train.epochs=5']); `out`: the run folder (default
     runs/<name>); `log`: trackers ('tensorboard', 'mlflow'), logged into `log_dir` with the run's
-    report (reports/<name>). Returns the finished `Run`."""
+    report (reports/<name>). Returns the finished `Run` (None in the other processes of a
+    data-parallel run, `train.devices > 1`: their rank 0 writes the run and returns it)."""
     from visionstudy.experiment import run_experiment
     from visionstudy.track import log_run, trackers
 
@@ -180,7 +181,9 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
     path = Path(out) if out else Path("runs") / cfg.name
     data = Path(data_dir) if data_dir else None
-    run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)
+    done = run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)
+    if not done:  # rank > 0: rank 0 may still be writing metrics.json
+        return None  # type: ignore[return-value]
     run = Run(path)
     if targets:
         log_run(path, cfg.name, "runs", targets, run.report(data_dir=data))

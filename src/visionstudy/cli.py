@@ -204,6 +204,8 @@ def train(
 
     run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force, quiet=quiet,
                     data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
+    if run is None:  # another process of a data-parallel run: rank 0 reports
+        return
     metrics, out = run.metrics, run.path
     if metrics:
         from visionstudy.tasks import task_of_metrics
