@@ -32,6 +32,9 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import throughput  # noqa: E402  (the one training-step timer of bench/)
+
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {"cnn": {"channels": [32, 64], "hidden": [128]}, "mlp": {"hidden": [256]},
             "resnet": {"blocks": [1, 1], "widths": [16, 32]}, "resnet9": {}, "resnet20": {}, "resnet18": {}}
@@ -46,42 +49,6 @@ def machine() -> str:
     return f"{gpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {platform.node()}"
 
 
-def throughput(name: str, params: dict[str, Any], shape: tuple[int, int, int], batch: int, steps: int,
-               bf16: bool, compiled: bool, warm: int = 3) -> dict[str, Any]:
-    """Images/s of forward + backward + SGD step on random data, after warm-up steps."""
-    from visionstudy.models import create_model
-
-    torch.manual_seed(0)
-    dev = device()
-    model = create_model(name, shape[0], 10, shape[1:], **params).to(dev)
-    layout = torch.channels_last if name != "mlp" else torch.contiguous_format
-    model = model.to(memory_format=layout)
-    step_model = torch.compile(model) if compiled else model
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, *shape, device=dev).contiguous(memory_format=layout)
-    y = torch.randint(0, 10, (batch,), device=dev)
-    for i in range(steps + warm):
-        if i == warm:
-            sync(dev)
-            start = time.perf_counter()
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
-            logits = step_model(x).float()
-        loss = torch.nn.functional.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    sync(dev)
-    seconds = time.perf_counter() - start
-    return {"part": "throughput", "model": name, "input": "x".join(map(str, shape)), "batch": batch,
-            "precision": "bf16" if bf16 else "fp32", "compile": compiled, "device": dev,
-            "images_per_second": round(steps * batch / seconds, 1)}
-
-
-def sync(dev: str) -> None:
-    if dev == "cuda":
-        torch.cuda.synchronize()
-
-
 def throughputs(smoke: bool, compile_on_cpu: bool) -> list[dict[str, Any]]:
     out = []
     for name, params in FAMILIES.items():
@@ -92,7 +59,9 @@ def throughputs(smoke: bool, compile_on_cpu: bool) -> list[dict[str, Any]]:
         for bf16 in (False, True):
             for compiled in compiles:
                 sizes = {"batch": 8, "steps": 1, "warm": 1} if smoke else {"batch": 512, "steps": 30}
-                out.append(throughput(name, params, shape, bf16=bf16, compiled=compiled, **sizes))
+                row = throughput(name, params, shape, bf16=bf16, compiled=compiled, device=device(),
+                                 channels_last=name != "mlp", **sizes)
+                out.append({"part": "throughput", **row, "precision": "bf16" if bf16 else "fp32"})
         if len(compiles) == 1:
             out.append(skipped("throughput", f"{name} compiled", "torch.compile on CPU builds C++ for "
                                "minutes; run on CUDA or pass --compile-on-cpu"))

@@ -40,33 +40,43 @@ def train_config(path: Path) -> dict:
 
 
 def throughput(model_name: str, params: dict, shape=(1, 28, 28), batch=256, steps=20,
-               channels_last: bool = True, bf16: bool = False) -> dict:
-    """Images/second of forward+backward+step on random data (the loader excluded)."""
+               channels_last: bool = True, bf16: bool = False, device: str = "cpu", compiled: bool = False,
+               warm: int = 3) -> dict:
+    """Images/second of forward+backward+step on random data (the loader excluded), after `warm`
+    steps; on `device`, optionally `torch.compile`d (bench/gpu.py uses it on CUDA)."""
     from visionstudy.models import count_flops, create_model
 
     torch.manual_seed(0)
     model = create_model(model_name, shape[0], 10, shape[1:], **params)
     flops = count_flops(model, shape)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    model = model.to(device, memory_format=layout)
+    step_model = torch.compile(model) if compiled else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, *shape).contiguous(memory_format=layout)
-    y = torch.randint(0, 10, (batch,))
-    for i in range(steps + 3):
-        if i == 3:
+    x = torch.randn(batch, *shape, device=device).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (batch,), device=device)
+    for i in range(steps + warm):
+        if i == warm:
+            sync(device)
             start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x).float()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            logits = step_model(x).float()
         loss = torch.nn.functional.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    sync(device)
     seconds = time.perf_counter() - start
     ips = steps * batch / seconds
-    return {"model": model_name, "input": "x".join(map(str, shape)), "batch": batch,
-            "channels_last": channels_last, "precision": "bf16" if bf16 else "32",
+    return {"model": model_name, "input": "x".join(map(str, shape)), "batch": batch, "device": device,
+            "compile": compiled, "channels_last": channels_last, "precision": "bf16" if bf16 else "32",
             "images_per_second": round(ips),
             "train_gflops_per_second": round(3 * flops * ips / 1e9, 1)}
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:

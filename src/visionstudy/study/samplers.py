@@ -90,8 +90,12 @@ def _random(s: Any, p: NoParams) -> Any:
 def _grid(s: Any, p: NoParams) -> Any:
     import optuna
 
-    return optuna.samplers.GridSampler(
-        {k: encoded(v) if v.type == "categorical" else v.grid() for k, v in s.space.items()}, seed=s.seed)
+    return optuna.samplers.GridSampler(stored_grid(s), seed=s.seed)
+
+
+def stored_grid(s: Any) -> dict[str, list[Any]]:
+    """Every value of each parameter as Optuna stores it (categoricals encoded)."""
+    return {k: encoded(v) if v.type == "categorical" else v.grid() for k, v in s.space.items()}
 
 
 @register_pruner("hyperband", HyperbandParams)

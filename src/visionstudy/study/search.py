@@ -10,7 +10,7 @@ from typing import Any
 
 from visionstudy.config import merge_run
 from visionstudy.study.pool import Job
-from visionstudy.study.samplers import encoded, make_pruner, make_sampler
+from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
 from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
 
 FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
@@ -145,41 +145,22 @@ def propose(ostudy: Any, s: SearchConfig, proposer: Any) -> dict[str, Any] | Non
         if params_key(trial.params) not in seen:
             return dict(trial.params)
         mirror.tell(trial, state=TrialState.FAIL)
-    untried = [point for point in grid(s) if params_key(point) not in seen] if size is not None else []
+    untried = []
+    if size is not None:
+        import itertools
+
+        axes = stored_grid(s)
+        points = (dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values()))
+        untried = [point for point in points if params_key(point) not in seen]
     return random.Random(len(seen)).choice(untried) if untried else None
 
 
-def grid(s: SearchConfig) -> list[dict[str, Any]]:
-    """Every point of a finite space, with values as Optuna stores them (categoricals encoded)."""
-    import itertools
-
-    axes = []
-    for p in s.space.values():
-        if p.type == "categorical":
-            axes.append(list(encoded(p)))
-        else:
-            step = p.step or 1
-            count = int((p.high - p.low) / step + 1e-9) + 1  # type: ignore[operator]
-            axes.append([int(p.low + k * step) if p.type == "int" else float(p.low + k * step)  # type: ignore[operator]
-                         for k in range(count)])
-    return [dict(zip(s.space, point, strict=True)) for point in itertools.product(*axes)]
-
-
 def space_size(s: SearchConfig) -> int | None:
-    """How many distinct configurations the space holds, when it is finite (categorical or
-    stepped parameters); None for a continuous space."""
+    """How many distinct configurations the space holds; None when a range is continuous."""
     import math
 
-    sizes = []
-    for p in s.space.values():
-        if p.type == "categorical":
-            sizes.append(len(p.choices or []))
-        elif p.step is not None or p.type == "int":
-            step = p.step or 1
-            sizes.append(int(math.floor((p.high - p.low) / step + 1e-9)) + 1)  # type: ignore[operator]
-        else:
-            return None
-    return math.prod(sizes)
+    sizes = [p.size() for p in s.space.values()]
+    return None if None in sizes else math.prod(sizes)  # type: ignore[arg-type]
 
 
 def recover_stopped(ostudy: Any) -> None:

@@ -71,14 +71,23 @@ class SearchParam(Strict):
             raise ValueError("`log` and `step` cannot be combined")
         return self
 
+    def size(self) -> int | None:
+        """How many values it can take: choices, or the points of a stepped range (an int range
+        steps by 1; Optuna stops a step short of `high` when the step does not divide the range);
+        None for a continuous range."""
+        if self.type == "categorical":
+            return len(self.choices or [])
+        step = self.step or (1.0 if self.type == "int" else None)
+        return None if step is None else int((self.high - self.low) / step + 1e-9) + 1  # type: ignore[operator]
+
     def grid(self) -> list[Any]:
-        """Every value, for the grid sampler."""
+        """Every value, for the grid sampler and a search that has run out of new proposals."""
         if self.type == "categorical":
             return list(self.choices or [])
-        if self.step is None:
-            raise ValueError("the grid sampler needs a `step` for int/float parameters")
-        n = int(round((self.high - self.low) / self.step))  # type: ignore[operator]
-        values = [self.low + i * self.step for i in range(n + 1)]  # type: ignore[operator]
+        count = self.size()
+        if count is None:
+            raise ValueError("the grid sampler needs a `step` for float parameters")
+        values = [self.low + i * (self.step or 1) for i in range(count)]  # type: ignore[operator]
         return [int(v) for v in values] if self.type == "int" else values
 
     def values_to_check(self, most: int = 64) -> list[Any]:
