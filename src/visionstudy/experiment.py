@@ -3,8 +3,9 @@
     visionstudy train examples/digits-quick.yaml --out runs/digits-quick
 
 writes config.yaml (resolved, with versions and the dataset checksum), history.csv, metrics.json,
-predictions.npz and checkpoints/{last,best}.pt. Devices, mixed precision and data-parallel
-processes come from Lightning Fabric; the loop itself is ours (`visionstudy.training`).
+predictions.npz and checkpoints/{last,best}.pt. Data-parallel processes come from Lightning
+Fabric, one-process runs from `visionstudy.training.devices`; the loop itself is ours
+(`visionstudy.training`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch import nn
 
 from visionstudy.config import RunConfig, dump_config
 from visionstudy.data import BatchLoader
@@ -29,6 +30,7 @@ from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
 from visionstudy.models import Classifier, count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
 from visionstudy.training.checkpoint import load_checkpoint
+from visionstudy.training.devices import open_devices
 from visionstudy.training.fit import fit
 from visionstudy.validate import thread_budget
 
@@ -95,7 +97,7 @@ def run_experiment(
     t = cfg.train
     task = task_of(cfg)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
-    fabric = open_devices(accelerator, t.devices, bf16)
+    fabric = open_devices(accelerator, t.devices, bf16, compiled=t.compile)
     fabric.launch()
     if accelerator == "cpu":
         torch.set_num_threads(t.threads or threads or thread_budget(fabric.world_size))
@@ -115,29 +117,6 @@ def run_experiment(
             lock.release()
 
 
-def under_torchrun() -> bool:
-    """Lightning's TorchElasticEnvironment.detect(), without importing it."""
-    return all(v in os.environ for v in ("RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"))
-
-
-def open_devices(accelerator: str, devices: int, bf16: bool) -> Any:
-    """Fabric for a run on `devices` devices of kind `accelerator` ("cpu", "cuda")."""
-    from lightning_fabric import Fabric
-
-    return Fabric(accelerator=accelerator, devices=devices, strategy="ddp" if devices > 1 else "auto",
-                  precision="bf16-mixed" if bf16 else "32-true", plugins=[cluster_environment()])
-
-
-def cluster_environment() -> Any:
-    """Fabric's cluster environment, chosen here rather than detected: a run starts its own
-    `train.devices` processes wherever it is. Detected, SLURM's would take the world size from the
-    job step (`SLURM_NTASKS`, 1 for a study's worker) and warn on every machine with `srun`
-    installed. A run inside a torchrun launch keeps torchrun's."""
-    from lightning_fabric.plugins.environments import LightningEnvironment, TorchElasticEnvironment
-
-    return TorchElasticEnvironment() if under_torchrun() else LightningEnvironment()
-
-
 def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump: dict[str, Any], *,
                    resume: bool, quiet: bool, data_dir: Path | None,
                    on_epoch_end: Callable[[dict[str, float]], None] | None,
@@ -146,8 +125,9 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     t = cfg.train
     fabric.seed_everything(cfg.seed, verbose=False)
     data = task.prepare(cfg, data_dir)
-    check_memory(cfg, task, data, fabric)
+    check_memory(cfg, task, data, fabric)  # weights, gradients, optimizer state: before building
     net = task.build_model(cfg, data)
+    check_memory(cfg, task, data, fabric, net)  # and the activations, from the built model
     data = task.adapt(data, net)
     params, flops = count_params(net), count_flops(net, task.input_shape(data))
     conv = getattr(net, "convolutional", False)
@@ -190,16 +170,18 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     return metrics
 
 
-def check_memory(cfg: RunConfig, task: Any, data: Any, fabric: Any) -> None:
-    """Refuse a run whose training step cannot fit in the device's memory, before building it."""
+def check_memory(cfg: RunConfig, task: Any, data: Any, fabric: Any, net: nn.Module | None = None) -> None:
+    """Refuse a run whose training step cannot fit in the device's memory: without `net`, from a
+    model on the meta device without activations (before building it), else with them."""
     from visionstudy.training.memory import check_fits, estimate
     from visionstudy.training.optim import optimizer_factory
 
-    with torch.device("meta"):
-        probe = task.build_model(cfg, data, skeleton=True)
+    if net is None:
+        with torch.device("meta"):
+            probe = task.build_model(cfg, data, skeleton=True)
     shared = fabric.world_size if fabric.device.type == "cpu" else 1  # CPU processes share the RAM
-    est = estimate(probe, task.input_shape(data), cfg.train.batch_size,
-                   optimizer_factory(cfg.train.optimizer), processes=shared)
+    est = estimate(net if net is not None else probe, task.input_shape(data), cfg.train.batch_size,
+                   optimizer_factory(cfg.train.optimizer), processes=shared, activations=net is not None)
     reason = check_fits(est, fabric.device)
     if reason is not None:
         raise ConfigError(f"{cfg.name}: {reason}")

@@ -1,4 +1,5 @@
-"""A run imports Lightning Fabric alone, never all of Lightning, and gets the environment it asks for."""
+"""A one-process run imports neither Lightning nor dynamo and trains as Fabric would; a data-parallel
+run gets the environment it asks for."""
 
 from __future__ import annotations
 
@@ -6,25 +7,77 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
-from visionstudy import experiment as devices
+from visionstudy.training import devices
 
 TINY = {"name": "dev", "data": {"dataset": "digits"},
         "model": {"name": "cnn", "channels": [4, 8], "hidden": [16]},
         "train": {"epochs": 1, "batch_size": 64, "threads": 1}}
 
 
-def test_a_run_imports_fabric_but_not_lightning_pytorch_or_torchmetrics(tmp_path):
+def test_a_one_process_run_imports_neither_fabric_nor_dynamo_nor_scikit_learn(tmp_path):
+    from visionstudy.config import RunConfig
+    from visionstudy.data import prepare
+
+    prepare(RunConfig.model_validate(TINY).data)  # the decoded digits cached, as a second run finds them
     config = tmp_path / "one.yaml"
     config.write_text(json.dumps(TINY))
+    heavy = ("lightning", "lightning.pytorch", "torchmetrics", "lightning_fabric", "sklearn", "scipy.stats")
     code = ("import sys, visionstudy as vs; vs.train(sys.argv[1], out=sys.argv[2], quiet=True); "
-            "print(sorted(m for m in ('lightning', 'lightning.pytorch', 'torchmetrics', 'lightning_fabric') "
-            "if m in sys.modules))")
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules), "
+            "type(sys.modules['torch._dynamo']).__name__)")
     done = subprocess.run([sys.executable, "-c", code, str(config), str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "['lightning_fabric']"
-    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert done.stdout.strip().splitlines()[-1] == "[] DeferredDynamo"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.12  # above chance (0.1) after one epoch
+
+
+def test_the_dynamo_stand_in_gives_way_to_the_real_module_for_compile():
+    code = """
+import sys, torch
+from visionstudy.training.devices import DeferredDynamo, defer_dynamo
+defer_dynamo()
+import torch._dynamo
+assert isinstance(torch._dynamo, DeferredDynamo)
+torch._dynamo.graph_break()
+opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+opt.param_groups[0]["params"][0].grad = torch.ones(2)
+opt.step(); opt.zero_grad()  # both pass through the stand-in
+assert isinstance(sys.modules["torch._dynamo"], DeferredDynamo)
+f = torch.compile(lambda x: torch.sin(x) * 2, backend="eager")
+assert torch.allclose(f(torch.ones(3)), torch.sin(torch.ones(3)) * 2)
+assert type(sys.modules["torch._dynamo"]).__name__ == "module"
+assert torch._dynamo is sys.modules["torch._dynamo"]
+print(opt.param_groups[0]["params"][0].tolist())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[0.8999999761581421,", "0.8999999761581421]"]
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_one_device_trains_exactly_as_fabric_on_one_device(precision, tmp_path, monkeypatch):
+    from lightning_fabric import Fabric
+
+    from visionstudy import experiment
+    from visionstudy.config import RunConfig
+
+    cfg = RunConfig.model_validate({**TINY, "train": {**TINY["train"], "epochs": 2, "precision": precision}})
+    bf16 = precision == "bf16"
+    results = {}
+    for kind in ("fabric", "one"):
+        device = (Fabric(accelerator="cpu", devices=1, precision="bf16-mixed" if bf16 else "32-true",
+                         plugins=[devices.cluster_environment()])
+                  if kind == "fabric" else devices.OneDevice("cpu", bf16))
+        monkeypatch.setattr(experiment, "open_devices", lambda *a, d=device, **k: d)
+        experiment.run_experiment(cfg, tmp_path / kind, device="cpu", quiet=True)
+        results[kind] = (tmp_path / kind / "history.csv").read_text().splitlines()
+    strip = [[",".join(line.split(",")[:-1]) for line in rows] for rows in results.values()]  # no seconds
+    assert strip[0] == strip[1] and len(strip[0]) == 3
 
 
 def test_the_environment_is_lightnings_own_unless_torchrun_launched_the_run(monkeypatch):

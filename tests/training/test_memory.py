@@ -25,6 +25,12 @@ def test_the_estimate_counts_weights_gradients_optimizer_state_and_activations()
     # activations: the outputs of flatten (64), linear (1000), relu (1000), head (10) per image
     assert adam.activations == 32 * 4 * (64 + 1000 + 1000 + 10)
     assert estimate(net, (1, 8, 8), 64, lambda p: torch.optim.Adam(p)).activations == 2 * adam.activations
+    # the built model, run on one sample and scaled, gives the same count and is left as it was
+    real.train()
+    before = [p.clone() for p in real.parameters()]
+    assert estimate(real, (1, 8, 8), 32, lambda p: torch.optim.Adam(p)).activations == adam.activations
+    assert real.training and all(torch.equal(a, b) for a, b in zip(before, real.parameters(), strict=True))
+    assert estimate(net, (1, 8, 8), 32, lambda p: torch.optim.Adam(p), activations=False).activations == 0
 
 
 def test_a_run_that_fits_passes_and_one_that_does_not_is_refused_with_both_numbers(monkeypatch):

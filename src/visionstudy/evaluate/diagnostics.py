@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from visionstudy.evaluate.metrics import softmax
+
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
-    return softmax(logits.astype(np.float64), axis=1)
+    return softmax(logits)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Will a run fit? The memory of one training step, estimated on the meta device (nothing is
-allocated, so a model of 10^10 parameters is measured in milliseconds), against what the device
-has free. A run that cannot fit is refused before training with the estimate and the limit,
-instead of dying out of memory minutes later.
+"""Will a run fit? The memory of one training step against what the device has free. A run that
+cannot fit is refused before training with the estimate and the limit, instead of dying out of
+memory minutes later. Weights, gradients and optimizer state are counted on the meta device
+(nothing is allocated, so a model of 10^10 parameters is measured in milliseconds), before the
+model is built; the activations then from the built model on one sample (a forward on the meta
+device imports torch's Python meta kernels: 1-2 s of every run's start).
 
 The estimate: weights + gradients (4 bytes per parameter each) + the optimizer's state (counted
 by stepping the configured optimizer once on a one-element parameter: Adam keeps 2 values per
@@ -61,7 +63,24 @@ def optimizer_state_per_param(make_optimizer: Callable[[list[nn.Parameter]], tor
 
 
 def activation_bytes(model: nn.Module, sample_shape: tuple[int, ...], batch_size: int) -> int:
-    """Bytes of the outputs of every leaf module for one training batch (on the meta device)."""
+    """Bytes of the outputs of every leaf module for one training batch. A model on the meta device
+    runs the whole batch there; a built one runs one sample in eval mode without gradients
+    (nothing in it changes), scaled to the batch: every layer's output grows with the batch."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    if device.type != "meta":
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return batch_size * activation_bytes_at(model, torch.zeros(1, *sample_shape, device=device))
+        finally:
+            model.train(was_training)
+    model.train()
+    return activation_bytes_at(model, torch.empty(batch_size, *sample_shape, device="meta"))
+
+
+def activation_bytes_at(model: nn.Module, batch: torch.Tensor) -> int:
+    """Bytes of the outputs of every leaf module on `batch`."""
     total = 0
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -73,8 +92,7 @@ def activation_bytes(model: nn.Module, sample_shape: tuple[int, ...], batch_size
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
-        model.train()
-        model(torch.empty(batch_size, *sample_shape, device="meta"))
+        model(batch)
     except (NotImplementedError, RuntimeError):
         return 0  # an op without a meta kernel: no activation estimate (the rest still counts)
     finally:
@@ -85,15 +103,17 @@ def activation_bytes(model: nn.Module, sample_shape: tuple[int, ...], batch_size
 
 def estimate(model: nn.Module, sample_shape: tuple[int, ...], batch_size: int,
              make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-             processes: int = 1) -> MemoryEstimate:
-    """The estimate for a model built on the meta device."""
+             processes: int = 1, activations: bool = True) -> MemoryEstimate:
+    """The estimate for a model (built, or on the meta device); `activations=False` leaves them
+    out (0), for the check before a model is built."""
     params = [p for p in model.parameters()]
     n = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     state = optimizer_state_per_param(make_optimizer)
     return MemoryEstimate(
         params=n, weights=4 * n, gradients=4 * trainable, optimizer=int(4 * trainable * state),
-        activations=activation_bytes(model, sample_shape, batch_size), batch_size=batch_size,
+        activations=activation_bytes(model, sample_shape, batch_size) if activations else 0,
+        batch_size=batch_size,
         processes=processes,
     )
 
