@@ -67,13 +67,11 @@ def start_context(fork: bool) -> Any:
 
     if fork and sys.platform.startswith("linux") and threading.active_count() == 1 \
             and not torch.cuda.is_available():
-        import torch._dynamo  # noqa: F401  (the first optimizer.step() of every process imports it: 1.2 s)
-
         import visionstudy.experiment  # noqa: F401  (imported once, shared by every fork)
 
         return mp.get_context("fork")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["visionstudy.study.pool", "visionstudy.experiment", "torch._dynamo"])
+    ctx.set_forkserver_preload(["visionstudy.study.pool", "visionstudy.experiment"])
     return ctx
 
 
