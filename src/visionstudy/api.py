@@ -206,9 +206,10 @@ def report_options(options: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"report({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
     hints = typing.get_type_hints(ReportOptions)
-    checked = create_model("report", __config__=ConfigDict(strict=True),
-                           **{k: (hints[k], ...) for k in known if k in options})
-    values = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v for k, v in options.items()}
+    fields: dict[str, Any] = {k: (hints[k], ...) for k in known if k in options}
+    checked = create_model("report", __config__=ConfigDict(strict=True), **fields)
+    values: dict[str, Any] = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v
+                              for k, v in options.items()}
     if isinstance(values.get("formats"), list):
         values["formats"] = tuple(values["formats"])
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import sys
 import time
@@ -101,7 +102,7 @@ def datasets_info(
     raw = load_raw(cfg, data_dir)
     mean, std = channel_stats(raw.train.images)
     c, h, w = raw.image_shape
-    info = {
+    info: dict[str, Any] = {
         "dataset": raw.name, "train": len(raw.train), "test": len(raw.test),
         "val": len(raw.val) if raw.val is not None else None,
         "image_shape": [c, h, w], "classes": len(raw.class_names), "class_names": raw.class_names,
@@ -414,7 +415,8 @@ def print_results(study_dir: Path) -> None:
     results = [r for r in variant_results(run_rows(study_dir, manifest), key, manifest.variants) if r.runs]
     if not results:
         return
-    best = (max if higher else min)(results, key=lambda r: r.mean)
+    worst = -math.inf if higher else math.inf
+    best = (max if higher else min)(results, key=lambda r: worst if r.mean is None else r.mean)
     table = Table(title=f"{manifest.name}: {label} per variant (mean ± std over runs)", title_justify="left")
     for column in ("variant", "runs", label):
         table.add_column(column, justify="left" if column == "variant" else "right")
@@ -716,7 +718,7 @@ def is_gradcam_folder(folder: Path) -> bool:
 def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> list[Path]:
     import torch
 
-    from visionstudy.evaluate import gradcam as cam
+    from visionstudy.evaluate.cam import gradcam as cam
     from visionstudy.evaluate.predict import preprocess
     from visionstudy.report.drawing import save_figure
     from visionstudy.report.figures import image_grid

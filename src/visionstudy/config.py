@@ -339,7 +339,8 @@ def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     ResNet, SGD's `momentum` nothing to Adam, so they are not carried over."""
     base = copy.deepcopy(base)
     for path, (default, common) in PLUGGABLE.items():
-        old, new = base, override
+        old: Any = base
+        new: Any = override
         for part in path[:-1]:
             old = old.get(part) if isinstance(old, dict) else None
             new = new.get(part) if isinstance(new, dict) else None
@@ -400,7 +401,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 seen[key] = line
             except TypeError:
                 continue  # an unhashable key: the base constructor reports it
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT, list("-+0123456789."))

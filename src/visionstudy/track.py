@@ -126,8 +126,8 @@ def log_mlflow(where: Path, group: str, name: str, config: dict[str, Any],
     run = client.create_run(experiment_id, run_name=name, tags={"visionstudy.group": group})
     rid = run.info.run_id
     params = flat_params(config)
-    for key, value in params.items():
-        client.log_param(rid, key, value[:6000])
+    for key, text in params.items():
+        client.log_param(rid, key, text[:6000])
     for row in history:
         step = int(row.get("epoch", 0))
         for key, value in row.items():

@@ -39,10 +39,11 @@ def unknown_names(raw: Any) -> list[str]:
     from visionstudy.models import MODELS
     from visionstudy.training.optim import OPTIMIZERS, SCHEDULES
 
-    registries = dict(zip(NAMED, (DATASETS, MODELS, OPTIMIZERS, SCHEDULES), strict=True))
+    registries: dict[tuple[str, ...], Any] = dict(zip(NAMED, (DATASETS, MODELS, OPTIMIZERS, SCHEDULES),
+                                                      strict=True))
     out = []
     for path, registry in registries.items():
-        node = raw
+        node: Any = raw
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, str) and node not in registry:

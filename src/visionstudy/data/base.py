@@ -210,7 +210,7 @@ def _read_cache(folder: Path) -> RawDataset | None:
         class_names=meta["class_names"],
         files=[Path(p) for p in meta["files"]],
         checksum=meta["checksum"],
-        skipped=[tuple(s) for s in meta["skipped"]],  # type: ignore[misc]
+        skipped=[(str(s[0]), str(s[1])) for s in meta["skipped"]],
     )
 
 

@@ -58,8 +58,7 @@ def read_image(path: Path | str | BinaryIO, size: tuple[int, int], channels: int
                                      f"{MAX_PIXELS:,} limit")
             im.draft(None, (w, h))  # JPEG: decode at the smallest scale still >= the target size
             im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = to_8bit(im)
+            arr = to_8bit(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise
     except ImageReadError:

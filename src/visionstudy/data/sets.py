@@ -146,8 +146,8 @@ def load_sets(cfg: DataConfig, data_dir: Path | None = None) -> SetData:
     if cfg.validates_on == "test":
         splits = SetSplits(splits.train, splits.test, splits.test)
     elif cfg.validates_on == "none":
-        x, y = splits.train
-        splits = SetSplits(splits.train, (x[:0], y[:0]), splits.test)
+        tx, ty = splits.train
+        splits = SetSplits(splits.train, (tx[:0], ty[:0]), splits.test)
     checksum = tensor_checksum(*splits.train, *splits.val, *splits.test)
     return SetData(name, splits.train, splits.val, splits.test, checksum, files)
 

@@ -49,7 +49,8 @@ def gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
     from captum.attr import LayerAttribution, LayerGradCam
 
     model.eval()
-    layer = layer or cam_layer(model, tuple(images.shape[1:]))
+    c, h, w = images.shape[1:]
+    layer = layer or cam_layer(model, (c, h, w))
     cam = LayerGradCam(model, layer).attribute(images, target=targets.tolist(),
                                                relu_attributions=True)
     cam = LayerAttribution.interpolate(cam.detach(), tuple(images.shape[2:]), interpolate_mode="bilinear")

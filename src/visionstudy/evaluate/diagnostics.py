@@ -34,7 +34,10 @@ def roc_curves(probs: np.ndarray, labels: np.ndarray) -> RocCurves:
     """One-vs-rest ROC curve per class (scikit-learn) and their macro average."""
     k = probs.shape[1]
     grid = np.linspace(0.0, 1.0, 201)
-    fprs, tprs, aucs, interp = [], [], [], []
+    fprs: list[np.ndarray] = []
+    tprs: list[np.ndarray] = []
+    aucs: list[float | None] = []
+    interp: list[np.ndarray] = []
     for c in range(k):
         positive = labels == c
         if positive.all() or not positive.any():

@@ -79,6 +79,8 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
     c, h, w = (int(v) for v in meta["image_shape"])
     net = create_model(cfg.model.name, c, len(meta["class_names"]), (h, w), skeleton=True,
                        **cfg.model.params())
+    if not isinstance(net, Classifier):
+        raise CheckpointError(f"{ckpt}: model {cfg.model.name!r} is not an image classifier")
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -44,11 +44,16 @@ class Classifier(nn.Module):
     own_init: bool = False  # True: keep the model's own (or loaded) weights, skip `init_weights`
     input_stats: tuple[list[float], list[float]] | None = None  # normalise inputs with these
 
+    features: nn.Module
+    head: nn.Module
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        out: torch.Tensor = self.features(x)
+        return out
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
+        out: torch.Tensor = self.head(features)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -56,7 +61,7 @@ class Classifier(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    builder: Callable[..., Classifier]  # (in_channels, num_classes, input_size, params) -> model
+    builder: Callable[..., nn.Module]  # (in_channels, num_classes, input_size, params) -> model
     params: type[Params]
     description: str
     kind: str = "image"  # "image": a Classifier of (N, C, H, W) images; "set": (N, n, d) sets
@@ -66,10 +71,10 @@ MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register_model(name: str, params: type[Params],
-                   kind: str = "image") -> Callable[[Callable[..., Classifier]], Any]:
+                   kind: str = "image") -> Callable[[Callable[..., nn.Module]], Any]:
     """Decorator: `@register_model('cnn', CNNParams)` over `build(in_ch, classes, size, p)`."""
 
-    def decorator(builder: Callable[..., Classifier]) -> Callable[..., Classifier]:
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         doc = (builder.__doc__ or name).strip().splitlines()[0]
         MODELS.add(name, ModelSpec(builder, params, doc, kind))
         return builder
@@ -107,7 +112,7 @@ def check_model_params(model_cfg: Any, source: str) -> Params:
 def create_model(
     name: str, in_channels: int, num_classes: int, input_size: int | tuple[int, int] = 32,
     *, skeleton: bool = False, **params: Any,
-) -> Classifier:
+) -> nn.Module:
     """Build a registered model for (in_channels, H, W) inputs; impossible shapes raise ConfigError.
     `skeleton`: the structure only, for a checkpoint's weights or a meta-device probe (no
     pretrained download, no weight initialisation)."""
@@ -117,7 +122,7 @@ def create_model(
         p = p.skeleton()
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     model = spec.builder(in_channels, num_classes, size, p)
-    if not model.own_init and not skeleton:
+    if not getattr(model, "own_init", False) and not skeleton:
         init_weights(model)
     return model
 
@@ -241,7 +246,7 @@ def per_layer(value: Any, count: int, field: str) -> list[Any]:
 
 
 def dense_stack(
-    width: int, sizes: list[int], drops: list[float], batch_norm: bool, act: str
+    width: int, sizes: list[int], drops: list[float], batch_norm: bool, act: ActivationSpec | str
 ) -> tuple[list[nn.Module], int]:
     """Linear → [batch norm] → activation → [dropout] per size; returns layers and output width."""
     layers: list[nn.Module] = []

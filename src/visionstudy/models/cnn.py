@@ -46,7 +46,7 @@ class CNNParams(Params):
     dropout: Rate | list[Rate] = Field(
         0.0, description="dropout after each dense layer (or before the classifier if none)"
     )
-    activation: Activation = Field("relu", description="activation after conv and dense layers")
+    activation: Activation = Field("relu", description="activation after conv and dense layers")  # type: ignore[assignment]
     global_pool: bool = Field(False, description="global average pooling instead of flatten")
 
     def check(self) -> None:

@@ -27,7 +27,7 @@ class DeepSetsParams(Params):
     layers: int = Field(3, ge=1, description="equivariant layers, the output layer included")
     width: int = Field(100, ge=1, description="features per element in the hidden layers")
     pool: Literal["mean", "sum"] = Field("mean", description="pooling over the set's elements")
-    activation: Activation = Field("relu", description="activation between layers")
+    activation: Activation = Field("relu", description="activation between layers")  # type: ignore[assignment]
     invariant: bool = Field(False, description="pool the last layer's output: one output per set")
 
 

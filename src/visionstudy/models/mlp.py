@@ -19,7 +19,7 @@ from visionstudy.models.base import (
 
 class MLPParams(Params):
     hidden: list[Size] = Field([256, 128], min_length=1, description="hidden layer sizes")
-    activation: Activation = Field("relu", description="activation after each hidden layer")
+    activation: Activation = Field("relu", description="activation after each hidden layer")  # type: ignore[assignment]
     batch_norm: bool = Field(False, description="batch norm after each hidden linear layer")
     dropout: Rate | list[Rate] = Field(0.0, description="dropout after each hidden layer")
 

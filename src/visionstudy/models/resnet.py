@@ -26,7 +26,7 @@ class ResNetParams(Params):
     )
     dropout: Rate = Field(0.0, description="dropout between the two convs of each block")
     head_dropout: Rate = Field(0.0, description="dropout before the classifier")
-    activation: Activation = Field("relu", description="activation")
+    activation: Activation = Field("relu", description="activation")  # type: ignore[assignment]
     batch_norm: bool = Field(True, description="batch norm after every conv (false: biased convs, "
                              "as seed 003's ResNet without batch norm)")
 
@@ -126,7 +126,7 @@ class ResNet9Params(Params):
     widths: list[Size] = Field(
         [64, 128, 256, 512], min_length=4, max_length=4, description="prep, layer1..3 channels"
     )
-    activation: Activation = Field("relu", description="activation")
+    activation: Activation = Field("relu", description="activation")  # type: ignore[assignment]
     head_dropout: Rate = Field(0.0, description="dropout before the classifier")
     batch_norm: bool = Field(True, description="batch norm after every conv (false: biased convs)")
 

@@ -68,13 +68,18 @@ def figure_transforms(fig: Figure) -> list[TransformNode]:
             if isinstance(ref, dict | list | tuple | set) or type(ref).__module__.startswith("matplotlib"):
                 seen.add(id(ref))
                 stack.append(ref)
-    return nodes
+    return nodes  # type: ignore[return-value]
 
 
 def link(child: TransformNode, parent: TransformNode) -> None:
     """`parent` told of every change of `child` (matplotlib's own `set_children`, one link)."""
     key = id(parent)
-    child._parents[key] = weakref.ref(parent, lambda _, pop=child._parents.pop, k=key: pop(k, None))
+    links: dict[int, Any] = child._parents  # type: ignore[attr-defined]  # matplotlib's private links
+
+    def unlink(_: object) -> None:
+        links.pop(key, None)
+
+    links[key] = weakref.ref(parent, unlink)
 
 
 def relink_transforms(fig: Figure) -> None:
@@ -87,8 +92,8 @@ def relink_transforms(fig: Figure) -> None:
     holds as an attribute (matplotlib's parents hold their children so)."""
     nodes = figure_transforms(fig)
     for node in nodes:
-        parents = [ref() for ref in node._parents.values()]
-        node._parents = {}
+        parents = [ref() for ref in node._parents.values()]  # type: ignore[attr-defined]
+        node._parents = {}  # type: ignore[attr-defined]
         for parent in parents:
             if parent is not None:
                 link(node, parent)

@@ -182,7 +182,7 @@ def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, 
                 if len(points) <= 15:
                     ax.annotate(short(pt[0], 18), (pt[i], pt[1]), textcoords="offset points", xytext=(4, 4),
                                 fontsize=7)
-        xs = [pt[i] for pt in points if pt[i]]
+        xs = [float(pt[i] or 0) for pt in points if pt[i]]
         if log and max(xs) / min(xs) >= 10:  # counts spanning decades; a narrow range stays linear
             ax.set_xscale("log")
         else:
@@ -398,7 +398,7 @@ def image_grid(
     titles: Sequence[str],
     title: str = "",
     colors: Sequence[str] | None = None,
-    overlay: Sequence[np.ndarray | None] | None = None,
+    overlay: Sequence[np.ndarray | None] | np.ndarray | None = None,
     cols: int = 8,
 ) -> Figure:
     """A grid of images (N, H, W, C) in 0..1 with a title each; `overlay[i]` (H, W) in 0..1, when

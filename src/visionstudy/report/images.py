@@ -16,7 +16,8 @@ from visionstudy.data import PreparedData, build_pipeline, prepare
 from visionstudy.data.loader import normalise_images
 from visionstudy.data.preview import sample_grid
 from visionstudy.errors import VisionStudyError
-from visionstudy.evaluate import gradcam, probabilities, top_losses
+from visionstudy.evaluate import probabilities, top_losses
+from visionstudy.evaluate.cam import gradcam
 from visionstudy.models import Classifier
 from visionstudy.report import figures as F
 from visionstudy.report.runs import RunArtifacts

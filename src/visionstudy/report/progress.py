@@ -28,7 +28,7 @@ class ReportProgress:
             self.task = self.bar.add_task("", total=self.total)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 

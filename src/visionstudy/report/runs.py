@@ -57,7 +57,7 @@ class RunArtifacts:
 def read_history(path: Path) -> list[dict[str, float]]:
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    out = []
+    out: list[dict[str, float]] = []
     for row in rows:
         parsed = {}
         for k, v in row.items():

@@ -570,7 +570,8 @@ def search_history(trials: list[Any], maximize: bool) -> F.Figure:
     pruned = [(t.number, list(t.intermediate_values.values())[-1]) for t in trials
               if t.state.name == "PRUNED" and t.intermediate_values]
     if pruned:
-        ax.scatter(*zip(*pruned, strict=True), s=18, marker="x", color="#999999",
+        px, py = zip(*pruned, strict=True)
+        ax.scatter(px, py, s=18, marker="x", color="#999999",
                    label="pruned (last report)")
     if ys:
         best = np.maximum.accumulate(ys) if maximize else np.minimum.accumulate(ys)

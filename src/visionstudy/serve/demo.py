@@ -109,7 +109,7 @@ def gradcam_png(predictor: Any, pixels: np.ndarray, label: str) -> str | None:
     from matplotlib import colormaps
     from PIL import Image
 
-    from visionstudy.evaluate import gradcam
+    from visionstudy.evaluate.cam import gradcam
     from visionstudy.evaluate.predict import preprocess
 
     try:
@@ -123,7 +123,7 @@ def gradcam_png(predictor: Any, pixels: np.ndarray, label: str) -> str | None:
     blend = (1 - alpha) * rgb + alpha * colormaps["jet"](heat)[..., :3]
     out = Image.fromarray((np.clip(blend, 0, 1) * 255).astype(np.uint8))
     scale = max(1, 224 // max(out.size))
-    out = out.resize((out.width * scale, out.height * scale), Image.NEAREST)
+    out = out.resize((out.width * scale, out.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     out.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -169,6 +169,8 @@ def write_onnx(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[s
         program = torch.onnx.export(model.eval(), (x,), input_names=["images"], output_names=["logits"],
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
                                     verbose=False)
+    if program is None:
+        raise VisionStudyError("torch.onnx.export returned no program")
     program.save(str(path))
 
 

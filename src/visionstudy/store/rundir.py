@@ -101,7 +101,7 @@ class RunDir:
         try:
             self.analysis.mkdir(exist_ok=True)
             with partial.open("wb") as f:
-                np.savez(f, key=np.array(stamp), **arrays)
+                np.savez(f, key=np.array(stamp), **arrays)  # type: ignore[arg-type]
             os.replace(partial, path)
         except OSError:
             with contextlib.suppress(OSError):
@@ -140,7 +140,8 @@ class RunDir:
         import json
 
         try:
-            return json.loads(self.metrics.read_text()).get("tested_checkpoint")
+            tested: str | None = json.loads(self.metrics.read_text()).get("tested_checkpoint")
+            return tested
         except (OSError, ValueError, AttributeError):
             return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from visionstudy.study.execute import Driver, Outcome, Placement, run_study, selected, sigterm_as_interrupt
 from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search
@@ -15,7 +16,7 @@ __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", 
            "load_study", "recipe_path", "run_all", "run_study", "selected", "with_final"]
 
 
-def with_final(study: Study, params: dict) -> Study:
+def with_final(study: Study, params: dict[str, Any]) -> Study:
     """The study with the search's best values added as the variant 'search-best'."""
     runs = final_runs(study, params)
     variants = [*study.variants, (FINAL_VARIANT, {})]
@@ -31,7 +32,7 @@ def check_data(study: Study, data_dir: Path | None) -> None:
     from visionstudy.models.pretrained import fetch_weights
     from visionstudy.tasks import task_of
 
-    seen = set()
+    seen: set[object] = set()
     for run in study.runs:
         model = run.config.model
         if model.name == "torchvision" and ("weights", model.model_dump_json()) not in seen:

@@ -61,7 +61,7 @@ def headline(metrics: dict[str, Any]) -> float:
 
 def finished_runs(study_dir: Path, runs: list[RunSpec]) -> dict[str, float | None]:
     """Runs whose folder holds results (the disk is the proof of a finished run)."""
-    out = {}
+    out: dict[str, float | None] = {}
     for r in runs:
         rd = RunDir(study_dir / r.key)
         if rd.is_finished():

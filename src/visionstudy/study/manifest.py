@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from visionstudy.study.spec import RunSpec, Study
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -86,13 +89,13 @@ class Manifest:
         return ReferenceConfig.model_validate(self.reference) if self.reference else None
 
 
-def from_study(study: Any) -> Manifest:
+def from_study(study: Study) -> Manifest:
     """The manifest of an expanded `Study`."""
     from visionstudy.config import dump_config
     from visionstudy.study.spec import indexed, resolved_with_defaults
     from visionstudy.tasks import task_of
 
-    by_variant = {}
+    by_variant: dict[str, RunSpec] = {}
     for r in study.runs:
         by_variant.setdefault(r.variant, r)
     sweeps = []

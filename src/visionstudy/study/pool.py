@@ -215,7 +215,8 @@ def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) 
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         raise TrainingError(f"the data-parallel run exited with {proc.returncode}: "
                             f"{lines[-1] if lines else 'no output'}")
-    return json.loads(run.metrics.read_text())
+    metrics: dict[str, Any] = json.loads(run.metrics.read_text())
+    return metrics
 
 
 # ------------------------------------------------------------------------------------ the pool

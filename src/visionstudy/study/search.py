@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionstudy.config import merge_run
 from visionstudy.study.pool import Job
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
+
+if TYPE_CHECKING:
+    import optuna
+
 from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
 
 FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
@@ -22,12 +26,13 @@ def decode(p: SearchParam, value: Any) -> Any:
     return value
 
 
-def suggest(trial: Any, key: str, p: SearchParam) -> Any:
+def suggest(trial: optuna.Trial, key: str, p: SearchParam) -> Any:
     if p.type == "categorical":
         return decode(p, trial.suggest_categorical(key, encoded(p)))
+    low, high = p.bounds()
     if p.type == "int":
-        return trial.suggest_int(key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)  # type: ignore[arg-type]
-    return trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)  # type: ignore[arg-type]
+        return trial.suggest_int(key, int(low), int(high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(key, low, high, step=p.step, log=p.log)
 
 
 def search_study(study: Study, url: str) -> Any:

@@ -71,6 +71,12 @@ class SearchParam(Strict):
             raise ValueError("`log` and `step` cannot be combined")
         return self
 
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of an int or float range (validation made sure both are there)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter without low and high")
+        return self.low, self.high
+
     def size(self) -> int | None:
         """How many values it can take: choices, or the points of a stepped range (an int range
         steps by 1; Optuna stops a step short of `high` when the step does not divide the range);
@@ -78,7 +84,8 @@ class SearchParam(Strict):
         if self.type == "categorical":
             return len(self.choices or [])
         step = self.step or (1.0 if self.type == "int" else None)
-        return None if step is None else int((self.high - self.low) / step + 1e-9) + 1  # type: ignore[operator]
+        low, high = self.bounds()
+        return None if step is None else int((high - low) / step + 1e-9) + 1
 
     def grid(self) -> list[Any]:
         """Every value, for the grid sampler and a search that has run out of new proposals."""
@@ -87,7 +94,7 @@ class SearchParam(Strict):
         count = self.size()
         if count is None:
             raise ValueError("the grid sampler needs a `step` for float parameters")
-        values = [self.low + i * (self.step or 1) for i in range(count)]  # type: ignore[operator]
+        values = [self.bounds()[0] + i * (self.step or 1) for i in range(count)]
         return [int(v) for v in values] if self.type == "int" else values
 
     def values_to_check(self, most: int = 64) -> list[Any]:
@@ -96,7 +103,7 @@ class SearchParam(Strict):
         every range, so that no trial fails on a value validation did not see."""
         if self.type == "categorical":
             return list(self.choices or [])
-        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        lo, hi = self.bounds()
         step = self.step or (1.0 if self.type == "int" else None)
         if step is None:  # a continuous range: its ends
             return [lo, hi]
@@ -403,7 +410,7 @@ def key_label(key: str) -> str:
 
 
 def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[str, Any],
-                   source: str) -> list[tuple[str, dict]]:
+                   source: str) -> list[tuple[str, dict[str, Any]]]:
     """The variants of one sweep block. With `from: V` the block sweeps around variant V
     (names 'V+key=value'); without, around the base config (its origin is 'baseline')."""
     block = dict(block)
@@ -451,9 +458,9 @@ def indexed(raw: dict[str, Any], key: str) -> Any:
     return node
 
 
-def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tuple[str, dict]]:
+def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tuple[str, dict[str, Any]]]:
     explicit = {k: v or {} for k, v in (cfg.variants or {}).items()}
-    out: list[tuple[str, dict]] = list(explicit.items())
+    out: list[tuple[str, dict[str, Any]]] = list(explicit.items())
     for block in sweep_blocks(cfg.sweep):
         swept = sweep_variants(block, base, explicit, source)
         if out:  # explicit variants first; the sweep's own baseline is the base config

@@ -3,13 +3,24 @@ database and the run folders. Reads only: a study that never ran creates nothing
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from visionstudy.errors import ConfigError
 from visionstudy.study.execute import Placement
 from visionstudy.study.manifest import has_manifest, read_manifest
+
+
+class PlanRow(Protocol):
+    """A planned run as the manifest (`PlannedRun`) or the expanded study file (`RunSpec`) has it."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
 
 
 def is_study_dir(path: Path) -> bool:
@@ -21,7 +32,7 @@ class StatusView:
     name: str
     study_dir: Path
     variants: list[str]
-    runs: list[Any]  # with .key and .variant
+    runs: Sequence[PlanRow]
     status: dict[str, str]  # key → done / running / waiting / failed / missing / new
     started: bool
     search: str | None = None  # the search's trials of how many were asked, when it has one
@@ -39,7 +50,8 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
                               "the folder `visionstudy study run` wrote")
         place, name = Placement(path.parent, db), path.name
         manifest = read_manifest(path)
-        variants, runs = manifest.variants, manifest.runs
+        runs: Sequence[PlanRow] = manifest.runs
+        variants = manifest.variants
     else:
         study = load_study(target, overrides)
         place, name = Placement(runs_dir, db), study.name

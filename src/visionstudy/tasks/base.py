@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 from visionstudy.config import RunConfig
 from visionstudy.registry import Registry
 
+D = TypeVar("D")  # a task's prepared data (classification: PreparedData, regression on sets: SetData)
 
-class Task(ABC):
+
+class Task(ABC, Generic[D]):
     """Subclasses set the class attributes and implement the abstract methods."""
 
     name: ClassVar[str]
@@ -40,32 +42,32 @@ class Task(ABC):
     # ------------------------------------------------------------------ data and model
 
     @abstractmethod
-    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> Any:
+    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> D:
         """The run's data (splits, what a checkpoint needs to know about them)."""
 
     @abstractmethod
-    def input_shape(self, data: Any) -> tuple[int, ...]:
+    def input_shape(self, data: D) -> tuple[int, ...]:
         """One sample's shape, for FLOP counting."""
 
     @abstractmethod
-    def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
+    def build_model(self, cfg: RunConfig, data: D, skeleton: bool = False) -> torch.nn.Module:
         """The run's model; `skeleton`: its structure only (no pretrained weights fetched)."""
 
-    def adapt(self, data: Any, net: torch.nn.Module) -> Any:
+    def adapt(self, data: D, net: torch.nn.Module) -> D:
         """The data as the built model needs them (e.g. a pretrained model's normalisation)."""
         return data
 
     @abstractmethod
-    def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
+    def loaders(self, data: D, cfg: RunConfig, device: torch.device, channels_last: bool,
                 rank: int, world: int) -> tuple[Any, Any, Any]:
         """(train, val, test) loaders with the `BatchLoader` interface."""
 
     @abstractmethod
-    def checkpoint_meta(self, data: Any) -> dict[str, Any]:
+    def checkpoint_meta(self, data: D) -> dict[str, Any]:
         """What `predict` and the report need beside the weights."""
 
     @abstractmethod
-    def dataset_doc(self, data: Any) -> dict[str, Any]:
+    def dataset_doc(self, data: D) -> dict[str, Any]:
         """The `resolved.dataset` section of config.yaml."""
 
     # ------------------------------------------------------------------ optimisation and metrics
@@ -83,15 +85,15 @@ class Task(ABC):
         """An `Evaluation` (loss, accuracy or NaN, outputs when `keep_outputs`)."""
 
     @abstractmethod
-    def test_metrics(self, ev: Any, data: Any) -> dict[str, Any]:
+    def test_metrics(self, ev: Any, data: D) -> dict[str, Any]:
         """The task's test metrics for metrics.json (the run adds params, seconds, epochs)."""
 
-    def extra_metrics(self, net: torch.nn.Module, data: Any, cfg: RunConfig, device: Any) -> dict[str, Any]:
+    def extra_metrics(self, net: torch.nn.Module, data: D, cfg: RunConfig, device: Any) -> dict[str, Any]:
         """Metrics beyond the test set's that the task reports (default: none)."""
         return {}
 
     @abstractmethod
-    def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
+    def prediction_arrays(self, ev: Any, data: D) -> dict[str, np.ndarray]:
         """The arrays of predictions.npz."""
 
     # ------------------------------------------------------------------ what a finished run shows
@@ -110,15 +112,18 @@ class Task(ABC):
         return []
 
 
-TASKS: Registry[Task] = Registry("task")
+TASKS: Registry[Task[Any]] = Registry("task")
 
 
-def register_task(cls: type[Task]) -> type[Task]:
+T = TypeVar("T", bound=type[Task[Any]])
+
+
+def register_task(cls: T) -> T:
     TASKS.add(cls.name, cls())
     return cls
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> Task[Any]:
     return TASKS.get(name, "task")
 
 
@@ -126,18 +131,18 @@ def list_tasks() -> list[str]:
     return TASKS.names()
 
 
-def task_of(cfg: RunConfig) -> Task:
+def task_of(cfg: RunConfig) -> Task[Any]:
     """The task of a run: declared by its dataset source."""
     return task_of_dataset(cfg.data.dataset)
 
 
-def task_of_dataset(dataset: str) -> Task:
+def task_of_dataset(dataset: str) -> Task[Any]:
     from visionstudy.data import get_source
 
     return get_task(get_source(dataset).task)
 
 
-def task_of_metrics(metrics: dict[str, Any]) -> Task:
+def task_of_metrics(metrics: dict[str, Any]) -> Task[Any]:
     """The task of a finished run, from its metrics.json (older runs: classification)."""
     name = metrics.get("task", "classification")
     return get_task(name if name in TASKS.names() else "classification")

@@ -14,9 +14,11 @@ from visionstudy.tasks.base import Task, register_task
 if TYPE_CHECKING:
     import torch
 
+    from visionstudy.data.prepare import PreparedData
+
 
 @register_task
-class Classification(Task):
+class Classification(Task[PreparedData]):
     name = "classification"
     description = "images → one of K classes (cross-entropy)"
     headline = "test_accuracy"
@@ -26,35 +28,35 @@ class Classification(Task):
     model_kind = "image"
     sections = ("curves", "confusion", "per_class", "roc", "tsne", "images", "gradcam")
 
-    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> Any:
+    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> PreparedData:
         from visionstudy.data import prepare
 
         return prepare(cfg.data, data_dir)
 
-    def input_shape(self, data: Any) -> tuple[int, ...]:
-        return data.image_shape
+    def input_shape(self, data: PreparedData) -> tuple[int, ...]:
+        return tuple(data.image_shape)
 
-    def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
+    def build_model(self, cfg: RunConfig, data: PreparedData, skeleton: bool = False) -> torch.nn.Module:
         from visionstudy.models import create_model
 
         c, h, w = data.image_shape
         return create_model(cfg.model.name, c, data.num_classes, (h, w), skeleton=skeleton,
                             **cfg.model.params())
 
-    def adapt(self, data: Any, net: torch.nn.Module) -> Any:
+    def adapt(self, data: PreparedData, net: torch.nn.Module) -> PreparedData:
         """Pretrained weights expect their own normalisation."""
         stats = getattr(net, "input_stats", None)
         if stats is None:
             return data
         return dataclasses.replace(data, mean=tuple(stats[0]), std=tuple(stats[1]))
 
-    def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
+    def loaders(self, data: PreparedData, cfg: RunConfig, device: torch.device, channels_last: bool,
                 rank: int, world: int) -> tuple[Any, Any, Any]:
         from visionstudy.data import BatchLoader, build_pipeline
 
         t = cfg.train
-        common = dict(mean=data.mean, std=data.std, num_classes=data.num_classes, device=device,
-                      channels_last=channels_last)
+        common: dict[str, Any] = dict(mean=data.mean, std=data.std, num_classes=data.num_classes,
+                                      device=device, channels_last=channels_last)
         per_process = len(data.train) // world
         train = BatchLoader(
             data.train.images, data.train.labels, t.batch_size, augment=build_pipeline(cfg.data.augment),
@@ -65,11 +67,11 @@ class Classification(Task):
         test = BatchLoader(data.test.images, data.test.labels, t.eval_batch_size, **common)
         return train, val, test
 
-    def checkpoint_meta(self, data: Any) -> dict[str, Any]:
+    def checkpoint_meta(self, data: PreparedData) -> dict[str, Any]:
         return {"task": self.name, "class_names": list(data.class_names), "mean": list(data.mean),
                 "std": list(data.std), "image_shape": list(data.image_shape)}
 
-    def dataset_doc(self, data: Any) -> dict[str, Any]:
+    def dataset_doc(self, data: PreparedData) -> dict[str, Any]:
         listed = 500  # unreadable files listed by name in config.yaml (all are counted)
         return {
             "name": data.name, "checksum": data.checksum, "checksum_algorithm": "md5",
@@ -95,7 +97,7 @@ class Classification(Task):
 
         return evaluate(model, loader, tta=tta, keep_outputs=keep_outputs, autocast=autocast)
 
-    def test_metrics(self, ev: Any, data: Any) -> dict[str, Any]:
+    def test_metrics(self, ev: Any, data: PreparedData) -> dict[str, Any]:
         from visionstudy.evaluate import classification_metrics
 
         m = classification_metrics(ev.logits, ev.labels, data.num_classes)
@@ -103,7 +105,7 @@ class Classification(Task):
                 "test_top5_accuracy": m.pop("top5_accuracy"), **m, "class_names": data.class_names,
                 "test_samples": len(ev.labels)}
 
-    def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
+    def prediction_arrays(self, ev: Any, data: PreparedData) -> dict[str, np.ndarray]:
         return {"logits": ev.logits, "labels": ev.labels, "features": ev.features,
                 "class_names": np.array(data.class_names)}
 

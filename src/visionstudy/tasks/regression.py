@@ -15,9 +15,11 @@ from visionstudy.tasks.base import Task, register_task
 if TYPE_CHECKING:
     import torch
 
+    from visionstudy.data.sets import SetData
+
 
 @register_task
-class SetRegression(Task):
+class SetRegression(Task[SetData]):
     name = "regression"
     description = "sets of vectors → a target per element or per set (mean squared error)"
     headline = "test_mse"
@@ -48,21 +50,21 @@ class SetRegression(Task):
                        "output per set (target: set), an equivariant one per element (target: element)")
         return out
 
-    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> Any:
+    def prepare(self, cfg: RunConfig, data_dir: Path | None) -> SetData:
         from visionstudy.data.sets import load_sets
 
         return load_sets(cfg.data, data_dir)
 
-    def input_shape(self, data: Any) -> tuple[int, ...]:
-        return data.input_shape
+    def input_shape(self, data: SetData) -> tuple[int, ...]:
+        return tuple(data.input_shape)
 
-    def build_model(self, cfg: RunConfig, data: Any, skeleton: bool = False) -> torch.nn.Module:
+    def build_model(self, cfg: RunConfig, data: SetData, skeleton: bool = False) -> torch.nn.Module:
         from visionstudy.models import create_model
 
         return create_model(cfg.model.name, data.input_shape[1], data.outputs, data.input_shape,
                             skeleton=skeleton, **cfg.model.params())
 
-    def loaders(self, data: Any, cfg: RunConfig, device: torch.device, channels_last: bool,
+    def loaders(self, data: SetData, cfg: RunConfig, device: torch.device, channels_last: bool,
                 rank: int, world: int) -> tuple[Any, Any, Any]:
         from visionstudy.data.sets import SetLoader
 
@@ -72,10 +74,10 @@ class SetRegression(Task):
         return (train, SetLoader(*data.val, t.eval_batch_size, device=device),
                 SetLoader(*data.test, t.eval_batch_size, device=device))
 
-    def checkpoint_meta(self, data: Any) -> dict[str, Any]:
+    def checkpoint_meta(self, data: SetData) -> dict[str, Any]:
         return {"task": self.name, "input_shape": list(data.input_shape), "outputs": data.outputs}
 
-    def dataset_doc(self, data: Any) -> dict[str, Any]:
+    def dataset_doc(self, data: SetData) -> dict[str, Any]:
         return {"name": data.name, "checksum": data.checksum, "checksum_algorithm": "md5",
                 "files": [str(p) for p in data.files], "set_size": data.input_shape[0],
                 "dim": data.input_shape[1], "outputs": data.outputs, "train": len(data.train[0]),
@@ -104,17 +106,18 @@ class SetRegression(Task):
         return Evaluation(mse, math.nan, math.nan, out.cpu().numpy() if keep_outputs else np.empty(0),
                           target.cpu().numpy() if keep_outputs else np.empty(0))
 
-    def test_metrics(self, ev: Any, data: Any) -> dict[str, Any]:
+    def test_metrics(self, ev: Any, data: SetData) -> dict[str, Any]:
         return {"task": self.name, "test_mse": ev.loss, "test_loss": ev.loss,
                 "test_rmse": math.sqrt(ev.loss), "test_samples": len(ev.labels)}
 
-    def extra_metrics(self, net: torch.nn.Module, data: Any, cfg: RunConfig, device: Any) -> dict[str, Any]:
+    def extra_metrics(self, net: torch.nn.Module, data: SetData, cfg: RunConfig,
+                      device: Any) -> dict[str, Any]:
         """Seed 004's table: train and validation MSE of the restored model."""
         train, val, _ = self.loaders(data, cfg, device, False, 0, 1)
         return {"val_mse": self.evaluate(net, val).loss if len(val) else None,
                 "train_mse": self.evaluate(net, train).loss}
 
-    def prediction_arrays(self, ev: Any, data: Any) -> dict[str, np.ndarray]:
+    def prediction_arrays(self, ev: Any, data: SetData) -> dict[str, np.ndarray]:
         return {"outputs": ev.logits, "targets": ev.labels}
 
     def result_line(self, metrics: dict[str, Any]) -> str:

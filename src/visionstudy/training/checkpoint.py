@@ -91,7 +91,7 @@ def rng_state() -> dict[str, Any]:
     py_state = random.getstate()
     return {
         "python": [py_state[0], list(py_state[1]), py_state[2]],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(float, np_state[2:])],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(float, np_state[2:])],  # type: ignore[index]  # numpy's stub calls the tuple a dict
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }

@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from visionstudy.models.base import Classifier
 from torch import nn
 
 from visionstudy.data.loader import BatchLoader
@@ -135,11 +138,12 @@ def evaluate(
     """Loss, accuracy and top-5 accuracy on a loader of integer labels; logits and penultimate
     features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image."""
     model.eval()
+    net = cast("Classifier", model)  # the image models: features, then the head
     logits_all, labels_all, feats_all = [], [], []
     with autocast or nullcontext():
         for x, y in loader:
-            feats = model.forward_features(x)
-            logits = model.forward_head(feats).float()
+            feats = net.forward_features(x)
+            logits = net.forward_head(feats).float()
             if tta:
                 logits = (logits + model(x.flip(3)).float()) / 2
             logits_all.append(logits)

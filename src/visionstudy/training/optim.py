@@ -250,7 +250,7 @@ def _onecycle(opt: Any, p: OneCycleParams, epochs: int, steps: int) -> Any:
 @register_schedule("plateau", PlateauParams)
 def _plateau(opt: Any, p: PlateauParams, epochs: int, steps: int) -> Any:
     """Multiply by factor when the monitored metric stops improving."""
-    mode = "min" if p.monitor == "val_loss" else "max"
+    mode: Literal["min", "max"] = "min" if p.monitor == "val_loss" else "max"
     return lr_scheduler.ReduceLROnPlateau(opt, mode, p.factor, p.patience, min_lr=p.min_lr)
 
 
@@ -301,7 +301,7 @@ class Schedule:
             self.main.step()
 
     def step_epoch(self, metrics: dict[str, float]) -> None:
-        if self.in_warmup:
+        if self.warmup is not None and self.in_warmup:
             self.warmup.step()
         elif isinstance(self.main, lr_scheduler.ReduceLROnPlateau):
             self.main.step(metrics[self.p.monitor])  # type: ignore[attr-defined]
