@@ -53,7 +53,7 @@ def defer_dynamo() -> None:
         return
     stand_in = DeferredDynamo()
     sys.modules[DYNAMO] = stand_in
-    torch._dynamo = stand_in  # type: ignore[attr-defined]  # `import torch._dynamo` binds the attribute
+    torch._dynamo = stand_in  # `import torch._dynamo` binds the attribute
 
 
 def real_dynamo() -> types.ModuleType:
