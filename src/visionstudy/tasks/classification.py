@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @register_task
-class Classification(Task[PreparedData]):
+class Classification(Task["PreparedData"]):
     name = "classification"
     description = "images → one of K classes (cross-entropy)"
     headline = "test_accuracy"

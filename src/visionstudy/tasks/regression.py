@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @register_task
-class SetRegression(Task[SetData]):
+class SetRegression(Task["SetData"]):
     name = "regression"
     description = "sets of vectors → a target per element or per set (mean squared error)"
     headline = "test_mse"
