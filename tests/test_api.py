@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import visionstudy as vs
-from tests.helpers import TINY
+from tests.helpers import TINY, assert_user_error
+from tests.helpers import vs as cli
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +114,6 @@ def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):
     """One path: `visionstudy train` is `vs.train`, so the same config gives the same weights."""
     import yaml
 
-    from tests.cli.test_cli import vs as cli
-
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
     done = cli("train", cfg, "--set", "train.epochs=2", "--set", "model.hidden=[12]",
@@ -127,9 +126,6 @@ def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):
 
 def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tmp_path):
     """One check, in the API, for the CLI's --only and --trials too."""
-    from tests.cli.test_cli import assert_user_error
-    from tests.cli.test_cli import vs as cli
-
     spec = {"name": "o", **{k: TINY[k] for k in ("data", "model", "train")}, "variants": {"a": {}, "b": {}}}
     study = vs.Study.load(spec, runs_dir=tmp_path / "runs")
     with pytest.raises(vs.ConfigError, match="--only zz\\*: matches no variant; choose from a, b"):

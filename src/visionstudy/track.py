@@ -73,7 +73,7 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Path | None = None) -> None:
     """Log one finished run folder to every tracker. `group`: the study (MLflow experiment, the
     TensorBoard subfolder); `name`: the run's name within it."""
-    from visionstudy.report.runs import read_history  # the report's modules (1.7 s) only when logging
+    from visionstudy.report.runs import read_history  # the report's modules only when logging
     from visionstudy.store.rundir import RunDir
 
     folder = RunDir(run)

@@ -144,8 +144,7 @@ def thread_budget(processes: int = 1) -> int:
     when `train.threads` is not given, at least 1: their share of `OMP_NUM_THREADS` where that is a
     positive whole number (a cluster job script's `$SLURM_CPUS_PER_TASK`, a test runner sharing the
     cores between its workers), at most the usable cores; else of the usable cores. Two processes
-    each on every core slow both several-fold (a 15-epoch digits run on 2 cores: 1.6 s alone, 18 s
-    beside a second; 1 thread each: 2.2 s)."""
+    each on every core slow both several-fold (bench/results/throughput.md)."""
     cores = usable_cores()
     text = os.environ.get("OMP_NUM_THREADS", "").strip()
     budget = min(int(text), cores) if text.isdigit() and int(text) > 0 else cores

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, check_killed_worker_study, kill_one_worker_mid_run
 
 
 def pg_bin() -> Path:
@@ -107,8 +107,6 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
 
 
 def test_four_workers_ten_runs_one_worker_killed_postgres(postgres, tmp_path):
-    from tests.study.test_execute import check_killed_worker_study, kill_one_worker_mid_run
-
     study = tmp_path / "pg4.yaml"
     study.write_text(yaml.safe_dump({
         "name": "pgfour", "data": {"dataset": "digits"},

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, check_killed_worker_study, kill_one_worker_mid_run
 from visionstudy.errors import StorageError
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
@@ -175,45 +175,6 @@ def test_run_study_counts_a_failed_run(tmp_path):
     study = load_study(write(tmp_path, "nan", train=exploding))
     outcome = run_study(study, Placement(tmp_path / "runs"), progress=False)
     assert outcome.done == 0 and len(outcome.failed) == 1 and "baseline/seed-0" in outcome.failed[0][0]
-
-
-def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subprocess.Popen, int, str]:
-    """Start `study run` and SIGKILL one worker process while it trains a run."""
-    from optuna.trial import TrialState
-
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            running = RunStore(url, name).trials((TrialState.RUNNING,))
-        except Exception:  # the database is being created
-            running = []
-        if running:
-            worker = running[0].user_attrs["worker"]
-            if worker["pid"] != proc.pid:
-                os.kill(worker["pid"], signal.SIGKILL)
-                return proc, worker["pid"], running[0].user_attrs["run"]
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("no run was ever seen running")
-
-
-def check_killed_worker_study(proc: subprocess.Popen, url: str, name: str, runs: Path, victim: int,
-                              key: str, total: int) -> None:
-    from optuna.trial import TrialState
-
-    out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out
-    assert f"{total}/{total} runs finished" in out
-    store = RunStore(url, name)
-    done: dict[str, int] = {}
-    for t in store.trials((TrialState.COMPLETE,)):
-        done[t.user_attrs["run"]] = done.get(t.user_attrs["run"], 0) + 1
-    assert len(done) == total and set(done.values()) == {1}  # every run exactly once
-    killed = [t for t in store.trials((TrialState.FAIL,)) if t.user_attrs["worker"]["pid"] == victim]
-    assert [t.user_attrs["run"] for t in killed] == [key]  # the victim's run failed, then was redone
-    assert len(list((runs / name).glob("*/seed-*/metrics.json"))) == total
-    assert "database is locked" not in out
 
 
 def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):

@@ -66,8 +66,9 @@ class Calibration:
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> Calibration:
     """Top-label calibration: ECE (L1, torchmetrics' binning: [lo, hi) bins, the last closed), the
-    reliability curve from scikit-learn. ECE is summed here: importing torchmetrics for it cost
-    1.7 s of every report (a test checks it against the bin-by-bin definition)."""
+    reliability curve from scikit-learn. ECE is summed here rather than imported from torchmetrics,
+    whose import was a large part of every report (a test checks it against the bin-by-bin
+    definition)."""
     confidence = probs.max(1)
     correct = (probs.argmax(1) == labels).astype(int)
     edges = np.linspace(0.0, 1.0, bins + 1)

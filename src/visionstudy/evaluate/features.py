@@ -20,8 +20,8 @@ def tsne_embedding(
     """2-D t-SNE points of (a seeded subsample of) the features, and the positions used.
     `threads`: OpenMP threads of the gradient (default: all cores). Beside other work give 1: its
     threads wait for each other every iteration, and with a core taken each wait can cost a
-    scheduler slice (a 1-s t-SNE took 38 s beside a report's drawing process and a
-    background job on 2 cores)."""
+    scheduler slice (beside a report's drawing process and a background job on 2 cores a
+    t-SNE took tens of times longer)."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 

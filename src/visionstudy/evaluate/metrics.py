@@ -1,7 +1,7 @@
 """Test metrics from logits and labels, in NumPy: every training run computes them at its end,
-and importing scikit-learn and scipy.stats for them cost a run process 3.3 s, more than a digits
-run trains (bench/startup.py). Each is scikit-learn's definition, checked against scikit-learn in
-tests/evaluate/test_metrics.py: the confusion matrix, precision/recall/F1 with zero_division=0,
+and importing scikit-learn and scipy.stats for them cost a run process more than a digits run
+trains (bench/startup.py, the README's Start-up section). Each is scikit-learn's definition,
+checked against scikit-learn in tests/evaluate/test_metrics.py: the confusion matrix, precision/recall/F1 with zero_division=0,
 top-k with scikit-learn's tie order, the log loss with its clipping, and the one-vs-rest ROC-AUC as
 a rank statistic."""
 
@@ -93,8 +93,8 @@ def class_auc(probs: np.ndarray, labels: np.ndarray) -> list[float | None]:
     one ranking of all columns (ties at their average rank), which is the
     area under the ROC curve with ties counted half — scikit-learn's `roc_auc_score` to 1e-12
     (tests/evaluate/test_metrics.py). Written here because a study report needs it for every
-    variant: at 47 classes × 4,700 images roc_auc_score took 0.066 s and this 0.016 s (18,800
-    images: 0.15 s and 0.07 s), and a per-class table needed 47 roc_curve calls besides (0.12 s).
+    variant: one ranking serves every class, where roc_auc_score and a per-class table ranked each
+    class again (several times faster at 47 classes: the README's Performance section).
     None for a class that is absent from `labels`, or the only one in it."""
     ranks = average_ranks(probs)
     members = labels[:, None] == np.arange(probs.shape[1])[None, :]

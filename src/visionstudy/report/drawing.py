@@ -1,8 +1,8 @@
 """Writing report figures: the one owner of turning a matplotlib Figure into files.
 
-Drawing a figure into a PNG (`savefig`) was half of a run report's time (bench/report_speed.py:
-2.3–3.1 s of the 4.4–5.5 s of a digits run's report, after the imports). On a machine with a
-second core, a report hands each figure, pickled (about 0.01–0.02 s), to a process forked from
+Drawing a figure into a PNG (`savefig`) was half of a run report's time after the imports
+(bench/report_speed.py). On a machine with a second core, a report hands each figure, pickled
+(a small part of drawing it), to a process forked from
 itself at the start and goes on building the next; the files are all written before the HTML
 (which embeds them) is rendered.
 

@@ -192,8 +192,8 @@ class RunReportBuilder:
     def sections(self, brief: bool = False) -> list[Section]:
         """Every section; `brief` (a variant of a large study, whose study-level figures already
         show its curves and costs): the tables only — results, history, most confused pairs, per
-        class, config. A 47-class confusion figure and a curves figure per variant were 1 s of
-        each of 50 variants (bench/report_speed.py)."""
+        class, config. A 47-class confusion figure and a curves figure per variant were most of
+        a 50-variant report's time (bench/report_speed.py)."""
         if brief:
             return self.brief_sections()
         pending = self.start_tsne()

@@ -59,8 +59,8 @@ class Event:
 def start_context(fork: bool) -> Any:
     """How workers start. `fork` (the `study run` command, whose process never runs a torch op
     before its workers start): forked from it on Linux without CUDA, as it has imported torch and
-    the run path already (measured: a 4-run study 10.3 s → 6.3 s wall with 2 workers; spawn
-    re-imports everything per worker). Otherwise (a notebook or test process that may have started
+    the run path already (spawn re-imports everything per worker: bench/results/study.md).
+    Otherwise (a notebook or test process that may have started
     torch's OpenMP threads — a fork then deadlocks — or CUDA): forked from a forkserver that
     imported them once."""
     import torch

@@ -3,7 +3,7 @@ cannot fit is refused before training with the estimate and the limit, instead o
 memory minutes later. Weights, gradients and optimizer state are counted on the meta device
 (nothing is allocated, so a model of 10^10 parameters is measured in milliseconds), before the
 model is built; the activations then from the built model on one sample (a forward on the meta
-device imports torch's Python meta kernels: 1-2 s of every run's start).
+device imports torch's Python meta kernels and sympy, seconds of every run's start).
 
 The estimate: weights + gradients (4 bytes per parameter each) + the optimizer's state (counted
 by stepping the configured optimizer once on a one-element parameter: Adam keeps 2 values per

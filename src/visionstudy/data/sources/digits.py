@@ -26,7 +26,7 @@ class Digits(DatasetSource):
     description = "scikit-learn's embedded handwritten digits, 8x8 grayscale, 1,797 images"
 
     def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
-        """scikit-learn's own copy of the file, found without importing scikit-learn (1 s): the
+        """scikit-learn's own copy of the file, found without importing scikit-learn: the
         decoded arrays and the fixed split are then cached like any dataset's, keyed by its stats."""
         from importlib.util import find_spec
 
