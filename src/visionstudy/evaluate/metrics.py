@@ -1,9 +1,9 @@
 """Test metrics from logits and labels, in NumPy: every training run computes them at its end,
 and importing scikit-learn and scipy.stats for them cost a run process more than a digits run
 trains (bench/startup.py, the README's Start-up section). Each is scikit-learn's definition,
-checked against scikit-learn in tests/evaluate/test_metrics.py: the confusion matrix, precision/recall/F1 with zero_division=0,
-top-k with scikit-learn's tie order, the log loss with its clipping, and the one-vs-rest ROC-AUC as
-a rank statistic."""
+checked against scikit-learn in tests/evaluate/test_metrics.py: the confusion matrix,
+precision/recall/F1 with zero_division=0, top-k with scikit-learn's tie order, the log loss with
+its clipping, and the one-vs-rest ROC-AUC as a rank statistic."""
 
 from __future__ import annotations
 
