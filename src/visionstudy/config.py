@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from visionstudy.errors import ConfigError
 
@@ -96,6 +106,27 @@ class AugmentSpec(Strict):
     name: str = Field(description="augmentation name, see `visionstudy.data.list_augmentations()`")
 
 
+class ChannelStats(Strict):
+    """Fixed normalisation constants, one per channel, on the 0..1 pixel scale (seed 001's CIFAR-100
+    mean 0.5071, 0.4865, 0.4409 / std 0.2673, 0.2564, 0.2762)."""
+
+    mean: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1, description="per channel")
+    std: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, description="per channel, > 0")
+
+    @model_validator(mode="after")
+    def _same_length(self) -> ChannelStats:
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values and std {len(self.std)}: give one per "
+                             "channel")
+        return self
+
+
+Normalize = Annotated[
+    Annotated[bool, Tag("true or false")] | Annotated[ChannelStats, Tag("constants")],
+    Discriminator(lambda v: "constants" if isinstance(v, dict | ChannelStats) else "true or false"),
+]
+
+
 class SetsConfig(Strict):
     """`dataset: sets`: the seeded synthetic set-regression task of `visionstudy.data.sets`."""
 
@@ -138,7 +169,9 @@ class DataConfig(Strict):
     max_train_samples: int | None = Field(
         None, ge=1, description="stratified subsample of the training split (quick runs)"
     )
-    normalize: bool = Field(True, description="per-channel mean/std from the training split")
+    normalize: Normalize = Field(
+        True, description="true: per-channel mean/std of the training split; false: pixels scaled to "
+        "0..1 only; {mean: [...], std: [...]}: these constants (0..1 scale, one per channel)")
     augment: list[AugmentSpec] = Field(
         default_factory=list, description="training augmentations, in order"
     )

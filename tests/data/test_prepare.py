@@ -99,3 +99,25 @@ def test_max_train_samples_is_named_as_written():
                                         r"10 classes; give at least 10$"):
         prepare(DataConfig(dataset="digits", max_train_samples=1))
     assert len(prepare(DataConfig(dataset="digits", max_train_samples=10)).train) == 10
+
+
+def test_normalisation_can_be_switched_off_or_fixed_to_published_constants():
+    """Seed 000/002 scale pixels to 0..1 only; seed 001 normalises with fixed CIFAR-100 constants."""
+    from visionstudy.data.loader import normalise_images
+    from visionstudy.validate import validate_run_config
+
+    off = prepare(DataConfig(dataset="digits", normalize=False))
+    assert off.mean == (0.0,) and off.std == (1.0,)
+    x = normalise_images(off.train.images[:4], off.mean, off.std)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and float(x.max()) > 0.5
+    stats = {"mean": [0.5], "std": [0.25]}
+    fixed = prepare(DataConfig.model_validate({"dataset": "digits", "normalize": stats}))
+    assert fixed.mean == (0.5,) and fixed.std == (0.25,)
+    y = normalise_images(fixed.train.images[:4], fixed.mean, fixed.std)
+    assert np.allclose(y.numpy(), (x.numpy() - 0.5) / 0.25, atol=1e-6)
+    with pytest.raises(ConfigError, match="data.normalize: 3 means and stds, but digits images have 1 "):
+        validate_run_config({"data": {"dataset": "digits", "normalize": {"mean": [0.5, 0.5, 0.5],
+                                                                         "std": [0.2, 0.2, 0.2]}}}, "c.yaml")
+    with pytest.raises(ConfigError, match="mean has 2 values and std 1"):
+        validate_run_config({"data": {"dataset": "digits",
+                                      "normalize": {"mean": [0.5, 0.4], "std": [0.2]}}}, "c")

@@ -52,6 +52,19 @@ def test_fashion_mnist_fast_variant_is_the_fast_example_config():
     assert example.train.precision == "bf16" and example.train.epochs == 12
 
 
+def test_recipes_scale_and_normalise_as_their_seeds_and_seed_000s_ladder_is_its_trajectory():
+    """Seeds 000 and 002 scale pixels to 0..1 only; seed 001 normalises with fixed constants;
+    seed 000's section 9.3 reads baseline → BatchNorm → data augmentation → advanced → ResNet."""
+    first20 = load_study("recipe:cifar100-first20")
+    assert first20.config.ladder == ["baseline", "batchnorm-only", "both+augment", "advanced+augment",
+                                     "resnet"]
+    assert {r.config.data.normalize for r in first20.runs} == {False}
+    assert {r.config.data.normalize for r in load_study("recipe:cifar10-keras").runs} == {False}
+    transfer = {r.config.data.normalize.model_dump_json()  # type: ignore[union-attr]
+                for r in load_study("recipe:cifar100-transfer").runs}
+    assert transfer == {'{"mean":[0.5071,0.4867,0.4408],"std":[0.2675,0.2565,0.2761]}'}
+
+
 def test_cifar100_first20_has_the_published_parameter_counts():
     study = load_study("recipe:cifar100-first20")
     published = study.config.reference.variants

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionstudy.config import DataConfig
+from visionstudy.config import ChannelStats, DataConfig
 from visionstudy.data.base import RawDataset, Split, load_raw
 from visionstudy.errors import ConfigError, DataError
 
@@ -168,9 +168,19 @@ def prepare(cfg: DataConfig, cli_dir: Path | None = None) -> PreparedData:
         keep, _ = stratified_split(train.labels, drop, cfg.split_seed,
                                    f"data.max_train_samples={cfg.max_train_samples}")
         train = train.take(keep)
-    c = train.images.shape[-1]
-    mean, std = channel_stats(train.images) if cfg.normalize else ((0.0,) * c, (1.0,) * c)
+    mean, std = normalisation(cfg, train.images)
     return PreparedData(
         name=raw.name, train=train, val=val, test=raw.test, class_names=raw.class_names,
         mean=mean, std=std, checksum=raw.checksum, files=raw.files, skipped=raw.skipped,
     )
+
+
+def normalisation(cfg: DataConfig, train_images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per channel the loaders normalise with, as `data.normalize` says."""
+    c = train_images.shape[-1]
+    if isinstance(cfg.normalize, ChannelStats):
+        if len(cfg.normalize.mean) != c:
+            raise ConfigError(f"data.normalize: {len(cfg.normalize.mean)} means and stds for images "
+                              f"with {c} channel{'s' if c > 1 else ''}; give {c} of each")
+        return tuple(cfg.normalize.mean), tuple(cfg.normalize.std)
+    return channel_stats(train_images) if cfg.normalize else ((0.0,) * c, (1.0,) * c)
