@@ -5,6 +5,7 @@ dataset's task accepts. The one place a run config is checked; everything that l
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,13 @@ def unknown_names(raw: Any) -> list[str]:
 def check_registered(cfg: RunConfig) -> None:
     from visionstudy.data import DATASETS
     from visionstudy.data.augment import build_pipeline
-    from visionstudy.models import model_kind, validate_params
+    from visionstudy.models import model_kind
     from visionstudy.tasks import get_task
 
     source = DATASETS.get(cfg.data.dataset, "data.dataset")
     task = get_task(source.task)
-    validate_params(cfg.model.name, cfg.model.params())
+    model_json = json.dumps(cfg.model.params(), sort_keys=True)
+    check_model_params(cfg.model.name, model_json)
     if model_kind(cfg.model.name) != task.model_kind:
         raise ConfigError(
             f"model.name {cfg.model.name!r} does not fit data.dataset {cfg.data.dataset!r}: a "
@@ -75,9 +77,7 @@ def check_registered(cfg: RunConfig) -> None:
         raise ConfigError(f"data.normalize: {len(stats.mean)} means and stds, but {cfg.data.dataset} images "
                           f"have {shape[0]} channel{'s' if shape[0] > 1 else ''}; give {shape[0]} of each")
     if shape is not None and task.model_kind == "image":
-        import json
-
-        check_shape(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), shape)
+        check_shape(cfg.model.name, model_json, shape)
     from visionstudy.training.optim import optimizer_params, schedule_params
 
     optimizer_params(cfg.train.optimizer)
@@ -92,12 +92,20 @@ def check_registered(cfg: RunConfig) -> None:
 
 
 @functools.lru_cache(maxsize=1024)
+def check_model_params(model: str, params: str) -> None:
+    """The model's own parameter checks (`params` as JSON). Cached: the runs of a study share a few
+    models (a ConfigError is not cached and is raised again)."""
+    from visionstudy.models import validate_params
+
+    validate_params(model, json.loads(params))
+
+
+@functools.lru_cache(maxsize=1024)
 def check_shape(model: str, params: str, shape: tuple[int, int, int]) -> None:
     """Build the model (`params` as JSON) for the data's image shape on the meta device (no
     memory, no weights fetched): a layout the input cannot go through is refused with the
     model's own message. Cached: a study validates the same model for many runs (a ConfigError is
     not cached and is raised again)."""
-    import json
 
     import torch
 

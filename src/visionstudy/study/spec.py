@@ -15,6 +15,7 @@ expanded into the list of runs it stands for and validated whole before anything
 
 from __future__ import annotations
 
+import collections
 import copy
 import fnmatch
 import hashlib
@@ -297,8 +298,8 @@ class Study:
                         members[key].add(name)
             for key in keys:
                 out.append((f"{origin}: {key}" if origin else key, index, key, members[key]))
-        labels = [label for label, *_ in out]
-        return [(f"{label} (sweep {index + 1})" if labels.count(label) > 1 else label, index, key, members)
+        labels = collections.Counter(label for label, *_ in out)
+        return [(f"{label} (sweep {index + 1})" if labels[label] > 1 else label, index, key, members)
                 for label, index, key, members in out]
 
 
@@ -477,7 +478,7 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
             check_name(name, f"variant name {name!r}")
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if dupes:
         raise ConfigError(f"{source}: variant names used twice: {', '.join(dupes)}; rename one")
     return out
