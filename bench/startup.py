@@ -4,8 +4,9 @@
     .venv/bin/python bench/startup.py --repeat 9
 
 Measures, each as a new process started from here:
-- `floor`: `python -c "import torch, torch._dynamo"`, what any PyTorch training process pays here
-  (every `optimizer.step()` imports torch._dynamo);
+- `floor`: `python -c "import torch"`, what any PyTorch process pays here;
+- `torch+dynamo`: `python -c "import torch, torch._dynamo"`, what a training process paid before
+  one-process runs stopped importing torch._dynamo (Fabric and every `optimizer.step()` import it);
 - `train`: `visionstudy train examples/digits-quick.yaml` until its first backward pass;
 - `work`: `visionstudy study work STUDY` on a planned one-run digits study (SQLite), the pull worker
   every cluster job runs, until its first backward pass.
@@ -85,7 +86,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "visionstudy", *train, "--set", "train.epochs=1"], check=True,
                        capture_output=True, cwd=ROOT)  # warms the decoded-dataset cache
         cases = {
-            "floor": lambda: seconds_to_exit([sys.executable, "-c", "import torch, torch._dynamo"]),
+            "floor": lambda: seconds_to_exit([sys.executable, "-c", "import torch"]),
+            "torch+dynamo": lambda: seconds_to_exit([sys.executable, "-c", "import torch, torch._dynamo"]),
             "train": lambda: seconds_to_first_step(train, ROOT),
             "work": lambda: seconds_to_first_step(plan_study(Path(tempfile.mkdtemp(dir=work))), ROOT),
         }

@@ -321,9 +321,14 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
                       highlight=False)
         if not wait:
             return
+        from visionstudy.study.execute import results_on_disk
         from visionstudy.study.launch import wait_slurm
 
-        wait_slurm(the_study.dir)
+        keys = [r.key for r in spec.runs]
+        # every planned run's results on disk (a search asks for trials beyond the plan: then the
+        # jobs' end tells)
+        wait_slurm(the_study.dir, lambda: spec.config.search is None
+                   and len(results_on_disk(the_study.dir, keys)) == len(keys))
         failed_jobs = 0
     else:
         failed_jobs = sum(code != 0 for code in result)

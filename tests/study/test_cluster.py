@@ -211,6 +211,8 @@ def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, p
     assert done.returncode == 0, done.stderr + done.stdout
     assert "submitted job array" in done.stdout and "6/6 runs finished" in done.stdout
     study_dir = runs / "six"
+    # --wait returns once every run's results are on disk; the jobs then say so and end
+    wait_done(slurm, done.stdout.split("submitted job array ")[1].split()[0])
     check_once(pg, "six", study_dir, {f"{v}/seed-{s}": 2 for v in VARIANTS for s in range(2)})
     assert (study_dir / "report" / "report.html").is_file()
     logs = sorted((study_dir / "slurm" / "logs").glob("*.log"))

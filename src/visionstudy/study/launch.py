@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -185,13 +186,14 @@ def cancel_slurm(study_dir: Path) -> list[str]:
     return ids
 
 
-def wait_slurm(study_dir: Path) -> None:
-    """Until none of the study's jobs is queued or running: squeue every second at first, then less
-    often (every 10 s after ten minutes), so that a short study ends promptly and a long one does
-    not load the controller."""
+def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False) -> None:
+    """Until none of the study's jobs is queued or running, or `finished()` (every run done in the
+    study's database: the jobs are then only saying so and exiting): polled every half second at
+    first, then less often (every 10 s after ten minutes), so that a short study ends promptly and
+    a long one does not load the controller."""
     start = time.monotonic()
-    while slurm_jobs(study_dir):
-        time.sleep(min(10.0, 1.0 + (time.monotonic() - start) / 60))
+    while slurm_jobs(study_dir) and not finished():
+        time.sleep(min(10.0, 0.5 + (time.monotonic() - start) / 60))
 
 
 def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
