@@ -350,7 +350,7 @@ def plain_copy(value: Any) -> Any:
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """A copy of `base` with `override` merged in; nested dicts merge, everything else replaces."""
-    out = plain_copy(base)
+    out: dict[str, Any] = plain_copy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
