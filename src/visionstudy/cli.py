@@ -431,6 +431,9 @@ def print_results(study_dir: Path) -> None:
     console.print(table)
 
 
+PLAIN_ROWS = 200  # `study status` prints more variants than this as plain text
+
+
 @study_app.command("status")
 def study_status(
     study: Annotated[str, typer.Argument(help="study file, recipe:NAME, or the study's folder")],
@@ -442,12 +445,23 @@ def study_status(
     from visionstudy.study.status import study_status as status_of
 
     view = status_of(study, list(set_ or []), runs_dir, db)
-    table = Table("variant", "runs", "done", "running", "waiting", "failed", "missing", "not queued")
-    for name in view.variants:
-        states = [view.status[r.key] for r in view.runs if r.variant == name]
-        table.add_row(name, str(len(states)), *(str(states.count(s)) for s in
-                                                ("done", "running", "waiting", "failed", "missing", "new")))
-    console.print(table)
+    columns = ("variant", "runs", "done", "running", "waiting", "failed", "missing", "not queued")
+    per_variant: dict[str, list[str]] = {name: [] for name in view.variants}
+    for r in view.runs:
+        per_variant.setdefault(r.variant, []).append(view.status[r.key])
+    rows = [[name, str(len(states)), *(str(states.count(s)) for s in
+                                       ("done", "running", "waiting", "failed", "missing", "new"))]
+            for name, states in per_variant.items()]
+    if len(rows) <= PLAIN_ROWS:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:  # rich lays out every cell: seconds per thousand rows
+        widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+        for row in [list(columns), *rows]:
+            print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                            for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
     done = sum(v == "done" for v in view.status.values())
     where = view.study_dir if view.started else f"{view.study_dir} (not started)"
     console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)

@@ -93,3 +93,20 @@ def test_a_study_database_follows_the_umask_so_a_group_can_share_it(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "study.db").stat().st_mode & 0o777 == 0o664
+
+
+def test_the_run_records_query_agrees_with_optunas_own_trials(tmp_path):
+    """`run_records` reads Optuna's tables directly (Optuna's reader loads every trial whole):
+    the same keys, numbers, states and config hashes."""
+    from optuna.trial import TrialState
+
+    store = RunStore(f"sqlite:///{tmp_path / 'r.db'}", "r")
+    store.sync({"a/seed-0": "h1", "b/seed-0": "h2", "c/seed-0": "h3"}, {"c/seed-0": 0.5})
+    claim = store.claim({"a/seed-0"}, 1)
+    assert claim is not None
+    ours = {k: sorted((r.number, r.state, r.config_hash) for r in v) for k, v in store.run_records().items()}
+    theirs = {k: sorted((t.number, t.state, t.user_attrs.get("config_hash")) for t in v)
+              for k, v in store.by_key().items()}
+    assert ours == theirs and ours["a/seed-0"][0][1] == TrialState.RUNNING
+    assert store.status(["a/seed-0", "b/seed-0", "c/seed-0", "d/seed-0"], {"c/seed-0"}) == {
+        "a/seed-0": "running", "b/seed-0": "waiting", "c/seed-0": "done", "d/seed-0": "new"}

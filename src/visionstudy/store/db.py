@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import random
@@ -282,6 +283,15 @@ class Claim:
     key: str
 
 
+@dataclass(frozen=True)
+class TrialRecord:
+    """What planning needs of one trial of a run."""
+
+    number: int
+    state: Any  # optuna.trial.TrialState
+    config_hash: str | None
+
+
 class RunStore:
     """One study's runs in the database."""
 
@@ -318,16 +328,49 @@ class RunStore:
             out.setdefault(t.user_attrs["run"], []).append(t)
         return out
 
+    def run_records(self) -> dict[str, list[TrialRecord]]:
+        """Each run's trials (number, state, config hash), in one query on Optuna's own tables:
+        reading every trial through Optuna loads its parameters, attributes and intermediate
+        values (seconds at 10,001 runs, several times per `study run`). Optuna's schema is checked
+        when the storage opens."""
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from optuna.trial import TrialState
+        from sqlalchemy.exc import SQLAlchemyError
+
+        trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+        run, digest = attrs.alias("run"), attrs.alias("digest")
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        query = (sa.select(run.c.value_json, trials.c.number, trials.c.state, digest.c.value_json)
+                 .join(trials, trials.c.trial_id == run.c.trial_id)
+                 .outerjoin(digest, sa.and_(digest.c.trial_id == trials.c.trial_id,
+                                            digest.c.key == "config_hash"))
+                 .where(trials.c.study_id == study_id, run.c.key == "run"))
+        out: dict[str, list[TrialRecord]] = {}
+        try:
+            with self.storage.engine.connect() as con:
+                for key, number, state, config in con.execute(query):
+                    state = state if isinstance(state, TrialState) else TrialState[str(state)]
+                    record = TrialRecord(number, state, json.loads(config) if config else None)
+                    out.setdefault(json.loads(key), []).append(record)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"--db {redact(self.url)}: the study database cannot be read "
+                               f"({str(exc).splitlines()[0][:200]})") from None
+        return out
+
+    def run_states(self) -> dict[str, set[Any]]:
+        return {key: {r.state for r in records} for key, records in self.run_records().items()}
+
     def status(self, keys: list[str], on_disk: Any = None) -> dict[str, str]:
         """done / running / waiting / failed / missing / new for each planned key. With `on_disk`
         (the keys whose folder holds metrics.json) a run is done only when its results exist:
         a completed run whose results were deleted is `missing`."""
         from optuna.trial import TrialState
 
-        groups = self.by_key()
+        groups = self.run_states()
         out = {}
         for key in keys:
-            states = {t.state for t in groups.get(key, [])}
+            states = groups.get(key, set())
             if TrialState.RUNNING in states:
                 out[key] = "running"
             elif TrialState.WAITING in states:
@@ -354,9 +397,8 @@ class RunStore:
         from optuna.trial import TrialState
 
         self.fail_dead_local_workers()
-        groups = self.by_key()
-        conflicts = [k for k, h in plan.items()
-                     for t in groups.get(k, []) if t.user_attrs.get("config_hash") not in (None, h)]
+        groups = self.run_records()
+        conflicts = [k for k, h in plan.items() for t in groups.get(k, []) if t.config_hash not in (None, h)]
         if conflicts:
             raise StorageError(
                 f"study '{self.study.study_name}' in {redact(self.url)} already holds runs "
@@ -389,6 +431,8 @@ class RunStore:
         import optuna
         from optuna.trial import TrialState
 
+        if not any(TrialState.RUNNING in states for states in self.run_states().values()):
+            return  # the common case, without reading every trial
         host = socket.gethostname()
         for t in self.trials((TrialState.RUNNING,)):
             worker = t.user_attrs.get("worker") or {}
@@ -543,7 +587,7 @@ def existing_store(url: str, study_name: str) -> RunStore | None:
         return None
     storage = storage_for(url, write=False)
     try:
-        names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+        names = set(optuna.get_all_study_names(storage))  # summaries read every trial
     except SQLAlchemyError as exc:
         raise StorageError(f"--db {redact(url)}: the study database cannot be read "
                          f"({str(exc).splitlines()[0][:200]})") from None

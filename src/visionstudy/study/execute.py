@@ -26,7 +26,7 @@ from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
 from visionstudy.store.rundir import RunDir
-from visionstudy.study.manifest import from_study, write_manifest
+from visionstudy.study.manifest import from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool
 from visionstudy.study.spec import RunSpec, Study
 
@@ -77,12 +77,29 @@ def results_on_disk(study_dir: Path, keys: list[str]) -> set[str]:
     return {k for k in keys if RunDir(study_dir / k).is_finished()}
 
 
+PLAN_DIGEST = ".plan.sha256"  # of the study.yaml and the version that wrote the manifest
+
+
 def write_definition(study: Study, study_dir: Path) -> None:
-    """The study file as run (with --set overrides) and its manifest of planned runs."""
+    """The study file as run (with --set overrides) and its manifest of planned runs; both are
+    left as they are when the same study was planned by the same version (a 10,001-run manifest
+    is 31 MB: rewriting it was most of a re-run with nothing to do)."""
+    import hashlib
+
+    import visionstudy
+
     doc = {**study.config.model_dump(mode="json", exclude_none=True), "overrides": study.overrides,
            "source": study.source}
-    atomic_write_text(study_dir / "study.yaml", yaml.safe_dump(doc, sort_keys=False))
+    text = yaml.safe_dump(doc, sort_keys=False)
+    runs = "\n".join(f"{r.key} {r.config_hash}" for r in study.runs)  # a search adds its final runs
+    digest = hashlib.sha256(f"{visionstudy.__version__}\n{text}\n{runs}".encode()).hexdigest()
+    recorded = study_dir / PLAN_DIGEST
+    if has_manifest(study_dir) and recorded.is_file() and recorded.read_text().strip() == digest \
+            and (study_dir / "study.yaml").is_file():
+        return
+    atomic_write_text(study_dir / "study.yaml", text)
     write_manifest(from_study(study), study_dir)
+    atomic_write_text(recorded, digest + "\n")
 
 
 def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | None]]:
@@ -180,9 +197,9 @@ class Driver:
             for claim in held.values():  # back to the queue: the next `study run` resumes them
                 store.requeue(claim)
             raise
-        counts = store.counts(keys, results_on_disk(study_dir, keys))
-        errors = [(k, failed.get(k) or last_error(store, k)) for k, s in store.status(
-            keys, results_on_disk(study_dir, keys)).items() if s == "failed"]
+        status = store.status(keys, results_on_disk(study_dir, keys))
+        counts = Counter(status.values())
+        errors = [(k, failed.get(k) or last_error(store, k)) for k, s in status.items() if s == "failed"]
         return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
                        counts["running"], finished)
 
@@ -190,8 +207,7 @@ class Driver:
         """With nothing to claim, a pull worker (`linger`) stays while runs are held elsewhere, for
         one grace period: a run whose worker was killed goes back to the queue within it (its
         heartbeat stops) and this worker takes it. Without `linger` the call ends at once."""
-        running = store.counts(keys, results_on_disk(study_dir, keys))["running"]
-        if not (self.linger and running):
+        if not self.linger or not store.counts(keys, results_on_disk(study_dir, keys))["running"]:
             self.idle_since = None
             return False
         now = time.monotonic()

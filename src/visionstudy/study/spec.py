@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import copy
 import fnmatch
+import functools
 import hashlib
 import itertools
 import json
@@ -233,7 +234,7 @@ class RunSpec:
     fold: int | None
     config: RunConfig
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
         return config_hash(dump_config(self.config))
 
