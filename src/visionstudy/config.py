@@ -120,6 +120,13 @@ class ChannelStats(Strict):
                              "channel")
         return self
 
+    def for_channels(self, channels: int, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) for images with `channels` channels, or the error naming both counts."""
+        if len(self.mean) != channels:
+            raise ConfigError(f"data.normalize: {len(self.mean)} means and stds, but {dataset} images have "
+                              f"{channels} channel{'s' if channels > 1 else ''}; give {channels} of each")
+        return tuple(self.mean), tuple(self.std)
+
 
 Normalize = Annotated[
     Annotated[bool, Tag("true or false")] | Annotated[ChannelStats, Tag("constants")],

@@ -72,10 +72,8 @@ def check_registered(cfg: RunConfig) -> None:
     if cfg.data.augment and task.model_kind == "image":
         build_pipeline(cfg.data.augment)
     shape = source.shape_of(cfg.data)
-    stats = cfg.data.normalize
-    if shape is not None and not isinstance(stats, bool) and len(stats.mean) != shape[0]:
-        raise ConfigError(f"data.normalize: {len(stats.mean)} means and stds, but {cfg.data.dataset} images "
-                          f"have {shape[0]} channel{'s' if shape[0] > 1 else ''}; give {shape[0]} of each")
+    if shape is not None and not isinstance(cfg.data.normalize, bool):
+        cfg.data.normalize.for_channels(shape[0], cfg.data.dataset)
     if shape is not None and task.model_kind == "image":
         check_shape(cfg.model.name, model_json, shape)
     from visionstudy.training.optim import optimizer_params, schedule_params

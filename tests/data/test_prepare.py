@@ -118,6 +118,9 @@ def test_normalisation_can_be_switched_off_or_fixed_to_published_constants():
     with pytest.raises(ConfigError, match="data.normalize: 3 means and stds, but digits images have 1 "):
         validate_run_config({"data": {"dataset": "digits", "normalize": {"mean": [0.5, 0.5, 0.5],
                                                                          "std": [0.2, 0.2, 0.2]}}}, "c.yaml")
+    three = {"mean": [0.5] * 3, "std": [0.2] * 3}  # unchecked config: prepare finds the channels itself
+    with pytest.raises(ConfigError, match="data.normalize: 3 means and stds, but digits images have 1 "):
+        prepare(DataConfig.model_validate({"dataset": "digits", "normalize": three}))
     with pytest.raises(ConfigError, match="mean has 2 values and std 1"):
         validate_run_config({"data": {"dataset": "digits",
                                       "normalize": {"mean": [0.5, 0.4], "std": [0.2]}}}, "c")

@@ -178,9 +178,6 @@ def prepare(cfg: DataConfig, cli_dir: Path | None = None) -> PreparedData:
 def normalisation(cfg: DataConfig, train_images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) per channel the loaders normalise with, as `data.normalize` says."""
     c = train_images.shape[-1]
-    if isinstance(cfg.normalize, ChannelStats):
-        if len(cfg.normalize.mean) != c:
-            raise ConfigError(f"data.normalize: {len(cfg.normalize.mean)} means and stds for images "
-                              f"with {c} channel{'s' if c > 1 else ''}; give {c} of each")
-        return tuple(cfg.normalize.mean), tuple(cfg.normalize.std)
+    if isinstance(cfg.normalize, ChannelStats):  # checked here too: a folder's channels show when read
+        return cfg.normalize.for_channels(c, cfg.dataset)
     return channel_stats(train_images) if cfg.normalize else ((0.0,) * c, (1.0,) * c)

@@ -109,7 +109,7 @@ class SearchParam(Strict):
         step = self.step or (1.0 if self.type == "int" else None)
         if step is None:  # a continuous range: its ends
             return [lo, hi]
-        count = int(round((hi - lo) / step)) + 1  # the points, never listed when there are many
+        count = self.size() or 1  # the points, never listed when there are many
         picks = range(count) if count <= most else (round(i * (count - 1) / (most - 1)) for i in range(most))
         values = [lo + k * step for k in picks] + [hi]
         return list(dict.fromkeys(int(v) if self.type == "int" else v for v in values))

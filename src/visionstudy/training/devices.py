@@ -87,7 +87,6 @@ class OneDevice:
 
     def seed_everything(self, seed: int, verbose: bool = False) -> None:
         """Python's, NumPy's and torch's generators (CUDA's too), as Fabric's seed_everything."""
-        os.environ["PL_GLOBAL_SEED"] = str(seed)
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
