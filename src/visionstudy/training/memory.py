@@ -63,24 +63,10 @@ def optimizer_state_per_param(make_optimizer: Callable[[list[nn.Parameter]], tor
 
 
 def activation_bytes(model: nn.Module, sample_shape: tuple[int, ...], batch_size: int) -> int:
-    """Bytes of the outputs of every leaf module for one training batch. A model on the meta device
-    runs the whole batch there; a built one runs one sample in eval mode without gradients
-    (nothing in it changes), scaled to the batch: every layer's output grows with the batch."""
+    """Bytes of the outputs of every leaf module for one training batch: one sample run on the
+    model's device (a built model's, or the meta device) in eval mode without gradients (nothing in
+    the model changes), scaled to the batch: every layer's output grows with the batch."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    if device.type != "meta":
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return batch_size * activation_bytes_at(model, torch.zeros(1, *sample_shape, device=device))
-        finally:
-            model.train(was_training)
-    model.train()
-    return activation_bytes_at(model, torch.empty(batch_size, *sample_shape, device="meta"))
-
-
-def activation_bytes_at(model: nn.Module, batch: torch.Tensor) -> int:
-    """Bytes of the outputs of every leaf module on `batch`."""
     total = 0
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -91,14 +77,18 @@ def activation_bytes_at(model: nn.Module, batch: torch.Tensor) -> int:
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
+    was_training = model.training
+    model.eval()
     try:
-        model(batch)
+        with torch.no_grad():
+            model(torch.zeros(1, *sample_shape, device=device))
     except (NotImplementedError, RuntimeError):
         return 0  # an op without a meta kernel: no activation estimate (the rest still counts)
     finally:
+        model.train(was_training)
         for h in handles:
             h.remove()
-    return total
+    return batch_size * total
 
 
 def estimate(model: nn.Module, sample_shape: tuple[int, ...], batch_size: int,
