@@ -231,7 +231,7 @@ def stop_mid_run(path: Path, runs: Path, sig: int) -> str:
 def test_sigterm_and_ctrl_c_stop_every_worker_and_the_rerun_finishes_each_run_once(tmp_path):
     from optuna.trial import TrialState
 
-    path = write(tmp_path, "stop", seeds=3, train={**TINY["train"], "epochs": 30})
+    path = write(tmp_path, "stop", seeds=3, train={**TINY["train"], "epochs": 80})  # trains at each stop
     runs = tmp_path / "runs"
     stop_mid_run(path, runs, signal.SIGTERM)
     stop_mid_run(path, runs, signal.SIGINT)
@@ -243,7 +243,7 @@ def test_sigterm_and_ctrl_c_stop_every_worker_and_the_rerun_finishes_each_run_on
     assert done == {f"baseline/seed-{k}": 1 for k in range(3)}
     for k in range(3):
         history = (runs / "stop" / "baseline" / f"seed-{k}" / "history.csv").read_text().splitlines()
-        assert [int(r.split(",")[0]) for r in history[1:]] == list(range(1, 31))  # resumed, not redone
+        assert [int(r.split(",")[0]) for r in history[1:]] == list(range(1, 81))  # resumed, not redone
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +389,21 @@ def test_a_closed_pool_leaves_no_thread_behind():
     pool = Pool(2, "cpu", None)
     pool.close()  # puts a stop sentinel in each inbox: a feeder thread per inbox
     assert feeders() == before and not any(p.is_alive() for p in pool.procs)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_during_a_claim_waits_for_its_end_then_acts(sig):
+    from visionstudy.study.execute import Stopped, sigterm_as_interrupt
+    from visionstudy.study.pool import stop_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt) as stopped, sigterm_as_interrupt():
+        with stop_deferred():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # a handler would have run here
+            steps.append("claimed")
+            steps.append("noted")  # the bookkeeping finishes
+        steps.append("after")  # never reached: the stop acts at the block's end
+    assert steps == ["claimed", "noted"]
+    assert isinstance(stopped.value, Stopped) == (sig == signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

@@ -27,7 +27,7 @@ from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
 from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import from_study, has_manifest, write_manifest
-from visionstudy.study.pool import Event, Job, Pool
+from visionstudy.study.pool import Event, Job, Pool, stop_deferred
 from visionstudy.study.spec import RunSpec, Study
 
 log = logging.getLogger(__name__)
@@ -177,19 +177,21 @@ class Driver:
                     if waiting:
                         pool = self.get_pool()
                         for i in pool.idle():
-                            claim = store.claim(set(keys), pool.pid(i))
-                            if claim is None:
-                                break
-                            pool.submit(i, Job(claim.key, str(study_dir / claim.key), dumps[claim.key]))
-                            held[i] = claim
+                            with stop_deferred():
+                                claim = store.claim(set(keys), pool.pid(i))
+                                if claim is None:
+                                    break
+                                pool.submit(i, Job(claim.key, str(study_dir / claim.key), dumps[claim.key]))
+                                held[i] = claim
                             self.idle_since = None
                     if not held:
                         if not self.lingers(store, keys, study_dir):
                             break
                         continue
                     for ev in self.get_pool().events(1.0):
-                        claim = held.pop(ev.worker)
-                        self.record(store, claim, ev, deaths, failed, finished)
+                        with stop_deferred():
+                            self.record(store, held[ev.worker], ev, deaths, failed, finished)
+                            del held[ev.worker]
                     self.heartbeat(store, held)
                     bar(store.counts(keys, results_on_disk(study_dir, keys)))
         except BaseException:

@@ -12,7 +12,7 @@ the same processes, GPU pinning, thread division, failure handling and signal ha
 - any exception in a run is one `failed` event with its message; anything but our own errors also
   writes its traceback to the run's `run.log`;
 - workers ignore SIGINT (the driver stops them: no worker tracebacks on Ctrl-C) and exit when the
-  driver dies.
+  driver dies; the driver holds a stop back while it hands out or records a run (`stop_deferred`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,31 @@ class Event:
     message: str = ""
     log: str | None = None
     value: float | None = None  # pruned: the best objective value reached
+
+
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def stop_deferred() -> Any:
+    """Ctrl-C, SIGTERM and SIGUSR2 wait for the end of the block, then act as they would have.
+    Taking a run and noting who trains it (or recording how it ended) is one step: a stop between
+    the two would leave the run RUNNING in the database with no one to put it back in the queue."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in DEFERRED_SIGNALS}
+    deferred = [s for s, h in previous.items() if h is not None]  # None: set outside Python, left alone
+    for s in deferred:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s in deferred:
+            signal.signal(s, previous[s])
+        if caught:
+            signal.raise_signal(caught[0])  # the handler in place now (Ctrl-C's, the study's stop)
 
 
 def start_context(fork: bool) -> Any:

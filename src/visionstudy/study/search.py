@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionstudy.config import merge_run
-from visionstudy.study.pool import Job
+from visionstudy.study.pool import Job, stop_deferred
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
 
 if TYPE_CHECKING:
@@ -233,23 +233,26 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
                 for i in pool.idle():
                     if counted(ostudy) >= s.trials:
                         break
-                    asked = ask_distinct(ostudy, s, proposer)
-                    if asked is None:
-                        exhausted = True
-                        break
-                    trial, values = asked
-                    folder = trial.user_attrs.get("folder") or f"trial-{trial.number:03d}"
-                    trial.set_user_attr("folder", folder)
-                    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": pool.pid(i),
-                                                   "driver": os.getpid()})
-                    cfg = trial_config(study, values)
-                    pool.submit(i, job_for(trial, folder, cfg, study_dir, url, ostudy.study_name, s, epochs))
-                    held[i] = trial
+                    with stop_deferred():
+                        asked = ask_distinct(ostudy, s, proposer)
+                        if asked is None:
+                            exhausted = True
+                            break
+                        trial, values = asked
+                        folder = trial.user_attrs.get("folder") or f"trial-{trial.number:03d}"
+                        trial.set_user_attr("folder", folder)
+                        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": pool.pid(i),
+                                                       "driver": os.getpid()})
+                        cfg = trial_config(study, values)
+                        pool.submit(i, job_for(trial, folder, cfg, study_dir, url, ostudy.study_name, s,
+                                               epochs))
+                        held[i] = trial
             if not held:
                 break
             for ev in driver.get_pool().events(1.0):
-                trial = held.pop(ev.worker)
-                record_trial(driver, ostudy, trial, ev, study_dir, s.objective)
+                with stop_deferred():
+                    record_trial(driver, ostudy, held[ev.worker], ev, study_dir, s.objective)
+                    del held[ev.worker]
     except BaseException:
         driver.stop()
         for trial in held.values():
