@@ -1,20 +1,18 @@
 """Cluster throughput (not run in CI): a 20-run digits study through SLURM against one machine.
 
-    .venv/bin/python bench/cluster.py             # as root, after scripts/setup.sh --dev
-    .venv/bin/python bench/cluster.py --runs 40 --epochs 4
+    .venv/bin/python bench/cluster.py                  # as root, after scripts/setup.sh --dev
+    .venv/bin/python bench/cluster.py --runs 40 --epochs 15
 
-Trains the same study (digits, a small CNN, --runs runs of --epochs epochs: 10 variants x 2 seeds by
-default) twice, each time in a fresh runs folder, and times it from the command's start until every run
-is finished:
+Trains the same study (scikit-learn's digits with the quick study's model and schedule, --runs runs:
+runs/2 learning rates x 2 seeds) twice for each --epochs value, each time in a fresh runs folder:
 - `local`: `visionstudy study run STUDY --workers 2` (SQLite), one process pool on this machine;
 - `slurm`: `visionstudy study run STUDY --launcher slurm --jobs 2 --wait` on a one-node SLURM
   (tests/helpers.py's, 2 CPUs) with a PostgreSQL server from `visionstudy db start`: 2 jobs, each a
   `study work` pull worker with one core.
-Neither writes the report (`--no-report`), so both measure training throughput. Then it reads the
-SLURM jobs' logs to say where the difference goes: the seconds from submission to each job's first
-log line (queueing and `sbatch`), from there to its first finished run (imports, planning, the first
-claim), and the seconds between one run's end and the next one's start (claims). Prints a JSON line
-and writes bench/results/cluster.md.
+Neither writes the report (`--no-report`), so both measure training throughput. The run folders'
+times split each wall time into the start (to the first run's start: validation, planning, job
+start, imports, the first claim), the runs, and the tail (to the command's end). Prints a JSON line
+per row and writes bench/results/cluster.md.
 """
 
 from __future__ import annotations
@@ -22,100 +20,107 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 from tests.helpers import one_node_slurm, slurm_missing  # noqa: E402
 
 VS = [sys.executable, "-m", "visionstudy"]
 
 
-def study_file(folder: Path, runs: int, epochs: int) -> Path:
-    variants = {f"v{i}": {"train": {"optimizer": {"lr": round(1e-3 * (1 + i), 4)}}} for i in range(runs // 2)}
+def study_file(folder: Path, runs: int, epochs: int | None) -> Path:
+    """`runs` runs of the quick digits study's model and training (recipe:quick): runs // 2
+    learning rates x 2 seeds; `epochs` replaces its 15 epochs."""
+    from visionstudy.study.spec import recipe_path
+
+    quick = yaml.safe_load(recipe_path("quick").read_text())
+    train = {**quick["train"], "epochs": epochs or quick["train"]["epochs"]}
+    lr = float(train["optimizer"]["lr"])
+    variants = {f"v{i}": {"train": {"optimizer": {"lr": round(lr * (0.5 + 0.1 * i), 5)}}}
+                for i in range(runs // 2)}
     path = folder / "bench.json"
-    path.write_text(json.dumps({
-        "name": "bench", "data": {"dataset": "digits"},
-        "model": {"name": "cnn", "channels": [8, 16], "hidden": [32]},
-        "train": {"epochs": epochs, "batch_size": 64}, "seeds": 2, "variants": variants}))
+    path.write_text(json.dumps({"name": "bench", "data": quick["data"], "model": quick["model"],
+                                "train": train, "seeds": 2, "variants": variants}))
     return path
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.monotonic()
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(start, end) wall-clock times of the command."""
+    start = time.time()
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return time.monotonic() - start
+    return start, time.time()
 
 
-STAMP = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)")
+def phases(study_dir: Path, start: float, end: float) -> dict[str, float]:
+    """Where the wall time went, from the run folders: the command's start to the first run's
+    start (validation, planning, job start, imports, the first claim), the runs (first start to
+    last end) and the last run's end to the command's end (noticing it, the results table)."""
+    first = min(p.stat().st_mtime for p in study_dir.glob("*/seed-*/config.yaml"))
+    last = max(p.stat().st_mtime for p in study_dir.glob("*/seed-*/metrics.json"))
+    return {"wall": end - start, "to_first_run": first - start, "runs": last - first, "tail": end - last}
 
 
-def stamps(log: Path, word: str) -> list[float]:
-    """The times of the log lines that contain `word`."""
-    out = []
-    for line in log.read_text().splitlines():
-        m = STAMP.match(line)
-        if m and word in line:
-            out.append(datetime.fromisoformat(m.group(1).replace(" ", "T")).timestamp())
-    return out
-
-
-def where_it_goes(study_dir: Path, submitted: float) -> dict[str, float]:
-    logs = sorted((study_dir / "slurm" / "logs").glob("*.log"))
-    starts = [stamps(p, " job ")[0] for p in logs]  # the job script's first line
-    firsts = [stamps(p, "done ")[0] for p in logs if stamps(p, "done ")]
-    return {"jobs": len(logs), "submit_to_job_start_s": round(max(starts) - submitted, 1),
-            "job_start_to_first_run_done_s": round(max(f - s for f, s in zip(firsts, starts, strict=False)),
-                                                   1)}
+def one_row(folder: Path, runs: int, epochs: int | None) -> dict[str, Any]:
+    study = study_file(folder, runs, epochs)
+    local = phases(folder / "local" / "bench", *timed(
+        [*VS, "study", "run", str(study), "--runs-dir", str(folder / "local"), "--workers", "2",
+         "--no-report", "--quiet"], {}))
+    started = subprocess.run([*VS, "db", "start", "--dir", str(folder / "pg")], capture_output=True,
+                             text=True, check=True)
+    try:
+        with one_node_slurm(folder / "slurm") as env:
+            slurm = phases(folder / "slurm-runs" / "bench", *timed(
+                [*VS, "study", "run", str(study), "--runs-dir", str(folder / "slurm-runs"),
+                 "--db", started.stdout.strip(), "--launcher", "slurm", "--jobs", "2", "--wait",
+                 "--no-report", "--quiet"], env))
+    finally:
+        subprocess.run([*VS, "db", "stop", "--dir", str(folder / "pg")], capture_output=True)
+    return {"runs": runs, "epochs": epochs or 15, "ratio": round(local["wall"] / slurm["wall"], 3),
+            **{f"local_{k}": round(v, 1) for k, v in local.items()},
+            **{f"slurm_{k}": round(v, 1) for k, v in slurm.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[15, 40, 80],
+                        help="one row per value (the quick study trains 15)")
     opts = parser.parse_args()
     if reason := slurm_missing():
         raise SystemExit(reason)
     folder = Path(tempfile.mkdtemp(prefix="visionstudy-bench-"))
     os.chmod(folder, 0o755)
-    study = study_file(folder, opts.runs, opts.epochs)
-    local = timed([*VS, "study", "run", str(study), "--runs-dir", str(folder / "local"), "--workers", "2",
-                   "--no-report", "--quiet"], {})
-    started = subprocess.run([*VS, "db", "start", "--dir", str(folder / "pg")], capture_output=True,
-                             text=True, check=True)
-    url = started.stdout.strip()
-    try:
-        with one_node_slurm(folder / "slurm") as env:
-            submitted = time.time()
-            slurm = timed([*VS, "study", "run", str(study), "--runs-dir", str(folder / "slurm-runs"),
-                           "--db", url, "--launcher", "slurm", "--jobs", "2", "--wait", "--no-report",
-                           "--quiet"], env)
-            detail = where_it_goes(folder / "slurm-runs" / "bench", submitted)
-    finally:
-        subprocess.run([*VS, "db", "stop", "--dir", str(folder / "pg")], capture_output=True)
-    row = {"runs": opts.runs, "epochs": opts.epochs, "local_s": round(local, 1), "slurm_s": round(slurm, 1),
-           "local_runs_per_min": round(60 * opts.runs / local, 1),
-           "slurm_runs_per_min": round(60 * opts.runs / slurm, 1),
-           "slurm_over_local": round(local / slurm, 3), **detail}
-    print(json.dumps(row))
-    (ROOT / "bench" / "results" / "cluster.md").write_text(
-        f"Cluster throughput ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; "
-        f"`.venv/bin/python bench/cluster.py --runs {opts.runs} --epochs {opts.epochs}`)\n\n"
-        "| | wall s | runs/min |\n|---|---|---|\n"
-        f"| study run --workers 2 (SQLite) | {row['local_s']} | {row['local_runs_per_min']} |\n"
-        f"| --launcher slurm --jobs 2 (PostgreSQL) | {row['slurm_s']} | {row['slurm_runs_per_min']} |\n\n"
-        f"SLURM reaches {100 * row['slurm_over_local']:.0f}% of the local runs per minute. "
-        f"Submission to the later job's start: {row['submit_to_job_start_s']} s; a job's start to its first "
-        f"finished run: {row['job_start_to_first_run_done_s']} s (imports, planning, the first claim).\n")
+    rows = []
+    for i, epochs in enumerate(opts.epochs):
+        (folder / str(i)).mkdir()
+        rows.append(one_row(folder / str(i), opts.runs, epochs))
+        print(json.dumps(rows[-1]), flush=True)
     subprocess.run(["rm", "-rf", str(folder)], check=False)
+    command = f"bench/cluster.py --runs {opts.runs} --epochs {' '.join(map(str, opts.epochs))}"
+    lines = [f"Cluster throughput ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
+             f"`.venv/bin/python {command}`)", "",
+             "A 20-run digits study (the quick study's model) trained by `study run --workers 2` (SQLite) "
+             "and by `study run --launcher slurm --jobs 2 --wait` (PostgreSQL, one-node SLURM). Seconds: "
+             "the command's start to the first run's start | the runs (first start to last end) | the "
+             "last end to the command's end.", "",
+             "| epochs | local wall s | SLURM wall s | SLURM / local runs per minute "
+             "| local: start, runs, tail | SLURM: start, runs, tail |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['epochs']} | {r['local_wall']} | {r['slurm_wall']} | {r['ratio']:.0%} "
+                     f"| {r['local_to_first_run']}, {r['local_runs']}, {r['local_tail']} "
+                     f"| {r['slurm_to_first_run']}, {r['slurm_runs']}, {r['slurm_tail']} |")
+    (ROOT / "bench" / "results" / "cluster.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -315,3 +316,29 @@ def check_killed_worker_study(proc: subprocess.Popen, url: str, name: str, runs:
     assert [t.user_attrs["run"] for t in killed] == [key]  # the victim's run failed, then was redone
     assert len(list((runs / name).glob("*/seed-*/metrics.json"))) == total
     assert "database is locked" not in out
+
+
+PLAN_AT = """
+import sys, time
+from visionstudy.store import RunStore
+store = RunStore(sys.argv[1], sys.argv[2])
+plan = {f"v{i}/seed-0": f"hash{i}" for i in range(40)}
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
+print(store.sync(plan, {}))
+"""
+
+
+def plan_twice_at_once(url: str, name: str) -> list[int]:
+    """Two processes plan the same 40-run study in `url` at the same instant (a cluster's launcher
+    and its first job); returns how many runs each queued, after checking each run is queued once."""
+    from visionstudy.store import RunStore
+
+    RunStore(url, name)  # the study exists: the race under test is the planning, not its creation
+    at = str(time.time() + patient(6))  # both processes have imported by then
+    procs = [subprocess.Popen([sys.executable, "-c", PLAN_AT, url, name, at], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=patient(120)) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    keys = Counter(t.user_attrs["run"] for t in RunStore(url, name).trials())
+    assert keys == {f"v{i}/seed-0": 1 for i in range(40)}
+    return sorted(int(out.strip()) for out, _ in outs)

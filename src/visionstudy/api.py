@@ -299,24 +299,31 @@ class Study:
         cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
         from visionstudy.store.db import record_url
         from visionstudy.study import check_data
-        from visionstudy.study.execute import plan
-        from visionstudy.study.launch import Jobs, check_database, run_ray, submit_slurm, work_command
+        from visionstudy.study import launch as cluster
+        from visionstudy.study.execute import plan, write_definition
 
-        jobs = jobs or Jobs()
+        jobs = jobs or cluster.Jobs()
         if launcher not in ("slurm", "ray"):
             raise ConfigError(f"--launcher {launcher}: choose slurm or ray (or leave it out to train here)")
         self.set_trials(trials)
         url = self.place.url(self.spec)
-        check_database(url, launcher, jobs)  # type: ignore[arg-type]
+        cluster.check_database(url, launcher, jobs)  # type: ignore[arg-type]
         path = Path(data_dir) if data_dir else None
         check_data(self.spec, path)
-        plan(self.spec, self.place)
+        write_definition(self.spec, self.dir)  # what the workers read
         if self.db:
             record_url(self.dir, self.db)
-        command = work_command(self.dir, jobs.workers, device, path)
-        if launcher == "slurm":
-            return submit_slurm(self.name, self.dir, jobs, command, url)
-        return run_ray(self.dir, jobs, command, url)
+        command = cluster.work_command(self.dir, jobs.workers, device, path)
+        if launcher == "ray":
+            plan(self.spec, self.place)
+            return cluster.run_ray(self.dir, jobs, command, url)
+        job_id = cluster.submit_slurm(self.name, self.dir, jobs, command, url)
+        try:  # queued while the jobs start (each plans too, one planner at a time: RunStore.planning)
+            plan(self.spec, self.place)
+        except VisionStudyError as exc:
+            cluster.cancel_slurm(self.dir)
+            raise type(exc)(f"{exc}\n(job array {job_id} was cancelled)") from None
+        return job_id
 
     def set_trials(self, trials: int | None) -> None:
         if trials is None:

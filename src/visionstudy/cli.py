@@ -309,8 +309,6 @@ def failed_summary(outcome: Any) -> str:
 def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,
            trials: int | None, wait: bool, report: bool, quiet: bool) -> None:
     """`study run --launcher slurm|ray`: plan here, train in the cluster's jobs."""
-    from visionstudy.store.db import redact
-
     spec = the_study.spec
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
@@ -325,32 +323,37 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         from visionstudy.study.launch import wait_slurm
 
         keys = [r.key for r in spec.runs]
-        # every planned run's results on disk (a search asks for trials beyond the plan: then the
-        # jobs' end tells)
-        wait_slurm(the_study.dir, lambda: spec.config.search is None
-                   and len(results_on_disk(the_study.dir, keys)) == len(keys))
+
+        def all_on_disk() -> bool:  # a search asks for trials beyond the plan: then the jobs' end tells
+            return spec.config.search is None and len(results_on_disk(the_study.dir, keys)) == len(keys)
+
+        wait_slurm(the_study.dir, all_on_disk)
         failed_jobs = 0
+        if all_on_disk():  # nothing to look up in the database
+            finish_launched(the_study, report, quiet, 0, {k: "done" for k in keys})
+            return
     else:
         failed_jobs = sum(code != 0 for code in result)
         console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in {where}/ray/",
                       highlight=False)
-    finish_launched(the_study, report, quiet, failed_jobs, redact(the_study.place.url(spec)))
-
-
-def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int, url: str) -> None:
-    """After the cluster's jobs ended: the results, the report, and exit 1 if a run is not done."""
     from visionstudy.study.status import study_status as status_of
 
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
-    done = sum(v == "done" for v in view.status.values())
-    console.print(f"{done}/{len(view.status)} runs finished", highlight=False)
+    finish_launched(the_study, report, quiet, failed_jobs, view.status)
+
+
+def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
+                    status: dict[str, str]) -> None:
+    """After the cluster's jobs ended: the results, the report, and exit 1 if a run is not done."""
+    done = sum(v == "done" for v in status.values())
+    console.print(f"{done}/{len(status)} runs finished", highlight=False)
     if done:
         print_results(the_study.dir)
         if report:
             console.print(f"report: {the_study.report(progress=not quiet)}", highlight=False)
-    if done < len(view.status) or failed_jobs:
-        left = {s: list(view.status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
-        err_console.print(f"{len(view.status) - done} runs are not finished "
+    if done < len(status) or failed_jobs:
+        left = {s: list(status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
+        err_console.print(f"{len(status) - done} runs are not finished "
                           f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
                           f"and `visionstudy study status {escape(str(the_study.dir))}`", highlight=False)
         raise typer.Exit(1)

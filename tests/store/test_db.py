@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections import Counter
 
+from tests.helpers import plan_twice_at_once
 from visionstudy.store.db import RunStore
 
 KEYS = {f"r{i}" for i in range(24)}
@@ -110,3 +111,7 @@ def test_the_run_records_query_agrees_with_optunas_own_trials(tmp_path):
     assert ours == theirs and ours["a/seed-0"][0][1] == TrialState.RUNNING
     assert store.status(["a/seed-0", "b/seed-0", "c/seed-0", "d/seed-0"], {"c/seed-0"}) == {
         "a/seed-0": "running", "b/seed-0": "waiting", "c/seed-0": "done", "d/seed-0": "new"}
+
+
+def test_two_planners_at_once_queue_each_run_once_in_sqlite(tmp_path):
+    assert plan_twice_at_once(f"sqlite:///{tmp_path / 'study.db'}", "twice") == [0, 40]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, check_killed_worker_study, kill_one_worker_mid_run
+from tests.helpers import ROOT, check_killed_worker_study, kill_one_worker_mid_run, plan_twice_at_once
 
 
 def pg_bin() -> Path:
@@ -120,3 +120,7 @@ def test_four_workers_ten_runs_one_worker_killed_postgres(postgres, tmp_path):
     proc, victim, key = kill_one_worker_mid_run(cmd, postgres, "pgfour")
     check_killed_worker_study(proc, postgres, "pgfour", runs, victim, key, 10)
 
+
+
+def test_two_planners_at_once_queue_each_run_once_in_postgres(postgres):
+    assert plan_twice_at_once(postgres, "twice") == [0, 40]

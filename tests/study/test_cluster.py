@@ -203,6 +203,20 @@ def test_a_slurm_launcher_refuses_sqlite(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(slurm, workdir):
+    """The launcher submits as soon as the study is valid and plans while the jobs start: when the
+    database then fails, the jobs are cancelled and the one error says so."""
+    study = study_file(workdir, "nodb")
+    runs = workdir / "runs-nodb"
+    done = vs("study", "run", study, "--runs-dir", runs, "--db", "postgresql://nobody:secret@127.0.0.1:1/none",
+              "--launcher", "slurm", "--jobs", "2", env=slurm)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot open the database" in done.stderr and "secret" not in done.stderr
+    job = done.stderr.split("job array ")[1].split()[0]
+    assert "was cancelled" in done.stderr and (runs / "nodb" / "slurm" / "cancelled").is_file()
+    wait_done(slurm, job, seconds=60)
+
+
 def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, pg, workdir):
     study = study_file(workdir, "six")
     runs = workdir / "runs-six"

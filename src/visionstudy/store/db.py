@@ -393,6 +393,35 @@ class RunStore:
         on disk; `finished` holds runs whose folder has results (recorded as done without
         training). A run recorded done whose results are gone is queued again. Returns the
         number queued. A key already recorded with another config is an error."""
+        with self.planning():
+            return self.queue_missing(plan, finished)
+
+    @contextlib.contextmanager
+    def planning(self) -> Iterator[None]:
+        """One planner at a time per study: a cluster's launcher and its first jobs plan at once
+        (PostgreSQL: an advisory lock, released when its connection ends; SQLite: the claim file
+        lock). Without it both could queue a run, and one of the two would only be discarded as a
+        duplicate when claimed."""
+        if self.lock_path is not None:
+            with claim_lock(self.lock_path):
+                yield
+            return
+        if self.storage.engine.dialect.name != "postgresql":
+            yield  # another server: the claim's duplicate check is the safety net
+            return
+        import zlib
+
+        import sqlalchemy as sa
+
+        key = zlib.crc32(f"visionstudy plan {self.study.study_name}".encode())
+        with self.storage.engine.connect() as con:
+            con.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                con.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    def queue_missing(self, plan: dict[str, str], finished: dict[str, float | None]) -> int:
         import optuna
         from optuna.trial import TrialState
 

@@ -187,13 +187,19 @@ def cancel_slurm(study_dir: Path) -> list[str]:
 
 
 def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False) -> None:
-    """Until none of the study's jobs is queued or running, or `finished()` (every run done in the
-    study's database: the jobs are then only saying so and exiting): polled every half second at
-    first, then less often (every 10 s after ten minutes), so that a short study ends promptly and
-    a long one does not load the controller."""
+    """Until `finished()` (every run's results on disk: the jobs are then only saying so and
+    exiting; checked four times a second) or none of the study's jobs is queued or running
+    (`squeue`, every half second at first, then less often: every 10 s after ten minutes, so that
+    a long study does not load the controller)."""
     start = time.monotonic()
-    while slurm_jobs(study_dir) and not finished():
-        time.sleep(min(10.0, 0.5 + (time.monotonic() - start) / 60))
+    asked = start
+    while not finished():
+        now = time.monotonic()
+        if now >= asked:
+            if not slurm_jobs(study_dir):
+                return
+            asked = now + min(10.0, 0.5 + (now - start) / 60)
+        time.sleep(0.25)
 
 
 def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
