@@ -240,14 +240,14 @@ class Study:
              runs_dir: str | Path = "runs", db: str | None = None) -> Study:
         """A study file, `recipe:NAME` or a mapping (a study file's contents), with `set` overrides
         applied to every run, validated and expanded before anything trains."""
-        from visionstudy.study.spec import load_study, study_from
+        from visionstudy.study import Placement
+        from visionstudy.study.execute import load_planned
+        from visionstudy.study.spec import read_study
 
         overrides = override_list(set)
-        if isinstance(target, Mapping):
-            spec = study_from(dict(target), "study", overrides)
-        else:
-            spec = load_study(str(as_path(target, "target", STUDY_ARGUMENT)), overrides)
-        return cls(spec, runs_dir, db)
+        raw, source = ((dict(target), "study") if isinstance(target, Mapping)
+                       else read_study(str(as_path(target, "target", STUDY_ARGUMENT))))
+        return cls(load_planned(raw, source, overrides, Placement(Path(runs_dir), db)), runs_dir, db)
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}: {self.spec.describe()} in {self.dir})"
@@ -300,7 +300,7 @@ class Study:
         from visionstudy.store.db import record_url
         from visionstudy.study import check_data
         from visionstudy.study import launch as cluster
-        from visionstudy.study.execute import plan, write_definition
+        from visionstudy.study.execute import plan, results_on_disk, write_definition
 
         jobs = jobs or cluster.Jobs()
         if launcher not in ("slurm", "ray"):
@@ -309,7 +309,8 @@ class Study:
         url = self.place.url(self.spec)
         cluster.check_database(url, launcher, jobs)  # type: ignore[arg-type]
         path = Path(data_dir) if data_dir else None
-        check_data(self.spec, path)
+        on_disk = results_on_disk(self.dir, [r.key for r in self.spec.runs])
+        check_data([r for r in self.spec.runs if r.key not in on_disk], path)
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:
             record_url(self.dir, self.db)

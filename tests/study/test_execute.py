@@ -219,3 +219,54 @@ def test_status_of_a_study_with_hundreds_of_variants_prints_every_row_as_plain_t
     rows = [line.split() for line in lines[1:] if line.startswith("base")]
     assert len(rows) == 241 and all(r[1:] == ["1", "0", "0", "0", "0", "0", "1"] for r in rows)
     assert "wide: 0/241 runs done" in done.stdout
+
+
+def test_a_rerun_takes_the_recorded_plan_and_validates_only_the_runs_it_trains(tmp_path):
+    """The same study file planned again is not expanded again (a 10,001-run sweep's re-run spent
+    most of its time there): its runs come from the manifest, equal to the expanded ones, and only
+    a run that trains is validated. A changed file is expanded whole."""
+    from visionstudy.api import Study
+
+    path = write(tmp_path, "again", seeds=3, train={**TINY["train"], "epochs": 1})
+    runs = tmp_path / "runs"
+    first = Study.load(path, runs_dir=runs)
+    assert first.run(report=False, quiet=True).trained == 3
+    again = Study.load(path, runs_dir=runs)
+    assert [r.checked for r in again.spec.runs] == [None] * 3  # from the manifest
+    assert [(r.key, r.config_hash) for r in again.spec.runs] == \
+        [(r.key, r.config_hash) for r in first.spec.runs]
+    assert again.spec.runs[0].config == first.spec.runs[0].config  # validated on first use, equal
+    (runs / "again" / "baseline" / "seed-2" / "metrics.json").unlink()
+    again = Study.load(path, runs_dir=runs)
+    outcome = again.run(report=False, quiet=True)
+    assert [k for k, _ in outcome.finished] == ["baseline/seed-2"]
+    assert [r.key for r in again.spec.runs if "config" in r.__dict__] == ["baseline/seed-2"]
+    changed = write(tmp_path, "again", seeds=3, train={**TINY["train"], "epochs": 2})
+    with pytest.raises(StorageError, match="different config"):  # expanded anew: the new hashes differ
+        Study.load(changed, runs_dir=runs).run(report=False, quiet=True)
+    assert all(r.checked is not None for r in Study.load(changed, runs_dir=runs).spec.runs)
+    assert all(r.checked is not None for r in Study.load(path, runs_dir=tmp_path / "elsewhere").spec.runs)
+
+
+def test_every_recipe_planned_again_gives_the_runs_it_expands_to(tmp_path):
+    """The manifest's resolved configs validate back to the configs and hashes the study file
+    expands to, for every recipe without a search (a search's final runs join the plan later)."""
+    from visionstudy.study import list_recipes
+    from visionstudy.study.execute import load_planned, write_definition
+    from visionstudy.study.spec import read_study
+
+    place = Placement(tmp_path / "runs")
+    checked = 0
+    for name in list_recipes():
+        raw, source = read_study(f"recipe:{name}")
+        expanded = load_planned(raw, source, [], place)
+        write_definition(expanded, place.study_dir(expanded))
+        planned = load_planned(raw, source, [], place)
+        if expanded.config.search is not None:
+            assert all(r.checked is not None for r in planned.runs)
+            continue
+        assert [r.key for r in planned.runs] == [r.key for r in expanded.runs]
+        for a, b in zip(planned.runs, expanded.runs, strict=True):
+            assert a.checked is None and a.config == b.config and a.config_hash == b.config_hash
+        checked += 1
+    assert checked >= 5

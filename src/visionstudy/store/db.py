@@ -425,8 +425,10 @@ class RunStore:
         import optuna
         from optuna.trial import TrialState
 
-        self.fail_dead_local_workers()
         groups = self.run_records()
+        if any(t.state == TrialState.RUNNING for records in groups.values() for t in records):
+            self.fail_dead_local_workers()
+            groups = self.run_records()
         conflicts = [k for k, h in plan.items() for t in groups.get(k, []) if t.config_hash not in (None, h)]
         if conflicts:
             raise StorageError(

@@ -8,11 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from visionstudy.study.execute import Driver, Outcome, Placement, run_study, selected, sigterm_as_interrupt
+from visionstudy.study.execute import (
+    Driver,
+    Outcome,
+    Placement,
+    check_data,
+    run_study,
+    selected,
+    sigterm_as_interrupt,
+)
 from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
 
-__all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "list_recipes",
+__all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "check_data", "list_recipes",
            "load_study", "recipe_path", "run_all", "run_study", "selected", "with_final"]
 
 
@@ -21,30 +29,6 @@ def with_final(study: Study, params: dict[str, Any]) -> Study:
     runs = final_runs(study, params)
     variants = [*study.variants, (FINAL_VARIANT, {})]
     return dataclasses.replace(study, variants=variants, runs=[*study.runs, *runs])
-
-
-def check_data(study: Study, data_dir: Path | None) -> None:
-    """Load each distinct dataset (and pretrained weights file) of the study once, before any worker
-    starts: a missing mirror, an impossible class subset or unreachable weights is one clear error
-    (exit 2), not one failure per run; the caches are then warm for the workers."""
-    from visionstudy.data.prepare import prepare
-    from visionstudy.models import validate_params
-    from visionstudy.models.pretrained import fetch_weights
-    from visionstudy.tasks import task_of
-
-    seen: set[object] = set()
-    for run in study.runs:
-        model = run.config.model
-        if model.name == "torchvision" and ("weights", model.model_dump_json()) not in seen:
-            seen.add(("weights", model.model_dump_json()))
-            fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
-        data = run.config.data
-        if task_of(run.config).model_kind != "image":  # sets: generated or one small file
-            continue
-        key = data.model_copy(update={"augment": [], "folds": None, "fold": None}).model_dump_json()
-        if key not in seen:
-            seen.add(key)
-            prepare(data.model_copy(update={"augment": [], "folds": None, "fold": None}), data_dir)
 
 
 def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
@@ -57,7 +41,6 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
     `only`: variant name patterns to train now (the search runs when one matches 'search').
     `fork`: start workers by forking this process (only safe where it ran no torch op yet).
     `linger`: a cluster's pull worker (see `Driver.lingers`)."""
-    check_data(study, data_dir)
     driver = Driver(workers, device, data_dir, progress, echo, fork, linger)
     try:
         with sigterm_as_interrupt():

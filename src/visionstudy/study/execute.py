@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from visionstudy.errors import VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
@@ -78,6 +79,7 @@ def results_on_disk(study_dir: Path, keys: list[str]) -> set[str]:
 
 
 PLAN_DIGEST = ".plan.sha256"  # of the study.yaml and the version that wrote the manifest
+INPUT_DIGEST = ".plan.input"  # `Study.input_digest` of the study the manifest was written for
 
 
 def write_definition(study: Study, study_dir: Path) -> None:
@@ -93,13 +95,43 @@ def write_definition(study: Study, study_dir: Path) -> None:
     text = yaml.safe_dump(doc, sort_keys=False)
     runs = "\n".join(f"{r.key} {r.config_hash}" for r in study.runs)  # a search adds its final runs
     digest = hashlib.sha256(f"{visionstudy.__version__}\n{text}\n{runs}".encode()).hexdigest()
-    recorded = study_dir / PLAN_DIGEST
-    if has_manifest(study_dir) and recorded.is_file() and recorded.read_text().strip() == digest \
-            and (study_dir / "study.yaml").is_file():
-        return
-    atomic_write_text(study_dir / "study.yaml", text)
-    write_manifest(from_study(study), study_dir)
-    atomic_write_text(recorded, digest + "\n")
+    recorded, read_from = study_dir / PLAN_DIGEST, study_dir / INPUT_DIGEST
+    if not (has_manifest(study_dir) and recorded.is_file() and recorded.read_text().strip() == digest
+            and (study_dir / "study.yaml").is_file()):
+        read_from.unlink(missing_ok=True)  # it names the manifest about to be replaced
+        atomic_write_text(study_dir / "study.yaml", text)
+        write_manifest(from_study(study), study_dir)
+        atomic_write_text(recorded, digest + "\n")
+    if study.input_digest and not same_text(read_from, study.input_digest):
+        atomic_write_text(read_from, study.input_digest + "\n")
+
+
+def same_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text().strip() == text
+    except OSError:
+        return False
+
+
+def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: Placement) -> Study:
+    """A study file's contents as a Study. When this version planned the same contents with the
+    same overrides in `place` before (and the study has no search, whose final runs join the plan
+    later), its runs come from the manifest, each validated when it is about to train: a re-run of
+    a 10,001-run sweep does not expand and validate the sweep again. Else expanded and validated."""
+    from visionstudy.study.manifest import read_manifest
+    from visionstudy.study.spec import base_config, input_digest, study_config, study_from
+
+    cfg = study_config(raw, source)
+    digest = input_digest(raw, overrides, source)
+    study_dir = place.study_dir(cfg.name)
+    if cfg.search is None and has_manifest(study_dir) and same_text(study_dir / INPUT_DIGEST, digest):
+        with contextlib.suppress(VisionStudyError):  # unreadable: expanded again below
+            manifest = read_manifest(study_dir)
+            runs = [RunSpec(r.key, r.variant, r.seed_index, r.fold, planned=r.config,
+                            planned_hash=r.config_hash) for r in manifest.runs]
+            return Study(cfg, base_config(cfg, overrides), list(overrides),
+                         [(v, {}) for v in manifest.variants], runs, source, digest)
+    return study_from(raw, source, overrides)
 
 
 def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | None]]:
@@ -107,10 +139,35 @@ def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | No
     returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
     study_dir = place.study_dir(study)
     store = RunStore(place.url(study), study.name)
-    write_definition(study, study_dir)
     on_disk = finished_runs(study_dir, study.runs)
-    store.sync({r.key: r.config_hash for r in study.runs}, on_disk)
+    store.sync({r.key: r.config_hash for r in study.runs}, on_disk)  # refuses a changed definition
+    write_definition(study, study_dir)
     return store, on_disk
+
+
+def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
+    """Validate `runs` (a study planned before validates its runs only when they are about to
+    train) and load each distinct dataset (and pretrained weights file) once, before any worker
+    starts: a missing mirror, an impossible class subset or unreachable weights is one clear error
+    (exit 2), not one failure per run; the caches are then warm for the workers."""
+    from visionstudy.data.prepare import prepare
+    from visionstudy.models import validate_params
+    from visionstudy.models.pretrained import fetch_weights
+    from visionstudy.tasks import task_of
+
+    seen: set[object] = set()
+    for run in runs:
+        model = run.config.model
+        if model.name == "torchvision" and ("weights", model.model_dump_json()) not in seen:
+            seen.add(("weights", model.model_dump_json()))
+            fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
+        data = run.config.data
+        if task_of(run.config).model_kind != "image":  # sets: generated or one small file
+            continue
+        key = data.model_copy(update={"augment": [], "folds": None, "fold": None}).model_dump_json()
+        if key not in seen:
+            seen.add(key)
+            prepare(data.model_copy(update={"augment": [], "folds": None, "fold": None}), data_dir)
 
 
 @dataclass
@@ -163,45 +220,49 @@ class Driver:
         study_dir = place.study_dir(study)
         store, on_disk = plan(study, place)
         keys = [r.key for r in study.runs if selected(r.variant, only)]
-        dumps = {r.key: r.config.model_dump(mode="json") for r in study.runs}
+        by_key = {r.key: r for r in study.runs}
         held: dict[int, Claim] = {}
         deaths: Counter[str] = Counter()
         failed: dict[str, str] = {}
         finished: list[tuple[str, dict[str, Any]]] = []
         try:
-            if store.counts(keys, on_disk)["waiting"]:
+            now = store.status(keys, on_disk)
+            to_train = [by_key[k] for k, s in now.items() if s == "waiting"]
+            if to_train:
+                check_data(to_train, self.data_dir)  # before any worker starts
                 self.get_pool()  # workers fork before the progress bar starts its thread
             with progress_bar(self.progress, len(keys)) as bar:
                 while True:
-                    waiting = store.counts(keys, results_on_disk(study_dir, keys))["waiting"]
-                    if waiting:
+                    if "waiting" in now.values():
                         pool = self.get_pool()
                         for i in pool.idle():
                             with stop_deferred():
                                 claim = store.claim(set(keys), pool.pid(i))
                                 if claim is None:
                                     break
-                                pool.submit(i, Job(claim.key, str(study_dir / claim.key), dumps[claim.key]))
+                                config = by_key[claim.key].config.model_dump(mode="json")
+                                pool.submit(i, Job(claim.key, str(study_dir / claim.key), config))
                                 held[i] = claim
                             self.idle_since = None
                     if not held:
                         if not self.lingers(store, keys, study_dir):
                             break
+                        now = store.status(keys, results_on_disk(study_dir, keys))
                         continue
                     for ev in self.get_pool().events(1.0):
                         with stop_deferred():
                             self.record(store, held[ev.worker], ev, deaths, failed, finished)
                             del held[ev.worker]
                     self.heartbeat(store, held)
-                    bar(store.counts(keys, results_on_disk(study_dir, keys)))
+                    now = store.status(keys, results_on_disk(study_dir, keys))
+                    bar(Counter(now.values()))
         except BaseException:
             self.stop()
             for claim in held.values():  # back to the queue: the next `study run` resumes them
                 store.requeue(claim)
             raise
-        status = store.status(keys, results_on_disk(study_dir, keys))
-        counts = Counter(status.values())
-        errors = [(k, failed.get(k) or last_error(store, k)) for k, s in status.items() if s == "failed"]
+        counts = Counter(now.values())  # as of the last look, after the last record
+        errors = [(k, failed.get(k) or last_error(store, k)) for k, s in now.items() if s == "failed"]
         return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
                        counts["running"], finished)
 

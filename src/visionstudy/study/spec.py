@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import fnmatch
 import functools
 import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from visionstudy.config import (
     format_validation_error,
     identity,
     merge_run,
+    plain_copy,
     read_yaml,
 )
 from visionstudy.errors import ConfigError
@@ -228,15 +230,26 @@ class StudyConfig(Strict):
 
 @dataclass(frozen=True)
 class RunSpec:
+    """One planned run: validated when the study is expanded (`checked`), or taken from the
+    manifest of a study planned before (`planned`, with its hash) and validated on first use."""
+
     key: str  # <variant>/seed-<k>[/fold-<f>]: the run's folder under the study's folder
     variant: str
     seed_index: int
     fold: int | None
-    config: RunConfig
+    checked: RunConfig | None = None
+    planned: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    planned_hash: str | None = None
+
+    @functools.cached_property
+    def config(self) -> RunConfig:
+        if self.checked is not None:
+            return self.checked
+        return validate_run_config(plain_copy(self.planned or {}), f"run {self.key} as planned")
 
     @functools.cached_property
     def config_hash(self) -> str:
-        return config_hash(dump_config(self.config))
+        return self.planned_hash or config_hash(dump_config(self.config))
 
 
 @dataclass(frozen=True)
@@ -244,9 +257,10 @@ class Study:
     config: StudyConfig
     base: dict[str, Any]  # the base run config (raw), --set overrides applied
     overrides: list[str]
-    variants: list[tuple[str, dict[str, Any]]]
+    variants: list[tuple[str, dict[str, Any]]]  # (name, override); planned before: (name, {})
     runs: list[RunSpec]
     source: str
+    input_digest: str = ""  # of what it was read from (`input_digest`): the key to its recorded plan
 
     @property
     def name(self) -> str:
@@ -495,9 +509,14 @@ def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[st
     return validate_run_config(raw, f"{source}: variant '{variant}'")
 
 
-def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
-    base = apply_overrides({"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model,
+def base_config(cfg: StudyConfig, overrides: list[str]) -> dict[str, Any]:
+    """The base run config (raw) with the --set overrides applied."""
+    return apply_overrides({"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model,
                             "train": cfg.train}, overrides)
+
+
+def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
+    base = base_config(cfg, overrides)
     variants = variant_list(cfg, base, source)
     if cfg.baseline and cfg.baseline not in dict(variants):
         raise ConfigError(f"{source}: baseline {cfg.baseline!r} is not a variant; choose one of "
@@ -572,20 +591,38 @@ def recipe_path(name: str) -> Path:
     return path
 
 
-def load_study(target: str | Path, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
-    """Read, validate and expand a study file or `recipe:NAME`."""
+def read_study(target: str | Path) -> tuple[dict[str, Any], str]:
+    """A study file's or `recipe:NAME`'s contents and the path that names it in errors."""
     text = str(target)
     path = recipe_path(text.removeprefix("recipe:")) if text.startswith("recipe:") else Path(text)
-    return study_from(read_yaml(path), str(path), overrides)
+    return read_yaml(path), str(path)
+
+
+def load_study(target: str | Path, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
+    """Read, validate and expand a study file or `recipe:NAME`."""
+    return study_from(*read_study(target), overrides)
+
+
+def study_config(raw: Any, source: str) -> StudyConfig:
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid study file\n{format_validation_error(exc)}") from None
+
+
+def input_digest(raw: Any, overrides: list[str], source: str) -> str:
+    """What a study was read from (its contents, --set overrides and source) and the version
+    reading it: the same digest expands to the same runs."""
+    import visionstudy
+
+    text = json.dumps([visionstudy.__version__, raw, list(overrides), source], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
     """Validate and expand a study file's contents (a mapping); `source` names it in errors."""
-    try:
-        cfg = StudyConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid study file\n{format_validation_error(exc)}") from None
-    return expand(cfg, list(overrides), source)
+    study = expand(study_config(raw, source), list(overrides), source)
+    return dataclasses.replace(study, input_digest=input_digest(raw, list(overrides), source))
 
 
 def load_study_dir(study_dir: Path) -> Study:
