@@ -552,10 +552,15 @@ def recipes_show(
     if not runs:
         sys.stdout.write(path.read_text())
         return
-    table = Table("run", "model", "optimizer", "lr", "schedule", "epochs", "batch", "augment", "validates on")
+    from visionstudy.validate import parameter_count
+
+    table = Table("run", "model", "params", "optimizer", "lr", "schedule", "epochs", "batch", "augment",
+                  "validates on")
     for r in spec.runs:
         c = r.config
-        table.add_row(r.key, c.model.name, c.train.optimizer.name, f"{c.train.optimizer.lr:g}",
+        params = parameter_count(c)
+        table.add_row(r.key, c.model.name, "-" if params is None else f"{params:,}",
+                      c.train.optimizer.name, f"{c.train.optimizer.lr:g}",
                       c.train.scheduler.name, str(c.train.epochs), str(c.train.batch_size),
                       ",".join(a.name for a in c.data.augment) or "-",
                       {"split": "held-out split", "test": "test set", "none": "nothing"}[c.data.validates_on])

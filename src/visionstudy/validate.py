@@ -119,6 +119,29 @@ def check_shape(model: str, params: str, shape: tuple[int, int, int]) -> None:
         return  # registered model): the run itself meets it, where the pool reports it per run
 
 
+def parameter_count(cfg: RunConfig) -> int | None:
+    """The model's parameters for the run's data, counted on the meta device (no memory, no
+    weights fetched); None when the image shape or the class count needs the dataset's files."""
+    from visionstudy.data import DATASETS
+
+    source = DATASETS.get(cfg.data.dataset, "data.dataset")
+    shape, classes = source.shape_of(cfg.data), source.class_count(cfg.data)
+    if shape is None or classes is None:
+        return None
+    return count_parameters(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), shape, classes)
+
+
+@functools.lru_cache(maxsize=1024)
+def count_parameters(model: str, params: str, shape: tuple[int, int, int], classes: int) -> int:
+    import torch
+
+    from visionstudy.models import count_params, create_model
+
+    c, h, w = shape
+    with torch.device("meta"):
+        return count_params(create_model(model, c, classes, (h, w), skeleton=True, **json.loads(params)))
+
+
 def validation_refusals(cfg: RunConfig) -> list[str]:
     """What needs a validation set when there is none (`data.val_fraction: 0`), and what
     contradicts validating on the test set."""

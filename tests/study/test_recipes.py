@@ -242,3 +242,21 @@ def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
         assert "Published numbers" in html and "Against seed 004, P2 table" in html
         reference = (tmp_path / name / "report" / "tables" / "reference.csv").read_text()
         assert "resnet9,top1_error" in reference and "0.111" in reference
+
+
+def test_recipes_show_runs_prints_each_models_parameter_count():
+    """Checking a recipe against its seed's table needs no run: the published counts of seed 000's
+    Table 4 are printed on their variants' rows (counted on the meta device for 20 classes)."""
+    shown = vs("recipes", "show", "cifar100-first20", "--runs", env={"COLUMNS": "250"})
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in shown.stdout.splitlines() if "/seed-" in line}
+    published = load_study("recipe:cifar100-first20").config.reference.variants
+    counted = {key.split("/")[0]: cells[1] for key, cells in rows.items()}
+    expected = {v: f"{numbers['params']:,}" for v, numbers in published.items() if "params" in numbers}
+    assert len(expected) == 7 and all(counted[v] == n for v, n in expected.items()), (counted, expected)
+    emnist = vs("recipes", "show", "emnist-balanced", "--runs", "--set", "data.classes=first:5",
+                env={"COLUMNS": "250"})
+    assert emnist.returncode == 0, emnist.stderr
+    counts = [line.split("│")[3].strip() for line in emnist.stdout.splitlines() if "/seed-" in line]
+    assert len(counts) == 62 and all(c.replace(",", "").isdigit() for c in counts), counts

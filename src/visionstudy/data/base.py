@@ -89,6 +89,21 @@ class DatasetSource(ABC):
         shrinks the input to nothing is an error before anything trains)."""
         return self.image_shape
 
+    def class_count(self, cfg: DataConfig) -> int | None:
+        """How many classes its runs learn (after `data.classes`), when known without the files:
+        `recipes show --runs` counts each model's parameters with it."""
+        known = self.known_class_count(cfg)
+        if isinstance(cfg.classes, list):
+            return len(cfg.classes)
+        if isinstance(cfg.classes, str):
+            kind, _, n = cfg.classes.partition(":")
+            return int(n) if kind == "first" and n.isdigit() else None
+        return known
+
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        """The dataset's own number of classes when fixed (None: read from its files)."""
+        return None
+
     def remote_files(self, cfg: DataConfig) -> list[RemoteFile]:
         """The official files to download; empty for sources that cannot be downloaded."""
         return []

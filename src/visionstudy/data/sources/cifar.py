@@ -117,6 +117,9 @@ class Cifar10(CifarSource):
     subdirs = ("cifar10", "cifar-10", "CIFAR10")
     folder = "cifar-10-batches-py"
     members = CIFAR10_MEMBERS
+
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return 10
     archive = RemoteFile(
         "cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         "c58f30108f718f92721af3b95e74349a",
@@ -138,6 +141,9 @@ class Cifar100(CifarSource):
     description = "CIFAR-100 natural images, 32x32 RGB, 100 fine / 20 coarse classes (label: coarse)"
     subdirs = ("cifar100", "cifar-100", "CIFAR100")
     folder = "cifar-100-python"
+
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return 100 if cfg.label == "fine" else 20
     members = (
         ("train", "16019d7e3df5f24257cddd939b257f8d"),
         ("test", "f0ef6b0ae62326f3e7ffdfab6717acfc"),

@@ -25,6 +25,9 @@ class Digits(DatasetSource):
     image_shape = (1, 8, 8)
     description = "scikit-learn's embedded handwritten digits, 8x8 grayscale, 1,797 images"
 
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return 10
+
     def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
         """scikit-learn's own copy of the file, found without importing scikit-learn: the
         decoded arrays and the fixed split are then cached like any dataset's, keyed by its stats."""

@@ -73,6 +73,9 @@ class IdxSource(DatasetSource):
     files: tuple[RemoteFile, ...] = ()
     classes: tuple[str, ...] = ()
 
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return len(self.classes)
+
     def remote_files(self, cfg: DataConfig) -> list[RemoteFile]:
         return list(self.files)
 
@@ -156,6 +159,9 @@ class EMNIST(DatasetSource):
     image_shape = (1, 28, 28)
     description = "EMNIST handwritten characters (split: balanced|byclass|bymerge|letters|digits|mnist)"
     subdirs = ("emnist", "EMNIST", "EMNIST/raw", "gzip", "emnist/gzip")
+
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return len(EMNIST_CLASSES[self.split_name(cfg)])
 
     def split_name(self, cfg: DataConfig) -> str:
         split = cfg.split or "balanced"
