@@ -342,3 +342,38 @@ def plan_twice_at_once(url: str, name: str) -> list[int]:
     keys = Counter(t.user_attrs["run"] for t in RunStore(url, name).trials())
     assert keys == {f"v{i}/seed-0": 1 for i in range(40)}
     return sorted(int(out.strip()) for out, _ in outs)
+
+
+def drawn_texts(fig) -> list[tuple[str, object]]:
+    """Every text a drawn figure shows, with its box in pixels (matplotlib's renderer): titles,
+    axis labels, legends, annotations and the tick labels inside each axis's view (an axis keeps
+    label objects for ticks it does not draw)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ticks: dict[int, bool] = {}
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            slack = (hi - lo) * 1e-9
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                shown = lo - slack <= tick.get_loc() <= hi + slack
+                for label in (tick.label1, tick.label2):
+                    ticks[id(label)] = shown and label.get_visible()
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+            if ticks.get(id(t), t.get_visible()) and t.get_text().strip()]
+
+
+def assert_texts_fit(fig) -> list[str]:
+    """No text leaves the figure and no two texts overlap (a pixel of slack); returns the texts."""
+    texts = drawn_texts(fig)
+    width, height = fig.canvas.get_width_height()
+    for text, box in texts:
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, \
+            f"{text!r} leaves the {width}x{height} figure: {box}"
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1:]:
+            shrunk = box_b.expanded(1.0, 1.0).padded(-1)
+            assert not box_a.overlaps(shrunk), f"{a!r} overlaps {b!r}"
+    return [t for t, _ in texts]

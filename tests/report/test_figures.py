@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.helpers import assert_texts_fit
 from visionstudy.report import figures as F
 from visionstudy.report.drawing import is_mosaic
 
@@ -91,3 +92,20 @@ def test_dollar_signs_in_class_names_are_drawn_as_plain_text():
     fig.savefig(io.BytesIO(), format="png")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["$$", "a$b^$c"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("count", [4, 50])
+def test_variant_bars_name_every_variant_whole_and_inside_the_figure(count):
+    """Seed 000's Fig 12 for 4 variants (upright bars) and 50 (one row each): every name whole and
+    distinct (sweep points share long prefixes), every label inside the canvas, none on another."""
+    names = [f"baseline+channels={16 * (i + 1)}-{32 * (i + 1)}" for i in range(count)]
+    values = list(np.linspace(0.5, 0.9, count))
+    fig = F.bar_comparison(names, values, [0.01] * count, "test accuracy", "Test accuracy per variant")
+    drawn = assert_texts_fit(fig)
+    assert all(n in drawn for n in names)
+    upright = F.bar_comparison(["baseline", "bn", "dropout"], [0.9, 0.92, 0.91], [0.01, None, 0.02],
+                               "test accuracy", "Test accuracy per variant")
+    assert {"baseline", "bn", "dropout", "0.9200"} <= set(assert_texts_fit(upright))
+    assert F.shorts(["baseline+channels=16-32", "baseline+channels=32-64"], 18) == \
+        ["baseline+channels=16-32", "baseline+channels=32-64"]  # cut, the two would read the same
+    assert F.shorts(["a-very-long-variant-name", "other"], 10) == ["a-very-lo…", "other"]

@@ -79,7 +79,8 @@ def test_study_report_statistics_match_the_runs(finished_study, tmp_path):
     trajectory = rows(out / "tables" / "trajectory.csv")
     assert [r["variant"] for r in trajectory] == ["baseline", "bn"]  # the declared ladder only
     for stem in ("trajectory", "ladder_confusions", "curves_val_accuracy", "curves_val_loss",
-                 "curves_train_accuracy", "curves_train_loss", "costs", "sweep_train_optimizer_lr"):
+                 "curves_train_accuracy", "curves_train_loss", "costs", "sweep_train_optimizer_lr",
+                 "variant_bars"):
         assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
     settings = rows(out / "tables" / "settings.csv")
     means = [float(r["test accuracy mean"]) for r in settings]

@@ -52,6 +52,13 @@ def short(name: str, width: int = 14) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+def shorts(names: Sequence[str], width: int) -> list[str]:
+    """Names cut to `width` where that keeps them apart, else whole: two variants must never
+    read the same ('baseline+channels…' for two different sweeps)."""
+    cut = [short(n, width) for n in names]
+    return cut if len(set(cut)) == len(set(names)) else list(names)
+
+
 # ----------------------------------------------------------------------------------- curves
 
 
@@ -175,13 +182,13 @@ def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, 
     panels = [p for p in panels if any(pt[p[0]] for pt in points)]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 4.2), squeeze=False)
     colors = class_colors(max(len(points), 1))
+    names = shorts([pt[0] for pt in points], 18)
     for ax, (i, xlabel, log) in zip(axes[0], panels, strict=False):
-        for pt, color in zip(points, colors, strict=False):
+        for pt, color, name in zip(points, colors, names, strict=False):
             if pt[i]:
                 ax.scatter(pt[i], pt[1], s=28, color=color, zorder=3)
                 if len(points) <= 15:
-                    ax.annotate(short(pt[0], 18), (pt[i], pt[1]), textcoords="offset points", xytext=(4, 4),
-                                fontsize=7)
+                    ax.annotate(name, (pt[i], pt[1]), textcoords="offset points", xytext=(4, 4), fontsize=7)
         xs = [float(pt[i] or 0) for pt in points if pt[i]]
         if log and max(xs) / min(xs) >= 10:  # counts spanning decades; a narrow range stays linear
             ax.set_xscale("log")
@@ -435,14 +442,24 @@ def image_grid(
 
 def bar_comparison(labels: Sequence[str], values: Sequence[float], errors: Sequence[float] | None,
                    ylabel: str, title: str) -> Figure:
-    """One bar per run or variant, with error bars when given."""
-    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(labels) + 2), 4))
-    bars = ax.bar(range(len(labels)), values, yerr=errors, capsize=4 if errors is not None else 0,
-                  color="#4c72b0")
+    """One bar per run or variant, with error bars when given: upright for a few short names,
+    else lying, one row each, so that every name stays whole, level and apart."""
+    err = None if errors is None else [e if e is not None and np.isfinite(e) else 0.0 for e in errors]
+    if len(labels) <= 12 and max(map(len, labels), default=0) <= 12:
+        fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 4))
+        bars = ax.bar(range(len(labels)), values, yerr=err, capsize=4 if err else 0, color="#4c72b0")
+        ax.set_xticks(range(len(labels)), list(labels), fontsize=8)
+        ax.set(ylabel=ylabel, title=title)
+        ax.grid(axis="y", alpha=0.3)
+        ax.margins(y=0.12)  # room for the value labels
+    else:
+        fig, ax = plt.subplots(figsize=(7, 0.25 * len(labels) + 1.4))
+        bars = ax.barh(range(len(labels)), values, xerr=err, capsize=3 if err else 0, color="#4c72b0")
+        ax.set_yticks(range(len(labels)), shorts(labels, 40), fontsize=7)
+        ax.invert_yaxis()  # the first on top, as in the tables
+        ax.set(xlabel=ylabel, title=title)
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.15)
     ax.bar_label(bars, fmt="%.4f", fontsize=7, padding=2)
-    ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0,
-                  ha="right" if len(labels) > 3 else "center", fontsize=8)
-    ax.set(ylabel=ylabel, title=title)
-    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

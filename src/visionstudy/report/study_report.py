@@ -163,6 +163,15 @@ class StudyReportBuilder:
             [v, len(self.finished[v]),
              *(self.stat(v, k).pm() for k in self.glance), self.stat(v, "params").mean]
             for v in self.finished]))
+        stats = {v: self.stat(v, self.primary) for v in self.finished}
+        shown = {v: st for v, st in stats.items() if math.isfinite(st.mean)}
+        if len(shown) >= 2:  # seed 000's Fig 12: the headline metric of every model side by side
+            s.figures.append(self.fig(
+                F.bar_comparison(list(shown), [st.mean for st in shown.values()],
+                                 [st.std for st in shown.values()], self.primary_label,
+                                 f"{cap(self.primary_label)} per variant"),
+                "variant_bars", f"{cap(self.primary_label)} per variant: the mean over its runs, error "
+                "bars ±1 standard deviation over seeds and folds (none for a variant with one run)."))
         described = [v for v in self.finished if self.study.notes.get(v)
                      or self.study.validates_on(v) != "split"]
         if described:
