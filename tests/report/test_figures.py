@@ -109,3 +109,18 @@ def test_variant_bars_name_every_variant_whole_and_inside_the_figure(count):
     assert F.shorts(["baseline+channels=16-32", "baseline+channels=32-64"], 18) == \
         ["baseline+channels=16-32", "baseline+channels=32-64"]  # cut, the two would read the same
     assert F.shorts(["a-very-long-variant-name", "other"], 10) == ["a-very-lo…", "other"]
+
+
+def test_per_batch_curves_mark_epochs_where_they_start_and_overlay_validation_at_their_end():
+    """10 batches an epoch, logged every 3: the dotted lines sit at batches 10 and 20 (not at the
+    first logged batch of the next epoch, 12 and 21), and each epoch's validation loss at 10, 20, 30."""
+    steps = [{"step": e * 10 + b, "epoch": e + 1, "batch": b, "loss": 1.0 / (e * 10 + b), "accuracy": 0.5}
+             for e in range(3) for b in (3, 6, 9)]
+    history = [{"epoch": e, "val_loss": 0.5 / e, "val_accuracy": 0.6} for e in (1, 2, 3)]
+    fig = F.step_curves(steps, history)
+    loss = fig.axes[0]
+    dotted = sorted(float(line.get_xdata()[0]) for line in loss.lines if line.get_linestyle() == ":")
+    assert dotted == [10.0, 20.0]
+    overlay = next(line for line in loss.lines if line.get_label().startswith("validation"))
+    assert list(overlay.get_xdata()) == [10, 20, 30] and list(overlay.get_ydata()) == [0.5, 0.25, 0.5 / 3]
+    assert_texts_fit(fig)

@@ -6,6 +6,7 @@ sorted horizontal bars and index ticks for 100.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,17 +96,28 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
     return fig
 
 
-def step_curves(steps: Sequence[dict[str, float]]) -> Figure:
+def step_curves(steps: Sequence[dict[str, float]], history: Sequence[dict[str, float]] = (),
+                val_label: str = "validation") -> Figure:
     """Per-batch training loss (and accuracy when the task has one) against the batch number, with
-    the epoch boundaries dotted (train.log_every_n_steps)."""
+    the epoch boundaries dotted (train.log_every_n_steps) and each epoch's validation value at the
+    end of its epoch, where it was measured."""
     x = [r["step"] for r in steps]
     keys = ["loss"] + (["accuracy"] if any(np.isfinite(float(r["accuracy"])) for r in steps) else [])
     fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.6), squeeze=False)
-    starts = [r["step"] for prev, r in zip(steps, steps[1:], strict=False) if r["epoch"] != prev["epoch"]]
+    starts = {int(r["epoch"]): r["step"] - r["batch"] for r in steps}  # batches done before each epoch
+    size = next((starts[e + 1] - starts[e] for e in sorted(starts) if e + 1 in starts),
+                max(x, default=0) - starts.get(min(starts, default=1), 0))  # one epoch: its last batch
     for ax, key in zip(axes[0], keys, strict=True):
-        ax.plot(x, [r[key] for r in steps], lw=0.8, color="#1f77b4")
-        for s in starts:
-            ax.axvline(s, color="#999999", ls=":", lw=0.8)
+        ax.plot(x, [r[key] for r in steps], lw=0.8, color="#1f77b4", label="train (per batch)")
+        for epoch, start in starts.items():
+            if epoch > 1:
+                ax.axvline(start, color="#999999", ls=":", lw=0.8)
+        ends = [(starts.get(int(r["epoch"]), (int(r["epoch"]) - 1) * size) + size,
+                 float(r.get(f"val_{key}", math.nan))) for r in history]
+        ends = [(e, v) for e, v in ends if np.isfinite(v)]
+        if ends:
+            ax.plot(*zip(*ends, strict=True), "o-", ms=4, color="#d62728", label=f"{val_label} (epoch end)")
+            ax.legend(fontsize=8)
         ax.set(xlabel="batch", ylabel=key, title=f"Training {key} per batch")
         ax.grid(alpha=0.3)
     fig.tight_layout()

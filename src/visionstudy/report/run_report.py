@@ -257,9 +257,10 @@ class RunReportBuilder:
                            "are test curves, and the best epoch and early stopping were chosen on "
                            "the test set, so its test numbers are optimistic.")
         if self.art.steps:
-            s.figures.append(self.figure(F.step_curves(self.art.steps), "steps",
-                                         "Training loss and accuracy per batch "
-                                         "(train.log_every_n_steps); dotted lines start epochs."))
+            s.figures.append(self.figure(F.step_curves(self.art.steps, self.art.history, val), "steps",
+                                         f"Training loss and accuracy per batch (train.log_every_n_steps) "
+                                         f"and the {val} value at each epoch's end; dotted lines start "
+                                         "epochs."))
         last = self.art.history[-1]
         gap = last["train_accuracy"] - last["val_accuracy"]
         if not math.isnan(gap):
