@@ -187,3 +187,38 @@ def test_the_reports_words_fit_what_ran(tmp_path):
     assert none["best_epoch"] is None and none["validation"] == "none"
     on_test = json.loads((place.study_dir("words") / "on-test" / "seed-0" / "metrics.json").read_text())
     assert on_test["best_epoch"] == 1
+
+
+def test_a_study_names_the_variants_drawn_in_full_and_what_each_curves_chart_compares(tmp_path):
+    """Issue 27: beyond 8 variants only the best and the ladder were drawn in full; `report.full`
+    adds any variant, and `report.curves` draws the seed's comparisons instead of one chart of all."""
+    variants = {f"v{i}": {"train": {"optimizer": {"lr": round(1e-3 * (i + 1), 4)}}} for i in range(10)}
+    path = tmp_path / "many.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "many", **TINY, "train": {**TINY["train"], "epochs": 1}, "variants": variants,
+        "report": {"full": ["v7"], "curves": {"first two": ["v0", "v1"], "odd": ["v[13579]"]}}},
+        sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    html = build_study_report(place.study_dir("many"), tmp_path / "rep",
+                              ReportOptions(images=False, tsne_points=0))
+    folder = html.parent / "figures"
+    figures = {p.relative_to(folder).as_posix() for p in folder.rglob("*.png")}
+    assert {"curves_first-two_val_accuracy.png", "curves_odd_val_loss.png"} <= figures
+    assert "curves_val_accuracy.png" not in figures  # the named charts replace the one of all ten
+    full = {f.split("/")[0] for f in figures if "/" in f}
+    assert full == {"v7", best_variant(html)}, full
+    text = html.read_text()
+    assert "first two (v0, v1)" in text and "odd (v1, v3, v5, v7, v9)" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "bad", **TINY, "variants": {"a": {}, "b": {}},
+                                   "report": {"curves": {"c": ["a", "zz*"]}}}))
+    from visionstudy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"report.curves.c: zz\* match no variant"):
+        load_study(bad)
+
+
+def best_variant(html: Path) -> str:
+    table = rows(html.parent / "tables" / "variants.csv")
+    return max(table, key=lambda r: float(r["test accuracy mean"]))["variant"]

@@ -250,14 +250,24 @@ class StudyReportBuilder:
         return s
 
     def curves(self) -> Section:
-        """Train and validation loss and accuracy per epoch across variants (mean, ±1 std band)."""
+        """Train and validation loss and accuracy per epoch (mean, ±1 std band): of every variant,
+        or of each chart the study file names (`report.curves`: the seed's comparisons)."""
         s = Section("Learning curves", "curves", wide=True)
+        charts = {name: self.study.matching(patterns)
+                  for name, patterns in (self.study.report.get("curves") or {}).items()}
+        stems = file_prefixes(list(charts))
+        for chart, variants in (charts or {"": list(self.runs)}).items():
+            s.figures += self.curve_figures(chart, stems.get(chart, ""), variants)
+        return s
+
+    def curve_figures(self, chart: str, stem: str, variants: list[str]) -> list[FigureRef]:
         keys = [("val_accuracy", "validation accuracy"), ("train_accuracy", "training accuracy"),
                 ("val_loss", "validation loss"), ("train_loss", "training loss")]
+        out = []
         for key, label in keys:
             groups = []
-            for variant, runs in self.runs.items():
-                hist = [a.history for _, a in runs if a.history]
+            for variant in variants:
+                hist = [a.history for _, a in self.runs.get(variant, []) if a.history]
                 if not hist:
                     continue
                 n = min(len(h) for h in hist)
@@ -265,11 +275,14 @@ class StudyReportBuilder:
                 if np.isnan(arr).all():  # e.g. accuracy of a regression run, or no validation
                     continue
                 groups.append((variant, np.arange(1, n + 1), arr.mean(0), band_std(arr)))
-            if groups:
-                s.figures.append(self.fig(F.mean_std_curves(groups, label, f"{cap(label)} per epoch: mean "
-                                                            "and ±1 std over seeds/folds"),
-                                          f"curves_{key}", f"{cap(label)} per variant."))
-        return s
+            if not groups:
+                continue
+            title = f"{cap(label)} per epoch" + (f": {chart}" if chart else "")
+            what = f"{chart} ({', '.join(variants)})" if chart else "per variant"
+            figure = F.mean_std_curves(groups, label, f"{title} (mean, ±1 std over seeds/folds)")
+            out.append(self.fig(figure, f"curves_{stem}_{key}" if chart else f"curves_{key}",
+                                f"{cap(label)}, {what}."))
+        return out
 
     def costs(self) -> Section:
         """The headline metric against what it cost: parameters, FLOPs and train time."""
@@ -470,11 +483,14 @@ class StudyReportBuilder:
         s = Section("Each variant's first run", "runs")
         many = len(self.finished) > BRIEF_ABOVE
         best = self.best_of({v: self.stat(v, self.primary).mean for v in self.finished})
-        full = {best, *self.study.ladder}
+        named = self.study.matching((self.study.report or {}).get("full") or [])
+        full = {best, *self.study.ladder, *named}
         if many:
             s.notes.append(f"{len(self.finished)} variants: the best ({best})"
-                           + (" and the ladder's" if self.study.ladder else "") + " in full, the others in "
-                           "brief (their tables); `visionstudy report RUN_DIR` writes any run's full report.")
+                           + (" and the ladder's" if self.study.ladder else "")
+                           + (" and those the study names (report.full)" if named else "")
+                           + " in full, the others in brief (their tables); `visionstudy report RUN_DIR` "
+                           "writes any run's full report.")
         prefixes = file_prefixes(list(self.finished))
         for variant, runs in self.finished.items():
             if not runs:

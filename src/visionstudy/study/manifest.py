@@ -61,6 +61,14 @@ class Manifest:
     notes: dict[str, str] = field(default_factory=dict)  # variant → what it reproduces
     ladder: list[str] = field(default_factory=list)  # variants that build on each other, in order
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant → config, defaults filled
+    report: dict[str, Any] = field(default_factory=dict)  # the study file's `report:` (ReportPlan)
+
+    def matching(self, patterns: list[str]) -> list[str]:
+        """The variants (in the study's order, `search-best` last) that match any of `patterns`."""
+        import fnmatch
+
+        names = list(dict.fromkeys([*self.variants, *(["search-best"] if self.search else [])]))
+        return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
     def validates_on(self, variant: str) -> str:
         """'split', 'test' or 'none' for a variant's runs (from their planned configs)."""
@@ -117,6 +125,7 @@ def from_study(study: Study) -> Manifest:
                if (text := study.note(n))},
         ladder=list(c.ladder or []),
         settings={v: resolved_with_defaults(r.config) for v, r in by_variant.items()},
+        report=c.report.model_dump(mode="json"),
     )
 
 

@@ -190,6 +190,18 @@ class ReferenceConfig(Strict):
     )
 
 
+class ReportPlan(Strict):
+    """What the study report draws beyond its defaults (the seed's figures, named in the study)."""
+
+    full: list[str] = Field(
+        default_factory=list, description="variants (or patterns such as resnet*) drawn in full "
+        "(curves, confusion matrix, per-class figures, predictions) beside the best and the ladder, "
+        "however many variants the study has")
+    curves: dict[str, list[str]] = Field(
+        default_factory=dict, description="chart name → the variants (or patterns) its learning "
+        "curves compare; without it one chart compares every variant")
+
+
 class StudyConfig(Strict):
     name: str = Field(description="study name: runs go to <runs-dir>/<name>/")
     description: str = Field("", description="what the study measures (shown in the report)")
@@ -213,6 +225,8 @@ class StudyConfig(Strict):
     notes: dict[str, str] = Field(
         default_factory=dict, description="variant name or pattern (resnet+*) → what it reproduces "
         "(the seed's table or figure) and where it differs; shown by `recipes show` and the report")
+    report: ReportPlan = Field(default_factory=ReportPlan, description="what the report draws "
+                               "in full, and which variants each curves chart compares")
 
     @field_validator("name")
     @classmethod
@@ -531,10 +545,12 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
                    "needs at least two variants")
             raise ConfigError(f"{source}: ladder: {why}")
     names = [n for n, _ in variants] + (["search", "search-best"] if cfg.search else [])
-    unmatched = [k for k in cfg.notes if not any(fnmatch.fnmatchcase(n, k) for n in names)]
-    if unmatched:
-        raise ConfigError(f"{source}: notes: {', '.join(unmatched)} match no variant; use variant "
-                          "names or patterns such as resnet+*")
+    for where, patterns in [("notes", list(cfg.notes)), ("report.full", cfg.report.full),
+                            *((f"report.curves.{k}", v) for k, v in cfg.report.curves.items())]:
+        unmatched = [k for k in patterns if not any(fnmatch.fnmatchcase(n, k) for n in names)]
+        if unmatched or (not patterns and where.startswith("report.curves")):
+            raise ConfigError(f"{source}: {where}: {', '.join(unmatched) or 'no variants'} match no "
+                              "variant; use variant names or patterns such as resnet+*")
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
