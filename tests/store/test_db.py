@@ -115,3 +115,26 @@ def test_the_run_records_query_agrees_with_optunas_own_trials(tmp_path):
 
 def test_two_planners_at_once_queue_each_run_once_in_sqlite(tmp_path):
     assert plan_twice_at_once(f"sqlite:///{tmp_path / 'study.db'}", "twice") == [0, 40]
+
+
+def test_a_run_whose_claim_went_stale_while_it_trained_still_records_its_result(tmp_path):
+    """A worker whose heartbeat stalled past the grace period (a loaded machine, a database
+    hiccup) has its trial failed and re-queued by another worker's check; when its run then
+    finishes, the result goes on the queued copy, and the worker does not crash on the ended trial."""
+    from optuna.trial import TrialState
+
+    from visionstudy.store.db import retry_callback
+
+    store = RunStore(f"sqlite:///{tmp_path / 'study.db'}", "stale")
+    store.sync({"a/seed-0": "h", "b/seed-0": "h"}, {})
+    claim = store.claim({"a/seed-0"})
+    store.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)  # what fail_stale_trials does
+    retry_callback(None)(store.study, store.storage.get_trial(claim.trial_id))
+    store.complete(claim, 0.9, {"test_accuracy": 0.9})
+    states = sorted((t.state.name, t.value) for t in store.by_key()["a/seed-0"])
+    assert states == [("COMPLETE", 0.9), ("FAIL", None)]
+    assert store.status(["a/seed-0", "b/seed-0"]) == {"a/seed-0": "done", "b/seed-0": "waiting"}
+    other = store.claim({"b/seed-0"})
+    store.storage.set_trial_state_values(other.trial_id, state=TrialState.FAIL)  # ended, no copy queued
+    store.complete(other, 0.5, {})  # nothing to record it on: no error either
+    assert store.status(["b/seed-0"]) == {"b/seed-0": "failed"}

@@ -534,11 +534,31 @@ class RunStore:
         self.storage.record_heartbeat(trial_id)
 
     def complete(self, claim: Claim, value: float, attrs: dict[str, Any]) -> None:
+        """Record a claimed run's result; when its trial was ended meanwhile (its heartbeat
+        stalled past the grace period and another worker's check re-queued it), on the queued copy
+        (a copy another worker already trains finds the results on disk)."""
+        import optuna
         from optuna.trial import TrialState
 
-        for k, v in attrs.items():
-            self.storage.set_trial_user_attr(claim.trial_id, k, v)
-        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.COMPLETE, values=[value])
+        trial_id = self.live_trial(claim)
+        if trial_id is None:
+            return
+        try:
+            for k, v in attrs.items():
+                self.storage.set_trial_user_attr(trial_id, k, v)
+            self.storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[value])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+
+    def live_trial(self, claim: Claim) -> int | None:
+        """The claim's trial while it runs, else its re-queued copy taken for this process (None:
+        no copy waits: another worker has it)."""
+        from optuna.trial import TrialState
+
+        if not self.storage.get_trial(claim.trial_id).state.is_finished():
+            return claim.trial_id
+        queued = [t for t in self.by_key().get(claim.key, []) if t.state == TrialState.WAITING]
+        return queued[0]._trial_id if queued and self.take(queued[0]._trial_id) else None
 
     def fail(self, claim: Claim, message: str, log: str | None = None) -> None:
         """Mark a claimed run failed with its error; when its trial was already ended (a dead
@@ -546,14 +566,9 @@ class RunStore:
         import optuna
         from optuna.trial import TrialState
 
-        trial_id = claim.trial_id
-        if self.storage.get_trial(trial_id).state.is_finished():
-            queued = [t for t in self.by_key().get(claim.key, []) if t.state == TrialState.WAITING]
-            if not queued:
-                return
-            trial_id = queued[0]._trial_id
-            if not self.take(trial_id):
-                return
+        trial_id = self.live_trial(claim)
+        if trial_id is None:
+            return
         try:
             self.storage.set_trial_user_attr(trial_id, "error", message[:2000])
             if log:
