@@ -124,3 +124,14 @@ def test_per_batch_curves_mark_epochs_where_they_start_and_overlay_validation_at
     overlay = next(line for line in loss.lines if line.get_label().startswith("validation"))
     assert list(overlay.get_xdata()) == [10, 20, 30] and list(overlay.get_ydata()) == [0.5, 0.25, 0.5 / 3]
     assert_texts_fit(fig)
+
+
+def test_an_interaction_chart_keeps_its_names_and_legend_inside_the_figure():
+    names = ["sgd, lr 0.01", "sgd, lr 0.01, momentum 0.9", "rmsprop, lr 0.001", "adagrad, lr 0.01",
+             "adam, lr 0.001"]
+    series = [(f"model.conv_dropout = {d}", list(np.linspace(0.5, 0.8, 5) + d), [0.01] * 5)
+              for d in (0, 0.25)]
+    fig = F.interaction_lines(names, series, "train.optimizer", "test accuracy",
+                              "Test accuracy: optimizer × dropout")
+    drawn = {text.replace("\n", " ") for text in assert_texts_fit(fig)}
+    assert set(names) | {s[0] for s in series} <= drawn

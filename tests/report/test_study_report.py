@@ -222,3 +222,29 @@ def test_a_study_names_the_variants_drawn_in_full_and_what_each_curves_chart_com
 def best_variant(html: Path) -> str:
     table = rows(html.parent / "tables" / "variants.csv")
     return max(table, key=lambda r: float(r["test accuracy mean"]))["variant"]
+
+
+def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_path):
+    """Seed 004's optimizer × dropout grid: one chart with a line per dropout, each point one
+    combination over its seeds; the optimizer chart says it pools the dropouts; ticks are names."""
+    from visionstudy.report.study_report import value_names
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "grid", **TINY, "train": {**TINY["train"], "epochs": 1}, "seeds": 2,
+        "sweep": {"mode": "grid", "model.dropout": [0.0, 0.25],
+                  "train.optimizer": [{"name": "sgd", "lr": 0.01}, {"name": "adam", "lr": 1e-3}]}},
+        sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    html = build_study_report(place.study_dir("grid"), tmp_path / "rep",
+                              ReportOptions(images=False, tsne_points=0))
+    figures = {p.name for p in (html.parent / "figures").glob("*.png")}
+    assert "interaction_model_dropout_train_optimizer.png" in figures, figures
+    text = html.read_text()
+    assert "other swept keys" in text and "not over the other key" in text
+    optimizers = [{"name": "sgd", "lr": 0.01, "momentum": 0.0}, {"name": "sgd", "lr": 0.01, "momentum": 0.9},
+                  {"name": "adam", "lr": 0.001}]
+    assert value_names(optimizers) == ["sgd, lr 0.01, momentum 0", "sgd, lr 0.01, momentum 0.9",
+                                       "adam, lr 0.001"]
+    assert value_names([[32, 64], 0.25, True]) == ["[32, 64]", "0.25", "yes"]

@@ -355,31 +355,66 @@ class StudyReportBuilder:
         return s
 
     def sweeps(self) -> Section:
-        """One chart per swept key: numeric values as a line in numeric order, others in file order."""
+        """One chart per swept key: numeric values as a line in numeric order, others in file order
+        with short names; and for a grid over two keys, their interaction (a line per level)."""
         s = Section("Sweeps", "sweeps")
+        blocks: dict[int, list[Any]] = defaultdict(list)
         for chart in self.study.sweeps:  # recorded in the manifest: never re-expanded here
-            label = chart.label
-            points: dict[str, list[float]] = defaultdict(list)
-            raw: dict[str, Any] = {}
-            for variant, value in chart.points.items():
-                raw[json.dumps(value)] = value
-                for _, a in self.finished.get(variant, []):
-                    points[json.dumps(value)].append(float(metric(a.metrics or {}, self.primary) or np.nan))
-            if len(points) < 2:
-                continue
-            numeric_axis = all(isinstance(raw[k], int | float) and not isinstance(raw[k], bool)
-                               for k in points)
-            order = sorted(points, key=lambda k: raw[k]) if numeric_axis else list(points)
-            summ = [summarize(points[k], BOUNDS.get(self.primary, UNBOUNDED)) for k in order]
-            xs = [raw[k] for k in order] if numeric_axis else [setting(raw[k]) for k in order]
-            s.figures.append(self.fig(F.metric_line(xs, [m.mean for m in summ], [m.std for m in summ],
-                                                    chart.key, self.primary_label,
-                                                    f"{cap(self.primary_label)} vs {label}",
-                                                    categorical=not numeric_axis),
-                                      "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
-                                      f"{cap(self.primary_label)} (mean ± std over runs) for each value "
-                                      f"of {chart.key}" + (", in numeric order." if numeric_axis else ".")))
+            blocks[chart.block].append(chart)
+            s.figures += self.sweep_figure(chart, len({c.key for c in self.study.sweeps
+                                                       if c.block == chart.block}) > 1)
+        for charts in blocks.values():
+            grid = [c for c in charts if set(c.points) == set(charts[0].points)]
+            if len(grid) >= 2:  # the key with more values along the axis, a line per value of the other
+                pair = sorted(grid[:2], key=lambda c: -len({json.dumps(v) for v in c.points.values()}))
+                s.figures += self.interaction(*pair)
         return s
+
+    def sweep_figure(self, chart: Any, others: bool) -> list[FigureRef]:
+        label = chart.label
+        points: dict[str, list[float]] = defaultdict(list)
+        raw: dict[str, Any] = {}
+        for variant, value in chart.points.items():
+            raw[json.dumps(value)] = value
+            for _, a in self.finished.get(variant, []):
+                points[json.dumps(value)].append(float(metric(a.metrics or {}, self.primary) or np.nan))
+        if len(points) < 2:
+            return []
+        numeric_axis = all(isinstance(raw[k], int | float) and not isinstance(raw[k], bool) for k in points)
+        order = sorted(points, key=lambda k: raw[k]) if numeric_axis else list(points)
+        summ = [summarize(points[k], BOUNDS.get(self.primary, UNBOUNDED)) for k in order]
+        xs = [raw[k] for k in order] if numeric_axis else value_names([raw[k] for k in order])
+        over = ("over every run with that value, whatever the block's other swept keys" if others
+                else "over its runs (seeds, folds)")
+        figure = F.metric_line(xs, [m.mean for m in summ], [m.std for m in summ], chart.key,
+                               self.primary_label, f"{cap(self.primary_label)} vs {label}",
+                               categorical=not numeric_axis)
+        return [self.fig(figure, "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
+                         f"{cap(self.primary_label)} for each value of {chart.key}: mean ± std {over}"
+                         + (", in numeric order." if numeric_axis else "."))]
+
+    def interaction(self, across: Any, lines: Any) -> list[FigureRef]:
+        """Two keys of one grid: the first along the axis, a line per value of the second; each
+        point is one combination (one variant), mean ± std over its seeds and folds."""
+        xs = list(dict.fromkeys(json.dumps(v) for v in across.points.values()))
+        levels = list(dict.fromkeys(json.dumps(v) for v in lines.points.values()))
+        series = []
+        for level in levels:
+            stats = []
+            for x in xs:
+                variant = next((v for v in across.points if json.dumps(across.points[v]) == x
+                                and json.dumps(lines.points.get(v)) == level), None)
+                stats.append(self.stat(variant, self.primary) if variant else summarize([]))
+            series.append((f"{lines.key} = {value_names([json.loads(level)])[0]}",
+                           [st.mean for st in stats], [st.std for st in stats]))
+        title = f"{cap(self.primary_label)}: {across.key} × {lines.key}"
+        figure = F.interaction_lines(value_names([json.loads(x) for x in xs]), series, across.key,
+                                     self.primary_label, title)
+        stem = "interaction_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{across.key}_{lines.key}")
+        return [self.fig(figure, stem,
+                         f"{cap(self.primary_label)} of every combination of {across.key} and {lines.key} "
+                         "(one line per value of the second): mean ± std over each combination's "
+                         "seeds and folds, not over the other key.")]
 
     def search(self) -> Section:
         s = Section("Hyperparameter search", "search")
@@ -571,6 +606,22 @@ def setting(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)
+
+
+def value_names(values: list[Any]) -> list[str]:
+    """Sweep values as short tick labels: a section by its name and what differs between the
+    values (`adagrad, lr 0.01`; `sgd, momentum 0.9`), numbers and lists as `setting` writes them."""
+    sections = [v for v in values if isinstance(v, dict)]
+    keys = [k for k in dict.fromkeys(k for v in sections for k in v) if k != "name"
+            and len({json.dumps(v.get(k)) for v in sections}) > 1]
+
+    def name(v: Any) -> str:
+        if not isinstance(v, dict):
+            return setting(v)
+        parts = [str(v["name"])] if "name" in v else []
+        return ", ".join(parts + [f"{k} {setting(v[k])}" for k in keys if k in v])
+
+    return [name(v) for v in values]
 
 
 def cap(text: str) -> str:
