@@ -393,10 +393,17 @@ def test_a_closed_pool_leaves_no_thread_behind():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_during_a_claim_waits_for_its_end_then_acts(sig):
+    steps: list[str] = []
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell may start us ignoring it
+    with contextlib.ExitStack() as restore:
+        restore.callback(signal.signal, signal.SIGINT, before)
+        check_stop_deferred(sig, steps)
+
+
+def check_stop_deferred(sig: int, steps: list[str]) -> None:
     from visionstudy.study.execute import Stopped, sigterm_as_interrupt
     from visionstudy.study.pool import stop_deferred
 
-    steps = []
     with pytest.raises(KeyboardInterrupt) as stopped, sigterm_as_interrupt():
         with stop_deferred():
             os.kill(os.getpid(), sig)
