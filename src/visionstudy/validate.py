@@ -104,15 +104,8 @@ def check_shape(model: str, params: str, shape: tuple[int, int, int]) -> None:
     memory, no weights fetched): a layout the input cannot go through is refused with the
     model's own message. Cached: a study validates the same model for many runs (a ConfigError is
     not cached and is raised again)."""
-
-    import torch
-
-    from visionstudy.models import create_model
-
-    c, h, w = shape
     try:
-        with torch.device("meta"):
-            create_model(model, c, 10, (h, w), skeleton=True, **json.loads(params))
+        count_parameters(model, params, shape, 10)
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 - not a config error (an op without a meta kernel, a bug in a
@@ -133,6 +126,8 @@ def parameter_count(cfg: RunConfig) -> int | None:
 
 @functools.lru_cache(maxsize=1024)
 def count_parameters(model: str, params: str, shape: tuple[int, int, int], classes: int) -> int:
+    """Build the model (`params` as JSON) for (C, H, W) images and `classes` on the meta device
+    and count its parameters."""
     import torch
 
     from visionstudy.models import count_params, create_model

@@ -92,13 +92,12 @@ class DatasetSource(ABC):
     def class_count(self, cfg: DataConfig) -> int | None:
         """How many classes its runs learn (after `data.classes`), when known without the files:
         `recipes show --runs` counts each model's parameters with it."""
-        known = self.known_class_count(cfg)
         if isinstance(cfg.classes, list):
             return len(cfg.classes)
         if isinstance(cfg.classes, str):
             kind, _, n = cfg.classes.partition(":")
             return int(n) if kind == "first" and n.isdigit() else None
-        return known
+        return self.known_class_count(cfg)
 
     def known_class_count(self, cfg: DataConfig) -> int | None:
         """The dataset's own number of classes when fixed (None: read from its files)."""

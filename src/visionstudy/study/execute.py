@@ -164,10 +164,10 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
         data = run.config.data
         if task_of(run.config).model_kind != "image":  # sets: generated or one small file
             continue
-        key = data.model_copy(update={"augment": [], "folds": None, "fold": None}).model_dump_json()
-        if key not in seen:
-            seen.add(key)
-            prepare(data.model_copy(update={"augment": [], "folds": None, "fold": None}), data_dir)
+        whole = data.model_copy(update={"augment": [], "folds": None, "fold": None})  # what is loaded
+        if whole.model_dump_json() not in seen:
+            seen.add(whole.model_dump_json())
+            prepare(whole, data_dir)
 
 
 @dataclass

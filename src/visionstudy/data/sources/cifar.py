@@ -117,13 +117,13 @@ class Cifar10(CifarSource):
     subdirs = ("cifar10", "cifar-10", "CIFAR10")
     folder = "cifar-10-batches-py"
     members = CIFAR10_MEMBERS
-
-    def known_class_count(self, cfg: DataConfig) -> int | None:
-        return 10
     archive = RemoteFile(
         "cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         "c58f30108f718f92721af3b95e74349a",
     )
+
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return 10
 
     def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
         batches = [load_pickle(p) for p in paths[:6]]
@@ -141,9 +141,6 @@ class Cifar100(CifarSource):
     description = "CIFAR-100 natural images, 32x32 RGB, 100 fine / 20 coarse classes (label: coarse)"
     subdirs = ("cifar100", "cifar-100", "CIFAR100")
     folder = "cifar-100-python"
-
-    def known_class_count(self, cfg: DataConfig) -> int | None:
-        return 100 if cfg.label == "fine" else 20
     members = (
         ("train", "16019d7e3df5f24257cddd939b257f8d"),
         ("test", "f0ef6b0ae62326f3e7ffdfab6717acfc"),
@@ -153,6 +150,9 @@ class Cifar100(CifarSource):
         "cifar-100-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
         "eb9058c3a382ffc7106e4002c42a8d85",
     )
+
+    def known_class_count(self, cfg: DataConfig) -> int | None:
+        return 100 if cfg.label == "fine" else 20
 
     def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
         key = f"{cfg.label}_labels"
