@@ -377,3 +377,30 @@ def assert_texts_fit(fig) -> list[str]:
             shrunk = box_b.expanded(1.0, 1.0).padded(-1)
             assert not box_a.overlaps(shrunk), f"{a!r} overlaps {b!r}"
     return [t for t, _ in texts]
+
+
+@contextlib.contextmanager
+def every_figure_checked() -> Iterator[dict[str, list[str]]]:
+    """Inside: each report figure is drawn in this process and checked by `assert_texts_fit`
+    before its files are written; yields {file name within figures/: its texts}. On leaving,
+    every figure that failed is named in one assertion."""
+    from visionstudy.report import drawing
+
+    checked: dict[str, list[str]] = {}
+    failed: list[str] = []
+    write = drawing.write_files
+
+    def check_then_write(fig, jobs):
+        png = jobs[0][0]
+        name = f"{png.parent.name}/{png.name}" if png.parent.name != "figures" else png.name
+        try:
+            checked[name] = assert_texts_fit(fig)
+        except AssertionError as exc:
+            failed.append(f"{name}: {exc}")
+        write(fig, jobs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(drawing, "drawing_workers", lambda: 0)
+        mp.setattr(drawing, "write_files", check_then_write)
+        yield checked
+    assert not failed, "\n".join(failed)

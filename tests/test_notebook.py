@@ -29,8 +29,25 @@ def test_the_quickstart_notebook_runs_on_a_jupyter_kernel(tmp_path):
     nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
     # 2 epochs instead of the notebook's 5: the same cells, a shorter wait
     nb.cells[1].source = nb.cells[1].source.replace('"train.epochs": 5', '"train.epochs": 2')
+    report = next(c for c in nb.cells if "study.report(" in c.source)  # with the image figures
+    report.source = report.source.replace("images=False, tsne_points=0", "tsne_points=100")
+    # and around them, issue 27's check of every figure the quick study's report and a run report
+    # draw: no text leaves its figure or overlaps another (tests/helpers.every_figure_checked)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom tests.helpers import every_figure_checked\n"
+        "_check = every_figure_checked()\n_checked = _check.__enter__()"))
+    nb.cells.append(nbformat.v4.new_code_cell("_check.__exit__(None, None, None)\nprint(sorted(_checked))"))
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checked = eval(outputs(nb.cells[-1])[0])  # noqa: S307 - the list the kernel printed
+    nb.cells = nb.cells[1:-1]
+    figures = {p.relative_to(tmp_path / "runs" / "quick" / "report" / "figures").as_posix()
+               for p in (tmp_path / "runs" / "quick" / "report" / "figures").rglob("*.png")}
+    assert figures <= set(checked) and len(figures) > 60, sorted(figures - set(checked))
+    for variant in ("baseline", "both-augment"):
+        assert {f"{variant}/{stem}.png" for stem in (
+            "curves", "confusion_counts", "roc", "reliability", "per_class_accuracy", "samples",
+            "predictions", "misclassified", "gradcam", "tsne", "class_distribution")} <= figures
     code = [c for c in nb.cells if c.cell_type == "code"]
     text, kinds = outputs(code[0])
     assert "text/html" in kinds and "Study quick" in text and "10 runs (5 variants × 2 seeds)" in text

@@ -105,7 +105,7 @@ def check_shape(model: str, params: str, shape: tuple[int, int, int]) -> None:
     model's own message. Cached: a study validates the same model for many runs (a ConfigError is
     not cached and is raised again)."""
     try:
-        count_parameters(model, params, shape, 10)
+        count_parameters(model, params, shape[0], 10, (shape[1], shape[2]))
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 - not a config error (an op without a meta kernel, a bug in a
@@ -114,27 +114,27 @@ def check_shape(model: str, params: str, shape: tuple[int, int, int]) -> None:
 
 def parameter_count(cfg: RunConfig) -> int | None:
     """The model's parameters for the run's data, counted on the meta device (no memory, no
-    weights fetched); None when the image shape or the class count needs the dataset's files."""
+    weights fetched); None when the input shape or the outputs need the dataset's files."""
     from visionstudy.data import DATASETS
 
-    source = DATASETS.get(cfg.data.dataset, "data.dataset")
-    shape, classes = source.shape_of(cfg.data), source.class_count(cfg.data)
-    if shape is None or classes is None:
+    io = DATASETS.get(cfg.data.dataset, "data.dataset").model_io(cfg.data)
+    if io is None:
         return None
-    return count_parameters(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), shape, classes)
+    return count_parameters(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), *io)
 
 
 @functools.lru_cache(maxsize=1024)
-def count_parameters(model: str, params: str, shape: tuple[int, int, int], classes: int) -> int:
-    """Build the model (`params` as JSON) for (C, H, W) images and `classes` on the meta device
-    and count its parameters."""
+def count_parameters(model: str, params: str, channels: int, outputs: int, shape: tuple[int, int]) -> int:
+    """Build the model (`params` as JSON) as `create_model` does, for `channels` (image channels,
+    or features per set element), `outputs` and the input `shape` ((H, W), or (set size,
+    features)), on the meta device, and count its parameters."""
     import torch
 
     from visionstudy.models import count_params, create_model
 
-    c, h, w = shape
     with torch.device("meta"):
-        return count_params(create_model(model, c, classes, (h, w), skeleton=True, **json.loads(params)))
+        net = create_model(model, channels, outputs, shape, skeleton=True, **json.loads(params))
+        return count_params(net)
 
 
 def validation_refusals(cfg: RunConfig) -> list[str]:

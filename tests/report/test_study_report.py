@@ -189,32 +189,12 @@ def test_the_reports_words_fit_what_ran(tmp_path):
     assert on_test["best_epoch"] == 1
 
 
-def test_a_study_names_the_variants_drawn_in_full_and_what_each_curves_chart_compares(tmp_path):
-    """Issue 27: beyond 8 variants only the best and the ladder were drawn in full; `report.full`
-    adds any variant, and `report.curves` draws the seed's comparisons instead of one chart of all."""
-    variants = {f"v{i}": {"train": {"optimizer": {"lr": round(1e-3 * (i + 1), 4)}}} for i in range(10)}
-    path = tmp_path / "many.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "many", **TINY, "train": {**TINY["train"], "epochs": 1}, "variants": variants,
-        "report": {"full": ["v7"], "curves": {"first two": ["v0", "v1"], "odd": ["v[13579]"]}}},
-        sort_keys=False))
-    place = Placement(tmp_path / "runs")
-    run_all(load_study(path), place, progress=False)
-    html = build_study_report(place.study_dir("many"), tmp_path / "rep",
-                              ReportOptions(images=False, tsne_points=0))
-    folder = html.parent / "figures"
-    figures = {p.relative_to(folder).as_posix() for p in folder.rglob("*.png")}
-    assert {"curves_first-two_val_accuracy.png", "curves_odd_val_loss.png"} <= figures
-    assert "curves_val_accuracy.png" not in figures  # the named charts replace the one of all ten
-    full = {f.split("/")[0] for f in figures if "/" in f}
-    assert full == {"v7", best_variant(html)}, full
-    text = html.read_text()
-    assert "first two (v0, v1)" in text and "odd (v1, v3, v5, v7, v9)" in text
+def test_a_curves_chart_whose_pattern_matches_no_variant_is_refused(tmp_path):
+    from visionstudy.errors import ConfigError
+
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "bad", **TINY, "variants": {"a": {}, "b": {}},
                                    "report": {"curves": {"c": ["a", "zz*"]}}}))
-    from visionstudy.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"report.curves.c: zz\* match no variant"):
         load_study(bad)
 
@@ -248,3 +228,51 @@ def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_pat
     assert value_names(optimizers) == ["sgd, lr 0.01, momentum 0", "sgd, lr 0.01, momentum 0.9",
                                        "adam, lr 0.001"]
     assert value_names([[32, 64], 0.25, True]) == ["[32, 64]", "0.25", "yes"]
+
+
+def test_a_search_trials_curve_is_labelled_by_its_values():
+    """Seed 002's per-combination curves: each trial's line named by what it tried."""
+    from visionstudy.report.study_report import trial_label
+
+    assert trial_label(3, {"train.optimizer.lr": 0.001, "model.dropout": 0.25, "model.hidden": [64, 32]}) \
+        == "#3: lr 0.001, dropout 0.25, hidden [64, 32]"
+
+
+def test_a_fifty_variant_grid_draws_what_its_study_names_with_every_text_apart_and_on_the_canvas(tmp_path):
+    """Issue 27: 50 variants with long names (a 5 × 10 grid). `report.full` draws a variant in full
+    beside the best (beyond 8 variants only the best and the ladder were), `report.curves` draws
+    the named comparisons instead of one chart of all, and no text of any figure (a 50-entry
+    legend, the bars, the cost scatter, the sweep and interaction charts, the full sections)
+    leaves the figure or overlaps another, by matplotlib's own text boxes."""
+    from tests.helpers import every_figure_checked
+
+    path = tmp_path / "fifty.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "fifty", **TINY, "data": {"dataset": "digits", "max_train_samples": 200},
+        "train": {**TINY["train"], "epochs": 1},
+        "sweep": {"mode": "grid", "train.optimizer.lr": [1e-3, 3e-3, 1e-2, 3e-2, 0.1],
+                  "model.hidden": [[n] for n in (8, 12, 16, 20, 24, 28, 32, 40, 48, 64)]},
+        "report": {"full": ["lr=0.1,hidden=8"],  # names in the sweep's key order
+                   "curves": {"every combination": ["*"], "two": ["lr=0.001,hidden=8", "lr=0.001,hidden=64"],
+                              "lr 0.01": ["lr=0.01,*"]}}},
+        sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, workers=2, progress=False)
+    with every_figure_checked() as checked:
+        html = build_study_report(place.study_dir("fifty"), tmp_path / "rep", ReportOptions(tsne_points=100))
+    assert len(rows(html.parent / "tables" / "variants.csv")) == 50
+    figures = {p.relative_to(html.parent / "figures").as_posix()
+               for p in (html.parent / "figures").rglob("*.png")}
+    assert set(checked) == figures
+    assert {"curves_every-combination_val_accuracy.png", "curves_two_val_loss.png", "variant_bars.png",
+            "costs.png", "curves_lr-0.01_train_accuracy.png",
+            "interaction_model_hidden_train_optimizer_lr.png"} <= figures, figures
+    assert "curves_val_accuracy.png" not in figures  # the named charts replace the one of all
+    legend = [t for t in checked["curves_every-combination_val_accuracy.png"] if "hidden=" in t]
+    assert len(legend) == 50, legend
+    full = {f.split("/")[0] for f in figures if "/" in f}
+    assert full == {"lr-0.1-hidden-8", best_variant(html).replace("=", "-").replace(",", "-")}, full
+    text = html.read_text()
+    assert "two (lr=0.001,hidden=8, lr=0.001,hidden=64)" in text
+    hidden = (8, 12, 16, 20, 24, 28, 32, 40, 48, 64)
+    assert "lr 0.01 (" + ", ".join(f"lr=0.01,hidden={n}" for n in hidden) in text

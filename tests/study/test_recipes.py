@@ -189,24 +189,99 @@ def mirror(tmp_path_factory) -> Path:
 
 ONE_EPOCH = ["--set", "train.epochs=1", "--set", "data.verify=false"]
 
+# What each seed report shows, and where the study report of its recipe writes it (issue 27).
+# Paths are under the study's report/ folder; a variant's folder holds its full section's figures.
+FIRST20_MODELS = ["baseline", "dropout-only", "batchnorm-only", "both", "both-augment", "advanced-augment",
+                  "resnet"]
+EMNIST_BEST = ["mlp-best", "cnn-best", "resnet"]
+P2_MODELS = ["simple-cnn", "resnet9", "resnet20"]
+SEED_ARTEFACTS: dict[str, dict[str, list[str]]] = {
+    "cifar100-first20": {  # seed 000
+        "Fig 1, class distribution": ["figures/baseline/class_distribution.png"],
+        "Fig 2, an image of every class": ["figures/baseline/one_per_class.png"],
+        "Fig 3, the baseline's history": ["figures/baseline/curves.png"],
+        "Figs 4-5, histories per technique": ["figures/curves_techniques_val_accuracy.png",
+                                              "figures/curves_techniques_train_loss.png"],
+        "Fig 6, augmentation examples": ["figures/both-augment/augmentation.png"],
+        "Fig 7, with and without augmentation": ["figures/curves_augmentation_val_accuracy.png"],
+        "Fig 8, the advanced CNN's history": ["figures/advanced-augment/curves.png"],
+        "Fig 9, the ResNet's history": ["figures/resnet/curves.png"],
+        "Fig 10, tuning (depth, width)": ["figures/sweep_baseline_model_channels.png",
+                                          "figures/sweep_baseline_model_hidden.png",
+                                          "figures/curves_depth-and-width_val_accuracy.png"],
+        "Fig 11, accuracy against complexity": ["figures/costs.png"],
+        "Fig 12, test accuracy of every model": ["figures/variant_bars.png"],
+        "Fig 13, confusion matrices of all models": [
+            "figures/ladder_confusions.png",
+            *(f"figures/{m}/confusion_normalised.png" for m in FIRST20_MODELS)],
+        "Table 1, the baseline's metrics": ["tables/baseline_metrics.csv"],
+        "Tables 2-3, techniques and augmentation": ["tables/trajectory.csv"],
+        "Table 4, every model with its parameters": ["tables/settings.csv", "tables/reference.csv"],
+    },
+    "cifar100-transfer": {  # seed 001: tables only
+        "accuracy mean ± std over repeated runs": ["tables/variants.csv"],
+        "fine-tuned against from scratch, paired": ["tables/paired_tests.csv"],
+        "the published numbers": ["tables/reference.csv"],
+    },
+    "cifar10-keras": {  # seed 002
+        "the tuning's trials": ["tables/search_trials.csv"],
+        "per-combination curves labelled by their values": ["figures/search_trial_curves.png"],
+        "training and validation accuracy of the final model": ["figures/search-best/curves.png"],
+        "a grid of test images with their labels": ["figures/search-best/predictions.png"],
+        "the tuned model against the augmented and enhanced ones": ["tables/variants.csv",
+                                                                     "figures/variant_bars.png"],
+    },
+    "emnist-balanced": {  # seed 003 (Table 1's best models; its sweeps and CV: below)
+        "Table 1": ["tables/variants.csv", "tables/reference.csv", "figures/curves_Table-1_val_accuracy.png"],
+        "sections 3.1-3.3, test curves": [f"figures/{m}/curves.png" for m in EMNIST_BEST],
+        "section 3, predictions on test images": [f"figures/{m}/predictions.png"
+                                                  for m in EMNIST_BEST],
+    },
+    "cifar10-optimizers": {  # seed 004 P1
+        "training loss per optimizer": ["figures/curves_train_loss.png"],
+        "validation accuracy per optimizer": ["figures/curves_val_accuracy.png"],
+        "optimizer × dropout": ["figures/interaction_train_optimizer_model_conv_dropout.png"],
+        "the dropout rate swept for the two best": ["figures/sweep_model_conv_dropout_sweep_2_.png"],
+        "every run's numbers": ["tables/variants.csv", "tables/settings.csv"],
+    },
+    "cifar10-models": {  # seed 004 P2
+        "test loss, top-1 and top-5 error": ["tables/variants.csv", "tables/reference.csv"],
+        "per-class accuracy": [f"figures/{m}/per_class_accuracy.png" for m in P2_MODELS],
+        "confusion matrices": [f"figures/{m}/confusion_normalised.png" for m in P2_MODELS],
+        "per-batch curves": [f"figures/{m}/steps.png" for m in P2_MODELS],
+    },
+    "deepsets": {  # seed 004 P3
+        "one table: L, width, test/val/train MSE, parameters, time, epochs": ["tables/settings.csv"],
+        "the published table": ["tables/reference.csv"],
+    },
+}
+# `report`: how the test writes the report: `study run` itself, or `--no-report` and then the report
+# command with t-SNE on 10 points (`images`), also without image figures (`tables`: seeds without any)
+REPORT_OPTIONS = {"images": ["--tsne-points", "10"], "tables": ["--no-images", "--tsne-points", "10"]}
 
-@pytest.mark.parametrize("name, extra", [
-    ("cifar100-first20", []),
-    ("cifar100-transfer", ["--set", "train.batch_size=64", "--only", "resnet18-finetune"]),
-    ("cifar10-keras", ["--trials", "3"]),
-    # the MLP and the CNN with its parameterised LeakyReLU on the 47 transposed classes: 2 of its 62
-    # runs; the others are the same code at minutes more CPU, their configs checked by the expansion
-    # tests; ResNets run end to end in cifar100-first20, cross-validation in tests/study/test_execute.py
-    ("emnist-balanced", ["--only", "mlp-baseline,cnn-near-best"]),
-    ("cifar10-optimizers", []),
-    ("cifar10-models", []),
-    ("fashion-mnist", []),
-    ("deepsets", ["--set", "data.sets.train=300", "--set", "data.sets.val=50", "--set", "data.sets.test=50"]),
+
+@pytest.mark.parametrize("name, extra, report", [
+    ("cifar100-first20", [], "images"),
+    # the seed's two models on 10 of the 100 classes (its figures for 100 classes: a minute of drawing)
+    ("cifar100-transfer", ["--set", "train.batch_size=64", "--set", "data.classes=first:10",
+                           "--only", "cnn-scratch,resnet18-finetune"], "tables"),
+    ("cifar10-keras", ["--trials", "3"], "study run"),
+    # the best MLP, CNN and ResNet on the 47 transposed classes: 3 of its 62 runs; the sweeps and the
+    # 5-fold CV are the same code at minutes more CPU, their configs checked by the expansion tests,
+    # sweep charts in tests/report/test_study_report.py, cross-validation in tests/study/test_execute.py
+    # (on 10 of the 47 classes: the same figures, a third of the drawing)
+    ("emnist-balanced", ["--only", ",".join(EMNIST_BEST), "--set", "data.classes=first:10"], "study run"),
+    ("cifar10-optimizers", [], "tables"),
+    ("cifar10-models", ["--set", "train.log_every_n_steps=1"], "tables"),  # tiny data: a step per batch
+    ("fashion-mnist", [], "none"),  # ours: no seed report to match
+    ("deepsets", ["--set", "data.sets.train=300", "--set", "data.sets.val=50", "--set", "data.sets.test=50"],
+     "study run"),
 ])
-def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
+def test_recipe_runs_end_to_end_for_one_epoch_and_writes_its_seeds_figures(name, extra, report, mirror,
+                                                                          tmp_path):
     result = vs("study", "run", f"recipe:{name}", *ONE_EPOCH, *extra, "--data-dir", str(mirror),
                 "--runs-dir", str(tmp_path), "--workers", "2", "--quiet",
-                *(["--no-report"] if name != "deepsets" else []),
+                *(["--no-report"] if report != "study run" else []),
                 env={"TORCH_HOME": str(mirror / "torch")}, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     study = load_study(f"recipe:{name}")
@@ -222,39 +297,58 @@ def test_recipe_runs_end_to_end_for_one_epoch(name, extra, mirror, tmp_path):
         m = json.loads(path.read_text())
         assert m["epochs_run"] == 1
         assert m["test_mse"] > 0 if name == "deepsets" else 0.0 <= m["test_accuracy"] <= 1.0
+    if report in REPORT_OPTIONS:  # the report command on the study folder
+        written = vs("report", tmp_path / name, *REPORT_OPTIONS[report], "--data-dir", str(mirror))
+        assert written.returncode == 0, written.stderr
+    folder = tmp_path / name / "report"
+    missing = {what: [p for p in paths if not (folder / p).is_file() or (folder / p).stat().st_size < 100]
+               for what, paths in SEED_ARTEFACTS.get(name, {}).items()}
+    assert not any(missing.values()), {what: paths for what, paths in missing.items() if paths}
     if name == "deepsets":  # a regression study: ranked and tested on test MSE, no accuracy
-        html = (tmp_path / name / "report" / "report.html").read_text()
+        html = (folder / "report.html").read_text()
         assert "Test MSE difference to" in html and "L3-w100" in html
-        variants = (tmp_path / name / "report" / "tables" / "variants.csv").read_text()
+        variants = (folder / "tables" / "variants.csv").read_text()
         assert variants.startswith("variant,runs,test MSE mean") and "accuracy" not in variants
-        reference = (tmp_path / name / "report" / "tables" / "reference.csv").read_text()
+        reference = (folder / "tables" / "reference.csv").read_text()
         assert 'L5-w2,params,49,49' in reference
+        table = (folder / "tables" / "settings.csv").read_text().splitlines()  # seed 004 P3's one table
+        assert table[0] == ("variant,layers,width,test MSE mean,std,runs,validation MSE,train MSE,parameters,"
+                            "train seconds,epochs") and len(table) == 9
     if name == "cifar10-models":  # seed 004 P2's per-batch curves are recorded in every run
         assert all((p.parent / "steps.csv").read_text().startswith("step,epoch,batch") for p in metrics)
+        html = (folder / "report.html").read_text()
+        assert "Published numbers" in html and "Against seed 004, P2 table" in html
+        reference = (folder / "tables" / "reference.csv").read_text()
+        assert "resnet9,top1_error" in reference and "0.111" in reference
+        assert "top-5 error mean" in (folder / "tables" / "variants.csv").read_text()
     if name == "cifar100-transfer":  # all the training images: no validation split held out
         for p in metrics:
             ds = yaml.safe_load((p.parent / "config.yaml").read_text())["resolved"]["dataset"]
-            assert ds["val"] == 0 and ds["train"] == 500, ds
-    if name == "cifar10-models":  # the report command on the study folder, without image figures
-        report = vs("report", tmp_path / name, "--no-images", "--tsne-points", "10")
-        assert report.returncode == 0, report.stderr
-        html = (tmp_path / name / "report" / "report.html").read_text()
-        assert "Published numbers" in html and "Against seed 004, P2 table" in html
-        reference = (tmp_path / name / "report" / "tables" / "reference.csv").read_text()
-        assert "resnet9,top1_error" in reference and "0.111" in reference
+            assert ds["val"] == 0 and ds["train"] == 50, ds  # 10 classes of the fixture's 100
+    if name == "cifar10-keras":  # each trial's line is named by its values
+        assert "labelled by its values" in (folder / "report.html").read_text()
+
+
+def test_every_seed_recipe_lists_its_seeds_figures():
+    """The seed recipes (not ours: quick, fashion-mnist) each have their artefact list above."""
+    ours = {"quick", "fashion-mnist"}
+    assert set(SEED_ARTEFACTS) == set(list_recipes()) - ours
 
 
 def test_recipes_show_runs_prints_each_models_parameter_count():
     """Checking a recipe against its seed's table needs no run: the published counts of seed 000's
-    Table 4 are printed on their variants' rows (counted on the meta device for 20 classes)."""
-    shown = vs("recipes", "show", "cifar100-first20", "--runs", env={"COLUMNS": "250"})
-    assert shown.returncode == 0, shown.stderr
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in shown.stdout.splitlines() if "/seed-" in line}
-    published = load_study("recipe:cifar100-first20").config.reference.variants
-    counted = {key.split("/")[0]: cells[1] for key, cells in rows.items()}
-    expected = {v: f"{numbers['params']:,}" for v, numbers in published.items() if "params" in numbers}
-    assert len(expected) == 7 and all(counted[v] == n for v, n in expected.items()), (counted, expected)
+    Table 4 (counted on the meta device for 20 classes) and of seed 004 P3's Deep Sets (sets of
+    3-dimensional elements, one output each) are printed on their variants' rows."""
+    for recipe, published_counts in [("cifar100-first20", 7), ("deepsets", 8)]:
+        shown = vs("recipes", "show", recipe, "--runs", env={"COLUMNS": "250"})
+        assert shown.returncode == 0, shown.stderr
+        rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+                for line in shown.stdout.splitlines() if "/seed-" in line}
+        published = load_study(f"recipe:{recipe}").config.reference.variants
+        counted = {key.split("/")[0]: cells[1] for key, cells in rows.items()}
+        expected = {v: f"{numbers['params']:,}" for v, numbers in published.items() if "params" in numbers}
+        assert len(expected) == published_counts, expected
+        assert all(counted[v] == n for v, n in expected.items()), (counted, expected)
     emnist = vs("recipes", "show", "emnist-balanced", "--runs", "--set", "data.classes=first:5",
                 env={"COLUMNS": "250"})
     assert emnist.returncode == 0, emnist.stderr

@@ -103,6 +103,14 @@ class DatasetSource(ABC):
         """The dataset's own number of classes when fixed (None: read from its files)."""
         return None
 
+    def model_io(self, cfg: DataConfig) -> tuple[int, int, tuple[int, int]] | None:
+        """What its runs' models are built for, known without the files: (input channels or
+        features, outputs, input shape) as `create_model` takes them; None when the files tell."""
+        shape, classes = self.shape_of(cfg), self.class_count(cfg)
+        if shape is None or classes is None:
+            return None
+        return shape[0], classes, (shape[1], shape[2])
+
     def remote_files(self, cfg: DataConfig) -> list[RemoteFile]:
         """The official files to download; empty for sources that cannot be downloaded."""
         return []

@@ -180,5 +180,12 @@ class SetsSource(DatasetSource):
     def find(self, cfg: DataConfig, roots: list[Path]) -> list[Path] | None:
         return [Path(cfg.path)] if cfg.path else []
 
+    def model_io(self, cfg: DataConfig) -> tuple[int, int, tuple[int, int]] | None:
+        """Generated sets: `dim` features per element, one target (per element or per set); a
+        user's .npz (data.path) tells only when read."""
+        if cfg.path is not None:
+            return None
+        return cfg.sets.dim, 1, (cfg.sets.size, cfg.sets.dim)
+
     def decode(self, cfg: DataConfig, paths: list[Path]) -> RawDataset:
         raise DataError("dataset 'sets' holds sets, not images: train it with a set model (deepsets)")

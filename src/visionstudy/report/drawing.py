@@ -50,8 +50,11 @@ def is_mosaic(fig: Figure) -> bool:
 
 
 def write_files(fig: Figure, jobs: Jobs) -> None:
+    """Every figure lays itself out (tight_layout) so that its texts stay on the canvas (the
+    figure tests check each text's box): no `bbox_inches="tight"`, which draws each figure a
+    second time to measure it (a tenth of a report's drawing)."""
     for path, options in jobs:
-        fig.savefig(path, bbox_inches="tight", **options)
+        fig.savefig(path, **options)
 
 
 def figure_transforms(fig: Figure) -> list[TransformNode]:

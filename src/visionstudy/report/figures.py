@@ -7,6 +7,7 @@ sorted horizontal bars and index ticks for 100.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,7 +83,7 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
         if best_epoch:
             ax.axvline(best_epoch, color="#555555", ls=":", lw=1, label=f"best epoch {best_epoch}")
         ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: "1", not 0.945…1.050
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     lr_ax = axes[-1]
@@ -91,7 +92,7 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
     if min(r["lr"] for r in history) > 0:
         lr_ax.set_yscale("log")
     lr_ax.grid(alpha=0.3)
-    lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: "1", not 0.945…1.050
     fig.tight_layout()
     return fig
 
@@ -150,8 +151,10 @@ def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarr
         ax.plot(epochs, mean, "-o", ms=3.5 if len(epochs) > 1 else 6, color=color, label=label)
         if std is not None:
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.18)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    # over the figure, not the axes: a two-column legend leaves the axes too narrow for a long title
+    fig.suptitle("\n".join(textwrap.wrap(title, 100)), fontsize=11)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: "1", not 0.945…1.050
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7 if len(groups) > 12 else 8, loc="center left", bbox_to_anchor=(1.0, 0.5),
               ncol=1 if len(groups) <= 24 else 2)
@@ -241,12 +244,13 @@ def confusion_grid(panels: Sequence[tuple[str, np.ndarray]], names: Sequence[str
     cols = min(n, 4)
     rows = -(-n // cols)
     k = len(names)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
-    for ax in axes.flat:
+    # tall enough that each square panel is limited by its width: a height-limited one kept its
+    # x label below the canvas (tight_layout meets fixed-aspect axes)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.8 * rows + 0.4), squeeze=False)
+    for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, (title, cm) in zip(axes.flat, panels, strict=False):
         values = cm.astype(float) / np.maximum(cm.sum(1, keepdims=True), 1)
-        ax.axis("on")
         ax.imshow(values, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
         if k <= 12:
             ax.set_xticks(range(k), [short(c, 8) for c in names], rotation=90, fontsize=7)

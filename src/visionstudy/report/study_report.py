@@ -39,6 +39,10 @@ REGRESSION_METRICS: list[tuple[str, str]] = [
 ]
 
 
+# the columns of the settings table after the headline (those of the task's metrics): seed 004
+# P3's one table of L, width, test / validation / train MSE, parameters, time and epochs
+SETTING_METRICS = ("val_mse", "train_mse", "params", "train_seconds", "epochs_run")
+
 UNBOUNDED = (-math.inf, math.inf)
 UNIT = (0.0, 1.0)
 POSITIVE = (0.0, math.inf)
@@ -312,17 +316,20 @@ class StudyReportBuilder:
         keys = differing([configs[v] for v in shown])
         if len(shown) < 2 or not keys:
             return s
+        more = [(label, key) for label, key in self.metrics if key in SETTING_METRICS]  # means
         rows = []
         for v in shown:
             m = self.stat(v, self.primary)
             rows.append([v, *(setting(configs[v].get(k)) for k in keys), m.mean, m.std, m.n,
-                         self.stat(v, "params").mean])
-        rows.sort(key=lambda r: (math.isnan(r[-4]), r[-4] if self.regression else -r[-4]))
+                         *(self.stat(v, key).mean for _, key in more)])
+        at = 1 + len(keys)  # the headline's mean
+        rows.sort(key=lambda r: (math.isnan(r[at]), r[at] if self.regression else -r[at]))
         s.tables.append(Table(f"Variants by the settings that differ, sorted by {self.primary_label}",
                               ["variant", *(k.split(".", 1)[-1] for k in keys), f"{self.primary_label} mean",
-                               "std", "runs", "parameters"], rows, "settings.csv",
+                               "std", "runs", *(label for label, _ in more)], rows, "settings.csv",
                               note="Columns: every config key whose value differs between the variants "
-                                   f"(up to {MAX_SETTING_COLUMNS}), named without their section."))
+                                   f"(up to {MAX_SETTING_COLUMNS}), named without their section; the "
+                                   "columns after 'runs' are means over the runs."))
         return s
 
     def folds(self) -> Section:
@@ -449,6 +456,15 @@ class StudyReportBuilder:
                                       *([k, v] for k, v in best.params.items())]))
             s.figures.append(self.fig(search_history(trials, ostudy.direction.name == "MAXIMIZE"),
                                       "search_history", "Objective of every trial and the best so far."))
+        curves = [(trial_label(t.number, t.params), np.array(sorted(t.intermediate_values), dtype=float),
+                   np.array([t.intermediate_values[e] for e in sorted(t.intermediate_values)]), None)
+                  for t in trials if t.intermediate_values]
+        if curves:
+            title = f"{search.objective} per epoch, one line per trial"
+            s.figures.append(self.fig(
+                F.mean_std_curves(curves, search.objective, title), "search_trial_curves",
+                f"{search.objective} of each trial per epoch (a pruned trial's line ends where it was "
+                "stopped), labelled by its values."))
         if len(done) >= 2:
             try:
                 imp = optuna.importance.get_param_importances(ostudy)
@@ -622,6 +638,12 @@ def value_names(values: list[Any]) -> list[str]:
         return ", ".join(parts + [f"{k} {setting(v[k])}" for k in keys if k in v])
 
     return [name(v) for v in values]
+
+
+def trial_label(number: int, params: dict[str, Any]) -> str:
+    """`#3: lr 0.001, dropout 0.25`: a search trial by its values, each key by its last part."""
+    values = (f"{key.rsplit('.', 1)[-1]} {value_names([v])[0]}" for key, v in params.items())
+    return f"#{number}: " + ", ".join(values)
 
 
 def cap(text: str) -> str:
