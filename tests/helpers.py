@@ -391,13 +391,17 @@ def every_figure_checked() -> Iterator[dict[str, list[str]]]:
     write = drawing.write_files
 
     def check_then_write(fig, jobs):
+        from PIL import Image
+
         png = jobs[0][0]
         name = f"{png.parent.name}/{png.name}" if png.parent.name != "figures" else png.name
+        fig.set_dpi(jobs[0][1]["dpi"])  # drawn once at the PNG's resolution: checked, then written
         try:
             checked[name] = assert_texts_fit(fig)
         except AssertionError as exc:
             failed.append(f"{name}: {exc}")
-        write(fig, jobs)
+        Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba()).save(png)
+        write(fig, jobs[1:])  # the vector copies, if any
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(drawing, "drawing_workers", lambda: 0)

@@ -197,12 +197,13 @@ EMNIST_BEST = ["mlp-best", "cnn-best", "resnet"]
 P2_MODELS = ["simple-cnn", "resnet9", "resnet20"]
 SEED_ARTEFACTS: dict[str, dict[str, list[str]]] = {
     "cifar100-first20": {  # seed 000
-        "Fig 1, class distribution": ["figures/baseline/class_distribution.png"],
-        "Fig 2, an image of every class": ["figures/baseline/one_per_class.png"],
+        # the image figures from one run's report (`IMAGES_OF`): all seven in full are a minute of drawing
+        "Fig 1, class distribution": ["both-augment-run/figures/class_distribution.png"],
+        "Fig 2, an image of every class": ["both-augment-run/figures/one_per_class.png"],
         "Fig 3, the baseline's history": ["figures/baseline/curves.png"],
         "Figs 4-5, histories per technique": ["figures/curves_techniques_val_accuracy.png",
                                               "figures/curves_techniques_train_loss.png"],
-        "Fig 6, augmentation examples": ["figures/both-augment/augmentation.png"],
+        "Fig 6, augmentation examples": ["both-augment-run/figures/augmentation.png"],
         "Fig 7, with and without augmentation": ["figures/curves_augmentation_val_accuracy.png"],
         "Fig 8, the advanced CNN's history": ["figures/advanced-augment/curves.png"],
         "Fig 9, the ResNet's history": ["figures/resnet/curves.png"],
@@ -226,7 +227,9 @@ SEED_ARTEFACTS: dict[str, dict[str, list[str]]] = {
     "cifar10-keras": {  # seed 002
         "the tuning's trials": ["tables/search_trials.csv"],
         "per-combination curves labelled by their values": ["figures/search_trial_curves.png"],
-        "training and validation accuracy of the final model": ["figures/search-best/curves.png"],
+        "training and validation accuracy of each model": [
+            "figures/search-best/curves.png", "figures/augmented/curves.png", "figures/enhanced/curves.png",
+            "figures/curves_phase-1-and-the-tuned-model_val_accuracy.png"],
         "a grid of test images with their labels": ["figures/search-best/predictions.png"],
         "the tuned model against the augmented and enhanced ones": ["tables/variants.csv",
                                                                      "figures/variant_bars.png"],
@@ -238,10 +241,14 @@ SEED_ARTEFACTS: dict[str, dict[str, list[str]]] = {
                                                   for m in EMNIST_BEST],
     },
     "cifar10-optimizers": {  # seed 004 P1
-        "training loss per optimizer": ["figures/curves_train_loss.png"],
-        "validation accuracy per optimizer": ["figures/curves_val_accuracy.png"],
+        "training loss per optimizer, without and with dropout": [
+            "figures/curves_optimizers-no-dropout_train_loss.png",
+            "figures/curves_optimizers-dropout-0.25_train_loss.png"],
+        "validation accuracy per optimizer": ["figures/curves_optimizers-no-dropout_val_accuracy.png",
+                                              "figures/curves_optimizers-dropout-0.25_val_accuracy.png"],
         "optimizer × dropout": ["figures/interaction_train_optimizer_model_conv_dropout.png"],
-        "the dropout rate swept for the two best": ["figures/sweep_model_conv_dropout_sweep_2_.png"],
+        "the dropout rate swept for the two best": ["figures/sweep_model_conv_dropout_sweep_2_.png",
+                                                    "figures/curves_dropout-rate-Adam_val_accuracy.png"],
         "every run's numbers": ["tables/variants.csv", "tables/settings.csv"],
     },
     "cifar10-models": {  # seed 004 P2
@@ -253,15 +260,19 @@ SEED_ARTEFACTS: dict[str, dict[str, list[str]]] = {
     "deepsets": {  # seed 004 P3
         "one table: L, width, test/val/train MSE, parameters, time, epochs": ["tables/settings.csv"],
         "the published table": ["tables/reference.csv"],
+        "the best and the smallest its discussion names": ["figures/L3-w100/curves.png",
+                                                           "figures/L5-w2/curves.png"],
     },
 }
 # `report`: how the test writes the report: `study run` itself, or `--no-report` and then the report
 # command with t-SNE on 10 points (`images`), also without image figures (`tables`: seeds without any)
 REPORT_OPTIONS = {"images": ["--tsne-points", "10"], "tables": ["--no-images", "--tsne-points", "10"]}
+# and, with image figures, the report of this variant's first run, into report/<folder>
+IMAGES_OF = {"cifar100-first20": ("both+augment", "both-augment-run")}
 
 
 @pytest.mark.parametrize("name, extra, report", [
-    ("cifar100-first20", [], "images"),
+    ("cifar100-first20", [], "tables"),
     # the seed's two models on 10 of the 100 classes (its figures for 100 classes: a minute of drawing)
     ("cifar100-transfer", ["--set", "train.batch_size=64", "--set", "data.classes=first:10",
                            "--only", "cnn-scratch,resnet18-finetune"], "tables"),
@@ -299,6 +310,11 @@ def test_recipe_runs_end_to_end_for_one_epoch_and_writes_its_seeds_figures(name,
         assert m["test_mse"] > 0 if name == "deepsets" else 0.0 <= m["test_accuracy"] <= 1.0
     if report in REPORT_OPTIONS:  # the report command on the study folder
         written = vs("report", tmp_path / name, *REPORT_OPTIONS[report], "--data-dir", str(mirror))
+        assert written.returncode == 0, written.stderr
+    if name in IMAGES_OF:
+        variant, folder_name = IMAGES_OF[name]
+        written = vs("report", tmp_path / name / variant / "seed-0", *REPORT_OPTIONS["images"],
+                     "--data-dir", str(mirror), "--out", tmp_path / name / "report" / folder_name)
         assert written.returncode == 0, written.stderr
     folder = tmp_path / name / "report"
     missing = {what: [p for p in paths if not (folder / p).is_file() or (folder / p).stat().st_size < 100]
