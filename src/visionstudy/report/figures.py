@@ -64,6 +64,11 @@ def shorts(names: Sequence[str], width: int) -> list[str]:
 # ----------------------------------------------------------------------------------- curves
 
 
+def epoch_ticks(ax: Any) -> None:
+    """Whole epochs on the x axis, one tick even for a 1-epoch run (not 0.945…1.050)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
 def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None = None,
                     val_label: str = "validation") -> Figure:
     """Loss and accuracy (train vs val, the gap shaded) and the learning rate, per epoch. Without
@@ -83,7 +88,7 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
         if best_epoch:
             ax.axvline(best_epoch, color="#555555", ls=":", lw=1, label=f"best epoch {best_epoch}")
         ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: "1", not 0.945…1.050
+        epoch_ticks(ax)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     lr_ax = axes[-1]
@@ -92,7 +97,7 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
     if min(r["lr"] for r in history) > 0:
         lr_ax.set_yscale("log")
     lr_ax.grid(alpha=0.3)
-    lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: "1", not 0.945…1.050
+    epoch_ticks(lr_ax)
     fig.tight_layout()
     return fig
 
@@ -154,7 +159,7 @@ def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarr
     ax.set(xlabel="epoch", ylabel=ylabel)
     # over the figure, not the axes: a two-column legend leaves the axes too narrow for a long title
     fig.suptitle("\n".join(textwrap.wrap(title, 100)), fontsize=11)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: "1", not 0.945…1.050
+    epoch_ticks(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7 if len(groups) > 12 else 8, loc="center left", bbox_to_anchor=(1.0, 0.5),
               ncol=1 if len(groups) <= 24 else 2)

@@ -456,9 +456,7 @@ class StudyReportBuilder:
                                       *([k, v] for k, v in best.params.items())]))
             s.figures.append(self.fig(search_history(trials, ostudy.direction.name == "MAXIMIZE"),
                                       "search_history", "Objective of every trial and the best so far."))
-        curves = [(trial_label(t.number, t.params), np.array(sorted(t.intermediate_values), dtype=float),
-                   np.array([t.intermediate_values[e] for e in sorted(t.intermediate_values)]), None)
-                  for t in trials if t.intermediate_values]
+        curves = [trial_curve(t) for t in trials if t.intermediate_values]
         if curves:
             title = f"{search.objective} per epoch, one line per trial"
             s.figures.append(self.fig(
@@ -638,6 +636,13 @@ def value_names(values: list[Any]) -> list[str]:
         return ", ".join(parts + [f"{k} {setting(v[k])}" for k in keys if k in v])
 
     return [name(v) for v in values]
+
+
+def trial_curve(trial: Any) -> tuple[str, np.ndarray, np.ndarray, None]:
+    """A search trial's objective per epoch, labelled by its values, as `F.mean_std_curves` takes it."""
+    epochs = sorted(trial.intermediate_values)
+    values = [trial.intermediate_values[e] for e in epochs]
+    return trial_label(trial.number, trial.params), np.array(epochs, dtype=float), np.array(values), None
 
 
 def trial_label(number: int, params: dict[str, Any]) -> str:

@@ -165,8 +165,9 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
         if task_of(run.config).model_kind != "image":  # sets: generated or one small file
             continue
         whole = data.model_copy(update={"augment": [], "folds": None, "fold": None})  # what is loaded
-        if whole.model_dump_json() not in seen:
-            seen.add(whole.model_dump_json())
+        key = whole.model_dump_json()
+        if key not in seen:
+            seen.add(key)
             prepare(whole, data_dir)
 
 
