@@ -743,6 +743,8 @@ def is_gradcam_folder(folder: Path) -> bool:
 
 
 def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> list[Path]:
+    from functools import partial
+
     import torch
 
     from visionstudy.evaluate.cam import gradcam as cam
@@ -756,9 +758,9 @@ def write_gradcam(predictor: Any, pixels: Any, results: Any, folder: Path) -> li
     for i, r in enumerate(results):
         unit = pixels[i : i + 1].astype("float32") / 255
         title = f"{r.top[0][0]} ({r.top[0][1]:.0%})"
-        fig = image_grid(unit.repeat(2, 0), ["input", f"Grad-CAM: {title}"],
+        sketch = partial(image_grid, unit.repeat(2, 0), ["input", f"Grad-CAM: {title}"],
                          overlay=[None, heat[i]], cols=2)
-        written.append(folder / save_figure(fig, folder, f"{i + 1:02d}_{Path(r.path).stem}_gradcam"))
+        written.append(folder / save_figure(sketch, folder, f"{i + 1:02d}_{Path(r.path).stem}_gradcam"))
     return written
 
 

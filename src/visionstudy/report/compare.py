@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,13 @@ def compare_report(arts: list[RunArtifacts], out: Path, opts: ReportOptions) -> 
     with_history = [(a.label, a.history) for a in arts if a.history]
     if with_history:
         overview.figures.append(FigureRef(
-            "figures/" + save_figure(F.overlaid_curves(with_history), figs, "curves_overlaid",
+            "figures/" + save_figure(partial(F.overlaid_curves, with_history), figs, "curves_overlaid",
                                        **opts.vector),
             "Loss and accuracy per epoch of every run (solid: validation, dashed: train)."))
     scored = [(r[0], r[2]) for r in rows if r[2] is not None]
     if scored:
         overview.figures.append(FigureRef(
-            "figures/" + save_figure(F.bar_comparison([s[0] for s in scored], [s[1] for s in scored],
+            "figures/" + save_figure(partial(F.bar_comparison, [s[0] for s in scored], [s[1] for s in scored],
                                                         None, "test accuracy", "Test accuracy per run"),
                                        figs, "accuracy_bars", **opts.vector),
             "Test accuracy of each run."))

@@ -1,29 +1,29 @@
-"""Writing report figures: the one owner of turning a matplotlib Figure into files.
+"""Writing report figures: the one owner of turning a figure into files.
 
-Drawing a figure into a PNG (`savefig`) was half of a run report's time after the imports
-(bench/report_speed.py). On a machine with a second core, a report hands each figure, pickled
-(a small part of drawing it), to a process forked from
-itself at the start and goes on building the next; the files are all written before the HTML
-(which embeds them) is rendered.
+A report names each figure as a *sketch*: its figure function with the arrays it draws bound
+(`functools.partial(F.training_curves, history)`), not a drawn Figure. Building and rasterising a
+figure was most of a report's time after the imports (bench/report_speed.py); on a machine with
+a second core, a report hands each sketch, pickled (arrays and names only), to a process forked
+from itself at the start, which draws it, writes its files and closes it, while the report goes
+on computing the next. The files are all written before the HTML (which embeds them) is rendered.
 
     with drawing_in_background():      # build_report, build_study_report
-        ...save_figure(fig, folder, "curves")...
+        ...save_figure(partial(F.training_curves, history), folder, "curves")...
     # every figure file exists here, or the first drawing error was raised
 
 Without a usable second core, or where forking is not safe (a process with other Python threads:
-a notebook's kernel, a test runner), figures are written in place, as before.
+a notebook's kernel, a test runner), or for a sketch that cannot be pickled, figures are drawn in
+place, by the same function.
 """
 
 from __future__ import annotations
 
-import gc
 import multiprocessing as mp
 import os
 import pickle
 import sys
 import threading
-import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -37,11 +37,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.transforms import TransformNode  # noqa: E402
 
 DPI = 150  # PNG resolution; the vector copies (PDF for LaTeX, SVG on request) carry print quality
 MAX_WORKERS = 4  # drawing processes at most (a 50-variant study report keeps 4 busy)
 Jobs = list[tuple[Path, dict[str, Any]]]  # (file, savefig options) per copy of one figure
+Sketch = Callable[[], Figure]  # a figure function with its data bound: drawn where it is written
+Where = tuple[Path, str, bool, bool]  # folder, stem, pdf, svg
 
 
 def is_mosaic(fig: Figure) -> bool:
@@ -57,88 +58,53 @@ def write_files(fig: Figure, jobs: Jobs) -> None:
         fig.savefig(path, **options)
 
 
-def figure_transforms(fig: Figure) -> list[TransformNode]:
-    """Every transform reachable from `fig` through matplotlib objects and plain containers (not
-    through classes or modules: those lead to the whole process)."""
-    seen, stack, nodes = {id(fig)}, [fig], []
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, TransformNode):
-            nodes.append(obj)
-        for ref in gc.get_referents(obj):
-            if id(ref) in seen or isinstance(ref, type):
-                continue
-            if isinstance(ref, dict | list | tuple | set) or type(ref).__module__.startswith("matplotlib"):
-                seen.add(id(ref))
-                stack.append(ref)
-    return nodes  # type: ignore[return-value]
+def figure_jobs(fig: Figure, folder: Path, stem: str, pdf: bool, svg: bool) -> Jobs:
+    """`stem`.png (150 dpi), and when asked `stem`.pdf (vector, for LaTeX) and `stem`.svg (not
+    for image grids: one raster mosaic)."""
+    jobs: Jobs = [(folder / f"{stem}.png", {"dpi": DPI})]
+    if svg and not is_mosaic(fig):
+        jobs.append((folder / f"{stem}.svg", {}))
+    if pdf:
+        jobs.append((folder / f"{stem}.pdf", {}))
+    return jobs
 
 
-def link(child: TransformNode, parent: TransformNode) -> None:
-    """`parent` told of every change of `child` (matplotlib's own `set_children`, one link)."""
-    key = id(parent)
-    links: dict[int, Any] = child._parents  # type: ignore[attr-defined]  # matplotlib's private links
-
-    def unlink(_: object) -> None:
-        links.pop(key, None)
-
-    links[key] = weakref.ref(parent, unlink)
-
-
-def relink_transforms(fig: Figure) -> None:
-    """Mend an unpickled figure's transform tree. matplotlib keys each transform's parents by
-    `id()` and unpickles the old process's ids as keys: a transform made later at one of those
-    addresses overwrites a link (and a dying one's callback deletes another's), so a parent misses
-    a change, such as savefig's dpi, and draws from a stale matrix (a legend's handle drawn off its
-    label: one hash seed in 25 on the training curves, matplotlib 3.11). Rebuilt here from the
-    objects: each transform's live parents under their real ids, and every transform a parent
-    holds as an attribute (matplotlib's parents hold their children so)."""
-    nodes = figure_transforms(fig)
-    for node in nodes:
-        parents = [ref() for ref in node._parents.values()]  # type: ignore[attr-defined]
-        node._parents = {}  # type: ignore[attr-defined]
-        for parent in parents:
-            if parent is not None:
-                link(node, parent)
-    for parent in nodes:
-        for child in getattr(parent, "__dict__", {}).values():
-            if isinstance(child, TransformNode):
-                link(child, parent)
-
-
-def write_pickled(blob: bytes, jobs: Jobs) -> int:
-    """In a drawing process: the figure back from its pickle, its transforms relinked, written,
-    closed; returns the pid (a test checks where the drawing happened)."""
-    fig = pickle.loads(blob)
-    relink_transforms(fig)
+def draw(sketch: Sketch, where: Where) -> int:
+    """Draw one figure, write its files, close it; returns the pid (a test checks where the
+    drawing happened)."""
+    fig = sketch()
     try:
-        write_files(fig, jobs)
+        write_files(fig, figure_jobs(fig, *where))
     finally:
         plt.close(fig)
     return os.getpid()
 
 
+def draw_pickled(blob: bytes, where: Where) -> int:
+    return draw(pickle.loads(blob), where)
+
+
 @dataclass
 class BackgroundWriter:
-    """A pool of drawing processes forked from this one; `submit` returns False when a figure
-    cannot be pickled (the caller then writes it in place)."""
+    """A pool of drawing processes forked from this one; `submit` returns False when a sketch
+    cannot be pickled (the caller then draws it in place)."""
 
     workers: int
     pool: ProcessPoolExecutor = field(init=False)
-    pending: list[tuple[Future[int], bytes, Jobs]] = field(default_factory=list)
+    pending: list[tuple[Future[int], bytes, Where]] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)  # where figures were drawn
 
     def __post_init__(self) -> None:
         self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"))
         self.pool.submit(int).result()  # fork now, before this process starts any thread (t-SNE)
 
-    def submit(self, fig: Figure, jobs: Jobs) -> bool:
+    def submit(self, sketch: Sketch, where: Where) -> bool:
         try:
-            blob = pickle.dumps(fig)
+            blob = pickle.dumps(sketch)
         except (pickle.PicklingError, TypeError, AttributeError):
             return False
         try:
-            self.pending.append((self.pool.submit(write_pickled, blob, jobs), blob, jobs))
+            self.pending.append((self.pool.submit(draw_pickled, blob, where), blob, where))
         except BrokenProcessPool:
             return False
         return True
@@ -146,13 +112,13 @@ class BackgroundWriter:
     def wait(self) -> None:
         """Every submitted figure written; a drawing error is raised here as it would have been in
         place. A drawing process that died (killed, out of memory) costs nothing: its figures are
-        drawn here from their pickles."""
+        drawn here from their sketches."""
         pending, self.pending = self.pending, []
-        for future, blob, jobs in pending:
+        for future, blob, where in pending:
             try:
                 self.pids.add(future.result())
             except BrokenProcessPool:
-                self.pids.add(write_pickled(blob, jobs))
+                self.pids.add(draw_pickled(blob, where))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -162,13 +128,15 @@ ACTIVE: ContextVar[BackgroundWriter | None] = ContextVar("visionstudy_figure_wri
 
 
 def drawing_workers() -> int:
-    """Drawing processes this report may use: 0 (draw in place) without a second usable core,
+    """Drawing processes this report may use: one per usable core (the report's own work beside
+    them is small: bench/report_speed.py), none (draw in place) with one core,
     off Linux (no fork), or with other Python threads running (forking them is unsafe)."""
     from visionstudy.validate import usable_cores
 
-    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+    cores = usable_cores()
+    if cores < 2 or not sys.platform.startswith("linux") or threading.active_count() > 1:
         return 0
-    return min(usable_cores() - 1, MAX_WORKERS)
+    return min(cores, MAX_WORKERS)
 
 
 @contextmanager
@@ -197,18 +165,13 @@ def drawing_in_background(workers: int | None = None) -> Iterator[BackgroundWrit
         writer.close()
 
 
-def save_figure(fig: Figure, folder: Path, stem: str, pdf: bool = False, svg: bool = False) -> str:
-    """Write `stem`.png (150 dpi) into `folder`, and when asked `stem`.pdf (vector, for LaTeX) and
-    `stem`.svg (not for image grids: one raster mosaic); returns the PNG's file name. Inside
-    `drawing_in_background` the files exist once it is left."""
+def save_figure(sketch: Sketch, folder: Path, stem: str, pdf: bool = False, svg: bool = False) -> str:
+    """Draw `sketch` into `stem`.png (150 dpi) in `folder`, and when asked `stem`.pdf and
+    `stem`.svg; returns the PNG's file name. Inside `drawing_in_background` the files exist once
+    it is left."""
     folder.mkdir(parents=True, exist_ok=True)
-    jobs: Jobs = [(folder / f"{stem}.png", {"dpi": DPI})]
-    if svg and not is_mosaic(fig):
-        jobs.append((folder / f"{stem}.svg", {}))
-    if pdf:
-        jobs.append((folder / f"{stem}.pdf", {}))
+    where: Where = (folder, stem, pdf, svg)
     writer = ACTIVE.get()
-    if writer is None or not writer.submit(fig, jobs):
-        write_files(fig, jobs)
-    plt.close(fig)
+    if writer is None or not writer.submit(sketch, where):
+        draw(sketch, where)
     return f"{stem}.png"

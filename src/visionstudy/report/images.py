@@ -7,6 +7,7 @@ when the dataset files are not on this machine the report says so and goes on wi
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from visionstudy.evaluate import probabilities, top_losses
 from visionstudy.evaluate.cam import gradcam
 from visionstudy.models import Classifier
 from visionstudy.report import figures as F
+from visionstudy.report.drawing import Sketch
 from visionstudy.report.runs import RunArtifacts
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,12 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 255.0
 
 
-def samples_figure(data: PreparedData, seed: int) -> F.Figure:
+def samples_figure(data: PreparedData, seed: int) -> Sketch:
     images, titles = sample_grid(data, None, 32, seed)
-    return F.image_grid(images, titles, "Training images")
+    return partial(F.image_grid, images, titles, "Training images")
 
 
-def one_per_class_figure(data: PreparedData, seed: int) -> F.Figure:
+def one_per_class_figure(data: PreparedData, seed: int) -> Sketch:
     """One training image of every class, in class order (the seeds' first figure)."""
     rng = np.random.default_rng(seed)
     labels = data.train.labels
@@ -64,10 +66,11 @@ def one_per_class_figure(data: PreparedData, seed: int) -> F.Figure:
            if (labels == c).any()]
     titles = [F.short(data.class_names[int(labels[i])], 12) for i in idx]
     cols = 10 if len(idx) > 12 else len(idx)
-    return F.image_grid(to_unit(data.train.images[idx]), titles, "One training image per class", cols=cols)
+    return partial(F.image_grid, to_unit(data.train.images[idx]), titles, "One training image per class",
+                   cols=cols)
 
 
-def predictions_figure(data: PreparedData, art: RunArtifacts, count: int, seed: int) -> F.Figure | None:
+def predictions_figure(data: PreparedData, art: RunArtifacts, count: int, seed: int) -> Sketch | None:
     """A seeded sample of test images with true and predicted class: right ones in green, wrong in
     red, half of each where the run has enough errors."""
     assert art.predictions is not None
@@ -85,20 +88,20 @@ def predictions_figure(data: PreparedData, art: RunArtifacts, count: int, seed: 
     titles = [f"{F.short(names[labels[i]], 10)}\n→ {F.short(names[pred[i]], 10)} {probs[i, pred[i]]:.0%}"
               for i in idx]
     colors = ["#1a7f37" if pred[i] == labels[i] else "#b22222" for i in idx]
-    return F.image_grid(to_unit(data.test.images[idx]), titles,
+    return partial(F.image_grid, to_unit(data.test.images[idx]), titles,
                         "Test predictions (true → predicted, confidence): green right, red wrong", colors)
 
 
-def augmentation_figure(data: PreparedData, art: RunArtifacts, seed: int) -> F.Figure | None:
+def augmentation_figure(data: PreparedData, art: RunArtifacts, seed: int) -> Sketch | None:
     augment = art.run_config().data.augment
     if not augment:
         return None
     images, titles = sample_grid(data, build_pipeline(augment), 32, seed)
     names = ", ".join(a.name for a in augment)
-    return F.image_grid(images, titles, f"The same kind of batch after augmentation ({names})")
+    return partial(F.image_grid, images, titles, f"The same kind of batch after augmentation ({names})")
 
 
-def misclassified_figure(data: PreparedData, art: RunArtifacts, count: int) -> F.Figure | None:
+def misclassified_figure(data: PreparedData, art: RunArtifacts, count: int) -> Sketch | None:
     """The most confidently wrong test images (highest loss first)."""
     assert art.predictions is not None
     names = art.class_names
@@ -108,13 +111,13 @@ def misclassified_figure(data: PreparedData, art: RunArtifacts, count: int) -> F
     truth = art.predictions["labels"][top.index]
     titles = [f"{F.short(names[t], 10)} → {F.short(names[p], 10)}\n{c:.0%}"
               for t, p, c in zip(truth, top.predicted, top.confidence, strict=True)]
-    return F.image_grid(to_unit(data.test.images[top.index]), titles,
+    return partial(F.image_grid, to_unit(data.test.images[top.index]), titles,
                         "Most confidently wrong test images (true → predicted, confidence)",
                         colors=["#b22222"] * len(titles))
 
 
 def gradcam_figure(data: PreparedData, net: Classifier, art: RunArtifacts, count: int,
-                   seed: int) -> F.Figure:
+                   seed: int) -> Sketch:
     """Grad-CAM for the predicted class over one test image per class (up to `count`)."""
     assert art.predictions is not None
     labels = art.predictions["labels"]
@@ -130,5 +133,5 @@ def gradcam_figure(data: PreparedData, net: Classifier, art: RunArtifacts, count
     titles = [f"{F.short(names[t], 10)} → {F.short(names[p], 10)}" for t, p in
               zip(labels[idx], preds, strict=True)]
     colors = ["#1a7f37" if t == p else "#b22222" for t, p in zip(labels[idx], preds, strict=True)]
-    return F.image_grid(to_unit(data.test.images[idx]), titles,
+    return partial(F.image_grid, to_unit(data.test.images[idx]), titles,
                         "Grad-CAM for the predicted class (true → predicted)", colors, heat)

@@ -9,6 +9,7 @@ import math
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from visionstudy.evaluate import (
 )
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table, fmt, human
-from visionstudy.report.drawing import save_figure
+from visionstudy.report.drawing import Sketch, save_figure
 from visionstudy.report.runs import RunArtifacts
 
 log = logging.getLogger(__name__)
@@ -172,9 +173,9 @@ class RunReportBuilder:
         self.ev = evaluated(art)
         self.names = self.ev.names if self.ev else art.class_names
 
-    def figure(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
+    def figure(self, sketch: Sketch, stem: str, caption: str, wide: bool = False) -> FigureRef:
         folder = self.out / "figures" / self.prefix if self.prefix else self.out / "figures"
-        name = save_figure(fig, folder, stem, **self.opts.vector)
+        name = save_figure(sketch, folder, stem, **self.opts.vector)
         rel = Path("figures") / self.prefix / name if self.prefix else Path("figures") / name
         return FigureRef(rel.as_posix(), caption, wide)
 
@@ -249,7 +250,7 @@ class RunReportBuilder:
         best = (self.art.metrics or {}).get("best_epoch")
         on = (self.art.config.get("data") or {}).get("validation", "split")
         val = "test" if on == "test" else "validation"
-        s.figures.append(self.figure(F.training_curves(self.art.history, best, val), "curves",
+        s.figures.append(self.figure(partial(F.training_curves, self.art.history, best, val), "curves",
                                      f"Loss and accuracy per epoch (train vs {val}, gap shaded) "
                                      "and the learning rate."))
         if on == "test":
@@ -257,7 +258,8 @@ class RunReportBuilder:
                            "are test curves, and the best epoch and early stopping were chosen on "
                            "the test set, so its test numbers are optimistic.")
         if self.art.steps:
-            s.figures.append(self.figure(F.step_curves(self.art.steps, self.art.history, val), "steps",
+            steps = partial(F.step_curves, self.art.steps, self.art.history, val)
+            s.figures.append(self.figure(steps, "steps",
                                          f"Training loss and accuracy per batch (train.log_every_n_steps) "
                                          f"and the {val} value at each epoch's end; dotted lines start "
                                          "epochs."))
@@ -279,9 +281,10 @@ class RunReportBuilder:
         cm = np.array(self.ev.metrics["confusion_matrix"])
         s = Section("Confusion matrix" if not brief else "Most confused pairs", self.anchor("confusion"))
         if not brief:
-            s.figures.append(self.figure(F.confusion_matrix(cm, self.names, False), "confusion_counts",
-                                         "Confusion matrix (counts)."))
-            s.figures.append(self.figure(F.confusion_matrix(cm, self.names, True), "confusion_normalised",
+            s.figures.append(self.figure(partial(F.confusion_matrix, cm, self.names, False),
+                                         "confusion_counts", "Confusion matrix (counts)."))
+            s.figures.append(self.figure(partial(F.confusion_matrix, cm, self.names, True),
+                                         "confusion_normalised",
                                          "Confusion matrix normalised by true class (rows sum to 1)."))
         pairs = confused_pairs(cm, 10)
         support = cm.sum(1)
@@ -309,7 +312,8 @@ class RunReportBuilder:
         s = Section("Per-class results", self.anchor("per-class"))
         acc = [float(v) for v in pc["recall"]]
         if not brief:
-            s.figures.append(self.figure(F.per_class_bars(acc, self.names, "accuracy", float(np.mean(acc))),
+            bars = partial(F.per_class_bars, acc, self.names, "accuracy", float(np.mean(acc)))
+            s.figures.append(self.figure(bars,
                                          "per_class_accuracy", "Test accuracy (recall) per class."))
         s.tables.append(Table("Per class", ["class", "images", "accuracy (recall)", "precision", "F1",
                                             "ROC-AUC"], rows, self.csv("per_class")))
@@ -318,9 +322,9 @@ class RunReportBuilder:
     def roc_calibration(self) -> Section:
         assert self.ev is not None
         s = Section("ROC and calibration", self.anchor("roc"))
-        s.figures.append(self.figure(F.roc_curves(self.ev.roc, self.names), "roc",
+        s.figures.append(self.figure(partial(F.roc_curves, self.ev.roc, self.names), "roc",
                                      "One-vs-rest ROC curves and their macro average (AUC in brackets)."))
-        s.figures.append(self.figure(F.reliability_diagram(self.ev.calibration), "reliability",
+        s.figures.append(self.figure(partial(F.reliability_diagram, self.ev.calibration), "reliability",
                                      "Reliability diagram: accuracy vs confidence per bin; the "
                                      "further the bars from the diagonal, the worse the calibration."))
         return s
@@ -377,7 +381,7 @@ class RunReportBuilder:
         assert p is not None
         got = (pending or self.start_tsne()).result()  # type: ignore[union-attr]
         points, idx = got["points"], got["index"]
-        s.figures.append(self.figure(F.tsne_scatter(points, p["labels"][idx], self.names), "tsne",
+        s.figures.append(self.figure(partial(F.tsne_scatter, points, p["labels"][idx], self.names), "tsne",
                                      f"t-SNE of the penultimate-layer features of {len(idx):,} test "
                                      f"images (seed {self.opts.seed}), coloured by true class."))
         return s
@@ -395,7 +399,8 @@ class RunReportBuilder:
         counts = {name: np.bincount(split.labels, minlength=data.num_classes).tolist()
                   for name, split in (("train", data.train), ("validation", data.val), ("test", data.test))
                   if len(split) or name != "validation"}
-        s.figures.append(self.figure(F.class_distribution(counts, data.class_names), "class_distribution",
+        s.figures.append(self.figure(partial(F.class_distribution, counts, data.class_names),
+                                     "class_distribution",
                                      "Images per class in each split."))
         s.tables.append(Table("Class distribution", ["class", *counts],
                               [[n, *(counts[k][i] for k in counts)] for i, n in enumerate(data.class_names)],

@@ -9,6 +9,7 @@ import math
 import re
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
-from visionstudy.report.drawing import drawing_in_background, save_figure
+from visionstudy.report.drawing import Sketch, drawing_in_background, save_figure
 from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
@@ -121,8 +122,8 @@ class StudyReportBuilder:
         pick = min if self.regression else max
         return pick(means, key=means.__getitem__, default=None)
 
-    def fig(self, fig: Any, stem: str, caption: str, wide: bool = False) -> FigureRef:
-        return FigureRef("figures/" + save_figure(fig, self.out / "figures", stem, **self.opts.vector),
+    def fig(self, sketch: Sketch, stem: str, caption: str, wide: bool = False) -> FigureRef:
+        return FigureRef("figures/" + save_figure(sketch, self.out / "figures", stem, **self.opts.vector),
                          caption, wide)
 
     def values(self, variant: str, key: str) -> dict[str, float]:
@@ -171,7 +172,7 @@ class StudyReportBuilder:
         shown = {v: st for v, st in stats.items() if math.isfinite(st.mean)}
         if len(shown) >= 2:  # seed 000's Fig 12: the headline metric of every model side by side
             s.figures.append(self.fig(
-                F.bar_comparison(list(shown), [st.mean for st in shown.values()],
+                partial(F.bar_comparison, list(shown), [st.mean for st in shown.values()],
                                  [st.std for st in shown.values()], self.primary_label,
                                  f"{cap(self.primary_label)} per variant"),
                 "variant_bars", f"{cap(self.primary_label)} per variant: the mean over its runs, error "
@@ -227,10 +228,10 @@ class StudyReportBuilder:
             return s
         label = self.primary_label
         means = [self.stat(v, self.primary) for v in ladder]
-        s.figures.append(self.fig(F.metric_line(ladder, [m.mean for m in means], [m.std for m in means],
-                                                "step of the ladder", label,
-                                                f"{cap(label)} along the ladder (mean ± std)",
-                                                categorical=True),
+        trajectory = partial(F.metric_line, ladder, [m.mean for m in means], [m.std for m in means],
+                             "step of the ladder", label, f"{cap(label)} along the ladder (mean ± std)",
+                             categorical=True)
+        s.figures.append(self.fig(trajectory,
                                   "trajectory", f"Each step of the study's ladder: {label}, mean ± std over "
                                   "its runs."))
         rows = [[v, m.n, m.mean, m.std, m.mean - means[i - 1].mean if i else None,
@@ -248,7 +249,8 @@ class StudyReportBuilder:
                                np.array(m["confusion_matrix"])))
         if len(panels) >= 2:
             names = (self.finished[ladder[0]][0][1].metrics or {}).get("class_names") or []
-            s.figures.append(self.fig(F.confusion_grid(panels, [str(n) for n in names]), "ladder_confusions",
+            s.figures.append(self.fig(partial(F.confusion_grid, panels, [str(n) for n in names]),
+                                      "ladder_confusions",
                                       "The ladder's confusion matrices side by side (each variant's first "
                                       "run, rows normalised by true class).", wide=True))
         return s
@@ -283,7 +285,7 @@ class StudyReportBuilder:
                 continue
             title = f"{cap(label)} per epoch" + (f": {chart}" if chart else "")
             what = f"{chart} ({', '.join(variants)})" if chart else "per variant"
-            figure = F.mean_std_curves(groups, label, f"{title} (mean, ±1 std over seeds/folds)")
+            figure = partial(F.mean_std_curves, groups, label, f"{title} (mean, ±1 std over seeds/folds)")
             out.append(self.fig(figure, f"curves_{stem}_{key}" if chart else f"curves_{key}",
                                 f"{cap(label)}, {what}."))
         return out
@@ -301,7 +303,7 @@ class StudyReportBuilder:
         if len(points) >= 2:
             caption = (f"{cap(self.primary_label)} (mean over runs) against parameters, FLOPs per "
                        f"{self.example} and training time, one point per variant.")
-            figure = F.cost_scatter(points, self.primary_label, self.example)
+            figure = partial(F.cost_scatter, points, self.primary_label, self.example)
             s.figures.append(self.fig(figure, "costs", caption, wide=True))
         return s
 
@@ -393,7 +395,7 @@ class StudyReportBuilder:
         xs = [raw[k] for k in order] if numeric_axis else value_names([raw[k] for k in order])
         over = ("over every run with that value, whatever the block's other swept keys" if others
                 else "over its runs (seeds, folds)")
-        figure = F.metric_line(xs, [m.mean for m in summ], [m.std for m in summ], chart.key,
+        figure = partial(F.metric_line, xs, [m.mean for m in summ], [m.std for m in summ], chart.key,
                                self.primary_label, f"{cap(self.primary_label)} vs {label}",
                                categorical=not numeric_axis)
         return [self.fig(figure, "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
@@ -415,7 +417,7 @@ class StudyReportBuilder:
             series.append((f"{lines.key} = {value_names([json.loads(level)])[0]}",
                            [st.mean for st in stats], [st.std for st in stats]))
         title = f"{cap(self.primary_label)}: {across.key} × {lines.key}"
-        figure = F.interaction_lines(value_names([json.loads(x) for x in xs]), series, across.key,
+        figure = partial(F.interaction_lines, value_names([json.loads(x) for x in xs]), series, across.key,
                                      self.primary_label, title)
         stem = "interaction_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{across.key}_{lines.key}")
         return [self.fig(figure, stem,
@@ -454,13 +456,13 @@ class StudyReportBuilder:
             s.tables.insert(0, Table("Best trial", ["parameter", "value"],
                                      [["trial", best.number], ["objective", best.value],
                                       *([k, v] for k, v in best.params.items())]))
-            s.figures.append(self.fig(search_history(trials, ostudy.direction.name == "MAXIMIZE"),
+            s.figures.append(self.fig(partial(search_history, trials, ostudy.direction.name == "MAXIMIZE"),
                                       "search_history", "Objective of every trial and the best so far."))
         curves = [trial_curve(t) for t in trials if t.intermediate_values]
         if curves:
             title = f"{search.objective} per epoch, one line per trial"
             s.figures.append(self.fig(
-                F.mean_std_curves(curves, search.objective, title), "search_trial_curves",
+                partial(F.mean_std_curves, curves, search.objective, title), "search_trial_curves",
                 f"{search.objective} of each trial per epoch (a pruned trial's line ends where it was "
                 "stopped), labelled by its values."))
         if len(done) >= 2:
