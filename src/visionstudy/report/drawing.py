@@ -52,8 +52,10 @@ def is_mosaic(fig: Figure) -> bool:
 
 def write_files(fig: Figure, jobs: Jobs) -> None:
     """Every figure lays itself out (tight_layout) so that its texts stay on the canvas (the
-    figure tests check each text's box): no `bbox_inches="tight"`, which draws each figure a
-    second time to measure it (a tenth of a report's drawing)."""
+    figure tests check each text's box) and is drawn once per file: no `bbox_inches="tight"`,
+    and no layout engine, whose presence (even the placeholder `tight_layout` leaves) makes
+    savefig lay the figure out again in a draw of its own before the real one."""
+    fig.set_layout_engine(None)  # None, not "none" (which keeps a placeholder)
     for path, options in jobs:
         fig.savefig(path, **options)
 
