@@ -30,8 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The cluster tests first: they are one xdist group (one SLURM) on one worker, mostly waiting on
     jobs, so the other worker's share runs beside them instead of after them (collected in place,
-    they ran last and alone: minutes of one idle worker)."""
-    items.sort(key=lambda item: item.get_closest_marker("cluster") is None)
+    they ran last and alone: minutes of one idle worker). Then the slow ones, so that the suite
+    ends on short tests shared by both workers, not on one worker's minute."""
+    items.sort(key=lambda item: (item.get_closest_marker("cluster") is None,
+                                 item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)

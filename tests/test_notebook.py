@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import shutil
 
+import pytest
+
 from tests.helpers import ROOT, assert_printed_whole
 
 
@@ -23,6 +25,7 @@ def outputs(cell) -> tuple[str, list[str]]:
     return "".join(text), kinds
 
 
+@pytest.mark.slow
 def test_the_quickstart_notebook_runs_on_a_jupyter_kernel(tmp_path):
     import nbformat
     from nbclient import NotebookClient

@@ -133,6 +133,7 @@ variants:
 """
 
 
+@pytest.mark.slow
 def test_printed_reports_keep_every_column_and_character_on_the_page(tmp_path):
     """Issue 26 items 25 and 26, on a nine-variant study (the quick study: the notebook's test):
     the PDF lost the per-variant table's columns after about the 18th, the LaTeX left 34-column

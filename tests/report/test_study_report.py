@@ -238,6 +238,7 @@ def test_a_search_trials_curve_is_labelled_by_its_values():
         == "#3: lr 0.001, dropout 0.25, hidden [64, 32]"
 
 
+@pytest.mark.slow
 def test_a_fifty_variant_grid_draws_what_its_study_names_with_every_text_apart_and_on_the_canvas(tmp_path):
     """Issue 27: 50 variants with long names (a 5 × 10 grid). `report.full` draws a variant in full
     beside the best (beyond 8 variants only the best and the ladder were), `report.curves` draws

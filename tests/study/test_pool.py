@@ -228,6 +228,7 @@ def stop_mid_run(path: Path, runs: Path, sig: int) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_sigterm_and_ctrl_c_stop_every_worker_and_the_rerun_finishes_each_run_once(tmp_path):
     from optuna.trial import TrialState
 

@@ -271,6 +271,7 @@ REPORT_OPTIONS = {"images": ["--tsne-points", "10"], "tables": ["--no-images", "
 IMAGES_OF = {"cifar100-first20": ("both+augment", "both-augment-run")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, extra, report", [
     ("cifar100-first20", [], "tables"),
     # the seed's two models on 10 of the 100 classes (its figures for 100 classes: a minute of drawing)

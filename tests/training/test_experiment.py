@@ -237,6 +237,7 @@ def without_time(path: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_seed", [1])  # one seeded kill point in CI (three by hand: [0, 1, 2])
 def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_path, kill_seed):
     import random
