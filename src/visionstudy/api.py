@@ -151,15 +151,15 @@ class Run:
                             report_options(options))
 
     def _repr_html_(self) -> str:
+        from visionstudy.tasks.metrics import metric
+
         rows = []
         if self.finished:
             m = self.metrics
-            shown = [("test accuracy", m.get("test_accuracy"), "{:.2%}"),
-                     ("test MSE", m.get("test_mse"), "{:.4f}"),
-                     ("macro F1", m.get("f1_macro"), "{:.4f}"), ("test loss", m.get("test_loss"), "{:.4f}"),
-                     ("parameters", m.get("params"), "{:,}"), ("epochs", m.get("epochs_run"), "{}"),
-                     ("train seconds", m.get("train_seconds"), "{:.1f}")]
-            rows = [(k, f.format(v)) for k, v, f in shown if v is not None]
+            shown = [("test_accuracy", "{:.2%}"), ("test_mse", "{:.4f}"), ("f1_macro", "{:.4f}"),
+                     ("test_loss", "{:.4f}"), ("params", "{:,}"), ("epochs_run", "{}"),
+                     ("train_seconds", "{:.1f}")]
+            rows = [(metric(k).label, f.format(m[k])) for k, f in shown if m.get(k) is not None]
         else:
             rows = [("state", "not finished")]
         return summary_html(f"Run {self.name}", str(self.path), rows, curves_png(self.history))
@@ -174,11 +174,11 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     runs/<name>); `log`: trackers ('tensorboard', 'mlflow'), logged into `log_dir` with the run's
     report (reports/<name>). Returns the finished `Run` (None in the other processes of a
     data-parallel run, `train.devices > 1`: their rank 0 writes the run and returns it)."""
-    from visionstudy.experiment import run_experiment
     from visionstudy.track import log_run, trackers
 
     targets = trackers(log, Path(log_dir) if log_dir else None)  # a bad --log fails before training
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
+    from visionstudy.experiment import run_experiment  # torch: once the config is known to be good
     path = Path(out) if out else Path("runs") / cfg.name
     data = Path(data_dir) if data_dir else None
     done = run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)

@@ -24,7 +24,7 @@ import yaml
 from torch import nn
 
 from visionstudy.config import RunConfig, dump_config
-from visionstudy.data import BatchLoader
+from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import ConfigError
 from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
 from visionstudy.models import Classifier, count_flops, count_params

@@ -27,12 +27,10 @@ import yaml
 from visionstudy.config import flatten
 from visionstudy.errors import ConfigError
 from visionstudy.fsutil import claim_output
+from visionstudy.tasks.metrics import TRACKED
 
 KINDS = ("tensorboard", "mlflow")
 DEFAULT_DIRS = {"tensorboard": Path("runs") / "tensorboard", "mlflow": Path("mlruns")}
-TEST_METRICS = ("test_accuracy", "test_top5_accuracy", "test_loss", "f1_macro", "f1_weighted",
-                "roc_auc_macro", "precision_macro", "recall_macro", "test_mse", "test_rmse", "params",
-                "flops", "train_seconds", "epochs_run", "best_epoch")
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def flat_params(doc: dict[str, Any]) -> dict[str, str]:
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(metrics[k]) for k in TEST_METRICS
+    return {k: float(metrics[k]) for k in TRACKED
             if isinstance(metrics.get(k), int | float) and not isinstance(metrics.get(k), bool)
             and math.isfinite(metrics[k])}
 

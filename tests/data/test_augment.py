@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from visionstudy.config import DataConfig
-from visionstudy.data import AUGMENTATIONS, BatchLoader, build_pipeline, list_augmentations
+from visionstudy.data import AUGMENTATIONS, build_pipeline, list_augmentations
 from visionstudy.data.augment import build_augment
+from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import vs
+from tests.helpers import ROOT, vs
 from visionstudy.errors import ConfigError, DataError
 from visionstudy.experiment import run_experiment
 from visionstudy.tasks import TASKS, get_task, list_tasks, task_of
@@ -112,3 +112,22 @@ def test_an_image_model_on_sets_is_refused():
     with pytest.raises(ConfigError, match="needs a set model"):
         validate_run_config({**SETS, "model": {"name": "cnn"}})
     _ = torch
+
+
+def test_what_a_metric_is_lives_in_the_catalogue_alone():
+    """Each task's report metrics come from `tasks.metrics`, and no module decides which way a
+    metric is better, or its label, from its name (it reads the catalogue)."""
+    import re
+
+    from visionstudy.tasks.metrics import CATALOGUE
+
+    for name in list_tasks():
+        task = get_task(name)
+        assert task.headline == task.metrics[0] and set(task.glance) <= set(task.metrics) <= set(CATALOGUE)
+        assert task.headline_label == CATALOGUE[task.headline].label
+    src = ROOT / "src" / "visionstudy"
+    by_name = re.compile(r'[!=]= "(val|test|train)_(accuracy|loss|mse)"'  # a direction decided by name
+                         r'|\("(test|validation) (accuracy|loss|MSE)", "')  # a (label, key) table
+    found = [f"{p.relative_to(src)}:{i}" for p in sorted(src.rglob("*.py")) if p.parent.name != "tasks"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if by_name.search(line)]
+    assert found == []

@@ -1,4 +1,5 @@
-"""Datasets, splits, augmentation and batch loading."""
+"""Datasets, splits, augmentation and batch loading (the loaders, in `data.loader`, are the one
+part that imports torch: listing and checking datasets does not)."""
 
 from visionstudy.data import sources as _sources  # noqa: F401  (registers the built-in datasets)
 from visionstudy.data.augment import (
@@ -19,7 +20,6 @@ from visionstudy.data.base import (
     load_raw,
     register_dataset,
 )
-from visionstudy.data.loader import BatchLoader
 from visionstudy.data.prepare import (
     PreparedData,
     channel_stats,
@@ -30,7 +30,7 @@ from visionstudy.data.prepare import (
 )
 
 __all__ = [
-    "AUGMENTATIONS", "DATASETS", "BatchAugment", "BatchLoader", "DatasetSource", "Pipeline",
+    "AUGMENTATIONS", "DATASETS", "BatchAugment", "DatasetSource", "Pipeline",
     "PreparedData", "RawDataset", "Split", "build_pipeline", "channel_stats", "fetch", "get_source",
     "kfold_indices", "list_augmentations", "list_datasets", "load_raw", "prepare",
     "register_dataset", "select_classes", "stratified_split",

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, ClassVar
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from visionstudy.errors import ConfigError
 from visionstudy.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported where a batch is augmented: checking a config needs none
+    import torch
 
 
 class BatchAugment:
@@ -39,6 +39,8 @@ def list_augmentations() -> list[str]:
 
 
 def _rand(n: int, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.rand(n, generator=gen, device=x.device)
 
 
@@ -49,6 +51,9 @@ def _check(ok: bool, name: str, message: str) -> None:
 
 def shift_batch(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int) -> torch.Tensor:
     """Translate each image by its own (dy, dx) pixels (|d| <= pad), filling with zeros."""
+    import torch
+    import torch.nn.functional as F
+
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = (torch.arange(h, device=x.device)[None, :] + pad - dy[:, None]).long()  # (N, H)
@@ -66,6 +71,8 @@ class RandomCrop(BatchAugment):
         self.padding = padding
 
     def __call__(self, x, y, gen):
+        import torch
+
         n, p = len(x), self.padding
         dy = torch.randint(-p, p + 1, (n,), generator=gen, device=x.device)
         dx = torch.randint(-p, p + 1, (n,), generator=gen, device=x.device)
@@ -81,6 +88,8 @@ class HorizontalFlip(BatchAugment):
         self.p = p
 
     def __call__(self, x, y, gen):
+        import torch
+
         mask = (_rand(len(x), x, gen) < self.p)[:, None, None, None]
         return torch.where(mask, x.flip(3), x), y
 
@@ -94,6 +103,8 @@ class Translate(BatchAugment):
         self.fraction = fraction
 
     def __call__(self, x, y, gen):
+        import torch
+
         n, _, h, w = x.shape
         py, px = max(1, round(self.fraction * h)), max(1, round(self.fraction * w))
         dy = torch.randint(-py, py + 1, (n,), generator=gen, device=x.device)
@@ -108,12 +119,16 @@ class Affine(BatchAugment):
         raise NotImplementedError
 
     def __call__(self, x, y, gen):
+        import torch.nn.functional as F
+
         theta = self.matrices(len(x), x, gen).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False), y
 
 
 def _affine(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    import torch
+
     zero = torch.zeros_like(a)
     return torch.stack([torch.stack([a, b, zero], 1), torch.stack([c, d, zero], 1)], 1)
 
@@ -146,6 +161,8 @@ class Shear(Affine):
         self.factor = factor
 
     def matrices(self, n, x, gen):
+        import torch
+
         s = (_rand(n, x, gen) * 2 - 1) * self.factor
         one = torch.ones_like(s)
         return _affine(one, s, torch.zeros_like(s), one)
@@ -160,6 +177,8 @@ class Zoom(Affine):
         self.amount = amount
 
     def matrices(self, n, x, gen):
+        import torch
+
         inv = 1 / (1 + (_rand(n, x, gen) * 2 - 1) * self.amount)  # grid scale = 1 / zoom
         zero = torch.zeros_like(inv)
         return _affine(inv, zero, zero, inv)
@@ -170,6 +189,8 @@ def box_mask(
     gen: torch.Generator,
 ) -> torch.Tensor:
     """(N, 1, H, W) boolean masks of one box per image, of size (bh, bw), centred at random."""
+    import torch
+
     cy = (_rand(n, x, gen) * h).floor()
     cx = (_rand(n, x, gen) * w).floor()
     rows = torch.arange(h, device=x.device)[None, :]
@@ -188,6 +209,8 @@ class Cutout(BatchAugment):
         self.size = size
 
     def __call__(self, x, y, gen):
+        import torch
+
         n, _, h, w = x.shape
         side = torch.full((n,), float(self.size), device=x.device)
         return x.masked_fill(box_mask(n, h, w, side, side, x, gen), 0.0), y
@@ -205,6 +228,8 @@ class RandomErasing(BatchAugment):
         self.p, self.scale, self.ratio = p, tuple(scale), tuple(ratio)
 
     def __call__(self, x, y, gen):
+        import torch
+
         n, _, h, w = x.shape
         area = (self.scale[0] + _rand(n, x, gen) * (self.scale[1] - self.scale[0])) * h * w
         lo, hi = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -217,6 +242,8 @@ class RandomErasing(BatchAugment):
 
 def _mix_weights(alpha: float, n: int, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Beta(alpha, alpha) samples drawn from the generator (torch's Beta takes no generator)."""
+    import torch
+
     g1 = torch._standard_gamma(torch.full((n,), alpha, device=x.device), generator=gen)
     g2 = torch._standard_gamma(torch.full((n,), alpha, device=x.device), generator=gen)
     return g1 / (g1 + g2)
@@ -233,6 +260,8 @@ class Mixup(BatchAugment):
         self.alpha = alpha
 
     def __call__(self, x, y, gen):
+        import torch
+
         n = len(x)
         lam = _mix_weights(self.alpha, n, x, gen)
         perm = torch.randperm(n, generator=gen, device=x.device)
@@ -251,6 +280,8 @@ class CutMix(BatchAugment):
         self.alpha = alpha
 
     def __call__(self, x, y, gen):
+        import torch
+
         n, _, h, w = x.shape
         lam = _mix_weights(self.alpha, n, x, gen)
         side = (1 - lam).sqrt()
@@ -269,6 +300,8 @@ class TorchvisionPolicy(BatchAugment):
         raise NotImplementedError
 
     def __call__(self, x, y, gen):
+        import torch
+
         policy = self.make()
         # torchvision draws from the global RNG: seed it from our generator, inside a fork, so the
         # result repeats under the loader's seed and the global stream is left untouched

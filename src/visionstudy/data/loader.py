@@ -115,3 +115,19 @@ class BatchLoader(ShuffledShards):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, target
+
+
+class SetLoader(ShuffledShards):
+    """Batches of (sets, targets) on the device, with the `BatchLoader` interface (seeded shuffle,
+    resumable state, one shard per data-parallel process)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0, device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
+        dev = torch.device(device)
+        self.x, self.y = x.to(dev), y.to(dev)
+        self.init_order(len(y), batch_size, shuffle=shuffle, drop_last=False, device=dev, seed=seed,
+                        rank=rank, world=world)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in self.batch_indices():
+            yield self.x[idx], self.y[idx]

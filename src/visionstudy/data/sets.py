@@ -15,17 +15,18 @@ is the floor of the test MSE (0.09 for the default noise 0.3). The sets are draw
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from visionstudy.config import DataConfig, SetsConfig
 from visionstudy.data.base import DatasetSource, RawDataset, register_dataset
-from visionstudy.data.loader import ShuffledShards
 from visionstudy.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -40,6 +41,8 @@ class SetSplits:
 
 def set_targets(x: torch.Tensor, noise: float, per_set: bool, gen: torch.Generator) -> torch.Tensor:
     """The documented target function (see the module docstring)."""
+    import torch
+
     a = torch.tensor([1.0, -1.0, 0.5] * (x.shape[-1] // 3 + 1))[: x.shape[-1]]
     mean = x.mean(1, keepdim=True)
     y = torch.sin(x @ a) + (x * mean).sum(-1)
@@ -48,6 +51,8 @@ def set_targets(x: torch.Tensor, noise: float, per_set: bool, gen: torch.Generat
 
 
 def make_sets(cfg: SetsConfig, seed: int) -> SetSplits:
+    import torch  # lazily: listing and checking datasets needs no torch
+
     gen = torch.Generator().manual_seed(seed)
 
     def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,6 +136,8 @@ def split_file_sets(x: np.ndarray, y: np.ndarray, cfg: DataConfig) -> SetSplits:
     test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
 
     def part(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         return torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
 
     return SetSplits(part(train), part(val), part(test))
@@ -150,22 +157,6 @@ def load_sets(cfg: DataConfig, data_dir: Path | None = None) -> SetData:
         splits = SetSplits(splits.train, (tx[:0], ty[:0]), splits.test)
     checksum = tensor_checksum(*splits.train, *splits.val, *splits.test)
     return SetData(name, splits.train, splits.val, splits.test, checksum, files)
-
-
-class SetLoader(ShuffledShards):
-    """Batches of (sets, targets) on the device, with the `BatchLoader` interface (seeded shuffle,
-    resumable state, one shard per data-parallel process)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0, device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
-        dev = torch.device(device)
-        self.x, self.y = x.to(dev), y.to(dev)
-        self.init_order(len(y), batch_size, shuffle=shuffle, drop_last=False, device=dev, seed=seed,
-                        rank=rank, world=world)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in self.batch_indices():
-            yield self.x[idx], self.y[idx]
 
 
 @register_dataset

@@ -27,32 +27,12 @@ from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.runs import RunArtifacts, load_run
 from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
 from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
-
-METRICS: list[tuple[str, str]] = [
-    ("test accuracy", "test_accuracy"), ("top-1 error", "top1_error"), ("test loss", "test_loss"),
-    ("top-5 error", "top5_error"),
-    ("macro F1", "f1_macro"), ("macro AUC", "roc_auc_macro"), ("parameters", "params"),
-    ("train seconds", "train_seconds"),
-]
-REGRESSION_METRICS: list[tuple[str, str]] = [
-    ("test MSE", "test_mse"), ("validation MSE", "val_mse"), ("train MSE", "train_mse"),
-    ("parameters", "params"), ("train seconds", "train_seconds"), ("epochs", "epochs_run"),
-]
-
+from visionstudy.tasks.metrics import UNIT, metric
 
 # the columns of the settings table after the headline (those of the task's metrics): seed 004
 # P3's one table of L, width, test / validation / train MSE, parameters, time and epochs
 SETTING_METRICS = ("val_mse", "train_mse", "params", "train_seconds", "epochs_run")
 
-UNBOUNDED = (-math.inf, math.inf)
-UNIT = (0.0, 1.0)
-POSITIVE = (0.0, math.inf)
-BOUNDS: dict[str, tuple[float, float]] = {
-    "test_accuracy": UNIT, "top1_error": UNIT, "top5_error": UNIT, "f1_macro": UNIT, "roc_auc_macro": UNIT,
-    "val_accuracy": UNIT, "train_accuracy": UNIT, "test_loss": POSITIVE, "val_loss": POSITIVE,
-    "train_loss": POSITIVE, "test_mse": POSITIVE, "val_mse": POSITIVE, "train_mse": POSITIVE,
-    "params": POSITIVE, "train_seconds": POSITIVE, "epochs_run": POSITIVE,
-}
 # --set keys that do not change what a published number measured (where and how fast it ran)
 NEUTRAL_OVERRIDES = ("data.data_dir", "data.download", "data.verify", "data.num_workers", "train.threads",
                      "train.device", "train.log_every_n_steps", "train.compile", "train.checkpoint_every",
@@ -62,14 +42,6 @@ NEUTRAL_OVERRIDES = ("data.data_dir", "data.download", "data.verify", "data.num_
 def changes_results(override: str) -> bool:
     key = override.split("=", 1)[0].strip()
     return not any(key == n or key.startswith(n + ".") for n in NEUTRAL_OVERRIDES)
-
-
-def metric(m: dict[str, Any], key: str) -> float | None:
-    if key in ("top5_error", "top1_error"):
-        v = m.get("test_top5_accuracy" if key == "top5_error" else "test_accuracy")
-        return None if v is None else 1 - v
-    v = m.get(key)
-    return None if v is None else float(v)
 
 
 def collect(study_dir: Path, study: Manifest) -> dict[str, list[tuple[str, RunArtifacts]]]:
@@ -111,15 +83,15 @@ class StudyReportBuilder:
         self.baseline = study.baseline if study.baseline in self.finished else next(iter(self.finished), None)
         from visionstudy.tasks import get_task
 
-        self.regression = not get_task(study.task).maximize
-        self.example = get_task(study.task).model_kind  # what one input is: an image, a set
-        self.metrics = REGRESSION_METRICS if self.regression else METRICS
-        self.primary, self.primary_label = self.metrics[0][1], self.metrics[0][0]
-        self.glance = ([k for _, k in REGRESSION_METRICS[:3]] if self.regression
-                       else ["test_accuracy", "top1_error", "f1_macro", "top5_error", "test_loss"])
+        task = get_task(study.task)
+        self.maximize = task.maximize
+        self.example = task.model_kind  # what one input is: an image, a set
+        self.metrics = [metric(k) for k in task.metrics]
+        self.primary, self.primary_label = task.headline, task.headline_label
+        self.glance = task.glance
 
     def best_of(self, means: dict[str, float]) -> str | None:
-        pick = min if self.regression else max
+        pick = max if self.maximize else min
         return pick(means, key=means.__getitem__, default=None)
 
     def fig(self, sketch: Sketch, stem: str, caption: str, wide: bool = False) -> FigureRef:
@@ -130,14 +102,14 @@ class StudyReportBuilder:
         """Metric per run, keyed by seed[/fold] so variants pair up."""
         out = {}
         for k, a in self.finished.get(variant, []):
-            v = metric(a.metrics or {}, key)
+            v = metric(key).read(a.metrics or {})
             if v is not None:
                 out[k] = v
         return out
 
     def stat(self, variant: str, key: str) -> Any:
         """Mean, std and the range-respecting interval of one metric over a variant's runs."""
-        return summarize(list(self.values(variant, key).values()), BOUNDS.get(key, UNBOUNDED))
+        return summarize(list(self.values(variant, key).values()), metric(key).bounds)
 
     def comparable(self) -> list[str]:
         """The --set overrides that change what published numbers measured (empty: comparable)."""
@@ -147,13 +119,13 @@ class StudyReportBuilder:
 
     def summary(self) -> Section:
         cols = ["variant", "runs"]
-        for label, _ in self.metrics:
-            cols += [f"{label} mean", f"{label} std", f"{label} 95% CI low", f"{label} 95% CI high"]
+        for m in self.metrics:
+            cols += [f"{m.label} mean", f"{m.label} std", f"{m.label} 95% CI low", f"{m.label} 95% CI high"]
         rows = []
         for variant in self.finished:
             row: list[Any] = [variant, len(self.finished[variant])]
-            for _, key in self.metrics:
-                s = self.stat(variant, key)
+            for m in self.metrics:
+                s = self.stat(variant, m.key)
                 row += [s.mean, s.std, s.ci_low, s.ci_high]
             rows.append(row)
         s = Section("Variants", "variants", tables=[Table(
@@ -162,8 +134,7 @@ class StudyReportBuilder:
                  "95% confidence intervals are Student-t intervals of the mean, cut at the metric's "
                  "range (accuracy, F1 and AUC within 0–1; losses, errors and times at 0). One run "
                  "has neither: its cells are '–'.")])
-        labels = dict((k, label) for label, k in [*METRICS, *REGRESSION_METRICS])
-        glance = ["variant", "runs", *(labels.get(k, k) for k in self.glance), "parameters"]
+        glance = ["variant", "runs", *(metric(k).label for k in self.glance), "parameters"]
         s.tables.insert(0, Table("At a glance", glance, [
             [v, len(self.finished[v]),
              *(self.stat(v, k).pm() for k in self.glance), self.stat(v, "params").mean]
@@ -209,7 +180,7 @@ class StudyReportBuilder:
             ["variant", "pairs", "mean difference", "paired t-test p", "t-test p (Holm)", "Wilcoxon p",
              "Wilcoxon p (Holm)", "effect size (d_z)", f"at {ALPHA:.0%} (Holm, t-test)"], rows,
             "paired_tests.csv",
-            note=f"{'Negative' if self.regression else 'Positive'} differences are better than the "
+            note=f"{'Positive' if self.maximize else 'Negative'} differences are better than the "
                  "baseline. Tests: the paired t-test (scipy.stats.ttest_rel) gives the verdict; the "
                  "Wilcoxon signed-rank test (scipy.stats.wilcoxon) is beside it. "
                  + (f"Holm-adjusted p-values (statsmodels) correct for the {m} variants compared with "
@@ -318,17 +289,17 @@ class StudyReportBuilder:
         keys = differing([configs[v] for v in shown])
         if len(shown) < 2 or not keys:
             return s
-        more = [(label, key) for label, key in self.metrics if key in SETTING_METRICS]  # means
+        more = [m for m in self.metrics if m.key in SETTING_METRICS]  # means
         rows = []
         for v in shown:
             m = self.stat(v, self.primary)
             rows.append([v, *(setting(configs[v].get(k)) for k in keys), m.mean, m.std, m.n,
-                         *(self.stat(v, key).mean for _, key in more)])
+                         *(self.stat(v, m.key).mean for m in more)])
         at = 1 + len(keys)  # the headline's mean
-        rows.sort(key=lambda r: (math.isnan(r[at]), r[at] if self.regression else -r[at]))
+        rows.sort(key=lambda r: (math.isnan(r[at]), -r[at] if self.maximize else r[at]))
         s.tables.append(Table(f"Variants by the settings that differ, sorted by {self.primary_label}",
                               ["variant", *(k.split(".", 1)[-1] for k in keys), f"{self.primary_label} mean",
-                               "std", "runs", *(label for label, _ in more)], rows, "settings.csv",
+                               "std", "runs", *(m.label for m in more)], rows, "settings.csv",
                               note="Columns: every config key whose value differs between the variants "
                                    f"(up to {MAX_SETTING_COLUMNS}), named without their section; the "
                                    "columns after 'runs' are means over the runs."))
@@ -349,7 +320,7 @@ class StudyReportBuilder:
                                  *(m.get(k) for k in FOLD_METRICS)])
             row: list[Any] = [v, len(folded)]
             for key in ("val_accuracy", "test_accuracy", "test_loss"):
-                st = summarize([(a.metrics or {}).get(key) for _, a in folded], BOUNDS.get(key, UNBOUNDED))
+                st = summarize([(a.metrics or {}).get(key) for _, a in folded], metric(key).bounds)
                 row.append(st.pm())
             summary.append(row)
         if not per_fold:
@@ -386,12 +357,12 @@ class StudyReportBuilder:
         for variant, value in chart.points.items():
             raw[json.dumps(value)] = value
             for _, a in self.finished.get(variant, []):
-                points[json.dumps(value)].append(float(metric(a.metrics or {}, self.primary) or np.nan))
+                points[json.dumps(value)].append(float(metric(self.primary).read(a.metrics or {}) or np.nan))
         if len(points) < 2:
             return []
         numeric_axis = all(isinstance(raw[k], int | float) and not isinstance(raw[k], bool) for k in points)
         order = sorted(points, key=lambda k: raw[k]) if numeric_axis else list(points)
-        summ = [summarize(points[k], BOUNDS.get(self.primary, UNBOUNDED)) for k in order]
+        summ = [summarize(points[k], metric(self.primary).bounds) for k in order]
         xs = [raw[k] for k in order] if numeric_axis else value_names([raw[k] for k in order])
         over = ("over every run with that value, whatever the block's other swept keys" if others
                 else "over its runs (seeds, folds)")
@@ -578,7 +549,7 @@ class StudyReportBuilder:
         if best:
             m = self.stat(best, self.primary)
             cards += [("best variant", best), (f"its {self.primary_label}",
-                                               m.pm() if self.regression else m.pm(percent=True))]
+                                               m.pm(percent=metric(self.primary).bounds == UNIT))]
         steps = [self.summary, self.published, self.tests, self.trajectory, self.settings, self.sweeps,
                  self.folds, self.costs, self.curves, self.search]
         total = len(steps) + sum(bool(r) for r in self.finished.values())

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from visionstudy.errors import VisionStudyError
+from visionstudy.tasks.metrics import metric
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def pruning_hook(trial: dict[str, Any]) -> Any:
         seen.append(row[objective])
         handle.report(row[objective], int(row["epoch"]))
         if handle.should_prune():
-            best = max(seen) if objective == "val_accuracy" else min(seen)
+            best = max(seen) if metric(objective).maximize else min(seen)
             raise Pruned(f"pruned after epoch {int(row['epoch'])}", best)
 
     return hook

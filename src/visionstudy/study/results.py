@@ -13,9 +13,9 @@ from typing import Any
 
 from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import Manifest
+from visionstudy.tasks.metrics import RESULTS
 
-SCALARS = ("test_accuracy", "test_top5_accuracy", "test_loss", "f1_macro", "roc_auc_macro", "test_mse",
-           "val_accuracy", "val_loss", "params", "flops", "train_seconds", "epochs_run", "best_epoch")
+SCALARS = RESULTS  # a run row's metrics
 
 
 def headline(manifest: Manifest) -> tuple[str, str, bool]:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import optuna
 
 from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
+from visionstudy.tasks.metrics import metric
 
 FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
 
@@ -47,7 +48,7 @@ def search_study(study: Study, url: str) -> Any:
     return optuna.create_study(
         study_name=f"{study.name}:search", storage=storage_for(url), sampler=make_sampler(s),
         pruner=make_pruner(s, epochs), load_if_exists=True,
-        direction="maximize" if s.objective == "val_accuracy" else "minimize",
+        direction="maximize" if metric(s.objective).maximize else "minimize",
     )
 
 
@@ -199,7 +200,7 @@ def objective_value(run: Path, objective: str) -> float | None:
     """The best per-epoch objective of a finished trial, from its history.csv."""
     import csv
 
-    maximize = objective == "val_accuracy"
+    maximize = metric(objective).maximize
     try:
         with (run / "history.csv").open(newline="") as f:
             values = [float(r[objective]) for r in csv.DictReader(f) if r.get(objective) not in (None, "")]

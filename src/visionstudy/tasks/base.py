@@ -1,6 +1,7 @@
-"""The task contract: loss, metrics, the headline metric and its direction, the report sections
-that apply, and how its data become loaders and its model is built. One experiment path
-(`visionstudy.experiment`) runs every task; a task is found from the run's dataset source.
+"""The task contract: loss, metrics (their facts in the catalogue of `tasks.metrics`), the headline
+metric, the report sections that apply, and how its data become loaders and its model is built.
+One experiment path (`visionstudy.experiment`) runs every task; a task is found from the run's
+dataset source.
 
 The tasks import torch only where they compute: the report and the CLI read a task's facts
 (headline, labels, sections, its rows and cards of metrics.json) without loading torch."""
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 from visionstudy.config import RunConfig
 from visionstudy.registry import Registry
+from visionstudy.tasks.metrics import metric
 
 D = TypeVar("D")  # a task's prepared data (classification: PreparedData, regression on sets: SetData)
 
@@ -27,11 +29,20 @@ class Task(ABC, Generic[D]):
     name: ClassVar[str]
     description: ClassVar[str]
     headline: ClassVar[str]  # the metrics.json key a study ranks runs by
-    headline_label: ClassVar[str]
-    maximize: ClassVar[bool]  # the headline's direction
+    metrics: ClassVar[tuple[str, ...]]  # the study report's metric columns, from the catalogue
+    glance: ClassVar[tuple[str, ...]]  # those of its "at a glance" table
     default_monitor: ClassVar[str]  # validation metric for the best checkpoint when not configured
     model_kind: ClassVar[str]  # the kind of registered model it trains ("image" or "set")
     sections: ClassVar[tuple[str, ...]]  # report sections that apply to its runs
+
+    @property
+    def headline_label(self) -> str:
+        return metric(self.headline).label
+
+    @property
+    def maximize(self) -> bool:
+        """The headline's direction."""
+        return metric(self.headline).maximize
 
     # ------------------------------------------------------------------ validation
 

@@ -22,8 +22,9 @@ class Classification(Task["PreparedData"]):
     name = "classification"
     description = "images → one of K classes (cross-entropy)"
     headline = "test_accuracy"
-    headline_label = "test accuracy"
-    maximize = True
+    metrics = ("test_accuracy", "top1_error", "test_loss", "top5_error", "f1_macro", "roc_auc_macro",
+               "params", "train_seconds")
+    glance = ("test_accuracy", "top1_error", "f1_macro", "top5_error", "test_loss")
     default_monitor = "val_accuracy"
     model_kind = "image"
     sections = ("curves", "confusion", "per_class", "roc", "tsne", "images", "gradcam")
@@ -52,7 +53,8 @@ class Classification(Task["PreparedData"]):
 
     def loaders(self, data: PreparedData, cfg: RunConfig, device: torch.device, channels_last: bool,
                 rank: int, world: int) -> tuple[Any, Any, Any]:
-        from visionstudy.data import BatchLoader, build_pipeline
+        from visionstudy.data import build_pipeline
+        from visionstudy.data.loader import BatchLoader
 
         t = cfg.train
         common: dict[str, Any] = dict(mean=data.mean, std=data.std, num_classes=data.num_classes,

@@ -23,8 +23,8 @@ class SetRegression(Task["SetData"]):
     name = "regression"
     description = "sets of vectors → a target per element or per set (mean squared error)"
     headline = "test_mse"
-    headline_label = "test MSE"
-    maximize = False
+    metrics = ("test_mse", "val_mse", "train_mse", "params", "train_seconds", "epochs_run")
+    glance = ("test_mse", "val_mse", "train_mse")
     default_monitor = "val_loss"
     model_kind = "set"
     sections = ("curves",)
@@ -66,7 +66,7 @@ class SetRegression(Task["SetData"]):
 
     def loaders(self, data: SetData, cfg: RunConfig, device: torch.device, channels_last: bool,
                 rank: int, world: int) -> tuple[Any, Any, Any]:
-        from visionstudy.data.sets import SetLoader
+        from visionstudy.data.loader import SetLoader
 
         t = cfg.train
         train = SetLoader(*data.train, t.batch_size, shuffle=True, seed=cfg.seed, device=device,

@@ -23,6 +23,7 @@ from visionstudy.config import EarlyStoppingConfig, TrainConfig
 from visionstudy.data.loader import BatchLoader
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store.rundir import RunDir
+from visionstudy.tasks.metrics import metric
 from visionstudy.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from visionstudy.training.loop import evaluate, train_one_epoch
 from visionstudy.training.optim import Schedule, build_optimizer
@@ -35,7 +36,7 @@ STEP_FIELDS = ["step", "epoch", "batch", "loss", "accuracy", "lr"]
 def better(monitor: str, value: float, best: float | None, min_delta: float = 0.0) -> bool:
     if best is None:
         return True
-    return value < best - min_delta if monitor == "val_loss" else value > best + min_delta
+    return value > best + min_delta if metric(monitor).maximize else value < best - min_delta
 
 
 @dataclass

@@ -15,6 +15,7 @@ from torch.optim import lr_scheduler
 from visionstudy.config import OptimizerConfig, Params, SchedulerConfig, format_validation_error
 from visionstudy.errors import ConfigError
 from visionstudy.registry import Registry
+from visionstudy.tasks.metrics import metric
 
 Unit = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -250,7 +251,7 @@ def _onecycle(opt: Any, p: OneCycleParams, epochs: int, steps: int) -> Any:
 @register_schedule("plateau", PlateauParams)
 def _plateau(opt: Any, p: PlateauParams, epochs: int, steps: int) -> Any:
     """Multiply by factor when the monitored metric stops improving."""
-    mode: Literal["min", "max"] = "min" if p.monitor == "val_loss" else "max"
+    mode: Literal["min", "max"] = "max" if metric(p.monitor).maximize else "min"
     return lr_scheduler.ReduceLROnPlateau(opt, mode, p.factor, p.patience, min_lr=p.min_lr)
 
 
