@@ -97,7 +97,9 @@ def test_train_quick_config_end_to_end(tmp_path):
     ("data.augment=[blur]", ["unknown augmentation 'blur'"]),
 ])
 def test_bad_configs_exit_2_with_the_field_named(tmp_path, override, needles):
-    result = vs("train", QUICK, "--out", tmp_path / "r", "--quiet", "--set", override)
+    """In this process (the same CLI, no interpreter start-up); a bad config in a process of its
+    own, as a user runs it: test_missing_config_file and the other `vs` error tests."""
+    result = vs_here("train", QUICK, "--out", tmp_path / "r", "--quiet", "--set", override)
     assert_user_error(result, *needles)
 
 

@@ -234,11 +234,15 @@ SEED_ARTEFACTS: dict[str, dict[str, list[str]]] = {
         "the tuned model against the augmented and enhanced ones": ["tables/variants.csv",
                                                                      "figures/variant_bars.png"],
     },
-    "emnist-balanced": {  # seed 003: Table 1's best three (its sweeps and CV: same code, tested elsewhere)
+    "emnist-balanced": {  # seed 003: of its 62 runs, those below (the other sweeps and CV: the same code)
         "Table 1": ["tables/variants.csv", "tables/reference.csv", "figures/curves_Table-1_val_accuracy.png"],
         "sections 3.1-3.3, test curves": [f"figures/{m}/curves.png" for m in EMNIST_BEST],
         "section 3, predictions on test images": [f"figures/{m}/predictions.png"
                                                   for m in EMNIST_BEST],
+        "section 2.1, a one-at-a-time sweep around the MLP baseline": [
+            "figures/sweep_mlp_baseline_model_activation.png",
+            "figures/curves_MLP-section-2.1_val_accuracy.png"],
+        "5-fold cross-validation": ["tables/cv_summary.csv", "tables/cv_folds.csv"],
     },
     "cifar10-optimizers": {  # seed 004 P1
         "training loss per optimizer, without and with dropout": [
@@ -278,11 +282,11 @@ IMAGES_OF = {"cifar100-first20": ("both+augment", "both-augment-run")}
     ("cifar100-transfer", ["--set", "train.batch_size=64", "--set", "data.classes=first:10",
                            "--only", "cnn-scratch,resnet18-finetune"], "tables"),
     ("cifar10-keras", ["--trials", "3"], "study run"),
-    # the best MLP, CNN and ResNet on 10 of the 47 transposed classes (the same figures, a third of the
-    # drawing): 3 of its 62 runs; the sweeps and the 5-fold CV are the same code, their configs checked
-    # by the expansion tests, sweep charts in tests/report/test_study_report.py, cross-validation in
-    # tests/study/test_execute.py (a suite under 12 minutes has no room for more)
-    ("emnist-balanced", ["--only", ",".join(EMNIST_BEST), "--set", "data.classes=first:10"], "study run"),
+    # the best MLP, CNN and ResNet, the MLP baseline's activation sweep and the best MLP's 5 folds on
+    # 10 of the 47 transposed classes (the same figures, a third of the drawing): 11 of its 62 runs;
+    # the other sweeps and CV folds are the same code, their configs checked by the expansion tests
+    ("emnist-balanced", ["--only", ",".join([*EMNIST_BEST, "mlp-baseline", "mlp-baseline+activation=*",
+                                             "mlp-best-cv"]), "--set", "data.classes=first:10"], "study run"),
     ("cifar10-optimizers", [], "tables"),
     ("cifar10-models", ["--set", "train.log_every_n_steps=1"], "tables"),  # tiny data: a step per batch
     ("fashion-mnist", [], "none"),  # ours: no seed report to match
