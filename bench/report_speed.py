@@ -1,6 +1,7 @@
 """Report benchmarks (not run in CI): the wall time of `visionstudy report` as a user runs it.
 
     .venv/bin/python bench/report_speed.py digits     # one digits run (examples/digits-quick.yaml)
+    .venv/bin/python bench/report_speed.py study      # a 4 x 2 digits study: its report / its training
     .venv/bin/python bench/report_speed.py emnist     # the emnist-balanced recipe, 1 epoch per run
 
 Each report is timed through the CLI (a new process, imports included) --repeat times (default 5):
@@ -94,6 +95,35 @@ def digits(tmp: Path, repeat: int) -> list[dict]:
     return [row(f"digits run report ({kind})", t, target_seconds=10) for kind, t in times.items()]
 
 
+def study(tmp: Path, repeat: int) -> list[dict]:
+    """The report against the training it reports on: a 4-variant x 2-seed digits study of 4
+    epochs (recipe:quick's first four variants) trained with `study run --workers 2 --no-report`,
+    then its report written (cold: the t-SNEs computed), `repeat` times in fresh folders; the
+    ratio of the two wall times is taken within each repeat (this VM's speed drifts)."""
+    import yaml
+
+    quick = yaml.safe_load((ROOT / "src" / "visionstudy" / "recipes" / "quick.yaml").read_text())
+    variants = dict(list(quick["variants"].items())[:4])
+    spec = {"name": "ratio", "data": quick["data"], "model": quick["model"],
+            "train": {**quick["train"], "epochs": 4}, "seeds": 2, "variants": variants}
+    path = tmp / "ratio.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    train, report, ratio = [], [], []
+    for i in range(repeat):
+        runs = tmp / f"ratio-runs-{i}"
+        train.append(timed([*VS, "study", "run", str(path), "--runs-dir", str(runs), "--workers", "2",
+                            "--quiet", "--no-report"], tmp))
+        report.append(timed([*REPORT_VS, "report", str(runs / "ratio")], tmp))
+        ratio.append(report[-1] / train[-1])
+    out = [row("digits study training (4 variants x 2 seeds, 4 epochs, 2 workers)", train),
+           row("its study report (cold)", report)]
+    out.append({"benchmark": "report / training", "seconds": round(float(np.median(ratio)), 2),
+                "min": round(min(ratio), 2), "max": round(max(ratio), 2), "repeats": repeat,
+                "target_seconds": 1.0})
+    print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def emnist(tmp: Path, n_train: int, n_test: int, max_train: int, repeat: int) -> list[dict]:
     mirror = tmp / "mirror" / "emnist"
     runs = tmp / "runs"
@@ -123,7 +153,7 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int, repeat: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["digits", "emnist", "all"])
+    parser.add_argument("which", choices=["digits", "study", "emnist", "all"])
     parser.add_argument("--train", type=int, default=4_700, help="EMNIST training images (the real: 112,800)")
     parser.add_argument("--test", type=int, default=4_700, help="EMNIST test images (the real: 18,800)")
     parser.add_argument("--max-train-samples", type=int, default=940, help="training images per run")
@@ -139,6 +169,8 @@ def main() -> None:
         where.mkdir(parents=True, exist_ok=True)
         if args.which in ("digits", "all"):
             rows += digits(where, args.repeat)
+        if args.which in ("study", "all"):
+            rows += study(where, args.repeat)
         if args.which in ("emnist", "all"):
             rows += emnist(where, args.train, args.test, args.max_train_samples, args.repeat)
     results = ROOT / "bench" / "results"
