@@ -49,12 +49,16 @@ def vs(*args: object, env: dict | None = None, timeout: float = 300) -> subproce
 
 def vs_here(*args: object) -> subprocess.CompletedProcess:
     """The CLI run in this process (no interpreter start-up), with `vs`'s result: for commands
-    whose start-up is not what the test is about."""
+    whose start-up is not what the test is about. The root logger is given back as it was (the CLI
+    configures it: `--quiet` would hide later tests' warnings from caplog)."""
     import io
+    import logging
     from unittest import mock
 
     from visionstudy import cli
 
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
     out, err, code = io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             mock.patch.object(sys, "argv", ["visionstudy", *map(str, args)]):
@@ -62,6 +66,9 @@ def vs_here(*args: object) -> subprocess.CompletedProcess:
             cli.main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            root.setLevel(level)
+            root.handlers[:] = handlers
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
