@@ -294,9 +294,9 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
             running = RunStore(url, name).trials((TrialState.RUNNING,))
         except Exception:  # the database is being created
             running = []
-        if running:
-            worker = running[0].user_attrs["worker"]
-            if worker["pid"] != proc.pid:
+        if running:  # a claim marks its trial RUNNING, then records its worker: seen between, wait
+            worker = running[0].user_attrs.get("worker")
+            if worker and worker["pid"] != proc.pid:
                 os.kill(worker["pid"], signal.SIGKILL)
                 return proc, worker["pid"], running[0].user_attrs["run"]
         time.sleep(0.05)
