@@ -352,11 +352,12 @@ class Study:
         import pandas as pd
 
         from visionstudy.study.manifest import from_study, has_manifest, read_manifest
-        from visionstudy.study.results import SCALARS, run_rows
+        from visionstudy.study.results import run_rows
+        from visionstudy.tasks.metrics import RESULTS
 
         manifest = read_manifest(self.dir) if has_manifest(self.dir) else from_study(self.spec)
         rows = run_rows(self.dir, manifest)
-        return pd.DataFrame(rows, columns=["key", "variant", "seed", "fold", "finished", *SCALARS])
+        return pd.DataFrame(rows, columns=["key", "variant", "seed", "fold", "finished", *RESULTS])
 
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the study report (options: those of `ReportOptions`); returns report.html's path."""

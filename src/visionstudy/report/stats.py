@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
+from visionstudy.tasks.metrics import UNBOUNDED
+
 ALPHA = 0.05  # significance level of the paired tests
 LEVEL = 0.95  # confidence level of the intervals
-UNBOUNDED = (-math.inf, math.inf)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import Manifest
 from visionstudy.tasks.metrics import RESULTS
 
-SCALARS = RESULTS  # a run row's metrics
-
 
 def headline(manifest: Manifest) -> tuple[str, str, bool]:
     """(metric key, label, higher is better) of the study's task."""
@@ -39,7 +37,7 @@ def run_rows(study_dir: Path, manifest: Manifest) -> list[dict[str, Any]]:
                 metrics = json.loads(run.metrics.read_text())
             except (OSError, ValueError):
                 row["finished"] = False
-        row.update({k: metrics.get(k) for k in SCALARS})
+        row.update({k: metrics.get(k) for k in RESULTS})
         rows.append(row)
     return rows
 

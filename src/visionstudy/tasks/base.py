@@ -28,12 +28,17 @@ class Task(ABC, Generic[D]):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    headline: ClassVar[str]  # the metrics.json key a study ranks runs by
-    metrics: ClassVar[tuple[str, ...]]  # the study report's metric columns, from the catalogue
+    metrics: ClassVar[tuple[str, ...]]  # the study report's metric columns, from the catalogue; the
+    #                                     first is the headline
     glance: ClassVar[tuple[str, ...]]  # those of its "at a glance" table
     default_monitor: ClassVar[str]  # validation metric for the best checkpoint when not configured
     model_kind: ClassVar[str]  # the kind of registered model it trains ("image" or "set")
     sections: ClassVar[tuple[str, ...]]  # report sections that apply to its runs
+
+    @property
+    def headline(self) -> str:
+        """The metrics.json key a study ranks runs by."""
+        return self.metrics[0]
 
     @property
     def headline_label(self) -> str:

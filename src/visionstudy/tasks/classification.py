@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 class Classification(Task["PreparedData"]):
     name = "classification"
     description = "images → one of K classes (cross-entropy)"
-    headline = "test_accuracy"
     metrics = ("test_accuracy", "top1_error", "test_loss", "top5_error", "f1_macro", "roc_auc_macro",
                "params", "train_seconds")
     glance = ("test_accuracy", "top1_error", "f1_macro", "top5_error", "test_loss")

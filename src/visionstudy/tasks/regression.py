@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 class SetRegression(Task["SetData"]):
     name = "regression"
     description = "sets of vectors → a target per element or per set (mean squared error)"
-    headline = "test_mse"
     metrics = ("test_mse", "val_mse", "train_mse", "params", "train_seconds", "epochs_run")
     glance = ("test_mse", "val_mse", "train_mse")
     default_monitor = "val_loss"
