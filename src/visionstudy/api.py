@@ -298,9 +298,8 @@ class Study:
         exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
         cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
         from visionstudy.store.db import record_url
-        from visionstudy.study import check_data
         from visionstudy.study import launch as cluster
-        from visionstudy.study.execute import plan, results_on_disk, write_definition
+        from visionstudy.study.execute import plan, write_definition
 
         jobs = jobs or cluster.Jobs()
         if launcher not in ("slurm", "ray"):
@@ -309,22 +308,34 @@ class Study:
         url = self.place.url(self.spec)
         cluster.check_database(url, launcher, jobs)  # type: ignore[arg-type]
         path = Path(data_dir) if data_dir else None
-        on_disk = results_on_disk(self.dir, [r.key for r in self.spec.runs])
-        check_data([r for r in self.spec.runs if r.key not in on_disk], path)
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:
             record_url(self.dir, self.db)
         command = cluster.work_command(self.dir, jobs.workers, device, path)
         if launcher == "ray":
+            self.preflight(path)
             plan(self.spec, self.place)
             return cluster.run_ray(self.dir, jobs, command, url)
         job_id = cluster.submit_slurm(self.name, self.dir, jobs, command, url)
-        try:  # queued while the jobs start (each plans too, one planner at a time: RunStore.planning)
+        try:  # while the jobs start (each plans too, one planner at a time: RunStore.planning)
+            self.preflight(path)
             plan(self.spec, self.place)
         except VisionStudyError as exc:
             cluster.cancel_slurm(self.dir)
             raise type(exc)(f"{exc}\n(job array {job_id} was cancelled)") from None
         return job_id
+
+    def preflight(self, data_dir: Path | None) -> None:
+        """What a study checks before its runs train, beyond their configs: each model fits its
+        data's images (`shapes_later` may have deferred it), and each dataset loads."""
+        from visionstudy.study import check_data
+        from visionstudy.study.execute import results_on_disk
+        from visionstudy.validate import check_shapes
+
+        on_disk = results_on_disk(self.dir, [r.key for r in self.spec.runs])
+        waiting = [r for r in self.spec.runs if r.key not in on_disk]
+        check_shapes((f"run {r.key}", r.config) for r in waiting)
+        check_data(waiting, data_dir)
 
     def set_trials(self, trials: int | None) -> None:
         if trials is None:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -262,9 +263,11 @@ def study_run(
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.api import Study
+    from visionstudy.validate import shapes_later
 
-    the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
-                           runs_dir=runs_dir, db=db)
+    with shapes_later() if launcher != "local" else contextlib.nullcontext():  # checked as the jobs start
+        the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
+                               runs_dir=runs_dir, db=db)
     the_study.set_trials(trials)  # before anything is said about the study: "a 4-trial search"
     spec = the_study.spec
     if launcher != "local":
@@ -372,12 +375,11 @@ def study_work(
     """A pull worker: claim the study's runs and search trials from its database, train each in its
     own folder, exit 0 when none are left. Cluster jobs run this; so can you, on any machine."""
     from visionstudy.study import Placement, run_all
-    from visionstudy.study.execute import Stopped
+    from visionstudy.study.execute import Stopped, load_study_dir
     from visionstudy.study.launch import await_requeue, requeue_this_job
-    from visionstudy.study.spec import load_study_dir
 
     folder = study.resolve()
-    spec = load_study_dir(folder)
+    spec = load_study_dir(folder, db)
     place = Placement(folder.parent, db)
     stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}", highlight=False)  # noqa: E731
     stamp(f"worker on {socket.gethostname()} for {spec.name}: {spec.describe()}")

@@ -4,9 +4,12 @@ dataset's task accepts. The one place a run config is checked; everything that l
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +77,8 @@ def check_registered(cfg: RunConfig) -> None:
     shape = source.shape_of(cfg.data)
     if shape is not None and not isinstance(cfg.data.normalize, bool):
         cfg.data.normalize.for_channels(shape[0], cfg.data.dataset)
-    if shape is not None and task.model_kind == "image":
-        check_shape(cfg.model.name, model_json, shape)
+    if SHAPES_NOW.get():
+        check_model_fits(cfg)
     from visionstudy.training.optim import optimizer_params, schedule_params
 
     optimizer_params(cfg.train.optimizer)
@@ -87,6 +90,40 @@ def check_registered(cfg: RunConfig) -> None:
                        f"use {cores} cores; give at most {cores}, or leave it out to use them all")
     if refused:
         raise ConfigError("\n".join(refused))
+
+
+SHAPES_NOW: ContextVar[bool] = ContextVar("shapes_now", default=True)
+
+
+@contextlib.contextmanager
+def shapes_later() -> Iterator[None]:
+    """Validate without building the models for the data's shape (which imports torch): a cluster
+    launcher submits its jobs first and calls `check_shapes` while they start."""
+    token = SHAPES_NOW.set(False)
+    try:
+        yield
+    finally:
+        SHAPES_NOW.reset(token)
+
+
+def check_shapes(configs: Iterable[tuple[str, RunConfig]]) -> None:
+    """The check `shapes_later` deferred, for (source, config) pairs."""
+    for source, cfg in configs:
+        try:
+            check_model_fits(cfg)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: invalid config\n{exc}") from None
+
+
+def check_model_fits(cfg: RunConfig) -> None:
+    """The model can take its data's images (built on the meta device)."""
+    from visionstudy.data import DATASETS
+    from visionstudy.tasks import get_task
+
+    source = DATASETS.get(cfg.data.dataset, "data.dataset")
+    shape = source.shape_of(cfg.data)
+    if shape is not None and get_task(source.task).model_kind == "image":
+        check_shape(cfg.model.name, json.dumps(cfg.model.params(), sort_keys=True), shape)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,39 +1,26 @@
-"""The model contract, the registry and `create_model`.
+"""The model contract, `create_model` and the layers the families share.
 
 Every model is a `Classifier`: `forward_features(x)` gives the penultimate features (N, D),
-`forward_head(features)` the logits; `forward` is both. Each registered model has a pydantic class
-of parameters, so a config is checked before anything is built.
+`forward_head(features)` the logits; `forward` is both. What a model accepts, and which builder
+makes it, is the registry's (`models/registry.py`, torch-free).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 from torch import nn
 
-from visionstudy import config
-from visionstudy.errors import ConfigError
-from visionstudy.registry import Registry
-
-
-class Params(config.Params):
-    """Base of every model's parameter class: the registries' `Params` (unknown keys, non-finite
-    numbers and coerced types are errors), with defaults validated too."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
-
-    def check(self) -> None:
-        """Consistency checks between fields that need no input shape (e.g. one dropout rate per
-        hidden layer), so a study fails at validation rather than when its run starts."""
-
-    def skeleton(self) -> Params:
-        """The parameters that rebuild the same structure without fetching any weights (to
-        load a checkpoint into)."""
-        return self
+from visionstudy.models.registry import (  # noqa: F401  (MODELS, ModelSpec, register_model: their old home)
+    ACTIVATION_PARAMS,
+    MODELS,
+    ActivationSpec,
+    ModelSpec,
+    register_model,
+    validate_params,
+)
 
 
 class Classifier(nn.Module):
@@ -59,56 +46,6 @@ class Classifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    builder: Callable[..., nn.Module]  # (in_channels, num_classes, input_size, params) -> model
-    params: type[Params]
-    description: str
-    kind: str = "image"  # "image": a Classifier of (N, C, H, W) images; "set": (N, n, d) sets
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
-
-
-def register_model(name: str, params: type[Params],
-                   kind: str = "image") -> Callable[[Callable[..., nn.Module]], Any]:
-    """Decorator: `@register_model('cnn', CNNParams)` over `build(in_ch, classes, size, p)`."""
-
-    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        doc = (builder.__doc__ or name).strip().splitlines()[0]
-        MODELS.add(name, ModelSpec(builder, params, doc, kind))
-        return builder
-
-    return decorator
-
-
-def list_models(kind: str = "image") -> list[str]:
-    return [n for n in MODELS.names() if MODELS.get(n).kind == kind]
-
-
-def model_kind(name: str) -> str:
-    return MODELS.get(name, "model.name").kind
-
-
-def validate_params(name: str, params: dict[str, Any], prefix: str = "model") -> Params:
-    from visionstudy.config import format_validation_error
-
-    spec = MODELS.get(name, f"{prefix}.name")
-    try:
-        p = spec.params.model_validate(params)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, prefix)) from None
-    p.check()
-    return p
-
-
-def check_model_params(model_cfg: Any, source: str) -> Params:
-    try:
-        return validate_params(model_cfg.name, model_cfg.params())
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: invalid config\n{exc}") from None
-
-
 def create_model(
     name: str, in_channels: int, num_classes: int, input_size: int | tuple[int, int] = 32,
     *, skeleton: bool = False, **params: Any,
@@ -121,7 +58,7 @@ def create_model(
     if skeleton:
         p = p.skeleton()
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    model = spec.builder(in_channels, num_classes, size, p)
+    model = spec.build()(in_channels, num_classes, size, p)
     if not getattr(model, "own_init", False) and not skeleton:
         init_weights(model)
     return model
@@ -158,91 +95,23 @@ def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     return int(counter.get_total_flops())
 
 
-Rate = Annotated[float, Field(ge=0.0, lt=1.0)]  # a dropout probability
-Size = Annotated[int, Field(ge=1)]  # a layer width, a kernel size, a block count
-class NoActivationParams(Params):
-    pass
-
-
-class LeakyReLUParams(Params):
-    negative_slope: float = Field(0.01, ge=0, description="slope for negative inputs (Keras: alpha)")
-
-
-class ELUParams(Params):
-    alpha: float = Field(1.0, gt=0, description="saturation value for negative inputs")
-
-
-class GELUParams(Params):
-    approximate: Literal["none", "tanh"] = Field("none", description="tanh: the fast approximation")
-
-
-class PReLUParams(Params):
-    init: float = Field(0.25, ge=0, description="initial learned slope for negative inputs")
-
-
-# name → (builder from its params, params class); `activation: NAME` or `{name: NAME, **params}`
-ACTIVATIONS: dict[str, tuple[Callable[[Any], nn.Module], type[Params]]] = {
-    "relu": (lambda p: nn.ReLU(), NoActivationParams),
-    "elu": (lambda p: nn.ELU(p.alpha), ELUParams),
-    "leaky_relu": (lambda p: nn.LeakyReLU(p.negative_slope), LeakyReLUParams),
-    "prelu": (lambda p: nn.PReLU(init=p.init), PReLUParams),
-    "gelu": (lambda p: nn.GELU(approximate=p.approximate), GELUParams),
-    "selu": (lambda p: nn.SELU(), NoActivationParams),
-    "silu": (lambda p: nn.SiLU(), NoActivationParams),
-    "tanh": (lambda p: nn.Tanh(), NoActivationParams),
-    "sigmoid": (lambda p: nn.Sigmoid(), NoActivationParams),
+# name → the activation's module from its parameters (`registry.ACTIVATION_PARAMS`)
+ACTIVATIONS: dict[str, Callable[[Any], nn.Module]] = {
+    "relu": lambda p: nn.ReLU(),
+    "elu": lambda p: nn.ELU(p.alpha),
+    "leaky_relu": lambda p: nn.LeakyReLU(p.negative_slope),
+    "prelu": lambda p: nn.PReLU(init=p.init),
+    "gelu": lambda p: nn.GELU(approximate=p.approximate),
+    "selu": lambda p: nn.SELU(),
+    "silu": lambda p: nn.SiLU(),
+    "tanh": lambda p: nn.Tanh(),
+    "sigmoid": lambda p: nn.Sigmoid(),
 }
-ActivationName = Literal["relu", "elu", "leaky_relu", "prelu", "gelu", "selu", "silu", "tanh", "sigmoid"]
-
-
-class ActivationSpec(BaseModel):
-    """An activation by name, with its parameters when it has any:
-    `activation: leaky_relu` (slope 0.01) or `activation: {name: leaky_relu, negative_slope: 0.1}`."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-    name: ActivationName
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _own_params(self) -> ActivationSpec:
-        try:
-            ACTIVATIONS[self.name][1].model_validate(self.model_extra or {})
-        except ValidationError as exc:
-            from visionstudy.config import format_validation_error
-
-            raise ValueError(f"{self.name}: {format_validation_error(exc)}") from None
-        return self
-
-    @model_serializer(mode="wrap")
-    def _as_written(self, handler: Any) -> Any:
-        return self.name if not self.model_extra else handler(self)
-
-    def build(self) -> nn.Module:
-        builder, params = ACTIVATIONS[self.name]
-        return builder(params.model_validate(self.model_extra or {}))
-
-
-Activation = ActivationSpec  # a plain name is read as {name: NAME}
 
 
 def activation(spec: ActivationSpec | str) -> nn.Module:
-    return (spec if isinstance(spec, ActivationSpec) else ActivationSpec(name=spec)).build()
-
-
-def per_layer(value: Any, count: int, field: str) -> list[Any]:
-    """A scalar applies to every layer; a list must have one value per layer."""
-    if isinstance(value, list):
-        if len(value) != count:
-            raise ConfigError(
-                f"model.{field}: {len(value)} values for {count} layers; give one per layer "
-                "or a single value for all"
-            )
-        return value
-    return [value] * count
+    spec = spec if isinstance(spec, ActivationSpec) else ActivationSpec(name=spec)
+    return ACTIVATIONS[spec.name](ACTIVATION_PARAMS[spec.name].model_validate(spec.model_extra or {}))
 
 
 def dense_stack(

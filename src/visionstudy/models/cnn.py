@@ -7,65 +7,11 @@ Expresses every CNN of the seeds, e.g. seed 000's baseline `channels: [32, 64], 
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
 from torch import nn
 
 from visionstudy.errors import ConfigError
-from visionstudy.models.base import (
-    Activation,
-    Classifier,
-    Params,
-    Rate,
-    Size,
-    activation,
-    dense_stack,
-    per_layer,
-    register_model,
-)
-
-Pool = Literal["max", "avg", "none"]
-
-
-class CNNParams(Params):
-    channels: list[Size | list[Size]] = Field(
-        [32, 64], min_length=1, description="per stage: filters of its conv layer(s)"
-    )
-    kernel_size: Size | list[Size | list[Size]] = Field(
-        3, description="one size for all, one per stage, or one list per stage (e.g. [5, 5, 3])"
-    )
-    padding: Literal["same", "valid"] = Field("same", description="convolution padding")
-    pool: Pool | list[Pool] = Field(
-        "max", description="pooling after each stage, or one per stage (e.g. [max, max, none])"
-    )
-    pool_size: int = Field(2, ge=2, description="pooling window and stride")
-    batch_norm: bool = Field(False, description="batch norm after every conv and dense layer")
-    conv_dropout: Rate | list[Rate] = Field(0.0, description="dropout after each stage")
-    hidden: list[Size] = Field([128], description="dense layer sizes before the classifier")
-    dropout: Rate | list[Rate] = Field(
-        0.0, description="dropout after each dense layer (or before the classifier if none)"
-    )
-    activation: Activation = Field("relu", description="activation after conv and dense layers")  # type: ignore[assignment]
-    global_pool: bool = Field(False, description="global average pooling instead of flatten")
-
-    def check(self) -> None:
-        stages = len(stage_kernels(self))
-        per_layer(self.conv_dropout, stages, "conv_dropout")
-        per_layer(self.pool, stages, "pool")
-        per_layer(self.dropout, max(len(self.hidden), 1), "dropout")
-
-
-def stage_kernels(p: CNNParams) -> list[list[int]]:
-    stages = [c if isinstance(c, list) else [c] for c in p.channels]
-    ks = per_layer(p.kernel_size, len(stages), "kernel_size")
-    out = []
-    for i, (convs, k) in enumerate(zip(stages, ks, strict=True)):
-        k_list = k if isinstance(k, list) else [k] * len(convs)
-        if len(k_list) != len(convs):
-            raise ConfigError(f"model.kernel_size[{i}]: {len(k_list)} sizes for {len(convs)} convs")
-        out.append(k_list)
-    return out
+from visionstudy.models.base import Classifier, activation, dense_stack
+from visionstudy.models.registry import CNNParams, per_layer, stage_kernels
 
 
 class CNN(Classifier):
@@ -116,7 +62,6 @@ class CNN(Classifier):
         self.head = nn.Linear(flat, num_classes)
 
 
-@register_model("cnn", CNNParams)
 def build_cnn(in_channels: int, num_classes: int, size: tuple[int, int], p: CNNParams) -> CNN:
     """Plain CNN: conv stages (channels, kernels, padding, pooling, BN, dropout), dense head."""
     return CNN(in_channels, num_classes, size, p)

@@ -14,21 +14,11 @@ Parameter counts of seed 004's table for 3-dimensional elements and one output p
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
-from visionstudy.models.base import Activation, Params, activation, register_model
-
-
-class DeepSetsParams(Params):
-    layers: int = Field(3, ge=1, description="equivariant layers, the output layer included")
-    width: int = Field(100, ge=1, description="features per element in the hidden layers")
-    pool: Literal["mean", "sum"] = Field("mean", description="pooling over the set's elements")
-    activation: Activation = Field("relu", description="activation between layers")  # type: ignore[assignment]
-    invariant: bool = Field(False, description="pool the last layer's output: one output per set")
+from visionstudy.models.base import activation
+from visionstudy.models.registry import DeepSetsParams
 
 
 class Equivariant(nn.Module):
@@ -69,7 +59,6 @@ class DeepSets(nn.Module):
         return out
 
 
-@register_model("deepsets", DeepSetsParams, kind="set")
 def build_deepsets(in_channels: int, num_classes: int, size: tuple[int, int], p: DeepSetsParams) -> DeepSets:
     """Deep Sets: permutation-equivariant layers λx + γ·pool(x) + b (sets, not images)."""
     return DeepSets(in_channels, num_classes, p)

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from torch import nn
 
-from visionstudy.models.base import (
-    Activation,
-    Classifier,
-    Params,
-    Rate,
-    Size,
-    dense_stack,
-    per_layer,
-    register_model,
-)
-
-
-class MLPParams(Params):
-    hidden: list[Size] = Field([256, 128], min_length=1, description="hidden layer sizes")
-    activation: Activation = Field("relu", description="activation after each hidden layer")  # type: ignore[assignment]
-    batch_norm: bool = Field(False, description="batch norm after each hidden linear layer")
-    dropout: Rate | list[Rate] = Field(0.0, description="dropout after each hidden layer")
-
-    def check(self) -> None:
-        per_layer(self.dropout, len(self.hidden), "dropout")
+from visionstudy.models.base import Classifier, dense_stack
+from visionstudy.models.registry import MLPParams, per_layer
 
 
 class MLP(Classifier):
@@ -40,7 +21,6 @@ class MLP(Classifier):
         self.head = nn.Linear(width, num_classes)
 
 
-@register_model("mlp", MLPParams)
 def build_mlp(in_channels: int, num_classes: int, size: tuple[int, int], p: MLPParams) -> MLP:
     """Multi-layer perceptron: hidden sizes, activation, batch norm, dropout per layer."""
     return MLP(in_channels * size[0] * size[1], num_classes, p)

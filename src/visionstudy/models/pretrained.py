@@ -18,39 +18,15 @@ with the weights' own ImageNet mean and std instead of the dataset's (`input_sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from visionstudy.errors import CheckpointError, ConfigError
-from visionstudy.models.base import Classifier, Params, register_model
-
-Mode = Literal["linear-probe", "fine-tune", "from-scratch"]
-
-
-class TorchvisionParams(Params):
-    arch: str = Field("resnet18", description="torchvision classification model name")
-    weights: str | None = Field(
-        "DEFAULT", description="torchvision weights name (DEFAULT, IMAGENET1K_V1, ...) or a file path"
-    )
-    mode: Mode = Field("fine-tune", description="linear-probe | fine-tune | from-scratch")
-    backbone_lr_factor: float = Field(
-        1.0, gt=0, le=1, description="fine-tune: learning-rate multiplier of the backbone"
-    )
-    resize: int | None = Field(None, ge=16, le=1024, description="upsample inputs to this size")
-    stem: Literal["imagenet", "cifar"] = Field(
-        "imagenet", description="cifar: ResNet stem replaced by a 3x3 stride-1 conv, no max-pool"
-    )
-
-    normalize: Literal["weights", "dataset"] = Field(
-        "weights", description="normalise inputs with the weights' ImageNet statistics or the dataset's"
-    )
-
-    def skeleton(self) -> TorchvisionParams:
-        return self.model_copy(update={"weights": None, "mode": "from-scratch"})
+from visionstudy.models.base import Classifier
+from visionstudy.models.registry import TorchvisionParams
 
 
 def classification_models() -> list[str]:
@@ -213,7 +189,6 @@ class Pretrained(Classifier):
         return groups
 
 
-@register_model("torchvision", TorchvisionParams)
 def build_torchvision(in_channels: int, num_classes: int, size: tuple[int, int],
                       p: TorchvisionParams) -> Pretrained:
     """A torchvision classifier (e.g. ResNet-18), pretrained or not, with a new head."""

@@ -7,37 +7,12 @@ shortcuts, global average pooling. The presets are 5-line entry points over it. 
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
 from visionstudy.errors import ConfigError
-from visionstudy.models.base import Activation, Classifier, Params, Rate, Size, activation, register_model
-
-
-class ResNetParams(Params):
-    blocks: list[Size] = Field([2, 2, 2], min_length=1, description="basic blocks per stage")
-    widths: list[Size] = Field([64, 128, 256], min_length=1, description="channels per stage")
-    kernel_size: int = Field(3, ge=1, description="kernel size inside blocks")
-    stem: Literal["conv3", "conv7"] = Field(
-        "conv3", description="conv3: 3x3 stride 1 (32x32 inputs); conv7: 7x7/2 + max pool"
-    )
-    dropout: Rate = Field(0.0, description="dropout between the two convs of each block")
-    head_dropout: Rate = Field(0.0, description="dropout before the classifier")
-    activation: Activation = Field("relu", description="activation")  # type: ignore[assignment]
-    batch_norm: bool = Field(True, description="batch norm after every conv (false: biased convs, "
-                             "as seed 003's ResNet without batch norm)")
-
-    @model_validator(mode="after")
-    def _same_length(self) -> ResNetParams:
-        if len(self.blocks) != len(self.widths):
-            raise ValueError(
-                f"blocks has {len(self.blocks)} stages but widths has {len(self.widths)}; "
-                "give one width per stage"
-            )
-        return self
+from visionstudy.models.base import Classifier, activation
+from visionstudy.models.registry import ResNet9Params, ResNet18Params, ResNet20Params, ResNetParams
 
 
 def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, bn: bool = True) -> list[nn.Module]:
@@ -94,41 +69,19 @@ class ResNet(Classifier):
         self.head = nn.Linear(width, num_classes)
 
 
-@register_model("resnet", ResNetParams)
 def build_resnet(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNetParams):
     """CIFAR-style ResNet: basic blocks per stage, widths, projection shortcuts, GAP."""
     return ResNet(in_channels, num_classes, size, p)
 
 
-class ResNet20Params(ResNetParams):
-    blocks: list[Size] = Field([3, 3, 3], min_length=1, description="basic blocks per stage")
-    widths: list[Size] = Field([16, 32, 64], min_length=1, description="channels per stage")
-
-
-@register_model("resnet20", ResNet20Params)
 def build_resnet20(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNet20Params):
     """ResNet-20 (He et al.): 3 stages x 3 blocks, 16/32/64 channels (seed 004's model 3)."""
     return ResNet(in_channels, num_classes, size, p)
 
 
-class ResNet18Params(ResNetParams):
-    blocks: list[Size] = Field([2, 2, 2, 2], min_length=1, description="basic blocks per stage")
-    widths: list[Size] = Field([64, 128, 256, 512], min_length=1, description="channels per stage")
-
-
-@register_model("resnet18", ResNet18Params)
 def build_resnet18(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNet18Params):
     """ResNet-18 adapted to 32x32: 3x3 stem, no max pool, 2-2-2-2 blocks, 64..512 channels."""
     return ResNet(in_channels, num_classes, size, p)
-
-
-class ResNet9Params(Params):
-    widths: list[Size] = Field(
-        [64, 128, 256, 512], min_length=4, max_length=4, description="prep, layer1..3 channels"
-    )
-    activation: Activation = Field("relu", description="activation")  # type: ignore[assignment]
-    head_dropout: Rate = Field(0.0, description="dropout before the classifier")
-    batch_norm: bool = Field(True, description="batch norm after every conv (false: biased convs)")
 
 
 class Residual(nn.Module):
@@ -166,7 +119,6 @@ class ResNet9(Classifier):
         self.head = nn.Linear(c3, num_classes)
 
 
-@register_model("resnet9", ResNet9Params)
 def build_resnet9(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNet9Params):
     """ResNet-9 (DAWNBench): 64/128/256/512 channels, max-pool downsampling (seed 004's model 2)."""
     return ResNet9(in_channels, num_classes, size, p)

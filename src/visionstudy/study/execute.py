@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from visionstudy.errors import VisionStudyError
+from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
@@ -132,6 +132,22 @@ def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: 
             return Study(cfg, base_config(cfg, overrides), list(overrides),
                          [(v, {}) for v in manifest.variants], runs, source, digest)
     return study_from(raw, source, overrides)
+
+
+def load_study_dir(study_dir: Path, db: str | None = None) -> Study:
+    """The study a folder was planned from (its study.yaml: the study file as run, with its --set
+    overrides), for the workers a cluster job starts there: they train what `study run` planned, each
+    run's config as the manifest resolved it (validated when it is about to train, not all again)."""
+    from visionstudy.config import read_yaml
+
+    path = study_dir / "study.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{study_dir}: not a planned study folder (no study.yaml); `visionstudy study "
+                          "run STUDY --launcher ...` plans the study there before its workers start")
+    raw = read_yaml(path)
+    overrides = [str(o) for o in raw.pop("overrides", None) or []]
+    source = str(raw.pop("source", path))
+    return load_planned(raw, source, overrides, Placement(study_dir.parent, db))
 
 
 def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | None]]:

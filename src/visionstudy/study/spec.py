@@ -639,16 +639,3 @@ def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # ty
     """Validate and expand a study file's contents (a mapping); `source` names it in errors."""
     study = expand(study_config(raw, source), list(overrides), source)
     return dataclasses.replace(study, input_digest=input_digest(raw, list(overrides), source))
-
-
-def load_study_dir(study_dir: Path) -> Study:
-    """The study a folder was planned from (its study.yaml: the study file as run, with its --set
-    overrides), for the workers a cluster job starts there: they train what `study run` planned."""
-    path = study_dir / "study.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{study_dir}: not a planned study folder (no study.yaml); `visionstudy study "
-                          "run STUDY --launcher ...` plans the study there before its workers start")
-    raw = read_yaml(path)
-    overrides = [str(o) for o in raw.pop("overrides", None) or []]
-    source = str(raw.pop("source", path))
-    return study_from(raw, source, overrides)

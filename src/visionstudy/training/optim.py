@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
 from pydantic import Field, ValidationError
-from torch import nn
-from torch.optim import lr_scheduler
 
 from visionstudy.config import OptimizerConfig, Params, SchedulerConfig, format_validation_error
 from visionstudy.errors import ConfigError
 from visionstudy.registry import Registry
 from visionstudy.tasks.metrics import metric
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 Unit = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -28,6 +30,19 @@ class Entry:
     params: type[Params]
     description: str
     per_batch: bool = False  # schedules: stepped every batch instead of every epoch
+
+
+def torch_optim() -> ModuleType:
+    """`torch.optim`, imported when an optimizer is built: checking a config needs no torch."""
+    import torch.optim
+
+    return torch.optim
+
+
+def lr_scheduler() -> ModuleType:
+    from torch.optim import lr_scheduler
+
+    return lr_scheduler
 
 
 OPTIMIZERS: Registry[Entry] = Registry("optimizer")
@@ -120,33 +135,33 @@ class AdagradParams(Params):
 @register_optimizer("sgd", SGDParams)
 def _sgd(params: Any, lr: float, p: SGDParams) -> torch.optim.Optimizer:
     """Stochastic gradient descent, with momentum and Nesterov."""
-    return torch.optim.SGD(params, lr=lr, momentum=p.momentum, nesterov=p.nesterov,
-                           weight_decay=p.weight_decay)
+    return torch_optim().SGD(params, lr=lr, momentum=p.momentum, nesterov=p.nesterov,
+                             weight_decay=p.weight_decay)
 
 
 @register_optimizer("adam", AdamParams)
 def _adam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba)."""
-    return torch.optim.Adam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+    return torch_optim().Adam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
 
 
 @register_optimizer("adamw", AdamParams)
 def _adamw(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
     """AdamW: Adam with decoupled weight decay."""
-    return torch.optim.AdamW(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+    return torch_optim().AdamW(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
 
 
 @register_optimizer("rmsprop", RMSpropParams)
 def _rmsprop(params: Any, lr: float, p: RMSpropParams) -> torch.optim.Optimizer:
     """RMSprop."""
-    return torch.optim.RMSprop(params, lr=lr, alpha=p.alpha, eps=p.eps, momentum=p.momentum,
-                               weight_decay=p.weight_decay)
+    return torch_optim().RMSprop(params, lr=lr, alpha=p.alpha, eps=p.eps, momentum=p.momentum,
+                                 weight_decay=p.weight_decay)
 
 
 @register_optimizer("adagrad", AdagradParams)
 def _adagrad(params: Any, lr: float, p: AdagradParams) -> torch.optim.Optimizer:
     """Adagrad."""
-    return torch.optim.Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay)
+    return torch_optim().Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay)
 
 
 def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimizer:
@@ -213,31 +228,31 @@ def _none(opt: Any, p: NoParams, epochs: int, steps: int) -> Any:
 @register_schedule("step", StepParams)
 def _step(opt: Any, p: StepParams, epochs: int, steps: int) -> Any:
     """Multiply by gamma every step_size epochs."""
-    return lr_scheduler.StepLR(opt, p.step_size, p.gamma)
+    return lr_scheduler().StepLR(opt, p.step_size, p.gamma)
 
 
 @register_schedule("halve", HalveParams)
 def _halve(opt: Any, p: HalveParams, epochs: int, steps: int) -> Any:
     """Halve every `every` epochs (seed 000's schedule)."""
-    return lr_scheduler.StepLR(opt, p.every, 0.5)
+    return lr_scheduler().StepLR(opt, p.every, 0.5)
 
 
 @register_schedule("multistep", MultiStepParams)
 def _multistep(opt: Any, p: MultiStepParams, epochs: int, steps: int) -> Any:
     """Multiply by gamma at each milestone epoch."""
-    return lr_scheduler.MultiStepLR(opt, p.milestones, p.gamma)
+    return lr_scheduler().MultiStepLR(opt, p.milestones, p.gamma)
 
 
 @register_schedule("exponential", ExponentialParams)
 def _exponential(opt: Any, p: ExponentialParams, epochs: int, steps: int) -> Any:
     """Multiply by gamma every epoch."""
-    return lr_scheduler.ExponentialLR(opt, p.gamma)
+    return lr_scheduler().ExponentialLR(opt, p.gamma)
 
 
 @register_schedule("cosine", CosineParams)
 def _cosine(opt: Any, p: CosineParams, epochs: int, steps: int) -> Any:
     """Cosine annealing to min_lr over the run."""
-    return lr_scheduler.CosineAnnealingLR(opt, epochs, p.min_lr)
+    return lr_scheduler().CosineAnnealingLR(opt, epochs, p.min_lr)
 
 
 @register_schedule("onecycle", OneCycleParams, per_batch=True)
@@ -245,14 +260,14 @@ def _onecycle(opt: Any, p: OneCycleParams, epochs: int, steps: int) -> Any:
     """One-cycle (Smith), stepped per batch."""
     top = max(g["lr"] for g in opt.param_groups)  # groups keep their ratios
     max_lr = [(p.max_lr or top) * g["lr"] / top for g in opt.param_groups]
-    return lr_scheduler.OneCycleLR(opt, max_lr, total_steps=epochs * steps, pct_start=p.pct_start)
+    return lr_scheduler().OneCycleLR(opt, max_lr, total_steps=epochs * steps, pct_start=p.pct_start)
 
 
 @register_schedule("plateau", PlateauParams)
 def _plateau(opt: Any, p: PlateauParams, epochs: int, steps: int) -> Any:
     """Multiply by factor when the monitored metric stops improving."""
     mode: Literal["min", "max"] = "max" if metric(p.monitor).maximize else "min"
-    return lr_scheduler.ReduceLROnPlateau(opt, mode, p.factor, p.patience, min_lr=p.min_lr)
+    return lr_scheduler().ReduceLROnPlateau(opt, mode, p.factor, p.patience, min_lr=p.min_lr)
 
 
 def penalised_weights(model: nn.Module) -> list[torch.Tensor]:
@@ -288,7 +303,7 @@ class Schedule:
         self.main = entry.builder(optimizer, self.p, main_epochs, steps_per_epoch)
         # built after the main schedule, so that its starting lr (base / 10) is the one in force
         self.warmup = (
-            lr_scheduler.LinearLR(optimizer, 0.1, 1.0, total_iters=c.warmup_epochs)
+            lr_scheduler().LinearLR(optimizer, 0.1, 1.0, total_iters=c.warmup_epochs)
             if c.warmup_epochs else None
         )
         self.epoch = 0
@@ -304,7 +319,7 @@ class Schedule:
     def step_epoch(self, metrics: dict[str, float]) -> None:
         if self.warmup is not None and self.in_warmup:
             self.warmup.step()
-        elif isinstance(self.main, lr_scheduler.ReduceLROnPlateau):
+        elif isinstance(self.main, lr_scheduler().ReduceLROnPlateau):
             self.main.step(metrics[self.p.monitor])  # type: ignore[attr-defined]
         elif self.main is not None and not self.per_batch:
             self.main.step()
