@@ -232,6 +232,22 @@ def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(s
     wait_done(slurm, job, seconds=60)
 
 
+def test_a_model_that_cannot_take_the_images_is_refused_after_the_jobs_were_submitted(slurm, pg, workdir):
+    """The launcher checks a study without torch, submits, then builds each model for its data's
+    shape while the jobs start: a layout the images cannot go through cancels the jobs, and the one
+    error names the run and the fix (exit 2)."""
+    study = study_file(workdir, "shrink", variants={"ok": {}, "deep": {"model": {
+        "channels": [4, 4, 4, 4], "padding": "valid"}}}, seeds=1)
+    runs = workdir / "runs-shrink"
+    done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--jobs", "2",
+              env=slurm)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "run deep/seed-0: invalid config" in done.stderr and "shrinks the 8x8 input" in done.stderr
+    job = done.stderr.split("job array ")[1].split()[0]
+    assert "was cancelled" in done.stderr and (runs / "shrink" / "slurm" / "cancelled").is_file()
+    wait_done(slurm, job, seconds=60)
+
+
 def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, pg, workdir):
     study = study_file(workdir, "six")
     runs = workdir / "runs-six"

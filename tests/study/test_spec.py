@@ -160,3 +160,29 @@ def test_every_recipe_file_has_unique_keys():
 
     for name in list_recipes():
         assert read_yaml(recipe_path(name))  # raises ConfigError on a duplicate key
+
+
+def test_a_study_is_checked_without_torch_and_its_shapes_when_asked(tmp_path):
+    """A cluster launcher validates every run without importing torch (`shapes_later`: the model
+    registry, optimizers and schedules are torch-free), submits, then `check_shapes` builds each
+    model for its data on the meta device and names the run whose layout the images cannot take."""
+    import subprocess
+    import sys
+
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "s", "data": {"dataset": "digits"}, "model": {"name": "cnn", "channels": [4]},
+        "train": {"optimizer": {"name": "sgd", "momentum": 0.9}, "scheduler": {"name": "onecycle"}},
+        "variants": {"ok": {}, "deep": {"model": {"channels": [4, 4, 4, 4], "padding": "valid"}}}}))
+    code = ("import sys\nfrom visionstudy.api import Study\nfrom visionstudy.validate import shapes_later, "
+            "check_shapes\nwith shapes_later():\n"
+            f"    s = Study.load({str(study)!r}, runs_dir={str(tmp_path)!r})\n"
+            "print(len(s.spec.runs), 'torch' in sys.modules)\n"
+            "try:\n    check_shapes((r.key, r.config) for r in s.spec.runs)\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "2 False", out.stderr
+    assert lines[1] == "ConfigError deep/seed-0: invalid config" and "shrinks the 8x8 input" in out.stdout
+    with pytest.raises(ConfigError, match="shrinks the 8x8 input"):  # without shapes_later: at loading
+        load_study(study)
