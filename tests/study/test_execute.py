@@ -248,6 +248,24 @@ def test_a_rerun_takes_the_recorded_plan_and_validates_only_the_runs_it_trains(t
     assert all(r.checked is not None for r in Study.load(path, runs_dir=tmp_path / "elsewhere").spec.runs)
 
 
+def test_a_pull_worker_takes_the_planned_runs_from_the_manifest_without_expanding_or_torch(tmp_path):
+    """`study work` reads the study.yaml a launcher wrote: its runs come from the manifest (each
+    validated when it is about to train), as planned, and reading them imports no torch."""
+    from visionstudy.api import Study
+    from visionstudy.study.execute import write_definition
+
+    path = write(tmp_path, "pulled", seeds=2, variants={"a": {}, "b": {"model": {"dropout": 0.1}}})
+    planned = Study.load(path, runs_dir=tmp_path / "runs")
+    write_definition(planned.spec, planned.dir)
+    code = ("import sys\nfrom pathlib import Path\nfrom visionstudy.study.execute import load_study_dir\n"
+            f"s = load_study_dir(Path({str(planned.dir)!r}))\n"
+            "print([(r.key, r.config_hash, r.checked is None) for r in s.runs], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    runs = [(r.key, r.config_hash, True) for r in planned.spec.runs]
+    assert out.stdout.strip() == f"{runs} False"
+
+
 def test_every_recipe_planned_again_gives_the_runs_it_expands_to(tmp_path):
     """The manifest's resolved configs validate back to the configs and hashes the study file
     expands to, for every recipe without a search (a search's final runs join the plan later)."""

@@ -79,7 +79,8 @@ def results_on_disk(study_dir: Path, keys: list[str]) -> set[str]:
 
 
 PLAN_DIGEST = ".plan.sha256"  # of the study.yaml and the version that wrote the manifest
-INPUT_DIGEST = ".plan.input"  # `Study.input_digest` of the study the manifest was written for
+INPUT_DIGEST = ".plan.input"  # `Study.input_digest`s the manifest was written for: of the study file
+#                                as read, and of its study.yaml (what a cluster's workers read)
 
 
 def write_definition(study: Study, study_dir: Path) -> None:
@@ -102,15 +103,24 @@ def write_definition(study: Study, study_dir: Path) -> None:
         atomic_write_text(study_dir / "study.yaml", text)
         write_manifest(from_study(study), study_dir)
         atomic_write_text(recorded, digest + "\n")
-    if study.input_digest and not same_text(read_from, study.input_digest):
-        atomic_write_text(read_from, study.input_digest + "\n")
+    inputs = [study.input_digest, definition_digest(doc)] if study.input_digest else []
+    if inputs and lines(read_from) != inputs:
+        atomic_write_text(read_from, "\n".join(inputs) + "\n")
 
 
-def same_text(path: Path, text: str) -> bool:
+def definition_digest(doc: dict[str, Any]) -> str:
+    """The input digest of a study.yaml's contents, as `load_study_dir` computes it."""
+    from visionstudy.study.spec import input_digest
+
+    raw = {k: v for k, v in doc.items() if k not in ("overrides", "source")}
+    return input_digest(raw, [str(o) for o in doc["overrides"]], str(doc["source"]))
+
+
+def lines(path: Path) -> list[str]:
     try:
-        return path.read_text().strip() == text
+        return path.read_text().split()
     except OSError:
-        return False
+        return []
 
 
 def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: Placement) -> Study:
@@ -124,7 +134,7 @@ def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: 
     cfg = study_config(raw, source)
     digest = input_digest(raw, overrides, source)
     study_dir = place.study_dir(cfg.name)
-    if cfg.search is None and has_manifest(study_dir) and same_text(study_dir / INPUT_DIGEST, digest):
+    if cfg.search is None and has_manifest(study_dir) and digest in lines(study_dir / INPUT_DIGEST):
         with contextlib.suppress(VisionStudyError):  # unreadable: expanded again below
             manifest = read_manifest(study_dir)
             runs = [RunSpec(r.key, r.variant, r.seed_index, r.fold, planned=r.config,
