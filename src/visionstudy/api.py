@@ -116,17 +116,20 @@ class Run:
         if not self.finished:
             raise VisionStudyError(f"{self.path}: the run has not finished (no metrics.json); resume it "
                                    "with vs.train(config, out=..., resume=True)")
-        return json.loads(self.dir.metrics.read_text())
+        from visionstudy.store.reader import read_metrics
+
+        return read_metrics(self.path)
 
     @property
     def history(self) -> pd.DataFrame:
         """history.csv: one row per epoch (epoch, train/val loss and accuracy, lr, seconds)."""
         import pandas as pd
 
-        if not self.dir.history.is_file():
-            return pd.DataFrame(columns=["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                                         "lr", "seconds"])
-        return pd.read_csv(self.dir.history)
+        from visionstudy.store.reader import read_history
+
+        columns = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+        rows = read_history(self.dir.history) if self.dir.history.is_file() else []
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
     def predict(self, images: str | Path | Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
         """Top-k classes per image file, as `visionstudy predict --json` prints them: the run's own
@@ -268,6 +271,7 @@ class Study:
         report; returns the outcome (total, done, failed, trained, seconds). Workers start from a
         forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`.
         `log`: trackers ('tensorboard', 'mlflow'): each run this call finished, then the report."""
+        from visionstudy.store.rundir import RunDir
         from visionstudy.study import run_all, selected
         from visionstudy.track import log_run, trackers
 
@@ -285,7 +289,7 @@ class Study:
                                 progress=not quiet, echo=echo, only=patterns, fork=_fork)
         self.spec = full
         for key, _ in outcome.finished:
-            if self.trackers and (self.dir / key / "metrics.json").is_file():
+            if self.trackers and RunDir(self.dir / key).is_finished():
                 log_run(self.dir / key, key, self.name, self.trackers)
         if report and outcome.done:
             self.report(data_dir=path, progress=not quiet)

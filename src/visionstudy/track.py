@@ -71,14 +71,13 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Path | None = None) -> None:
     """Log one finished run folder to every tracker. `group`: the study (MLflow experiment, the
     TensorBoard subfolder); `name`: the run's name within it."""
-    from visionstudy.report.runs import read_history  # the report's modules only when logging
+    from visionstudy.store.reader import read_config, read_history, read_metrics
     from visionstudy.store.rundir import RunDir
 
     folder = RunDir(run)
-    raw = yaml.safe_load(folder.config.read_text()) or {}
-    config = {k: v for k, v in raw.items() if k != "resolved"}
+    config = {k: v for k, v in read_config(run).items() if k != "resolved"}
     history = read_history(folder.history) if folder.history.is_file() else []
-    metrics = finite_metrics(json.loads(folder.metrics.read_text()))
+    metrics = finite_metrics(read_metrics(run))
     for t in targets:
         (log_tensorboard if t.kind == "tensorboard" else log_mlflow)(t.where, group, name, config, history,
                                                                     metrics, report)

@@ -125,7 +125,7 @@ def test_predict_on_a_runs_test_files_gives_its_own_test_predictions(tmp_path):
     from visionstudy.data.sources.imagefolder import list_images
     from visionstudy.evaluate.predict import load_predictor, predict
     from visionstudy.experiment import run_experiment
-    from visionstudy.report.runs import load_run
+    from visionstudy.store.reader import load_run
     from visionstudy.validate import validate_run_config
 
     root = write_format_folder(tmp_path / "images", per_format=2)

@@ -15,7 +15,7 @@ from PIL import Image
 import visionstudy as vs
 from visionstudy.errors import CheckpointError, DataError
 from visionstudy.evaluate.predict import load_predictor, predict, read_image
-from visionstudy.report.runs import load_run
+from visionstudy.store.reader import load_run
 from visionstudy.training.checkpoint import seal
 
 

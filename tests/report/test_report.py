@@ -267,7 +267,7 @@ def test_a_read_only_run_is_reported_without_a_cache(digits_run, tmp_path):
 
 def test_the_brief_form_of_a_run_keeps_what_a_large_study_needs(digits_run, tmp_path):
     from visionstudy.report.run_report import RunReportBuilder
-    from visionstudy.report.runs import load_run
+    from visionstudy.store.reader import load_run
 
     b = RunReportBuilder(load_run(digits_run), tmp_path, "v1", ReportOptions(tsne_points=60))
     sections = b.sections(brief=True)

@@ -47,14 +47,12 @@ def checkpoint_path(path: Path) -> Path:
 
 def meta_from_run_dir(ckpt: Path) -> dict[str, Any]:
     """Older checkpoints carry no class names: read them from the run's config.yaml."""
-    import yaml
+    from visionstudy.store.reader import read_config
 
     for folder in (ckpt.parent.parent, ckpt.parent):
-        cfg = folder / "config.yaml"
-        if cfg.is_file():
-            ds = (yaml.safe_load(cfg.read_text()) or {}).get("resolved", {}).get("dataset", {})
-            if ds.get("class_names") and ds.get("mean") and ds.get("image_shape"):
-                return {k: ds[k] for k in ("class_names", "mean", "std", "image_shape")}
+        ds = (read_config(folder).get("resolved") or {}).get("dataset", {})
+        if ds.get("class_names") and ds.get("mean") and ds.get("image_shape"):
+            return {k: ds[k] for k in ("class_names", "mean", "std", "image_shape")}
     raise CheckpointError(
         f"{ckpt}: the checkpoint has no class names or preprocessing and no run config.yaml is "
         "beside it; keep the checkpoint inside its run directory"

@@ -15,7 +15,7 @@ from visionstudy.report.compare import compare_report
 from visionstudy.report.drawing import drawing_in_background
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, run_report
-from visionstudy.report.runs import RunArtifacts, load_run, unique_labels
+from visionstudy.store.reader import RunArtifacts, load_run, unique_labels
 
 __all__ = ["ReportOptions", "RunArtifacts", "build_report", "load_run"]
 

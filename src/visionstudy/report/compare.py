@@ -10,7 +10,7 @@ from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
 from visionstudy.report.drawing import save_figure
 from visionstudy.report.run_report import Evaluated, ReportOptions, RunReportBuilder
-from visionstudy.report.runs import RunArtifacts
+from visionstudy.store.reader import RunArtifacts
 
 COLUMNS = ["run", "model", "test accuracy", "top-1 error", "test loss", "top-5 error", "macro F1",
            "weighted F1",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from visionstudy.config import RunConfig
 from visionstudy.data import PreparedData, build_pipeline, prepare
 from visionstudy.data.loader import normalise_images
 from visionstudy.data.preview import sample_grid
@@ -22,15 +23,24 @@ from visionstudy.evaluate.cam import gradcam
 from visionstudy.models import Classifier
 from visionstudy.report import figures as F
 from visionstudy.report.drawing import Sketch
-from visionstudy.report.runs import RunArtifacts
+from visionstudy.store.reader import RunArtifacts
 
 log = logging.getLogger(__name__)
+
+
+def run_config(art: RunArtifacts) -> RunConfig:
+    """The run's config (without its `resolved` section), validated as a run config."""
+    from visionstudy.store.rundir import RunDir
+    from visionstudy.validate import validate_run_config
+
+    raw = {k: v for k, v in art.config.items() if k != "resolved"}
+    return validate_run_config(raw, str(RunDir(art.path).config))
 
 
 def load_data(art: RunArtifacts, data_dir: Path | None) -> tuple[PreparedData | None, str]:
     """The run's prepared data, or None and the reason it could not be had."""
     try:
-        cfg = art.run_config()
+        cfg = run_config(art)
         data = prepare(cfg.data, data_dir)
     except VisionStudyError as exc:
         return None, f"the dataset could not be loaded here ({exc}); image figures are left out"
@@ -93,7 +103,7 @@ def predictions_figure(data: PreparedData, art: RunArtifacts, count: int, seed: 
 
 
 def augmentation_figure(data: PreparedData, art: RunArtifacts, seed: int) -> Sketch | None:
-    augment = art.run_config().data.augment
+    augment = run_config(art).data.augment
     if not augment:
         return None
     images, titles = sample_grid(data, build_pipeline(augment), 32, seed)

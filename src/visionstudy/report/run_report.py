@@ -29,7 +29,7 @@ from visionstudy.evaluate import (
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table, fmt, human
 from visionstudy.report.drawing import Sketch, save_figure
-from visionstudy.report.runs import RunArtifacts
+from visionstudy.store.reader import RunArtifacts
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from visionstudy.report.drawing import Sketch, drawing_in_background, save_figur
 from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
-from visionstudy.report.runs import RunArtifacts, load_run
 from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
+from visionstudy.store.reader import RunArtifacts, load_run
 from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
 from visionstudy.tasks.metrics import UNIT, metric
 

@@ -39,6 +39,7 @@ class Demo:
 
     def __init__(self, run: Path, data_dir: Path | None = None) -> None:
         from visionstudy.evaluate.predict import load_predictor
+        from visionstudy.store.reader import read_metrics
         from visionstudy.store.rundir import RunDir
 
         self.run = Path(run)
@@ -47,7 +48,7 @@ class Demo:
             raise VisionStudyError(f"{run}: not a finished run (no metrics.json); the demo serves a "
                                    "trained run: `visionstudy train ...` first")
         self.predictor = load_predictor(self.run)
-        self.metrics = json.loads(folder.metrics.read_text())
+        self.metrics = read_metrics(self.run)
         self.samples = sample_images(self.run, data_dir)
         self.lock = threading.Lock()  # one forward/backward at a time (Grad-CAM needs gradients)
 
@@ -85,7 +86,7 @@ def sample_images(run: Path, data_dir: Path | None) -> list[tuple[bytes, str]]:
     from PIL import Image
 
     from visionstudy.report.images import load_data
-    from visionstudy.report.runs import load_run
+    from visionstudy.store.reader import load_run
 
     try:
         data, _ = load_data(load_run(run), data_dir)

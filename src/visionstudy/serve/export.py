@@ -123,7 +123,7 @@ def check_out(out: Path, run: Path, force: bool) -> None:
 def parity_images(run: Path, shape: tuple[int, int, int], data_dir: Path | None) -> tuple[np.ndarray, bool]:
     """The first BATCH test images of the run's dataset (uint8 N, H, W, C), or seeded random ones."""
     from visionstudy.report.images import load_data
-    from visionstudy.report.runs import load_run
+    from visionstudy.store.reader import load_run
 
     try:
         data, _ = load_data(load_run(run), data_dir)
@@ -137,11 +137,14 @@ def parity_images(run: Path, shape: tuple[int, int, int], data_dir: Path | None)
 
 def sidecar(run: Path, fmt: str, predictor: Any, ckpt: Path) -> dict[str, Any]:
     """What a user of the file needs: classes, input shape and normalisation, and where it came from."""
-    import yaml
+    from visionstudy.store.reader import read_config, read_metrics
+    from visionstudy.store.rundir import RunDir
 
-    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-    metrics_file = run / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    config = read_config(run)
+    try:
+        metrics = read_metrics(run)
+    except (OSError, ValueError):  # an unfinished run: its last checkpoint was exported
+        metrics = {}
     return {
         "format": fmt, "class_names": predictor.class_names,
         "input": {"shape": ["batch", *predictor.image_shape], "dtype": "float32", "layout": "NCHW",
@@ -153,7 +156,7 @@ def sidecar(run: Path, fmt: str, predictor: Any, ckpt: Path) -> dict[str, Any]:
         "model": {k: v for k, v in (config.get("model") or {}).items()},
         "run": str(Path(run).resolve()), "checkpoint": str(ckpt),
         "test_accuracy": metrics.get("test_accuracy"),
-        "finished": metrics_file.is_file(),
+        "finished": RunDir(run).is_finished(),
     }
 
 

@@ -9,7 +9,6 @@ recorded once with its message; a stopped run goes back to the queue and resumes
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import threading
@@ -26,6 +25,7 @@ from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
+from visionstudy.store.reader import read_metrics
 from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
@@ -67,7 +67,7 @@ def finished_runs(study_dir: Path, runs: list[RunSpec]) -> dict[str, float | Non
         rd = RunDir(study_dir / r.key)
         if rd.is_finished():
             try:
-                out[r.key] = float(headline(json.loads(rd.metrics.read_text())))
+                out[r.key] = float(headline(read_metrics(rd.path)))
             except (ValueError, KeyError, OSError):
                 out[r.key] = None
     return out

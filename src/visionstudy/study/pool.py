@@ -150,14 +150,14 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
 
 def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: int) -> Event:
     """Train one job to its end and say how it ended (never raises)."""
-    import json
 
+    from visionstudy.store.reader import read_metrics
     from visionstudy.store.rundir import RunDir
 
     run = RunDir(Path(job.out))
     try:
         if run.is_finished():  # finished before the database knew: never retrain
-            return Event("done", index, job.key, json.loads(run.metrics.read_text()))
+            return Event("done", index, job.key, read_metrics(run.path))
         from visionstudy.validate import validate_run_config
 
         cfg = validate_run_config(job.config, job.key)
@@ -221,7 +221,6 @@ def pruning_hook(trial: dict[str, Any]) -> Any:
 def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) -> dict[str, Any]:
     """`visionstudy train` as a child process, which Fabric launches as K ranks (the launcher
     re-executes its own command line, so it must be a train command, not the study's)."""
-    import json
 
     import yaml
 
@@ -241,8 +240,9 @@ def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) 
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         raise TrainingError(f"the data-parallel run exited with {proc.returncode}: "
                             f"{lines[-1] if lines else 'no output'}")
-    metrics: dict[str, Any] = json.loads(run.metrics.read_text())
-    return metrics
+    from visionstudy.store.reader import read_metrics
+
+    return read_metrics(run.path)
 
 
 # ------------------------------------------------------------------------------------ the pool

@@ -4,13 +4,13 @@ end; the Python API returns the run rows as a DataFrame."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visionstudy.store.reader import read_metrics
 from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import Manifest
 from visionstudy.tasks.metrics import RESULTS
@@ -34,7 +34,7 @@ def run_rows(study_dir: Path, manifest: Manifest) -> list[dict[str, Any]]:
         metrics: dict[str, Any] = {}
         if row["finished"]:
             try:
-                metrics = json.loads(run.metrics.read_text())
+                metrics = read_metrics(run.path)
             except (OSError, ValueError):
                 row["finished"] = False
         row.update({k: metrics.get(k) for k in RESULTS})

@@ -198,12 +198,12 @@ def requeue_trial(ostudy: Any, trial: Any) -> None:
 
 def objective_value(run: Path, objective: str) -> float | None:
     """The best per-epoch objective of a finished trial, from its history.csv."""
-    import csv
+    from visionstudy.store.reader import read_history
+    from visionstudy.store.rundir import RunDir
 
     maximize = metric(objective).maximize
     try:
-        with (run / "history.csv").open(newline="") as f:
-            values = [float(r[objective]) for r in csv.DictReader(f) if r.get(objective) not in (None, "")]
+        values = [r[objective] for r in read_history(RunDir(run).history) if objective in r]
     except (OSError, ValueError):
         return None
     values = [v for v in values if v == v]

@@ -1,6 +1,9 @@
-"""Read a run directory for a report: config, history, metrics and predictions, never writing.
+"""The one reader of a run folder (its layout: `rundir.RunDir`; its writers: the experiment and
+the training loop): config, history, per-step history, metrics, predictions, never writing. Reports,
+the API, trackers, export, the demo, prediction and the study layer all read runs through it.
 
-A run interrupted before the end still gives what exists, with `missing` saying what does not.
+`load_run` gives a whole run for a report: a run interrupted before the end still gives what
+exists, with `missing` saying what does not.
 """
 
 from __future__ import annotations
@@ -47,11 +50,29 @@ class RunArtifacts:
     def resolved(self) -> dict[str, Any]:
         return self.config.get("resolved") or {}
 
-    def run_config(self) -> Any:
-        from visionstudy.validate import validate_run_config
 
-        raw = {k: v for k, v in self.config.items() if k != "resolved"}
-        return validate_run_config(raw, str(RunDir(self.path).config))
+def read_metrics(run: Path) -> dict[str, Any]:
+    """A finished run's metrics.json (`run`: its folder); OSError or ValueError if it has none or
+    it cannot be read."""
+    metrics = json.loads(RunDir(run).metrics.read_text())
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{RunDir(run).metrics}: not a mapping")
+    return metrics
+
+
+def read_config(run: Path) -> dict[str, Any]:
+    """A run's config.yaml as written, its `resolved` section included (`run`: its folder); {}
+    when it has none. A config that cannot be read is a `ReportError`."""
+    path = RunDir(run).config
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: unreadable config ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ReportError(f"{path}: not a run config (expected a mapping)")
+    return config
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -89,12 +110,7 @@ def load_run(path: Path, label: str | None = None) -> RunArtifacts:
             f"{path}: not a run directory (no checkpoints, no results, no config.yaml written by a run); "
             "pass a folder written by `visionstudy train` or `visionstudy study run`"
         )
-    try:
-        config = yaml.load(run.config.read_text(), Loader=SAFE_LOADER) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{run.config}: unreadable config ({str(exc).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise ReportError(f"{run.config}: not a run config (expected a mapping)")
+    config = read_config(run.path)
     art = RunArtifacts(run.path, label or str(config.get("name") or run.path.name), config)
     if run.history.is_file():
         art.history = read_history(run.history)
@@ -104,8 +120,8 @@ def load_run(path: Path, label: str | None = None) -> RunArtifacts:
         art.missing.append("history.csv (no epoch finished)")
     if run.metrics.is_file():
         try:
-            art.metrics = json.loads(run.metrics.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            art.metrics = read_metrics(run.path)
+        except (OSError, ValueError) as exc:
             art.missing.append(f"metrics.json is unreadable ({exc})")
     else:
         art.missing.append("metrics.json (training did not finish: no test evaluation)")
