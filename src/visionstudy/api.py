@@ -301,7 +301,7 @@ class Study:
         array and returns its job id at once; 'ray' runs the workers as Ray tasks and returns their
         exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
         cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
-        from visionstudy.store.db import record_url
+        from visionstudy.store.db import open_store, record_url
         from visionstudy.study import launch as cluster
         from visionstudy.study.execute import plan, write_definition
 
@@ -322,6 +322,7 @@ class Study:
             return cluster.run_ray(self.dir, jobs, command, url)
         job_id = cluster.submit_slurm(self.name, self.dir, jobs, command, url)
         try:  # while the jobs start (each plans too, one planner at a time: RunStore.planning)
+            open_store(url, self.name)  # first: a database that cannot be opened stops pending jobs
             self.preflight(path)
             plan(self.spec, self.place)
         except VisionStudyError as exc:
