@@ -133,3 +133,17 @@ def test_an_unfinished_run_is_exported_with_a_warning(digits_run, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "has not finished" in done.stderr and "--resume" in done.stderr
     assert json.loads((tmp_path / "u.pt.json").read_text())["finished"] is False
+
+
+def test_torchscript_exports_in_the_process_that_trained_the_run(digits_run, tmp_path):
+    """A notebook trains a run (which defers torch._dynamo) and exports it: tracing imports
+    torch.distributed.tensor, which reached for dynamo mid-import and failed as a circular import."""
+    import subprocess
+    import sys
+
+    code = ("from pathlib import Path\nfrom visionstudy.training.devices import defer_dynamo\n"
+            "defer_dynamo()\nfrom visionstudy.serve.export import export_run\n"
+            f"done = export_run(Path({str(digits_run)!r}), 'torchscript', Path({str(tmp_path / 'm.pt')!r}))\n"
+            "print(done.max_abs_diff < 1e-3, done.images)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "32"], out.stderr[-2000:]

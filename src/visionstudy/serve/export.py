@@ -189,6 +189,10 @@ def write_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, info:
     for the C++ runtimes and mobile tools that still load it), the JSON inside as an extra file."""
     import warnings
 
+    from visionstudy.training.devices import real_dynamo
+
+    real_dynamo()  # the trace's output check imports torch.distributed.tensor, which reaches for dynamo
+    #                mid-import: a run's deferred stand-in loading it then is a circular import
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model.eval(), x)
