@@ -138,3 +138,20 @@ def test_a_run_whose_claim_went_stale_while_it_trained_still_records_its_result(
     store.storage.set_trial_state_values(other.trial_id, state=TrialState.FAIL)  # ended, no copy queued
     store.complete(other, 0.5, {})  # nothing to record it on: no error either
     assert store.status(["b/seed-0"]) == {"b/seed-0": "failed"}
+
+
+def test_a_run_queued_twice_is_trained_once_and_its_second_trial_marked_duplicate(tmp_path):
+    """Two planners that raced may queue one run twice: the lower-numbered trial is the run, the
+    other is pruned as a duplicate when claimed (read with one query for that run's trials)."""
+    from optuna.trial import TrialState
+
+    store = RunStore(f"sqlite:///{tmp_path / 'q.db'}", "twice")
+    for key in ("a", "b", "a"):
+        store.study.enqueue_trial({}, user_attrs={"run": key, "config_hash": "h"})
+    assert sorted(store.run_records("a")) == ["a"] and len(store.run_records("a")["a"]) == 2
+    first = store.claim({"a"})
+    assert first is not None and (first.key, first.number) == ("a", 0)
+    assert store.claim({"a"}) is None  # trial 2 is the same run: pruned, not trained twice
+    dup = [t for t in store.trials() if t.number == 2][0]
+    assert dup.state == TrialState.PRUNED and dup.user_attrs.get("duplicate") is True
+    assert store.claim({"a", "b"}).key == "b"

@@ -328,11 +328,12 @@ class RunStore:
             out.setdefault(t.user_attrs["run"], []).append(t)
         return out
 
-    def run_records(self) -> dict[str, list[TrialRecord]]:
+    def run_records(self, key: str | None = None) -> dict[str, list[TrialRecord]]:
         """Each run's trials (number, state, config hash), in one query on Optuna's own tables:
         reading every trial through Optuna loads its parameters, attributes and intermediate
         values (seconds at 10,001 runs, several times per `study run`). Optuna's schema is checked
-        when the storage opens."""
+        when the storage opens. With `key`, that run's trials alone (Optuna stores an attribute
+        as `json.dumps` of its value)."""
         import sqlalchemy as sa
         from optuna.storages._rdb import models
         from optuna.trial import TrialState
@@ -346,6 +347,8 @@ class RunStore:
                  .outerjoin(digest, sa.and_(digest.c.trial_id == trials.c.trial_id,
                                             digest.c.key == "config_hash"))
                  .where(trials.c.study_id == study_id, run.c.key == "run"))
+        if key is not None:
+            query = query.where(run.c.value_json == json.dumps(key))
         out: dict[str, list[TrialRecord]] = {}
         try:
             with self.storage.engine.connect() as con:
@@ -525,7 +528,7 @@ class RunStore:
         trial this one `supersedes` (a run re-queued because its results were deleted)."""
         from optuna.trial import TrialState
 
-        live = [t.number for t in self.by_key().get(key, [])
+        live = [t.number for t in self.run_records(key).get(key, [])
                 if t.state in (TrialState.RUNNING, TrialState.WAITING)
                 or (t.state == TrialState.COMPLETE and t.number > supersedes)]
         return bool(live) and min(live) < number
