@@ -317,20 +317,20 @@ class Study:
             record_url(self.dir, self.db)
         command = cluster.work_command(self.dir, jobs.workers, device, path)
         if launcher == "ray":
-            self.preflight(path)
+            self._preflight(path)
             plan(self.spec, self.place)
             return cluster.run_ray(self.dir, jobs, command, url)
         job_id = cluster.submit_slurm(self.name, self.dir, jobs, command, url)
         try:  # while the jobs start (each plans too, one planner at a time: RunStore.planning)
             open_store(url, self.name)  # first: a database that cannot be opened stops pending jobs
-            self.preflight(path)
+            self._preflight(path)
             plan(self.spec, self.place)
         except VisionStudyError as exc:
             cluster.cancel_slurm(self.dir)
             raise type(exc)(f"{exc}\n(job array {job_id} was cancelled)") from None
         return job_id
 
-    def preflight(self, data_dir: Path | None) -> None:
+    def _preflight(self, data_dir: Path | None) -> None:
         """What a study checks before its runs train, beyond their configs: each model fits its
         data's images (`shapes_later` may have deferred it), and each dataset loads."""
         from visionstudy.study import check_data

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from visionstudy.models.registry import (
     MODELS,
     Params,
-    check_model_params,
     list_models,
     model_kind,
     register_model,
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from visionstudy.models.base import Classifier, count_flops, count_params, create_model
 
 __all__ = [
-    "MODELS", "Classifier", "Params", "check_model_params", "count_flops", "count_params",
+    "MODELS", "Classifier", "Params", "count_flops", "count_params",
     "create_model", "list_models", "model_kind", "register_model", "validate_params",
 ]
 NEED_TORCH = ("Classifier", "count_flops", "count_params", "create_model")

@@ -63,5 +63,4 @@ class CNN(Classifier):
 
 
 def build_cnn(in_channels: int, num_classes: int, size: tuple[int, int], p: CNNParams) -> CNN:
-    """Plain CNN: conv stages (channels, kernels, padding, pooling, BN, dropout), dense head."""
     return CNN(in_channels, num_classes, size, p)

@@ -60,5 +60,4 @@ class DeepSets(nn.Module):
 
 
 def build_deepsets(in_channels: int, num_classes: int, size: tuple[int, int], p: DeepSetsParams) -> DeepSets:
-    """Deep Sets: permutation-equivariant layers λx + γ·pool(x) + b (sets, not images)."""
     return DeepSets(in_channels, num_classes, p)

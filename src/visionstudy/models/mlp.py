@@ -22,5 +22,4 @@ class MLP(Classifier):
 
 
 def build_mlp(in_channels: int, num_classes: int, size: tuple[int, int], p: MLPParams) -> MLP:
-    """Multi-layer perceptron: hidden sizes, activation, batch norm, dropout per layer."""
     return MLP(in_channels * size[0] * size[1], num_classes, p)

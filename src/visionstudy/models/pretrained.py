@@ -191,5 +191,4 @@ class Pretrained(Classifier):
 
 def build_torchvision(in_channels: int, num_classes: int, size: tuple[int, int],
                       p: TorchvisionParams) -> Pretrained:
-    """A torchvision classifier (e.g. ResNet-18), pretrained or not, with a new head."""
     return Pretrained(in_channels, num_classes, p)

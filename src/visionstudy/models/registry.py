@@ -290,30 +290,25 @@ def validate_params(name: str, params: dict[str, Any], prefix: str = "model") ->
     return p
 
 
-def check_model_params(model_cfg: Any, source: str) -> Params:
-    try:
-        return validate_params(model_cfg.name, model_cfg.params())
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: invalid config\n{exc}") from None
-
-
-def builtin(name: str, builder: str, params: type[Params], description: str, kind: str = "image") -> None:
-    MODELS.add(name, ModelSpec(f"visionstudy.models.{builder}", params, description, kind))
-
-
-builtin("mlp", "mlp:build_mlp", MLPParams,
-        "Multi-layer perceptron: hidden sizes, activation, batch norm, dropout per layer.")
-builtin("cnn", "cnn:build_cnn", CNNParams,
-        "Plain CNN: conv stages (channels, kernels, padding, pooling, BN, dropout), dense head.")
-builtin("resnet", "resnet:build_resnet", ResNetParams,
-        "CIFAR-style ResNet: basic blocks per stage, widths, projection shortcuts, GAP.")
-builtin("resnet20", "resnet:build_resnet20", ResNet20Params,
-        "ResNet-20 (He et al.): 3 stages x 3 blocks, 16/32/64 channels (seed 004's model 3).")
-builtin("resnet18", "resnet:build_resnet18", ResNet18Params,
-        "ResNet-18 adapted to 32x32: 3x3 stem, no max pool, 2-2-2-2 blocks, 64..512 channels.")
-builtin("resnet9", "resnet:build_resnet9", ResNet9Params,
-        "ResNet-9 (DAWNBench): 64/128/256/512 channels, max-pool downsampling (seed 004's model 2).")
-builtin("deepsets", "deepsets:build_deepsets", DeepSetsParams,
-        "Deep Sets: permutation-equivariant layers λx + γ·pool(x) + b (sets, not images).", kind="set")
-builtin("torchvision", "pretrained:build_torchvision", TorchvisionParams,
-        "A torchvision classifier (e.g. ResNet-18), pretrained or not, with a new head.")
+# the built-in models: name, builder ("module:function" in visionstudy.models), parameters, kind,
+# description (each builder is imported when its model is built)
+BUILT_IN: tuple[tuple[str, str, type[Params], str, str], ...] = (
+    ("mlp", "mlp:build_mlp", MLPParams, "image",
+     "Multi-layer perceptron: hidden sizes, activation, batch norm, dropout per layer."),
+    ("cnn", "cnn:build_cnn", CNNParams, "image",
+     "Plain CNN: conv stages (channels, kernels, padding, pooling, BN, dropout), dense head."),
+    ("resnet", "resnet:build_resnet", ResNetParams, "image",
+     "CIFAR-style ResNet: basic blocks per stage, widths, projection shortcuts, GAP."),
+    ("resnet20", "resnet:build_resnet20", ResNet20Params, "image",
+     "ResNet-20 (He et al.): 3 stages x 3 blocks, 16/32/64 channels (seed 004's model 3)."),
+    ("resnet18", "resnet:build_resnet18", ResNet18Params, "image",
+     "ResNet-18 adapted to 32x32: 3x3 stem, no max pool, 2-2-2-2 blocks, 64..512 channels."),
+    ("resnet9", "resnet:build_resnet9", ResNet9Params, "image",
+     "ResNet-9 (DAWNBench): 64/128/256/512 channels, max-pool downsampling (seed 004's model 2)."),
+    ("deepsets", "deepsets:build_deepsets", DeepSetsParams, "set",
+     "Deep Sets: permutation-equivariant layers λx + γ·pool(x) + b (sets, not images)."),
+    ("torchvision", "pretrained:build_torchvision", TorchvisionParams, "image",
+     "A torchvision classifier (e.g. ResNet-18), pretrained or not, with a new head."),
+)
+for _name, _builder, _params, _kind, _description in BUILT_IN:
+    MODELS.add(_name, ModelSpec(f"visionstudy.models.{_builder}", _params, _description, _kind))

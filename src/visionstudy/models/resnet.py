@@ -70,17 +70,14 @@ class ResNet(Classifier):
 
 
 def build_resnet(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNetParams):
-    """CIFAR-style ResNet: basic blocks per stage, widths, projection shortcuts, GAP."""
     return ResNet(in_channels, num_classes, size, p)
 
 
 def build_resnet20(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNet20Params):
-    """ResNet-20 (He et al.): 3 stages x 3 blocks, 16/32/64 channels (seed 004's model 3)."""
     return ResNet(in_channels, num_classes, size, p)
 
 
 def build_resnet18(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNet18Params):
-    """ResNet-18 adapted to 32x32: 3x3 stem, no max pool, 2-2-2-2 blocks, 64..512 channels."""
     return ResNet(in_channels, num_classes, size, p)
 
 
@@ -120,5 +117,4 @@ class ResNet9(Classifier):
 
 
 def build_resnet9(in_channels: int, num_classes: int, size: tuple[int, int], p: ResNet9Params):
-    """ResNet-9 (DAWNBench): 64/128/256/512 channels, max-pool downsampling (seed 004's model 2)."""
     return ResNet9(in_channels, num_classes, size, p)

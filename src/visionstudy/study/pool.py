@@ -150,7 +150,6 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
 
 def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: int) -> Event:
     """Train one job to its end and say how it ended (never raises)."""
-
     from visionstudy.store.reader import read_metrics
     from visionstudy.store.rundir import RunDir
 
@@ -221,7 +220,6 @@ def pruning_hook(trial: dict[str, Any]) -> Any:
 def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) -> dict[str, Any]:
     """`visionstudy train` as a child process, which Fabric launches as K ranks (the launcher
     re-executes its own command line, so it must be a train command, not the study's)."""
-
     import yaml
 
     from visionstudy.errors import TrainingError
