@@ -141,6 +141,16 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     return job_id
 
 
+def yield_cpu() -> None:
+    """Lowest CPU priority for the rest of this process: after submitting, the launcher's checks
+    and planning (torch's import, the database) share a login node, or on a one-node cluster the
+    jobs' own cores, with the jobs as they start; there the jobs should win (bench/cluster.py)."""
+    try:
+        os.nice(19)
+    except OSError:  # not permitted here: same priority as before
+        pass
+
+
 def recorded_jobs(study_dir: Path) -> list[str]:
     path = slurm_dir(study_dir) / "jobs.json"
     try:
