@@ -41,7 +41,7 @@ VS = [sys.executable, "-m", "visionstudy"]
 def study_file(folder: Path, runs: int, epochs: int | None, name: str = "bench") -> Path:
     """`runs` runs of the quick digits study's model and training (recipe:quick): runs // 2
     learning rates x 2 seeds; `epochs` replaces its 15 epochs."""
-    from visionstudy.study.spec import recipe_path
+    from visionstudy.study.schema import recipe_path
 
     quick = yaml.safe_load(recipe_path("quick").read_text())
     train = {**quick["train"], "epochs": epochs or quick["train"]["epochs"]}

@@ -87,8 +87,7 @@ BAD_VALUES = {  # field → values that must be refused, each naming that field
 
 
 def set_path(raw: dict, key: str, value) -> dict:
-    from visionstudy.config import deep_merge
-    from visionstudy.study.spec import dotted
+    from visionstudy.config import deep_merge, dotted
 
     return deep_merge(raw, dotted(key, value))
 

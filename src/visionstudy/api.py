@@ -245,7 +245,7 @@ class Study:
         applied to every run, validated and expanded before anything trains."""
         from visionstudy.study import Placement
         from visionstudy.study.execute import load_planned
-        from visionstudy.study.spec import read_study
+        from visionstudy.study.schema import read_study
 
         overrides = override_list(set)
         raw, source = ((dict(target), "study") if isinstance(target, Mapping)

@@ -405,6 +405,40 @@ def merge_run(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return deep_merge(base, override)
 
 
+def dotted(key: str, value: Any) -> dict[str, Any]:
+    """'train.optimizer.lr', 0.01 → {'train': {'optimizer': {'lr': 0.01}}}."""
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def lookup(raw: dict[str, Any], key: str) -> Any:
+    """The value at dotted `key` of a nested config, or None."""
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def indexed(raw: dict[str, Any], key: str) -> Any:
+    """`lookup` that also follows numeric parts into lists."""
+    node: Any = raw
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """'train.optimizer.lr=0.01' → {'train': {'optimizer': {'lr': 0.01}}} (value parsed as YAML)."""
     key, sep, raw = text.partition("=")
@@ -414,13 +448,7 @@ def parse_override(text: str) -> dict[str, Any]:
         value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
+    return dotted(key.strip(), value)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def test_a_folder_holding_only_the_users_config_yaml_is_not_a_run(tmp_path):
                                   "two words", "-flag", ""])
 def test_a_run_name_is_one_folder_by_the_rule_study_names_follow(name):
     """Run names once took newlines, tabs, `*` and `?` that study names refused: one rule now."""
-    from visionstudy.study.spec import StudyConfig
+    from visionstudy.study.schema import StudyConfig
 
     with pytest.raises(ConfigError, match="a run name names a folder: use letters, digits and _"):
         validate_run_config({**TINY, "name": name})

@@ -271,7 +271,7 @@ def test_every_recipe_planned_again_gives_the_runs_it_expands_to(tmp_path):
     expands to, for every recipe without a search (a search's final runs join the plan later)."""
     from visionstudy.study import list_recipes
     from visionstudy.study.execute import load_planned, write_definition
-    from visionstudy.study.spec import read_study
+    from visionstudy.study.schema import read_study
 
     place = Placement(tmp_path / "runs")
     checked = 0

@@ -7,7 +7,7 @@ import pytest
 
 from visionstudy.errors import ConfigError
 from visionstudy.study.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
-from visionstudy.study.spec import SearchConfig
+from visionstudy.study.schema import SearchConfig
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25}, "c": ["a", "b"]}
 

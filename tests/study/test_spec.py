@@ -188,3 +188,39 @@ def test_a_study_is_checked_without_torch_and_its_shapes_when_asked(tmp_path):
         check_shapes((r.key, r.config) for r in runs)
     with pytest.raises(ConfigError, match="shrinks the 8x8 input"):  # without shapes_later: at loading
         load_study(study)
+
+
+def test_a_run_config_is_validated_once_at_expansion_and_trained_as_it_comes(tmp_path, monkeypatch):
+    """Expansion validates each run once; the worker trains the validated config it is handed
+    (a pickled RunConfig), and nothing else in the study layer validates a run config."""
+    import pickle
+
+    from tests.helpers import ROOT
+    from visionstudy import validate
+    from visionstudy.study import pool, spec
+
+    calls: list[str] = []
+
+    def counting(raw, source="config"):
+        calls.append(source)
+        return validate.validate_run_config(raw, source)
+
+    monkeypatch.setattr(spec, "validate_run_config", counting)
+    study = load_study(study_file(tmp_path, seeds=2, variants={"a": {}, "b": {"model": {"batch_norm": True}}}))
+    assert [r.config.seed for r in study.runs] == [0, 1, 0, 1]
+    assert len(calls) == len(study.runs) == 4  # each run once, and reading it again validates nothing
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a worker validated its run config again")
+
+    monkeypatch.setattr(validate, "validate_run_config", refused)
+    monkeypatch.setattr(spec, "validate_run_config", refused)
+    run = study.runs[1]
+    job = pool.Job(run.key, str(tmp_path / "out" / run.key), pickle.loads(pickle.dumps(run.config)))
+    event = pool.execute(0, job, "cpu", None, 1)
+    assert (event.kind, event.key) == ("done", "a/seed-1"), event.message
+    assert 0 <= event.metrics["test_accuracy"] <= 1
+
+    callers = sorted(p.name for p in (ROOT / "src" / "visionstudy" / "study").glob("*.py")
+                     if "validate_run_config(" in p.read_text())
+    assert callers == ["spec.py"], "validate a study's run configs in spec.py alone"

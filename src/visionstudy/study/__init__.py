@@ -17,8 +17,9 @@ from visionstudy.study.execute import (
     selected,
     sigterm_as_interrupt,
 )
+from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
 from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search
-from visionstudy.study.spec import RunSpec, Study, StudyConfig, list_recipes, load_study, recipe_path
+from visionstudy.study.spec import RunSpec, Study, load_study
 
 __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "check_data", "list_recipes",
            "load_study", "recipe_path", "run_all", "run_study", "selected", "with_final"]

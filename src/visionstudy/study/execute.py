@@ -129,7 +129,8 @@ def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: 
     later), its runs come from the manifest, each validated when it is about to train: a re-run of
     a 10,001-run sweep does not expand and validate the sweep again. Else expanded and validated."""
     from visionstudy.study.manifest import read_manifest
-    from visionstudy.study.spec import base_config, input_digest, study_config, study_from
+    from visionstudy.study.schema import study_config
+    from visionstudy.study.spec import base_config, input_digest, study_from
 
     cfg = study_config(raw, source)
     digest = input_digest(raw, overrides, source)
@@ -267,7 +268,7 @@ class Driver:
                                 claim = store.claim(set(keys), pool.pid(i))
                                 if claim is None:
                                     break
-                                config = by_key[claim.key].config.model_dump(mode="json")
+                                config = by_key[claim.key].config  # validated once, here or at expansion
                                 pool.submit(i, Job(claim.key, str(study_dir / claim.key), config))
                                 held[i] = claim
                             self.idle_since = None

@@ -87,20 +87,20 @@ class Manifest:
         return self.runs[0].config.get("data", {}) if self.runs else {}
 
     def search_config(self) -> Any:
-        from visionstudy.study.spec import SearchConfig
+        from visionstudy.study.schema import SearchConfig
 
         return SearchConfig.model_validate(self.search) if self.search else None
 
     def reference_config(self) -> Any:
-        from visionstudy.study.spec import ReferenceConfig
+        from visionstudy.study.schema import ReferenceConfig
 
         return ReferenceConfig.model_validate(self.reference) if self.reference else None
 
 
 def from_study(study: Study) -> Manifest:
     """The manifest of an expanded `Study`."""
-    from visionstudy.config import dump_config
-    from visionstudy.study.spec import indexed, resolved_with_defaults
+    from visionstudy.config import dump_config, indexed
+    from visionstudy.study.spec import resolved_with_defaults
     from visionstudy.tasks import task_of
 
     by_variant: dict[str, RunSpec] = {}

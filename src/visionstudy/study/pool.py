@@ -30,19 +30,24 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionstudy.errors import VisionStudyError
 from visionstudy.tasks.metrics import metric
 
+if TYPE_CHECKING:
+    from visionstudy.config import RunConfig
+
 
 @dataclass(frozen=True)
 class Job:
-    """One run to train: its key in the study, its folder and its resolved config."""
+    """One run to train: its key in the study, its folder and its config, validated once where the
+    study was expanded or its plan read (a worker trains it as it comes: pickling a pydantic model
+    keeps it valid)."""
 
     key: str
     out: str
-    config: dict[str, Any]
+    config: RunConfig
     trial: dict[str, Any] | None = None  # search trials: {url, study, trial_id, objective, pruner}
 
 
@@ -157,9 +162,7 @@ def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: i
     try:
         if run.is_finished():  # finished before the database knew: never retrain
             return Event("done", index, job.key, read_metrics(run.path))
-        from visionstudy.validate import validate_run_config
-
-        cfg = validate_run_config(job.config, job.key)
+        cfg = job.config
         if cfg.train.devices > 1:
             return Event("done", index, job.key, train_data_parallel(job, run, device, data_dir))
         from visionstudy.experiment import run_experiment
@@ -222,10 +225,11 @@ def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) 
     re-executes its own command line, so it must be a train command, not the study's)."""
     import yaml
 
+    from visionstudy.config import dump_config
     from visionstudy.errors import TrainingError
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(job.config, f, sort_keys=False)
+        yaml.safe_dump(dump_config(job.config), f, sort_keys=False)
     cmd = [sys.executable, "-m", "visionstudy", "train", f.name, "--out", str(run.path), "--quiet",
            "--device", device, *(["--resume"] if run.has_progress() else [])]
     if data_dir is not None:

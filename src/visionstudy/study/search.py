@@ -8,14 +8,15 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from visionstudy.config import merge_run
+from visionstudy.config import RunConfig, merge_run
 from visionstudy.study.pool import Job, stop_deferred
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
 
 if TYPE_CHECKING:
     import optuna
 
-from visionstudy.study.spec import RunSpec, SearchConfig, SearchParam, Study, apply_keys, build_run
+from visionstudy.study.schema import SearchConfig, SearchParam
+from visionstudy.study.spec import RunSpec, Study, apply_keys, build_run
 from visionstudy.tasks.metrics import metric
 
 FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
@@ -292,9 +293,9 @@ def search_progress(url: str, study: str) -> str | None:
             + smaller)
 
 
-def job_for(trial: Any, folder: str, cfg: Any, study_dir: Path, url: str, name: str, s: SearchConfig,
+def job_for(trial: Any, folder: str, cfg: RunConfig, study_dir: Path, url: str, name: str, s: SearchConfig,
             epochs: int) -> Any:
-    return Job(f"{SEARCH_DIR}/{folder}", str(study_dir / SEARCH_DIR / folder), cfg.model_dump(mode="json"),
+    return Job(f"{SEARCH_DIR}/{folder}", str(study_dir / SEARCH_DIR / folder), cfg,
                trial={"url": url, "study": name, "trial_id": trial._trial_id, "search": s, "epochs": epochs})
 
 

@@ -1,16 +1,6 @@
-"""The study file: a base run config plus variants, sweeps, seeds, folds and a search space,
-expanded into the list of runs it stands for and validated whole before anything trains.
-
-    name: digits-ablation
-    data: {dataset: digits}
-    model: {name: cnn, channels: [16, 32]}
-    train: {epochs: 10}
-    seeds: 3
-    variants:
-      baseline: {}
-      batchnorm: {model: {batch_norm: true}}
-    sweep: {mode: one-at-a-time, train.optimizer.lr: [1.0e-3, 1.0e-2]}
-    cv: {folds: 5}
+"""A study's expansion: its base run config, variants, sweeps, seeds and folds become the list
+of runs it stands for (`RunSpec`), each validated before anything trains. The file's schema and
+reading: `schema`.
 """
 
 from __future__ import annotations
@@ -25,221 +15,24 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field, ValidationError, field_validator, model_validator
+from typing import Any
 
 from visionstudy.config import (
-    SEED_MAX,
-    Pluggable,
     RunConfig,
-    Seed,
-    Strict,
     apply_overrides,
     check_name,
+    dotted,
     dump_config,
-    format_validation_error,
     identity,
+    indexed,
+    lookup,
     merge_run,
     plain_copy,
-    read_yaml,
 )
 from visionstudy.errors import ConfigError
+from visionstudy.study.schema import RESERVED, SearchConfig, StudyConfig, read_study, study_config
 from visionstudy.validate import validate_run_config
-
-RESERVED = {"report": "report", "search": "search trials'"}  # folders beside the variants
-
-
-class SearchParam(Strict):
-    type: Literal["int", "float", "categorical"] = Field(description="kind of parameter")
-    low: float | None = Field(None, description="int/float: lowest value")
-    high: float | None = Field(None, description="int/float: highest value (inclusive)")
-    step: float | None = Field(None, gt=0, description="int/float: spacing of the values")
-    log: bool = Field(False, description="int/float: sample on a log scale")
-    choices: list[Any] | None = Field(None, description="categorical: the values")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> SearchParam:
-        if self.type == "categorical":
-            if not self.choices:
-                raise ValueError("categorical: give a non-empty `choices` list")
-        elif self.low is None or self.high is None:
-            raise ValueError(f"{self.type}: give `low` and `high`")
-        elif not self.low < self.high:
-            raise ValueError(f"empty range: low {self.low} must be below high {self.high}")
-        elif self.log and self.low <= 0:
-            raise ValueError("log scale needs low > 0")
-        elif self.log and self.step is not None:
-            raise ValueError("`log` and `step` cannot be combined")
-        return self
-
-    def bounds(self) -> tuple[float, float]:
-        """(low, high) of an int or float range (validation made sure both are there)."""
-        if self.low is None or self.high is None:
-            raise ValueError(f"a {self.type} parameter without low and high")
-        return self.low, self.high
-
-    def size(self) -> int | None:
-        """How many values it can take: choices, or the points of a stepped range (an int range
-        steps by 1; Optuna stops a step short of `high` when the step does not divide the range);
-        None for a continuous range."""
-        if self.type == "categorical":
-            return len(self.choices or [])
-        step = self.step or (1.0 if self.type == "int" else None)
-        low, high = self.bounds()
-        return None if step is None else int((high - low) / step + 1e-9) + 1
-
-    def grid(self) -> list[Any]:
-        """Every value, for the grid sampler and a search that has run out of new proposals."""
-        if self.type == "categorical":
-            return list(self.choices or [])
-        count = self.size()
-        if count is None:
-            raise ValueError("the grid sampler needs a `step` for float parameters")
-        values = [self.bounds()[0] + i * (self.step or 1) for i in range(count)]
-        return [int(v) for v in values] if self.type == "int" else values
-
-    def values_to_check(self, most: int = 64) -> list[Any]:
-        """The values a search can produce that validation builds a config for: every choice, every
-        grid point of a stepped range (up to `most`, else evenly spread ones), and both ends of
-        every range, so that no trial fails on a value validation did not see."""
-        if self.type == "categorical":
-            return list(self.choices or [])
-        lo, hi = self.bounds()
-        step = self.step or (1.0 if self.type == "int" else None)
-        if step is None:  # a continuous range: its ends
-            return [lo, hi]
-        count = self.size() or 1  # the points, never listed when there are many
-        picks = range(count) if count <= most else (round(i * (count - 1) / (most - 1)) for i in range(most))
-        values = [lo + k * step for k in picks] + [hi]
-        return list(dict.fromkeys(int(v) if self.type == "int" else v for v in values))
-
-
-class SamplerConfig(Pluggable):
-    name: str = Field("tpe", description="sampler, see `visionstudy.study.samplers.SAMPLERS`")
-
-
-class PrunerConfig(Pluggable):
-    name: str = Field("hyperband", description="pruner, see `visionstudy.study.samplers.PRUNERS`")
-
-
-class FinalConfig(Strict):
-    seeds: int = Field(1, ge=1, description="seeds of the final training with the best values")
-
-
-class SearchConfig(Strict):
-    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"),
-                                   description="tpe | random | grid, or {name: ..., **params}")
-    pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="hyperband"),
-                                 description="hyperband | median | none, or {name: ..., **params}")
-    trials: int = Field(20, ge=1, description="number of trials (across all workers)")
-    objective: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="per epoch")
-    seed: Seed = Field(0, description="sampler seed")
-    space: dict[str, SearchParam] = Field(description="dotted key → parameter")
-    final: FinalConfig | None = Field(None, description="retrain the best values with N seeds")
-    base: dict[str, Any] = Field(
-        default_factory=dict, description="run-config override for the trials and the final runs"
-    )
-    trial_epochs: int | None = Field(None, ge=1, description="epochs of each trial (default: train.epochs)")
-
-    @field_validator("sampler", "pruner", mode="before")
-    @classmethod
-    def _named(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _registered(self) -> SearchConfig:
-        from visionstudy.study.samplers import PRUNERS, SAMPLERS, entry_params
-
-        entry_params(SAMPLERS, self.sampler, "search.sampler")
-        entry_params(PRUNERS, self.pruner, "search.pruner")
-        return self
-
-    @field_validator("space", mode="before")
-    @classmethod
-    def _lists_are_categorical(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: {"type": "categorical", "choices": v} if isinstance(v, list) else v
-                    for k, v in value.items()}
-        return value
-
-    @field_validator("space")
-    @classmethod
-    def _not_empty(cls, value: dict[str, SearchParam]) -> dict[str, SearchParam]:
-        if not value:
-            raise ValueError("give at least one parameter")
-        return value
-
-
-class CVConfig(Strict):
-    folds: int = Field(ge=2, description="stratified folds of the training split")
-    variants: list[str] | None = Field(
-        None, description="only these variants are cross-validated (default: all)"
-    )
-
-
-class ReferenceConfig(Strict):
-    source: str = Field(description="where the numbers come from (report, table)")
-    data: dict[str, Any] = Field(
-        default_factory=dict, description="data settings the numbers are for, e.g. {dataset: cifar10}"
-    )
-    variants: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="variant → {metric: value, note: text}"
-    )
-
-
-class ReportPlan(Strict):
-    """What the study report draws beyond its defaults (the seed's figures, named in the study)."""
-
-    full: list[str] = Field(
-        default_factory=list, description="variants (or patterns such as resnet*) drawn in full "
-        "(curves, confusion matrix, per-class figures, predictions) beside the best and the ladder, "
-        "however many variants the study has")
-    curves: dict[str, list[str]] = Field(
-        default_factory=dict, description="chart name → the variants (or patterns) its learning "
-        "curves compare; without it one chart compares every variant")
-
-
-class StudyConfig(Strict):
-    name: str = Field(description="study name: runs go to <runs-dir>/<name>/")
-    description: str = Field("", description="what the study measures (shown in the report)")
-    seed: Seed = Field(0, description="seed of the first repeat; repeat k uses seed + k")
-    data: dict[str, Any] = Field(default_factory=dict, description="base data section")
-    model: dict[str, Any] = Field(default_factory=dict, description="base model section")
-    train: dict[str, Any] = Field(default_factory=dict, description="base train section")
-    seeds: int = Field(1, ge=1, description="repeats of every variant")
-    variants: dict[str, dict[str, Any] | None] | None = Field(None, description="name → override")
-    sweep: dict[str, Any] | list[dict[str, Any]] | None = Field(
-        None, description="dotted key → values; mode: grid|one-at-a-time; from: a variant; or a list"
-    )
-    cv: CVConfig | None = Field(None, description="k-fold cross-validation")
-    search: SearchConfig | None = Field(None, description="Optuna hyperparameter search")
-    baseline: str | None = Field(None, description="variant the others are tested against")
-    ladder: list[str] | None = Field(
-        None, description="variants that build on each other, in order: the report's improvement "
-        "trajectory and side-by-side confusion matrices follow them (none by default)")
-    reproduces: str = Field("", description="recipes: the report it reproduces and what it measured")
-    reference: ReferenceConfig | None = Field(None, description="published numbers to compare with")
-    notes: dict[str, str] = Field(
-        default_factory=dict, description="variant name or pattern (resnet+*) → what it reproduces "
-        "(the seed's table or figure) and where it differs; shown by `recipes show` and the report")
-    report: ReportPlan = Field(default_factory=ReportPlan, description="what the report draws "
-                               "in full, and which variants each curves chart compares")
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, value: str) -> str:
-        return check_name(value, "a study name")
-
-    @model_validator(mode="after")
-    def _seeds_in_range(self) -> StudyConfig:
-        repeats = max(self.seeds, self.search.final.seeds if self.search and self.search.final else 1)
-        if self.seed + repeats - 1 > SEED_MAX:
-            raise ValueError(f"seed {self.seed} + {repeats - 1} repeats passes {SEED_MAX} (2^32 - 1), "
-                             "the largest seed torch and numpy take; choose a smaller seed")
-        return self
 
 
 @dataclass(frozen=True)
@@ -335,25 +128,6 @@ class Study:
 def config_hash(dump: dict[str, Any]) -> str:
     """What a run computes (`identity`): a study resumed with --no-verify keeps its runs."""
     return hashlib.sha256(json.dumps(identity(dump, minimal=True), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def dotted(key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
-def lookup(raw: dict[str, Any], key: str) -> Any:
-    node: Any = raw
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def value_label(value: Any) -> str:
@@ -475,19 +249,6 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
     return out
 
 
-def indexed(raw: dict[str, Any], key: str) -> Any:
-    """`lookup` that also follows numeric parts into lists."""
-    node: Any = raw
-    for part in key.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None
-    return node
-
-
 def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tuple[str, dict[str, Any]]]:
     explicit = {k: v or {} for k, v in (cfg.variants or {}).items()}
     out: list[tuple[str, dict[str, Any]]] = list(explicit.items())
@@ -592,38 +353,9 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
                                   "data.val_fraction (in search.base) or data.validation: test")
 
 
-def list_recipes() -> list[str]:
-    folder = Path(str(resources.files("visionstudy") / "recipes"))
-    return sorted(p.stem for p in folder.glob("*.yaml"))
-
-
-def recipe_path(name: str) -> Path:
-    folder = resources.files("visionstudy") / "recipes"
-    path = Path(str(folder / f"{name}.yaml"))
-    if not path.is_file():
-        known = sorted(p.stem for p in Path(str(folder)).glob("*.yaml"))
-        raise ConfigError(f"recipe:{name}: no such recipe; known: {', '.join(known) or 'none'} "
-                          "(see `visionstudy recipes list`)")
-    return path
-
-
-def read_study(target: str | Path) -> tuple[dict[str, Any], str]:
-    """A study file's or `recipe:NAME`'s contents and the path that names it in errors."""
-    text = str(target)
-    path = recipe_path(text.removeprefix("recipe:")) if text.startswith("recipe:") else Path(text)
-    return read_yaml(path), str(path)
-
-
 def load_study(target: str | Path, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
     """Read, validate and expand a study file or `recipe:NAME`."""
     return study_from(*read_study(target), overrides)
-
-
-def study_config(raw: Any, source: str) -> StudyConfig:
-    try:
-        return StudyConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid study file\n{format_validation_error(exc)}") from None
 
 
 def input_digest(raw: Any, overrides: list[str], source: str) -> str:
