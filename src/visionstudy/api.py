@@ -30,6 +30,14 @@ from visionstudy.errors import ConfigError, VisionStudyError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from torch import nn
+
+    from visionstudy.config import RunConfig
+    from visionstudy.data.prepare import PreparedData
+    from visionstudy.report import ReportOptions
+    from visionstudy.study import Outcome
+    from visionstudy.study import Study as Spec
+    from visionstudy.study.launch import Jobs
 
 Overrides = Mapping[str, Any] | Sequence[str] | None
 
@@ -73,7 +81,7 @@ def as_path(value: Any, what: str = "config", expected: str = CONFIG_ARGUMENT) -
     raise ConfigError(f"{what}={short_repr(value)}: expected {expected}")
 
 
-def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> Any:
+def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> RunConfig:
     """A validated RunConfig from a YAML file or a mapping, with overrides applied."""
     from visionstudy.config import apply_overrides
     from visionstudy.validate import load_config, validate_run_config
@@ -193,7 +201,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     return run
 
 
-def report_options(options: dict[str, Any]) -> Any:
+def report_options(options: dict[str, Any]) -> ReportOptions:
     """`ReportOptions` from keyword arguments, each checked by type (pydantic, strictly: 'many' is
     no number of t-SNE points) and named in the error, as the CLI's options are."""
     import dataclasses
@@ -231,7 +239,7 @@ def report_options(options: dict[str, Any]) -> Any:
 class Study:
     """A study: its expanded plan, where its runs go, and what they gave."""
 
-    def __init__(self, spec: Any, runs_dir: str | Path = "runs", db: str | None = None) -> None:
+    def __init__(self, spec: Spec, runs_dir: str | Path = "runs", db: str | None = None) -> None:
         from visionstudy.study import Placement
 
         self.spec, self.db = spec, db
@@ -266,7 +274,7 @@ class Study:
     def run(self, workers: int = 1, *, device: str = "auto", data_dir: str | Path | None = None,
             only: Sequence[str] | None = None, report: bool = True, quiet: bool = False,
             trials: int | None = None, echo: Any = print, log: Sequence[str] | None = None,
-            log_dir: str | Path | None = None, _fork: bool = False) -> Any:
+            log_dir: str | Path | None = None, _fork: bool = False) -> Outcome:
         """Train every run that is not finished (`only`: variant names or patterns), then write the
         report; returns the outcome (total, done, failed, trained, seconds). Workers start from a
         forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`.
@@ -295,8 +303,8 @@ class Study:
             self.report(data_dir=path, progress=not quiet)
         return outcome
 
-    def launch(self, launcher: str, jobs: Any = None, *, device: str = "auto",
-               data_dir: str | Path | None = None, trials: int | None = None) -> Any:
+    def launch(self, launcher: str, jobs: Jobs | None = None, *, device: str = "auto",
+               data_dir: str | Path | None = None, trials: int | None = None) -> str | list[int]:
         """Plan the study, queue its runs and hand them to a cluster: `launcher` 'slurm' submits a job
         array and returns its job id at once; 'ray' runs the workers as Ray tasks and returns their
         exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
@@ -404,7 +412,7 @@ class Study:
 # ------------------------------------------------------------------------------------ the stages
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -> Any:
+def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -> PreparedData:
     """A prepared dataset (train / val / test splits, class names, mean and std) as `train` sees it:
     `vs.load_dataset("digits")`, `vs.load_dataset("cifar10", data_dir="~/mirrors", val_fraction=0.1)`;
     `fields` are the run config's `data` keys."""
@@ -422,7 +430,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -
 
 
 def create_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
-                 **params: Any) -> Any:
+                 **params: Any) -> nn.Module:
     """A registered model (an nn.Module): `vs.create_model("resnet20", num_classes=100)`; `params`
     are the run config's `model` keys."""
     from visionstudy.models import create_model as build

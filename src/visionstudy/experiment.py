@@ -16,7 +16,7 @@ import math
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,12 +27,17 @@ from visionstudy.config import RunConfig, dump_config
 from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import ConfigError
 from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
-from visionstudy.models import Classifier, count_flops, count_params
+from visionstudy.models import count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
 from visionstudy.training.checkpoint import load_checkpoint
 from visionstudy.training.devices import open_devices
 from visionstudy.training.fit import fit
 from visionstudy.validate import thread_budget
+
+if TYPE_CHECKING:
+    from visionstudy.tasks.base import Task
+
+Devices = Any  # training.devices.open_devices: a OneDevice, or Lightning Fabric for data-parallel runs
 
 
 def versions() -> dict[str, str]:
@@ -117,7 +122,7 @@ def run_experiment(
             lock.release()
 
 
-def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump: dict[str, Any], *,
+def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices, cfg_dump: dict[str, Any], *,
                    resume: bool, quiet: bool, data_dir: Path | None,
                    on_epoch_end: Callable[[dict[str, float]], None] | None,
                    on_test_epoch: Callable[[dict[str, float]], None] | None) -> dict[str, Any]:
@@ -164,13 +169,15 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Any, fabric: Any, cfg_dump
     }
     metrics.update(task.extra_metrics(net, data, cfg, fabric.device))
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: v for k, v in task.prediction_arrays(ev, data).items() if v is not None})
+    arrays: dict[str, Any] = {k: v for k, v in task.prediction_arrays(ev, data).items() if v is not None}
+    np.savez_compressed(buf, **arrays)
     atomic_write_bytes(run.predictions, buf.getvalue())
     atomic_write_text(run.metrics, json.dumps(metrics, indent=2))  # last: marks the run finished
     return metrics
 
 
-def check_memory(cfg: RunConfig, task: Any, data: Any, fabric: Any, net: nn.Module | None = None) -> None:
+def check_memory(cfg: RunConfig, task: Task[Any], data: Any, fabric: Devices,
+                 net: nn.Module | None = None) -> None:
     """Refuse a run whose training step cannot fit in the device's memory: without `net`, from a
     model on the meta device without activations (before building it), else with them."""
     from visionstudy.training.memory import check_fits, estimate
@@ -194,7 +201,7 @@ def finite_or_none(value: float | None) -> float | None:
 def with_test_probe(
     on_epoch_end: Callable[[dict[str, float]], None] | None,
     on_test_epoch: Callable[[dict[str, float]], None],
-    net: Classifier, test_loader: BatchLoader, tta: bool, fabric: Any, task: Any,
+    net: nn.Module, test_loader: BatchLoader, tta: bool, fabric: Devices, task: Task[Any],
 ) -> Callable[[dict[str, float]], None]:
     """An epoch-end hook that also evaluates the test set and hands the row on (benchmarks)."""
 

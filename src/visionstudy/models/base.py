@@ -80,7 +80,7 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """FLOPs of one forward pass on one image (torch's flop counter: 2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -254,7 +254,8 @@ class ModelSpec:
         if callable(self.builder):
             return self.builder
         module, _, name = self.builder.partition(":")
-        return getattr(importlib.import_module(module), name)
+        builder: Callable[..., Any] = getattr(importlib.import_module(module), name)
+        return builder
 
 
 MODELS: Registry[ModelSpec] = Registry("model")

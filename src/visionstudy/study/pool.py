@@ -37,6 +37,7 @@ from visionstudy.tasks.metrics import metric
 
 if TYPE_CHECKING:
     from visionstudy.config import RunConfig
+    from visionstudy.store.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: i
                      log=write_traceback(run, job.key))
 
 
-def write_traceback(run: Any, key: str) -> str | None:
+def write_traceback(run: RunDir, key: str) -> str | None:
     text = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {key}\n{traceback.format_exc()}\n"
     try:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -220,7 +221,7 @@ def pruning_hook(trial: dict[str, Any]) -> Any:
     return hook
 
 
-def train_data_parallel(job: Job, run: Any, device: str, data_dir: Path | None) -> dict[str, Any]:
+def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | None) -> dict[str, Any]:
     """`visionstudy train` as a child process, which Fabric launches as K ranks (the launcher
     re-executes its own command line, so it must be a train command, not the study's)."""
     import yaml

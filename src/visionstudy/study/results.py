@@ -52,8 +52,9 @@ class VariantResult:
     def text(self, percent: bool) -> str:
         if self.mean is None:
             return "–"
-        show = (lambda v: f"{v:.2%}") if percent else (lambda v: f"{v:.4f}")
-        return show(self.mean) if self.std is None else f"{show(self.mean)} ± {show(self.std)}"
+        spec = ".2%" if percent else ".4f"
+        shown = format(self.mean, spec)
+        return shown if self.std is None else f"{shown} ± {format(self.std, spec)}"
 
 
 def variant_results(rows: list[dict[str, Any]], key: str, variants: list[str]) -> list[VariantResult]:

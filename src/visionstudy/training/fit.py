@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from visionstudy.training.checkpoint import load_checkpoint, rng_state, save_che
 from visionstudy.training.loop import evaluate, train_one_epoch
 from visionstudy.training.optim import Schedule, build_optimizer
 from visionstudy.training.progress import EpochProgress
+
+if TYPE_CHECKING:
+    from visionstudy.tasks.base import Task
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 STEP_FIELDS = ["step", "epoch", "batch", "loss", "accuracy", "lr"]
@@ -98,7 +101,7 @@ def fit(
     config_dump: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
-    task: Any = None,
+    task: Task[Any] | None = None,
 ) -> FitResult:
     """Train `net` under `fabric` (devices, precision, DDP); rank 0 writes the checkpoints.
     `task` gives the loss, the validation and the default monitor (default: classification)."""

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from visionstudy.models.base import Classifier
+    from visionstudy.tasks.base import Task
 from torch import nn
 
 from visionstudy.data.loader import BatchLoader
@@ -65,7 +66,7 @@ def train_one_epoch(
     all_reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
     on_step: StepHook | None = None,
     report_every: int = 20,
-    task: Any = None,
+    task: Task[Any] | None = None,
     log_every: int | None = None,
 ) -> EpochStats:
     """One pass over the loader; `backward` and `clip` come from the device layer (Fabric).
