@@ -11,10 +11,11 @@ Measures, each as a new process started from here:
 - `work`: `visionstudy study work STUDY` on a planned one-run digits study (SQLite), the pull worker
   every cluster job runs, until its first backward pass.
 
-The child patches `torch.autograd.backward` to write the time of its first call and exit, so the
-clock stops at the first step (data loading, model building and the memory check included). The
-decoded dataset cache is warmed first, as a user's second run finds it. Writes
-bench/results/startup.md and prints one JSON line per command.
+The child replaces `torch.autograd.backward`, when torch is imported, by a function that writes the
+time of the first call in any of its processes and exits, so the clock stops at the first step
+(data loading, model building and the memory check included). The decoded dataset cache is warmed
+first, as a user's second run finds it. Writes bench/results/startup.md and prints one JSON line per
+command.
 """
 
 from __future__ import annotations
@@ -31,13 +32,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
-import os, sys, time
-import torch
-first = torch.autograd.backward
+import importlib.abc, importlib.machinery, os, sys, time
+
 def stop(*args, **kwargs):
-    open(os.environ["STARTUP_OUT"], "w").write(repr(time.time()))
+    try:  # the first step of the command, its own or its first worker's: a study's driver starts
+        with open(os.environ["STARTUP_OUT"], "x") as f:  # another worker when this one exits here
+            f.write(repr(time.time()))
+    except FileExistsError:
+        pass
     os._exit(0)
-torch.autograd.backward = stop
+
+class PatchBackward(importlib.abc.MetaPathFinder):
+    # torch.autograd.backward replaced by `stop` once torch imports it, in whichever process that
+    # is: the command does not import torch earlier than it would (a study worker forks first)
+    def find_spec(self, name, path, target=None):
+        if name != "torch.autograd":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            module.backward = stop
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, PatchBackward())
 from visionstudy.cli import main
 sys.argv = ["visionstudy", *sys.argv[1:]]
 main()

@@ -377,6 +377,7 @@ def study_work(
     from visionstudy.study import Placement, run_all
     from visionstudy.study.execute import Stopped, load_study_dir
     from visionstudy.study.launch import await_requeue, requeue_this_job
+    from visionstudy.validate import shapes_later
 
     folder = study.resolve()
     spec = load_study_dir(folder, db)
@@ -384,8 +385,9 @@ def study_work(
     stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}", highlight=False)  # noqa: E731
     stamp(f"worker on {socket.gethostname()} for {spec.name}: {spec.describe()}")
     try:
-        _, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
-                             progress=False, echo=stamp, fork=True, linger=True)
+        with shapes_later():  # checked by the workers, which import torch while this process plans
+            _, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
+                                 progress=False, echo=stamp, fork=True, linger=True)
     except Stopped as stop:
         stamp(f"stopped by {stop}: the runs in progress went back to the queue")
         requeued = requeue_this_job(folder, stop.signum)

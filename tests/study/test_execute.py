@@ -266,6 +266,51 @@ def test_a_pull_worker_takes_the_planned_runs_from_the_manifest_without_expandin
     assert out.stdout.strip() == f"{runs} False"
 
 
+WATCH_TORCH = """
+import importlib.abc, os, sys
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch":
+            with open(os.environ["TORCH_PIDS"], "a") as f:
+                f.write(f"{os.getpid()}\\n")
+        return None
+sys.meta_path.insert(0, Watch())
+with open(os.environ["TORCH_PIDS"], "a") as f:
+    f.write(f"driver {os.getpid()}\\n")
+from visionstudy.cli import main
+sys.argv = ["visionstudy", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_pull_worker_plans_while_its_workers_import_torch_and_they_check_each_models_shape(tmp_path):
+    """`study work`'s own process never imports torch (its workers fork first and import it while
+    it opens the database and plans); a model the images cannot go through (planned as a
+    launcher plans, before the shapes are checked) fails in the worker with the one clear error,
+    and the other runs train."""
+    from visionstudy.api import Study
+    from visionstudy.study.execute import write_definition
+    from visionstudy.validate import shapes_later
+
+    path = write(tmp_path, "shrink", variants={"ok": {}, "deep": {"model": {
+        "channels": [4, 4, 4, 4], "padding": "valid"}}})
+    with shapes_later():
+        planned = Study.load(path, runs_dir=tmp_path / "runs")
+    write_definition(planned.spec, planned.dir)
+    pids = tmp_path / "pids"
+    out = subprocess.run([sys.executable, "-c", WATCH_TORCH, "study", "work", str(planned.dir)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TORCH_PIDS": str(pids)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "run deep/seed-0: invalid config" in out.stdout and "shrinks the 8x8 input" in out.stdout
+    assert "1 of 2 runs failed (deep/seed-0" in out.stderr and "done ok/seed-0" in out.stdout
+    assert (planned.dir / "ok" / "seed-0" / "metrics.json").is_file()
+    lines = pids.read_text().split()
+    driver = lines[lines.index("driver") + 1]
+    importers = [p for p in lines if p.isdigit() and p != driver]
+    assert driver not in lines[lines.index("driver") + 2:] and importers, lines  # only its workers
+
+
 def test_every_recipe_planned_again_gives_the_runs_it_expands_to(tmp_path):
     """The manifest's resolved configs validate back to the configs and hashes the study file
     expands to, for every recipe without a search (a search's final runs join the plan later)."""

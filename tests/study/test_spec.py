@@ -206,7 +206,8 @@ def test_a_run_config_is_validated_once_at_expansion_and_trained_as_it_comes(tmp
         return validate.validate_run_config(raw, source)
 
     monkeypatch.setattr(spec, "validate_run_config", counting)
-    study = load_study(study_file(tmp_path, seeds=2, variants={"a": {}, "b": {"model": {"batch_norm": True}}}))
+    variants = {"a": {}, "b": {"model": {"batch_norm": True}}}
+    study = load_study(study_file(tmp_path, seeds=2, variants=variants))
     assert [r.config.seed for r in study.runs] == [0, 1, 0, 1]
     assert len(calls) == len(study.runs) == 4  # each run once, and reading it again validates nothing
 

@@ -179,13 +179,14 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
     (exit 2), not one failure per run; the caches are then warm for the workers."""
     from visionstudy.data.prepare import prepare
     from visionstudy.models import validate_params
-    from visionstudy.models.pretrained import fetch_weights
     from visionstudy.tasks import task_of
 
     seen: set[object] = set()
     for run in runs:
         model = run.config.model
         if model.name == "torchvision" and ("weights", model.model_dump_json()) not in seen:
+            from visionstudy.models.pretrained import fetch_weights
+
             seen.add(("weights", model.model_dump_json()))
             fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
         data = run.config.data
@@ -246,6 +247,8 @@ class Driver:
         """Train the planned runs not finished yet (of the variants matching `only`, when given)."""
         start = time.perf_counter()
         study_dir = place.study_dir(study)
+        if self.linger and self.fork:  # a pull worker: its workers import torch while it plans
+            self.get_pool()
         store, on_disk = plan(study, place)
         keys = [r.key for r in study.runs if selected(r.variant, only)]
         by_key = {r.key: r for r in study.runs}

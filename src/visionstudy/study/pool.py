@@ -89,16 +89,19 @@ def stop_deferred() -> Any:
 
 
 def start_context(fork: bool) -> Any:
-    """How workers start. `fork` (the `study run` command, whose process never runs a torch op
-    before its workers start): forked from it on Linux without CUDA, as it has imported torch and
-    the run path already (spawn re-imports everything per worker: bench/results/study.md).
-    Otherwise (a notebook or test process that may have started
-    torch's OpenMP threads — a fork then deadlocks — or CUDA): forked from a forkserver that
-    imported them once."""
+    """How workers start. `fork` (the `study run` and `study work` commands, whose process never
+    runs a torch op before its workers start): forked from it on Linux. Where it has not imported
+    torch (a pull worker: its plan is read without torch), each worker imports torch itself while
+    this process opens the database; where it has, on a machine without CUDA, workers share its
+    import (spawn re-imports everything per worker: bench/results/study.md). Otherwise (a notebook
+    or test process that may have started torch's OpenMP threads — a fork then deadlocks — or
+    CUDA): forked from a forkserver that imported them once."""
+    linux_alone = sys.platform.startswith("linux") and threading.active_count() == 1
+    if fork and linux_alone and "torch" not in sys.modules:
+        return mp.get_context("fork")
     import torch
 
-    if fork and sys.platform.startswith("linux") and threading.active_count() == 1 \
-            and not torch.cuda.is_available():
+    if fork and linux_alone and not torch.cuda.is_available():
         import visionstudy.experiment  # noqa: F401  (imported once, shared by every fork)
 
         return mp.get_context("fork")
@@ -107,14 +110,29 @@ def start_context(fork: bool) -> Any:
     return ctx
 
 
-def gpu_for(worker: int) -> str | None:
-    """The GPU a worker is pinned to (round robin) when the machine has several, else None."""
-    try:
+def gpu_count() -> int:
+    """GPUs this process may use: torch's count where torch is imported, else (a pull worker that
+    forks its workers before importing torch) CUDA_VISIBLE_DEVICES' entries or the NVIDIA
+    driver's list of GPUs."""
+    if "torch" in sys.modules:
         import torch
 
-        count = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable CUDA: no pinning
-        count = 0
+        try:
+            return int(torch.cuda.device_count())
+        except Exception:  # noqa: BLE001 - no usable CUDA
+            return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip()])
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def gpu_for(worker: int) -> str | None:
+    """The GPU a worker is pinned to (round robin) when the machine has several, else None."""
+    count = gpu_count()
     if count <= 1:
         return None
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -149,6 +167,8 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
     # the job step): the driver stops the workers and queues their runs again
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s", force=True)
     torch.set_num_threads(threads)
+    import visionstudy.experiment  # noqa: F401  (before the first job: the driver may not have)
+
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
     while (job := inbox.get()) is not None:
         outbox.put(execute(index, job, device, Path(data_dir) if data_dir else None, threads))
@@ -164,6 +184,9 @@ def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: i
         if run.is_finished():  # finished before the database knew: never retrain
             return Event("done", index, job.key, read_metrics(run.path))
         cfg = job.config
+        from visionstudy.validate import check_shapes
+
+        check_shapes([(f"run {job.key}", cfg)])  # where torch is: a pull worker's driver defers it
         if cfg.train.devices > 1:
             return Event("done", index, job.key, train_data_parallel(job, run, device, data_dir))
         from visionstudy.experiment import run_experiment
