@@ -269,3 +269,20 @@ def test_a_run_name_longer_than_a_folder_name_allows_is_refused_before_training(
     with pytest.raises(ConfigError, match="one folder of at most 200 bytes"):
         validate_run_config({"name": "n" * 300}, "cli")
     assert validate_run_config({"name": "n" * 200}, "cli").name == "n" * 200
+
+
+def test_one_owner_for_overrides_and_no_task_or_dataset_name_tested_outside_its_registry():
+    """`--set` is applied by `config.apply_overrides` alone, and only `tasks/` and the data sources
+    compare a task's or a dataset's name (everything else asks the task what it can do)."""
+    import re
+
+    from tests.helpers import ROOT
+
+    src = ROOT / "src" / "visionstudy"
+    own = re.compile(r"def apply_overrides\(|parse_override\(")
+    assert sorted({p.name for p in src.rglob("*.py") if own.search(p.read_text())}) == ["config.py"]
+    named = re.compile(r"""\b(task|dataset|task_name|dataset_name)(\.name)?\s*(==|!=|in|not in)\s*[("'\[]""")
+    found = [f"{p.relative_to(src)}:{i}: {line.strip()}" for p in sorted(src.rglob("*.py"))
+             if p.parent.name != "tasks" and p.parent != src / "data" / "sources"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if named.search(line)]
+    assert found == [], "ask the task (visionstudy.tasks) instead:\n" + "\n".join(found)
