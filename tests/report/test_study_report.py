@@ -230,6 +230,29 @@ def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_pat
     assert value_names([[32, 64], 0.25, True]) == ["[32, 64]", "0.25", "yes"]
 
 
+def test_two_grids_over_the_same_two_keys_keep_an_interaction_chart_each(tmp_path):
+    """Seed 004's second grid (the dropout rate for the two best optimizers) varies the same two
+    keys as its first: each grid keeps its own interaction chart, the later one numbered (the
+    second overwrote the first's file, and the report showed it twice)."""
+    path = tmp_path / "grids.yaml"
+    optimizers = [{"name": "sgd", "lr": 0.01}, {"name": "adam", "lr": 1e-3}]
+    path.write_text(yaml.safe_dump({
+        "name": "grids", **TINY, "train": {**TINY["train"], "epochs": 1},
+        "sweep": [{"mode": "grid", "train.optimizer": optimizers, "model.dropout": [0.0, 0.25]},
+                  {"mode": "grid", "train.optimizer": optimizers, "model.dropout": [0.1, 0.4]}]},
+        sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    html = build_study_report(place.study_dir("grids"), tmp_path / "rep",
+                              ReportOptions(images=False, tsne_points=0))
+    charts = sorted(p.name for p in (html.parent / "figures").glob("interaction_*.png"))
+    assert charts == ["interaction_train_optimizer_model_dropout.png",
+                      "interaction_train_optimizer_model_dropout_sweep_2.png"], charts
+    text = html.read_text()
+    assert "train.optimizer and model.dropout (one line" in text
+    assert "train.optimizer and model.dropout in sweep 2 (one line" in text
+
+
 def test_a_search_trials_curve_is_labelled_by_its_values():
     """Seed 002's per-combination curves: each trial's line named by what it tried."""
     from visionstudy.report.study_report import trial_label

@@ -343,11 +343,17 @@ class StudyReportBuilder:
             blocks[chart.block].append(chart)
             s.figures += self.sweep_figure(chart, len({c.key for c in self.study.sweeps
                                                        if c.block == chart.block}) > 1)
-        for charts in blocks.values():
+        pairs = []
+        for block, charts in blocks.items():
             grid = [c for c in charts if set(c.points) == set(charts[0].points)]
             if len(grid) >= 2:  # the key with more values along the axis, a line per value of the other
-                pair = sorted(grid[:2], key=lambda c: -len({json.dumps(v) for v in c.points.values()}))
-                s.figures += self.interaction(*pair)
+                by_values = sorted(grid[:2], key=lambda c: -len({json.dumps(v) for v in c.points.values()}))
+                pairs.append((block, by_values[0], by_values[1]))
+        seen: set[frozenset[str]] = set()
+        for block, across, lines in pairs:  # a later block over the same keys: its own chart, numbered
+            keys = frozenset((across.key, lines.key))
+            s.figures += self.interaction(across, lines, block + 1 if keys in seen else None)
+            seen.add(keys)
         return s
 
     def sweep_figure(self, chart: Any, others: bool) -> list[FigureRef]:
@@ -373,7 +379,7 @@ class StudyReportBuilder:
                          f"{cap(self.primary_label)} for each value of {chart.key}: mean ± std {over}"
                          + (", in numeric order." if numeric_axis else "."))]
 
-    def interaction(self, across: Any, lines: Any) -> list[FigureRef]:
+    def interaction(self, across: Any, lines: Any, block: int | None = None) -> list[FigureRef]:
         """Two keys of one grid: the first along the axis, a line per value of the second; each
         point is one combination (one variant), mean ± std over its seeds and folds."""
         xs = list(dict.fromkeys(json.dumps(v) for v in across.points.values()))
@@ -387,12 +393,14 @@ class StudyReportBuilder:
                 stats.append(self.stat(variant, self.primary) if variant else summarize([]))
             series.append((f"{lines.key} = {value_names([json.loads(level)])[0]}",
                            [st.mean for st in stats], [st.std for st in stats]))
-        title = f"{cap(self.primary_label)}: {across.key} × {lines.key}"
+        which = f" (sweep {block})" if block else ""
+        title = f"{cap(self.primary_label)}: {across.key} × {lines.key}{which}"
         figure = partial(F.interaction_lines, value_names([json.loads(x) for x in xs]), series, across.key,
                                      self.primary_label, title)
-        stem = "interaction_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{across.key}_{lines.key}")
+        stem = "interaction_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{across.key}_{lines.key}{which}").rstrip("_")
         return [self.fig(figure, stem,
-                         f"{cap(self.primary_label)} of every combination of {across.key} and {lines.key} "
+                         f"{cap(self.primary_label)} of every combination of {across.key} and "
+                         f"{lines.key}{f' in sweep {block}' if block else ''} "
                          "(one line per value of the second): mean ± std over each combination's "
                          "seeds and folds, not over the other key.")]
 
