@@ -8,7 +8,10 @@ without its file lock 64 (4 twice); with it exactly 60.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections import Counter
+
+import pytest
 
 from tests.helpers import plan_twice_at_once
 from visionstudy.store.db import RunStore
@@ -138,6 +141,31 @@ def test_a_run_whose_claim_went_stale_while_it_trained_still_records_its_result(
     store.storage.set_trial_state_values(other.trial_id, state=TrialState.FAIL)  # ended, no copy queued
     store.complete(other, 0.5, {})  # nothing to record it on: no error either
     assert store.status(["b/seed-0"]) == {"b/seed-0": "failed"}
+
+
+def test_a_worker_killed_between_taking_a_run_and_naming_itself_loses_the_run_after_the_grace(
+        tmp_path, monkeypatch):
+    """The claim's steps are several writes: a worker killed (SIGKILL, the OOM killer) once the run
+    is RUNNING but before it wrote who trains it has already left a heartbeat, so the run goes
+    back to the queue after the grace period instead of staying RUNNING for ever."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    store = RunStore(url, "killed", heartbeat=1, grace=2)
+    store.sync({"a/seed-0": "h"}, {})
+    original = store.storage.set_trial_user_attr
+
+    def killed(trial_id, key, value):
+        if key == "worker":
+            raise SystemExit("killed")  # the process ends here
+        return original(trial_id, key, value)
+
+    monkeypatch.setattr(store.storage, "set_trial_user_attr", killed)
+    with pytest.raises(SystemExit):
+        store.claim({"a/seed-0"})
+    other = RunStore(url, "killed", heartbeat=1, grace=2)
+    assert other.status(["a/seed-0"]) == {"a/seed-0": "running"} and other.claim({"a/seed-0"}) is None
+    time.sleep(3)
+    claim = other.claim({"a/seed-0"})
+    assert claim is not None and claim.key == "a/seed-0" and claim.number == 1  # the re-queued copy
 
 
 def test_a_run_queued_twice_is_trained_once_and_its_second_trial_marked_duplicate(tmp_path):

@@ -497,6 +497,9 @@ class RunStore:
             key = t.user_attrs["run"]
             if key not in keys:
                 continue
+            # the heartbeat first: a worker killed once the run is RUNNING (before it notes who
+            # trains it) leaves a beat that goes stale, and the grace period returns the run
+            self.heartbeat(t._trial_id)
             if not self.take(t._trial_id):
                 continue  # another worker was faster
             self.storage.set_trial_user_attr(t._trial_id, "worker", {
@@ -505,7 +508,6 @@ class RunStore:
                 self.storage.set_trial_user_attr(t._trial_id, "duplicate", True)
                 self.storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
                 continue
-            self.heartbeat(t._trial_id)
             return Claim(t._trial_id, t.number, key)
         return None
 
