@@ -239,7 +239,8 @@ def study_run(
     trials: Annotated[int | None, typer.Option(help="override search.trials (e.g. a short try)",
                                                min=1)] = None,
     only: Annotated[str | None, typer.Option(
-        help="train only these variants now: comma-separated names or patterns (resnet*, search)")] = None,
+        help="train only these variants now: comma-separated names or patterns (resnet*, search); a "
+             "grid variant's name keeps its commas")] = None,
     no_verify: NoVerify = False,
     log: LogOpt = None,
     log_dir: LogDir = None,
@@ -277,7 +278,7 @@ def study_run(
                          list(slurm or []), address)
         launch(the_study, launcher, spec_jobs, device, data_dir, trials, wait, report, quiet)
         return
-    patterns = [p.strip() for p in only.split(",") if p.strip()] if only else None
+    patterns = only_patterns(only, [n for n, _ in spec.variants]) if only else None
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
     outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
@@ -360,6 +361,19 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
                           f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
                           f"and `visionstudy study status {escape(str(the_study.dir))}`", highlight=False)
         raise typer.Exit(1)
+
+
+def only_patterns(text: str, variants: list[str]) -> list[str]:
+    """`--only`'s comma-separated names and patterns, a grid variant's own commas kept: pieces
+    that join into a variant name ('lr=0.1,dropout=0.25') are that one name."""
+    pieces, out, i = text.split(","), [], 0
+    while i < len(pieces):
+        j = next((j for j in range(len(pieces), i + 1, -1) if ",".join(pieces[i:j]).strip() in variants),
+                 i + 1)
+        if ",".join(pieces[i:j]).strip():
+            out.append(",".join(pieces[i:j]).strip())
+        i = j
+    return out
 
 
 @study_app.command("work")

@@ -219,3 +219,16 @@ def test_study_run_no_verify_trains_a_repacked_mirror_and_keeps_the_runs(tmp_pat
         [r.config_hash for r in load_study(study).runs]
     saved = yaml.safe_load((tmp_path / "runs" / "nv" / LONG / "seed-0" / "config.yaml").read_text())
     assert saved["data"]["verify"] is False
+
+
+def test_only_keeps_a_grid_variants_commas():
+    """A grid's variants are named 'key=value,key=value': `--only` with that name selects that one
+    variant, beside other names and patterns, instead of splitting it into two that match nothing."""
+    from visionstudy.cli import only_patterns
+
+    grid = ["optimizer=sgd,conv_dropout=0", "optimizer=sgd,conv_dropout=0.25", "baseline"]
+    assert only_patterns("optimizer=sgd,conv_dropout=0.25", grid) == ["optimizer=sgd,conv_dropout=0.25"]
+    assert only_patterns("baseline,optimizer=sgd,conv_dropout=0", grid) == [
+        "baseline", "optimizer=sgd,conv_dropout=0"]
+    assert only_patterns("resnet*, search,", grid) == ["resnet*", "search"]
+    assert only_patterns("*conv_dropout=0,baseline", grid) == ["*conv_dropout=0", "baseline"]

@@ -315,10 +315,6 @@ class Pool:
     def idle(self) -> list[int]:
         return [i for i in range(self.size) if i not in self.jobs]
 
-    @property
-    def busy(self) -> int:
-        return len(self.jobs)
-
     def submit(self, i: int, job: Job) -> None:
         self.jobs[i] = job
         self.inboxes[i].put(job)
