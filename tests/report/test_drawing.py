@@ -61,6 +61,13 @@ SCRIPT = textwrap.dedent(r"""
         for stem, sketch in first:
             save_figure(sketch, out / "killed", stem)
 
+    with drawing_in_background() as writer:  # the same sketches for two variants: drawn once
+        for folder in ("twice/a", "twice/b"):
+            for stem, sketch in figures():
+                save_figure(sketch, out / folder, stem, pdf=True)
+        if writer is not None:
+            report["twice"] = [len(writer.pending), len(writer.copies)]
+
     (out / "bad.png").mkdir()  # the PNG's path is a folder: savefig fails in the drawing process
     try:
         with drawing_in_background():
@@ -109,6 +116,19 @@ def test_every_file_exists_when_the_block_is_left_even_after_a_drawing_process_d
     out, _ = drawn
     for stem in ("curves", "confusion", "mosaic"):
         assert pixels(out / "killed" / f"{stem}.png").shape == pixels(out / "inline" / f"{stem}.png").shape
+
+
+def test_a_sketch_submitted_twice_is_drawn_once_and_its_files_copied(drawn) -> None:
+    """A study's variants share their data's figures (class distribution, sample images): each
+    distinct sketch is drawn once, and every variant's folder still gets its own files."""
+    out, report = drawn
+    if report["workers"] == 0:
+        pytest.skip("one usable core: figures are drawn in place")
+    assert report["twice"] == [3, 3]  # 3 drawings, 3 copies
+    for stem in ("curves", "confusion", "mosaic"):
+        for suffix in (".png", ".pdf"):
+            a, b = out / "twice" / "a" / f"{stem}{suffix}", out / "twice" / "b" / f"{stem}{suffix}"
+            assert a.stat().st_size > 1000 and a.read_bytes() == b.read_bytes(), (stem, suffix)
 
 
 def test_a_drawing_error_is_raised_when_the_block_is_left(drawn) -> None:

@@ -13,6 +13,12 @@ def subsample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(len(labels), size=count, replace=False))
 
 
+# 250 early-exaggeration iterations and 500 more, openTSNE's default (scikit-learn's is 1,000 in
+# all): on digits the KL divergence is 1% higher and the trustworthiness within 0.002, in a fifth
+# to a quarter less time (bench/results/tsne.md)
+TSNE_ITERATIONS = 750
+
+
 def tsne_embedding(
     features: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: int = 0,
     threads: int | None = None,
@@ -31,5 +37,5 @@ def tsne_embedding(
     perplexity = float(min(30.0, max(2.0, (len(idx) - 1) / 3)))
     with threadpool_limits(limits=threads, user_api="openmp"):
         points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                      learning_rate="auto").fit_transform(x)
+                      learning_rate="auto", max_iter=TSNE_ITERATIONS).fit_transform(x)
     return points, idx

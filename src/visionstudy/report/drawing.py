@@ -18,9 +18,11 @@ place, by the same function.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 import os
 import pickle
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -86,15 +88,27 @@ def draw_pickled(blob: bytes, where: Where) -> int:
     return draw(pickle.loads(blob), where)
 
 
+def copy_files(source: Where, where: Where) -> None:
+    """The files of a figure drawn at `source`, copied to `where` (the same sketch: same pixels)."""
+    for suffix in (".png", ".svg", ".pdf"):
+        drawn = source[0] / f"{source[1]}{suffix}"
+        if drawn.is_file():
+            shutil.copyfile(drawn, where[0] / f"{where[1]}{suffix}")
+
+
 @dataclass
 class BackgroundWriter:
     """A pool of drawing processes forked from this one; `submit` returns False when a sketch
-    cannot be pickled (the caller then draws it in place)."""
+    cannot be pickled (the caller then draws it in place). A sketch submitted again (a study's
+    variants share their data's figures: its class distribution, its sample images) is drawn
+    once; its files are copied."""
 
     workers: int
     pool: ProcessPoolExecutor = field(init=False)
     pending: list[tuple[Future[int], bytes, Where]] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)  # where figures were drawn
+    first: dict[tuple[bytes, bool, bool], Where] = field(default_factory=dict)  # sketch → where drawn
+    copies: list[tuple[Where, Where]] = field(default_factory=list)  # (drawn at, copy to)
 
     def __post_init__(self) -> None:
         self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"))
@@ -105,10 +119,16 @@ class BackgroundWriter:
             blob = pickle.dumps(sketch)
         except (pickle.PicklingError, TypeError, AttributeError):
             return False
+        same = (hashlib.sha256(blob).digest(), where[2], where[3])
+        if same in self.first:
+            if self.first[same] != where:
+                self.copies.append((self.first[same], where))
+            return True
         try:
             self.pending.append((self.pool.submit(draw_pickled, blob, where), blob, where))
         except BrokenProcessPool:
             return False
+        self.first[same] = where
         return True
 
     def wait(self) -> None:
@@ -121,6 +141,9 @@ class BackgroundWriter:
                 self.pids.add(future.result())
             except BrokenProcessPool:
                 self.pids.add(draw_pickled(blob, where))
+        copies, self.copies = self.copies, []
+        for source, where in copies:
+            copy_files(source, where)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -23,7 +23,7 @@ from visionstudy.report.document import FigureRef, Report, Section, Table
 from visionstudy.report.drawing import Sketch, drawing_in_background, save_figure
 from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
-from visionstudy.report.run_report import ReportOptions, RunReportBuilder
+from visionstudy.report.run_report import ReportOptions, RunReportBuilder, SerialThread
 from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
 from visionstudy.store.reader import RunArtifacts, load_run
 from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
@@ -522,14 +522,16 @@ class StudyReportBuilder:
                            + " in full, the others in brief (their tables); `visionstudy report RUN_DIR` "
                            "writes any run's full report.")
         prefixes = file_prefixes(list(self.finished))
-        for variant, runs in self.finished.items():
-            if not runs:
-                continue
+        builders = {v: RunReportBuilder(runs[0][1], self.out, prefixes[v], self.opts)
+                    for v, runs in self.finished.items() if runs}
+        tsne = SerialThread()  # every full variant's t-SNE, queued now: each runs while those before
+        pending = {v: b.start_tsne(tsne) for v, b in builders.items() if not many or v in full}
+        tsne.close()  # are built, rather than after its own variant's other figures
+        for variant, b in builders.items():
             progress.step(f"variant {variant}")
-            _, art = runs[0]
-            b = RunReportBuilder(art, self.out, prefixes[variant], self.opts)
-            s.children.append(Section(f"{variant} ({art.label})", prefixes[variant],
-                                      children=b.sections(brief=many and variant not in full)))
+            s.children.append(Section(f"{variant} ({b.art.label})", prefixes[variant],
+                                      children=b.sections(many and variant not in full,
+                                                          pending.get(variant))))
         return s
 
     def build(self) -> Report:
