@@ -143,29 +143,43 @@ def test_a_run_whose_claim_went_stale_while_it_trained_still_records_its_result(
     assert store.status(["b/seed-0"]) == {"b/seed-0": "failed"}
 
 
-def test_a_worker_killed_between_taking_a_run_and_naming_itself_loses_the_run_after_the_grace(
+def test_a_worker_killed_right_after_taking_a_run_has_named_itself_and_the_run_returns(
         tmp_path, monkeypatch):
-    """The claim's steps are several writes: a worker killed (SIGKILL, the OOM killer) once the run
-    is RUNNING but before it wrote who trains it has already left a heartbeat, so the run goes
-    back to the queue after the grace period instead of staying RUNNING for ever."""
+    """A claim is several writes: a worker killed (SIGKILL, the OOM killer, a test's killpg) the
+    moment its run is RUNNING has already written who trains it and a heartbeat, so the next claim
+    on this machine takes the run back at once when that process is gone, and otherwise (a process
+    that cannot be judged from here) the grace period does. Named after the take, the run stayed
+    RUNNING for ever."""
+    import os
+    import subprocess
+    import sys
+
+    from optuna.trial import TrialState
+
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    store = RunStore(url, "killed", heartbeat=1, grace=2)
-    store.sync({"a/seed-0": "h"}, {})
-    original = store.storage.set_trial_user_attr
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)  # a process that has ended
+    for name, pid, wait in (("gone", gone, 0.0), ("alive", os.getpid(), 3.0)):
+        store = RunStore(url, name, heartbeat=1, grace=2)
+        store.sync({"a/seed-0": "h"}, {})
+        original = store.storage.set_trial_state_values
 
-    def killed(trial_id, key, value):
-        if key == "worker":
-            raise SystemExit("killed")  # the process ends here
-        return original(trial_id, key, value)
+        def killed(trial_id, state, values=None, original=original):
+            done = original(trial_id, state=state, values=values)
+            if state == TrialState.RUNNING:
+                raise SystemExit("killed")  # the process ends the moment the run is RUNNING
+            return done
 
-    monkeypatch.setattr(store.storage, "set_trial_user_attr", killed)
-    with pytest.raises(SystemExit):
-        store.claim({"a/seed-0"})
-    other = RunStore(url, "killed", heartbeat=1, grace=2)
-    assert other.status(["a/seed-0"]) == {"a/seed-0": "running"} and other.claim({"a/seed-0"}) is None
-    time.sleep(3)
-    claim = other.claim({"a/seed-0"})
-    assert claim is not None and claim.key == "a/seed-0" and claim.number == 1  # the re-queued copy
+        monkeypatch.setattr(store.storage, "set_trial_state_values", killed)
+        with pytest.raises(SystemExit):
+            store.claim({"a/seed-0"}, worker_pid=pid)
+        other = RunStore(url, name, heartbeat=1, grace=2)
+        assert other.status(["a/seed-0"]) == {"a/seed-0": "running"}, name
+        if wait:
+            assert other.claim({"a/seed-0"}) is None  # its worker may still train it
+            time.sleep(wait)  # its heartbeat goes stale
+        claim = other.claim({"a/seed-0"})
+        assert claim is not None and (claim.key, claim.number) == ("a/seed-0", 1), name  # the copy
 
 
 def test_a_run_queued_twice_is_trained_once_and_its_second_trial_marked_duplicate(tmp_path):

@@ -497,13 +497,11 @@ class RunStore:
             key = t.user_attrs["run"]
             if key not in keys:
                 continue
-            # the heartbeat first: a worker killed once the run is RUNNING (before it notes who
-            # trains it) leaves a beat that goes stale, and the grace period returns the run
-            self.heartbeat(t._trial_id)
-            if not self.take(t._trial_id):
+            worker = {"host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()}
+            if not self.take(t._trial_id, worker):
                 continue  # another worker was faster
-            self.storage.set_trial_user_attr(t._trial_id, "worker", {
-                "host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()})
+            if self.lock_path is None:  # no lock across processes: another claimer may have named itself
+                self.storage.set_trial_user_attr(t._trial_id, "worker", worker)
             if self.duplicate(t.number, key, int(t.user_attrs.get("supersedes", -1))):
                 self.storage.set_trial_user_attr(t._trial_id, "duplicate", True)
                 self.storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
@@ -511,8 +509,11 @@ class RunStore:
             return Claim(t._trial_id, t.number, key)
         return None
 
-    def take(self, trial_id: int) -> bool:
-        """WAITING → RUNNING for this worker alone."""
+    def take(self, trial_id: int, worker: dict[str, Any] | None = None) -> bool:
+        """WAITING → RUNNING for this worker alone. `worker` (who trains it) and a heartbeat are
+        written first: a claimer killed right after taking the run has named its process (a later
+        claim on this machine returns the run at once) and left a beat that goes stale (anywhere,
+        the grace period returns it); named after the take, such a run stayed RUNNING for ever."""
         import optuna
         from optuna.trial import TrialState
 
@@ -520,6 +521,9 @@ class RunStore:
             try:
                 if self.storage.get_trial(trial_id).state != TrialState.WAITING:
                     return False
+                if worker is not None:
+                    self.storage.set_trial_user_attr(trial_id, "worker", worker)
+                    self.heartbeat(trial_id)
                 return bool(self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
             except optuna.exceptions.UpdateFinishedTrialError:
                 return False
