@@ -30,12 +30,16 @@ import sqlite3
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionstudy.errors import StorageError
+
+if TYPE_CHECKING:  # optuna is imported where it is used: opening a store is the first place
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
 # heartbeats are marked experimental in Optuna; we rely on them knowingly
@@ -190,11 +194,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
-_storages: dict[tuple[str, int, int], Any] = {}
+_storages: dict[tuple[str, int, int], tuple[RDBStorage, int]] = {}  # (storage, pid)
 
 
 def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS,
-                write: bool = True) -> Any:
+                write: bool = True) -> RDBStorage:
     """The storage for `url`. For a database server, the process's one storage (one engine, one
     small connection pool): twenty jobs of a few processes each stay far below PostgreSQL's
     connection limit (100 by default). An SQLite file is opened each time (it may have been moved
@@ -207,7 +211,7 @@ def storage_for(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE
     return _storages[key][0]
 
 
-def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> Any:
+def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> RDBStorage:
     import optuna
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -231,7 +235,7 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> Any:
         try:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
-                **{retry_argument(): retry_callback(3)},
+                **{retry_argument(): retry_callback(3)},  # type: ignore[arg-type]
             )
         except RuntimeError as exc:  # Optuna's schema check: tables it did not make, or a newer Optuna's
             raise StorageError(f"--db {redact(url)}: not a study database this Optuna ({optuna.__version__}) "
@@ -258,7 +262,7 @@ def retry_argument() -> str:
     return "heartbeat_stale_trial_callback" if new else "failed_trial_callback"
 
 
-def retry_callback(max_retry: int | None) -> Any:
+def retry_callback(max_retry: int | None) -> RetryFailedTrialCallback:
     """Optuna's callback that queues a copy (same user attributes) of a trial whose worker died."""
     import optuna
 
@@ -288,7 +292,7 @@ class TrialRecord:
     """What planning needs of one trial of a run."""
 
     number: int
-    state: Any  # optuna.trial.TrialState
+    state: TrialState
     config_hash: str | None
 
 
@@ -319,11 +323,11 @@ class RunStore:
 
     # ----------------------------------------------------------------------------- reading
 
-    def trials(self, states: tuple[Any, ...] | None = None) -> list[Any]:
+    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False, states=states) if "run" in t.user_attrs]
 
-    def by_key(self) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
+    def by_key(self) -> dict[str, list[FrozenTrial]]:
+        out: dict[str, list[FrozenTrial]] = {}
         for t in self.trials():
             out.setdefault(t.user_attrs["run"], []).append(t)
         return out
@@ -361,10 +365,10 @@ class RunStore:
                                f"({str(exc).splitlines()[0][:200]})") from None
         return out
 
-    def run_states(self) -> dict[str, set[Any]]:
+    def run_states(self) -> dict[str, set[TrialState]]:
         return {key: {r.state for r in records} for key, records in self.run_records().items()}
 
-    def status(self, keys: list[str], on_disk: Any = None) -> dict[str, str]:
+    def status(self, keys: list[str], on_disk: Collection[str] | None = None) -> dict[str, str]:
         """done / running / waiting / failed / missing / new for each planned key. With `on_disk`
         (the keys whose folder holds metrics.json) a run is done only when its results exist:
         a completed run whose results were deleted is `missing`."""
@@ -386,7 +390,7 @@ class RunStore:
                 out[key] = "new"
         return out
 
-    def counts(self, keys: list[str], on_disk: Any = None) -> Counter[str]:
+    def counts(self, keys: list[str], on_disk: Collection[str] | None = None) -> Counter[str]:
         return Counter(self.status(keys, on_disk).values())
 
     # ----------------------------------------------------------------------------- planning

@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionstudy.config import RunConfig, merge_run
-from visionstudy.study.pool import Job, stop_deferred
+from visionstudy.study.pool import Event, Job, stop_deferred
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.samplers import BaseSampler
+    from optuna.trial import FrozenTrial
+
+    from visionstudy.study.execute import Driver, Placement
 
 from visionstudy.study.schema import SearchConfig, SearchParam
 from visionstudy.study.spec import RunSpec, Study, apply_keys, build_run
@@ -37,7 +41,7 @@ def suggest(trial: optuna.Trial, key: str, p: SearchParam) -> Any:
     return trial.suggest_float(key, low, high, step=p.step, log=p.log)
 
 
-def search_study(study: Study, url: str) -> Any:
+def search_study(study: Study, url: str) -> optuna.Study:
     import optuna
 
     from visionstudy.store.db import storage_for
@@ -72,7 +76,7 @@ ASKED = "trials_asked"  # the search study's user attribute: `search.trials` (or
 SPACE = "space_size"  # ... and how many configurations its space holds (None: continuous)
 
 
-def trial_config(study: Study, values: dict[str, Any]) -> Any:
+def trial_config(study: Study, values: dict[str, Any]) -> RunConfig:
     s = study.config.search
     assert s is not None
     override = merge_run(s.base, apply_keys(search_base(study), values))
@@ -88,7 +92,7 @@ def params_key(values: dict[str, Any]) -> str:
                       sort_keys=True, default=str)
 
 
-def counted(ostudy: Any) -> int:
+def counted(ostudy: optuna.Study) -> int:
     """Trials that count towards `search.trials`: complete, pruned, running, queued, and failed
     with an error (a trial stopped by an interrupt is queued again instead)."""
     from optuna.trial import TrialState
@@ -102,7 +106,7 @@ def counted(ostudy: Any) -> int:
     return n
 
 
-def tried(ostudy: Any) -> set[str]:
+def tried(ostudy: optuna.Study) -> set[str]:
     """The configurations the search has run, runs, or failed on with an error."""
     from optuna.trial import TrialState
 
@@ -112,7 +116,8 @@ def tried(ostudy: Any) -> set[str]:
             if t.state in done or (t.state == TrialState.FAIL and "error" in t.user_attrs)}
 
 
-def ask_distinct(ostudy: Any, s: SearchConfig, proposer: Any) -> tuple[Any, dict[str, Any]] | None:
+def ask_distinct(ostudy: optuna.Study, s: SearchConfig,
+                 proposer: BaseSampler) -> tuple[optuna.Trial, dict[str, Any]] | None:
     """The next trial, with values no earlier trial had; None when the space holds no new
     configuration. A trial queued for a resume comes first (its values and folder kept); else the
     sampler `proposer` (built like the study's, kept for the whole search: a sampler's search-space
@@ -130,7 +135,7 @@ def ask_distinct(ostudy: Any, s: SearchConfig, proposer: Any) -> tuple[Any, dict
     return trial, {key: suggest(trial, key, p) for key, p in s.space.items()}
 
 
-def propose(ostudy: Any, s: SearchConfig, proposer: Any) -> dict[str, Any] | None:
+def propose(ostudy: optuna.Study, s: SearchConfig, proposer: BaseSampler) -> dict[str, Any] | None:
     """Untried values (as Optuna stores them) from the study's sampler; once it only repeats
     itself, an untried point of a finite space chosen at random; None when all were tried."""
     import random
@@ -170,7 +175,7 @@ def space_size(s: SearchConfig) -> int | None:
     return None if None in sizes else math.prod(sizes)  # type: ignore[arg-type]
 
 
-def recover_stopped(ostudy: Any) -> None:
+def recover_stopped(ostudy: optuna.Study) -> None:
     """Trials left RUNNING by a driver that is gone (killed, or its machine rebooted) are failed
     and queued again with the same values and folder: they resume from their last.pt."""
     import socket
@@ -185,7 +190,7 @@ def recover_stopped(ostudy: Any) -> None:
             requeue_trial(ostudy, t)
 
 
-def requeue_trial(ostudy: Any, trial: Any) -> None:
+def requeue_trial(ostudy: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
     import optuna
     from optuna.trial import TrialState
 
@@ -211,7 +216,7 @@ def objective_value(run: Path, objective: str) -> float | None:
     return (max(values) if maximize else min(values)) if values else None
 
 
-def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
+def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any] | None:
     """Run the search to its number of trials in the driver's pool (resuming a stopped one);
     the best params. The driver asks every trial from one sampler, so workers never repeat one."""
     import os
@@ -225,7 +230,7 @@ def run_search(driver: Any, study: Study, place: Any) -> dict[str, Any] | None:
     ostudy.set_user_attr(SPACE, space_size(s))
     recover_stopped(ostudy)
     epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
-    held: dict[int, Any] = {}
+    held: dict[int, optuna.Trial] = {}
     exhausted = False
     proposer = make_sampler(s)  # the proposing copy of the study's sampler (see ask_distinct)
     try:
@@ -293,13 +298,14 @@ def search_progress(url: str, study: str) -> str | None:
             + smaller)
 
 
-def job_for(trial: Any, folder: str, cfg: RunConfig, study_dir: Path, url: str, name: str, s: SearchConfig,
-            epochs: int) -> Any:
+def job_for(trial: optuna.Trial, folder: str, cfg: RunConfig, study_dir: Path, url: str, name: str,
+            s: SearchConfig, epochs: int) -> Job:
     return Job(f"{SEARCH_DIR}/{folder}", str(study_dir / SEARCH_DIR / folder), cfg,
                trial={"url": url, "study": name, "trial_id": trial._trial_id, "search": s, "epochs": epochs})
 
 
-def record_trial(driver: Any, ostudy: Any, trial: Any, ev: Any, study_dir: Path, objective: str) -> None:
+def record_trial(driver: Driver, ostudy: optuna.Study, trial: optuna.Trial, ev: Event, study_dir: Path,
+                 objective: str) -> None:
     from optuna.trial import TrialState
 
     folder = study_dir / SEARCH_DIR / trial.user_attrs["folder"]
