@@ -333,3 +333,30 @@ def test_every_recipe_planned_again_gives_the_runs_it_expands_to(tmp_path):
             assert a.checked is None and a.config == b.config and a.config_hash == b.config_hash
         checked += 1
     assert checked >= 5
+
+
+def test_a_search_driver_killed_right_after_asking_has_named_itself_and_its_trial_is_queued_again(tmp_path):
+    """Optuna's `ask` makes a trial RUNNING at once: the driver's name is written on the queued
+    trial before it, so a driver killed right after asking (before anything else) leaves a trial
+    that the next driver on this machine queues again, with the same values."""
+    import socket
+
+    from optuna.trial import TrialState
+
+    from visionstudy.study.samplers import make_sampler
+    from visionstudy.study.search import ask_distinct, recover_stopped, search_study
+
+    study = load_study(write(tmp_path, "asked", search={"sampler": "random", "trials": 2, "space": {
+        "train.optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}))
+    ostudy = search_study(study, Placement(tmp_path / "runs").url(study))
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)  # a process that has ended
+    s = study.config.search
+    trial, values = ask_distinct(ostudy, s, make_sampler(s), {"host": socket.gethostname(), "pid": gone,
+                                                             "driver": gone})
+    # the driver is killed here, before it writes anything else
+    recover_stopped(ostudy)
+    trials = ostudy.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["fixed_params"] == trials[0].params == {
+        "train.optimizer.lr": values["train.optimizer.lr"]}

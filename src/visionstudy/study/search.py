@@ -116,21 +116,28 @@ def tried(ostudy: optuna.Study) -> set[str]:
             if t.state in done or (t.state == TrialState.FAIL and "error" in t.user_attrs)}
 
 
-def ask_distinct(ostudy: optuna.Study, s: SearchConfig,
-                 proposer: BaseSampler) -> tuple[optuna.Trial, dict[str, Any]] | None:
+def ask_distinct(ostudy: optuna.Study, s: SearchConfig, proposer: BaseSampler,
+                 worker: dict[str, Any] | None = None) -> tuple[optuna.Trial, dict[str, Any]] | None:
     """The next trial, with values no earlier trial had; None when the space holds no new
     configuration. A trial queued for a resume comes first (its values and folder kept); else the
     sampler `proposer` (built like the study's, kept for the whole search: a sampler's search-space
     cache serves one study, so it is never the study's own) proposes on an in-memory copy of the
     search's history, where its repeats are dropped, and the proposal is queued (`enqueue_trial`)
-    and taken (`ask`): the database holds only distinct trials, never a failed "duplicate"."""
+    and taken (`ask`): the database holds only distinct trials, never a failed "duplicate".
+    `worker` (who trains it) is written on the queued trial before `ask` makes it RUNNING: a
+    driver killed right after asking has named itself, and `recover_stopped` queues the trial
+    again (named after `ask`, it stayed RUNNING for ever)."""
     from optuna.trial import TrialState
 
-    if not ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if not waiting:
         params = propose(ostudy, s, proposer)
         if params is None:
             return None
-        ostudy.enqueue_trial(params, skip_if_exists=False)
+        ostudy.enqueue_trial(params, user_attrs={"worker": worker} if worker else None, skip_if_exists=False)
+    elif worker:  # a trial queued for a resume: the first waiting one is what `ask` takes
+        first = min(waiting, key=lambda t: t.number)
+        ostudy._storage.set_trial_user_attr(first._trial_id, "worker", worker)
     trial = ostudy.ask()
     return trial, {key: suggest(trial, key, p) for key, p in s.space.items()}
 
@@ -241,15 +248,15 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
                     if counted(ostudy) >= s.trials:
                         break
                     with stop_deferred():
-                        asked = ask_distinct(ostudy, s, proposer)
+                        worker = {"host": socket.gethostname(), "pid": pool.pid(i), "driver": os.getpid()}
+                        asked = ask_distinct(ostudy, s, proposer, worker)
                         if asked is None:
                             exhausted = True
                             break
                         trial, values = asked
                         folder = trial.user_attrs.get("folder") or f"trial-{trial.number:03d}"
                         trial.set_user_attr("folder", folder)
-                        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": pool.pid(i),
-                                                       "driver": os.getpid()})
+                        trial.set_user_attr("worker", worker)  # another driver may have named itself
                         cfg = trial_config(study, values)
                         pool.submit(i, job_for(trial, folder, cfg, study_dir, url, ostudy.study_name, s,
                                                epochs))
