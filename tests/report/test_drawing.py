@@ -55,7 +55,10 @@ SCRIPT = textwrap.dedent(r"""
         first = figures()
         stem, sketch = next(first)
         for proc in list(writer.pool._processes.values()):
-            os.kill(proc.pid, signal.SIGKILL)
+            try:  # killing one, the executor may end the others first
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.join()
         save_figure(sketch, out / "killed", stem)
         for stem, sketch in first:
