@@ -365,6 +365,31 @@ class RunStore:
                                f"({str(exc).splitlines()[0][:200]})") from None
         return out
 
+    def in_state(self, state: TrialState, attr: str) -> list[tuple[int, int, str, Any]]:
+        """The runs' trials in `state` as (trial id, number, run key, their attribute `attr` or
+        None), lowest number first, in one query on Optuna's tables: reading them through Optuna
+        loads every queued trial's parameters, attributes and values, 0.4 s a claim in a study of
+        2,000 runs."""
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from sqlalchemy.exc import SQLAlchemyError
+
+        trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+        run, extra = attrs.alias("run"), attrs.alias("extra")
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        query = (sa.select(trials.c.trial_id, trials.c.number, run.c.value_json, extra.c.value_json)
+                 .join(run, sa.and_(run.c.trial_id == trials.c.trial_id, run.c.key == "run"))
+                 .outerjoin(extra, sa.and_(extra.c.trial_id == trials.c.trial_id, extra.c.key == attr))
+                 .where(trials.c.study_id == study_id, trials.c.state == state)
+                 .order_by(trials.c.number))
+        try:
+            with self.storage.engine.connect() as con:
+                return [(tid, number, json.loads(key), json.loads(value) if value else None)
+                        for tid, number, key, value in con.execute(query)]
+        except SQLAlchemyError as exc:
+            raise StorageError(f"--db {redact(self.url)}: the study database cannot be read "
+                               f"({str(exc).splitlines()[0][:200]})") from None
+
     def run_states(self) -> dict[str, set[TrialState]]:
         return {key: {r.state for r in records} for key, records in self.run_records().items()}
 
@@ -469,15 +494,13 @@ class RunStore:
         import optuna
         from optuna.trial import TrialState
 
-        if not any(TrialState.RUNNING in states for states in self.run_states().values()):
-            return  # the common case, without reading every trial
         host = socket.gethostname()
-        for t in self.trials((TrialState.RUNNING,)):
-            worker = t.user_attrs.get("worker") or {}
+        for trial_id, _, _, worker in self.in_state(TrialState.RUNNING, "worker"):
+            worker = worker or {}
             if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
                 try:
-                    if self.storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                        retry_callback(None)(self.study, t)
+                    if self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                        retry_callback(None)(self.study, self.storage.get_trial(trial_id))
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass
 
@@ -497,20 +520,19 @@ class RunStore:
         from optuna.trial import TrialState
 
         self.reclaim_stale()
-        for t in sorted(self.trials((TrialState.WAITING,)), key=lambda t: t.number):
-            key = t.user_attrs["run"]
+        for trial_id, number, key, supersedes in self.in_state(TrialState.WAITING, "supersedes"):
             if key not in keys:
                 continue
             worker = {"host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()}
-            if not self.take(t._trial_id, worker):
+            if not self.take(trial_id, worker):
                 continue  # another worker was faster
             if self.lock_path is None:  # no lock across processes: another claimer may have named itself
-                self.storage.set_trial_user_attr(t._trial_id, "worker", worker)
-            if self.duplicate(t.number, key, int(t.user_attrs.get("supersedes", -1))):
-                self.storage.set_trial_user_attr(t._trial_id, "duplicate", True)
-                self.storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
+                self.storage.set_trial_user_attr(trial_id, "worker", worker)
+            if self.duplicate(number, key, int(supersedes) if supersedes is not None else -1):
+                self.storage.set_trial_user_attr(trial_id, "duplicate", True)
+                self.storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
                 continue
-            return Claim(t._trial_id, t.number, key)
+            return Claim(trial_id, number, key)
         return None
 
     def take(self, trial_id: int, worker: dict[str, Any] | None = None) -> bool:
