@@ -6,9 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -167,25 +165,6 @@ def cards(art: RunArtifacts, ev: Evaluated | None) -> list[tuple[str, str]]:
 MIN_TSNE_POINTS = 10
 
 
-class SerialThread:
-    """Callables run one after another in one daemon thread (a study report's t-SNEs: each
-    variant's is computed while the variants before it are built, one core's worth at a time)."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        threading.Thread(target=self.run, name="tsne", daemon=True).start()
-
-    def run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            job()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.put(job)
-
-    def close(self) -> None:
-        self.jobs.put(None)
-
-
 class RunReportBuilder:
     """Writes one run's figures under `out/figures/<prefix>` and returns its sections."""
 
@@ -211,16 +190,14 @@ class RunReportBuilder:
 
     # ------------------------------------------------------------------------------ sections
 
-    def sections(self, brief: bool = False,
-                 pending: Future[dict[str, np.ndarray]] | None = None) -> list[Section]:
+    def sections(self, brief: bool = False) -> list[Section]:
         """Every section; `brief` (a variant of a large study, whose study-level figures already
         show its curves and costs): the tables only — results, history, most confused pairs, per
         class, config. A 47-class confusion figure and a curves figure per variant were most of
-        a 50-variant report's time (bench/report_speed.py). `pending`: the t-SNE, started earlier
-        (a study report starts every variant's at once, in one queue)."""
+        a 50-variant report's time (bench/report_speed.py)."""
         if brief:
             return self.brief_sections()
-        pending = pending or self.start_tsne()
+        pending = self.start_tsne()
         out = [self.summary(), self.curves()]
         if self.ev is not None:
             out += [self.confusion(), self.per_class(), self.roc_calibration()]
@@ -364,12 +341,11 @@ class RunReportBuilder:
             return f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; left out."
         return None
 
-    def start_tsne(self, queue: SerialThread | None = None) -> Future[dict[str, np.ndarray]] | None:
+    def start_tsne(self) -> Future[dict[str, np.ndarray]] | None:
         """The embedding, computed (or read from the run's cache) in a thread while the other
         figures are drawn: sklearn's t-SNE gradient runs without the GIL, on one OpenMP thread (the
         report and its drawing process have the other cores). A daemon thread: Ctrl-C ends the
-        report at once, not after the t-SNE (the cache is written whole or not at all). `queue`:
-        computed after the t-SNEs queued before it, in that queue's one thread."""
+        report at once, not after the t-SNE (the cache is written whole or not at all)."""
         if self.ev is None or self.tsne_skipped():
             return None
         from visionstudy.store.rundir import RunDir
@@ -392,10 +368,7 @@ class RunReportBuilder:
             except BaseException as e:  # noqa: BLE001  (raised where the figure is drawn)
                 future.set_exception(e)
 
-        if queue is not None:
-            queue.submit(compute)
-        else:
-            threading.Thread(target=compute, name="tsne", daemon=True).start()
+        threading.Thread(target=compute, name="tsne", daemon=True).start()
         return future
 
     def tsne(self, pending: Future[dict[str, np.ndarray]] | None = None) -> Section:

@@ -23,7 +23,7 @@ from visionstudy.report.document import FigureRef, Report, Section, Table
 from visionstudy.report.drawing import Sketch, drawing_in_background, save_figure
 from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
-from visionstudy.report.run_report import ReportOptions, RunReportBuilder, SerialThread
+from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
 from visionstudy.store.reader import RunArtifacts, load_run
 from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
@@ -343,17 +343,15 @@ class StudyReportBuilder:
             blocks[chart.block].append(chart)
             s.figures += self.sweep_figure(chart, len({c.key for c in self.study.sweeps
                                                        if c.block == chart.block}) > 1)
-        pairs = []
+        seen: set[frozenset[str]] = set()  # a later block over the same keys: its own chart, numbered
         for block, charts in blocks.items():
             grid = [c for c in charts if set(c.points) == set(charts[0].points)]
             if len(grid) >= 2:  # the key with more values along the axis, a line per value of the other
-                by_values = sorted(grid[:2], key=lambda c: -len({json.dumps(v) for v in c.points.values()}))
-                pairs.append((block, by_values[0], by_values[1]))
-        seen: set[frozenset[str]] = set()
-        for block, across, lines in pairs:  # a later block over the same keys: its own chart, numbered
-            keys = frozenset((across.key, lines.key))
-            s.figures += self.interaction(across, lines, block + 1 if keys in seen else None)
-            seen.add(keys)
+                across, lines = sorted(grid[:2], key=lambda c: -len({json.dumps(v) for v in
+                                                                     c.points.values()}))
+                keys = frozenset((across.key, lines.key))
+                s.figures += self.interaction(across, lines, block + 1 if keys in seen else None)
+                seen.add(keys)
         return s
 
     def sweep_figure(self, chart: Any, others: bool) -> list[FigureRef]:
@@ -522,16 +520,14 @@ class StudyReportBuilder:
                            + " in full, the others in brief (their tables); `visionstudy report RUN_DIR` "
                            "writes any run's full report.")
         prefixes = file_prefixes(list(self.finished))
-        builders = {v: RunReportBuilder(runs[0][1], self.out, prefixes[v], self.opts)
-                    for v, runs in self.finished.items() if runs}
-        tsne = SerialThread()  # every full variant's t-SNE, queued now: each runs while those before
-        pending = {v: b.start_tsne(tsne) for v, b in builders.items() if not many or v in full}
-        tsne.close()  # are built, rather than after its own variant's other figures
-        for variant, b in builders.items():
+        for variant, runs in self.finished.items():
+            if not runs:
+                continue
             progress.step(f"variant {variant}")
-            s.children.append(Section(f"{variant} ({b.art.label})", prefixes[variant],
-                                      children=b.sections(many and variant not in full,
-                                                          pending.get(variant))))
+            _, art = runs[0]
+            b = RunReportBuilder(art, self.out, prefixes[variant], self.opts)
+            s.children.append(Section(f"{variant} ({art.label})", prefixes[variant],
+                                      children=b.sections(brief=many and variant not in full)))
         return s
 
     def build(self) -> Report:

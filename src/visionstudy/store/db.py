@@ -332,63 +332,46 @@ class RunStore:
             out.setdefault(t.user_attrs["run"], []).append(t)
         return out
 
-    def run_records(self, key: str | None = None) -> dict[str, list[TrialRecord]]:
-        """Each run's trials (number, state, config hash), in one query on Optuna's own tables:
-        reading every trial through Optuna loads its parameters, attributes and intermediate
-        values (seconds at 10,001 runs, several times per `study run`). Optuna's schema is checked
-        when the storage opens. With `key`, that run's trials alone (Optuna stores an attribute
-        as `json.dumps` of its value)."""
+    def rows(self, attr: str, state: TrialState | None = None,
+             key: str | None = None) -> list[tuple[int, int, TrialState, str, Any]]:
+        """The runs' trials as (trial id, number, state, run key, their attribute `attr` or None),
+        lowest number first, in one query on Optuna's own tables (of one `state`, of one run `key`
+        when given): reading trials through Optuna loads every one's parameters, attributes and
+        values, seconds at 10,001 runs and 0.4 s a claim at 2,000 queued. Optuna's schema is
+        checked when the storage opens; it stores an attribute as `json.dumps` of its value."""
         import sqlalchemy as sa
         from optuna.storages._rdb import models
         from optuna.trial import TrialState
         from sqlalchemy.exc import SQLAlchemyError
 
         trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
-        run, digest = attrs.alias("run"), attrs.alias("digest")
-        study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        query = (sa.select(run.c.value_json, trials.c.number, trials.c.state, digest.c.value_json)
-                 .join(trials, trials.c.trial_id == run.c.trial_id)
-                 .outerjoin(digest, sa.and_(digest.c.trial_id == trials.c.trial_id,
-                                            digest.c.key == "config_hash"))
-                 .where(trials.c.study_id == study_id, run.c.key == "run"))
-        if key is not None:
-            query = query.where(run.c.value_json == json.dumps(key))
-        out: dict[str, list[TrialRecord]] = {}
-        try:
-            with self.storage.engine.connect() as con:
-                for key, number, state, config in con.execute(query):
-                    state = state if isinstance(state, TrialState) else TrialState[str(state)]
-                    record = TrialRecord(number, state, json.loads(config) if config else None)
-                    out.setdefault(json.loads(key), []).append(record)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"--db {redact(self.url)}: the study database cannot be read "
-                               f"({str(exc).splitlines()[0][:200]})") from None
-        return out
-
-    def in_state(self, state: TrialState, attr: str) -> list[tuple[int, int, str, Any]]:
-        """The runs' trials in `state` as (trial id, number, run key, their attribute `attr` or
-        None), lowest number first, in one query on Optuna's tables: reading them through Optuna
-        loads every queued trial's parameters, attributes and values, 0.4 s a claim in a study of
-        2,000 runs."""
-        import sqlalchemy as sa
-        from optuna.storages._rdb import models
-        from sqlalchemy.exc import SQLAlchemyError
-
-        trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
         run, extra = attrs.alias("run"), attrs.alias("extra")
         study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        query = (sa.select(trials.c.trial_id, trials.c.number, run.c.value_json, extra.c.value_json)
+        query = (sa.select(trials.c.trial_id, trials.c.number, trials.c.state, run.c.value_json,
+                           extra.c.value_json)
                  .join(run, sa.and_(run.c.trial_id == trials.c.trial_id, run.c.key == "run"))
                  .outerjoin(extra, sa.and_(extra.c.trial_id == trials.c.trial_id, extra.c.key == attr))
-                 .where(trials.c.study_id == study_id, trials.c.state == state)
+                 .where(trials.c.study_id == study_id)
                  .order_by(trials.c.number))
+        if state is not None:
+            query = query.where(trials.c.state == state)
+        if key is not None:
+            query = query.where(run.c.value_json == json.dumps(key))
         try:
             with self.storage.engine.connect() as con:
-                return [(tid, number, json.loads(key), json.loads(value) if value else None)
-                        for tid, number, key, value in con.execute(query)]
+                return [(tid, number, s if isinstance(s, TrialState) else TrialState[str(s)],
+                         json.loads(run_key), json.loads(value) if value else None)
+                        for tid, number, s, run_key, value in con.execute(query)]
         except SQLAlchemyError as exc:
             raise StorageError(f"--db {redact(self.url)}: the study database cannot be read "
                                f"({str(exc).splitlines()[0][:200]})") from None
+
+    def run_records(self, key: str | None = None) -> dict[str, list[TrialRecord]]:
+        """Each run's trials (number, state, config hash); with `key`, that run's alone."""
+        out: dict[str, list[TrialRecord]] = {}
+        for _, number, state, run_key, config in self.rows("config_hash", key=key):
+            out.setdefault(run_key, []).append(TrialRecord(number, state, config))
+        return out
 
     def run_states(self) -> dict[str, set[TrialState]]:
         return {key: {r.state for r in records} for key, records in self.run_records().items()}
@@ -495,7 +478,7 @@ class RunStore:
         from optuna.trial import TrialState
 
         host = socket.gethostname()
-        for trial_id, _, _, worker in self.in_state(TrialState.RUNNING, "worker"):
+        for trial_id, _, _, _, worker in self.rows("worker", TrialState.RUNNING):
             worker = worker or {}
             if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
                 try:
@@ -520,10 +503,10 @@ class RunStore:
         from optuna.trial import TrialState
 
         self.reclaim_stale()
-        for trial_id, number, key, supersedes in self.in_state(TrialState.WAITING, "supersedes"):
+        worker = {"host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()}
+        for trial_id, number, _, key, supersedes in self.rows("supersedes", TrialState.WAITING):
             if key not in keys:
                 continue
-            worker = {"host": socket.gethostname(), "pid": worker_pid or os.getpid(), "driver": os.getpid()}
             if not self.take(trial_id, worker):
                 continue  # another worker was faster
             if self.lock_path is None:  # no lock across processes: another claimer may have named itself
