@@ -329,7 +329,6 @@ class Study:
             plan(self.spec, self.place)
             return cluster.run_ray(self.dir, jobs, command, url)
         job_id = cluster.submit_slurm(self.name, self.dir, jobs, command, url)
-        cluster.yield_cpu()  # the checks below must not slow the jobs' start on a shared node
         try:  # while the jobs start (each plans too, one planner at a time: RunStore.planning)
             open_store(url, self.name)  # first: a database that cannot be opened stops pending jobs
             self._preflight(path)

@@ -183,11 +183,41 @@ def check_once(url: str, name: str, study_dir: Path, epochs: dict[str, int]) -> 
         assert history_rows(study_dir / key) == list(range(1, n + 1)), key
 
 
+LAUNCHERS: list[subprocess.Popen] = []
+
+
 def launch(study: Path, runs: Path, url: str, env: dict[str, str], *extra: object) -> str:
-    done = vs("study", "run", study, "--runs-dir", runs, "--db", url, "--launcher", "slurm", "--quiet",
-              *extra, env=env)
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done.stdout.split("submitted job array ")[1].split()[0]
+    """Start `study run --launcher slurm` and return the job id as soon as the array is submitted
+    (its jobs.json): the launcher still checks and plans while the jobs start, and on a loaded
+    machine that took 10 s, by when a 60-epoch run had finished and a test that acts mid-run came
+    too late (CI, stop 34). Its exit is checked after the test (`launchers_succeed`)."""
+    jobs_file = runs / yaml.safe_load(study.read_text())["name"] / "slurm" / "jobs.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db", url,
+         "--launcher", "slurm", "--quiet", *map(str, extra)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}, cwd=ROOT,
+        stdin=subprocess.DEVNULL)
+    LAUNCHERS.append(proc)
+
+    def submitted() -> str | None:
+        try:
+            return str(json.loads(jobs_file.read_text())[-1])
+        except (OSError, ValueError, IndexError):
+            if proc.poll() is not None:
+                raise AssertionError("the launcher ended before submitting: " + "".join(proc.communicate()))
+            return None
+
+    return wait_for(submitted, 120, "the job array's submission")
+
+
+@pytest.fixture(autouse=True)
+def launchers_succeed():
+    """Every launcher a test started printed its job array and exited 0."""
+    yield
+    while LAUNCHERS:
+        proc = LAUNCHERS.pop()
+        out, err = proc.communicate(timeout=patient(300))
+        assert proc.returncode == 0 and "submitted job array " in out, err + out
 
 
 # ------------------------------------------------------------------------------------------- tests

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from visionstudy.errors import ConfigError, VisionStudyError
+from visionstudy.fsutil import atomic_write_text
 
 Launcher = Literal["local", "slurm", "ray"]
 SIGNAL_LEAD = 120  # seconds before the time limit SLURM warns the job (SIGUSR2), to stop cleanly
@@ -137,18 +138,8 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
                           f"check --partition/--time/--slurm, or the script {script}")
     job_id = done.stdout.strip().split(";")[0]
     ids = recorded_jobs(study_dir)
-    (folder / "jobs.json").write_text(json.dumps([*ids, job_id]))
+    atomic_write_text(folder / "jobs.json", json.dumps([*ids, job_id]))  # `study cancel` may read it now
     return job_id
-
-
-def yield_cpu() -> None:
-    """Lowest CPU priority for the rest of this process: after submitting, the launcher's checks
-    and planning (torch's import, the database) share a login node, or on a one-node cluster the
-    jobs' own cores, with the jobs as they start; there the jobs should win (bench/cluster.py)."""
-    try:
-        os.nice(19)
-    except OSError:  # not permitted here: same priority as before
-        pass
 
 
 def recorded_jobs(study_dir: Path) -> list[str]:
