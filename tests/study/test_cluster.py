@@ -193,8 +193,8 @@ def launch(study: Path, runs: Path, url: str, env: dict[str, str], *extra: objec
     too late (CI, stop 34). Its exit is checked after the test (`launchers_succeed`)."""
     jobs_file = runs / yaml.safe_load(study.read_text())["name"] / "slurm" / "jobs.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db", url,
-         "--launcher", "slurm", "--quiet", *map(str, extra)],
+        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs),
+         "--db", url, "--launcher", "slurm", "--quiet", *map(str, extra)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}, cwd=ROOT,
         stdin=subprocess.DEVNULL)
     LAUNCHERS.append(proc)
@@ -204,7 +204,8 @@ def launch(study: Path, runs: Path, url: str, env: dict[str, str], *extra: objec
             return str(json.loads(jobs_file.read_text())[-1])
         except (OSError, ValueError, IndexError):
             if proc.poll() is not None:
-                raise AssertionError("the launcher ended before submitting: " + "".join(proc.communicate()))
+                output = "".join(proc.communicate())
+                raise AssertionError(f"the launcher ended before submitting: {output}") from None
             return None
 
     return wait_for(submitted, 120, "the job array's submission")
