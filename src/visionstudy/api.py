@@ -329,6 +329,7 @@ class Study:
             plan(self.spec, self.place)
             return cluster.run_ray(self.dir, jobs, command, url)
         job_id = cluster.submit_slurm(self.name, self.dir, jobs, command, url)
+        cluster.yield_to_local_jobs(jobs)
         try:  # while the jobs start (each plans too, one planner at a time: RunStore.planning)
             open_store(url, self.name)  # first: a database that cannot be opened stops pending jobs
             self._preflight(path)

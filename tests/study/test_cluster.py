@@ -251,6 +251,20 @@ def test_db_start_serves_the_study_database_and_stop_ends_it(pg, workdir):
     assert missing.returncode == 2 and "no database server here" in missing.stderr
 
 
+def test_the_launcher_yields_its_cpu_only_on_a_node_that_runs_the_jobs(slurm):
+    """After submitting, the launcher lowers its priority where its jobs may run (here: the one-node
+    SLURM's node), and keeps it on a machine that is no node of the cluster (a login node)."""
+    probe = ("import os; from visionstudy.study.launch import Jobs, yield_to_local_jobs; "
+             "print(yield_to_local_jobs(Jobs()), os.nice(0))")
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    on_node = subprocess.run([sys.executable, "-c", probe], env={**env, **slurm}, capture_output=True,
+                             text=True, timeout=patient(60))
+    assert on_node.stdout.split() == ["True", "19"], on_node.stderr
+    elsewhere = subprocess.run([sys.executable, "-c", probe], env={**env, "SLURM_CONF": "/nonexistent"},
+                               capture_output=True, text=True, timeout=patient(60))
+    assert elsewhere.stdout.split() == ["False", "0"], elsewhere.stderr
+
+
 def test_a_slurm_launcher_refuses_sqlite(tmp_path):
     study = study_file(tmp_path, "lite")
     done = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "slurm", "--jobs", "2")

@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -140,6 +141,26 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     ids = recorded_jobs(study_dir)
     atomic_write_text(folder / "jobs.json", json.dumps([*ids, job_id]))  # `study cancel` may read it now
     return job_id
+
+
+def yield_to_local_jobs(jobs: Jobs) -> bool:
+    """Lowest CPU priority for the rest of this process when this machine is one of the nodes the
+    jobs may run on (a workstation or one-node SLURM): the launcher's checks and planning (torch's
+    import, the database) then share its cores with the starting jobs, and the jobs should win
+    (bench/cluster.py). On a login node, which runs no jobs, it keeps its priority and returns at
+    once even when the node is busy (at the lowest priority on a saturated machine it would not)."""
+    query = ["sinfo", "-h", "-N", "-o", "%N", *(["-p", jobs.partition] if jobs.partition else [])]
+    try:
+        nodes = subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if socket.gethostname().split(".")[0] not in nodes:
+        return False
+    try:
+        os.nice(19)
+    except OSError:  # not permitted here: same priority as before
+        return False
+    return True
 
 
 def recorded_jobs(study_dir: Path) -> list[str]:
