@@ -286,3 +286,31 @@ def test_one_owner_for_overrides_and_no_task_or_dataset_name_tested_outside_its_
              if p.parent.name != "tasks" and p.parent != src / "data" / "sources"
              for i, line in enumerate(p.read_text().splitlines(), 1) if named.search(line)]
     assert found == [], "ask the task (visionstudy.tasks) instead:\n" + "\n".join(found)
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    """config, data, models, training and store import only each other, the shared leaves (errors,
+    fsutil, registry) and, for training, the task it trains: never the study, the report, the
+    evaluation, serving, the API, the CLI or the trackers above them."""
+    import ast
+
+    from tests.helpers import ROOT
+
+    src = ROOT / "src" / "visionstudy"
+    lower = {"config", "data", "models", "training", "store"}
+    allowed = lower | {"errors", "fsutil", "registry"}
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        layer = path.relative_to(src).parts[0].removesuffix(".py")
+        if layer not in lower:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "visionstudy" and len(parts) > 1:
+                    target = parts[1]
+                    if target not in allowed and not (layer == "training" and target == "tasks"):
+                        found.append(f"{path.relative_to(src)}:{node.lineno} imports {name}")
+    assert found == [], "\n".join(found)
