@@ -13,10 +13,17 @@ import torch.nn.functional as F
 from visionstudy.data.augment import Pipeline
 
 
+def image_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) → (N, C, H, W), a view when it can be. A read-only array (a cached or
+    memory-mapped dataset) is copied first: torch warned on every run, and a view of it could not
+    be written."""
+    return torch.from_numpy(np.require(images, requirements=["C", "W"])).permute(0, 3, 1, 2)
+
+
 def normalise_images(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 (N, H, W, C) → normalised float (N, C, H, W), as the loader feeds the model
     (without augmentation): for evaluation outside a loader (predict, Grad-CAM)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    x = image_tensor(images).float().div_(255)
     return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
 
 
@@ -86,7 +93,7 @@ class BatchLoader(ShuffledShards):
         world: int = 1,
     ) -> None:
         self.device = torch.device(device)
-        self.x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+        self.x = image_tensor(images).contiguous()
         self.y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         self.x, self.y = self.x.to(self.device), self.y.to(self.device)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
