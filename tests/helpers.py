@@ -415,3 +415,11 @@ def every_figure_checked() -> Iterator[dict[str, list[str]]]:
         mp.setattr(drawing, "write_files", check_then_write)
         yield checked
     assert not failed, "\n".join(failed)
+
+
+def trials_by_run(store) -> dict:
+    """A RunStore's trials through Optuna, by run key (what the store's own queries must agree with)."""
+    out: dict = {}
+    for trial in store.trials():
+        out.setdefault(trial.user_attrs["run"], []).append(trial)
+    return out

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import plan_twice_at_once
+from tests.helpers import plan_twice_at_once, trials_by_run
 from visionstudy.store.db import RunStore
 
 KEYS = {f"r{i}" for i in range(24)}
@@ -111,7 +111,7 @@ def test_the_run_records_query_agrees_with_optunas_own_trials(tmp_path):
     assert claim is not None
     ours = {k: sorted((r.number, r.state, r.config_hash) for r in v) for k, v in store.run_records().items()}
     theirs = {k: sorted((t.number, t.state, t.user_attrs.get("config_hash")) for t in v)
-              for k, v in store.by_key().items()}
+              for k, v in trials_by_run(store).items()}
     assert ours == theirs and ours["a/seed-0"][0][1] == TrialState.RUNNING
     assert store.status(["a/seed-0", "b/seed-0", "c/seed-0", "d/seed-0"], {"c/seed-0"}) == {
         "a/seed-0": "running", "b/seed-0": "waiting", "c/seed-0": "done", "d/seed-0": "new"}
@@ -135,7 +135,7 @@ def test_a_run_whose_claim_went_stale_while_it_trained_still_records_its_result(
     store.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)  # what fail_stale_trials does
     retry_callback(None)(store.study, store.storage.get_trial(claim.trial_id))
     store.complete(claim, 0.9, {"test_accuracy": 0.9})
-    states = sorted((t.state.name, t.value) for t in store.by_key()["a/seed-0"])
+    states = sorted((t.state.name, t.value) for t in trials_by_run(store)["a/seed-0"])
     assert states == [("COMPLETE", 0.9), ("FAIL", None)]
     assert store.status(["a/seed-0", "b/seed-0"]) == {"a/seed-0": "done", "b/seed-0": "waiting"}
     other = store.claim({"b/seed-0"})

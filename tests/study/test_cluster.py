@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, one_node_slurm, patient, slurm_missing, vs
+from tests.helpers import ROOT, one_node_slurm, patient, slurm_missing, trials_by_run, vs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -174,7 +174,7 @@ def check_once(url: str, name: str, study_dir: Path, epochs: dict[str, int]) -> 
 
     from visionstudy.store import RunStore
 
-    groups = RunStore(url, name).by_key()
+    groups = trials_by_run(RunStore(url, name))
     assert sorted(groups) == sorted(epochs)
     for key, n in epochs.items():
         assert (study_dir / key / "metrics.json").is_file(), key
@@ -375,7 +375,7 @@ def test_a_cancelled_job_stays_cancelled_and_its_run_goes_back_to_the_queue(slur
 
     from visionstudy.store import RunStore
 
-    states = [t.state for t in RunStore(pg, "cancel").by_key()["z/seed-0"]]
+    states = [t.state for t in trials_by_run(RunStore(pg, "cancel"))["z/seed-0"]]
     assert TrialState.WAITING in states and TrialState.RUNNING not in states, states  # back in the queue
 
 

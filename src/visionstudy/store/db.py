@@ -326,12 +326,6 @@ class RunStore:
     def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False, states=states) if "run" in t.user_attrs]
 
-    def by_key(self) -> dict[str, list[FrozenTrial]]:
-        out: dict[str, list[FrozenTrial]] = {}
-        for t in self.trials():
-            out.setdefault(t.user_attrs["run"], []).append(t)
-        return out
-
     def rows(self, attr: str, state: TrialState | None = None,
              key: str | None = None) -> list[tuple[int, int, TrialState, str, Any]]:
         """The runs' trials as (trial id, number, state, run key, their attribute `attr` or None),
@@ -575,8 +569,8 @@ class RunStore:
 
         if not self.storage.get_trial(claim.trial_id).state.is_finished():
             return claim.trial_id
-        queued = [t for t in self.by_key().get(claim.key, []) if t.state == TrialState.WAITING]
-        return queued[0]._trial_id if queued and self.take(queued[0]._trial_id) else None
+        queued = self.rows("worker", TrialState.WAITING, claim.key)
+        return queued[0][0] if queued and self.take(queued[0][0]) else None
 
     def fail(self, claim: Claim, message: str, log: str | None = None) -> None:
         """Mark a claimed run failed with its error; when its trial was already ended (a dead

@@ -350,11 +350,8 @@ def selected(variant: str, only: list[str] | None) -> bool:
 
 
 def last_error(store: RunStore, key: str) -> str:
-    trials = store.by_key().get(key, [])
-    if not trials:
-        return "failed"
-    last = max(trials, key=lambda t: t.number)
-    return str(last.user_attrs.get("error", "failed"))
+    trials = store.rows("error", key=key)  # lowest number first
+    return str(trials[-1][4] or "failed") if trials else "failed"
 
 
 def finished_line(key: str, metrics: dict[str, Any]) -> str:
