@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import platform
 from collections.abc import Callable
@@ -30,13 +31,14 @@ from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
 from visionstudy.models import count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
 from visionstudy.training.checkpoint import load_checkpoint
-from visionstudy.training.devices import open_devices
+from visionstudy.training.devices import BF16_ON_SLOW_CPU, cpu_runs_bf16, open_devices
 from visionstudy.training.fit import fit
 from visionstudy.validate import thread_budget
 
 if TYPE_CHECKING:
     from visionstudy.tasks.base import Task
 
+log = logging.getLogger(__name__)
 Devices = Any  # training.devices.open_devices: a OneDevice, or Lightning Fabric for data-parallel runs
 
 
@@ -102,6 +104,8 @@ def run_experiment(
     t = cfg.train
     task = task_of(cfg)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
+    if bf16 and accelerator == "cpu" and not cpu_runs_bf16():
+        log.warning(BF16_ON_SLOW_CPU)
     fabric = open_devices(accelerator, t.devices, bf16, compiled=t.compile)
     fabric.launch()
     if accelerator == "cpu":

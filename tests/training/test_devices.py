@@ -89,3 +89,27 @@ def test_the_environment_is_lightnings_own_unless_torchrun_launched_the_run(monk
     for k, v in {"RANK": "0", "GROUP_RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}.items():
         monkeypatch.setenv(k, v)
     assert type(devices.cluster_environment()).__name__ == "TorchElasticEnvironment"
+
+
+def test_bf16_on_a_cpu_without_bf16_units_warns_with_the_fix(tmp_path, monkeypatch, caplog):
+    import torch
+
+    from visionstudy import experiment
+    from visionstudy.config import RunConfig
+
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # oneDNN's own answer on this CPU
+    assert devices.cpu_runs_bf16() is native
+    cfg = RunConfig.model_validate({**TINY, "train": {**TINY["train"], "precision": "bf16"}})
+    for has_units in (True, False):
+        monkeypatch.setattr(experiment, "cpu_runs_bf16", lambda has=has_units: has)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="visionstudy.experiment"):
+            experiment.run_experiment(cfg, tmp_path / str(has_units), device="cpu", quiet=True)
+        warned = [r.getMessage() for r in caplog.records if "bf16" in r.getMessage()]
+        assert bool(warned) is not has_units
+        assert all("train.precision=32" in w for w in warned)
+    fp32 = RunConfig.model_validate(TINY)  # auto: fp32 on CPU, nothing to warn about
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="visionstudy.experiment"):
+        experiment.run_experiment(fp32, tmp_path / "auto", device="cpu", quiet=True)
+    assert not [r for r in caplog.records if "bf16" in r.getMessage()]

@@ -133,6 +133,21 @@ def under_torchrun() -> bool:
     return all(v in os.environ for v in ("RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"))
 
 
+def cpu_runs_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it). Without
+    it, bf16 autocast on CPU is emulated: 8x slower than fp32 for the fast Fashion-MNIST CNN on an
+    AVX2-only EPYC (bench/results/efficiency.md)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no native path either
+        return False
+
+
+BF16_ON_SLOW_CPU = ("train.precision: bf16 on a CPU without bf16 units (no AVX512-BF16 or AMX): autocast "
+                    "is emulated and several times slower than fp32 here; set train.precision: 32 (or "
+                    "auto, fp32 on CPU), e.g. --set train.precision=32")
+
+
 def open_devices(accelerator: str, devices: int, bf16: bool, compiled: bool = False) -> Any:
     """A run's devices: `OneDevice` for one process, else Fabric on `devices` devices of kind
     `accelerator` ("cpu", "cuda"). `compiled`: the run uses torch.compile (dynamo loads anyway)."""
