@@ -10,6 +10,7 @@ Fabric, one-process runs from `visionstudy.training.devices`; the loop itself is
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -105,7 +106,7 @@ def run_experiment(
     task = task_of(cfg)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and accelerator == "cuda")
     if bf16 and accelerator == "cpu" and not cpu_runs_bf16():
-        log.warning(BF16_ON_SLOW_CPU)
+        warn_emulated_bf16()
     fabric = open_devices(accelerator, t.devices, bf16, compiled=t.compile)
     fabric.launch()
     if accelerator == "cpu":
@@ -124,6 +125,12 @@ def run_experiment(
     finally:
         if lock is not None:
             lock.release()
+
+
+@functools.cache
+def warn_emulated_bf16() -> None:
+    """Once per process: a study's worker trains many runs, and each worker says it once."""
+    log.warning(BF16_ON_SLOW_CPU)
 
 
 def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices, cfg_dump: dict[str, Any], *,

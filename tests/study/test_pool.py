@@ -86,6 +86,20 @@ def test_an_unexpected_error_fails_its_run_once_the_others_go_on_and_the_exit_is
     assert next(ln for ln in table.splitlines() if " bad " in ln).split("│")[6].strip() == "1"  # failed
 
 
+def test_a_worker_says_once_that_bf16_is_emulated_on_this_cpu_unless_quiet(tmp_path):
+    from visionstudy.training.devices import cpu_runs_bf16
+
+    path = write(tmp_path, "bf16", train={**TINY["train"], "epochs": 1, "precision": "bf16"},
+                 variants={"a": {}, "b": {"train": {"batch_size": 32}}})
+    said = {}
+    for quiet in (False, True):
+        cmd = study_cmd(path, tmp_path / f"runs-{quiet}", "--workers", "1", "--no-report", "--device", "cpu")
+        result = run_cli(cmd if quiet else [c for c in cmd if c != "--quiet"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        said[quiet] = (result.stdout + result.stderr).count("bf16 on a CPU without bf16 units")
+    assert said == {False: 0 if cpu_runs_bf16() else 1, True: 0}  # one worker, two runs: said once
+
+
 def test_a_search_with_two_workers_never_repeats_a_configuration(tmp_path):
     search = {"sampler": "random", "pruner": "none", "trials": 6, "seed": 3,
               "space": {"train.optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}}

@@ -103,6 +103,7 @@ def test_bf16_on_a_cpu_without_bf16_units_warns_with_the_fix(tmp_path, monkeypat
     for has_units in (True, False):
         monkeypatch.setattr(experiment, "cpu_runs_bf16", lambda has=has_units: has)
         caplog.clear()
+        experiment.warn_emulated_bf16.cache_clear()  # said once a process
         with caplog.at_level("WARNING", logger="visionstudy.experiment"):
             experiment.run_experiment(cfg, tmp_path / str(has_units), device="cpu", quiet=True)
         warned = [r.getMessage() for r in caplog.records if "bf16" in r.getMessage()]
@@ -110,6 +111,7 @@ def test_bf16_on_a_cpu_without_bf16_units_warns_with_the_fix(tmp_path, monkeypat
         assert all("train.precision=32" in w for w in warned)
     fp32 = RunConfig.model_validate(TINY)  # auto: fp32 on CPU, nothing to warn about
     caplog.clear()
+    experiment.warn_emulated_bf16.cache_clear()
     with caplog.at_level("WARNING", logger="visionstudy.experiment"):
         experiment.run_experiment(fp32, tmp_path / "auto", device="cpu", quiet=True)
     assert not [r for r in caplog.records if "bf16" in r.getMessage()]

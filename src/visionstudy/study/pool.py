@@ -165,7 +165,10 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # a scheduler's warning (SLURM signals every process of
     # the job step): the driver stops the workers and queues their runs again
+    loud = logging.getLogger().getEffectiveLevel() <= logging.WARNING  # the driver's, unless --quiet
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s", force=True)
+    if loud:  # what a run's settings cost here (bf16 emulated on this CPU): once a worker
+        logging.getLogger("visionstudy.experiment").setLevel(logging.WARNING)
     torch.set_num_threads(threads)
     import visionstudy.experiment  # noqa: F401  (before the first job: the driver may not have)
 
