@@ -101,7 +101,8 @@ def efficiency(config: Path = ROOT / "examples" / "fashion-mnist-fast.yaml", pre
     a real training step's time spent outside forward/backward/step (loader, augmentation,
     bookkeeping), measured on the Debian mirror's Fashion-MNIST with the config's augmentation and
     batch size (`sets`: --set overrides)."""
-    from visionstudy.data import BatchLoader, build_pipeline
+    from visionstudy.data import build_pipeline
+    from visionstudy.data.loader import BatchLoader
     from visionstudy.data.prepare import prepare
     from visionstudy.models import count_flops, create_model
     from visionstudy.training.loop import train_one_epoch
