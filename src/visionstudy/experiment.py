@@ -231,12 +231,3 @@ def write_config(run: RunDir, cfg_dump: dict[str, Any], dataset: dict[str, Any],
                                     "model": {"params": params, "flops": flops}}}
     atomic_write_text(run.config, yaml.safe_dump(doc, sort_keys=False))
 
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    """The RunConfig of a run directory (config.yaml without its `resolved` section)."""
-    from visionstudy.config import read_yaml
-    from visionstudy.validate import validate_run_config
-
-    raw = read_yaml(RunDir(run_dir).config)
-    raw.pop("resolved", None)
-    return validate_run_config(raw, str(RunDir(run_dir).config))

@@ -71,11 +71,11 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Path | None = None) -> None:
     """Log one finished run folder to every tracker. `group`: the study (MLflow experiment, the
     TensorBoard subfolder); `name`: the run's name within it."""
-    from visionstudy.store.reader import read_config, read_history, read_metrics
+    from visionstudy.store.reader import as_asked, read_config, read_history, read_metrics
     from visionstudy.store.rundir import RunDir
 
     folder = RunDir(run)
-    config = {k: v for k, v in read_config(run).items() if k != "resolved"}
+    config = as_asked(read_config(run))
     history = read_history(folder.history) if folder.history.is_file() else []
     metrics = finite_metrics(read_metrics(run))
     for t in targets:

@@ -8,7 +8,9 @@ from tests.helpers import ROOT
 
 # a run folder's files read, or their names written as paths, anywhere but in store/
 READS = re.compile(r"\.(metrics|config|history|steps|predictions)\.read_(text|bytes)\(|pd\.read_csv\("
-                   r"|[\"'](metrics\.json|config\.yaml|history\.csv|steps\.csv|predictions\.npz)[\"']")
+                   r"|[\"'](metrics\.json|config\.yaml|history\.csv|steps\.csv|predictions\.npz)[\"']"
+                   r"|read_yaml\(.*\.config\b"  # a run's config.yaml through the YAML helper
+                   r"|(get|pop)\([\"']resolved[\"']|!= [\"']resolved[\"']")  # its `resolved` section, by hand
 
 
 def test_no_module_outside_store_reads_a_run_folder_itself():
@@ -28,7 +30,7 @@ def test_the_reader_gives_a_finished_runs_metrics_config_and_history(tmp_path):
     import pytest
 
     from visionstudy.errors import ReportError
-    from visionstudy.store.reader import read_config, read_history, read_metrics
+    from visionstudy.store.reader import as_asked, read_config, read_history, read_metrics, resolved
 
     run = tmp_path / "run"
     run.mkdir()
@@ -40,6 +42,8 @@ def test_the_reader_gives_a_finished_runs_metrics_config_and_history(tmp_path):
     (run / "history.csv").write_text("epoch,train_loss,val_accuracy\n1,0.7,\n2,0.5,0.8\n")
     assert read_metrics(run) == {"test_accuracy": 0.5}
     assert read_config(run)["resolved"]["dataset"]["class_names"] == ["a", "b"]
+    assert as_asked(read_config(run)) == {"name": "r"}
+    assert resolved(read_config(run)) == {"dataset": {"class_names": ["a", "b"]}} and resolved({}) == {}
     rows = read_history(run / "history.csv")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_accuracy"] == 0.8
     assert rows[0]["val_accuracy"] != rows[0]["val_accuracy"]  # empty: NaN

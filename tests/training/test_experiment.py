@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from visionstudy.errors import CheckpointError, TrainingError
-from visionstudy.experiment import load_run_config, run_experiment
+from visionstudy.experiment import run_experiment
+from visionstudy.store.reader import as_asked, read_config
 from visionstudy.training import fit as fit_module
 from visionstudy.training.checkpoint import load_checkpoint, save_checkpoint, seal
 from visionstudy.validate import validate_run_config
@@ -51,7 +52,7 @@ def test_training_learns_and_writes_the_run_directory(tmp_path):
     for key in ("test_loss", "test_top5_accuracy", "f1_macro", "f1_weighted", "roc_auc_macro",
                 "per_class_accuracy", "params", "flops", "train_seconds"):
         assert saved[key] is not None
-    assert load_run_config(tmp_path / "run") == config(epochs=8)
+    assert validate_run_config(as_asked(read_config(tmp_path / "run"))) == config(epochs=8)
 
 
 class Interrupt(Exception):

@@ -47,10 +47,10 @@ def checkpoint_path(path: Path) -> Path:
 
 def meta_from_run_dir(ckpt: Path) -> dict[str, Any]:
     """Older checkpoints carry no class names: read them from the run's config.yaml."""
-    from visionstudy.store.reader import read_config
+    from visionstudy.store.reader import read_config, resolved
 
     for folder in (ckpt.parent.parent, ckpt.parent):
-        ds = (read_config(folder).get("resolved") or {}).get("dataset", {})
+        ds = resolved(read_config(folder)).get("dataset", {})
         if ds.get("class_names") and ds.get("mean") and ds.get("image_shape"):
             return {k: ds[k] for k in ("class_names", "mean", "std", "image_shape")}
     raise CheckpointError(

@@ -33,8 +33,7 @@ def run_config(art: RunArtifacts) -> RunConfig:
     from visionstudy.store.rundir import RunDir
     from visionstudy.validate import validate_run_config
 
-    raw = {k: v for k, v in art.config.items() if k != "resolved"}
-    return validate_run_config(raw, str(RunDir(art.path).config))
+    return validate_run_config(art.asked, str(RunDir(art.path).config))
 
 
 def load_data(art: RunArtifacts, data_dir: Path | None) -> tuple[PreparedData | None, str]:

@@ -435,7 +435,7 @@ class RunReportBuilder:
         return s
 
     def config_section(self) -> Section:
-        cfg = {k: v for k, v in self.art.config.items() if k != "resolved"}
+        cfg = self.art.asked
         s = Section("Configuration and environment", self.anchor("config"),
                     code=yaml.safe_dump(cfg, sort_keys=False))
         res = self.art.resolved

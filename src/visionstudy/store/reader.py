@@ -48,7 +48,21 @@ class RunArtifacts:
 
     @property
     def resolved(self) -> dict[str, Any]:
-        return self.config.get("resolved") or {}
+        return resolved(self.config)
+
+    @property
+    def asked(self) -> dict[str, Any]:
+        return as_asked(self.config)
+
+
+def resolved(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's config.yaml says its run resolved: versions, the dataset's facts, the model's size."""
+    return config.get("resolved") or {}
+
+
+def as_asked(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.yaml without the `resolved` section its run added: the config as asked."""
+    return {k: v for k, v in config.items() if k != "resolved"}
 
 
 def read_metrics(run: Path) -> dict[str, Any]:
