@@ -464,7 +464,7 @@ YAML12_FLOAT = re.compile(r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE]
 
 
 class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML's safe loader (libyaml's parser where PyYAML has it: 5x faster on a 10,001-point
+    """YAML's safe loader (libyaml's parser where PyYAML has it: much faster on a large
     sweep, and it refuses nesting deeper than 1,000 levels) with two changes: a key written twice
     in one mapping is an error (PyYAML keeps the last silently, so a second `train:` would replace
     the first); and `1e-3` is a number as in YAML 1.2 and JSON (PyYAML reads YAML 1.1, where it is

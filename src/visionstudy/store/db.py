@@ -331,7 +331,7 @@ class RunStore:
         """The runs' trials as (trial id, number, state, run key, their attribute `attr` or None),
         lowest number first, in one query on Optuna's own tables (of one `state`, of one run `key`
         when given): reading trials through Optuna loads every one's parameters, attributes and
-        values, seconds at 10,001 runs and 0.4 s a claim at 2,000 queued. Optuna's schema is
+        values, which grows with the study for every claim (bench/scale.py). Optuna's schema is
         checked when the storage opens; it stores an attribute as `json.dumps` of its value."""
         import sqlalchemy as sa
         from optuna.storages._rdb import models

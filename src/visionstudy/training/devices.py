@@ -135,8 +135,7 @@ def under_torchrun() -> bool:
 
 def cpu_runs_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it). Without
-    it, bf16 autocast on CPU is emulated: 8x slower than fp32 for the fast Fashion-MNIST CNN on an
-    AVX2-only EPYC (bench/results/efficiency.md)."""
+    it, bf16 autocast on CPU is emulated and far slower than fp32 (README "Performance")."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN: no native path either
