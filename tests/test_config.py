@@ -314,3 +314,23 @@ def test_no_lower_layer_imports_a_higher_one():
                     if target not in allowed and not (layer == "training" and target == "tasks"):
                         found.append(f"{path.relative_to(src)}:{node.lineno} imports {name}")
     assert found == [], "\n".join(found)
+
+
+def test_no_docstring_quotes_a_measured_time_or_speed_up():
+    """Measurements go stale in docstrings; they live in bench/results/ and the README. A line that
+    says how often something happens ("every 10 s") states a setting, not a measurement."""
+    import ast
+    import re
+
+    from tests.helpers import ROOT
+
+    measured = re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|seconds|minutes)\b"
+                          r"|\b\d+(?:\.\d+)?\s?[x×] (?:faster|slower|more|less)")
+    found = []
+    for path in sorted((ROOT / "src" / "visionstudy").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+                for line in (ast.get_docstring(node) or "").splitlines():
+                    if measured.search(line) and "every " not in line:
+                        found.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert found == [], "move the number to bench/results/ or the README:\n" + "\n".join(found)
