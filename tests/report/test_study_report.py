@@ -301,3 +301,26 @@ def test_a_fifty_variant_grid_draws_what_its_study_names_with_every_text_apart_a
     assert "two (lr=0.001,hidden=8, lr=0.001,hidden=64)" in text
     hidden = (8, 12, 16, 20, 24, 28, 32, 40, 48, 64)
     assert "lr 0.01 (" + ", ".join(f"lr=0.01,hidden={n}" for n in hidden) in text
+
+
+def test_the_study_report_reads_its_runs_from_the_manifest(tmp_path):
+    """The report's runs are the plan's (search-best included, in seed order); a folder the plan
+    does not name, left from an earlier plan, is not reported."""
+    import shutil
+
+    from visionstudy.report.study_report import collect
+    from visionstudy.study.manifest import read_manifest
+
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "m", **TINY, "train": {**TINY["train"], "epochs": 1}, "seeds": 1,
+        "variants": {"a": {}},
+        "search": {"sampler": "random", "pruner": "none", "trials": 2, "seed": 1,
+                   "space": {"model.hidden": [[8], [16]]}, "final": {"seeds": 1}}}))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    study_dir = place.study_dir("m")
+    shutil.copytree(study_dir / "a", study_dir / "dropped")  # a variant an earlier plan had
+    runs = collect(study_dir, read_manifest(study_dir))
+    assert {v: [k for k, _ in r] for v, r in runs.items()} == {"a": ["seed-0"], "search-best": ["seed-0"]}
+    assert all(art.finished and art.label == f"{v}/{k}" for v, r in runs.items() for k, art in r)

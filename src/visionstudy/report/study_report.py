@@ -26,6 +26,7 @@ from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
 from visionstudy.store.reader import RunArtifacts, load_run
+from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
 from visionstudy.tasks.metrics import UNIT, metric
 
@@ -45,20 +46,15 @@ def changes_results(override: str) -> bool:
 
 
 def collect(study_dir: Path, study: Manifest) -> dict[str, list[tuple[str, RunArtifacts]]]:
-    """Finished and unfinished runs per variant, in the study's order (search-best last)."""
-    order = list(study.variants)
+    """The manifest's planned runs that have started (finished or not), per variant in the
+    study's order (search-best last), each keyed by seed[/fold]. Folders the plan does not name
+    (left from an earlier plan of the study) are not this study's results."""
     found: dict[str, list[tuple[str, RunArtifacts]]] = defaultdict(list)
-    configs = [*sorted(study_dir.glob("*/seed-*/config.yaml")),
-               *sorted(study_dir.glob("*/seed-*/fold-*/config.yaml"))]
-    for cfg in configs:
-        run = cfg.parent
-        key = run.relative_to(study_dir).as_posix()
-        variant = key.split("/")[0]
-        if variant == "search":
-            continue
-        found[variant].append((key.split("/", 1)[1], load_run(run, key)))
-    extra = sorted(v for v in found if v not in order)
-    return {v: found[v] for v in [*order, *extra] if v in found}
+    for planned in study.runs:
+        run = RunDir(study_dir / planned.key)
+        if run.config.is_file():
+            found[planned.variant].append((planned.key.split("/", 1)[1], load_run(run.path, planned.key)))
+    return {v: found[v] for v in dict.fromkeys([*study.variants, *found]) if v in found}
 
 
 def file_prefixes(variants: list[str]) -> dict[str, str]:
