@@ -25,3 +25,15 @@ def test_a_read_only_dataset_loads_without_a_warning_and_is_never_written():
     first = torch.from_numpy(before[0, :, :, 0])
     assert loader.x.shape == (6, 1, 4, 4) and torch.equal(loader.x[0, 0], first + 1)
     assert torch.allclose(x[0, 0], (first.float() / 255 - 0.5) / 0.25)
+
+
+def test_images_become_contiguous_nchw_tensors_of_their_own_for_any_channel_count():
+    for channels, writable in ((1, True), (3, True), (3, False)):
+        images = np.random.default_rng(channels).integers(0, 256, (5, 4, 6, channels), dtype=np.uint8)
+        images.setflags(write=writable)
+        loader = BatchLoader(images, np.arange(5) % 2, 5, mean=(0.5,) * channels, std=(0.25,) * channels,
+                             num_classes=2)
+        assert loader.x.is_contiguous() and loader.x.shape == (5, channels, 4, 6)
+        assert np.array_equal(loader.x.numpy(), images.transpose(0, 3, 1, 2))
+        shares = np.shares_memory(loader.x.numpy(), images)
+        assert shares is (writable and channels == 1)  # a view only where no copy is needed

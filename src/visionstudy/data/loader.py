@@ -14,10 +14,11 @@ from visionstudy.data.augment import Pipeline
 
 
 def image_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) → (N, C, H, W), a view when it can be. A read-only array (a cached or
-    memory-mapped dataset) is copied first: torch warned on every run, and a view of it could not
-    be written."""
-    return torch.from_numpy(np.require(images, requirements=["C", "W"])).permute(0, 3, 1, 2)
+    """uint8 (N, H, W, C) → contiguous (N, C, H, W) that torch may write, with one copy at most
+    (none for a writable one-channel array). A read-only array (a cached or memory-mapped dataset)
+    is never shared: torch warned on every run, and a view of it could not be written."""
+    nchw = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return torch.from_numpy(nchw if nchw.flags.writeable else nchw.copy())
 
 
 def normalise_images(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -93,7 +94,7 @@ class BatchLoader(ShuffledShards):
         world: int = 1,
     ) -> None:
         self.device = torch.device(device)
-        self.x = image_tensor(images).contiguous()
+        self.x = image_tensor(images)
         self.y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         self.x, self.y = self.x.to(self.device), self.y.to(self.device)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from visionstudy.errors import StorageError
 
@@ -287,6 +287,16 @@ class Claim:
     key: str
 
 
+class TrialRow(NamedTuple):
+    """One trial of a run, as `RunStore.rows` reads it: `value` is its user attribute asked for."""
+
+    trial_id: int
+    number: int
+    state: TrialState
+    key: str
+    value: Any
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """What planning needs of one trial of a run."""
@@ -327,8 +337,8 @@ class RunStore:
         return [t for t in self.study.get_trials(deepcopy=False, states=states) if "run" in t.user_attrs]
 
     def rows(self, attr: str, state: TrialState | None = None,
-             key: str | None = None) -> list[tuple[int, int, TrialState, str, Any]]:
-        """The runs' trials as (trial id, number, state, run key, their attribute `attr` or None),
+             key: str | None = None) -> list[TrialRow]:
+        """The runs' trials with their user attribute `attr` (None where unset),
         lowest number first, in one query on Optuna's own tables (of one `state`, of one run `key`
         when given): reading trials through Optuna loads every one's parameters, attributes and
         values, which grows with the study for every claim (bench/scale.py). Optuna's schema is
@@ -353,8 +363,8 @@ class RunStore:
             query = query.where(run.c.value_json == json.dumps(key))
         try:
             with self.storage.engine.connect() as con:
-                return [(tid, number, s if isinstance(s, TrialState) else TrialState[str(s)],
-                         json.loads(run_key), json.loads(value) if value else None)
+                return [TrialRow(tid, number, s if isinstance(s, TrialState) else TrialState[str(s)],
+                                 json.loads(run_key), json.loads(value) if value else None)
                         for tid, number, s, run_key, value in con.execute(query)]
         except SQLAlchemyError as exc:
             raise StorageError(f"--db {redact(self.url)}: the study database cannot be read "
@@ -363,8 +373,8 @@ class RunStore:
     def run_records(self, key: str | None = None) -> dict[str, list[TrialRecord]]:
         """Each run's trials (number, state, config hash); with `key`, that run's alone."""
         out: dict[str, list[TrialRecord]] = {}
-        for _, number, state, run_key, config in self.rows("config_hash", key=key):
-            out.setdefault(run_key, []).append(TrialRecord(number, state, config))
+        for row in self.rows("config_hash", key=key):
+            out.setdefault(row.key, []).append(TrialRecord(row.number, row.state, row.value))
         return out
 
     def run_states(self) -> dict[str, set[TrialState]]:
@@ -570,7 +580,7 @@ class RunStore:
         if not self.storage.get_trial(claim.trial_id).state.is_finished():
             return claim.trial_id
         queued = self.rows("worker", TrialState.WAITING, claim.key)
-        return queued[0][0] if queued and self.take(queued[0][0]) else None
+        return queued[0].trial_id if queued and self.take(queued[0].trial_id) else None
 
     def fail(self, claim: Claim, message: str, log: str | None = None) -> None:
         """Mark a claimed run failed with its error; when its trial was already ended (a dead

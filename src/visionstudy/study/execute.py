@@ -351,7 +351,7 @@ def selected(variant: str, only: list[str] | None) -> bool:
 
 def last_error(store: RunStore, key: str) -> str:
     trials = store.rows("error", key=key)  # lowest number first
-    return str(trials[-1][4] or "failed") if trials else "failed"
+    return str(trials[-1].value or "failed") if trials else "failed"
 
 
 def finished_line(key: str, metrics: dict[str, Any]) -> str:
