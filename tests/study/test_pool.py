@@ -86,18 +86,35 @@ def test_an_unexpected_error_fails_its_run_once_the_others_go_on_and_the_exit_is
     assert next(ln for ln in table.splitlines() if " bad " in ln).split("│")[6].strip() == "1"  # failed
 
 
-def test_a_worker_says_once_that_bf16_is_emulated_on_this_cpu_unless_quiet(tmp_path):
+def test_a_study_says_each_of_its_runs_warnings_once_unless_quiet(tmp_path):
+    """Each run of a study meets the same settings: bf16 emulated on this CPU, `data.val_fraction: 0`
+    beside the dataset's own validation folder. Each is said once (the data's by the driver, which
+    loads the data to check the models' shapes; bf16 by the worker, once, not once per run), and
+    not at all with --quiet."""
+    from PIL import Image
+
     from visionstudy.training.devices import cpu_runs_bf16
 
-    path = write(tmp_path, "bf16", train={**TINY["train"], "epochs": 1, "precision": "bf16"},
-                 variants={"a": {}, "b": {"train": {"batch_size": 32}}})
+    root = tmp_path / "shapes"
+    for split in ("train", "val", "test"):
+        for c, cls in enumerate(("a", "b")):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(6):
+                Image.new("L", (8, 8), 40 + 150 * c + i).save(root / split / cls / f"{i}.png")
+    path = write(tmp_path, "warned", data={"dataset": "imagefolder", "path": str(root), "image_size": 8,
+                                           "val_fraction": 0},
+                 train={**TINY["train"], "epochs": 1, "precision": "bf16"},
+                 variants={"a": {}, "b": {"train": {"batch_size": 32}}, "c": {"train": {"batch_size": 16}}})
     said = {}
     for quiet in (False, True):
         cmd = study_cmd(path, tmp_path / f"runs-{quiet}", "--workers", "1", "--no-report", "--device", "cpu")
         result = run_cli(cmd if quiet else [c for c in cmd if c != "--quiet"])
         assert result.returncode == 0, result.stdout + result.stderr
-        said[quiet] = (result.stdout + result.stderr).count("bf16 on a CPU without bf16 units")
-    assert said == {False: 0 if cpu_runs_bf16() else 1, True: 0}  # one worker, two runs: said once
+        assert "3/3 runs finished" in result.stdout
+        out = result.stdout + result.stderr
+        said[quiet] = (out.count("bf16 on a CPU without bf16 units"),
+                       out.count("data.val_fraction: 0 trains without validation; the dataset's own"))
+    assert said == {False: (0 if cpu_runs_bf16() else 1, 1), True: (0, 0)}  # one worker, three runs
 
 
 def test_a_search_with_two_workers_never_repeats_a_configuration(tmp_path):
