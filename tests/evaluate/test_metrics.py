@@ -55,6 +55,39 @@ def test_metrics_agree_with_scikit_learn_on_random_data():
     assert roc.macro_tpr[0] >= 0 and roc.macro_tpr[-1] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_roc_and_reliability_curves_are_scikit_learns(seed):
+    """The NumPy curves (the report no longer imports sklearn.metrics) against scikit-learn's own,
+    with ties (rounded scores) and a confidence on a bin edge."""
+    from sklearn.calibration import calibration_curve
+
+    from visionstudy.evaluate.diagnostics import roc_curve
+
+    rng = np.random.default_rng(seed)
+    probs = np.round(probabilities(rng.normal(size=(300, 4)) * 2), 2)
+    probs[:5] = [0.4, 0.2, 0.2, 0.2]  # confidence 0.4: on an inner edge of 5 and of 10 bins
+    labels = rng.integers(0, 4, 300)
+    for c in range(4):
+        fpr, tpr = roc_curve(labels == c, probs[:, c])
+        want_fpr, want_tpr, _ = skm.roc_curve(labels == c, probs[:, c], drop_intermediate=False)
+        assert fpr == pytest.approx(want_fpr, abs=1e-12) and tpr == pytest.approx(want_tpr, abs=1e-12)
+        assert roc_curves(probs, labels).auc[c] == pytest.approx(skm.roc_auc_score(labels == c, probs[:, c]))
+    for bins in (5, 10, 15):
+        cal = calibration(probs, labels, bins)
+        correct = probs.argmax(1) == labels
+        acc, conf = calibration_curve(correct, probs.max(1), n_bins=bins, strategy="uniform")
+        assert cal.bin_accuracy == pytest.approx(acc, abs=1e-12)
+        assert cal.bin_confidence == pytest.approx(conf, abs=1e-12)
+
+
+def test_a_perfect_model_has_one_reliability_point_per_filled_bin():
+    """All right (sklearn's calibration_curve refuses one outcome; the curve is still defined)."""
+    probs = np.array([[0.95, 0.05], [0.15, 0.85], [0.1, 0.9]])  # 0.9 on an edge: the bin below
+    cal = calibration(probs, np.array([0, 1, 1]), bins=10)
+    assert cal.bin_accuracy.tolist() == [1.0, 1.0] and cal.bin_confidence == pytest.approx([0.875, 0.95])
+    assert cal.ece == pytest.approx((0.15 + 0.15) / 3)  # ECE's bins are [lo, hi): 0.9 goes up
+
+
 def test_roc_skips_a_class_absent_from_the_labels():
     rng = np.random.default_rng(1)
     probs = probabilities(rng.normal(size=(60, 4)))

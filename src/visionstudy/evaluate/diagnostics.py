@@ -1,7 +1,8 @@
 """Diagnostics beyond the headline metrics: ROC curves, calibration, confusions, top losses.
 
-All maths comes from scikit-learn and scipy (ECE, a sum over bins, is written out: see
-`calibration`); this module only arranges it.
+The ROC and reliability curves are scikit-learn's (`roc_curve`, `calibration_curve`), written out in
+NumPy as `evaluate.metrics` writes its ROC-AUC: importing `sklearn.metrics` took 1.4 s of every
+report before its first figure (the tests check both against scikit-learn's).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_softmax
-from sklearn import metrics as skm
-from sklearn.calibration import calibration_curve
 
 from visionstudy.evaluate.metrics import softmax
 
@@ -30,8 +29,19 @@ class RocCurves:
     macro_auc: float | None
 
 
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rates, true positive rates) at each distinct score, highest first, from
+    (0, 0): scikit-learn's `roc_curve(drop_intermediate=False)`. Needs both outcomes present."""
+    order = np.argsort(-score, kind="mergesort")
+    hit = positive[order].astype(np.float64)
+    ends = np.r_[np.flatnonzero(np.diff(score[order])), len(hit) - 1]  # the last of each tied score
+    tps = np.cumsum(hit)[ends]
+    fps = ends + 1 - tps
+    return np.r_[0.0, fps] / fps[-1], np.r_[0.0, tps] / tps[-1]
+
+
 def roc_curves(probs: np.ndarray, labels: np.ndarray) -> RocCurves:
-    """One-vs-rest ROC curve per class (scikit-learn) and their macro average."""
+    """One-vs-rest ROC curve per class and their macro average."""
     k = probs.shape[1]
     grid = np.linspace(0.0, 1.0, 201)
     fprs: list[np.ndarray] = []
@@ -45,10 +55,10 @@ def roc_curves(probs: np.ndarray, labels: np.ndarray) -> RocCurves:
             tprs.append(np.array([]))
             aucs.append(None)
             continue
-        fpr, tpr, _ = skm.roc_curve(positive, probs[:, c])
+        fpr, tpr = roc_curve(positive, probs[:, c])
         fprs.append(fpr)
         tprs.append(tpr)
-        aucs.append(float(skm.auc(fpr, tpr)))
+        aucs.append(float(np.trapezoid(tpr, fpr)))
         interp.append(np.interp(grid, fpr, tpr))
     macro = np.mean(interp, axis=0) if interp else np.zeros_like(grid)
     valid = [a for a in aucs if a is not None]
@@ -65,21 +75,17 @@ class Calibration:
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> Calibration:
-    """Top-label calibration: ECE (L1, torchmetrics' binning: [lo, hi) bins, the last closed), the
-    reliability curve from scikit-learn. ECE is summed here rather than imported from torchmetrics,
-    whose import was a large part of every report (a test checks it against the bin-by-bin
-    definition)."""
+    """Top-label calibration: ECE (L1, torchmetrics' binning: [lo, hi) bins, the last closed) and the
+    reliability curve, binned as scikit-learn's `calibration_curve(strategy="uniform")` bins
+    (a confidence on an inner edge goes to the bin below it)."""
     confidence = probs.max(1)
-    correct = (probs.argmax(1) == labels).astype(int)
+    correct = (probs.argmax(1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    # the same binning rule as calibration_curve, so non-empty bins line up with its output
-    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)
-    if correct.min() == correct.max():  # calibration_curve needs both outcomes present
-        acc_bins = np.array([correct.mean()] * int((counts > 0).sum()), dtype=float)
-        conf_bins = np.array([confidence[np.searchsorted(edges[1:-1], confidence) == b].mean()
-                              for b in np.flatnonzero(counts)])
-    else:
-        acc_bins, conf_bins = calibration_curve(correct, confidence, n_bins=bins, strategy="uniform")
+    idx = np.searchsorted(edges[1:-1], confidence)
+    counts = np.bincount(idx, minlength=bins)
+    filled = counts > 0
+    acc_bins = np.bincount(idx, weights=correct, minlength=bins)[filled] / counts[filled]
+    conf_bins = np.bincount(idx, weights=confidence, minlength=bins)[filled] / counts[filled]
     return Calibration(expected_calibration_error(confidence, correct, edges), conf_bins, acc_bins, edges,
                        counts)
 
