@@ -1,8 +1,8 @@
 """Evaluation: metrics, diagnostics, feature views and Grad-CAM from a run's predictions.
 
 Each name is imported from its module on first use: a training run computes its test metrics
-(NumPy) without importing scikit-learn or scipy (the diagnostics), torch's captum (Grad-CAM) or
-the t-SNE code, which the report needs."""
+(NumPy) without importing scipy (the diagnostics), torch's captum (Grad-CAM) or scikit-learn (the
+t-SNE), which the report needs."""
 
 from __future__ import annotations
 
