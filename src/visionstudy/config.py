@@ -275,6 +275,9 @@ class TrainConfig(Strict):
     l1: float = Field(0.0, ge=0, description="explicit L1 penalty on weights (not biases/norms)")
     l2: float = Field(0.0, ge=0, description="explicit L2 penalty on weights (not biases/norms)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this")
+    ema: float | None = Field(
+        None, gt=0, lt=1, description="evaluate an exponential moving average of the weights with this "
+        "decay per step (e.g. 0.999; warm-up min(decay, (1+t)/(10+t))): validation, checkpoints and test")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="stop on no improvement")
     monitor: Literal["val_loss", "val_accuracy"] | None = Field(
         None, description="validation metric that picks the best checkpoint (default: the task's: "

@@ -74,8 +74,9 @@ def interrupted_after_epoch_2(monkeypatch, cfg, out) -> None:
     monkeypatch.setattr(fit_module.EpochProgress, "end_epoch", original)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = config(epochs=4)
+@pytest.mark.parametrize("train", [{}, {"ema": 0.9}], ids=["plain", "weight-average"])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch, train):
+    cfg = config(epochs=4, **train)
     run_experiment(cfg, tmp_path / "full", quiet=True)
     interrupted_after_epoch_2(monkeypatch, cfg, tmp_path / "cut")
     assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 2
@@ -84,8 +85,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatc
     run_experiment(cfg, tmp_path / "cut", quiet=True, resume=True)
     full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
     cut = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
-    for k, v in full["model"].items():
-        assert torch.equal(v, cut["model"][k]), k
+    for key in ("model", "live_model") if train else ("model",):
+        for k, v in full[key].items():
+            assert torch.equal(v, cut[key][k]), (key, k)
     m_full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     m_cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert m_full["test_accuracy"] == m_cut["test_accuracy"]

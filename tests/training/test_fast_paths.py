@@ -111,3 +111,19 @@ def test_flip_tta_is_deterministic_and_averages_both_views():
     x = torch.cat([xb for xb, _ in loader])
     mirrored = model(x.flip(3)).detach().numpy()
     assert np.allclose(a.logits, (plain + mirrored) / 2, atol=1e-5)
+
+
+def test_a_cpu_evaluation_in_slices_gives_the_whole_batchs_outputs(monkeypatch):
+    from visionstudy.training import loop
+
+    torch.manual_seed(0)
+    model = create_model("cnn", 1, 4, 8, channels=[4], hidden=[8], batch_norm=True).eval()
+    images = np.random.default_rng(1).integers(0, 255, (50, 8, 8, 1), dtype=np.uint8)
+    loader = BatchLoader(images, np.arange(50) % 4, 32, mean=(0.5,), std=(0.25,), num_classes=4)
+    whole = evaluate(model, loader, tta=True, keep_outputs=True)
+    monkeypatch.setattr(loop, "CPU_SLICE", 5)  # 32-image batches in slices of 5 (the last one of 2)
+    sliced = evaluate(model, loader, tta=True, keep_outputs=True)
+    assert sliced.logits.shape == (50, 4) and sliced.features.shape == whole.features.shape
+    assert np.allclose(sliced.logits, whole.logits, atol=1e-5)
+    assert np.allclose(sliced.features, whole.features, atol=1e-5)
+    assert np.array_equal(sliced.labels, whole.labels) and sliced.accuracy == whole.accuracy

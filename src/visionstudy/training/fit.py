@@ -13,6 +13,7 @@ import io
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from visionstudy.fsutil import atomic_write_text
 from visionstudy.store.rundir import RunDir
 from visionstudy.tasks.metrics import metric
 from visionstudy.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from visionstudy.training.loop import evaluate, train_one_epoch
+from visionstudy.training.ema import WeightAverage
+from visionstudy.training.loop import EpochStats, evaluate, train_one_epoch
 from visionstudy.training.optim import Schedule, build_optimizer
 from visionstudy.training.progress import EpochProgress
 
@@ -112,10 +114,14 @@ def fit(
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, len(train_loader))
     model, fab_optimizer = fabric.setup(net, optimizer)
     early = EarlyStopping(cfg.early_stopping)
+    ema = WeightAverage(net, cfg.ema) if cfg.ema else None
     result = FitResult()
     if resume and run.has_progress():
         state = load_checkpoint(run.last)
         net.load_state_dict(state["model"])
+        if ema is not None:  # last.pt's model is the average; the live weights are beside it
+            ema.load(state["model"], state["ema_steps"])
+            net.load_state_dict(state["live_model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         train_loader.load_state_dict(state["loader"])
@@ -128,6 +134,42 @@ def fit(
     def all_reduce(t: torch.Tensor) -> torch.Tensor:
         return fabric.all_reduce(t, reduce_op="sum") if fabric.world_size > 1 else t
 
+    def end_epoch(epoch: int, lr: float, stats: EpochStats, live: dict[str, torch.Tensor] | None) -> None:
+        """Validate, record, checkpoint and hand the row on; `net` holds the weights to evaluate and
+        `live` the training ones where they differ (train.ema)."""
+        t0 = time.perf_counter()
+        val = validate(net, val_loader, autocast=fabric.autocast()) if validating else None
+        row = {
+            "epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+            "val_loss": val.loss if val else math.nan, "val_accuracy": val.accuracy if val else math.nan,
+            "lr": lr, "seconds": stats.seconds + time.perf_counter() - t0,
+        }
+        result.history.append(row)
+        result.steps += [{"step": epoch * len(train_loader) + s["batch"], "epoch": epoch + 1, **s}
+                         for s in stats.steps]
+        result.train_seconds += row["seconds"]
+        schedule.step_epoch(row)
+        if validating and better(monitor, row[monitor], result.best_value):
+            result.best_epoch, result.best_value = epoch + 1, row[monitor]
+            if fabric.is_global_zero:
+                save_checkpoint({"model": net.state_dict(), "epoch": epoch + 1,
+                                 "config": config_dump, "meta": meta or {}}, run.best)
+        result.stopped_early = early.update(row)
+        if fabric.is_global_zero:
+            save_checkpoint({
+                "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "loader": train_loader.state_dict(),
+                "early_stopping": early.state_dict(), "rng": rng_state(),
+                **({"live_model": live, "ema_steps": ema.steps} if ema is not None else {}),
+                "result": result.__dict__, "epoch": epoch + 1, "config": config_dump, "meta": meta or {},
+            }, run.last)
+            atomic_write_text(run.history, history_csv(result.history))
+            if cfg.log_every_n_steps:
+                atomic_write_text(run.steps, history_csv(result.steps, STEP_FIELDS))
+        progress.end_epoch(row)
+        if on_epoch_end is not None:  # e.g. a search reporting to its pruner (may raise)
+            on_epoch_end(row)
+
     start_epoch = len(result.history)
     with EpochProgress(cfg.epochs, enabled=not quiet and fabric.is_global_zero) as progress:
         for epoch in range(start_epoch, cfg.epochs):
@@ -139,36 +181,10 @@ def fit(
                 model, train_loader, fab_optimizer, schedule, backward=fabric.backward, clip=clip,
                 label_smoothing=cfg.label_smoothing, l1=cfg.l1, l2=cfg.l2, all_reduce=all_reduce,
                 on_step=progress.step if not quiet else None, task=task, log_every=cfg.log_every_n_steps,
+                after_step=(lambda: ema.update(net)) if ema is not None else None,
             )
-            t0 = time.perf_counter()
-            val = validate(net, val_loader, autocast=fabric.autocast()) if validating else None
-            row = {
-                "epoch": epoch + 1, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-                "val_loss": val.loss if val else math.nan, "val_accuracy": val.accuracy if val else math.nan,
-                "lr": lr, "seconds": stats.seconds + time.perf_counter() - t0,
-            }
-            result.history.append(row)
-            result.steps += [{"step": epoch * len(train_loader) + s["batch"], "epoch": epoch + 1, **s}
-                             for s in stats.steps]
-            result.train_seconds += row["seconds"]
-            schedule.step_epoch(row)
-            if validating and better(monitor, row[monitor], result.best_value):
-                result.best_epoch, result.best_value = epoch + 1, row[monitor]
-                if fabric.is_global_zero:
-                    save_checkpoint({"model": net.state_dict(), "epoch": epoch + 1,
-                                     "config": config_dump, "meta": meta or {}}, run.best)
-            result.stopped_early = early.update(row)
-            if fabric.is_global_zero:
-                save_checkpoint({
-                    "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "loader": train_loader.state_dict(),
-                    "early_stopping": early.state_dict(), "rng": rng_state(),
-                    "result": result.__dict__, "epoch": epoch + 1, "config": config_dump, "meta": meta or {},
-                }, run.last)
-                atomic_write_text(run.history, history_csv(result.history))
-                if cfg.log_every_n_steps:
-                    atomic_write_text(run.steps, history_csv(result.steps, STEP_FIELDS))
-            progress.end_epoch(row)
-            if on_epoch_end is not None:  # e.g. a search reporting to its pruner (may raise)
-                on_epoch_end(row)
+            with ema.applied(net) if ema is not None else nullcontext(None) as live:
+                end_epoch(epoch, lr, stats, live)
+    if ema is not None:  # the last weights tested are the averaged ones
+        net.load_state_dict(ema.state)
     return result

@@ -27,6 +27,7 @@ from visionstudy.errors import TrainingError
 from visionstudy.training.optim import Schedule, penalised_weights, weight_penalty
 
 StepHook = Callable[[int, float, float], None]  # (step, loss, accuracy) for progress displays
+CPU_SLICE = 256  # images per forward pass on a CPU: a larger batch's activations leave the caches
 
 
 @dataclass
@@ -68,11 +69,13 @@ def train_one_epoch(
     report_every: int = 20,
     task: Task[Any] | None = None,
     log_every: int | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One pass over the loader; `backward` and `clip` come from the device layer (Fabric).
     `task` (a `visionstudy.tasks.Task`) gives the loss and the correct count; default: classification.
     A task without accuracy (regression) reports NaN as the accuracy. `log_every`: record the
-    loss, accuracy and lr of every N-th batch (`EpochStats.steps`, batch numbers from 1)."""
+    loss, accuracy and lr of every N-th batch (`EpochStats.steps`, batch numbers from 1).
+    `after_step` runs after every optimizer step (the weight average of `train.ema`)."""
     start = time.perf_counter()
     model.train()
     weights = penalised_weights(model) if l1 or l2 else []
@@ -95,6 +98,8 @@ def train_one_epoch(
             clip()
         optimizer.step()
         schedule.step_batch()
+        if after_step is not None:
+            after_step()
         with torch.no_grad():
             loss_sum += loss.detach() * len(x)
             hits = (task.correct(logits, target) if task is not None
@@ -137,20 +142,23 @@ def evaluate(
     autocast: AbstractContextManager[object] | None = None,
 ) -> Evaluation:
     """Loss, accuracy and top-5 accuracy on a loader of integer labels; logits and penultimate
-    features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image."""
+    features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image.
+    On a CPU each batch goes through the model in slices of `CPU_SLICE` images (the same outputs:
+    the model is in eval mode)."""
     model.eval()
     net = cast("Classifier", model)  # the image models: features, then the head
     logits_all, labels_all, feats_all = [], [], []
     with autocast or nullcontext():
-        for x, y in loader:
-            feats = net.forward_features(x)
-            logits = net.forward_head(feats).float()
-            if tta:
-                logits = (logits + model(x.flip(3)).float()) / 2
-            logits_all.append(logits)
+        for batch, y in loader:
+            for x in batch.split(CPU_SLICE) if batch.device.type == "cpu" else (batch,):
+                feats = net.forward_features(x)
+                logits = net.forward_head(feats).float()
+                if tta:
+                    logits = (logits + model(x.flip(3)).float()) / 2
+                logits_all.append(logits)
+                if keep_outputs:
+                    feats_all.append(feats.float())
             labels_all.append(y)
-            if keep_outputs:
-                feats_all.append(feats.float())
     logits = torch.cat(logits_all)
     labels = torch.cat(labels_all)
     loss = F.cross_entropy(logits, labels).item()
