@@ -50,6 +50,9 @@ def test_fashion_mnist_fast_variant_is_the_fast_example_config():
     fast = next(run.config for run in load_study("recipe:fashion-mnist").runs if run.variant == "fast")
     assert (fast.data, fast.model, fast.train) == (example.data, example.model, example.train)
     assert example.train.precision == "bf16" and example.train.epochs == 12
+    ema = {run.variant: run.config for run in load_study(ROOT / "bench" / "fashion-ema.yaml").runs}
+    assert (ema["ema"].data, ema["ema"].model, ema["ema"].train) == (example.data, example.model, example.train)
+    assert ema["no-ema"].train == example.train.model_copy(update={"ema": None})
 
 
 def test_recipes_scale_and_normalise_as_their_seeds_and_seed_000s_ladder_is_its_trajectory():
