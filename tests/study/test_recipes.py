@@ -51,7 +51,8 @@ def test_fashion_mnist_fast_variant_is_the_fast_example_config():
     assert (fast.data, fast.model, fast.train) == (example.data, example.model, example.train)
     assert example.train.precision == "bf16" and example.train.epochs == 12
     ema = {run.variant: run.config for run in load_study(ROOT / "bench" / "fashion-ema.yaml").runs}
-    assert (ema["ema"].data, ema["ema"].model, ema["ema"].train) == (example.data, example.model, example.train)
+    with_ema = ema["ema"]
+    assert (with_ema.data, with_ema.model, with_ema.train) == (example.data, example.model, example.train)
     assert ema["no-ema"].train == example.train.model_copy(update={"ema": None})
 
 
