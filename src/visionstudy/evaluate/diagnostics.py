@@ -1,8 +1,8 @@
 """Diagnostics beyond the headline metrics: ROC curves, calibration, confusions, top losses.
 
 The ROC and reliability curves are scikit-learn's (`roc_curve`, `calibration_curve`), written out in
-NumPy as `evaluate.metrics` writes its ROC-AUC: importing `sklearn.metrics` took 1.4 s of every
-report before its first figure (the tests check both against scikit-learn's).
+NumPy as `evaluate.metrics` writes its ROC-AUC, so that a report does not import `sklearn.metrics`
+before its first figure (the tests check both against scikit-learn's; the cost is in the README).
 """
 
 from __future__ import annotations
