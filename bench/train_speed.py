@@ -5,6 +5,7 @@
     .venv/bin/python bench/train_speed.py throughput     # training images/s of the example configs
     .venv/bin/python bench/train_speed.py efficiency     # FLOP/s vs the matmul peak, time outside the model
     .venv/bin/python bench/train_speed.py study          # recipe:quick with 1 and 2 workers
+    .venv/bin/python bench/train_speed.py pool-order     # the fast CNN trained pool-first vs as written
 
 Each prints one JSON line per result and writes the Markdown table bench/results/<benchmark>.md.
 Time to accuracy against peer scripts is bench/race.py.
@@ -194,6 +195,26 @@ THROUGHPUT = {  # example config → (input shape, batch, timed steps)
 }
 
 
+def pool_order(repeats: int = 3):
+    """The fast config's CNN trained with max pooling before its activations (the product's
+    training order, models/cnn.py) against the written order, alternating in one process."""
+    from visionstudy.models.cnn import CNN
+    from visionstudy.validate import load_config
+
+    model = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml").model
+    pool_first = CNN.forward_features
+    orders = {"as written": lambda self, x: self.features(x), "pool first": pool_first}
+    try:
+        for repeat in range(repeats):
+            for order, forward in orders.items():
+                CNN.forward_features = forward  # type: ignore[method-assign]
+                for bf16 in (True, False):
+                    yield {"repeat": repeat, "order": order, **throughput(
+                        model.name, model.params(), batch=128, steps=60 if bf16 else 30, bf16=bf16)}
+    finally:
+        CNN.forward_features = pool_first  # type: ignore[method-assign]
+
+
 def results(what: str):
     """The rows of one benchmark, each yielded as soon as it is measured."""
     if what == "quick":
@@ -211,12 +232,14 @@ def results(what: str):
     elif what == "efficiency":
         yield efficiency(precision="32")
         yield efficiency(precision="bf16")
+    elif what == "pool-order":
+        yield from pool_order()
     elif what == "study":
         one, two = study_throughput(1), study_throughput(2)
         yield one
         yield {**two, "speedup": round(one["wall_seconds"] / two["wall_seconds"], 2)}
     else:
-        sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency or study")
+        sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency, pool-order or study")
 
 
 def main(what: str) -> None:

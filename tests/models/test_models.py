@@ -123,3 +123,36 @@ def test_l1_and_l2_penalise_the_weights_of_every_model_family():
         l1, l2 = weight_penalty(weights, 1e-3, 0.0), weight_penalty(weights, 0.0, 1e-3)
         assert float(l1.detach()) > 0 and float(l2.detach()) > 0, name
         assert float(l1) == pytest.approx(1e-3 * sum(float(w.abs().sum()) for w in weights), rel=1e-4)
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "elu", "tanh", "gelu"])
+def test_a_cnn_trains_with_pooling_before_the_activation_and_the_same_outputs_and_gradients(act):
+    """Training swaps each non-decreasing activation behind the max pooling that follows it (GELU,
+    which dips, stays in place); evaluation keeps the written order, which Grad-CAM hooks."""
+    from visionstudy.models.cnn import pool_first
+
+    torch.manual_seed(0)
+    model = create_model("cnn", 3, 5, 16, channels=[[4, 4], [8]], hidden=[6], batch_norm=True,
+                         dropout=0.0, activation=act)
+    order = [type(m).__name__ for m in model.train_order]
+    a = type(model.features[2]).__name__
+    stage_end = ["BatchNorm2d", "MaxPool2d", a] if act != "gelu" else ["BatchNorm2d", a, "MaxPool2d"]
+    assert order[4:7] == stage_end and order[8:11] == stage_end
+    written = torch.nn.Sequential(*model.features)  # the written order, the same modules
+    x = torch.randn(6, 3, 16, 16)
+    fast = model.forward_head(model.forward_features(x))
+    fast.square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    plain = model.forward_head(written(x))
+    plain.square().sum().backward()
+    assert torch.equal(fast, plain)  # max and a non-decreasing activation commute exactly
+    for g, p in zip(grads, model.parameters(), strict=True):
+        assert torch.equal(g, p.grad)
+    model.eval()
+    calls = []
+    hook = model.features[2].register_forward_hook(lambda m, i, o: calls.append(o.shape))
+    model(x)
+    hook.remove()
+    assert calls == [(6, 4, 16, 16)]  # eval: the first activation sees the full-size map
+    assert len(pool_first(list(model.features))) == len(model.features)
