@@ -6,6 +6,7 @@
     .venv/bin/python bench/train_speed.py efficiency     # FLOP/s vs the matmul peak, time outside the model
     .venv/bin/python bench/train_speed.py study          # recipe:quick with 1 and 2 workers
     .venv/bin/python bench/train_speed.py pool-order     # the fast CNN trained pool-first vs as written
+    .venv/bin/python bench/train_speed.py eval-batch     # its test set with flip TTA: batches of 1,024 vs 256
 
 Each prints one JSON line per result and writes the Markdown table bench/results/<benchmark>.md.
 Time to accuracy against peer scripts is bench/race.py.
@@ -215,6 +216,32 @@ def pool_order(repeats: int = 3):
         CNN.forward_features = pool_first  # type: ignore[method-assign]
 
 
+def eval_batch(repeats: int = 3):
+    """Seconds to evaluate Fashion-MNIST's test set (flip TTA, bf16 autocast) with the fast config's
+    CNN in batches of 1,024 (the eval_batch_size default) and of 256 (the cap on a CPU,
+    tasks/classification.py), alternating, each after one warm pass."""
+    from visionstudy.data.loader import BatchLoader
+    from visionstudy.tasks.base import task_of
+    from visionstudy.training.loop import evaluate
+    from visionstudy.validate import load_config
+
+    cfg = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
+    task = task_of(cfg)
+    data = task.prepare(cfg, None)
+    net = task.build_model(cfg, data).to(memory_format=torch.channels_last).eval()
+    for repeat in range(repeats):
+        for batch in (1024, 256):
+            loader = BatchLoader(data.test.images, data.test.labels, batch, mean=data.mean, std=data.std,
+                                 num_classes=data.num_classes, channels_last=True)
+            seconds = []
+            for _ in range(2):
+                start = time.perf_counter()
+                evaluate(net, loader, tta=True, autocast=torch.autocast("cpu", dtype=torch.bfloat16))
+                seconds.append(time.perf_counter() - start)
+            yield {"repeat": repeat, "batch": batch, "images": len(data.test),
+                   "seconds": round(seconds[1], 2)}
+
+
 def results(what: str):
     """The rows of one benchmark, each yielded as soon as it is measured."""
     if what == "quick":
@@ -232,6 +259,8 @@ def results(what: str):
     elif what == "efficiency":
         yield efficiency(precision="32")
         yield efficiency(precision="bf16")
+    elif what == "eval-batch":
+        yield from eval_batch()
     elif what == "pool-order":
         yield from pool_order()
     elif what == "study":
@@ -239,7 +268,8 @@ def results(what: str):
         yield one
         yield {**two, "speedup": round(one["wall_seconds"] / two["wall_seconds"], 2)}
     else:
-        sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency, pool-order or study")
+        sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency, pool-order, "
+                 "eval-batch or study")
 
 
 def main(what: str) -> None:

@@ -268,7 +268,7 @@ class EarlyStoppingConfig(Strict):
 class TrainConfig(Strict):
     epochs: int = Field(10, ge=1, description="maximum number of epochs")
     batch_size: int = Field(128, ge=1, description="training batch size (per process)")
-    eval_batch_size: int = Field(1024, ge=1, description="evaluation batch size")
+    eval_batch_size: int = Field(1024, ge=1, description="evaluation batch size (on a CPU at most 256)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")

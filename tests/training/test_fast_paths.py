@@ -113,17 +113,25 @@ def test_flip_tta_is_deterministic_and_averages_both_views():
     assert np.allclose(a.logits, (plain + mirrored) / 2, atol=1e-5)
 
 
-def test_a_cpu_evaluation_in_slices_gives_the_whole_batchs_outputs(monkeypatch):
-    from visionstudy.training import loop
 
+def test_a_cpu_evaluates_in_batches_of_at_most_256_with_the_same_outputs():
+    from visionstudy.tasks.base import task_of
+    from visionstudy.tasks.classification import CPU_EVAL_BATCH
+    from visionstudy.validate import validate_run_config
+
+    cfg = validate_run_config({"name": "e", "data": {"dataset": "digits"},
+                               "model": {"name": "cnn", "channels": [4], "hidden": [8], "batch_norm": True},
+                               "train": {"eval_batch_size": 1024}})
+    task = task_of(cfg)
+    data = task.prepare(cfg, None)
+    _, val, test = task.loaders(data, cfg, torch.device("cpu"), False, 0, 1)
+    assert [len(x) for x, _ in test] == [CPU_EVAL_BATCH, len(data.test) - CPU_EVAL_BATCH] == [256, 194]
+    assert max(len(x) for x, _ in val) <= CPU_EVAL_BATCH
     torch.manual_seed(0)
-    model = create_model("cnn", 1, 4, 8, channels=[4], hidden=[8], batch_norm=True).eval()
-    images = np.random.default_rng(1).integers(0, 255, (50, 8, 8, 1), dtype=np.uint8)
-    loader = BatchLoader(images, np.arange(50) % 4, 32, mean=(0.5,), std=(0.25,), num_classes=4)
-    whole = evaluate(model, loader, tta=True, keep_outputs=True)
-    monkeypatch.setattr(loop, "CPU_SLICE", 5)  # 32-image batches in slices of 5 (the last one of 2)
-    sliced = evaluate(model, loader, tta=True, keep_outputs=True)
-    assert sliced.logits.shape == (50, 4) and sliced.features.shape == whole.features.shape
-    assert np.allclose(sliced.logits, whole.logits, atol=1e-5)
-    assert np.allclose(sliced.features, whole.features, atol=1e-5)
-    assert np.array_equal(sliced.labels, whole.labels) and sliced.accuracy == whole.accuracy
+    model = task.build_model(cfg, data).eval()
+    whole = BatchLoader(data.test.images, data.test.labels, 1024, mean=data.mean, std=data.std,
+                        num_classes=10)
+    a = evaluate(model, test, tta=True, keep_outputs=True)
+    b = evaluate(model, whole, tta=True, keep_outputs=True)
+    assert np.allclose(a.logits, b.logits, atol=1e-5) and np.allclose(a.features, b.features, atol=1e-5)
+    assert np.array_equal(a.labels, b.labels) and a.accuracy == b.accuracy

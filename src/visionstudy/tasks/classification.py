@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
     from visionstudy.data.prepare import PreparedData
 
+# images per evaluation batch on a CPU at most (train.eval_batch_size caps it): the activations of a
+# larger batch leave the caches, and evaluation slows (README "Performance")
+CPU_EVAL_BATCH = 256
 
 @register_task
 class Classification(Task["PreparedData"]):
@@ -64,8 +67,9 @@ class Classification(Task["PreparedData"]):
             shuffle=True, drop_last=per_process % t.batch_size == 1,  # a batch of 1 breaks batch norm
             seed=cfg.seed, rank=rank, world=world, **common,
         )
-        val = BatchLoader(data.val.images, data.val.labels, t.eval_batch_size, **common)
-        test = BatchLoader(data.test.images, data.test.labels, t.eval_batch_size, **common)
+        eval_batch = min(t.eval_batch_size, CPU_EVAL_BATCH) if device.type == "cpu" else t.eval_batch_size
+        val = BatchLoader(data.val.images, data.val.labels, eval_batch, **common)
+        test = BatchLoader(data.test.images, data.test.labels, eval_batch, **common)
         return train, val, test
 
     def checkpoint_meta(self, data: PreparedData) -> dict[str, Any]:

@@ -24,6 +24,8 @@ class WeightAverage:
         self.decay = decay
         self.steps = 0
         self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self.floats = [k for k, v in self.state.items() if v.is_floating_point()]
+        self.counts = [k for k, v in self.state.items() if not v.is_floating_point()]
 
     def rate(self) -> float:
         """The share `1 - d` of the live weights taken at this step."""
@@ -32,11 +34,10 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, net: nn.Module) -> None:
         live = net.state_dict()
-        floats = [k for k, v in self.state.items() if v.is_floating_point()]
-        torch._foreach_lerp_([self.state[k] for k in floats], [live[k].detach() for k in floats], self.rate())
-        for k, v in self.state.items():
-            if not v.is_floating_point():
-                v.copy_(live[k])
+        averages, weights = [self.state[k] for k in self.floats], [live[k] for k in self.floats]
+        torch._foreach_lerp_(averages, weights, self.rate())
+        for k in self.counts:
+            self.state[k].copy_(live[k])
         self.steps += 1
 
     @contextmanager

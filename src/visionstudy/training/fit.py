@@ -118,10 +118,9 @@ def fit(
     result = FitResult()
     if resume and run.has_progress():
         state = load_checkpoint(run.last)
-        net.load_state_dict(state["model"])
+        net.load_state_dict(state["model"] if ema is None else state["live_model"])
         if ema is not None:  # last.pt's model is the average; the live weights are beside it
             ema.load(state["model"], state["ema_steps"])
-            net.load_state_dict(state["live_model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         train_loader.load_state_dict(state["loader"])

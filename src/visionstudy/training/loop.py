@@ -27,7 +27,6 @@ from visionstudy.errors import TrainingError
 from visionstudy.training.optim import Schedule, penalised_weights, weight_penalty
 
 StepHook = Callable[[int, float, float], None]  # (step, loss, accuracy) for progress displays
-CPU_SLICE = 256  # images per forward pass on a CPU: a larger batch's activations leave the caches
 
 
 @dataclass
@@ -142,23 +141,20 @@ def evaluate(
     autocast: AbstractContextManager[object] | None = None,
 ) -> Evaluation:
     """Loss, accuracy and top-5 accuracy on a loader of integer labels; logits and penultimate
-    features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image.
-    On a CPU each batch goes through the model in slices of `CPU_SLICE` images (the same outputs:
-    the model is in eval mode)."""
+    features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image."""
     model.eval()
     net = cast("Classifier", model)  # the image models: features, then the head
     logits_all, labels_all, feats_all = [], [], []
     with autocast or nullcontext():
-        for batch, y in loader:
-            for x in batch.split(CPU_SLICE) if batch.device.type == "cpu" else (batch,):
-                feats = net.forward_features(x)
-                logits = net.forward_head(feats).float()
-                if tta:
-                    logits = (logits + model(x.flip(3)).float()) / 2
-                logits_all.append(logits)
-                if keep_outputs:
-                    feats_all.append(feats.float())
+        for x, y in loader:
+            feats = net.forward_features(x)
+            logits = net.forward_head(feats).float()
+            if tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+            logits_all.append(logits)
             labels_all.append(y)
+            if keep_outputs:
+                feats_all.append(feats.float())
     logits = torch.cat(logits_all)
     labels = torch.cat(labels_all)
     loss = F.cross_entropy(logits, labels).item()
