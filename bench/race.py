@@ -110,6 +110,14 @@ def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
     }
 
 
+
+def outside(share: float) -> str:
+    """The time outside forward/backward/step; the two loops are timed apart, so a share below zero
+    (the product's loop timed faster than the bare steps) is the machine's drift between them."""
+    if share <= 0:
+        return "no measurable time outside forward/backward/step (the two loops within the timing noise)."
+    return f"{share:.1%} of a real step's time outside forward/backward/step."
+
 def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str) -> str:
     ours = next((r for r in rows if r["contestant"] == "ours"), None)
     head = ["contestant"] + [f"to {th:.0%} (s)" for th in thresholds] + \
@@ -139,7 +147,7 @@ def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machin
         out += ["", f"Efficiency of the config's model in the same run, {precision}: "
                 f"{eff['train_gflops']} GFLOP/s training = {eff['share_of_peak']:.0%} of the measured "
                 f"{precision} matmul peak ({eff['matmul_peak_gflops']} GFLOP/s); "
-                f"{eff['share_outside_model']:.1%} of a real step's time outside forward/backward/step."]
+                + outside(eff["share_outside_model"])]
     return "\n".join(out) + "\n"
 
 
