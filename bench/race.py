@@ -110,13 +110,13 @@ def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
     }
 
 
-
 def outside(share: float) -> str:
     """The time outside forward/backward/step; the two loops are timed apart, so a share below zero
     (the product's loop timed faster than the bare steps) is the machine's drift between them."""
     if share <= 0:
         return "no measurable time outside forward/backward/step (the two loops within the timing noise)."
     return f"{share:.1%} of a real step's time outside forward/backward/step."
+
 
 def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str) -> str:
     ours = next((r for r in rows if r["contestant"] == "ours"), None)
