@@ -51,6 +51,21 @@ def test_schedules():
     assert warm[0] == pytest.approx(0.1) and warm[0] < warm[1] < warm[2] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(("epochs", "steps", "pct_start"), [(1, 50, 0.02), (1, 4, 0.25), (2, 5, 0.1)])
+def test_a_one_cycle_whose_rise_is_exactly_one_step_peaks_at_once_and_anneals(epochs, steps, pct_start):
+    """torch's OneCycleLR raises ZeroDivisionError when pct_start × total steps is exactly 1 (the
+    fast Fashion-MNIST config's 0.02 on 50 steps, the default 0.25 on 4)."""
+    opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+    sched = Schedule(opt, SchedulerConfig(name="onecycle", pct_start=pct_start), epochs, steps)
+    seen = []
+    for _ in range(epochs * steps):
+        seen.append(sched.lr())
+        opt.step()
+        sched.step_batch()
+    assert seen[0] == pytest.approx(1.0)  # the peak at the first step
+    assert all(a > b for a, b in zip(seen, seen[1:], strict=False)) and seen[-1] < 0.05
+
+
 def test_weight_penalty_skips_biases():
     w = [torch.tensor([[1.0, -2.0]])]
     assert float(weight_penalty(w, 0.1, 0.0)) == pytest.approx(0.3)
