@@ -219,7 +219,7 @@ def pool_order(repeats: int = 3):
 def eval_batch(repeats: int = 3):
     """Seconds to evaluate Fashion-MNIST's test set (flip TTA, bf16 autocast) with the fast config's
     CNN in batches of 1,024 (the eval_batch_size default) and of 256 (the cap on a CPU,
-    tasks/classification.py), alternating, each after one warm pass."""
+    tasks/base.py eval_batch), alternating, each after one warm pass."""
     from visionstudy.data.loader import BatchLoader
     from visionstudy.tasks.base import task_of
     from visionstudy.training.loop import evaluate

@@ -39,6 +39,20 @@ def test_the_task_comes_from_the_dataset_source():
     assert task_of(validate_run_config({"data": {"dataset": "digits"}})).name == "classification"
 
 
+def test_the_set_task_evaluates_in_the_shared_cpu_batches_too():
+    """train.eval_batch_size is capped on a CPU for every task (tasks.base.eval_batch), not only
+    for images; elsewhere it is the batch."""
+    from visionstudy.tasks.base import CPU_EVAL_BATCH, eval_batch
+
+    sizes = {"train": 64, "val": 40, "test": 300}
+    cfg = validate_run_config({**SETS, "data": {"dataset": "sets", "sets": sizes},
+                               "train": {**SETS["train"], "eval_batch_size": 1024}})
+    task = task_of(cfg)
+    _, _, test = task.loaders(task.prepare(cfg, None), cfg, torch.device("cpu"), False, 0, 1)
+    assert [len(x) for x, _ in test] == [CPU_EVAL_BATCH, 300 - CPU_EVAL_BATCH]
+    assert eval_batch(cfg, torch.device("cuda")) == 1024  # a GPU takes the configured batch whole
+
+
 def test_sets_is_listed_with_the_datasets():
     result = vs("datasets", "list")
     assert result.returncode == 0 and "sets" in result.stdout

@@ -113,10 +113,8 @@ def test_flip_tta_is_deterministic_and_averages_both_views():
     assert np.allclose(a.logits, (plain + mirrored) / 2, atol=1e-5)
 
 
-
 def test_a_cpu_evaluates_in_batches_of_at_most_256_with_the_same_outputs():
-    from visionstudy.tasks.base import task_of
-    from visionstudy.tasks.classification import CPU_EVAL_BATCH
+    from visionstudy.tasks.base import CPU_EVAL_BATCH, task_of
     from visionstudy.validate import validate_run_config
 
     cfg = validate_run_config({"name": "e", "data": {"dataset": "digits"},

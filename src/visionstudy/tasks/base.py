@@ -21,6 +21,15 @@ from visionstudy.registry import Registry
 from visionstudy.tasks.metrics import metric
 
 D = TypeVar("D")  # a task's prepared data (classification: PreparedData, regression on sets: SetData)
+# evaluation batches on a CPU at most (train.eval_batch_size caps it): a larger batch's activations
+# leave the caches, and evaluation slows (README "Performance")
+CPU_EVAL_BATCH = 256
+
+
+def eval_batch(cfg: RunConfig, device: torch.device) -> int:
+    """The validation and test loaders' batch: train.eval_batch_size, on a CPU at most CPU_EVAL_BATCH."""
+    size = cfg.train.eval_batch_size
+    return min(size, CPU_EVAL_BATCH) if device.type == "cpu" else size
 
 
 class Task(ABC, Generic[D]):

@@ -9,16 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionstudy.config import RunConfig
-from visionstudy.tasks.base import Task, register_task
+from visionstudy.tasks.base import Task, eval_batch, register_task
 
 if TYPE_CHECKING:
     import torch
 
     from visionstudy.data.prepare import PreparedData
 
-# images per evaluation batch on a CPU at most (train.eval_batch_size caps it): the activations of a
-# larger batch leave the caches, and evaluation slows (README "Performance")
-CPU_EVAL_BATCH = 256
 
 @register_task
 class Classification(Task["PreparedData"]):
@@ -67,9 +64,9 @@ class Classification(Task["PreparedData"]):
             shuffle=True, drop_last=per_process % t.batch_size == 1,  # a batch of 1 breaks batch norm
             seed=cfg.seed, rank=rank, world=world, **common,
         )
-        eval_batch = min(t.eval_batch_size, CPU_EVAL_BATCH) if device.type == "cpu" else t.eval_batch_size
-        val = BatchLoader(data.val.images, data.val.labels, eval_batch, **common)
-        test = BatchLoader(data.test.images, data.test.labels, eval_batch, **common)
+        size = eval_batch(cfg, device)
+        val = BatchLoader(data.val.images, data.val.labels, size, **common)
+        test = BatchLoader(data.test.images, data.test.labels, size, **common)
         return train, val, test
 
     def checkpoint_meta(self, data: PreparedData) -> dict[str, Any]:

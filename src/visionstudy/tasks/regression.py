@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionstudy.config import RunConfig
-from visionstudy.tasks.base import Task, register_task
+from visionstudy.tasks.base import Task, eval_batch, register_task
 
 if TYPE_CHECKING:
     import torch
@@ -70,8 +70,8 @@ class SetRegression(Task["SetData"]):
         t = cfg.train
         train = SetLoader(*data.train, t.batch_size, shuffle=True, seed=cfg.seed, device=device,
                           rank=rank, world=world)
-        return (train, SetLoader(*data.val, t.eval_batch_size, device=device),
-                SetLoader(*data.test, t.eval_batch_size, device=device))
+        size = eval_batch(cfg, device)
+        return train, SetLoader(*data.val, size, device=device), SetLoader(*data.test, size, device=device)
 
     def checkpoint_meta(self, data: SetData) -> dict[str, Any]:
         return {"task": self.name, "input_shape": list(data.input_shape), "outputs": data.outputs}

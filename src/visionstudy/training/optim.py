@@ -261,9 +261,9 @@ def _onecycle(opt: Any, p: OneCycleParams, epochs: int, steps: int) -> Any:
     top = max(g["lr"] for g in opt.param_groups)  # groups keep their ratios
     max_lr = [(p.max_lr or top) * g["lr"] / top for g in opt.param_groups]
     total = epochs * steps
-    # torch divides by the rise's width, pct_start × total - 1 steps, and fails on a rise of exactly
-    # one step (0.02 of 50 steps, 0.25 of 4: pytorch/pytorch#180187); a hair less peaks at the first
-    # step, as the rise of one step means
+    # torch divides by the rise's width, pct_start × total - 1 steps: a rise of exactly one step
+    # (0.02 of 50 steps, 0.25 of 4) raises ZeroDivisionError (pytorch/pytorch#180187); a hair less
+    # peaks at the first step, which is what a one-step rise means
     pct = p.pct_start if p.pct_start * total != 1 else (1 - 1e-9) / total
     return lr_scheduler().OneCycleLR(opt, max_lr, total_steps=total, pct_start=pct)
 
