@@ -27,11 +27,12 @@ MODEL = {"name": "cnn", "channels": [4, 8], "hidden": [16]}
 VARIANTS = {"a": {}, "b": {"model": {"batch_norm": True}}, "c": {"model": {"dropout": 0.2}}}
 LONG = 60  # epochs of a run a test stops mid-way: at 24 (4 s of training) a loaded machine's test
 #            process polled too late and found the run finished (beside two CPU hogs)
-# The killed-job test needs its surviving job still busy when the other is killed: a job with
-# nothing left to claim waits one grace period (6 s here) for runs held elsewhere, then ends. At
-# LONG its own run took 5.5-7 s on a quick machine. Once (CI, 2026-12-05, its logs lost) the killed
-# job's run was left unfinished; a survivor whose run ended over 2 s before the kill explains it.
-SURVIVOR_BUSY = 3 * LONG
+# The killed-job test kills the job whose run is ahead, so that the other stays busy for nearly a
+# whole run after the kill (a job with nothing left to claim waits one grace period for runs held
+# elsewhere, then ends). Once (CI, 2026-12-05) a job whose run had started seconds before its
+# partner's had ended it and gone when the partner was killed. Twice LONG: a job may start up to
+# one run's time after the other.
+KILLED_RUN = 2 * LONG
 
 
 def needs(reason: str | None) -> None:
@@ -171,6 +172,25 @@ def trial_story(url: str, name: str) -> str:
     return "; ".join(f"{key}: " + ", ".join(f"#{t.number} {t.state.name} {t.user_attrs.get('worker')}"
                                             for t in trials)
                      for key, trials in trials_by_run(RunStore(url, name)).items())
+
+
+def holder(url: str, name: str, key: str) -> str | None:
+    """The SLURM array task (JOB_TASK) whose process trains run `key` now, from the environment of
+    the process its running trial names."""
+    from optuna.trial import TrialState
+
+    from visionstudy.store import RunStore
+
+    running = [t for t in trials_by_run(RunStore(url, name)).get(key, []) if t.state == TrialState.RUNNING]
+    if not running:
+        return None
+    try:
+        pid = int(running[-1].user_attrs["worker"]["pid"])
+        env = dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                   if b"=" in item)
+        return f"{env[b'SLURM_ARRAY_JOB_ID'].decode()}_{env[b'SLURM_ARRAY_TASK_ID'].decode()}"
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def history_rows(run: Path) -> list[int]:
@@ -395,24 +415,28 @@ def test_a_cancelled_job_stays_cancelled_and_its_run_goes_back_to_the_queue(slur
 
 
 def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg, workdir):
-    study = study_file(workdir, "kill", epochs=SURVIVOR_BUSY, seeds=1, batch_size=16,
+    study = study_file(workdir, "kill", epochs=KILLED_RUN, seeds=1, batch_size=16,
                        variants={"x": {}, "y": {"model": {"batch_norm": True}}})
     runs = workdir / "runs-kill"
     fast = {**slurm, "VISIONSTUDY_HEARTBEAT_SECONDS": "1", "VISIONSTUDY_GRACE_SECONDS": "4"}
     job = launch(study, runs, pg, fast, "--jobs", "2")
     study_dir = runs / "kill"
-    wait_for(lambda: all(len(history_rows(study_dir / k)) >= 2 for k in ("x/seed-0", "y/seed-0")), 120,
-             "both runs to train")
-    logs = study_dir / "slurm" / "logs"
-    victim = f"{job}_0"
+    keys = ("x/seed-0", "y/seed-0")
+    wait_for(lambda: all(len(history_rows(study_dir / k)) >= 2 for k in keys), 120, "both runs to train")
+    ahead = max(keys, key=lambda k: len(history_rows(study_dir / k)))
+    victim = holder(pg, "kill", ahead)
+    assert victim and len(history_rows(study_dir / ahead)) < KILLED_RUN, (
+        f"{ahead} was not in training in a job of {job} when the other run had started "
+        f"({victim}): {trial_story(pg, 'kill')}\n{slurm_story(fast, job, study_dir)}")
     killed = kill_job_processes(victim)  # as the OOM killer or a node failure would: no signal handler runs
     assert killed, f"no visionstudy process found in job {victim}"
     wait_done(slurm, job)
     try:
-        check_once(pg, "kill", study_dir, {"x/seed-0": SURVIVOR_BUSY, "y/seed-0": SURVIVOR_BUSY})
+        check_once(pg, "kill", study_dir, {k: KILLED_RUN for k in keys})
     except AssertionError as exc:  # once on a loaded CI machine (2026-12-05): say what each job did
-        raise AssertionError(f"{exc}\nkilled {victim}: pids {killed}\n{slurm_story(fast, job, study_dir)}"
-                             f"\ntrials: {trial_story(pg, 'kill')}") from None
+        story = f"{slurm_story(fast, job, study_dir)}\ntrials: {trial_story(pg, 'kill')}"
+        raise AssertionError(f"{exc}\nkilled {victim} (training {ahead}): pids {killed}\n{story}") from None
+    logs = study_dir / "slurm" / "logs"
     survivor = next(p for p in logs.glob("*.log") if p.stem != victim).read_text()
     both = "\n".join(f"{p.name}:\n{p.read_text()}" for p in sorted(logs.glob("*.log")))
     assert survivor.count("done ") == 2, both  # its own run, then the killed job's, resumed
