@@ -386,8 +386,10 @@ def study_work(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     data_dir: DataDir = None,
 ) -> None:
-    """A pull worker: claim the study's runs and search trials from its database, train each in its
-    own folder, exit 0 when none are left. Cluster jobs run this; so can you, on any machine."""
+    """A pull worker: claim the study's runs and search trials from its database and train them.
+
+    Each run trains in its own folder; the worker exits 0 when none are left. Cluster jobs run
+    this; so can you, on any machine."""
     from visionstudy.study import Placement, run_all
     from visionstudy.study.execute import Stopped, load_study_dir
     from visionstudy.study.launch import await_requeue, requeue_this_job
@@ -662,8 +664,9 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
 ) -> None:
-    """Classify image files with a trained run: top-k classes with probabilities. Files that cannot
-    be read are named after the others' results, and the command then exits 2."""
+    """Classify image files with a trained run: top-k classes with probabilities.
+
+    Files that cannot be read are named after the others' results, and the command then exits 2."""
     from visionstudy.errors import DataError
     from visionstudy.evaluate.predict import load_predictor
     from visionstudy.evaluate.predict import predict as run_predict

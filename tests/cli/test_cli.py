@@ -232,3 +232,22 @@ def test_only_keeps_a_grid_variants_commas():
         "baseline", "optimizer=sgd,conv_dropout=0"]
     assert only_patterns("resnet*, search,", grid) == ["resnet*", "search"]
     assert only_patterns("*conv_dropout=0,baseline", grid) == ["*conv_dropout=0", "baseline"]
+
+
+def test_every_command_lists_a_one_line_summary():
+    """A command's list entry in --help is its docstring's first paragraph, with its line breaks: a
+    summary wrapped in the source was listed broken mid-sentence (`predict`, `study work`)."""
+    import typer
+
+    from visionstudy.cli import app
+
+    def commands(group, prefix: str = ""):
+        for name, cmd in group.commands.items():
+            yield f"{prefix}{name}", cmd
+            if hasattr(cmd, "commands"):
+                yield from commands(cmd, f"{prefix}{name} ")
+
+    summaries = {name: (cmd.help or "").strip().split("\n\n")[0]
+                 for name, cmd in commands(typer.main.get_command(app))}
+    assert len(summaries) >= 15 and {"predict", "study work", "db start"} <= set(summaries)
+    assert not [name for name, text in summaries.items() if "\n" in text or not text], summaries
