@@ -251,3 +251,16 @@ def test_every_command_lists_a_one_line_summary():
                  for name, cmd in commands(typer.main.get_command(app))}
     assert len(summaries) >= 15 and {"predict", "study work", "db start"} <= set(summaries)
     assert not [name for name, text in summaries.items() if "\n" in text or not text], summaries
+
+
+def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
+    """Not "no SLURM jobs were submitted" and exit 0 for a typo or the study file itself."""
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\n")
+    for where in (tmp_path / "typo", study):
+        assert_user_error(vs_here("study", "cancel", where), f"{where}: not a planned study folder",
+                          "(no study.yaml)")
+    (tmp_path / "planned").mkdir()
+    (tmp_path / "planned" / "study.yaml").write_text("name: planned\n")
+    done = vs_here("study", "cancel", tmp_path / "planned")
+    assert done.returncode == 0 and "no SLURM jobs were submitted" in done.stdout, done.stderr
