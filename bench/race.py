@@ -3,9 +3,12 @@
     .venv/bin/python bench/race.py                      # all four, then efficiency and the table
     .venv/bin/python bench/race.py --only ours,plain-pytorch --max-minutes 5
 
-Each contestant is a separate process started here; its time to X% is the wall time from its
+Each contestant is a separate process started here; its time to X% is its running time from its
 start (imports, data loading, everything) to the end of the first epoch whose test accuracy is
-≥ X%. The contestants train the same network (`model:` of the config) on the Debian mirror
+≥ X%. The contestants take turns of --turn seconds (5), round robin, the others stopped (SIGSTOP
+of their process group), so that each sees the machine at the same hour: a shared machine's speed
+drifts by 15-25% within the hour, and one after the other (--turn 0) the ratios moved with it.
+The contestants train the same network (`model:` of the config) on the Debian mirror
 (VISIONSTUDY_DATA_DIR, default /usr/share/datasets):
 
 - ours: `visionstudy` on the config (bench/contestants/ours.py);
@@ -24,12 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import queue
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
+from dataclasses import field as default
 from pathlib import Path
 from typing import Any
 
@@ -72,42 +81,125 @@ def commands(config: Path, sets: list[str], model: dict, epochs: int) -> dict[st
     }
 
 
+@dataclass
+class Contestant:
+    """One contestant's process and what it said; `turns` are the wall-clock spans it ran."""
+
+    name: str
+    cmd: list[str]
+    train_images: int
+    proc: subprocess.Popen | None = None
+    lines: queue.Queue = default(default_factory=queue.Queue)
+    log: Any = None
+    turns: list[list[float]] = default(default_factory=list)
+    epochs: list[dict] = default(default_factory=list)
+    reached: dict[float, dict] = default(default_factory=dict)
+    done: bool = False
+
+    def ran(self, t: float) -> float:
+        """Seconds it ran up to wall-clock time `t`: its turns summed (one turn: the wall time)."""
+        return sum(max(0.0, min(end, t) - begin) for begin, end in self.turns)
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTESTANTS), str(ROOT / "src")])}
+        self.log = tempfile.TemporaryFile("w+")
+        # its own process group: a stop or a kill reaches its data-loader workers too
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+                                     cwd=ROOT, start_new_session=True)
+
+        def read(out: Any, into: queue.Queue) -> None:
+            for line in out:
+                into.put(line)
+            into.put(None)
+
+        threading.Thread(target=read, args=(self.proc.stdout, self.lines), daemon=True).start()
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def turn(self, thresholds: list[float], max_seconds: float, seconds: float) -> None:
+        """Let it run for `seconds` (or until it is done: every threshold reached, its time used up,
+        or its process ended), reading its epoch lines; then stop it (SIGSTOP) until its next turn."""
+        now = time.time()
+        self.turns.append([now, now])
+        if self.proc is None:
+            self.start()
+        else:
+            self.signal(signal.SIGCONT)
+        deadline = now + seconds
+        while not self.done:
+            left = None if deadline == math.inf else max(0.0, deadline - time.time())
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            self.turns[-1][1] = time.time()
+            if line is None:  # the process ended
+                self.done = True
+            elif (at := line.find('{"epoch"')) >= 0:  # a progress bar may share the line
+                self.epoch(json.loads(line[at:]), thresholds)
+                self.done = len(self.reached) == len(thresholds) or self.ran(time.time()) > max_seconds
+        if self.done:
+            self.signal(signal.SIGKILL)
+            self.signal(signal.SIGCONT)
+            assert self.proc is not None
+            self.proc.wait()
+        else:
+            self.signal(signal.SIGSTOP)
+        self.turns[-1][1] = time.time()
+
+    def epoch(self, row: dict, thresholds: list[float]) -> None:
+        self.epochs.append(row)
+        for th in thresholds:
+            if th not in self.reached and row["test_accuracy"] >= th:
+                self.reached[th] = {"seconds": round(self.ran(row["t"]), 1), "epoch": row["epoch"]}
+
+    def result(self, thresholds: list[float]) -> dict:
+        """Its row. Images/s: each epoch's training seconds (timed by the contestant, stops included)
+        times the share of that epoch's wall time it ran."""
+        assert self.log is not None
+        self.log.seek(0)
+        error = self.log.read()[-2000:] if not self.epochs else ""
+        self.log.close()
+        train_seconds, before = 0.0, self.turns[0][0]
+        for row in self.epochs:
+            span = row["t"] - before
+            share = (self.ran(row["t"]) - self.ran(before)) / span if span > 0 else 1.0
+            train_seconds += row["train_seconds"] * share
+            before = row["t"]
+        return {
+            "contestant": self.name,
+            **{f"seconds_to_{th:.0%}": self.reached.get(th, {}).get("seconds") for th in thresholds},
+            **{f"epoch_at_{th:.0%}": self.reached.get(th, {}).get("epoch") for th in thresholds},
+            "epochs": len(self.epochs),
+            "best_test_accuracy": max((r["test_accuracy"] for r in self.epochs), default=None),
+            "train_images_per_second": (round(self.train_images * len(self.epochs) / train_seconds)
+                                        if self.epochs else None),
+            "wall_seconds": round(self.ran(time.time()), 1), **({"error": error} if error else {}),
+        }
+
+
+def race_all(contestants: list[Contestant], thresholds: list[float], max_seconds: float,
+             turn_seconds: float) -> list[dict]:
+    """Run the contestants in turns of `turn_seconds` each, round robin, the others stopped, until
+    each is done; each one's times are its own running time from its start (its turns summed), so
+    that all see the machine at the same hour. `turn_seconds` 0: one after the other, each to its
+    end. The time limit is checked at each epoch's end. A contestant's log (stderr: progress bars,
+    framework warnings) goes to a file, so that a chatty one never blocks on a full pipe."""
+    while waiting := [c for c in contestants if not c.done]:
+        for c in waiting:
+            c.turn(thresholds, max_seconds, turn_seconds or math.inf)
+    return [c.result(thresholds) for c in contestants]
+
+
 def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
          train_images: int) -> dict:
-    """Run one contestant; wall seconds from its start to each threshold. The time limit is checked
-    at each epoch's end. Its log (stderr: progress bars, framework warnings) goes to a file, so that a
-    chatty contestant never blocks on a full pipe."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTESTANTS), str(ROOT / "src")])}
-    reached: dict[float, dict] = {}
-    epochs: list[dict] = []
-    with tempfile.TemporaryFile("w+") as log:
-        start = time.time()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            at = line.find('{"epoch"')  # a progress bar may share the line
-            if at < 0:
-                continue
-            row = json.loads(line[at:])
-            epochs.append(row)
-            for th in thresholds:
-                if th not in reached and row["test_accuracy"] >= th:
-                    reached[th] = {"seconds": round(row["t"] - start, 1), "epoch": row["epoch"]}
-            if len(reached) == len(thresholds) or time.time() - start > max_seconds:
-                proc.kill()
-                break
-        proc.wait()
-        log.seek(0)
-        error = log.read()[-2000:] if not epochs else ""
-    train_seconds = sum(r["train_seconds"] for r in epochs)
-    return {
-        "contestant": name,
-        **{f"seconds_to_{th:.0%}": reached.get(th, {}).get("seconds") for th in thresholds},
-        **{f"epoch_at_{th:.0%}": reached.get(th, {}).get("epoch") for th in thresholds},
-        "epochs": len(epochs), "best_test_accuracy": max((r["test_accuracy"] for r in epochs), default=None),
-        "train_images_per_second": round(train_images * len(epochs) / train_seconds) if epochs else None,
-        "wall_seconds": round(time.time() - start, 1), **({"error": error} if error else {}),
-    }
+    """One contestant alone: wall seconds from its start to each threshold."""
+    return race_all([Contestant(name, cmd, train_images)], thresholds, max_seconds, 0)[0]
 
 
 def outside(share: float) -> str:
@@ -118,7 +210,8 @@ def outside(share: float) -> str:
     return f"{share:.1%} of a real step's time outside forward/backward/step."
 
 
-def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str) -> str:
+def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str,
+             turn: float = 0) -> str:
     ours = next((r for r in rows if r["contestant"] == "ours"), None)
     head = ["contestant"] + [f"to {th:.0%} (s)" for th in thresholds] + \
         [f"ours faster, {th:.0%}" for th in thresholds] + ["epochs", "best test acc", "train img/s"]
@@ -141,7 +234,10 @@ def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machin
         cells += [str(r["epochs"]), f"{r['best_test_accuracy']:.2%}" if r["best_test_accuracy"] else "—",
                   str(r["train_images_per_second"])]
         lines.append("| " + " | ".join(cells) + " |")
-    out = [f"Fashion-MNIST time to accuracy, {machine}", "", *lines]
+    how = (f"the contestants took turns of {turn:g} s (the others stopped), each one's times its own "
+           "running time from its start" if turn else
+           "one contestant after the other, wall time from its start")
+    out = [f"Fashion-MNIST time to accuracy, {machine}; {how}", "", *lines]
     for eff in effs:
         precision = "fp32" if eff["precision"] == "32" else eff["precision"]
         out += ["", f"Efficiency of the config's model in the same run, {precision}: "
@@ -157,7 +253,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="override in our config")
     ap.add_argument("--only", default="ours,plain-pytorch,lightning,keras")
     ap.add_argument("--thresholds", default="0.91,0.93")
-    ap.add_argument("--max-minutes", type=float, default=15.0)
+    ap.add_argument("--max-minutes", type=float, default=15.0, help="each contestant's running time")
+    ap.add_argument("--turn", type=float, default=5.0,
+                    help="seconds each contestant runs before the next one's turn (0: one after the other)")
     ap.add_argument("--peer-epochs", type=int, default=30)
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "race.md")
     args = ap.parse_args()
@@ -167,7 +265,7 @@ def main() -> None:
 
     cfg = load_config(args.config, args.set)
     ours_images = round(60000 * (1 - cfg.data.val_fraction))
-    rows = []
+    contestants = []
     for name, cmd in commands(args.config, args.set, peer_model(cfg.model), args.peer_epochs).items():
         if name not in args.only.split(","):
             continue
@@ -176,10 +274,10 @@ def main() -> None:
                               "python3 -m venv bench/.venv-keras && bench/.venv-keras/bin/pip "
                               "install tensorflow-cpu"}), flush=True)
             continue
-        row = race(name, cmd, thresholds, args.max_minutes * 60,
-                   ours_images if name == "ours" else 60000)
+        contestants.append(Contestant(name, cmd, ours_images if name == "ours" else 60000))
+    rows = race_all(contestants, thresholds, args.max_minutes * 60, args.turn)
+    for row in rows:
         print(json.dumps(row), flush=True)
-        rows.append(row)
     sys.path.insert(0, str(BENCH))
     from train_speed import efficiency
 
@@ -189,7 +287,7 @@ def main() -> None:
     machine = f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch threads " \
         f"{effs[0]['threads']}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, thresholds, effs, machine))
+    args.out.write_text(markdown(rows, thresholds, effs, machine, args.turn))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -35,6 +35,42 @@ def test_race_times_each_threshold_from_process_start_and_stops_when_all_are_rea
     assert "error" not in row
 
 
+BUSY = """
+import json, time
+def spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+for epoch, acc in enumerate([0.5, 0.92, 0.94], 1):
+    spin(0.4)
+    print(json.dumps({"epoch": epoch, "test_accuracy": acc, "train_seconds": 0.4, "t": time.time(),
+                      "cpu": time.process_time()}), flush=True)
+"""
+
+
+def test_contestants_take_turns_and_each_is_timed_by_its_own_running_time(tmp_path):
+    """Two CPU-bound contestants in turns of 0.25 s: one runs at a time, a stopped one does not
+    progress (its CPU time stays within its running time), and its times are its running time,
+    about half the race's wall time."""
+    import time
+
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY)
+    pair = [race.Contestant(name, [sys.executable, str(script)], 1000) for name in ("a", "b")]
+    start = time.time()
+    rows = race.race_all(pair, [0.91, 0.93], 60, 0.25)
+    wall = time.time() - start
+    spans = sorted((begin, end) for c in pair for begin, end in c.turns)
+    assert all(end <= after + 0.05 for (_, end), (after, _) in zip(spans, spans[1:], strict=False))
+    assert all(len(c.turns) >= 3 for c in pair), [c.turns for c in pair]
+    for c, row in zip(pair, rows, strict=True):
+        assert row["epoch_at_91%"] == 2 and row["epoch_at_93%"] == 3 and row["epochs"] == 3
+        last = c.epochs[-1]
+        assert last["cpu"] <= row["seconds_to_93%"] + 0.15, (last, row)
+        assert 1.1 <= row["seconds_to_93%"] < 0.75 * (last["t"] - c.turns[0][0]), (row, c.turns)
+    assert sum(r["wall_seconds"] for r in rows) <= wall + 0.1
+
+
 def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
     script = tmp_path / "slow.py"
     script.write_text("import json, time\nprint(json.dumps({'epoch': 1, 'test_accuracy': 0.5, "
