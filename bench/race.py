@@ -5,9 +5,11 @@
 
 Each contestant is a separate process started here; its time to X% is its running time from its
 start (imports, data loading, everything) to the end of the first epoch whose test accuracy is
-≥ X%. The contestants take turns of --turn seconds (5), round robin, the others stopped (SIGSTOP
-of their process group), so that each sees the machine at the same hour: a shared machine's speed
-drifts by 15-25% within the hour, and one after the other (--turn 0) the ratios moved with it.
+≥ X%. The contestants take turns, round robin, the others stopped (SIGSTOP of their process
+group), so that all see the machine at the same hours: a shared machine's speed drifts by 15-25%
+within the hour, and one after the other (--turn 0) the ratios moved with it. --turn ours=1,5
+(the default) gives ours turns of 1 s and each peer 5 s, in proportion to how long each takes, so
+that they stay side by side to the end.
 The contestants train the same network (`model:` of the config) on the Debian mirror
 (VISIONSTUDY_DATA_DIR, default /usr/share/datasets):
 
@@ -88,6 +90,7 @@ class Contestant:
     name: str
     cmd: list[str]
     train_images: int
+    turn_seconds: float = 0.0  # how long each of its turns is; 0: it runs to its end in one turn
     proc: subprocess.Popen | None = None
     lines: queue.Queue = default(default_factory=queue.Queue)
     log: Any = None
@@ -121,8 +124,8 @@ class Contestant:
         except ProcessLookupError:
             pass
 
-    def turn(self, thresholds: list[float], max_seconds: float, seconds: float) -> None:
-        """Let it run for `seconds` (or until it is done: every threshold reached, its time used up,
+    def turn(self, thresholds: list[float], max_seconds: float) -> None:
+        """Let it run for its turn (or until it is done: every threshold reached, its time used up,
         or its process ended), reading its epoch lines; then stop it (SIGSTOP) until its next turn."""
         now = time.time()
         self.turns.append([now, now])
@@ -130,7 +133,7 @@ class Contestant:
             self.start()
         else:
             self.signal(signal.SIGCONT)
-        deadline = now + seconds
+        deadline = now + (self.turn_seconds or math.inf)
         while not self.done:
             left = None if deadline == math.inf else max(0.0, deadline - time.time())
             try:
@@ -183,23 +186,43 @@ class Contestant:
         }
 
 
-def race_all(contestants: list[Contestant], thresholds: list[float], max_seconds: float,
-             turn_seconds: float) -> list[dict]:
-    """Run the contestants in turns of `turn_seconds` each, round robin, the others stopped, until
-    each is done; each one's times are its own running time from its start (its turns summed), so
-    that all see the machine at the same hour. `turn_seconds` 0: one after the other, each to its
-    end. The time limit is checked at each epoch's end. A contestant's log (stderr: progress bars,
-    framework warnings) goes to a file, so that a chatty one never blocks on a full pipe."""
+def race_all(contestants: list[Contestant], thresholds: list[float], max_seconds: float) -> list[dict]:
+    """Run the contestants in turns, round robin, the others stopped, until each is done; each
+    one's times are its own running time from its start (its turns summed), so that all see the
+    machine at the same hours. Turns in proportion to how long each needs keep them side by side to
+    the end (ours 1 s to a peer's 5 s: a peer takes about 5 times as long); turns of 0 s: one after
+    the other, each to its end. The time limit is checked at each epoch's end. A contestant's log
+    (stderr: progress bars, framework warnings) goes to a file, so that a chatty one never blocks on
+    a full pipe."""
     while waiting := [c for c in contestants if not c.done]:
         for c in waiting:
-            c.turn(thresholds, max_seconds, turn_seconds or math.inf)
+            c.turn(thresholds, max_seconds)
     return [c.result(thresholds) for c in contestants]
 
 
 def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
          train_images: int) -> dict:
     """One contestant alone: wall seconds from its start to each threshold."""
-    return race_all([Contestant(name, cmd, train_images)], thresholds, max_seconds, 0)[0]
+    return race_all([Contestant(name, cmd, train_images)], thresholds, max_seconds)[0]
+
+
+def turns(text: str, names: list[str]) -> dict[str, float]:
+    """--turn: 'ours=1,5' → ours 1 s, every other contestant 5 s; '0': one after the other."""
+    out: dict[str, float] = {}
+    default = 0.0
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.rpartition("=")
+        if name and name not in names:
+            raise SystemExit(f"--turn {text}: no contestant {name!r}; choose from {', '.join(names)}")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise SystemExit(f"--turn {text}: {value!r} is not a number of seconds") from None
+        if name:
+            out[name] = seconds
+        else:
+            default = seconds
+    return {n: out.get(n, default) for n in names}
 
 
 def outside(share: float) -> str:
@@ -211,7 +234,7 @@ def outside(share: float) -> str:
 
 
 def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str,
-             turn: float = 0) -> str:
+             turn: dict[str, float] | None = None) -> str:
     ours = next((r for r in rows if r["contestant"] == "ours"), None)
     head = ["contestant"] + [f"to {th:.0%} (s)" for th in thresholds] + \
         [f"ours faster, {th:.0%}" for th in thresholds] + ["epochs", "best test acc", "train img/s"]
@@ -234,9 +257,10 @@ def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machin
         cells += [str(r["epochs"]), f"{r['best_test_accuracy']:.2%}" if r["best_test_accuracy"] else "—",
                   str(r["train_images_per_second"])]
         lines.append("| " + " | ".join(cells) + " |")
-    how = (f"the contestants took turns of {turn:g} s (the others stopped), each one's times its own "
-           "running time from its start" if turn else
-           "one contestant after the other, wall time from its start")
+    turn = turn or {}
+    how = ("the contestants took turns (" + ", ".join(f"{n} {s:g} s" for n, s in turn.items())
+           + "; the others stopped), each one's times its own running time from its start"
+           if any(turn.values()) else "one contestant after the other, wall time from its start")
     out = [f"Fashion-MNIST time to accuracy, {machine}; {how}", "", *lines]
     for eff in effs:
         precision = "fp32" if eff["precision"] == "32" else eff["precision"]
@@ -254,8 +278,9 @@ def main() -> None:
     ap.add_argument("--only", default="ours,plain-pytorch,lightning,keras")
     ap.add_argument("--thresholds", default="0.91,0.93")
     ap.add_argument("--max-minutes", type=float, default=15.0, help="each contestant's running time")
-    ap.add_argument("--turn", type=float, default=5.0,
-                    help="seconds each contestant runs before the next one's turn (0: one after the other)")
+    ap.add_argument("--turn", default="ours=1,5",
+                    help="seconds each contestant runs before the next one's turn: NAME=S for one, S for "
+                         "the rest (0: one after the other)")
     ap.add_argument("--peer-epochs", type=int, default=30)
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "race.md")
     args = ap.parse_args()
@@ -275,7 +300,10 @@ def main() -> None:
                               "install tensorflow-cpu"}), flush=True)
             continue
         contestants.append(Contestant(name, cmd, ours_images if name == "ours" else 60000))
-    rows = race_all(contestants, thresholds, args.max_minutes * 60, args.turn)
+    turn = turns(args.turn, [c.name for c in contestants])
+    for c in contestants:
+        c.turn_seconds = turn[c.name]
+    rows = race_all(contestants, thresholds, args.max_minutes * 60)
     for row in rows:
         print(json.dumps(row), flush=True)
     sys.path.insert(0, str(BENCH))
@@ -287,7 +315,7 @@ def main() -> None:
     machine = f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch threads " \
         f"{effs[0]['threads']}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, thresholds, effs, machine, args.turn))
+    args.out.write_text(markdown(rows, thresholds, effs, machine, turn))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

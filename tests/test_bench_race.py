@@ -56,9 +56,9 @@ def test_contestants_take_turns_and_each_is_timed_by_its_own_running_time(tmp_pa
 
     script = tmp_path / "busy.py"
     script.write_text(BUSY)
-    pair = [race.Contestant(name, [sys.executable, str(script)], 1000) for name in ("a", "b")]
+    pair = [race.Contestant(name, [sys.executable, str(script)], 1000, 0.25) for name in ("a", "b")]
     start = time.time()
-    rows = race.race_all(pair, [0.91, 0.93], 60, 0.25)
+    rows = race.race_all(pair, [0.91, 0.93], 60)
     wall = time.time() - start
     spans = sorted((begin, end) for c in pair for begin, end in c.turns)
     assert all(end <= after + 0.05 for (_, end), (after, _) in zip(spans, spans[1:], strict=False))
@@ -69,6 +69,19 @@ def test_contestants_take_turns_and_each_is_timed_by_its_own_running_time(tmp_pa
         assert last["cpu"] <= row["seconds_to_93%"] + 0.15, (last, row)
         assert 1.1 <= row["seconds_to_93%"] < 0.75 * (last["t"] - c.turns[0][0]), (row, c.turns)
     assert sum(r["wall_seconds"] for r in rows) <= wall + 0.1
+
+
+def test_turns_are_given_per_contestant_with_a_default_for_the_rest():
+    names = ["ours", "plain-pytorch", "keras"]
+    assert race.turns("ours=1,5", names) == {"ours": 1.0, "plain-pytorch": 5.0, "keras": 5.0}
+    assert race.turns("0", names) == dict.fromkeys(names, 0.0)
+    with pytest.raises(SystemExit, match="no contestant 'lightning'"):
+        race.turns("lightning=2", names)
+    with pytest.raises(SystemExit, match="'x' is not a number"):
+        race.turns("ours=x", names)
+    table = race.markdown([], [0.91], [], "m", {"ours": 1.0, "keras": 5.0})
+    assert "took turns (ours 1 s, keras 5 s; the others stopped)" in table
+    assert "one contestant after the other" in race.markdown([], [0.91], [], "m", {"ours": 0.0})
 
 
 def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
