@@ -32,7 +32,7 @@ from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
 from visionstudy.models import count_flops, count_params
 from visionstudy.store.rundir import RunDir, open_run
 from visionstudy.training.checkpoint import load_checkpoint
-from visionstudy.training.devices import BF16_ON_SLOW_CPU, cpu_runs_bf16, open_devices
+from visionstudy.training.devices import BF16_ON_SLOW_CPU, cpu_runs_bf16, keep_freed_memory, open_devices
 from visionstudy.training.fit import fit
 from visionstudy.validate import thread_budget
 
@@ -111,6 +111,7 @@ def run_experiment(
     fabric.launch()
     if accelerator == "cpu":
         torch.set_num_threads(t.threads or threads or thread_budget(fabric.world_size))
+        keep_freed_memory()  # no page faults for each step's activations
     else:
         torch.backends.cudnn.benchmark = True
     run = RunDir(out)

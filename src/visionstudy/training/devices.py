@@ -12,6 +12,7 @@ other use, so `torch.compile` and everything else see the real one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import os
 import random
@@ -126,6 +127,26 @@ class AutocastModule(nn.Module):
         with self.autocast():
             out = self.module(*args, **kwargs)
         return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+
+
+# glibc's malloc serves blocks above its mmap threshold (128 KiB at first, rising as such blocks are
+# freed) with fresh mappings and gives a freed heap top back to the kernel (trim): a CPU step's
+# activations (6-13 MB each for the fast CNN at batch 128) then fault in zeroed pages on every step.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+MMAP_CEILING = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)  # glibc's largest M_MMAP_THRESHOLD: 32 MiB
+
+
+def keep_freed_memory() -> bool:
+    """Serve blocks below 32 MiB from the heap and keep freed memory for the next step (glibc's
+    mallopt, what jemalloc or tcmalloc do by design): the fast CNN's CPU steps 1.12x as fast.
+    The process then holds its peak memory until it exits. False where the C library has no
+    mallopt (not glibc) or refuses."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_CEILING)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def under_torchrun() -> bool:
