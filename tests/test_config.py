@@ -325,7 +325,7 @@ def test_no_docstring_quotes_a_measured_time_or_speed_up():
     from tests.helpers import ROOT
 
     measured = re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|seconds|minutes)\b"
-                          r"|\b\d+(?:\.\d+)?\s?[x×] (?:faster|slower|more|less)")
+                          r"|\b\d+(?:\.\d+)?\s?[x×] (?:faster|slower|more|less|as fast|as slow)")
     found = []
     for path in sorted((ROOT / "src" / "visionstudy").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -138,8 +138,8 @@ MMAP_CEILING = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)  # glibc's largest
 
 def keep_freed_memory() -> bool:
     """Serve blocks below 32 MiB from the heap and keep freed memory for the next step (glibc's
-    mallopt, what jemalloc or tcmalloc do by design): the fast CNN's CPU steps 1.12x as fast.
-    The process then holds its peak memory until it exits. False where the C library has no
+    mallopt, what jemalloc or tcmalloc do by design; README "Performance" has what it buys). The
+    process then holds its peak memory until it exits. False where the C library has no
     mallopt (not glibc) or refuses."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
