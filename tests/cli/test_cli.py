@@ -264,3 +264,10 @@ def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
     (tmp_path / "planned" / "study.yaml").write_text("name: planned\n")
     done = vs_here("study", "cancel", tmp_path / "planned")
     assert done.returncode == 0 and "no SLURM jobs were submitted" in done.stdout, done.stderr
+
+
+def test_study_status_of_a_missing_path_names_what_it_takes(tmp_path):
+    """Not "no such config file": status takes a study file, recipe:NAME or a study's folder."""
+    missing = tmp_path / "typo"
+    assert_user_error(vs_here("study", "status", missing), f"{missing}: no such study file or folder",
+                      "recipe:NAME")
