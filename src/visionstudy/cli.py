@@ -421,12 +421,10 @@ def study_work(
 @study_app.command("cancel")
 def study_cancel(study: Annotated[Path, typer.Argument(help="the study's folder")]) -> None:
     """Cancel the study's SLURM jobs; their runs in progress go back to the queue."""
-    from visionstudy.errors import ConfigError
+    from visionstudy.study.execute import planned_study_file
     from visionstudy.study.launch import cancel_slurm
 
-    if not (study / "study.yaml").is_file():  # a typo or the study file: not "no jobs" and exit 0
-        raise ConfigError(f"{study}: not a planned study folder (no study.yaml); give the folder "
-                          "`study run` printed (RUNS_DIR/NAME)")
+    planned_study_file(study)  # a typo or the study file: not "no jobs were submitted" and exit 0
     ids = cancel_slurm(study)
     if not ids:
         console.print(f"{escape(str(study))}: no SLURM jobs were submitted for this study", highlight=False)

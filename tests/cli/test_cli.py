@@ -266,8 +266,12 @@ def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
     assert done.returncode == 0 and "no SLURM jobs were submitted" in done.stdout, done.stderr
 
 
-def test_study_status_of_a_missing_path_names_what_it_takes(tmp_path):
-    """Not "no such config file": status takes a study file, recipe:NAME or a study's folder."""
-    missing = tmp_path / "typo"
-    assert_user_error(vs_here("study", "status", missing), f"{missing}: no such study file or folder",
-                      "recipe:NAME")
+def test_a_study_command_given_a_missing_path_says_no_such_study_file(tmp_path):
+    """Not "no such config file" (a run config's wording): every command that reads a study file
+    says it is a study file it wanted, and what else it takes."""
+    missing = tmp_path / "typo.yaml"
+    for command in (("study", "status"), ("study", "run"), ("recipes", "show")):
+        target = missing if command[0] == "study" else "recipe:nope"
+        needle = f"{missing}: no such study file" if command[0] == "study" else "no such recipe"
+        assert_user_error(vs_here(*command, target), needle)
+    assert_user_error(vs_here("study", "status", missing), "recipe:NAME", "the folder `study run` wrote")

@@ -78,6 +78,7 @@ def results_on_disk(study_dir: Path, keys: list[str]) -> set[str]:
     return {k for k in keys if RunDir(study_dir / k).is_finished()}
 
 
+STUDY_FILE = "study.yaml"  # the study as planned, in its folder: what a cluster's workers read
 PLAN_DIGEST = ".plan.sha256"  # of the study.yaml and the version that wrote the manifest
 INPUT_DIGEST = ".plan.input"  # `Study.input_digest`s the manifest was written for: of the study file
 #                                as read, and of its study.yaml (what a cluster's workers read)
@@ -98,9 +99,9 @@ def write_definition(study: Study, study_dir: Path) -> None:
     digest = hashlib.sha256(f"{visionstudy.__version__}\n{text}\n{runs}".encode()).hexdigest()
     recorded, read_from = study_dir / PLAN_DIGEST, study_dir / INPUT_DIGEST
     if not (has_manifest(study_dir) and recorded.is_file() and recorded.read_text().strip() == digest
-            and (study_dir / "study.yaml").is_file()):
+            and (study_dir / STUDY_FILE).is_file()):
         read_from.unlink(missing_ok=True)  # it names the manifest about to be replaced
-        atomic_write_text(study_dir / "study.yaml", text)
+        atomic_write_text(study_dir / STUDY_FILE, text)
         write_manifest(from_study(study), study_dir)
         atomic_write_text(recorded, digest + "\n")
     inputs = [study.input_digest, definition_digest(doc)] if study.input_digest else []
@@ -145,16 +146,24 @@ def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: 
     return study_from(raw, source, overrides)
 
 
+def planned_study_file(study_dir: Path) -> Path:
+    """A planned study folder's study.yaml; a ConfigError where the folder holds none (a typo, or
+    the study file given instead of its folder)."""
+    path = study_dir / STUDY_FILE
+    if not path.is_file():
+        raise ConfigError(f"{study_dir}: not a planned study folder (no {STUDY_FILE}); give the folder "
+                          "`visionstudy study run` wrote (RUNS_DIR/NAME; with --launcher it plans the study "
+                          "there before the workers start)")
+    return path
+
+
 def load_study_dir(study_dir: Path, db: str | None = None) -> Study:
     """The study a folder was planned from (its study.yaml: the study file as run, with its --set
     overrides), for the workers a cluster job starts there: they train what `study run` planned, each
     run's config as the manifest resolved it (validated when it is about to train, not all again)."""
     from visionstudy.config import read_yaml
 
-    path = study_dir / "study.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{study_dir}: not a planned study folder (no study.yaml); `visionstudy study "
-                          "run STUDY --launcher ...` plans the study there before its workers start")
+    path = planned_study_file(study_dir)
     raw = read_yaml(path)
     overrides = [str(o) for o in raw.pop("overrides", None) or []]
     source = str(raw.pop("source", path))

@@ -244,6 +244,9 @@ def read_study(target: str | Path) -> tuple[dict[str, Any], str]:
     """A study file's or `recipe:NAME`'s contents and the path that names it in errors."""
     text = str(target)
     path = recipe_path(text.removeprefix("recipe:")) if text.startswith("recipe:") else Path(text)
+    if not path.is_file():  # not "no such config file": the commands that read studies take these
+        raise ConfigError(f"{path}: no such study file; give a study file (YAML) or recipe:NAME "
+                          "(`study status` and `report` also take the folder `study run` wrote)")
     return read_yaml(path), str(path)
 
 

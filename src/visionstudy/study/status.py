@@ -53,9 +53,6 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
         runs: Sequence[PlanRow] = manifest.runs
         variants = manifest.variants
     else:
-        if not target.startswith("recipe:") and not path.exists():
-            raise ConfigError(f"{path}: no such study file or folder; give the study file, recipe:NAME, "
-                              "or the folder `visionstudy study run` wrote")
         study = load_study(target, overrides)
         place, name = Placement(runs_dir, db), study.name
         study_dir = place.study_dir(name)
