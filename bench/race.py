@@ -39,8 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from dataclasses import field as default
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +60,14 @@ def peer_model(model: Any) -> dict:
     if model.name != "cnn":
         raise SystemExit(f"model.name: {model.name!r}; the peer scripts build CNNs only (model.name: cnn)")
     params = validate_params(model.name, model.params()).model_dump()
-    for field, value in PEER_FIXED.items():
-        if params[field] != value:
-            raise SystemExit(f"model.{field}: {params[field]!r}; the peer scripts build "
-                             f"{field} {value!r} only")
-    for field in ("kernel_size", "conv_dropout", "dropout"):
-        if isinstance(params[field], list):
-            raise SystemExit(f"model.{field}: {params[field]!r}; the peer scripts take one value, not a list")
-    return {field: params[field] for field in PEER_FIELDS}
+    for key, value in PEER_FIXED.items():
+        if params[key] != value:
+            raise SystemExit(f"model.{key}: {params[key]!r}; the peer scripts build "
+                             f"{key} {value!r} only")
+    for key in ("kernel_size", "conv_dropout", "dropout"):
+        if isinstance(params[key], list):
+            raise SystemExit(f"model.{key}: {params[key]!r}; the peer scripts take one value, not a list")
+    return {key: params[key] for key in PEER_FIELDS}
 
 
 def commands(config: Path, sets: list[str], model: dict, epochs: int) -> dict[str, list[str]]:
@@ -92,11 +91,11 @@ class Contestant:
     train_images: int
     turn_seconds: float = 0.0  # how long each of its turns is; 0: it runs to its end in one turn
     proc: subprocess.Popen | None = None
-    lines: queue.Queue = default(default_factory=queue.Queue)
+    lines: queue.Queue = field(default_factory=queue.Queue)
     log: Any = None
-    turns: list[list[float]] = default(default_factory=list)
-    epochs: list[dict] = default(default_factory=list)
-    reached: dict[float, dict] = default(default_factory=dict)
+    turns: list[list[float]] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    reached: dict[float, dict] = field(default_factory=dict)
     done: bool = False
 
     def ran(self, t: float) -> float:
@@ -194,16 +193,16 @@ def race_all(contestants: list[Contestant], thresholds: list[float], max_seconds
     the other, each to its end. The time limit is checked at each epoch's end. A contestant's log
     (stderr: progress bars, framework warnings) goes to a file, so that a chatty one never blocks on
     a full pipe."""
-    while waiting := [c for c in contestants if not c.done]:
-        for c in waiting:
-            c.turn(thresholds, max_seconds)
+    try:
+        while waiting := [c for c in contestants if not c.done]:
+            for c in waiting:
+                c.turn(thresholds, max_seconds)
+    finally:  # Ctrl-C or an error: no contestant is left stopped (its own session: Ctrl-C missed it)
+        for c in contestants:
+            if c.proc is not None and c.proc.poll() is None:
+                c.signal(signal.SIGKILL)
+                c.signal(signal.SIGCONT)
     return [c.result(thresholds) for c in contestants]
-
-
-def race(name: str, cmd: list[str], thresholds: list[float], max_seconds: float,
-         train_images: int) -> dict:
-    """One contestant alone: wall seconds from its start to each threshold."""
-    return race_all([Contestant(name, cmd, train_images)], thresholds, max_seconds)[0]
 
 
 def turns(text: str, names: list[str]) -> dict[str, float]:

@@ -27,7 +27,7 @@ for epoch, acc in enumerate([0.85, 0.912, 0.905, 0.931, 0.94, 0.95], 1):
 def test_race_times_each_threshold_from_process_start_and_stops_when_all_are_reached(tmp_path):
     script = tmp_path / "fake.py"
     script.write_text(FAKE)
-    row = race.race("fake", [sys.executable, str(script)], [0.91, 0.93], 60, train_images=1000)
+    row = race.race_all([race.Contestant("fake", [sys.executable, str(script)], 1000)], [0.91, 0.93], 60)[0]
     assert row["epoch_at_91%"] == 2 and row["epoch_at_93%"] == 4
     assert 0.5 <= row["seconds_to_91%"] < row["seconds_to_93%"] < 10
     assert row["epochs"] == 4 and row["best_test_accuracy"] == 0.931
@@ -71,6 +71,23 @@ def test_contestants_take_turns_and_each_is_timed_by_its_own_running_time(tmp_pa
     assert sum(r["wall_seconds"] for r in rows) <= wall + 0.1
 
 
+def test_an_interrupted_race_leaves_no_contestant_stopped_behind(tmp_path, monkeypatch):
+    """Contestants run in their own sessions, so Ctrl-C does not reach them: one stopped between
+    its turns would wait forever. The race kills them on its way out."""
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY)
+    pair = [race.Contestant(name, [sys.executable, str(script)], 1000, 0.25) for name in ("a", "b")]
+
+    def interrupt(self, row, thresholds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(race.Contestant, "epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        race.race_all(pair, [0.91], 60)
+    assert all(c.proc is not None for c in pair)  # both had started: one of them was stopped
+    assert [c.proc.wait(timeout=10) for c in pair] == [-9, -9]
+
+
 def test_turns_are_given_per_contestant_with_a_default_for_the_rest():
     names = ["ours", "plain-pytorch", "keras"]
     assert race.turns("ours=1,5", names) == {"ours": 1.0, "plain-pytorch": 5.0, "keras": 5.0}
@@ -88,7 +105,7 @@ def test_a_threshold_never_reached_is_reported_as_such(tmp_path):
     script = tmp_path / "slow.py"
     script.write_text("import json, time\nprint(json.dumps({'epoch': 1, 'test_accuracy': 0.5, "
                       "'train_seconds': 1.0, 't': time.time()}))\n")
-    row = race.race("slow", [sys.executable, str(script)], [0.91], 60, train_images=100)
+    row = race.race_all([race.Contestant("slow", [sys.executable, str(script)], 100)], [0.91], 60)[0]
     assert row["seconds_to_91%"] is None and row["epochs"] == 1
     ours = {"contestant": "ours", "seconds_to_91%": 20.0, "epoch_at_91%": 3, "epochs": 3,
             "best_test_accuracy": 0.92, "train_images_per_second": 500, "wall_seconds": 25.0}
