@@ -146,18 +146,26 @@ def slurm_story(slurm: dict[str, str], job: str, study_dir: Path) -> str:
     return f"squeue:\n{queue}\njob log:\n{logs}\ndaemons:\n" + "\n".join(daemons)
 
 
+def array_task(pid: int) -> str | None:
+    """The SLURM array task (JOB_TASK) process `pid` runs in, from its environment; None outside one."""
+    try:
+        env = dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                   if b"=" in item)
+        return f"{env[b'SLURM_ARRAY_JOB_ID'].decode()}_{env[b'SLURM_ARRAY_TASK_ID'].decode()}"
+    except (OSError, KeyError):
+        return None
+
+
 def kill_job_processes(job: str) -> list[int]:
-    """SIGKILL every visionstudy process of array task `job` (found by its SLURM environment), as
-    the OOM killer or a node failure would: no signal handler runs. `scancel --signal=KILL` would
-    not do: SLURM treats it as a cancellation and sends SIGTERM first."""
-    array_job, task = job.split("_")
-    wanted = {f"SLURM_ARRAY_JOB_ID={array_job}".encode(), f"SLURM_ARRAY_TASK_ID={task}".encode()}
+    """SIGKILL every visionstudy process of array task `job`, as the OOM killer or a node failure
+    would: no signal handler runs. `scancel --signal=KILL` would not do: SLURM treats it as a
+    cancellation and sends SIGTERM first."""
     killed = []
     for proc in Path("/proc").iterdir():
         try:
             if not proc.name.isdigit() or b"visionstudy" not in (proc / "cmdline").read_bytes():
                 continue
-            if wanted <= set((proc / "environ").read_bytes().split(b"\0")):
+            if array_task(int(proc.name)) == job:
                 os.kill(int(proc.name), 9)
                 killed.append(int(proc.name))
         except OSError:
@@ -175,22 +183,14 @@ def trial_story(url: str, name: str) -> str:
 
 
 def holder(url: str, name: str, key: str) -> str | None:
-    """The SLURM array task (JOB_TASK) whose process trains run `key` now, from the environment of
-    the process its running trial names."""
+    """The SLURM array task (JOB_TASK) whose process trains run `key` now: the process its running
+    trial names."""
     from optuna.trial import TrialState
 
     from visionstudy.store import RunStore
 
     running = [t for t in trials_by_run(RunStore(url, name)).get(key, []) if t.state == TrialState.RUNNING]
-    if not running:
-        return None
-    try:
-        pid = int(running[-1].user_attrs["worker"]["pid"])
-        env = dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                   if b"=" in item)
-        return f"{env[b'SLURM_ARRAY_JOB_ID'].decode()}_{env[b'SLURM_ARRAY_TASK_ID'].decode()}"
-    except (OSError, KeyError, ValueError):
-        return None
+    return array_task(int(running[-1].user_attrs["worker"]["pid"])) if running else None
 
 
 def history_rows(run: Path) -> list[int]:

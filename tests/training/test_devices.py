@@ -142,5 +142,13 @@ def test_a_cpu_run_keeps_freed_memory_so_its_steps_do_not_fault_in_fresh_pages()
     assert out[0] == "True"
     faults, pages = int(out[1]), int(out[2])
     assert pages > 100_000 and faults < 0.05 * pages, (faults, pages)
-    source = (ROOT / "src" / "visionstudy" / "experiment.py").read_text()
-    assert "keep_freed_memory()" in source.split('if accelerator == "cpu":')[1].split("else:")[0]
+
+
+def test_a_cpu_run_asks_to_keep_its_freed_memory(tmp_path, monkeypatch):
+    from visionstudy import experiment
+    from visionstudy.validate import validate_run_config
+
+    calls = []
+    monkeypatch.setattr(experiment, "keep_freed_memory", lambda: calls.append(1) or True)
+    experiment.run_experiment(validate_run_config(TINY), tmp_path / "run", device="cpu", quiet=True)
+    assert calls == [1]
