@@ -30,7 +30,18 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip() { .venv/bin/python -m pip -q --disable-pip-version-check "$@"; }
 # torch/torchvision pinned to the builds these machines hold on local disk (pip finds them there).
-.venv/bin/python -c "import torch, torchvision" 2>/dev/null || pip install torch==2.14.1 torchvision==0.29.1
+# Their CUDA build fills about 7 GiB of .venv: say so up front rather than let pip stop half-way with
+# "No space left on device" (VISIONSTUDY_SETUP_MIN_FREE_GIB=0 skips the check).
+need_gib=${VISIONSTUDY_SETUP_MIN_FREE_GIB:-7}
+if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
+  free_gib=$(( $(df --output=avail -k .venv | tail -1) / 1048576 ))
+  if [ "$free_gib" -lt "$need_gib" ]; then
+    echo "setup.sh: torch needs about ${need_gib} GiB free for .venv; $(pwd) has ${free_gib} GiB." >&2
+    echo "  Free space on that disk (old clones' .venv folders are 7 GiB each), then run setup.sh again." >&2
+    exit 1
+  fi
+  pip install torch==2.14.1 torchvision==0.29.1
+fi
 if [ $dev = 1 ]; then pip install -e ".[dev]"; else pip install -e .; fi
 # Byte-compile our own sources: pip does so for what it installs, not for an editable package, and
 # where PYTHONDONTWRITEBYTECODE is set (as on these machines) every `visionstudy` process would
