@@ -311,11 +311,12 @@ class Study:
         cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
         from visionstudy.store.db import open_store, record_url
         from visionstudy.study import launch as cluster
-        from visionstudy.study.execute import plan, write_definition
+        from visionstudy.study.execute import check_study_folder, plan, write_definition
 
         jobs = jobs or cluster.Jobs()
         if launcher not in ("slurm", "ray"):
             raise ConfigError(f"--launcher {launcher}: choose slurm or ray (or leave it out to train here)")
+        check_study_folder(self.dir)
         self.set_trials(trials)
         url = self.place.url(self.spec)
         cluster.check_database(url, launcher, jobs)  # type: ignore[arg-type]

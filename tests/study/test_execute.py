@@ -360,3 +360,35 @@ def test_a_search_driver_killed_right_after_asking_has_named_itself_and_its_tria
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].system_attrs["fixed_params"] == trials[0].params == {
         "train.optimizer.lr": values["train.optimizer.lr"]}
+
+
+def test_a_study_is_refused_a_folder_that_is_a_training_run_or_holds_other_files(tmp_path):
+    """`visionstudy train x.yaml` and a study named x share runs/x: the study must not plan, queue
+    and train into the run's folder (it did, and its report then refused the folder)."""
+    from visionstudy.errors import ConfigError
+    from visionstudy.experiment import run_experiment
+    from visionstudy.validate import load_config
+
+    place = Placement(tmp_path / "runs")
+    run_experiment(load_config(write(tmp_path, "x", train={**TINY["train"], "epochs": 1})),
+                   place.study_dir("x"), quiet=True)
+    before = sorted(p.name for p in place.study_dir("x").iterdir())
+    with pytest.raises(ConfigError, match=r"runs/x is the folder of a training run .* nothing was written"):
+        run_all(load_study(write(tmp_path, "x")), place, progress=False)
+    from visionstudy.api import Study
+
+    with pytest.raises(ConfigError, match=r"runs/x is the folder of a training run"):
+        Study.load(write(tmp_path, "x"), runs_dir=place.runs_dir).launch("slurm")  # before sbatch
+    assert sorted(p.name for p in place.study_dir("x").iterdir()) == before
+    notes = place.study_dir("y")
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"runs/y is not empty and is not a study folder \(it holds notes.txt\)"):
+        run_all(load_study(write(tmp_path, "y")), place, progress=False)
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]
+    # a study's own folder, planned before (its database is all it may hold yet), runs again
+    run_all(load_study(write(tmp_path, "z")), place, progress=False)
+    (place.study_dir("z") / "manifest.json").unlink()
+    (place.study_dir("z") / "study.yaml").unlink()
+    _, again = run_all(load_study(write(tmp_path, "z")), place, progress=False)
+    assert again.done == 1 and again.trained == 0

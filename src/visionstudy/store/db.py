@@ -61,8 +61,11 @@ POOL_SIZE = 2  # connections each process keeps open to a database server (+ POO
 POOL_OVERFLOW = 2
 
 
+DB_FILE = "study.db"  # a study's SQLite database, in its folder
+
+
 def default_url(study_dir: Path) -> str:
-    return f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    return f"sqlite:///{(study_dir / DB_FILE).resolve()}"
 
 
 URL_FILE = "db-url"  # the database server a study was launched with (its owner alone may read it)

@@ -24,10 +24,10 @@ import yaml
 from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
-from visionstudy.store.db import GRACE_SECONDS, HEARTBEAT_SECONDS, recorded_url
+from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, recorded_url
 from visionstudy.store.reader import read_metrics
 from visionstudy.store.rundir import RunDir
-from visionstudy.study.manifest import from_study, has_manifest, write_manifest
+from visionstudy.study.manifest import MANIFEST, from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
 from visionstudy.study.spec import RunSpec, Study
 
@@ -146,6 +146,23 @@ def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: 
     return study_from(raw, source, overrides)
 
 
+def check_study_folder(study_dir: Path) -> None:
+    """A study writes its database, plan and runs into its folder (RUNS_DIR/NAME); refused, with
+    nothing written, where that folder is a training run's (`visionstudy train` of a config with the
+    same name) or holds files and none of a study's."""
+    if RunDir(study_dir).is_run():
+        raise ConfigError(f"{study_dir} is the folder of a training run (`visionstudy train`), not of a "
+                          "study; nothing was written there: give the study another `name:` or --runs-dir")
+    try:
+        held = sorted(p.name for p in study_dir.iterdir())
+    except OSError:  # not there yet (or unreadable: said where it is written)
+        return
+    if held and not {STUDY_FILE, MANIFEST, DB_FILE, URL_FILE} & set(held):
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise ConfigError(f"{study_dir} is not empty and is not a study folder (it holds {shown}); nothing "
+                          "was written there: give the study another `name:` or --runs-dir")
+
+
 def planned_study_file(study_dir: Path) -> Path:
     """A planned study folder's study.yaml; a ConfigError where the folder holds none (a typo, or
     the study file given instead of its folder)."""
@@ -174,6 +191,7 @@ def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | No
     """Record the study (its file and manifest) and queue every run not finished in its database;
     returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
     study_dir = place.study_dir(study)
+    check_study_folder(study_dir)
     store = RunStore(place.url(study), study.name)
     on_disk = finished_runs(study_dir, study.runs)
     store.sync({r.key: r.config_hash for r in study.runs}, on_disk)  # refuses a changed definition
