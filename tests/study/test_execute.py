@@ -383,7 +383,8 @@ def test_a_study_is_refused_a_folder_that_is_a_training_run_or_holds_other_files
     notes = place.study_dir("y")
     notes.mkdir()
     (notes / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=r"runs/y is not empty and is not a study folder \(it holds notes.txt\)"):
+    says = r"runs/y is not empty and is not a study folder \(it holds notes.txt\)"
+    with pytest.raises(ConfigError, match=says):
         run_all(load_study(write(tmp_path, "y")), place, progress=False)
     assert [p.name for p in notes.iterdir()] == ["notes.txt"]
     # a study's own folder, planned before (its database is all it may hold yet), runs again
