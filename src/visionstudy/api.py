@@ -309,6 +309,7 @@ class Study:
         array and returns its job id at once; 'ray' runs the workers as Ray tasks and returns their
         exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
         cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
+        from visionstudy.config import check_device
         from visionstudy.store.db import open_store, record_url
         from visionstudy.study import launch as cluster
         from visionstudy.study.execute import check_study_folder, plan, write_definition
@@ -316,6 +317,7 @@ class Study:
         jobs = jobs or cluster.Jobs()
         if launcher not in ("slurm", "ray"):
             raise ConfigError(f"--launcher {launcher}: choose slurm or ray (or leave it out to train here)")
+        check_device(device)
         check_study_folder(self.dir)
         self.set_trials(trials)
         url = self.place.url(self.spec)

@@ -315,6 +315,16 @@ NAME_BYTES = 200  # a name's longest: one folder name (255 bytes) with room for 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
 
 
+DEVICES = ("auto", "cpu", "cuda")  # where runs train: --device (auto: a GPU where there is one)
+
+
+def check_device(device: str) -> str:
+    """--device as given to train, study run/work and the API; checked before anything is queued."""
+    if device not in DEVICES:
+        raise ConfigError(f"--device {device!r}: choose {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
+    return device
+
+
 def check_name(value: str, what: str = "a run name") -> str:
     """The one rule for every name that becomes a folder (runs, studies, variants): letters,
     digits and _ . + = , - (no spaces, '/', wildcards or control characters), starting with a

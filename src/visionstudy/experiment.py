@@ -25,7 +25,7 @@ import torch
 import yaml
 from torch import nn
 
-from visionstudy.config import RunConfig, dump_config
+from visionstudy.config import RunConfig, check_device, dump_config
 from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import ConfigError
 from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
@@ -65,12 +65,10 @@ def versions() -> dict[str, str]:
 
 
 def resolve_accelerator(device: str) -> str:
-    if device == "auto":
+    if check_device(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
     return device
 
 

@@ -275,3 +275,17 @@ def test_a_study_command_given_a_missing_path_says_no_such_study_file(tmp_path):
         needle = f"{missing}: no such study file" if command[0] == "study" else "no such recipe"
         assert_user_error(vs_here(*command, target), needle)
     assert_user_error(vs_here("study", "status", missing), "recipe:NAME", "the folder `study run` wrote")
+
+
+def test_an_unknown_device_is_one_user_error_before_a_study_queues_anything(tmp_path, monkeypatch):
+    """--device tpu used to queue the study and fail each of its runs with the same message."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("name: s\ndata: {dataset: digits}\nvariants: {a: {}, b: {}}\n")
+    for launcher in ("local", "ray"):
+        assert_user_error(vs_here("study", "run", "s.yaml", "--device", "tpu", "--launcher", launcher),
+                          "--device 'tpu': choose auto, cpu or cuda")
+        assert not (tmp_path / "runs").exists()
+    (tmp_path / "r.yaml").write_text("name: r\ndata: {dataset: digits}\n")
+    assert_user_error(vs_here("train", "r.yaml", "--device", "gpu"),
+                      "--device 'gpu': choose auto, cpu or cuda")
+    assert not (tmp_path / "runs").exists()

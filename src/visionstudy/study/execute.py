@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from visionstudy.config import check_device
 from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
@@ -245,7 +246,8 @@ class Driver:
 
     def __init__(self, workers: int, device: str, data_dir: Path | None, progress: bool,
                  echo: Echo | None = None, fork: bool = False, linger: bool = False) -> None:
-        self.workers, self.device, self.data_dir, self.progress = workers, device, data_dir, progress
+        self.workers, self.data_dir, self.progress = workers, data_dir, progress
+        self.device = check_device(device)
         self.fork = fork  # see `pool.start_context`
         self.linger = linger  # a cluster's pull worker: see `lingers`
         self.idle_since: float | None = None
