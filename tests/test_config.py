@@ -66,6 +66,8 @@ BAD_VALUES = {  # field → values that must be refused, each naming that field
     "data.val_fraction": [-0.1, 1.5, "x"],
     "data.validation": ["train"],
     "data.split_seed": [-1, 2**32],
+    "data.folds": [1, 5],  # 5: without a fold (each run of a study's `cv:` has both)
+    "data.fold": [-1, 3],  # 3: without folds
     "data.dataset": ["imagenet21k", 7],
     "data.classes": [5],
     "model.channels": ["abc", [0.5], []],
@@ -334,3 +336,14 @@ def test_no_docstring_quotes_a_measured_time_or_speed_up():
                     if measured.search(line) and "every " not in line:
                         found.append(f"{path.relative_to(ROOT)}: {line.strip()}")
     assert found == [], "move the number to bench/results/ or the README:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(("fold", "folds"), [(None, 5), (3, None), (5, 5)])
+def test_a_fold_without_its_folds_or_past_them_is_refused_when_the_config_is_read(fold, folds):
+    """Not when the run loads its data (a study's worker then failed the run, at expansion's
+    'validated once' promise)."""
+    data = {k: v for k, v in (("fold", fold), ("folds", folds)) if v is not None}
+    says = rf"data.fold={fold}, data.folds={folds}: a k-fold run .* give both, with 0 <= fold < folds"
+    with pytest.raises(ConfigError, match=says):
+        validate_run_config(set_path(VALID, "data", {**VALID.get("data", {}), **data}), "bad.yaml")
+    validate_run_config(set_path(VALID, "data", {**VALID.get("data", {}), "fold": 4, "folds": 5}), "ok.yaml")

@@ -194,6 +194,16 @@ class DataConfig(Strict):
             return "test"
         return "none" if self.val_fraction == 0 and self.folds is None else "split"
 
+    def fold_problem(self) -> str | None:
+        """What is wrong with `fold`/`folds`: a k-fold run gives both, with 0 <= fold < folds."""
+        if self.folds is None and self.fold is None:
+            return None
+        if self.folds is None or self.fold is None or self.fold >= self.folds:
+            return (f"data.fold={self.fold}, data.folds={self.folds}: a k-fold run validates on one "
+                    "fold of folds; give both, with 0 <= fold < folds (a study's `cv: {folds: K}` runs "
+                    "every fold)")
+        return None
+
     @field_validator("augment", mode="before")
     @classmethod
     def _augment_forms(cls, value: Any) -> Any:

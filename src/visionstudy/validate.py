@@ -175,8 +175,8 @@ def count_parameters(model: str, params: str, channels: int, outputs: int, shape
 
 
 def validation_refusals(cfg: RunConfig) -> list[str]:
-    """What needs a validation set when there is none (`data.val_fraction: 0`), and what
-    contradicts validating on the test set."""
+    """What needs a validation set when there is none (`data.val_fraction: 0`), a fold without its
+    folds, and what contradicts validating on the test set."""
     d, t, out = cfg.data, cfg.train, []
     if d.validates_on == "none":
         why = "needs a validation set, and data.val_fraction: 0 trains on the whole training split"
@@ -190,6 +190,8 @@ def validation_refusals(cfg: RunConfig) -> list[str]:
         if t.scheduler.name == "plateau":
             out.append("train.scheduler: plateau watches a validation metric, and data.val_fraction: 0 "
                        "leaves none; use another schedule or give data.val_fraction")
+    if d.fold_problem():
+        out.append(str(d.fold_problem()))
     if d.validation == "test" and d.folds is not None:
         out.append("data.validation: test and data.folds disagree: cross-validation validates on "
                    "each fold; remove one of them")

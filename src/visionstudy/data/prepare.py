@@ -143,11 +143,9 @@ def split_train_val(raw: RawDataset, cfg: DataConfig) -> tuple[Split, Split]:
             log.warning("data.val_fraction: 0 trains without validation; the dataset's own "
                         "validation split (%d images) is not used", len(raw.val))
         return raw.train, raw.train.take(np.zeros(0, dtype=np.int64))
-    if cfg.folds is not None or cfg.fold is not None:
-        if cfg.folds is None or cfg.fold is None or cfg.fold >= cfg.folds:
-            raise ConfigError(
-                f"data.fold={cfg.fold}, data.folds={cfg.folds}: give both, with 0 <= fold < folds"
-            )
+    if cfg.fold_problem():
+        raise ConfigError(str(cfg.fold_problem()))
+    if cfg.folds is not None and cfg.fold is not None:
         tr, va = kfold_indices(raw.train.labels, cfg.folds, cfg.split_seed)[cfg.fold]
         return raw.train.take(tr), raw.train.take(va)
     if raw.val is not None and len(raw.val):

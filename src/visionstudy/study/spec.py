@@ -89,7 +89,9 @@ class Study:
         """'14 runs (12 variants × 1 seed, 2 of them × 5 folds), then a search'."""
         folded = {r.variant for r in self.runs if r.fold is not None}
         seeds = self.config.seeds
-        text = f"{len(self.runs)} runs ({len(self.variants)} variants × {seeds} seed{'s' * (seeds > 1)}"
+        runs, variants = len(self.runs), len(self.variants)
+        text = (f"{runs} run{'s' * (runs != 1)} ({variants} variant{'s' * (variants != 1)}"
+                f" × {seeds} seed{'s' * (seeds > 1)}")
         if folded:
             text += (f" × {self.config.cv.folds} folds" if len(folded) == len(self.variants)  # type: ignore[union-attr]
                      else f", {len(folded)} of them × {self.config.cv.folds} folds")  # type: ignore[union-attr]
