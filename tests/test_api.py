@@ -132,6 +132,12 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
         study.run(only=["zz*"], quiet=True)
     with pytest.raises(vs.ConfigError, match="--trials 3: the study o has no search section"):
         study.run(trials=3, quiet=True)
+    # `only` as one string is read as --only is (it was taken letter by letter: 'o,k')
+    with pytest.raises(vs.ConfigError, match="--only zz,yy: matches no variant; choose from a, b"):
+        study.run(only="zz,yy", quiet=True)
+    for workers in (0, -1, "2", 1.5, True):
+        with pytest.raises(vs.ConfigError, match=f"workers={workers!r}: give a whole number"):
+            study.run(workers, quiet=True)  # type: ignore[arg-type]
     assert not (tmp_path / "runs").exists()
     assert_user_error(cli("study", "run", "recipe:quick", "--only", "nope", "--runs-dir", tmp_path / "r"),
                       "--only nope: matches no variant", "baseline")

@@ -272,26 +272,29 @@ class Study:
         return self.place.study_dir(self.spec)
 
     def run(self, workers: int = 1, *, device: str = "auto", data_dir: str | Path | None = None,
-            only: Sequence[str] | None = None, report: bool = True, quiet: bool = False,
+            only: str | Sequence[str] | None = None, report: bool = True, quiet: bool = False,
             trials: int | None = None, echo: Any = print, log: Sequence[str] | None = None,
             log_dir: str | Path | None = None, _fork: bool = False) -> Outcome:
-        """Train every run that is not finished (`only`: variant names or patterns), then write the
-        report; returns the outcome (total, done, failed, trained, seconds). Workers start from a
-        forkserver (safe in a notebook that has run torch); failed runs are in `outcome.failed`.
+        """Train every run that is not finished (`only`: variant names or patterns, a list or
+        comma-separated as `--only`), then write the report; returns the outcome (total, done,
+        failed, trained, seconds). Workers start from a forkserver (safe in a notebook that has run
+        torch); failed runs are in `outcome.failed`.
         `log`: trackers ('tensorboard', 'mlflow'): each run this call finished, then the report."""
         from visionstudy.store.rundir import RunDir
         from visionstudy.study import run_all, selected
+        from visionstudy.study.execute import only_patterns
         from visionstudy.track import log_run, trackers
 
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers={workers!r}: give a whole number of runs at once, 1 or more")
         self.trackers = trackers(log, Path(log_dir) if log_dir else None)
 
         self.set_trials(trials)
-        patterns = list(only) if only else None
-        if patterns:
-            names = [n for n, _ in self.spec.variants] + (["search"] if self.spec.config.search else [])
-            if not any(selected(n, patterns) for n in names):
-                raise ConfigError(f"--only {','.join(patterns)}: matches no variant; choose from "
-                                  f"{', '.join(names)}")
+        names = [n for n, _ in self.spec.variants] + (["search"] if self.spec.config.search else [])
+        patterns = only_patterns(only, names) if isinstance(only, str) else list(only) if only else None
+        if patterns and not any(selected(n, patterns) for n in names):
+            raise ConfigError(f"--only {','.join(patterns)}: matches no variant; choose from "
+                              f"{', '.join(names)}")
         path = Path(data_dir) if data_dir else None
         full, outcome = run_all(self.spec, self.place, workers=workers, device=device, data_dir=path,
                                 progress=not quiet, echo=echo, only=patterns, fork=_fork)

@@ -278,6 +278,8 @@ def study_run(
                          list(slurm or []), address)
         launch(the_study, launcher, spec_jobs, device, data_dir, trials, wait, report, quiet)
         return
+    from visionstudy.study.execute import only_patterns
+
     patterns = only_patterns(only, [n for n, _ in spec.variants]) if only else None
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
@@ -361,19 +363,6 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
                           f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
                           f"and `visionstudy study status {escape(str(the_study.dir))}`", highlight=False)
         raise typer.Exit(1)
-
-
-def only_patterns(text: str, variants: list[str]) -> list[str]:
-    """`--only`'s comma-separated names and patterns, a grid variant's own commas kept: pieces
-    that join into a variant name ('lr=0.1,dropout=0.25') are that one name."""
-    pieces, out, i = text.split(","), [], 0
-    while i < len(pieces):
-        j = next((j for j in range(len(pieces), i + 1, -1) if ",".join(pieces[i:j]).strip() in variants),
-                 i + 1)
-        if ",".join(pieces[i:j]).strip():
-            out.append(",".join(pieces[i:j]).strip())
-        i = j
-    return out
 
 
 @study_app.command("work")

@@ -224,7 +224,7 @@ def test_study_run_no_verify_trains_a_repacked_mirror_and_keeps_the_runs(tmp_pat
 def test_only_keeps_a_grid_variants_commas():
     """A grid's variants are named 'key=value,key=value': `--only` with that name selects that one
     variant, beside other names and patterns, instead of splitting it into two that match nothing."""
-    from visionstudy.cli import only_patterns
+    from visionstudy.study.execute import only_patterns
 
     grid = ["optimizer=sgd,conv_dropout=0", "optimizer=sgd,conv_dropout=0.25", "baseline"]
     assert only_patterns("optimizer=sgd,conv_dropout=0.25", grid) == ["optimizer=sgd,conv_dropout=0.25"]

@@ -378,6 +378,19 @@ def selected(variant: str, only: list[str] | None) -> bool:
     return only is None or any(fnmatch.fnmatchcase(variant, pattern) for pattern in only)
 
 
+def only_patterns(text: str, variants: list[str]) -> list[str]:
+    """`--only`'s comma-separated names and patterns, a grid variant's own commas kept: pieces
+    that join into a variant name ('lr=0.1,dropout=0.25') are that one name."""
+    pieces, out, i = text.split(","), [], 0
+    while i < len(pieces):
+        j = next((j for j in range(len(pieces), i + 1, -1) if ",".join(pieces[i:j]).strip() in variants),
+                 i + 1)
+        if ",".join(pieces[i:j]).strip():
+            out.append(",".join(pieces[i:j]).strip())
+        i = j
+    return out
+
+
 def last_error(store: RunStore, key: str) -> str:
     trials = store.rows("error", key=key)  # lowest number first
     return str(trials[-1].value or "failed") if trials else "failed"
