@@ -14,6 +14,7 @@ import pytest
 import visionstudy as vs
 from tests.helpers import TINY, assert_user_error
 from tests.helpers import vs as cli
+from visionstudy.study.launch import Jobs
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,12 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     (lambda: vs.train(TINY, set=5), "set=5: expected a mapping such as"),
     (lambda: vs.Study.load(7), "target=7: expected a study file, 'recipe:NAME' or a mapping"),
     (lambda: vs.Run(5), "Run=5: expected a run folder's path"),
+    # whole numbers the CLI's typed options check: 0 or '3' built a zero-channel model, ran no job
+    (lambda: vs.create_model("cnn", in_channels=0), "in_channels=0: give a whole number, 1 or more"),
+    (lambda: vs.create_model("cnn", num_classes="10"), "num_classes='10': give a whole number, 1 or more"),
+    (lambda: Jobs(count=0), "Jobs.count=0: give a whole number, 1 or more"),
+    (lambda: Jobs(gpus=-1), "Jobs.gpus=-1: give a whole number, 0 or more"),
+    (lambda: Jobs(cpus=0), "Jobs.cpus=0: give a whole number, 1 or more"),
 ])
 def test_wrong_argument_types_are_our_error_not_a_raw_type_error(call, says):
     """Each once raised a raw TypeError from deep inside."""
@@ -165,4 +172,9 @@ def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
         run.report(tmp_path / "r", tsne_points="many")
     with pytest.raises(vs.ConfigError, match="formats: 'doc' is not a report format"):
         run.report(tmp_path / "r", formats=["html", "doc"])
+    with pytest.raises(vs.ConfigError, match="tsne_points=-3: give a whole number, 0 or more"):
+        run.report(tmp_path / "r", tsne_points=-3)  # was taken as 0 (no t-SNE) without a word
     assert not (tmp_path / "r").exists()
+    for top_k in (0, "3"):  # 0 answered no classes at all, '3' raised a raw TypeError
+        with pytest.raises(vs.ConfigError, match=f"top_k={top_k!r}: give a whole number, 1 or more"):
+            run.predict([tmp_path / "x.png"], top_k=top_k)  # type: ignore[arg-type]

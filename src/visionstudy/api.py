@@ -208,7 +208,7 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
 
     from pydantic import ConfigDict, ValidationError, create_model
 
-    from visionstudy.config import format_validation_error
+    from visionstudy.config import check_count, format_validation_error
     from visionstudy.report import ReportOptions
     from visionstudy.report.render import FORMATS
 
@@ -227,6 +227,9 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
         checked.model_validate(values)
     except ValidationError as exc:
         raise ConfigError("report options:\n" + format_validation_error(exc)) from None
+    for name in ("tsne_points", "seed", "gradcam", "misclassified"):  # 0: none (no t-SNE, no grid)
+        if name in values:
+            check_count(values[name], name, 0)
     bad = [f for f in values.get("formats", ()) if f not in FORMATS]
     if bad:
         raise ConfigError(f"formats: {bad[0]!r} is not a report format; choose from {', '.join(FORMATS)}")
@@ -280,13 +283,13 @@ class Study:
         failed, trained, seconds). Workers start from a forkserver (safe in a notebook that has run
         torch); failed runs are in `outcome.failed`.
         `log`: trackers ('tensorboard', 'mlflow'): each run this call finished, then the report."""
+        from visionstudy.config import check_count
         from visionstudy.store.rundir import RunDir
         from visionstudy.study import run_all, selected
         from visionstudy.study.execute import only_patterns
         from visionstudy.track import log_run, trackers
 
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigError(f"workers={workers!r}: give a whole number of runs at once, 1 or more")
+        check_count(workers, "workers")
         self.trackers = trackers(log, Path(log_dir) if log_dir else None)
 
         self.set_trials(trials)
@@ -439,8 +442,12 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 10, input_s
                  **params: Any) -> nn.Module:
     """A registered model (an nn.Module): `vs.create_model("resnet20", num_classes=100)`; `params`
     are the run config's `model` keys."""
+    from visionstudy.config import check_count
     from visionstudy.models import create_model as build
 
+    for value, what in ((in_channels, "in_channels"), (num_classes, "num_classes"),
+                        (input_size, "input_size")):
+        check_count(value, what)
     return build(name, in_channels, num_classes, input_size, **params)
 
 

@@ -335,6 +335,15 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_count(value: Any, what: str, least: int = 1) -> int:
+    """A whole-number argument of the API (workers, top_k, a job count), as the CLI's typed
+    options check theirs: anything else is one ConfigError naming it, not a TypeError from deep
+    inside or a call that quietly does nothing."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{what}={value!r}: give a whole number, {least} or more")
+    return value
+
+
 def check_name(value: str, what: str = "a run name") -> str:
     """The one rule for every name that becomes a folder (runs, studies, variants): letters,
     digits and _ . + = , - (no spaces, '/', wildcards or control characters), starting with a

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from visionstudy.config import check_count
 from visionstudy.data.loader import normalise_images
 from visionstudy.errors import CheckpointError, DataError, VisionStudyError
 from visionstudy.models import Classifier, create_model
@@ -145,6 +146,7 @@ class Predicted:
 
 def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> Predicted:
     """Top-k classes of each readable image; a bad file among many is reported, not fatal."""
+    check_count(top_k, "top_k")
     if not paths:
         raise VisionStudyError("give at least one image file")
     read, images, failed = [], [], []

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from visionstudy.config import check_count
 from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 
@@ -55,6 +56,12 @@ class Jobs:
     time: str | None = None  # SLURM time limit, HH:MM:SS or D-HH:MM:SS
     slurm: list[str] = field(default_factory=list)  # extra sbatch options, KEY=VALUE or KEY
     address: str | None = None  # Ray: auto, HOST:PORT, or None for a local Ray on this machine
+
+    def __post_init__(self) -> None:  # the CLI's options check theirs; the API's Jobs(...) here
+        for what, least in (("count", 1), ("gpus", 0), ("workers", 1)):
+            check_count(getattr(self, what), f"Jobs.{what}", least)
+        if self.cpus is not None:
+            check_count(self.cpus, "Jobs.cpus")
 
 
 def check_database(url: str, launcher: Launcher, jobs: Jobs) -> None:
