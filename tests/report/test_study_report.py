@@ -197,6 +197,13 @@ def test_a_curves_chart_whose_pattern_matches_no_variant_is_refused(tmp_path):
                                    "report": {"curves": {"c": ["a", "zz*"]}}}))
     with pytest.raises(ConfigError, match=r"report.curves.c: zz\* match no variant"):
         load_study(bad)
+    with pytest.raises(ConfigError, match=r"zz\* match no variant; .* \(the variants: a, b\)"):
+        load_study(bad)
+    # an empty chart said "no variants match no variant"
+    bad.write_text(yaml.safe_dump({"name": "bad", **TINY, "variants": {"a": {}, "b": {}},
+                                   "report": {"curves": {"c": []}}}))
+    with pytest.raises(ConfigError, match=r"report.curves.c: names no variant; list the variants this chart"):
+        load_study(bad)
 
 
 def best_variant(html: Path) -> str:

@@ -311,9 +311,12 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     for where, patterns in [("notes", list(cfg.notes)), ("report.full", cfg.report.full),
                             *((f"report.curves.{k}", v) for k, v in cfg.report.curves.items())]:
         unmatched = [k for k in patterns if not any(fnmatch.fnmatchcase(n, k) for n in names)]
-        if unmatched or (not patterns and where.startswith("report.curves")):
-            raise ConfigError(f"{source}: {where}: {', '.join(unmatched) or 'no variants'} match no "
-                              "variant; use variant names or patterns such as resnet+*")
+        if not patterns and where.startswith("report.curves"):
+            raise ConfigError(f"{source}: {where}: names no variant; list the variants this chart compares")
+        if unmatched:
+            raise ConfigError(f"{source}: {where}: {', '.join(unmatched)} match no variant; use variant "
+                              f"names or patterns such as resnet+* (the variants: {', '.join(names[:12])}"
+                              f"{', ...' if len(names) > 12 else ''})")
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
