@@ -281,3 +281,18 @@ def test_digits_is_decoded_once_then_read_from_the_cache(monkeypatch):
     again = load_raw(DataConfig(dataset="digits"))
     assert np.array_equal(again.train.images, first.train.images)
     assert np.array_equal(again.test.labels, first.test.labels) and again.checksum == first.checksum
+
+
+def test_an_image_folder_says_which_class_folders_hold_no_images_or_none_readable(tmp_path, caplog):
+    """A class folder of .heic files was dropped without a word; one whose every image was
+    unreadable became a class with no training image."""
+    root = make_image_folder(tmp_path / "pets")
+    (root / "bird").mkdir()
+    (root / "bird" / "0.heic").write_bytes(b"not read")
+    raw = load_raw(DataConfig(dataset="imagefolder", path=root, image_size=16))
+    assert raw.class_names == ["cat", "dog"]
+    says = f"{root / 'bird'} holds no bmp/gif/jpeg/jpg/pgm/png/ppm/tif/tiff/webp files; it is not a class"
+    assert says in caplog.text
+    (root / "bird" / "0.png").write_text("not an image either")
+    with pytest.raises(DataError, match=r"no readable image in class folder bird \(each was skipped"):
+        load_raw(DataConfig(dataset="imagefolder", path=root, image_size=16))

@@ -37,10 +37,14 @@ def split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
+def class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def list_images(folder: Path) -> list[tuple[Path, str]]:
     """(file, class name) for every file with an image extension, in a stable order."""
     out = []
-    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for class_dir in class_folders(folder):
         for f in sorted(class_dir.rglob("*")):
             if f.is_file() and f.suffix.lower() in EXTENSIONS:
                 out.append((f, class_dir.name))
@@ -76,6 +80,11 @@ class ImageFolder(DatasetSource):
         size, channels = cfg.image_size or DEFAULT_SIZE, cfg.channels or 3
         folders = split_folders(root)
         class_names = sorted({c for _, c in list_images(folders["train"])})
+        no_images = [str(p) for p in class_folders(folders["train"]) if p.name not in class_names]
+        if no_images:  # e.g. .heic or .avif files only: the folder is not a class
+            log.warning("%s %s no %s files; %s", ", ".join(no_images), "holds" if len(no_images) == 1
+                        else "hold", "/".join(sorted(e.lstrip(".") for e in EXTENSIONS)),
+                        "it is not a class" if len(no_images) == 1 else "they are not classes")
         if len(class_names) < 2:
             raise DataError(f"{folders['train']}: needs at least two class subfolders with images")
         skipped: list[tuple[str, str]] = []
@@ -95,6 +104,10 @@ class ImageFolder(DatasetSource):
             splits[split] = Split(images, np.asarray(ys, dtype=np.int64))
         if len(splits["train"]) == 0:
             raise DataError(f"{folders['train']}: no readable images")
+        unread = [c for i, c in enumerate(class_names) if not (splits["train"].labels == i).any()]
+        if unread:
+            raise DataError(f"{folders['train']}: no readable image in class folder {', '.join(unread)} "
+                            "(each was skipped, see the warnings); fix or remove its images")
         if "test" not in splits:
             splits["train"], splits["test"] = _hold_out(splits["train"], cfg)
         t = splits["train"]
