@@ -157,6 +157,7 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     (lambda: Jobs(count=0), "Jobs.count=0: give a whole number, 1 or more"),
     (lambda: Jobs(gpus=-1), "Jobs.gpus=-1: give a whole number, 0 or more"),
     (lambda: Jobs(cpus=0), "Jobs.cpus=0: give a whole number, 1 or more"),
+    (lambda: Jobs(count=None), "Jobs.count=None: give a whole number, 1 or more"),  # type: ignore[arg-type]
 ])
 def test_wrong_argument_types_are_our_error_not_a_raw_type_error(call, says):
     """Each once raised a raw TypeError from deep inside."""
@@ -178,3 +179,13 @@ def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
     for top_k in (0, "3"):  # 0 answered no classes at all, '3' raised a raw TypeError
         with pytest.raises(vs.ConfigError, match=f"top_k={top_k!r}: give a whole number, 1 or more"):
             run.predict([tmp_path / "x.png"], top_k=top_k)  # type: ignore[arg-type]
+
+
+def test_numpy_integers_are_whole_numbers_too():
+    """A notebook's loop over np.arange gives np.int64: taken as the int it is."""
+    import torch
+
+    jobs = Jobs(count=np.int64(2), cpus=np.int64(3))
+    assert (jobs.count, jobs.cpus) == (2, 3) and type(jobs.count) is int
+    net = vs.create_model("mlp", in_channels=np.int64(1), num_classes=np.int64(4), input_size=8, hidden=[6])
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 4)

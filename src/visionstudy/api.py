@@ -289,7 +289,7 @@ class Study:
         from visionstudy.study.execute import only_patterns
         from visionstudy.track import log_run, trackers
 
-        check_count(workers, "workers")
+        workers = check_count(workers, "workers")
         self.trackers = trackers(log, Path(log_dir) if log_dir else None)
 
         self.set_trials(trials)
@@ -445,10 +445,8 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 10, input_s
     from visionstudy.config import check_count
     from visionstudy.models import create_model as build
 
-    for value, what in ((in_channels, "in_channels"), (num_classes, "num_classes"),
-                        (input_size, "input_size")):
-        check_count(value, what)
-    return build(name, in_channels, num_classes, input_size, **params)
+    return build(name, check_count(in_channels, "in_channels"), check_count(num_classes, "num_classes"),
+                 check_count(input_size, "input_size"), **params)
 
 
 def recipes() -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import numbers
 import re
 import types
 import typing
@@ -339,9 +340,9 @@ def check_count(value: Any, what: str, least: int = 1) -> int:
     """A whole-number argument of the API (workers, top_k, a job count), as the CLI's typed
     options check theirs: anything else is one ConfigError naming it, not a TypeError from deep
     inside or a call that quietly does nothing."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         raise ConfigError(f"{what}={value!r}: give a whole number, {least} or more")
-    return value
+    return int(value)  # NumPy's integers too
 
 
 def check_name(value: str, what: str = "a run name") -> str:

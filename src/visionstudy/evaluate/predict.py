@@ -146,7 +146,7 @@ class Predicted:
 
 def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> Predicted:
     """Top-k classes of each readable image; a bad file among many is reported, not fatal."""
-    check_count(top_k, "top_k")
+    top_k = check_count(top_k, "top_k")
     if not paths:
         raise VisionStudyError("give at least one image file")
     read, images, failed = [], [], []
