@@ -393,3 +393,40 @@ def test_a_study_is_refused_a_folder_that_is_a_training_run_or_holds_other_files
     (place.study_dir("z") / "study.yaml").unlink()
     _, again = run_all(load_study(write(tmp_path, "z")), place, progress=False)
     assert again.done == 1 and again.trained == 0
+
+
+def test_a_pull_worker_waits_out_a_requeue_in_flight_before_it_leaves(tmp_path, monkeypatch):
+    """A stopped job re-queues its run in two steps (its trial fails, then a copy is queued). A pull
+    worker that looked in between saw the run failed, left, and the copy waited with no worker
+    (a cluster test under load, 2026-12-05). It now looks again for SETTLE_SECONDS first."""
+    import threading
+
+    from optuna.trial import TrialState
+
+    from visionstudy.store.db import retry_callback
+    from visionstudy.study.execute import Driver
+
+    study = load_study(write(tmp_path, "settle", train={**TINY["train"], "epochs": 1},
+                            variants={"a": {}, "b": {}}))
+    place = Placement(tmp_path / "runs")
+    run_all(study, place, only=["a"], progress=False)  # a done; b queued
+    store = RunStore(place.url(study), study.name)
+    claim = store.claim({"b/seed-0"}, os.getpid())  # b held by another job (alive) that is stopping
+    assert claim is not None
+    queue_copy = threading.Timer(1.0, lambda: retry_callback(None)(store.study,
+                                                                   store.storage.get_trial(claim.trial_id)))
+    lingers = Driver.lingers
+
+    def fail_first(driver: Driver, *args: object) -> bool:  # the other job's first step, as this worker looks
+        if not queue_copy.is_alive() and not queue_copy.finished.is_set():
+            store.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+            queue_copy.start()  # its second step, a second later
+        return lingers(driver, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Driver, "lingers", fail_first)
+    try:
+        _, outcome = run_all(study, place, progress=False, linger=True)
+    finally:
+        queue_copy.join()
+    assert (outcome.done, outcome.failed, outcome.trained) == (2, [], 1)
+    assert (place.study_dir(study) / "b/seed-0/metrics.json").is_file()

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = min(5.0, HEARTBEAT_SECONDS / 2)  # seconds between the driver's heartbeats for its runs
 DEATHS_ALLOWED = 2  # a run whose worker process dies this often in one call is marked failed
+SETTLE_SECONDS = 3.0  # a pull worker with nothing to claim and nothing held elsewhere looks again this long
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ class Driver:
         self.device = check_device(device)
         self.fork = fork  # see `pool.start_context`
         self.linger = linger  # a cluster's pull worker: see `lingers`
-        self.idle_since: float | None = None
+        self.idle_since: float | None = None  # a pull worker's: since it found nothing to claim
+        self.quiet_since: float | None = None  # ... and no run held elsewhere either
         self.echo = echo or (lambda line: None)
         self.pool: Pool | None = None
         self.beat = 0.0
@@ -303,7 +305,7 @@ class Driver:
                                 config = by_key[claim.key].config  # validated once, here or at expansion
                                 pool.submit(i, Job(claim.key, str(study_dir / claim.key), config))
                                 held[i] = claim
-                            self.idle_since = None
+                            self.idle_since = self.quiet_since = None
                     if not held:
                         if not self.lingers(store, keys, study_dir):
                             break
@@ -329,15 +331,20 @@ class Driver:
     def lingers(self, store: RunStore, keys: list[str], study_dir: Path) -> bool:
         """With nothing to claim, a pull worker (`linger`) stays while runs are held elsewhere, for
         one grace period: a run whose worker was killed goes back to the queue within it (its
-        heartbeat stops) and this worker takes it. Without `linger` the call ends at once."""
-        if not self.linger or not store.counts(keys, results_on_disk(study_dir, keys))["running"]:
-            self.idle_since = None
+        heartbeat stops) and this worker takes it. With none held it still looks again for
+        SETTLE_SECONDS: a run another process is re-queueing reads as failed between its trial's
+        end and its copy's queueing (a stopped job's last act). Without `linger` the call ends at once."""
+        if not self.linger:
             return False
         now = time.monotonic()
         self.idle_since = self.idle_since or now
-        if now - self.idle_since > GRACE_SECONDS + 2 * HEARTBEAT_SECONDS:
+        running = store.counts(keys, results_on_disk(study_dir, keys))["running"]
+        self.quiet_since = None if running else self.quiet_since or now
+        if (now - self.idle_since > GRACE_SECONDS + 2 * HEARTBEAT_SECONDS
+                or self.quiet_since is not None and now - self.quiet_since > SETTLE_SECONDS):
+            self.idle_since = self.quiet_since = None
             return False
-        time.sleep(min(HEARTBEAT_SECONDS, 2.0))
+        time.sleep(min(HEARTBEAT_SECONDS, 2.0) if running else 0.5)
         store.reclaim_stale()
         return True
 
