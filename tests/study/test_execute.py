@@ -430,3 +430,32 @@ def test_a_pull_worker_waits_out_a_requeue_in_flight_before_it_leaves(tmp_path, 
         queue_copy.join()
     assert (outcome.done, outcome.failed, outcome.trained) == (2, [], 1)
     assert (place.study_dir(study) / "b/seed-0/metrics.json").is_file()
+
+
+def test_a_pull_worker_queues_a_run_whose_requeuer_died_between_its_two_steps(tmp_path, monkeypatch):
+    """The other job is killed after failing its trial and before queueing the copy: the run would
+    read as failed (with no error) for ever. The worker queues the copy itself after SETTLE_SECONDS
+    and trains it; a run that failed with an error is left failed."""
+    from optuna.trial import TrialState
+
+    from visionstudy.study.execute import Driver
+
+    study = load_study(write(tmp_path, "orphan", train={**TINY["train"], "epochs": 1},
+                            variants={"a": {}, "b": {}, "c": {}}))
+    place = Placement(tmp_path / "runs")
+    run_all(study, place, only=["a"], progress=False)  # a done; b and c queued
+    store = RunStore(place.url(study), study.name)
+    broken, claim = store.claim({"c/seed-0"}, os.getpid()), store.claim({"b/seed-0"}, os.getpid())
+    assert broken is not None and claim is not None  # both held by other jobs
+    lingers = Driver.lingers
+
+    def fail_only(driver: Driver, *args: object) -> bool:  # as this worker looks: one job's run
+        if store.status(["b/seed-0"]) == {"b/seed-0": "running"}:  # breaks, the other job dies
+            store.fail(broken, "CUDA out of memory")  # half-way through re-queueing its run
+            store.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+        return lingers(driver, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Driver, "lingers", fail_only)
+    _, outcome = run_all(study, place, progress=False, linger=True)
+    assert (outcome.done, outcome.trained) == (2, 1) and [k for k, _ in outcome.failed] == ["c/seed-0"]
+    assert store.status(["b/seed-0", "c/seed-0"]) == {"b/seed-0": "done", "c/seed-0": "failed"}

@@ -602,6 +602,20 @@ class RunStore:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
 
+    def orphaned_stops(self, keys: Collection[str]) -> list[int]:
+        """Trials of runs among `keys` that were stopped (failed without an error: a stop, a lost
+        heartbeat, a dead worker) and whose copy was never queued: the process re-queueing the run
+        died between its two steps. The last trial of each run alone counts."""
+        from optuna.trial import TrialState
+
+        last = {row.key: row for row in self.rows("error")}  # lowest number first: the last wins
+        return [r.trial_id for key, r in last.items()
+                if key in keys and r.state == TrialState.FAIL and r.value is None]
+
+    def queue_copy(self, trial_id: int) -> None:
+        """Queue a copy of a stopped trial (what Optuna's retry callback does after a failure)."""
+        retry_callback(None)(self.study, self.storage.get_trial(trial_id))
+
     def requeue(self, claim: Claim) -> None:
         """Fail a claimed run that was stopped (not broken) and queue it again: it resumes."""
         import optuna
@@ -611,7 +625,7 @@ class RunStore:
             self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return
-        retry_callback(None)(self.study, self.storage.get_trial(claim.trial_id))
+        self.queue_copy(claim.trial_id)
 
 
 @contextlib.contextmanager

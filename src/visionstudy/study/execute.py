@@ -333,15 +333,21 @@ class Driver:
         one grace period: a run whose worker was killed goes back to the queue within it (its
         heartbeat stops) and this worker takes it. With none held it still looks again for
         SETTLE_SECONDS: a run another process is re-queueing reads as failed between its trial's
-        end and its copy's queueing (a stopped job's last act). Without `linger` the call ends at once."""
+        end and its copy's queueing (a stopped job's last act); a run whose copy is still missing
+        then (that process died in between) is queued here. Without `linger` the call ends at once."""
         if not self.linger:
             return False
         now = time.monotonic()
         self.idle_since = self.idle_since or now
         running = store.counts(keys, results_on_disk(study_dir, keys))["running"]
         self.quiet_since = None if running else self.quiet_since or now
-        if (now - self.idle_since > GRACE_SECONDS + 2 * HEARTBEAT_SECONDS
-                or self.quiet_since is not None and now - self.quiet_since > SETTLE_SECONDS):
+        if self.quiet_since is not None and now - self.quiet_since > SETTLE_SECONDS:
+            orphans = store.orphaned_stops(keys)  # its re-queuer died between the two steps
+            for trial_id in orphans:
+                store.queue_copy(trial_id)  # a copy queued twice is pruned when claimed (duplicate)
+            self.idle_since = self.quiet_since = None
+            return bool(orphans)  # queued ones are claimed on the next look
+        if now - self.idle_since > GRACE_SECONDS + 2 * HEARTBEAT_SECONDS:
             self.idle_since = self.quiet_since = None
             return False
         time.sleep(min(HEARTBEAT_SECONDS, 2.0) if running else 0.5)
