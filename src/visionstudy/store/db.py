@@ -490,7 +490,7 @@ class RunStore:
             if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
                 try:
                     if self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                        retry_callback(None)(self.study, self.storage.get_trial(trial_id))
+                        self.queue_copy(trial_id)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass
 
