@@ -636,6 +636,10 @@ def report(
         html = build_study_report(study_dir, out or study_dir / "report", opts, db)
     else:
         runs = [Path(p) for p in paths]
+        studies = [str(r) for r in runs if is_study_dir(r)]
+        if studies:  # several paths: run folders compared, which a study folder is not
+            raise ConfigError(f"{studies[0]} is a study folder: report it alone (`visionstudy report "
+                              f"{studies[0]}`), or compare run folders (e.g. {studies[0]}/VARIANT/seed-0)")
         default = runs[0].resolve().name if len(runs) == 1 else "comparison"
         html = build_report(runs, out or Path("reports") / default, opts)
     console.print(f"report: {html}", highlight=False)

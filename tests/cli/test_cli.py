@@ -289,3 +289,11 @@ def test_an_unknown_device_is_one_user_error_before_a_study_queues_anything(tmp_
     assert_user_error(vs_here("train", "r.yaml", "--device", "gpu"),
                       "--device 'gpu': choose auto, cpu or cuda")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
+    """It said "not a run directory" of the study's folder, which is no help."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "manifest.json").write_text("{}")
+    assert_user_error(vs_here("report", tmp_path / "s", tmp_path / "s" / "a" / "seed-0"),
+                      f"{tmp_path / 's'} is a study folder: report it alone", "or compare run folders")
