@@ -173,7 +173,7 @@ def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
         run.report(tmp_path / "r", tsne_points="many")
     with pytest.raises(vs.ConfigError, match="formats: 'doc' is not a report format"):
         run.report(tmp_path / "r", formats=["html", "doc"])
-    with pytest.raises(vs.ConfigError, match="tsne_points=-3: give a whole number, 0 or more"):
+    with pytest.raises(vs.ConfigError, match="tsne_points: Input should be greater than or equal to 0"):
         run.report(tmp_path / "r", tsne_points=-3)  # was taken as 0 (no t-SNE) without a word
     assert not (tmp_path / "r").exists()
     for top_k in (0, "3"):  # 0 answered no classes at all, '3' raised a raw TypeError

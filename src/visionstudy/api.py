@@ -24,7 +24,7 @@ import os
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from visionstudy.errors import ConfigError, VisionStudyError
 
@@ -206,9 +206,9 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
     no number of t-SNE points) and named in the error, as the CLI's options are."""
     import dataclasses
 
-    from pydantic import ConfigDict, ValidationError, create_model
+    from pydantic import ConfigDict, Field, ValidationError, create_model
 
-    from visionstudy.config import check_count, format_validation_error
+    from visionstudy.config import format_validation_error
     from visionstudy.report import ReportOptions
     from visionstudy.report.render import FORMATS
 
@@ -217,7 +217,9 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
     if unknown:
         raise ConfigError(f"report({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
     hints = typing.get_type_hints(ReportOptions)
-    fields: dict[str, Any] = {k: (hints[k], ...) for k in known if k in options}
+    least = {"tsne_points": 0, "seed": 0, "gradcam": 0, "misclassified": 0}  # 0: none (no t-SNE, no grid)
+    fields: dict[str, Any] = {k: (Annotated[hints[k], Field(ge=least[k])] if k in least else hints[k], ...)
+                              for k in known if k in options}
     checked = create_model("report", __config__=ConfigDict(strict=True), **fields)
     values: dict[str, Any] = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v
                               for k, v in options.items()}
@@ -227,9 +229,6 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
         checked.model_validate(values)
     except ValidationError as exc:
         raise ConfigError("report options:\n" + format_validation_error(exc)) from None
-    for name in ("tsne_points", "seed", "gradcam", "misclassified"):  # 0: none (no t-SNE, no grid)
-        if name in values:
-            check_count(values[name], name, 0)
     bad = [f for f in values.get("formats", ()) if f not in FORMATS]
     if bad:
         raise ConfigError(f"formats: {bad[0]!r} is not a report format; choose from {', '.join(FORMATS)}")

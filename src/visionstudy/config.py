@@ -585,6 +585,11 @@ def too_deep(path: Path) -> ConfigError:
                        "levels of sections and values")
 
 
+def few(items: Sequence[str], most: int = 5) -> str:
+    """The first `most` of `items` as an error message lists them, then '...' if there are more."""
+    return ", ".join(items[:most]) + (", ..." if len(items) > most else "")
+
+
 def short_repr(value: Any) -> str:
     """A value as an error message quotes it: a few levels, items and characters, never the whole
     of a huge or self-multiplying (YAML aliases) input."""

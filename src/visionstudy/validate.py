@@ -190,8 +190,8 @@ def validation_refusals(cfg: RunConfig) -> list[str]:
         if t.scheduler.name == "plateau":
             out.append("train.scheduler: plateau watches a validation metric, and data.val_fraction: 0 "
                        "leaves none; use another schedule or give data.val_fraction")
-    if d.fold_problem():
-        out.append(str(d.fold_problem()))
+    if problem := d.fold_problem():
+        out.append(problem)
     if d.validation == "test" and d.folds is not None:
         out.append("data.validation: test and data.folds disagree: cross-validation validates on "
                    "each fold; remove one of them")

@@ -143,8 +143,8 @@ def split_train_val(raw: RawDataset, cfg: DataConfig) -> tuple[Split, Split]:
             log.warning("data.val_fraction: 0 trains without validation; the dataset's own "
                         "validation split (%d images) is not used", len(raw.val))
         return raw.train, raw.train.take(np.zeros(0, dtype=np.int64))
-    if cfg.fold_problem():
-        raise ConfigError(str(cfg.fold_problem()))
+    if problem := cfg.fold_problem():
+        raise ConfigError(problem)
     if cfg.folds is not None and cfg.fold is not None:
         tr, va = kfold_indices(raw.train.labels, cfg.folds, cfg.split_seed)[cfg.fold]
         return raw.train.take(tr), raw.train.take(va)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from visionstudy.config import flatten
+from visionstudy.config import few, flatten
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
@@ -538,9 +538,8 @@ class StudyReportBuilder:
             banners.append(f"{planned - total} planned runs have not started.")
         on_test = [v for v in self.study.variants if self.study.validates_on(v) == "test"]
         if on_test:
-            shown = ", ".join(on_test[:6]) + (", ..." if len(on_test) > 6 else "")
-            which = ("Every variant validates" if len(on_test) == len(self.study.variants) == 1
-                     else "Every variant validates" if len(on_test) == len(self.study.variants)
+            shown = few(on_test, 6)
+            which = ("Every variant validates" if len(on_test) == len(self.study.variants)
                      else f"{len(on_test)} of {len(self.study.variants)} variants ({shown}) validate"
                      if len(on_test) > 1 else f"Variant {shown} validates")
             banners.append(f"{which} on the test set (data.validation: test, as Keras' "

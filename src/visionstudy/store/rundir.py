@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from visionstudy.config import identity
+from visionstudy.config import few, identity
 from visionstudy.errors import TrainingError, VisionStudyError
 from visionstudy.fsutil import ensure_dir, remove_partials, storage_error
 
@@ -214,9 +214,8 @@ def open_run(path: Path, *, resume: bool, force: bool, config: dict[str, Any],
     run = RunDir(Path(path))
     foreign = run.foreign_entries()
     if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise TrainingError(
-            f"{run.path} is not empty and is not a run folder (it holds {shown}); nothing was "
+            f"{run.path} is not empty and is not a run folder (it holds {few(foreign)}); nothing was "
             "written there: choose a new or empty folder with --out")
     ensure_dir(run.path)
     lock = RunLock(run).acquire()

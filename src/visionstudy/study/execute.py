@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from visionstudy.config import check_device
+from visionstudy.config import check_device, few
 from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
@@ -160,9 +160,8 @@ def check_study_folder(study_dir: Path) -> None:
     except OSError:  # not there yet (or unreadable: said where it is written)
         return
     if held and not {STUDY_FILE, MANIFEST, DB_FILE, URL_FILE} & set(held):
-        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
-        raise ConfigError(f"{study_dir} is not empty and is not a study folder (it holds {shown}); nothing "
-                          "was written there: give the study another `name:` or --runs-dir")
+        raise ConfigError(f"{study_dir} is not empty and is not a study folder (it holds {few(held)}); "
+                          "nothing was written there: give the study another `name:` or --runs-dir")
 
 
 def planned_study_file(study_dir: Path) -> Path:

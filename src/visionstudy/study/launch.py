@@ -58,9 +58,10 @@ class Jobs:
     address: str | None = None  # Ray: auto, HOST:PORT, or None for a local Ray on this machine
 
     def __post_init__(self) -> None:  # the CLI's options check theirs; the API's Jobs(...) here
-        for what, least in (("count", 1), ("gpus", 0), ("workers", 1), ("cpus", 1)):
-            if what != "cpus" or self.cpus is not None:  # cpus: None is the engine's default
-                object.__setattr__(self, what, check_count(getattr(self, what), f"Jobs.{what}", least))
+        for what, least in (("count", 1), ("gpus", 0), ("workers", 1)):
+            object.__setattr__(self, what, check_count(getattr(self, what), f"Jobs.{what}", least))
+        if self.cpus is not None:  # None: the engine's default
+            object.__setattr__(self, "cpus", check_count(self.cpus, "Jobs.cpus"))
 
 
 def check_database(url: str, launcher: Launcher, jobs: Jobs) -> None:

@@ -24,6 +24,7 @@ from visionstudy.config import (
     check_name,
     dotted,
     dump_config,
+    few,
     identity,
     indexed,
     lookup,
@@ -315,8 +316,7 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
             raise ConfigError(f"{source}: {where}: names no variant; list the variants this chart compares")
         if unmatched:
             raise ConfigError(f"{source}: {where}: {', '.join(unmatched)} match no variant; use variant "
-                              f"names or patterns such as resnet+* (the variants: {', '.join(names[:12])}"
-                              f"{', ...' if len(names) > 12 else ''})")
+                              f"names or patterns such as resnet+* (the variants: {few(names, 12)})")
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
