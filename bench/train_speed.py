@@ -7,6 +7,7 @@
     .venv/bin/python bench/train_speed.py study          # recipe:quick with 1 and 2 workers
     .venv/bin/python bench/train_speed.py pool-order     # the fast CNN trained pool-first vs as written
     .venv/bin/python bench/train_speed.py eval-batch     # its test set with flip TTA: batches of 1,024 vs 256
+    .venv/bin/python bench/train_speed.py eval-fold      # the same, as written vs folded (for_inference)
 
 Each prints one JSON line per result and writes the Markdown table bench/results/<benchmark>.md.
 Time to accuracy against peer scripts is bench/race.py.
@@ -242,6 +243,45 @@ def eval_batch(repeats: int = 3):
                    "seconds": round(seconds[1], 2)}
 
 
+def eval_fold(repeats: int = 4):
+    """Seconds to evaluate Fashion-MNIST's test set (flip TTA, bf16 autocast, batches of 256) with the
+    fast config's CNN as written and with the copy evaluation takes (`Classifier.for_inference`: batch
+    norms folded, pooling first), alternating, each after one warm pass, freed memory kept as a run
+    keeps it; and how many of the test images the two classify alike (batch norms with random
+    statistics)."""
+    from visionstudy.data.loader import BatchLoader
+    from visionstudy.tasks.base import task_of
+    from visionstudy.training.devices import keep_freed_memory
+    from visionstudy.validate import load_config
+
+    keep_freed_memory()
+    cfg = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
+    task = task_of(cfg)
+    data = task.prepare(cfg, None)
+    torch.manual_seed(0)
+    net = task.build_model(cfg, data).to(memory_format=torch.channels_last).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+    folded = net.for_inference()
+    loader = BatchLoader(data.test.images, data.test.labels, 256, mean=data.mean, std=data.std,
+                         num_classes=data.num_classes, channels_last=True)
+
+    @torch.inference_mode()
+    def logits(model: torch.nn.Module) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return torch.cat([(model(x).float() + model(x.flip(3)).float()) / 2 for x, _ in loader])
+
+    agree = (logits(net).argmax(1) == logits(folded).argmax(1)).double().mean().item()
+    for repeat in range(repeats):
+        for name, model in (("as written", net), ("folded", folded)):
+            start = time.perf_counter()
+            logits(model)
+            yield {"repeat": repeat, "model": name, "images": len(data.test),
+                   "seconds": round(time.perf_counter() - start, 2), "same_class": round(agree, 4)}
+
+
 def results(what: str):
     """The rows of one benchmark, each yielded as soon as it is measured."""
     if what == "quick":
@@ -261,6 +301,8 @@ def results(what: str):
         yield efficiency(precision="bf16")
     elif what == "eval-batch":
         yield from eval_batch()
+    elif what == "eval-fold":
+        yield from eval_fold()
     elif what == "pool-order":
         yield from pool_order()
     elif what == "study":
@@ -269,7 +311,7 @@ def results(what: str):
         yield {**two, "speedup": round(one["wall_seconds"] / two["wall_seconds"], 2)}
     else:
         sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency, pool-order, "
-                 "eval-batch or study")
+                 "eval-batch, eval-fold or study")
 
 
 def main(what: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -156,3 +157,52 @@ def test_a_cnn_trains_with_pooling_before_the_activation_and_the_same_outputs_an
     hook.remove()
     assert calls == [(6, 4, 16, 16)]  # eval: the first activation sees the full-size map
     assert len(pool_first(list(model.features))) == len(model.features)
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("cnn", {"channels": [[4, 4], [8]], "hidden": [6], "batch_norm": True, "dropout": 0.2}),
+    ("cnn", {"channels": [4, 8], "hidden": [6], "batch_norm": False, "activation": "elu"}),
+    ("mlp", {"hidden": [12, 6], "batch_norm": True}),
+    ("resnet", {"blocks": [1, 1], "widths": [4, 8], "stem": "conv7"}),
+])
+def test_evaluation_folds_batch_norms_and_pools_first_with_the_same_outputs(name, params):
+    """`for_inference`, which evaluation uses: a copy with each batch norm merged into the layer
+    before it and pooling before the activation; the same logits and features, the model untouched."""
+    from torch import nn
+
+    from visionstudy.training.loop import evaluate
+
+    torch.manual_seed(0)
+    model = create_model(name, 3, 5, 16, **params).to(memory_format=torch.channels_last)
+    model.train()
+    for _ in range(3):  # batch statistics that differ from a batch norm's initial identity
+        model(torch.randn(8, 3, 16, 16) * 3 + 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    fast = model.for_inference()
+    assert fast is not model and not fast.training
+    kinds = [type(m) for m in fast.features]
+    assert nn.BatchNorm2d not in kinds and nn.BatchNorm1d not in kinds
+    for conv in (m for m in fast.features if isinstance(m, nn.Conv2d)):
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(7, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fast.forward_features(x), model.forward_features(x), rtol=1e-4, atol=1e-5)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    loader = [(x, torch.arange(7) % 5)]
+    ours = evaluate(model, loader, tta=True, keep_outputs=True)
+    with torch.no_grad():
+        plain = ((model(x) + model(x.flip(3))) / 2).numpy()
+    np.testing.assert_allclose(ours.logits, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_with_nothing_to_fold_or_a_compiled_one_evaluates_itself():
+    plain = create_model("cnn", 1, 3, 8, channels=[4], hidden=[], activation="gelu").eval()
+    assert plain.for_inference() is plain  # no batch norm, GELU stays before the pooling
+    mlp = create_model("mlp", 1, 3, 8, hidden=[4]).eval()
+    assert mlp.for_inference() is mlp
+    compiled = create_model("cnn", 1, 3, 8, channels=[4], hidden=[4], batch_norm=True).eval()
+    compiled.compile()  # its compiled call would not follow a copy: the model evaluates as it is
+    assert compiled.for_inference() is compiled

@@ -6,8 +6,8 @@ Expresses every CNN of the seeds, e.g. seed 000's baseline `channels: [32, 64], 
 
 Training runs each stage's max pooling before its activation where the activation never decreases
 (ReLU and its kin): `act(maxpool(x)) == maxpool(act(x))`, and the activation then sees a quarter of
-the values (README "Performance"). Evaluation, and so Grad-CAM's hooks, take the layers in their
-written order.
+the values (README "Performance"). The model itself evaluates in the written order, so that
+Grad-CAM's hooks see each activation at full size; `evaluate` takes its `for_inference` copy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from visionstudy.errors import ConfigError
-from visionstudy.models.base import Classifier, activation, dense_stack
+from visionstudy.models.base import Classifier, activation, dense_stack, pool_first
 from visionstudy.models.registry import CNNParams, per_layer, stage_kernels
 
 
@@ -74,19 +74,6 @@ class CNN(Classifier):
         for layer in self.train_order:
             x = layer(x)
         return x
-
-
-NON_DECREASING = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.Tanh, nn.Sigmoid)  # slopes, alphas ≥ 0
-
-
-def pool_first(layers: list[nn.Module]) -> tuple[nn.Module, ...]:
-    """The same layers with every non-decreasing activation that a max pooling follows swapped
-    behind it: the same function, on a quarter of the values."""
-    out = list(layers)
-    for i in range(len(out) - 1):
-        if isinstance(out[i], NON_DECREASING) and isinstance(out[i + 1], nn.MaxPool2d):
-            out[i], out[i + 1] = out[i + 1], out[i]
-    return tuple(out)
 
 
 def build_cnn(in_channels: int, num_classes: int, size: tuple[int, int], p: CNNParams) -> CNN:

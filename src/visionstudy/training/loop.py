@@ -143,14 +143,14 @@ def evaluate(
     """Loss, accuracy and top-5 accuracy on a loader of integer labels; logits and penultimate
     features too when `keep_outputs`. `tta` averages the logits with those of the mirrored image."""
     model.eval()
-    net = cast("Classifier", model)  # the image models: features, then the head
+    net = cast("Classifier", model).for_inference()  # the image models: features, then the head
     logits_all, labels_all, feats_all = [], [], []
     with autocast or nullcontext():
         for x, y in loader:
             feats = net.forward_features(x)
             logits = net.forward_head(feats).float()
             if tta:
-                logits = (logits + model(x.flip(3)).float()) / 2
+                logits = (logits + net(x.flip(3)).float()) / 2
             logits_all.append(logits)
             labels_all.append(y)
             if keep_outputs:
