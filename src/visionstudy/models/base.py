@@ -92,9 +92,11 @@ def fold_batch_norms(layers: Sequence[nn.Module]) -> list[nn.Module]:
     `fuse_conv_bn_eval`): in evaluation a batch norm is a fixed affine map per channel."""
     out: list[nn.Module] = []
     for layer in layers:
-        if out and foldable(out[-1], layer):
-            fuse = fuse_conv_bn_eval if isinstance(layer, nn.BatchNorm2d) else fuse_linear_bn_eval
-            out[-1] = fuse(out[-1], layer)  # type: ignore[arg-type]
+        before = out[-1] if out else None
+        if isinstance(before, nn.Conv2d) and isinstance(layer, nn.BatchNorm2d) and foldable(before, layer):
+            out[-1] = fuse_conv_bn_eval(before, layer)
+        elif isinstance(before, nn.Linear) and isinstance(layer, nn.BatchNorm1d) and foldable(before, layer):
+            out[-1] = fuse_linear_bn_eval(before, layer)
         else:
             out.append(layer)
     return out
