@@ -59,7 +59,7 @@ class Classifier(nn.Module):
         if compiled or not any(foldable(a, b) or swappable(a, b) for a, b in pairwise(layers)):
             return self
         copy = deepcopy(self).eval()
-        copy.features = nn.Sequential(*pool_first(fold_batch_norms(list(copy.features))))
+        copy.features = nn.Sequential(*pool_first(fold_batch_norms(list(copy.features.children()))))
         return copy
 
 
