@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -113,3 +115,30 @@ def test_naming_another_optimizer_replaces_the_section():
     assert merge_run(base, {"train": {"optimizer": {"name": "adam"}}}) == {
         "train": {"optimizer": {"name": "adam", "lr": 0.1}}}  # lr is every optimizer's
     assert merge_run(base, {"train": {"optimizer": {"lr": 0.2}}})["train"]["optimizer"]["momentum"] == 0.9
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    ("adam", {"weight_decay": 1e-3}),
+    ("adamw", {"weight_decay": 1e-2}),
+    ("adagrad", {"weight_decay": 1e-3}),
+])
+def test_the_fused_optimizers_take_the_steps_of_torch_s_default_ones(name, params):
+    """SGD, Adam, AdamW and Adagrad use torch's fused kernel (README "Performance"): the same
+    weights as the default multi-tensor update after several steps, in every parameter group."""
+    torch.manual_seed(0)
+    ours = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    plain = copy.deepcopy(ours)
+    opt = build_optimizer(ours, OptimizerConfig(name=name, lr=0.05, **params))
+    assert opt.defaults["fused"] is True
+    kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+            "adagrad": torch.optim.Adagrad}[name]
+    ref = kind(plain.parameters(), lr=0.05, foreach=True, **params)
+    for _ in range(6):
+        x = torch.randn(16, 5)
+        for model, o in ((ours, opt), (plain, ref)):
+            o.zero_grad()
+            model(x).square().mean().backward()
+            o.step()
+    for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

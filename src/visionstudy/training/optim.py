@@ -132,23 +132,29 @@ class AdagradParams(Params):
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 in the gradient")
 
 
+# torch's fused kernels (one kernel over all parameters, CPU and CUDA since torch 2.4): the same
+# update as the default multi-tensor one, 2.4-2.8x quicker a step on the fast CNN's parameters
+# (README "Performance"). RMSprop has none.
+FUSED = {"fused": True}
+
+
 @register_optimizer("sgd", SGDParams)
 def _sgd(params: Any, lr: float, p: SGDParams) -> torch.optim.Optimizer:
     """Stochastic gradient descent, with momentum and Nesterov."""
     return torch_optim().SGD(params, lr=lr, momentum=p.momentum, nesterov=p.nesterov,
-                             weight_decay=p.weight_decay)
+                             weight_decay=p.weight_decay, **FUSED)
 
 
 @register_optimizer("adam", AdamParams)
 def _adam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba)."""
-    return torch_optim().Adam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+    return torch_optim().Adam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay, **FUSED)
 
 
 @register_optimizer("adamw", AdamParams)
 def _adamw(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
     """AdamW: Adam with decoupled weight decay."""
-    return torch_optim().AdamW(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+    return torch_optim().AdamW(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay, **FUSED)
 
 
 @register_optimizer("rmsprop", RMSpropParams)
@@ -161,7 +167,7 @@ def _rmsprop(params: Any, lr: float, p: RMSpropParams) -> torch.optim.Optimizer:
 @register_optimizer("adagrad", AdagradParams)
 def _adagrad(params: Any, lr: float, p: AdagradParams) -> torch.optim.Optimizer:
     """Adagrad."""
-    return torch_optim().Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay)
+    return torch_optim().Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay, **FUSED)
 
 
 def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimizer:
