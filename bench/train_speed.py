@@ -8,6 +8,7 @@
     .venv/bin/python bench/train_speed.py pool-order     # the fast CNN trained pool-first vs as written
     .venv/bin/python bench/train_speed.py eval-batch     # its test set with flip TTA: batches of 1,024 vs 256
     .venv/bin/python bench/train_speed.py eval-fold      # the same, as written vs folded (for_inference)
+    .venv/bin/python bench/train_speed.py optimizer      # ms per optimizer step: fused vs multi-tensor
 
 Each prints one JSON line per result and writes the Markdown table bench/results/<benchmark>.md.
 Time to accuracy against peer scripts is bench/race.py.
@@ -282,6 +283,40 @@ def eval_fold(repeats: int = 4):
                    "seconds": round(time.perf_counter() - start, 2), "same_class": round(agree, 4)}
 
 
+def optimizer_steps(repeats: int = 3, steps: int = 200):
+    """Milliseconds per optimizer step over the fast config's CNN parameters (gradients made up):
+    each optimizer as `training/optim.py` builds it (fused where torch has the kernel) against torch's
+    default multi-tensor update with the same settings, alternating, after 20 warm steps."""
+    from visionstudy.config import OptimizerConfig
+    from visionstudy.tasks.base import task_of
+    from visionstudy.training.devices import keep_freed_memory
+    from visionstudy.training.optim import build_optimizer
+    from visionstudy.validate import load_config
+
+    keep_freed_memory()
+    cfg = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
+    task = task_of(cfg)
+    net = task.build_model(cfg, task.prepare(cfg, None)).to(memory_format=torch.channels_last)
+    for p in net.parameters():
+        p.grad = torch.randn_like(p)
+    settings = {"sgd": {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+                "adam": {"weight_decay": 5e-4}, "adamw": {"weight_decay": 5e-4}, "adagrad": {}}
+    torch_kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                  "adagrad": torch.optim.Adagrad}
+    for name, kw in settings.items():
+        ours = build_optimizer(net, OptimizerConfig(name=name, lr=1e-3, **kw))
+        plain = torch_kind[name](net.parameters(), lr=1e-3, foreach=True, **kw)
+        for repeat in range(repeats):
+            for how, opt in (("ours (fused)", ours), ("multi-tensor", plain)):
+                for _ in range(20):
+                    opt.step()
+                start = time.perf_counter()
+                for _ in range(steps):
+                    opt.step()
+                yield {"optimizer": name, "repeat": repeat, "update": how,
+                       "ms_per_step": round((time.perf_counter() - start) / steps * 1e3, 3)}
+
+
 def results(what: str):
     """The rows of one benchmark, each yielded as soon as it is measured."""
     if what == "quick":
@@ -301,6 +336,8 @@ def results(what: str):
         yield efficiency(precision="bf16")
     elif what == "eval-batch":
         yield from eval_batch()
+    elif what == "optimizer":
+        yield from optimizer_steps()
     elif what == "eval-fold":
         yield from eval_fold()
     elif what == "pool-order":
@@ -311,7 +348,7 @@ def results(what: str):
         yield {**two, "speedup": round(one["wall_seconds"] / two["wall_seconds"], 2)}
     else:
         sys.exit(f"unknown benchmark {what!r}: quick, fashion, throughput, efficiency, pool-order, "
-                 "eval-batch, eval-fold or study")
+                 "eval-batch, eval-fold, optimizer or study")
 
 
 def main(what: str) -> None:
