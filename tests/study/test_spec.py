@@ -112,6 +112,10 @@ def test_grid_sweep_and_overrides(tmp_path):
      ["search.space.model.kernel_size = 0"]),
     ({"search": {"space": {"model.pool_size": {"type": "int", "low": 2, "high": 9, "step": 1}}}},
      ["search.space.model.pool_size = 3", "shrinks the 8x8 input"]),  # 2 pools of 3: 8 -> 2 -> 0
+    ({"search": {"space": {"train.batch_size": {"type": "int", "low": 16.5, "high": 64}}}},
+     ["whole numbers", "low 16.5", "type: float"]),  # int(16.5) silently searched from 16
+    ({"search": {"space": {"train.epochs": {"type": "int", "low": 1, "high": 9, "step": 0.5}}}},
+     ["whole numbers", "step 0.5"]),
     ({"seed": 2**32 - 2, "seeds": 3}, ["seed", "2^32 - 1"]),
     ({"seed": -1}, ["seed"]),
     ({"search": {"base": {"data": {"val_fraction": 0}},

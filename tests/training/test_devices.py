@@ -152,3 +152,25 @@ def test_a_cpu_run_asks_to_keep_its_freed_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "keep_freed_memory", lambda: calls.append(1) or True)
     experiment.run_experiment(validate_run_config(TINY), tmp_path / "run", device="cpu", quiet=True)
     assert calls == [1]
+
+
+def test_the_dynamo_stand_in_survives_introspection_of_every_module():
+    """inspect.getmodule asks every module in sys.modules for `__file__`; torch does so while it
+    imports torch.distributed.tensor (which torch.testing.assert_close imports). The stand-in loaded
+    dynamo there, mid-import, and the import failed as circular (a notebook that trained through
+    the API and then compared tensors)."""
+    code = """
+import inspect, sys, torch
+from visionstudy.training.devices import DeferredDynamo, defer_dynamo
+defer_dynamo()
+import torch.distributed.tensor
+torch.testing.assert_close(torch.ones(2), torch.ones(2))
+inspect.getmodule(inspect)  # walks sys.modules
+assert isinstance(sys.modules["torch._dynamo"], DeferredDynamo)
+import torch._dynamo.config  # a submodule: the real package loads
+assert type(sys.modules["torch._dynamo"]).__name__ == "module"
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ok"]

@@ -50,6 +50,10 @@ class SearchParam(Strict):
                 raise ValueError("categorical: give a non-empty `choices` list")
         elif self.low is None or self.high is None:
             raise ValueError(f"{self.type}: give `low` and `high`")
+        elif self.type == "int" and not all(float(v).is_integer() for v in self.numbers().values()):
+            values = ", ".join(f"{k} {v:g}" for k, v in self.numbers().items())
+            raise ValueError(f"int: low, high and step must be whole numbers ({values}); use type: float "
+                             "for fractional values")
         elif not self.low < self.high:
             raise ValueError(f"empty range: low {self.low} must be below high {self.high}")
         elif self.log and self.low <= 0:
@@ -57,6 +61,11 @@ class SearchParam(Strict):
         elif self.log and self.step is not None:
             raise ValueError("`log` and `step` cannot be combined")
         return self
+
+    def numbers(self) -> dict[str, float]:
+        """low, high and step, those given."""
+        given = {"low": self.low, "high": self.high, "step": self.step}
+        return {k: v for k, v in given.items() if v is not None}
 
     def bounds(self) -> tuple[float, float]:
         """(low, high) of an int or float range (validation made sure both are there)."""

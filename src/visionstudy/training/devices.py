@@ -45,6 +45,11 @@ class DeferredDynamo(types.ModuleType):
         return fn if fn is not None else (lambda f: f)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__") and name != "__path__":  # a submodule's import
+            # Introspection over sys.modules (inspect.getmodule asks every module for __file__, as
+            # torch's own op registration does while importing torch.distributed.tensor) must not
+            # load dynamo in the middle of another import: that import then fails as circular.
+            raise AttributeError(name)
         return getattr(real_dynamo(), name)
 
 

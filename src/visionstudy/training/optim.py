@@ -133,7 +133,7 @@ class AdagradParams(Params):
 
 
 # torch's fused kernels (one kernel over all parameters, CPU and CUDA since torch 2.4): the same
-# update as the default multi-tensor one, 2.4-2.8x quicker a step on the fast CNN's parameters
+# update as the default multi-tensor one, 2.6-3.0x quicker a step on the fast CNN's parameters
 # (README "Performance"). RMSprop has none.
 FUSED = {"fused": True}
 
