@@ -91,7 +91,7 @@ def test_dollar_signs_in_class_names_are_drawn_as_plain_text():
     ax.set_title("$x_1$ of a$b")
     fig.savefig(io.BytesIO(), format="png")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["$$", "a$b^$c"]
-    plt.close(fig)
+    F.plt.close(fig)
 
 
 @pytest.mark.parametrize("count", [4, 50])
@@ -135,3 +135,41 @@ def test_an_interaction_chart_keeps_its_names_and_legend_inside_the_figure():
                               "Test accuracy: optimizer × dropout")
     drawn = {text.replace("\n", " ") for text in assert_texts_fit(fig)}
     assert set(names) | {s[0] for s in series} <= drawn
+
+
+@pytest.mark.parametrize("spread", ["apart", "close", "stacked"])
+def test_the_cost_scatter_names_every_variant_without_overlapping_texts(spread):
+    """Names sit beside their points where they fit, each at the first free place around it; where
+    two variants cost and score nearly alike (the quick study's batchnorm and batchnorm+dropout)
+    one name cannot fit and the names go to a key instead of over each other."""
+    names = ["baseline", "batchnorm", "batchnorm+dropout", "deeper", "resnet"]
+    acc = {"apart": [0.90, 0.93, 0.95, 0.96, 0.97], "close": [0.93, 0.9301, 0.9302, 0.96, 0.97],
+           "stacked": [0.95] * 5}[spread]
+    params = {"apart": [1e4, 3e4, 1e5, 4e5, 1e6], "close": [3e4, 3.01e4, 3.02e4, 4e5, 1e6],
+              "stacked": [5e4] * 5}[spread]
+    points = [(n, a, p, p * 40, 1.0 + k) for k, (n, a, p) in enumerate(zip(names, acc, params, strict=True))]
+    fig = F.cost_scatter(points, "test accuracy")
+    fig.set_dpi(100)
+    drawn = assert_texts_fit(fig)
+    assert set(names) <= set(drawn)  # every name is written: beside its point or in the key
+    keyed = fig.axes[0].get_legend() is not None
+    assert keyed == (spread == "close") or spread == "stacked"  # stacked: around the one point, or a key
+    if not keyed:  # three panels, each naming every variant once
+        assert sorted(drawn.count(n) for n in names) == [3] * 5
+    assert not [t for t in drawn if "$" in t or "mathdefault" in t]  # log ticks as plain text
+    if spread != "stacked":
+        assert {"100k", "1M"} <= set(drawn)
+    F.plt.close(fig)
+
+
+def test_log_axes_label_their_ticks_in_plain_text():
+    """The report parses no mathtext (class names such as "$$" stay as written), and matplotlib's log
+    tick labels are mathtext: the learning-rate panel read `$\\mathdefault{10^{-3}}$`."""
+    history = [{"epoch": e, "lr": 1e-2 * 0.3 ** e, "train_loss": 1 / e, "val_loss": 1.2 / e,
+                "train_accuracy": 0.5 + e / 40, "val_accuracy": 0.5 + e / 50} for e in range(1, 9)]
+    fig = F.training_curves(history)
+    fig.set_dpi(100)
+    drawn = assert_texts_fit(fig)
+    assert not [t for t in drawn if "$" in t or "mathdefault" in t]
+    assert {"1e\u221205", "1e\u221204", "1e\u221203"} & set(drawn)  # 1e−04 with a minus sign
+    F.plt.close(fig)

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator  # noqa: E402
 
 from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
 
@@ -48,6 +48,28 @@ def human_tick(v: float, _: int) -> str:
 
 def plain_tick(v: float, _: int) -> str:
     return f"{v:g}"
+
+
+class PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of which log ticks to label, written as plain text: its own labels are
+    mathtext, which this module does not parse (`text.parse_math`), so they read
+    `$\\mathdefault{10^{4}}$`. Counts read 10k, 1M."""
+
+    def __init__(self, counts: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.counts = counts
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        label = super().__call__(x, pos)
+        return human(x) if label and self.counts else label
+
+
+def log_scale(ax: Any, which: str, counts: bool = False) -> None:
+    """Put the `which` ("x" or "y") axis on a log scale with plain-text tick labels."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_formatter(PlainLogFormatter(counts))
+    axis.set_minor_formatter(PlainLogFormatter(counts, labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def short(name: str, width: int = 14) -> str:
@@ -95,7 +117,7 @@ def training_curves(history: Sequence[dict[str, float]], best_epoch: int | None 
     lr_ax.plot(epochs, [r["lr"] for r in history], "-o", ms=3, color="#2ca02c")
     lr_ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate (epoch start)")
     if min(r["lr"] for r in history) > 0:
-        lr_ax.set_yscale("log")
+        log_scale(lr_ax, "y")
     lr_ax.grid(alpha=0.3)
     epoch_ticks(lr_ax)
     fig.tight_layout()
@@ -226,21 +248,66 @@ def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, 
     colors = class_colors(max(len(points), 1))
     names = shorts([pt[0] for pt in points], 18)
     for ax, (i, xlabel, log) in zip(axes[0], panels, strict=False):
-        for pt, color, name in zip(points, colors, names, strict=False):
+        for pt, color in zip(points, colors, strict=False):
             if pt[i]:
                 ax.scatter(pt[i], pt[1], s=28, color=color, zorder=3)
-                if len(points) <= 15:
-                    ax.annotate(name, (pt[i], pt[1]), textcoords="offset points", xytext=(4, 4), fontsize=7)
         xs = [float(pt[i] or 0) for pt in points if pt[i]]
         if log and max(xs) / min(xs) >= 10:  # counts spanning decades; a narrow range stays linear
-            ax.set_xscale("log")
+            log_scale(ax, "x", counts=True)
         else:
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
             ax.xaxis.set_major_formatter(FuncFormatter(human_tick if log else plain_tick))
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} vs {xlabel}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    if len(points) <= 15:
+        spots = [[(float(pt[i] or 0), pt[1]) if pt[i] else None for pt in points] for i, _, _ in panels]
+        if not all(label_points(ax, xy, names) for ax, xy in zip(axes[0], spots, strict=False)):
+            for ax in axes[0]:  # close points: the names in a key instead, the colours say which
+                for text in list(ax.texts):
+                    text.remove()
+            handles = [plt.Line2D([], [], marker="o", linestyle="", color=c) for c in colors]
+            axes[0][0].legend(handles, names, fontsize=7, loc="best", framealpha=0.8)
     return fig
+
+
+# a name's places around its point, nearest first: offset in points, alignment
+LABEL_SPOTS = [((dx * r, dy * r), ha, va) for r in (1, 2.5)
+               for dx, dy, ha, va in ((4, 4, "left", "bottom"), (4, -4, "left", "top"),
+                                      (-4, 4, "right", "bottom"), (-4, -4, "right", "top"),
+                                      (6, 0, "left", "center"), (-6, 0, "right", "center"),
+                                      (0, 6, "center", "bottom"), (0, -6, "center", "top"))]
+
+
+def label_points(ax: Any, points: Sequence[tuple[float, float] | None], names: Sequence[str]) -> bool:
+    """Write each name beside its point (None: no point) at the first of `LABEL_SPOTS` where it stays
+    inside the axes and covers no other name and no other point; False, with nothing written, where
+    some name finds no such place. Call after the figure's layout: it measures the drawn texts."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    r = 3 * ax.figure.dpi / 72  # a 28-pt² marker's half width
+    centres = {k: ax.transData.transform(xy) for k, xy in enumerate(points) if xy is not None}
+    marks = {k: Bbox.from_extents(x - r, y - r, x + r, y + r) for k, (x, y) in centres.items()}
+    taken: list[Any] = []
+    for k, (xy, name) in enumerate(zip(points, names, strict=False)):
+        if xy is None:
+            continue
+        others = taken + [box for j, box in marks.items() if j != k]
+        for offset, ha, va in LABEL_SPOTS:
+            text = ax.annotate(name, xy, textcoords="offset points", xytext=offset, fontsize=7, ha=ha, va=va)
+            box = text.get_window_extent(renderer)
+            if inside.containsx(box.x0) and inside.containsx(box.x1) and inside.containsy(box.y0) \
+                    and inside.containsy(box.y1) and not any(box.overlaps(o) for o in others):
+                taken.append(box)
+                break
+            text.remove()
+        else:
+            for text in list(ax.texts):
+                text.remove()
+            return False
+    return True
 
 
 def confusion_grid(panels: Sequence[tuple[str, np.ndarray]], names: Sequence[str]) -> Figure:
@@ -405,7 +472,7 @@ def reliability_diagram(cal: Calibration) -> Figure:
     hist.bar(cal.bin_edges[:-1] + width / 2, cal.bin_counts, width=width * 0.9, color="#888888")
     hist.set(xlabel="confidence (top-class probability)", ylabel="images")
     if cal.bin_counts.max() > 50 * max(np.median(cal.bin_counts[cal.bin_counts > 0]), 1):
-        hist.set_yscale("log")
+        log_scale(hist, "y", counts=True)
     fig.tight_layout()
     return fig
 
