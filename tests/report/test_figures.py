@@ -173,3 +173,17 @@ def test_log_axes_label_their_ticks_in_plain_text():
     assert not [t for t in drawn if "$" in t or "mathdefault" in t]
     assert {"1e\u221205", "1e\u221204", "1e\u221203"} & set(drawn)  # 1e−04 with a minus sign
     F.plt.close(fig)
+
+
+def test_count_ticks_over_a_narrow_range_read_apart():
+    """The quick study's variants have 13,710 to 13,960 parameters: the axis ticked 13.8k three times."""
+    names = ["baseline", "dropout", "batchnorm", "batchnorm+dropout"]
+    points = [(n, 0.96 + k / 100, p, 183_000, 0.5 + k / 10)
+              for k, (n, p) in enumerate(zip(names, [13_710, 13_712, 13_960, 13_962], strict=True))]
+    fig = F.cost_scatter(points, "test accuracy")
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert len(ticks) >= 3 and len(set(ticks)) == len(ticks), ticks
+    assert all(t.endswith("k") for t in ticks)
+    assert F.human(13_930) == "13.9k" and F.human(512) == "512" and F.human(123.456) == "123.456"
+    F.plt.close(fig)

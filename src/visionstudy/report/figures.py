@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import Formatter, FuncFormatter, LogFormatter, MaxNLocator  # noqa: E402
 
 from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
 
@@ -34,16 +34,27 @@ def class_colors(k: int) -> Any:
     return [cmap(i if k <= 20 else i / max(k - 1, 1)) for i in range(k)]
 
 
-def human(n: float) -> str:
-    """13930 → 13.9k (axis labels of counts)."""
+def human(n: float, digits: int = 3) -> str:
+    """13930 → 13.9k (axis labels of counts), to `digits` significant digits."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= size:
-            return f"{n / size:.3g}{unit}"
-    return f"{n:g}"
+            return f"{n / size:.{digits}g}{unit}"
+    return f"{n:.{max(digits, 6)}g}"
 
 
-def human_tick(v: float, _: int) -> str:
-    return human(v)
+class CountFormatter(Formatter):
+    """Counts as 13.9k, with as many significant digits as the ticks need to read apart: a narrow
+    range of parameters (13,710 to 13,960) ticked 13.8k three times."""
+
+    digits = 3
+
+    def set_locs(self, locs: list[float]) -> None:
+        super().set_locs(locs)
+        apart = (d for d in range(3, 10) if len({human(v, d) for v in locs}) == len(set(locs)))
+        self.digits = next(apart, 10)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return human(x, self.digits)
 
 
 def plain_tick(v: float, _: int) -> str:
@@ -256,7 +267,7 @@ def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, 
             log_scale(ax, "x", counts=True)
         else:
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
-            ax.xaxis.set_major_formatter(FuncFormatter(human_tick if log else plain_tick))
+            ax.xaxis.set_major_formatter(CountFormatter() if log else FuncFormatter(plain_tick))
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} vs {xlabel}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
