@@ -308,7 +308,7 @@ def label_points(ax: Any, points: Sequence[tuple[float, float] | None], names: S
         others = taken + [box for j, box in marks.items() if j != k]
         for offset, ha, va in LABEL_SPOTS:
             text = ax.annotate(name, xy, textcoords="offset points", xytext=offset, fontsize=7, ha=ha, va=va)
-            box = text.get_window_extent(renderer)
+            box = text.get_window_extent(renderer).padded(ax.figure.dpi / 72)  # a point apart at any dpi
             if inside.containsx(box.x0) and inside.containsx(box.x1) and inside.containsy(box.y0) \
                     and inside.containsy(box.y1) and not any(box.overlaps(o) for o in others):
                 taken.append(box)
