@@ -459,3 +459,34 @@ def test_a_pull_worker_queues_a_run_whose_requeuer_died_between_its_two_steps(tm
     _, outcome = run_all(study, place, progress=False, linger=True)
     assert (outcome.done, outcome.trained) == (2, 1) and [k for k, _ in outcome.failed] == ["c/seed-0"]
     assert store.status(["b/seed-0", "c/seed-0"]) == {"b/seed-0": "done", "c/seed-0": "failed"}
+
+
+def test_a_run_finished_by_another_job_while_this_one_plans_is_not_queued_again(tmp_path, monkeypatch):
+    """A job that plans while another finishes a run: the other writes the run's results, then
+    records it done. Planning read the disk first (no results yet), then the records (done), took the
+    run for one whose results were deleted, and queued it again: it trained twice (the two-job SLURM
+    test, 1 run in 6, on a loaded machine). The disk is read after the records now."""
+    from visionstudy.study.execute import plan
+
+    study = load_study(write(tmp_path, "twice", train={**TINY["train"], "epochs": 1},
+                            variants={"a": {}, "b": {}}))
+    place = Placement(tmp_path / "runs")
+    store, _ = plan(study, place)
+    claim = store.claim({"b/seed-0"}, os.getpid())  # b is trained by the other job
+    assert claim is not None
+    results = place.study_dir(study) / "b" / "seed-0" / "metrics.json"
+    results.parent.mkdir(parents=True)  # b's folder while it trains: no results yet
+    records = RunStore.run_records
+
+    def finished_meanwhile(self, *args, **kwargs):  # the other job ends b as this one reads
+        if not results.exists():
+            results.write_text(json.dumps({"test_accuracy": 0.5}))
+            RunStore(place.url(study), study.name).complete(claim, 0.5, {})
+        return records(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "run_records", finished_meanwhile)
+    plan(study, place)
+    monkeypatch.undo()
+    assert store.status(["a/seed-0", "b/seed-0"]) == {"a/seed-0": "waiting", "b/seed-0": "done"}
+    trials = [t for t in store.study.get_trials(deepcopy=False) if t.user_attrs.get("run") == "b/seed-0"]
+    assert len(trials) == 1, [t.state for t in trials]  # not queued a second time

@@ -30,7 +30,7 @@ import sqlite3
 import time
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # optuna is imported where it is used: opening a store is the
     from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
+
+Finished = Mapping[str, float | None] | Callable[[], Mapping[str, float | None]]  # runs with results on disk
 # heartbeats are marked experimental in Optuna; we rely on them knowingly
 warnings.filterwarnings("ignore", message=".*experimental.*")
 
@@ -410,11 +412,15 @@ class RunStore:
 
     # ----------------------------------------------------------------------------- planning
 
-    def sync(self, plan: dict[str, str], finished: dict[str, float | None]) -> int:
+    def sync(self, plan: dict[str, str], finished: Finished) -> int:
         """Queue every planned run (key → config hash) not queued or running and without results
         on disk; `finished` holds runs whose folder has results (recorded as done without
-        training). A run recorded done whose results are gone is queued again. Returns the
-        number queued. A key already recorded with another config is an error."""
+        training), or is a function that reads them. A run recorded done whose results are gone
+        is queued again. Returns the number queued. A key already recorded with another config is
+        an error. The function is called after the records are read: a run another process
+        finishes meanwhile writes its results before it is recorded done, so it is never taken for
+        one whose results were deleted (read before, the disk could miss them and the records
+        show them done: the run trained twice)."""
         with self.planning():
             return self.queue_missing(plan, finished)
 
@@ -443,7 +449,7 @@ class RunStore:
             finally:
                 con.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
-    def queue_missing(self, plan: dict[str, str], finished: dict[str, float | None]) -> int:
+    def queue_missing(self, plan: dict[str, str], finished: Finished) -> int:
         import optuna
         from optuna.trial import TrialState
 
@@ -451,6 +457,7 @@ class RunStore:
         if any(t.state == TrialState.RUNNING for records in groups.values() for t in records):
             self.fail_dead_local_workers()
             groups = self.run_records()
+        finished = finished() if callable(finished) else finished  # the disk after the records
         conflicts = [k for k, h in plan.items() for t in groups.get(k, []) if t.config_hash not in (None, h)]
         if conflicts:
             raise StorageError(

@@ -194,10 +194,10 @@ def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | No
     study_dir = place.study_dir(study)
     check_study_folder(study_dir)
     store = RunStore(place.url(study), study.name)
-    on_disk = finished_runs(study_dir, study.runs)
-    store.sync({r.key: r.config_hash for r in study.runs}, on_disk)  # refuses a changed definition
+    hashes = {r.key: r.config_hash for r in study.runs}
+    store.sync(hashes, lambda: finished_runs(study_dir, study.runs))  # refuses a changed definition
     write_definition(study, study_dir)
-    return store, on_disk
+    return store, finished_runs(study_dir, study.runs)
 
 
 def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
