@@ -218,19 +218,25 @@ def pool_order(repeats: int = 3):
         CNN.forward_features = pool_first  # type: ignore[method-assign]
 
 
-def eval_batch(repeats: int = 3):
-    """Seconds to evaluate Fashion-MNIST's test set (flip TTA, bf16 autocast) with the fast config's
-    CNN in batches of 1,024 (the eval_batch_size default) and of 256 (the cap on a CPU,
-    tasks/base.py eval_batch), alternating, each after one warm pass."""
-    from visionstudy.data.loader import BatchLoader
+def fast_cnn():
+    """The fast config's task, its prepared Fashion-MNIST and its CNN (channels_last)."""
     from visionstudy.tasks.base import task_of
-    from visionstudy.training.loop import evaluate
     from visionstudy.validate import load_config
 
     cfg = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
     task = task_of(cfg)
     data = task.prepare(cfg, None)
-    net = task.build_model(cfg, data).to(memory_format=torch.channels_last).eval()
+    return data, task.build_model(cfg, data).to(memory_format=torch.channels_last)
+
+
+def eval_batch(repeats: int = 3):
+    """Seconds to evaluate Fashion-MNIST's test set (flip TTA, bf16 autocast) with the fast config's
+    CNN in batches of 1,024 (the eval_batch_size default) and of 256 (the cap on a CPU,
+    tasks/base.py eval_batch), alternating, each after one warm pass."""
+    from visionstudy.data.loader import BatchLoader
+    from visionstudy.training.loop import evaluate
+
+    data, net = fast_cnn()
     for repeat in range(repeats):
         for batch in (1024, 256):
             loader = BatchLoader(data.test.images, data.test.labels, batch, mean=data.mean, std=data.std,
@@ -251,16 +257,12 @@ def eval_fold(repeats: int = 4):
     keeps it; and how many of the test images the two classify alike (batch norms with random
     statistics)."""
     from visionstudy.data.loader import BatchLoader
-    from visionstudy.tasks.base import task_of
     from visionstudy.training.devices import keep_freed_memory
-    from visionstudy.validate import load_config
 
     keep_freed_memory()
-    cfg = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
-    task = task_of(cfg)
-    data = task.prepare(cfg, None)
     torch.manual_seed(0)
-    net = task.build_model(cfg, data).to(memory_format=torch.channels_last).eval()
+    data, net = fast_cnn()
+    net.eval()
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
             m.running_mean.normal_()
@@ -288,15 +290,11 @@ def optimizer_steps(repeats: int = 3, steps: int = 200):
     each optimizer as `training/optim.py` builds it (fused where torch has the kernel) against torch's
     default multi-tensor update with the same settings, alternating, after 20 warm steps."""
     from visionstudy.config import OptimizerConfig
-    from visionstudy.tasks.base import task_of
     from visionstudy.training.devices import keep_freed_memory
     from visionstudy.training.optim import build_optimizer
-    from visionstudy.validate import load_config
 
     keep_freed_memory()
-    cfg = load_config(ROOT / "examples" / "fashion-mnist-fast.yaml")
-    task = task_of(cfg)
-    net = task.build_model(cfg, task.prepare(cfg, None)).to(memory_format=torch.channels_last)
+    _, net = fast_cnn()
     for p in net.parameters():
         p.grad = torch.randn_like(p)
     settings = {"sgd": {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},

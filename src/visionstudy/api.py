@@ -217,8 +217,8 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
     if unknown:
         raise ConfigError(f"report({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
     hints = typing.get_type_hints(ReportOptions)
-    least = {"tsne_points": 0, "seed": 0, "gradcam": 0, "misclassified": 0}  # 0: none (no t-SNE, no grid)
-    fields: dict[str, Any] = {k: (Annotated[hints[k], Field(ge=least[k])] if k in least else hints[k], ...)
+    counts = {"tsne_points", "seed", "gradcam", "misclassified"}  # 0: none (no t-SNE, no grid)
+    fields: dict[str, Any] = {k: (Annotated[hints[k], Field(ge=0)] if k in counts else hints[k], ...)
                               for k in known if k in options}
     checked = create_model("report", __config__=ConfigDict(strict=True), **fields)
     values: dict[str, Any] = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v

@@ -165,7 +165,7 @@ from visionstudy.training.devices import DeferredDynamo, defer_dynamo
 defer_dynamo()
 import torch.distributed.tensor
 torch.testing.assert_close(torch.ones(2), torch.ones(2))
-inspect.getmodule(inspect)  # walks sys.modules
+assert inspect.getmodule(compile('1', 'nowhere.py', 'eval')) is None  # asks every module for __file__
 assert isinstance(sys.modules["torch._dynamo"], DeferredDynamo)
 import torch._dynamo.config  # a submodule: the real package loads
 assert type(sys.modules["torch._dynamo"]).__name__ == "module"

@@ -80,23 +80,25 @@ def pool_first(layers: Sequence[nn.Module]) -> tuple[nn.Module, ...]:
     return tuple(out)
 
 
+# a layer type → the batch norm that can follow it → torch's function merging the two for evaluation
+FUSE: dict[tuple[type[nn.Module], type[nn.Module]], Callable[[Any, Any], nn.Module]] = {
+    (nn.Conv2d, nn.BatchNorm2d): fuse_conv_bn_eval,
+    (nn.Linear, nn.BatchNorm1d): fuse_linear_bn_eval,
+}
+
+
 def foldable(layer: nn.Module, norm: nn.Module) -> bool:
     """A batch norm with running statistics right after the layer whose weights can absorb it."""
-    pairs = ((nn.Conv2d, nn.BatchNorm2d), (nn.Linear, nn.BatchNorm1d))
-    return (any(type(layer) is a and type(norm) is b for a, b in pairs)
-            and getattr(norm, "running_mean", None) is not None)
+    return (type(layer), type(norm)) in FUSE and getattr(norm, "running_mean", None) is not None
 
 
 def fold_batch_norms(layers: Sequence[nn.Module]) -> list[nn.Module]:
-    """Layers in eval mode with each foldable batch norm merged into the layer before it (torch's
-    `fuse_conv_bn_eval`): in evaluation a batch norm is a fixed affine map per channel."""
+    """Layers in eval mode with each foldable batch norm merged into the layer before it (`FUSE`):
+    in evaluation a batch norm is a fixed affine map per channel."""
     out: list[nn.Module] = []
     for layer in layers:
-        before = out[-1] if out else None
-        if isinstance(before, nn.Conv2d) and isinstance(layer, nn.BatchNorm2d) and foldable(before, layer):
-            out[-1] = fuse_conv_bn_eval(before, layer)
-        elif isinstance(before, nn.Linear) and isinstance(layer, nn.BatchNorm1d) and foldable(before, layer):
-            out[-1] = fuse_linear_bn_eval(before, layer)
+        if out and foldable(out[-1], layer):
+            out[-1] = FUSE[type(out[-1]), type(layer)](out[-1], layer)
         else:
             out.append(layer)
     return out

@@ -292,8 +292,9 @@ LABEL_SPOTS = [((dx * r, dy * r), ha, va) for r in (1, 2.5)
 
 def label_points(ax: Any, points: Sequence[tuple[float, float] | None], names: Sequence[str]) -> bool:
     """Write each name beside its point (None: no point) at the first of `LABEL_SPOTS` where it stays
-    inside the axes and covers no other name and no other point; False, with nothing written, where
-    some name finds no such place. Call after the figure's layout: it measures the drawn texts."""
+    inside the axes and covers no other name and no other point; False where some name finds no
+    such place (the names placed before it stay: the caller removes them). Call after the
+    figure's layout: it measures the drawn texts."""
     from matplotlib.transforms import Bbox
 
     renderer = ax.figure.canvas.get_renderer()
@@ -315,8 +316,6 @@ def label_points(ax: Any, points: Sequence[tuple[float, float] | None], names: S
                 break
             text.remove()
         else:
-            for text in list(ax.texts):
-                text.remove()
             return False
     return True
 

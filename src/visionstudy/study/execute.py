@@ -194,10 +194,15 @@ def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | No
     study_dir = place.study_dir(study)
     check_study_folder(study_dir)
     store = RunStore(place.url(study), study.name)
-    hashes = {r.key: r.config_hash for r in study.runs}
-    store.sync(hashes, lambda: finished_runs(study_dir, study.runs))  # refuses a changed definition
+    on_disk: dict[str, float | None] = {}
+
+    def read_disk() -> dict[str, float | None]:  # by planning, after the run records (RunStore.sync)
+        on_disk.update(finished_runs(study_dir, study.runs))
+        return on_disk
+
+    store.sync({r.key: r.config_hash for r in study.runs}, read_disk)  # refuses a changed definition
     write_definition(study, study_dir)
-    return store, finished_runs(study_dir, study.runs)
+    return store, on_disk
 
 
 def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
