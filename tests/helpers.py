@@ -304,6 +304,50 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
     raise AssertionError("no run was ever seen running")
 
 
+def hold_first_claimer(url: str, name: str, limit: float = 240) -> tuple[int, int]:
+    """Stop (SIGSTOP) the first worker seen training a run of study `name` until a worker of another
+    process claims one too, then let it go on; returns both workers' pids. However unevenly a loaded
+    machine starts two processes (a tiny run takes 0.3 s; the second process's start can take
+    seconds), each then takes a run: the test shows that they share the queue, not which was faster.
+    A stopped worker stays alive and within its heartbeat's grace, so nothing reclaims its run."""
+    import sqlalchemy as sa
+    from optuna.trial import TrialState
+
+    from visionstudy.store import RunStore
+    from visionstudy.store.db import normalize_url
+
+    engine = sa.create_engine(normalize_url(url))
+
+    def claimers() -> list[int]:
+        # only once the processes under test made the tables (they race to; Optuna's storage would
+        # make them itself and take part in that race)
+        if not sa.inspect(engine).has_table("trial_user_attributes"):
+            return []
+        try:
+            trials = RunStore(url, name, create=False).trials((TrialState.RUNNING, TrialState.COMPLETE))
+        except Exception:  # the study is not recorded yet
+            return []
+        return [t.user_attrs["worker"]["pid"] for t in trials if "worker" in t.user_attrs]
+
+    deadline = time.time() + patient(limit)
+    first = 0
+    try:
+        while time.time() < deadline:
+            pids = claimers()
+            if pids and not first:
+                first = pids[0]
+                os.kill(first, signal.SIGSTOP)
+            others = [p for p in pids if p != first]
+            if others:
+                return first, others[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no second worker claimed a run within {limit} s (first: {first or None})")
+    finally:
+        if first:
+            os.kill(first, signal.SIGCONT)
+        engine.dispose()
+
+
 def check_killed_worker_study(proc: subprocess.Popen, url: str, name: str, runs: Path, victim: int,
                               key: str, total: int) -> None:
     """The study `kill_one_worker_mid_run` started finished every run exactly once."""

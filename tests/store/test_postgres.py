@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, check_killed_worker_study, kill_one_worker_mid_run, plan_twice_at_once
+from tests.helpers import (
+    ROOT,
+    check_killed_worker_study,
+    hold_first_claimer,
+    kill_one_worker_mid_run,
+    plan_twice_at_once,
+)
 
 
 def pg_bin() -> Path:
@@ -78,7 +84,10 @@ def test_two_workers_share_one_study_in_postgres(postgres, tmp_path):
     # two "machines": two study processes started at once on one database and runs folder
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
+    try:
+        pair = hold_first_claimer(postgres, "pgstudy")
+    finally:
+        outs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     store = RunStore(postgres, "pgstudy")
     done: dict[str, int] = {}
@@ -88,7 +97,7 @@ def test_two_workers_share_one_study_in_postgres(postgres, tmp_path):
     assert done == {k: 1 for k in keys}
     assert all((runs / "pgstudy" / k / "metrics.json").is_file() for k in keys)
     workers = {(t.user_attrs["worker"]["pid"]) for t in store.trials((TrialState.COMPLETE,))}
-    assert len(workers) >= 2  # both processes took runs
+    assert workers >= set(pair)  # both processes took runs from the one queue
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "nothing to do" in again.stdout
 
