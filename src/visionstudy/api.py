@@ -322,6 +322,7 @@ class Study:
         jobs = jobs or cluster.Jobs()
         if launcher not in ("slurm", "ray"):
             raise ConfigError(f"--launcher {launcher}: choose slurm or ray (or leave it out to train here)")
+        cluster.check_jobs(launcher, jobs)  # type: ignore[arg-type]
         check_device(device)
         check_study_folder(self.dir)
         self.set_trials(trials)

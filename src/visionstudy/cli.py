@@ -266,6 +266,12 @@ def study_run(
     from visionstudy.api import Study
     from visionstudy.validate import shapes_later
 
+    check_launcher_options(launcher, {
+        "--workers": workers != 1, "--only": only is not None, "--log": bool(log),
+        "--log-dir": log_dir is not None, "--jobs": jobs != 1, "--workers-per-job": workers_per_job != 1,
+        "--gpus-per-job": gpus_per_job != 0, "--cpus-per-job": cpus_per_job is not None,
+        "--partition": partition is not None, "--time": time_limit is not None, "--slurm": bool(slurm),
+        "--address": address is not None, "--wait": wait})
     with shapes_later() if launcher != "local" else contextlib.nullcontext():  # checked as the jobs start
         the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
                                runs_dir=runs_dir, db=db)
@@ -303,6 +309,38 @@ def study_run(
         err_console.print(f"{failed_summary(outcome)}; fix the cause and run `visionstudy study run` "
                           "again: it trains only what is not finished", highlight=False)
         raise typer.Exit(1)
+
+
+LOCAL_OPTIONS = {  # study run's options for training here, and what a cluster launch offers instead
+    "--workers": "each cluster job trains --workers-per-job runs at once",
+    "--only": "a cluster launch queues every unfinished run; train a subset here, without --launcher",
+    "--log": "a cluster's jobs log to no tracker; log here: `visionstudy study run` with --log",
+    "--log-dir": "a cluster's jobs log to no tracker",
+}
+CLUSTER_OPTIONS = ("--jobs", "--workers-per-job", "--gpus-per-job", "--cpus-per-job", "--partition", "--time",
+                   "--slurm", "--address", "--wait")  # each engine's own: launch.check_jobs
+
+
+def check_launcher_options(launcher: str, given: dict[str, bool]) -> None:
+    """An option that does nothing where the runs train is refused, not ignored (`--jobs 8` without
+    a launcher would train one run at a time here)."""
+    from visionstudy.errors import ConfigError
+
+    used = [option for option, on in given.items() if on]
+    if launcher == "local":
+        for option in used:
+            if option in CLUSTER_OPTIONS:
+                sizing = option in CLUSTER_OPTIONS[:2]  # --jobs, --workers-per-job
+                here = ", or train N runs at once here with --workers N" if sizing else ""
+                raise ConfigError(f"{option}: a cluster launch's option, and this study run trains here; add "
+                                  f"--launcher slurm or ray{here}")
+        return
+    for option in used:
+        if option in LOCAL_OPTIONS:
+            raise ConfigError(f"{option}: not with --launcher {launcher}; {LOCAL_OPTIONS[option]}")
+    if launcher == "ray" and "--wait" in used:
+        raise ConfigError("--wait: a SLURM option, and this is --launcher ray, which always waits for its "
+                          "tasks; leave it out")
 
 
 def failed_summary(outcome: Any) -> str:

@@ -19,7 +19,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, one_node_slurm, patient, slurm_missing, trials_by_run, vs
+from tests.helpers import (
+    ROOT,
+    assert_user_error,
+    one_node_slurm,
+    patient,
+    slurm_missing,
+    trials_by_run,
+    vs,
+    vs_here,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -306,6 +315,29 @@ def test_a_slurm_launcher_refuses_sqlite(tmp_path):
     assert done.returncode == 2
     assert "SQLite" in done.stderr and "--db postgresql://" in done.stderr and "db start" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("options, needles", [
+    (["--jobs", "8"], ["--jobs: a cluster launch's option", "--launcher slurm or ray", "--workers N"]),
+    (["--gpus-per-job", "1"], ["--gpus-per-job: a cluster launch's option"]),
+    (["--time", "1:00:00"], ["--time: a cluster launch's option"]),
+    (["--wait"], ["--wait: a cluster launch's option"]),
+    (["--launcher", "ray", "--workers", "2"], ["--workers: not with --launcher ray", "--workers-per-job"]),
+    (["--launcher", "slurm", "--only", "a"], ["--only: not with --launcher slurm", "without --launcher"]),
+    (["--launcher", "ray", "--log", "mlflow"], ["--log: not with --launcher ray"]),
+    (["--launcher", "ray", "--wait"], ["--wait: a SLURM option", "always waits"]),
+    (["--launcher", "ray", "--partition", "gpu"], ["--partition (Jobs.partition): a SLURM setting"]),
+    (["--launcher", "slurm", "--address", "auto", "--db", "postgresql://u@localhost:1/d"],
+     ["--address (Jobs.address): a Ray setting", "--launcher slurm"]),
+])
+def test_an_option_that_does_nothing_where_the_runs_train_is_refused(tmp_path, options, needles):
+    """`--jobs 8` without a launcher trained one run at a time here, silently; `--partition` with Ray
+    and `--only` with a cluster were dropped as silently. Each is one clear error, before anything is
+    written or submitted."""
+    study = study_file(tmp_path, "opts")
+    runs = tmp_path / "runs"
+    assert_user_error(vs_here("study", "run", study, "--runs-dir", runs, *options), *needles)
+    assert not runs.exists() or not any(runs.rglob("metrics.json"))
 
 
 def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(slurm, workdir):

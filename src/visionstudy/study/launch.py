@@ -64,6 +64,21 @@ class Jobs:
             object.__setattr__(self, "cpus", check_count(self.cpus, "Jobs.cpus"))
 
 
+ENGINE_FIELDS = {"SLURM": ("partition", "time", "slurm"), "Ray": ("address",)}  # each one's own Jobs fields
+
+
+def check_jobs(launcher: Launcher, jobs: Jobs) -> None:
+    """A setting of the other engine is refused, not ignored: a partition means nothing to Ray, an
+    address nothing to SLURM."""
+    for engine, fields in ENGINE_FIELDS.items():
+        if engine.lower() == launcher:
+            continue
+        for name in fields:
+            if getattr(jobs, name):
+                raise ConfigError(f"--{name} (Jobs.{name}): a {engine} setting, and this is --launcher "
+                                  f"{launcher}; leave it out")
+
+
 def check_database(url: str, launcher: Launcher, jobs: Jobs) -> None:
     """A launcher whose jobs may run on other nodes needs a database server: SQLite's file locks and
     write-ahead log work on one machine only (on a shared file system they corrupt it)."""
