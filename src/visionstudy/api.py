@@ -140,9 +140,10 @@ class Run:
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
     def predict(self, images: str | Path | Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Top-k classes per image file, as `visionstudy predict --json` prints them: the run's own
-        checkpoint, preprocessing and test-time augmentation, and the one image reader. A file that
-        cannot be read raises one DataError naming every such file."""
+        """Top-k classes per image file (a folder: each image file in it), as `visionstudy predict
+        --json` prints them: the run's own checkpoint, preprocessing and test-time augmentation,
+        and the one image reader. A file that cannot be read raises one DataError naming every
+        such file."""
         from visionstudy.errors import DataError
         from visionstudy.evaluate.predict import load_predictor, predict
 

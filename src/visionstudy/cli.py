@@ -689,7 +689,8 @@ def report(
 @app.command()
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="a run directory or a checkpoint .pt inside one")],
-    images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, BMP, TIFF, ...)")],
+    images: Annotated[list[Path], typer.Argument(
+        help="image files (PNG, JPEG, BMP, TIFF, ...) or folders of them (subfolders too)")],
     top_k: Annotated[int, typer.Option("--top-k", help="classes to show per image", min=1)] = 5,
     gradcam: Annotated[Path | None, typer.Option(
         "--gradcam", help="folder for Grad-CAM overlays of the top class")] = None,
@@ -717,8 +718,8 @@ def predict(
             for path in write_gradcam(predictor, done.pixels, done.results, gradcam):
                 err_console.print(f"Grad-CAM: {path}", highlight=False)
     if done.failed:
-        raise DataError(f"{len(done.failed)} of {len(images)} images could not be read:\n  "
-                        + "\n  ".join(done.failed))
+        raise DataError(f"{len(done.failed)} of {len(done.results) + len(done.failed)} images could not "
+                        "be read:\n  " + "\n  ".join(done.failed))
 
 
 def show_predictions(results: Any, as_json: bool) -> None:

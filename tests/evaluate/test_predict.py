@@ -106,6 +106,37 @@ def test_bad_files_among_good_ones_are_named_after_the_good_ones_results(digits_
         vs.Run(digits_run).predict([good[0], fifo, tmp_path / "notes.png"])
 
 
+def test_a_folder_is_classified_image_by_image_in_bounded_batches(digits_run, tmp_path, monkeypatch):
+    """A folder (subfolders too) gives each image file's own prediction, in sorted order, skipping
+    hidden files and other files; an empty folder is named as a failure. The forward passes take
+    at most BATCH images each, with the same probabilities as one pass."""
+    from tests.helpers import assert_user_error, vs_here
+    from visionstudy.evaluate import predict as module
+
+    folder = tmp_path / "photos"
+    (folder / "b").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    rng = np.random.default_rng(0)
+    files = [folder / "z.png", folder / "a.jpg", folder / "b" / "c.PNG", folder / ".cache" / "d.png",
+             folder / "._a.jpg"]
+    for f in files:
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(f, format="PNG")
+    (folder / "notes.txt").write_text("not an image")
+    expected = sorted(files[:3])
+    predictor = load_predictor(digits_run)
+    one_by_one = {str(f): predict(predictor, [f], top_k=3).results[0].top for f in expected}
+    monkeypatch.setattr(module, "BATCH", 2)
+    done = predict(predictor, [folder], top_k=3)
+    assert [r.path for r in done.results] == [str(f) for f in expected] and not done.failed
+    for r in done.results:
+        assert [c for c, _ in r.top] == [c for c, _ in one_by_one[r.path]]
+        assert [q for _, q in r.top] == pytest.approx([q for _, q in one_by_one[r.path]], abs=1e-6)
+    (tmp_path / "empty").mkdir()
+    result = vs_here("predict", digits_run, folder, tmp_path / "empty", "--json")
+    assert_user_error(result, "1 of 4 images could not be read", "empty: a folder without image files (bmp")
+    assert [r["image"] for r in json.loads(result.stdout)] == [str(f) for f in expected]
+
+
 def test_gradcam_never_writes_into_a_users_folder(digits_run, tmp_path):
     from tests.helpers import assert_user_error, vs_here
 

@@ -41,6 +41,13 @@ BACKGROUND = 255  # transparent pixels are composited over white
 ROWS = 256  # rows converted at a time
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The files under `folder` (its subfolders too) with an image extension, in a stable order;
+    hidden files and folders are skipped."""
+    return [f for f in sorted(folder.rglob("*")) if f.suffix.lower() in EXTENSIONS and f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(folder).parts)]
+
+
 class ImageReadError(ValueError):
     """A file that is not a readable image (the message says why)."""
 

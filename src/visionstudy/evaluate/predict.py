@@ -126,9 +126,13 @@ def logits_of(p: Predictor, images: np.ndarray) -> torch.Tensor:
     return (logits + p.model(x.flip(3)).float()) / 2 if p.tta else logits
 
 
+BATCH = 256  # images per forward pass: a folder of thousands is classified in bounded memory
+
+
 def classify(p: Predictor, images: np.ndarray, names: list[str], top_k: int = 5) -> list[Prediction]:
     """Top-k classes of uint8 images (N, H, W, C) already read by the one image reader."""
-    probs = torch.softmax(logits_of(p, images), dim=1).cpu().numpy()
+    probs = np.concatenate([torch.softmax(logits_of(p, images[i:i + BATCH]), dim=1).cpu().numpy()
+                            for i in range(0, len(images), BATCH)])
     k = min(top_k, len(p.class_names))
     out = []
     for name, row in zip(names, probs, strict=True):
@@ -144,12 +148,31 @@ class Predicted:
     failed: list[str]  # one message per file that could not be read, naming it
 
 
+def image_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """The files to classify: each file as given, and for a folder its image files (subfolders
+    too, by extension, sorted); a folder without any is named as a failure."""
+    from visionstudy.data.images import EXTENSIONS, image_files
+
+    files, failed = [], []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+        elif found := image_files(path):
+            files += found
+        else:
+            failed.append(f"{path}: a folder without image files ("
+                          + ", ".join(sorted(e.lstrip(".") for e in EXTENSIONS)) + ")")
+    return files, failed
+
+
 def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> Predicted:
-    """Top-k classes of each readable image; a bad file among many is reported, not fatal."""
+    """Top-k classes of each readable image (a folder: each image file in it); a bad file among
+    many is reported, not fatal."""
     top_k = check_count(top_k, "top_k")
     if not paths:
-        raise VisionStudyError("give at least one image file")
-    read, images, failed = [], [], []
+        raise VisionStudyError("give at least one image file or folder")
+    paths, failed = image_paths(paths)
+    read, images = [], []
     for f in paths:
         try:
             images.append(read_image(Path(f), p.image_shape))

@@ -15,7 +15,7 @@ from visionstudy.data.base import (
     arrays_checksum,
     register_dataset,
 )
-from visionstudy.data.images import EXTENSIONS, read_image
+from visionstudy.data.images import EXTENSIONS, image_files, read_image
 from visionstudy.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,7 @@ def class_folders(folder: Path) -> list[Path]:
 
 def list_images(folder: Path) -> list[tuple[Path, str]]:
     """(file, class name) for every file with an image extension, in a stable order."""
-    out = []
-    for class_dir in class_folders(folder):
-        for f in sorted(class_dir.rglob("*")):
-            if f.is_file() and f.suffix.lower() in EXTENSIONS:
-                out.append((f, class_dir.name))
-    return out
+    return [(f, class_dir.name) for class_dir in class_folders(folder) for f in image_files(class_dir)]
 
 
 @register_dataset
