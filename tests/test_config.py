@@ -253,6 +253,7 @@ def test_numbers_are_read_as_yaml_1_2_and_json_write_them_everywhere(tmp_path):
     ("seed", True, "expected a number, not the boolean true"),
     ("seed", "7", "expected a number, not the text '7'; write it without quotes"),
     ("train.epochs", "1", "expected a number, not the text '1'"),
+    ("train.optimizer.lr", "abc", "expected a number, not the text 'abc' (got"),  # no "without quotes"
     ("train.epochs", True, "expected a number, not the boolean true"),
     ("train.optimizer.lr", False, "expected a number, not the boolean false"),
     ("train.tta", 1, "expected true or false, not the number 1"),

@@ -59,6 +59,18 @@ def item_kinds(annotation: Any) -> set[type]:
     return set()
 
 
+def unquoted_fits(text: str, numeric: bool) -> bool:
+    """Whether `text` without its quotes is what the field takes ('1e-3' for a number, 'true'
+    for a flag): only then is "write it without quotes" the fix."""
+    if not numeric:
+        return text.strip().lower() in ("true", "false", "yes", "no", "on", "off")
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def exact_scalar(kinds: set[type], value: Any) -> Any:
     """Numbers and booleans are what was written: `true` is no seed, `"7"` no epoch count and 1
     no boolean (pydantic would coerce each silently). Raises ValueError with the fix."""
@@ -67,7 +79,8 @@ def exact_scalar(kinds: set[type], value: Any) -> Any:
         raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
     if isinstance(value, str) and str not in kinds and (numeric or bool in kinds) and Path not in kinds:
         what = "a number" if numeric else "true or false"
-        raise ValueError(f"expected {what}, not the text {value[:40]!r}; write it without quotes")
+        raise ValueError(f"expected {what}, not the text {value[:40]!r}"
+                         + ("; write it without quotes" if unquoted_fits(value, numeric) else ""))
     if bool in kinds and not numeric and isinstance(value, int | float) and not isinstance(value, bool):
         raise ValueError(f"expected true or false, not the number {value}")
     return value

@@ -145,3 +145,17 @@ def test_what_a_metric_is_lives_in_the_catalogue_alone():
     found = [f"{p.relative_to(src)}:{i}" for p in sorted(src.rglob("*.py")) if p.parent.name != "tasks"
              for i, line in enumerate(p.read_text().splitlines(), 1) if by_name.search(line)]
     assert found == []
+
+
+def test_a_result_line_counts_its_epochs_in_words():
+    from visionstudy.study.execute import finished_line
+
+    classification = {"test_accuracy": 0.5, "test_top5_accuracy": 0.9, "test_loss": 1.0, "f1_macro": 0.4,
+                      "train_seconds": 0.25}
+    regression = {"test_mse": 1.0, "val_mse": 1.0, "train_mse": 1.0, "train_seconds": 0.25}
+    for metrics in (classification, regression):
+        task = get_task("regression" if "test_mse" in metrics else "classification")
+        assert task.result_line({**metrics, "epochs_run": 1}).endswith("(1 epoch, 0.2s)")
+        assert task.result_line({**metrics, "epochs_run": 3}).endswith("(3 epochs, 0.2s)")
+    assert finished_line("a/seed-0", {**classification, "epochs_run": 1}).endswith("(1 epoch, 0.2 s)")
+    assert finished_line("a/seed-0", {**classification, "epochs_run": 2}).endswith("(2 epochs, 0.2 s)")

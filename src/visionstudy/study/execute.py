@@ -419,7 +419,8 @@ def finished_line(key: str, metrics: dict[str, Any]) -> str:
     task = task_of_metrics(metrics)
     value = metrics.get(task.headline)
     shown = f"{value:.4f}" if isinstance(value, int | float) else "?"
-    return (f"done {key}: {task.headline_label} {shown} ({metrics.get('epochs_run', '?')} epochs, "
+    epochs = metrics.get("epochs_run", "?")
+    return (f"done {key}: {task.headline_label} {shown} ({epochs} epoch{'s' * (epochs != 1)}, "
             f"{float(metrics.get('train_seconds') or 0):.1f} s)")
 
 

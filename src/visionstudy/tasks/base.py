@@ -32,6 +32,12 @@ def eval_batch(cfg: RunConfig, device: torch.device) -> int:
     return min(size, CPU_EVAL_BATCH) if device.type == "cpu" else size
 
 
+def trained_for(metrics: dict[str, Any]) -> str:
+    """How long a finished run trained (epochs and seconds), closing its result line."""
+    n = metrics["epochs_run"]
+    return f"({n} epoch{'s' * (n != 1)}, {metrics['train_seconds']:.1f}s)"
+
+
 class Task(ABC, Generic[D]):
     """Subclasses set the class attributes and implement the abstract methods."""
 

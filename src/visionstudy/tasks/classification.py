@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionstudy.config import RunConfig
-from visionstudy.tasks.base import Task, eval_batch, register_task
+from visionstudy.tasks.base import Task, eval_batch, register_task, trained_for
 
 if TYPE_CHECKING:
     import torch
@@ -114,5 +114,4 @@ class Classification(Task["PreparedData"]):
     def result_line(self, metrics: dict[str, Any]) -> str:
         m = metrics
         return (f"test accuracy {m['test_accuracy']:.4f}  top-5 {m['test_top5_accuracy']:.4f}  loss "
-                f"{m['test_loss']:.4f}  macro F1 {m['f1_macro']:.4f}  ({m['epochs_run']} epochs, "
-                f"{m['train_seconds']:.1f}s)")
+                f"{m['test_loss']:.4f}  macro F1 {m['f1_macro']:.4f}  " + trained_for(m))

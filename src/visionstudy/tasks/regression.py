@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionstudy.config import RunConfig
-from visionstudy.tasks.base import Task, eval_batch, register_task
+from visionstudy.tasks.base import Task, eval_batch, register_task, trained_for
 
 if TYPE_CHECKING:
     import torch
@@ -122,7 +122,7 @@ class SetRegression(Task["SetData"]):
     def result_line(self, metrics: dict[str, Any]) -> str:
         m = metrics
         return (f"test MSE {m['test_mse']:.4f}  val MSE {m['val_mse']:.4f}  train MSE {m['train_mse']:.4f}  "
-                f"({m['epochs_run']} epochs, {m['train_seconds']:.1f}s)")
+                + trained_for(m))
 
     def metric_rows(self, metrics: dict[str, Any]) -> list[tuple[str, Any]]:
         m = metrics
