@@ -107,6 +107,9 @@ def test_damaged_predictions_are_reported_not_fatal(digits_run, tmp_path):
 
 
 def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
+    with pytest.raises(ReportError, match="the same run as .*gives each run once"):  # compared with itself
+        build_report([digits_run, Path(f"{digits_run}/./")], tmp_path / "rep-twice")
+    assert not (tmp_path / "rep-twice").exists()
     with pytest.raises(ReportError, match="not a run directory"):
         build_report([tmp_path], tmp_path / "rep")
     with pytest.raises(ReportError, match="no such directory"):
