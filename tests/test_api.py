@@ -151,6 +151,9 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     (lambda: vs.train(TINY, set=5), "set=5: expected a mapping such as"),
     (lambda: vs.Study.load(7), "target=7: expected a study file, 'recipe:NAME' or a mapping"),
     (lambda: vs.Run(5), "Run=5: expected a run folder's path"),
+    # an AttributeError ('dict' object has no attribute 'name') the first time it was printed
+    (lambda: vs.Study({"name": "x", "data": {"dataset": "digits"}}), "load a study with vs.Study.load(...)"),
+    (lambda: vs.Study("study.yaml"), "Study('study.yaml'): load a study with vs.Study.load(...), which"),
     # whole numbers the CLI's typed options check: 0 or '3' built a zero-channel model, ran no job
     (lambda: vs.create_model("cnn", in_channels=0), "in_channels=0: give a whole number, 1 or more"),
     (lambda: vs.create_model("cnn", num_classes="10"), "num_classes='10': give a whole number, 1 or more"),

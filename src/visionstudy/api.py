@@ -243,8 +243,13 @@ class Study:
     """A study: its expanded plan, where its runs go, and what they gave."""
 
     def __init__(self, spec: Spec, runs_dir: str | Path = "runs", db: str | None = None) -> None:
+        from visionstudy.config import short_repr
         from visionstudy.study import Placement
+        from visionstudy.study import Study as Spec
 
+        if not isinstance(spec, Spec):  # vs.Study("s.yaml") or vs.Study({...}) as a first try
+            raise ConfigError(f"Study({short_repr(spec)}): load a study with vs.Study.load(...), which takes "
+                              f"{STUDY_ARGUMENT}")
         self.spec, self.db = spec, db
         self.place = Placement(Path(runs_dir), db)
         self.trackers: list[Any] = []  # set by run(log=...): the report is logged to them too
