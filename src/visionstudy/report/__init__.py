@@ -57,7 +57,8 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
     seen: dict[Path, Path] = {}
     for path in map(Path, paths):
         if path.resolve() in seen:
-            raise ReportError(f"{path}: the same run as {seen[path.resolve()]}; a comparison gives each run once")
+            raise ReportError(f"{path}: the same run as {seen[path.resolve()]}; a comparison gives each run "
+                              "once")
         seen[path.resolve()] = path
     start = time.perf_counter()
     labels = unique_labels(paths) if len(paths) > 1 else [None]
