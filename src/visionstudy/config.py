@@ -266,8 +266,9 @@ class Pluggable(Exact):
 
 class OptimizerConfig(Pluggable):
     """`name` (see `visionstudy.training.list_optimizers()`), `lr`, and that optimizer's own keys:
-    sgd: momentum, nesterov, weight_decay; adam / adamw: betas, eps, weight_decay; rmsprop: alpha,
-    eps, momentum, weight_decay; adagrad: eps, weight_decay."""
+    sgd: momentum, nesterov, weight_decay; adam / adamw / nadam / radam / adamax: betas, eps,
+    weight_decay; rmsprop: alpha, eps, momentum, weight_decay; adagrad: eps, weight_decay; adadelta:
+    rho, eps, weight_decay."""
 
     name: str = Field("adam", description="optimizer, see `visionstudy.training.list_optimizers()`")
     lr: float = Field(1e-3, gt=0, description="base learning rate")

@@ -117,6 +117,20 @@ def test_naming_another_optimizer_replaces_the_section():
     assert merge_run(base, {"train": {"optimizer": {"lr": 0.2}}})["train"]["optimizer"]["momentum"] == 0.9
 
 
+@pytest.mark.parametrize(("name", "kind", "params"), [
+    ("nadam", "NAdam", {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-3}),
+    ("radam", "RAdam", {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-3}),
+    ("adamax", "Adamax", {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-3}),
+    ("adadelta", "Adadelta", {"rho": 0.95, "eps": 1e-7, "weight_decay": 1e-3}),
+])
+def test_keras_other_optimizers_are_torch_s_with_every_key_passed_on(name, kind, params):
+    """Nadam, RAdam, Adamax and Adadelta (Keras offers them beside the seeds' four): torch's class,
+    with each key of the config (not torch's defaults) in its settings."""
+    opt = build_optimizer(torch.nn.Linear(3, 2), OptimizerConfig(name=name, lr=0.01, **params))
+    assert type(opt).__name__ == kind and opt.defaults["lr"] == 0.01
+    assert {k: opt.defaults[k] for k in params} == {k: v for k, v in params.items()}
+
+
 @pytest.mark.parametrize(("name", "params"), [
     ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
     ("adam", {"weight_decay": 1e-3}),

@@ -117,7 +117,7 @@ class AdamParams(Params):
     betas: tuple[Unit, Unit] = Field((0.9, 0.999), description="running-average factors")
     eps: float = Field(1e-8, gt=0, allow_inf_nan=False, description="numerical epsilon")
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False,
-                                description="decoupled for adamw, L2 in the gradient for adam")
+                                description="decoupled for adamw, L2 in the gradient for the others")
 
 
 class RMSpropParams(Params):
@@ -129,6 +129,12 @@ class RMSpropParams(Params):
 
 class AdagradParams(Params):
     eps: float = Field(1e-10, gt=0, allow_inf_nan=False, description="numerical epsilon")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 in the gradient")
+
+
+class AdadeltaParams(Params):
+    rho: float = Field(0.9, gt=0, lt=1, description="running-average factor")
+    eps: float = Field(1e-6, gt=0, allow_inf_nan=False, description="numerical epsilon")
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 in the gradient")
 
 
@@ -168,6 +174,30 @@ def _rmsprop(params: Any, lr: float, p: RMSpropParams) -> torch.optim.Optimizer:
 def _adagrad(params: Any, lr: float, p: AdagradParams) -> torch.optim.Optimizer:
     """Adagrad."""
     return torch_optim().Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay, **FUSED)
+
+
+@register_optimizer("nadam", AdamParams)
+def _nadam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
+    """Nadam: Adam with Nesterov momentum (Keras' Nadam)."""
+    return torch_optim().NAdam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+
+
+@register_optimizer("radam", AdamParams)
+def _radam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
+    """RAdam: Adam with the variance of its early steps rectified."""
+    return torch_optim().RAdam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+
+
+@register_optimizer("adamax", AdamParams)
+def _adamax(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
+    """Adamax: Adam with the infinity norm."""
+    return torch_optim().Adamax(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+
+
+@register_optimizer("adadelta", AdadeltaParams)
+def _adadelta(params: Any, lr: float, p: AdadeltaParams) -> torch.optim.Optimizer:
+    """Adadelta (torch's lr, 1.0 in its paper; Keras' default is 0.001)."""
+    return torch_optim().Adadelta(params, lr=lr, rho=p.rho, eps=p.eps, weight_decay=p.weight_decay)
 
 
 def build_optimizer(model: nn.Module, c: OptimizerConfig) -> torch.optim.Optimizer:
