@@ -277,7 +277,8 @@ class OptimizerConfig(Pluggable):
 class SchedulerConfig(Pluggable):
     """`name` (see `visionstudy.training.list_schedules()`), `warmup_epochs`, and that schedule's own
     keys: step: step_size, gamma; multistep: milestones, gamma; exponential: gamma; cosine: min_lr;
-    onecycle: max_lr, pct_start; plateau: factor, patience, monitor, min_lr; halve: every."""
+    cosine_restarts: first, mult, min_lr; onecycle: max_lr, pct_start; plateau: factor, patience,
+    monitor, min_lr; halve: every."""
 
     name: str = Field("none", description="learning-rate schedule, see "
                       "`visionstudy.training.list_schedules()`")

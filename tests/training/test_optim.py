@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -72,6 +73,14 @@ def test_weight_penalty_skips_biases():
     w = [torch.tensor([[1.0, -2.0]])]
     assert float(weight_penalty(w, 0.1, 0.0)) == pytest.approx(0.3)
     assert float(weight_penalty(w, 0.0, 0.5)) == pytest.approx(2.5)
+
+
+def test_cosine_restarts_anneal_each_cycle_and_start_again():
+    flat = lrs(SchedulerConfig(name="cosine_restarts", first=2), epochs=6)
+    assert flat == pytest.approx([1.0, 0.5, 1.0, 0.5, 1.0, 0.5])
+    longer = lrs(SchedulerConfig(name="cosine_restarts", first=2, mult=2, min_lr=0.1), epochs=6)
+    cosine = [0.1 + 0.9 * (1 + math.cos(math.pi * t / n)) / 2 for n in (2, 4) for t in range(n)]
+    assert longer == pytest.approx(cosine)  # a cycle of 2 epochs, then of 4: 1, 0.55 | 1, 0.87, 0.55, 0.23
 
 
 # ------------------------------------------------------------------ registry contract (issue #14, 5)

@@ -243,6 +243,12 @@ class CosineParams(Params):
     min_lr: float = Field(0.0, ge=0, description="the floor")
 
 
+class RestartParams(Params):
+    first: int = Field(10, ge=1, description="epochs of the first cycle")
+    mult: int = Field(1, ge=1, description="each cycle this many times longer than the last")
+    min_lr: float = Field(0.0, ge=0, description="the floor")
+
+
 class OneCycleParams(Params):
     max_lr: float | None = Field(None, gt=0, description="peak lr (default: lr)")
     pct_start: float = Field(0.25, gt=0, lt=1, description="share of rising steps")
@@ -289,6 +295,12 @@ def _exponential(opt: Any, p: ExponentialParams, epochs: int, steps: int) -> Any
 def _cosine(opt: Any, p: CosineParams, epochs: int, steps: int) -> Any:
     """Cosine annealing to min_lr over the run."""
     return lr_scheduler().CosineAnnealingLR(opt, epochs, p.min_lr)
+
+
+@register_schedule("cosine_restarts", RestartParams)
+def _cosine_restarts(opt: Any, p: RestartParams, epochs: int, steps: int) -> Any:
+    """Cosine annealing to min_lr, restarted every cycle (SGDR; Keras' CosineDecayRestarts)."""
+    return lr_scheduler().CosineAnnealingWarmRestarts(opt, p.first, p.mult, p.min_lr)
 
 
 @register_schedule("onecycle", OneCycleParams, per_batch=True)
