@@ -112,6 +112,14 @@ def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
     assert not (tmp_path / "rep-twice").exists()
     with pytest.raises(ReportError, match="not a run directory"):
         build_report([tmp_path], tmp_path / "rep")
+    variant = tmp_path / "study" / "a"  # a study's variant folder: its runs are named
+    shutil.copytree(digits_run, variant / "seed-0", ignore=shutil.ignore_patterns("analysis"))
+    (variant / "seed-1").mkdir()  # not a run (yet): not named
+    holds = r": not a run directory, but it holds 1 run \("
+    with pytest.raises(ReportError, match=r"a" + holds + r".*a/seed-0\); pass it"):
+        build_report([variant], tmp_path / "rep-variant")
+    with pytest.raises(ReportError, match=r"study" + holds + r".*study/a/seed-0"):
+        build_report([tmp_path / "study"], tmp_path / "rep-variant")
     with pytest.raises(ReportError, match="no such directory"):
         build_report([tmp_path / "nope"], tmp_path / "rep")
     mine = tmp_path / "mine"  # a user's own config.yaml and notes: not a run, no "Run report" of it

@@ -114,12 +114,31 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
+def runs_inside(folder: Path, depth: int = 2) -> list[Path]:
+    """The run folders up to `depth` levels below `folder` (a study's <variant>/seed-k[/fold-f]),
+    in order."""
+    found: list[Path] = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if RunDir(sub).is_run():
+            found.append(sub)
+        elif depth > 1:
+            found += runs_inside(sub, depth - 1)
+    return found
+
+
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:
     """The artifacts of the run in `path`; a folder that is not a run is a `ReportError`."""
     run = RunDir(Path(path))
     if not run.path.is_dir():
         raise ReportError(f"{path}: no such directory")
     if not run.is_run():
+        inside = runs_inside(run.path)
+        if inside:  # a study's variant (or seed) folder: name its runs
+            shown = ", ".join(str(Path(path) / r.relative_to(run.path)) for r in inside[:3])
+            more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+            raise ReportError(f"{path}: not a run directory, but it holds {len(inside)} run"
+                              f"{'s' * (len(inside) > 1)} ({shown}{more}); pass "
+                              + ("it" if len(inside) == 1 else "one or more of them"))
         raise ReportError(
             f"{path}: not a run directory (no checkpoints, no results, no config.yaml written by a run); "
             "pass a folder written by `visionstudy train` or `visionstudy study run`"
