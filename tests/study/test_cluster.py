@@ -292,6 +292,10 @@ def test_db_start_serves_the_study_database_and_stop_ends_it(pg, workdir):
     assert is_running(Server(workdir / "pg"))
     missing = vs("db", "stop", "--dir", workdir / "nothing-here")
     assert missing.returncode == 2 and "no database server here" in missing.stderr
+    (workdir / "notes.txt").write_text("mine")
+    file = vs_here("db", "start", "--dir", workdir / "notes.txt")
+    assert_user_error(file, "notes.txt: a file, not a folder")
+    assert (workdir / "notes.txt").read_text() == "mine"
 
 
 def test_the_launcher_yields_its_cpu_only_on_a_node_that_runs_the_jobs(slurm):

@@ -103,6 +103,9 @@ def start(folder: Path, port: int | None = None, host: str | None = None) -> Ser
     if is_running(server):
         return server
     runner = as_server_user()
+    if server.folder.exists() and not server.folder.is_dir():
+        raise ServerError(f"--dir {folder}: a file, not a folder; give the folder for the server (a new "
+                          "one is created)")
     try:
         server.folder.mkdir(parents=True, exist_ok=True)
         if runner:  # the postgres user must reach its folder
