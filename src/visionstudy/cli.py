@@ -222,7 +222,8 @@ Db = Annotated[str | None, typer.Option(
     "--db", help="database URL (default: sqlite file in the study's folder; "
     "postgresql://user:pass@host/db to share one study between machines)")]
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="override a field of every run: --set train.epochs=2 (repeatable)")]
+    "--set", help="override a field of every run (--set train.epochs=2) or of the study (--set seeds=1); "
+                  "repeatable")]
 
 
 @study_app.command("run")

@@ -499,6 +499,13 @@ def parse_override(text: str) -> dict[str, Any]:
     return dotted(key.strip(), value)
 
 
+def overrides_under(overrides: Sequence[str], sections: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The `--set` overrides whose key is in one of `sections` (`train.epochs=2` is in train), and
+    the others, each in order."""
+    inside = [o for o in overrides if next(iter(parse_override(o))) in sections]
+    return inside, [o for o in overrides if o not in inside]
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """`raw` with each `--set KEY=VALUE` merged in, in order (the last word wins)."""
     for text in overrides:

@@ -71,6 +71,38 @@ def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     assert members["wide: model.channels.0"][1] == {"wide+channels.0=4", "wide+channels.0=12"}
 
 
+def test_set_on_a_study_changes_its_settings_and_its_runs_fields(tmp_path):
+    """`--set seeds=2` was refused as an unknown run key, and `--set seed=5` dropped silently (each
+    run's seed is the study's seed + k): keys outside data, model and train change the study file's
+    contents; those inside change every run."""
+    from visionstudy.api import Study
+
+    path = study_file(tmp_path, variants={"a": {}, "b": {"model": {"dropout": 0.1}}})
+    study = load_study(path, ["seeds=2", "seed=5", "variants.a.model.batch_norm=true", "train.epochs=3"])
+    assert [(r.key, r.config.seed) for r in study.runs] == [
+        ("a/seed-0", 5), ("a/seed-1", 6), ("b/seed-0", 5), ("b/seed-1", 6)]
+    assert all(r.config.train.epochs == 3 for r in study.runs)
+    batch_norm = {r.variant: r.config.model.params().get("batch_norm", False) for r in study.runs}
+    assert batch_norm == {"a": True, "b": False}
+    assert study.overrides == ["train.epochs=3"] and study.config.seeds == 2
+    with pytest.raises(ConfigError, match=r"with --set bogus=1: invalid study file\nbogus: unknown key"):
+        load_study(path, ["bogus=1"])
+    # planned once, read back from its manifest by a worker: the same runs
+    planned = Study.load(path, set=["seeds=2", "train.epochs=3"], runs_dir=tmp_path / "runs")
+    planned.run(1, quiet=True, report=False, only=["a"])
+    again = Study.load(path, set=["seeds=2", "train.epochs=3"], runs_dir=tmp_path / "runs")
+    assert [r.key for r in again.spec.runs] == ["a/seed-0", "a/seed-1", "b/seed-0", "b/seed-1"]
+    assert again.spec.overrides == ["train.epochs=3"]
+    from visionstudy.report.study_report import changes_results
+    from visionstudy.study.manifest import read_manifest
+
+    # the report sees every --set: more or fewer seeds are the same measurement, another variant is not
+    assert read_manifest(tmp_path / "runs" / "s").overrides == ["seeds=2", "train.epochs=3"]
+    assert not changes_results("seeds=1") and changes_results("variants.a.model.dropout=0.2")
+    assert sorted(p.parent.name for p in (tmp_path / "runs" / "s" / "a").glob("*/metrics.json")) == [
+        "seed-0", "seed-1"]
+
+
 @pytest.mark.parametrize("fields, needle", [
     ({"sweep": {"from": "nope", "train.epochs": [2]}}, "sweep.from 'nope' is not a variant"),
     ({"sweep": {"model.hidden.3": [2]}}, "model.hidden must be a list with an element 3"),

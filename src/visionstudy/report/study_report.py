@@ -37,7 +37,7 @@ SETTING_METRICS = ("val_mse", "train_mse", "params", "train_seconds", "epochs_ru
 # --set keys that do not change what a published number measured (where and how fast it ran)
 NEUTRAL_OVERRIDES = ("data.data_dir", "data.download", "data.verify", "data.num_workers", "train.threads",
                      "train.device", "train.log_every_n_steps", "train.compile", "train.checkpoint_every",
-                     "name", "out")
+                     "name", "out", "seed", "seeds", "description", "baseline", "ladder", "notes", "report")
 
 
 def changes_results(override: str) -> bool:

@@ -133,18 +133,19 @@ def load_planned(raw: dict[str, Any], source: str, overrides: list[str], place: 
     a 10,001-run sweep does not expand and validate the sweep again. Else expanded and validated."""
     from visionstudy.study.manifest import read_manifest
     from visionstudy.study.schema import study_config
-    from visionstudy.study.spec import base_config, input_digest, study_from
+    from visionstudy.study.spec import base_config, input_digest, split_overrides, study_from
 
-    cfg = study_config(raw, source)
     digest = input_digest(raw, overrides, source)
+    contents, run_overrides, own, named = split_overrides(raw, overrides, source)
+    cfg = study_config(contents, named)
     study_dir = place.study_dir(cfg.name)
     if cfg.search is None and has_manifest(study_dir) and digest in lines(study_dir / INPUT_DIGEST):
         with contextlib.suppress(VisionStudyError):  # unreadable: expanded again below
             manifest = read_manifest(study_dir)
             runs = [RunSpec(r.key, r.variant, r.seed_index, r.fold, planned=r.config,
                             planned_hash=r.config_hash) for r in manifest.runs]
-            return Study(cfg, base_config(cfg, overrides), list(overrides),
-                         [(v, {}) for v in manifest.variants], runs, source, digest)
+            return Study(cfg, base_config(cfg, run_overrides), run_overrides,
+                         [(v, {}) for v in manifest.variants], runs, source, digest, own)
     return study_from(raw, source, overrides)
 
 

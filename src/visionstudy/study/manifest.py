@@ -120,7 +120,7 @@ def from_study(study: Study) -> Manifest:
                          dump_config(r.config)) for r in study.runs],
         sweeps=sweeps, search=c.search.model_dump(mode="json") if c.search else None,
         reference=c.reference.model_dump(mode="json") if c.reference else None,
-        overrides=list(study.overrides), source=study.source,
+        overrides=[*study.study_overrides, *study.overrides], source=study.source,
         notes={n: text for n in [*(n for n, _ in study.variants), "search-best"]
                if (text := study.note(n))},
         ladder=list(c.ladder or []),

@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from visionstudy.config import (
     indexed,
     lookup,
     merge_run,
+    overrides_under,
     plain_copy,
 )
 from visionstudy.errors import ConfigError
@@ -69,6 +71,7 @@ class Study:
     runs: list[RunSpec]
     source: str
     input_digest: str = ""  # of what it was read from (`input_digest`): the key to its recorded plan
+    study_overrides: list[str] = field(default_factory=list)  # --set of the study's own keys (seeds=1)
 
     @property
     def name(self) -> str:
@@ -287,6 +290,22 @@ def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[st
     return validate_run_config(raw, f"{source}: variant '{variant}'")
 
 
+RUN_SECTIONS = ("data", "model", "train")  # --set keys under these change every run
+
+
+def split_overrides(raw: Any, overrides: Sequence[str], source: str) -> tuple[Any, list[str], list[str], str]:
+    """A study's `--set`: keys under data, model and train change every run (after each variant's
+    own: the last word); any other key changes the study file's contents before they are read
+    (`seeds=1`, `seed=5`, `cv.folds=3`, `search.trials=4`, `name=quick-try`; once silently
+    dropped or refused as an unknown run key). Returns the contents, the runs' overrides, the
+    study's and the name errors give the contents."""
+    runs, study = overrides_under(overrides, RUN_SECTIONS)
+    if study and isinstance(raw, dict):
+        raw = apply_overrides(raw, study)
+        source = f"{source} with --set {' --set '.join(study)}"
+    return raw, runs, study, source
+
+
 def base_config(cfg: StudyConfig, overrides: list[str]) -> dict[str, Any]:
     """The base run config (raw) with the --set overrides applied."""
     return apply_overrides({"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model,
@@ -374,5 +393,7 @@ def input_digest(raw: Any, overrides: list[str], source: str) -> str:
 
 def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]
     """Validate and expand a study file's contents (a mapping); `source` names it in errors."""
-    study = expand(study_config(raw, source), list(overrides), source)
-    return dataclasses.replace(study, input_digest=input_digest(raw, list(overrides), source))
+    contents, runs, own, named = split_overrides(raw, overrides, source)
+    study = expand(study_config(contents, named), runs, source)
+    return dataclasses.replace(study, input_digest=input_digest(raw, list(overrides), source),
+                               study_overrides=own)
