@@ -109,7 +109,7 @@ def datasets_info(
         "image_shape": [c, h, w], "classes": len(raw.class_names), "class_names": raw.class_names,
         "mean": [round(m, 4) for m in mean], "std": [round(s, 4) for s in std],
         "files": [str(p) for p in raw.files], "checksum": raw.checksum, "checksum_algorithm": "md5",
-        "skipped": len(raw.skipped),
+        "skipped": len(raw.skipped), "not_classes": raw.ignored,
     }
     if as_json:
         print(json.dumps(info))
@@ -125,6 +125,8 @@ def datasets_info(
     table.add_row("checksum (md5 of the decoded arrays)", raw.checksum)
     if raw.skipped:
         table.add_row("skipped", f"{len(raw.skipped)} unreadable files (see the warnings)")
+    if raw.ignored:
+        table.add_row("not classes", "\n".join(raw.ignored) + "\n(folders without image files)")
     console.print(table)
 
 

@@ -283,16 +283,27 @@ def test_digits_is_decoded_once_then_read_from_the_cache(monkeypatch):
     assert np.array_equal(again.test.labels, first.test.labels) and again.checksum == first.checksum
 
 
-def test_an_image_folder_says_which_class_folders_hold_no_images_or_none_readable(tmp_path, caplog):
+def test_an_image_folder_says_which_class_folders_hold_no_images_or_none_readable(tmp_path, caplog,
+                                                                                   monkeypatch):
     """A class folder of .heic files was dropped without a word; one whose every image was
-    unreadable became a class with no training image."""
+    unreadable became a class with no training image. The dropped folder is said by every load
+    (the cached ones said nothing) and recorded in the run's dataset section, for its report."""
+    from visionstudy.tasks import get_task
+
     root = make_image_folder(tmp_path / "pets")
     (root / "bird").mkdir()
     (root / "bird" / "0.heic").write_bytes(b"not read")
-    raw = load_raw(DataConfig(dataset="imagefolder", path=root, image_size=16))
-    assert raw.class_names == ["cat", "dog"]
+    cfg = DataConfig(dataset="imagefolder", path=root, image_size=16)
+    raw = load_raw(cfg)
+    assert raw.class_names == ["cat", "dog"] and raw.ignored == [str(root / "bird")]
     says = f"{root / 'bird'} holds no bmp/gif/jpeg/jpg/pgm/png/ppm/tif/tiff/webp files; it is not a class"
     assert says in caplog.text
+    caplog.clear()
+    with monkeypatch.context() as m:
+        m.setattr(type(DATASETS.get("imagefolder")), "decode", lambda *_: pytest.fail("decoded again"))
+        assert load_raw(cfg).ignored == [str(root / "bird")] and says in caplog.text  # from the cache
+        doc = get_task("classification").dataset_doc(prepare(cfg))
+    assert doc["not_classes"] == [str(root / "bird")]
     (root / "bird" / "0.png").write_text("not an image either")
     with pytest.raises(DataError, match=r"no readable image in class folder bird \(each was skipped"):
         load_raw(DataConfig(dataset="imagefolder", path=root, image_size=16))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,7 +30,9 @@ from visionstudy.data.files import (
 from visionstudy.errors import DataError
 from visionstudy.registry import Registry
 
-CACHE_VERSION = 2  # bump when decoding changes, so stale caches are ignored
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 3  # bump when decoding changes, so stale caches are ignored (3: ignored class folders)
 
 
 @dataclass
@@ -58,6 +61,7 @@ class RawDataset:
     files: list[Path] = field(default_factory=list)
     checksum: str = ""  # md5 over the decoded arrays: the same data give the same checksum
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not loaded
+    ignored: list[str] = field(default_factory=list)  # image folders' class folders without image files
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -209,12 +213,23 @@ def load_raw(cfg: DataConfig, cli_dir: Path | None = None, use_cache: bool = Tru
         key = _cache_key(source, cfg, paths)
         hit = _read_cache(cache / key)
         if hit is not None:
+            if hit.ignored:  # said when decoded; said again by every run that reads the cache
+                warn_ignored(hit.ignored)
             return hit
     paths = fetch(cfg, cli_dir, found=paths)
     raw = source.decode(cfg, paths)
     if use_cache and paths:
         _write_cache(cache / _cache_key(source, cfg, paths), raw)
     return raw
+
+
+def warn_ignored(folders: list[str]) -> None:
+    """Class folders of an image folder that hold no image file are not classes: said each time."""
+    from visionstudy.data.images import EXTENSIONS
+
+    log.warning("%s %s no %s files; %s", ", ".join(folders), "holds" if len(folders) == 1 else "hold",
+                "/".join(sorted(e.lstrip(".") for e in EXTENSIONS)),
+                "it is not a class" if len(folders) == 1 else "they are not classes")
 
 
 def _read_cache(folder: Path) -> RawDataset | None:
@@ -233,6 +248,7 @@ def _read_cache(folder: Path) -> RawDataset | None:
         files=[Path(p) for p in meta["files"]],
         checksum=meta["checksum"],
         skipped=[(str(s[0]), str(s[1])) for s in meta["skipped"]],
+        ignored=[str(f) for f in meta.get("ignored", [])],
     )
 
 
@@ -243,7 +259,8 @@ def _write_cache(folder: Path, raw: RawDataset) -> None:
     if raw.val is not None:
         arrays |= {"val_images": raw.val.images, "val_labels": raw.val.labels}
     meta = {"name": raw.name, "class_names": raw.class_names, "arrays": list(arrays),
-            "files": [str(p) for p in raw.files], "checksum": raw.checksum, "skipped": raw.skipped}
+            "files": [str(p) for p in raw.files], "checksum": raw.checksum, "skipped": raw.skipped,
+            "ignored": raw.ignored}
     tmp: Path | None = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ class PreparedData:
     checksum: str
     files: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # class folders without image files (imagefolder)
 
     @property
     def num_classes(self) -> int:
@@ -74,7 +75,7 @@ def select_classes(raw: RawDataset, spec: str | list[str] | None) -> RawDataset:
         name=raw.name, train=subset(raw.train), test=subset(raw.test),
         val=subset(raw.val) if raw.val is not None else None,
         class_names=[raw.class_names[i] for i in keep], files=raw.files,
-        checksum=raw.checksum, skipped=raw.skipped,
+        checksum=raw.checksum, skipped=raw.skipped, ignored=raw.ignored,
     )
 
 
@@ -169,7 +170,7 @@ def prepare(cfg: DataConfig, cli_dir: Path | None = None) -> PreparedData:
     mean, std = normalisation(cfg, train.images)
     return PreparedData(
         name=raw.name, train=train, val=val, test=raw.test, class_names=raw.class_names,
-        mean=mean, std=std, checksum=raw.checksum, files=raw.files, skipped=raw.skipped,
+        mean=mean, std=std, checksum=raw.checksum, files=raw.files, skipped=raw.skipped, ignored=raw.ignored,
     )
 
 

@@ -226,6 +226,10 @@ class RunReportBuilder:
         s = Section("Results", self.anchor("results"),
                     tables=[Table("Test metrics", ["metric", "value"], rows, self.csv("metrics"))])
         data = self.art.resolved.get("dataset", {})
+        if data.get("not_classes"):
+            folders = data["not_classes"]
+            s.notes.append(f"Not classes: {', '.join(folders)} (class folder{'s' * (len(folders) > 1)} "
+                           "without image files, e.g. only .heic; left out of the dataset).")
         count = int(data.get("skipped_files") or 0)
         if count:
             listed = data.get("skipped") or []

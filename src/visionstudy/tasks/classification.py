@@ -82,6 +82,7 @@ class Classification(Task["PreparedData"]):
             "val": len(data.val), "test": len(data.test), "mean": list(data.mean),
             "std": list(data.std), "skipped_files": len(data.skipped),
             "skipped": [{"file": str(f), "reason": str(r)} for f, r in data.skipped[:listed]],
+            **({"not_classes": list(data.ignored)} if data.ignored else {}),
         }
 
     def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:

@@ -14,8 +14,9 @@ from visionstudy.data.base import (
     Split,
     arrays_checksum,
     register_dataset,
+    warn_ignored,
 )
-from visionstudy.data.images import EXTENSIONS, image_files, read_image
+from visionstudy.data.images import image_files, read_image
 from visionstudy.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,7 @@ class ImageFolder(DatasetSource):
         class_names = sorted({c for _, c in list_images(folders["train"])})
         no_images = [str(p) for p in class_folders(folders["train"]) if p.name not in class_names]
         if no_images:  # e.g. .heic or .avif files only: the folder is not a class
-            log.warning("%s %s no %s files; %s", ", ".join(no_images), "holds" if len(no_images) == 1
-                        else "hold", "/".join(sorted(e.lstrip(".") for e in EXTENSIONS)),
-                        "it is not a class" if len(no_images) == 1 else "they are not classes")
+            warn_ignored(no_images)
         if len(class_names) < 2:
             raise DataError(f"{folders['train']}: needs at least two class subfolders with images")
         skipped: list[tuple[str, str]] = []
@@ -108,7 +107,7 @@ class ImageFolder(DatasetSource):
         t = splits["train"]
         return RawDataset(
             name=f"imagefolder:{root.name}", train=t, test=splits["test"], val=splits.get("val"),
-            class_names=class_names, files=[root], skipped=skipped,
+            class_names=class_names, files=[root], skipped=skipped, ignored=no_images,
             checksum=arrays_checksum(t.images, t.labels, splits["test"].images),
         )
 
