@@ -176,22 +176,21 @@ def _adagrad(params: Any, lr: float, p: AdagradParams) -> torch.optim.Optimizer:
     return torch_optim().Adagrad(params, lr=lr, eps=p.eps, weight_decay=p.weight_decay, **FUSED)
 
 
-@register_optimizer("nadam", AdamParams)
-def _nadam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
-    """Nadam: Adam with Nesterov momentum (Keras' Nadam)."""
-    return torch_optim().NAdam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+def adam_like(torch_class: str, doc: str) -> Callable[..., Any]:
+    """A builder of `torch.optim.<torch_class>` from Adam's keys."""
+
+    def build(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
+        return getattr(torch_optim(), torch_class)(params, lr=lr, betas=p.betas, eps=p.eps,
+                                                   weight_decay=p.weight_decay)
+
+    build.__doc__ = doc
+    return build
 
 
-@register_optimizer("radam", AdamParams)
-def _radam(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
-    """RAdam: Adam with the variance of its early steps rectified."""
-    return torch_optim().RAdam(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
-
-
-@register_optimizer("adamax", AdamParams)
-def _adamax(params: Any, lr: float, p: AdamParams) -> torch.optim.Optimizer:
-    """Adamax: Adam with the infinity norm."""
-    return torch_optim().Adamax(params, lr=lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+for _name, _class, _doc in (("nadam", "NAdam", "Nadam: Adam with Nesterov momentum (Keras' Nadam)."),
+                            ("radam", "RAdam", "RAdam: Adam with the variance of its early steps rectified."),
+                            ("adamax", "Adamax", "Adamax: Adam with the infinity norm.")):
+    register_optimizer(_name, AdamParams)(adam_like(_class, _doc))
 
 
 @register_optimizer("adadelta", AdadeltaParams)
