@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,14 @@ def test_train_returns_the_run_with_its_metrics_history_and_predictions(api_run,
     assert html.name == "report.html" and "Run report" in html.read_text()
     shown = run._repr_html_()
     assert "test accuracy" in shown and "data:image/png;base64," in shown
+
+
+def test_a_variant_folder_given_as_a_run_names_its_runs(digits_run, tmp_path):
+    """vs.Run and the report share the message: a study's variant folder lists the runs inside."""
+    variant = tmp_path / "a"
+    shutil.copytree(digits_run, variant / "seed-0", ignore=shutil.ignore_patterns("analysis"))
+    with pytest.raises(vs.VisionStudyError, match=r"a: not a run directory, but it holds 1 run \(.*/seed-0"):
+        vs.Run(variant)
 
 
 def test_errors_are_the_clis_exceptions(tmp_path):

@@ -98,14 +98,15 @@ class Run:
     """A run folder: what `train` wrote, read back through the store."""
 
     def __init__(self, path: str | Path) -> None:
+        from visionstudy.store.reader import holds_runs
         from visionstudy.store.rundir import RunDir
 
         self.path = as_path(path, "Run", "a run folder's path")
         self.dir = RunDir(self.path)
         if not self.dir.is_run():
-            raise VisionStudyError(f"{self.path}: not a run folder (no checkpoints, no results, no "
-                                   "config.yaml written by a run); train one with vs.train(...) or "
-                                   "`visionstudy train`")
+            raise VisionStudyError(holds_runs(self.path) or (
+                f"{self.path}: not a run folder (no checkpoints, no results, no config.yaml written by a "
+                "run); train one with vs.train(...) or `visionstudy train`"))
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"

@@ -320,8 +320,9 @@ LOCAL_OPTIONS = {  # study run's options for training here, and what a cluster l
     "--log": "a cluster's jobs log to no tracker; log here: `visionstudy study run` with --log",
     "--log-dir": "a cluster's jobs log to no tracker",
 }
-CLUSTER_OPTIONS = ("--jobs", "--workers-per-job", "--gpus-per-job", "--cpus-per-job", "--partition", "--time",
-                   "--slurm", "--address", "--wait")  # each engine's own: launch.check_jobs
+SIZING = ("--jobs", "--workers-per-job")  # how many runs train at once: --workers N does that here
+CLUSTER_OPTIONS = (*SIZING, "--gpus-per-job", "--cpus-per-job", "--partition", "--time", "--slurm",
+                   "--address", "--wait")  # each engine's own: launch.check_jobs
 
 
 def check_launcher_options(launcher: str, given: dict[str, bool]) -> None:
@@ -333,8 +334,7 @@ def check_launcher_options(launcher: str, given: dict[str, bool]) -> None:
     if launcher == "local":
         for option in used:
             if option in CLUSTER_OPTIONS:
-                sizing = option in CLUSTER_OPTIONS[:2]  # --jobs, --workers-per-job
-                here = ", or train N runs at once here with --workers N" if sizing else ""
+                here = ", or train N runs at once here with --workers N" if option in SIZING else ""
                 raise ConfigError(f"{option}: a cluster launch's option, and this study run trains here; add "
                                   f"--launcher slurm or ray{here}")
         return

@@ -225,11 +225,10 @@ def load_raw(cfg: DataConfig, cli_dir: Path | None = None, use_cache: bool = Tru
 
 def warn_ignored(folders: list[str]) -> None:
     """Class folders of an image folder that hold no image file are not classes: said each time."""
-    from visionstudy.data.images import EXTENSIONS
+    from visionstudy.data.images import EXTENSION_NAMES
 
     log.warning("%s %s no %s files; %s", ", ".join(folders), "holds" if len(folders) == 1 else "hold",
-                "/".join(sorted(e.lstrip(".") for e in EXTENSIONS)),
-                "it is not a class" if len(folders) == 1 else "they are not classes")
+                EXTENSION_NAMES, "it is not a class" if len(folders) == 1 else "they are not classes")
 
 
 def _read_cache(folder: Path) -> RawDataset | None:

@@ -37,6 +37,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 8192 * 8192
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+EXTENSION_NAMES = "/".join(sorted(e.lstrip(".") for e in EXTENSIONS))  # bmp/gif/..., for messages
 BACKGROUND = 255  # transparent pixels are composited over white
 ROWS = 256  # rows converted at a time
 

@@ -151,7 +151,7 @@ class Predicted:
 def image_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
     """The files to classify: each file as given, and for a folder its image files (subfolders
     too, by extension, sorted); a folder without any is named as a failure."""
-    from visionstudy.data.images import EXTENSIONS, image_files
+    from visionstudy.data.images import EXTENSION_NAMES, image_files
 
     files, failed = [], []
     for path in map(Path, paths):
@@ -160,8 +160,7 @@ def image_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
         elif found := image_files(path):
             files += found
         else:
-            failed.append(f"{path}: a folder without image files ("
-                          + ", ".join(sorted(e.lstrip(".") for e in EXTENSIONS)) + ")")
+            failed.append(f"{path}: a folder without image files ({EXTENSION_NAMES})")
     return files, failed
 
 

@@ -126,23 +126,27 @@ def runs_inside(folder: Path, depth: int = 2) -> list[Path]:
     return found
 
 
+def holds_runs(path: Path) -> str | None:
+    """For a folder that is no run but holds some (a study's variant folder): the error naming
+    them; else None."""
+    inside = runs_inside(Path(path)) if Path(path).is_dir() else []
+    if not inside:
+        return None
+    shown = ", ".join(str(Path(path) / r.relative_to(path)) for r in inside[:3])
+    more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+    return (f"{path}: not a run directory, but it holds {len(inside)} run{'s' * (len(inside) > 1)} "
+            f"({shown}{more}); pass " + ("it" if len(inside) == 1 else "one or more of them"))
+
+
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:
     """The artifacts of the run in `path`; a folder that is not a run is a `ReportError`."""
     run = RunDir(Path(path))
     if not run.path.is_dir():
         raise ReportError(f"{path}: no such directory")
     if not run.is_run():
-        inside = runs_inside(run.path)
-        if inside:  # a study's variant (or seed) folder: name its runs
-            shown = ", ".join(str(Path(path) / r.relative_to(run.path)) for r in inside[:3])
-            more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
-            raise ReportError(f"{path}: not a run directory, but it holds {len(inside)} run"
-                              f"{'s' * (len(inside) > 1)} ({shown}{more}); pass "
-                              + ("it" if len(inside) == 1 else "one or more of them"))
-        raise ReportError(
+        raise ReportError(holds_runs(run.path) or (
             f"{path}: not a run directory (no checkpoints, no results, no config.yaml written by a run); "
-            "pass a folder written by `visionstudy train` or `visionstudy study run`"
-        )
+            "pass a folder written by `visionstudy train` or `visionstudy study run`"))
     config = read_config(run.path)
     art = RunArtifacts(run.path, label or str(config.get("name") or run.path.name), config)
     if run.history.is_file():
