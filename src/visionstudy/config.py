@@ -630,10 +630,13 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         loc = ".".join(str(p) for p in err["loc"])
         where = ".".join(p for p in (prefix, loc) if p)
         got = f" (got {short_repr(err['input'])})" if err["type"] != "missing" and "input" in err else ""
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key; check the spelling")
+        elif not loc:  # a check across fields: its message names them, the input is the whole mapping
+            lines.append(f"{prefix}: {message}" if prefix else message)
         else:
-            lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}{got}")
+            lines.append(f"{where}: {message}{got}")
     return "\n".join(lines)
 
 

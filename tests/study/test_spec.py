@@ -103,6 +103,46 @@ def test_set_on_a_study_changes_its_settings_and_its_runs_fields(tmp_path):
         "seed-0", "seed-1"]
 
 
+def test_seeds_may_be_listed_and_each_repeat_takes_its_listed_seed(tmp_path):
+    """`seeds: [0, 42, 1234]` (the seeds a paper reports) instead of a count: repeat k trains with the
+    k-th listed seed, in every variant; the search's trials take the first, its final runs the list's."""
+    search = {"trials": 2, "space": {"train.optimizer.lr": [0.01, 0.1]}, "final": {"seeds": 2}}
+    study = load_study(study_file(tmp_path, seeds=[42, 7, 1234], variants={"a": {}, "b": {}},
+                                  model={"name": "cnn", "channels": [4]}, search=search,
+                                  data={"dataset": "digits", "val_fraction": 0.2}))
+    assert [(r.key, r.seed_index, r.config.seed) for r in study.runs] == [
+        ("a/seed-0", 0, 42), ("a/seed-1", 1, 7), ("a/seed-2", 2, 1234),
+        ("b/seed-0", 0, 42), ("b/seed-1", 1, 7), ("b/seed-2", 2, 1234)]
+    assert study.describe().startswith("6 runs (2 variants × 3 seeds)")
+    from visionstudy.study.search import final_runs, trial_config
+
+    assert trial_config(study, {"train.optimizer.lr": 0.1}).seed == 42
+    assert [r.config.seed for r in final_runs(study, {"train.optimizer.lr": 0.1})] == [42, 7]
+    # `seed` may name the first listed seed (a recipe's seed: 0 with --set seeds=[0, 42]), no other
+    assert [r.config.seed for r in load_study(study_file(tmp_path, seed=3, seeds=[3, 9])).runs] == [3, 9]
+    assert [r.config.seed for r in load_study(study_file(tmp_path, seed=5), ["seeds=[5,6]"]).runs] == [5, 6]
+
+
+@pytest.mark.parametrize("fields, needle", [
+    ({"seeds": []}, "seeds: an empty list; give the seeds of the repeats ([0, 42]) or their number"),
+    ({"seeds": [1, 2, 1]}, "seeds: seed 1 is listed twice; each repeat needs its own seed"),
+    ({"seeds": [0, -1]}, "seeds: -1 is not a seed; seeds are whole numbers from 0 to 4294967295"),
+    ({"seeds": [0.5]}, "seeds: 0.5 is not a seed"),
+    ({"seeds": [2**32]}, "seeds: 4294967296 is not a seed"),
+    ({"seeds": 0}, "seeds: 0 repeats; give 1 or more, or the seeds themselves: [0, 42]"),
+    ({"seed": 0, "seeds": [7, 42]}, "invalid study file\nseed: 0 is not the first of seeds [7, 42] (seed is "
+     "the first repeat's); drop seed or make it 7"),
+    ({"seeds": [1], "search": {"space": {"train.optimizer.lr": [0.1]}, "final": {"seeds": 2}}},
+     "search.final.seeds: 2 final runs, but seeds lists 1; list 2 seeds or fewer final runs"),
+    ({"seed": 2**32 - 1, "seeds": 2}, "invalid study file\nseed 4294967295 + 1 repeats passes"),
+])
+def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fields, needle):
+    with pytest.raises(ConfigError) as caught:
+        load_study(study_file(tmp_path, **fields))
+    assert needle in str(caught.value) and "(got {" not in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 2
+
+
 @pytest.mark.parametrize("fields, needle", [
     ({"sweep": {"from": "nope", "train.epochs": [2]}}, "sweep.from 'nope' is not a variant"),
     ({"sweep": {"model.hidden.3": [2]}}, "model.hidden must be a list with an element 3"),

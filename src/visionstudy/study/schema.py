@@ -197,11 +197,13 @@ class ReportPlan(Strict):
 class StudyConfig(Strict):
     name: str = Field(description="study name: runs go to <runs-dir>/<name>/")
     description: str = Field("", description="what the study measures (shown in the report)")
-    seed: Seed = Field(0, description="seed of the first repeat; repeat k uses seed + k")
+    seed: Seed = Field(0, description="seed of the first repeat; repeat k uses seed + k (with a list "
+                       "of seeds: its first)")
     data: dict[str, Any] = Field(default_factory=dict, description="base data section")
     model: dict[str, Any] = Field(default_factory=dict, description="base model section")
     train: dict[str, Any] = Field(default_factory=dict, description="base train section")
-    seeds: int = Field(1, ge=1, description="repeats of every variant")
+    seeds: int | list[Seed] = Field(
+        1, description="repeats of every variant (repeat k uses seed + k), or their seeds: [0, 42, 1234]")
     variants: dict[str, dict[str, Any] | None] | None = Field(None, description="name → override")
     sweep: dict[str, Any] | list[dict[str, Any]] | None = Field(
         None, description="dotted key → values; mode: grid|one-at-a-time; from: a variant; or a list"
@@ -225,13 +227,55 @@ class StudyConfig(Strict):
     def _safe_name(cls, value: str) -> str:
         return check_name(value, "a study name")
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, value: Any) -> Any:
+        """A list's problems in one line each (not one per member of the int | list union)."""
+        if not isinstance(value, list):
+            return value
+        if not value:
+            raise ValueError("an empty list; give the seeds of the repeats ([0, 42]) or their number")
+        for seed in value:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+                raise ValueError(f"{seed!r} is not a seed; seeds are whole numbers from 0 to {SEED_MAX} "
+                                 "(2^32 - 1)")
+        twice = sorted({s for s in value if value.count(s) > 1})
+        if twice:
+            raise ValueError(f"seed {twice[0]} is listed twice; each repeat needs its own seed")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_repeats(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value} repeats; give 1 or more, or the seeds themselves: [0, 42]")
+        return value
+
     @model_validator(mode="after")
     def _seeds_in_range(self) -> StudyConfig:
-        repeats = max(self.seeds, self.search.final.seeds if self.search and self.search.final else 1)
+        final = self.search.final.seeds if self.search and self.search.final else 1
+        if isinstance(self.seeds, list):
+            if "seed" in self.model_fields_set and self.seed != self.seeds[0]:
+                raise ValueError(f"seed: {self.seed} is not the first of seeds {self.seeds} (seed is "
+                                 f"the first repeat's); drop seed or make it {self.seeds[0]}")
+            if final > len(self.seeds):
+                raise ValueError(f"search.final.seeds: {final} final runs, but seeds lists "
+                                 f"{len(self.seeds)}; list {final} seeds or fewer final runs")
+            return self
+        repeats = max(self.seeds, final)
         if self.seed + repeats - 1 > SEED_MAX:
             raise ValueError(f"seed {self.seed} + {repeats - 1} repeats passes {SEED_MAX} (2^32 - 1), "
                              "the largest seed torch and numpy take; choose a smaller seed")
         return self
+
+    @property
+    def repeats(self) -> int:
+        """How many times every variant is trained."""
+        return len(self.seeds) if isinstance(self.seeds, list) else self.seeds
+
+    def repeat_seed(self, k: int) -> int:
+        """Repeat k's seed: the k-th listed seed, or seed + k."""
+        return self.seeds[k] if isinstance(self.seeds, list) else self.seed + k
 
 
 def list_recipes() -> list[str]:

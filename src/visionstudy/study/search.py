@@ -82,8 +82,8 @@ def trial_config(study: Study, values: dict[str, Any]) -> RunConfig:
     override = merge_run(s.base, apply_keys(search_base(study), values))
     if s.trial_epochs:
         override = merge_run(override, {"train": {"epochs": s.trial_epochs}})
-    return build_run(study.base, override, study.overrides, study.name, "search", study.config.seed,
-                     None, study.source)
+    return build_run(study.base, override, study.overrides, study.name, "search",
+                     study.config.repeat_seed(0), None, study.source)
 
 
 def params_key(values: dict[str, Any]) -> str:
@@ -345,5 +345,5 @@ def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:
     override = trial_override(study, params)
     return [RunSpec(f"{FINAL_VARIANT}/seed-{k}", FINAL_VARIANT, k, None,
                     build_run(study.base, override, study.overrides, study.name, FINAL_VARIANT,
-                              study.config.seed + k, None, study.source))
+                              study.config.repeat_seed(k), None, study.source))
             for k in range(s.final.seeds)]

@@ -92,7 +92,7 @@ class Study:
     def describe(self) -> str:
         """'14 runs (12 variants × 1 seed, 2 of them × 5 folds), then a search'."""
         folded = {r.variant for r in self.runs if r.fold is not None}
-        seeds = self.config.seeds
+        seeds = self.config.repeats
         runs, variants = len(self.runs), len(self.variants)
         text = (f"{runs} run{'s' * (runs != 1)} ({variants} variant{'s' * (variants != 1)}"
                 f" × {seeds} seed{'s' * (seeds > 1)}")
@@ -308,8 +308,8 @@ def split_overrides(raw: Any, overrides: Sequence[str], source: str) -> tuple[An
 
 def base_config(cfg: StudyConfig, overrides: list[str]) -> dict[str, Any]:
     """The base run config (raw) with the --set overrides applied."""
-    return apply_overrides({"name": cfg.name, "seed": cfg.seed, "data": cfg.data, "model": cfg.model,
-                            "train": cfg.train}, overrides)
+    return apply_overrides({"name": cfg.name, "seed": cfg.repeat_seed(0), "data": cfg.data,
+                            "model": cfg.model, "train": cfg.train}, overrides)
 
 
 def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
@@ -344,9 +344,10 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     runs = []
     for name, override in variants:
         folds = [(cfg.cv.folds, f) for f in range(cfg.cv.folds)] if cfg.cv and name in folded else [None]
-        for k in range(cfg.seeds):
+        for k in range(cfg.repeats):
+            seed = cfg.repeat_seed(k)
             for fold in folds:
-                config = build_run(base, override, overrides, cfg.name, name, cfg.seed + k, fold, source)
+                config = build_run(base, override, overrides, cfg.name, name, seed, fold, source)
                 key = f"{name}/seed-{k}" + (f"/fold-{fold[1]}" if fold else "")
                 runs.append(RunSpec(key, name, k, fold[1] if fold else None, config))
     if cfg.search:
