@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,9 +73,18 @@ def test_three_variants_two_seeds_two_workers_then_nothing_to_do(tmp_path):
 def test_same_name_different_definition_is_refused(tmp_path):
     place = Placement(tmp_path / "runs")
     run_all(load_study(write(tmp_path, "clash")), place, progress=False)
+    before = (tmp_path / "runs" / "clash" / "manifest.json").read_text()
     changed = load_study(write(tmp_path, "clash", train={**TINY["train"], "epochs": 3}))
-    with pytest.raises(StorageError, match="already holds runs baseline/seed-0 with a different config"):
+    # the folder's manifest names the runs and what changed in them
+    with pytest.raises(StorageError, match=re.escape(
+            "clash was planned with another definition of 1 of these runs (baseline/seed-0; "
+            "baseline/seed-0 differs in train.epochs: 5 → 3); a study keeps one definition")):
         run_all(changed, place, progress=False)
+    assert (tmp_path / "runs" / "clash" / "manifest.json").read_text() == before
+    # another folder on the same database: the database refuses it, by the runs' names
+    elsewhere = Placement(tmp_path / "elsewhere", db=place.url("clash"))
+    with pytest.raises(StorageError, match="already holds runs baseline/seed-0 with a different config"):
+        run_all(changed, elsewhere, progress=False)
 
 
 def test_kfold_runs_use_disjoint_validation_folds(tmp_path):
@@ -242,7 +252,7 @@ def test_a_rerun_takes_the_recorded_plan_and_validates_only_the_runs_it_trains(t
     assert [k for k, _ in outcome.finished] == ["baseline/seed-2"]
     assert [r.key for r in again.spec.runs if "config" in r.__dict__] == ["baseline/seed-2"]
     changed = write(tmp_path, "again", seeds=3, train={**TINY["train"], "epochs": 2})
-    with pytest.raises(StorageError, match="different config"):  # expanded anew: the new hashes differ
+    with pytest.raises(StorageError, match="planned with another definition of 3 of these runs"):
         Study.load(changed, runs_dir=runs).run(report=False, quiet=True)
     assert all(r.checked is not None for r in Study.load(changed, runs_dir=runs).spec.runs)
     assert all(r.checked is not None for r in Study.load(path, runs_dir=tmp_path / "elsewhere").spec.runs)

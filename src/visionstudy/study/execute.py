@@ -28,7 +28,7 @@ from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, recorded_url
 from visionstudy.store.reader import read_metrics
 from visionstudy.store.rundir import RunDir
-from visionstudy.study.manifest import MANIFEST, from_study, has_manifest, write_manifest
+from visionstudy.study.manifest import MANIFEST, check_unchanged, from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
 from visionstudy.study.spec import RunSpec, Study
 
@@ -194,6 +194,7 @@ def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | No
     returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
     study_dir = place.study_dir(study)
     check_study_folder(study_dir)
+    check_unchanged(study, study_dir)
     store = RunStore(place.url(study), study.name)
     on_disk: dict[str, float | None] = {}
 

@@ -167,3 +167,28 @@ def read_manifest(study_dir: Path) -> Manifest:
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ReportError(f"{path}: unreadable study manifest ({exc}); run `visionstudy study run` "
                           "again to rewrite it (finished runs are kept)") from None
+
+
+def check_unchanged(study: Study, study_dir: Path) -> None:
+    """A study folder keeps one definition: runs it planned before with another config are one error
+    naming them and what changed (the database refuses them too, but knows only their names)."""
+    from visionstudy.config import dump_config, few, identity, indexed
+    from visionstudy.errors import StorageError
+    from visionstudy.store.rundir import differences
+
+    if not has_manifest(study_dir):
+        return
+    try:
+        before = {r.key: r for r in read_manifest(study_dir).runs}
+    except ReportError:  # unreadable: the database still refuses a changed run; the plan rewrites it
+        return
+    changed = [r for r in study.runs if r.key in before and before[r.key].config_hash != r.config_hash]
+    if not changed:
+        return
+    old, new = identity(before[changed[0].key].config), identity(dump_config(changed[0].config))
+    fields = [f"{k}: {indexed(old, k)!r} → {indexed(new, k)!r}" for k in differences(old, new)]
+    raise StorageError(
+        f"{study_dir} was planned with another definition of {len(changed)} of these runs "
+        f"({few([r.key for r in changed], 3)}; {changed[0].key} differs in {few(fields, 4)}); a study "
+        "keeps one definition, so its results stay comparable: undo the change, or give the changed "
+        "study another name (--set name=...) or --runs-dir")
