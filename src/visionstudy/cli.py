@@ -522,6 +522,8 @@ def study_status(
     console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)
     if view.search:
         console.print(view.search, highlight=False)
+    if view.differs:
+        err_console.print(f"[yellow]{escape(view.differs)}[/]", highlight=False)
     print_jobs(view.study_dir)
 
 

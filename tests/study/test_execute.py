@@ -81,6 +81,17 @@ def test_same_name_different_definition_is_refused(tmp_path):
             "baseline/seed-0 differs in train.epochs: 5 → 3); a study keeps one definition")):
         run_all(changed, place, progress=False)
     assert (tmp_path / "runs" / "clash" / "manifest.json").read_text() == before
+    # `study status` of the changed file shows the recorded plan, and says how the file differs
+    from visionstudy.study.status import study_status
+
+    view = study_status(str(tmp_path / "clash.yaml"), [], tmp_path / "runs", None)
+    assert view.status == {"baseline/seed-0": "done"}
+    assert view.differs and "differs in train.epochs: 5 → 3" in view.differs
+    grown = write(tmp_path, "clash", variants={"baseline": {}, "bn": {"model": {"batch_norm": True}}})
+    view = study_status(str(grown), [], tmp_path / "runs", None)
+    assert view.differs == ("The study file adds 1 run not planned yet (bn/seed-0): `visionstudy study "
+                            "run` plans and trains them")
+    assert study_status(str(grown), [], tmp_path / "other", None).differs is None
     # another folder on the same database: the database refuses it, by the runs' names
     elsewhere = Placement(tmp_path / "elsewhere", db=place.url("clash"))
     with pytest.raises(StorageError, match="already holds runs baseline/seed-0 with a different config"):

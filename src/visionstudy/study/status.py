@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from visionstudy.errors import ConfigError
 from visionstudy.study.execute import Placement
 from visionstudy.study.manifest import has_manifest, read_manifest
+
+if TYPE_CHECKING:
+    from visionstudy.study.spec import Study
 
 
 class PlanRow(Protocol):
@@ -36,6 +39,7 @@ class StatusView:
     status: dict[str, str]  # key → done / running / waiting / failed / missing / new
     started: bool
     search: str | None = None  # the search's trials of how many were asked, when it has one
+    differs: str | None = None  # how the study file given differs from the plan recorded in its folder
 
 
 def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | None) -> StatusView:
@@ -43,7 +47,7 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     from visionstudy.store.rundir import RunDir
     from visionstudy.study.spec import load_study
 
-    path = Path(target)
+    path, differs = Path(target), None
     if path.is_dir():
         if not is_study_dir(path):
             raise ConfigError(f"{path}: not a study folder (no manifest.json); give the study file or "
@@ -59,6 +63,7 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
         if has_manifest(study_dir):  # the plan as it was recorded when it ran
             manifest = read_manifest(study_dir)
             variants, runs = manifest.variants, manifest.runs
+            differs = plan_difference(study, study_dir, {r.key for r in runs})
         else:
             variants, runs = [n for n, _ in study.variants], study.runs
     study_dir = place.study_dir(name)
@@ -67,8 +72,26 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     store = existing_store(place.url(name), name)
     if store is None:
         fresh = {k: "done" if k in on_disk else "new" for k in keys}
-        return StatusView(name, study_dir, variants, runs, fresh, False)
+        return StatusView(name, study_dir, variants, runs, fresh, False, differs=differs)
     from visionstudy.study.search import search_progress
 
     return StatusView(name, study_dir, variants, runs, store.status(keys, on_disk), True,
-                      search_progress(place.url(name), name))
+                      search_progress(place.url(name), name), differs)
+
+
+def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | None:
+    """The study file against the plan its folder recorded: changed runs (which `study run` refuses)
+    and runs it adds (which `study run` plans), or None when they agree."""
+    from visionstudy.config import few
+    from visionstudy.errors import StorageError
+    from visionstudy.study.manifest import check_unchanged
+
+    try:
+        check_unchanged(study, study_dir)
+    except StorageError as exc:
+        return f"The study file differs: {exc}"
+    added = [r.key for r in study.runs if r.key not in planned]
+    if added:
+        return (f"The study file adds {len(added)} run{'s' * (len(added) > 1)} not planned yet "
+                f"({few(added, 3)}): `visionstudy study run` plans and trains them")
+    return None
