@@ -243,7 +243,7 @@ def check_state(run: RunDir, *, resume: bool, force: bool, config: dict[str, Any
     if resume and run.has_progress() and saved_config is not None:
         saved = saved_config(run)
         if isinstance(saved, dict) and identity(saved) != identity(config):
-            diff = sorted(differences(identity(saved), identity(config)))
+            diff = changes(identity(saved), identity(config))
             from visionstudy.errors import CheckpointError
 
             raise CheckpointError(
@@ -270,6 +270,14 @@ def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
         return out
     return [] if a == b else [prefix]
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What changed between two configs, as errors name it: 'train.epochs: 20 → 6'."""
+    from visionstudy.config import indexed, short_repr
+
+    return [f"{k}: {short_repr(indexed(before, k))} → {short_repr(indexed(after, k))}"
+            for k in differences(before, after)]
 
 
 def inside_run(path: Path) -> Path | None:

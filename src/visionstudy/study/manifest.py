@@ -172,9 +172,9 @@ def read_manifest(study_dir: Path) -> Manifest:
 def check_unchanged(study: Study, study_dir: Path) -> None:
     """A study folder keeps one definition: runs it planned before with another config are one error
     naming them and what changed (the database refuses them too, but knows only their names)."""
-    from visionstudy.config import dump_config, few, identity, indexed
+    from visionstudy.config import dump_config, few, identity
     from visionstudy.errors import StorageError
-    from visionstudy.store.rundir import differences
+    from visionstudy.store.rundir import changes
 
     if not has_manifest(study_dir):
         return
@@ -185,8 +185,7 @@ def check_unchanged(study: Study, study_dir: Path) -> None:
     changed = [r for r in study.runs if r.key in before and before[r.key].config_hash != r.config_hash]
     if not changed:
         return
-    old, new = identity(before[changed[0].key].config), identity(dump_config(changed[0].config))
-    fields = [f"{k}: {indexed(old, k)!r} → {indexed(new, k)!r}" for k in differences(old, new)]
+    fields = changes(identity(before[changed[0].key].config), identity(dump_config(changed[0].config)))
     raise StorageError(
         f"{study_dir} was planned with another definition of {len(changed)} of these runs "
         f"({few([r.key for r in changed], 3)}; {changed[0].key} differs in {few(fields, 4)}); a study "
