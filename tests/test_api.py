@@ -105,6 +105,27 @@ def test_a_study_loads_runs_reports_and_gives_its_results_as_a_dataframe(tmp_pat
     assert "runs finished" in shown and "4/4" in shown and "bn" in shown and "±" in shown
 
 
+def test_a_script_without_a_main_guard_runs_its_study_once(tmp_path):
+    """A plain script (as the seeds write them) calling Study.run at top level: its forkserver
+    workers ran the whole script again as `__mp_main__` (here: appending to a file, in the seeds'
+    scripts training and writing reports) and then failed with multiprocessing's bootstrapping
+    RuntimeError. Each top-level line runs once now."""
+    spec = {"name": "guardless", **{k: TINY[k] for k in ("data", "model", "train")}, "seeds": 2}
+    script = tmp_path / "study_script.py"
+    script.write_text(
+        "import os, torch\nimport visionstudy as vs\n"
+        f"open({str(tmp_path / 'ran.txt')!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        f"study = vs.Study.load({spec!r}, set={{'train.epochs': 1}}, runs_dir={str(tmp_path / 'runs')!r})\n"
+        "print('done', study.run(workers=2, quiet=True, report=False).done)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "done 2" in done.stdout and "bootstrapping" not in done.stderr
+    assert len((tmp_path / "ran.txt").read_text().splitlines()) == 1  # the script's own process only
+    assert sorted(p.name for p in (tmp_path / "runs" / "guardless" / "baseline").glob("seed-*")) == [
+        "seed-0", "seed-1"]
+
+
 def test_recipes_datasets_and_models():
     recipes = vs.recipes()
     quick = recipes.set_index("recipe").loc["quick"]

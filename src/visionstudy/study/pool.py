@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,6 +109,31 @@ def start_context(fork: bool) -> Any:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["visionstudy.study.pool", "visionstudy.experiment"])
     return ctx
+
+
+@contextlib.contextmanager
+def caller_script_not_rerun(ctx: Any) -> Iterator[None]:
+    """A spawned or forkserver child runs the caller's main script again before its target (as
+    `__mp_main__`), so a script calling `Study.run` without an `if __name__ == "__main__":` guard
+    ran its top-level code (training, reports, deletions) once more in every worker, then failed
+    with multiprocessing's bootstrapping RuntimeError. Workers need nothing from that script (their
+    target and arguments are ours), so while they start `__main__` names itself as multiprocessing's
+    preparation skips (`spawn._fixup_main_from_name` returns for the name `__main__`)."""
+    main = sys.modules.get("__main__")
+    if ctx.get_start_method() == "fork" or main is None:
+        yield
+        return
+    import importlib.machinery
+
+    had, spec = hasattr(main, "__spec__"), getattr(main, "__spec__", None)
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        if had:
+            main.__spec__ = spec
+        else:
+            del main.__spec__
 
 
 def gpu_count() -> int:
@@ -303,7 +329,8 @@ class Pool:
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # a spawned child copies the environment
         try:
-            proc.start()
+            with caller_script_not_rerun(self.ctx):
+                proc.start()
         finally:
             if gpu is not None:
                 if saved is None:
