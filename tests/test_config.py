@@ -109,6 +109,24 @@ def test_every_invalid_value_is_one_clear_error_naming_its_field(case):
     assert any(head in line for line in problem), (field, value, text)
 
 
+@pytest.mark.parametrize("field, value, says", [
+    # a union's members each gave an error ('model.channels.0.constrained-int: ...' and
+    # 'model.channels.0.list[constrained-int]: Input should be a valid list'): one line, the meant one
+    ("model.channels", [0], "model.channels.0: Input should be greater than or equal to 1 (got 0)"),
+    ("model.channels", [[8, 0]], "model.channels.0.1: Input should be greater than or equal to 1 (got 0)"),
+    # a section given as something else: no class name of ours
+    ("train.scheduler", [1], "train.scheduler: expected a mapping of keys and values (got [1])"),
+    # a name alone would be replaced whole by a variant's {lr: 0.1}: refused, with the form to write
+    ("train.optimizer", "sgd", "train.optimizer: write {name: sgd}: a section of a name and its keys, "
+     "not the name alone"),
+])
+def test_a_union_or_a_section_is_one_line_in_our_words(field, value, says):
+    with pytest.raises(ConfigError) as err:
+        validate_run_config(set_path(VALID, field, value), "bad.yaml")
+    assert str(err.value).splitlines()[1:] == [says] or str(err.value).splitlines()[1].startswith(says)
+    assert len(str(err.value).splitlines()) == 2 and "Config" not in str(err.value).splitlines()[1]
+
+
 @settings(max_examples=3, deadline=None)
 @given(st.sampled_from([(k, v) for k, vs in BAD_VALUES.items() for v in vs[:1]]))
 def test_the_cli_exits_2_without_a_traceback_on_invalid_configs(tmp_path_factory, case):

@@ -260,6 +260,13 @@ class Pluggable(Exact):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_name_alone(cls, value: Any) -> Any:
+        if isinstance(value, str):  # not read as {name: ...}: a variant's {lr: 0.1} would replace it whole
+            raise ValueError(f"write {{name: {value}}}: a section of a name and its keys, not the name alone")
+        return value
+
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
@@ -623,14 +630,53 @@ def short_repr(value: Any) -> str:
     return r.repr(value)
 
 
+UNION_MEMBER = re.compile(  # how pydantic names a union's member in an error's location
+    r"(int|float|str|bool|none|constrained-\w+|(list|dict|tuple|set|function-\w+)\[.*\])")
+PYTHON_TAG = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+
+
+def union_member(part: Any) -> bool:
+    return isinstance(part, str) and UNION_MEMBER.fullmatch(part) is not None
+
+
+def one_member(errors: list[Any]) -> list[Any]:
+    """A union's errors (pydantic gives one per member it tried: 'seeds.int: ...' and
+    'seeds.list[constrained-int].0: ...') cut to the member the input meant: the one that got
+    deepest into it, else the one of the input's type; the member's name leaves the location. Where
+    no member fits, their messages are one line: 'a valid dictionary or a valid list'."""
+    groups: dict[tuple[Any, ...], list[tuple[int, Any]]] = {}
+    out: list[Any] = []
+    for err in errors:
+        at = next((i for i, part in enumerate(err["loc"]) if union_member(part)), None)
+        if at is None:
+            out.append(err)
+        else:
+            groups.setdefault(tuple(err["loc"][:at]), []).append((at, err))
+    for place, members in groups.items():
+        deepest = max(len(e["loc"]) - at for at, e in members)
+        chosen = [(at, e) for at, e in members if len(e["loc"]) - at == deepest]
+        kind = PYTHON_TAG.get(type(chosen[0][1].get("input")), "?")
+        typed = [(at, e) for at, e in chosen
+                 if e["loc"][at] in (kind, f"constrained-{kind}") or str(e["loc"][at]).startswith(f"{kind}[")]
+        chosen = typed or chosen
+        trimmed = [{**e, "loc": (*e["loc"][:at], *e["loc"][at + 1:])} for at, e in chosen]
+        if len(trimmed) > 1 and all(e["loc"] == place for e in trimmed):
+            messages = [trimmed[0]["msg"]] + [e["msg"].removeprefix("Input should be ") for e in trimmed[1:]]
+            trimmed = [{**trimmed[0], "msg": " or ".join(messages)}]
+        out.extend(one_member(trimmed))
+    return out
+
+
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line per problem: 'train.optimizer.lr: Input should be greater than 0 (got -1)'."""
     lines = []
-    for err in exc.errors():
+    for err in one_member(exc.errors()):
         loc = ".".join(str(p) for p in err["loc"])
         where = ".".join(p for p in (prefix, loc) if p)
         got = f" (got {short_repr(err['input'])})" if err["type"] != "missing" and "input" in err else ""
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "model_type":  # not "a valid dictionary or instance of OptimizerConfig"
+            message = "expected a mapping of keys and values"
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key; check the spelling")
         elif not loc:  # a check across fields: its message names them, the input is the whole mapping
