@@ -375,18 +375,19 @@ class Study:
         self.spec.config.search.trials = trials
 
     def status(self) -> pd.DataFrame:
-        """One row per planned run: key, variant, status (done, running, waiting, failed, missing, new)."""
+        """One row per planned run: key, variant, status (done, running, waiting, failed, missing,
+        new) and a failed run's error."""
         import pandas as pd
 
         from visionstudy.study.manifest import has_manifest
         from visionstudy.study.status import study_status
 
         if not has_manifest(self.dir):  # never ran: nothing to look up, and nothing is created
-            return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": "new"}
+            return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": "new", "error": None}
                                  for r in self.spec.runs])
         view = study_status(str(self.dir), [], self.place.runs_dir, self.db)
-        return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": view.status[r.key]}
-                             for r in view.runs])
+        return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": view.status[r.key],
+                              "error": view.errors.get(r.key)} for r in view.runs])
 
     def results(self) -> pd.DataFrame:
         """One row per planned run: key, variant, seed, fold, finished, and its test metrics."""

@@ -522,6 +522,12 @@ def study_status(
     console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)
     if view.search:
         console.print(view.search, highlight=False)
+    if view.errors:
+        from visionstudy.study.status import failure_lines
+
+        err_console.print(f"{len(view.errors)} failed:", highlight=False)
+        for line in failure_lines(view.errors):
+            err_console.print(f"  {escape(line)}", highlight=False)
     if view.differs:
         err_console.print(f"[yellow]{escape(view.differs)}[/]", highlight=False)
     print_jobs(view.study_dir)

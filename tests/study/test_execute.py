@@ -196,6 +196,22 @@ def test_run_study_counts_a_failed_run(tmp_path):
     study = load_study(write(tmp_path, "nan", train=exploding))
     outcome = run_study(study, Placement(tmp_path / "runs"), progress=False)
     assert outcome.done == 0 and len(outcome.failed) == 1 and "baseline/seed-0" in outcome.failed[0][0]
+    # the error is kept where users look later: `study status`, the API's status, the study report
+    from visionstudy.api import Study
+    from visionstudy.report.run_report import ReportOptions
+    from visionstudy.report.study_report import build_study_report
+    from visionstudy.study.status import failure_lines, study_status
+
+    view = study_status(str(tmp_path / "runs" / "nan"), [], tmp_path / "runs", None)
+    assert view.status == {"baseline/seed-0": "failed"}
+    assert list(view.errors) == ["baseline/seed-0"] and "NaN or infinite" in view.errors["baseline/seed-0"]
+    assert failure_lines({"a/seed-0": "x", "a/seed-1": "x", "b/seed-0": "y"}) == [
+        "a/seed-0, a/seed-1: x", "b/seed-0: y"]
+    frame = Study.load(write(tmp_path, "nan", train=exploding), runs_dir=tmp_path / "runs").status()
+    assert frame.loc[0, "error"] == view.errors["baseline/seed-0"]
+    html = build_study_report(tmp_path / "runs" / "nan", tmp_path / "rep", ReportOptions(images=False))
+    assert "1 run failed: baseline/seed-0: the training loss became NaN or infinite" in (
+        html.parent / "report.md").read_text()
 
 
 def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):

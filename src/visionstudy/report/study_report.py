@@ -526,6 +526,19 @@ class StudyReportBuilder:
                                       children=b.sections(brief=many and variant not in full)))
         return s
 
+    def failures(self) -> dict[str, str]:
+        """The errors of the planned runs that failed (none when the database cannot be read: the
+        report is still written from the run folders)."""
+        from visionstudy.errors import StorageError
+        from visionstudy.study.status import study_failures
+
+        finished = {f"{v}/{k}" for v, runs in self.finished.items() for k, _ in runs}
+        try:
+            return study_failures(self.dir, self.db, [r.key for r in self.study.runs
+                                                      if r.key not in finished])
+        except StorageError:
+            return {}
+
     def build(self) -> Report:
         total = sum(len(r) for r in self.runs.values())
         done = sum(len(r) for r in self.finished.values())
@@ -533,6 +546,12 @@ class StudyReportBuilder:
         if done < total:
             banners.append(f"{total - done} of {total} runs have not finished; their variants are "
                            "summarised over the finished runs only.")
+        failed = self.failures()
+        if failed:
+            from visionstudy.study.status import failure_lines
+
+            banners.append(f"{len(failed)} run{'s' * (len(failed) > 1)} failed: "
+                           + "; ".join(failure_lines(failed)))
         planned = len(self.study.runs)
         if total < planned:
             banners.append(f"{planned - total} planned runs have not started.")

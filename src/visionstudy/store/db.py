@@ -619,6 +619,15 @@ class RunStore:
         return [r.trial_id for key, r in last.items()
                 if key in keys and r.state == TrialState.FAIL and r.value is None]
 
+    def failures(self, keys: Collection[str]) -> dict[str, str]:
+        """The error of each run among `keys` whose last trial failed with one (a stop or a lost
+        worker fails a trial without an error: it is queued again, not a failure)."""
+        from optuna.trial import TrialState
+
+        last = {row.key: row for row in self.rows("error")}  # lowest number first: the last wins
+        return {key: str(r.value) for key, r in last.items()
+                if key in keys and r.state == TrialState.FAIL and r.value is not None}
+
     def queue_copy(self, trial_id: int) -> None:
         """Queue a copy of a stopped trial (what Optuna's retry callback does after a failure)."""
         retry_callback(None)(self.study, self.storage.get_trial(trial_id))

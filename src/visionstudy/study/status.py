@@ -4,7 +4,7 @@ database and the run folders. Reads only: a study that never ran creates nothing
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,6 +40,7 @@ class StatusView:
     started: bool
     search: str | None = None  # the search's trials of how many were asked, when it has one
     differs: str | None = None  # how the study file given differs from the plan recorded in its folder
+    errors: dict[str, str] = field(default_factory=dict)  # failed run → its error
 
 
 def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | None) -> StatusView:
@@ -75,8 +76,31 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
         return StatusView(name, study_dir, variants, runs, fresh, False, differs=differs)
     from visionstudy.study.search import search_progress
 
-    return StatusView(name, study_dir, variants, runs, store.status(keys, on_disk), True,
-                      search_progress(place.url(name), name), differs)
+    status = store.status(keys, on_disk)
+    errors = store.failures([k for k, state in status.items() if state == "failed"])
+    return StatusView(name, study_dir, variants, runs, status, True,
+                      search_progress(place.url(name), name), differs, errors)
+
+
+def failure_lines(errors: dict[str, str], most: int = 5) -> list[str]:
+    """Failed runs as `study status` and the study report list them, runs with the same error
+    together: 'boom/seed-0, boom/seed-1: the training loss became NaN or infinite; ...'."""
+    from visionstudy.config import few
+
+    by_error: dict[str, list[str]] = {}
+    for key, error in errors.items():
+        by_error.setdefault(error, []).append(key)
+    lines = [f"{few(keys, 3)}: {error}" for error, keys in by_error.items()]
+    return lines[:most] + ([f"... and {len(lines) - most} other errors"] if len(lines) > most else [])
+
+
+def study_failures(study_dir: Path, db: str | None, keys: list[str]) -> dict[str, str]:
+    """The errors of the study's failed runs among `keys`, from its database (none if it has none)."""
+    from visionstudy.store.db import existing_store
+
+    url = Placement(study_dir.parent, db).url(study_dir.name)
+    store = existing_store(url, study_dir.name)
+    return store.failures(keys) if store else {}
 
 
 def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | None:
