@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import string
 from pathlib import Path
 
@@ -194,6 +195,12 @@ def test_imagefolder_with_split_folders(tmp_path):
                 Image.new("RGB", (10, 10), (i * 40, 0, 0)).save(make_dir / cls / f"{i}.png")
     raw = load_raw(DataConfig(dataset="imagefolder", path=tmp_path / "ds", image_size=8))
     assert len(raw.train) == 12 and len(raw.test) == 12 and raw.train.images.shape[-1] == 3
+    # a test class the training folder lacks: named with the training classes it could have been
+    (tmp_path / "ds" / "test" / "owl").mkdir()
+    Image.new("RGB", (10, 10)).save(tmp_path / "ds" / "test" / "owl" / "0.png")
+    with pytest.raises(DataError, match=re.escape(
+            "class 'owl' is not among the training classes (a, b, c in ")):
+        load_raw(DataConfig(dataset="imagefolder", path=tmp_path / "ds", image_size=8))
 
 
 def test_second_load_comes_from_the_cache(mnist_dir, monkeypatch):

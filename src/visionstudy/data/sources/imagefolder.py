@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionstudy.config import DataConfig
+from visionstudy.config import DataConfig, few
 from visionstudy.data.base import (
     DatasetSource,
     RawDataset,
@@ -87,7 +87,9 @@ class ImageFolder(DatasetSource):
             xs, ys = [], []
             for f, cls in list_images(folder):
                 if cls not in class_names:
-                    raise DataError(f"{f}: class {cls!r} is not among the training classes")
+                    raise DataError(f"{f}: class {cls!r} is not among the training classes "
+                                    f"({few(class_names, 8)} in {folders['train']}); every class of "
+                                    f"{split} needs images in the training folder too")
                 try:
                     xs.append(read_image(f, (size, size), channels))
                     ys.append(class_names.index(cls))
