@@ -208,6 +208,8 @@ def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
         run.report(tmp_path / "r", formats=["html", "doc"])
     with pytest.raises(vs.ConfigError, match="tsne_points: Input should be greater than or equal to 0"):
         run.report(tmp_path / "r", tsne_points=-3)  # was taken as 0 (no t-SNE) without a word
+    with pytest.raises(vs.ConfigError, match="seed: Input should be less than or equal to 4294967295"):
+        run.report(tmp_path / "r", seed=2**32)  # scikit-learn's t-SNE raised its own error
     assert not (tmp_path / "r").exists()
     for top_k in (0, "3"):  # 0 answered no classes at all, '3' raised a raw TypeError
         with pytest.raises(vs.ConfigError, match=f"top_k={top_k!r}: give a whole number, 1 or more"):

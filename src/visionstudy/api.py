@@ -210,7 +210,7 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
 
     from pydantic import ConfigDict, Field, ValidationError, create_model
 
-    from visionstudy.config import format_validation_error
+    from visionstudy.config import SEED_MAX, format_validation_error
     from visionstudy.report import ReportOptions
     from visionstudy.report.render import FORMATS
 
@@ -220,8 +220,8 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
         raise ConfigError(f"report({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
     hints = typing.get_type_hints(ReportOptions)
     counts = {"tsne_points", "seed", "gradcam", "misclassified"}  # 0: none (no t-SNE, no grid)
-    fields: dict[str, Any] = {k: (Annotated[hints[k], Field(ge=0)] if k in counts else hints[k], ...)
-                              for k in known if k in options}
+    fields: dict[str, Any] = {k: (Annotated[hints[k], Field(ge=0, le=SEED_MAX if k == "seed" else None)]
+                                  if k in counts else hints[k], ...) for k in known if k in options}
     checked = create_model("report", __config__=ConfigDict(strict=True), **fields)
     values: dict[str, Any] = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v
                               for k, v in options.items()}

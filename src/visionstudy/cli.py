@@ -46,6 +46,8 @@ def unwrapped_console(stderr: bool = False) -> Console:
 console = unwrapped_console()
 err_console = unwrapped_console(stderr=True)
 
+SEED_MAX = 2**32 - 1  # config.SEED_MAX, the largest seed numpy and torch take (config loads pydantic)
+SeedOpt = Annotated[int, typer.Option(help="seed of the random choices", min=0, max=SEED_MAX)]
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="offline mirror: the dataset's folder or a root of folders"),
@@ -157,7 +159,7 @@ def datasets_preview(
     count: Annotated[int, typer.Option(help="number of images", min=1, max=256)] = 32,
     from_: Annotated[str, typer.Option("--from", help="train, val or test images (augmentations apply to "
                                        "train only)")] = "train",
-    seed: int = 0,
+    seed: SeedOpt = 0,
     data_dir: DataDir = None,
     split: Annotated[str | None, typer.Option(help="dataset variant")] = None,
     path: Annotated[Path | None, typer.Option(help="imagefolder: the folder")] = None,
@@ -651,7 +653,7 @@ def report(
                                              min=0)] = 2000,
     images: Annotated[bool, typer.Option(help="figures that reload the dataset and checkpoint "
                                          "(samples, misclassified, Grad-CAM)")] = True,
-    seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices")] = 0,
+    seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices", min=0, max=SEED_MAX)] = 0,
     runs_dir: RunsDir = Path("runs"),
     db: Db = None,
     format_: Annotated[list[str] | None, typer.Option(

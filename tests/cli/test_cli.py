@@ -156,6 +156,17 @@ def test_report_and_predict_commands(digits_run, tmp_path):
     # a file that is not a checkpoint: tests/evaluate/test_predict.py, in process
 
 
+@pytest.mark.parametrize("command", [["report", "RUN"], ["datasets", "preview", "digits"]])
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_option_outside_the_seeds_numpy_takes_is_a_usage_error(digits_run, tmp_path, command, seed):
+    """`report --seed -1` and `datasets preview --seed 99999999999` ended in numpy's or
+    scikit-learn's traceback once the figures were drawn."""
+    args = [digits_run if a == "RUN" else a for a in command]
+    result = vs_here(*args, "--seed", seed, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "--seed" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_every_example_config_validates():
     from visionstudy.validate import load_config
 
