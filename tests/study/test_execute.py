@@ -98,6 +98,20 @@ def test_same_name_different_definition_is_refused(tmp_path):
         run_all(changed, elsewhere, progress=False)
 
 
+def test_no_more_workers_start_than_there_are_runs_to_train(tmp_path):
+    """`--workers 8` for a study with 2 runs left started 8 processes, 6 of which imported torch and
+    waited for nothing (a study with a search starts them all: its trials come after)."""
+    from visionstudy.study.execute import Driver
+
+    driver = Driver(8, "cpu", None, progress=False)
+    try:
+        outcome = run_study(load_study(write(tmp_path, "few", seeds=2)), Placement(tmp_path / "runs"),
+                            driver=driver)
+        assert outcome.done == 2 and driver.pool is not None and driver.pool.size == 2
+    finally:
+        driver.close()
+
+
 def test_kfold_runs_use_disjoint_validation_folds(tmp_path):
     study = load_study(write(tmp_path, "cv", cv={"folds": 3}))
     place = Placement(tmp_path / "runs")

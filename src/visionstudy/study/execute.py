@@ -263,9 +263,13 @@ class Driver:
         self.pool: Pool | None = None
         self.beat = 0.0
 
-    def get_pool(self) -> Pool:
+    def get_pool(self, jobs: int | None = None) -> Pool:
+        """The pool, started on first use with `workers` processes, or `jobs` where fewer runs are
+        to be trained (`--workers 8` for 2 runs starts 2, which share the cores: each idle one would
+        import torch for nothing)."""
         if self.pool is None:
-            self.pool = Pool(self.workers, self.device, self.data_dir, self.fork)
+            size = min(self.workers, jobs) if jobs else self.workers
+            self.pool = Pool(size, self.device, self.data_dir, self.fork)
         return self.pool
 
     def close(self) -> None:
@@ -298,7 +302,8 @@ class Driver:
             to_train = [by_key[k] for k, s in now.items() if s == "waiting"]
             if to_train:
                 check_data(to_train, self.data_dir)  # before any worker starts
-                self.get_pool()  # workers fork before the progress bar starts its thread
+                # workers fork before the progress bar starts its thread; a search trains after
+                self.get_pool(None if study.config.search else len(to_train))
             with progress_bar(self.progress, len(keys)) as bar:
                 while True:
                     if "waiting" in now.values():
