@@ -653,12 +653,13 @@ def one_member(errors: list[Any]) -> list[Any]:
         else:
             groups.setdefault(tuple(err["loc"][:at]), []).append((at, err))
     for place, members in groups.items():
-        deepest = max(len(e["loc"]) - at for at, e in members)
-        chosen = [(at, e) for at, e in members if len(e["loc"]) - at == deepest]
-        kind = PYTHON_TAG.get(type(chosen[0][1].get("input")), "?")
-        typed = [(at, e) for at, e in chosen
-                 if e["loc"][at] in (kind, f"constrained-{kind}") or str(e["loc"][at]).startswith(f"{kind}[")]
-        chosen = typed or chosen
+        depth: dict[str, int] = {}  # each member's deepest error
+        for at, e in members:
+            depth[e["loc"][at]] = max(depth.get(e["loc"][at], 0), len(e["loc"]) - at)
+        kind = PYTHON_TAG.get(type(members[0][1].get("input")), "?")
+        tags = [t for t, d in depth.items() if d == max(depth.values())]
+        tags = [t for t in tags if t in (kind, f"constrained-{kind}") or t.startswith(f"{kind}[")] or tags
+        chosen = [(at, e) for at, e in members if e["loc"][at] in tags]
         trimmed = [{**e, "loc": (*e["loc"][:at], *e["loc"][at + 1:])} for at, e in chosen]
         if len(trimmed) > 1 and all(e["loc"] == place for e in trimmed):
             messages = [trimmed[0]["msg"]] + [e["msg"].removeprefix("Input should be ") for e in trimmed[1:]]
