@@ -91,6 +91,14 @@ def test_a_set_run_resumes_and_writes_the_run_folder_like_an_image_run(tmp_path)
     assert saved["test_mse"] == pytest.approx(m["test_mse"])
     with np.load(tmp_path / "r" / "predictions.npz") as npz:
         assert npz["outputs"].shape == npz["targets"].shape == (40, 10, 1)
+    # the commands for image classifiers say so, each naming itself among them (export and demo
+    # said "predict and image figures are for image classifiers")
+    from tests.helpers import vs_here
+
+    for command in (["predict", tmp_path / "r", tmp_path / "x.png"], ["export", tmp_path / "r"]):
+        result = vs_here(*command)
+        assert result.returncode == 2 and "a regression run; predict, demo, export and the image " \
+            "figures are for image classifiers (`visionstudy report` gives" in " ".join(result.stderr.split())
 
 
 def test_users_own_sets_from_an_npz_file(tmp_path):

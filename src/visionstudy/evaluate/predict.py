@@ -73,8 +73,9 @@ def load_run_model(path: Path) -> tuple[Classifier, dict[str, Any], Path]:
     cfg = validate_run_config(dict(state["config"]), f"{ckpt} (embedded config)")
     meta = state.get("meta") or meta_from_run_dir(ckpt)
     if task_of_metrics(meta).model_kind != "image":
-        raise CheckpointError(f"{ckpt}: a {meta['task']} run; predict and image figures are for image "
-                              "classifiers")
+        raise CheckpointError(f"{ckpt}: a {meta['task']} run; predict, demo, export and the image "
+                              "figures are for image classifiers (`visionstudy report` gives its "
+                              "metrics and curves)")
     c, h, w = (int(v) for v in meta["image_shape"])
     net = create_model(cfg.model.name, c, len(meta["class_names"]), (h, w), skeleton=True,
                        **cfg.model.params())
