@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,10 +76,10 @@ def test_same_name_different_definition_is_refused(tmp_path):
     run_all(load_study(write(tmp_path, "clash")), place, progress=False)
     before = (tmp_path / "runs" / "clash" / "manifest.json").read_text()
     changed = load_study(write(tmp_path, "clash", train={**TINY["train"], "epochs": 3}))
-    # the folder's manifest names the runs and what changed in them
+    # a finished run keeps its definition: the folder's manifest names the runs and what changed
     with pytest.raises(StorageError, match=re.escape(
-            "clash was planned with another definition of 1 of these runs (baseline/seed-0; "
-            "baseline/seed-0 differs in train.epochs: 5 → 3); a study keeps one definition")):
+            "clash holds finished runs of another definition: 1 run (baseline/seed-0; baseline/seed-0 "
+            "differs in train.epochs: 5 → 3); a finished run keeps its definition")):
         run_all(changed, place, progress=False)
     assert (tmp_path / "runs" / "clash" / "manifest.json").read_text() == before
     # `study status` of the changed file shows the recorded plan, and says how the file differs
@@ -86,16 +87,60 @@ def test_same_name_different_definition_is_refused(tmp_path):
 
     view = study_status(str(tmp_path / "clash.yaml"), [], tmp_path / "runs", None)
     assert view.status == {"baseline/seed-0": "done"}
-    assert view.differs and "differs in train.epochs: 5 → 3" in view.differs
+    assert view.differs and "differs in train.epochs: 5 → 3); 1 of them finished, so `study run` " \
+        "refuses the change" in view.differs
     grown = write(tmp_path, "clash", variants={"baseline": {}, "bn": {"model": {"batch_norm": True}}})
     view = study_status(str(grown), [], tmp_path / "runs", None)
     assert view.differs == ("The study file adds 1 run not planned yet (bn/seed-0): `visionstudy study "
                             "run` plans and trains them")
     assert study_status(str(grown), [], tmp_path / "other", None).differs is None
-    # another folder on the same database: the database refuses it, by the runs' names
-    elsewhere = Placement(tmp_path / "elsewhere", db=place.url("clash"))
-    with pytest.raises(StorageError, match="already holds runs baseline/seed-0 with a different config"):
-        run_all(changed, elsewhere, progress=False)
+    # a run training in another process keeps its definition too: the database refuses it by name
+    store = RunStore(place.url("clash"), "clash")
+    (tmp_path / "runs" / "clash" / "baseline" / "seed-0" / "metrics.json").unlink()  # results gone
+    store.sync({"baseline/seed-0": load_study(write(tmp_path, "clash")).runs[0].config_hash}, {})
+    assert store.claim({"baseline/seed-0"}, os.getpid()) is not None  # queued again, and claimed
+    with pytest.raises(StorageError, match="already holds runs baseline/seed-0 with a different config, "
+                                           "finished or training"):
+        run_all(changed, Placement(tmp_path / "elsewhere", db=place.url("clash")), progress=False)
+
+
+def test_a_run_that_did_not_finish_takes_the_changed_definition(tmp_path):
+    """A study whose runs failed for a setting (a learning rate that diverges, too many folds) could
+    not be fixed in place: any change of a run's config was refused, finished or not. An unfinished
+    run now takes the new definition: its old progress is cleared and it trains anew."""
+    exploding = {**TINY["train"], "optimizer": {"name": "sgd", "lr": 1.0e6}}
+    place = Placement(tmp_path / "runs")
+    outcome = run_study(load_study(write(tmp_path, "fix", seeds=2, train=exploding)), place, progress=False)
+    assert outcome.done == 0 and len(outcome.failed) == 2
+    run_dir = tmp_path / "runs" / "fix" / "baseline" / "seed-0"
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["optimizer"]["lr"] == 1.0e6
+    # progress of another config, as a run stopped mid-way leaves it: resuming it would be refused
+    run_all(load_study(write(tmp_path, "other", train={**TINY["train"], "epochs": 1})), place, progress=False)
+    (run_dir / "checkpoints").mkdir()
+    shutil.copy(tmp_path / "runs" / "other" / "baseline" / "seed-0" / "checkpoints" / "last.pt",
+                run_dir / "checkpoints" / "last.pt")
+    from visionstudy.study.status import study_status
+
+    fixed = write(tmp_path, "fix", seeds=2)
+    assert study_status(str(fixed), [], tmp_path / "runs", None).differs.endswith(
+        "differs in train.optimizer.lr: 1000000.0 → 0.01, train.optimizer.name: 'sgd' → 'adam'); none "
+        "finished: `study run` trains them anew")
+    from visionstudy.study.execute import Driver
+
+    lines: list[str] = []
+
+    driver = Driver(1, "cpu", None, progress=False, echo=lines.append)
+    try:
+        outcome = run_study(load_study(fixed), place, driver=driver)
+    finally:
+        driver.close()
+    assert outcome.done == 2 and not outcome.failed
+    assert lines[0] == ("2 unfinished runs redefined by the study file (baseline/seed-0, baseline/seed-1): "
+                        "they train anew")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["optimizer"]["lr"] == 0.01
+    view = study_status(str(fixed), [], tmp_path / "runs", None)
+    assert view.status == {"baseline/seed-0": "done", "baseline/seed-1": "done"} and not view.errors
+    assert view.differs is None
 
 
 def test_no_more_workers_start_than_there_are_runs_to_train(tmp_path):

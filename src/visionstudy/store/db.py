@@ -412,17 +412,20 @@ class RunStore:
 
     # ----------------------------------------------------------------------------- planning
 
-    def sync(self, plan: dict[str, str], finished: Finished) -> int:
+    def sync(self, plan: dict[str, str], finished: Finished,
+             replace: Callable[[list[str]], None] | None = None) -> int:
         """Queue every planned run (key → config hash) not queued or running and without results
         on disk; `finished` holds runs whose folder has results (recorded as done without
         training), or is a function that reads them. A run recorded done whose results are gone
-        is queued again. Returns the number queued. A key already recorded with another config is
-        an error. The function is called after the records are read: a run another process
+        is queued again. Returns the number queued. A run whose last trial has another config
+        is an error where it finished or is training; otherwise the new config replaces the old
+        (`replace` is given the keys first: the caller clears their folders). The function is
+        called after the records are read: a run another process
         finishes meanwhile writes its results before it is recorded done, so it is never taken for
         one whose results were deleted (read before, the disk could miss them and the records
         show them done: the run trained twice)."""
         with self.planning():
-            return self.queue_missing(plan, finished)
+            return self.queue_missing(plan, finished, replace)
 
     @contextlib.contextmanager
     def planning(self) -> Iterator[None]:
@@ -449,7 +452,8 @@ class RunStore:
             finally:
                 con.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
-    def queue_missing(self, plan: dict[str, str], finished: Finished) -> int:
+    def queue_missing(self, plan: dict[str, str], finished: Finished,
+                      replace: Callable[[list[str]], None] | None = None) -> int:
         import optuna
         from optuna.trial import TrialState
 
@@ -458,14 +462,23 @@ class RunStore:
             self.fail_dead_local_workers()
             groups = self.run_records()
         finished = finished() if callable(finished) else finished  # the disk after the records
-        conflicts = [k for k, h in plan.items() for t in groups.get(k, []) if t.config_hash not in (None, h)]
-        if conflicts:
+        changed = [k for k, h in plan.items() if groups.get(k)
+                   and max(groups[k], key=lambda t: t.number).config_hash not in (None, h)]
+        kept = [k for k in changed
+                if k in finished or any(t.state == TrialState.RUNNING for t in groups[k])]
+        if kept:
             raise StorageError(
                 f"study '{self.study.study_name}' in {redact(self.url)} already holds runs "
-                f"{', '.join(sorted(set(conflicts))[:5])} with a different config; a study name "
-                "must keep one definition: rename the study (or the changed variants), or use "
-                "another --db / --runs-dir"
+                f"{', '.join(sorted(kept)[:5])} with a different config, finished or training; a "
+                "study name must keep one definition of them: rename the study (or the changed "
+                "variants), or use another --db / --runs-dir"
             )
+        if changed:  # failed, stopped or waiting: the new definition replaces the old one's trials
+            if replace is not None:
+                replace(changed)
+            for key in changed:
+                self.retire(key)
+                groups[key] = []  # an older definition's trials do not count
         queued = 0
         for key, h in plan.items():
             states = {t.state for t in groups.get(key, [])}
@@ -618,6 +631,16 @@ class RunStore:
         last = {row.key: row for row in self.rows("error")}  # lowest number first: the last wins
         return [r.trial_id for key, r in last.items()
                 if key in keys and r.state == TrialState.FAIL and r.value is None]
+
+    def retire(self, key: str) -> None:
+        """A run redefined before it finished: its queued trials of the old definition are failed
+        (a worker must not claim them); its failed ones stay as history."""
+        import optuna
+        from optuna.trial import TrialState
+
+        for row in self.rows("config_hash", TrialState.WAITING, key=key):
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                self.storage.set_trial_state_values(row.trial_id, state=TrialState.FAIL)
 
     def failures(self, keys: Collection[str]) -> dict[str, str]:
         """The error of each run among `keys` whose last trial failed with one (a stop or a lost

@@ -22,13 +22,20 @@ from typing import Any
 import yaml
 
 from visionstudy.config import check_device, few
-from visionstudy.errors import ConfigError, VisionStudyError
+from visionstudy.errors import ConfigError, StorageError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, recorded_url
 from visionstudy.store.reader import read_metrics
-from visionstudy.store.rundir import RunDir
-from visionstudy.study.manifest import MANIFEST, check_unchanged, from_study, has_manifest, write_manifest
+from visionstudy.store.rundir import RunDir, clear
+from visionstudy.study.manifest import (
+    MANIFEST,
+    changed_runs,
+    describe_change,
+    from_study,
+    has_manifest,
+    write_manifest,
+)
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
 from visionstudy.study.spec import RunSpec, Study
 
@@ -189,12 +196,19 @@ def load_study_dir(study_dir: Path, db: str | None = None) -> Study:
     return load_planned(raw, source, overrides, Placement(study_dir.parent, db))
 
 
-def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | None]]:
+def plan(study: Study, place: Placement,
+         echo: Callable[[str], None] | None = None) -> tuple[RunStore, dict[str, float | None]]:
     """Record the study (its file and manifest) and queue every run not finished in its database;
     returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
     study_dir = place.study_dir(study)
     check_study_folder(study_dir)
-    check_unchanged(study, study_dir)
+    changed = changed_runs(study, study_dir)
+    done = [r for r in changed if RunDir(study_dir / r.key).is_finished()]
+    if done:
+        raise StorageError(
+            f"{study_dir} holds finished runs of another definition: {describe_change(study_dir, done)}"
+            "; a finished run keeps its definition, so the study's results stay comparable: undo "
+            "the change, or give the changed study another name (--set name=...) or --runs-dir")
     store = RunStore(place.url(study), study.name)
     on_disk: dict[str, float | None] = {}
 
@@ -202,7 +216,16 @@ def plan(study: Study, place: Placement) -> tuple[RunStore, dict[str, float | No
         on_disk.update(finished_runs(study_dir, study.runs))
         return on_disk
 
-    store.sync({r.key: r.config_hash for r in study.runs}, read_disk)  # refuses a changed definition
+    def replace(keys: list[str]) -> None:  # unfinished runs redefined: their old progress goes
+        for key in keys:
+            if (study_dir / key).is_dir():
+                clear(RunDir(study_dir / key))
+        if echo and keys:
+            echo(f"{len(keys)} unfinished run{'s' * (len(keys) > 1)} redefined by the study file "
+                 f"({few(keys, 3)}): they train anew")
+
+    # refuses a changed definition of a run that finished or is training elsewhere
+    store.sync({r.key: r.config_hash for r in study.runs}, read_disk, replace)
     write_definition(study, study_dir)
     return store, on_disk
 
@@ -290,7 +313,7 @@ class Driver:
         study_dir = place.study_dir(study)
         if self.linger and self.fork:  # a pull worker: its workers import torch while it plans
             self.get_pool()
-        store, on_disk = plan(study, place)
+        store, on_disk = plan(study, place, self.echo)
         keys = [r.key for r in study.runs if selected(r.variant, only)]
         by_key = {r.key: r for r in study.runs}
         held: dict[int, Claim] = {}

@@ -169,25 +169,25 @@ def read_manifest(study_dir: Path) -> Manifest:
                           "again to rewrite it (finished runs are kept)") from None
 
 
-def check_unchanged(study: Study, study_dir: Path) -> None:
-    """A study folder keeps one definition: runs it planned before with another config are one error
-    naming them and what changed (the database refuses them too, but knows only their names)."""
+def changed_runs(study: Study, study_dir: Path) -> list[RunSpec]:
+    """The study's runs that its folder's manifest planned with another config (none when there
+    is no manifest, or it cannot be read: the database still knows each run's config hash)."""
+    if not has_manifest(study_dir):
+        return []
+    try:
+        before = {r.key: r.config_hash for r in read_manifest(study_dir).runs}
+    except ReportError:
+        return []
+    return [r for r in study.runs if before.get(r.key, r.config_hash) != r.config_hash]
+
+
+def describe_change(study_dir: Path, runs: list[RunSpec]) -> str:
+    """'3 runs (a/seed-0, ...; a/seed-0 differs in train.epochs: 1 → 2)': what the manifest has
+    for the first of `runs` against its new config."""
     from visionstudy.config import dump_config, few, identity
-    from visionstudy.errors import StorageError
     from visionstudy.store.rundir import changes
 
-    if not has_manifest(study_dir):
-        return
-    try:
-        before = {r.key: r for r in read_manifest(study_dir).runs}
-    except ReportError:  # unreadable: the database still refuses a changed run; the plan rewrites it
-        return
-    changed = [r for r in study.runs if r.key in before and before[r.key].config_hash != r.config_hash]
-    if not changed:
-        return
-    fields = changes(identity(before[changed[0].key].config), identity(dump_config(changed[0].config)))
-    raise StorageError(
-        f"{study_dir} was planned with another definition of {len(changed)} of these runs "
-        f"({few([r.key for r in changed], 3)}; {changed[0].key} differs in {few(fields, 4)}); a study "
-        "keeps one definition, so its results stay comparable: undo the change, or give the changed "
-        "study another name (--set name=...) or --runs-dir")
+    old = next(r.config for r in read_manifest(study_dir).runs if r.key == runs[0].key)
+    fields = changes(identity(old), identity(dump_config(runs[0].config)))
+    return (f"{len(runs)} run{'s' * (len(runs) > 1)} ({few([r.key for r in runs], 3)}; "
+            f"{runs[0].key} differs in {few(fields, 4)})")

@@ -104,16 +104,18 @@ def study_failures(study_dir: Path, db: str | None, keys: list[str]) -> dict[str
 
 
 def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | None:
-    """The study file against the plan its folder recorded: changed runs (which `study run` refuses)
-    and runs it adds (which `study run` plans), or None when they agree."""
+    """The study file against the plan its folder recorded: changed runs (`study run` refuses
+    the finished ones and trains the others anew) and runs it adds, or None when they agree."""
     from visionstudy.config import few
-    from visionstudy.errors import StorageError
-    from visionstudy.study.manifest import check_unchanged
+    from visionstudy.store.rundir import RunDir
+    from visionstudy.study.manifest import changed_runs, describe_change
 
-    try:
-        check_unchanged(study, study_dir)
-    except StorageError as exc:
-        return f"The study file differs: {exc}"
+    changed = changed_runs(study, study_dir)
+    if changed:
+        done = [r for r in changed if RunDir(study_dir / r.key).is_finished()]
+        verdict = (f"{len(done)} of them finished, so `study run` refuses the change (give the changed "
+                   "study another name)" if done else "none finished: `study run` trains them anew")
+        return f"The study file changes {describe_change(study_dir, changed)}; {verdict}"
     added = [r.key for r in study.runs if r.key not in planned]
     if added:
         return (f"The study file adds {len(added)} run{'s' * (len(added) > 1)} not planned yet "
