@@ -181,6 +181,17 @@ def test_kfold_runs_use_disjoint_validation_folds(tmp_path):
     assert max(len(d.val) for d in folds) - min(len(d.val) for d in folds) <= 3
 
 
+def test_more_folds_than_a_class_has_images_is_one_error_before_any_run_trains(tmp_path):
+    """It was one failure per run, 300 of them, each the same error."""
+    from visionstudy.errors import DataError
+
+    study = load_study(write(tmp_path, "cv300", cv={"folds": 300}))
+    with pytest.raises(DataError, match=re.escape("data.folds=300 (a study's cv.folds): classes [0, 1, 2, 3, "
+                                                  "4, 5, 6, 7, 8, 9] have fewer than 300 training samples")):
+        run_study(study, Placement(tmp_path / "runs"), progress=False)
+    assert not list((tmp_path / "runs" / "cv300").glob("baseline/*"))
+
+
 def test_interrupted_study_finishes_only_what_was_missing(tmp_path):
     path = write(tmp_path, "killme", seeds=2, variants=VARIANTS,  # runs of about a second each
                  data={"dataset": "digits", "max_train_samples": 300}, train={**TINY["train"], "epochs": 20})

@@ -112,8 +112,8 @@ def kfold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.nd
     small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < folds))]
     if small:
         raise DataError(
-            f"data.folds={folds}: classes {small} have fewer than {folds} training samples; "
-            "use fewer folds"
+            f"data.folds={folds} (a study's cv.folds): classes {small} have fewer than {folds} "
+            "training samples; use fewer folds"
         )
     kf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(np.sort(tr), np.sort(va)) for tr, va in kf.split(np.zeros(len(labels)), labels)]

@@ -251,6 +251,8 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
         if task_of(run.config).model_kind != "image":  # sets: generated or one small file
             continue
         whole = data.model_copy(update={"augment": [], "folds": None, "fold": None})  # what is loaded
+        if data.folds is not None:  # and its folds: more than a class has images is one error
+            whole = whole.model_copy(update={"folds": data.folds, "fold": 0})
         key = whole.model_dump_json()
         if key not in seen:
             seen.add(key)
