@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -65,9 +67,85 @@ def test_a_study_logs_each_run_once_and_its_report(tmp_path):
 
 
 def test_an_unknown_tracker_is_refused_before_training(tmp_path):
-    with pytest.raises(vs.ConfigError, match="--log wandb: not a tracker; choose from tensorboard, mlflow"):
-        vs.train(TINY, out=tmp_path / "run", log=["wandb"])
+    with pytest.raises(vs.ConfigError, match="--log neptune: not a tracker; choose from tensorboard, "
+                                             "mlflow, wandb"):
+        vs.train(TINY, out=tmp_path / "run", log=["neptune"])
     assert not (tmp_path / "run").exists()
+
+
+def wandb_records(folder: Path) -> list[Any]:
+    """The records of each offline W&B run under `folder`, read back from its transaction log
+    (run-*.wandb: a LevelDB-style log of 32 KiB blocks, each record a wandb_internal_pb2.Record;
+    `wandb sync` uploads exactly these), run by run in the order they were logged."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    runs = []
+    for path in sorted(folder.glob("wandb/offline-run-*/run-*.wandb")):
+        data, block, pos, pending, records = path.read_bytes(), 32768, 7, b"", []
+        assert data[:4] == b":W&B"
+        while pos + 7 <= len(data):
+            if block - pos % block < 7:  # a block's tail too short for a header is padding
+                pos += block - pos % block
+                continue
+            length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+            chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+            if kind == 0:
+                continue
+            pending = chunk if kind in (1, 2) else pending + chunk  # full, first | middle, last
+            if kind in (1, 4):
+                record = pb.Record()
+                record.ParseFromString(pending)
+                records.append(record)
+        runs.append(records)
+    return runs
+
+
+def wandb_run(records: list[Any]) -> dict[str, Any]:
+    """An offline W&B run as its name, project, group, config, history rows, summary and files."""
+    out: dict[str, Any] = {"history": [], "summary": {}, "files": []}
+    for r in records:
+        kind = r.WhichOneof("record_type")
+        if kind == "run":
+            out.update(name=r.run.display_name, project=r.run.project, group=r.run.run_group,
+                       config={i.key: json.loads(i.value_json) for i in r.run.config.update})
+        elif kind == "history":
+            row = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            out["history"].append({k: v for k, v in row.items() if not k.startswith("_")})
+        elif kind == "summary":
+            out["summary"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                                   for i in r.summary.update})
+        elif kind == "files":
+            out["files"] += [f.path for f in r.files.files]
+    return out
+
+
+def test_a_run_and_a_study_logged_to_wandb_offline_read_back(tmp_path, monkeypatch, caplog):
+    """Without an API key (none in the environment, no ~/.netrc) W&B logs offline, for `wandb
+    sync`: no login prompt and no network wait after the runs have trained."""
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc of this machine's user
+    logs = tmp_path / "wb"
+    run = vs.train(TINY, set={"train.epochs": 2}, out=tmp_path / "run", quiet=True, log=["wandb"],
+                   log_dir=logs)
+    assert "runs are logged offline; `wandb sync" in caplog.text
+    [logged] = [wandb_run(records) for records in wandb_records(logs)]
+    assert (logged["name"], logged["project"], logged["group"]) == (TINY["name"], "runs", "runs")
+    assert logged["config"]["train"]["epochs"] == 2 and logged["config"]["model"]["name"] == "cnn"
+    rows = history(run)
+    assert [h["epoch"] for h in logged["history"]] == [1, 2]
+    assert [h["val_accuracy"] for h in logged["history"]] == pytest.approx(
+        [float(r["val_accuracy"]) for r in rows])
+    assert logged["summary"]["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"])
+    assert "report.html" in logged["files"]  # beside W&B's own requirements.txt
+
+    spec = {"name": "wbstudy", **{k: TINY[k] for k in ("data", "model", "train")}, "seeds": 2}
+    study = vs.Study.load(spec, set={"train.epochs": 1}, runs_dir=tmp_path / "runs")
+    study.run(quiet=True, log=["wandb"], log_dir=tmp_path / "wbs", echo=lambda line: None)
+    runs = [wandb_run(records) for records in wandb_records(tmp_path / "wbs")]
+    assert sorted(r["name"] for r in runs) == ["baseline/seed-0", "baseline/seed-1", "study report"]
+    assert {r["project"] for r in runs} == {"wbstudy"}
+    assert "report.html" in next(r for r in runs if r["name"] == "study report")["files"]
 
 
 def test_a_search_opens_in_optuna_dashboard(tmp_path):
@@ -129,3 +207,21 @@ def test_a_log_dir_that_cannot_be_written_is_refused_before_training(tmp_path):
     with pytest.raises(vs.ConfigError, match="--log-dir .*: exists and is not a folder"):
         vs.train(TINY, out=tmp_path / "run", log=["mlflow"], log_dir=tmp_path / "file")
     assert not (tmp_path / "run").exists()
+
+
+def test_wandb_is_online_only_where_it_has_an_api_key(tmp_path, monkeypatch):
+    from visionstudy.track import wandb_mode
+
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert wandb_mode() == "offline"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password k3y\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert wandb_mode() == "online"  # `wandb login`'s entry
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert wandb_mode() == "offline"  # a key for another server
+    monkeypatch.setenv("WANDB_API_KEY", "k3y")
+    assert wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode() == "disabled"  # W&B's own switch wins

@@ -184,7 +184,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
           log_dir: str | Path | None = None) -> Run:
     """Train and evaluate one run, as `visionstudy train` does. `config`: a YAML file or a mapping;
     `set`: overrides ({'train.epochs': 5} or ['train.epochs=5']); `out`: the run folder (default
-    runs/<name>); `log`: trackers ('tensorboard', 'mlflow'), logged into `log_dir` with the run's
+    runs/<name>); `log`: trackers ('tensorboard', 'mlflow', 'wandb'), logged into `log_dir` with the run's
     report (reports/<name>). Returns the finished `Run` (None in the other processes of a
     data-parallel run, `train.devices > 1`: their rank 0 writes the run and returns it)."""
     from visionstudy.track import log_run, trackers
@@ -288,7 +288,7 @@ class Study:
         comma-separated as `--only`), then write the report; returns the outcome (total, done,
         failed, trained, seconds). Workers start from a forkserver (safe in a notebook that has run
         torch); failed runs are in `outcome.failed`.
-        `log`: trackers ('tensorboard', 'mlflow'): each run this call finished, then the report."""
+        `log`: trackers ('tensorboard', 'mlflow', 'wandb'): each run this call finished, then the report."""
         from visionstudy.config import check_count
         from visionstudy.store.rundir import RunDir
         from visionstudy.study import run_all, selected

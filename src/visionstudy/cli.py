@@ -56,9 +56,9 @@ NoVerify = Annotated[
     bool, typer.Option("--no-verify", help="accept files whose checksum differs (re-packed copy)")
 ]
 LogOpt = Annotated[list[str] | None, typer.Option(
-    "--log", help="log finished runs to a tracker: tensorboard or mlflow (repeatable)")]
+    "--log", help="log finished runs to a tracker: tensorboard, mlflow or wandb (repeatable)")]
 LogDir = Annotated[Path | None, typer.Option(
-    "--log-dir", help="where trackers log (default runs/tensorboard, mlruns)")]
+    "--log-dir", help="where trackers log (default runs/tensorboard, mlruns, runs/wandb)")]
 
 
 def data_config(name: str, **fields: Any) -> Any:

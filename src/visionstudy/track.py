@@ -1,7 +1,9 @@
-"""Experiment trackers, opt-in: `--log tensorboard` and `--log mlflow` for `train` and `study run`.
+"""Experiment trackers, opt-in: `--log tensorboard`, `--log mlflow` and `--log wandb` for `train`
+and `study run`.
 
     visionstudy train cfg.yaml --log tensorboard               # → runs/tensorboard/<run>/
     visionstudy study run recipe:quick --log mlflow            # → mlruns/ (MLflow's file store)
+    visionstudy study run recipe:quick --log wandb             # → W&B (offline without an API key)
     tensorboard --logdir runs/tensorboard;  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db
 
 Each run is logged from its folder once it has finished (the run folder is the record; a resumed
@@ -9,13 +11,17 @@ or retried run is logged once, a failed one not at all): its config as parameter
 every epoch's history row as metrics at that epoch, the final test metrics, and its report as an
 artifact when one was written. A study also logs its study report. TensorBoard gets scalars and
 the config as text (and a copy of the report in the run's log folder); MLflow gets a run per run in
-an experiment named after the study, with params, metric histories, metrics and artifacts.
+an experiment named after the study, with params, metric histories, metrics and artifacts; W&B a
+run per run in a project named after the study (config, history by epoch, summary, the report as a
+file), online where it has an API key, else offline under the log folder for `wandb sync`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,14 +35,16 @@ from visionstudy.errors import ConfigError
 from visionstudy.fsutil import claim_output
 from visionstudy.tasks.metrics import TRACKED
 
-KINDS = ("tensorboard", "mlflow")
-DEFAULT_DIRS = {"tensorboard": Path("runs") / "tensorboard", "mlflow": Path("mlruns")}
+log = logging.getLogger(__name__)
+
+KINDS = ("tensorboard", "mlflow", "wandb")
+DEFAULT_DIRS = {"tensorboard": Path("runs") / "tensorboard", "mlflow": Path("mlruns"), "wandb": Path("runs")}
 
 
 @dataclass(frozen=True)
 class Tracker:
-    kind: str  # tensorboard | mlflow
-    where: Path  # the log folder (TensorBoard) or the file store (MLflow)
+    kind: str  # tensorboard | mlflow | wandb
+    where: Path  # the log folder (TensorBoard), the file store (MLflow), W&B's `dir` (its wandb/ inside)
 
 
 def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[Tracker]:
@@ -47,13 +55,34 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
     for kind in dict.fromkeys(kinds or []):
         if kind not in KINDS:
             raise ConfigError(f"--log {kind}: not a tracker; choose from {', '.join(KINDS)}")
-        module = {"tensorboard": "tensorboard", "mlflow": "mlflow"}[kind]
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"--log {kind} needs {module}: pip install 'visionstudy[trackers]'")
+        if importlib.util.find_spec(kind) is None:
+            raise ConfigError(f"--log {kind} needs {kind}: pip install 'visionstudy[trackers]'")
         several = len(set(kinds or [])) > 1
         base = Path(log_dir) / kind if log_dir and several else (log_dir or DEFAULT_DIRS[kind])
         out.append(Tracker(kind, claim_output(Path(base), "--log-dir", own=lambda p: True, folder=True)))
+        if kind == "wandb" and wandb_mode() == "offline":
+            log.warning("--log wandb: no W&B API key here (WANDB_API_KEY or `wandb login`) and no "
+                        "WANDB_MODE: runs are logged offline; `wandb sync %s/offline-run-*` uploads "
+                        "them", out[-1].where / "wandb")
     return out
+
+
+def wandb_mode() -> str:
+    """W&B's WANDB_MODE where it is set; else online with an API key (WANDB_API_KEY, or the
+    ~/.netrc entry `wandb login` writes), else offline: never a login prompt or a network wait
+    after a run has trained."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or ""
+    try:
+        return "online" if netrc.netrc().authenticators(host) else "offline"
+    except (OSError, netrc.NetrcParseError):
+        return "offline"
 
 
 def flat_params(doc: dict[str, Any]) -> dict[str, str]:
@@ -78,9 +107,9 @@ def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Pa
     config = as_asked(read_config(run))
     history = read_history(folder.history) if folder.history.is_file() else []
     metrics = finite_metrics(read_metrics(run))
+    writers = {"tensorboard": log_tensorboard, "mlflow": log_mlflow, "wandb": log_wandb}
     for t in targets:
-        (log_tensorboard if t.kind == "tensorboard" else log_mlflow)(t.where, group, name, config, history,
-                                                                    metrics, report)
+        writers[t.kind](t.where, group, name, config, history, metrics, report)
 
 
 def log_tensorboard(where: Path, group: str, name: str, config: dict[str, Any],
@@ -137,6 +166,35 @@ def log_mlflow(where: Path, group: str, name: str, config: dict[str, Any],
     client.set_terminated(rid)
 
 
+def log_wandb(where: Path, group: str, name: str, config: dict[str, Any],
+              history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
+    run = wandb_run(where, group, name, config)
+    for row in history:
+        values = {k: v for k, v in row.items() if k != "epoch" and math.isfinite(v)}
+        run.log({**values, "epoch": int(row.get("epoch", 0))}, step=int(row.get("epoch", 0)))
+    run.summary.update(metrics)
+    if report is not None and report.is_file():
+        wandb_file(run, report)
+    run.finish()
+
+
+def wandb_run(where: Path, group: str, name: str, config: dict[str, Any] | None = None) -> Any:
+    import wandb
+
+    where.mkdir(parents=True, exist_ok=True)
+    return wandb.init(project=group, group=group, name=name, dir=str(where), config=config or {},
+                      mode=wandb_mode(), reinit="create_new",  # type: ignore[arg-type]
+                      settings=wandb.Settings(silent=True, console="off"))
+
+
+def wandb_file(run: Any, path: Path) -> None:
+    """A copy of `path` among the run's files (a file saved from elsewhere is symlinked, with a
+    warning that it must be saved again when it changes)."""
+    copy = Path(run.dir) / path.name
+    shutil.copy(path, copy)
+    run.save(str(copy), base_path=run.dir, policy="now")
+
+
 def mlflow_uri(where: Path) -> str:
     """MLflow's store in `where`: a SQLite file (MLflow 3 retired the plain-folder store) beside
     an artifacts folder; `mlflow ui --backend-store-uri` takes this URI."""
@@ -165,6 +223,10 @@ def log_study_report(report: Path, group: str, targets: list[Tracker]) -> None:
             folder = t.where / group / "study-report"
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy(report, folder / report.name)
+        elif t.kind == "wandb":
+            run = wandb_run(t.where, group, "study report")
+            wandb_file(run, report)
+            run.finish()
         else:
             client, experiment_id = mlflow_experiment(t.where, group)
             run = client.create_run(experiment_id, run_name="study report")
