@@ -349,7 +349,7 @@ def test_a_rerun_takes_the_recorded_plan_and_validates_only_the_runs_it_trains(t
     assert [k for k, _ in outcome.finished] == ["baseline/seed-2"]
     assert [r.key for r in again.spec.runs if "config" in r.__dict__] == ["baseline/seed-2"]
     changed = write(tmp_path, "again", seeds=3, train={**TINY["train"], "epochs": 2})
-    with pytest.raises(StorageError, match="planned with another definition of 3 of these runs"):
+    with pytest.raises(StorageError, match="holds finished runs of another definition: 3 runs"):
         Study.load(changed, runs_dir=runs).run(report=False, quiet=True)
     assert all(r.checked is not None for r in Study.load(changed, runs_dir=runs).spec.runs)
     assert all(r.checked is not None for r in Study.load(path, runs_dir=tmp_path / "elsewhere").spec.runs)
