@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import visionstudy as vs
-from tests.helpers import TINY, assert_user_error
+from tests.helpers import ROOT, TINY, assert_user_error
 from tests.helpers import vs as cli
 from visionstudy.study.launch import Jobs
 
@@ -124,6 +124,23 @@ def test_a_script_without_a_main_guard_runs_its_study_once(tmp_path):
     assert len((tmp_path / "ran.txt").read_text().splitlines()) == 1  # the script's own process only
     assert sorted(p.name for p in (tmp_path / "runs" / "guardless" / "baseline").glob("seed-*")) == [
         "seed-0", "seed-1"]
+
+
+def test_train_refuses_an_out_inside_a_study_even_with_force(tmp_path):
+    """`train --force --out runs/quick/baseline/seed-0` replaced a study's finished run with another
+    config, and the study's database, status and report took it as the study's."""
+    spec = {"name": "kept", **{k: TINY[k] for k in ("data", "model", "train")}}
+    study = vs.Study.load(spec, set={"train.epochs": 1}, runs_dir=tmp_path / "runs")
+    study.run(quiet=True, report=False, echo=lambda line: None)
+    run_dir = study.dir / "baseline" / "seed-0"
+    before = (run_dir / "metrics.json").read_bytes()
+    for out in (run_dir, study.dir / "extra"):
+        with pytest.raises(vs.ConfigError, match=r"inside the study folder .*kept, whose runs `visionstudy "
+                                                 r"study run` trains"):
+            vs.train(TINY, set={"train.epochs": 2}, out=out, force=True)
+    assert (run_dir / "metrics.json").read_bytes() == before and not (study.dir / "extra").exists()
+    assert_user_error(cli("train", ROOT / "examples" / "digits-quick.yaml", "--out", run_dir, "--force"),
+                      "inside the study folder")
 
 
 def test_recipes_datasets_and_models():

@@ -191,8 +191,16 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
 
     targets = trackers(log, Path(log_dir) if log_dir else None)  # a bad --log fails before training
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
-    from visionstudy.experiment import run_experiment  # torch: once the config is known to be good
+    from visionstudy.study.manifest import study_around
+
     path = Path(out) if out else Path("runs") / cfg.name
+    study_dir = study_around(path)
+    if study_dir is not None:  # even with --force: the study's database and report would not know
+        shown = os.path.relpath(study_dir)
+        shown = str(study_dir) if shown.startswith("..") else shown
+        raise ConfigError(f"--out {path}: inside the study folder {shown}, whose runs `visionstudy study "
+                          "run` trains (its database and report follow them); choose an --out outside it")
+    from visionstudy.experiment import run_experiment  # torch: once the config is known to be good
     data = Path(data_dir) if data_dir else None
     done = run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)
     if not done:  # rank > 0: rank 0 may still be writing metrics.json

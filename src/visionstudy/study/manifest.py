@@ -141,6 +141,20 @@ def has_manifest(study_dir: Path) -> bool:
     return (study_dir / MANIFEST).is_file()
 
 
+STUDY_RUN = "VISIONSTUDY_STUDY_RUN"  # set by a study's worker for the `train` process of a data-parallel run
+
+
+def study_around(path: Path) -> Path | None:
+    """The study folder that `path` lies in (below it: a variant's or a run's folder), if any,
+    unless the study itself trains it there (a data-parallel run is its own `visionstudy train`)."""
+    import os
+
+    p = Path(path).resolve()
+    if os.environ.get(STUDY_RUN) == str(p):
+        return None
+    return next((folder for folder in p.parents if has_manifest(folder)), None)
+
+
 _last_read: dict[Path, tuple[tuple[int, int], Manifest]] = {}  # the last manifest read, by its file's state
 
 
