@@ -171,11 +171,16 @@ def datasets_preview(
     from visionstudy.errors import ConfigError
     from visionstudy.fsutil import claim_output
     from visionstudy.report.figures import image_grid
+    from visionstudy.store.rundir import refuse_inside_run
 
     if from_ not in SPLITS:
         raise ConfigError(f"--from {from_}: choose from {', '.join(SPLITS)}")
     if augment and from_ != "train":
         raise ConfigError(f"--augment applies to training images; drop it or use --from train (not {from_})")
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: the grid is a PNG image; give a file ending in .png "
+                          f"(--out {out.with_suffix('.png')})")
+    refuse_inside_run(out, "--out", "previews")
     claim_output(out, "--out", own=is_preview, force=force)
     cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
     data = prepare(cfg, data_dir)
@@ -721,7 +726,9 @@ def predict(
 
     if gradcam is not None:
         from visionstudy.fsutil import claim_output
+        from visionstudy.store.rundir import refuse_inside_run
 
+        refuse_inside_run(gradcam, "--gradcam", "Grad-CAM overlays")
         claim_output(gradcam, "--gradcam", own=is_gradcam_folder, force=force, folder=True)
     predictor = load_predictor(checkpoint, resolve_accelerator(device))
     done = run_predict(predictor, images, top_k)

@@ -51,6 +51,8 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
     """--log values → trackers, each with its folder; unknown names and missing libraries are errors."""
     import importlib.util
 
+    from visionstudy.store.rundir import refuse_inside_run
+
     out = []
     for kind in dict.fromkeys(kinds or []):
         if kind not in KINDS:
@@ -59,6 +61,7 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
             raise ConfigError(f"--log {kind} needs {kind}: pip install 'visionstudy[trackers]'")
         several = len(set(kinds or [])) > 1
         base = Path(log_dir) / kind if log_dir and several else (log_dir or DEFAULT_DIRS[kind])
+        refuse_inside_run(Path(base), "--log-dir", "trackers")
         out.append(Tracker(kind, claim_output(Path(base), "--log-dir", own=lambda p: True, folder=True)))
         if kind == "wandb" and wandb_mode() == "offline":
             log.warning("--log wandb: no W&B API key here (WANDB_API_KEY or `wandb login`) and no "

@@ -167,6 +167,31 @@ def test_a_seed_option_outside_the_seeds_numpy_takes_is_a_usage_error(digits_run
     assert not (tmp_path / "out").exists()
 
 
+def test_no_output_option_writes_into_a_run_folder_even_with_force(digits_run, tmp_path):
+    """`predict --gradcam RUN/checkpoints --force` wrote overlays among the run's checkpoints and
+    `datasets preview --out RUN/x.png --force` a grid into the run, as `report` and `export` never
+    do; `--out grid.jpg` ended in matplotlib's traceback and `--out grid` wrote grid.png, saying grid."""
+    before = sorted(p.relative_to(digits_run) for p in digits_run.rglob("*"))
+    image = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(image)
+    for args, says in [
+        (["predict", digits_run, image, "--gradcam", digits_run / "checkpoints", "--force"],
+         "Grad-CAM overlays never write into runs"),
+        (["datasets", "preview", "digits", "--out", digits_run / "grid.png", "--force"],
+         "previews never write into runs"),
+        (["train", QUICK, "--out", tmp_path / "r", "--log", "tensorboard", "--log-dir", digits_run],
+         "trackers never write into runs"),
+        (["datasets", "preview", "digits", "--out", tmp_path / "grid.jpg"],
+         "the grid is a PNG image; give a file ending in .png"),
+        (["datasets", "preview", "digits", "--out", tmp_path / "grid"], "ending in .png"),
+    ]:
+        assert_user_error(vs_here(*args), says)
+    assert sorted(p.relative_to(digits_run) for p in digits_run.rglob("*")) == before
+    assert not list(tmp_path.glob("grid*")) and not (tmp_path / "r").exists()
+
+
 def test_every_example_config_validates():
     from visionstudy.validate import load_config
 

@@ -40,12 +40,9 @@ def check_out(out: Path, sources: list[Path], force: bool = False) -> None:
                 f"--out {out}: inside the run directory {src}; reports never write into runs. "
                 "Choose a folder outside it"
             )
-    from visionstudy.store.rundir import inside_run
+    from visionstudy.store.rundir import refuse_inside_run
 
-    run = inside_run(out)
-    if run is not None:
-        raise ReportError(f"--out {out}: inside the run folder {run}; reports never write into runs. "
-                          "Choose a folder outside it")
+    refuse_inside_run(out, "--out", "reports", ReportError)
     claim_output(out, "--out", own=is_report_folder, force=force, folder=True)
 
 

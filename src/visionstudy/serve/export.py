@@ -60,15 +60,12 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     an earlier export of this same run (its sidecar says so), or with `force`."""
     from visionstudy.evaluate.predict import load_predictor, preprocess
     from visionstudy.fsutil import file_mode, storage_error
-    from visionstudy.store.rundir import inside_run
+    from visionstudy.store.rundir import refuse_inside_run
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
     out = Path(out) if out else default_out(run, fmt)
-    holder = inside_run(out)
-    if holder is not None:
-        raise ConfigError(f"--out {out}: inside the run folder {holder}; exports never write into runs. "
-                          "Choose a path outside it")
+    refuse_inside_run(out, "--out", "exports")
     check_out(out, run, force)  # a read-only or impossible folder fails before the model is loaded
     predictor = load_predictor(run)
     pixels, real = parity_images(run, predictor.image_shape, data_dir)

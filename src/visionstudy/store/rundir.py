@@ -281,9 +281,20 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def inside_run(path: Path) -> Path | None:
-    """The run folder that `path` lies in (or is), if any: reports must never write into one."""
+    """The run folder that `path` lies in (or is), if any: outputs must never write into one."""
     p = Path(path).resolve()
     for folder in (p, *p.parents):
         if RunDir(folder).is_run():
             return folder
     return None
+
+
+def refuse_inside_run(path: Path, flag: str, what: str, error: type[Exception] | None = None) -> None:
+    """A command's output never goes into a run folder, whose files are the run's record: one error
+    naming the option, the run and `what` ('exports', 'reports', ...), raised as `error`."""
+    from visionstudy.errors import ConfigError
+
+    run = inside_run(path)
+    if run is not None:
+        raise (error or ConfigError)(f"{flag} {path}: inside the run folder {run}; {what} never write "
+                                     "into runs. Choose a path outside it")
