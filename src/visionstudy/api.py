@@ -191,7 +191,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
 
     targets = trackers(log, Path(log_dir) if log_dir else None)  # a bad --log fails before training
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
-    from visionstudy.study.manifest import study_around
+    from visionstudy.store.rundir import study_around
 
     path = Path(out) if out else Path("runs") / cfg.name
     study_dir = study_around(path)

@@ -30,6 +30,7 @@ from visionstudy.fsutil import ensure_dir, remove_partials, storage_error
 
 RESULT_FILES = ("config.yaml", "history.csv", "steps.csv", "metrics.json", "predictions.npz", "run.log")
 RUN_ENTRIES = {*RESULT_FILES, "checkpoints", "analysis", ".lock"}  # what a run folder may hold
+MANIFEST = "manifest.json"  # a study folder's recorded plan (study.manifest writes and reads it)
 
 
 class RunLockedError(VisionStudyError):
@@ -287,6 +288,18 @@ def inside_run(path: Path) -> Path | None:
         if RunDir(folder).is_run():
             return folder
     return None
+
+
+STUDY_RUN = "VISIONSTUDY_STUDY_RUN"  # set by a study's worker for the `train` process of a data-parallel run
+
+
+def study_around(path: Path) -> Path | None:
+    """The study folder (the one holding the study's manifest) that `path` lies in, if any, unless
+    the study itself trains it there (a data-parallel run is its own `visionstudy train`)."""
+    p = Path(path).resolve()
+    if os.environ.get(STUDY_RUN) == str(p):
+        return None
+    return next((folder for folder in p.parents if (folder / MANIFEST).is_file()), None)
 
 
 def refuse_inside_run(path: Path, flag: str, what: str, error: type[Exception] | None = None) -> None:

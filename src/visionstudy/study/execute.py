@@ -27,15 +27,8 @@ from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, recorded_url
 from visionstudy.store.reader import read_metrics
-from visionstudy.store.rundir import RunDir, clear
-from visionstudy.study.manifest import (
-    MANIFEST,
-    changed_runs,
-    describe_change,
-    from_study,
-    has_manifest,
-    write_manifest,
-)
+from visionstudy.store.rundir import MANIFEST, RunDir, clear
+from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
 from visionstudy.study.spec import RunSpec, Study
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import atomic_write_text
+from visionstudy.store.rundir import MANIFEST
 
 if TYPE_CHECKING:
     from visionstudy.study.spec import RunSpec, Study
 
-MANIFEST = "manifest.json"
 FORMAT = 1
 
 
@@ -139,20 +139,6 @@ def write_manifest(manifest: Manifest, study_dir: Path) -> Path:
 
 def has_manifest(study_dir: Path) -> bool:
     return (study_dir / MANIFEST).is_file()
-
-
-STUDY_RUN = "VISIONSTUDY_STUDY_RUN"  # set by a study's worker for the `train` process of a data-parallel run
-
-
-def study_around(path: Path) -> Path | None:
-    """The study folder that `path` lies in (below it: a variant's or a run's folder), if any,
-    unless the study itself trains it there (a data-parallel run is its own `visionstudy train`)."""
-    import os
-
-    p = Path(path).resolve()
-    if os.environ.get(STUDY_RUN) == str(p):
-        return None
-    return next((folder for folder in p.parents if has_manifest(folder)), None)
 
 
 _last_read: dict[Path, tuple[tuple[int, int], Manifest]] = {}  # the last manifest read, by its file's state

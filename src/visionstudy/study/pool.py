@@ -287,7 +287,7 @@ def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | Non
            "--device", device, *(["--resume"] if run.has_progress() else [])]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
-    from visionstudy.study.manifest import STUDY_RUN
+    from visionstudy.store.rundir import STUDY_RUN
 
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True,
