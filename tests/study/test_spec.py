@@ -147,6 +147,9 @@ def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fiel
     ({"sweep": {"from": "nope", "train.epochs": [2]}}, "sweep.from 'nope' is not a variant"),
     ({"sweep": {"model.hidden.3": [2]}}, "model.hidden must be a list with an element 3"),
     ({"variants": {"a": {}}, "cv": {"folds": 2, "variants": ["b"]}}, "cv.variants: b not variants"),
+    # a sweep without keys said "variant name '' names a folder"
+    ({"sweep": {"mode": "grid"}}, "sweep: names no key to vary; give dotted keys with lists of values"),
+    ({"variants": {"a": {}, "b": {}}, "ladder": ["a", "zz"]}, "ladder: 'zz' is not a variant; choose from a, b"),
 ])
 def test_bad_sweep_origins_indices_and_cv_variants(tmp_path, fields, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):

@@ -231,6 +231,9 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
     if origin is not None and origin not in explicit:
         raise ConfigError(f"{source}: sweep.from {origin!r} is not a variant; choose one of "
                           f"{', '.join(explicit) or '(no variants defined)'}")
+    if not block:
+        raise ConfigError(f"{source}: sweep: names no key to vary; give dotted keys with lists of values "
+                          "(train.optimizer.lr: [1.0e-3, 1.0e-2])")
     for key, values in block.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: sweep.{key}: give a non-empty list of values")
@@ -322,7 +325,8 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
         known = dict(variants)
         stray = [n for n in cfg.ladder if n not in known]
         if stray or len(set(cfg.ladder)) != len(cfg.ladder) or len(cfg.ladder) < 2:
-            why = (f"{', '.join(map(repr, stray))} {'is' if len(stray) == 1 else 'are'} not variants; "
+            verb = "is not a variant" if len(stray) == 1 else "are not variants"
+            why = (f"{', '.join(map(repr, stray))} {verb}; "
                    f"choose from {', '.join(known)}" if stray else
                    "names a variant twice" if len(set(cfg.ladder)) != len(cfg.ladder) else
                    "needs at least two variants")
