@@ -149,7 +149,8 @@ def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fiel
     ({"variants": {"a": {}}, "cv": {"folds": 2, "variants": ["b"]}}, "cv.variants: b not variants"),
     # a sweep without keys said "variant name '' names a folder"
     ({"sweep": {"mode": "grid"}}, "sweep: names no key to vary; give dotted keys with lists of values"),
-    ({"variants": {"a": {}, "b": {}}, "ladder": ["a", "zz"]}, "ladder: 'zz' is not a variant; choose from a, b"),
+    ({"variants": {"a": {}, "b": {}}, "ladder": ["a", "zz"]},
+     "ladder: 'zz' is not a variant; choose from a, b"),
 ])
 def test_bad_sweep_origins_indices_and_cv_variants(tmp_path, fields, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
