@@ -297,3 +297,51 @@ def test_numbers_are_written_by_magnitude_in_the_page_and_the_csv():
         ["49", "12,345", "0.5000", "1.0000", "0.00012", "0.0244"]
     assert [csv_value(v) for v in (49.0, 0.02444444444444449, 3.3e-05, None, float("nan"), "x")] == \
         [49, 0.0244, 3.3e-05, "", "", "x"]
+
+
+def test_set_runs_are_reported_and_compared_by_their_own_metrics(digits_run, tmp_path):
+    """A set (regression) run's report warned 'incomplete run — predictions.npz is unreadable (no
+    'logits' array)'; two of them compared in a table of classification columns, all '–', and an
+    empty accuracy panel; a set run beside an image run was compared too."""
+    from visionstudy.experiment import run_experiment
+    from visionstudy.validate import validate_run_config
+
+    sets = {"name": "s", "data": {"dataset": "sets", "sets": {"train": 100, "val": 20, "test": 20}},
+            "model": {"name": "deepsets", "layers": 2, "width": 8},
+            "train": {"epochs": 2, "batch_size": 32}}
+    runs = []
+    for width in (4, 8):
+        cfg = validate_run_config({**sets, "model": {**sets["model"], "width": width}})
+        run_experiment(cfg, tmp_path / f"w{width}", quiet=True)
+        runs.append(tmp_path / f"w{width}")
+    opts = ReportOptions(images=False, tsne_points=0)
+    one = (build_report([runs[0]], tmp_path / "one", opts).parent / "report.md").read_text()
+    assert "incomplete run" not in one and "test MSE" in one
+    both = build_report(runs, tmp_path / "both", opts).parent
+    table = read_csv(both / "tables" / "comparison.csv")
+    assert list(table[0])[:5] == ["run", "model", "test MSE", "validation MSE", "train MSE"]
+    for row, path in zip(table, runs, strict=True):
+        mse = json.loads((path / "metrics.json").read_text())["test_mse"]
+        assert float(row["test MSE"]) == pytest.approx(mse, abs=1e-4)  # the CSV's 4 decimals
+    text = (both / "report.md").read_text()
+    assert "incomplete run" not in text and "Loss per epoch of every run" in text
+    assert "tested on different data" not in text
+    with pytest.raises(ReportError, match=r"runs of different tasks cannot share one comparison: "
+                                          r".*\(classification\), .*\(regression\); report each task's "
+                                          r"runs apart"):
+        build_report([digits_run, runs[0]], tmp_path / "mixed", opts)
+    assert not (tmp_path / "mixed").exists()
+
+
+def test_runs_on_different_data_are_compared_with_a_warning(digits_run, tmp_path):
+    from visionstudy.experiment import run_experiment
+    from visionstudy.validate import validate_run_config
+
+    cfg = validate_run_config({"name": "two", "data": {"dataset": "digits", "classes": ["0", "1"]},
+                               "model": {"name": "cnn", "channels": [4]}, "train": {"epochs": 1}})
+    run_experiment(cfg, tmp_path / "two", quiet=True)
+    html = build_report([digits_run, tmp_path / "two"], tmp_path / "rep",
+                        ReportOptions(images=False, tsne_points=0))
+    text = (html.parent / "report.md").read_text()
+    assert "The runs were tested on different data (dataset digits: " in text
+    assert "dataset digits, classes ['0', '1']: two): their numbers share no test set." in text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from visionstudy.errors import ReportError
 from visionstudy.fsutil import claim_output, writing
-from visionstudy.report.compare import compare_report
+from visionstudy.report.compare import compare_report, one_task
 from visionstudy.report.drawing import drawing_in_background
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, run_report
@@ -60,6 +60,8 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
     start = time.perf_counter()
     labels = unique_labels(paths) if len(paths) > 1 else [None]
     arts = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
+    if len(arts) > 1:
+        one_task(arts)  # runs of several tasks are refused before anything is written
     check_out(out, paths, opts.force)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)

@@ -164,18 +164,26 @@ def step_curves(steps: Sequence[dict[str, float]], history: Sequence[dict[str, f
 
 
 def overlaid_curves(runs: Sequence[tuple[str, Sequence[dict[str, float]]]]) -> Figure:
-    """Validation (solid) and training (dashed) loss and accuracy of several runs on shared axes."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    """Validation (solid) and training (dashed) loss and accuracy of several runs on shared axes:
+    accuracy only where a run has one (not a regression's), a marker where a run has one epoch."""
+    keys = [k for k in ("loss", "accuracy") if any(math.isfinite(r.get(f"val_{k}", math.nan))
+                                                   or math.isfinite(r.get(f"train_{k}", math.nan))
+                                                   for _, history in runs for r in history)] or ["loss"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 4.2), squeeze=False)
     colors = class_colors(max(len(runs), 1))
     for (label, history), color in zip(runs, colors, strict=False):
         epochs = [r["epoch"] for r in history]
-        for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
-            ax.plot(epochs, [r[f"val_{key}"] for r in history], "-", color=color, label=label)
-            ax.plot(epochs, [r[f"train_{key}"] for r in history], "--", color=color, alpha=0.6)
-    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        style = {"marker": "o", "ms": 6} if len(epochs) == 1 else {}  # a lone point has no line
+        for ax, key in zip(axes[0], keys, strict=True):
+            ax.plot(epochs, [r.get(f"val_{key}", math.nan) for r in history], "-", color=color, label=label,
+                    **style)
+            ax.plot(epochs, [r.get(f"train_{key}", math.nan) for r in history], "--", color=color,
+                    alpha=0.6, **style)
+    for ax, key in zip(axes[0], keys, strict=True):
         ax.set(xlabel="epoch", ylabel=key, title=f"{key.capitalize()} (solid: validation, dashed: train)")
+        epoch_ticks(ax)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="lower right")
+    axes[0][-1].legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 

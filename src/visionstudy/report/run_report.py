@@ -73,7 +73,8 @@ class Evaluated:
 
 
 def evaluated(art: RunArtifacts) -> Evaluated | None:
-    if art.predictions is None or "logits" not in art.predictions:  # a regression run has outputs
+    """A classifier's test predictions measured (None for other tasks, or predictions it lacks)."""
+    if art.predictions is None or not {"logits", "labels", "class_names"} <= set(art.predictions):
         return None
     p = art.predictions
     names = [str(c) for c in p["class_names"]]
@@ -183,10 +184,17 @@ class RunReportBuilder:
         return f"{self.prefix.replace('/', '_')}_{stem}.csv" if self.prefix else f"{stem}.csv"
 
     def banners(self) -> list[str]:
-        if not self.art.missing:
+        missing = list(self.art.missing)
+        if self.art.metrics and self.art.predictions is not None:
+            from visionstudy.tasks import task_of_metrics
+
+            lacking = [k for k in task_of_metrics(self.art.metrics).prediction_keys
+                       if k not in self.art.predictions]
+            if lacking:
+                missing.append(f"predictions.npz lacks {', '.join(map(repr, lacking))}")
+        if not missing:
             return []
-        return [f"{self.art.label}: incomplete run — missing " + "; ".join(self.art.missing)
-                + ". Showing what exists."]
+        return [f"{self.art.label}: incomplete run — missing {'; '.join(missing)}. Showing what exists."]
 
     # ------------------------------------------------------------------------------ sections
 

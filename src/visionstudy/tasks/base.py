@@ -49,6 +49,7 @@ class Task(ABC, Generic[D]):
     default_monitor: ClassVar[str]  # validation metric for the best checkpoint when not configured
     model_kind: ClassVar[str]  # the kind of registered model it trains ("image" or "set")
     sections: ClassVar[tuple[str, ...]]  # report sections that apply to its runs
+    prediction_keys: ClassVar[tuple[str, ...]]  # the arrays of its runs' predictions.npz
 
     @property
     def headline(self) -> str:

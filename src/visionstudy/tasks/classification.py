@@ -27,6 +27,7 @@ class Classification(Task["PreparedData"]):
     default_monitor = "val_accuracy"
     model_kind = "image"
     sections = ("curves", "confusion", "per_class", "roc", "tsne", "images", "gradcam")
+    prediction_keys = ("logits", "labels", "class_names")
 
     def prepare(self, cfg: RunConfig, data_dir: Path | None) -> PreparedData:
         from visionstudy.data import prepare

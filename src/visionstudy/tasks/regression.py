@@ -27,6 +27,7 @@ class SetRegression(Task["SetData"]):
     default_monitor = "val_loss"
     model_kind = "set"
     sections = ("curves",)
+    prediction_keys = ("outputs", "targets")
 
     def refuse(self, cfg: RunConfig) -> list[str]:
         t, out = cfg.train, []
