@@ -488,14 +488,18 @@ def curves_png(history: pd.DataFrame) -> str | None:
         return None
     from visionstudy.report.figures import plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(7, 2.4))
-    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
-        for split, style in (("train", "-o"), ("val", "-o")):
-            column = f"{split}_{key}"
-            if column in history and history[column].notna().any():
-                ax.plot(history["epoch"], history[column], style, ms=3, label=split)
+    def has(column: str) -> bool:
+        return column in history and bool(history[column].notna().any())
+
+    keys = [k for k in ("loss", "accuracy") if has(f"train_{k}") or has(f"val_{k}")] or ["loss"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.5 * len(keys), 2.4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):  # no accuracy panel for a set (regression) run
+        for split in ("train", "val"):
+            if has(f"{split}_{key}"):
+                ax.plot(history["epoch"], history[f"{split}_{key}"], "-o", ms=3, label=split)
         ax.set(xlabel="epoch", title=key)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -91,6 +91,15 @@ def test_a_set_run_resumes_and_writes_the_run_folder_like_an_image_run(tmp_path)
     assert saved["test_mse"] == pytest.approx(m["test_mse"])
     with np.load(tmp_path / "r" / "predictions.npz") as npz:
         assert npz["outputs"].shape == npz["targets"].shape == (40, 10, 1)
+    # its notebook display: no accuracy panel left empty (matplotlib warned of a legend without lines)
+    import warnings
+
+    import visionstudy as vs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shown = vs.Run(tmp_path / "r")._repr_html_()
+    assert "test MSE" in shown and "data:image/png;base64," in shown
     # the commands for image classifiers say so, each naming itself among them (export and demo
     # said "predict and image figures are for image classifiers")
     from tests.helpers import vs_here
