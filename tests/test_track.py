@@ -129,6 +129,9 @@ def test_a_run_and_a_study_logged_to_wandb_offline_read_back(tmp_path, monkeypat
     run = vs.train(TINY, set={"train.epochs": 2}, out=tmp_path / "run", quiet=True, log=["wandb"],
                    log_dir=logs)
     assert "runs are logged offline; `wandb sync" in caplog.text
+    import wandb
+
+    wandb.teardown()  # W&B's service process writes the run's log on its own; a process's exit waits
     [logged] = [wandb_run(records) for records in wandb_records(logs)]
     assert (logged["name"], logged["project"], logged["group"]) == (TINY["name"], "runs", "runs")
     assert logged["config"]["train"]["epochs"] == 2 and logged["config"]["model"]["name"] == "cnn"
@@ -142,6 +145,7 @@ def test_a_run_and_a_study_logged_to_wandb_offline_read_back(tmp_path, monkeypat
     spec = {"name": "wbstudy", **{k: TINY[k] for k in ("data", "model", "train")}, "seeds": 2}
     study = vs.Study.load(spec, set={"train.epochs": 1}, runs_dir=tmp_path / "runs")
     study.run(quiet=True, log=["wandb"], log_dir=tmp_path / "wbs", echo=lambda line: None)
+    wandb.teardown()
     runs = [wandb_run(records) for records in wandb_records(tmp_path / "wbs")]
     assert sorted(r["name"] for r in runs) == ["baseline/seed-0", "baseline/seed-1", "study report"]
     assert {r["project"] for r in runs} == {"wbstudy"}

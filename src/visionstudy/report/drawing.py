@@ -40,7 +40,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-DPI = 150  # PNG resolution; the vector copies (PDF for LaTeX, SVG on request) carry print quality
 MAX_WORKERS = 4  # drawing processes at most (a 50-variant study report keeps 4 busy)
 Jobs = list[tuple[Path, dict[str, Any]]]  # (file, savefig options) per copy of one figure
 Sketch = Callable[[], Figure]  # a figure function with its data bound: drawn where it is written
@@ -65,6 +64,8 @@ def write_files(fig: Figure, jobs: Jobs) -> None:
 def figure_jobs(fig: Figure, folder: Path, stem: str, pdf: bool, svg: bool) -> Jobs:
     """`stem`.png (150 dpi), and when asked `stem`.pdf (vector, for LaTeX) and `stem`.svg (not
     for image grids: one raster mosaic)."""
+    from visionstudy.report.figures import DPI  # the vector copies (PDF for LaTeX, SVG) carry print quality
+
     jobs: Jobs = [(folder / f"{stem}.png", {"dpi": DPI})]
     if svg and not is_mosaic(fig):
         jobs.append((folder / f"{stem}.svg", {}))

@@ -24,6 +24,7 @@ from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
 TICK_CHARS = 14  # class names up to this long label ticks; longer ones get indices and a key
 ANNOTATE = 20  # up to this many classes, confusion-matrix cells show their values
 CELL = 0.2  # inches per class on class axes: a 7-pt name fits, 100 classes make a 22-inch figure
+DPI = 150  # the PNGs' resolution (report.drawing writes them at it; label_points measures at it)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
                      "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
                      "text.parse_math": False})  # class names such as "$$" or "a$b^$c" are plain text
@@ -276,6 +277,7 @@ def cost_scatter(points: Sequence[tuple[str, float, float | None, float | None, 
         else:
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
             ax.xaxis.set_major_formatter(CountFormatter() if log else FuncFormatter(plain_tick))
+            ax.xaxis.set_major_locator(MaxNLocator(5))  # close counts (13.82k, 13.84k, ...) crowded
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel.capitalize()} vs {xlabel}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -303,6 +305,15 @@ def label_points(ax: Any, points: Sequence[tuple[float, float] | None], names: S
     inside the axes and covers no other name and no other point; False where some name finds no
     such place (the names placed before it stay: the caller removes them). Call after the
     figure's layout: it measures the drawn texts."""
+    fig, shown = ax.figure, ax.figure.dpi
+    fig.set_dpi(DPI)  # measured as the PNG is drawn: text widths do not scale exactly with the dpi
+    try:
+        return place_labels(ax, points, names)
+    finally:
+        fig.set_dpi(shown)
+
+
+def place_labels(ax: Any, points: Sequence[tuple[float, float] | None], names: Sequence[str]) -> bool:
     from matplotlib.transforms import Bbox
 
     renderer = ax.figure.canvas.get_renderer()
