@@ -229,3 +229,24 @@ def test_wandb_is_online_only_where_it_has_an_api_key(tmp_path, monkeypatch):
     assert wandb_mode() == "online"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_mode() == "disabled"  # W&B's own switch wins
+
+
+def test_a_tracker_that_fails_costs_its_record_only(tmp_path, monkeypatch, caplog):
+    """W&B's server out of reach raised its CommError after the run had trained: a traceback, and a
+    study stopped at its first finished run. Now one warning; the other trackers still log."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import visionstudy.track as track
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("the tracking server is out of reach\nsecond line")
+
+    monkeypatch.setattr(track, "log_mlflow", unreachable)
+    logs = tmp_path / "logs"
+    run = vs.train(TINY, set={"train.epochs": 1}, out=tmp_path / "run", quiet=True,
+                   log=["mlflow", "tensorboard"], log_dir=logs)
+    assert run.metrics["epochs_run"] == 1
+    assert (f"--log mlflow: {TINY['name']} was not logged (ConnectionError: the tracking server is out of "
+            f"reach); it is kept in {tmp_path / 'run'}") in caplog.text
+    tb = EventAccumulator(str(logs / "tensorboard" / "runs" / TINY["name"])).Reload()
+    assert [e.step for e in tb.Scalars("accuracy/val")] == [1]

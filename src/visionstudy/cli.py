@@ -46,8 +46,6 @@ def unwrapped_console(stderr: bool = False) -> Console:
 console = unwrapped_console()
 err_console = unwrapped_console(stderr=True)
 
-SEED_MAX = 2**32 - 1  # config.SEED_MAX, the largest seed numpy and torch take (config loads pydantic)
-SeedOpt = Annotated[int, typer.Option(help="seed of the random choices", min=0, max=SEED_MAX)]
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="offline mirror: the dataset's folder or a root of folders"),
@@ -159,20 +157,21 @@ def datasets_preview(
     count: Annotated[int, typer.Option(help="number of images", min=1, max=256)] = 32,
     from_: Annotated[str, typer.Option("--from", help="train, val or test images (augmentations apply to "
                                        "train only)")] = "train",
-    seed: SeedOpt = 0,
+    seed: Annotated[int, typer.Option(help="seed of the random choice (0 to 2^32 - 1)")] = 0,
     data_dir: DataDir = None,
     split: Annotated[str | None, typer.Option(help="dataset variant")] = None,
     path: Annotated[Path | None, typer.Option(help="imagefolder: the folder")] = None,
     no_verify: NoVerify = False,
 ) -> None:
     """Write a labelled grid of random images of a split (train: plain or augmented; val; test)."""
+    from visionstudy.config import SEED_MAX, check_count
     from visionstudy.data import build_pipeline, prepare
     from visionstudy.data.preview import PREVIEW_TAG, SPLITS, is_preview, sample_grid
     from visionstudy.errors import ConfigError
-    from visionstudy.fsutil import claim_output
     from visionstudy.report.figures import image_grid
-    from visionstudy.store.rundir import refuse_inside_run
+    from visionstudy.store.rundir import claim_destination
 
+    seed = check_count(seed, "--seed", least=0, most=SEED_MAX)
     if from_ not in SPLITS:
         raise ConfigError(f"--from {from_}: choose from {', '.join(SPLITS)}")
     if augment and from_ != "train":
@@ -180,8 +179,7 @@ def datasets_preview(
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {out}: the grid is a PNG image; give a file ending in .png "
                           f"(--out {out.with_suffix('.png')})")
-    refuse_inside_run(out, "--out", "previews")
-    claim_output(out, "--out", own=is_preview, force=force)
+    claim_destination(out, "--out", "previews", own=is_preview, force=force)
     cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
     data = prepare(cfg, data_dir)
     images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed, from_)
@@ -658,7 +656,7 @@ def report(
                                              min=0)] = 2000,
     images: Annotated[bool, typer.Option(help="figures that reload the dataset and checkpoint "
                                          "(samples, misclassified, Grad-CAM)")] = True,
-    seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices", min=0, max=SEED_MAX)] = 0,
+    seed: Annotated[int, typer.Option(help="seed for t-SNE and image choices (0 to 2^32 - 1)")] = 0,
     runs_dir: RunsDir = Path("runs"),
     db: Db = None,
     format_: Annotated[list[str] | None, typer.Option(
@@ -668,6 +666,7 @@ def report(
         help="write into an existing --out folder that holds no report")] = False,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
+    from visionstudy.config import SEED_MAX, check_count
     from visionstudy.errors import ConfigError
     from visionstudy.report import ReportOptions, build_report
     from visionstudy.report.render import FORMATS
@@ -677,6 +676,7 @@ def report(
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
+    seed = check_count(seed, "--seed", least=0, most=SEED_MAX)
     opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images,
                          formats=formats, progress=True, force=force)
     first = Path(paths[0])
@@ -725,11 +725,10 @@ def predict(
     from visionstudy.experiment import resolve_accelerator
 
     if gradcam is not None:
-        from visionstudy.fsutil import claim_output
-        from visionstudy.store.rundir import refuse_inside_run
+        from visionstudy.store.rundir import claim_destination
 
-        refuse_inside_run(gradcam, "--gradcam", "Grad-CAM overlays")
-        claim_output(gradcam, "--gradcam", own=is_gradcam_folder, force=force, folder=True)
+        claim_destination(gradcam, "--gradcam", "Grad-CAM overlays", own=is_gradcam_folder, force=force,
+                          folder=True)
     predictor = load_predictor(checkpoint, resolve_accelerator(device))
     done = run_predict(predictor, images, top_k)
     if done.results:

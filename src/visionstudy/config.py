@@ -358,12 +358,14 @@ def check_device(device: str) -> str:
     return device
 
 
-def check_count(value: Any, what: str, least: int = 1) -> int:
-    """A whole-number argument of the API (workers, top_k, a job count), as the CLI's typed
-    options check theirs: anything else is one ConfigError naming it, not a TypeError from deep
-    inside or a call that quietly does nothing."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-        raise ConfigError(f"{what}={value!r}: give a whole number, {least} or more")
+def check_count(value: Any, what: str, least: int = 1, most: int | None = None) -> int:
+    """A whole-number argument of the API (workers, top_k, a job count) or a CLI option (a seed:
+    `most=SEED_MAX`): anything else is one ConfigError naming it, not a TypeError from deep inside,
+    a library's traceback or a call that quietly does nothing."""
+    whole = not isinstance(value, bool) and isinstance(value, numbers.Integral)
+    if not whole or not least <= int(value) <= (most if most is not None else int(value)):
+        span = f"{least} or more" if most is None else f"from {least} to {most}"
+        raise ConfigError(f"{what}={value!r}: give a whole number, {span}")
     return int(value)  # NumPy's integers too
 
 

@@ -18,12 +18,13 @@ file), online where it has an API key, else offline under the log folder for `wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ import yaml
 
 from visionstudy.config import flatten
 from visionstudy.errors import ConfigError
-from visionstudy.fsutil import claim_output
 from visionstudy.tasks.metrics import TRACKED
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
     """--log values → trackers, each with its folder; unknown names and missing libraries are errors."""
     import importlib.util
 
-    from visionstudy.store.rundir import refuse_inside_run
+    from visionstudy.store.rundir import claim_destination
 
     out = []
     for kind in dict.fromkeys(kinds or []):
@@ -61,8 +61,8 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
             raise ConfigError(f"--log {kind} needs {kind}: pip install 'visionstudy[trackers]'")
         several = len(set(kinds or [])) > 1
         base = Path(log_dir) / kind if log_dir and several else (log_dir or DEFAULT_DIRS[kind])
-        refuse_inside_run(Path(base), "--log-dir", "trackers")
-        out.append(Tracker(kind, claim_output(Path(base), "--log-dir", own=lambda p: True, folder=True)))
+        out.append(Tracker(kind, claim_destination(Path(base), "--log-dir", "trackers", own=lambda p: True,
+                                                   folder=True)))
         if kind == "wandb" and wandb_mode() == "offline":
             log.warning("--log wandb: no W&B API key here (WANDB_API_KEY or `wandb login`) and no "
                         "WANDB_MODE: runs are logged offline; `wandb sync %s/offline-run-*` uploads "
@@ -112,7 +112,20 @@ def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Pa
     metrics = finite_metrics(read_metrics(run))
     writers = {"tensorboard": log_tensorboard, "mlflow": log_mlflow, "wandb": log_wandb}
     for t in targets:
-        writers[t.kind](t.where, group, name, config, history, metrics, report)
+        with tracker_failure(t, name, run):
+            writers[t.kind](t.where, group, name, config, history, metrics, report)
+
+
+@contextlib.contextmanager
+def tracker_failure(t: Tracker, name: str, kept: Path) -> Iterator[None]:
+    """A tracker that fails (W&B's server unreachable, a full disk) costs its record only: one
+    warning, and the next run and tracker go on; what was logged is in `kept` already."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  (each library's own errors)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        log.warning("--log %s: %s was not logged (%s: %s); it is kept in %s", t.kind, name,
+                    type(exc).__name__, first, kept)
 
 
 def log_tensorboard(where: Path, group: str, name: str, config: dict[str, Any],
@@ -222,16 +235,21 @@ def mlflow_experiment(where: Path, group: str) -> tuple[Any, str]:
 def log_study_report(report: Path, group: str, targets: list[Tracker]) -> None:
     """The study report as an artifact of a run named 'study report' in the study's group."""
     for t in targets:
-        if t.kind == "tensorboard":
-            folder = t.where / group / "study-report"
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copy(report, folder / report.name)
-        elif t.kind == "wandb":
-            run = wandb_run(t.where, group, "study report")
-            wandb_file(run, report)
-            run.finish()
-        else:
-            client, experiment_id = mlflow_experiment(t.where, group)
-            run = client.create_run(experiment_id, run_name="study report")
-            client.log_artifact(run.info.run_id, str(report))
-            client.set_terminated(run.info.run_id)
+        with tracker_failure(t, "the study report", report):
+            log_report(t, report, group)
+
+
+def log_report(t: Tracker, report: Path, group: str) -> None:
+    if t.kind == "tensorboard":
+        folder = t.where / group / "study-report"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(report, folder / report.name)
+    elif t.kind == "wandb":
+        run = wandb_run(t.where, group, "study report")
+        wandb_file(run, report)
+        run.finish()
+    else:
+        client, experiment_id = mlflow_experiment(t.where, group)
+        run = client.create_run(experiment_id, run_name="study report")
+        client.log_artifact(run.info.run_id, str(report))
+        client.set_terminated(run.info.run_id)

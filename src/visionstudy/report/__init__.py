@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from visionstudy.errors import ReportError
-from visionstudy.fsutil import claim_output, writing
+from visionstudy.fsutil import writing
 from visionstudy.report.compare import compare_report, one_task
 from visionstudy.report.drawing import drawing_in_background
 from visionstudy.report.render import write_report
@@ -29,21 +29,12 @@ def is_report_folder(folder: Path) -> bool:
         return False
 
 
-def check_out(out: Path, sources: list[Path], force: bool = False) -> None:
-    """The report folder must not be inside a run directory (reports never modify runs), nor an
-    existing folder of the user's that holds no report (the one rule of `claim_output`)."""
-    target = out.resolve()
-    for src in sources:
-        s = src.resolve()
-        if target == s or s in target.parents:
-            raise ReportError(
-                f"--out {out}: inside the run directory {src}; reports never write into runs. "
-                "Choose a folder outside it"
-            )
-    from visionstudy.store.rundir import refuse_inside_run
+def check_out(out: Path, force: bool = False) -> None:
+    """The report folder must not be inside a run folder (reports never modify runs, the runs
+    reported included), nor an existing folder of the user's that holds no report."""
+    from visionstudy.store.rundir import claim_destination
 
-    refuse_inside_run(out, "--out", "reports", ReportError)
-    claim_output(out, "--out", own=is_report_folder, force=force, folder=True)
+    claim_destination(out, "--out", "reports", own=is_report_folder, force=force, folder=True)
 
 
 def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None) -> Path:
@@ -60,12 +51,11 @@ def build_report(paths: list[Path], out: Path, opts: ReportOptions | None = None
     start = time.perf_counter()
     labels = unique_labels(paths) if len(paths) > 1 else [None]
     arts = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
-    if len(arts) > 1:
-        one_task(arts)  # runs of several tasks are refused before anything is written
-    check_out(out, paths, opts.force)
+    task = one_task(arts) if len(arts) > 1 else None  # several tasks: refused before anything is written
+    check_out(out, opts.force)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         with drawing_in_background():
-            report = run_report(arts[0], out, opts) if len(arts) == 1 else compare_report(arts, out, opts)
+            report = run_report(arts[0], out, opts) if task is None else compare_report(arts, task, out, opts)
         report.seconds = time.perf_counter() - start
         return write_report(report, out, opts.formats)

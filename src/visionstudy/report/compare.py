@@ -66,11 +66,11 @@ def data_note(arts: list[RunArtifacts]) -> list[str]:
     return [f"The runs were tested on different data ({where}): their numbers share no test set."]
 
 
-def compare_report(arts: list[RunArtifacts], out: Path, opts: ReportOptions) -> Report:
+def compare_report(arts: list[RunArtifacts], task: Any, out: Path, opts: ReportOptions) -> Report:
+    """The runs of one `task` (`one_task`) side by side."""
     from visionstudy.tasks.metrics import metric
 
     figs = out / "figures"
-    task = one_task(arts)
     builders = [RunReportBuilder(art, out, f"run{i + 1}", opts) for i, art in enumerate(arts)]
     classifier = "logits" in task.prediction_keys  # its columns are measured from the predictions
     if classifier:

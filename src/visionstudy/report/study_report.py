@@ -687,7 +687,7 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
     from visionstudy.report import check_out
 
     opts = opts or ReportOptions()
-    check_out(out, [], opts.force)  # inside any run folder is refused; the study folder itself is fine
+    check_out(out, opts.force)  # inside any run folder is refused; the study folder itself is fine
     start = time.perf_counter()
     builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts, db)
     with writing(out):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from visionstudy.errors import ConfigError, VisionStudyError
-from visionstudy.fsutil import claim_output
+from visionstudy.store.rundir import claim_destination
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-3  # max |Δlogit| an export may differ by (float32 kernels differ in summation order)
@@ -60,12 +60,10 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     an earlier export of this same run (its sidecar says so), or with `force`."""
     from visionstudy.evaluate.predict import load_predictor, preprocess
     from visionstudy.fsutil import file_mode, storage_error
-    from visionstudy.store.rundir import refuse_inside_run
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
     out = Path(out) if out else default_out(run, fmt)
-    refuse_inside_run(out, "--out", "exports")
     check_out(out, run, force)  # a read-only or impossible folder fails before the model is loaded
     predictor = load_predictor(run)
     pixels, real = parity_images(run, predictor.image_shape, data_dir)
@@ -108,13 +106,13 @@ def exported_run(out: Path) -> str | None:
 
 
 def check_out(out: Path, run: Path, force: bool) -> None:
-    """Replace only an earlier export of this same run (the one rule of `claim_output`); an
+    """Replace only an earlier export of this same run (the one rule of `claim_destination`); an
     export of another run is named as such."""
     earlier = exported_run(out) if out.is_file() else None
     if earlier is not None and not force and Path(earlier).resolve() != Path(run).resolve():
         raise ConfigError(f"--out {out}: the file exists and is an export of another run ({earlier}); "
                           "it is kept. Choose another --out, or pass --force to replace it")
-    claim_output(out, "--out", own=lambda p: exported_run(p) is not None, force=force)
+    claim_destination(out, "--out", "exports", own=lambda p: exported_run(p) is not None, force=force)
 
 
 def parity_images(run: Path, shape: tuple[int, int, int], data_dir: Path | None) -> tuple[np.ndarray, bool]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from visionstudy.config import few, identity
 from visionstudy.errors import TrainingError, VisionStudyError
-from visionstudy.fsutil import ensure_dir, remove_partials, storage_error
+from visionstudy.fsutil import claim_output, ensure_dir, remove_partials, storage_error
 
 RESULT_FILES = ("config.yaml", "history.csv", "steps.csv", "metrics.json", "predictions.npz", "run.log")
 RUN_ENTRIES = {*RESULT_FILES, "checkpoints", "analysis", ".lock"}  # what a run folder may hold
@@ -302,12 +302,15 @@ def study_around(path: Path) -> Path | None:
     return next((folder for folder in p.parents if (folder / MANIFEST).is_file()), None)
 
 
-def refuse_inside_run(path: Path, flag: str, what: str, error: type[Exception] | None = None) -> None:
-    """A command's output never goes into a run folder, whose files are the run's record: one error
-    naming the option, the run and `what` ('exports', 'reports', ...), raised as `error`."""
+def claim_destination(path: Path, flag: str, what: str, *, own: Callable[[Path], bool], force: bool = False,
+                      folder: bool = False) -> Path:
+    """Where a command writes (`--out`, `--gradcam`, `--log-dir`): never into a run folder, whose
+    files are the run's record (even with `force`; `what` names the output: 'exports', 'reports'),
+    then `fsutil.claim_output`'s rule (new, empty, the command's own earlier output, or `force`)."""
     from visionstudy.errors import ConfigError
 
     run = inside_run(path)
     if run is not None:
-        raise (error or ConfigError)(f"{flag} {path}: inside the run folder {run}; {what} never write "
-                                     "into runs. Choose a path outside it")
+        raise ConfigError(f"{flag} {path}: inside the run folder {run}; {what} never write into runs. "
+                          "Choose a path outside it")
+    return claim_output(path, flag, own=own, force=force, folder=folder)

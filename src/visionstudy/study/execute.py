@@ -196,7 +196,8 @@ def plan(study: Study, place: Placement,
     study_dir = place.study_dir(study)
     check_study_folder(study_dir)
     changed = changed_runs(study, study_dir)
-    done = [r for r in changed if RunDir(study_dir / r.key).is_finished()]
+    finished = results_on_disk(study_dir, [r.key for r in changed])
+    done = [r for r in changed if r.key in finished]
     if done:
         raise StorageError(
             f"{study_dir} holds finished runs of another definition: {describe_change(study_dir, done)}"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from visionstudy.errors import ConfigError
-from visionstudy.study.execute import Placement
+from visionstudy.study.execute import Placement, results_on_disk
 from visionstudy.study.manifest import has_manifest, read_manifest
 
 if TYPE_CHECKING:
@@ -107,12 +107,11 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     """The study file against the plan its folder recorded: changed runs (`study run` refuses
     the finished ones and trains the others anew) and runs it adds, or None when they agree."""
     from visionstudy.config import few
-    from visionstudy.store.rundir import RunDir
     from visionstudy.study.manifest import changed_runs, describe_change
 
     changed = changed_runs(study, study_dir)
     if changed:
-        done = [r for r in changed if RunDir(study_dir / r.key).is_finished()]
+        done = results_on_disk(study_dir, [r.key for r in changed])
         verdict = (f"{len(done)} of them finished, so `study run` refuses the change (give the changed "
                    "study another name)" if done else "none finished: `study run` trains them anew")
         return f"The study file changes {describe_change(study_dir, changed)}; {verdict}"
