@@ -261,11 +261,14 @@ def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_p
     assert set(completed_per_key(place, "onlysearch")) == {"search-best/seed-0"}
 
 
-def test_run_study_counts_a_failed_run(tmp_path):
+def test_run_study_counts_a_failed_run(tmp_path, monkeypatch):
     exploding = {**TINY["train"], "optimizer": {"name": "sgd", "lr": 1.0e6}}
     study = load_study(write(tmp_path, "nan", train=exploding))
-    outcome = run_study(study, Placement(tmp_path / "runs"), progress=False)
+    monkeypatch.chdir(tmp_path)  # a --db elsewhere, relative to this directory
+    outcome = run_study(study, Placement(tmp_path / "runs", "sqlite:///elsewhere.db"), progress=False)
     assert outcome.done == 0 and len(outcome.failed) == 1 and "baseline/seed-0" in outcome.failed[0][0]
+    assert not (tmp_path / "runs" / "nan" / "study.db").exists()
+    monkeypatch.chdir(tmp_path / "runs")  # the folder remembers its database: no --db from here on
     # the error is kept where users look later: `study status`, the API's status, the study report
     from visionstudy.api import Study
     from visionstudy.report.run_report import ReportOptions

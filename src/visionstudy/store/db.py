@@ -74,8 +74,11 @@ URL_FILE = "db-url"  # the database server a study was launched with (its owner 
 
 
 def record_url(study_dir: Path, url: str) -> None:
-    """Remember the study's database server, so that `study status`, `work` and `report` on the
-    folder need no --db."""
+    """Remember the study's database (a --db of `study run`, `work` or a launch), so that `study
+    status`, `work`, `cancel` and `report` on the folder need no --db. A relative SQLite path is
+    recorded absolute (it was relative to the directory of the command that gave it)."""
+    if url.startswith("sqlite:///"):
+        url = f"sqlite:///{sqlite_path(url).resolve()}"
     path = study_dir / URL_FILE
     study_dir.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)

@@ -25,7 +25,7 @@ from visionstudy.config import check_device, few
 from visionstudy.errors import ConfigError, StorageError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
-from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, recorded_url
+from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, record_url, recorded_url
 from visionstudy.store.reader import read_metrics
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
@@ -221,6 +221,8 @@ def plan(study: Study, place: Placement,
     # refuses a changed definition of a run that finished or is training elsewhere
     store.sync({r.key: r.config_hash for r in study.runs}, read_disk, replace)
     write_definition(study, study_dir)
+    if place.db:  # opened: status, report and work on the folder find it without --db
+        record_url(study_dir, place.db)
     return store, on_disk
 
 
