@@ -155,6 +155,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
         data, cfg, fabric.device, channels_last, fabric.global_rank, fabric.world_size)
     if fabric.is_global_zero:
         write_config(run, cfg_dump, task.dataset_doc(data), params, flops)
+        warn_one_step_epochs(train_loader.num_samples, t.batch_size)
     if on_test_epoch is not None:
         on_epoch_end = with_test_probe(on_epoch_end, on_test_epoch, net, test_loader, t.tta, fabric, task)
     result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
@@ -184,6 +185,17 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
     atomic_write_bytes(run.predictions, buf.getvalue())
     atomic_write_text(run.metrics, json.dumps(metrics, indent=2))  # last: marks the run finished
     return metrics
+
+
+@functools.cache
+def warn_one_step_epochs(samples: int, batch_size: int) -> None:
+    """A batch larger than the training set trains one step per epoch: legal (Keras and PyTorch
+    say nothing), but rarely what a user meant after `max_train_samples` or a class subset. Once
+    per process and sizes (a study's worker trains many such runs)."""
+    if samples < batch_size:
+        log.warning("train.batch_size %d is more than the %d training samples a process sees: each "
+                    "epoch is one step of %d; lower train.batch_size for more steps per epoch",
+                    batch_size, samples, samples)
 
 
 def check_memory(cfg: RunConfig, task: Task[Any], data: Any, fabric: Devices,

@@ -340,3 +340,19 @@ def test_per_batch_history_is_recorded_every_n_steps_and_survives_resume(tmp_pat
     interrupted_after_epoch_2(monkeypatch, cfg, tmp_path / "cut")
     run_experiment(cfg, tmp_path / "cut", quiet=True, resume=True)
     assert (tmp_path / "cut" / "steps.csv").read_text() == (tmp_path / "full" / "steps.csv").read_text()
+
+
+def test_a_batch_larger_than_the_training_set_is_one_step_per_epoch_with_a_warning(tmp_path, caplog):
+    from visionstudy.experiment import warn_one_step_epochs
+
+    warn_one_step_epochs.cache_clear()  # once per process and sizes
+    run_experiment(tiny(data={"max_train_samples": 100}, train={"batch_size": 64, "epochs": 1}),
+                   tmp_path / "fits", quiet=True)
+    assert "train.batch_size" not in caplog.text
+    run_experiment(tiny(data={"max_train_samples": 100}, train={"batch_size": 128, "epochs": 1,
+                                                                "log_every_n_steps": 1}),
+                   tmp_path / "one", quiet=True)
+    assert ("train.batch_size 128 is more than the 100 training samples a process sees: each epoch is "
+            "one step of 100") in caplog.text
+    steps = (tmp_path / "one" / "steps.csv").read_text().splitlines()[1:]
+    assert len(steps) == 1
