@@ -345,3 +345,28 @@ def test_runs_on_different_data_are_compared_with_a_warning(digits_run, tmp_path
     text = (html.parent / "report.md").read_text()
     assert "The runs were tested on different data (dataset digits: " in text
     assert "dataset digits, classes ['0', '1']: two): their numbers share no test set." in text
+
+
+@pytest.mark.parametrize("features", ["dead", "inf"])
+def test_a_run_with_degenerate_features_is_reported_without_its_tsne(digits_run, tmp_path, features):
+    """A run that finished with every unit dead (a diverging learning rate) has one feature vector
+    for all test images: scikit-learn's t-SNE of it crashed the whole report process (SIGSEGV)."""
+    import numpy as np
+
+    from tests.helpers import vs
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    arrays = dict(np.load(run / "predictions.npz"))
+    arrays["features"] = np.zeros_like(arrays["features"])
+    if features == "inf":
+        arrays["features"][3, 1] = np.inf
+    np.savez_compressed(run / "predictions.npz", **arrays)
+    done = vs("report", run, "--out", tmp_path / "rep", "--no-images", "--tsne-points", 100)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (tmp_path / "rep" / "report.md").read_text()
+    expected = ("Every test image has the same penultimate features" if features == "dead"
+                else "The penultimate features hold NaN or infinite values")
+    assert f"{expected}" in text and "t-SNE is left out" in text
+    assert not (tmp_path / "rep" / "figures" / "tsne.png").exists()
+    assert (tmp_path / "rep" / "figures" / "confusion_counts.png").is_file()

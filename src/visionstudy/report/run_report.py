@@ -24,6 +24,7 @@ from visionstudy.evaluate import (
     per_class_metrics,
     probabilities,
     roc_curves,
+    subsample,
     tsne_embedding,
 )
 from visionstudy.report import figures as F
@@ -351,6 +352,12 @@ class RunReportBuilder:
             return "t-SNE left out (--tsne-points 0)."
         if len(features) < MIN_TSNE_POINTS:
             return f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; left out."
+        shown = features[subsample(p["labels"], self.opts.tsne_points, self.opts.seed)]
+        if not np.isfinite(shown).all():
+            return "The penultimate features hold NaN or infinite values: t-SNE is left out."
+        if not np.ptp(shown, axis=0).any():  # one point: scikit-learn's t-SNE crashes the process
+            return ("Every test image has the same penultimate features (the network's units died, "
+                    "as after a diverging learning rate): t-SNE is left out.")
         return None
 
     def start_tsne(self) -> Future[dict[str, np.ndarray]] | None:
