@@ -175,3 +175,32 @@ def test_the_report_modules_import_without_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_drawing_processes_end_with_the_report_that_forked_them() -> None:
+    """A report killed (SIGKILL, a scheduler's time limit) left its drawing processes waiting on
+    their queue forever, holding the terminal's output open (a `| tail` never returned)."""
+    import os
+    import time
+
+    code = ("import os, signal; from visionstudy.report.drawing import BackgroundWriter\n"
+            "w = BackgroundWriter(2); w.pool.submit(int).result(); w.pool.submit(int).result()\n"
+            "print(' '.join(map(str, w.pool._processes)), flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert pids
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, 9)
+    assert not left

@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -97,6 +98,20 @@ def copy_files(source: Where, where: Where) -> None:
             shutil.copyfile(drawn, where[0] / f"{where[1]}{suffix}")
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """A drawing process's start: it ends when the report that forked it does (killed, or out of
+    time under a scheduler). It would otherwise wait on its queue forever, its inherited copy of
+    the queue's pipe keeping it open, and hold the terminal's output open with it."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the report died before the line above
+        os._exit(0)
+
+
 @dataclass
 class BackgroundWriter:
     """A pool of drawing processes forked from this one; `submit` returns False when a sketch
@@ -112,7 +127,8 @@ class BackgroundWriter:
     copies: list[tuple[Where, Where]] = field(default_factory=list)  # (drawn at, copy to)
 
     def __post_init__(self) -> None:
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"))
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
+                                        initializer=die_with_parent, initargs=(os.getpid(),))
         self.pool.submit(int).result()  # fork now, before this process starts any thread (t-SNE)
 
     def submit(self, sketch: Sketch, where: Where) -> bool:

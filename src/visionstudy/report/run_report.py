@@ -352,6 +352,7 @@ class RunReportBuilder:
             return "t-SNE left out (--tsne-points 0)."
         if len(features) < MIN_TSNE_POINTS:
             return f"Only {len(features)} test images: t-SNE needs at least {MIN_TSNE_POINTS}; left out."
+        assert p is not None  # it holds the features
         shown = features[subsample(p["labels"], self.opts.tsne_points, self.opts.seed)]
         if not np.isfinite(shown).all():
             return "The penultimate features hold NaN or infinite values: t-SNE is left out."
