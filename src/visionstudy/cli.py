@@ -382,7 +382,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         wait_slurm(the_study.dir, all_on_disk)
         failed_jobs = 0
         if all_on_disk():  # nothing to look up in the database
-            finish_launched(the_study, report, quiet, 0, {k: "done" for k in keys})
+            finish_launched(the_study, report, quiet, 0, {k: "done" for k in keys}, {})
             return
     else:
         failed_jobs = sum(code != 0 for code in result)
@@ -391,12 +391,15 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     from visionstudy.study.status import study_status as status_of
 
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
-    finish_launched(the_study, report, quiet, failed_jobs, view.status)
+    finish_launched(the_study, report, quiet, failed_jobs, view.status, view.errors)
 
 
 def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
-                    status: dict[str, str]) -> None:
-    """After the cluster's jobs ended: the results, the report, and exit 1 if a run is not done."""
+                    status: dict[str, str], errors: dict[str, str]) -> None:
+    """After the cluster's jobs ended: the results, the report, and exit 1 (with the failed runs'
+    errors) if a run is not done."""
+    from visionstudy.study.status import failure_lines
+
     done = sum(v == "done" for v in status.values())
     console.print(f"{done}/{len(status)} runs finished", highlight=False)
     if done:
@@ -405,9 +408,12 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
             console.print(f"report: {the_study.report(progress=not quiet)}", highlight=False)
     if done < len(status) or failed_jobs:
         left = {s: list(status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
-        err_console.print(f"{len(status) - done} runs are not finished "
+        short = len(status) - done
+        err_console.print(f"{short} run{'s are' if short != 1 else ' is'} not finished "
                           f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
                           f"and `visionstudy study status {escape(str(the_study.dir))}`", highlight=False)
+        for line in failure_lines(errors):
+            err_console.print(f"  {escape(line)}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -448,8 +454,12 @@ def study_work(
             await_requeue()  # SLURM ends this instance itself; exiting first races with the requeue
         raise typer.Exit(0 if requeued and requeued[0] else 128 + stop.signum) from None
     stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
-    if outcome.failed:
-        err_console.print(failed_summary(outcome), highlight=False)
+    if outcome.failed:  # some failed in other workers: their errors are in those logs, not above
+        from visionstudy.study.status import failure_lines
+
+        err_console.print(f"{len(outcome.failed)} of {outcome.total} runs failed:", highlight=False)
+        for line in failure_lines(dict(outcome.failed)):
+            err_console.print(f"  {escape(line)}", highlight=False)
         raise typer.Exit(1)
 
 

@@ -524,3 +524,22 @@ def test_ray_runs_a_six_run_study_once(tmp_path):
                {f"{v}/seed-{s}": 2 for v in VARIANTS for s in range(2)})
     logs = sorted((study_dir / "ray").glob("job-*.log"))
     assert len(logs) == 2 and sum(p.read_text().count("done ") for p in logs) == 6
+
+
+def test_a_ray_launch_with_a_failed_run_names_its_error_where_users_look(tmp_path):
+    """The launch's closing lines and each job's log name the failed run with its error (a job's
+    log said "each error is above" of an error printed in the other job's log)."""
+    pytest.importorskip("ray", reason="pip install 'visionstudy[cluster]'")
+    boom = {"train": {"optimizer": {"name": "sgd", "lr": 1.0e30}}}  # NaN at the first step
+    study = study_file(tmp_path, "rayfail", variants={"a": {}, "boom": boom}, seeds=1)
+    runs = tmp_path / "runs"
+    done = vs("study", "run", study, "--runs-dir", runs, "--launcher", "ray", "--jobs", "2", "--quiet",
+              "--no-report", env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stderr + done.stdout
+    assert "1/2 runs finished" in done.stdout
+    assert "1 run is not finished (1 failed)" in err and "boom/seed-0: the training loss became NaN" in err
+    for log in sorted((runs / "rayfail" / "ray").glob("job-*.log")):
+        text = log.read_text()
+        assert "1 of 2 runs failed:" in text and "boom/seed-0: the training loss became NaN" in text
+        assert "each error is above" not in text
