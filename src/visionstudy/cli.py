@@ -211,8 +211,14 @@ def train(
     """Train and evaluate one model; writes the run directory."""
     from visionstudy.api import train as train_run
 
-    run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force, quiet=quiet,
-                    data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
+    try:
+        run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force,
+                        quiet=quiet, data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
+    except KeyboardInterrupt:  # typer would exit 130 without a word
+        err_console.print(f"interrupted: `visionstudy train {escape(str(config))} --resume` (with the same "
+                          "--out and --set) goes on from the last finished epoch (checkpoints/last.pt)",
+                          highlight=False)
+        raise typer.Exit(130) from None
     if run is None:  # another process of a data-parallel run: rank 0 reports
         return
     metrics, out = run.metrics, run.path
@@ -297,9 +303,16 @@ def study_run(
     patterns = only_patterns(only, [n for n, _ in spec.variants]) if only else None
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
-    outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
-                            quiet=quiet, trials=trials, echo=echo, log=log, log_dir=log_dir,
-                            _fork=True)  # no torch op ran here yet
+    try:
+        outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
+                                quiet=quiet, trials=trials, echo=echo, log=log, log_dir=log_dir,
+                                _fork=True)  # no torch op ran here yet
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM/SIGUSR2 (Stopped): typer would exit silently
+        how = f"stopped by {stop}" if str(stop) else "interrupted"
+        err_console.print(f"{how}: the runs in progress went back to the queue, each keeping its last "
+                          f"finished epoch; `visionstudy study run {escape(study)}` (with the same options) "
+                          "goes on from there", highlight=False)
+        raise typer.Exit(130) from None
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
         console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
     else:
@@ -379,7 +392,13 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         def all_on_disk() -> bool:  # a search asks for trials beyond the plan: then the jobs' end tells
             return spec.config.search is None and len(results_on_disk(the_study.dir, keys)) == len(keys)
 
-        wait_slurm(the_study.dir, all_on_disk)
+        try:
+            wait_slurm(the_study.dir, all_on_disk)
+        except KeyboardInterrupt:  # the jobs are the cluster's now: they go on
+            err_console.print(f"stopped waiting; job array {result} goes on: follow with `visionstudy study "
+                              f"status {where}`, stop it with `visionstudy study cancel {where}`, and write "
+                              f"the report with `visionstudy report {where}`", highlight=False)
+            raise typer.Exit(130) from None
         failed_jobs = 0
         if all_on_disk():  # nothing to look up in the database
             finish_launched(the_study, report, quiet, 0, {k: "done" for k in keys}, {})

@@ -333,3 +333,32 @@ def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
     (tmp_path / "s" / "manifest.json").write_text("{}")
     assert_user_error(vs_here("report", tmp_path / "s", tmp_path / "s" / "a" / "seed-0"),
                       f"{tmp_path / 's'} is a study folder: report it alone", "or compare run folders")
+
+
+def test_ctrl_c_says_how_to_go_on(monkeypatch, tmp_path):
+    """Typer turns Ctrl-C into exit 130 without a word; `train` says how to resume."""
+    import visionstudy.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(visionstudy.api, "train", interrupted)
+    done = vs_here("train", ROOT / "examples" / "digits-quick.yaml", "--out", tmp_path / "run")
+    assert done.returncode == 130
+    err = " ".join(done.stderr.split())
+    assert "interrupted: `visionstudy train" in err and "--resume` (with the same --out and --set)" in err
+
+
+def test_ctrl_c_while_waiting_for_slurm_jobs_leaves_them_running_and_says_so(monkeypatch, tmp_path):
+    import visionstudy.api
+    from visionstudy.study import launch
+
+    def wait_interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(visionstudy.api.Study, "launch", lambda self, *a, **k: "4242")
+    monkeypatch.setattr(launch, "wait_slurm", wait_interrupted)
+    done = vs_here("study", "run", "recipe:quick", "--runs-dir", tmp_path, "--launcher", "slurm", "--wait")
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 130, done.stderr
+    assert "stopped waiting; job array 4242 goes on" in err and "visionstudy study cancel" in err

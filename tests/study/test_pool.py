@@ -253,6 +253,8 @@ def stop_mid_run(path: Path, runs: Path, sig: int) -> str:
     assert time.time() - start < 10, out
     assert proc.returncode == 130, out
     assert "Traceback" not in out and "Error closing cursor" not in out
+    said = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted"
+    assert f"{said}: the runs in progress went back to the queue" in " ".join(out.split()), out
     time.sleep(0.5)
     assert not any(pid_alive(p) for p in workers), out  # no orphan keeps training
     assert not RunStore(url, path.stem).trials((TrialState.RUNNING,))  # back in the queue
