@@ -41,3 +41,10 @@ def test_sampler_and_pruner_params_are_checked_by_their_own_class():
         SearchConfig(sampler={"name": "random", "n_startup_trials": 3}, space=SPACE)
     with pytest.raises(ConfigError, match="unknown pruner 'asha'"):
         SearchConfig(pruner="asha", space=SPACE)
+
+
+def test_a_grid_search_trains_every_point_unless_a_pruner_is_named():
+    assert SearchConfig(sampler="grid", space=SPACE).pruner.name == "none"
+    assert SearchConfig(sampler={"name": "grid"}, space=SPACE).pruner.name == "none"
+    assert SearchConfig(sampler="grid", pruner="median", space=SPACE).pruner.name == "median"
+    assert SearchConfig(space=SPACE).pruner.name == "hyperband"  # tpe: Hyperband, as before

@@ -125,7 +125,8 @@ class SearchConfig(Strict):
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"),
                                    description="tpe | random | grid, or {name: ..., **params}")
     pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="hyperband"),
-                                 description="hyperband | median | none, or {name: ..., **params}")
+                                 description="hyperband | median | none, or {name: ..., **params}; "
+                                             "a grid's default is none")
     trials: int = Field(20, ge=1, description="number of trials (across all workers)")
     objective: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="per epoch")
     seed: Seed = Field(0, description="sampler seed")
@@ -140,6 +141,17 @@ class SearchConfig(Strict):
     @classmethod
     def _named(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_trains_every_point(cls, value: Any) -> Any:
+        """A grid search trains every point in full, as scikit-learn's and KerasTuner's do: its
+        pruner is none unless one is named (Hyperband stopped 4 of 6 points after one epoch)."""
+        if isinstance(value, dict) and "pruner" not in value:
+            sampler = value.get("sampler")
+            if (sampler.get("name") if isinstance(sampler, dict) else sampler) == "grid":
+                return {**value, "pruner": "none"}
+        return value
 
     @model_validator(mode="after")
     def _registered(self) -> SearchConfig:
