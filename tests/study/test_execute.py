@@ -238,6 +238,13 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
     assert len(final) == 2 and outcome.done == 3  # baseline + 2 final seeds
     cfg = yaml.safe_load((place.study_dir(study) / "search-best" / "seed-1" / "config.yaml").read_text())
     assert cfg["model"]["hidden"] == json.loads(best["model.hidden"])  # non-primitive choices go as JSON
+    from visionstudy.report.run_report import ReportOptions
+    from visionstudy.report.study_report import build_study_report
+
+    md = build_study_report(place.study_dir(study), tmp_path / "rep",
+                            ReportOptions(images=False, tsne_points=0)).parent / "report.md"
+    lr = best["train.optimizer.lr"]  # the best trial's values as precise as one copies them (not 0.0024)
+    assert f"| train.optimizer.lr | {lr:.6g} |" in md.read_text() and len(f"{lr:.6g}") > 6
     # a second call does not search again
     _, again = run_all(study, place, progress=False)
     assert again.trained == 0 and len(optuna.load_study(

@@ -428,7 +428,8 @@ class StudyReportBuilder:
             best = ostudy.best_trial
             s.tables.insert(0, Table("Best trial", ["parameter", "value"],
                                      [["trial", best.number], ["objective", best.value],
-                                      *([k, v] for k, v in best.params.items())]))
+                                      *([k, f"{v:.6g}" if isinstance(v, float) else v]
+                                        for k, v in best.params.items())]))  # to copy: lr 0.00237, not 0.0024
             s.figures.append(self.fig(partial(search_history, trials, ostudy.direction.name == "MAXIMIZE"),
                                       "search_history", "Objective of every trial and the best so far."))
         curves = [trial_curve(t) for t in trials if t.intermediate_values]
