@@ -216,7 +216,7 @@ def test_interrupted_study_finishes_only_what_was_missing(tmp_path):
 
 
 def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
-    study = load_study(write(
+    study = load_study(path := write(
         tmp_path, "tune", train={**TINY["train"], "epochs": 9},
         search={"sampler": "random", "pruner": "hyperband", "trials": 8, "seed": 1,
                 "space": {"train.optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-2, "log": True},
@@ -245,6 +245,15 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
                             ReportOptions(images=False, tsne_points=0)).parent / "report.md"
     lr = best["train.optimizer.lr"]  # the best trial's values as precise as one copies them (not 0.0024)
     assert f"| train.optimizer.lr | {lr:.6g} |" in md.read_text() and len(f"{lr:.6g}") > 6
+    from visionstudy.api import Study
+
+    frame = Study.load(path, runs_dir=tmp_path / "runs").trials()  # the API's view of the same trials
+    assert list(frame.columns) == ["trial", "state", "objective", "epochs", "train.optimizer.lr",
+                                   "model.hidden", "train.optimizer"]
+    assert frame["state"].tolist() == [s.lower() for s in states]
+    assert frame.loc[frame["objective"].idxmax(), "train.optimizer.lr"] == lr
+    assert Study.load(path, runs_dir=tmp_path / "elsewhere").trials().empty  # not started: no rows
+    assert not (tmp_path / "elsewhere").exists()  # and nothing created
     # a second call does not search again
     _, again = run_all(study, place, progress=False)
     assert again.trained == 0 and len(optuna.load_study(

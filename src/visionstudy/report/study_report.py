@@ -405,21 +405,17 @@ class StudyReportBuilder:
             return s
         import optuna
 
-        from visionstudy.store.db import storage_for
         from visionstudy.study.execute import Placement
+        from visionstudy.study.search import TRIAL_COLUMNS, search_trials, trial_rows
 
-        url = Placement(self.dir.parent, self.db).url(self.study.name)
-        try:
-            ostudy = optuna.load_study(study_name=f"{self.study.name}:search",
-                                       storage=storage_for(url, write=False))
-        except KeyError:
+        found = search_trials(Placement(self.dir.parent, self.db).url(self.study.name), self.study.name)
+        if found is None:
             s.notes.append("The search has not started yet.")
             return s
-        trials = [t for t in ostudy.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
-        rows = [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
-                 *(t.params.get(k) for k in search.space)] for t in trials]
-        s.tables.append(Table("Trials", ["trial", "state", "objective", "epochs",
-                                         *search.space], rows, "search_trials.csv"))
+        ostudy, trials = found
+        keys = list(search.space)
+        s.tables.append(Table("Trials", [*TRIAL_COLUMNS, *keys], trial_rows(trials, keys),
+                              "search_trials.csv"))
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
         s.notes.append(f"{len(trials)} trials: {len(done)} complete, {pruned} pruned "

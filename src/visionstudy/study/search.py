@@ -281,6 +281,31 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
         return None
 
 
+TRIAL_COLUMNS = ["trial", "state", "objective", "epochs"]  # then each searched key
+
+
+def search_trials(url: str, study: str) -> tuple[optuna.Study, list[FrozenTrial]] | None:
+    """The study's search and its trials (the queue's duplicates left out), read only; None before
+    the search started."""
+    import optuna
+
+    from visionstudy.store.db import sqlite_path, storage_for
+
+    if url.startswith("sqlite:") and not sqlite_path(url).is_file():  # never ran: create nothing
+        return None
+    try:
+        ostudy = optuna.load_study(study_name=f"{study}:search", storage=storage_for(url, write=False))
+    except KeyError:
+        return None
+    return ostudy, [t for t in ostudy.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
+
+
+def trial_rows(trials: list[FrozenTrial], keys: list[str]) -> list[list[Any]]:
+    """One row per trial, as TRIAL_COLUMNS name them, then the value of each of `keys`."""
+    return [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
+             *(t.params.get(k) for k in keys)] for t in trials]
+
+
 def search_progress(url: str, study: str) -> str | None:
     """`study status`'s line for a search: trials by state, of how many were asked."""
     import optuna
