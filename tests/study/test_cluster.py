@@ -298,6 +298,27 @@ def test_db_start_serves_the_study_database_and_stop_ends_it(pg, workdir):
     assert (workdir / "notes.txt").read_text() == "mine"
 
 
+def test_db_start_keeps_its_url_and_never_takes_another_programs_port(pg, workdir):
+    """Restarted, the server had a new port (the URL studies recorded went dead); a port another
+    program held was taken: the server listened on IPv6 alone and clients of the URL hung."""
+    import socket
+    from urllib.parse import urlsplit
+
+    port = urlsplit(pg).port
+    moved = vs("db", "start", "--dir", workdir / "pg", "--port", port + 1)
+    assert_user_error(moved, f"--port {port + 1}: the server in", f"runs already, on port {port}", "db stop")
+    assert vs("db", "stop", "--dir", workdir / "pg").returncode == 0
+    with socket.socket() as holder:  # another program on the server's port while it is stopped
+        holder.bind(("0.0.0.0", port))
+        holder.listen()
+        taken = vs("db", "start", "--dir", workdir / "pg")
+        assert_user_error(taken, f"port {port} of this server's URL", "taken by another program", "--port N")
+        other = vs("db", "start", "--dir", workdir / "pg-other", "--port", port)
+        assert_user_error(other, f"--port {port}: another program listens on it")
+    again = vs("db", "start", "--dir", workdir / "pg")  # restarted: the same URL, the studies' one
+    assert again.returncode == 0 and again.stdout.strip() == pg, again.stderr
+
+
 def test_the_launcher_yields_its_cpu_only_on_a_node_that_runs_the_jobs(slurm):
     """After submitting, the launcher lowers its priority where its jobs may run (here: the one-node
     SLURM's node), and keeps it on a machine that is no node of the cluster (a login node)."""

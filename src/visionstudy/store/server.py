@@ -17,6 +17,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from visionstudy.errors import VisionStudyError
 
@@ -96,11 +97,50 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_taken(port: int) -> bool:
+    """Whether another program listens on `port` (IPv4, every address). PostgreSQL would start
+    anyway, on IPv6 alone, and clients of its URL would wait on the other program."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no owner
+        try:
+            s.bind(("", port))
+        except OSError:
+            return True
+    return False
+
+
+def recorded_port(server: Server) -> int | None:
+    """The port of the URL this server was last started with (its studies recorded that URL)."""
+    try:
+        return urlsplit(server.url()).port
+    except (OSError, ValueError):
+        return None
+
+
+def choose_port(server: Server, port: int | None) -> int:
+    """--port, else the port the server had (a restarted server keeps its URL: studies recorded
+    it), else a free one; a port another program holds is refused."""
+    earlier = recorded_port(server)
+    chosen = port or earlier or free_port()
+    if port_taken(chosen):
+        if port:
+            raise ServerError(f"--port {port}: another program listens on it; choose another --port, "
+                              "or leave it out (a free one is chosen)")
+        raise ServerError(f"port {chosen} of this server's URL ({server.url_file}) is taken by another "
+                          "program; pass --port N to start it on another (a study that recorded the old "
+                          "URL then needs --db with the new one)")
+    return chosen
+
+
 def start(folder: Path, port: int | None = None, host: str | None = None) -> Server:
     """Start (creating it the first time) the server in `folder`; returns it. Starting a server
-    that runs already only returns it."""
+    that runs already only returns it (on another --port: an error)."""
     server = Server(folder.resolve())
     if is_running(server):
+        running = recorded_port(server)
+        if port and running and port != running:
+            raise ServerError(f"--port {port}: the server in {folder} runs already, on port {running}; "
+                              f"stop it first (`visionstudy db stop --dir {folder}`) to move it")
         return server
     runner = as_server_user()
     if server.folder.exists() and not server.folder.is_dir():
@@ -113,9 +153,9 @@ def start(folder: Path, port: int | None = None, host: str | None = None) -> Ser
     except OSError as exc:
         raise ServerError(f"{folder}: cannot create the server's folder ({exc.strerror}); "
                           "choose a writable --dir") from None
+    port = choose_port(server, port)
     if not (server.data / "PG_VERSION").is_file():
         init(server, runner)
-    port = port or free_port()
     host = host or socket.gethostname()
     # each job holds a few connections (store.db.POOL_SIZE + overflow): 200 is room for ~50 jobs
     options = f"-p {port} -k {server.data} -c listen_addresses=* -c max_connections=200"
