@@ -241,3 +241,20 @@ def test_numpy_integers_are_whole_numbers_too():
     assert (jobs.count, jobs.cpus) == (2, 3) and type(jobs.count) is int
     net = vs.create_model("mlp", in_channels=np.int64(1), num_classes=np.int64(4), input_size=8, hidden=[6])
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
+
+
+def test_a_planned_study_folder_runs_as_planned(tmp_path):
+    """`study cancel` says `study run FOLDER --launcher slurm` goes on; the folder was refused as
+    'no such study file'. It loads the study as planned (its file with its --set overrides)."""
+    from visionstudy.study.execute import plan
+
+    study = vs.Study.load({**TINY, "name": "p", "seeds": 2}, set={"train.epochs": 1}, runs_dir=tmp_path)
+    plan(study.spec, study.place)  # what a launch writes before its jobs start
+    again = vs.Study.load(tmp_path / "p")
+    assert again.dir == tmp_path / "p" and [r.key for r in again.spec.runs] == ["baseline/seed-0",
+                                                                               "baseline/seed-1"]
+    assert all(r.config.train.epochs == 1 for r in again.spec.runs)  # its --set, as planned
+    with pytest.raises(vs.ConfigError, match="trains as it was planned; to change it, give its study file"):
+        vs.Study.load(tmp_path / "p", set={"train.epochs": 3})
+    done = cli("study", "status", tmp_path / "p")
+    assert done.returncode == 0 and "p: 0/2 runs done" in done.stdout

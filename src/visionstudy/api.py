@@ -273,9 +273,22 @@ class Study:
         from visionstudy.study.schema import read_study
 
         overrides = override_list(set)
+        if not isinstance(target, Mapping) and Path(as_path(target, "target", STUDY_ARGUMENT)).is_dir():
+            return cls.planned(Path(target), overrides, db)
         raw, source = ((dict(target), "study") if isinstance(target, Mapping)
                        else read_study(str(as_path(target, "target", STUDY_ARGUMENT))))
         return cls(load_planned(raw, source, overrides, Placement(Path(runs_dir), db)), runs_dir, db)
+
+    @classmethod
+    def planned(cls, folder: Path, overrides: list[str], db: str | None) -> Study:
+        """The study a folder was planned from, as planned (its study.yaml: the file with its --set
+        overrides), in that folder: what `study cancel` and a stopped job leave to go on with."""
+        from visionstudy.study.execute import load_study_dir
+
+        if overrides:
+            raise ConfigError(f"{folder}: a planned study folder trains as it was planned; to change it, "
+                              "give its study file with --set")
+        return cls(load_study_dir(folder, db), folder.parent, db)
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}: {self.spec.describe()} in {self.dir})"

@@ -319,6 +319,33 @@ def test_db_start_keeps_its_url_and_never_takes_another_programs_port(pg, workdi
     assert again.returncode == 0 and again.stdout.strip() == pg, again.stderr
 
 
+def test_a_database_that_goes_away_mid_study_stops_it_cleanly_and_the_study_resumes(pg, workdir):
+    """The study's PostgreSQL stopped while runs trained: every process ended in a 300-line
+    traceback (Optuna's 'invalid data in the commit'). Now: one line naming the database, exit 2,
+    and when the server is back the same command finishes each run once, from its last.pt."""
+    study = study_file(workdir, "outage", epochs=LONG, variants={"a": {}}, seeds=2)
+    runs = workdir / "outage-runs"
+    cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", pg,
+           "--runs-dir", str(runs), "--workers", "2", "--quiet", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(runs.glob("outage/a/seed-*/checkpoints/last.pt")), 120, "a run's first epoch")
+        assert vs("db", "stop", "--dir", workdir / "pg").returncode == 0
+        out, err = proc.communicate(timeout=patient(120))
+    finally:
+        proc.kill()
+        restarted = vs("db", "start", "--dir", workdir / "pg")  # the same URL: the other tests go on
+    assert restarted.returncode == 0 and restarted.stdout.strip() == pg, restarted.stderr
+    said = " ".join(err.split())
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in err and "invalid data in the commit" not in err
+    assert "the study database postgresql://visionstudy:***@" in said and "stopped answering" in said
+    assert "when the database is back, run the study again" in said
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=patient(600))
+    assert again.returncode == 0, again.stdout + again.stderr
+    check_once(pg, "outage", runs / "outage", {"a/seed-0": LONG, "a/seed-1": LONG})
+
+
 def test_the_launcher_yields_its_cpu_only_on_a_node_that_runs_the_jobs(slurm):
     """After submitting, the launcher lowers its priority where its jobs may run (here: the one-node
     SLURM's node), and keeps it on a machine that is no node of the cluster (a login node)."""

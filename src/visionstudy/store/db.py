@@ -263,6 +263,21 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> RDBStorag
                      "that the server is running and that you may connect") from None
 
 
+def connection_lost(exc: BaseException) -> str | None:
+    """The first line of the driver's error when `exc` (or an exception it came from) is the
+    database server going away mid-study (refused, reset, closed); else None."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    seen: BaseException | None = exc
+    for _ in range(20):  # a chain, not a loop
+        if seen is None:
+            return None
+        if isinstance(seen, OperationalError | InterfaceError):
+            return str(seen.orig if seen.orig is not None else seen).strip().splitlines()[0][:200]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def retry_argument() -> str:
     import optuna
 

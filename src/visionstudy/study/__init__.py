@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visionstudy.errors import StorageError, VisionStudyError
 from visionstudy.study.execute import (
     Driver,
     Outcome,
@@ -58,5 +59,15 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
             return full, dataclasses.replace(final, trained=final.trained + outcome.trained,
                                              seconds=final.seconds + outcome.seconds,
                                              finished=outcome.finished + final.finished)
+    except Exception as exc:
+        from visionstudy.store.db import connection_lost, redact
+
+        why = connection_lost(exc)
+        if why is None or isinstance(exc, VisionStudyError):
+            raise
+        raise StorageError(
+            f"the study database {redact(place.url(study))} stopped answering ({why}); this process "
+            "stopped its runs, each keeping its last finished epoch: when the database is back, run "
+            "the study again (`study run`, with its --launcher, or `study work`) and they resume") from None
     finally:
         driver.close()

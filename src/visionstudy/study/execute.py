@@ -353,7 +353,10 @@ class Driver:
         except BaseException:
             self.stop()
             for claim in held.values():  # back to the queue: the next `study run` resumes them
-                store.requeue(claim)
+                try:
+                    store.requeue(claim)
+                except Exception:  # noqa: BLE001 - the database is gone: its stale heartbeat requeues it later
+                    break
             raise
         counts = Counter(now.values())  # as of the last look, after the last record
         errors = [(k, failed.get(k) or last_error(store, k)) for k, s in now.items() if s == "failed"]
@@ -413,7 +416,10 @@ class Driver:
             try:
                 store.heartbeat(claim.trial_id)
             except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not stop the study
-                log.warning("heartbeat failed: %s", exc)
+                from visionstudy.store.db import connection_lost
+
+                why = connection_lost(exc)  # Optuna's own words blame "invalid data in the commit"
+                log.warning("heartbeat failed: %s", f"the database does not answer ({why})" if why else exc)
 
 
 def selected(variant: str, only: list[str] | None) -> bool:
