@@ -339,7 +339,7 @@ def test_a_database_that_goes_away_mid_study_stops_it_cleanly_and_the_study_resu
     said = " ".join(err.split())
     assert proc.returncode == 2, out + err
     assert "Traceback" not in err and "invalid data in the commit" not in err
-    assert "the study database postgresql://visionstudy:***@" in said and "stopped answering" in said
+    assert "the study database postgresql://visionstudy:***@" in said and "failed mid-study" in said
     assert "when the database is back, run the study again" in said
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=patient(600))
     assert again.returncode == 0, again.stdout + again.stderr

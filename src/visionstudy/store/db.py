@@ -264,8 +264,9 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> RDBStorag
 
 
 def connection_lost(exc: BaseException) -> str | None:
-    """The first line of the driver's error when `exc` (or an exception it came from) is the
-    database server going away mid-study (refused, reset, closed); else None."""
+    """The first line of the database's own error when `exc` (or an exception it came from) is a
+    failing database (a server refusing, resetting or closing connections; a file locked or not
+    writable) rather than a defect; else None."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     seen: BaseException | None = exc

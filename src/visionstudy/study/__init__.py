@@ -66,7 +66,7 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
         if why is None or isinstance(exc, VisionStudyError):
             raise
         raise StorageError(
-            f"the study database {redact(place.url(study))} stopped answering ({why}); this process "
+            f"the study database {redact(place.url(study))} failed mid-study ({why}); this process "
             "stopped its runs, each keeping its last finished epoch: when the database is back, run "
             "the study again (`study run`, with its --launcher, or `study work`) and they resume") from None
     finally:
