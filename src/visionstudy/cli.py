@@ -542,7 +542,9 @@ def study_status(
                                        ("done", "running", "waiting", "failed", "missing", "new"))]
             for name, states in per_variant.items()]
     if len(rows) <= PLAIN_ROWS:
-        table = Table(*columns)
+        table = Table()
+        for column in columns:  # counts right-aligned, as in the plain layout and the results table
+            table.add_column(column, justify="left" if column == "variant" else "right")
         for row in rows:
             table.add_row(*row)
         console.print(table)
