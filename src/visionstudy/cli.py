@@ -566,11 +566,12 @@ def study_status(
             err_console.print(f"  {escape(line)}", highlight=False)
     if view.differs:
         err_console.print(f"[yellow]{escape(view.differs)}[/]", highlight=False)
-    print_jobs(view.study_dir)
+    print_jobs(view.study_dir, sum(v == "running" for v in view.status.values()))
 
 
-def print_jobs(study_dir: Path) -> None:
-    """The study's SLURM jobs still queued or running (`squeue`)."""
+def print_jobs(study_dir: Path, running: int) -> None:
+    """The study's SLURM jobs still queued or running (`squeue`); with none, what became of the
+    runs that still read as running."""
     from visionstudy.study.launch import recorded_jobs, slurm_jobs
 
     if not recorded_jobs(study_dir):
@@ -579,6 +580,13 @@ def print_jobs(study_dir: Path) -> None:
     if not jobs:
         console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: none queued or running",
                       highlight=False)
+        if running:
+            where = escape(str(study_dir))
+            err_console.print(
+                f"{running} run{'s read' if running > 1 else ' reads'} as running with no job left to train "
+                f"{'them' if running > 1 else 'it'} (unless a process here does): the job died or lost the "
+                f"database; `visionstudy study run {where} --launcher slurm ...` (or `study work {where}`) "
+                "queues and trains them again from their last finished epoch", highlight=False)
         return
     table = Table("job", "state", "reason", "time", "node", title="SLURM jobs", title_justify="left")
     for j in jobs:

@@ -362,3 +362,19 @@ def test_ctrl_c_while_waiting_for_slurm_jobs_leaves_them_running_and_says_so(mon
     err = " ".join(done.stderr.split())
     assert done.returncode == 130, done.stderr
     assert "stopped waiting; job array 4242 goes on" in err and "visionstudy study cancel" in err
+
+
+def test_status_says_what_became_of_running_runs_whose_jobs_are_gone(monkeypatch, capsys, tmp_path):
+    from visionstudy import cli
+    from visionstudy.study import launch
+
+    monkeypatch.setattr(launch, "recorded_jobs", lambda folder: ["11"])
+    monkeypatch.setattr(launch, "slurm_jobs", lambda folder: [])
+    cli.print_jobs(tmp_path / "s", 2)
+    out, err = capsys.readouterr()
+    assert "SLURM jobs 11: none queued or running" in out
+    said = " ".join(err.split())
+    assert "2 runs read as running with no job left to train them" in said
+    assert f"visionstudy study run {tmp_path / 's'} --launcher slurm" in said
+    cli.print_jobs(tmp_path / "s", 0)
+    assert capsys.readouterr().err == ""
