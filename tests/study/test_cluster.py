@@ -308,14 +308,18 @@ def test_db_start_keeps_its_url_and_never_takes_another_programs_port(pg, workdi
     moved = vs("db", "start", "--dir", workdir / "pg", "--port", port + 1)
     assert_user_error(moved, f"--port {port + 1}: the server in", f"runs already, on port {port}", "db stop")
     assert vs("db", "stop", "--dir", workdir / "pg").returncode == 0
-    with socket.socket() as holder:  # another program on the server's port while it is stopped
-        holder.bind(("0.0.0.0", port))
-        holder.listen()
-        taken = vs("db", "start", "--dir", workdir / "pg")
-        assert_user_error(taken, f"port {port} of this server's URL", "taken by another program", "--port N")
-        other = vs("db", "start", "--dir", workdir / "pg-other", "--port", port)
-        assert_user_error(other, f"--port {port}: another program listens on it")
-    again = vs("db", "start", "--dir", workdir / "pg")  # restarted: the same URL, the studies' one
+    try:
+        with socket.socket() as holder:  # another program on the server's port while it is stopped
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the server's closed connections
+            holder.bind(("0.0.0.0", port))
+            holder.listen()
+            taken = vs("db", "start", "--dir", workdir / "pg")
+            assert_user_error(taken, f"port {port} of this server's URL", "taken by another program",
+                              "--port N")
+            other = vs("db", "start", "--dir", workdir / "pg-other", "--port", port)
+            assert_user_error(other, f"--port {port}: another program listens on it")
+    finally:
+        again = vs("db", "start", "--dir", workdir / "pg")  # restarted: the same URL, the studies' one
     assert again.returncode == 0 and again.stdout.strip() == pg, again.stderr
 
 
@@ -329,7 +333,9 @@ def test_a_database_that_goes_away_mid_study_stops_it_cleanly_and_the_study_resu
            "--runs-dir", str(runs), "--workers", "2", "--quiet", "--no-report"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: list(runs.glob("outage/a/seed-*/checkpoints/last.pt")), 120, "a run's first epoch")
+        wait_for(lambda: proc.poll() is not None or list(runs.glob("outage/a/seed-*/checkpoints/last.pt")),
+                 120, "a run's first epoch")
+        assert proc.poll() is None, proc.communicate()
         assert vs("db", "stop", "--dir", workdir / "pg").returncode == 0
         out, err = proc.communicate(timeout=patient(120))
     finally:
