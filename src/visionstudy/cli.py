@@ -241,7 +241,7 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 
 @study_app.command("run")
 def study_run(
-    study: Annotated[str, typer.Argument(help="study file (YAML) or recipe:NAME")],
+    study: Annotated[str, typer.Argument(help="study file (YAML), recipe:NAME, or a planned study folder")],
     set_: SetOpt = None,
     workers: Annotated[int, typer.Option(help="runs at once on this machine", min=1)] = 1,
     db: Db = None,
@@ -605,7 +605,8 @@ DbDir = Annotated[Path, typer.Option("--dir", help="the server's folder (its dat
 @db_app.command("start")
 def db_start(
     folder: DbDir,
-    port: Annotated[int | None, typer.Option(help="port (default: a free one)", min=1, max=65535)] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: the one it had, else a free one)", min=1,
+                                             max=65535)] = None,
     host: Annotated[str | None, typer.Option(
         help="host name the jobs reach it by (default: this machine's)")] = None,
 ) -> None:
