@@ -269,26 +269,22 @@ class Study:
         """A study file, `recipe:NAME` or a mapping (a study file's contents), with `set` overrides
         applied to every run, validated and expanded before anything trains."""
         from visionstudy.study import Placement
-        from visionstudy.study.execute import load_planned
+        from visionstudy.study.execute import load_planned, load_study_dir
         from visionstudy.study.schema import read_study
 
         overrides = override_list(set)
-        if not isinstance(target, Mapping) and Path(as_path(target, "target", STUDY_ARGUMENT)).is_dir():
-            return cls.planned(Path(target), overrides, db)
-        raw, source = ((dict(target), "study") if isinstance(target, Mapping)
-                       else read_study(str(as_path(target, "target", STUDY_ARGUMENT))))
+        if isinstance(target, Mapping):
+            raw, source = dict(target), "study"
+        elif (folder := Path(as_path(target, "target", STUDY_ARGUMENT))).is_dir():
+            # a folder `study run` planned, as planned (its study.yaml holds the file and its --set):
+            # what `study cancel` and a stopped job leave to go on with
+            if overrides:
+                raise ConfigError(f"{folder}: a planned study folder trains as it was planned; to change "
+                                  "it, give its study file with --set")
+            return cls(load_study_dir(folder, db), folder.parent, db)
+        else:
+            raw, source = read_study(str(folder))
         return cls(load_planned(raw, source, overrides, Placement(Path(runs_dir), db)), runs_dir, db)
-
-    @classmethod
-    def planned(cls, folder: Path, overrides: list[str], db: str | None) -> Study:
-        """The study a folder was planned from, as planned (its study.yaml: the file with its --set
-        overrides), in that folder: what `study cancel` and a stopped job leave to go on with."""
-        from visionstudy.study.execute import load_study_dir
-
-        if overrides:
-            raise ConfigError(f"{folder}: a planned study folder trains as it was planned; to change it, "
-                              "give its study file with --set")
-        return cls(load_study_dir(folder, db), folder.parent, db)
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}: {self.spec.describe()} in {self.dir})"

@@ -898,9 +898,6 @@ def main() -> None:
 
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -342,8 +342,9 @@ class RunReportBuilder:
                                      "further the bars from the diagonal, the worse the calibration."))
         return s
 
+    @functools.cached_property
     def tsne_skipped(self) -> str | None:
-        """Why this run gets no t-SNE, or None."""
+        """Why this run gets no t-SNE, or None (checked once: the features are scanned)."""
         p = self.art.predictions
         features = None if p is None else p.get("features")
         if features is None or features.ndim != 2 or not len(features):
@@ -366,7 +367,7 @@ class RunReportBuilder:
         figures are drawn: sklearn's t-SNE gradient runs without the GIL, on one OpenMP thread (the
         report and its drawing process have the other cores). A daemon thread: Ctrl-C ends the
         report at once, not after the t-SNE (the cache is written whole or not at all)."""
-        if self.ev is None or self.tsne_skipped():
+        if self.ev is None or self.tsne_skipped:
             return None
         from visionstudy.store.rundir import RunDir
 
@@ -393,7 +394,7 @@ class RunReportBuilder:
 
     def tsne(self, pending: Future[dict[str, np.ndarray]] | None = None) -> Section:
         s = Section("Learned features (t-SNE)", self.anchor("tsne"))
-        reason = self.tsne_skipped()
+        reason = self.tsne_skipped
         if reason:
             s.notes.append(reason)
             return s

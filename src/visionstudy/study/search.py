@@ -308,16 +308,12 @@ def trial_rows(trials: list[FrozenTrial], keys: list[str]) -> list[list[Any]]:
 
 def search_progress(url: str, study: str) -> str | None:
     """`study status`'s line for a search: trials by state, of how many were asked."""
-    import optuna
     from optuna.trial import TrialState
 
-    from visionstudy.store.db import storage_for
-
-    storage = storage_for(url, write=False)
-    if f"{study}:search" not in {s.study_name for s in storage.get_all_studies()}:
+    found = search_trials(url, study)
+    if found is None:
         return None
-    ostudy = optuna.load_study(study_name=f"{study}:search", storage=storage)
-    trials = ostudy.get_trials(deepcopy=False)
+    ostudy, trials = found
     states = [t.state for t in trials]
     failed = sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in trials)
     asked = ostudy.user_attrs.get(ASKED)
