@@ -1,7 +1,7 @@
 """The `visionstudy` command: a thin layer mapping arguments onto config objects and stage calls.
 
     visionstudy datasets list
-    visionstudy datasets info fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
+    visionstudy datasets info fashion_mnist --data-dir ~/mirrors/fashion-mnist
     visionstudy datasets preview digits --out grid.png --augment crop,flip
     visionstudy train examples/digits-quick.yaml --set train.epochs=5 --out runs/digits
 """

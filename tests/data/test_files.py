@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from visionstudy.data import files
 from visionstudy.data.files import RemoteFile, download, safe_extract_tar
 from visionstudy.errors import DataError
 
@@ -166,3 +167,18 @@ def test_truncated_zip_is_a_clear_error(tmp_path):
     archive.write_bytes(archive.read_bytes()[:-60])
     with pytest.raises(DataError, match="truncated or corrupt.*fetch it again"):
         safe_extract_zip(archive, ["wanted.gz"], tmp_path / "out")
+
+
+def test_system_dataset_folders_are_searched_but_never_written(tmp_path, monkeypatch):
+    """Debian's dataset packages install into /usr/share/datasets: found without --data-dir, after
+    the folders the user named; a download goes to a named writable folder or the cache, never there
+    (root may write it)."""
+    system, named = tmp_path / "usr-share-datasets", tmp_path / "mine"
+    (system / "fashion-mnist").mkdir(parents=True)
+    named.mkdir()
+    monkeypatch.setattr(files, "SYSTEM_DATA_DIRS", (system,))
+    roots = files.search_roots(cli_dir=named)
+    assert roots == [named, system, files.cache_root() / "data"]
+    assert files.candidate_dirs(roots, ["fashion-mnist"])[:3] == [named, system, system / "fashion-mnist"]
+    assert files.download_dir("fashion_mnist", cli_dir=named) == named
+    assert files.download_dir("fashion_mnist") == files.cache_root() / "data" / "fashion_mnist"

@@ -214,8 +214,8 @@ def test_second_load_comes_from_the_cache(mnist_dir, monkeypatch):
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Debian dataset-fashion-mnist not installed")
-def test_debian_fashion_mnist_mirror_verifies():
-    raw = load_raw(DataConfig(dataset="fashion_mnist", data_dir=FASHION.parent))
+def test_debian_fashion_mnist_is_found_without_being_named_and_verifies():
+    raw = load_raw(DataConfig(dataset="fashion_mnist"))
     assert (len(raw.train), len(raw.test)) == (60000, 10000)
     assert raw.class_names[9] == "Ankle boot"
 

@@ -24,6 +24,7 @@ from visionstudy.data.files import (
     RemoteFile,
     cache_root,
     download,
+    download_dir,
     search_roots,
     warn_unverified,
 )
@@ -170,9 +171,7 @@ def fetch(cfg: DataConfig, cli_dir: Path | None = None, found: list[Path] | None
         remotes = source.remote_files(cfg)
         if not remotes or not cfg.download:
             raise missing_error(source, cfg, roots)
-        # An explicit, writable data dir (config, CLI, env) receives the files; else the cache.
-        explicit = [r for r in roots[:-1] if r.is_dir() and os.access(r, os.W_OK)]
-        target = explicit[0] if explicit else roots[-1] / source.name
+        target = download_dir(source.name, cfg.data_dir, cli_dir)
         for remote in remotes:
             download(remote, target, cfg.verify)
         paths = source.find(cfg, [target])

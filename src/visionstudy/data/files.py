@@ -1,8 +1,10 @@
 """Getting dataset files: where to look, checksums, atomic downloads, safe archive extraction.
 
 Where to look, in order: `data.data_dir` in the config, `--data-dir` on the command line, the
-`VISIONSTUDY_DATA_DIR` environment variable, then the cache under the user's home. Each place may be
-the dataset's own folder or a root holding one subfolder per dataset.
+`VISIONSTUDY_DATA_DIR` environment variable, the folders of the system's dataset packages (Debian's
+`dataset-fashion-mnist` puts the official files in /usr/share/datasets/fashion-mnist), then the cache
+under the user's home. Each place may be the dataset's own folder or a root holding one subfolder per
+dataset. Downloads go to the first writable folder the user named, else to the cache.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ ENV_DATA_DIR = "VISIONSTUDY_DATA_DIR"
 # Replaces the official host of every download (tests, institutional mirrors): BASE/<file name>.
 ENV_DOWNLOAD_URL = "VISIONSTUDY_DOWNLOAD_URL"
 CHUNK = 1 << 20  # bytes read at a time when hashing or downloading
+# Read-only places where a distribution's dataset packages install the official files.
+SYSTEM_DATA_DIRS = (Path("/usr/share/datasets"),)
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,28 @@ def cache_root() -> Path:
     return Path(base) / "visionstudy"
 
 
+def user_roots(config_dir: Path | None = None, cli_dir: Path | None = None) -> list[Path]:
+    """The folders the user named (config, command line, environment), most specific first."""
+    env = os.environ.get(ENV_DATA_DIR)
+    return unique_paths([config_dir, cli_dir, Path(env) if env else None])
+
+
 def search_roots(config_dir: Path | None = None, cli_dir: Path | None = None) -> list[Path]:
     """The places to look for dataset files, most specific first, without duplicates."""
-    env = os.environ.get(ENV_DATA_DIR)
-    roots = [config_dir, cli_dir, Path(env) if env else None, cache_root() / "data"]
+    return unique_paths([*user_roots(config_dir, cli_dir), *SYSTEM_DATA_DIRS, cache_root() / "data"])
+
+
+def download_dir(name: str, config_dir: Path | None = None, cli_dir: Path | None = None) -> Path:
+    """Where dataset `name`'s downloads go: the first writable folder the user named, else the cache."""
+    named = [r for r in user_roots(config_dir, cli_dir) if r.is_dir() and os.access(r, os.W_OK)]
+    return named[0] if named else cache_root() / "data" / name
+
+
+def unique_paths(paths: Iterable[Path | None]) -> list[Path]:
     out: list[Path] = []
-    for root in roots:
-        if root is not None and root.expanduser() not in out:
-            out.append(root.expanduser())
+    for path in paths:
+        if path is not None and path.expanduser() not in out:
+            out.append(path.expanduser())
     return out
 
 
