@@ -91,6 +91,8 @@ def test_a_study_loads_runs_reports_and_gives_its_results_as_a_dataframe(tmp_pat
     lines: list[str] = []
     outcome = study.run(workers=2, quiet=True, report=False, echo=lines.append)  # forkserver workers
     assert outcome.done == outcome.total == 4 and not outcome.failed
+    shown = repr(outcome)  # printed in a script: the counts, not every run's metrics
+    assert shown.startswith("Outcome(total=4, done=4, failed=[]") and "test_accuracy" not in shown
     assert sum(line.startswith("done ") for line in lines) == 4
     assert list(study.status()["status"]) == ["done"] * 4
     results = study.results()

@@ -370,12 +370,12 @@ def check_count(value: Any, what: str, least: int = 1, most: int | None = None) 
 
 
 def check_name(value: str, what: str = "a run name") -> str:
-    """The one rule for every name that becomes a folder (runs, studies, variants): letters,
+    """The one rule for every name that becomes a folder (runs, studies, variants): ASCII letters,
     digits and _ . + = , - (no spaces, '/', wildcards or control characters), starting with a
     letter or digit, at most NAME_BYTES bytes. Raises ValueError with the fix."""
     if not NAME.match(value):
-        raise ValueError(f"{what} names a folder: use letters, digits and _ . + = , - (starting with a "
-                         "letter or digit; no spaces, '/', '*', '?' or control characters)")
+        raise ValueError(f"{what} names a folder: use ASCII letters, digits and _ . + = , - (starting "
+                         "with a letter or digit; no spaces, accents, '/', '*', '?' or control characters)")
     if len(value.encode()) > NAME_BYTES:
         raise ValueError(f"{what} names one folder of at most {NAME_BYTES} bytes (file systems allow 255, "
                          f"and reports and exports add to it); this one has {len(value.encode())}")

@@ -63,6 +63,10 @@ def test_bad_images_are_named(tmp_path):
 def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoints/best.pt"):
         load_predictor(tmp_path)
+    (tmp_path / "study" / "bn" / "seed-0" / "checkpoints").mkdir(parents=True)  # a study's folders
+    with pytest.raises(CheckpointError, match=r"study/bn: not a run directory, but it holds 1 run "
+                                              r"\(.*study/bn/seed-0\); pass it"):
+        load_predictor(tmp_path / "study" / "bn")
     (tmp_path / "x.pt").write_text("hello")
     with pytest.raises(CheckpointError, match="x.pt: not a visionstudy checkpoint"):
         load_predictor(tmp_path / "x.pt")

@@ -111,9 +111,9 @@ def test_a_run_name_is_one_folder_by_the_rule_study_names_follow(name):
     """Run names once took newlines, tabs, `*` and `?` that study names refused: one rule now."""
     from visionstudy.study.schema import StudyConfig
 
-    with pytest.raises(ConfigError, match="a run name names a folder: use letters, digits and _"):
+    with pytest.raises(ConfigError, match="a run name names a folder: use ASCII letters, digits and _"):
         validate_run_config({**TINY, "name": name})
-    with pytest.raises(ValueError, match="a study name names a folder: use letters, digits and _"):
+    with pytest.raises(ValueError, match="a study name names a folder: use ASCII letters, digits and _"):
         StudyConfig(name=name, base={})
 
 

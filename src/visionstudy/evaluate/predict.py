@@ -33,13 +33,15 @@ class Predictor:
 def checkpoint_path(path: Path) -> Path:
     """A run directory means the checkpoint that stands for the run (the store's choice: the one
     its test used); a file is itself."""
+    from visionstudy.store.reader import holds_runs
     from visionstudy.store.rundir import RunDir
 
     if path.is_dir():
         found = RunDir(path).checkpoint() or next(
             (p for p in (path / "best.pt", path / "last.pt") if p.is_file()), None)  # a bare folder of .pt
         if found is None:
-            raise CheckpointError(f"{path}: no checkpoints/best.pt or last.pt; is it a visionstudy run?")
+            raise CheckpointError(holds_runs(path) or
+                                  f"{path}: no checkpoints/best.pt or last.pt; is it a visionstudy run?")
         return found
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")

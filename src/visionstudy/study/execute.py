@@ -263,7 +263,8 @@ class Outcome:
     trained: int  # runs finished by this call (0: there was nothing to do)
     seconds: float
     elsewhere: int = 0  # runs another process is training right now
-    finished: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, metrics) this call
+    # (key, metrics) of each run this call finished; left out of the repr (whole metrics.json files)
+    finished: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
 
 
 Echo = Callable[[str], None]
