@@ -50,6 +50,24 @@ def test_one_at_a_time_sweep_varies_each_factor_alone(tmp_path):
     assert members["train.optimizer.lr"][1] == {"baseline", "lr=0.01", "lr=0.1"}
 
 
+def test_sweep_and_search_keys_may_be_nested_as_set_writes_them(tmp_path):
+    """`model: {activation: [relu, tanh]}` is `model.activation: [relu, tanh]` (a sweep's nested
+    form was an error naming `sweep.model`), and a search space nests the same way."""
+    lr, channels = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}, [[4, 8], [8, 16]]
+    flat = load_study(study_file(
+        tmp_path, sweep={"mode": "one-at-a-time", "model.activation": ["relu", "tanh"],
+                         "train.optimizer.lr": [0.1]},
+        search={"trials": 2, "space": {"train.optimizer.lr": lr, "model.channels": channels}}))
+    nested = load_study(study_file(
+        tmp_path, sweep={"mode": "one-at-a-time", "model": {"activation": ["relu", "tanh"]},
+                         "train": {"optimizer": {"lr": [0.1]}}},
+        search={"trials": 2, "space": {"train": {"optimizer": {"lr": lr}}, "model": {"channels": channels}}}))
+    assert [n for n, _ in nested.variants] == ["baseline", "activation=tanh", "lr=0.1"]
+    assert [n for n, _ in flat.variants] == [n for n, _ in nested.variants]
+    assert nested.config.search == flat.config.search
+    assert [r.config for r in nested.runs] == [r.config for r in flat.runs]
+
+
 def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     study = load_study(study_file(tmp_path, variants={
         "small": {}, "wide": {"model": {"channels": [8, 16]}}}, sweep=[

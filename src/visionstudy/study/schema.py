@@ -166,7 +166,7 @@ class SearchConfig(Strict):
     def _lists_are_categorical(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"type": "categorical", "choices": v} if isinstance(v, list) else v
-                    for k, v in value.items()}
+                    for k, v in dotted_space(value).items()}
         return value
 
     @field_validator("space")
@@ -175,6 +175,19 @@ class SearchConfig(Strict):
         if not value:
             raise ValueError("give at least one parameter")
         return value
+
+
+def dotted_space(space: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A search space's keys dotted: a mapping that is no parameter (none of SearchParam's fields)
+    is a level of keys (`train: {optimizer: {lr: {type: float, ...}}}`, as `--set
+    search.space.train.optimizer.lr=...` writes it)."""
+    out: dict[str, Any] = {}
+    for key, value in space.items():
+        if isinstance(value, dict) and value and not set(value) & set(SearchParam.model_fields):
+            out.update(dotted_space(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 class CVConfig(Strict):

@@ -26,6 +26,7 @@ from visionstudy.config import (
     dotted,
     dump_config,
     few,
+    flatten,
     identity,
     indexed,
     lookup,
@@ -222,8 +223,10 @@ def key_label(key: str) -> str:
 def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[str, Any],
                    source: str) -> list[tuple[str, dict[str, Any]]]:
     """The variants of one sweep block. With `from: V` the block sweeps around variant V
-    (names 'V+key=value'); without, around the base config (its origin is 'baseline')."""
-    block = dict(block)
+    (names 'V+key=value'); without, around the base config (its origin is 'baseline'). Keys may
+    be dotted or nested (`model: {activation: [relu, tanh]}`, as `--set sweep.model.activation=...`
+    writes them)."""
+    block = flatten(block)
     mode = block.pop("mode", "grid")
     origin = block.pop("from", None)
     if mode not in ("grid", "one-at-a-time"):
