@@ -7,7 +7,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visionstudy.config import dump_config, merge_run, parse_override
+from visionstudy.config import apply_overrides, dump_config, merge_run, parse_override
 from visionstudy.errors import ConfigError
 from visionstudy.validate import load_config, validate_run_config
 
@@ -17,6 +17,22 @@ def test_override_parses_yaml_values():
     assert parse_override("model.hidden=[64, 32]") == {"model": {"hidden": [64, 32]}}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("train.epochs")
+
+
+def test_a_numeric_part_of_a_set_key_sets_one_element_of_a_list(tmp_path):
+    """`--set model.channels.1=48` as a sweep's `model.channels.1: [48]` does (it was an error,
+    `model.channels: Input should be a valid list (got {'1': 48})`); the model's default list
+    too, and a mapping's numeric key stays a key."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "digits"},
+                                    "model": {"name": "cnn", "channels": [8, 16]}}))
+    assert load_config(path, ["model.channels.1=48"]).model.params()["channels"] == [8, 48]
+    resnet = load_config(path, ["model.name=resnet", "model.widths.0=4"]).model.params()
+    assert resnet["widths"][0] == 4 and len(resnet["widths"]) > 1  # the rest: ResNet's default widths
+    with pytest.raises(ConfigError, match=r"model.channels.5: model.channels must be a list with an "
+                                          r"element 5 \(got \[8, 16\]\); give the whole list"):
+        load_config(path, ["model.channels.5=3"])
+    assert apply_overrides({"variants": {"1": {}}}, ["variants.1.seed=3"]) == {"variants": {"1": {"seed": 3}}}
 
 
 def test_naming_another_model_drops_the_old_parameters():

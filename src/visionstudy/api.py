@@ -83,11 +83,10 @@ def as_path(value: Any, what: str = "config", expected: str = CONFIG_ARGUMENT) -
 
 def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> RunConfig:
     """A validated RunConfig from a YAML file or a mapping, with overrides applied."""
-    from visionstudy.config import apply_overrides
-    from visionstudy.validate import load_config, validate_run_config
+    from visionstudy.validate import load_config, run_from
 
     if isinstance(config, Mapping):
-        return validate_run_config(apply_overrides(dict(config), overrides), "config")
+        return run_from(dict(config), overrides, "config")
     return load_config(as_path(config), overrides)
 
 

@@ -14,7 +14,7 @@ import numbers
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -498,6 +498,11 @@ def indexed(raw: dict[str, Any], key: str) -> Any:
 
 def parse_override(text: str) -> dict[str, Any]:
     """'train.optimizer.lr=0.01' → {'train': {'optimizer': {'lr': 0.01}}} (value parsed as YAML)."""
+    return dotted(*override_pair(text))
+
+
+def override_pair(text: str) -> tuple[str, Any]:
+    """'train.optimizer.lr=0.01' → ('train.optimizer.lr', 0.01) (value parsed as YAML)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
@@ -505,7 +510,37 @@ def parse_override(text: str) -> dict[str, Any]:
         value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
-    return dotted(key.strip(), value)
+    return key.strip(), value
+
+
+Defaults = Callable[[dict[str, Any]], dict[str, Any] | None]  # a config → it with its defaults, or None
+
+
+def key_override(raw: dict[str, Any], key: str, value: Any,
+                 defaults: Defaults | None = None) -> dict[str, Any]:
+    """The override that sets dotted `key` to `value` on config `raw`. A numeric part indexes a
+    list: 'model.channels.0' = 48 on channels [32, 64] gives {'model': {'channels': [48, 64]}}
+    (a mapping's numeric key stays a key). `defaults(raw)`: the config with its defaults, where a
+    list `raw` does not write is looked up."""
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not part.isdigit() or i == 0:
+            continue
+        head = ".".join(parts[:i])
+        current = lookup(raw, head)
+        if current is None and defaults is not None:
+            current = lookup(defaults(raw) or {}, head)
+        if isinstance(current, dict):
+            continue
+        if not isinstance(current, list) or int(part) >= len(current):
+            raise ConfigError(f"{key}: {head} must be a list with an element {part} (got {current!r}); "
+                              "give the whole list instead")
+        new = copy.deepcopy(current)
+        rest = ".".join(parts[i + 1:])
+        inner = new[int(part)]
+        new[int(part)] = merge_run(inner, key_override(inner, rest, value)) if rest else value
+        return dotted(head, new)
+    return dotted(key, value)
 
 
 def overrides_under(overrides: Sequence[str], sections: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -515,10 +550,12 @@ def overrides_under(overrides: Sequence[str], sections: Sequence[str]) -> tuple[
     return inside, [o for o in overrides if o not in inside]
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """`raw` with each `--set KEY=VALUE` merged in, in order (the last word wins)."""
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str],
+                    defaults: Defaults | None = None) -> dict[str, Any]:
+    """`raw` with each `--set KEY=VALUE` merged in, in order (the last word wins); a numeric part
+    of KEY indexes a list (`key_override`, with `defaults`)."""
     for text in overrides:
-        raw = merge_run(raw, parse_override(text))
+        raw = merge_run(raw, key_override(raw, *override_pair(text), defaults))
     return raw
 
 

@@ -8,14 +8,14 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from visionstudy.config import RunConfig, apply_overrides, format_validation_error, read_yaml
+from visionstudy.config import RunConfig, apply_overrides, dump_config, format_validation_error, read_yaml
 from visionstudy.errors import ConfigError
 
 
@@ -220,4 +220,28 @@ def thread_budget(processes: int = 1) -> int:
 
 def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
     """A run config file with `--set KEY=VALUE` overrides applied, validated whole."""
-    return validate_run_config(apply_overrides(read_yaml(path), overrides), str(path))
+    return run_from(read_yaml(path), overrides, str(path))
+
+
+def run_from(raw: dict[str, Any], overrides: Sequence[str], source: str) -> RunConfig:
+    """A run config mapping with `--set KEY=VALUE` overrides applied (`model.channels.1=64`
+    sets one element of a list, the model's default list too), validated whole."""
+    return validate_run_config(apply_overrides(raw, overrides, run_defaults), source)
+
+
+def resolved_with_defaults(cfg: RunConfig) -> dict[str, Any]:
+    """The config with every default filled in, the model's own parameters included."""
+    from visionstudy.models import validate_params
+
+    out = dump_config(cfg)
+    params = validate_params(cfg.model.name, cfg.model.params()).model_dump(mode="json")
+    out["model"] = {"name": cfg.model.name, **params}
+    return out
+
+
+def run_defaults(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """A run config mapping with every default filled in; None when it is not valid."""
+    try:
+        return resolved_with_defaults(validate_run_config(raw))
+    except ConfigError:
+        return None

@@ -100,8 +100,8 @@ class Manifest:
 def from_study(study: Study) -> Manifest:
     """The manifest of an expanded `Study`."""
     from visionstudy.config import dump_config, indexed
-    from visionstudy.study.spec import resolved_with_defaults
     from visionstudy.tasks import task_of
+    from visionstudy.validate import resolved_with_defaults
 
     by_variant: dict[str, RunSpec] = {}
     for r in study.runs:

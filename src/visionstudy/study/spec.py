@@ -6,7 +6,6 @@ reading: `schema`.
 from __future__ import annotations
 
 import collections
-import copy
 import dataclasses
 import fnmatch
 import functools
@@ -23,12 +22,12 @@ from visionstudy.config import (
     RunConfig,
     apply_overrides,
     check_name,
-    dotted,
     dump_config,
     few,
     flatten,
     identity,
     indexed,
+    key_override,
     lookup,
     merge_run,
     overrides_under,
@@ -36,7 +35,7 @@ from visionstudy.config import (
 )
 from visionstudy.errors import ConfigError
 from visionstudy.study.schema import RESERVED, SearchConfig, StudyConfig, read_study, study_config
-from visionstudy.validate import validate_run_config
+from visionstudy.validate import resolved_with_defaults, run_defaults, validate_run_config
 
 
 @dataclass(frozen=True)
@@ -150,16 +149,6 @@ def value_label(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
 
-def resolved_with_defaults(cfg: RunConfig) -> dict[str, Any]:
-    """The config with every default filled in, the model's own parameters included."""
-    from visionstudy.models import validate_params
-
-    out = dump_config(cfg)
-    params = validate_params(cfg.model.name, cfg.model.params()).model_dump(mode="json")
-    out["model"] = {"name": cfg.model.name, **params}
-    return out
-
-
 SWEEP_OPTIONS = ("mode", "from")
 
 
@@ -179,38 +168,11 @@ def touches(override: dict[str, Any], key: str, start: dict[str, Any]) -> bool:
     return lookup(override, head) is not None and lookup(override, head) != lookup(start, head)
 
 
-def key_override(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """The override that sets dotted `key` to `value` on config `raw`. A numeric part indexes a
-    list: 'model.channels.0' = 48 on channels [32, 64] gives {'model': {'channels': [48, 64]}}."""
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        if not part.isdigit():
-            continue
-        head = ".".join(parts[:i])
-        current = lookup(raw, head)
-        if current is None:
-            try:
-                current = lookup(resolved_with_defaults(validate_run_config(raw)), head)
-            except ConfigError:
-                current = None
-        if not isinstance(current, list) or int(part) >= len(current):
-            raise ConfigError(f"{key}: {head} must be a list with an element {part} (got {current!r}); "
-                              "write the whole list in the base config")
-        new = copy.deepcopy(current)
-        rest = ".".join(parts[i + 1:])
-        if rest:
-            new[int(part)] = merge_run(new[int(part)], key_override(new[int(part)], rest, value))
-        else:
-            new[int(part)] = value
-        return dotted(head, new)
-    return dotted(key, value)
-
-
 def apply_keys(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """One override setting every dotted key of `values`, in order, on top of `raw`."""
     override: dict[str, Any] = {}
     for key, value in values.items():
-        override = merge_run(override, key_override(merge_run(raw, override), key, value))
+        override = merge_run(override, key_override(merge_run(raw, override), key, value, run_defaults))
     return override
 
 
@@ -257,7 +219,7 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
             if value == indexed(resolved, key):
                 continue  # the origin already has this value
             out.append((f"{prefix}{key_label(key)}={value_label(value)}",
-                        merge_run(start, key_override(here, key, value))))
+                        merge_run(start, key_override(here, key, value, run_defaults))))
     return out
 
 
@@ -288,7 +250,7 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
 
 def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[str], study: str,
               variant: str, seed: int, fold: tuple[int, int] | None, source: str) -> RunConfig:
-    raw = apply_overrides(merge_run(base, override), overrides)  # --set: the last word, over every variant
+    raw = apply_overrides(merge_run(base, override), overrides, run_defaults)  # --set: the last word
     raw["name"] = f"{study}.{variant}"
     raw["seed"] = seed
     if fold is not None:
@@ -375,8 +337,8 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
     for key, p in search.space.items():
         for value in p.values_to_check():
             try:
-                cfg = build_run(base, merge_run(search.base, key_override(here, key, value)), overrides,
-                                study, "search", 0, None, source)
+                point = merge_run(search.base, key_override(here, key, value, run_defaults))
+                cfg = build_run(base, point, overrides, study, "search", 0, None, source)
             except ConfigError as exc:
                 raise ConfigError(f"search.space.{key} = {value!r}: {exc}") from None
             if cfg.data.validates_on == "none":
