@@ -303,6 +303,49 @@ def test_run_study_counts_a_failed_run(tmp_path, monkeypatch):
         html.parent / "report.md").read_text()
 
 
+def test_the_final_runs_wait_for_the_trials_other_workers_train(tmp_path):
+    """A driver whose own trials are done chooses the best only once every trial is: a SLURM job
+    that finished its trials first planned `search-best` from them while the other job still
+    trained the best one, and that job then failed ("already holds runs search-best/seed-0 with a
+    different config"). Here the trial 'another worker' trains is told its value (the best) only
+    after this driver's two trials ended."""
+    import socket
+    import threading
+
+    from optuna.trial import TrialState
+
+    from visionstudy.study.search import search_study, suggest
+
+    study = load_study(write(tmp_path, "wait", train={**TINY["train"], "epochs": 2}, search={
+        "sampler": "random", "trials": 3, "space": {"model.hidden": [[8], [16], [32]]},
+        "final": {"seeds": 1}}))
+    place = Placement(tmp_path / "runs")
+    place.study_dir(study).mkdir(parents=True)
+    ostudy = search_study(study, place.url(study))
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "driver": os.getpid()}  # alive
+    ostudy.enqueue_trial({"model.hidden": "[32]"}, user_attrs={"folder": "trial-000", "worker": worker})
+    elsewhere = ostudy.ask()
+    suggest(elsewhere, "model.hidden", study.config.search.space["model.hidden"])
+
+    def finish_elsewhere() -> None:
+        deadline = time.monotonic() + 300
+        while len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(1.5)  # the driver looks again in the meantime: it must still wait
+        ostudy.tell(elsewhere, 1.0)
+
+    teller = threading.Thread(target=finish_elsewhere)
+    teller.start()
+    lines: list[str] = []
+    full, outcome = run_all(study, place, progress=False, echo=lines.append)
+    teller.join()
+    assert "search: waiting for 1 trial training elsewhere before the final runs" in lines
+    assert outcome.failed == [] and outcome.done == 2  # baseline, search-best/seed-0
+    final = yaml.safe_load((place.study_dir(study) / "search-best" / "seed-0" / "config.yaml").read_text())
+    assert final["model"]["hidden"] == [32]  # the best trial's, trained elsewhere
+
+
 def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):
     path = write(tmp_path, "four", seeds=5, variants={"a": {}, "b": {"model": {"batch_norm": True}}})
     runs = tmp_path / "runs"

@@ -348,7 +348,7 @@ class Driver:
                         with stop_deferred():
                             self.record(store, held[ev.worker], ev, deaths, failed, finished)
                             del held[ev.worker]
-                    self.heartbeat(store, held)
+                    self.heartbeat(store.heartbeat, [claim.trial_id for claim in held.values()])
                     now = store.status(keys, results_on_disk(study_dir, keys))
                     bar(Counter(now.values()))
         except BaseException:
@@ -409,13 +409,15 @@ class Driver:
             failed[claim.key] = message
             self.echo(f"failed {claim.key}: {message}")
 
-    def heartbeat(self, store: RunStore, held: dict[int, Any]) -> None:
+    def heartbeat(self, record: Callable[[int], None], trial_ids: list[int]) -> None:
+        """`record` (a storage's heartbeat) for each trial this driver's workers train, every
+        HEARTBEAT_EVERY seconds at most."""
         if time.monotonic() - self.beat < HEARTBEAT_EVERY:
             return
         self.beat = time.monotonic()
-        for claim in held.values():
+        for trial_id in trial_ids:
             try:
-                store.heartbeat(claim.trial_id)
+                record(trial_id)
             except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not stop the study
                 from visionstudy.store.db import connection_lost
 

@@ -4,6 +4,7 @@ study's database, then the final training of the best values (seed 002's flow)."
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from visionstudy.study.spec import RunSpec, Study, apply_keys, build_run
 from visionstudy.tasks.metrics import metric
 
 FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
+WAIT_SECONDS = 1.0  # between looks at the trials other workers train, before the final runs
 
 
 def decode(p: SearchParam, value: Any) -> Any:
@@ -90,6 +92,26 @@ def params_key(values: dict[str, Any]) -> str:
     """One configuration's identity: floats to 12 digits, so 0.1 + 0.2 and 0.3 are one point."""
     return json.dumps({k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in values.items()},
                       sort_keys=True, default=str)
+
+
+def to_ask(ostudy: optuna.Study, trials: int, exhausted: bool) -> bool:
+    """Whether a trial is to be asked: one is queued (a resume, or a copy of a trial whose worker
+    died), or fewer than `trials` count and the space (`exhausted`: it holds no new one) has more."""
+    from optuna.trial import TrialState
+
+    waiting = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return bool(waiting) or (not exhausted and counted(ostudy) < trials)
+
+
+def open_elsewhere(ostudy: optuna.Study) -> int:
+    """Trials other drivers train or have queued, after reclaiming those whose driver is gone
+    (its heartbeat stale, or its process on this machine ended): they go back to the queue."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.storages.fail_stale_trials(ostudy)
+    recover_stopped(ostudy)
+    return len(ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
 
 
 def counted(ostudy: optuna.Study) -> int:
@@ -238,14 +260,15 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
     recover_stopped(ostudy)
     epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
     held: dict[int, optuna.Trial] = {}
-    exhausted = False
+    beat = ostudy._storage.record_heartbeat  # type: ignore[attr-defined]  # storage_for's: RDBStorage
+    exhausted = waited = False
     proposer = make_sampler(s)  # the proposing copy of the study's sampler (see ask_distinct)
     try:
         while True:
-            if not exhausted and counted(ostudy) - len(held) < s.trials:
+            if to_ask(ostudy, s.trials, exhausted):
                 pool = driver.get_pool()
                 for i in pool.idle():
-                    if counted(ostudy) >= s.trials:
+                    if not to_ask(ostudy, s.trials, exhausted):
                         break
                     with stop_deferred():
                         worker = {"host": socket.gethostname(), "pid": pool.pid(i), "driver": os.getpid()}
@@ -257,16 +280,28 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
                         folder = trial.user_attrs.get("folder") or f"trial-{trial.number:03d}"
                         trial.set_user_attr("folder", folder)
                         trial.set_user_attr("worker", worker)  # another driver may have named itself
+                        beat(trial._trial_id)  # from now on a trial whose driver dies goes stale
                         cfg = trial_config(study, values)
                         pool.submit(i, job_for(trial, folder, cfg, study_dir, url, ostudy.study_name, s,
                                                epochs))
                         held[i] = trial
-            if not held:
+            if held:
+                for ev in driver.get_pool().events(1.0):
+                    with stop_deferred():
+                        record_trial(driver, ostudy, held[ev.worker], ev, study_dir, s.objective)
+                        del held[ev.worker]
+                driver.heartbeat(beat, [t._trial_id for t in held.values()])
+                continue
+            elsewhere = open_elsewhere(ostudy)
+            if not elsewhere:
                 break
-            for ev in driver.get_pool().events(1.0):
-                with stop_deferred():
-                    record_trial(driver, ostudy, held[ev.worker], ev, study_dir, s.objective)
-                    del held[ev.worker]
+            # the best is chosen from every trial: wait for those other workers train (one that
+            # dies goes back to the queue when its heartbeat stops, and is taken here)
+            if not waited:
+                driver.echo(f"search: waiting for {elsewhere} trial{'s' * (elsewhere > 1)} training "
+                            "elsewhere before the final runs")
+                waited = True
+            time.sleep(WAIT_SECONDS)
     except BaseException:
         driver.stop()
         for trial in held.values():
