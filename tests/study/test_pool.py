@@ -389,7 +389,7 @@ def test_an_interrupted_search_trial_resumes_from_its_last_checkpoint(tmp_path):
                             stderr=subprocess.STDOUT, text=True)
     folder = runs / "sres" / "search" / "trial-000"
     deadline = time.time() + 120
-    while not (folder / "checkpoints" / "last.pt").is_file():
+    while not (folder / "history.csv").is_file():  # written just after last.pt, each epoch
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
