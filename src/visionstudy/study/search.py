@@ -295,8 +295,8 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
             elsewhere = open_elsewhere(ostudy)
             if not elsewhere:
                 break
-            # the best is chosen from every trial: wait for those other workers train (one that
-            # dies goes back to the queue when its heartbeat stops, and is taken here)
+            # the best is chosen from every trial: wait for the trials other workers train (one
+            # whose worker dies goes back to the queue when its heartbeat stops, and is taken here)
             if not waited:
                 driver.echo(f"search: waiting for {elsewhere} trial{'s' * (elsewhere > 1)} training "
                             "elsewhere before the final runs")
