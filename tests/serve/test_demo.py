@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,6 +45,16 @@ def server(digits_run):
     yield url, info
     proc.terminate()
     proc.wait(timeout=20)
+
+
+def test_a_study_run_is_named_by_its_place_in_the_study(digits_run, tmp_path):
+    """The page named a study's run "seed-0", as every other run of the study."""
+    from visionstudy.serve.demo import Demo
+
+    run = tmp_path / "quick" / "both+augment" / "seed-1"
+    shutil.copytree(digits_run, run)
+    (tmp_path / "quick" / "manifest.json").write_text("{}")
+    assert Demo(run).info()["run"] == "quick/both+augment/seed-1"
 
 
 def test_info_names_the_run_and_offers_test_images(server, digits_run):

@@ -40,9 +40,10 @@ class Demo:
     def __init__(self, run: Path, data_dir: Path | None = None) -> None:
         from visionstudy.evaluate.predict import load_predictor
         from visionstudy.store.reader import read_metrics
-        from visionstudy.store.rundir import RunDir
+        from visionstudy.store.rundir import RunDir, run_place
 
         self.run = Path(run)
+        self.name = "/".join(run_place(self.run))  # a study's run by its place: quick/baseline/seed-0
         folder = RunDir(self.run)
         if not folder.is_finished():
             raise VisionStudyError(f"{run}: not a finished run (no metrics.json); the demo serves a "
@@ -53,7 +54,7 @@ class Demo:
         self.lock = threading.Lock()  # one forward/backward at a time (Grad-CAM needs gradients)
 
     def info(self) -> dict[str, Any]:
-        return {"run": self.run.name, "path": str(self.run),
+        return {"run": self.name, "path": str(self.run),
                 "test_accuracy": self.metrics.get("test_accuracy"),
                 "classes": self.predictor.class_names, "image_shape": list(self.predictor.image_shape),
                 "samples": [{"id": i, "label": label} for i, (_, label) in enumerate(self.samples)]}

@@ -45,12 +45,9 @@ class Exported:
 
 def default_out(run: Path, fmt: str) -> Path:
     """exports/<run>.<ext>; a study's run is named by its place in the study (quick-baseline-seed-0)."""
-    path = run.resolve()
-    for study in list(path.parents)[:3]:  # seed-1 ← variant ← study (a fold adds a level)
-        if (study / "manifest.json").is_file():
-            name = "-".join([study.name, *path.relative_to(study).parts])
-            return Path("exports") / f"{name}{FORMATS[fmt]}"
-    return Path("exports") / f"{path.name}{FORMATS[fmt]}"
+    from visionstudy.store.rundir import run_place
+
+    return Path("exports") / f"{'-'.join(run_place(run))}{FORMATS[fmt]}"
 
 
 def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | None = None,

@@ -290,6 +290,16 @@ def inside_run(path: Path) -> Path | None:
     return None
 
 
+def run_place(path: Path) -> list[str]:
+    """A run's name by its place: [study, variant, seed-k(, fold-f)] for a study's run (the study
+    folder, holding its manifest, is at most three levels up), else [its folder's name]."""
+    p = Path(path).resolve()
+    for study in list(p.parents)[:3]:
+        if (study / MANIFEST).is_file():
+            return [study.name, *p.relative_to(study).parts]
+    return [p.name]
+
+
 STUDY_RUN = "VISIONSTUDY_STUDY_RUN"  # set by a study's worker for the `train` process of a data-parallel run
 
 
