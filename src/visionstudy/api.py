@@ -103,7 +103,7 @@ class Run:
         self.path = as_path(path, "Run", "a run folder's path")
         self.dir = RunDir(self.path)
         if not self.dir.is_run():
-            raise VisionStudyError(holds_runs(self.path) or (
+            raise VisionStudyError(holds_runs(self.path, several=False) or (
                 f"{self.path}: not a run folder (no checkpoints, no results, no config.yaml written by a "
                 "run); train one with vs.train(...) or `visionstudy train`"))
 

@@ -67,6 +67,9 @@ def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"study/bn: not a run directory, but it holds 1 run "
                                               r"\(.*study/bn/seed-0\); pass it"):
         load_predictor(tmp_path / "study" / "bn")
+    (tmp_path / "study" / "bn" / "seed-1" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match=r"holds 2 runs \(.*seed-0, .*seed-1\); pass one of them$"):
+        load_predictor(tmp_path / "study")  # predict takes one run
     (tmp_path / "x.pt").write_text("hello")
     with pytest.raises(CheckpointError, match="x.pt: not a visionstudy checkpoint"):
         load_predictor(tmp_path / "x.pt")

@@ -40,7 +40,7 @@ def checkpoint_path(path: Path) -> Path:
         found = RunDir(path).checkpoint() or next(
             (p for p in (path / "best.pt", path / "last.pt") if p.is_file()), None)  # a bare folder of .pt
         if found is None:
-            raise CheckpointError(holds_runs(path) or
+            raise CheckpointError(holds_runs(path, several=False) or
                                   f"{path}: no checkpoints/best.pt or last.pt; is it a visionstudy run?")
         return found
     if not path.is_file():

@@ -126,16 +126,17 @@ def runs_inside(folder: Path, depth: int = 2) -> list[Path]:
     return found
 
 
-def holds_runs(path: Path) -> str | None:
+def holds_runs(path: Path, several: bool = True) -> str | None:
     """For a folder that is no run but holds some (a study's variant folder): the error naming
-    them; else None."""
+    them (`several`: the command takes more than one run); else None."""
     inside = runs_inside(Path(path)) if Path(path).is_dir() else []
     if not inside:
         return None
     shown = ", ".join(str(Path(path) / r.relative_to(path)) for r in inside[:3])
     more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
     return (f"{path}: not a run directory, but it holds {len(inside)} run{'s' * (len(inside) > 1)} "
-            f"({shown}{more}); pass " + ("it" if len(inside) == 1 else "one or more of them"))
+            f"({shown}{more}); pass " + ("it" if len(inside) == 1 else
+                                         "one or more of them" if several else "one of them"))
 
 
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:
