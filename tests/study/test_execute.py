@@ -329,11 +329,13 @@ def test_the_final_runs_wait_for_the_trials_other_workers_train(tmp_path):
 
     def finish_elsewhere() -> None:
         deadline = time.monotonic() + 300
-        while len(ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(1.5)  # the driver looks again in the meantime: it must still wait
-        ostudy.tell(elsewhere, 1.0)
+        try:
+            ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+            while len(ostudy.get_trials(deepcopy=False, states=ended)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.5)  # the driver looks again in the meantime: it must still wait
+        finally:  # whatever happened: the driver must not wait for ever
+            ostudy.tell(elsewhere, 1.0)
 
     teller = threading.Thread(target=finish_elsewhere)
     teller.start()
