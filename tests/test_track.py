@@ -21,6 +21,30 @@ def history(run) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def test_runs_of_one_config_keep_a_tensorboard_log_each(tmp_path):
+    """Two `train`s of one config (another --out, another lr) were both logged as the config's
+    name, and the second deleted the first's log. Each run folder now has its own, named after it
+    (name-2 for another folder of the same name); logging a run again rewrites only its own."""
+    from visionstudy.track import log_run, trackers
+
+    logs = tmp_path / "logs"
+    (tmp_path / "b").mkdir()
+    adam = vs.train(TINY, set={"train.epochs": 1}, out=tmp_path / "adam", quiet=True, log=["tensorboard"],
+                    log_dir=logs)
+    sgd = vs.train(TINY, set={"train.epochs": 1, "train.optimizer": {"name": "sgd"}}, out=tmp_path / "sgd",
+                   quiet=True, log=["tensorboard"], log_dir=logs)
+    again = vs.train(TINY, set={"train.epochs": 1}, out=tmp_path / "b" / "adam", quiet=True,
+                     log=["tensorboard"], log_dir=logs)
+    root = logs / "runs"  # --log-dir with one tracker: its own folder
+    assert sorted(p.name for p in root.iterdir()) == ["adam", "adam-2", "sgd"]
+    for folder, run in (("adam", adam), ("sgd", sgd), ("adam-2", again)):
+        assert (root / folder / "logged_from.txt").read_text().strip() == str(run.path.resolve())
+        assert len(list((root / folder).glob("events.out.tfevents.*"))) >= 1
+    log_run(adam.path, "adam", "runs", trackers(["tensorboard"], logs))  # the same run again
+    assert sorted(p.name for p in root.iterdir()) == ["adam", "adam-2", "sgd"]
+    assert (root / "sgd" / "logged_from.txt").read_text().strip() == str(sgd.path.resolve())
+
+
 def test_a_run_logged_to_tensorboard_and_mlflow_reads_back(tmp_path):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -30,18 +54,18 @@ def test_a_run_logged_to_tensorboard_and_mlflow_reads_back(tmp_path):
                    log=["tensorboard", "mlflow"], log_dir=logs)
     metrics, rows = run.metrics, history(run)
 
-    tb = EventAccumulator(str(logs / "tensorboard" / "runs" / TINY["name"])).Reload()
+    tb = EventAccumulator(str(logs / "tensorboard" / "runs" / "run")).Reload()  # --out's name
     val = tb.Scalars("accuracy/val")
     assert [e.step for e in val] == [1, 2]
     assert [e.value for e in val] == pytest.approx([float(r["val_accuracy"]) for r in rows], rel=1e-6)
     assert tb.Scalars("test/accuracy")[0].value == pytest.approx(metrics["test_accuracy"], rel=1e-6)
     assert "config/text_summary" in tb.Tags()["tensors"]
-    assert (logs / "tensorboard" / "runs" / TINY["name"] / "report.html").is_file()
+    assert (logs / "tensorboard" / "runs" / "run" / "report.html").is_file()
 
     client = MlflowClient(tracking_uri=mlflow_uri(logs / "mlflow"))
     experiment = client.get_experiment_by_name("runs")
     [logged] = client.search_runs([experiment.experiment_id])
-    assert logged.info.run_name == TINY["name"] and logged.info.status == "FINISHED"
+    assert logged.info.run_name == "run" and logged.info.status == "FINISHED"
     assert logged.data.params["train.epochs"] == "2" and logged.data.params["model.name"] == "cnn"
     assert logged.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     curve = client.get_metric_history(logged.info.run_id, "val_loss")
@@ -133,7 +157,7 @@ def test_a_run_and_a_study_logged_to_wandb_offline_read_back(tmp_path, monkeypat
 
     wandb.teardown()  # W&B's service process writes the run's log on its own; a process's exit waits
     [logged] = [wandb_run(records) for records in wandb_records(logs)]
-    assert (logged["name"], logged["project"], logged["group"]) == (TINY["name"], "runs", "runs")
+    assert (logged["name"], logged["project"], logged["group"]) == ("run", "runs", "runs")
     assert logged["config"]["train"]["epochs"] == 2 and logged["config"]["model"]["name"] == "cnn"
     rows = history(run)
     assert [h["epoch"] for h in logged["history"]] == [1, 2]
@@ -246,7 +270,7 @@ def test_a_tracker_that_fails_costs_its_record_only(tmp_path, monkeypatch, caplo
     run = vs.train(TINY, set={"train.epochs": 1}, out=tmp_path / "run", quiet=True,
                    log=["mlflow", "tensorboard"], log_dir=logs)
     assert run.metrics["epochs_run"] == 1
-    assert (f"--log mlflow: {TINY['name']} was not logged (ConnectionError: the tracking server is out of "
+    assert ("--log mlflow: run was not logged (ConnectionError: the tracking server is out of "
             f"reach); it is kept in {tmp_path / 'run'}") in caplog.text
-    tb = EventAccumulator(str(logs / "tensorboard" / "runs" / TINY["name"])).Reload()
+    tb = EventAccumulator(str(logs / "tensorboard" / "runs" / "run")).Reload()
     assert [e.step for e in tb.Scalars("accuracy/val")] == [1]

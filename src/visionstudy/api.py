@@ -206,7 +206,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
         return None  # type: ignore[return-value]
     run = Run(path)
     if targets:
-        log_run(path, cfg.name, "runs", targets, run.report(data_dir=data))
+        log_run(path, path.resolve().name, "runs", targets, run.report(data_dir=data))  # --out's name
     return run
 
 

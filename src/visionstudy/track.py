@@ -113,7 +113,27 @@ def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Pa
     writers = {"tensorboard": log_tensorboard, "mlflow": log_mlflow, "wandb": log_wandb}
     for t in targets:
         with tracker_failure(t, name, run):
-            writers[t.kind](t.where, group, name, config, history, metrics, report)
+            where = tensorboard_folder(t.where / group, name, run) if t.kind == "tensorboard" else t.where
+            writers[t.kind](where, group, name, config, history, metrics, report)
+
+
+LOGGED_FROM = "logged_from.txt"  # in a TensorBoard run folder: the run folder it was logged from
+
+
+def tensorboard_folder(root: Path, name: str, run: Path) -> Path:
+    """The TensorBoard folder of run folder `run`: root/name, or root/name-2, -3, ... when another
+    run folder of that name logged there first. The same run logged again gets its own folder back
+    (rewritten whole: one record per run); another run's log is never removed."""
+    source = str(run.resolve())
+    for k in range(1, 1000):
+        folder = root / (name if k == 1 else f"{name}-{k}")
+        marker = folder / LOGGED_FROM
+        if not folder.exists() or (marker.is_file() and marker.read_text().strip() == source):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            marker.write_text(source + "\n")
+            return folder
+    raise OSError(f"{root}: 999 TensorBoard folders named {name}-k; choose another --log-dir")
 
 
 @contextlib.contextmanager
@@ -128,13 +148,11 @@ def tracker_failure(t: Tracker, name: str, kept: Path) -> Iterator[None]:
                     type(exc).__name__, first, kept)
 
 
-def log_tensorboard(where: Path, group: str, name: str, config: dict[str, Any],
+def log_tensorboard(folder: Path, group: str, name: str, config: dict[str, Any],
                     history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
+    """Write one run's record into `folder` (`tensorboard_folder`'s)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    folder = where / group / name
-    if folder.exists():  # a run logged again (its study report came later): one record per run
-        shutil.rmtree(folder)
     with SummaryWriter(log_dir=str(folder)) as w:
         w.add_text("config", "```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```", 0)
         for row in history:
