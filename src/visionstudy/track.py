@@ -1,7 +1,7 @@
 """Experiment trackers, opt-in: `--log tensorboard`, `--log mlflow` and `--log wandb` for `train`
 and `study run`.
 
-    visionstudy train cfg.yaml --log tensorboard               # → runs/tensorboard/<run>/
+    visionstudy train cfg.yaml --log tensorboard               # → runs/tensorboard/runs/<run folder>/
     visionstudy study run recipe:quick --log mlflow            # → mlruns/ (MLflow's file store)
     visionstudy study run recipe:quick --log wandb             # → W&B (offline without an API key)
     tensorboard --logdir runs/tensorboard;  mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db
