@@ -190,7 +190,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
 
     targets = trackers(log, Path(log_dir) if log_dir else None)  # a bad --log fails before training
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
-    from visionstudy.store.rundir import study_around
+    from visionstudy.store.rundir import run_place, study_around
 
     path = Path(out) if out else Path("runs") / cfg.name
     study_dir = study_around(path)
@@ -206,7 +206,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
         return None  # type: ignore[return-value]
     run = Run(path)
     if targets:
-        log_run(path, path.resolve().name, "runs", targets, run.report(data_dir=data))  # --out's name
+        log_run(path, "/".join(run_place(path)), "runs", targets, run.report(data_dir=data))
     return run
 
 

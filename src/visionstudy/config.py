@@ -428,14 +428,16 @@ PLUGGABLE = {("model",): ("cnn", ()), ("train", "optimizer"): ("adam", ("lr",)),
              ("train", "scheduler"): ("none", ("warmup_epochs",))}
 
 
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(doc: dict[str, Any], prefix: str = "",
+            leaf: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
     """The dotted keys of a nested config: {'train': {'optimizer': {'lr': 0.1}}} →
-    {'train.optimizer.lr': 0.1} (lists kept whole): what `--set` and sweeps name."""
+    {'train.optimizer.lr': 0.1} (lists kept whole): what `--set` and sweeps name. `leaf`: a
+    mapping it accepts is a value, not a level of keys (a search parameter)."""
     out: dict[str, Any] = {}
     for k, v in doc.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
+        if isinstance(v, dict) and v and not (leaf and leaf(v)):
+            out.update(flatten(v, key + ".", leaf))
         else:
             out[key] = v
     return out

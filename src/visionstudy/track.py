@@ -102,7 +102,8 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Path | None = None) -> None:
     """Log one finished run folder to every tracker. `group`: the study (MLflow experiment, the
-    TensorBoard subfolder); `name`: the run's name within it."""
+    TensorBoard subfolder); `name`: the run's name within it. Each writer takes the run folder it
+    logs (`source`: TensorBoard keeps one folder per run folder)."""
     from visionstudy.store.reader import as_asked, read_config, read_history, read_metrics
     from visionstudy.store.rundir import RunDir
 
@@ -113,25 +114,24 @@ def log_run(run: Path, name: str, group: str, targets: list[Tracker], report: Pa
     writers = {"tensorboard": log_tensorboard, "mlflow": log_mlflow, "wandb": log_wandb}
     for t in targets:
         with tracker_failure(t, name, run):
-            where = tensorboard_folder(t.where / group, name, run) if t.kind == "tensorboard" else t.where
-            writers[t.kind](where, group, name, config, history, metrics, report)
+            writers[t.kind](t.where, group, name, run, config, history, metrics, report)
 
 
 LOGGED_FROM = "logged_from.txt"  # in a TensorBoard run folder: the run folder it was logged from
 
 
-def tensorboard_folder(root: Path, name: str, run: Path) -> Path:
-    """The TensorBoard folder of run folder `run`: root/name, or root/name-2, -3, ... when another
+def tensorboard_folder(root: Path, name: str, source: Path) -> Path:
+    """The TensorBoard folder of run folder `source`: root/name, or root/name-2, -3, ... when another
     run folder of that name logged there first. The same run logged again gets its own folder back
     (rewritten whole: one record per run); another run's log is never removed."""
-    source = str(run.resolve())
+    logged_from = str(source.resolve())
     for k in range(1, 1000):
         folder = root / (name if k == 1 else f"{name}-{k}")
         marker = folder / LOGGED_FROM
-        if not folder.exists() or (marker.is_file() and marker.read_text().strip() == source):
+        if not folder.exists() or (marker.is_file() and marker.read_text().strip() == logged_from):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            marker.write_text(source + "\n")
+            marker.write_text(logged_from + "\n")
             return folder
     raise OSError(f"{root}: 999 TensorBoard folders named {name}-k; choose another --log-dir")
 
@@ -148,11 +148,11 @@ def tracker_failure(t: Tracker, name: str, kept: Path) -> Iterator[None]:
                     type(exc).__name__, first, kept)
 
 
-def log_tensorboard(folder: Path, group: str, name: str, config: dict[str, Any],
+def log_tensorboard(where: Path, group: str, name: str, source: Path, config: dict[str, Any],
                     history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
-    """Write one run's record into `folder` (`tensorboard_folder`'s)."""
     from torch.utils.tensorboard import SummaryWriter
 
+    folder = tensorboard_folder(where / group, name, source)
     with SummaryWriter(log_dir=str(folder)) as w:
         w.add_text("config", "```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```", 0)
         for row in history:
@@ -177,7 +177,7 @@ def epoch_tag(key: str) -> str:
     return key
 
 
-def log_mlflow(where: Path, group: str, name: str, config: dict[str, Any],
+def log_mlflow(where: Path, group: str, name: str, source: Path, config: dict[str, Any],
                history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
 
     client, experiment_id = mlflow_experiment(where, group)
@@ -200,7 +200,7 @@ def log_mlflow(where: Path, group: str, name: str, config: dict[str, Any],
     client.set_terminated(rid)
 
 
-def log_wandb(where: Path, group: str, name: str, config: dict[str, Any],
+def log_wandb(where: Path, group: str, name: str, source: Path, config: dict[str, Any],
               history: list[dict[str, float]], metrics: dict[str, float], report: Path | None) -> None:
     run = wandb_run(where, group, name, config)
     for row in history:

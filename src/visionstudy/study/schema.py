@@ -27,6 +27,7 @@ from visionstudy.config import (
     Seed,
     Strict,
     check_name,
+    flatten,
     format_validation_error,
     read_yaml,
 )
@@ -121,6 +122,12 @@ class FinalConfig(Strict):
     seeds: int = Field(1, ge=1, description="seeds of the final training with the best values")
 
 
+def is_param(value: dict[str, Any]) -> bool:
+    """A search space's mapping that is a parameter (it has one of SearchParam's fields), not a
+    level of keys."""
+    return bool(set(value) & set(SearchParam.model_fields))
+
+
 class SearchConfig(Strict):
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"),
                                    description="tpe | random | grid, or {name: ..., **params}")
@@ -164,9 +171,11 @@ class SearchConfig(Strict):
     @field_validator("space", mode="before")
     @classmethod
     def _lists_are_categorical(cls, value: Any) -> Any:
+        """Lists are categorical; keys dotted or nested (`train: {optimizer: {lr: {type: float,
+        ...}}}`, as `--set search.space.train.optimizer.lr=...` writes them)."""
         if isinstance(value, dict):
             return {k: {"type": "categorical", "choices": v} if isinstance(v, list) else v
-                    for k, v in dotted_space(value).items()}
+                    for k, v in flatten(value, leaf=is_param).items()}
         return value
 
     @field_validator("space")
@@ -175,19 +184,6 @@ class SearchConfig(Strict):
         if not value:
             raise ValueError("give at least one parameter")
         return value
-
-
-def dotted_space(space: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A search space's keys dotted: a mapping that is no parameter (none of SearchParam's fields)
-    is a level of keys (`train: {optimizer: {lr: {type: float, ...}}}`, as `--set
-    search.space.train.optimizer.lr=...` writes it)."""
-    out: dict[str, Any] = {}
-    for key, value in space.items():
-        if isinstance(value, dict) and value and not set(value) & set(SearchParam.model_fields):
-            out.update(dotted_space(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 class CVConfig(Strict):

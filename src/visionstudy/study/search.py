@@ -99,8 +99,8 @@ def to_ask(ostudy: optuna.Study, trials: int, exhausted: bool) -> bool:
     died), or fewer than `trials` count and the space (`exhausted`: it holds no new one) has more."""
     from optuna.trial import TrialState
 
-    waiting = ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    return bool(waiting) or (not exhausted and counted(ostudy) < trials)
+    now = ostudy.get_trials(deepcopy=False)  # one query
+    return any(t.state == TrialState.WAITING for t in now) or (not exhausted and counted(now) < trials)
 
 
 def open_elsewhere(ostudy: optuna.Study) -> int:
@@ -114,13 +114,13 @@ def open_elsewhere(ostudy: optuna.Study) -> int:
     return len(ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
 
 
-def counted(ostudy: optuna.Study) -> int:
-    """Trials that count towards `search.trials`: complete, pruned, running, queued, and failed
-    with an error (a trial stopped by an interrupt is queued again instead)."""
+def counted(trials: list[FrozenTrial]) -> int:
+    """Of `trials`, those that count towards `search.trials`: complete, pruned, running, queued,
+    and failed with an error (a trial stopped by an interrupt is queued again instead)."""
     from optuna.trial import TrialState
 
     n = 0
-    for t in ostudy.get_trials(deepcopy=False):
+    for t in trials:
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
             n += 1
         elif t.state == TrialState.FAIL and "error" in t.user_attrs:
@@ -307,7 +307,7 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
         for trial in held.values():
             requeue_trial(ostudy, trial)
         raise
-    if exhausted and counted(ostudy) < s.trials:
+    if exhausted and counted(ostudy.get_trials(deepcopy=False)) < s.trials:
         driver.echo(f"search: the space holds {space_size(s)} configurations, fewer than the {s.trials} "
                     f"trials asked; every one of them was tried")
     try:
@@ -357,7 +357,7 @@ def search_progress(url: str, study: str) -> str | None:
     space = ostudy.user_attrs.get(SPACE)
     smaller = (f"; the space holds only {space} configurations"
                if space is not None and asked and space < asked else "")
-    return (f"search: {counted(ostudy)} of {asked if asked is not None else '?'} trials ({', '.join(parts)})"
+    return (f"search: {counted(trials)} of {asked if asked is not None else '?'} trials ({', '.join(parts)})"
             + smaller)
 
 
