@@ -68,6 +68,22 @@ def test_sweep_and_search_keys_may_be_nested_as_set_writes_them(tmp_path):
     assert [r.config for r in nested.runs] == [r.config for r in flat.runs]
 
 
+def test_a_variant_may_name_dotted_keys_as_sweeps_and_set_do(tmp_path):
+    """`b: {model.hidden: [64]}` was refused as "model.hidden: unknown key" (a variant was only
+    nested); dotted keys, indexed lists and a sweep around such a variant now mean what they say."""
+    nested = {"wide": {"model": {"channels": [4, 16]}, "train": {"optimizer": {"lr": 0.1}}}}
+    dotted = {"wide": {"model.channels.1": 16, "train.optimizer.lr": 0.1}}
+    a, b = (load_study(study_file(tmp_path, variants=v, sweep={"from": "wide", "train.epochs": [2]}))
+            for v in (nested, dotted))
+    assert [r.config for r in a.runs] == [r.config for r in b.runs]
+    config = {r.variant: r.config for r in b.runs}
+    assert config["wide"].model.params()["channels"] == [4, 16] and config["wide"].train.optimizer.lr == 0.1
+    assert config["wide+epochs=2"].model.params()["channels"] == [4, 16]
+    with pytest.raises(ConfigError, match=r"variant 'wide': model.channels.5: model.channels must be a list "
+                                          r"with an element 5"):
+        load_study(study_file(tmp_path, variants={"wide": {"model.channels.5": 16}}))
+
+
 def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     study = load_study(study_file(tmp_path, variants={
         "small": {}, "wide": {"model": {"channels": [8, 16]}}}, sweep=[

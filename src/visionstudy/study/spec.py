@@ -223,8 +223,21 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
     return out
 
 
+def variant_override(written: dict[str, Any], base: dict[str, Any], source: str, name: str) -> dict[str, Any]:
+    """A variant as written, nested (`{model: {hidden: [64]}}`) or with dotted keys as sweeps and
+    `--set` take them (`{model.hidden: [64], model.channels.1: 64}`), as one nested override."""
+    nested = {k: v for k, v in written.items() if "." not in str(k)}
+    keys = {str(k): v for k, v in written.items() if "." in str(k)}
+    if not keys:
+        return nested
+    try:
+        return merge_run(nested, apply_keys(merge_run(base, nested), keys))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: variant '{name}': {exc}") from None
+
+
 def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tuple[str, dict[str, Any]]]:
-    explicit = {k: v or {} for k, v in (cfg.variants or {}).items()}
+    explicit = {k: variant_override(v or {}, base, source, k) for k, v in (cfg.variants or {}).items()}
     out: list[tuple[str, dict[str, Any]]] = list(explicit.items())
     for block in sweep_blocks(cfg.sweep):
         swept = sweep_variants(block, base, explicit, source)
