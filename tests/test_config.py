@@ -55,6 +55,25 @@ def test_errors_name_the_file_field_and_value(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("key, says", [
+    ("train.batchsize", "train.batchsize: unknown key; did you mean batch_size?"),
+    ("data.val_frac", "data.val_frac: unknown key; did you mean val_fraction?"),
+    ("model.hiddn", "model.hiddn: unknown key; did you mean hidden?"),  # the registered model's own keys
+    ("train.optimizer.weight_decy", "did you mean weight_decay?"),  # the optimizer's own keys
+    ("train.scheduler.warmup", "did you mean warmup_epochs?"),  # a key every schedule shares
+    ("train.scheduler.xyz", "train.scheduler.xyz: unknown key; the keys here: min_lr, name, warmup_epochs"),
+    ("data.augment.0.fractoin", "translate has no parameter fractoin; allowed: fraction"),
+])
+def test_a_misspelt_key_is_told_the_key_it_meant(key, says):
+    """A misspelt key said only "unknown key; check the spelling": it names the nearest known key
+    of the section it is in, or, with none near, the keys there are."""
+    base = {"data": {"dataset": "digits", "augment": [{"name": "translate", "fraction": 0.1}]},
+            "model": {"name": "mlp", "hidden": [8]}, "train": {"scheduler": {"name": "cosine"}}}
+    with pytest.raises(ConfigError) as err:
+        validate_run_config(apply_overrides(base, [f"{key}=1"]), "c.yaml")
+    assert says in str(err.value) and "check the spelling" not in str(err.value)
+
+
 @settings(max_examples=25, deadline=None)
 @given(epochs=st.integers(1, 50), lr=st.floats(1e-5, 1.0), width=st.integers(1, 64),
        aug=st.sampled_from([[], ["flip"], [{"name": "crop", "padding": 2}]]))

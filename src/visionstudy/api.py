@@ -473,7 +473,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -
     try:
         cfg = DataConfig(dataset=name, **fields)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "data")) from None
+        raise ConfigError(format_validation_error(exc, "data", DataConfig)) from None
     return prepare(cfg, Path(data_dir).expanduser() if data_dir else None)
 
 

@@ -68,7 +68,7 @@ def data_config(name: str, **fields: Any) -> Any:
     try:
         return DataConfig(dataset=name, **{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "data")) from None
+        raise ConfigError(format_validation_error(exc, "data", DataConfig)) from None
 
 
 # ------------------------------------------------------------------------------------- datasets

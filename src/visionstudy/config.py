@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from visionstudy.errors import ConfigError
+from visionstudy.registry import Registry
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are 32-bit: larger ones crash when training starts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
@@ -269,6 +270,27 @@ class Pluggable(Exact):
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class HasParams(typing.Protocol):
+    """A registered entry (optimizer, schedule, sampler, pruner): its own parameter class."""
+
+    params: type[Params]
+
+
+def entry_params(registry: Registry[Any], section: Pluggable, field: str) -> Params:
+    """The section's own keys checked by its entry's `params` class and its `check`; errors
+    name `field.key`, an unknown key with the nearest of the entry's and the section's keys."""
+    entry: HasParams = registry.get(section.name, f"{field}.name")
+    try:
+        p = entry.params.model_validate(section.params())
+        p.check()
+    except ValidationError as exc:
+        shared = list(type(section).model_fields)
+        raise ConfigError(format_validation_error(exc, field, entry.params, shared)) from None
+    except ValueError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
+    return p
 
 
 class OptimizerConfig(Pluggable):
@@ -709,8 +731,43 @@ def one_member(errors: list[Any]) -> list[Any]:
     return out
 
 
-def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line per problem: 'train.optimizer.lr: Input should be greater than 0 (got -1)'."""
+def nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (`OptimizerConfig | None`, `list[AugmentSpec]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in nested_models(arg)]
+
+
+def keys_at(schema: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
+    """The keys the model at `loc` (a location in `schema`'s input) takes; [] where unclear."""
+    for part in loc:
+        if schema is None:
+            return []
+        if isinstance(part, int):  # an element of a list: the same model
+            continue
+        field = schema.model_fields.get(str(part))
+        models = nested_models(field.annotation) if field else []
+        schema = models[0] if len(models) == 1 else None
+    return [] if schema is None else [f.alias or name for name, f in schema.model_fields.items()]
+
+
+def unknown_key(where: str, key: str, known: list[str]) -> str:
+    """'model.hiddn: unknown key; did you mean hidden?' (or the keys there, when few)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"{where}: unknown key; did you mean {close[0]}?"
+    if known and len(known) <= 12:
+        return f"{where}: unknown key; the keys here: {', '.join(known)}"
+    return f"{where}: unknown key; check the spelling"
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None,
+                            shared: Sequence[str] = ()) -> str:
+    """One line per problem: 'train.optimizer.lr: Input should be greater than 0 (got -1)';
+    an unknown key of `schema` (the model validated) gets the nearest known key, among its own
+    and, at its top, the `shared` keys of the section it is an entry of (a schedule's warmup_epochs)."""
     lines = []
     for err in one_member(exc.errors()):
         loc = ".".join(str(p) for p in err["loc"])
@@ -720,7 +777,8 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         if err["type"] == "model_type":  # not "a valid dictionary or instance of OptimizerConfig"
             message = "expected a mapping of keys and values"
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown key; check the spelling")
+            known = keys_at(schema, err["loc"][:-1]) + (list(shared) if len(err["loc"]) == 1 else [])
+            lines.append(unknown_key(where, str(err["loc"][-1]), known))
         elif not loc:  # a check across fields: its message names them, the input is the whole mapping
             lines.append(f"{prefix}: {message}" if prefix else message)
         else:

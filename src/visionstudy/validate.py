@@ -24,7 +24,7 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [format_validation_error(exc), *unknown_names(raw)]
+        lines = [format_validation_error(exc, schema=RunConfig), *unknown_names(raw)]
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
     try:
         check_registered(cfg)

@@ -84,6 +84,19 @@ def test_a_variant_may_name_dotted_keys_as_sweeps_and_set_do(tmp_path):
         load_study(study_file(tmp_path, variants={"wide": {"model.channels.5": 16}}))
 
 
+def test_a_mistake_in_the_base_config_is_named_there_not_in_the_first_variant(tmp_path):
+    """`data: {name: digits}` said "variant 'a': invalid config", pointing at an empty variant."""
+    with pytest.raises(ConfigError, match=r"study.yaml: the base config \(data, model, train: every variant\): "
+                                          r"invalid config\ntrain.optimiser: unknown key; did you mean optimizer"):
+        load_study(study_file(tmp_path, train={**BASE["train"], "optimiser": {"name": "sgd"}},
+                              variants={"a": {}, "b": {"model": {"channels": [4, 8]}}}))
+    with pytest.raises(ConfigError, match=r"variant 'b': invalid config\nmodel.chanels: unknown key; did you "
+                                          r"mean channels\?"):  # the variant's own mistake names it
+        load_study(study_file(tmp_path, variants={"a": {}, "b": {"model": {"chanels": [4, 8]}}}))
+    with pytest.raises(ConfigError, match=r"invalid study file\nvarients: unknown key; did you mean variants\?"):
+        load_study(study_file(tmp_path, varients={"a": {}}))
+
+
 def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     study = load_study(study_file(tmp_path, variants={
         "small": {}, "wide": {"model": {"channels": [8, 16]}}}, sweep=[

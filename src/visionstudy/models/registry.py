@@ -96,7 +96,8 @@ class ActivationSpec(BaseModel):
         try:
             ACTIVATION_PARAMS[self.name].model_validate(self.model_extra or {})
         except ValidationError as exc:
-            raise ValueError(f"{self.name}: {format_validation_error(exc)}") from None
+            detail = format_validation_error(exc, schema=ACTIVATION_PARAMS[self.name])
+            raise ValueError(f"{self.name}: {detail}") from None
         return self
 
     @model_serializer(mode="wrap")
@@ -286,7 +287,7 @@ def validate_params(name: str, params: dict[str, Any], prefix: str = "model") ->
     try:
         p = spec.params.model_validate(params)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, prefix)) from None
+        raise ConfigError(format_validation_error(exc, prefix, spec.params, ["name"])) from None
     p.check()
     return p
 

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from visionstudy.config import Params, format_validation_error
-from visionstudy.errors import ConfigError
+from visionstudy.config import Params, entry_params
 from visionstudy.registry import Registry
 
 PRIMITIVE = (str, int, float, bool, type(None))
@@ -119,14 +118,6 @@ def _none(p: NoParams, epochs: int) -> Any:
     import optuna
 
     return optuna.pruners.NopPruner()
-
-
-def entry_params(registry: Registry[Entry], section: Any, field: str) -> Params:
-    entry = registry.get(section.name, f"{field}.name")
-    try:
-        return entry.params.model_validate(section.params())
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, field)) from None
 
 
 def make_sampler(s: Any) -> Any:

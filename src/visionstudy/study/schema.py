@@ -162,7 +162,8 @@ class SearchConfig(Strict):
 
     @model_validator(mode="after")
     def _registered(self) -> SearchConfig:
-        from visionstudy.study.samplers import PRUNERS, SAMPLERS, entry_params
+        from visionstudy.config import entry_params
+        from visionstudy.study.samplers import PRUNERS, SAMPLERS
 
         entry_params(SAMPLERS, self.sampler, "search.sampler")
         entry_params(PRUNERS, self.pruner, "search.pruner")
@@ -328,4 +329,5 @@ def study_config(raw: Any, source: str) -> StudyConfig:
     try:
         return StudyConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid study file\n{format_validation_error(exc)}") from None
+        detail = format_validation_error(exc, schema=StudyConfig)
+        raise ConfigError(f"{source}: invalid study file\n{detail}") from None

@@ -268,7 +268,23 @@ def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[st
     raw["seed"] = seed
     if fold is not None:
         raw = merge_run(raw, {"data": {"folds": fold[0], "fold": fold[1]}})
-    return validate_run_config(raw, f"{source}: variant '{variant}'")
+    try:
+        return validate_run_config(raw, f"{source}: variant '{variant}'")
+    except ConfigError as exc:
+        if base_fails_alike(base, overrides, exc, f"{source}: variant '{variant}'"):
+            raise ConfigError(str(exc).replace(f"variant '{variant}'", "the base config (data, model, "
+                                               "train: every variant)", 1)) from None
+        raise
+
+
+def base_fails_alike(base: dict[str, Any], overrides: list[str], exc: ConfigError, source: str) -> bool:
+    """Whether the base config fails as the variant did: the mistake is in the base, which every
+    variant inherits, not in the variant the message would otherwise name."""
+    try:
+        validate_run_config(apply_overrides(base, overrides, run_defaults), source)
+    except ConfigError as again:
+        return str(again) == str(exc)
+    return False
 
 
 RUN_SECTIONS = ("data", "model", "train")  # --set keys under these change every run

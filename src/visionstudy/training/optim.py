@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from visionstudy.config import OptimizerConfig, Params, SchedulerConfig, format_validation_error
-from visionstudy.errors import ConfigError
+from visionstudy.config import OptimizerConfig, Params, SchedulerConfig, entry_params
 from visionstudy.registry import Registry
 from visionstudy.tasks.metrics import metric
 
@@ -77,19 +76,6 @@ def list_optimizers() -> list[str]:
 
 def list_schedules() -> list[str]:
     return SCHEDULES.names()
-
-
-def entry_params(registry: Registry[Entry], section: Any, field: str) -> Params:
-    """The section's own keys checked by its entry's class; errors name `field.key`."""
-    entry = registry.get(section.name, f"{field}.name")
-    try:
-        p = entry.params.model_validate(section.params())
-        p.check()
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, field)) from None
-    except ValueError as exc:
-        raise ConfigError(f"{field}: {exc}") from None
-    return p
 
 
 def optimizer_params(c: OptimizerConfig) -> Params:
