@@ -245,6 +245,26 @@ def test_numpy_integers_are_whole_numbers_too():
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
 
 
+def test_a_launch_starts_no_more_jobs_than_it_has_runs_for(tmp_path):
+    """`--jobs 5` for 2 runs started 5 jobs (3 of them only to find the queue empty, each after
+    waiting for its allocation), and a launch of a finished study started jobs with nothing to do."""
+    from visionstudy.study.launch import fit_jobs
+
+    assert fit_jobs(Jobs(count=5), 2).count == 2
+    assert fit_jobs(Jobs(count=8, workers=2), 5).count == 3  # 2 runs at once in each job
+    assert fit_jobs(Jobs(count=2), 6).count == 2
+    base = {"data": {"dataset": "digits"}, "model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1},
+            "seeds": 1}
+    study = vs.Study.load({"name": "few", **base, "variants": {"a": {}, "b": {}}}, runs_dir=tmp_path)
+    assert study.to_train() == 2
+    study.run(workers=1, report=False, quiet=True)
+    assert study.to_train() == 0
+    assert study.launch("ray", Jobs(count=4)) == []  # no Ray started: nothing to train
+    searched = vs.Study.load({"name": "s", **base, "search": {"trials": 3, "final": {"seeds": 2}, "space": {
+        "train.optimizer.lr": [0.01, 0.1]}}}, runs_dir=tmp_path)
+    assert searched.to_train() == 1 + 3 + 2  # its baseline, its trials and its final runs
+
+
 def test_a_planned_study_folder_runs_as_planned(tmp_path):
     """`study cancel` says `study run FOLDER --launcher slurm` goes on; the folder was refused as
     'no such study file'. It loads the study as planned (its file with its --set overrides)."""

@@ -336,7 +336,9 @@ class Study:
         """Plan the study, queue its runs and hand them to a cluster: `launcher` 'slurm' submits a job
         array and returns its job id at once; 'ray' runs the workers as Ray tasks and returns their
         exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
-        cpus, workers, partition, time, slurm, address). Each job runs `visionstudy study work`."""
+        cpus, workers, partition, time, slurm, address); no more jobs are started than there are
+        runs to train (`to_train`), none when every run is finished (then '' or []). Each job runs
+        `visionstudy study work`."""
         from visionstudy.config import check_device
         from visionstudy.store.db import open_store, record_url
         from visionstudy.study import launch as cluster
@@ -356,6 +358,10 @@ class Study:
         if self.db:
             record_url(self.dir, self.db)
         command = cluster.work_command(self.dir, jobs.workers, device, path)
+        units = self.to_train()
+        if not units:  # every run finished: no job would find work
+            return [] if launcher == "ray" else ""
+        jobs = cluster.fit_jobs(jobs, units)
         if launcher == "ray":
             self._preflight(path)
             plan(self.spec, self.place)
@@ -370,6 +376,16 @@ class Study:
             cluster.cancel_slurm(self.dir)
             raise type(exc)(f"{exc}\n(job array {job_id} was cancelled)") from None
         return job_id
+
+    def to_train(self) -> int:
+        """What a launch hands to its jobs: the planned runs without results on disk, and a
+        search's trials and final runs (at most: some may be done)."""
+        from visionstudy.study.execute import results_on_disk
+
+        keys = [r.key for r in self.spec.runs]
+        search = self.spec.config.search
+        extra = search.trials + (search.final.seeds if search.final else 0) if search else 0
+        return len(keys) - len(results_on_disk(self.dir, keys)) + extra
 
     def _preflight(self, data_dir: Path | None) -> None:
         """What a study checks before its runs train, beyond their configs: each model fits its

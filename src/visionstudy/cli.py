@@ -374,12 +374,28 @@ def failed_summary(outcome: Any) -> str:
 def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,
            trials: int | None, wait: bool, report: bool, quiet: bool) -> None:
     """`study run --launcher slurm|ray`: plan here, train in the cluster's jobs."""
+    from visionstudy.study.launch import fit_jobs
+
     spec = the_study.spec
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
+    the_study.set_trials(trials)
+    units = the_study.to_train()  # before the jobs start to finish them
     result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
     where = escape(str(the_study.dir))
+    if not units:
+        console.print(f"every run of {escape(spec.name)} is finished: no job started", highlight=False)
+        if launcher == "ray" or wait:
+            finish_launched(the_study, report, quiet, 0, {r.key: "done" for r in spec.runs}, {})
+        else:
+            console.print(f"its report: visionstudy report {where}", highlight=False)
+        return
+    started = fit_jobs(jobs, units).count  # as the launch did
+    if started < jobs.count:
+        console.print(f"{jobs.count} jobs asked for {units} run(s) to train, {jobs.workers} at once in "
+                      f"each: starting {started}", highlight=False)
     if launcher == "slurm":
-        console.print(f"submitted job array {result} ({jobs.count} jobs); logs in {where}/slurm/logs/\n"
+        console.print(f"submitted job array {result} ({started} jobs); logs in "
+                      f"{where}/slurm/logs/\n"
                       f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}",
                       highlight=False)
         if not wait:

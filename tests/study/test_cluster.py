@@ -446,6 +446,12 @@ def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, p
     assert trained == 6  # each run trained once, by one of the two jobs
     status = vs("study", "status", study_dir, env=slurm)  # the recorded database: no --db needed
     assert status.returncode == 0 and "6/6 runs done" in status.stdout, status.stderr
+    again = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--jobs", "8",
+               "--wait", "--quiet", env=slurm)  # a finished study submits nothing, and reports
+    assert again.returncode == 0, again.stderr
+    assert "every run of six is finished: no job started" in again.stdout
+    assert "submitted" not in again.stdout and "6/6 runs finished" in again.stdout
+    assert len(list((study_dir / "slurm" / "logs").glob("*.log"))) == 2
 
 
 def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdir):
@@ -587,10 +593,12 @@ def test_a_ray_launch_with_a_failed_run_names_its_error_where_users_look(tmp_pat
     boom = {"train": {"optimizer": {"name": "sgd", "lr": 1.0e30}}}  # NaN at the first step
     study = study_file(tmp_path, "rayfail", variants={"a": {}, "boom": boom}, seeds=1)
     runs = tmp_path / "runs"
-    done = vs("study", "run", study, "--runs-dir", runs, "--launcher", "ray", "--jobs", "2", "--quiet",
+    done = vs("study", "run", study, "--runs-dir", runs, "--launcher", "ray", "--jobs", "3", "--quiet",
               "--no-report", env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
     err = " ".join(done.stderr.split())
     assert done.returncode == 1, done.stderr + done.stdout
+    assert "3 jobs asked for 2 run(s) to train, 1 at once in each: starting 2" in done.stdout
+    assert "2 Ray jobs ended" in done.stdout and len(list((runs / "rayfail" / "ray").glob("job-*.log"))) == 2
     assert "1/2 runs finished" in done.stdout
     assert "1 run is not finished (1 failed)" in err and "boom/seed-0: the training loss became NaN" in err
     for log in sorted((runs / "rayfail" / "ray").glob("job-*.log")):

@@ -86,14 +86,16 @@ def test_a_variant_may_name_dotted_keys_as_sweeps_and_set_do(tmp_path):
 
 def test_a_mistake_in_the_base_config_is_named_there_not_in_the_first_variant(tmp_path):
     """`data: {name: digits}` said "variant 'a': invalid config", pointing at an empty variant."""
-    with pytest.raises(ConfigError, match=r"study.yaml: the base config \(data, model, train: every variant\): "
-                                          r"invalid config\ntrain.optimiser: unknown key; did you mean optimizer"):
+    with pytest.raises(ConfigError, match=r"study.yaml: the base config \(data, model, train: every "
+                                          r"variant\): invalid config\ntrain.optimiser: unknown key; "
+                                          r"did you mean optimizer"):
         load_study(study_file(tmp_path, train={**BASE["train"], "optimiser": {"name": "sgd"}},
                               variants={"a": {}, "b": {"model": {"channels": [4, 8]}}}))
     with pytest.raises(ConfigError, match=r"variant 'b': invalid config\nmodel.chanels: unknown key; did you "
                                           r"mean channels\?"):  # the variant's own mistake names it
         load_study(study_file(tmp_path, variants={"a": {}, "b": {"model": {"chanels": [4, 8]}}}))
-    with pytest.raises(ConfigError, match=r"invalid study file\nvarients: unknown key; did you mean variants\?"):
+    with pytest.raises(ConfigError, match=r"invalid study file\nvarients: unknown key; did you mean "
+                                          r"variants\?"):
         load_study(study_file(tmp_path, varients={"a": {}}))
 
 

@@ -17,6 +17,7 @@ A worker killed outright loses its claim after the heartbeat's grace period.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -62,6 +63,13 @@ class Jobs:
             object.__setattr__(self, what, check_count(getattr(self, what), f"Jobs.{what}", least))
         if self.cpus is not None:  # None: the engine's default
             object.__setattr__(self, "cpus", check_count(self.cpus, "Jobs.cpus"))
+
+
+def fit_jobs(jobs: Jobs, units: int) -> Jobs:
+    """`jobs` with no more jobs than there is work for: `units` runs (or search trials) to train,
+    `jobs.workers` at once in each job (a ninth GPU job for eight runs would start, find the
+    queue empty and leave, having waited for its allocation)."""
+    return dataclasses.replace(jobs, count=max(1, min(jobs.count, -(-units // jobs.workers))))
 
 
 ENGINE_FIELDS = {"SLURM": ("partition", "time", "slurm"), "Ray": ("address",)}  # each one's own Jobs fields
