@@ -408,7 +408,7 @@ class Study:
 
     def status(self) -> pd.DataFrame:
         """One row per planned run: key, variant, status (done, running, waiting, failed, missing,
-        new) and a failed run's error."""
+        new) and a failed run's error (or, for a running run whose worker is gone, that it is)."""
         import pandas as pd
 
         from visionstudy.study.manifest import has_manifest
@@ -418,8 +418,11 @@ class Study:
             return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": "new", "error": None}
                                  for r in self.spec.runs])
         view = study_status(str(self.dir), [], self.place.runs_dir, self.db)
+        gone = ("no live worker (its process ended, or no heartbeat for the grace period): the next run "
+                "queues it")
         return pd.DataFrame([{"key": r.key, "variant": r.variant, "status": view.status[r.key],
-                              "error": view.errors.get(r.key)} for r in view.runs])
+                              "error": gone if r.key in view.silent else view.errors.get(r.key)}
+                             for r in view.runs])
 
     def results(self) -> pd.DataFrame:
         """One row per planned run: key, variant, seed, fold, finished, and its test metrics."""

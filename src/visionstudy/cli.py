@@ -582,6 +582,15 @@ def study_status(
             err_console.print(f"  {escape(line)}", highlight=False)
     if view.differs:
         err_console.print(f"[yellow]{escape(view.differs)}[/]", highlight=False)
+    if view.silent:
+        from visionstudy.config import few
+
+        where = escape(str(view.study_dir))
+        err_console.print(
+            f"{len(view.silent)} of the running runs ({escape(few(view.silent, 3))}) have no live worker: "
+            "its process here ended, or it sent no heartbeat for the grace period (killed outright, a lost "
+            f"node); the next `visionstudy study run {where}` or `study work {where}` queues them again "
+            "from their last finished epoch", highlight=False)
     print_jobs(view.study_dir, sum(v == "running" for v in view.status.values()))
 
 

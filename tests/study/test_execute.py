@@ -358,6 +358,44 @@ def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):
     check_killed_worker_study(proc, url, "four", runs, victim, key, 10)
 
 
+def test_status_names_the_running_runs_whose_worker_is_gone(tmp_path):
+    """A run whose worker was killed outright (SIGKILL, a lost node) read as running for ever in
+    `study status` without SLURM to ask. A worker whose process here ended, or that sent no
+    heartbeat for the grace period, is told apart from a live one (CLI and API)."""
+    from optuna.trial import TrialState
+
+    from tests.helpers import vs
+    from visionstudy.study.execute import plan
+
+    place = Placement(tmp_path / "runs")
+    study = load_study(str(write(tmp_path, "gone", seeds=1, variants={"a": {}, "b": {}, "c": {}})))
+    plan(study, place)
+    ended = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True).stdout)
+    store = RunStore(place.url("gone"), "gone", heartbeat=1, grace=2)
+    live = store.claim({"b/seed-0"})  # this process: alive, and beating below
+    far = store.claim({"c/seed-0"})  # a worker on another node, whose heartbeat stops
+    store.storage.set_trial_user_attr(far.trial_id, "worker", {"host": "node-7", "pid": 1})
+    store.claim({"a/seed-0"}, worker_pid=ended)  # its process here has ended (claimed last: a claim
+    #                                              first returns the runs of ended processes)
+    assert store.silent() == ["a/seed-0"]
+    time.sleep(3.2)  # past the grace period, at SQLite's one-second clock
+    store.heartbeat(live.trial_id)
+    assert store.silent() == ["a/seed-0", "c/seed-0"]
+    told = vs("study", "status", place.study_dir("gone"), env={"VISIONSTUDY_GRACE_SECONDS": "2"})
+    err = " ".join(told.stderr.split())
+    assert told.returncode == 0, told.stderr
+    assert "2 of the running runs (a/seed-0, c/seed-0) have no live worker" in err, err
+    import visionstudy
+
+    frame = visionstudy.Study.load(str(place.study_dir("gone")), runs_dir=place.runs_dir).status()
+    frame = frame.set_index("key")
+    assert (frame["status"] == "running").all()
+    assert frame.loc["a/seed-0", "error"].startswith("no live worker")
+    assert not isinstance(frame.loc["b/seed-0", "error"], str)  # a live worker: no note
+    assert {t.state for t in store.trials()} == {TrialState.RUNNING}  # status only looked
+
+
 def test_planning_the_same_study_again_leaves_its_manifest_as_it_was(tmp_path):
     """A re-run with nothing to do does not rewrite the manifest (31 MB at 10,001 runs); a changed
     plan (here: one more seed) does."""

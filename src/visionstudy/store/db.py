@@ -426,6 +426,34 @@ class RunStore:
                 out[key] = "new"
         return out
 
+    def silent(self) -> list[str]:
+        """Runs that read as running though their worker is gone: its process on this machine no
+        longer exists, or it has sent no heartbeat for the grace period (a worker killed outright,
+        a lost node). The next worker that looks puts them back in the queue (`reclaim_stale`)."""
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from optuna.trial import TrialState
+
+        running = self.rows("worker", TrialState.RUNNING)
+        if not running:
+            return []
+        beats = models.TrialHeartbeatModel.__table__
+        with self.storage.engine.connect() as con:
+            now = con.execute(sa.select(sa.func.now())).scalar()
+            last: dict[int, Any] = dict(con.execute(sa.select(beats.c.trial_id, beats.c.heartbeat)
+                                    .where(beats.c.trial_id.in_([r.trial_id for r in running]))).all())
+        grace = self.storage.grace_period or 2 * (self.storage.heartbeat_interval or HEARTBEAT_SECONDS)
+        host = socket.gethostname()
+
+        def gone(row: TrialRow) -> bool:
+            worker, beat = row.value or {}, last.get(row.trial_id)
+            if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
+                return True
+            return beat is not None and now is not None and (
+                now.replace(tzinfo=None) - beat.replace(tzinfo=None)).total_seconds() > grace
+
+        return sorted({r.key for r in running if gone(r)})
+
     def counts(self, keys: list[str], on_disk: Collection[str] | None = None) -> Counter[str]:
         return Counter(self.status(keys, on_disk).values())
 

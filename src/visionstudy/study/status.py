@@ -41,6 +41,7 @@ class StatusView:
     search: str | None = None  # the search's trials of how many were asked, when it has one
     differs: str | None = None  # how the study file given differs from the plan recorded in its folder
     errors: dict[str, str] = field(default_factory=dict)  # failed run → its error
+    silent: list[str] = field(default_factory=list)  # running runs whose worker is gone (no heartbeat)
 
 
 def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | None) -> StatusView:
@@ -78,8 +79,9 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
 
     status = store.status(keys, on_disk)
     errors = store.failures([k for k, state in status.items() if state == "failed"])
+    silent = [k for k in store.silent() if status.get(k) == "running"]
     return StatusView(name, study_dir, variants, runs, status, True,
-                      search_progress(place.url(name), name), differs, errors)
+                      search_progress(place.url(name), name), differs, errors, silent)
 
 
 def failure_lines(errors: dict[str, str], most: int = 5) -> list[str]:
