@@ -33,6 +33,11 @@ def test_a_numeric_part_of_a_set_key_sets_one_element_of_a_list(tmp_path):
                                           r"element 5 \(got \[8, 16\]\); give the whole list"):
         load_config(path, ["model.channels.5=3"])
     assert apply_overrides({"variants": {"1": {}}}, ["variants.1.seed=3"]) == {"variants": {"1": {"seed": 3}}}
+    # from the end, as in Python (`model.channels.-1` was read as a key: "Input should be a valid list")
+    assert load_config(path, ["model.channels.-1=64"]).model.params()["channels"] == [8, 64]
+    assert load_config(path, ["model.channels.-2=4"]).model.params()["channels"] == [4, 16]
+    with pytest.raises(ConfigError, match=r"model.channels must be a list with an element -3"):
+        load_config(path, ["model.channels.-3=3"])
 
 
 def test_naming_another_model_drops_the_old_parameters():

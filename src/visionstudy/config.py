@@ -507,11 +507,16 @@ def lookup(raw: dict[str, Any], key: str) -> Any:
     return node
 
 
+def is_index(part: str) -> bool:
+    """A part of a dotted key that indexes a list: 0, 1, ... or from the end -1, -2, ..."""
+    return part.removeprefix("-").isdigit()
+
+
 def indexed(raw: dict[str, Any], key: str) -> Any:
     """`lookup` that also follows numeric parts into lists."""
     node: Any = raw
     for part in key.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        if isinstance(node, list) and is_index(part) and -len(node) <= int(part) < len(node):
             node = node[int(part)]
         elif isinstance(node, dict) and part in node:
             node = node[part]
@@ -543,12 +548,12 @@ Defaults = Callable[[dict[str, Any]], dict[str, Any] | None]  # a config → it 
 def key_override(raw: dict[str, Any], key: str, value: Any,
                  defaults: Defaults | None = None) -> dict[str, Any]:
     """The override that sets dotted `key` to `value` on config `raw`. A numeric part indexes a
-    list: 'model.channels.0' = 48 on channels [32, 64] gives {'model': {'channels': [48, 64]}}
-    (a mapping's numeric key stays a key). `defaults(raw)`: the config with its defaults, where a
-    list `raw` does not write is looked up."""
+    list: 'model.channels.0' = 48 on channels [32, 64] gives {'model': {'channels': [48, 64]}},
+    and -1 its last element (a mapping's numeric key stays a key). `defaults(raw)`: the config
+    with its defaults, where a list `raw` does not write is looked up."""
     parts = key.split(".")
     for i, part in enumerate(parts):
-        if not part.isdigit() or i == 0:
+        if not is_index(part) or i == 0:
             continue
         head = ".".join(parts[:i])
         current = lookup(raw, head)
@@ -556,7 +561,7 @@ def key_override(raw: dict[str, Any], key: str, value: Any,
             current = lookup(defaults(raw) or {}, head)
         if isinstance(current, dict):
             continue
-        if not isinstance(current, list) or int(part) >= len(current):
+        if not isinstance(current, list) or not -len(current) <= int(part) < len(current):
             raise ConfigError(f"{key}: {head} must be a list with an element {part} (got {current!r}); "
                               "give the whole list instead")
         new = copy.deepcopy(current)

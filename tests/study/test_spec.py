@@ -79,6 +79,9 @@ def test_a_variant_may_name_dotted_keys_as_sweeps_and_set_do(tmp_path):
     config = {r.variant: r.config for r in b.runs}
     assert config["wide"].model.params()["channels"] == [4, 16] and config["wide"].train.optimizer.lr == 0.1
     assert config["wide+epochs=2"].model.params()["channels"] == [4, 16]
+    last = load_study(study_file(tmp_path, variants={"wide": {}}, sweep={"model.channels.-1": [16, 32]}))
+    assert [n for n, _ in last.variants] == ["wide", "channels.-1=16", "channels.-1=32"]
+    assert [r.config.model.params()["channels"] for r in last.runs][1:] == [[4, 16], [4, 32]]
     with pytest.raises(ConfigError, match=r"variant 'wide': model.channels.5: model.channels must be a list "
                                           r"with an element 5"):
         load_study(study_file(tmp_path, variants={"wide": {"model.channels.5": 16}}))

@@ -27,6 +27,7 @@ from visionstudy.config import (
     flatten,
     identity,
     indexed,
+    is_index,
     key_override,
     lookup,
     merge_run,
@@ -162,7 +163,7 @@ def touches(override: dict[str, Any], key: str, start: dict[str, Any]) -> bool:
     """Whether a sweep point's `override` changes `key` (for an indexed key like
     model.channels.0: its list) from the sweep origin's own override `start`."""
     parts = key.split(".")
-    while parts and parts[-1].isdigit():
+    while parts and is_index(parts[-1]):
         parts.pop()
     head = ".".join(parts)
     return lookup(override, head) is not None and lookup(override, head) != lookup(start, head)
@@ -179,7 +180,7 @@ def apply_keys(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 def key_label(key: str) -> str:
     """'train.optimizer.lr' → 'lr'; 'model.channels.0' → 'channels.0'."""
     parts = key.split(".")
-    return ".".join(parts[-2:]) if parts[-1].isdigit() else parts[-1]
+    return ".".join(parts[-2:]) if is_index(parts[-1]) else parts[-1]
 
 
 def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[str, Any],
