@@ -101,6 +101,8 @@ def test_a_study_loads_runs_reports_and_gives_its_results_as_a_dataframe(tmp_pat
         metrics = json.loads((study.dir / row["key"] / "metrics.json").read_text())
         assert row["finished"] and row["test_accuracy"] == metrics["test_accuracy"]
         assert row["epochs_run"] == 1
+    assert "test_mse" not in results and "val_accuracy" in results  # its task's columns, not every task's
+    assert results.drop(columns="fold").notna().all().all()  # each one written by every finished run
     html = study.report(images=False, tsne_points=0)
     assert html == study.dir / "report" / "report.html" and html.is_file()
     shown = study._repr_html_()

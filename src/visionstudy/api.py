@@ -430,11 +430,12 @@ class Study:
 
         from visionstudy.study.manifest import from_study, has_manifest, read_manifest
         from visionstudy.study.results import run_rows
-        from visionstudy.tasks.metrics import RESULTS
+        from visionstudy.tasks import get_task
 
         manifest = read_manifest(self.dir) if has_manifest(self.dir) else from_study(self.spec)
         rows = run_rows(self.dir, manifest)
-        return pd.DataFrame(rows, columns=["key", "variant", "seed", "fold", "finished", *RESULTS])
+        columns = get_task(manifest.task).result_columns  # a classification has no MSE column
+        return pd.DataFrame(rows, columns=["key", "variant", "seed", "fold", "finished", *columns])
 
     def trials(self) -> pd.DataFrame:
         """The search's trials, one row each: trial, state (complete, pruned, running, fail,

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from visionstudy.config import RunConfig
 from visionstudy.registry import Registry
-from visionstudy.tasks.metrics import metric
+from visionstudy.tasks.metrics import RESULTS, metric
 
 D = TypeVar("D")  # a task's prepared data (classification: PreparedData, regression on sets: SetData)
 # evaluation batches on a CPU at most (train.eval_batch_size caps it): a larger batch's activations
@@ -38,6 +38,9 @@ def trained_for(metrics: dict[str, Any]) -> str:
     return f"({n} epoch{'s' * (n != 1)}, {metrics['train_seconds']:.1f}s)"
 
 
+RUN_RESULTS = ("val_loss", "params", "flops", "train_seconds", "epochs_run", "best_epoch")  # every task's
+
+
 class Task(ABC, Generic[D]):
     """Subclasses set the class attributes and implement the abstract methods."""
 
@@ -46,6 +49,8 @@ class Task(ABC, Generic[D]):
     metrics: ClassVar[tuple[str, ...]]  # the study report's metric columns, from the catalogue; the
     #                                     first is the headline
     glance: ClassVar[tuple[str, ...]]  # those of its "at a glance" table
+    results: ClassVar[tuple[str, ...]]  # the scalars its runs write in metrics.json (a results table's
+    #                                     columns), beside those of every run (`RUN_RESULTS`)
     default_monitor: ClassVar[str]  # validation metric for the best checkpoint when not configured
     model_kind: ClassVar[str]  # the kind of registered model it trains ("image" or "set")
     sections: ClassVar[tuple[str, ...]]  # report sections that apply to its runs
@@ -55,6 +60,11 @@ class Task(ABC, Generic[D]):
     def headline(self) -> str:
         """The metrics.json key a study ranks runs by."""
         return self.metrics[0]
+
+    @property
+    def result_columns(self) -> tuple[str, ...]:
+        """Its runs' metrics.json scalars, in the catalogue's order (a study's results table)."""
+        return tuple(k for k in RESULTS if k in self.results or k in RUN_RESULTS)
 
     @property
     def headline_label(self) -> str:

@@ -24,6 +24,8 @@ class Classification(Task["PreparedData"]):
     metrics = ("test_accuracy", "top1_error", "test_loss", "top5_error", "f1_macro", "roc_auc_macro",
                "params", "train_seconds")
     glance = ("test_accuracy", "top1_error", "f1_macro", "top5_error", "test_loss")
+    results = ("test_accuracy", "test_top5_accuracy", "test_loss", "f1_macro", "f1_weighted", "roc_auc_macro",
+               "precision_macro", "recall_macro", "val_accuracy")
     default_monitor = "val_accuracy"
     model_kind = "image"
     sections = ("curves", "confusion", "per_class", "roc", "tsne", "images", "gradcam")

@@ -24,6 +24,7 @@ class SetRegression(Task["SetData"]):
     description = "sets of vectors → a target per element or per set (mean squared error)"
     metrics = ("test_mse", "val_mse", "train_mse", "params", "train_seconds", "epochs_run")
     glance = ("test_mse", "val_mse", "train_mse")
+    results = ("test_mse", "test_rmse", "test_loss", "val_mse", "train_mse")
     default_monitor = "val_loss"
     model_kind = "set"
     sections = ("curves",)
