@@ -59,6 +59,9 @@ def seconds_from_env(name: str, default: int) -> int:
 # how often a worker says it is alive; the silence after which another worker takes its run over
 HEARTBEAT_SECONDS = seconds_from_env("VISIONSTUDY_HEARTBEAT_SECONDS", 10)
 GRACE_SECONDS = seconds_from_env("VISIONSTUDY_GRACE_SECONDS", 60)
+# how long a process waits for a database server that stopped answering (restarted, a network
+# outage) before it stops its runs: a connection refused meanwhile is tried again
+DB_PATIENCE_SECONDS = seconds_from_env("VISIONSTUDY_DB_PATIENCE_SECONDS", 60)
 POOL_SIZE = 2  # connections each process keeps open to a database server (+ POOL_OVERFLOW at peaks)
 POOL_OVERFLOW = 2
 
@@ -241,10 +244,15 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> RDBStorag
     last: Exception | None = None
     for attempt in range(4):
         try:
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
                 **{retry_argument(): retry_callback(3)},  # type: ignore[arg-type]
             )
+            if not url.startswith("sqlite:"):  # opened: from now on a server that goes away is waited for
+                import sqlalchemy as sa
+
+                sa.event.listen(storage.engine, "do_connect", patient_connect(DB_PATIENCE_SECONDS))
+            return storage
         except RuntimeError as exc:  # Optuna's schema check: tables it did not make, or a newer Optuna's
             raise StorageError(f"--db {redact(url)}: not a study database this Optuna ({optuna.__version__}) "
                                f"can use ({str(exc).splitlines()[0][:200]}); give --db a new database or a "
@@ -261,6 +269,36 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> RDBStorag
     first = str(last).splitlines()[0][:300]
     raise StorageError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
                      "that the server is running and that you may connect") from None
+
+
+def patient_connect(patience: float) -> Callable[..., Any]:
+    """SQLAlchemy's `do_connect` hook: a new connection to a server that refuses it (stopped for a
+    restart, a network outage) is tried again for up to `patience` seconds, once the store is open.
+    With the pool's pre-ping every database call takes a fresh connection after an outage, so a
+    study waits out a server restart instead of stopping every worker (each of a cluster's jobs)."""
+
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        start, delay, told = time.monotonic(), 0.25, False
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as exc:
+                waited = time.monotonic() - start
+                if waited >= patience:
+                    raise
+                if not told:
+                    why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                    log.warning("the database does not answer (%s); waiting up to %.0f s for it "
+                                "(VISIONSTUDY_DB_PATIENCE_SECONDS)", why, patience)
+                    told = True
+                time.sleep(min(delay, patience - waited))
+                delay = min(delay * 2, 5.0)
+                continue
+            if told:
+                log.warning("the database answers again, after %.0f s", time.monotonic() - start)
+            return connection
+
+    return connect
 
 
 def connection_lost(exc: BaseException) -> str | None:
