@@ -467,8 +467,9 @@ def study_work(
     Each run trains in its own folder; the worker exits 0 when none are left. Cluster jobs run
     this; so can you, on any machine."""
     from visionstudy.study import Placement, run_all
-    from visionstudy.study.execute import Stopped, load_study_dir
+    from visionstudy.study.execute import load_study_dir
     from visionstudy.study.launch import await_requeue, requeue_this_job
+    from visionstudy.study.pool import Stopped
     from visionstudy.validate import shapes_later
 
     folder = study.resolve()

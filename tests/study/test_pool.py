@@ -435,8 +435,7 @@ def test_a_stop_during_a_claim_waits_for_its_end_then_acts(sig):
 
 
 def check_stop_deferred(sig: int, steps: list[str]) -> None:
-    from visionstudy.study.execute import Stopped, sigterm_as_interrupt
-    from visionstudy.study.pool import stop_deferred
+    from visionstudy.study.pool import Stopped, sigterm_as_interrupt, stop_deferred
 
     with pytest.raises(KeyboardInterrupt) as stopped, sigterm_as_interrupt():
         with stop_deferred():
@@ -448,3 +447,33 @@ def check_stop_deferred(sig: int, steps: list[str]) -> None:
     assert steps == ["claimed", "noted"]
     assert isinstance(stopped.value, Stopped) == (sig == signal.SIGTERM)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost exception
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_looks(sig):
+    """A Ctrl-C that landed in a weakref callback (SQLAlchemy's `_collection_gced`) was printed as
+    "Exception ignored" and lost, and the study trained to its end (a SIGTERM so lost also left
+    further stops ignored). The stop is remembered and raised at the driver loop's next look
+    (`Pool.events`); one that unwound the study leaves nothing behind for the next."""
+    import weakref
+
+    from visionstudy.study.pool import STOPS, Stopped, raise_lost_stop, sigterm_as_interrupt
+
+    class Held:
+        pass
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell may start us ignoring it
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped, sigterm_as_interrupt():
+            held = Held()
+            ref = weakref.ref(held, lambda r: signal.getsignal(sig)(sig, None))  # the handler, in a callback
+            del held  # its exception is printed as "Exception ignored" and the code goes on
+            assert ref() is None
+            raise_lost_stop()
+        assert isinstance(stopped.value, Stopped) == (sig == signal.SIGTERM)
+        with sigterm_as_interrupt():  # the next study in this process (a notebook's) is not stopped
+            assert not STOPS
+            raise_lost_stop()
+    finally:
+        signal.signal(signal.SIGINT, before)

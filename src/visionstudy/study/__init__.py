@@ -16,8 +16,8 @@ from visionstudy.study.execute import (
     check_data,
     run_study,
     selected,
-    sigterm_as_interrupt,
 )
+from visionstudy.study.pool import sigterm_as_interrupt
 from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
 from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search
 from visionstudy.study.spec import RunSpec, Study, load_study

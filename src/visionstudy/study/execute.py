@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -497,36 +495,3 @@ def run_study(study: Study, place: Placement, *, workers: int = 1, device: str =
     finally:
         if own:
             driver.close()
-
-
-class Stopped(KeyboardInterrupt):
-    """A scheduler's stop signal (SIGTERM, SIGUSR2), raised where the driver was: it unwinds the
-    study like Ctrl-C (workers stopped, their runs queued again)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)  # time limit, preemption, `scancel --signal`
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGUSR2 (a scheduler's stop or warning before the time limit, `kill`) stop the
-    study like Ctrl-C: workers stopped, running runs queued again, no traceback."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        for s in STOP_SIGNALS:  # one stop: a second signal must not interrupt the requeueing
-            signal.signal(s, signal.SIG_IGN)
-        raise Stopped(signum)
-
-    previous = [signal.signal(s, handler) for s in STOP_SIGNALS]
-    try:
-        yield
-    finally:
-        for s, handler_before in zip(STOP_SIGNALS, previous, strict=True):
-            signal.signal(s, handler_before)

@@ -67,6 +67,62 @@ class Event:
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
+class Stopped(KeyboardInterrupt):
+    """A scheduler's stop signal (SIGTERM, SIGUSR2), raised where the driver was: it unwinds the
+    study like Ctrl-C (workers stopped, their runs queued again)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)  # time limit, preemption, `scancel --signal`
+# stops received and not yet seen unwinding the driver: the exception a handler raises is lost when
+# it lands in a weakref callback or a __del__ (Python prints "Exception ignored" and goes on: a
+# Ctrl-C inside SQLAlchemy's `_collection_gced` let a study train to its end); `events` raises it again
+STOPS: list[int] = []
+
+
+def stop_exception(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
+def raise_lost_stop() -> None:
+    """Raise a stop whose first exception was swallowed (see STOPS)."""
+    if STOPS:
+        signum = STOPS[0]
+        STOPS.clear()
+        raise stop_exception(signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGUSR2 (a scheduler's stop or warning before the time limit, `kill`) stop the
+    study like Ctrl-C: workers stopped, running runs queued again, no traceback. Ctrl-C, and every
+    stop, is also remembered until the study has unwound (`raise_lost_stop`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if signum != signal.SIGINT:
+            for s in STOP_SIGNALS:  # one stop: a second signal must not interrupt the requeueing
+                signal.signal(s, signal.SIG_IGN)
+        STOPS.append(signum)
+        raise stop_exception(signum)
+
+    own_ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not a notebook kernel's
+    signals = (signal.SIGINT, *STOP_SIGNALS) if own_ctrl_c else STOP_SIGNALS
+    previous = [signal.signal(s, handler) for s in signals]
+    STOPS.clear()
+    try:
+        yield
+    finally:
+        STOPS.clear()
+        for s, handler_before in zip(signals, previous, strict=True):
+            signal.signal(s, handler_before)
+
+
 @contextlib.contextmanager
 def stop_deferred() -> Any:
     """Ctrl-C, SIGTERM and SIGUSR2 wait for the end of the block, then act as they would have.
@@ -353,7 +409,9 @@ class Pool:
         self.inboxes[i].put(job)
 
     def events(self, timeout: float) -> list[Event]:
-        """Finished jobs, and jobs whose worker died (that worker is replaced)."""
+        """Finished jobs, and jobs whose worker died (that worker is replaced); a stop whose first
+        exception was lost is raised here, where every driver loop looks."""
+        raise_lost_stop()
         out: list[Event] = []
         with contextlib.suppress(queue.Empty):
             out.append(self.outbox.get(timeout=timeout))
