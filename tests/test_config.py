@@ -406,3 +406,19 @@ def test_a_fold_without_its_folds_or_past_them_is_refused_when_the_config_is_rea
     with pytest.raises(ConfigError, match=says):
         validate_run_config(set_path(VALID, "data", {**VALID.get("data", {}), **data}), "bad.yaml")
     validate_run_config(set_path(VALID, "data", {**VALID.get("data", {}), "fold": 4, "folds": 5}), "ok.yaml")
+
+
+def test_every_function_the_config_docs_point_to_exists():
+    """Field descriptions said `visionstudy.training.list_optimizers()`, which did not exist (the
+    function is in `visionstudy.training.optim`)."""
+    import importlib
+    import re
+
+    from tests.helpers import ROOT
+
+    text = (ROOT / "src" / "visionstudy" / "config.py").read_text()
+    named = set(re.findall(r"`(visionstudy(?:\.\w+)+)(?:\(\))?`", text))
+    assert named
+    for path in sorted(named):
+        module, _, attr = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), path

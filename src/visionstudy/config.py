@@ -294,23 +294,23 @@ def entry_params(registry: Registry[Any], section: Pluggable, field: str) -> Par
 
 
 class OptimizerConfig(Pluggable):
-    """`name` (see `visionstudy.training.list_optimizers()`), `lr`, and that optimizer's own keys:
+    """`name` (see `visionstudy.training.optim.list_optimizers()`), `lr`, and that optimizer's own keys:
     sgd: momentum, nesterov, weight_decay; adam / adamw / nadam / radam / adamax: betas, eps,
     weight_decay; rmsprop: alpha, eps, momentum, weight_decay; adagrad: eps, weight_decay; adadelta:
     rho, eps, weight_decay."""
 
-    name: str = Field("adam", description="optimizer, see `visionstudy.training.list_optimizers()`")
+    name: str = Field("adam", description="optimizer, see `visionstudy.training.optim.list_optimizers()`")
     lr: float = Field(1e-3, gt=0, description="base learning rate")
 
 
 class SchedulerConfig(Pluggable):
-    """`name` (see `visionstudy.training.list_schedules()`), `warmup_epochs`, and that schedule's own
+    """`name` (see `visionstudy.training.optim.list_schedules()`), `warmup_epochs`, and that schedule's own
     keys: step: step_size, gamma; multistep: milestones, gamma; exponential: gamma; cosine: min_lr;
     cosine_restarts: first, mult, min_lr; onecycle: max_lr, pct_start; plateau: factor, patience,
     monitor, min_lr; halve: every."""
 
     name: str = Field("none", description="learning-rate schedule, see "
-                      "`visionstudy.training.list_schedules()`")
+                      "`visionstudy.training.optim.list_schedules()`")
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up from lr/10 before the schedule")
 
 
