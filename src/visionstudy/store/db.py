@@ -279,10 +279,11 @@ def patient_connect(patience: float) -> Callable[..., Any]:
 
     def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
         start, delay, told = time.monotonic(), 0.25, False
+        dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi  # SQLAlchemy 2, 1.4
         while True:
             try:
                 connection = dialect.connect(*cargs, **cparams)
-            except dialect.loaded_dbapi.OperationalError as exc:
+            except dbapi.OperationalError as exc:
                 waited = time.monotonic() - start
                 if waited >= patience:
                     raise
