@@ -38,6 +38,11 @@ def test_a_numeric_part_of_a_set_key_sets_one_element_of_a_list(tmp_path):
     assert load_config(path, ["model.channels.-2=4"]).model.params()["channels"] == [4, 16]
     with pytest.raises(ConfigError, match=r"model.channels must be a list with an element -3"):
         load_config(path, ["model.channels.-3=3"])
+    with pytest.raises(ConfigError, match=r"--set model.channels.0.x=3: model.channels.0.x: model.channels.0 "
+                                          r"is 8, which has no keys; set model.channels.0 itself"):
+        load_config(path, ["model.channels.0.x=3"])  # was a TypeError traceback
+    with pytest.raises(ConfigError, match=r"--set train..lr=3: train..lr: a dotted key with an empty part"):
+        load_config(path, ["train..lr=3"])
 
 
 def test_naming_another_model_drops_the_old_parameters():

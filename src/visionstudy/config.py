@@ -552,6 +552,9 @@ def key_override(raw: dict[str, Any], key: str, value: Any,
     and -1 its last element (a mapping's numeric key stays a key). `defaults(raw)`: the config
     with its defaults, where a list `raw` does not write is looked up."""
     parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"{key}: a dotted key with an empty part; name each level, e.g. "
+                          "train.optimizer.lr")
     for i, part in enumerate(parts):
         if not is_index(part) or i == 0:
             continue
@@ -567,6 +570,9 @@ def key_override(raw: dict[str, Any], key: str, value: Any,
         new = copy.deepcopy(current)
         rest = ".".join(parts[i + 1:])
         inner = new[int(part)]
+        if rest and not isinstance(inner, dict):
+            raise ConfigError(f"{key}: {head}.{part} is {inner!r}, which has no keys; set "
+                              f"{head}.{part} itself")
         new[int(part)] = merge_run(inner, key_override(inner, rest, value)) if rest else value
         return dotted(head, new)
     return dotted(key, value)
@@ -584,7 +590,10 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str],
     """`raw` with each `--set KEY=VALUE` merged in, in order (the last word wins); a numeric part
     of KEY indexes a list (`key_override`, with `defaults`)."""
     for text in overrides:
-        raw = merge_run(raw, key_override(raw, *override_pair(text), defaults))
+        try:
+            raw = merge_run(raw, key_override(raw, *override_pair(text), defaults))
+        except ConfigError as exc:
+            raise ConfigError(str(exc) if str(exc).startswith("--set") else f"--set {text}: {exc}") from None
     return raw
 
 

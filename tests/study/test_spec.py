@@ -197,7 +197,15 @@ def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fiel
 
 @pytest.mark.parametrize("fields, needle", [
     ({"sweep": {"from": "nope", "train.epochs": [2]}}, "sweep.from 'nope' is not a variant"),
-    ({"sweep": {"model.hidden.3": [2]}}, "model.hidden must be a list with an element 3"),
+    ({"sweep": {"model.hidden.3": [2]}},
+     "study.yaml: sweep.model.hidden.3: model.hidden must be a list with an element 3"),
+    # a part inside a list element that is a number: a TypeError traceback ("'int' object does not
+    # support item assignment"), and an empty part: "model: unknown key"
+    ({"sweep": {"model.channels.0.x": [2]}},
+     "sweep.model.channels.0.x: model.channels.0 is 4, which has no keys"),
+    ({"variants": {"b": {"model.channels.0.x": 2}}},
+     "variant 'b': model.channels.0.x: model.channels.0 is 4"),
+    ({"variants": {"b": {"model..x": 2}}}, "model..x: a dotted key with an empty part; name each level"),
     ({"variants": {"a": {}}, "cv": {"folds": 2, "variants": ["b"]}}, "cv.variants: b not variants"),
     # a sweep without keys said "variant name '' names a folder"
     ({"sweep": {"mode": "grid"}}, "sweep: names no key to vary; give dotted keys with lists of values"),

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,7 +209,7 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
     if mode == "grid":
         out = []
         for combo in itertools.product(*block.values()):
-            point = apply_keys(here, dict(zip(block, combo, strict=True)))
+            point = swept(functools.partial(apply_keys, here, dict(zip(block, combo, strict=True))), source)
             name = ",".join(f"{key_label(k)}={value_label(v)}" for k, v in zip(block, combo, strict=True))
             out.append((prefix + name, merge_run(start, point)))
         return out
@@ -219,9 +219,18 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
         for value in values:
             if value == indexed(resolved, key):
                 continue  # the origin already has this value
-            out.append((f"{prefix}{key_label(key)}={value_label(value)}",
-                        merge_run(start, key_override(here, key, value, run_defaults))))
+            point = swept(functools.partial(key_override, here, key, value, run_defaults), source)
+            out.append((f"{prefix}{key_label(key)}={value_label(value)}", merge_run(start, point)))
     return out
+
+
+def swept(point: Callable[[], dict[str, Any]], source: str) -> dict[str, Any]:
+    """A sweep point's override, a key that cannot be set (an index past a list's end) named as the
+    sweep's."""
+    try:
+        return point()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: sweep.{exc}") from None
 
 
 def variant_override(written: dict[str, Any], base: dict[str, Any], source: str, name: str) -> dict[str, Any]:
