@@ -206,6 +206,8 @@ def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fiel
     ({"variants": {"b": {"model.channels.0.x": 2}}},
      "variant 'b': model.channels.0.x: model.channels.0 is 4"),
     ({"variants": {"b": {"model..x": 2}}}, "model..x: a dotted key with an empty part; name each level"),
+    ({"search": {"trials": 2, "space": {"model.channels.5": [8, 16]}}},
+     "study.yaml: search.space.model.channels.5: model.channels must be a list with an element 5"),
     ({"variants": {"a": {}}, "cv": {"folds": 2, "variants": ["b"]}}, "cv.variants: b not variants"),
     # a sweep without keys said "variant name '' names a folder"
     ({"sweep": {"mode": "grid"}}, "sweep: names no key to vary; give dotted keys with lists of values"),

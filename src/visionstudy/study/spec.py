@@ -377,8 +377,11 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
         for value in p.values_to_check():
             try:
                 point = merge_run(search.base, key_override(here, key, value, run_defaults))
+            except ConfigError as exc:  # a key that cannot be set
+                raise ConfigError(f"{source}: search.space.{exc}") from None
+            try:
                 cfg = build_run(base, point, overrides, study, "search", 0, None, source)
-            except ConfigError as exc:
+            except ConfigError as exc:  # names the file
                 raise ConfigError(f"search.space.{key} = {value!r}: {exc}") from None
             if cfg.data.validates_on == "none":
                 raise ConfigError(f"{source}: search.objective {search.objective} is measured on a "
