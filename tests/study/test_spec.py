@@ -79,6 +79,9 @@ def test_a_variant_may_name_dotted_keys_as_sweeps_and_set_do(tmp_path):
     config = {r.variant: r.config for r in b.runs}
     assert config["wide"].model.params()["channels"] == [4, 16] and config["wide"].train.optimizer.lr == 0.1
     assert config["wide+epochs=2"].model.params()["channels"] == [4, 16]
+    # a study's --set on such a variant has the last word, as on a nested one
+    moved = load_study(study_file(tmp_path, variants=dotted), ["variants.wide.model.channels=[2, 2]"])
+    assert moved.runs[0].config.model.params()["channels"] == [2, 2]
     last = load_study(study_file(tmp_path, variants={"wide": {}}, sweep={"model.channels.-1": [16, 32]}))
     assert [n for n, _ in last.variants] == ["wide", "channels.-1=16", "channels.-1=32"]
     assert [r.config.model.params()["channels"] for r in last.runs][1:] == [[4, 16], [4, 32]]

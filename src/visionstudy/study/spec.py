@@ -308,9 +308,20 @@ def split_overrides(raw: Any, overrides: Sequence[str], source: str) -> tuple[An
     study's and the name errors give the contents."""
     runs, study = overrides_under(overrides, RUN_SECTIONS)
     if study and isinstance(raw, dict):
-        raw = apply_overrides(raw, study)
+        raw = apply_overrides(nested_variants(raw, source), study)
         source = f"{source} with --set {' --set '.join(study)}"
     return raw, runs, study, source
+
+
+def nested_variants(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """The study file's contents with each variant's dotted keys nested, so that a `--set
+    variants.b.model.hidden=[4]` replaces the `model.hidden` variant b wrote rather than losing to it."""
+    variants = raw.get("variants")
+    if not isinstance(variants, dict):
+        return raw
+    base = {k: raw[k] for k in RUN_SECTIONS if isinstance(raw.get(k), dict)}
+    return {**raw, "variants": {name: variant_override(v, base, source, name) if isinstance(v, dict) else v
+                                for name, v in variants.items()}}
 
 
 def base_config(cfg: StudyConfig, overrides: list[str]) -> dict[str, Any]:
