@@ -671,15 +671,17 @@ def recipes_list() -> None:
 
 @recipes_app.command("show")
 def recipes_show(
-    name: Annotated[str, typer.Argument(help="recipe name, e.g. cifar100-first20")],
+    name: Annotated[str, typer.Argument(help="recipe name, e.g. cifar100-first20, or a study file")],
     runs: Annotated[bool, typer.Option("--runs", help="list every run it expands to")] = False,
     set_: SetOpt = None,
 ) -> None:
-    """Print a recipe's study file (copy it to change it), or with --runs the runs it stands for."""
+    """Print a recipe's study file (copy it to change it), or with --runs the runs it (or a study
+    file of yours) stands for."""
     from visionstudy.study import load_study, recipe_path
 
-    path = recipe_path(name.removeprefix("recipe:"))
-    spec = load_study(f"recipe:{name.removeprefix('recipe:')}", list(set_ or []))
+    own = Path(name).is_file() or name.endswith((".yaml", ".yml"))  # a study file: its runs before they train
+    path = Path(name) if own else recipe_path(name.removeprefix("recipe:"))
+    spec = load_study(name if own else f"recipe:{name.removeprefix('recipe:')}", list(set_ or []))
     if not runs:
         sys.stdout.write(path.read_text())
         return

@@ -379,3 +379,21 @@ def test_recipes_show_runs_prints_each_models_parameter_count():
     assert emnist.returncode == 0, emnist.stderr
     counts = [line.split("│")[3].strip() for line in emnist.stdout.splitlines() if "/seed-" in line]
     assert len(counts) == 62 and all(c.replace(",", "").isdigit() for c in counts), counts
+
+
+def test_recipes_show_runs_expands_a_study_file_of_ones_own(tmp_path):
+    """`recipes show --runs` lists a recipe's runs with their parameter counts before they train;
+    a study file of one's own was "no such recipe"."""
+    from tests.helpers import vs_here
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", "data": {"dataset": "digits"}, "model": {
+        "name": "mlp", "hidden": [8]}, "seeds": 2, "variants": {"small": {}, "wide": {"model.hidden": [64]}}}))
+    shown = vs_here("recipes", "show", path, "--runs", "--set", "train.epochs=3")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split("│")[1:4] for line in shown.stdout.splitlines() if "/seed-" in line]
+    assert [[c.strip() for c in row] for row in rows] == [
+        ["small/seed-0", "mlp", "610"], ["small/seed-1", "mlp", "610"],
+        ["wide/seed-0", "mlp", "4,810"], ["wide/seed-1", "mlp", "4,810"]]
+    assert "mine: 4 runs (2 variants × 2 seeds)" in shown.stdout
+    assert vs_here("recipes", "show", path).stdout == path.read_text()  # the file itself, as for a recipe
