@@ -73,6 +73,7 @@ def test_errors_name_the_file_field_and_value(tmp_path):
     ("train.scheduler.warmup", "did you mean warmup_epochs?"),  # a key every schedule shares
     ("train.scheduler.xyz", "train.scheduler.xyz: unknown key; the keys here: min_lr, name, warmup_epochs"),
     ("data.augment.0.fractoin", "translate has no parameter fractoin; allowed: fraction"),
+    ("data.name", "data.name: unknown key; the keys here: dataset, split, label, path"),  # other tools' word
 ])
 def test_a_misspelt_key_is_told_the_key_it_meant(key, says):
     """A misspelt key said only "unknown key; check the spelling": it names the nearest known key

@@ -772,7 +772,7 @@ def unknown_key(where: str, key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
         return f"{where}: unknown key; did you mean {close[0]}?"
-    if known and len(known) <= 12:
+    if known and len(known) <= 24:  # a run section has 20
         return f"{where}: unknown key; the keys here: {', '.join(known)}"
     return f"{where}: unknown key; check the spelling"
 

@@ -387,8 +387,9 @@ def test_recipes_show_runs_expands_a_study_file_of_ones_own(tmp_path):
     from tests.helpers import vs_here
 
     path = tmp_path / "mine.yaml"
-    path.write_text(yaml.safe_dump({"name": "mine", "data": {"dataset": "digits"}, "model": {
-        "name": "mlp", "hidden": [8]}, "seeds": 2, "variants": {"small": {}, "wide": {"model.hidden": [64]}}}))
+    path.write_text(yaml.safe_dump({"name": "mine", "data": {"dataset": "digits"}, "seeds": 2,
+                                    "model": {"name": "mlp", "hidden": [8]},
+                                    "variants": {"small": {}, "wide": {"model.hidden": [64]}}}))
     shown = vs_here("recipes", "show", path, "--runs", "--set", "train.epochs=3")
     assert shown.returncode == 0, shown.stderr
     rows = [line.split("│")[1:4] for line in shown.stdout.splitlines() if "/seed-" in line]
