@@ -675,8 +675,7 @@ def recipes_show(
     runs: Annotated[bool, typer.Option("--runs", help="list every run it expands to")] = False,
     set_: SetOpt = None,
 ) -> None:
-    """Print a recipe's study file (copy it to change it), or with --runs the runs it (or a study
-    file of yours) stands for."""
+    """Print a recipe's study file (copy it to change it), or with --runs the runs it or yours holds."""
     from visionstudy.study import load_study, recipe_path
 
     own = Path(name).is_file() or name.endswith((".yaml", ".yml"))  # a study file: its runs before they train

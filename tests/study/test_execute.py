@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -382,7 +383,19 @@ def test_status_names_the_running_runs_whose_worker_is_gone(tmp_path):
     time.sleep(3.2)  # past the grace period, at SQLite's one-second clock
     store.heartbeat(live.trial_id)
     assert store.silent() == ["a/seed-0", "c/seed-0"]
-    told = vs("study", "status", place.study_dir("gone"), env={"VISIONSTUDY_GRACE_SECONDS": "2"})
+    beating = threading.Event()
+
+    def beat() -> None:  # b's worker stays alive while the status process starts (seconds when busy)
+        while not beating.wait(0.3):
+            store.heartbeat(live.trial_id)
+
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    try:
+        told = vs("study", "status", place.study_dir("gone"), env={"VISIONSTUDY_GRACE_SECONDS": "2"})
+    finally:
+        beating.set()
+        beater.join()
     err = " ".join(told.stderr.split())
     assert told.returncode == 0, told.stderr
     assert "2 of the running runs (a/seed-0, c/seed-0) have no live worker" in err, err
