@@ -380,6 +380,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     the_study.set_trials(trials)
     units = the_study.to_train()  # before the jobs start to finish them
+    asked, jobs = jobs.count, fit_jobs(jobs, units)  # what the launch starts (it fits them too, for the API)
     result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
     where = escape(str(the_study.dir))
     if not units:
@@ -389,12 +390,11 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         else:
             console.print(f"its report: visionstudy report {where}", highlight=False)
         return
-    started = fit_jobs(jobs, units).count  # as the launch did
-    if started < jobs.count:
-        console.print(f"{jobs.count} jobs asked for {units} run(s) to train, {jobs.workers} at once in "
-                      f"each: starting {started}", highlight=False)
+    if jobs.count < asked:
+        console.print(f"{asked} jobs asked for {units} run(s) to train, {jobs.workers} at once in "
+                      f"each: starting {jobs.count}", highlight=False)
     if launcher == "slurm":
-        console.print(f"submitted job array {result} ({started} jobs); logs in "
+        console.print(f"submitted job array {result} ({jobs.count} jobs); logs in "
                       f"{where}/slurm/logs/\n"
                       f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}",
                       highlight=False)

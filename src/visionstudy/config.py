@@ -590,10 +590,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str],
     """`raw` with each `--set KEY=VALUE` merged in, in order (the last word wins); a numeric part
     of KEY indexes a list (`key_override`, with `defaults`)."""
     for text in overrides:
+        key, value = override_pair(text)  # its own errors name the --set
         try:
-            raw = merge_run(raw, key_override(raw, *override_pair(text), defaults))
+            raw = merge_run(raw, key_override(raw, key, value, defaults))
         except ConfigError as exc:
-            raise ConfigError(str(exc) if str(exc).startswith("--set") else f"--set {text}: {exc}") from None
+            raise ConfigError(f"--set {text}: {exc}") from None
     return raw
 
 

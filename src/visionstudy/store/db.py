@@ -482,13 +482,10 @@ class RunStore:
             last: dict[int, Any] = dict(con.execute(sa.select(beats.c.trial_id, beats.c.heartbeat)
                                     .where(beats.c.trial_id.in_([r.trial_id for r in running]))).all())
         grace = self.storage.grace_period or 2 * (self.storage.heartbeat_interval or HEARTBEAT_SECONDS)
-        host = socket.gethostname()
 
         def gone(row: TrialRow) -> bool:
-            worker, beat = row.value or {}, last.get(row.trial_id)
-            if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
-                return True
-            return beat is not None and now is not None and (
+            beat = last.get(row.trial_id)
+            return ended_here(row.value) or beat is not None and now is not None and (
                 now.replace(tzinfo=None) - beat.replace(tzinfo=None)).total_seconds() > grace
 
         return sorted({r.key for r in running if gone(r)})
@@ -590,10 +587,8 @@ class RunStore:
         import optuna
         from optuna.trial import TrialState
 
-        host = socket.gethostname()
         for trial_id, _, _, _, worker in self.rows("worker", TrialState.RUNNING):
-            worker = worker or {}
-            if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
+            if ended_here(worker):
                 try:
                     if self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                         self.queue_copy(trial_id)
@@ -765,6 +760,12 @@ def claim_lock(path: Path | None) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ended_here(worker: dict[str, Any] | None) -> bool:
+    """Whether a run's recorded worker (host, pid) was a process on this machine that has ended."""
+    worker = worker or {}
+    return worker.get("host") == socket.gethostname() and not pid_alive(int(worker.get("pid", -1)))
 
 
 def pid_alive(pid: int) -> bool:
