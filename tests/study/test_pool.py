@@ -451,11 +451,12 @@ def check_stop_deferred(sig: int, steps: list[str]) -> None:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost exception
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_looks(sig):
+def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_looks(sig, monkeypatch):
     """A Ctrl-C that landed in a weakref callback (SQLAlchemy's `_collection_gced`) was printed as
     "Exception ignored" and lost, and the study trained to its end (a SIGTERM so lost also left
     further stops ignored). The stop is remembered and raised at the driver loop's next look
-    (`Pool.events`); one that unwound the study leaves nothing behind for the next."""
+    (`Pool.events`), without the traceback Python printed for it; one that unwound the study leaves
+    nothing behind for the next."""
     import weakref
 
     from visionstudy.study.pool import STOPS, Stopped, raise_lost_stop, sigterm_as_interrupt
@@ -463,15 +464,18 @@ def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_look
     class Held:
         pass
 
+    printed: list = []  # what Python's hook would print as "Exception ignored ... Traceback"
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell may start us ignoring it
     try:
         with pytest.raises(KeyboardInterrupt) as stopped, sigterm_as_interrupt():
             held = Held()
             ref = weakref.ref(held, lambda r: signal.getsignal(sig)(sig, None))  # the handler, in a callback
-            del held  # its exception is printed as "Exception ignored" and the code goes on
+            del held  # its exception would be printed as "Exception ignored" and the code goes on
             assert ref() is None
             raise_lost_stop()
         assert isinstance(stopped.value, Stopped) == (sig == signal.SIGTERM)
+        assert printed == [] and sys.unraisablehook == printed.append  # others' still printed, after
         with sigterm_as_interrupt():  # the next study in this process (a notebook's) is not stopped
             assert not STOPS
             raise_lost_stop()

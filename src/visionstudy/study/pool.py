@@ -99,7 +99,8 @@ def raise_lost_stop() -> None:
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM and SIGUSR2 (a scheduler's stop or warning before the time limit, `kill`) stop the
     study like Ctrl-C: workers stopped, running runs queued again, no traceback. Ctrl-C, and every
-    stop, is also remembered until the study has unwound (`raise_lost_stop`)."""
+    stop, is also remembered until the study has unwound (`raise_lost_stop`); one that Python
+    swallowed is not printed as "Exception ignored" with its traceback."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -111,14 +112,20 @@ def sigterm_as_interrupt() -> Iterator[None]:
         STOPS.append(signum)
         raise stop_exception(signum)
 
+    def unraisable(info: Any) -> None:
+        if not (isinstance(info.exc_value, KeyboardInterrupt) and STOPS):  # a lost stop: raised again later
+            hook_before(info)
+
     own_ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not a notebook kernel's
     signals = (signal.SIGINT, *STOP_SIGNALS) if own_ctrl_c else STOP_SIGNALS
     previous = [signal.signal(s, handler) for s in signals]
+    hook_before, sys.unraisablehook = sys.unraisablehook, unraisable
     STOPS.clear()
     try:
         yield
     finally:
         STOPS.clear()
+        sys.unraisablehook = hook_before
         for s, handler_before in zip(signals, previous, strict=True):
             signal.signal(s, handler_before)
 
