@@ -74,10 +74,15 @@ def test_errors_name_the_file_field_and_value(tmp_path):
     ("train.scheduler.xyz", "train.scheduler.xyz: unknown key; the keys here: min_lr, name, warmup_epochs"),
     ("data.augment.0.fractoin", "translate has no parameter fractoin; allowed: fraction"),
     ("data.name", "data.name: unknown key; the keys here: dataset, split, label, path"),  # other tools' word
+    ("epochs", "epochs: unknown key; did you mean train.epochs?"),  # a level too high
+    ("lr", "lr: unknown key; did you mean train.optimizer.lr?"),
+    ("train.lr", "train.lr: unknown key; did you mean train.optimizer.lr?"),
+    ("monitor", "did you mean train.monitor or train.early_stopping.monitor?"),
 ])
 def test_a_misspelt_key_is_told_the_key_it_meant(key, says):
     """A misspelt key said only "unknown key; check the spelling": it names the nearest known key
-    of the section it is in, or, with none near, the keys there are."""
+    of the section it is in, or, with none near, the keys there are; a key written a level too high
+    (`epochs: 5`, what a Keras user writes) names where it belongs."""
     base = {"data": {"dataset": "digits", "augment": [{"name": "translate", "fraction": 0.1}]},
             "model": {"name": "mlp", "hidden": [8]}, "train": {"scheduler": {"name": "cosine"}}}
     with pytest.raises(ConfigError) as err:

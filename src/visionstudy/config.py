@@ -753,23 +753,63 @@ def nested_models(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in typing.get_args(annotation) for m in nested_models(arg)]
 
 
-def keys_at(schema: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
-    """The keys the model at `loc` (a location in `schema`'s input) takes; [] where unclear."""
+def model_at(schema: type[BaseModel] | None, loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The model at `loc` (a location in `schema`'s input); None where unclear."""
     for part in loc:
         if schema is None:
-            return []
+            return None
         if isinstance(part, int):  # an element of a list: the same model
             continue
         field = schema.model_fields.get(str(part))
         models = nested_models(field.annotation) if field else []
         schema = models[0] if len(models) == 1 else None
-    return [] if schema is None else [f.alias or name for name, f in schema.model_fields.items()]
+    return schema
 
 
-def unknown_key(where: str, key: str, known: list[str]) -> str:
-    """'model.hiddn: unknown key; did you mean hidden?' (or the keys there, when few)."""
+def keys_at(schema: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
+    """The keys the model at `loc` (a location in `schema`'s input) takes; [] where unclear."""
+    model = model_at(schema, loc)
+    return [] if model is None else [f.alias or name for name, f in model.model_fields.items()]
+
+
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a section (`TrainConfig`, `EarlyStoppingConfig | None`); None for a list's
+    entries (an augmentation's `name` is no key of `data` written a level too high) or a union."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if union else [annotation]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0]
+    return None
+
+
+def keys_below(schema: type[BaseModel] | None, depth: int = 3) -> dict[str, list[str]]:
+    """Each key of the sections inside `schema`, down `depth` levels, with the dotted paths that
+    hold it, shallowest first ('epochs' → ['train.epochs']): a key written a level too high."""
+    found: dict[str, list[str]] = {}
+    level = [("", schema)] if schema is not None else []
+    for _ in range(depth):
+        below = []
+        for path, model in level:
+            for name, f in model.model_fields.items():
+                section = section_model(f.annotation)
+                if section is not None:
+                    inner = ".".join(p for p in (path, f.alias or name) if p)
+                    below.append((inner, section))
+                    for sub, g in section.model_fields.items():
+                        found.setdefault(g.alias or sub, []).append(f"{inner}.{g.alias or sub}")
+        level = below
+    return found
+
+
+def unknown_key(where: str, key: str, known: list[str], below: dict[str, list[str]] | None = None) -> str:
+    """'model.hiddn: unknown key; did you mean hidden?', 'epochs: ... did you mean train.epochs?'
+    (a key of a section below, `below` as `keys_below` gives it), or the keys there, when few."""
     import difflib
 
+    if below and key in below:
+        parent = where.rpartition(".")[0]
+        paths = [".".join(p for p in (parent, path) if p) for path in below[key][:2]]
+        return f"{where}: unknown key; did you mean {' or '.join(paths)}?"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
         return f"{where}: unknown key; did you mean {close[0]}?"
@@ -779,10 +819,12 @@ def unknown_key(where: str, key: str, known: list[str]) -> str:
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None,
-                            shared: Sequence[str] = ()) -> str:
+                            shared: Sequence[str] = (), hints: dict[str, str] | None = None) -> str:
     """One line per problem: 'train.optimizer.lr: Input should be greater than 0 (got -1)';
-    an unknown key of `schema` (the model validated) gets the nearest known key, among its own
-    and, at its top, the `shared` keys of the section it is an entry of (a schedule's warmup_epochs)."""
+    an unknown key of `schema` (the model validated) gets the key it was likely meant as: the same
+    key in a section below it, or the nearest known key, among its own and, at its top, the `shared`
+    keys of the section it is an entry of (a schedule's warmup_epochs); `hints` (dotted location →
+    text) explain the unknown keys a known mistake writes."""
     lines = []
     for err in one_member(exc.errors()):
         loc = ".".join(str(p) for p in err["loc"])
@@ -791,9 +833,12 @@ def format_validation_error(exc: ValidationError, prefix: str = "", schema: type
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "model_type":  # not "a valid dictionary or instance of OptimizerConfig"
             message = "expected a mapping of keys and values"
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and hints and loc in hints:
+            lines.append(f"{where}: unknown key; {hints[loc]}")
+        elif err["type"] == "extra_forbidden":
             known = keys_at(schema, err["loc"][:-1]) + (list(shared) if len(err["loc"]) == 1 else [])
-            lines.append(unknown_key(where, str(err["loc"][-1]), known))
+            below = keys_below(model_at(schema, err["loc"][:-1]))
+            lines.append(unknown_key(where, str(err["loc"][-1]), known, below))
         elif not loc:  # a check across fields: its message names them, the input is the whole mapping
             lines.append(f"{prefix}: {message}" if prefix else message)
         else:

@@ -18,12 +18,20 @@ from pydantic import ValidationError
 from visionstudy.config import RunConfig, apply_overrides, dump_config, format_validation_error, read_yaml
 from visionstudy.errors import ConfigError
 
+STUDY_KEYS = ("variants", "sweep", "search", "seeds", "cv", "ladder")  # a study file's, never a run's
+
 
 def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     """Validate a raw mapping whole: the common fields, then the registered parts."""
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
+        study = [key for key in STUDY_KEYS if isinstance(raw, dict) and key in raw]
+        if study:  # not six "unknown key" lines
+            raise ConfigError(
+                f"{source}: a study file (it has {', '.join(study)}), not the config of one run; run it with "
+                f"`visionstudy study run {source}` (API: vs.Study.load); `train` takes a run config (name, "
+                "seed, data, model, train)") from None
         lines = [format_validation_error(exc, schema=RunConfig), *unknown_names(raw)]
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
     try:
@@ -225,8 +233,10 @@ def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ig
 
 def run_from(raw: dict[str, Any], overrides: Sequence[str], source: str) -> RunConfig:
     """A run config mapping with `--set KEY=VALUE` overrides applied (`model.channels.1=64`
-    sets one element of a list, the model's default list too), validated whole."""
-    return validate_run_config(apply_overrides(raw, overrides, run_defaults), source)
+    sets one element of a list, the model's default list too), validated whole; errors name the
+    overrides beside the file, as a study's do."""
+    label = f"{source} with --set {' --set '.join(overrides)}" if overrides else source
+    return validate_run_config(apply_overrides(raw, overrides, run_defaults), label)
 
 
 def resolved_with_defaults(cfg: RunConfig) -> dict[str, Any]:

@@ -92,6 +92,7 @@ def test_train_quick_config_end_to_end(tmp_path):
     ("train.epochs=abc", ["train.epochs", "'abc'"]),
     ("data.val_fraction=1.5", ["data.val_fraction", "1.5"]),
     ("train.bogus=1", ["train.bogus: unknown key"]),
+    ("lr=0.1", ["with --set lr=0.1: invalid config", "lr: unknown key; did you mean train.optimizer.lr?"]),
     ("model.channels=[8,8,8,8,8]", ["model.channels", "shrinks the 8x8 input"]),
     ("data.classes=[cat]", ["data.classes", "unknown class names"]),
     ("data.augment=[blur]", ["unknown augmentation 'blur'"]),
@@ -105,6 +106,15 @@ def test_bad_configs_exit_2_with_the_field_named(tmp_path, override, needles):
 
 def test_missing_config_file(tmp_path):
     assert_user_error(vs("train", tmp_path / "nope.yaml"), "no such config file")
+
+
+def test_a_study_file_given_to_train_is_told_to_use_study_run(tmp_path):
+    """It listed each study key as unknown ("seeds: ... did you mean seed?")."""
+    recipe = ROOT / "src" / "visionstudy" / "recipes" / "quick.yaml"
+    result = vs_here("train", recipe, "--out", tmp_path / "r")
+    assert_user_error(result, "a study file (it has variants, seeds, ladder), not the config of one run",
+                      f"visionstudy study run {recipe}")
+    assert "unknown key" not in result.stderr and not (tmp_path / "r").exists()
 
 
 def test_data_parallel_two_cpu_processes_match_single_process(tmp_path):

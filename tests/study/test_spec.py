@@ -105,6 +105,26 @@ def test_a_mistake_in_the_base_config_is_named_there_not_in_the_first_variant(tm
         load_study(study_file(tmp_path, varients={"a": {}}))
 
 
+def test_a_run_key_or_a_base_section_at_a_studys_top_names_where_it_belongs(tmp_path):
+    """`epochs: 3` at a study's top said "did you mean reproduces?", and `base: {data: ...}` (as
+    search.base is written) "did you mean baseline?": both pointed at an unrelated key."""
+    with pytest.raises(ConfigError, match=r"invalid study file\nepochs: unknown key; did you mean "
+                                          r"train.epochs\?"):
+        load_study(study_file(tmp_path, epochs=3, variants={"a": {}}))
+    with pytest.raises(ConfigError, match=r"base: unknown key; a study's base run config is written at "
+                                          r"its top level \(data, model, train\)") as err:
+        load_study(study_file(tmp_path, base={"data": {"dataset": "digits"}}, variants={"a": {}}))
+    assert "baseline" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"variant 'a': invalid config\nlr: unknown key; did you mean "
+                                          r"train.optimizer.lr\?"):
+        load_study(study_file(tmp_path, variants={"a": {"lr": 0.1}}))
+    from visionstudy.config import RunConfig
+    from visionstudy.study.schema import StudyConfig
+    from visionstudy.validate import STUDY_KEYS  # what tells `train` it was given a study file
+
+    assert set(STUDY_KEYS) <= set(StudyConfig.model_fields) - set(RunConfig.model_fields)
+
+
 def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     study = load_study(study_file(tmp_path, variants={
         "small": {}, "wide": {"model": {"channels": [8, 16]}}}, sweep=[

@@ -24,11 +24,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from visionstudy.config import (
     SEED_MAX,
     Pluggable,
+    RunConfig,
     Seed,
     Strict,
     check_name,
     flatten,
     format_validation_error,
+    keys_below,
     read_yaml,
 )
 from visionstudy.errors import ConfigError
@@ -325,9 +327,22 @@ def read_study(target: str | Path) -> tuple[dict[str, Any], str]:
     return read_yaml(path), str(path)
 
 
+MISPLACED = {  # the unknown keys a known mistake writes → what to write instead
+    "base": "a study's base run config is written at its top level (data, model, train), not under "
+            "base (search.base is a search's own); move base's keys up one level",
+}
+
+
+def misplaced() -> dict[str, str]:
+    """MISPLACED, and each key of a run config's sections written at the study's top (`epochs:`)."""
+    below = {key: f"did you mean {' or '.join(paths[:2])}?" for key, paths in keys_below(RunConfig).items()
+             if key not in StudyConfig.model_fields}
+    return below | MISPLACED
+
+
 def study_config(raw: Any, source: str) -> StudyConfig:
     try:
         return StudyConfig.model_validate(raw)
     except ValidationError as exc:
-        detail = format_validation_error(exc, schema=StudyConfig)
+        detail = format_validation_error(exc, schema=StudyConfig, hints=misplaced())
         raise ConfigError(f"{source}: invalid study file\n{detail}") from None
