@@ -714,3 +714,16 @@ def test_a_run_finished_by_another_job_while_this_one_plans_is_not_queued_again(
     assert store.status(["a/seed-0", "b/seed-0"]) == {"a/seed-0": "waiting", "b/seed-0": "done"}
     trials = [t for t in store.study.get_trials(deepcopy=False) if t.user_attrs.get("run") == "b/seed-0"]
     assert len(trials) == 1, [t.state for t in trials]  # not queued a second time
+
+
+def test_a_finished_study_run_again_shows_no_progress_bar_at_nought(tmp_path):
+    """`study run` of a finished study drew `runs 0/4 -:--:--` above "nothing to do: all 4 runs
+    are finished"; a resumed one started its bar at 0 of the runs already finished."""
+    from tests.helpers import vs_here
+
+    study = write(tmp_path, "again", seeds=2, train={"epochs": 1})
+    first = vs_here("study", "run", study, "--runs-dir", tmp_path / "runs", "--no-report")
+    assert first.returncode == 0 and "2/2" in first.stdout, first.stderr
+    again = vs_here("study", "run", study, "--runs-dir", tmp_path / "runs", "--no-report")
+    assert again.returncode == 0 and "nothing to do: all 2 runs are finished" in again.stdout, again.stderr
+    assert "0/2" not in again.stdout and "runs ━" not in again.stdout

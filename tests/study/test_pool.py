@@ -315,6 +315,7 @@ def test_a_damaged_or_read_only_database_is_one_clear_error(tmp_path, damage, fi
         db.rename(db.with_suffix(".bad"))
         result = run_cli(study_cmd(path, runs, "--no-report"))
         assert result.returncode == 0 and "nothing to do" in result.stdout, result.stderr
+        assert "0/1" not in result.stdout  # no progress bar at 0 of the finished runs
 
 
 def test_status_of_a_study_that_never_ran_creates_nothing(tmp_path):

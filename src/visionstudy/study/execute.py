@@ -324,7 +324,9 @@ class Driver:
                 check_data(to_train, self.data_dir)  # before any worker starts
                 # workers fork before the progress bar starts its thread; a search trains after
                 self.get_pool(None if study.config.search else len(to_train))
-            with progress_bar(self.progress, len(keys)) as bar:
+            open_runs = any(s in ("waiting", "running") for s in now.values())  # none: no 0/N bar
+            with progress_bar(self.progress and open_runs, len(keys)) as bar:
+                bar(Counter(now.values()))  # a resumed study starts at its finished runs
                 while True:
                     if "waiting" in now.values():
                         pool = self.get_pool()
