@@ -88,6 +88,8 @@ def test_a_study_loads_runs_reports_and_gives_its_results_as_a_dataframe(tmp_pat
     study = vs.Study.load(spec, set={"train.epochs": 1}, runs_dir=tmp_path / "runs")
     before = study.status()
     assert list(before["status"]) == ["new"] * 4 and not (tmp_path / "runs").exists()  # nothing created
+    with pytest.raises(vs.ReportError, match=r"api-study has not run yet .* run it first \(study.run\(\)\)"):
+        study.report()  # it said "run `visionstudy study run` first", a command, in a notebook
     lines: list[str] = []
     outcome = study.run(workers=2, quiet=True, report=False, echo=lines.append)  # forkserver workers
     assert outcome.done == outcome.total == 4 and not outcome.failed

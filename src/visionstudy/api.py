@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from visionstudy.errors import ConfigError, VisionStudyError
+from visionstudy.errors import ConfigError, ReportError, VisionStudyError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -455,8 +455,12 @@ class Study:
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the study report (options: those of `ReportOptions`); returns report.html's path."""
         from visionstudy.report.study_report import build_study_report
+        from visionstudy.study.manifest import has_manifest
         from visionstudy.track import log_study_report
 
+        if not has_manifest(self.dir):
+            raise ReportError(f"study {self.name} has not run yet ({self.dir} holds no plan of it): nothing "
+                              "to report; run it first (study.run())")
         target = Path(out) if out else self.dir / "report"
         html = build_study_report(self.dir, target, report_options(options), self.db)
         if self.trackers:

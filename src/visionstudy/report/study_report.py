@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from visionstudy.config import few, flatten
-from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
@@ -27,7 +26,7 @@ from visionstudy.report.run_report import ReportOptions, RunReportBuilder
 from visionstudy.report.stats import ALPHA, against_baseline, band_std, small_n_note, summarize
 from visionstudy.store.reader import RunArtifacts, load_run
 from visionstudy.store.rundir import RunDir
-from visionstudy.study.manifest import Manifest, has_manifest, read_manifest
+from visionstudy.study.manifest import Manifest, read_manifest
 from visionstudy.tasks.metrics import UNIT, metric
 
 # the columns of the settings table after the headline (those of the task's metrics): seed 004
@@ -678,15 +677,13 @@ def search_history(trials: list[Any], maximize: bool) -> F.Figure:
 
 def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = None,
                        db: str | None = None) -> Path:
-    if not has_manifest(study_dir):
-        raise ReportError(f"{study_dir}: not a study folder (no manifest.json); "
-                          "run `visionstudy study run` first")
     from visionstudy.report import check_out
 
+    manifest = read_manifest(study_dir)  # not a study folder: its error
     opts = opts or ReportOptions()
     check_out(out, opts.force)  # inside any run folder is refused; the study folder itself is fine
     start = time.perf_counter()
-    builder = StudyReportBuilder(read_manifest(study_dir), study_dir, out, opts, db)
+    builder = StudyReportBuilder(manifest, study_dir, out, opts, db)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         with drawing_in_background():
