@@ -202,7 +202,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from last.pt")] = False,
     force: Annotated[bool, typer.Option(help="overwrite an existing run directory")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar and no warnings: errors only")] = False,
     data_dir: DataDir = None,
     no_verify: NoVerify = False,
     log: LogOpt = None,
@@ -249,7 +249,7 @@ def study_run(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     data_dir: DataDir = None,
     report: Annotated[bool, typer.Option(help="write the study report when done")] = True,
-    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress display and no warnings: errors only")] = False,
     trials: Annotated[int | None, typer.Option(help="override search.trials (e.g. a short try)",
                                                min=1)] = None,
     only: Annotated[str | None, typer.Option(
