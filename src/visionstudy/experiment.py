@@ -172,7 +172,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
         **task.test_metrics(ev, data),
         "params": params, "flops": flops, "train_seconds": result.train_seconds,
         "epochs_run": len(result.history), "best_epoch": result.best_epoch or None,  # None: nothing chose
-        "val_accuracy": finite_or_none(best.get("val_accuracy")),
+        **{key: finite_or_none(best.get(key)) for key in ("val_accuracy",) if key in task.results},
         "val_loss": finite_or_none(best.get("val_loss")), "validation": cfg.data.validates_on,
         "stopped_early": result.stopped_early, "tested_checkpoint": tested,
         "cpu_threads": torch.get_num_threads() if fabric.device.type == "cpu" else None,

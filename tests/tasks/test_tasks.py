@@ -89,6 +89,7 @@ def test_a_set_run_resumes_and_writes_the_run_folder_like_an_image_run(tmp_path)
         assert key in m
     columns = get_task("regression").result_columns  # a study's results table: what its runs write
     assert all(m[k] is not None for k in columns) and "test_accuracy" not in columns, columns
+    assert not any("accuracy" in k for k in m), m  # it wrote `val_accuracy: null`
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert saved["test_mse"] == pytest.approx(m["test_mse"])
     with np.load(tmp_path / "r" / "predictions.npz") as npz:
