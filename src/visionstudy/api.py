@@ -345,14 +345,13 @@ class Study:
         from visionstudy.study.execute import check_study_folder, plan, write_definition
 
         jobs = jobs or cluster.Jobs()
-        if launcher not in ("slurm", "ray"):
-            raise ConfigError(f"--launcher {launcher}: choose slurm or ray (or leave it out to train here)")
-        cluster.check_jobs(launcher, jobs)  # type: ignore[arg-type]
+        engine = cluster.check_launcher(launcher)
+        cluster.check_jobs(engine, jobs)
         check_device(device)
         check_study_folder(self.dir)
         self.set_trials(trials)
         url = self.place.url(self.spec)
-        cluster.check_database(url, launcher, jobs)  # type: ignore[arg-type]
+        cluster.check_database(url, engine, jobs)
         path = Path(data_dir) if data_dir else None
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:

@@ -275,6 +275,9 @@ def study_run(
         help="ray: the cluster, auto or HOST:PORT (default: a local Ray on this machine)")] = None,
     wait: Annotated[bool, typer.Option(
         help="slurm: wait for the jobs to end, then write the report")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        help="check the study and show what would train, and a launch's job script; trains, queues "
+             "and writes nothing")] = False,
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.api import Study
@@ -286,21 +289,24 @@ def study_run(
         "--gpus-per-job": gpus_per_job != 0, "--cpus-per-job": cpus_per_job is not None,
         "--partition": partition is not None, "--time": time_limit is not None, "--slurm": bool(slurm),
         "--address": address is not None, "--wait": wait})
-    with shapes_later() if launcher != "local" else contextlib.nullcontext():  # checked as the jobs start
+    later = launcher != "local" and not dry_run  # a launch checks the shapes as its jobs start
+    with shapes_later() if later else contextlib.nullcontext():
         the_study = Study.load(study, list(set_ or []) + (["data.verify=false"] if no_verify else []),
                                runs_dir=runs_dir, db=db)
     the_study.set_trials(trials)  # before anything is said about the study: "a 4-trial search"
     spec = the_study.spec
-    if launcher != "local":
-        from visionstudy.study.launch import Jobs
-
-        spec_jobs = Jobs(jobs, gpus_per_job, cpus_per_job, workers_per_job, partition, time_limit,
-                         list(slurm or []), address)
-        launch(the_study, launcher, spec_jobs, device, data_dir, trials, wait, report, quiet)
-        return
     from visionstudy.study.execute import only_patterns
+    from visionstudy.study.launch import Jobs
 
+    cluster_jobs = Jobs(jobs, gpus_per_job, cpus_per_job, workers_per_job, partition, time_limit,
+                        list(slurm or []), address)
     patterns = only_patterns(only, [n for n, _ in spec.variants]) if only else None
+    if dry_run:
+        show_dry_run(the_study, launcher, cluster_jobs, workers, device, data_dir, patterns)
+        return
+    if launcher != "local":
+        launch(the_study, launcher, cluster_jobs, device, data_dir, trials, wait, report, quiet)
+        return
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
     try:
@@ -362,6 +368,69 @@ def check_launcher_options(launcher: str, given: dict[str, bool]) -> None:
     if launcher == "ray" and "--wait" in used:
         raise ConfigError("--wait: a SLURM option, and this is --launcher ray, which always waits for its "
                           "tasks; leave it out")
+
+
+TRAINED_AGAIN = ("new", "waiting", "failed", "missing")  # what a study run trains; not done or running
+
+
+def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device: str, data_dir: Path | None,
+                 only: list[str] | None) -> None:
+    """`study run --dry-run`: the study checked whole (every run's config and shape), the runs it
+    would train per variant, and for a launch the jobs and the job script it would submit."""
+    from visionstudy.config import check_device
+    from visionstudy.store.db import redact
+    from visionstudy.study import launch as cluster
+    from visionstudy.study.execute import selected
+
+    spec = the_study.spec
+    url = the_study.place.url(spec)
+    check_device(device)
+    if launcher != "local":  # what the launch would refuse, first
+        engine = cluster.check_launcher(launcher)
+        cluster.check_jobs(engine, jobs)
+        cluster.check_database(url, engine, jobs)
+    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
+    status = the_study.status()
+    chosen = status["variant"].map(lambda v: selected(v, only))
+    status["train"] = status["status"].isin(TRAINED_AGAIN) & chosen
+    table = Table("variant")
+    for column in ("runs", "done", "running", "to train"):
+        table.add_column(column, justify="right")
+    for variant, rows in status.groupby("variant", sort=False):
+        table.add_row(escape(str(variant)), str(len(rows)), str(int((rows["status"] == "done").sum())),
+                      str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
+    console.print(table)
+    count = int(status["train"].sum())
+    search = spec.config.search
+    then = f", then its {search.trials}-trial search" if search and selected("search", only) else ""
+    nothing = "nothing was trained, queued or written"
+    if launcher == "local" and not count and not then:
+        console.print(f"dry run: nothing to train: every run{' --only names' if only else ''} is finished; "
+                      f"{nothing}", highlight=False)
+        return
+    if launcher == "local":
+        console.print(f"dry run: `study run` would train {count} run{'s' * (count != 1)}{then} here, "
+                      f"{workers} at once; {nothing}", highlight=False)
+        return
+    units = the_study.to_train()
+    if not units:
+        console.print(f"dry run: every run of {escape(spec.name)} is finished: no job would start; {nothing}",
+                      highlight=False)
+        return
+    fitted = cluster.fit_jobs(jobs, units)
+    command = cluster.work_command(the_study.dir, fitted.workers, device, data_dir)
+    if launcher == "slurm":
+        console.print(f"dry run: would submit a job array of {fitted.count} job{'s' * (fitted.count != 1)} "
+                      f"for {units} run{'s' * (units != 1)}{then}, {fitted.workers} at once in each, with "
+                      f"this script (sbatch; the database password as ***); {nothing}:", highlight=False)
+        console.print(cluster.sbatch_script(spec.name, the_study.dir, fitted, command, redact(url)),
+                      markup=False, highlight=False, end="")
+    else:
+        import shlex
+
+        console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
+                      f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "
+                      f"`{escape(shlex.join(command))}`; {nothing}", highlight=False)
 
 
 def failed_summary(outcome: Any) -> str:

@@ -337,6 +337,40 @@ def test_an_unknown_device_is_one_user_error_before_a_study_queues_anything(tmp_
     assert not (tmp_path / "runs").exists()
 
 
+def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("name: s\ndata: {dataset: digits}\nmodel: {name: cnn, channels: [4], "
+                                     "hidden: [8]}\ntrain: {epochs: 1}\nvariants: {a: {}, b: {}}\n")
+    dry = vs_here("study", "run", "s.yaml", "--dry-run", "--workers", "2")
+    assert dry.returncode == 0, dry.stderr
+    assert "would train 2 runs here, 2 at once; nothing was trained, queued or written" in dry.stdout
+    dry = vs_here("study", "run", "s.yaml", "--dry-run", "--launcher", "slurm", "--jobs", "4",
+                  "--gpus-per-job", "1", "--time", "4:00:00", "--db", "postgresql://me:secret@db.example/studies")
+    assert dry.returncode == 0, dry.stderr
+    assert "would submit a job array of 2 jobs for 2 runs" in " ".join(dry.stdout.split())  # 4 asked
+    for line in ("#SBATCH --array=0-1", "#SBATCH --gres=gpu:1", "#SBATCH --time=4:00:00",
+                 "export VISIONSTUDY_DB='postgresql://me:***@db.example/studies'"):
+        assert line in dry.stdout.splitlines(), dry.stdout
+    assert "secret" not in dry.stdout and f"study work {tmp_path / 'runs' / 's'}" in dry.stdout
+    assert not (tmp_path / "runs").exists()  # no plan, database, slurm folder or definition
+    assert_user_error(vs_here("study", "run", "s.yaml", "--dry-run", "--launcher", "slurm"),
+                      "the study database is SQLite")  # what the launch would refuse
+    assert_user_error(vs_here("study", "run", "s.yaml", "--dry-run", "--launcher", "slurmm"),
+                      "--launcher slurmm: choose slurm or ray")
+    assert_user_error(vs_here("study", "run", "s.yaml", "--dry-run", "--device", "tpu"), "--device 'tpu'")
+    assert vs_here("study", "run", "s.yaml", "--only", "a", "--quiet", "--no-report").returncode == 0
+    study_dir = tmp_path / "runs" / "s"
+    before = sorted(p.name for p in study_dir.iterdir())
+    dry = vs_here("study", "run", "s.yaml", "--dry-run")
+    cells = [line.strip("│ ").split("│") for line in dry.stdout.splitlines() if line[2:4] in ("a ", "b ")]
+    rows = {c[0].strip(): [x.strip() for x in c[1:]] for c in cells}  # runs, done, running, to train
+    assert rows == {"a": ["1", "1", "0", "0"], "b": ["1", "0", "0", "1"]}, dry.stdout
+    assert "would train 1 run here" in dry.stdout
+    dry = vs_here("study", "run", "s.yaml", "--dry-run", "--only", "a")
+    assert "nothing to train: every run --only names is finished" in dry.stdout
+    assert sorted(p.name for p in study_dir.iterdir()) == before
+
+
 def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
     """It said "not a run directory" of the study's folder, which is no help."""
     (tmp_path / "s").mkdir()

@@ -65,6 +65,13 @@ class Jobs:
             object.__setattr__(self, "cpus", check_count(self.cpus, "Jobs.cpus"))
 
 
+def check_launcher(name: str) -> Launcher:
+    """`--launcher`'s value as a launcher to a cluster."""
+    if name not in ("slurm", "ray"):
+        raise ConfigError(f"--launcher {name}: choose slurm or ray (or leave it out to train here)")
+    return name  # type: ignore[return-value]  # checked: one of the literal's values
+
+
 def fit_jobs(jobs: Jobs, units: int) -> Jobs:
     """`jobs` with no more jobs than there is work for: `units` runs (or search trials) to train,
     `jobs.workers` at once in each job (a ninth GPU job for eight runs would start, find the
