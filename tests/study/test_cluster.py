@@ -597,6 +597,8 @@ def test_ray_runs_a_six_run_study_once(tmp_path):
               "--no-report", env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
     assert done.returncode == 0, done.stderr + done.stdout
     assert "2 Ray jobs ended (0 with an error)" in done.stdout and "6/6 runs finished" in done.stdout
+    # our own local Ray's start-up notes (token auth, "Started a local Ray instance") were printed
+    assert "Token authentication" not in done.stderr and "local Ray instance" not in done.stderr
     study_dir = runs / "rayed"
     check_once(f"sqlite:///{study_dir / 'study.db'}", "rayed", study_dir,
                {f"{v}/seed-{s}": 2 for v in VARIANTS for s in range(2)})

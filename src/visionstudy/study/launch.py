@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -312,8 +313,8 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
     try:
         if jobs.address:
             ray.init(address=jobs.address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
+        else:  # ours: its start-up notes (token auth, "Started a local Ray instance") are no user's concern
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise LaunchError(f"--address {jobs.address}: cannot reach the Ray cluster "
                           f"({str(exc).splitlines()[0][:200]}); start it (`ray start --head`) or fix "
