@@ -4,6 +4,7 @@ worker processes through the run database, plus Optuna searches and their final 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,16 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
             search = study.config.search
             if search is None or not selected("search", only):
                 return study, outcome
+            started = time.perf_counter()
             best = run_search(driver, study, place)
-            if best is None or search.final is None:
-                return study, outcome
+            if best is None or search.final is None:  # the search's time counts too
+                searched = time.perf_counter() - started
+                return study, dataclasses.replace(outcome, seconds=outcome.seconds + searched)
             full = with_final(study, best)
             # with --only, the variants it left out stay queued: only the final runs train here
             final = driver.run_planned(full, place, None if only is None else [FINAL_VARIANT])
             return full, dataclasses.replace(final, trained=final.trained + outcome.trained,
-                                             seconds=final.seconds + outcome.seconds,
+                                             seconds=outcome.seconds + time.perf_counter() - started,
                                              finished=outcome.finished + final.finished)
     except Exception as exc:
         from visionstudy.store.db import connection_lost, redact
