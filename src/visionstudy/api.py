@@ -345,13 +345,11 @@ class Study:
         from visionstudy.study.execute import check_study_folder, plan, write_definition
 
         jobs = jobs or cluster.Jobs()
-        engine = cluster.check_launcher(launcher)
-        cluster.check_jobs(engine, jobs)
+        url = self.place.url(self.spec)
+        cluster.check_launch(launcher, jobs, url)
         check_device(device)
         check_study_folder(self.dir)
         self.set_trials(trials)
-        url = self.place.url(self.spec)
-        cluster.check_database(url, engine, jobs)
         path = Path(data_dir) if data_dir else None
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:

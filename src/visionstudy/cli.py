@@ -386,9 +386,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     url = the_study.place.url(spec)
     check_device(device)
     if launcher != "local":  # what the launch would refuse, first
-        engine = cluster.check_launcher(launcher)
-        cluster.check_jobs(engine, jobs)
-        cluster.check_database(url, engine, jobs)
+        cluster.check_launch(launcher, jobs, url)
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     status = the_study.status()
     chosen = status["variant"].map(lambda v: selected(v, only))

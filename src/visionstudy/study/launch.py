@@ -66,11 +66,15 @@ class Jobs:
             object.__setattr__(self, "cpus", check_count(self.cpus, "Jobs.cpus"))
 
 
-def check_launcher(name: str) -> Launcher:
-    """`--launcher`'s value as a launcher to a cluster."""
+def check_launch(name: str, jobs: Jobs, url: str) -> Launcher:
+    """What a launch to the cluster engine `name` (`--launcher`) refuses before anything is written:
+    an unknown engine, the other engine's settings, a database the jobs cannot share."""
     if name not in ("slurm", "ray"):
         raise ConfigError(f"--launcher {name}: choose slurm or ray (or leave it out to train here)")
-    return name  # type: ignore[return-value]  # checked: one of the literal's values
+    launcher: Launcher = name  # type: ignore[assignment]  # checked: one of the literal's values
+    check_jobs(launcher, jobs)
+    check_database(url, launcher, jobs)
+    return launcher
 
 
 def fit_jobs(jobs: Jobs, units: int) -> Jobs:
