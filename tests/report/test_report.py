@@ -120,6 +120,13 @@ def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
         build_report([variant], tmp_path / "rep-variant")
     with pytest.raises(ReportError, match=r"study" + holds + r".*study/a/seed-0"):
         build_report([tmp_path / "study"], tmp_path / "rep-variant")
+    (variant / "seed-1").rmdir()
+    shutil.copytree(variant / "seed-0", variant / "seed-2")
+    with pytest.raises(ReportError, match=r"holds 2 runs .*; pass one or more of them \(all: .*/a/\*\)"):
+        build_report([variant], tmp_path / "rep-variant")  # the pattern only where it matches runs alone
+    (variant / "notes.txt").write_text("mine")
+    with pytest.raises(ReportError, match=r"; pass one or more of them$"):
+        build_report([variant], tmp_path / "rep-variant")
     with pytest.raises(ReportError, match="no such directory"):
         build_report([tmp_path / "nope"], tmp_path / "rep")
     mine = tmp_path / "mine"  # a user's own config.yaml and notes: not a run, no "Run report" of it

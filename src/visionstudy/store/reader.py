@@ -134,9 +134,13 @@ def holds_runs(path: Path, several: bool = True) -> str | None:
         return None
     shown = ", ".join(str(Path(path) / r.relative_to(path)) for r in inside[:3])
     more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+    depth = {len(r.relative_to(path).parts) for r in inside}
+    glob = "/".join(["*"] * depth.pop()) if len(depth) == 1 else None
+    exact = glob is not None and sorted(Path(path).glob(glob)) == inside  # the shell's match: runs alone
+    pattern = f" (all: {Path(path) / glob})" if exact and glob else ""
     return (f"{path}: not a run directory, but it holds {len(inside)} run{'s' * (len(inside) > 1)} "
             f"({shown}{more}); pass " + ("it" if len(inside) == 1 else
-                                         "one or more of them" if several else "one of them"))
+                                         f"one or more of them{pattern}" if several else "one of them"))
 
 
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:
