@@ -139,6 +139,23 @@ BAD_VALUES = {  # field → values that must be refused, each naming that field
 }
 
 
+@pytest.mark.parametrize("dataset, field, value, readers", [
+    ("digits", "split", "val", "only emnist does"),  # "the validation split": silently ignored
+    ("cifar10", "label", "coarse", "only cifar100 does"),
+    ("mnist", "path", "/data/mine", "only imagefolder and sets do"),
+    ("digits", "image_size", 16, "only imagefolder does"),
+    ("fashion_mnist", "channels", 3, "only imagefolder does"),
+    ("digits", "test_fraction", 0.3, "only imagefolder and sets do"),
+    ("cifar10", "sets", {"size": 5}, "only sets does"),
+])
+def test_a_data_field_the_dataset_does_not_read_is_refused_not_ignored(dataset, field, value, readers):
+    raw = {**VALID, "data": {"dataset": dataset, field: value}}
+    with pytest.raises(ConfigError, match=rf"data.{field}: dataset {dataset} does not read it \({readers}\); "
+                                          "leave it out"):
+        validate_run_config(raw, "bad.yaml")
+    validate_run_config({**VALID, "data": {"dataset": dataset}})  # without it: valid
+
+
 def set_path(raw: dict, key: str, value) -> dict:
     from visionstudy.config import deep_merge, dotted
 

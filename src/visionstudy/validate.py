@@ -69,6 +69,7 @@ def unknown_names(raw: Any) -> list[str]:
 def check_registered(cfg: RunConfig) -> None:
     from visionstudy.data import DATASETS
     from visionstudy.data.augment import build_pipeline
+    from visionstudy.data.base import unused_options
     from visionstudy.models import model_kind
     from visionstudy.tasks import get_task
 
@@ -91,7 +92,7 @@ def check_registered(cfg: RunConfig) -> None:
 
     optimizer_params(cfg.train.optimizer)
     schedule_params(cfg.train.scheduler)
-    refused = task.refuse(cfg) + validation_refusals(cfg)
+    refused = unused_options(cfg.data) + task.refuse(cfg) + validation_refusals(cfg)
     cores = usable_cores()
     if cfg.train.threads is not None and cfg.train.threads > cores:
         refused.append(f"train.threads: {cfg.train.threads} threads but this machine lets this process "

@@ -87,6 +87,7 @@ class DatasetSource(ABC):
     subdirs: ClassVar[tuple[str, ...]] = ()  # folder names a data root may hold it under
     task: ClassVar[str] = "classification"  # what runs on it optimise (`visionstudy.tasks`)
     image_shape: ClassVar[tuple[int, int, int] | None] = None  # (C, H, W) when known without the files
+    options: ClassVar[tuple[str, ...]] = ()  # the dataset-specific `data` fields it reads (EMNIST's split)
 
     def shape_of(self, cfg: DataConfig) -> tuple[int, int, int] | None:
         """(channels, height, width) of its images before reading any file, when known: lets
@@ -142,6 +143,25 @@ DATASETS: Registry[DatasetSource] = Registry("dataset")
 def register_dataset(cls: type[DatasetSource]) -> type[DatasetSource]:
     DATASETS.add(cls.name, cls())
     return cls
+
+
+def unused_options(cfg: DataConfig) -> list[str]:
+    """A dataset-specific `data` field (another source's `options`) set away from its default for
+    a dataset that does not read it: `split: val` on digits, `label: coarse` on CIFAR-10 were
+    silently ignored."""
+    source = get_source(cfg.dataset)
+    owners: dict[str, list[str]] = {}
+    for name in DATASETS.names():
+        for option in DATASETS.get(name).options:
+            owners.setdefault(option, []).append(name)
+    out = []
+    for option, names in owners.items():
+        default = DataConfig.model_fields[option].get_default(call_default_factory=True)
+        if option not in source.options and getattr(cfg, option) != default:
+            does = "does" if len(names) == 1 else "do"
+            out.append(f"data.{option}: dataset {cfg.dataset} does not read it (only {' and '.join(names)} "
+                       f"{does}); leave it out")
+    return out
 
 
 def list_datasets() -> list[str]:

@@ -164,6 +164,7 @@ class SetsSource(DatasetSource):
     """Listed with the image datasets; its runs are set regression (`visionstudy.tasks`)."""
 
     name = "sets"
+    options = ("path", "test_fraction", "sets")
     description = ("Sets of vectors with a target per element or per set (regression): generated "
                    "(data.sets) or your own .npz (data.path, arrays x and y)")
     task = "regression"

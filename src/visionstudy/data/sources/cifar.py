@@ -138,6 +138,7 @@ class Cifar10(CifarSource):
 @register_dataset
 class Cifar100(CifarSource):
     name = "cifar100"
+    options = ("label",)
     description = "CIFAR-100 natural images, 32x32 RGB, 100 fine / 20 coarse classes (label: coarse)"
     subdirs = ("cifar100", "cifar-100", "CIFAR100")
     folder = "cifar-100-python"

@@ -156,6 +156,7 @@ EMNIST_ZIP = RemoteFile(
 @register_dataset
 class EMNIST(DatasetSource):
     name = "emnist"
+    options = ("split",)
     image_shape = (1, 28, 28)
     description = "EMNIST handwritten characters (split: balanced|byclass|bymerge|letters|digits|mnist)"
     subdirs = ("emnist", "EMNIST", "EMNIST/raw", "gzip", "emnist/gzip")

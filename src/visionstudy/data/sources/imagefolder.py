@@ -50,6 +50,7 @@ def list_images(folder: Path) -> list[tuple[Path, str]]:
 @register_dataset
 class ImageFolder(DatasetSource):
     name = "imagefolder"
+    options = ("path", "image_size", "channels", "test_fraction")
     description = "your own images: data.path with one subfolder per class (optional train/val/test)"
 
     def shape_of(self, cfg: DataConfig) -> tuple[int, int, int]:
