@@ -345,11 +345,11 @@ class Study:
         from visionstudy.study.execute import check_study_folder, plan, write_definition
 
         jobs = jobs or cluster.Jobs()
+        check_device(device)
+        check_study_folder(self.dir)  # before the database's refusal: the folder is the first mistake
+        self.set_trials(trials)
         url = self.place.url(self.spec)
         cluster.check_launch(launcher, jobs, url)
-        check_device(device)
-        check_study_folder(self.dir)
-        self.set_trials(trials)
         path = Path(data_dir) if data_dir else None
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:

@@ -380,11 +380,12 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     from visionstudy.config import check_device
     from visionstudy.store.db import redact
     from visionstudy.study import launch as cluster
-    from visionstudy.study.execute import selected
+    from visionstudy.study.execute import check_study_folder, selected
 
     spec = the_study.spec
     url = the_study.place.url(spec)
     check_device(device)
+    check_study_folder(the_study.dir)  # a training run's folder, or one of the user's files
     if launcher != "local":  # what the launch would refuse, first
         cluster.check_launch(launcher, jobs, url)
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)

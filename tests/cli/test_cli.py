@@ -358,6 +358,10 @@ def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_no
     assert_user_error(vs_here("study", "run", "s.yaml", "--dry-run", "--launcher", "slurmm"),
                       "--launcher slurmm: choose slurm or ray")
     assert_user_error(vs_here("study", "run", "s.yaml", "--dry-run", "--device", "tpu"), "--device 'tpu'")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("ideas")  # a folder of the user's where the study would go
+    mine = vs_here("study", "run", "s.yaml", "--dry-run", "--runs-dir", tmp_path, "--set", "name=mine")
+    assert_user_error(mine, "mine is not empty and is not a study folder (it holds notes.txt)")
     assert vs_here("study", "run", "s.yaml", "--only", "a", "--quiet", "--no-report").returncode == 0
     study_dir = tmp_path / "runs" / "s"
     before = sorted(p.name for p in study_dir.iterdir())
