@@ -370,15 +370,12 @@ def check_launcher_options(launcher: str, given: dict[str, bool]) -> None:
                           "tasks; leave it out")
 
 
-TRAINED_AGAIN = ("new", "waiting", "failed", "missing")  # what a study run trains; not done or running
-
-
 def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device: str, data_dir: Path | None,
                  only: list[str] | None) -> None:
     """`study run --dry-run`: the study checked whole (every run's config and shape), the runs it
     would train per variant, and for a launch the jobs and the job script it would submit."""
     from visionstudy.config import check_device
-    from visionstudy.store.db import redact
+    from visionstudy.store.db import TO_TRAIN, redact
     from visionstudy.study import launch as cluster
     from visionstudy.study.execute import check_study_folder, selected
 
@@ -391,7 +388,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     status = the_study.status()
     chosen = status["variant"].map(lambda v: selected(v, only))
-    status["train"] = status["status"].isin(TRAINED_AGAIN) & chosen
+    status["train"] = status["status"].isin(TO_TRAIN) & chosen
     table = Table("variant")
     for column in ("runs", "done", "running", "to train"):
         table.add_column(column, justify="right")

@@ -369,6 +369,11 @@ class TrialRecord:
     config_hash: str | None
 
 
+# the statuses (`RunStore.status`) of the runs a study run trains: `queue_missing` queues every run
+# that is neither done nor running, and the waiting ones are queued already
+TO_TRAIN = ("new", "waiting", "failed", "missing")
+
+
 class RunStore:
     """One study's runs in the database."""
 
