@@ -214,6 +214,21 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     (lambda: Jobs(gpus=-1), "Jobs.gpus=-1: give a whole number, 0 or more"),
     (lambda: Jobs(cpus=0), "Jobs.cpus=0: give a whole number, 1 or more"),
     (lambda: Jobs(count=None), "Jobs.count=None: give a whole number, 1 or more"),  # type: ignore[arg-type]
+    # a time limit sbatch would refuse after the plan, or one inside the requeue warning's 120 s, where
+    # every job requeued itself at its start, again and again, and nothing trained
+    (lambda: Jobs(time="12h"), "--time 12h (Jobs.time): not a SLURM time limit; give minutes, HH:MM:SS"),
+    (lambda: Jobs(time="0:30"), "--time 0:30 (Jobs.time) is 30 s: each job is told 120 s before its limit"),
+    (lambda: Jobs(time="3"), "is 180 s: each job is told 120 s before its limit to save its runs and "
+                             "requeue itself, which would leave it less than 120 s to train; give at "
+                             "least 4"),
+    # an sbatch option the launch sets itself: the later one wins, so the array, logs or requeue broke
+    (lambda: Jobs(slurm=["array=0-99"]), "--slurm array=0-99 (Jobs.slurm): the launch sets it"),
+    (lambda: Jobs(slurm=["signal=USR1@60"]), "the requeue 120 s before the time limit); leave it out"),
+    (lambda: Jobs(slurm=["time=30"]), "--slurm time=30 (Jobs.slurm): give it as --time"),
+    (lambda: Jobs(slurm=["cpus-per-task=4"]), "(Jobs.slurm): give it as --cpus-per-job"),
+    (lambda: Jobs(gpus=1, slurm=["gres=gpu:a100:1"]),
+     "--slurm gres=gpu:a100:1 (Jobs.slurm) and --gpus-per-job 1 both ask for GPUs: give one of them"),
+    (lambda: Jobs(slurm=["--account=x"]), "give an sbatch option as KEY=VALUE (or KEY for a flag) without"),
 ])
 def test_wrong_argument_types_are_our_error_not_a_raw_type_error(call, says):
     """Each once raised a raw TypeError from deep inside."""

@@ -416,6 +416,28 @@ def test_an_option_that_does_nothing_where_the_runs_train_is_refused(tmp_path, o
     assert not runs.exists() or not any(runs.rglob("metrics.json"))
 
 
+def test_a_time_limit_is_read_as_sbatch_reads_it(slurm):
+    """Every format `--time` takes (sbatch's), in seconds, and sbatch itself (`--test-only`, nothing
+    submitted) takes each of them and refuses what `--time` refuses."""
+    from visionstudy.study.launch import slurm_seconds
+
+    formats = {"90": 5400, "5:00": 300, "4:30": 270, "12:00:00": 43200, "1-12": 129600, "1-12:30": 131400,
+               "2-00:00:00": 172800, "0": None, "UNLIMITED": None, "infinite": None}
+    assert {t: slurm_seconds(t) for t in formats} == formats
+    for bad in ("12h", "1:2:3:4", "-5", "1-", ""):
+        with pytest.raises(ValueError):
+            slurm_seconds(bad)
+    env = {**os.environ, **slurm}
+
+    def takes(limit: str) -> bool:
+        done = subprocess.run(["sbatch", "--test-only", f"--time={limit}", "--wrap", "true"], env=env,
+                              capture_output=True, text=True, timeout=patient(30))
+        return done.returncode == 0
+
+    assert all(takes(t) for t in formats), [t for t in formats if not takes(t)]
+    assert not any(takes(t) for t in ("12h", "1:2:3:4")), "sbatch took a time limit --time refuses"
+
+
 def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(slurm, workdir):
     """The launcher submits as soon as the study is valid and plans while the jobs start: when the
     database then fails, the jobs are cancelled and the one error says so."""

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -64,6 +65,76 @@ class Jobs:
             object.__setattr__(self, what, check_count(getattr(self, what), f"Jobs.{what}", least))
         if self.cpus is not None:  # None: the engine's default
             object.__setattr__(self, "cpus", check_count(self.cpus, "Jobs.cpus"))
+        if self.time is not None:
+            check_time_limit(self.time)
+        for item in self.slurm:
+            check_sbatch_option(item, self)
+
+
+DAYS_LIMIT = re.compile(r"(\d+)-(\d+)(?::(\d+))?(?::(\d+))?")  # D-HH[:MM[:SS]]
+CLOCK_LIMIT = re.compile(r"\d+(?::\d+){0,2}")  # M, M:S or H:M:S
+UNLIMITED = ("UNLIMITED", "INFINITE")
+
+
+def slurm_seconds(text: str) -> int | None:
+    """A SLURM time limit in seconds (None: no limit), in sbatch's formats: minutes, MM:SS, HH:MM:SS,
+    D-HH, D-HH:MM, D-HH:MM:SS; UNLIMITED, INFINITE and 0 mean none. ValueError if it is none of them."""
+    text = text.strip()
+    if text.upper() in UNLIMITED:
+        return None
+    if days := DAYS_LIMIT.fullmatch(text):
+        d, h, m, sec = (int(g or 0) for g in days.groups())
+    elif CLOCK_LIMIT.fullmatch(text):
+        parts = [int(p) for p in text.split(":")]  # minutes first, unless there are hours
+        d, h, m, sec = 0, *(parts if len(parts) == 3 else [0, *parts, 0][:3])
+    else:
+        raise ValueError(text)
+    return (((d * 24 + h) * 60 + m) * 60 + sec) or None  # 0: no limit
+
+
+def check_time_limit(text: str) -> None:
+    """`--time`: a limit sbatch reads, long enough for a job to train before its warning (SIGUSR2,
+    SIGNAL_LEAD seconds before the limit) makes it save its runs and requeue itself: a shorter one
+    would requeue at once, again and again, and never train."""
+    try:
+        seconds = slurm_seconds(text)
+    except ValueError:
+        raise ConfigError(f"--time {text} (Jobs.time): not a SLURM time limit; give minutes, HH:MM:SS or "
+                          "D-HH:MM:SS (12:00:00, 2-00:00:00), or leave it out for the partition's "
+                          "default") from None
+    if seconds is not None and seconds < 2 * SIGNAL_LEAD:
+        raise ConfigError(f"--time {text} (Jobs.time) is {seconds} s: each job is told {SIGNAL_LEAD} s "
+                          "before its limit to save its runs and requeue itself, which would leave it less "
+                          f"than {SIGNAL_LEAD} s to train; give at least {2 * SIGNAL_LEAD // 60} minutes "
+                          f"(00:{2 * SIGNAL_LEAD // 60:02d}:00)")
+
+
+# sbatch options a launch sets itself: through --slurm, each would undo it or be undone by it
+OWN_SBATCH = {
+    "time": "--time", "partition": "--partition", "cpus-per-task": "--cpus-per-job",
+    **dict.fromkeys(("array", "output", "error", "open-mode", "requeue", "no-requeue", "signal", "ntasks",
+                     "wrap"), ""),
+}
+GPU_SBATCH = ("gres", "gpus", "gpus-per-node", "gpus-per-task")
+
+
+def check_sbatch_option(item: str, jobs: Jobs) -> None:
+    """One `--slurm` item: KEY=VALUE or KEY, and not an option the launch sets itself (the array, its
+    logs, the requeue before the limit, or what --time, --partition, --cpus-per-job and
+    --gpus-per-job give). GPUs of a type (`gres=gpu:a100:1`) may come from --slurm instead."""
+    key, _, _ = item.partition("=")
+    key = key.strip()
+    if not key or key.startswith("-") or any(c.isspace() for c in item):
+        raise ConfigError(f"--slurm {item!r}: give an sbatch option as KEY=VALUE (or KEY for a "
+                          "flag) without dashes or spaces, e.g. --slurm account=proj42 --slurm exclusive")
+    if key in OWN_SBATCH:
+        instead = (f"give it as {OWN_SBATCH[key]}" if OWN_SBATCH[key] else
+                   "the launch sets it (the job array of --jobs, its logs in STUDY/slurm/logs, the requeue "
+                   f"{SIGNAL_LEAD} s before the time limit); leave it out")
+        raise ConfigError(f"--slurm {item} (Jobs.slurm): {instead}")
+    if key in GPU_SBATCH and jobs.gpus:
+        raise ConfigError(f"--slurm {item} (Jobs.slurm) and --gpus-per-job {jobs.gpus} both ask for GPUs: "
+                          "give one of them (--slurm gres=gpu:TYPE:N for GPUs of a type)")
 
 
 def check_launch(name: str, jobs: Jobs, url: str) -> Launcher:
@@ -137,11 +208,8 @@ def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
         options.append(f"--partition={jobs.partition}")
     if jobs.time:
         options.append(f"--time={jobs.time}")
-    for item in jobs.slurm:
+    for item in jobs.slurm:  # checked by Jobs
         key, sep, value = item.partition("=")
-        if not key.strip() or key.startswith("-") or any(c.isspace() for c in item):
-            raise ConfigError(f"--slurm {item!r}: give an sbatch option as KEY=VALUE (or KEY for a "
-                              "flag) without dashes or spaces, e.g. --slurm account=proj42 --slurm exclusive")
         options.append(f"--{key.strip()}={value}" if sep else f"--{key.strip()}")
     return options
 
