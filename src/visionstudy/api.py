@@ -376,12 +376,16 @@ class Study:
 
     def to_train(self) -> int:
         """What a launch hands to its jobs: the planned runs without results on disk, and a
-        search's trials and final runs (at most: some may be done)."""
+        search's trials still to train and its final runs (every one while trials are left: the
+        best values may change)."""
         from visionstudy.study.execute import results_on_disk
+        from visionstudy.study.search import finals_left, trials_left
 
         keys = [r.key for r in self.spec.runs]
-        search = self.spec.config.search
-        extra = search.trials + (search.final.seeds if search.final else 0) if search else 0
+        search, extra = self.spec.config.search, 0
+        if search is not None:
+            left = trials_left(self.place.url(self.spec), self.spec.name, search)
+            extra = left + (search.final.seeds if left and search.final else finals_left(self.dir, search))
         return len(keys) - len(results_on_disk(self.dir, keys)) + extra
 
     def _preflight(self, data_dir: Path | None) -> None:

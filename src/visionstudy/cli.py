@@ -295,7 +295,7 @@ def study_run(
                                runs_dir=runs_dir, db=db)
     the_study.set_trials(trials)  # before anything is said about the study: "a 4-trial search"
     spec = the_study.spec
-    from visionstudy.study.execute import only_patterns
+    from visionstudy.study.execute import only_patterns, selected
     from visionstudy.study.launch import Jobs
 
     cluster_jobs = Jobs(jobs, gpus_per_job, cpus_per_job, workers_per_job, partition, time_limit,
@@ -309,6 +309,7 @@ def study_run(
         return
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     echo = lambda line: console.print(line, highlight=False)  # noqa: E731
+    searched = bool(search_to_run(the_study, the_study.place.url(spec), patterns))  # before this run
     try:
         outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
                                 quiet=quiet, trials=trials, echo=echo, log=log, log_dir=log_dir,
@@ -319,8 +320,12 @@ def study_run(
                           f"finished epoch; `visionstudy study run {escape(study)}` (with the same options) "
                           "goes on from there", highlight=False)
         raise typer.Exit(130) from None
-    if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not spec.config.search:
-        console.print(f"nothing to do: all {outcome.total} runs are finished", highlight=False)
+    if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not searched:
+        search = spec.config.search if selected("search", patterns) else None
+        what = f"all {outcome.total} runs" if outcome.total != 1 else "its 1 run"
+        what += f" and its {search.trials}-trial search" if search else ""
+        verb = "are" if outcome.total != 1 or search else "is"
+        console.print(f"nothing to do: {what} {verb} finished", highlight=False)
     else:
         console.print(f"{outcome.done}/{outcome.total} runs finished ({outcome.seconds:.0f} s)",
                       highlight=False)
@@ -397,16 +402,16 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
                       str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
     console.print(table)
     count = int(status["train"].sum())
-    search = spec.config.search
-    then = f", then its {search.trials}-trial search" if search and selected("search", only) else ""
+    then = search_to_run(the_study, url, only)
     nothing = "nothing was trained, queued or written"
     if launcher == "local" and not count and not then:
         console.print(f"dry run: nothing to train: every run{' --only names' if only else ''} is finished; "
                       f"{nothing}", highlight=False)
         return
     if launcher == "local":
-        console.print(f"dry run: `study run` would train {count} run{'s' * (count != 1)}{then} here, "
-                      f"{workers} at once; {nothing}", highlight=False)
+        what = f"{count} run{'s' * (count != 1)}{then}" if count else then.removeprefix(", then ")
+        console.print(f"dry run: `study run` would train {what} here, {workers} at once; {nothing}",
+                      highlight=False)
         return
     units = the_study.to_train()
     if not units:
@@ -427,6 +432,26 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
                       f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "
                       f"`{escape(shlex.join(command))}`; {nothing}", highlight=False)
+
+
+def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
+    """The dry run's words for the search a run would go on with: ', then its 3-trial search and 1
+    final run', ', then 2 more trials of its 5-trial search', or '' when it is done."""
+    from visionstudy.study.execute import selected
+    from visionstudy.study.search import finals_left, trials_left
+
+    search = the_study.spec.config.search
+    if search is None or not selected("search", only):
+        return ""
+    left, finals = trials_left(url, the_study.spec.name, search), finals_left(the_study.dir, search)
+    runs = f"{finals} final run{'s' * (finals != 1)}"
+    if left == 0:
+        return f", then its search's {runs}" if finals else ""
+    then = (f", then its {search.trials}-trial search" if left == search.trials else
+            f", then {left} more trial{'s' * (left != 1)} of its {search.trials}-trial search")
+    if finals:
+        return f"{then} and {runs}"
+    return then + (" and its final runs again if the best values change" if search.final else "")
 
 
 def failed_summary(outcome: Any) -> str:

@@ -262,6 +262,24 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
     _, again = run_all(study, place, progress=False)
     assert again.trained == 0 and len(optuna.load_study(
         study_name="tune:search", storage=storage_for(place.url(study))).trials) == 8
+    # what a dry run or a launch says is left: nothing (a launch once started jobs for 8 trials and 2
+    # final runs, and the dry run said "would train 0 runs, then its 8-trial search"), or with more
+    # trials asked those trials, and the final runs again
+    from tests.helpers import vs_here
+
+    finished = Study.load(path, runs_dir=tmp_path / "runs")
+    assert finished.to_train() == 0
+    finished.set_trials(11)
+    assert finished.to_train() == 3 + 2
+    runs = ["--runs-dir", tmp_path / "runs", "--no-report"]
+    dry = vs_here("study", "run", path, *runs, "--dry-run")
+    assert "dry run: nothing to train: every run is finished" in dry.stdout, dry.stdout + dry.stderr
+    dry = vs_here("study", "run", path, *runs, "--dry-run", "--trials", "11")
+    assert ("would train 3 more trials of its 11-trial search and its final runs again if the best values "
+            "change here") in " ".join(dry.stdout.split()), dry.stdout + dry.stderr
+    again = vs_here("study", "run", path, *runs)  # it said "3/3 runs finished"
+    assert "nothing to do: all 3 runs and its 8-trial search are finished" in again.stdout, again.stdout
+    assert "then an 8-trial search and 2 final runs" in again.stdout  # not "a 8-trial"
 
 
 def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_path):

@@ -335,6 +335,30 @@ def search_trials(url: str, study: str) -> tuple[optuna.Study, list[FrozenTrial]
     return ostudy, [t for t in ostudy.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
 
 
+def trials_left(url: str, study: str, s: SearchConfig) -> int:
+    """How many trials `study run` would still train (read only): the queued ones, then new ones up
+    to `s.trials`, as far as the space holds configurations not tried yet."""
+    from optuna.trial import TrialState
+
+    space = space_size(s)
+    found = search_trials(url, study)
+    if found is None:
+        return s.trials if space is None else min(s.trials, space)
+    ostudy, trials = found
+    new = max(0, s.trials - counted(trials))
+    if space is not None:
+        new = min(new, max(0, space - len(tried(ostudy))))
+    return new + sum(t.state == TrialState.WAITING for t in trials)
+
+
+def finals_left(study_dir: Path, s: SearchConfig) -> int:
+    """The search's final runs without results on disk."""
+    from visionstudy.store.rundir import RunDir
+
+    seeds = s.final.seeds if s.final else 0
+    return sum(not RunDir(study_dir / FINAL_VARIANT / f"seed-{k}").is_finished() for k in range(seeds))
+
+
 def trial_rows(trials: list[FrozenTrial], keys: list[str]) -> list[list[Any]]:
     """One row per trial, as TRIAL_COLUMNS name them, then the value of each of `keys`."""
     return [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),

@@ -103,7 +103,8 @@ class Study:
         text += ")"
         if self.config.search:
             s = self.config.search
-            text += f", then a {s.trials}-trial search"
+            article = "an" if str(s.trials).startswith("8") or s.trials in (11, 18) else "a"  # an 8-trial
+            text += f", then {article} {s.trials}-trial search"
             text += f" and {s.final.seeds} final run{'s' * (s.final.seeds > 1)}" if s.final else ""
         return text
 
