@@ -58,6 +58,39 @@ def test_train_returns_the_run_with_its_metrics_history_and_predictions(api_run,
     assert "test accuracy" in shown and "data:image/png;base64," in shown
 
 
+def test_predict_takes_images_in_memory_as_the_files_they_would_be(api_run, tmp_path):
+    """A notebook's arrays and PIL images raised a raw TypeError ('PngImageFile' object is not
+    iterable). Now the whole test split as one (N, H, W, C) array is classified as the run's test
+    did, an array and a PIL image read as the file they would be saved to, and what is not an
+    image is one error naming its position."""
+    import torch
+    from PIL import Image
+
+    run = api_run
+    test = vs.load_dataset("digits").test
+    got = run.predict(test.images, top_k=1)  # (450, 8, 8, 1) uint8
+    with np.load(run.path / "predictions.npz") as p:
+        expected = [str(p["class_names"][i]) for i in np.argmax(p["logits"], axis=1)]
+    assert [g["top"][0]["class"] for g in got] == expected and got[2]["image"] == "[2]"
+    rgba = (np.random.default_rng(0).random((20, 12, 4)) * 255).astype(np.uint8)  # resized, alpha over white
+    Image.fromarray(rgba).save(tmp_path / "x.png")
+    from_file = run.predict(tmp_path / "x.png")[0]["top"]
+    for same in (rgba, Image.fromarray(rgba), [rgba], torch.from_numpy(rgba),
+                 rgba.astype(np.float32) / 255, rgba.astype(np.uint16) * 257):  # the file rules' 16 bits
+        assert run.predict(same)[0]["top"] == pytest.approx(from_file), type(same)
+    gray = test.images[:5, ..., 0]  # (N, H, W): a batch of grayscale images
+    assert [g["top"][0]["class"] for g in run.predict(gray, top_k=1)] == expected[:5]
+    with pytest.raises(vs.DataError, match=re.escape("images[0]: an array of shape (3, 8, 8): give one image "
+                                                     "as (height, width) or (height, width, channels)")):
+        run.predict(torch.zeros(1, 3, 8, 8))  # channels first, as torch has them
+    with pytest.raises(vs.DataError, match=r"images\[1\]: an array of dtype complex128"):
+        run.predict([rgba, np.zeros((8, 8), complex)])
+    with pytest.raises(vs.ConfigError, match=r"images\[1\]=5: expected an image file.s path, a folder"):
+        run.predict([rgba, 5])
+    with pytest.raises(vs.ConfigError, match=r"images=5: expected an image file's path"):
+        run.predict(5)
+
+
 def test_a_variant_folder_given_as_a_run_names_its_runs(digits_run, tmp_path):
     """vs.Run and the report share the message: a study's variant folder lists the runs inside."""
     variant = tmp_path / "a"
@@ -281,7 +314,8 @@ def test_a_launch_starts_no_more_jobs_than_it_has_runs_for(tmp_path):
     assert study.launch("ray", Jobs(count=4)) == []  # no Ray started: nothing to train
     searched = vs.Study.load({"name": "s", **base, "search": {"trials": 3, "final": {"seeds": 2}, "space": {
         "train.optimizer.lr": [0.01, 0.1]}}}, runs_dir=tmp_path)
-    assert searched.to_train() == 1 + 3 + 2  # its baseline, its trials and its final runs
+    # its baseline, its trials (the 2 its space holds, of the 3 asked) and its final runs
+    assert searched.to_train() == 1 + 2 + 2
 
 
 def test_a_planned_study_folder_runs_as_planned(tmp_path):

@@ -139,16 +139,17 @@ class Run:
         rows = read_history(self.dir.history) if self.dir.history.is_file() else []
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
-    def predict(self, images: str | Path | Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Top-k classes per image file (a folder: each image file in it), as `visionstudy predict
-        --json` prints them: the run's own checkpoint, preprocessing and test-time augmentation,
-        and the one image reader. A file that cannot be read raises one DataError naming every
-        such file."""
+    def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
+        """Top-k classes per image, as `visionstudy predict --json` prints them: an image file, a
+        folder (each image file in it), a PIL image, an array (H, W) or (H, W, C) with C 1, 3 or 4,
+        a batch (N, H, W, C) or (N, H, W), or a list of any of these; the run's own checkpoint,
+        preprocessing and test-time augmentation, and the one image reader's rules. An image in
+        memory is named by its position ('[0]'). An image that cannot be read raises one DataError
+        naming every such image."""
         from visionstudy.errors import DataError
-        from visionstudy.evaluate.predict import load_predictor, predict
+        from visionstudy.evaluate.predict import as_inputs, load_predictor, predict
 
-        paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
-        done = predict(load_predictor(self.path), paths, top_k)
+        done = predict(load_predictor(self.path), as_inputs(images), top_k)
         if done.failed:
             raise DataError("; ".join(done.failed))
         return [{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}

@@ -15,6 +15,11 @@ Every mode PIL decodes maps to 8-bit grayscale or RGB by one rule each:
 | any alpha (RGBA, LA, PA, tRNS)    | composited over white, as viewers show it                      |
 | EXIF orientation                  | applied (the image as a camera or phone shows it)              |
 
+An image already in memory (a notebook's PIL image or array) follows the same rules: a PIL image by
+its mode; an array (height, width) or (height, width, channels) with 1, 3 or 4 channels, channels
+last, by its dtype (uint8 as is, bool as 0 and 255, other integers and floats as the 16-bit, 32-bit
+and float rows above; a fourth channel is alpha).
+
 Then the image converts to the model's channels (RGB → gray by ITU-R 601 luma, gray → RGB by
 repetition) and is resized to the model's size with PIL's antialiased bilinear filter.
 
@@ -30,7 +35,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -100,6 +105,41 @@ def by_rows(a: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], shape: t
     for r in range(0, a.shape[0], ROWS):
         out[r : r + ROWS] = convert(a[r : r + ROWS])
     return out
+
+
+def image_array(image: Any, size: tuple[int, int], channels: int) -> np.ndarray:
+    """An image in memory (a PIL image, or an array as the module's docstring says) as `read_image`
+    gives a file: uint8 (height, width, channels). ImageReadError says what does not fit."""
+    if isinstance(image, Image.Image):
+        try:
+            return fit(to_8bit(ImageOps.exif_transpose(image)), size, channels)
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(f"a PIL image PIL cannot convert ({exc})") from None
+    a = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image)  # a torch tensor too
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or 0 in a.shape:
+        raise ImageReadError(f"an array of shape {a.shape}: give one image as (height, width) or (height, "
+                             "width, channels) with 1, 3 or 4 channels last (a torch image: "
+                             "tensor.permute(1, 2, 0).numpy())")
+    if a.dtype != np.uint8 and a.dtype != bool and a.dtype.kind not in "iuf":
+        raise ImageReadError(f"an array of dtype {a.dtype}: give integers, floats or booleans")
+    if a.ndim == 3 and a.shape[2] == 4:  # colour and alpha each to 8 bits, then over white
+        a = by_rows(np.dstack([array_to_8bit(a[..., :3]), array_to_8bit(a[..., 3])]), over_white,
+                    a.shape[:2] + (3,))
+    a = array_to_8bit(a)
+    return fit(np.ascontiguousarray(a), size, channels)
+
+
+def array_to_8bit(a: np.ndarray) -> np.ndarray:
+    """uint8 as is, bool as 0 and 255, other integers and floats by the file rules."""
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if a.dtype.kind in "iu" and a.dtype != np.uint8:
+        return integer_to_8bit(a)
+    if a.dtype.kind == "f":
+        return float_to_8bit(a)
+    return a
 
 
 def to_8bit(im: Image.Image) -> np.ndarray:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 
 from visionstudy.config import check_count
 from visionstudy.data.loader import normalise_images
-from visionstudy.errors import CheckpointError, DataError, VisionStudyError
+from visionstudy.errors import CheckpointError, ConfigError, DataError, VisionStudyError
 from visionstudy.models import Classifier, create_model
 from visionstudy.training.checkpoint import load_checkpoint
 
@@ -167,21 +168,60 @@ def image_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return files, failed
 
 
-def predict(p: Predictor, paths: list[Path], top_k: int = 5) -> Predicted:
-    """Top-k classes of each readable image (a folder: each image file in it); a bad file among
-    many is reported, not fatal."""
+def in_memory(item: Any) -> bool:
+    """An image given as itself (a PIL image, an array, a tensor), not as a file's path."""
+    from PIL import Image
+
+    return isinstance(item, Image.Image | np.ndarray | torch.Tensor)
+
+
+def as_inputs(images: Any) -> list[Any]:
+    """`Run.predict`'s argument as a list of images: a path, a PIL image or one array is one image;
+    an array of 4 axes (N, H, W, C), or of 3 whose last is not 1, 3 or 4 (N, H, W: a batch of
+    grayscale images), is a batch; a list is its items."""
+    if isinstance(images, str | Path):
+        return [images]
+    if not in_memory(images):
+        if not isinstance(images, Sequence | set) and not hasattr(images, "__iter__"):
+            raise ConfigError(f"images={images!r:.60}: expected an image file's path, a folder, a PIL "
+                              "image, an array, or a list of them")
+        return list(images)
+    shape: tuple[int, ...] = tuple(getattr(images, "shape", ()))
+    batch = len(shape) == 4 or (len(shape) == 3 and shape[-1] not in (1, 3, 4))
+    return list(images) if batch else [images]
+
+
+def predict(p: Predictor, inputs: Sequence[Any], top_k: int = 5) -> Predicted:
+    """Top-k classes of each readable image: a file, each image file in a folder, or an image in
+    memory (named by its position, `[2]`); a bad file among many is reported, not fatal."""
+    from visionstudy.data.images import ImageReadError, image_array
+
     top_k = check_count(top_k, "top_k")
-    if not paths:
+    if not len(inputs):
         raise VisionStudyError("give at least one image file or folder")
-    paths, failed = image_paths(paths)
-    read, images = [], []
-    for f in paths:
-        try:
-            images.append(read_image(Path(f), p.image_shape))
-            read.append(str(f))
-        except DataError as exc:
-            failed.append(str(exc))
+    read: list[str] = []
+    images, failed = [], []
+    c, h, w = p.image_shape
+    for i, item in enumerate(inputs):
+        if in_memory(item):
+            try:
+                images.append(image_array(item, (h, w), c))
+                read.append(f"[{i}]")
+            except ImageReadError as exc:
+                failed.append(f"images[{i}]: {exc}")
+            continue
+        if not isinstance(item, str | Path):
+            raise ConfigError(f"images[{i}]={item!r:.60}: expected an image file's path, a folder, a PIL "
+                              "image or an array")
+        files, missing = image_paths([Path(item)])
+        failed += missing
+        for f in files:
+            try:
+                images.append(read_image(f, p.image_shape))
+                read.append(str(f))
+            except DataError as exc:
+                failed.append(str(exc))
     if not images:
-        return Predicted([], np.zeros((0, *p.image_shape[1:], p.image_shape[0]), np.uint8), failed)
+        return Predicted([], np.zeros((0, h, w, c), np.uint8), failed)
     pixels = np.stack(images)
     return Predicted(classify(p, pixels, read, top_k), pixels, failed)
