@@ -759,6 +759,15 @@ def recipes_list() -> None:
     console.print(table)
 
 
+def validates_on(data: Any) -> str:
+    """`recipes show --runs`' words for what a run validates on: its fold, its held-out share, the
+    test set or nothing."""
+    if data.folds is not None:
+        return f"fold {data.fold} of {data.folds}"
+    words = {"split": f"{data.val_fraction:.0%} held out", "test": "test set", "none": "nothing"}
+    return words[data.validates_on]
+
+
 @recipes_app.command("show")
 def recipes_show(
     name: Annotated[str, typer.Argument(help="recipe name, e.g. cifar100-first20, or a study file")],
@@ -785,7 +794,7 @@ def recipes_show(
                       c.train.optimizer.name, f"{c.train.optimizer.lr:g}",
                       c.train.scheduler.name, str(c.train.epochs), str(c.train.batch_size),
                       ",".join(a.name for a in c.data.augment) or "-",
-                      {"split": "held-out split", "test": "test set", "none": "nothing"}[c.data.validates_on])
+                      validates_on(c.data))
     console.print(table)
     from visionstudy.study.search import FINAL_VARIANT
 

@@ -398,3 +398,8 @@ def test_recipes_show_runs_expands_a_study_file_of_ones_own(tmp_path):
         ["wide/seed-0", "mlp", "4,810"], ["wide/seed-1", "mlp", "4,810"]]
     assert "mine: 4 runs (2 variants × 2 seeds)" in shown.stdout
     assert vs_here("recipes", "show", path).stdout == path.read_text()  # the file itself, as for a recipe
+    # what each run validates on: its fold (a k-fold run said "held-out split"), or its held-out share
+    folds = vs_here("recipes", "show", path, "--runs", "--set", "cv.folds=3", "--set", "seeds=1")
+    assert [line.split("│")[-2].strip() for line in folds.stdout.splitlines() if "/seed-" in line] == [
+        "fold 0 of 3", "fold 1 of 3", "fold 2 of 3"] * 2, folds.stdout + folds.stderr
+    assert "│ 20% held out" in vs_here("recipes", "show", path, "--runs").stdout
