@@ -375,6 +375,25 @@ def check_launcher_options(launcher: str, given: dict[str, bool]) -> None:
                           "tasks; leave it out")
 
 
+def runs_to_plan(the_study: Any) -> Any:
+    """The runs `study run` would plan, with their states: the study file's (also where it changed
+    since its folder was planned: a run it adds or redefines is new; a finished one redefined is
+    refused, as the run refuses it) and the search's final runs already planned."""
+    import pandas as pd
+
+    from visionstudy.study.execute import refuse_redefined
+    from visionstudy.study.search import FINAL_VARIANT
+
+    spec = the_study.spec
+    redefined = {r.key for r in refuse_redefined(spec, the_study.dir)}
+    status = the_study.status()
+    known = dict(zip(status["key"], status["status"], strict=True))
+    rows = [{"key": r.key, "variant": r.variant,
+             "status": "new" if r.key in redefined else known.get(r.key, "new")} for r in spec.runs]
+    finals = status.loc[status["variant"] == FINAL_VARIANT, ["key", "variant", "status"]]
+    return pd.concat([pd.DataFrame(rows, columns=["key", "variant", "status"]), finals], ignore_index=True)
+
+
 def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device: str, data_dir: Path | None,
                  only: list[str] | None) -> None:
     """`study run --dry-run`: the study checked whole (every run's config and shape), the runs it
@@ -391,7 +410,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     if launcher != "local":  # what the launch would refuse, first
         cluster.check_launch(launcher, jobs, url)
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
-    status = the_study.status()
+    status = runs_to_plan(the_study)
     chosen = status["variant"].map(lambda v: selected(v, only))
     status["train"] = status["status"].isin(TO_TRAIN) & chosen
     table = Table("variant")

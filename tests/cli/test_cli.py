@@ -364,7 +364,10 @@ def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_no
     assert_user_error(mine, "mine is not empty and is not a study folder (it holds notes.txt)")
     assert vs_here("study", "run", "s.yaml", "--only", "a", "--quiet", "--no-report").returncode == 0
     study_dir = tmp_path / "runs" / "s"
-    before = sorted(p.name for p in study_dir.iterdir())
+    # files that stay (SQLite's -wal and -shm live while this process holds a connection: a CLI
+    # process closes them at exit)
+    kept = lambda: sorted(p.name for p in study_dir.iterdir() if not p.name.endswith(("-wal", "-shm")))  # noqa: E731
+    before = kept()
     dry = vs_here("study", "run", "s.yaml", "--dry-run")
     cells = [line.strip("│ ").split("│") for line in dry.stdout.splitlines() if line[2:4] in ("a ", "b ")]
     rows = {c[0].strip(): [x.strip() for x in c[1:]] for c in cells}  # runs, done, running, to train
@@ -372,7 +375,18 @@ def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_no
     assert "would train 1 run here" in dry.stdout
     dry = vs_here("study", "run", "s.yaml", "--dry-run", "--only", "a")
     assert "nothing to train: every run --only names is finished" in dry.stdout
-    assert sorted(p.name for p in study_dir.iterdir()) == before
+    assert kept() == before
+    # the study file changed since its folder was planned: the dry run shows the new plan (it said
+    # "nothing to train" for a second seed, which the run then trained), and refuses what the run refuses
+    (tmp_path / "s.yaml").write_text((tmp_path / "s.yaml").read_text() + "seeds: 2\n")
+    dry = vs_here("study", "run", "s.yaml", "--dry-run")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in dry.stdout.splitlines() if line.startswith("│")}
+    assert rows == {"a": ["2", "1", "0", "1"], "b": ["2", "0", "0", "2"]}, dry.stdout + dry.stderr
+    assert "would train 3 runs here" in dry.stdout
+    (tmp_path / "s.yaml").write_text((tmp_path / "s.yaml").read_text().replace("epochs: 1", "epochs: 2"))
+    assert_user_error(vs_here("study", "run", "s.yaml", "--dry-run"),
+                      "holds finished runs of another definition", "a/seed-0 differs in train.epochs: 1 → 2")
 
 
 def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):

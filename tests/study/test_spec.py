@@ -289,6 +289,25 @@ def test_bad_study_files_fail_before_training(tmp_path, fields, needles):
         assert needle in str(err.value), str(err.value)
 
 
+def test_two_swept_keys_of_one_last_name_are_told_apart_in_variant_names(tmp_path):
+    """A grid over the optimizer's and the schedule's names named its variants 'name=sgd,name=none';
+    each key is now named by its shortest ending that the block's other keys do not share. A key
+    alone keeps its short name (the folders of studies already run stay theirs)."""
+    both = load_study(study_file(tmp_path, sweep={"train.optimizer.name": ["sgd", "adam"],
+                                                  "train.scheduler.name": ["none", "cosine"]}))
+    assert [n for n, _ in both.variants] == [
+        "optimizer.name=sgd,scheduler.name=none", "optimizer.name=sgd,scheduler.name=cosine",
+        "optimizer.name=adam,scheduler.name=none", "optimizer.name=adam,scheduler.name=cosine"]
+    run = next(r for r in both.runs if r.variant == "optimizer.name=adam,scheduler.name=none").config
+    assert (run.train.optimizer.name, run.train.scheduler.name) == ("adam", "none")
+    one = load_study(study_file(tmp_path, sweep={"mode": "one-at-a-time", "train.optimizer.name": ["sgd"],
+                                                 "train.scheduler.name": ["cosine"], "train.epochs": [2]}))
+    assert [n for n, _ in one.variants] == ["baseline", "optimizer.name=sgd", "scheduler.name=cosine",
+                                            "epochs=2"]
+    alone = load_study(study_file(tmp_path, sweep={"train.optimizer.name": ["sgd", "adam"]}))
+    assert [n for n, _ in alone.variants] == ["name=sgd", "name=adam"]
+
+
 def test_unknown_recipe_is_named():
     with pytest.raises(ConfigError, match="recipe:nope: no such recipe"):
         load_study("recipe:nope")

@@ -187,12 +187,9 @@ def load_study_dir(study_dir: Path, db: str | None = None) -> Study:
     return load_planned(raw, source, overrides, Placement(study_dir.parent, db))
 
 
-def plan(study: Study, place: Placement,
-         echo: Callable[[str], None] | None = None) -> tuple[RunStore, dict[str, float | None]]:
-    """Record the study (its file and manifest) and queue every run not finished in its database;
-    returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
-    study_dir = place.study_dir(study)
-    check_study_folder(study_dir)
+def refuse_redefined(study: Study, study_dir: Path) -> list[RunSpec]:
+    """The runs the study file redefines against its folder's plan (they train anew); a finished
+    one among them is refused, with the fix."""
     changed = changed_runs(study, study_dir)
     finished = results_on_disk(study_dir, [r.key for r in changed])
     done = [r for r in changed if r.key in finished]
@@ -201,6 +198,16 @@ def plan(study: Study, place: Placement,
             f"{study_dir} holds finished runs of another definition: {describe_change(study_dir, done)}"
             "; a finished run keeps its definition, so the study's results stay comparable: undo "
             "the change, or give the changed study another name (--set name=...) or --runs-dir")
+    return changed
+
+
+def plan(study: Study, place: Placement,
+         echo: Callable[[str], None] | None = None) -> tuple[RunStore, dict[str, float | None]]:
+    """Record the study (its file and manifest) and queue every run not finished in its database;
+    returns the store and the runs finished on disk. Safe to repeat, and from several processes."""
+    study_dir = place.study_dir(study)
+    check_study_folder(study_dir)
+    refuse_redefined(study, study_dir)
     store = RunStore(place.url(study), study.name)
     on_disk: dict[str, float | None] = {}
 

@@ -178,10 +178,26 @@ def apply_keys(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return override
 
 
-def key_label(key: str) -> str:
-    """'train.optimizer.lr' → 'lr'; 'model.channels.0' → 'channels.0'."""
-    parts = key.split(".")
-    return ".".join(parts[-2:]) if is_index(parts[-1]) else parts[-1]
+def key_label(key: str, parts: int = 1) -> str:
+    """'train.optimizer.lr' → 'lr' (its last `parts` parts); an index keeps its list's name:
+    'model.channels.0' → 'channels.0'."""
+    split = key.split(".")
+    return ".".join(split[-(parts + is_index(split[-1])):])
+
+
+def key_labels(keys: list[str]) -> dict[str, str]:
+    """Each of a sweep block's keys by its shortest label that no other key of the block shares:
+    'lr', and for train.optimizer.name beside train.scheduler.name 'optimizer.name' and
+    'scheduler.name' (not 'name=sgd,name=none')."""
+    parts = dict.fromkeys(keys, 1)
+    while True:
+        labels = {k: key_label(k, n) for k, n in parts.items()}
+        shared = collections.Counter(labels.values())
+        clash = [k for k in keys if shared[labels[k]] > 1 and labels[k] != k]
+        if not clash:
+            return labels
+        for k in clash:
+            parts[k] += 1
 
 
 def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[str, Any],
@@ -207,11 +223,12 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
     start = (explicit[origin] or {}) if origin else {}
     prefix = f"{origin}+" if origin else ""
     here = merge_run(base, start)
+    labels = key_labels(list(block))
     if mode == "grid":
         out = []
         for combo in itertools.product(*block.values()):
             point = swept(functools.partial(apply_keys, here, dict(zip(block, combo, strict=True))), source)
-            name = ",".join(f"{key_label(k)}={value_label(v)}" for k, v in zip(block, combo, strict=True))
+            name = ",".join(f"{labels[k]}={value_label(v)}" for k, v in zip(block, combo, strict=True))
             out.append((prefix + name, merge_run(start, point)))
         return out
     out = [] if origin else [("baseline", {})]
@@ -221,7 +238,7 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
             if value == indexed(resolved, key):
                 continue  # the origin already has this value
             point = swept(functools.partial(key_override, here, key, value, run_defaults), source)
-            out.append((f"{prefix}{key_label(key)}={value_label(value)}", merge_run(start, point)))
+            out.append((f"{prefix}{labels[key]}={value_label(value)}", merge_run(start, point)))
     return out
 
 
