@@ -300,16 +300,26 @@ def test_every_command_lists_a_one_line_summary():
 
 
 def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
-    """Not "no SLURM jobs were submitted" and exit 0 for a typo or the study file itself."""
+    """Not "no SLURM jobs were submitted" and exit 0 for a typo or the study file itself; each
+    mistake is told what it is: a folder that does not exist, the study file (plan it, then its
+    folder), the runs folder (the studies in it), a folder of something else."""
     study = tmp_path / "s.yaml"
     study.write_text("name: s\n")
-    for where in (tmp_path / "typo", study):
-        assert_user_error(vs_here("study", "cancel", where), f"{where}: not a planned study folder",
-                          "(no study.yaml)")
+    assert_user_error(vs_here("study", "cancel", tmp_path / "typo"), f"{tmp_path / 'typo'}: no such folder")
+    for command in ("cancel", "work"):
+        assert_user_error(vs_here("study", command, study), f"{study}: a study file, not its planned "
+                          f"folder; plan it with `visionstudy study run {study}`",
+                          "then give its folder (runs/s unless")
     (tmp_path / "planned").mkdir()
     (tmp_path / "planned" / "study.yaml").write_text("name: planned\n")
     done = vs_here("study", "cancel", tmp_path / "planned")
     assert done.returncode == 0 and "no SLURM jobs were submitted" in done.stdout, done.stderr
+    assert_user_error(vs_here("study", "work", tmp_path),
+                      f"{tmp_path}: not a planned study folder (no study.yaml)",
+                      f"it holds the study folders planned: give one of them ({tmp_path / 'planned'})")
+    (tmp_path / "other").mkdir()
+    assert_user_error(vs_here("study", "work", tmp_path / "other"), "other: not a planned study folder (no "
+                      "study.yaml); give the folder `visionstudy study run` wrote")
 
 
 def test_a_study_command_given_a_missing_path_says_no_such_study_file(tmp_path):

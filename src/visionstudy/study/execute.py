@@ -167,11 +167,28 @@ def planned_study_file(study_dir: Path) -> Path:
     """A planned study folder's study.yaml; a ConfigError where the folder holds none (a typo, or
     the study file given instead of its folder)."""
     path = study_dir / STUDY_FILE
-    if not path.is_file():
-        raise ConfigError(f"{study_dir}: not a planned study folder (no {STUDY_FILE}); give the folder "
-                          "`visionstudy study run` wrote (RUNS_DIR/NAME; with --launcher it plans the study "
-                          "there before the workers start)")
-    return path
+    if path.is_file():
+        return path
+    fix = ("give the folder `visionstudy study run` wrote (RUNS_DIR/NAME; with --launcher it plans the study "
+           "there before the workers start)")
+    if study_dir.is_file():
+        from visionstudy.config import read_yaml
+
+        try:
+            name = read_yaml(study_dir).get("name")
+        except (ConfigError, AttributeError):
+            name = None
+        if isinstance(name, str):  # the study file itself: its folder is named in it
+            raise ConfigError(f"{study_dir}: a study file, not its planned folder; plan it with "
+                              f"`visionstudy study run {study_dir}` (with --launcher it trains in the jobs), "
+                              f"then give its folder (runs/{name} unless it ran with --runs-dir)")
+    inside = sorted(f.parent.name for f in study_dir.glob(f"*/{STUDY_FILE}")) if study_dir.is_dir() else []
+    if inside:  # a runs folder
+        from visionstudy.config import few
+
+        fix = f"it holds the study folders {few(inside, 4)}: give one of them ({study_dir / inside[0]})"
+    what = "no such folder" if not study_dir.exists() else f"not a planned study folder (no {STUDY_FILE})"
+    raise ConfigError(f"{study_dir}: {what}; {fix}")
 
 
 def load_study_dir(study_dir: Path, db: str | None = None) -> Study:
