@@ -312,11 +312,14 @@ def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
                           "then give its folder (runs/s unless")
     (tmp_path / "planned").mkdir()
     (tmp_path / "planned" / "study.yaml").write_text("name: planned\n")
+    (tmp_path / "planned" / "manifest.json").write_text("{}")  # as `study run` plans a folder
     done = vs_here("study", "cancel", tmp_path / "planned")
     assert done.returncode == 0 and "no SLURM jobs were submitted" in done.stdout, done.stderr
     assert_user_error(vs_here("study", "work", tmp_path),
                       f"{tmp_path}: not a planned study folder (no study.yaml)",
-                      f"it holds the study folders planned: give one of them ({tmp_path / 'planned'})")
+                      f"it holds the study folder planned: give one of them ({tmp_path / 'planned'})")
+    assert_user_error(vs_here("study", "status", tmp_path), "not a study folder (no manifest.json); it holds "
+                      f"the study folder planned: give one of them ({tmp_path / 'planned'})")
     (tmp_path / "other").mkdir()
     assert_user_error(vs_here("study", "work", tmp_path / "other"), "other: not a planned study folder (no "
                       "study.yaml); give the folder `visionstudy study run` wrote")

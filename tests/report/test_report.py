@@ -127,6 +127,19 @@ def test_not_a_run_and_out_inside_a_run_are_errors(digits_run, tmp_path):
     (variant / "notes.txt").write_text("mine")
     with pytest.raises(ReportError, match=r"; pass one or more of them$"):
         build_report([variant], tmp_path / "rep-variant")
+    runs = tmp_path / "runs"  # a runs folder: its study folders are named beside its runs (it said "pass it")
+    shutil.copytree(digits_run, runs / "one", ignore=shutil.ignore_patterns("analysis"))
+    for study in ("quick", "big"):
+        (runs / study).mkdir()
+        (runs / study / "manifest.json").write_text("{}")
+    with pytest.raises(ReportError, match=r"runs: not a run directory, but it holds 1 run \(.*runs/one\) and "
+                                          r"the study folders big, quick; pass the run, or one study folder "
+                                          r"\(.*runs/big\)$"):
+        build_report([runs], tmp_path / "rep-runs")
+    shutil.rmtree(runs / "one")
+    with pytest.raises(ReportError, match=r"runs: not a run directory or a study folder; it holds the study "
+                                          r"folders big, quick: give one of them \(.*runs/big\)$"):
+        build_report([runs], tmp_path / "rep-runs")
     with pytest.raises(ReportError, match="no such directory"):
         build_report([tmp_path / "nope"], tmp_path / "rep")
     mine = tmp_path / "mine"  # a user's own config.yaml and notes: not a run, no "Run report" of it

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from visionstudy.errors import ReportError
-from visionstudy.store.rundir import RunDir
+from visionstudy.store.rundir import MANIFEST, RunDir
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: an order of magnitude faster
 
@@ -126,21 +126,47 @@ def runs_inside(folder: Path, depth: int = 2) -> list[Path]:
     return found
 
 
-def holds_runs(path: Path, several: bool = True) -> str | None:
-    """For a folder that is no run but holds some (a study's variant folder): the error naming
-    them (`several`: the command takes more than one run); else None."""
-    inside = runs_inside(Path(path)) if Path(path).is_dir() else []
+def studies_inside(folder: Path) -> list[str]:
+    """The study folders (each holding its manifest) right inside `folder`: a runs folder's."""
+    folder = Path(folder)
+    return sorted(p.parent.name for p in folder.glob(f"*/{MANIFEST}")) if folder.is_dir() else []
+
+
+def studies_hint(folder: Path) -> str:
+    """'it holds the study folders a, b: give one of them (runs/a)', or '' for a folder without."""
+    from visionstudy.config import few
+
+    inside = studies_inside(folder)
     if not inside:
-        return None
+        return ""
+    return (f"it holds the study folder{'s' * (len(inside) > 1)} {few(inside, 4)}: give one of them "
+            f"({Path(folder) / inside[0]})")
+
+
+def holds_runs(path: Path, several: bool = True) -> str | None:
+    """For a folder that is no run but holds some (a study's variant folder), or study folders (a
+    runs folder; `several`: the command takes those too, as `report` does): the error naming them;
+    else None."""
+    from visionstudy.config import few
+
+    inside = runs_inside(Path(path)) if Path(path).is_dir() else []
+    studies = studies_inside(path) if several else []
+    if not inside:
+        return f"{path}: not a run directory or a study folder; {studies_hint(path)}" if studies else None
     shown = ", ".join(str(Path(path) / r.relative_to(path)) for r in inside[:3])
     more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
     depth = {len(r.relative_to(path).parts) for r in inside}
     glob = "/".join(["*"] * depth.pop()) if len(depth) == 1 else None
     exact = glob is not None and sorted(Path(path).glob(glob)) == inside  # the shell's match: runs alone
     pattern = f" (all: {Path(path) / glob})" if exact and glob else ""
-    return (f"{path}: not a run directory, but it holds {len(inside)} run{'s' * (len(inside) > 1)} "
-            f"({shown}{more}); pass " + ("it" if len(inside) == 1 else
-                                         f"one or more of them{pattern}" if several else "one of them"))
+    runs = f"{len(inside)} run{'s' * (len(inside) > 1)} ({shown}{more})"
+    which = "it" if len(inside) == 1 else f"one or more of them{pattern}" if several else "one of them"
+    if studies:
+        which = "the run" if len(inside) == 1 else which
+        return (f"{path}: not a run directory, but it holds {runs} and the study folder"
+                f"{'s' * (len(studies) > 1)} {few(studies, 4)}; pass {which}, or one study folder "
+                f"({Path(path) / studies[0]})")
+    return f"{path}: not a run directory, but it holds {runs}; pass {which}"
 
 
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:

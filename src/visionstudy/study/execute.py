@@ -24,7 +24,7 @@ from visionstudy.errors import ConfigError, StorageError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, record_url, recorded_url
-from visionstudy.store.reader import read_metrics
+from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
@@ -182,11 +182,7 @@ def planned_study_file(study_dir: Path) -> Path:
             raise ConfigError(f"{study_dir}: a study file, not its planned folder; plan it with "
                               f"`visionstudy study run {study_dir}` (with --launcher it trains in the jobs), "
                               f"then give its folder (runs/{name} unless it ran with --runs-dir)")
-    inside = sorted(f.parent.name for f in study_dir.glob(f"*/{STUDY_FILE}")) if study_dir.is_dir() else []
-    if inside:  # a runs folder
-        from visionstudy.config import few
-
-        fix = f"it holds the study folders {few(inside, 4)}: give one of them ({study_dir / inside[0]})"
+    fix = studies_hint(study_dir) or fix  # a runs folder: its studies
     what = "no such folder" if not study_dir.exists() else f"not a planned study folder (no {STUDY_FILE})"
     raise ConfigError(f"{study_dir}: {what}; {fix}")
 

@@ -52,8 +52,10 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     path, differs = Path(target), None
     if path.is_dir():
         if not is_study_dir(path):
-            raise ConfigError(f"{path}: not a study folder (no manifest.json); give the study file or "
-                              "the folder `visionstudy study run` wrote")
+            from visionstudy.store.reader import studies_hint
+
+            raise ConfigError(f"{path}: not a study folder (no manifest.json); " + (
+                studies_hint(path) or "give the study file or the folder `visionstudy study run` wrote"))
         place, name = Placement(path.parent, db), path.name
         manifest = read_manifest(path)
         runs: Sequence[PlanRow] = manifest.runs
