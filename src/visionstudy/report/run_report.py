@@ -294,11 +294,12 @@ class RunReportBuilder:
         cm = np.array(self.ev.metrics["confusion_matrix"])
         s = Section("Confusion matrix" if not brief else "Most confused pairs", self.anchor("confusion"))
         if not brief:
+            blank = " Empty cells hold none." if F.BLANK_ZEROS < len(self.names) <= F.ANNOTATE else ""
             s.figures.append(self.figure(partial(F.confusion_matrix, cm, self.names, False),
-                                         "confusion_counts", "Confusion matrix (counts)."))
+                                         "confusion_counts", f"Confusion matrix (counts).{blank}"))
+            normalised = f"Confusion matrix normalised by true class (rows sum to 1).{blank}"
             s.figures.append(self.figure(partial(F.confusion_matrix, cm, self.names, True),
-                                         "confusion_normalised",
-                                         "Confusion matrix normalised by true class (rows sum to 1)."))
+                                         "confusion_normalised", normalised))
         pairs = confused_pairs(cm, 10)
         support = cm.sum(1)
         rows = [[self.names[i], self.names[j], n, float(n / support[i])] for i, j, n in pairs]
