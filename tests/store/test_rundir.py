@@ -136,6 +136,22 @@ def test_run_files_follow_the_umask(tmp_path):
         assert (run.path / "checkpoints").stat().st_mode & 0o777 == 0o777 & ~umask
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_to_resume(tmp_path):
+    """`train --resume` of a finished run (as to train it longer) was told to overwrite it."""
+    from visionstudy.store.rundir import check_state
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    run.metrics.write_text("{}")
+    with pytest.raises(TrainingError, match=r"r holds a finished run: nothing to resume \(its results are in "
+                                            r"metrics.json\); to train it again \(or longer, with more "
+                                            r"train.epochs\) pass --force"):
+        check_state(run, resume=True, force=False, config={}, saved_config=None)
+    with pytest.raises(TrainingError, match=r"r holds a finished run; pass --force to overwrite it"):
+        check_state(run, resume=False, force=False, config={}, saved_config=None)
+    assert run.metrics.is_file()
+
+
 def test_best_else_last_is_chosen_in_one_place(tmp_path):
     run = RunDir(tmp_path)
     assert run.checkpoint() is None

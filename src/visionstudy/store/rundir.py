@@ -236,6 +236,11 @@ def check_state(run: RunDir, *, resume: bool, force: bool, config: dict[str, Any
         clear(run)
         return
     if run.is_finished():
+        if resume:  # nothing to continue: it said "pass --force to overwrite it", as to a plain train
+            raise TrainingError(
+                f"{run.path} holds a finished run: nothing to resume (its results are in "
+                f"{run.metrics.name}); to train it again (or longer, with more train.epochs) pass --force, "
+                "or train another run with --out")
         raise TrainingError(
             f"{run.path} holds a finished run; pass --force to overwrite it or --out another folder")
     if run.has_progress() and not resume:
