@@ -70,6 +70,11 @@ def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
     (tmp_path / "study" / "bn" / "seed-1" / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match=r"holds 2 runs \(.*seed-0, .*seed-1\); pass one of them$"):
         load_predictor(tmp_path / "study")  # predict takes one run
+    (tmp_path / "study" / "cv" / "seed-0" / "fold-1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "study" / "manifest.json").write_text("{}")  # the study's own folder: its fold runs too
+    with pytest.raises(CheckpointError, match=r"study: a study folder, not a run directory, but it holds "
+                                              r"3 runs \(.*bn/seed-0, .*seed-1, .*cv/seed-0/fold-1\)"):
+        load_predictor(tmp_path / "study")  # it said "no checkpoints/best.pt or last.pt"
     (tmp_path / "x.pt").write_text("hello")
     with pytest.raises(CheckpointError, match="x.pt: not a visionstudy checkpoint"):
         load_predictor(tmp_path / "x.pt")

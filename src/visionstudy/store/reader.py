@@ -149,7 +149,8 @@ def holds_runs(path: Path, several: bool = True) -> str | None:
     else None."""
     from visionstudy.config import few
 
-    inside = runs_inside(Path(path)) if Path(path).is_dir() else []
+    study = (Path(path) / MANIFEST).is_file()  # a study folder: its runs lie up to 3 levels down
+    inside = runs_inside(Path(path), depth=3 if study else 2) if Path(path).is_dir() else []
     studies = studies_inside(path) if several else []
     if not inside:
         return f"{path}: not a run directory or a study folder; {studies_hint(path)}" if studies else None
@@ -166,7 +167,8 @@ def holds_runs(path: Path, several: bool = True) -> str | None:
         return (f"{path}: not a run directory, but it holds {runs} and the study folder"
                 f"{'s' * (len(studies) > 1)} {few(studies, 4)}; pass {which}, or one study folder "
                 f"({Path(path) / studies[0]})")
-    return f"{path}: not a run directory, but it holds {runs}; pass {which}"
+    what = "a study folder, not a run directory" if study else "not a run directory"
+    return f"{path}: {what}, but it holds {runs}; pass {which}"
 
 
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:
