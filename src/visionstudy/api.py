@@ -385,7 +385,7 @@ class Study:
         keys = [r.key for r in self.spec.runs]
         search, extra = self.spec.config.search, 0
         if search is not None:
-            left = trials_left(self.place.url(self.spec), self.spec.name, search)
+            left = trials_left(self.place.url(self.spec), self.dir, search)
             extra = left + (search.final.seeds if left and search.final else finals_left(self.dir, search))
         return len(keys) - len(results_on_disk(self.dir, keys)) + extra
 

@@ -462,7 +462,7 @@ def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
     search = the_study.spec.config.search
     if search is None or not selected("search", only):
         return ""
-    left, finals = trials_left(url, the_study.spec.name, search), finals_left(the_study.dir, search)
+    left, finals = trials_left(url, the_study.dir, search), finals_left(the_study.dir, search)
     runs = f"{finals} final run{'s' * (finals != 1)}"
     if left == 0:
         return f", then its search's {runs}" if finals else ""

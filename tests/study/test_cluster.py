@@ -298,6 +298,31 @@ def test_db_start_serves_the_study_database_and_stop_ends_it(pg, workdir):
     assert (workdir / "notes.txt").read_text() == "mine"
 
 
+def test_status_and_a_dry_run_create_nothing_in_an_empty_database(pg, workdir, tmp_path):
+    """`study status` and `study run --dry-run` with a new, empty database opened an Optuna storage
+    there, which creates Optuna's tables: a dry run wrote to the user's database."""
+    import sqlalchemy as sa
+
+    from visionstudy.store.db import normalize_url
+
+    admin = sa.create_engine(normalize_url(pg), isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text("drop database if exists empty_one"))
+        con.execute(sa.text("create database empty_one"))
+    admin.dispose()
+    empty = pg.rsplit("/", 1)[0] + "/empty_one"
+    study = study_file(tmp_path, "untouched", epochs=1, seeds=1)
+    search = {"trials": 2, "space": {"train.optimizer.lr": [0.01, 0.1]}}
+    study.write_text(study.read_text() + yaml.safe_dump({"search": search}))
+    runs = ["--runs-dir", tmp_path / "runs", "--db", empty]
+    dry = vs_here("study", "run", study, *runs, "--launcher", "slurm", "--dry-run")
+    assert dry.returncode == 0 and "then its 2-trial search" in dry.stdout, dry.stdout + dry.stderr
+    assert vs_here("study", "status", study, *runs).returncode == 0
+    engine = sa.create_engine(normalize_url(empty))
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
 def test_db_start_keeps_its_url_and_never_takes_another_programs_port(pg, workdir):
     """Restarted, the server had a new port (the URL studies recorded went dead); a port another
     program held was taken: the server listened on IPv6 alone and clients of the URL hung."""

@@ -794,12 +794,31 @@ def open_store(url: str, study_name: str) -> RunStore:
     return RunStore(url, study_name)
 
 
+def holds_studies(url: str) -> bool:
+    """Whether the database at `url` holds Optuna's tables, asked without creating them (opening
+    an Optuna storage creates them in an empty database). A server that cannot be asked says yes:
+    opening the storage then gives the one clear error."""
+    if url.startswith("sqlite:"):
+        return sqlite_path(url).is_file()
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+    try:
+        return sa.inspect(engine).has_table("studies")
+    except SQLAlchemyError:
+        return True
+    finally:
+        engine.dispose()
+
+
 def existing_store(url: str, study_name: str) -> RunStore | None:
-    """The study's store if the database and the study exist; creates nothing (for `status`)."""
+    """The study's store if the database and the study exist; creates nothing (for `status` and
+    the dry run: not even Optuna's tables in an empty database)."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    if url.startswith("sqlite:") and not sqlite_path(url).is_file():
+    if not holds_studies(url):
         return None
     storage = storage_for(url, write=False)
     try:

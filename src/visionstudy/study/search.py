@@ -324,9 +324,9 @@ def search_trials(url: str, study: str) -> tuple[optuna.Study, list[FrozenTrial]
     the search started."""
     import optuna
 
-    from visionstudy.store.db import sqlite_path, storage_for
+    from visionstudy.store.db import holds_studies, storage_for
 
-    if url.startswith("sqlite:") and not sqlite_path(url).is_file():  # never ran: create nothing
+    if not holds_studies(url):  # never ran: create nothing
         return None
     try:
         ostudy = optuna.load_study(study_name=f"{study}:search", storage=storage_for(url, write=False))
@@ -335,13 +335,16 @@ def search_trials(url: str, study: str) -> tuple[optuna.Study, list[FrozenTrial]
     return ostudy, [t for t in ostudy.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
 
 
-def trials_left(url: str, study: str, s: SearchConfig) -> int:
+def trials_left(url: str, study_dir: Path, s: SearchConfig) -> int:
     """How many trials `study run` would still train (read only): the queued ones, then new ones up
-    to `s.trials`, as far as the space holds configurations not tried yet."""
+    to `s.trials`, as far as the space holds configurations not tried yet. A study never planned
+    has no search yet: its database is not opened (Optuna would create its tables there)."""
     from optuna.trial import TrialState
 
+    from visionstudy.study.manifest import has_manifest
+
     space = space_size(s)
-    found = search_trials(url, study)
+    found = search_trials(url, study_dir.name) if has_manifest(study_dir) else None
     if found is None:
         return s.trials if space is None else min(s.trials, space)
     ostudy, trials = found
