@@ -31,16 +31,17 @@ def test_confusion_matrices_name_every_class_in_a_readable_size(names):
 
 
 def test_confusion_cells_show_their_values_and_beyond_ten_classes_leave_empty_ones_blank():
-    """Up to 10 classes every cell is written; from 11 to 20 an empty cell (0, or 0.00 when
-    normalised) is left blank: 400 numbers, most of them zeros, took a second to draw per matrix
-    and hid the errors."""
+    """Up to 10 classes every cell is written; from 11 to 20 a cell that holds no image is left
+    blank (a rare error's 0.00 when normalised is written): 400 numbers, most of them zeros, took a
+    second to draw per matrix and hid the errors."""
     for k, written in ((4, 16), (20, 20 + 19)):
         cm = np.eye(k, dtype=int) * 30
         cm[1, 0] = 2  # one error
+        cm[2, 0], cm[2, 2] = 1, 999  # and one of a thousand: 0.00 when normalised, yet not empty
         for normalised in (False, True):
             fig = F.confusion_matrix(cm, [f"c{i}" for i in range(k)], normalised=normalised)
             texts = [t.get_text() for t in fig.axes[0].texts]
-            assert len(texts) == (written if k <= 10 else k + 1), (k, normalised, len(texts))
+            assert len(texts) == (written if k <= 10 else k + 2), (k, normalised, len(texts))
             assert ("2" if not normalised else "0.06") in texts and ("1.00" if normalised else "30") in texts
             assert all(not t.get_in_layout() for t in fig.axes[0].texts)  # inside the axes: no layout pass
             F.plt.close(fig)

@@ -23,7 +23,7 @@ from visionstudy.evaluate import Calibration, RocCurves  # noqa: E402
 
 TICK_CHARS = 14  # class names up to this long label ticks; longer ones get indices and a key
 ANNOTATE = 20  # up to this many classes, confusion-matrix cells show their values
-BLANK_ZEROS = 10  # beyond this many classes, cells of none (0, 0.00) are left blank
+BLANK_ZEROS = 10  # beyond this many classes, cells that hold no image are left blank
 CELL = 0.2  # inches per class on class axes: a 7-pt name fits, 100 classes make a 22-inch figure
 DPI = 150  # the PNGs' resolution (report.drawing writes them at it; label_points measures at it)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False, "font.size": 10,
@@ -402,7 +402,7 @@ def confusion_matrix(cm: np.ndarray, names: Sequence[str], normalised: bool) -> 
         for i in range(k):
             for j in range(k):
                 text = f"{values[i, j]:.2f}" if normalised else f"{int(cm[i, j])}"
-                if k > BLANK_ZEROS and float(text) == 0:
+                if k > BLANK_ZEROS and cm[i, j] == 0:
                     continue  # an empty cell, left blank: its errors stand out (and 400 texts take a second)
                 ax.text(j, i, text, ha="center", va="center", fontsize=8 if k <= 10 else 6,
                         color="white" if values[i, j] > threshold else "black", in_layout=False)
