@@ -285,7 +285,10 @@ class RunReportBuilder:
         return s
 
     def history_table(self) -> Table:
-        cols = [c for c in self.art.history[0] if c != "epoch"]
+        """history.csv as a table, without the columns no epoch filled (a regression's accuracy:
+        history.csv keeps one schema for every task)."""
+        cols = [c for c in self.art.history[0] if c != "epoch" and not all(
+            r.get(c) is None or (isinstance(r[c], float) and math.isnan(r[c])) for r in self.art.history)]
         rows = [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history]
         return Table("History", ["epoch", *cols], rows, self.csv("history"))
 
