@@ -45,10 +45,15 @@ def test_runs_of_one_config_keep_a_tensorboard_log_each(tmp_path):
     assert (root / "sgd" / "logged_from.txt").read_text().strip() == str(sgd.path.resolve())
 
 
-def test_a_run_logged_to_tensorboard_and_mlflow_reads_back(tmp_path):
+def test_a_run_logged_to_tensorboard_and_mlflow_reads_back(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # the report each tracker keeps is written aside: `reports/run` in the working folder, a user's
+    # folder here, made the finished run's train fail (as two tests writing it at once once did)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports" / "run").mkdir(parents=True)
+    (tmp_path / "reports" / "run" / "notes.txt").write_text("mine")
     logs = tmp_path / "logs"
     run = vs.train(TINY, set={"train.epochs": 2}, out=tmp_path / "run", quiet=True,
                    log=["tensorboard", "mlflow"], log_dir=logs)
@@ -61,6 +66,7 @@ def test_a_run_logged_to_tensorboard_and_mlflow_reads_back(tmp_path):
     assert tb.Scalars("test/accuracy")[0].value == pytest.approx(metrics["test_accuracy"], rel=1e-6)
     assert "config/text_summary" in tb.Tags()["tensors"]
     assert (logs / "tensorboard" / "runs" / "run" / "report.html").is_file()
+    assert [p.name for p in (tmp_path / "reports").rglob("*")] == ["run", "notes.txt"]
 
     client = MlflowClient(tracking_uri=mlflow_uri(logs / "mlflow"))
     experiment = client.get_experiment_by_name("runs")

@@ -206,8 +206,12 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     if not done:  # rank > 0: rank 0 may still be writing metrics.json
         return None  # type: ignore[return-value]
     run = Run(path)
-    if targets:
-        log_run(path, "/".join(run_place(path)), "runs", targets, run.report(data_dir=data))
+    if targets:  # the report each tracker keeps a copy of: written aside, not into the user's reports/
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="visionstudy-report-") as aside:
+            log_run(path, "/".join(run_place(path)), "runs", targets,
+                    run.report(Path(aside) / "report", data_dir=data))
     return run
 
 
