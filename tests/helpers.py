@@ -297,8 +297,17 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
         if running:  # a claim marks its trial RUNNING, then records its worker: seen between, wait
             worker = running[0].user_attrs.get("worker")
             if worker and worker["pid"] != proc.pid:
-                os.kill(worker["pid"], signal.SIGKILL)
-                return proc, worker["pid"], running[0].user_attrs["run"]
+                # frozen first, so that the run it holds now is the one the kill interrupts: on a busy
+                # machine a tiny run (0.3 s) could end between this look and the kill, and the kill
+                # land in the next run or between two (CI, 2026-12-06)
+                pid = worker["pid"]
+                os.kill(pid, signal.SIGSTOP)
+                held = [t.user_attrs["run"] for t in RunStore(url, name).trials((TrialState.RUNNING,))
+                        if (t.user_attrs.get("worker") or {}).get("pid") == pid]
+                if held:
+                    os.kill(pid, signal.SIGKILL)
+                    return proc, pid, held[0]
+                os.kill(pid, signal.SIGCONT)  # between two runs: look again
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("no run was ever seen running")
@@ -363,8 +372,9 @@ def check_killed_worker_study(proc: subprocess.Popen, url: str, name: str, runs:
     for t in store.trials((TrialState.COMPLETE,)):
         done[t.user_attrs["run"]] = done.get(t.user_attrs["run"], 0) + 1
     assert len(done) == total and set(done.values()) == {1}  # every run exactly once
-    killed = [t for t in store.trials((TrialState.FAIL,)) if t.user_attrs["worker"]["pid"] == victim]
-    assert [t.user_attrs["run"] for t in killed] == [key]  # the victim's run failed, then was redone
+    killed = [t.user_attrs["run"] for t in store.trials((TrialState.FAIL,))
+              if t.user_attrs["worker"]["pid"] == victim]
+    assert killed == [key], (killed, key)  # the victim's run failed, then was redone
     assert len(list((runs / name).glob("*/seed-*/metrics.json"))) == total
     assert "database is locked" not in out
 
