@@ -182,7 +182,7 @@ def as_inputs(images: Any) -> list[Any]:
     if isinstance(images, str | Path):
         return [images]
     if not in_memory(images):
-        if not isinstance(images, Sequence | set) and not hasattr(images, "__iter__"):
+        if not hasattr(images, "__iter__"):
             raise ConfigError(f"images={images!r:.60}: expected an image file's path, a folder, a PIL "
                               "image, an array, or a list of them")
         return list(images)

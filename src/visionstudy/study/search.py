@@ -356,10 +356,10 @@ def trials_left(url: str, study_dir: Path, s: SearchConfig) -> int:
 
 def finals_left(study_dir: Path, s: SearchConfig) -> int:
     """The search's final runs without results on disk."""
-    from visionstudy.store.rundir import RunDir
+    from visionstudy.study.execute import results_on_disk
 
-    seeds = s.final.seeds if s.final else 0
-    return sum(not RunDir(study_dir / FINAL_VARIANT / f"seed-{k}").is_finished() for k in range(seeds))
+    keys = [f"{FINAL_VARIANT}/seed-{k}" for k in range(s.final.seeds if s.final else 0)]
+    return len(keys) - len(results_on_disk(study_dir, keys))
 
 
 def trial_rows(trials: list[FrozenTrial], keys: list[str]) -> list[list[Any]]:
