@@ -40,11 +40,91 @@ def patient(seconds: float) -> float:
 
 
 def vs(*args: object, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m visionstudy ARGS` from the repository root, as a user runs it (no stdin)."""
-    return subprocess.run(
-        [sys.executable, "-m", "visionstudy", *map(str, args)], capture_output=True, text=True,
-        timeout=patient(timeout), env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
-    )
+    """`python -m visionstudy ARGS` from the repository root, as a user runs it (no stdin), in a
+    process of its own (`run_cli`)."""
+    return run_cli([sys.executable, "-m", "visionstudy", *map(str, args)], env, timeout)
+
+
+# What a `python -m visionstudy` process imports before its work (torch is 3 s of it on a slow
+# machine): imported once by a forkserver, whose forks then start as fresh CLI processes.
+WARM_MODULES = ["torch", "visionstudy.cli", "visionstudy.experiment", "visionstudy.study.pool",
+                "visionstudy.study.execute", "visionstudy.store.db"]
+
+
+def run_cli(cmd: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`cmd` run to its end from the repository root with no stdin, its output captured. A
+    `python -m visionstudy ...` command runs in a process forked from a forkserver that imported
+    `WARM_MODULES` once per test process: its own process, environment, exit code, signals and
+    children, without the interpreter's start-up and the imports (the tests start a few hundred;
+    `warm_cli_main`). Any other command runs as it is."""
+    env = {**os.environ, **(env or {})}
+    if cmd[:3] != [sys.executable, "-m", "visionstudy"]:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=patient(timeout), env=env,
+                              cwd=ROOT, stdin=subprocess.DEVNULL)
+    import multiprocessing
+    import tempfile
+
+    from visionstudy.study.pool import caller_script_not_rerun
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(WARM_MODULES)  # the first start of this process's forkserver uses it
+    with tempfile.TemporaryDirectory(prefix="vs-cli-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        out.touch()
+        err.touch()
+        proc = ctx.Process(target=warm_cli_main, args=(cmd, env, str(out), str(err)))
+        with caller_script_not_rerun(ctx):
+            proc.start()
+        proc.join(patient(timeout))
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+            raise subprocess.TimeoutExpired(cmd, patient(timeout), out.read_text(), err.read_text())
+        return subprocess.CompletedProcess(cmd, proc.exitcode, out.read_text(errors="replace"),
+                                           err.read_text(errors="replace"))
+
+
+# Environment variables a process may read while it imports (Python's own, the thread pools',
+# torch's, CUDA's, matplotlib's, the terminal's for rich's consoles, and ours: module constants
+# such as VISIONSTUDY_GRACE_SECONDS)
+IMPORT_TIME_ENV = ("PYTHON", "VISIONSTUDY_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "CUDA", "MPL",
+                   "LD_", "COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "HOME", "XDG_")
+
+
+def warm_cli_main(cmd: list[str], env: dict[str, str], out: str, err: str) -> None:
+    """In the forked process: become `cmd` (`python -m visionstudy ARGS`: environment, working
+    folder, no stdin, stdout and stderr to files), then end as the interpreter ends: threads joined,
+    atexit's functions, and the SQLite connections still open closed (multiprocessing's child ends
+    with `os._exit`, where an interpreter's end closes them, and the last to close folds SQLite's
+    write-ahead log into the database file). Where the environment differs from the forkserver's in
+    a variable read at import, the process becomes a fresh interpreter instead (`exec`)."""
+    import atexit
+    import gc
+    import runpy
+    import sqlite3
+    import threading
+
+    os.chdir(ROOT)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    imported = {k: v for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV)}
+    if imported != {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV)}:
+        os.execve(cmd[0], cmd, env)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [str(ROOT / "src" / "visionstudy" / "__main__.py"), *cmd[3:]]
+    try:
+        runpy.run_module("visionstudy", run_name="__main__", alter_sys=True)
+    finally:
+        threading._shutdown()  # type: ignore[attr-defined]  # as the interpreter does at its end
+        atexit._run_exitfuncs()
+        for connection in [o for o in gc.get_objects() if type(o) is sqlite3.Connection]:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
 
 
 def vs_here(*args: object) -> subprocess.CompletedProcess:

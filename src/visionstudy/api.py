@@ -130,14 +130,15 @@ class Run:
 
     @property
     def history(self) -> pd.DataFrame:
-        """history.csv: one row per epoch (epoch, train/val loss and accuracy, lr, seconds)."""
+        """history.csv: one row per epoch (epoch, train/val loss and accuracy, lr, seconds), without
+        the columns its task leaves empty (a regression's accuracy)."""
         import pandas as pd
 
-        from visionstudy.store.reader import read_history
+        from visionstudy.store.reader import filled_columns, read_history
 
         columns = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
         rows = read_history(self.dir.history) if self.dir.history.is_file() else []
-        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+        return pd.DataFrame(rows)[filled_columns(rows)] if rows else pd.DataFrame(columns=columns)
 
     def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
         """Top-k classes per image, as `visionstudy predict --json` prints them: an image file, a

@@ -75,6 +75,12 @@ def test_checkpoints_that_are_not_a_runs_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"study: a study folder, not a run directory, but it holds "
                                               r"3 runs \(.*bn/seed-0, .*seed-1, .*cv/seed-0/fold-1\)"):
         load_predictor(tmp_path / "study")  # it said "no checkpoints/best.pt or last.pt"
+    (tmp_path / "study" / "a-search" / "trial-000" / "checkpoints").mkdir(parents=True)  # not planned
+    (tmp_path / "study" / "manifest.json").write_text(json.dumps({"runs": [
+        {"key": k} for k in ("bn/seed-0", "bn/seed-1", "cv/seed-0/fold-1")]}))
+    with pytest.raises(CheckpointError, match=r"holds 4 runs \(.*bn/seed-0, .*bn/seed-1, .*cv/seed-0/fold-1 "
+                                              r"and 1 more\)"):  # the planned runs named first
+        load_predictor(tmp_path / "study")
     (tmp_path / "x.pt").write_text("hello")
     with pytest.raises(CheckpointError, match="x.pt: not a visionstudy checkpoint"):
         load_predictor(tmp_path / "x.pt")

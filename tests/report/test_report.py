@@ -340,6 +340,9 @@ def test_set_runs_are_reported_and_compared_by_their_own_metrics(digits_run, tmp
     # its history table without the accuracy columns no epoch of a regression fills (all '–')
     history = (tmp_path / "one" / "tables" / "history.csv").read_text().splitlines()[0]
     assert history == "epoch,train_loss,val_loss,lr,seconds" and "| epoch | train_loss | val_loss |" in one
+    import visionstudy as vs
+
+    assert list(vs.Run(runs[0]).history.columns) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
     both = build_report(runs, tmp_path / "both", opts).parent
     table = read_csv(both / "tables" / "comparison.csv")
     assert list(table[0])[:5] == ["run", "model", "test MSE", "validation MSE", "train MSE"]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import read_only_copy
-from tests.helpers import ROOT, assert_user_error, patient
+from tests.helpers import ROOT, assert_user_error, run_cli
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
 
@@ -48,11 +48,6 @@ def write(tmp_path: Path, name: str, **fields) -> Path:
 def study_cmd(path: Path, runs: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "visionstudy", "study", "run", str(path), "--runs-dir", str(runs),
             "--quiet", *extra]
-
-
-def run_cli(cmd: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=patient(timeout),
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
 def status(path: Path, runs: Path) -> str:
@@ -324,6 +319,20 @@ def test_status_of_a_study_that_never_ran_creates_nothing(tmp_path):
     out = status(path, runs)
     assert "not started" in out and "0/1 runs done" in out
     assert not runs.exists()
+
+
+def test_status_with_a_new_database_reads_the_finished_runs_from_their_folders(tmp_path, finished_study):
+    """The runs finished under the study folder's own database; another, empty `--db` holds no
+    queue, but the study has started: its finished runs are read from their folders."""
+    import shutil
+
+    path = write(tmp_path, "dmg", train={**TINY["train"], "epochs": 1})
+    runs = tmp_path / "runs"
+    shutil.copytree(finished_study, runs)
+    shown = run_cli([sys.executable, "-m", "visionstudy", "study", "status", str(path), "--runs-dir",
+                     str(runs), "--db", f"sqlite:///{tmp_path / 'other.db'}"])
+    assert shown.returncode == 0, shown.stderr
+    assert "1/1 runs done" in shown.stdout and "not started" not in shown.stdout, shown.stdout
 
 
 def test_sqlite_on_a_network_file_system_is_refused(tmp_path, monkeypatch):

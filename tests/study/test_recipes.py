@@ -5,9 +5,6 @@ data written in the dataset's official format."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import torch
 import yaml
 
 from tests.conftest import cifar_tarball, write_mnist_like
-from tests.helpers import ROOT
+from tests.helpers import ROOT, vs
 from visionstudy.models import count_params, create_model
 from visionstudy.study import list_recipes, load_study
 
@@ -147,12 +144,6 @@ def test_cifar10_keras_search_varies_single_filters_of_its_hypermodel():
     assert override["model"]["channels"] == [48, 128] and override["model"]["hidden"] == [96]
     assert override["model"]["pool"] == "max"
     assert override["train"]["optimizer"] == {"lr": 3e-4, "name": "sgd", "momentum": 0.9}
-
-
-def vs(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "visionstudy", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          stdin=subprocess.DEVNULL)
 
 
 def test_recipes_cli_lists_shows_and_expands():

@@ -30,7 +30,7 @@ from visionstudy.evaluate import (
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table, fmt, human
 from visionstudy.report.drawing import Sketch, save_figure
-from visionstudy.store.reader import RunArtifacts
+from visionstudy.store.reader import RunArtifacts, filled_columns
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +287,7 @@ class RunReportBuilder:
     def history_table(self) -> Table:
         """history.csv as a table, without the columns no epoch filled (a regression's accuracy:
         history.csv keeps one schema for every task)."""
-        cols = [c for c in self.art.history[0] if c != "epoch" and not all(
-            r.get(c) is None or (isinstance(r[c], float) and math.isnan(r[c])) for r in self.art.history)]
+        cols = [c for c in filled_columns(self.art.history) if c != "epoch"]
         rows = [[int(r["epoch"]), *(r[c] for c in cols)] for r in self.art.history]
         return Table("History", ["epoch", *cols], rows, self.csv("history"))
 

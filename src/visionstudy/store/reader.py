@@ -105,6 +105,12 @@ def read_history(path: Path) -> list[dict[str, float]]:
     return out
 
 
+def filled_columns(history: list[dict[str, float]]) -> list[str]:
+    """The columns of `read_history`'s rows that some epoch filled (history.csv keeps one schema
+    for every task: a regression's accuracy columns stay empty)."""
+    return [c for c in history[0] if not all(isinstance(r[c], float) and math.isnan(r[c]) for r in history)]
+
+
 def read_predictions(path: Path) -> dict[str, np.ndarray]:
     """predictions.npz's arrays (which ones a run holds is its task's `prediction_keys`)."""
     with np.load(path, allow_pickle=False) as npz:
@@ -154,11 +160,13 @@ def holds_runs(path: Path, several: bool = True) -> str | None:
     studies = studies_inside(path) if several else []
     if not inside:
         return f"{path}: not a run directory or a study folder; {studies_hint(path)}" if studies else None
-    shown = ", ".join(str(Path(path) / r.relative_to(path)) for r in inside[:3])
-    more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
     depth = {len(r.relative_to(path).parts) for r in inside}
     glob = "/".join(["*"] * depth.pop()) if len(depth) == 1 else None
     exact = glob is not None and sorted(Path(path).glob(glob)) == inside  # the shell's match: runs alone
+    if study:
+        inside = planned_first(Path(path), inside)
+    shown = ", ".join(str(Path(path) / r.relative_to(path)) for r in inside[:3])
+    more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
     pattern = f" (all: {Path(path) / glob})" if exact and glob else ""
     runs = f"{len(inside)} run{'s' * (len(inside) > 1)} ({shown}{more})"
     which = "it" if len(inside) == 1 else f"one or more of them{pattern}" if several else "one of them"
@@ -169,6 +177,16 @@ def holds_runs(path: Path, several: bool = True) -> str | None:
                 f"({Path(path) / studies[0]})")
     what = "a study folder, not a run directory" if study else "not a run directory"
     return f"{path}: {what}, but it holds {runs}; pass {which}"
+
+
+def planned_first(study_dir: Path, runs: list[Path]) -> list[Path]:
+    """A study folder's runs, those its manifest plans (its variants') before the others (its
+    search's trials), each group in its order."""
+    try:
+        planned = {r["key"] for r in json.loads((study_dir / MANIFEST).read_text())["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return runs
+    return sorted(runs, key=lambda r: r.relative_to(study_dir).as_posix() not in planned)
 
 
 def load_run(path: Path, label: str | None = None) -> RunArtifacts:

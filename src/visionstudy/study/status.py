@@ -75,8 +75,8 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     on_disk = {k for k in keys if RunDir(study_dir / k).is_finished()}
     store = existing_store(place.url(name), name)
     if store is None:
-        fresh = {k: "done" if k in on_disk else "new" for k in keys}
-        return StatusView(name, study_dir, variants, runs, fresh, False, differs=differs)
+        fresh = {k: "done" if k in on_disk else "new" for k in keys}  # finished under another --db
+        return StatusView(name, study_dir, variants, runs, fresh, bool(on_disk), differs=differs)
     from visionstudy.study.search import search_progress
 
     status = store.status(keys, on_disk)
