@@ -48,7 +48,8 @@ def vs(*args: object, env: dict | None = None, timeout: float = 300) -> subproce
 # What a `python -m visionstudy` process imports before its work (torch is 3 s of it on a slow
 # machine): imported once by a forkserver, whose forks then start as fresh CLI processes.
 WARM_MODULES = ["torch", "visionstudy.cli", "visionstudy.experiment", "visionstudy.study.pool",
-                "visionstudy.study.execute", "visionstudy.store.db"]
+                "visionstudy.study.execute", "visionstudy.store.db", "visionstudy.report",
+                "matplotlib.pyplot", "scipy.stats"]
 
 
 def run_cli(cmd: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

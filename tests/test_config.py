@@ -198,15 +198,15 @@ def test_a_union_or_a_section_is_one_line_in_our_words(field, value, says):
 @settings(max_examples=3, deadline=None)
 @given(st.sampled_from([(k, v) for k, vs in BAD_VALUES.items() for v in vs[:1]]))
 def test_the_cli_exits_2_without_a_traceback_on_invalid_configs(tmp_path_factory, case):
-    import subprocess
     import sys
+
+    from tests.helpers import run_cli
 
     field, value = case
     path = tmp_path_factory.mktemp("bad") / "bad.yaml"
     path.write_text(yaml.safe_dump(set_path(VALID, field, value)))
-    result = subprocess.run([sys.executable, "-m", "visionstudy", "train", str(path), "--out",
-                             str(path.parent / "run")], capture_output=True, text=True, timeout=120,
-                            stdin=subprocess.DEVNULL)
+    result = run_cli([sys.executable, "-m", "visionstudy", "train", str(path), "--out",
+                      str(path.parent / "run")], timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert field.split(".")[-1] in result.stderr or "augment" in result.stderr
     assert not (path.parent / "run").exists()  # nothing was written

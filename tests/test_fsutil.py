@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import run_cli
 from visionstudy import fsutil
 from visionstudy.errors import StorageError
 from visionstudy.training.checkpoint import load_checkpoint, save_checkpoint
@@ -77,9 +78,8 @@ def test_a_run_on_a_full_disk_is_not_marked_finished(tmp_path):
         cfg = tmp_path / "c.yaml"
         cfg.write_text(json.dumps({"name": "big", "data": {"dataset": "digits"},
                                    "model": {"name": "mlp", "hidden": [512, 512]}, "train": {"epochs": 2}}))
-        result = subprocess.run([sys.executable, "-m", "visionstudy", "train", str(cfg), "--out",
-                                 str(mnt / "run"), "--quiet"], capture_output=True, text=True, timeout=300,
-                                stdin=subprocess.DEVNULL)
+        result = run_cli([sys.executable, "-m", "visionstudy", "train", str(cfg), "--out", str(mnt / "run"),
+                          "--quiet"])
         assert result.returncode == 2, result.stderr
         assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
         assert not (mnt / "run" / "metrics.json").exists()

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import run_cli
 from visionstudy.errors import CheckpointError, TrainingError
 from visionstudy.experiment import run_experiment
 from visionstudy.store.reader import as_asked, read_config
@@ -203,8 +204,7 @@ def test_malicious_checkpoint_is_refused_by_every_loading_path(tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "img.png")
     for args in (["train", str(cfg), "--out", str(run), "--resume", "--quiet"],
                  ["predict", str(run), str(tmp_path / "img.png")]):
-        result = subprocess.run([sys.executable, "-m", "visionstudy", *args], capture_output=True,
-                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        result = run_cli([sys.executable, "-m", "visionstudy", *args])
         assert result.returncode == 2, result.stderr
         assert "refused" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import torch
 import yaml
 
+from tests.helpers import run_cli
 from visionstudy.models import count_params, create_model
 from visionstudy.training.memory import MemoryEstimate, check_fits, estimate, optimizer_state_per_param
 
@@ -48,9 +48,8 @@ def test_train_refuses_a_model_too_big_for_memory_in_seconds_without_a_traceback
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump({"name": "big", "model": {"name": "mlp", "hidden": [100_000_000]},
                                     "train": {"epochs": 1}}))
-    result = subprocess.run([sys.executable, "-m", "visionstudy", "train", str(path), "--out",
-                             str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
-                            stdin=subprocess.DEVNULL)
+    result = run_cli([sys.executable, "-m", "visionstudy", "train", str(path), "--out",
+                      str(tmp_path / "run")], timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "does not fit in memory" in result.stderr and "7,500,000,010 parameters" in result.stderr
     assert not (tmp_path / "run" / "history.csv").exists()
