@@ -974,15 +974,6 @@ def export(
         help="replace an existing file that is not this run's export")] = False,
 ) -> None:
     """Export the run's model with its class names and normalisation, checked against the run."""
-    from visionstudy.errors import VisionStudyError
-
-    needs = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "safetensors": ("safetensors",)}.get(format_, ())
-    import importlib.util
-
-    missing = [m for m in needs if importlib.util.find_spec(m) is None]
-    if missing:
-        raise VisionStudyError(f"--format {format_} needs {', '.join(missing)}: pip install "
-                               "'visionstudy[export]'")
     from visionstudy.serve.export import export_run
 
     done = export_run(run, format_, out, data_dir, force)

@@ -80,6 +80,22 @@ def test_export_errors_are_clear(digits_run, tmp_path):
     assert not (digits_run / "m.pt").exists()
 
 
+def test_a_missing_export_package_is_named_after_the_folder_is_checked(digits_run, tmp_path, monkeypatch):
+    """Without the export extra, `export` of a folder that is no run said to pip install onnx (and,
+    once installed, that the folder holds runs); the folder is checked first, then the packages."""
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("onnx")
+                        else found(name, *a))
+    (tmp_path / "study" / "a" / "seed-0" / "checkpoints").mkdir(parents=True)
+    assert_user_error(vs_here("export", tmp_path / "study" / "a"), "holds 1 run", "pass it")
+    assert_user_error(vs_here("export", digits_run, "--out", tmp_path / "m.onnx"),
+                      "--format onnx needs onnx, onnxruntime, onnxscript",
+                      "pip install 'visionstudy[export]'")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_a_study_run_is_exported_under_its_place_in_the_study(tmp_path):
     from visionstudy.serve.export import default_out
 

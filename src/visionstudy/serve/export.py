@@ -28,6 +28,7 @@ from visionstudy.errors import ConfigError, VisionStudyError
 from visionstudy.store.rundir import claim_destination
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+NEEDS = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "safetensors": ("safetensors",)}  # the export extra
 TOLERANCE = 1e-3  # max |Δlogit| an export may differ by (float32 kernels differ in summation order)
 BATCH = 32
 
@@ -62,7 +63,8 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
         raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
     out = Path(out) if out else default_out(run, fmt)
     check_out(out, run, force)  # a read-only or impossible folder fails before the model is loaded
-    predictor = load_predictor(run)
+    predictor = load_predictor(run)  # a folder that is no run is told so before a missing package
+    check_installed(fmt)
     pixels, real = parity_images(run, predictor.image_shape, data_dir)
     x = preprocess(predictor, pixels).float().contiguous()
     with torch.inference_mode():
@@ -92,6 +94,16 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
         partial.unlink(missing_ok=True)
         side.with_name(f".{side.name}.partial").unlink(missing_ok=True)
     return Exported(out, side, fmt, diff, len(x), real, info["finished"])
+
+
+def check_installed(fmt: str) -> None:
+    """The packages `fmt` is written and checked with, or one error naming the extra to install."""
+    import importlib.util
+
+    missing = [m for m in NEEDS.get(fmt, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise VisionStudyError(f"--format {fmt} needs {', '.join(missing)}: "
+                               "pip install 'visionstudy[export]'")
 
 
 def exported_run(out: Path) -> str | None:
