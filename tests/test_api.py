@@ -226,8 +226,12 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
         with pytest.raises(vs.ConfigError, match=f"workers={workers!r}: give a whole number"):
             study.run(workers, quiet=True)  # type: ignore[arg-type]
     assert not (tmp_path / "runs").exists()
-    assert_user_error(cli("study", "run", "recipe:quick", "--only", "nope", "--runs-dir", tmp_path / "r"),
-                      "--only nope: matches no variant", "baseline")
+    refused = cli("study", "run", "recipe:quick", "--only", "nope", "--runs-dir", tmp_path / "r")
+    assert_user_error(refused, "--only nope: matches no variant", "baseline")
+    assert refused.stdout == ""  # it printed the study's plan line first
+    # the dry run said "nothing to train: every run --only names is finished"
+    assert_user_error(cli("study", "run", "recipe:quick", "--only", "nope", "--runs-dir", tmp_path / "r",
+                          "--dry-run"), "--only nope: matches no variant")
 
 
 @pytest.mark.parametrize(("call", "says"), [

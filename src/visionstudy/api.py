@@ -313,19 +313,15 @@ class Study:
         `log`: trackers ('tensorboard', 'mlflow', 'wandb'): each run this call finished, then the report."""
         from visionstudy.config import check_count
         from visionstudy.store.rundir import RunDir
-        from visionstudy.study import run_all, selected
-        from visionstudy.study.execute import only_patterns
+        from visionstudy.study import run_all
+        from visionstudy.study.execute import chosen
         from visionstudy.track import log_run, trackers
 
         workers = check_count(workers, "workers")
         self.trackers = trackers(log, Path(log_dir) if log_dir else None)
 
         self.set_trials(trials)
-        names = [n for n, _ in self.spec.variants] + (["search"] if self.spec.config.search else [])
-        patterns = only_patterns(only, names) if isinstance(only, str) else list(only) if only else None
-        if patterns and not any(selected(n, patterns) for n in names):
-            raise ConfigError(f"--only {','.join(patterns)}: matches no variant; choose from "
-                              f"{', '.join(names)}")
+        patterns = chosen(self.spec, only)
         path = Path(data_dir) if data_dir else None
         full, outcome = run_all(self.spec, self.place, workers=workers, device=device, data_dir=path,
                                 progress=not quiet, echo=echo, only=patterns, fork=_fork)

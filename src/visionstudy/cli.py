@@ -295,12 +295,12 @@ def study_run(
                                runs_dir=runs_dir, db=db)
     the_study.set_trials(trials)  # before anything is said about the study: "a 4-trial search"
     spec = the_study.spec
-    from visionstudy.study.execute import only_patterns, selected
+    from visionstudy.study.execute import chosen, selected
     from visionstudy.study.launch import Jobs
 
     cluster_jobs = Jobs(jobs, gpus_per_job, cpus_per_job, workers_per_job, partition, time_limit,
                         list(slurm or []), address)
-    patterns = only_patterns(only, [n for n, _ in spec.variants]) if only else None
+    patterns = chosen(spec, only)  # before anything is said: --only that matches nothing is an error
     if dry_run:
         show_dry_run(the_study, launcher, cluster_jobs, workers, device, data_dir, patterns)
         return

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -450,6 +450,16 @@ def selected(variant: str, only: list[str] | None) -> bool:
     import fnmatch
 
     return only is None or any(fnmatch.fnmatchcase(variant, pattern) for pattern in only)
+
+
+def chosen(study: Study, only: str | Sequence[str] | None) -> list[str] | None:
+    """`--only` (comma-separated text or a list) as patterns over the study's variants and its
+    search, or None for all; patterns that match none of them are one error naming the choices."""
+    names = [n for n, _ in study.variants] + (["search"] if study.config.search else [])
+    patterns = only_patterns(only, names) if isinstance(only, str) else list(only) if only else None
+    if patterns and not any(selected(n, patterns) for n in names):
+        raise ConfigError(f"--only {','.join(patterns)}: matches no variant; choose from {', '.join(names)}")
+    return patterns or None
 
 
 def only_patterns(text: str, variants: list[str]) -> list[str]:
