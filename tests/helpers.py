@@ -54,15 +54,13 @@ WARM_MODULES = ["torch", "visionstudy.experiment", "visionstudy.study.pool",
 
 
 def run_cli(cmd: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`cmd` run to its end from the repository root with no stdin, its output captured. A
-    `python -m visionstudy ...` command runs in a process forked from a forkserver that imported
-    `WARM_MODULES` once per test process: its own process, environment, exit code, signals and
-    children, without the interpreter's start-up and the imports (the tests start a few hundred;
-    `warm_cli_main`). Any other command runs as it is."""
+    """`cmd`, a `python -m visionstudy ...` command (as `Popen` would take it), run to its end from
+    the repository root with no stdin, its output captured, in a process forked from a forkserver
+    that imported `WARM_MODULES` once per test process: its own process, environment, exit code,
+    signals and children, without the interpreter's start-up and the imports (the tests start a
+    few hundred; `warm_cli_main`)."""
+    assert cmd[:3] == [sys.executable, "-m", "visionstudy"], f"not a visionstudy command: {cmd[:3]}"
     env = {**os.environ, **(env or {})}
-    if cmd[:3] != [sys.executable, "-m", "visionstudy"]:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=patient(timeout), env=env,
-                              cwd=ROOT, stdin=subprocess.DEVNULL)
     import multiprocessing
     import tempfile
 
@@ -109,6 +107,7 @@ def warm_cli_main(cmd: list[str], env: dict[str, str], out: str, err: str) -> No
     os.chdir(ROOT)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.close(null)
     for fd, path in ((1, out), (2, err)):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
