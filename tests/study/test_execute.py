@@ -282,6 +282,31 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
     assert "then an 8-trial search and 2 final runs" in again.stdout  # not "a 8-trial"
 
 
+@pytest.mark.parametrize("search, overrides", [
+    ({"trial_epochs": 1}, []),
+    ({"base": {"train": {"epochs": 6}}}, ["train.epochs=1"]),  # --set shortens the trials the pruner sizes
+])
+def test_a_trial_that_trained_every_epoch_is_complete_not_pruned(tmp_path, search, overrides):
+    """Hyperband judges a one-epoch trial at its last epoch; pruning it then threw away a full-budget
+    value (2 of 4 trials `pruned after epoch 1`, the search's best chosen from the rest)."""
+    space = {"train.optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}
+    study = load_study(write(tmp_path, "whole", search={
+        "sampler": "random", "pruner": "hyperband", "trials": 4, "seed": 0, "final": {"seeds": 1},
+        "space": space, **search}), overrides)
+    from visionstudy.study.search import trial_epochs
+
+    assert trial_epochs(study) == 1  # the pruner's largest resource: what a trial trains
+    place = Placement(tmp_path / "runs")
+    run_all(study, place, progress=False)
+    import optuna
+
+    from visionstudy.store.db import storage_for
+
+    trials = optuna.load_study(study_name="whole:search", storage=storage_for(place.url(study))).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert all(list(t.intermediate_values) == [1] for t in trials)
+
+
 def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_path):
     """`--only search` used to train every other variant after the search (seed 002's recipe trained
     `augmented` for 50 epochs): the final training must keep `only`."""

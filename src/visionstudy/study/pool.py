@@ -283,7 +283,7 @@ def execute(index: int, job: Job, device: str, data_dir: Path | None, threads: i
             return Event("done", index, job.key, train_data_parallel(job, run, device, data_dir))
         from visionstudy.experiment import run_experiment
 
-        hook = pruning_hook(job.trial) if job.trial else None
+        hook = pruning_hook(job.trial, cfg.train.epochs) if job.trial else None
         metrics = run_experiment(cfg, run.path, device=device, resume=run.has_progress(), quiet=True,
                                  data_dir=data_dir, threads=threads, on_epoch_end=hook)
         return Event("done", index, job.key, metrics)
@@ -313,8 +313,9 @@ class Pruned(Exception):
         self.value = value
 
 
-def pruning_hook(trial: dict[str, Any]) -> Any:
-    """Report each epoch's objective to the search's pruner; stop the run when it says so."""
+def pruning_hook(trial: dict[str, Any], epochs: int) -> Any:
+    """Report each epoch's objective to the search's pruner; stop the run when it says so, before
+    its last epoch (`epochs`): a trial that has trained them all is complete, its value kept."""
     import optuna
 
     from visionstudy.store.db import storage_for
@@ -329,7 +330,7 @@ def pruning_hook(trial: dict[str, Any]) -> Any:
     def hook(row: dict[str, float]) -> None:
         seen.append(row[objective])
         handle.report(row[objective], int(row["epoch"]))
-        if handle.should_prune():
+        if int(row["epoch"]) < epochs and handle.should_prune():
             best = max(seen) if metric(objective).maximize else min(seen)
             raise Pruned(f"pruned after epoch {int(row['epoch'])}", best)
 

@@ -50,7 +50,7 @@ def search_study(study: Study, url: str) -> optuna.Study:
 
     s = study.config.search
     assert s is not None
-    epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
+    epochs = trial_epochs(study)
     warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")  # we heartbeat ourselves
     return optuna.create_study(
         study_name=f"{study.name}:search", storage=storage_for(url), sampler=make_sampler(s),
@@ -86,6 +86,12 @@ def trial_config(study: Study, values: dict[str, Any]) -> RunConfig:
         override = merge_run(override, {"train": {"epochs": s.trial_epochs}})
     return build_run(study.base, override, study.overrides, study.name, "search",
                      study.config.repeat_seed(0), None, study.source)
+
+
+def trial_epochs(study: Study) -> int:
+    """The epochs a trial trains (`search.trial_epochs`, else the search's base, then `--set`): the
+    pruner's largest resource."""
+    return trial_config(study, {}).train.epochs
 
 
 def params_key(values: dict[str, Any]) -> str:
@@ -258,7 +264,7 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
     ostudy.set_user_attr(ASKED, s.trials)
     ostudy.set_user_attr(SPACE, space_size(s))
     recover_stopped(ostudy)
-    epochs = s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
+    epochs = trial_epochs(study)
     held: dict[int, optuna.Trial] = {}
     beat = ostudy._storage.record_heartbeat  # type: ignore[attr-defined]  # storage_for's: RDBStorage
     exhausted = waited = False
