@@ -159,9 +159,9 @@ class Run:
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the run's report (options: those of `ReportOptions`, e.g. tsne_points=500,
         images=False, formats=("html", "pdf")); returns the path of report.html."""
-        from visionstudy.report import build_report
+        from visionstudy.report import build_report, default_out
 
-        return build_report([self.path], Path(out) if out else Path("reports") / self.name,
+        return build_report([self.path], Path(out) if out else default_out([self.path]),
                             report_options(options))
 
     def _repr_html_(self) -> str:

@@ -835,7 +835,8 @@ def report(
     paths: Annotated[list[str], typer.Argument(
         help="a run directory, several to compare, or a study (its folder, file or recipe:NAME)")],
     out: Annotated[Path | None, typer.Option(
-        help="report folder (default: <study folder>/report, or reports/<run name>)")] = None,
+        help="report folder (default: <study folder>/report, or reports/<run>: a study's run by its place, "
+        "quick-baseline-seed-0; several: reports/<a>-vs-<b>)")] = None,
     data_dir: DataDir = None,
     tsne_points: Annotated[int, typer.Option(help="test images in the t-SNE (seeded subsample)",
                                              min=0)] = 2000,
@@ -853,7 +854,7 @@ def report(
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
     from visionstudy.config import SEED_MAX, check_count
     from visionstudy.errors import ConfigError
-    from visionstudy.report import ReportOptions, build_report
+    from visionstudy.report import ReportOptions, build_report, default_out
     from visionstudy.report.render import FORMATS
     from visionstudy.study.status import is_study_dir
 
@@ -881,8 +882,7 @@ def report(
         if studies:  # several paths: run folders compared, which a study folder is not
             raise ConfigError(f"{studies[0]} is a study folder: report it alone (`visionstudy report "
                               f"{studies[0]}`), or compare run folders (e.g. {studies[0]}/VARIANT/seed-0)")
-        default = runs[0].resolve().name if len(runs) == 1 else "comparison"
-        html = build_report(runs, out or Path("reports") / default, opts)
+        html = build_report(runs, out or default_out(runs), opts)
     console.print(f"report: {html}", highlight=False)
 
 

@@ -176,6 +176,34 @@ def test_comparison_of_two_runs(digits_run, tmp_path):
     assert "Runs side by side" in html.read_text()
 
 
+def test_reports_of_other_runs_never_share_a_default_folder(digits_run, tmp_path, monkeypatch):
+    """`visionstudy report runs/quick/baseline/seed-0` and then `.../batchnorm/seed-0` both wrote
+    reports/seed-0, the second silently replacing the first (a report rewrites its own folder), and
+    every comparison was reports/comparison. The default is the run's place, as an export's."""
+    import visionstudy as vs
+    from visionstudy.report import default_out
+
+    study = tmp_path / "runs" / "quick"
+    for run in ("baseline/seed-0", "batchnorm/seed-0", "search/trial-003", "bn/seed-1/fold-2"):
+        (study / run).mkdir(parents=True)
+    (study / "manifest.json").write_text("{}")
+    assert default_out([study / "baseline" / "seed-0"]) == Path("reports/quick-baseline-seed-0")
+    assert default_out([study / "bn" / "seed-1" / "fold-2"]) == Path("reports/quick-bn-seed-1-fold-2")
+    assert default_out([study / "search" / "trial-003"]) == Path("reports/quick-search-trial-003")
+    assert default_out([tmp_path / "runs" / "digits-quick"]) == Path("reports/digits-quick")  # not a study's
+    pair = [study / "baseline" / "seed-0", study / "batchnorm" / "seed-0"]
+    assert default_out(pair) == Path("reports/quick-baseline-seed-0-vs-quick-batchnorm-seed-0")
+    many = [study / v / "seed-0" for v in ("a", "b", "c", "d", "e")]
+    named = default_out(many).name
+    assert named.startswith("quick-a-seed-0-vs-4-more-") and len(named) < 60
+    assert default_out([*many[:4], study / "f" / "seed-0"]) != default_out(many)
+    assert default_out(list(reversed(many))).name.endswith(named[-8:])  # the same runs: the same folder
+    shutil.copytree(digits_run, study / "seed-run", dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    html = vs.Run(study / "seed-run").report(images=False, tsne_points=0)
+    assert html.resolve() == (tmp_path / "reports" / "quick-seed-run" / "report.html").resolve()
+
+
 def test_per_batch_curves_and_test_set_validation_are_shown_and_said(tmp_path):
     from visionstudy.experiment import run_experiment
     from visionstudy.validate import validate_run_config

@@ -17,7 +17,7 @@ from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, run_report
 from visionstudy.store.reader import RunArtifacts, load_run, unique_labels
 
-__all__ = ["ReportOptions", "RunArtifacts", "build_report", "load_run"]
+__all__ = ["ReportOptions", "RunArtifacts", "build_report", "default_out", "load_run"]
 
 
 def is_report_folder(folder: Path) -> bool:
@@ -27,6 +27,22 @@ def is_report_folder(folder: Path) -> bool:
         return page.is_file() and b"Written by visionstudy" in page.read_bytes()[-4096:]
     except OSError:
         return False
+
+
+def default_out(paths: list[Path]) -> Path:
+    """reports/<run>, a study's run named by its place (quick-baseline-seed-0, as its export), and
+    reports/<a>-vs-<b> for a comparison: reports of other runs never share a default folder, which
+    a report rewrites as its own (every seed-0 of a study was reports/seed-0, each replacing the last)."""
+    import hashlib
+
+    from visionstudy.store.rundir import run_place
+
+    names = ["-".join(run_place(p)) for p in paths]
+    joined = "-vs-".join(names)
+    if len(names) > 3 or len(joined) > 100:  # the first, how many more, and which (the same runs: one folder)
+        key = "\n".join(sorted(str(Path(p).resolve()) for p in paths)).encode()
+        joined = f"{names[0]}-vs-{len(names) - 1}-more-{hashlib.sha256(key).hexdigest()[:8]}"
+    return Path("reports") / joined
 
 
 def check_out(out: Path, force: bool = False) -> None:
