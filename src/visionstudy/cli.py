@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import socket
 import sys
 import time
@@ -63,12 +64,32 @@ def data_config(name: str, **fields: Any) -> Any:
     from pydantic import ValidationError
 
     from visionstudy.config import DataConfig, format_validation_error
+    from visionstudy.data.base import unused_options
     from visionstudy.errors import ConfigError
 
     try:
-        return DataConfig(dataset=name, **{k: v for k, v in fields.items() if v is not None})
+        cfg = DataConfig(dataset=name, **{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "data", DataConfig)) from None
+    refused = unused_options(cfg)  # `datasets info digits --path x` read the digits, saying nothing
+    if refused:
+        raise ConfigError(refused[0])
+    return cfg
+
+
+@contextlib.contextmanager
+def as_options(**fields: str) -> Any:
+    """The datasets commands' errors name their options (`--path`), not the config fields the
+    options fill (`data.path: imagefolder needs the folder ...`, a field of no file given here)."""
+    try:
+        yield
+    except VisionStudyError as exc:
+        text = str(exc)
+        for field, option in fields.items():
+            named = re.match(rf"data\.{field}(\[\d+\])?(\.\w+)*:", text)
+            if named:
+                raise type(exc)(option + text[named.end() - 1:]) from None
+        raise
 
 
 # ------------------------------------------------------------------------------------- datasets
@@ -98,9 +119,10 @@ def datasets_info(
     from visionstudy.data import get_source, load_raw
     from visionstudy.data.prepare import channel_stats
 
-    cfg = data_config(name, split=split, path=path, verify=not no_verify)
-    get_source(name)
-    raw = load_raw(cfg, data_dir)
+    with as_options(path="--path", split="--split"):
+        cfg = data_config(name, split=split, path=path, verify=not no_verify)
+        get_source(name)
+        raw = load_raw(cfg, data_dir)
     mean, std = channel_stats(raw.train.images)
     c, h, w = raw.image_shape
     info: dict[str, Any] = {
@@ -140,8 +162,9 @@ def datasets_fetch(
     """Download the official files (or find them in a mirror) and verify them."""
     from visionstudy.data import fetch, get_source
 
-    get_source(name)
-    paths = fetch(data_config(name, split=split, verify=not no_verify), data_dir)
+    with as_options(split="--split"):
+        get_source(name)
+        paths = fetch(data_config(name, split=split, verify=not no_verify), data_dir)
     for p in paths:
         console.print(f"ok {p}")
     if not paths:
@@ -180,9 +203,11 @@ def datasets_preview(
         raise ConfigError(f"--out {out}: the grid is a PNG image; give a file ending in .png "
                           f"(--out {out.with_suffix('.png')})")
     claim_destination(out, "--out", "previews", own=is_preview, force=force)
-    cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
-    data = prepare(cfg, data_dir)
-    images, titles = sample_grid(data, build_pipeline(cfg.augment), count, seed, from_)
+    with as_options(path="--path", split="--split", augment="--augment"):
+        cfg = data_config(name, split=split, path=path, verify=not no_verify, augment=augment or None)
+        data = prepare(cfg, data_dir)
+        pipeline = build_pipeline(cfg.augment)
+    images, titles = sample_grid(data, pipeline, count, seed, from_)
     title = f"{data.name}" + (f" — augmented: {augment}" if augment else "") + \
         (f" — {from_} images" if from_ != "train" else "")
     image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight",
