@@ -157,6 +157,23 @@ def test_cross_validation_and_one_seed_variants(tmp_path):
     assert single["test accuracy std"] == "" and single["test accuracy 95% CI low"] == ""
     text = html.read_text()
     assert "± 0.0000" not in text and "± 0.00%" not in text
+    # against the cross-validated baseline: paired by seed, its folds' mean (no pair before: "n/a" for
+    # a variant of as many seeds as the baseline, since seed-0 never met seed-0/fold-k)
+    (test,) = rows(out / "tables" / "paired_tests.csv")
+    folded = sum(m["test_accuracy"] for m in metrics) / 3
+    mine = json.loads((place.study_dir("cv") / "single" / "seed-0" / "metrics.json").read_text())
+    assert test["variant"] == "single" and test["pairs"] == "1"
+    assert float(test["mean difference"]) == pytest.approx(mine["test_accuracy"] - folded, abs=1e-4)
+    assert "single is cross-validated unlike" in text
+
+
+def test_variants_folded_unlike_the_baseline_pair_by_seed_means():
+    from visionstudy.report.study_report import folds_of, seed_means
+
+    cv = {"seed-0/fold-0": 0.5, "seed-0/fold-1": 0.7, "seed-1/fold-0": 0.6, "seed-1/fold-1": 0.8}
+    assert folds_of(cv) == {"fold-0", "fold-1"} and folds_of({"seed-0": 1.0}) == {""}
+    assert seed_means(cv) == pytest.approx({"seed-0": 0.6, "seed-1": 0.7})
+    assert seed_means({"seed-0": 0.4, "seed-3": 0.9}) == {"seed-0": 0.4, "seed-3": 0.9}
 
 
 def test_variant_file_prefixes_are_safe_and_unique():

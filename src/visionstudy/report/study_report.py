@@ -70,6 +70,19 @@ def file_prefixes(variants: list[str]) -> dict[str, str]:
         out[name] = slug
     return out
 
+def folds_of(values: dict[str, float]) -> set[str]:
+    """The folds a variant's runs are keyed by (`seed-0/fold-2` → `fold-2`; '' for a run without)."""
+    return {k.partition("/")[2] for k in values}
+
+
+def seed_means(values: dict[str, float]) -> dict[str, float]:
+    """Each seed's mean over its folds: the pairing unit where two variants fold differently."""
+    grouped: dict[str, list[float]] = defaultdict(list)
+    for k, v in values.items():
+        grouped[k.partition("/")[0]].append(v)
+    return {seed: sum(vs) / len(vs) for seed, vs in grouped.items()}
+
+
 class StudyReportBuilder:
     def __init__(self, study: Manifest, study_dir: Path, out: Path, opts: ReportOptions, db: str | None):
         self.study, self.dir, self.out, self.opts, self.db = study, study_dir, out, opts, db
@@ -159,11 +172,14 @@ class StudyReportBuilder:
             return s
         base = self.values(self.baseline, self.primary)
         others = [v for v in self.finished if v != self.baseline]
-        pairs = []
+        pairs, by_seed = [], []
         for variant in others:
-            mine = self.values(variant, self.primary)
-            keys = sorted(set(base) & set(mine))
-            pairs.append(([mine[k] for k in keys], [base[k] for k in keys]))
+            mine, theirs = self.values(variant, self.primary), base
+            if folds_of(mine) != folds_of(theirs):  # cross-validated unlike the baseline
+                mine, theirs = seed_means(mine), seed_means(theirs)
+                by_seed.append(variant)
+            keys = sorted(set(theirs) & set(mine))
+            pairs.append(([mine[k] for k in keys], [theirs[k] for k in keys]))
         tests = against_baseline(pairs)
         rows = [[v, p.n, p.diff, p.t_p, p.t_p_holm, p.wilcoxon_p, p.wilcoxon_p_holm, p.effect, p.verdict]
                 for v, p in zip(others, tests, strict=True)]
@@ -181,6 +197,10 @@ class StudyReportBuilder:
                  + (f"Holm-adjusted p-values (statsmodels) correct for the {m} variants compared with "
                     f"the one baseline; the verdict reads the adjusted t-test p." if m > 1 else
                     "One comparison: Holm's adjustment leaves p unchanged.")))
+        if by_seed:
+            s.notes.append(f"{', '.join(by_seed)} {'is' if len(by_seed) == 1 else 'are'} cross-validated "
+                           f"unlike '{self.baseline}' (other folds, or none): paired by seed, each seed's "
+                           "value the mean over its folds.")
         note = small_n_note([p.n for p in tests], m)
         if note:
             s.notes.append(note)
