@@ -78,6 +78,9 @@ def test_errors_name_the_file_field_and_value(tmp_path):
     ("lr", "lr: unknown key; did you mean train.optimizer.lr?"),
     ("train.lr", "train.lr: unknown key; did you mean train.optimizer.lr?"),
     ("monitor", "did you mean train.monitor or train.early_stopping.monitor?"),
+    # timm's and torchvision's word on our own (from-scratch) families: where ImageNet weights are
+    ("model.pretrained", "model.pretrained: unknown key; pretrained weights come with `name: torchvision`"),
+    ("model.weights", "model: {name: torchvision, arch: resnet18, weights: DEFAULT}"),
 ])
 def test_a_misspelt_key_is_told_the_key_it_meant(key, says):
     """A misspelt key said only "unknown key; check the spelling": it names the nearest known key

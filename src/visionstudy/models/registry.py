@@ -282,12 +282,18 @@ def model_kind(name: str) -> str:
     return MODELS.get(name, "model.name").kind
 
 
+# keys of timm's and torchvision's pretrained models, which our own families (trained from scratch) lack
+PRETRAINED = ("pretrained weights come with `name: torchvision` and its `weights`, e.g. model: {name: "
+              "torchvision, arch: resnet18, weights: DEFAULT} (our resnet18 trains from scratch)")
+
+
 def validate_params(name: str, params: dict[str, Any], prefix: str = "model") -> Params:
     spec = MODELS.get(name, f"{prefix}.name")
     try:
         p = spec.params.model_validate(params)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, prefix, spec.params, ["name"])) from None
+        hints = dict.fromkeys(("pretrained", "weights", "arch", "model_name"), PRETRAINED)
+        raise ConfigError(format_validation_error(exc, prefix, spec.params, ["name"], hints)) from None
     p.check()
     return p
 
