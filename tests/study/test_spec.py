@@ -162,6 +162,13 @@ def test_set_on_a_study_changes_its_settings_and_its_runs_fields(tmp_path):
     assert study.overrides == ["train.epochs=3"] and study.config.seeds == 2
     with pytest.raises(ConfigError, match=r"with --set bogus=1: invalid study file\nbogus: unknown key"):
         load_study(path, ["bogus=1"])
+    # a variant the file lacks: refused (`variants.bb...` added a variant bb, b trained as before), unless
+    # given whole
+    with pytest.raises(ConfigError, match=r"--set variants.bb.model.dropout=0.3: .* has no variant 'bb'; "
+                                          r"did you mean b\? \(its variants: a, b\)"):
+        load_study(path, ["variants.bb.model.dropout=0.3"])
+    added = load_study(path, ["variants.c={model: {dropout: 0.3}}"])
+    assert [r.variant for r in added.runs] == ["a", "b", "c"]
     # planned once, read back from its manifest by a worker: the same runs
     planned = Study.load(path, set=["seeds=2", "train.epochs=3"], runs_dir=tmp_path / "runs")
     planned.run(1, quiet=True, report=False, only=["a"])

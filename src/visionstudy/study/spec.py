@@ -31,6 +31,7 @@ from visionstudy.config import (
     key_override,
     lookup,
     merge_run,
+    override_pair,
     overrides_under,
     plain_copy,
 )
@@ -326,9 +327,31 @@ def split_overrides(raw: Any, overrides: Sequence[str], source: str) -> tuple[An
     study's and the name errors give the contents."""
     runs, study = overrides_under(overrides, RUN_SECTIONS)
     if study and isinstance(raw, dict):
+        check_variant_keys(raw, study, source)
         raw = apply_overrides(nested_variants(raw, source), study)
         source = f"{source} with --set {' --set '.join(study)}"
     return raw, runs, study, source
+
+
+def check_variant_keys(raw: dict[str, Any], overrides: list[str], source: str) -> None:
+    """A `--set variants.NAME.KEY=V` changes variant NAME; one the file lacks is refused (a typo
+    of `bn` as `bm` added a variant `bm` of the base with that one key, and `bn` trained as before).
+    `--set variants.NAME={...}`, a whole mapping, adds one."""
+    import difflib
+
+    variants = raw.get("variants")
+    if not isinstance(variants, dict):
+        return
+    for text in overrides:
+        parts = override_pair(text)[0].split(".")
+        if parts[0] == "variants" and len(parts) > 2 and parts[1] not in variants:
+            names = list(map(str, variants))
+            near = difflib.get_close_matches(parts[1], names, n=1)
+            add = f"--set 'variants.{parts[1]}={{model: {{...}}}}'"
+            raise ConfigError(f"--set {text}: {source} has no variant {parts[1]!r}"
+                              + (f"; did you mean {near[0]}?" if near else "")
+                              + f" (its variants: {', '.join(names)}); to add one, give it whole ({add}) "
+                              "or write it in the file")
 
 
 def nested_variants(raw: dict[str, Any], source: str) -> dict[str, Any]:
