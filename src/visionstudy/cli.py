@@ -363,8 +363,7 @@ def study_run(
         html = the_study.report(data_dir=data_dir, progress=not quiet)
         console.print(f"report: {html}", highlight=False)
     if outcome.failed:
-        err_console.print(f"{failed_summary(outcome)}; fix the cause and run `visionstudy study run` "
-                          "again: it trains only what is not finished", highlight=False)
+        err_console.print(failed_summary(outcome), highlight=False)
         raise typer.Exit(1)
 
 
@@ -500,9 +499,15 @@ def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
 
 def failed_summary(outcome: Any) -> str:
     """The closing line of a study with failed runs: their names (each error was printed once, live)."""
-    keys = [key for key, _ in outcome.failed]
+    from visionstudy.study.search import SEARCH_DIR
+
+    keys = [key for key, _ in outcome.failed if key != SEARCH_DIR]
     shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
-    return f"{len(keys)} of {outcome.total} runs failed ({shown}; each error is above)"
+    parts = [f"{len(keys)} of {outcome.total} runs failed ({shown}; each error is above); fix the cause "
+             "and run `visionstudy study run` again: it trains only what is not finished"] if keys else []
+    parts += [f"the search failed: {error}; each failed trial counts towards search.trials: fix the cause, "
+              "then ask for more trials (`--trials N`)" for key, error in outcome.failed if key == SEARCH_DIR]
+    return "\n".join(parts)
 
 
 def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,

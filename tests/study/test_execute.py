@@ -307,6 +307,34 @@ def test_a_trial_that_trained_every_epoch_is_complete_not_pruned(tmp_path, searc
     assert all(list(t.intermediate_values) == [1] for t in trials)
 
 
+def test_a_search_whose_every_trial_failed_fails_and_a_changed_parameter_kind_is_one_error(tmp_path):
+    """A search whose trials all failed (each diverged here) exited 0 after "0/0 runs finished": it
+    exits 1 naming the last error and how to go on. Its space then given a parameter of another kind
+    (log scale dropped) ended in Optuna's ValueError traceback; a moved range is a search going on."""
+    from tests.helpers import assert_user_error, vs_here
+
+    lr = {"type": "float", "low": 1e8, "high": 1e9, "log": True}
+    path = write(tmp_path, "nan", model={"name": "mlp", "hidden": [8]},
+                 train={**TINY["train"], "epochs": 1, "optimizer": {"name": "sgd", "lr": 0.1}},
+                 search={"sampler": "random", "trials": 2, "space": {"train.optimizer.lr": lr},
+                         "final": {"seeds": 1}})
+    runs = ["--runs-dir", tmp_path / "runs", "--only", "search", "--no-report", "--quiet"]
+    failed = vs_here("study", "run", path, *runs)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert ("the search failed: none of its 2 trials completed (2 failed; trial-001: the training loss "
+            "became NaN") in " ".join(failed.stderr.split())
+    assert "ask for more trials (`--trials N`)" in failed.stderr and "runs failed" not in failed.stderr
+    changed = ["--set", "search.space.train.optimizer.lr={type: float, low: 0.01, high: 0.1}"]
+    for dry in ([], ["--dry-run"]):
+        assert_user_error(vs_here("study", "run", path, *runs, "--trials", "3", *changed, *dry),
+                          "search.space.train.optimizer.lr: the search's trials drew it from "
+                          "FloatDistribution(high=1000000000.0, log=True", "undo the change")
+    moved = ["--set", "search.space.train.optimizer.lr={type: float, low: 0.01, high: 0.1, log: true}"]
+    again = vs_here("study", "run", path, *runs, "--trials", "3", *moved)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "runs" / "nan" / "search-best" / "seed-0" / "metrics.json").is_file()
+
+
 def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_path):
     """`--only search` used to train every other variant after the search (seed 002's recipe trained
     `augmented` for 50 epochs): the final training must keep `only`."""

@@ -416,3 +416,22 @@ def test_a_run_config_is_validated_once_at_expansion_and_trained_as_it_comes(tmp
     callers = sorted(p.name for p in (ROOT / "src" / "visionstudy" / "study").glob("*.py")
                      if "validate_run_config(" in p.read_text())
     assert callers == ["spec.py"], "validate a study's run configs in spec.py alone"
+
+
+def test_a_searchs_objective_is_its_tasks_and_one_its_runs_do_not_record_is_refused():
+    """A Deep Sets study's search took the default val_accuracy, which set regression does not
+    record: every trial failed ("no validation history") and `study run` said "0/0 runs finished",
+    exit 0. The default is the task's own; naming one its runs do not record is refused."""
+    from visionstudy.study.schema import recipe_path
+    from visionstudy.study.spec import study_from
+
+    raw = yaml.safe_load(recipe_path("deepsets").read_text())
+    lr = {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}
+    raw["search"] = {"sampler": "random", "trials": 2, "space": {"train.optimizer.lr": lr}}
+    assert study_from(raw, "ds.yaml").config.search.objective == "val_loss"
+    with pytest.raises(ConfigError, match="ds.yaml: search.objective: val_accuracy is not measured by "
+                                          "regression runs; use val_loss"):
+        study_from(raw, "ds.yaml", ["search.objective=val_accuracy"])
+    image = yaml.safe_load(yaml.safe_dump({**BASE, "search": raw["search"]}))
+    assert study_from(image, "im.yaml").config.search.objective == "val_accuracy"
+    assert study_from(image, "im.yaml", ["search.objective=val_loss"]).config.search.objective == "val_loss"

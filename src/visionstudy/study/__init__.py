@@ -20,7 +20,7 @@ from visionstudy.study.execute import (
 )
 from visionstudy.study.pool import sigterm_as_interrupt
 from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
-from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search
+from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search, search_failure
 from visionstudy.study.spec import RunSpec, Study, load_study
 
 __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "check_data", "list_recipes",
@@ -55,7 +55,9 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
             best = run_search(driver, study, place)
             if best is None or search.final is None:  # the search's time counts too
                 searched = time.perf_counter() - started
-                return study, dataclasses.replace(outcome, seconds=outcome.seconds + searched)
+                failure = search_failure(place.url(study), study.name)
+                return study, dataclasses.replace(outcome, seconds=outcome.seconds + searched,
+                                                  failed=outcome.failed + ([failure] if failure else []))
             full = with_final(study, best)
             # with --only, the variants it left out stay queued: only the final runs train here
             final = driver.run_planned(full, place, None if only is None else [FINAL_VARIANT])

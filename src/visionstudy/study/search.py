@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionstudy.config import RunConfig, merge_run
+from visionstudy.errors import ConfigError
 from visionstudy.study.pool import Event, Job, stop_deferred
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.distributions import BaseDistribution
     from optuna.samplers import BaseSampler
     from optuna.trial import FrozenTrial
 
@@ -144,6 +146,38 @@ def tried(ostudy: optuna.Study) -> set[str]:
             if t.state in done or (t.state == TrialState.FAIL and "error" in t.user_attrs)}
 
 
+def distribution(p: SearchParam) -> BaseDistribution:
+    """The Optuna distribution `suggest` draws `p` from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if p.type == "categorical":
+        return CategoricalDistribution(encoded(p))
+    low, high = p.bounds()
+    if p.type == "int":
+        return IntDistribution(int(low), int(high), log=p.log, step=int(p.step or 1))
+    return FloatDistribution(low, high, log=p.log, step=p.step)
+
+
+def check_space(trials: list[FrozenTrial], s: SearchConfig) -> None:
+    """The space as its trials ran: a parameter whose kind changed since (its log scale, step,
+    type or choices; a range may move) made Optuna raise a ValueError, with a traceback, mid-search."""
+    from optuna.distributions import check_distribution_compatibility
+
+    for t in trials:
+        for key, old in t.distributions.items():
+            if key not in s.space:
+                continue
+            new = distribution(s.space[key])
+            try:
+                check_distribution_compatibility(old, new)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"search.space.{key}: the search's trials drew it from {old}, the study now gives "
+                    f"{new} ({str(exc).rstrip('.')}); a search keeps each parameter's scale, step and "
+                    "choices: undo the change, or give the changed search another study (--set name=... "
+                    "or --runs-dir)") from None
+
+
 def ask_distinct(ostudy: optuna.Study, s: SearchConfig, proposer: BaseSampler,
                  worker: dict[str, Any] | None = None) -> tuple[optuna.Trial, dict[str, Any]] | None:
     """The next trial, with values no earlier trial had; None when the space holds no new
@@ -263,6 +297,7 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
     ostudy = search_study(study, url)
     ostudy.set_user_attr(ASKED, s.trials)
     ostudy.set_user_attr(SPACE, space_size(s))
+    check_space(ostudy.get_trials(deepcopy=False), s)
     recover_stopped(ostudy)
     epochs = trial_epochs(study)
     held: dict[int, optuna.Trial] = {}
@@ -322,6 +357,23 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
         return None
 
 
+def search_failure(url: str, study: str) -> tuple[str, str] | None:
+    """The search's failure when none of its trials completed and some failed (nothing to choose
+    the best values from): a diverged trial among completed ones is the search working, not a failure."""
+    from optuna.trial import TrialState
+
+    found = search_trials(url, study)
+    if found is None:
+        return None
+    trials = found[1]
+    failed = [t for t in trials if t.state == TrialState.FAIL and "error" in t.user_attrs]
+    if not failed or any(t.state == TrialState.COMPLETE for t in trials):
+        return None
+    first = failed[-1]
+    return (SEARCH_DIR, f"none of its {counted(trials)} trials completed ({len(failed)} failed; "
+                        f"{first.user_attrs.get('folder', first.number)}: {first.user_attrs['error']})")
+
+
 TRIAL_COLUMNS = ["trial", "state", "objective", "epochs"]  # then each searched key
 
 
@@ -354,6 +406,7 @@ def trials_left(url: str, study_dir: Path, s: SearchConfig) -> int:
     if found is None:
         return s.trials if space is None else min(s.trials, space)
     ostudy, trials = found
+    check_space(trials, s)
     new = max(0, s.trials - counted(trials))
     if space is not None:
         new = min(new, max(0, space - len(tried(ostudy))))
@@ -408,9 +461,11 @@ def record_trial(driver: Driver, ostudy: optuna.Study, trial: optuna.Trial, ev: 
     key = f"{SEARCH_DIR}/{trial.user_attrs['folder']}"
     if ev.kind == "done":
         value = objective_value(folder, objective)
-        if value is None:
-            trial.set_user_attr("error", "no validation history")
+        if value is None:  # said, as any failed trial is (it failed silently: "0/0 runs finished", exit 0)
+            message = f"its history.csv holds no {objective} value"
+            trial.set_user_attr("error", message)
             ostudy.tell(trial, state=TrialState.FAIL)
+            driver.echo(f"failed {key} (trial {trial.number}): {message}")
             return
         ostudy.tell(trial, value)
         driver.echo(f"done {key} (trial {trial.number}): best {objective} {value:.4f}")

@@ -411,13 +411,23 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
                 key = f"{name}/seed-{k}" + (f"/fold-{fold[1]}" if fold else "")
                 runs.append(RunSpec(key, name, k, fold[1] if fold else None, config))
     if cfg.search:
-        check_search(cfg.search, base, overrides, cfg.name, source)
+        cfg = cfg.model_copy(update={"search": check_search(cfg.search, base, overrides, cfg.name, source)})
     return Study(cfg, base, list(overrides), variants, runs, source)
 
 
 def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str], study: str,
-                 source: str) -> None:
-    """Every search key must exist: build the configs at the ends of every range."""
+                 source: str) -> SearchConfig:
+    """Every search key must exist: build the configs at the ends of every range. Returns the search
+    with its task's objective where the file names none (a set regression records no accuracy: its
+    trials all failed, each with "no validation history")."""
+    from visionstudy.tasks import task_of
+
+    task = task_of(build_run(base, search.base, overrides, study, "search", 0, None, source))
+    if "objective" not in search.model_fields_set:
+        search = search.model_copy(update={"objective": task.default_monitor})
+    elif search.objective not in task.validation_metrics:
+        raise ConfigError(f"{source}: search.objective: {search.objective} is not measured by {task.name} "
+                          f"runs; use {' or '.join(task.validation_metrics)}")
     if search.sampler.name == "grid":
         for key, p in search.space.items():
             try:
@@ -439,6 +449,7 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
                 raise ConfigError(f"{source}: search.objective {search.objective} is measured on a "
                                   "validation set, and data.val_fraction: 0 leaves none; give "
                                   "data.val_fraction (in search.base) or data.validation: test")
+    return search
 
 
 def load_study(target: str | Path, overrides: list[str] = ()) -> Study:  # type: ignore[assignment]

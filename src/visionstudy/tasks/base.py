@@ -52,6 +52,8 @@ class Task(ABC, Generic[D]):
     results: ClassVar[tuple[str, ...]]  # the scalars its runs write in metrics.json (a results table's
     #                                     columns), beside those of every run (`RUN_RESULTS`)
     default_monitor: ClassVar[str]  # validation metric for the best checkpoint when not configured
+    #                                 (and a search's objective)
+    validation_metrics: ClassVar[tuple[str, ...]]  # what its history records each epoch on validation
     model_kind: ClassVar[str]  # the kind of registered model it trains ("image" or "set")
     sections: ClassVar[tuple[str, ...]]  # report sections that apply to its runs
     prediction_keys: ClassVar[tuple[str, ...]]  # the arrays of its runs' predictions.npz

@@ -27,6 +27,7 @@ class Classification(Task["PreparedData"]):
     results = ("test_accuracy", "test_top5_accuracy", "test_loss", "f1_macro", "f1_weighted", "roc_auc_macro",
                "precision_macro", "recall_macro", "val_accuracy")
     default_monitor = "val_accuracy"
+    validation_metrics = ("val_accuracy", "val_loss")
     model_kind = "image"
     sections = ("curves", "confusion", "per_class", "roc", "tsne", "images", "gradcam")
     prediction_keys = ("logits", "labels", "class_names")

@@ -26,6 +26,7 @@ class SetRegression(Task["SetData"]):
     glance = ("test_mse", "val_mse", "train_mse")
     results = ("test_mse", "test_rmse", "test_loss", "val_mse", "train_mse")
     default_monitor = "val_loss"
+    validation_metrics = ("val_loss",)
     model_kind = "set"
     sections = ("curves",)
     prediction_keys = ("outputs", "targets")
