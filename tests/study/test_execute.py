@@ -324,6 +324,9 @@ def test_a_search_whose_every_trial_failed_fails_and_a_changed_parameter_kind_is
     assert ("the search failed: none of its 2 trials completed (2 failed; trial-001: the training loss "
             "became NaN") in " ".join(failed.stderr.split())
     assert "ask for more trials (`--trials N`)" in failed.stderr and "runs failed" not in failed.stderr
+    status = vs_here("study", "status", path, "--runs-dir", tmp_path / "runs")  # each trial's error too
+    said = " ".join(status.stderr.split())
+    assert "search/trial-000, search/trial-001: the training loss became NaN" in said
     changed = ["--set", "search.space.train.optimizer.lr={type: float, low: 0.01, high: 0.1}"]
     for dry in ([], ["--dry-run"]):
         assert_user_error(vs_here("study", "run", path, *runs, "--trials", "3", *changed, *dry),

@@ -437,8 +437,10 @@ class StudyReportBuilder:
                               "search_trials.csv"))
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-        s.notes.append(f"{len(trials)} trials: {len(done)} complete, {pruned} pruned "
-                       f"(objective: best {search.objective} of a trial).")
+        failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
+        s.notes.append(f"{len(trials)} trials: {len(done)} complete, {pruned} pruned"
+                       + (f", {failed} failed (their errors: `visionstudy study status`)" if failed else "")
+                       + f" (objective: best {search.objective} of a trial).")
         if done:
             best = ostudy.best_trial
             s.tables.insert(0, Table("Best trial", ["parameter", "value"],

@@ -427,14 +427,17 @@ def trial_rows(trials: list[FrozenTrial], keys: list[str]) -> list[list[Any]]:
              *(t.params.get(k) for k in keys)] for t in trials]
 
 
-def search_progress(url: str, study: str) -> str | None:
-    """`study status`'s line for a search: trials by state, of how many were asked."""
+def search_progress(url: str, study: str) -> tuple[str | None, dict[str, str]]:
+    """`study status`'s line for a search (trials by state, of how many were asked) and the errors
+    of its failed trials by folder (`search/trial-003`), as its failed runs are listed."""
     from optuna.trial import TrialState
 
     found = search_trials(url, study)
     if found is None:
-        return None
+        return None, {}
     ostudy, trials = found
+    errors = {f"{SEARCH_DIR}/{t.user_attrs.get('folder', t.number)}": str(t.user_attrs["error"])
+              for t in trials if t.state == TrialState.FAIL and "error" in t.user_attrs}
     states = [t.state for t in trials]
     failed = sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in trials)
     asked = ostudy.user_attrs.get(ASKED)
@@ -444,7 +447,7 @@ def search_progress(url: str, study: str) -> str | None:
     smaller = (f"; the space holds only {space} configurations"
                if space is not None and asked and space < asked else "")
     return (f"search: {counted(trials)} of {asked if asked is not None else '?'} trials ({', '.join(parts)})"
-            + smaller)
+            + smaller), errors
 
 
 def job_for(trial: optuna.Trial, folder: str, cfg: RunConfig, study_dir: Path, url: str, name: str,

@@ -82,8 +82,9 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     status = store.status(keys, on_disk)
     errors = store.failures([k for k, state in status.items() if state == "failed"])
     silent = [k for k in store.silent() if status.get(k) == "running"]
-    return StatusView(name, study_dir, variants, runs, status, True,
-                      search_progress(place.url(name), name), differs, errors, silent)
+    search, trial_errors = search_progress(place.url(name), name)
+    return StatusView(name, study_dir, variants, runs, status, True, search, differs,
+                      {**errors, **trial_errors}, silent)
 
 
 def failure_lines(errors: dict[str, str], most: int = 5) -> list[str]:
