@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,13 +80,20 @@ def select_classes(raw: RawDataset, spec: str | list[str] | None) -> RawDataset:
     )
 
 
+def class_name(c: int, names: Sequence[str] | None) -> str:
+    """A class as errors name it: its name where known ('cat'), else its index."""
+    return repr(names[c]) if names is not None and c < len(names) else str(c)
+
+
 def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int, setting: str | None = None
+    labels: np.ndarray, fraction: float, seed: int, setting: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held-out) indices; each class contributes round(fraction * its count) to held-out.
 
     Exact per class, so every class is in both parts; a class too small for that is an error
-    naming `setting` as the user wrote it (default: data.val_fraction=FRACTION).
+    naming `setting` as the user wrote it (default: data.val_fraction=FRACTION) and the class
+    (by its name in `names`).
     """
     setting = setting or f"data.val_fraction={fraction}"
     rng = np.random.default_rng(seed)
@@ -95,7 +103,8 @@ def stratified_split(
         n_held = int(round(fraction * len(idx)))
         if n_held < 1 or n_held >= len(idx):
             raise DataError(
-                f"{setting}: class {c} has {len(idx)} samples, too few to keep some on both sides "
+                f"{setting}: class {class_name(int(c), names)} has {len(idx)} samples, too few to keep "
+                "some on both sides "
                 "of the split; use another value or drop the class (data.classes)"
             )
         idx = rng.permutation(idx)
@@ -104,16 +113,21 @@ def stratified_split(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
 
 
-def kfold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(labels: np.ndarray, folds: int, seed: int,
+                  names: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Deterministic stratified k-fold: [(train, val)] per fold; the vals are disjoint and cover."""
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(labels)
     small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < folds))]
     if small:
+        listed = ", ".join(f"{class_name(c, names)} ({counts[c]})" for c in small[:8])
+        listed += f" and {len(small) - 8} more" if len(small) > 8 else ""
+        least = int(counts[small].min())
+        fix = f"at most {least} folds" if least >= 2 else "fewer folds, or drop the class (data.classes)"
         raise DataError(
-            f"data.folds={folds} (a study's cv.folds): classes {small} have fewer than {folds} "
-            "training samples; use fewer folds"
+            f"data.folds={folds} (a study's cv.folds): {'a class has' if len(small) == 1 else 'classes have'}"
+            f" fewer than {folds} training samples: {listed}; use {fix}"
         )
     kf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(np.sort(tr), np.sort(va)) for tr, va in kf.split(np.zeros(len(labels)), labels)]
@@ -147,11 +161,11 @@ def split_train_val(raw: RawDataset, cfg: DataConfig) -> tuple[Split, Split]:
     if problem := cfg.fold_problem():
         raise ConfigError(problem)
     if cfg.folds is not None and cfg.fold is not None:
-        tr, va = kfold_indices(raw.train.labels, cfg.folds, cfg.split_seed)[cfg.fold]
+        tr, va = kfold_indices(raw.train.labels, cfg.folds, cfg.split_seed, raw.class_names)[cfg.fold]
         return raw.train.take(tr), raw.train.take(va)
     if raw.val is not None and len(raw.val):
         return raw.train, raw.val
-    tr, va = stratified_split(raw.train.labels, cfg.val_fraction, cfg.split_seed)
+    tr, va = stratified_split(raw.train.labels, cfg.val_fraction, cfg.split_seed, names=raw.class_names)
     return raw.train.take(tr), raw.train.take(va)
 
 
@@ -165,7 +179,7 @@ def prepare(cfg: DataConfig, cli_dir: Path | None = None) -> PreparedData:
                             f"of the {classes} classes; give at least {classes}")
         drop = 1 - cfg.max_train_samples / len(train)
         keep, _ = stratified_split(train.labels, drop, cfg.split_seed,
-                                   f"data.max_train_samples={cfg.max_train_samples}")
+                                   f"data.max_train_samples={cfg.max_train_samples}", raw.class_names)
         train = train.take(keep)
     mean, std = normalisation(cfg, train.images)
     return PreparedData(

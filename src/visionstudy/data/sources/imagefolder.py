@@ -106,7 +106,7 @@ class ImageFolder(DatasetSource):
             raise DataError(f"{folders['train']}: no readable image in class folder {', '.join(unread)} "
                             "(each was skipped, see the warnings); fix or remove its images")
         if "test" not in splits:
-            splits["train"], splits["test"] = _hold_out(splits["train"], cfg)
+            splits["train"], splits["test"] = _hold_out(splits["train"], cfg, class_names)
         t = splits["train"]
         return RawDataset(
             name=f"imagefolder:{root.name}", train=t, test=splits["test"], val=splits.get("val"),
@@ -115,9 +115,9 @@ class ImageFolder(DatasetSource):
         )
 
 
-def _hold_out(split: Split, cfg: DataConfig) -> tuple[Split, Split]:
+def _hold_out(split: Split, cfg: DataConfig, names: list[str]) -> tuple[Split, Split]:
     from visionstudy.data.prepare import stratified_split
 
     keep, test = stratified_split(split.labels, cfg.test_fraction, cfg.split_seed,
-                                  f"data.test_fraction={cfg.test_fraction}")
+                                  f"data.test_fraction={cfg.test_fraction}", names)
     return split.take(keep), split.take(test)
