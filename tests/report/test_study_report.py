@@ -176,6 +176,36 @@ def test_variants_folded_unlike_the_baseline_pair_by_seed_means():
     assert seed_means({"seed-0": 0.4, "seed-3": 0.9}) == {"seed-0": 0.4, "seed-3": 0.9}
 
 
+def test_the_search_history_draws_the_best_of_complete_trials_only():
+    """Optuna gives a pruned trial its last report as its value: it was drawn as a complete trial and
+    set the "best so far" line below the search's best (a complete trial's) when its report was lower;
+    the x axis ticked trial 0.5 and the y axis said "objective"."""
+    import matplotlib.pyplot as plt
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from visionstudy.report.study_report import search_history
+
+    lr = {"params": {"lr": 0.1}, "distributions": {"lr": FloatDistribution(0.01, 1.0)}}
+    trials = [create_trial(value=0.9, intermediate_values={1: 1.2, 2: 0.9}, **lr),
+              create_trial(state=TrialState.PRUNED, value=0.4, intermediate_values={1: 0.4}, **lr),
+              create_trial(state=TrialState.FAIL, **lr),
+              create_trial(value=0.7, intermediate_values={1: 0.8, 2: 0.7}, **lr)]
+    for number, t in enumerate(trials):
+        t.number = number
+    fig = search_history(trials, maximize=False, label="validation loss")
+    ax = fig.axes[0]
+    complete, pruned = ax.collections
+    assert complete.get_offsets().tolist() == [[0, 0.9], [3, 0.7]]
+    assert pruned.get_offsets().tolist() == [[1, 0.4]]
+    (best,) = ax.lines
+    assert best.get_ydata().tolist() == [0.9, 0.7]
+    assert ax.get_ylabel() == "validation loss (lower is better)"
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    plt.close(fig)
+
+
 def test_variant_file_prefixes_are_safe_and_unique():
     from visionstudy.report.study_report import file_prefixes
 

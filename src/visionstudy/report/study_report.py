@@ -447,8 +447,11 @@ class StudyReportBuilder:
                                      [["trial", best.number], ["objective", best.value],
                                       *([k, f"{v:.6g}" if isinstance(v, float) else v]
                                         for k, v in best.params.items())]))  # to copy: lr 0.00237, not 0.0024
-            s.figures.append(self.fig(partial(search_history, trials, ostudy.direction.name == "MAXIMIZE"),
-                                      "search_history", "Objective of every trial and the best so far."))
+            history = partial(search_history, trials, ostudy.direction.name == "MAXIMIZE",
+                              metric(search.objective).label)
+            s.figures.append(self.fig(history, "search_history", "Objective of every complete trial, "
+                                      "the last report of each pruned one, and the best so far of the "
+                                      "complete ones."))
         curves = [trial_curve(t) for t in trials if t.intermediate_values]
         if curves:
             title = f"{search.objective} per epoch, one line per trial"
@@ -674,12 +677,16 @@ def benchmarks() -> dict[str, Any]:
     return yaml.safe_load((Path(__file__).parent / "benchmarks.yaml").read_text()) or {}
 
 
-def search_history(trials: list[Any], maximize: bool) -> F.Figure:
+def search_history(trials: list[Any], maximize: bool, label: str = "objective") -> F.Figure:
+    """Each complete trial's objective, each pruned one's last report, and the best so far of the
+    complete ones (Optuna gives a pruned trial its last report as its value: it was drawn as complete
+    and could set the best line, which the search's best trial never is)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    xs = [t.number for t in trials if t.value is not None]
-    ys = [t.value for t in trials if t.value is not None]
+    complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    xs, ys = [t.number for t in complete], [t.value for t in complete]
     ax.scatter(xs, ys, s=18, color="#4c72b0", label="complete trial")
     pruned = [(t.number, list(t.intermediate_values.values())[-1]) for t in trials
               if t.state.name == "PRUNED" and t.intermediate_values]
@@ -690,7 +697,9 @@ def search_history(trials: list[Any], maximize: bool) -> F.Figure:
     if ys:
         best = np.maximum.accumulate(ys) if maximize else np.minimum.accumulate(ys)
         ax.step(xs, best, where="post", color="#d62728", label="best so far")
-    ax.set(xlabel="trial", ylabel="objective", title="Optimisation history")
+    ax.set(xlabel="trial", ylabel=f"{label} ({'higher' if maximize else 'lower'} is better)",
+           title="Optimisation history")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, not 0.5
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
