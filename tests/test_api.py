@@ -195,6 +195,8 @@ def test_recipes_datasets_and_models():
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     with pytest.raises(vs.ConfigError):
         vs.load_dataset("digits", val_fraction=2)
+    with pytest.raises(vs.ConfigError, match="data.path: dataset digits does not read it"):  # read silently
+        vs.load_dataset("digits", path="photos")
 
 
 def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):

@@ -491,17 +491,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -
     """A prepared dataset (train / val / test splits, class names, mean and std) as `train` sees it:
     `vs.load_dataset("digits")`, `vs.load_dataset("cifar10", data_dir="~/mirrors", val_fraction=0.1)`;
     `fields` are the run config's `data` keys."""
-    from pydantic import ValidationError
-
-    from visionstudy.config import DataConfig, format_validation_error
     from visionstudy.data import prepare
-    from visionstudy.errors import ConfigError
+    from visionstudy.data.base import data_config
 
-    try:
-        cfg = DataConfig(dataset=name, **fields)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "data", DataConfig)) from None
-    return prepare(cfg, Path(data_dir).expanduser() if data_dir else None)
+    return prepare(data_config(name, **fields), Path(data_dir).expanduser() if data_dir else None)
 
 
 def create_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,

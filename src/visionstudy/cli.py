@@ -61,20 +61,10 @@ LogDir = Annotated[Path | None, typer.Option(
 
 
 def data_config(name: str, **fields: Any) -> Any:
-    from pydantic import ValidationError
+    """The options given (None: not given) as the run config's `data` section."""
+    from visionstudy.data.base import data_config as validated
 
-    from visionstudy.config import DataConfig, format_validation_error
-    from visionstudy.data.base import unused_options
-    from visionstudy.errors import ConfigError
-
-    try:
-        cfg = DataConfig(dataset=name, **{k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "data", DataConfig)) from None
-    refused = unused_options(cfg)  # `datasets info digits --path x` read the digits, saying nothing
-    if refused:
-        raise ConfigError(refused[0])
-    return cfg
+    return validated(name, **{k: v for k, v in fields.items() if v is not None})
 
 
 @contextlib.contextmanager

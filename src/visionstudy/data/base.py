@@ -15,7 +15,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -162,6 +162,25 @@ def unused_options(cfg: DataConfig) -> list[str]:
             out.append(f"data.{option}: dataset {cfg.dataset} does not read it (only {' and '.join(names)} "
                        f"{does}); leave it out")
     return out
+
+
+def data_config(name: str, **fields: Any) -> DataConfig:
+    """The `data` section of a run from a dataset name and its keys, as `datasets` commands and
+    `vs.load_dataset` take them: validated, and a key the dataset does not read refused (`path` on
+    digits read the digits, saying nothing)."""
+    from pydantic import ValidationError
+
+    from visionstudy.config import format_validation_error
+    from visionstudy.errors import ConfigError
+
+    try:
+        cfg = DataConfig(dataset=name, **fields)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "data", DataConfig)) from None
+    refused = unused_options(cfg)
+    if refused:
+        raise ConfigError(refused[0])
+    return cfg
 
 
 def list_datasets() -> list[str]:
