@@ -620,9 +620,13 @@ def study_work(
         raise typer.Exit(0 if requeued and requeued[0] else 128 + stop.signum) from None
     stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
     if outcome.failed:  # some failed in other workers: their errors are in those logs, not above
+        from visionstudy.study.search import SEARCH_DIR
         from visionstudy.study.status import failure_lines
 
-        err_console.print(f"{len(outcome.failed)} of {outcome.total} runs failed:", highlight=False)
+        runs = sum(key != SEARCH_DIR for key, _ in outcome.failed)
+        said = [f"{runs} of {outcome.total} runs failed"] if runs else []
+        err_console.print(", ".join(said + ["the search failed"] * (runs < len(outcome.failed))) + ":",
+                          highlight=False)
         for line in failure_lines(dict(outcome.failed)):
             err_console.print(f"  {escape(line)}", highlight=False)
         raise typer.Exit(1)
