@@ -327,6 +327,8 @@ def test_a_search_whose_every_trial_failed_fails_and_a_changed_parameter_kind_is
     status = vs_here("study", "status", path, "--runs-dir", tmp_path / "runs")  # each trial's error too
     said = " ".join(status.stderr.split())
     assert "search/trial-000, search/trial-001: the training loss became NaN" in said
+    work = vs_here("study", "work", tmp_path / "runs" / "nan")  # a cluster job's pull worker says it too
+    assert work.returncode == 1 and "the search failed:" in work.stderr and "runs failed" not in work.stderr
     changed = ["--set", "search.space.train.optimizer.lr={type: float, low: 0.01, high: 0.1}"]
     for dry in ([], ["--dry-run"]):
         assert_user_error(vs_here("study", "run", path, *runs, "--trials", "3", *changed, *dry),
