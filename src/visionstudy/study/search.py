@@ -93,7 +93,12 @@ def trial_config(study: Study, values: dict[str, Any]) -> RunConfig:
 def trial_epochs(study: Study) -> int:
     """The epochs a trial trains (`search.trial_epochs`, else the search's base, then `--set`): the
     pruner's largest resource."""
-    return trial_config(study, {}).train.epochs
+    try:
+        return trial_config(study, {}).train.epochs
+    except ConfigError:  # a base that only the space's values complete: the number as written
+        s = study.config.search
+        assert s is not None
+        return s.trial_epochs or int(search_base(study).get("train", {}).get("epochs", 10))
 
 
 def params_key(values: dict[str, Any]) -> str:

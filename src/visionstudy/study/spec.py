@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from visionstudy.config import (
+    DataConfig,
     RunConfig,
     apply_overrides,
     check_name,
@@ -420,21 +421,22 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
     """Every search key must exist: build the configs at the ends of every range. Returns the search
     with its task's objective where the file names none (a set regression records no accuracy: its
     trials all failed, each with "no validation history")."""
-    from visionstudy.tasks import task_of
-
-    task = task_of(build_run(base, search.base, overrides, study, "search", 0, None, source))
-    if "objective" not in search.model_fields_set:
-        search = search.model_copy(update={"objective": task.default_monitor})
-    elif search.objective not in task.validation_metrics:
-        raise ConfigError(f"{source}: search.objective: {search.objective} is not measured by {task.name} "
-                          f"runs; use {' or '.join(task.validation_metrics)}")
     if search.sampler.name == "grid":
         for key, p in search.space.items():
             try:
                 p.grid()
             except ValueError as exc:
                 raise ConfigError(f"{source}: search.space.{key}: {exc}") from None
+    from visionstudy.tasks import task_of_dataset
+
     here = merge_run(base, search.base)
+    dataset = here.get("data", {}).get("dataset", DataConfig.model_fields["dataset"].default)
+    task = task_of_dataset(str(dataset))  # its runs' task: the data's (a point need not be valid alone)
+    if "objective" not in search.model_fields_set:
+        search = search.model_copy(update={"objective": task.default_monitor})
+    elif search.objective not in task.validation_metrics:
+        raise ConfigError(f"{source}: search.objective: {search.objective} is not measured by {task.name} "
+                          f"runs; use {' or '.join(task.validation_metrics)}")
     for key, p in search.space.items():
         for value in p.values_to_check():
             try:
