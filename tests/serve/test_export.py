@@ -131,7 +131,7 @@ def test_export_never_replaces_a_users_file_or_another_runs_export(digits_run, t
 
 def test_export_into_a_folder_or_an_impossible_path_is_one_clear_error(digits_run, tmp_path):
     assert_user_error(vs_here("export", digits_run, "--format", "torchscript", "--out", tmp_path),
-                      "is a folder")
+                      "is a folder", f"e.g. --out {tmp_path / digits_run.name}.pt")  # not {tmp_path}/out
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert_user_error(vs_here("export", digits_run, "--format", "torchscript", "--out", blocker / "m.pt"),

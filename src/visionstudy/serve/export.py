@@ -62,6 +62,9 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: not an export format; choose from {', '.join(FORMATS)}")
     out = Path(out) if out else default_out(run, fmt)
+    if out.is_dir():  # the file the message offers is the run's own name with the format's suffix
+        raise ConfigError(f"--out {out}: is a folder; give the file to write, e.g. --out "
+                          f"{out / default_out(run, fmt).name}")
     check_out(out, run, force)  # a read-only or impossible folder fails before the model is loaded
     predictor = load_predictor(run)  # a folder that is no run is told so before a missing package
     check_installed(fmt)
