@@ -46,11 +46,11 @@ def test_kfolds_are_disjoint_cover_and_stratified():
 
 
 def test_kfold_needs_enough_samples_per_class():
-    """The classes too small are named as the data names them ('cat', not [1]), with their counts."""
-    with pytest.raises(DataError, match=r"a class has fewer than 5 training samples: 1 \(3\); use at most "):
+    """The classes too small are also named as the data names them ('cat'), with their counts."""
+    with pytest.raises(DataError, match=r"classes \[1\] have fewer than 5 training samples \(1: 3\); use "):
         kfold_indices(np.array([0] * 10 + [1] * 3), 5, 0)
-    with pytest.raises(DataError, match=r"classes have fewer than 5 training samples: 'cat' \(3\), "
-                                        r"'dog' \(1\); use fewer folds, or drop the class"):
+    with pytest.raises(DataError, match=r"classes \[0, 2\] have fewer than 5 training samples \('cat': 3, "
+                                        r"'dog': 1\); use fewer folds, or drop the class"):
         kfold_indices(np.array([0] * 3 + [1] * 10 + [2]), 5, 0, ["cat", "bird", "dog"])
     with pytest.raises(DataError, match="class 'dog' has 1 samples"):
         stratified_split(np.array([0, 0, 0, 0, 1]), 0.2, 0, names=["cat", "dog"])

@@ -121,13 +121,13 @@ def kfold_indices(labels: np.ndarray, folds: int, seed: int,
     counts = np.bincount(labels)
     small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < folds))]
     if small:
-        listed = ", ".join(f"{class_name(c, names)} ({counts[c]})" for c in small[:8])
+        listed = ", ".join(f"{class_name(c, names)}: {counts[c]}" for c in small[:8])
         listed += f" and {len(small) - 8} more" if len(small) > 8 else ""
         least = int(counts[small].min())
         fix = f"at most {least} folds" if least >= 2 else "fewer folds, or drop the class (data.classes)"
         raise DataError(
-            f"data.folds={folds} (a study's cv.folds): {'a class has' if len(small) == 1 else 'classes have'}"
-            f" fewer than {folds} training samples: {listed}; use {fix}"
+            f"data.folds={folds} (a study's cv.folds): classes {small} have fewer than {folds} training "
+            f"samples ({listed}); use {fix}"
         )
     kf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(np.sort(tr), np.sort(va)) for tr, va in kf.split(np.zeros(len(labels)), labels)]
