@@ -69,16 +69,16 @@ def data_config(name: str, **fields: Any) -> Any:
 
 @contextlib.contextmanager
 def as_options(**fields: str) -> Any:
-    """The datasets commands' errors name their options (`--path`), not the config fields the
-    options fill (`data.path: imagefolder needs the folder ...`, a field of no file given here)."""
+    """The datasets commands' errors name their options (`--path`) before the config fields the
+    options fill (`data.path: imagefolder needs the folder ...` named a field of no file given here)."""
     try:
         yield
     except VisionStudyError as exc:
         text = str(exc)
         for field, option in fields.items():
             named = re.match(rf"data\.{field}(\[\d+\])?(\.\w+)*:", text)
-            if named:
-                raise type(exc)(option + text[named.end() - 1:]) from None
+            if named:  # `--path (data.path): ...`: the option, and the field a config file gives it as
+                raise type(exc)(f"{option} ({named.group(0)[:-1]}){text[named.end() - 1:]}") from None
         raise
 
 

@@ -81,8 +81,9 @@ def select_classes(raw: RawDataset, spec: str | list[str] | None) -> RawDataset:
 
 
 def class_name(c: int, names: Sequence[str] | None) -> str:
-    """A class as errors name it: its name where known ('cat'), else its index."""
-    return repr(names[c]) if names is not None and c < len(names) else str(c)
+    """A class as errors name it: its index, and its name where known and other ("1 ('cat')")."""
+    named = names is not None and c < len(names) and str(names[c]) != str(c)
+    return f"{c} ({names[c]!r})" if named and names is not None else str(c)
 
 
 def stratified_split(
@@ -121,7 +122,8 @@ def kfold_indices(labels: np.ndarray, folds: int, seed: int,
     counts = np.bincount(labels)
     small = [int(c) for c in np.flatnonzero((counts > 0) & (counts < folds))]
     if small:
-        listed = ", ".join(f"{class_name(c, names)}: {counts[c]}" for c in small[:8])
+        listed = ", ".join(f"{names[c]!r}: {counts[c]}" if names is not None and c < len(names) else
+                           f"{c}: {counts[c]}" for c in small[:8])  # the classes by name, after their indices
         listed += f" and {len(small) - 8} more" if len(small) > 8 else ""
         least = int(counts[small].min())
         fix = f"at most {least} folds" if least >= 2 else "fewer folds, or drop the class (data.classes)"
