@@ -115,6 +115,14 @@ class StudyReportBuilder:
                 out[k] = v
         return out
 
+    def fold_design(self, variant: str, values: dict[str, float]) -> set[str]:
+        """A variant's folds as planned (a fold that failed or is missing keeps the design: its
+        other folds still pair with the baseline's), or as its runs are keyed (the search's final
+        runs join the plan later)."""
+        planned = {"" if r.fold is None else f"fold-{r.fold}"
+                   for r in self.study.runs if r.variant == variant}
+        return planned or folds_of(values)
+
     def stat(self, variant: str, key: str) -> Any:
         """Mean, std and the range-respecting interval of one metric over a variant's runs."""
         return summarize(list(self.values(variant, key).values()), metric(key).bounds)
@@ -175,7 +183,7 @@ class StudyReportBuilder:
         pairs, by_seed = [], []
         for variant in others:
             mine, theirs = self.values(variant, self.primary), base
-            if folds_of(mine) != folds_of(theirs):  # cross-validated unlike the baseline
+            if self.fold_design(variant, mine) != self.fold_design(self.baseline, theirs):  # CV unlike it
                 mine, theirs = seed_means(mine), seed_means(theirs)
                 by_seed.append(variant)
             keys = sorted(set(theirs) & set(mine))
