@@ -487,16 +487,22 @@ def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
     return then + (" and its final runs again if the best values change" if search.final else "")
 
 
-def failed_summary(outcome: Any) -> str:
-    """The closing line of a study with failed runs: their names (each error was printed once, live)."""
+def failed_runs(outcome: Any) -> tuple[list[str], list[str]]:
+    """The failed runs' keys, and the search's failure (a list of none or one), told apart."""
     from visionstudy.study.search import SEARCH_DIR
 
-    keys = [key for key, _ in outcome.failed if key != SEARCH_DIR]
+    return ([key for key, _ in outcome.failed if key != SEARCH_DIR],
+            [error for key, error in outcome.failed if key == SEARCH_DIR])
+
+
+def failed_summary(outcome: Any) -> str:
+    """The closing line of a study with failed runs: their names (each error was printed once, live)."""
+    keys, search = failed_runs(outcome)
     shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
     parts = [f"{len(keys)} of {outcome.total} runs failed ({shown}; each error is above); fix the cause "
              "and run `visionstudy study run` again: it trains only what is not finished"] if keys else []
     parts += [f"the search failed: {error}; each failed trial counts towards search.trials: fix the cause, "
-              "then ask for more trials (`--trials N`)" for key, error in outcome.failed if key == SEARCH_DIR]
+              "then ask for more trials (`--trials N`)" for error in search]
     return "\n".join(parts)
 
 
@@ -620,13 +626,11 @@ def study_work(
         raise typer.Exit(0 if requeued and requeued[0] else 128 + stop.signum) from None
     stamp(f"no runs left to claim: {outcome.done}/{outcome.total} done, trained {outcome.trained} here")
     if outcome.failed:  # some failed in other workers: their errors are in those logs, not above
-        from visionstudy.study.search import SEARCH_DIR
         from visionstudy.study.status import failure_lines
 
-        runs = sum(key != SEARCH_DIR for key, _ in outcome.failed)
-        said = [f"{runs} of {outcome.total} runs failed"] if runs else []
-        err_console.print(", ".join(said + ["the search failed"] * (runs < len(outcome.failed))) + ":",
-                          highlight=False)
+        runs, search = failed_runs(outcome)
+        said = [f"{len(runs)} of {outcome.total} runs failed"] if runs else []
+        err_console.print(", ".join(said + ["the search failed"] * len(search)) + ":", highlight=False)
         for line in failure_lines(dict(outcome.failed)):
             err_console.print(f"  {escape(line)}", highlight=False)
         raise typer.Exit(1)

@@ -168,10 +168,17 @@ def test_cross_validation_and_one_seed_variants(tmp_path):
 
 
 def test_variants_folded_unlike_the_baseline_pair_by_seed_means():
-    from visionstudy.report.study_report import folds_of, seed_means
+    from types import SimpleNamespace as Row
+
+    from visionstudy.report.study_report import fold_design, seed_means
 
     cv = {"seed-0/fold-0": 0.5, "seed-0/fold-1": 0.7, "seed-1/fold-0": 0.6, "seed-1/fold-1": 0.8}
-    assert folds_of(cv) == {"fold-0", "fold-1"} and folds_of({"seed-0": 1.0}) == {""}
+    planned = [Row(variant=v, fold=f) for v in ("a", "b") for f in (0, 1, 2)] + [Row(variant="c", fold=None)]
+    # b's fold-2 failed: the plan, not the finished runs, says a and b fold alike (they pair by fold)
+    assert fold_design(planned, "a", {}) == fold_design(planned, "b", cv) == {"fold-0", "fold-1", "fold-2"}
+    assert fold_design(planned, "c", {"seed-0": 1.0}) == {""}
+    assert fold_design(planned, "search-best", {"seed-0": 1.0, "seed-1": 0.9}) == {""}  # not planned yet
+    assert fold_design([], "x", cv) == {"fold-0", "fold-1"}
     assert seed_means(cv) == pytest.approx({"seed-0": 0.6, "seed-1": 0.7})
     assert seed_means({"seed-0": 0.4, "seed-3": 0.9}) == {"seed-0": 0.4, "seed-3": 0.9}
 

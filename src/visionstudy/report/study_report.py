@@ -70,9 +70,13 @@ def file_prefixes(variants: list[str]) -> dict[str, str]:
         out[name] = slug
     return out
 
-def folds_of(values: dict[str, float]) -> set[str]:
-    """The folds a variant's runs are keyed by (`seed-0/fold-2` → `fold-2`; '' for a run without)."""
-    return {k.partition("/")[2] for k in values}
+
+def fold_design(planned: list[Any], variant: str, values: dict[str, float]) -> set[str]:
+    """A variant's folds ('fold-2'; '' for a run without) as planned, so that a failed or missing
+    fold keeps the design and its other folds still pair with the baseline's; else as its runs are
+    keyed (the search's final runs join the plan later)."""
+    design = {"" if r.fold is None else f"fold-{r.fold}" for r in planned if r.variant == variant}
+    return design or {k.partition("/")[2] for k in values}
 
 
 def seed_means(values: dict[str, float]) -> dict[str, float]:
@@ -114,14 +118,6 @@ class StudyReportBuilder:
             if v is not None:
                 out[k] = v
         return out
-
-    def fold_design(self, variant: str, values: dict[str, float]) -> set[str]:
-        """A variant's folds as planned (a fold that failed or is missing keeps the design: its
-        other folds still pair with the baseline's), or as its runs are keyed (the search's final
-        runs join the plan later)."""
-        planned = {"" if r.fold is None else f"fold-{r.fold}"
-                   for r in self.study.runs if r.variant == variant}
-        return planned or folds_of(values)
 
     def stat(self, variant: str, key: str) -> Any:
         """Mean, std and the range-respecting interval of one metric over a variant's runs."""
@@ -183,7 +179,8 @@ class StudyReportBuilder:
         pairs, by_seed = [], []
         for variant in others:
             mine, theirs = self.values(variant, self.primary), base
-            if self.fold_design(variant, mine) != self.fold_design(self.baseline, theirs):  # CV unlike it
+            runs = self.study.runs
+            if fold_design(runs, variant, mine) != fold_design(runs, self.baseline, theirs):  # CV unlike it
                 mine, theirs = seed_means(mine), seed_means(theirs)
                 by_seed.append(variant)
             keys = sorted(set(theirs) & set(mine))

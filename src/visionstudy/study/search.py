@@ -37,12 +37,37 @@ def decode(p: SearchParam, value: Any) -> Any:
 
 
 def suggest(trial: optuna.Trial, key: str, p: SearchParam) -> Any:
+    """`p`'s value for `trial`, drawn from `distribution(p)` (the one mapping of a parameter to
+    Optuna's terms, which `check_space` compares with the trials' own)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    d = distribution(p)
+    if isinstance(d, CategoricalDistribution):
+        return decode(p, trial.suggest_categorical(key, list(d.choices)))
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
+    assert isinstance(d, FloatDistribution)
+    return trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)
+
+
+def distribution(p: SearchParam) -> BaseDistribution:
+    """The Optuna distribution a search parameter is drawn from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     if p.type == "categorical":
-        return decode(p, trial.suggest_categorical(key, encoded(p)))
+        return CategoricalDistribution(encoded(p))
     low, high = p.bounds()
     if p.type == "int":
-        return trial.suggest_int(key, int(low), int(high), step=int(p.step or 1), log=p.log)
-    return trial.suggest_float(key, low, high, step=p.step, log=p.log)
+        return IntDistribution(int(low), int(high), log=p.log, step=int(p.step or 1))
+    return FloatDistribution(low, high, log=p.log, step=p.step)
+
+
+def errored(t: FrozenTrial) -> bool:
+    """A trial that failed with an error (it counts towards `search.trials`); one stopped by an
+    interrupt fails without one and is queued again."""
+    from optuna.trial import TrialState
+
+    return t.state == TrialState.FAIL and "error" in t.user_attrs
 
 
 def search_study(study: Study, url: str) -> optuna.Study:
@@ -136,7 +161,7 @@ def counted(trials: list[FrozenTrial]) -> int:
     for t in trials:
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
             n += 1
-        elif t.state == TrialState.FAIL and "error" in t.user_attrs:
+        elif errored(t):
             n += 1
     return n
 
@@ -148,19 +173,7 @@ def tried(ostudy: optuna.Study) -> set[str]:
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     return {params_key(t.params or t.system_attrs.get("fixed_params", {}))
             for t in ostudy.get_trials(deepcopy=False)
-            if t.state in done or (t.state == TrialState.FAIL and "error" in t.user_attrs)}
-
-
-def distribution(p: SearchParam) -> BaseDistribution:
-    """The Optuna distribution `suggest` draws `p` from."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if p.type == "categorical":
-        return CategoricalDistribution(encoded(p))
-    low, high = p.bounds()
-    if p.type == "int":
-        return IntDistribution(int(low), int(high), log=p.log, step=int(p.step or 1))
-    return FloatDistribution(low, high, log=p.log, step=p.step)
+            if t.state in done or errored(t)}
 
 
 def check_space(trials: list[FrozenTrial], s: SearchConfig) -> None:
@@ -371,12 +384,12 @@ def search_failure(url: str, study: str) -> tuple[str, str] | None:
     if found is None:
         return None
     trials = found[1]
-    failed = [t for t in trials if t.state == TrialState.FAIL and "error" in t.user_attrs]
+    failed = [t for t in trials if errored(t)]
     if not failed or any(t.state == TrialState.COMPLETE for t in trials):
         return None
-    first = failed[-1]
+    last = failed[-1]
     return (SEARCH_DIR, f"none of its {counted(trials)} trials completed ({len(failed)} failed; "
-                        f"{first.user_attrs.get('folder', first.number)}: {first.user_attrs['error']})")
+                        f"{last.user_attrs.get('folder', last.number)}: {last.user_attrs['error']})")
 
 
 TRIAL_COLUMNS = ["trial", "state", "objective", "epochs"]  # then each searched key
@@ -442,9 +455,9 @@ def search_progress(url: str, study: str) -> tuple[str | None, dict[str, str]]:
         return None, {}
     ostudy, trials = found
     errors = {f"{SEARCH_DIR}/{t.user_attrs.get('folder', t.number)}": str(t.user_attrs["error"])
-              for t in trials if t.state == TrialState.FAIL and "error" in t.user_attrs}
+              for t in trials if errored(t)}
     states = [t.state for t in trials]
-    failed = sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in trials)
+    failed = len(errors)
     asked = ostudy.user_attrs.get(ASKED)
     parts = [f"{states.count(TrialState.COMPLETE)} complete", f"{states.count(TrialState.PRUNED)} pruned",
              f"{states.count(TrialState.RUNNING)} running", f"{failed} failed"]
