@@ -78,6 +78,12 @@ def test_errors_name_the_file_field_and_value(tmp_path):
     ("lr", "lr: unknown key; did you mean train.optimizer.lr?"),
     ("train.lr", "train.lr: unknown key; did you mean train.optimizer.lr?"),
     ("monitor", "did you mean train.monitor or train.early_stopping.monitor?"),
+    # a key of another section: named there, not matched to a look-alike here (batch_size → image_size)
+    ("data.batch_size", "data.batch_size: unknown key; did you mean train.batch_size?"),
+    ("model.lr", "model.lr: unknown key; did you mean train.optimizer.lr?"),
+    ("data.epochs", "data.epochs: unknown key; did you mean train.epochs?"),
+    ("data.name", "; did you mean data.dataset?"),  # another tool's word, after the keys
+    ("train.weight_decay", "; did you mean train.optimizer.weight_decay?"),
     # timm's and torchvision's word on our own (from-scratch) families: where ImageNet weights are
     ("model.pretrained", "model.pretrained: unknown key; pretrained weights come with `name: torchvision`"),
     ("model.weights", "model: {name: torchvision, arch: resnet18, weights: DEFAULT}"),

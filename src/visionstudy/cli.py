@@ -735,11 +735,17 @@ def study_status(
 def print_jobs(study_dir: Path, running: int) -> None:
     """The study's SLURM jobs still queued or running (`squeue`); with none, what became of the
     runs that still read as running."""
-    from visionstudy.study.launch import recorded_jobs, slurm_jobs
+    from visionstudy.study.launch import LaunchError, recorded_jobs, slurm_jobs
 
     if not recorded_jobs(study_dir):
         return
-    jobs = slurm_jobs(study_dir)
+    try:
+        jobs = slurm_jobs(study_dir)
+    except LaunchError as exc:  # the runs' states above stand; only the jobs' are unknown here
+        err_console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: their states are unknown here "
+                          f"({escape(str(exc))}); ask on a machine of the cluster (a login node)",
+                          highlight=False)
+        return
     if not jobs:
         console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: none queued or running",
                       highlight=False)

@@ -810,12 +810,42 @@ def unknown_key(where: str, key: str, known: list[str], below: dict[str, list[st
         parent = where.rpartition(".")[0]
         paths = [".".join(p for p in (parent, path) if p) for path in below[key][:2]]
         return f"{where}: unknown key; did you mean {' or '.join(paths)}?"
+    moved, synonym = other_section(where, key)
+    if moved:
+        return f"{where}: unknown key; did you mean {moved}?"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
         return f"{where}: unknown key; did you mean {close[0]}?"
+    meant = f"did you mean {synonym}?" if synonym else ""
     if known and len(known) <= 24:  # a run section has 20
-        return f"{where}: unknown key; the keys here: {', '.join(known)}"
-    return f"{where}: unknown key; check the spelling"
+        return f"{where}: unknown key; the keys here: {', '.join(known)}" + (f"; {meant}" if meant else "")
+    return f"{where}: unknown key; {meant or 'check the spelling'}"
+
+
+# keys other tools (Keras, timm, Lightning) or habit put in a run config's section → where ours live
+MEANT = {"data.name": "data.dataset", "train.weight_decay": "train.optimizer.weight_decay",
+         "train.momentum": "train.optimizer.momentum", "train.betas": "train.optimizer.betas",
+         "model.weight_decay": "train.optimizer.weight_decay"}
+
+
+def other_section(where: str, key: str) -> tuple[str | None, str | None]:
+    """Where a key written in the wrong section of a run config belongs, with `where`'s own leading
+    path: the same key in another section ('data.batch_size' → train.batch_size, 'model.lr' →
+    train.optimizer.lr, 'variants.w.data.epochs' → variants.w.train.epochs; `name`, in every
+    section, is never moved), else another tool's word for one of ours (`MEANT`: 'data.name' →
+    data.dataset) as the second item; None where the section is no run section."""
+    *lead, section, _ = ["", *where.split(".")]
+    paths = keys_below(RunConfig)
+    if section not in {p.split(".")[0] for ps in paths.values() for p in ps}:
+        return None, None
+    elsewhere = [p for p in paths.get(key, []) if p.split(".")[0] != section and key != "name"]
+    moved = elsewhere[0] if elsewhere else None
+    meant = MEANT.get(f"{section}.{key}")
+
+    def lead_to(path: str | None) -> str | None:
+        return ".".join(p for p in [*lead, path] if p) if path else None
+
+    return lead_to(moved), lead_to(meant)
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None,

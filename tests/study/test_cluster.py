@@ -410,6 +410,43 @@ def test_the_launcher_yields_its_cpu_only_on_a_node_that_runs_the_jobs(slurm):
     assert elsewhere.stdout.split()[:2] == ["False", "0"], elsewhere.stderr  # unchanged, even if niced before
 
 
+def test_a_failing_squeue_leaves_status_whole_and_a_wait_asks_again(slurm, tmp_path, monkeypatch, caplog):
+    """Where squeue fails (no SLURM config on this machine, a controller that times out), `study status`
+    still prints the runs and exits 0, naming the jobs whose states are unknown; `--wait` asks again
+    until squeue answers, and gives up after its patience naming how to follow the jobs."""
+    import threading
+
+    from visionstudy.study.launch import LaunchError, wait_slurm
+
+    study = study_file(tmp_path, "asked", epochs=1, variants={"z": {}}, seeds=1)
+    trained = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--no-report", "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    study_dir = tmp_path / "runs" / "asked"
+    sbatch = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 3", "-o", "/dev/null"],
+                            env={**os.environ, **slurm}, capture_output=True, text=True, check=True)
+    job = sbatch.stdout.strip().split(";")[0]
+    (study_dir / "slurm").mkdir()
+    (study_dir / "slurm" / "jobs.json").write_text(json.dumps([job]))
+
+    broken = tmp_path / "slurm.conf"
+    broken.write_text("")  # fails at once (a missing file makes squeue look for a config for a minute)
+    lost = vs("study", "status", study_dir, env={"SLURM_CONF": str(broken)})
+    assert lost.returncode == 0, lost.stderr
+    assert "asked: 1/1 runs done" in lost.stdout
+    assert f"SLURM jobs {job}: their states are unknown here (squeue failed:" in " ".join(lost.stderr.split())
+    assert "Traceback" not in lost.stderr
+
+    monkeypatch.setenv("SLURM_CONF", str(broken))
+    with pytest.raises(LaunchError, match="squeue failed.*study status"):
+        wait_slurm(study_dir, patience=1)
+    threading.Timer(1.5, os.environ.__setitem__, ("SLURM_CONF", slurm["SLURM_CONF"])).start()
+    caplog.set_level("WARNING", "visionstudy.study.launch")
+    wait_slurm(study_dir, patience=patient(120))  # returns once the job has left the queue
+    assert not squeue(slurm, job)
+    said = caplog.text
+    assert "squeue failed" in said and "asking again for up to" in said and "squeue answers again" in said
+
+
 def test_a_slurm_launcher_refuses_sqlite(tmp_path):
     study = study_file(tmp_path, "lite")
     done = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "slurm", "--jobs", "2")

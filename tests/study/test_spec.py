@@ -118,6 +118,13 @@ def test_a_run_key_or_a_base_section_at_a_studys_top_names_where_it_belongs(tmp_
     with pytest.raises(ConfigError, match=r"variant 'a': invalid config\nlr: unknown key; did you mean "
                                           r"train.optimizer.lr\?"):
         load_study(study_file(tmp_path, variants={"a": {"lr": 0.1}}))
+    # a key in the wrong section names its own section, not a look-alike there (batch_size → image_size)
+    with pytest.raises(ConfigError, match=r"variant 'a': invalid config\nmodel.lr: unknown key; did you mean "
+                                          r"train.optimizer.lr\?"):
+        load_study(study_file(tmp_path, variants={"a": {"model": {"lr": 0.1}}}))
+    with pytest.raises(ConfigError, match=r"variant 'batch_size=16': invalid config\ndata.batch_size: "
+                                          r"unknown key; did you mean train.batch_size\?"):
+        load_study(study_file(tmp_path, variants={"a": {}}, sweep={"data.batch_size": [16, 32]}))
     from visionstudy.config import RunConfig
     from visionstudy.study.schema import StudyConfig
     from visionstudy.validate import STUDY_KEYS  # what tells `train` it was given a study file

@@ -18,6 +18,7 @@ A worker killed outright loses its claim after the heartbeat's grace period.
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -41,6 +42,9 @@ from visionstudy.fsutil import atomic_write_text
 Launcher = Literal["local", "slurm", "ray"]
 SIGNAL_LEAD = 120  # seconds before the time limit SLURM warns the job (SIGUSR2), to stop cleanly
 DB_ENV = "VISIONSTUDY_DB"  # the database URL reaches the workers through the environment, not argv
+# how long `--wait` asks again when squeue fails (a busy or restarting controller times out)
+SQUEUE_PATIENCE_SECONDS = 300
+log = logging.getLogger(__name__)
 
 
 class LaunchError(VisionStudyError):
@@ -291,13 +295,20 @@ class JobState:
 
 
 def slurm_jobs(study_dir: Path) -> list[JobState]:
-    """The study's jobs SLURM still knows (`squeue`, one line per array task)."""
+    """The study's jobs SLURM still knows (`squeue`, one line per array task). Only this user's
+    jobs are listed (`-u`): a cluster's whole queue can be tens of thousands of lines, and `-j` with
+    job ids SLURM has forgotten is an error."""
     ids = recorded_jobs(study_dir)
-    if not ids or shutil.which("squeue") is None:
+    if not ids:
         return []
-    done = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r|%M|%N"], capture_output=True, text=True)
+    try:  # squeue has its own timeouts; a missing config file makes it look for one for a minute
+        done = subprocess.run([need("squeue"), "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T|%r|%M|%N"],
+                              capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise LaunchError("squeue failed: no answer in 120 s") from None
     if done.returncode != 0:
-        raise LaunchError(f"squeue failed: {done.stderr.strip()}")
+        lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+        raise LaunchError(f"squeue failed: {lines[-1]}")
     out = []
     for line in done.stdout.splitlines():
         parts = line.strip().split("|")
@@ -318,17 +329,34 @@ def cancel_slurm(study_dir: Path) -> list[str]:
     return ids
 
 
-def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False) -> None:
+def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False,
+               patience: float = SQUEUE_PATIENCE_SECONDS) -> None:
     """Until `finished()` (every run's results on disk: the jobs are then only saying so and
     exiting; checked four times a second) or none of the study's jobs is queued or running
     (`squeue`, every half second at first, then less often: every 10 s after ten minutes, so that
-    a long study does not load the controller)."""
+    a long study does not load the controller). A failing squeue (a controller that is busy or
+    restarting times out) is asked again for `patience` seconds before the wait gives up."""
     start = time.monotonic()
     asked = start
+    failing_since: float | None = None
     while not finished():
         now = time.monotonic()
         if now >= asked:
-            if not slurm_jobs(study_dir):
+            try:
+                jobs = slurm_jobs(study_dir)
+            except LaunchError as exc:
+                if failing_since is None:
+                    failing_since = now
+                    log.warning("%s; asking again for up to %.0f s", exc, patience)
+                elif now - failing_since > patience:
+                    raise LaunchError(f"{exc} (for {now - failing_since:.0f} s); the jobs go on: follow "
+                                      f"them with `visionstudy study status {study_dir}`") from None
+                asked = now + 2.0
+                continue
+            if failing_since is not None:
+                log.warning("squeue answers again, after %.0f s", now - failing_since)
+                failing_since = None
+            if not jobs:
                 return
             asked = now + min(10.0, 0.5 + (now - start) / 60)
         time.sleep(0.25)
