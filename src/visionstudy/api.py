@@ -372,7 +372,7 @@ class Study:
             self._preflight(path)
             plan(self.spec, self.place)
         except VisionStudyError as exc:
-            cluster.cancel_slurm(self.dir)
+            cluster.scancel(self.dir, [job_id])
             raise type(exc)(f"{exc}\n(job array {job_id} was cancelled)") from None
         return job_id
 
@@ -401,6 +401,13 @@ class Study:
         waiting = [r for r in self.spec.runs if r.key not in on_disk]
         check_shapes((f"run {r.key}", r.config) for r in waiting)
         check_data(waiting, data_dir)
+
+    def cancel(self) -> list[str]:
+        """Cancel the study's SLURM jobs still queued or running, as `study cancel` does (their runs
+        in progress go back to the queue; a later `launch` goes on); returns the job ids cancelled."""
+        from visionstudy.study import launch as cluster
+
+        return cluster.cancel_slurm(self.dir)[1]
 
     def set_trials(self, trials: int | None) -> None:
         if trials is None:

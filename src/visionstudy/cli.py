@@ -643,12 +643,16 @@ def study_cancel(study: Annotated[Path, typer.Argument(help="the study's folder"
     from visionstudy.study.launch import cancel_slurm
 
     planned_study_file(study)  # a typo or the study file: not "no jobs were submitted" and exit 0
-    ids = cancel_slurm(study)
+    ids, cancelled = cancel_slurm(study)
     if not ids:
         console.print(f"{escape(str(study))}: no SLURM jobs were submitted for this study", highlight=False)
-        return
-    console.print(f"cancelled SLURM job{'s' * (len(ids) > 1)} {', '.join(ids)}; `visionstudy study run "
-                  f"{escape(str(study))} --launcher slurm ...` goes on where they stopped", highlight=False)
+    elif not cancelled:
+        console.print(f"SLURM job{'s' * (len(ids) > 1)} {', '.join(ids)}: none queued or running; nothing to "
+                      "cancel", highlight=False)
+    else:
+        console.print(f"cancelled SLURM job{'s' * (len(cancelled) > 1)} {', '.join(cancelled)}; `visionstudy "
+                      f"study run {escape(str(study))} --launcher slurm ...` goes on where they stopped",
+                      highlight=False)
 
 
 def print_results(study_dir: Path) -> None:

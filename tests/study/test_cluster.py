@@ -410,7 +410,8 @@ def test_the_launcher_yields_its_cpu_only_on_a_node_that_runs_the_jobs(slurm):
     assert elsewhere.stdout.split()[:2] == ["False", "0"], elsewhere.stderr  # unchanged, even if niced before
 
 
-def test_a_failing_squeue_leaves_status_whole_and_a_wait_asks_again(slurm, tmp_path, monkeypatch, caplog):
+def test_a_failing_squeue_leaves_status_whole_a_wait_asks_again_and_cancel_takes_live_jobs(
+        slurm, tmp_path, monkeypatch, caplog):
     """Where squeue fails (no SLURM config on this machine, a controller that times out), `study status`
     still prints the runs and exits 0, naming the jobs whose states are unknown; `--wait` asks again
     until squeue answers, and gives up after its patience naming how to follow the jobs."""
@@ -445,6 +446,28 @@ def test_a_failing_squeue_leaves_status_whole_and_a_wait_asks_again(slurm, tmp_p
     assert not squeue(slurm, job)
     said = caplog.text
     assert "squeue failed" in said and "asking again for up to" in said and "squeue answers again" in said
+
+    # `study cancel` cancels the study's jobs still queued or running, and says so when none is
+    ended = vs("study", "cancel", study_dir, env=slurm)
+    assert ended.returncode == 0
+    assert f"SLURM job {job}: none queued or running; nothing to cancel" in ended.stdout
+    assert not (study_dir / "slurm" / "cancelled").exists()  # a worker started later would not requeue
+    live = []
+    for _ in range(2):
+        sbatch = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 120", "-o", "/dev/null"],
+                                env={**os.environ, **slurm}, capture_output=True, text=True, check=True)
+        live.append(sbatch.stdout.strip().split(";")[0])
+    (study_dir / "slurm" / "jobs.json").write_text(json.dumps([job, live[0]]))
+    cancelled = vs("study", "cancel", study_dir, env=slurm)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"cancelled SLURM job {live[0]};" in cancelled.stdout
+    assert (study_dir / "slurm" / "cancelled").exists()
+    wait_for(lambda: not squeue(slurm, live[0]), 30, "the cancelled job to leave the queue")
+    (study_dir / "slurm" / "jobs.json").write_text(json.dumps([job, live[0], live[1]]))
+    import visionstudy as vs_api
+
+    assert vs_api.Study.load(study, runs_dir=tmp_path / "runs").cancel() == [live[1]]  # the API's
+    wait_for(lambda: not squeue(slurm, live[1]), 30, "the cancelled job to leave the queue")
 
 
 def test_a_slurm_launcher_refuses_sqlite(tmp_path):

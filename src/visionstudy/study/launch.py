@@ -317,16 +317,22 @@ def slurm_jobs(study_dir: Path) -> list[JobState]:
     return out
 
 
-def cancel_slurm(study_dir: Path) -> list[str]:
-    """Cancel the study's jobs; their workers put their runs back in the queue and do not requeue."""
+def cancel_slurm(study_dir: Path) -> tuple[list[str], list[str]]:
+    """Cancel the study's jobs still queued or running; their workers put their runs back in the
+    queue and do not requeue. Returns the study's job ids and those cancelled."""
     ids = recorded_jobs(study_dir)
-    if not ids:
-        return []
+    live = sorted({j.id.split("_")[0] for j in slurm_jobs(study_dir)}, key=ids.index) if ids else []
+    if live:
+        scancel(study_dir, live)
+    return ids, live
+
+
+def scancel(study_dir: Path, ids: list[str]) -> None:
+    """Cancel these jobs of the study, marked cancelled first so that their workers do not requeue."""
     (slurm_dir(study_dir) / "cancelled").write_text(time.strftime("%F %T\n"))
     done = subprocess.run([need("scancel"), *ids], capture_output=True, text=True)
     if done.returncode != 0:
         raise LaunchError(f"scancel failed: {done.stderr.strip()}")
-    return ids
 
 
 def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False,
