@@ -436,6 +436,9 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     console.print(table)
     count = int(status["train"].sum())
     then = search_to_run(the_study, url, only)
+    to_train = set(status.loc[status["train"], "key"])
+    for line in data_not_on_disk([r.config.data for r in spec.runs if r.key in to_train or then], data_dir):
+        err_console.print(f"dry run: {escape(line)}", highlight=False)
     nothing = "nothing was trained, queued or written"
     if launcher == "local" and not count and not then:
         console.print(f"dry run: nothing to train: every run{' --only names' if only else ''} is finished; "
@@ -465,6 +468,23 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
                       f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "
                       f"`{escape(shlex.join(command))}`; {nothing}", highlight=False)
+
+
+def data_not_on_disk(configs: list[Any], data_dir: Path | None) -> list[str]:
+    """What the runs would do for their datasets' files not on disk (download them, or stop), once
+    per dataset: a dry run says it before a run, or a cluster's job without internet, meets it."""
+    from visionstudy.data.base import not_on_disk
+    from visionstudy.errors import DataError
+
+    lines: dict[str, None] = {}
+    for cfg in {c.model_dump_json(): c for c in configs}.values():  # an image folder is listed once
+        try:
+            line = not_on_disk(cfg, data_dir)
+        except DataError as exc:
+            line = str(exc)
+        if line:
+            lines[line] = None
+    return list(lines)
 
 
 def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:

@@ -415,6 +415,42 @@ def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_no
                       "holds finished runs of another definition", "a/seed-0 differs in train.epochs: 1 → 2")
 
 
+def test_a_dry_run_says_what_the_runs_would_do_for_data_not_on_disk(tmp_path, monkeypatch):
+    """A dry run said "would train 3 runs" of a study whose CIFAR-10 was nowhere on disk (the runs,
+    or a cluster's jobs without internet, then stopped at the download) and whose image folder
+    did not exist. It now says so, once per dataset, and nothing for a dataset that is there."""
+    from tests.conftest import cifar_tarball
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "name: s\ndata: {dataset: cifar10}\nmodel: {name: mlp, hidden: [8]}\ntrain: {epochs: 1}\n"
+        "variants: {a: {}, b: {model: {hidden: [16]}}, c: {data: {dataset: imagefolder, path: photos}},\n"
+        "           d: {data: {dataset: digits}}}\n")
+    dry = vs_here("study", "run", "s.yaml", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    said = [line for line in " ".join(dry.stderr.split()).split("dry run: ") if line]
+    assert len(said) == 2, dry.stderr  # cifar10 once for its two variants; digits is embedded
+    assert said[0].startswith("dataset 'cifar10': not on disk (looked in ")
+    assert "the first run downloads cifar-10-python.tar.gz from http://127.0.0.1:9/unreachable into " in \
+        said[0]
+    assert "pass --data-dir FOLDER" in said[0]
+    assert said[1].startswith("data.path: photos is not a folder")
+    assert "would train 4 runs here" in dry.stdout
+    cifar_tarball(tmp_path / "mirror" / "cifar-10-python.tar.gz")
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    (tmp_path / "photos" / "dog").mkdir()
+    import numpy as np
+    from PIL import Image
+
+    for i in range(4):
+        for label in ("cat", "dog"):
+            image = Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8))
+            image.save(tmp_path / "photos" / label / f"{i}.png")
+    there = vs_here("study", "run", "s.yaml", "--dry-run", "--data-dir", tmp_path / "mirror", "--no-verify")
+    assert there.returncode == 0 and "dry run: dataset" not in there.stderr, there.stderr
+    assert "not a folder" not in there.stderr and not (tmp_path / "runs").exists()
+
+
 def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
     """It said "not a run directory" of the study's folder, which is no help."""
     (tmp_path / "s").mkdir()

@@ -25,6 +25,7 @@ from visionstudy.data.files import (
     cache_root,
     download,
     download_dir,
+    download_url,
     search_roots,
     warn_unverified,
 )
@@ -222,6 +223,24 @@ def fetch(cfg: DataConfig, cli_dir: Path | None = None, found: list[Path] | None
         for p in paths:
             warn_unverified(p)
     return paths
+
+
+def not_on_disk(cfg: DataConfig, cli_dir: Path | None = None) -> str | None:
+    """What a run would do for files not on disk, without downloading: None when they are there;
+    else that it downloads them first (which files, from where, into which folder), or, where it
+    cannot, the error it would stop with."""
+    source = get_source(cfg.dataset)
+    roots = search_roots(cfg.data_dir, cli_dir)
+    if source.find(cfg, roots) is not None:
+        return None
+    remotes = source.remote_files(cfg)
+    if not remotes or not cfg.download:
+        return str(missing_error(source, cfg, roots))
+    target = download_dir(source.name, cfg.data_dir, cli_dir)
+    site = download_url(remotes[0]).rsplit("/", 1)[0]
+    return (f"dataset {cfg.dataset!r}: not on disk (looked in {', '.join(map(str, roots))}); the first run "
+            f"downloads {', '.join(r.name for r in remotes)} from {site} "
+            f"into {target} (without internet, put the files in a folder and pass --data-dir FOLDER)")
 
 
 def missing_error(source: DatasetSource, cfg: DataConfig, roots: list[Path]) -> DataError:
