@@ -423,6 +423,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     check_study_folder(the_study.dir)  # a training run's folder, or one of the user's files
     if launcher != "local":  # what the launch would refuse, first
         cluster.check_launch(launcher, jobs, url)
+    then = search_to_run(the_study, url, only)  # a search space its trials cannot go on with: refused first
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
     status = runs_to_plan(the_study)
     chosen = status["variant"].map(lambda v: selected(v, only))
@@ -435,7 +436,6 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
                       str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
     console.print(table)
     count = int(status["train"].sum())
-    then = search_to_run(the_study, url, only)
     to_train = set(status.loc[status["train"], "key"])
     for line in data_not_on_disk([r.config.data for r in spec.runs if r.key in to_train or then], data_dir):
         err_console.print(f"dry run: {escape(line)}", highlight=False)
