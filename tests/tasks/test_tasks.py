@@ -129,6 +129,35 @@ def test_users_own_sets_from_an_npz_file(tmp_path):
     assert (ds["set_size"], ds["dim"], ds["train"], ds["val"], ds["test"]) == (6, 2, 90, 30, 30)
 
 
+def test_a_set_file_whose_targets_the_model_cannot_give_is_one_error_before_training(tmp_path):
+    """A file of one target per set trained by an equivariant model (the default) ended in torch's
+    "The size of tensor a (10) must match the size of tensor b" traceback at the first batch, and a
+    study failed that run at training time; it is one error naming the file and the fix, and a
+    study refuses it before any run trains."""
+    from tests.helpers import assert_user_error, vs_here
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5, 2)).astype(np.float32)
+    np.savez(tmp_path / "per_set.npz", x=x, y=x.sum(axis=(1, 2)))
+    np.savez(tmp_path / "per_element.npz", x=x, y=x.sum(axis=2))
+    for name, invariant, holds in (("per_set", False, "set"), ("per_element", True, "element")):
+        cfg = validate_run_config({**SETS, "data": {"dataset": "sets", "path": str(tmp_path / f"{name}.npz")},
+                                   "model": {"name": "deepsets", "layers": 2, "width": 4,
+                                             "invariant": invariant}})
+        said = (f"{name}.npz: y holds one target per {holds}, and model.invariant is {str(invariant).lower()}"
+                f".*set model.invariant: {str(not invariant).lower()}")
+        with pytest.raises(ConfigError, match=said):
+            run_experiment(cfg, tmp_path / name, quiet=True)
+        assert not (tmp_path / name / "metrics.json").exists()
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\ndata: {{dataset: sets, path: {tmp_path / 'per_set.npz'}}}\n"
+        "model: {name: deepsets, layers: 2, width: 4}\ntrain: {epochs: 1}\n"
+        "variants: {fits: {model: {invariant: true}}, equivariant: {}}\n")
+    refused = vs_here("study", "run", tmp_path / "s.yaml", "--runs-dir", tmp_path / "runs", "--quiet")
+    assert_user_error(refused, "run equivariant/seed-0: data.path", "set model.invariant: true")
+    assert not list((tmp_path / "runs").rglob("metrics.json"))  # refused before any run trained
+
+
 @pytest.mark.parametrize("arrays, needle", [
     ({"x": np.zeros((10, 3))}, "needs arrays 'x'"),
     ({"x": np.zeros((10, 3)), "y": np.zeros(10)}, "must be (n sets, set size, features)"),

@@ -262,7 +262,15 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
             seen.add(("weights", model.model_dump_json()))
             fetch_weights(validate_params(model.name, model.params()))  # type: ignore[arg-type]
         data = run.config.data
-        if task_of(run.config).model_kind != "image":  # sets: generated or one small file
+        task = task_of(run.config)
+        if task.model_kind != "image":  # sets: generated, or one small file read with its model's needs
+            pair = (data.model_dump_json(), model.model_dump_json())
+            if data.path is not None and pair not in seen:
+                seen.add(pair)
+                try:
+                    task.prepare(run.config, data_dir)
+                except ConfigError as exc:
+                    raise ConfigError(f"run {run.key}: {exc}") from None
             continue
         whole = data.model_copy(update={"augment": [], "folds": None, "fold": None})  # what is loaded
         if data.folds is not None:  # and its folds: more than a class has images is one error

@@ -54,8 +54,16 @@ class SetRegression(Task["SetData"]):
 
     def prepare(self, cfg: RunConfig, data_dir: Path | None) -> SetData:
         from visionstudy.data.sets import load_sets
+        from visionstudy.errors import ConfigError
 
-        return load_sets(cfg.data, data_dir)
+        data = load_sets(cfg.data, data_dir)
+        per_set = data.train[1].ndim == 2  # (n, 1): one target per set; (n, size, 1) per element
+        if cfg.data.path is not None and per_set != bool(cfg.model.params().get("invariant", False)):
+            raise ConfigError(
+                f"data.path {cfg.data.path}: y holds one target per {'set' if per_set else 'element'}, and "
+                f"model.invariant is {str(not per_set).lower()}: an invariant model gives one output per "
+                f"set, an equivariant one per element; set model.invariant: {str(per_set).lower()}")
+        return data
 
     def input_shape(self, data: SetData) -> tuple[int, ...]:
         return tuple(data.input_shape)
