@@ -98,6 +98,16 @@ def test_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path):
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2, result.stderr
     assert f"cannot write {target}" in result.stderr and "Traceback" not in result.stderr
+    # a file of the user's where the run folder, or a folder above it, would go: named as such (it
+    # said "File exists — check the folder and the disk"), and the file is kept
+    (tmp_path / "notes.txt").write_text("mine")
+    for out, says in ((tmp_path / "notes.txt", "a file, not a folder, is in the way"),
+                      (tmp_path / "notes.txt" / "run", "a part of the path is a file, not a folder")):
+        result = run_cli([sys.executable, "-m", "visionstudy", "train", str(cfg), "--out", str(out),
+                          "--quiet"])
+        assert result.returncode == 2 and f"cannot write {out}" in result.stderr, result.stderr
+        assert says in result.stderr and "choose another folder (--out" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_a_destination_is_taken_only_when_it_is_new_empty_our_own_or_forced(tmp_path):

@@ -30,6 +30,8 @@ HINTS = {
     errno.EACCES: "permission denied; choose a folder you can write (--out / --runs-dir)",
     errno.EPERM: "operation not permitted; choose a folder you can write (--out / --runs-dir)",
     errno.EROFS: "the file system is read-only; choose another folder (--out / --runs-dir)",
+    errno.EEXIST: "a file, not a folder, is in the way; choose another folder (--out / --runs-dir)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another folder (--out / --runs-dir)",
 }
 
 
