@@ -50,6 +50,21 @@ def test_one_at_a_time_sweep_varies_each_factor_alone(tmp_path):
     assert members["train.optimizer.lr"][1] == {"baseline", "lr=0.01", "lr=0.1"}
 
 
+def test_a_search_parameters_type_may_be_left_to_its_values(tmp_path):
+    """`{choices: [...]}` said "type: Field required": choices are categorical, a range of whole
+    numbers as written is int, any other range float; a written type is kept."""
+    space = {"train.optimizer.lr": {"low": 0.001, "high": 0.1, "log": True},
+             "train.batch_size": {"low": 16, "high": 64, "step": 16},
+             "model.channels.0": {"choices": [4, 8]},
+             "train.l2": {"type": "float", "low": 0, "high": 1}}  # written: kept
+    study = load_study(study_file(tmp_path, search={"trials": 2, "space": space}))
+    kinds = {k: (p.type, p.log) for k, p in study.config.search.space.items()}
+    assert kinds == {"train.optimizer.lr": ("float", True), "train.batch_size": ("int", False),
+                     "model.channels.0": ("categorical", False), "train.l2": ("float", False)}
+    with pytest.raises(ConfigError, match=r"search.space.model.channels.0: .*give a non-empty `choices`"):
+        load_study(study_file(tmp_path, search={"trials": 2, "space": {"model.channels.0": {"choices": []}}}))
+
+
 def test_sweep_and_search_keys_may_be_nested_as_set_writes_them(tmp_path):
     """`model: {activation: [relu, tanh]}` is `model.activation: [relu, tanh]` (a sweep's nested
     form was an error naming `sweep.model`), and a search space nests the same way."""

@@ -39,12 +39,29 @@ RESERVED = {"report": "report", "search": "search trials'"}  # folders beside th
 
 
 class SearchParam(Strict):
-    type: Literal["int", "float", "categorical"] = Field(description="kind of parameter")
+    type: Literal["int", "float", "categorical"] = Field(
+        description="kind of parameter; left out: categorical with `choices`, else int when low, high "
+                    "(and step) are whole numbers as written, else float")
     low: float | None = Field(None, description="int/float: lowest value")
     high: float | None = Field(None, description="int/float: highest value (inclusive)")
     step: float | None = Field(None, gt=0, description="int/float: spacing of the values")
     log: bool = Field(False, description="int/float: sample on a log scale")
     choices: list[Any] | None = Field(None, description="categorical: the values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind(cls, data: Any) -> Any:
+        """`{choices: [...]}` is categorical and `{low: 1, high: 8}` an int range as written: the
+        type only needs saying where the values do not tell (`type: float` for `{low: 1, high: 8}`)."""
+        if not isinstance(data, dict) or "type" in data:
+            return data
+        if "choices" in data:
+            return {"type": "categorical", **data}
+        if "low" in data or "high" in data:
+            written = [data.get(k) for k in ("low", "high", "step") if data.get(k) is not None]
+            whole = all(isinstance(v, int) and not isinstance(v, bool) for v in written)
+            return {"type": "int" if whole else "float", **data}
+        return data
 
     @model_validator(mode="after")
     def _ranges(self) -> SearchParam:
