@@ -65,6 +65,28 @@ def test_a_search_parameters_type_may_be_left_to_its_values(tmp_path):
         load_study(study_file(tmp_path, search={"trials": 2, "space": {"model.channels.0": {"choices": []}}}))
 
 
+def test_the_readmes_study_file_is_a_valid_study(tmp_path):
+    """The README's annotated study file, every section in it, loads as a study (its notes and
+    report curves named variants it did not have)."""
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Studies", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "search:" in block and "notes:" in block and "report:" in block
+    (tmp_path / "study.yaml").write_text(block)
+    study = load_study(tmp_path / "study.yaml")
+    assert study.config.search is not None and study.config.search.space["model.dropout"].type == "float"
+    assert {"baseline", "batchnorm", "resnet", "lr=0.001"} <= {n for n, _ in study.variants}
+    # a name that matches no variant: the one it was meant as, else a pattern this study's variants have
+    # (the hint was always "patterns such as resnet+*", the README's own broken pattern)
+    for notes, hint in (("baselin", "did you mean baseline?"),
+                        ("wd=*", "use variant names or patterns such as lr=*")):
+        (tmp_path / "study.yaml").write_text(block.replace('  "lr=*": "one', f'  "{notes}": "one'))
+        with pytest.raises(ConfigError, match=re.escape(f"notes: {notes} match no variant; {hint} (the "
+                                                        "variants: baseline, batchnorm, resnet, lr=0.001")):
+            load_study(tmp_path / "study.yaml")
+
+
 def test_sweep_and_search_keys_may_be_nested_as_set_writes_them(tmp_path):
     """`model: {activation: [relu, tanh]}` is `model.activation: [relu, tanh]` (a sweep's nested
     form was an error naming `sweep.model`), and a search space nests the same way."""

@@ -395,8 +395,8 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
         if not patterns and where.startswith("report.curves"):
             raise ConfigError(f"{source}: {where}: names no variant; list the variants this chart compares")
         if unmatched:
-            raise ConfigError(f"{source}: {where}: {', '.join(unmatched)} match no variant; use variant "
-                              f"names or patterns such as resnet+* (the variants: {few(names, 12)})")
+            raise ConfigError(f"{source}: {where}: {', '.join(unmatched)} match no variant; "
+                              f"{name_hint(unmatched, names)} (the variants: {few(names, 12)})")
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
@@ -474,3 +474,15 @@ def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # ty
     study = expand(study_config(contents, named), runs, source)
     return dataclasses.replace(study, input_digest=input_digest(raw, list(overrides), source),
                                study_overrides=own)
+
+
+def name_hint(unmatched: list[str], names: list[str]) -> str:
+    """For names or patterns that match no variant: the variant a misspelt one was meant as, else a
+    pattern these variants have ('lr=*' for lr=0.001 and lr=0.01)."""
+    import difflib
+
+    close = [m for k in unmatched for m in difflib.get_close_matches(k, names, n=1, cutoff=0.7)]
+    if close:
+        return f"did you mean {', '.join(dict.fromkeys(close))}?"
+    example = next((n.split(sep)[0] + sep + "*" for n in names for sep in "=+" if sep in n), f"{names[0]}*")
+    return f"use variant names or patterns such as {example}"
