@@ -283,6 +283,8 @@ def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fiel
     ({"search": {"trials": 2, "space": {"model.channels.5": [8, 16]}}},
      "study.yaml: search.space.model.channels.5: model.channels must be a list with an element 5"),
     ({"variants": {"a": {}}, "cv": {"folds": 2, "variants": ["b"]}}, "cv.variants: b not variants"),
+    ({"variants": {"baseline": {}}, "cv": {"folds": 2, "variants": ["basline"]}},
+     "cv.variants: basline not variants; did you mean baseline? choose from baseline"),
     # a sweep without keys said "variant name '' names a folder"
     ({"sweep": {"mode": "grid"}}, "sweep: names no key to vary; give dotted keys with lists of values"),
     ({"variants": {"a": {}, "b": {}}, "ladder": ["a", "zz"]},

@@ -400,7 +400,9 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
-        raise ConfigError(f"{source}: cv.variants: {', '.join(unknown)} not variants; choose from "
+        close = name_hint(unknown, [n for n, _ in variants])
+        raise ConfigError(f"{source}: cv.variants: {', '.join(unknown)} not variants; "
+                          f"{close + ' ' if close.startswith('did') else ''}choose from "
                           f"{', '.join(n for n, _ in variants)}")
     runs = []
     for name, override in variants:
