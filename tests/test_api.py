@@ -243,6 +243,11 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     (lambda: vs.train(TINY, set=5), "set=5: expected a mapping such as"),
     (lambda: vs.Study.load(7), "target=7: expected a study file, 'recipe:NAME' or a mapping"),
     (lambda: vs.Run(5), "Run=5: expected a run folder's path"),
+    # folder arguments: Python's "expected str, bytes or os.PathLike object, not int" before
+    (lambda: vs.train(TINY, out=5), "out=5: expected a path (a str or a pathlib.Path)"),
+    (lambda: vs.train(TINY, data_dir=["m"]), "data_dir=['m']: expected a path"),
+    (lambda: vs.Study.load("recipe:quick", runs_dir=3), "runs_dir=3: expected a path"),
+    (lambda: vs.load_dataset("digits", data_dir=7), "data_dir=7: expected a path"),
     # an AttributeError ('dict' object has no attribute 'name') the first time it was printed
     (lambda: vs.Study({"name": "x", "data": {"dataset": "digits"}}), "load a study with vs.Study.load(...)"),
     (lambda: vs.Study("study.yaml"), "Study('study.yaml'): load a study with vs.Study.load(...), which"),

@@ -81,6 +81,12 @@ def as_path(value: Any, what: str = "config", expected: str = CONFIG_ARGUMENT) -
     raise ConfigError(f"{what}={short_repr(value)}: expected {expected}")
 
 
+def optional_path(value: Any, what: str) -> Path | None:
+    """A folder or file argument (str or os.PathLike; None: the default), else one clear error
+    naming the argument (it was Python's "expected str, bytes or os.PathLike object, not int")."""
+    return None if value is None or value == "" else as_path(value, what, "a path (a str or a pathlib.Path)")
+
+
 def run_config(config: str | Path | Mapping[str, Any], overrides: list[str]) -> RunConfig:
     """A validated RunConfig from a YAML file or a mapping, with overrides applied."""
     from visionstudy.validate import load_config, run_from
@@ -161,7 +167,7 @@ class Run:
         images=False, formats=("html", "pdf")); returns the path of report.html."""
         from visionstudy.report import build_report, default_out
 
-        return build_report([self.path], Path(out) if out else default_out([self.path]),
+        return build_report([self.path], optional_path(out, "out") or default_out([self.path]),
                             report_options(options))
 
     def _repr_html_(self) -> str:
@@ -190,11 +196,13 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     data-parallel run, `train.devices > 1`: their rank 0 writes the run and returns it)."""
     from visionstudy.track import log_run, trackers
 
-    targets = trackers(log, Path(log_dir) if log_dir else None)  # a bad --log fails before training
+    out, data_dir, log_dir = (optional_path(v, k) for k, v in (("out", out), ("data_dir", data_dir),
+                                                                ("log_dir", log_dir)))
+    targets = trackers(log, log_dir)  # a bad --log fails before training
     cfg = run_config(config, override_list(set) + ([] if verify else ["data.verify=false"]))
     from visionstudy.store.rundir import run_place, study_around
 
-    path = Path(out) if out else Path("runs") / cfg.name
+    path = out or Path("runs") / cfg.name
     study_dir = study_around(path)
     if study_dir is not None:  # even with --force: the study's database and report would not know
         shown = os.path.relpath(study_dir)
@@ -202,7 +210,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
         raise ConfigError(f"--out {path}: inside the study folder {shown}, whose runs `visionstudy study "
                           "run` trains (its database and report follow them); choose an --out outside it")
     from visionstudy.experiment import run_experiment  # torch: once the config is known to be good
-    data = Path(data_dir) if data_dir else None
+    data = data_dir
     done = run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)
     if not done:  # rank > 0: rank 0 may still be writing metrics.json
         return None  # type: ignore[return-value]
@@ -265,7 +273,7 @@ class Study:
             raise ConfigError(f"Study({short_repr(spec)}): load a study with vs.Study.load(...), which takes "
                               f"{STUDY_ARGUMENT}")
         self.spec, self.db = spec, db
-        self.place = Placement(Path(runs_dir), db)
+        self.place = Placement(optional_path(runs_dir, "runs_dir") or Path("runs"), db)
         self.trackers: list[Any] = []  # set by run(log=...): the report is logged to them too
 
     @classmethod
@@ -289,7 +297,8 @@ class Study:
             return cls(load_study_dir(folder, db), folder.parent, db)
         else:
             raw, source = read_study(str(folder))
-        return cls(load_planned(raw, source, overrides, Placement(Path(runs_dir), db)), runs_dir, db)
+        places = Placement(optional_path(runs_dir, "runs_dir") or Path("runs"), db)
+        return cls(load_planned(raw, source, overrides, places), runs_dir, db)
 
     def __repr__(self) -> str:
         return f"Study({self.name!r}: {self.spec.describe()} in {self.dir})"
@@ -318,11 +327,11 @@ class Study:
         from visionstudy.track import log_run, trackers
 
         workers = check_count(workers, "workers")
-        self.trackers = trackers(log, Path(log_dir) if log_dir else None)
+        self.trackers = trackers(log, optional_path(log_dir, "log_dir"))
 
         self.set_trials(trials)
         patterns = chosen(self.spec, only)
-        path = Path(data_dir) if data_dir else None
+        path = optional_path(data_dir, "data_dir")
         full, outcome = run_all(self.spec, self.place, workers=workers, device=device, data_dir=path,
                                 progress=not quiet, echo=echo, only=patterns, fork=_fork)
         self.spec = full
@@ -352,7 +361,7 @@ class Study:
         self.set_trials(trials)
         url = self.place.url(self.spec)
         cluster.check_launch(launcher, jobs, url)
-        path = Path(data_dir) if data_dir else None
+        path = optional_path(data_dir, "data_dir")
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:
             record_url(self.dir, self.db)
@@ -471,7 +480,7 @@ class Study:
         if not has_manifest(self.dir):
             raise ReportError(f"study {self.name} has not run yet ({self.dir} holds no plan of it): nothing "
                               "to report; run it first (study.run())")
-        target = Path(out) if out else self.dir / "report"
+        target = optional_path(out, "out") or self.dir / "report"
         html = build_study_report(self.dir, target, report_options(options), self.db)
         if self.trackers:
             log_study_report(html, self.name, self.trackers)
@@ -501,7 +510,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **fields: Any) -
     from visionstudy.data import prepare
     from visionstudy.data.base import data_config
 
-    return prepare(data_config(name, **fields), Path(data_dir).expanduser() if data_dir else None)
+    folder = optional_path(data_dir, "data_dir")
+    return prepare(data_config(name, **fields), folder.expanduser() if folder else None)
 
 
 def create_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
