@@ -396,7 +396,7 @@ def runs_to_plan(the_study: Any) -> Any:
     import pandas as pd
 
     from visionstudy.study.execute import refuse_redefined
-    from visionstudy.study.search import FINAL_VARIANT
+    from visionstudy.study.spec import FINAL_VARIANT
 
     spec = the_study.spec
     redefined = {r.key for r in refuse_redefined(spec, the_study.dir)}
@@ -509,7 +509,7 @@ def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
 
 def failed_runs(outcome: Any) -> tuple[list[str], list[str]]:
     """The failed runs' keys, and the search's failure (a list of none or one), told apart."""
-    from visionstudy.study.search import SEARCH_DIR
+    from visionstudy.study.spec import SEARCH_DIR
 
     return ([key for key, _ in outcome.failed if key != SEARCH_DIR],
             [error for key, error in outcome.failed if key == SEARCH_DIR])
@@ -873,7 +873,7 @@ def recipes_show(
                       ",".join(a.name for a in c.data.augment) or "-",
                       validates_on(c.data))
     console.print(table)
-    from visionstudy.study.search import FINAL_VARIANT
+    from visionstudy.study.spec import FINAL_VARIANT
 
     names = [n for n, _ in spec.variants] + ([FINAL_VARIANT] if spec.config.search else [])
     notes = [(n, spec.note(n)) for n in names if spec.note(n)]

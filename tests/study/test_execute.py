@@ -282,6 +282,55 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
     assert "then an 8-trial search and 2 final runs" in again.stdout  # not "a 8-trial"
 
 
+def test_a_redefined_run_whose_results_were_deleted_trains_anew(tmp_path):
+    """A finished run's folder deleted, then its definition changed: the new definition's queued
+    trial was discarded as a duplicate of the old completed one, and `study run` said "nothing to do:
+    its 1 run is finished" while `status` said 0/1 done."""
+    from tests.helpers import vs_here
+
+    fields = {"model": {"name": "mlp", "hidden": [8]}, "variants": {"a": {}}}
+    path = write(tmp_path, "redef", **fields, train={**TINY["train"], "epochs": 1})
+    runs = ["--runs-dir", tmp_path / "runs", "--no-report", "--quiet"]
+    assert vs_here("study", "run", path, *runs).returncode == 0
+    shutil.rmtree(tmp_path / "runs" / "redef" / "a")
+    path = write(tmp_path, "redef", **fields, train={**TINY["train"], "epochs": 2})
+    assert vs_here("study", "run", path, *runs).returncode == 0
+    history = (tmp_path / "runs" / "redef" / "a" / "seed-0" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2  # trained anew, with the new definition's 2 epochs
+    assert "redef: 1/1 runs done" in vs_here("study", "status", path, "--runs-dir", tmp_path / "runs").stdout
+
+
+def test_more_trials_that_find_better_values_train_the_final_runs_again(tmp_path):
+    """`--trials 2` after a 1-trial search whose second trial was better stopped with "already holds
+    runs search-best/seed-0 with a different config", though the dry run said the final runs train
+    again if the best values change. The old final run is moved to search/previous-best/ (kept) and
+    search-best trains with the new values; a later call with the file's own trials changes nothing."""
+    from tests.helpers import vs_here
+
+    path = write(tmp_path, "better", model={"name": "mlp", "hidden": [16]},
+                 train={**TINY["train"], "epochs": 2},
+                 search={"sampler": "random", "seed": 2, "trials": 1, "final": {"seeds": 1},
+                         "space": {"train.optimizer.lr": {"choices": [1e-6, 0.05]}}})
+    runs = ["--runs-dir", tmp_path / "runs", "--only", "search", "--no-report", "--quiet"]
+    study_dir = tmp_path / "runs" / "better"
+    lr = lambda run: yaml.safe_load((run / "config.yaml").read_text())["train"]["optimizer"]["lr"]  # noqa: E731
+    assert vs_here("study", "run", path, *runs).returncode == 0
+    assert lr(study_dir / "search" / "trial-000") == lr(study_dir / "search-best" / "seed-0") == 1e-6
+    before = json.loads((study_dir / "search-best" / "seed-0" / "metrics.json").read_text())
+    more = vs_here("study", "run", path, *runs[:-1], "--trials", "2")
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert "the search's best values changed: search-best/seed-0, trained with the old ones, moved to " \
+        in " ".join(more.stdout.split()), more.stdout
+    assert lr(study_dir / "search-best" / "seed-0") == 0.05  # trained again, with the better values
+    (kept,) = (study_dir / "search" / "previous-best").glob("*/seed-0")
+    assert lr(kept) == 1e-6 and json.loads((kept / "metrics.json").read_text()) == before
+    status = vs_here("study", "status", path, "--runs-dir", tmp_path / "runs")
+    assert "better: 1/2 runs done" in status.stdout  # search-best; the baseline waits (--only search)
+    assert "search: 2 of 2 trials" in status.stdout
+    again = vs_here("study", "run", path, *runs)  # the file's 1 trial: nothing to train, nothing moved
+    assert again.returncode == 0 and len(list((study_dir / "search" / "previous-best").iterdir())) == 1
+
+
 @pytest.mark.parametrize("search, overrides", [
     ({"trial_epochs": 1}, []),
     ({"base": {"train": {"epochs": 6}}}, ["train.epochs=1"]),  # --set shortens the trials the pruner sizes

@@ -561,12 +561,15 @@ class RunStore:
                 "study name must keep one definition of them: rename the study (or the changed "
                 "variants), or use another --db / --runs-dir"
             )
+        superseded: dict[str, int] = {}
         if changed:  # failed, stopped or waiting: the new definition replaces the old one's trials
             if replace is not None:
                 replace(changed)
             for key in changed:
                 self.retire(key)
-                groups[key] = []  # an older definition's trials do not count
+                # an older definition's trials do not count, a completed one (its results gone) included
+                superseded[key] = max(t.number for t in groups[key])
+                groups[key] = []
         queued = 0
         for key, h in plan.items():
             states = {t.state for t in groups.get(key, [])}
@@ -576,8 +579,8 @@ class RunStore:
                 continue
             attrs: dict[str, Any] = {"run": key, "config_hash": h}
             done = [t.number for t in groups.get(key, []) if t.state == TrialState.COMPLETE]
-            if done:  # recorded done, results gone: this trial supersedes the stale ones
-                attrs["supersedes"] = max(done)
+            if done or key in superseded:  # recorded done, results gone: this trial supersedes the stale ones
+                attrs["supersedes"] = max([*done, superseded.get(key, -1)])
             if key in finished:
                 self.study.add_trial(optuna.trial.create_trial(
                     state=TrialState.COMPLETE, value=finished[key] or 0.0, user_attrs=attrs))

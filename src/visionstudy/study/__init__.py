@@ -20,8 +20,8 @@ from visionstudy.study.execute import (
 )
 from visionstudy.study.pool import sigterm_as_interrupt
 from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
-from visionstudy.study.search import FINAL_VARIANT, final_runs, run_search, search_failure
-from visionstudy.study.spec import RunSpec, Study, load_study
+from visionstudy.study.search import final_runs, run_search, search_failure, set_aside_stale_finals
+from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, load_study
 
 __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "check_data", "list_recipes",
            "load_study", "recipe_path", "run_all", "run_study", "selected", "with_final"]
@@ -59,6 +59,7 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
                 return study, dataclasses.replace(outcome, seconds=outcome.seconds + searched,
                                                   failed=outcome.failed + ([failure] if failure else []))
             full = with_final(study, best)
+            set_aside_stale_finals(full, place, driver.echo)
             # with --only, the variants it left out stay queued: only the final runs train here
             final = driver.run_planned(full, place, None if only is None else [FINAL_VARIANT])
             return full, dataclasses.replace(final, trained=final.trained + outcome.trained,

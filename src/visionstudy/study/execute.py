@@ -28,7 +28,7 @@ from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
-from visionstudy.study.spec import RunSpec, Study
+from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,7 @@ def plan(study: Study, place: Placement,
         for key in keys:
             if (study_dir / key).is_dir():
                 clear(RunDir(study_dir / key))
+        keys = [k for k in keys if not k.startswith(f"{FINAL_VARIANT}/")]  # new best values: said where found
         if echo and keys:
             echo(f"{len(keys)} unfinished run{'s' * (len(keys) > 1)} redefined by the study file "
                  f"({few(keys, 3)}): they train anew")

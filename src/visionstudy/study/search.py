@@ -3,13 +3,15 @@ study's database, then the final training of the best values (seed 002's flow)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from visionstudy.config import RunConfig, merge_run
+from visionstudy.config import RunConfig, few, merge_run
 from visionstudy.errors import ConfigError
 from visionstudy.study.pool import Event, Job, stop_deferred
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
@@ -23,10 +25,9 @@ if TYPE_CHECKING:
     from visionstudy.study.execute import Driver, Placement
 
 from visionstudy.study.schema import SearchConfig, SearchParam
-from visionstudy.study.spec import RunSpec, Study, apply_keys, build_run
+from visionstudy.study.spec import FINAL_VARIANT, SEARCH_DIR, RunSpec, Study, apply_keys, build_run
 from visionstudy.tasks.metrics import metric
 
-FINAL_VARIANT = "search-best"  # the variant that retrains the best values (`search.final`)
 WAIT_SECONDS = 1.0  # between looks at the trials other workers train, before the final runs
 
 
@@ -99,9 +100,8 @@ def search_base(study: Study) -> dict[str, Any]:
     return merge_run(study.base, study.config.search.base)
 
 
-SEARCH_DIR = "search"  # trial folders: <study>/search/trial-NNN (no variant may take this name)
 DUPLICATE_TRIES = 20  # samples drawn before a sampler counts as stuck on known values
-ASKED = "trials_asked"  # the search study's user attribute: `search.trials` (or --trials) of its last run
+ASKED = "trials_asked"  # the search study's user attribute: the most `search.trials` (or --trials) asked
 SPACE = "space_size"  # ... and how many configurations its space holds (None: continuous)
 
 
@@ -313,7 +313,7 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
     assert s is not None
     url, study_dir = place.url(study), place.study_dir(study)
     ostudy = search_study(study, url)
-    ostudy.set_user_attr(ASKED, s.trials)
+    ostudy.set_user_attr(ASKED, max(s.trials, ostudy.user_attrs.get(ASKED, 0)))  # `--trials 8` then 6: 8
     ostudy.set_user_attr(SPACE, space_size(s))
     check_space(ostudy.get_trials(deepcopy=False), s)
     recover_stopped(ostudy)
@@ -501,6 +501,39 @@ def record_trial(driver: Driver, ostudy: optuna.Study, trial: optuna.Trial, ev: 
         trial.set_user_attr("error", message[:2000])
         ostudy.tell(trial, state=TrialState.FAIL)
         driver.echo(f"failed {key} (trial {trial.number}): {message}")
+
+
+def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], None]) -> list[str]:
+    """More trials found other best values: the final runs trained with the old ones are moved to
+    `search/previous-best/<time>/` (their results kept) so that `search-best` trains again with the
+    new values; a study refuses any other finished run whose definition changed. Returns the moved
+    runs' keys."""
+    import shutil
+
+    from visionstudy.store.db import RunStore
+    from visionstudy.study.execute import results_on_disk
+
+    study_dir = place.study_dir(full)
+    finals = {r.key: r.config_hash for r in full.runs if r.variant == FINAL_VARIANT}
+    on_disk = results_on_disk(study_dir, list(finals))
+    if not on_disk:
+        return []
+    records = RunStore(place.url(full), full.name).run_records()  # what the finished ones trained with
+    trained = {k: max(records[k], key=lambda t: t.number).config_hash for k in on_disk if records.get(k)}
+    stale = [k for k, h in trained.items() if h not in (None, finals[k])]
+    if not stale:
+        return []
+    aside = study_dir / SEARCH_DIR / "previous-best" / time.strftime("%Y%m%d-%H%M%S")
+    moved = []
+    for key in stale:
+        with contextlib.suppress(FileNotFoundError):  # another job of the study moved it first
+            aside.mkdir(parents=True, exist_ok=True)
+            shutil.move(study_dir / key, aside / Path(key).name)
+            moved.append(key)
+    if moved:
+        echo(f"the search's best values changed: {few(moved, 3)}, trained with the old ones, moved to "
+             f"{aside}; {FINAL_VARIANT} trains again with the new")
+    return moved
 
 
 def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:

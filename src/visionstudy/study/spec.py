@@ -153,6 +153,8 @@ def value_label(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
 
+SEARCH_DIR = "search"  # trial folders: <study>/search/trial-NNN (no variant may take this name)
+FINAL_VARIANT = "search-best"  # the variant that retrains a search's best values (`search.final`)
 SWEEP_OPTIONS = ("mode", "from")
 
 
@@ -388,7 +390,7 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
                    "names a variant twice" if len(set(cfg.ladder)) != len(cfg.ladder) else
                    "needs at least two variants")
             raise ConfigError(f"{source}: ladder: {why}")
-    names = [n for n, _ in variants] + (["search", "search-best"] if cfg.search else [])
+    names = [n for n, _ in variants] + ([SEARCH_DIR, FINAL_VARIANT] if cfg.search else [])
     for where, patterns in [("notes", list(cfg.notes)), ("report.full", cfg.report.full),
                             *((f"report.curves.{k}", v) for k, v in cfg.report.curves.items())]:
         unmatched = [k for k in patterns if not any(fnmatch.fnmatchcase(n, k) for n in names)]
