@@ -990,9 +990,24 @@ def show_predictions(results: Any, as_json: bool) -> None:
                           for r in results]))
     else:
         table = Table("image", *(f"#{i + 1}" for i in range(len(results[0].top))))
-        for r in results:
-            table.add_row(Path(r.path).name, *(f"{c} ({p:.1%})" for c, p in r.top))
+        for name, r in zip(shown_names([str(r.path) for r in results]), results, strict=True):
+            table.add_row(escape(name), *(escape(f"{c} ({p:.1%})") for c, p in r.top))
         console.print(table)
+
+
+def shown_names(paths: list[str]) -> list[str]:
+    """The images' file names where they tell them apart; else their paths below the folder they
+    share (a/x.png and b/x.png were both shown as x.png)."""
+    import os
+
+    names = [Path(p).name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    try:
+        shared = os.path.commonpath([os.path.dirname(p) for p in paths])
+    except ValueError:  # absolute and relative paths mixed: shown whole
+        return paths
+    return [os.path.relpath(p, shared) if shared else p for p in paths]
 
 
 @app.command()

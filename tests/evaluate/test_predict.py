@@ -153,6 +153,18 @@ def test_a_folder_is_classified_image_by_image_in_bounded_batches(digits_run, tm
     result = vs_here("predict", digits_run, folder, tmp_path / "empty", "--json")
     assert_user_error(result, "1 of 4 images could not be read", "empty: a folder without image files (bmp")
     assert [r["image"] for r in json.loads(result.stdout)] == [str(f) for f in expected]
+    # the printed table tells apart images of one name in two folders (both were shown as x.png)
+    for sub in ("cat", "dog"):
+        (folder / sub).mkdir()
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / sub / "x[1].png")
+    from visionstudy.cli import shown_names
+
+    shown = vs_here("predict", digits_run, folder)
+    rows = [line.split("│")[1].strip() for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert rows == ["a.jpg", "b/c.PNG", "cat/x[1].png", "dog/x[1].png", "z.png"], shown.stdout
+    assert shown_names(["a/x.png", "b/x.png"]) == ["a/x.png", "b/x.png"]
+    assert shown_names(["/p/a/x.png", "/p/b/y.png"]) == ["x.png", "y.png"]
+    assert shown_names(["/p/a/x.png", "b/x.png"]) == ["/p/a/x.png", "b/x.png"]  # no folder shared
 
 
 def test_gradcam_never_writes_into_a_users_folder(digits_run, tmp_path):
