@@ -127,18 +127,18 @@ def datasets_info(
         print(json.dumps(info))
         return
     table = Table(show_header=False)
-    table.add_row("dataset", raw.name)
+    table.add_row("dataset", escape(raw.name))
     table.add_row("train / test", f"{len(raw.train):,} / {len(raw.test):,}"
                   + (f" (val {len(raw.val):,})" if raw.val is not None else ""))
     table.add_row("image shape", f"{c} x {h} x {w} (channels x height x width)")
-    table.add_row("classes", f"{len(raw.class_names)}: " + ", ".join(raw.class_names))
+    table.add_row("classes", escape(f"{len(raw.class_names)}: " + ", ".join(raw.class_names)))
     table.add_row("mean / std", f"{info['mean']} / {info['std']}")
-    table.add_row("files", "\n".join(info["files"]) or "(embedded in scikit-learn)")
+    table.add_row("files", escape("\n".join(info["files"])) or "(embedded in scikit-learn)")
     table.add_row("checksum (md5 of the decoded arrays)", raw.checksum)
     if raw.skipped:
         table.add_row("skipped", f"{len(raw.skipped)} unreadable files (see the warnings)")
     if raw.ignored:
-        table.add_row("not classes", "\n".join(raw.ignored) + "\n(folders without image files)")
+        table.add_row("not classes", escape("\n".join(raw.ignored)) + "\n(folders without image files)")
     console.print(table)
 
 
@@ -832,7 +832,7 @@ def recipes_list() -> None:
     table = Table("recipe", "runs", "reproduces")
     for name in list_recipes():
         spec = load_study(f"recipe:{name}")
-        table.add_row(name, spec.describe(), spec.config.reproduces or spec.config.description)
+        table.add_row(name, spec.describe(), escape(spec.config.reproduces or spec.config.description))
     console.print(table)
 
 
@@ -880,7 +880,7 @@ def recipes_show(
     if notes:
         reproduces = Table("variant", "reproduces")
         for name, text in notes:
-            reproduces.add_row(name, text)
+            reproduces.add_row(name, escape(text))
         console.print(reproduces)
     console.print(f"{spec.name}: {spec.describe()}", highlight=False)
 

@@ -451,6 +451,25 @@ def test_a_dry_run_says_what_the_runs_would_do_for_data_not_on_disk(tmp_path, mo
     assert "not a folder" not in there.stderr and not (tmp_path / "runs").exists()
 
 
+def test_tables_print_users_names_and_texts_literally(tmp_path):
+    """rich read a class folder `a[red]` and a note `Table [see fig 2]` as markup: `datasets info` said
+    "classes 2: a, b" and `recipes show --runs` dropped the bracketed words."""
+    import numpy as np
+    from PIL import Image
+
+    for label in ("a[red]", "b"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(4):
+            image = Image.fromarray(np.full((8, 8, 3), 50 * i, np.uint8))
+            image.save(tmp_path / "photos" / label / f"{i}.png")
+    info = vs_here("datasets", "info", "imagefolder", "--path", tmp_path / "photos")
+    assert info.returncode == 0 and "2: a[red], b" in info.stdout, info.stdout + info.stderr
+    (tmp_path / "s.yaml").write_text("name: s\nreproduces: 'Smith [see fig 2]'\ndata: {dataset: digits}\n"
+                                     "model: {name: mlp}\nvariants: {a: {}}\nnotes: {a: 'Table [red] 3'}\n")
+    shown = vs_here("recipes", "show", tmp_path / "s.yaml", "--runs")
+    assert shown.returncode == 0 and "Table [red] 3" in shown.stdout, shown.stdout + shown.stderr
+
+
 def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
     """It said "not a run directory" of the study's folder, which is no help."""
     (tmp_path / "s").mkdir()
