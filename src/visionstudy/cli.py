@@ -156,7 +156,7 @@ def datasets_fetch(
         get_source(name)
         paths = fetch(data_config(name, split=split, verify=not no_verify), data_dir)
     for p in paths:
-        console.print(f"ok {p}")
+        console.print(f"ok {escape(str(p))}", highlight=False)
     if not paths:
         console.print(f"{name}: nothing to fetch (embedded or local)")
 
@@ -202,7 +202,7 @@ def datasets_preview(
         (f" — {from_} images" if from_ != "train" else "")
     image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight",
                                               metadata={"Software": PREVIEW_TAG})
-    console.print(f"wrote {out}")
+    console.print(f"wrote {escape(str(out))}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -240,7 +240,8 @@ def train(
     if metrics:
         from visionstudy.tasks import task_of_metrics
 
-        console.print(f"{task_of_metrics(metrics).result_line(metrics)}  → {out}", highlight=False)
+        line = task_of_metrics(metrics).result_line(metrics)
+        console.print(f"{line}  → {escape(str(out))}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------- study
@@ -351,7 +352,7 @@ def study_run(
         print_results(the_study.dir)
     if report and outcome.done:
         html = the_study.report(data_dir=data_dir, progress=not quiet)
-        console.print(f"report: {html}", highlight=False)
+        console.print(f"report: {escape(str(html))}", highlight=False)
     if outcome.failed:
         err_console.print(failed_summary(outcome), highlight=False)
         raise typer.Exit(1)
@@ -595,7 +596,7 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
     if done:
         print_results(the_study.dir)
         if report:
-            console.print(f"report: {the_study.report(progress=not quiet)}", highlight=False)
+            console.print(f"report: {escape(str(the_study.report(progress=not quiet)))}", highlight=False)
     if done < len(status) or failed_jobs:
         left = {s: list(status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
         short = len(status) - done
@@ -941,7 +942,7 @@ def report(
             raise ConfigError(f"{studies[0]} is a study folder: report it alone (`visionstudy report "
                               f"{studies[0]}`), or compare run folders (e.g. {studies[0]}/VARIANT/seed-0)")
         html = build_report(runs, out or default_out(runs), opts)
-    console.print(f"report: {html}", highlight=False)
+    console.print(f"report: {escape(str(html))}", highlight=False)
 
 
 # -------------------------------------------------------------------------------------- predict

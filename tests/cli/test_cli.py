@@ -468,6 +468,11 @@ def test_tables_print_users_names_and_texts_literally(tmp_path):
                                      "model: {name: mlp}\nvariants: {a: {}}\nnotes: {a: 'Table [red] 3'}\n")
     shown = vs_here("recipes", "show", tmp_path / "s.yaml", "--runs")
     assert shown.returncode == 0 and "Table [red] 3" in shown.stdout, shown.stdout + shown.stderr
+    (tmp_path / "r.yaml").write_text("name: r\ndata: {dataset: digits}\nmodel: {name: mlp, hidden: [8]}\n"
+                                     "train: {epochs: 1}\n")
+    out = tmp_path / "runs" / "[bold]x"  # a path: the result line said "→ .../runs/x"
+    trained = vs_here("train", tmp_path / "r.yaml", "--out", out)
+    assert trained.returncode == 0 and f"→ {out}" in trained.stdout, trained.stdout + trained.stderr
 
 
 def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
