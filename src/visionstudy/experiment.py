@@ -156,6 +156,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
     if fabric.is_global_zero:
         write_config(run, cfg_dump, task.dataset_doc(data), params, flops)
         warn_one_step_epochs(train_loader.num_samples, t.batch_size)
+        warn_warmup_only(t.scheduler.warmup_epochs, t.epochs, t.scheduler.name)
     if on_test_epoch is not None:
         on_epoch_end = with_test_probe(on_epoch_end, on_test_epoch, net, test_loader, t.tta, fabric, task)
     result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
@@ -196,6 +197,16 @@ def warn_one_step_epochs(samples: int, batch_size: int) -> None:
         log.warning("train.batch_size %d is more than the %d training samples a process sees: each "
                     "epoch is one step of %d; lower train.batch_size for more steps per epoch",
                     batch_size, samples, samples)
+
+
+@functools.cache
+def warn_warmup_only(warmup: int, epochs: int, schedule: str) -> None:
+    """A warm-up as long as the run (`--set train.epochs=2` on a recipe that warms up for 5) never
+    reaches the optimizer's learning rate: legal, said once per process and sizes."""
+    if warmup and warmup >= epochs:
+        log.warning("train.scheduler.warmup_epochs %d is not below train.epochs %d: every epoch warms up, "
+                    "the learning rate never reaches train.optimizer.lr and the %s schedule never starts; "
+                    "lower warmup_epochs or train longer", warmup, epochs, schedule)
 
 
 def check_memory(cfg: RunConfig, task: Task[Any], data: Any, fabric: Devices,

@@ -356,3 +356,19 @@ def test_a_batch_larger_than_the_training_set_is_one_step_per_epoch_with_a_warni
             "one step of 100") in caplog.text
     steps = (tmp_path / "one" / "steps.csv").read_text().splitlines()[1:]
     assert len(steps) == 1
+
+
+def test_a_warm_up_as_long_as_the_run_is_said(tmp_path, caplog):
+    """`--set train.epochs=2` on a schedule that warms up for 5 trained at a tenth of the learning
+    rate rising, the schedule never started, and nothing said so."""
+    from visionstudy.experiment import warn_warmup_only
+
+    warn_warmup_only.cache_clear()  # once per process and sizes
+    run_experiment(tiny(train={"epochs": 2, "scheduler": {"name": "cosine", "warmup_epochs": 1}}),
+                   tmp_path / "fits", quiet=True)
+    assert "warmup_epochs" not in caplog.text
+    run_experiment(tiny(train={"epochs": 2, "scheduler": {"name": "cosine", "warmup_epochs": 5}}),
+                   tmp_path / "all", quiet=True)
+    said = ("train.scheduler.warmup_epochs 5 is not below train.epochs 2: every epoch warms up, the "
+            "learning rate never reaches train.optimizer.lr and the cosine schedule never starts")
+    assert said in caplog.text
