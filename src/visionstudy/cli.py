@@ -101,17 +101,21 @@ def datasets_info(
     name: str,
     data_dir: DataDir = None,
     split: Annotated[str | None, typer.Option(help="dataset variant, e.g. EMNIST 'letters'")] = None,
-    path: Annotated[Path | None, typer.Option(help="imagefolder: the folder")] = None,
+    path: Annotated[Path | None, typer.Option(help="imagefolder: the folder; sets: your .npz")] = None,
     no_verify: NoVerify = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Split sizes, classes, image shape, mean/std and where the files are."""
+    """Split sizes, classes, image shape, mean/std and where the files are (sets: their sizes)."""
     from visionstudy.data import get_source, load_raw
     from visionstudy.data.prepare import channel_stats
+    from visionstudy.tasks import task_of_dataset
 
     with as_options(path="--path", split="--split"):
         cfg = data_config(name, split=split, path=path, verify=not no_verify)
         get_source(name)
+        if task_of_dataset(name).model_kind != "image":
+            show_set_info(cfg, data_dir, as_json)
+            return
         raw = load_raw(cfg, data_dir)
     mean, std = channel_stats(raw.train.images)
     c, h, w = raw.image_shape
@@ -139,6 +143,30 @@ def datasets_info(
         table.add_row("skipped", f"{len(raw.skipped)} unreadable files (see the warnings)")
     if raw.ignored:
         table.add_row("not classes", escape("\n".join(raw.ignored)) + "\n(folders without image files)")
+    console.print(table)
+
+
+def show_set_info(cfg: Any, data_dir: Path | None, as_json: bool) -> None:
+    """`datasets info` of sets (generated, or a user's .npz): split sizes, set size, features, and
+    whether there is one target per set or per element (which `model.invariant` must match)."""
+    from visionstudy.data.sets import load_sets
+
+    data = load_sets(cfg, data_dir)
+    per_set = data.train[1].ndim == 2
+    info = {"dataset": data.name, "train": len(data.train[0]), "val": len(data.val[0]),
+            "test": len(data.test[0]), "set_size": data.input_shape[0], "features": data.input_shape[1],
+            "targets": "one per set" if per_set else "one per element",
+            "files": [str(p) for p in data.files], "checksum": data.checksum, "checksum_algorithm": "md5"}
+    if as_json:
+        print(json.dumps(info))
+        return
+    table = Table(show_header=False)
+    table.add_row("dataset", escape(data.name))
+    table.add_row("train / val / test", f"{info['train']:,} / {info['val']:,} / {info['test']:,} sets")
+    table.add_row("set shape", f"{info['set_size']} elements x {info['features']} features")
+    table.add_row("targets", f"{info['targets']} (model.invariant: {str(per_set).lower()})")
+    table.add_row("files", escape("\n".join(info["files"])) or "(generated from data.sets)")
+    table.add_row("checksum (md5 of the sets)", data.checksum)
     console.print(table)
 
 

@@ -156,6 +156,14 @@ def test_a_set_file_whose_targets_the_model_cannot_give_is_one_error_before_trai
     refused = vs_here("study", "run", tmp_path / "s.yaml", "--runs-dir", tmp_path / "runs", "--quiet")
     assert_user_error(refused, "run equivariant/seed-0: data.path", "set model.invariant: true")
     assert not list((tmp_path / "runs").rglob("metrics.json"))  # refused before any run trained
+    # `datasets info` tells which a file holds (it said "holds sets, not images" of every set file)
+    info = vs_here("datasets", "info", "sets", "--path", tmp_path / "per_set.npz", "--json")
+    assert info.returncode == 0, info.stderr
+    said = json.loads(info.stdout)
+    assert (said["set_size"], said["features"], said["targets"]) == (5, 2, "one per set")
+    assert said["train"] + said["val"] + said["test"] == 60
+    table = vs_here("datasets", "info", "sets", "--path", tmp_path / "per_element.npz")
+    assert "one per element (model.invariant: false)" in table.stdout, table.stdout + table.stderr
 
 
 @pytest.mark.parametrize("arrays, needle", [
