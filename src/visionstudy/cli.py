@@ -153,10 +153,11 @@ def show_set_info(cfg: Any, data_dir: Path | None, as_json: bool) -> None:
 
     data = load_sets(cfg, data_dir)
     per_set = data.train[1].ndim == 2
-    info = {"dataset": data.name, "train": len(data.train[0]), "val": len(data.val[0]),
+    files = [str(p) for p in data.files]
+    info: dict[str, Any] = {"dataset": data.name, "train": len(data.train[0]), "val": len(data.val[0]),
             "test": len(data.test[0]), "set_size": data.input_shape[0], "features": data.input_shape[1],
             "targets": "one per set" if per_set else "one per element",
-            "files": [str(p) for p in data.files], "checksum": data.checksum, "checksum_algorithm": "md5"}
+            "files": files, "checksum": data.checksum, "checksum_algorithm": "md5"}
     if as_json:
         print(json.dumps(info))
         return
@@ -165,7 +166,7 @@ def show_set_info(cfg: Any, data_dir: Path | None, as_json: bool) -> None:
     table.add_row("train / val / test", f"{info['train']:,} / {info['val']:,} / {info['test']:,} sets")
     table.add_row("set shape", f"{info['set_size']} elements x {info['features']} features")
     table.add_row("targets", f"{info['targets']} (model.invariant: {str(per_set).lower()})")
-    table.add_row("files", escape("\n".join(info["files"])) or "(generated from data.sets)")
+    table.add_row("files", escape("\n".join(files)) or "(generated from data.sets)")
     table.add_row("checksum (md5 of the sets)", data.checksum)
     console.print(table)
 
