@@ -946,7 +946,7 @@ def report(
     from visionstudy.report.render import FORMATS
     from visionstudy.study.status import is_study_dir
 
-    formats = tuple(dict.fromkeys(["html", *(format_ or [])]))
+    formats = tuple(dict.fromkeys(["html", *(f.lower() for f in format_ or [])]))  # PDF as pdf
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
@@ -1079,7 +1079,7 @@ def export(
     """Export the run's model with its class names and normalisation, checked against the run."""
     from visionstudy.serve.export import export_run
 
-    done = export_run(run, format_, out, data_dir, force)
+    done = export_run(run, format_.lower(), out, data_dir, force)  # ONNX as onnx
     if not done.finished:
         err_console.print(f"warning: {run} has not finished (no metrics.json): exported its last checkpoint; "
                           "its test accuracy is unknown (resume it with `visionstudy train CONFIG --resume "

@@ -158,10 +158,12 @@ def test_report_and_predict_commands(digits_run, tmp_path):
 
     # the command and its options; every figure (Grad-CAM, t-SNE, images) is checked in process by
     # tests/report/test_report.py::test_ten_class_run_report_has_every_figure_and_table
-    result = vs("report", digits_run, "--out", tmp_path / "rep", "--tsne-points", "100", "--no-images")
+    result = vs("report", digits_run, "--out", tmp_path / "rep", "--tsne-points", "100", "--no-images",
+                "--format", "SVG")  # a format in capitals, as a user types it (it was "not a report format")
     assert result.returncode == 0, result.stderr
     assert f"report: {tmp_path / 'rep' / 'report.html'}" in " ".join(result.stdout.split())
     assert (tmp_path / "rep" / "figures" / "tsne.png").is_file()
+    assert (tmp_path / "rep" / "figures" / "tsne.svg").read_text().lstrip().startswith("<?xml")
     assert not (tmp_path / "rep" / "figures" / "gradcam.png").exists()  # --no-images
     # a folder that is not a run and --out inside a run: tests/report/test_report.py, in process
 

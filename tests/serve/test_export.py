@@ -75,6 +75,8 @@ def test_torchscript_and_safetensors_load_with_their_libraries(digits_run, tmp_p
 def test_export_errors_are_clear(digits_run, tmp_path):
     assert_user_error(vs("export", digits_run, "--format", "tflite", "--out", tmp_path / "m"),
                       "not an export format", "onnx, torchscript, safetensors")
+    done = vs("export", digits_run, "--format", "SafeTensors", "--out", tmp_path / "m.safetensors")
+    assert done.returncode == 0 and (tmp_path / "m.safetensors").stat().st_size > 1000, done.stderr
     assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", digits_run / "m.pt"),
                       "inside the run folder", "exports never write into runs")
     assert not (digits_run / "m.pt").exists()
