@@ -147,27 +147,26 @@ def datasets_info(
 
 
 def show_set_info(cfg: Any, data_dir: Path | None, as_json: bool) -> None:
-    """`datasets info` of sets (generated, or a user's .npz): split sizes, set size, features, and
-    whether there is one target per set or per element (which `model.invariant` must match)."""
+    """`datasets info` of sets (generated, or a user's .npz): what a set run records of its data
+    (`dataset_doc`), and whether there is one target per set or per element (which
+    `model.invariant` must match)."""
     from visionstudy.data.sets import load_sets
+    from visionstudy.tasks import task_of_dataset
 
     data = load_sets(cfg, data_dir)
     per_set = data.train[1].ndim == 2
-    files = [str(p) for p in data.files]
-    info: dict[str, Any] = {"dataset": data.name, "train": len(data.train[0]), "val": len(data.val[0]),
-            "test": len(data.test[0]), "set_size": data.input_shape[0], "features": data.input_shape[1],
-            "targets": "one per set" if per_set else "one per element",
-            "files": files, "checksum": data.checksum, "checksum_algorithm": "md5"}
+    info = {**task_of_dataset(cfg.dataset).dataset_doc(data),
+            "targets": "one per set" if per_set else "one per element"}
     if as_json:
         print(json.dumps(info))
         return
     table = Table(show_header=False)
-    table.add_row("dataset", escape(data.name))
+    table.add_row("dataset", escape(info["name"]))
     table.add_row("train / val / test", f"{info['train']:,} / {info['val']:,} / {info['test']:,} sets")
-    table.add_row("set shape", f"{info['set_size']} elements x {info['features']} features")
+    table.add_row("set shape", f"{info['set_size']} elements x {info['dim']} features")
     table.add_row("targets", f"{info['targets']} (model.invariant: {str(per_set).lower()})")
-    table.add_row("files", escape("\n".join(files)) or "(generated from data.sets)")
-    table.add_row("checksum (md5 of the sets)", data.checksum)
+    table.add_row("files", escape("\n".join(info["files"])) or "(generated from data.sets)")
+    table.add_row("checksum (md5 of the sets)", info["checksum"])
     console.print(table)
 
 

@@ -160,7 +160,7 @@ def test_a_set_file_whose_targets_the_model_cannot_give_is_one_error_before_trai
     info = vs_here("datasets", "info", "sets", "--path", tmp_path / "per_set.npz", "--json")
     assert info.returncode == 0, info.stderr
     said = json.loads(info.stdout)
-    assert (said["set_size"], said["features"], said["targets"]) == (5, 2, "one per set")
+    assert (said["set_size"], said["dim"], said["targets"]) == (5, 2, "one per set")
     assert said["train"] + said["val"] + said["test"] == 60
     table = vs_here("datasets", "info", "sets", "--path", tmp_path / "per_element.npz")
     assert "one per element (model.invariant: false)" in table.stdout, table.stdout + table.stderr
