@@ -282,6 +282,45 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
     assert "then an 8-trial search and 2 final runs" in again.stdout  # not "a 8-trial"
 
 
+def test_a_search_keeps_its_objective_unless_nothing_was_judged_on_it(tmp_path):
+    """`--set search.objective=val_loss` after trials judged on val_accuracy: Optuna kept the study's
+    maximize direction and chose the best among accuracies and losses alike (the worst loss, 2.31, as
+    the best), and search-best trained that configuration (10% test accuracy). It is one error, in
+    the dry run too; a search none of whose trials was judged (every one failed) starts anew in the
+    new objective's direction."""
+    import optuna
+
+    from tests.helpers import assert_user_error, vs_here
+    from visionstudy.store.db import storage_for
+
+    lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
+    path = write(tmp_path, "obj", model={"name": "mlp", "hidden": [8]}, train={**TINY["train"], "epochs": 1},
+                 search={"sampler": "random", "trials": 2, "space": {"train.optimizer.lr": lr},
+                         "final": {"seeds": 1}})
+    runs = ["--runs-dir", tmp_path / "runs", "--only", "search", "--no-report", "--quiet"]
+    assert vs_here("study", "run", path, *runs).returncode == 0
+    loss = ["--set", "search.objective=val_loss", "--trials", "3"]
+    for dry in ([], ["--dry-run"]):
+        assert_user_error(vs_here("study", "run", path, *runs, *loss, *dry),
+                          "search.objective: the search's 2 trials were judged on val_accuracy; the study "
+                          "now asks for val_loss (minimize); a search keeps its objective")
+    storage = storage_for(f"sqlite:///{tmp_path / 'runs' / 'obj' / 'study.db'}")
+    assert len(optuna.load_study(study_name="obj:search", storage=storage).trials) == 2  # nothing asked
+    # every trial failed (a learning rate that diverges): nothing was judged, the search starts anew
+    bad = write(tmp_path, "nan", model={"name": "mlp", "hidden": [8]},
+                train={**TINY["train"], "epochs": 1, "optimizer": {"name": "sgd", "lr": 0.1}},
+                search={"sampler": "random", "trials": 1, "final": {"seeds": 1},
+                        "space": {"train.optimizer.lr": {"type": "float", "low": 1e8, "high": 1e9}}})
+    assert vs_here("study", "run", bad, *runs).returncode == 1
+    fixed = ["--set", "search.objective=val_loss", "--set",
+             "search.space.train.optimizer.lr={type: float, low: 0.01, high: 0.1}"]
+    again = vs_here("study", "run", bad, *runs, *fixed)
+    assert again.returncode == 0, again.stdout + again.stderr
+    storage = storage_for(f"sqlite:///{tmp_path / 'runs' / 'nan' / 'study.db'}")
+    search = optuna.load_study(study_name="nan:search", storage=storage)
+    assert search.direction.name == "MINIMIZE" and search.user_attrs["objective"] == "val_loss"
+
+
 def test_a_redefined_run_whose_results_were_deleted_trains_anew(tmp_path):
     """A finished run's folder deleted, then its definition changed: the new definition's queued
     trial was discarded as a duplicate of the old completed one, and `study run` said "nothing to do:

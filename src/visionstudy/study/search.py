@@ -9,7 +9,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from visionstudy.config import RunConfig, few, merge_run
 from visionstudy.errors import ConfigError
@@ -72,6 +72,9 @@ def errored(t: FrozenTrial) -> bool:
 
 
 def search_study(study: Study, url: str) -> optuna.Study:
+    """The search's Optuna study, created or loaded. Loading keeps the direction it was created
+    with: one whose trials were judged on another objective is refused (`check_objective`), and
+    one with none judged yet (every trial failed, say) is created again in the objective's direction."""
     import optuna
 
     from visionstudy.store.db import storage_for
@@ -80,11 +83,42 @@ def search_study(study: Study, url: str) -> optuna.Study:
     assert s is not None
     epochs = trial_epochs(study)
     warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")  # we heartbeat ourselves
-    return optuna.create_study(
-        study_name=f"{study.name}:search", storage=storage_for(url), sampler=make_sampler(s),
-        pruner=make_pruner(s, epochs), load_if_exists=True,
-        direction="maximize" if metric(s.objective).maximize else "minimize",
-    )
+    storage = storage_for(url)
+
+    def create() -> optuna.Study:
+        return optuna.create_study(study_name=f"{study.name}:search", storage=storage,
+                                   sampler=make_sampler(s), pruner=make_pruner(s, epochs),
+                                   load_if_exists=True, direction=direction(s))
+
+    ostudy = create()
+    trials = ostudy.get_trials(deepcopy=False)
+    check_objective(ostudy, trials, s)
+    if ostudy.direction.name.lower() != direction(s):  # nothing judged the other way: start it anew
+        optuna.delete_study(study_name=ostudy.study_name, storage=storage)
+        ostudy = create()
+    ostudy.set_user_attr(OBJECTIVE, s.objective)
+    return ostudy
+
+
+def direction(s: SearchConfig) -> Literal["maximize", "minimize"]:
+    return "maximize" if metric(s.objective).maximize else "minimize"
+
+
+def check_objective(ostudy: optuna.Study, trials: list[FrozenTrial], s: SearchConfig) -> None:
+    """A search's trials were judged on one objective: asked for another (`--set search.objective=
+    val_loss` after val_accuracy), Optuna kept the old direction and chose the best among values of
+    both metrics, the worst loss as the best accuracy."""
+    from optuna.trial import TrialState
+
+    judged = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    before = ostudy.user_attrs.get(OBJECTIVE)
+    if not judged or (before in (None, s.objective) and ostudy.direction.name.lower() == direction(s)):
+        return
+    was = before or f"a metric to {ostudy.direction.name.lower()}"
+    raise ConfigError(
+        f"search.objective: the search's {len(judged)} trials were judged on {was}; the study now asks "
+        f"for {s.objective} ({direction(s)}); a search keeps its objective: undo the change, or give "
+        "the changed search another study (--set name=... or --runs-dir)")
 
 
 def trial_override(study: Study, params: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +137,7 @@ def search_base(study: Study) -> dict[str, Any]:
 DUPLICATE_TRIES = 20  # samples drawn before a sampler counts as stuck on known values
 ASKED = "trials_asked"  # the search study's user attribute: the most `search.trials` (or --trials) asked
 SPACE = "space_size"  # ... and how many configurations its space holds (None: continuous)
+OBJECTIVE = "objective"  # ... and the metric its trials were judged on
 
 
 def trial_config(study: Study, values: dict[str, Any]) -> RunConfig:
@@ -425,6 +460,7 @@ def trials_left(url: str, study_dir: Path, s: SearchConfig) -> int:
         return s.trials if space is None else min(s.trials, space)
     ostudy, trials = found
     check_space(trials, s)
+    check_objective(ostudy, trials, s)
     new = max(0, s.trials - counted(trials))
     if space is not None:
         new = min(new, max(0, space - len(tried(ostudy))))
