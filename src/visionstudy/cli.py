@@ -520,12 +520,13 @@ def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
     """The dry run's words for the search a run would go on with: ', then its 3-trial search and 1
     final run', ', then 2 more trials of its 5-trial search', or '' when it is done."""
     from visionstudy.study.execute import selected
-    from visionstudy.study.search import finals_left, trials_left
+    from visionstudy.study.search import finals_left, trial_epochs, trials_left
 
     search = the_study.spec.config.search
     if search is None or not selected("search", only):
         return ""
-    left, finals = trials_left(url, the_study.dir, search), finals_left(the_study.dir, search)
+    left = trials_left(url, the_study.dir, search, trial_epochs(the_study.spec))
+    finals = finals_left(the_study.dir, search)
     runs = f"{finals} final run{'s' * (finals != 1)}"
     if left == 0:
         return f", then its search's {runs}" if finals else ""

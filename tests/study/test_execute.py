@@ -304,6 +304,12 @@ def test_a_search_keeps_its_objective_unless_nothing_was_judged_on_it(tmp_path):
         assert_user_error(vs_here("study", "run", path, *runs, *loss, *dry),
                           "search.objective: the search's 2 trials were judged on val_accuracy; the study "
                           "now asks for val_loss (minimize); a search keeps its objective")
+    # its trials' budget too: trials of 1 epoch and of 3 would be ranked together
+    for dry in ([], ["--dry-run"]):
+        assert_user_error(vs_here("study", "run", path, *runs, "--set", "search.trial_epochs=3", "--trials",
+                                  "3", *dry),
+                          "search.trial_epochs: the search's 2 trials trained 1 epoch each; the study now "
+                          "trains them 3", "values of two budgets are not comparable")
     storage = storage_for(f"sqlite:///{tmp_path / 'runs' / 'obj' / 'study.db'}")
     assert len(optuna.load_study(study_name="obj:search", storage=storage).trials) == 2  # nothing asked
     # every trial failed (a learning rate that diverges): nothing was judged, the search starts anew

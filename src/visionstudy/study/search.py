@@ -93,11 +93,29 @@ def search_study(study: Study, url: str) -> optuna.Study:
     ostudy = create()
     trials = ostudy.get_trials(deepcopy=False)
     check_objective(ostudy, trials, s)
+    check_budget(ostudy, trials, epochs)
     if ostudy.direction.name.lower() != direction(s):  # nothing judged the other way: start it anew
         optuna.delete_study(study_name=ostudy.study_name, storage=storage)
         ostudy = create()
     ostudy.set_user_attr(OBJECTIVE, s.objective)
+    ostudy.set_user_attr(BUDGET, epochs)
     return ostudy
+
+
+def check_budget(ostudy: optuna.Study, trials: list[FrozenTrial], epochs: int) -> None:
+    """A search's trials train one number of epochs: a later call that trains them longer or shorter
+    (`search.trial_epochs`, `search.base`, `--set train.epochs`) would choose the best among values
+    of two budgets."""
+    from optuna.trial import TrialState
+
+    judged = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    before = ostudy.user_attrs.get(BUDGET)
+    if judged and before is not None and before != epochs:
+        raise ConfigError(
+            f"search.trial_epochs: the search's {len(judged)} trials trained {before} "
+            f"epoch{'s' * (before != 1)} each; the study now trains them {epochs} (search.trial_epochs, "
+            "search.base or --set train.epochs); values of two budgets are not comparable: undo the "
+            "change, or give the changed search another study (--set name=... or --runs-dir)")
 
 
 def direction(s: SearchConfig) -> Literal["maximize", "minimize"]:
@@ -138,6 +156,7 @@ DUPLICATE_TRIES = 20  # samples drawn before a sampler counts as stuck on known 
 ASKED = "trials_asked"  # the search study's user attribute: the most `search.trials` (or --trials) asked
 SPACE = "space_size"  # ... and how many configurations its space holds (None: continuous)
 OBJECTIVE = "objective"  # ... and the metric its trials were judged on
+BUDGET = "trial_epochs"  # ... and the epochs each trial trains
 
 
 def trial_config(study: Study, values: dict[str, Any]) -> RunConfig:
@@ -446,7 +465,7 @@ def search_trials(url: str, study: str) -> tuple[optuna.Study, list[FrozenTrial]
     return ostudy, [t for t in ostudy.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
 
 
-def trials_left(url: str, study_dir: Path, s: SearchConfig) -> int:
+def trials_left(url: str, study_dir: Path, s: SearchConfig, epochs: int | None = None) -> int:
     """How many trials `study run` would still train (read only): the queued ones, then new ones up
     to `s.trials`, as far as the space holds configurations not tried yet. A study never planned
     has no search yet: its database is not opened (Optuna would create its tables there)."""
@@ -461,6 +480,8 @@ def trials_left(url: str, study_dir: Path, s: SearchConfig) -> int:
     ostudy, trials = found
     check_space(trials, s)
     check_objective(ostudy, trials, s)
+    if epochs is not None:
+        check_budget(ostudy, trials, epochs)
     new = max(0, s.trials - counted(trials))
     if space is not None:
         new = min(new, max(0, space - len(tried(ostudy))))
