@@ -154,7 +154,7 @@ def show_set_info(cfg: Any, data_dir: Path | None, as_json: bool) -> None:
     from visionstudy.tasks import task_of_dataset
 
     data = load_sets(cfg, data_dir)
-    per_set = data.train[1].ndim == 2
+    per_set = data.per_set
     info = {**task_of_dataset(cfg.dataset).dataset_doc(data),
             "targets": "one per set" if per_set else "one per element"}
     if as_json:
@@ -502,11 +502,11 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
 def data_not_on_disk(configs: list[Any], data_dir: Path | None) -> list[str]:
     """What the runs would do for their datasets' files not on disk (download them, or stop), once
     per dataset: a dry run says it before a run, or a cluster's job without internet, meets it."""
-    from visionstudy.data.base import not_on_disk
+    from visionstudy.data.base import as_loaded, not_on_disk
     from visionstudy.errors import DataError
 
     lines: dict[str, None] = {}
-    for cfg in {c.model_dump_json(): c for c in configs}.values():  # an image folder is listed once
+    for cfg in {as_loaded(c).model_dump_json(): c for c in configs}.values():  # a folder listed once
         try:
             line = not_on_disk(cfg, data_dir)
         except DataError as exc:
@@ -791,18 +791,17 @@ def print_jobs(study_dir: Path, running: int) -> None:
     runs that still read as running."""
     from visionstudy.study.launch import LaunchError, recorded_jobs, slurm_jobs
 
-    if not recorded_jobs(study_dir):
+    ids = ", ".join(recorded_jobs(study_dir))
+    if not ids:
         return
     try:
         jobs = slurm_jobs(study_dir)
     except LaunchError as exc:  # the runs' states above stand; only the jobs' are unknown here
-        err_console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: their states are unknown here "
-                          f"({escape(str(exc))}); ask on a machine of the cluster (a login node)",
-                          highlight=False)
+        err_console.print(f"SLURM jobs {ids}: their states are unknown here ({escape(str(exc))}); ask on a "
+                          "machine of the cluster (a login node)", highlight=False)
         return
     if not jobs:
-        console.print(f"SLURM jobs {', '.join(recorded_jobs(study_dir))}: none queued or running",
-                      highlight=False)
+        console.print(f"SLURM jobs {ids}: none queued or running", highlight=False)
         if running:
             where = escape(str(study_dir))
             err_console.print(

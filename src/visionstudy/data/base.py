@@ -225,6 +225,12 @@ def fetch(cfg: DataConfig, cli_dir: Path | None = None, found: list[Path] | None
     return paths
 
 
+def as_loaded(cfg: DataConfig) -> DataConfig:
+    """The data as loaded from its files, before a run augments it or takes its fold: runs that
+    differ only there share one load (and one look for the files)."""
+    return cfg.model_copy(update={"augment": [], "folds": None, "fold": None})
+
+
 def not_on_disk(cfg: DataConfig, cli_dir: Path | None = None) -> str | None:
     """What a run would do for files not on disk, without downloading: None when they are there;
     else that it downloads them first (which files, from where, into which folder), or, where it

@@ -85,6 +85,11 @@ class SetData:
     def outputs(self) -> int:
         return int(self.train[1].shape[-1])
 
+    @property
+    def per_set(self) -> bool:
+        """One target per set, (n, 1), which an invariant model gives; else one per element, (n, size, 1)."""
+        return self.train[1].ndim == 2
+
 
 def tensor_checksum(*tensors: torch.Tensor) -> str:
     import hashlib

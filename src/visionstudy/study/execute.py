@@ -250,6 +250,7 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
     train) and load each distinct dataset (and pretrained weights file) once, before any worker
     starts: a missing mirror, an impossible class subset or unreachable weights is one clear error
     (exit 2), not one failure per run; the caches are then warm for the workers."""
+    from visionstudy.data.base import as_loaded
     from visionstudy.data.prepare import prepare
     from visionstudy.models import validate_params
     from visionstudy.tasks import task_of
@@ -273,7 +274,7 @@ def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:
                 except ConfigError as exc:
                     raise ConfigError(f"run {run.key}: {exc}") from None
             continue
-        whole = data.model_copy(update={"augment": [], "folds": None, "fold": None})  # what is loaded
+        whole = as_loaded(data)
         if data.folds is not None:  # and its folds: more than a class has images is one error
             whole = whole.model_copy(update={"folds": data.folds, "fold": 0})
         key = whole.model_dump_json()

@@ -73,7 +73,7 @@ def errored(t: FrozenTrial) -> bool:
 
 def search_study(study: Study, url: str) -> optuna.Study:
     """The search's Optuna study, created or loaded. Loading keeps the direction it was created
-    with: one whose trials were judged on another objective is refused (`check_objective`), and
+    with: one whose trials were judged on another objective is refused (`check_judging`), and
     one with none judged yet (every trial failed, say) is created again in the objective's direction."""
     import optuna
 
@@ -92,8 +92,7 @@ def search_study(study: Study, url: str) -> optuna.Study:
 
     ostudy = create()
     trials = ostudy.get_trials(deepcopy=False)
-    check_objective(ostudy, trials, s)
-    check_budget(ostudy, trials, epochs)
+    check_judging(ostudy, trials, s, epochs)
     if ostudy.direction.name.lower() != direction(s):  # nothing judged the other way: start it anew
         optuna.delete_study(study_name=ostudy.study_name, storage=storage)
         ostudy = create()
@@ -102,41 +101,33 @@ def search_study(study: Study, url: str) -> optuna.Study:
     return ostudy
 
 
-def check_budget(ostudy: optuna.Study, trials: list[FrozenTrial], epochs: int) -> None:
-    """A search's trials train one number of epochs: a later call that trains them longer or shorter
-    (`search.trial_epochs`, `search.base`, `--set train.epochs`) would choose the best among values
-    of two budgets."""
-    from optuna.trial import TrialState
-
-    judged = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    before = ostudy.user_attrs.get(BUDGET)
-    if judged and before is not None and before != epochs:
-        raise ConfigError(
-            f"search.trial_epochs: the search's {len(judged)} trials trained {before} "
-            f"epoch{'s' * (before != 1)} each; the study now trains them {epochs} (search.trial_epochs, "
-            "search.base or --set train.epochs); values of two budgets are not comparable: undo the "
-            "change, or give the changed search another study (--set name=... or --runs-dir)")
-
-
 def direction(s: SearchConfig) -> Literal["maximize", "minimize"]:
     return "maximize" if metric(s.objective).maximize else "minimize"
 
 
-def check_objective(ostudy: optuna.Study, trials: list[FrozenTrial], s: SearchConfig) -> None:
-    """A search's trials were judged on one objective: asked for another (`--set search.objective=
-    val_loss` after val_accuracy), Optuna kept the old direction and chose the best among values of
-    both metrics, the worst loss as the best accuracy."""
+def check_judging(ostudy: optuna.Study, trials: list[FrozenTrial], s: SearchConfig,
+                  epochs: int | None = None) -> None:
+    """Once trials were judged (complete or pruned), a search keeps what judged them: its objective
+    (asked for val_loss after val_accuracy, Optuna kept the old direction and took the worst loss for
+    the best accuracy) and the epochs each trains (`search.trial_epochs`, `search.base`, `--set
+    train.epochs`: values of two budgets ranked together). `epochs`: None where not known."""
     from optuna.trial import TrialState
 
-    judged = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    before = ostudy.user_attrs.get(OBJECTIVE)
-    if not judged or (before in (None, s.objective) and ostudy.direction.name.lower() == direction(s)):
+    judged = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    if not judged:
         return
-    was = before or f"a metric to {ostudy.direction.name.lower()}"
-    raise ConfigError(
-        f"search.objective: the search's {len(judged)} trials were judged on {was}; the study now asks "
-        f"for {s.objective} ({direction(s)}); a search keeps its objective: undo the change, or give "
-        "the changed search another study (--set name=... or --runs-dir)")
+    objective, budget = ostudy.user_attrs.get(OBJECTIVE), ostudy.user_attrs.get(BUDGET)
+    kept = "give the changed search another study (--set name=... or --runs-dir)"
+    if objective not in (None, s.objective) or ostudy.direction.name.lower() != direction(s):
+        was = objective or f"a metric to {ostudy.direction.name.lower()}"
+        raise ConfigError(f"search.objective: the search's {judged} trials were judged on {was}; the study "
+                          f"now asks for {s.objective} ({direction(s)}); a search keeps its objective: undo "
+                          f"the change, or {kept}")
+    if epochs is not None and budget not in (None, epochs):
+        raise ConfigError(f"search.trial_epochs: the search's {judged} trials trained {budget} "
+                          f"epoch{'s' * (budget != 1)} each; the study now trains them {epochs} "
+                          "(search.trial_epochs, search.base or --set train.epochs); values of two budgets "
+                          f"are not comparable: undo the change, or {kept}")
 
 
 def trial_override(study: Study, params: dict[str, Any]) -> dict[str, Any]:
@@ -479,9 +470,7 @@ def trials_left(url: str, study_dir: Path, s: SearchConfig, epochs: int | None =
         return s.trials if space is None else min(s.trials, space)
     ostudy, trials = found
     check_space(trials, s)
-    check_objective(ostudy, trials, s)
-    if epochs is not None:
-        check_budget(ostudy, trials, epochs)
+    check_judging(ostudy, trials, s, epochs)
     new = max(0, s.trials - counted(trials))
     if space is not None:
         new = min(new, max(0, space - len(tried(ostudy))))

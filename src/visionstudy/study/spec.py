@@ -340,8 +340,6 @@ def check_variant_keys(raw: dict[str, Any], overrides: list[str], source: str) -
     """A `--set variants.NAME.KEY=V` changes variant NAME; one the file lacks is refused (a typo
     of `bn` as `bm` added a variant `bm` of the base with that one key, and `bn` trained as before).
     `--set variants.NAME={...}`, a whole mapping, adds one."""
-    import difflib
-
     variants = raw.get("variants")
     if not isinstance(variants, dict):
         return
@@ -349,7 +347,7 @@ def check_variant_keys(raw: dict[str, Any], overrides: list[str], source: str) -
         parts = override_pair(text)[0].split(".")
         if parts[0] == "variants" and len(parts) > 2 and parts[1] not in variants:
             names = list(map(str, variants))
-            near = difflib.get_close_matches(parts[1], names, n=1)
+            near = near_names([parts[1]], names)
             add = f"--set 'variants.{parts[1]}={{model: {{...}}}}'"
             raise ConfigError(f"--set {text}: {source} has no variant {parts[1]!r}"
                               + (f"; did you mean {near[0]}?" if near else "")
@@ -402,9 +400,9 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
     unknown = sorted(folded - set(dict(variants)))
     if unknown:
-        close = name_hint(unknown, [n for n, _ in variants])
+        close = near_names(unknown, [n for n, _ in variants])
         raise ConfigError(f"{source}: cv.variants: {', '.join(unknown)} not variants; "
-                          f"{close + ' ' if close.startswith('did') else ''}choose from "
+                          f"{f'did you mean {few(close, 3)}? ' if close else ''}choose from "
                           f"{', '.join(n for n, _ in variants)}")
     runs = []
     for name, override in variants:
@@ -483,10 +481,15 @@ def study_from(raw: Any, source: str, overrides: list[str] = ()) -> Study:  # ty
 def name_hint(unmatched: list[str], names: list[str]) -> str:
     """For names or patterns that match no variant: the variant a misspelt one was meant as, else a
     pattern these variants have ('lr=*' for lr=0.001 and lr=0.01)."""
-    import difflib
-
-    close = [m for k in unmatched for m in difflib.get_close_matches(k, names, n=1, cutoff=0.7)]
+    close = near_names(unmatched, names)
     if close:
-        return f"did you mean {', '.join(dict.fromkeys(close))}?"
+        return f"did you mean {', '.join(close)}?"
     example = next((n.split(sep)[0] + sep + "*" for n in names for sep in "=+" if sep in n), f"{names[0]}*")
     return f"use variant names or patterns such as {example}"
+
+
+def near_names(wanted: list[str], names: list[str]) -> list[str]:
+    """The variants misspelt names were likely meant as (the nearest of each, once)."""
+    import difflib
+
+    return list(dict.fromkeys(m for w in wanted for m in difflib.get_close_matches(w, names, n=1)))

@@ -57,7 +57,7 @@ class SetRegression(Task["SetData"]):
         from visionstudy.errors import ConfigError
 
         data = load_sets(cfg.data, data_dir)
-        per_set = data.train[1].ndim == 2  # (n, 1): one target per set; (n, size, 1) per element
+        per_set = data.per_set
         if cfg.data.path is not None and per_set != bool(cfg.model.params().get("invariant", False)):
             raise ConfigError(
                 f"data.path {cfg.data.path}: y holds one target per {'set' if per_set else 'element'}, and "
