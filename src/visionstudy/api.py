@@ -210,8 +210,8 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
         raise ConfigError(f"--out {path}: inside the study folder {shown}, whose runs `visionstudy study "
                           "run` trains (its database and report follow them); choose an --out outside it")
     from visionstudy.experiment import run_experiment  # torch: once the config is known to be good
-    data = data_dir
-    done = run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet, data_dir=data)
+    done = run_experiment(cfg, path, device=device, resume=resume, force=force, quiet=quiet,
+                          data_dir=data_dir)
     if not done:  # rank > 0: rank 0 may still be writing metrics.json
         return None  # type: ignore[return-value]
     run = Run(path)
@@ -220,7 +220,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
 
         with tempfile.TemporaryDirectory(prefix="visionstudy-report-") as aside:
             log_run(path, "/".join(run_place(path)), "runs", targets,
-                    run.report(Path(aside) / "report", data_dir=data))
+                    run.report(Path(aside) / "report", data_dir=data_dir))
     return run
 
 
