@@ -34,9 +34,24 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             where = f"{field}: " if field else ""
+            near = self.near(name)
+            hint = f" (did you mean {near}?)" if near else ""
             raise ConfigError(
-                f"{where}unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"{where}unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}"
             ) from None
+
+    def near(self, name: object) -> str | None:
+        """The name `name` was likely meant as: the same letters in other cases or with `-` for `_`
+        (`fashion-mnist`, `ResNet18`, `SGD`), else the nearest spelling."""
+        import difflib
+
+        def bare(text: str) -> str:
+            return text.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+        text = str(name)
+        same = [n for n in self.names() if bare(n) == bare(text)]
+        close = same or difflib.get_close_matches(text.lower(), self.names(), n=1)
+        return close[0] if close else None
 
     def names(self) -> list[str]:
         return sorted(self._items)

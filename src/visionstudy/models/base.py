@@ -21,6 +21,7 @@ from visionstudy.models.registry import (  # noqa: F401  (MODELS, ModelSpec, reg
     MODELS,
     ActivationSpec,
     ModelSpec,
+    model_spec,
     register_model,
     validate_params,
 )
@@ -111,7 +112,7 @@ def create_model(
     """Build a registered model for (in_channels, H, W) inputs; impossible shapes raise ConfigError.
     `skeleton`: the structure only, for a checkpoint's weights or a meta-device probe (no
     pretrained download, no weight initialisation)."""
-    spec = MODELS.get(name, "model.name")
+    spec = model_spec(name, "model.name")
     p = validate_params(name, params)
     if skeleton:
         p = p.skeleton()

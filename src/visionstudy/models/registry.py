@@ -279,7 +279,22 @@ def list_models(kind: str = "image") -> list[str]:
 
 
 def model_kind(name: str) -> str:
-    return MODELS.get(name, "model.name").kind
+    return model_spec(name, "model.name").kind
+
+
+def model_spec(name: str, field: str) -> ModelSpec:
+    """The registered family `name`; a torchvision architecture that is not one of ours (`vgg16`,
+    `resnet50`) is told the section that builds it."""
+    if name not in MODELS and isinstance(name, str):
+        import torchvision.models  # only on this error path: torchvision is heavy
+
+        arch = name.lower().replace("-", "_")
+        if arch not in MODELS and arch in torchvision.models.list_models(module=torchvision.models):
+            raise ConfigError(f"{field}: {name!r} is a torchvision architecture, not one of our model "
+                              f"families: write model: {{name: torchvision, arch: {arch}}} (with its "
+                              "ImageNet weights; mode: from-scratch and weights: null train it without "
+                              f"them); ours: {', '.join(MODELS.names())}")
+    return MODELS.get(name, field)
 
 
 # keys of timm's and torchvision's pretrained models, which our own families (trained from scratch) lack
@@ -288,7 +303,7 @@ PRETRAINED = ("pretrained weights come with `name: torchvision` and its `weights
 
 
 def validate_params(name: str, params: dict[str, Any], prefix: str = "model") -> Params:
-    spec = MODELS.get(name, f"{prefix}.name")
+    spec = model_spec(name, f"{prefix}.name")
     try:
         p = spec.params.model_validate(params)
     except ValidationError as exc:
