@@ -224,6 +224,9 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     # `only` as one string is read as --only is (it was taken letter by letter: 'o,k')
     with pytest.raises(vs.ConfigError, match="--only zz,yy: matches no variant; choose from a, b"):
         study.run(only="zz,yy", quiet=True)
+    # each pattern must match: `a,bb` trained a alone, the typo of b unsaid
+    with pytest.raises(vs.ConfigError, match=r"--only bb: matches no variant \(did you mean b\?\); choose "):
+        study.run(only="a,bb", quiet=True)
     for workers in (0, -1, "2", 1.5, True):
         with pytest.raises(vs.ConfigError, match=f"workers={workers!r}: give a whole number"):
             study.run(workers, quiet=True)  # type: ignore[arg-type]

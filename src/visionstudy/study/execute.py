@@ -28,7 +28,7 @@ from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
 from visionstudy.study.pool import Event, Job, Pool, stop_deferred
-from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study
+from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, near_names
 
 log = logging.getLogger(__name__)
 
@@ -467,8 +467,12 @@ def chosen(study: Study, only: str | Sequence[str] | None) -> list[str] | None:
     search, or None for all; patterns that match none of them are one error naming the choices."""
     names = [n for n, _ in study.variants] + (["search"] if study.config.search else [])
     patterns = only_patterns(only, names) if isinstance(only, str) else list(only) if only else None
-    if patterns and not any(selected(n, patterns) for n in names):
-        raise ConfigError(f"--only {','.join(patterns)}: matches no variant; choose from {', '.join(names)}")
+    unmatched = [p for p in patterns or [] if not any(selected(n, [p]) for n in names)]
+    if unmatched:  # each one: `--only bn,lr=0.1` trained bn alone, the typo of lr=0.01 unsaid
+        close = near_names(unmatched, names)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"--only {','.join(unmatched)}: matches no variant{hint}; choose from "
+                          f"{', '.join(names)}")
     return patterns or None
 
 
