@@ -1047,13 +1047,12 @@ def demo(
     data_dir: DataDir = None,
 ) -> None:
     """Serve a page where a person uploads or drops an image and sees the top classes and Grad-CAM."""
+    import importlib.util
+
     from visionstudy.errors import VisionStudyError
 
-    try:
-        import multipart  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
+    found = importlib.util.find_spec  # python-multipart's module: python_multipart (multipart before 0.0.13)
+    if not (found("starlette") and found("uvicorn") and (found("python_multipart") or found("multipart"))):
         raise VisionStudyError("the demo needs its extra: pip install 'visionstudy[demo]' (starlette, "
                                "uvicorn, python-multipart)") from None
     from visionstudy.serve.demo import create_app, listen

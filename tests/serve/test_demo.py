@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ROOT, chromium, vs
+from tests.helpers import ROOT, assert_user_error, chromium, vs, vs_here
 
 
 def free_port() -> int:
@@ -154,6 +154,15 @@ def test_a_run_that_is_not_finished_is_refused_before_serving(tmp_path):
     result = vs("demo", tmp_path, "--port", str(free_port()))
     assert result.returncode == 2 and "not a finished run" in result.stderr
     assert "Traceback" not in result.stderr
+    # a study's folder names its runs, as predict and export do (it said "`visionstudy train` first")
+    study = tmp_path / "s"
+    for key in ("bn/seed-0", "bn/seed-1"):
+        (study / key / "checkpoints").mkdir(parents=True)
+    (study / "manifest.json").write_text('{"runs": [{"key": "bn/seed-0"}, {"key": "bn/seed-1"}]}')
+    for folder in (study, study / "bn"):
+        assert_user_error(vs_here("demo", folder), "but it holds 2 runs", f"{folder}/bn/seed-0"
+                          if folder == study else f"{folder}/seed-0", "pass one of them")
+    assert_user_error(vs_here("demo", tmp_path / "nope"), "nope: no such directory")
 
 
 def test_a_chunked_upload_is_cut_at_the_limit_while_it_streams(server):
@@ -226,3 +235,12 @@ def test_a_busy_port_is_one_clear_error_before_any_address_is_printed(digits_run
         result = vs("demo", digits_run, "--port", port)
     assert_user_error(result, f"cannot serve on 127.0.0.1:{port}", "pass another --port")
     assert "http://" not in result.stdout
+
+
+def test_the_demo_without_its_extra_names_the_install_command(digits_run, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert_user_error(vs_here("demo", digits_run), "the demo needs its extra", "visionstudy[demo]")

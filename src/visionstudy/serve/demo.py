@@ -39,15 +39,18 @@ class Demo:
 
     def __init__(self, run: Path, data_dir: Path | None = None) -> None:
         from visionstudy.evaluate.predict import load_predictor
-        from visionstudy.store.reader import read_metrics
+        from visionstudy.store.reader import holds_runs, read_metrics
         from visionstudy.store.rundir import RunDir, run_place
 
         self.run = Path(run)
         self.name = "/".join(run_place(self.run))  # a study's run by its place: quick/baseline/seed-0
         folder = RunDir(self.run)
-        if not folder.is_finished():
-            raise VisionStudyError(f"{run}: not a finished run (no metrics.json); the demo serves a "
-                                   "trained run: `visionstudy train ...` first")
+        if not folder.path.is_dir():
+            raise VisionStudyError(f"{run}: no such directory")
+        if not folder.is_finished():  # a study's folder names its runs, as predict and export do
+            raise VisionStudyError(holds_runs(self.run, several=False) or (
+                f"{run}: not a finished run (no metrics.json); the demo serves a trained run: "
+                "`visionstudy train ...` first"))
         self.predictor = load_predictor(self.run)
         self.metrics = read_metrics(self.run)
         self.samples = sample_images(self.run, data_dir)
