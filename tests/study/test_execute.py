@@ -450,6 +450,19 @@ def test_only_search_trains_the_trials_and_the_final_runs_and_nothing_else(tmp_p
     assert not (study_dir / "a").exists() and not (study_dir / "b").exists()
     assert (study_dir / "search-best" / "seed-0" / "metrics.json").is_file()
     assert set(completed_per_key(place, "onlysearch")) == {"search-best/seed-0"}
+    # a later call that leaves the finished search out keeps its final runs planned: the manifest
+    # lost them, and with it `study status`, the API's results and the report (4 of 6 variants)
+    from visionstudy.study.manifest import read_manifest
+
+    later, outcome = run_all(study, place, progress=False, only=["a"])
+    assert [key for key, _ in outcome.finished] == ["a/seed-0"]  # the finals are not trained again
+    assert [r.key for r in later.runs if r.variant == "search-best"] == ["search-best/seed-0"]
+    manifest = read_manifest(study_dir)
+    assert "search-best" in manifest.variants and "search-best/seed-0" in [r.key for r in manifest.runs]
+    from visionstudy.api import Study as ApiStudy
+
+    status = ApiStudy.load(study_dir).status().set_index("key")["status"]
+    assert status["search-best/seed-0"] == "done" and status["a/seed-0"] == "done"
 
 
 def test_run_study_counts_a_failed_run(tmp_path, monkeypatch):

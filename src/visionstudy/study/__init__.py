@@ -20,7 +20,13 @@ from visionstudy.study.execute import (
 )
 from visionstudy.study.pool import sigterm_as_interrupt
 from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
-from visionstudy.study.search import final_runs, run_search, search_failure, set_aside_stale_finals
+from visionstudy.study.search import (
+    final_runs,
+    run_search,
+    search_failure,
+    set_aside_stale_finals,
+    settled_best,
+)
 from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, load_study
 
 __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "check_data", "list_recipes",
@@ -47,8 +53,13 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
     driver = Driver(workers, device, data_dir, progress, echo, fork, linger)
     try:
         with sigterm_as_interrupt():
-            outcome = driver.run_planned(study, place, only)
             search = study.config.search
+            if search is not None and not selected("search", only):
+                best = settled_best(study, place)  # its final runs stay planned (and in the report)
+                if best is not None:
+                    study = with_final(study, best)
+                    set_aside_stale_finals(study, place, driver.echo)
+            outcome = driver.run_planned(study, place, only)
             if search is None or not selected("search", only):
                 return study, outcome
             started = time.perf_counter()

@@ -477,6 +477,26 @@ def trials_left(url: str, study_dir: Path, s: SearchConfig, epochs: int | None =
     return new + sum(t.state == TrialState.WAITING for t in trials)
 
 
+def settled_best(study: Study, place: Placement) -> dict[str, Any] | None:
+    """The search's best values once the search is over (no trial left to train or training
+    anywhere), for a call that leaves the search out (`--only`): it plans the final runs too, so
+    that the manifest, `study status` and the report keep them. None while the search may still
+    change them, or when its section changed (the call that runs it says how)."""
+    s = study.config.search
+    if s is None or s.final is None:
+        return None
+    url, study_dir = place.url(study), place.study_dir(study)
+    found = search_trials(url, study.name)
+    if found is None:
+        return None
+    try:
+        if trials_left(url, study_dir, s, trial_epochs(study)) or open_elsewhere(found[0]):
+            return None
+        return dict(found[0].best_trial.params)
+    except (ConfigError, ValueError):  # a changed search section; no completed trial
+        return None
+
+
 def finals_left(study_dir: Path, s: SearchConfig) -> int:
     """The search's final runs without results on disk."""
     from visionstudy.study.execute import results_on_disk
