@@ -140,6 +140,14 @@ def test_a_mistake_in_the_base_config_is_named_there_not_in_the_first_variant(tm
     with pytest.raises(ConfigError, match=r"invalid study file\nvarients: unknown key; did you mean "
                                           r"variants\?"):
         load_study(study_file(tmp_path, varients={"a": {}}))
+    # a study without a name is told the line to add (it said "name: Field required" alone)
+    nameless = tmp_path / "ablation.yaml"
+    unnamed = {k: v for k, v in BASE.items() if k != "name"}
+    nameless.write_text(yaml.safe_dump({**unnamed, "variants": {"a": {}}}))
+    with pytest.raises(ConfigError, match=r"ablation.yaml: invalid study file\nname: Field required; a study "
+                                          r"is named by the folder its runs go to \(runs/<name>\): add "
+                                          r"`name: ablation` at the file's top"):
+        load_study(nameless)
 
 
 def test_a_run_key_or_a_base_section_at_a_studys_top_names_where_it_belongs(tmp_path):

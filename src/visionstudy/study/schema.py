@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from visionstudy.config import (
+    NAME,
     SEED_MAX,
     Pluggable,
     RunConfig,
@@ -362,4 +363,7 @@ def study_config(raw: Any, source: str) -> StudyConfig:
         return StudyConfig.model_validate(raw)
     except ValidationError as exc:
         detail = format_validation_error(exc, schema=StudyConfig, hints=misplaced())
+        stem = Path(source).stem if NAME.match(Path(source).stem) else "my-study"
+        detail = detail.replace("name: Field required", "name: Field required; a study is named by the "
+                                f"folder its runs go to (runs/<name>): add `name: {stem}` at the file's top")
         raise ConfigError(f"{source}: invalid study file\n{detail}") from None
