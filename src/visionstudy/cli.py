@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import table as rich_table
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from visionstudy.errors import VisionStudyError
 
@@ -42,6 +42,16 @@ def unwrapped_console(stderr: bool = False) -> Console:
     rich would assume 80 columns) wide enough that tables keep whole names."""
     probe = Console(stderr=stderr, soft_wrap=True)
     return probe if probe.is_terminal else Console(stderr=stderr, soft_wrap=True, width=1000)
+
+
+class Table(rich_table.Table):
+    """rich's table whose cells fold onto more lines where a terminal is too narrow, instead of
+    losing their ends to '…' (an 80-column terminal showed every run of a sweep as `opti…` and
+    its parameter count as `356,…`)."""
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
 
 
 console = unwrapped_console()

@@ -535,3 +535,25 @@ def test_status_says_what_became_of_running_runs_whose_jobs_are_gone(monkeypatch
     assert f"visionstudy study run {tmp_path / 's'} --launcher slurm" in said
     cli.print_jobs(tmp_path / "s", 0)
     assert capsys.readouterr().err == ""
+
+
+def test_tables_fold_their_cells_in_a_narrow_terminal_instead_of_cutting_them():
+    """An 80-column terminal showed each run of a sweep as `opti…` and its parameters as `356,…`."""
+    import io
+
+    from rich.console import Console
+
+    from visionstudy.cli import Table
+
+    name = "optimizer=sgd-lr0.01-momentum0.9,conv_dropout=0.25/seed-0"
+    table = Table("run", "model", "params", "optimizer", "lr", "schedule", "epochs", "batch", "augment",
+                  "validates on")
+    table.add_row(name, "cnn", "356,810", "rmsprop", "0.001", "none", "20", "64", "-", "10% held out")
+    out = io.StringIO()
+    Console(file=out, width=80).print(table)
+    text = out.getvalue()
+    assert "…" not in text
+    cells = [line.split("│") for line in text.splitlines() if line.startswith("│")]
+    assert "".join(c[1].strip() for c in cells) == name
+    assert "".join(c[3].strip() for c in cells) == "356,810"
+    assert " ".join(c[10].strip() for c in cells).split() == ["10%", "held", "out"]
