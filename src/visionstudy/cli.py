@@ -263,12 +263,15 @@ def train(
 ) -> None:
     """Train and evaluate one model; writes the run directory."""
     from visionstudy.api import train as train_run
+    from visionstudy.stops import sigterm_as_interrupt
 
     try:
-        run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force,
-                        quiet=quiet, data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
-    except KeyboardInterrupt:  # typer would exit 130 without a word
-        err_console.print(f"interrupted: `visionstudy train {escape(str(config))} --resume` (with the same "
+        with sigterm_as_interrupt():  # a scheduler's stop (SIGTERM) ended the process without a word
+            run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force,
+                            quiet=quiet, data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM/SIGUSR2 (Stopped): typer would exit without a word
+        how = f"stopped by {stop}" if str(stop) else "interrupted"
+        err_console.print(f"{how}: `visionstudy train {escape(str(config))} --resume` (with the same "
                           "--out and --set) goes on from the last finished epoch (checkpoints/last.pt)",
                           highlight=False)
         raise typer.Exit(130) from None
@@ -661,10 +664,10 @@ def study_work(
 
     Each run trains in its own folder; the worker exits 0 when none are left. Cluster jobs run
     this; so can you, on any machine."""
+    from visionstudy.stops import Stopped
     from visionstudy.study import Placement, run_all
     from visionstudy.study.execute import load_study_dir
     from visionstudy.study.launch import await_requeue, requeue_this_job
-    from visionstudy.study.pool import Stopped
     from visionstudy.validate import shapes_later
 
     folder = study.resolve()

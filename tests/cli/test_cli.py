@@ -506,6 +506,36 @@ def test_ctrl_c_says_how_to_go_on(monkeypatch, tmp_path):
     assert "interrupted: `visionstudy train" in err and "--resume` (with the same --out and --set)" in err
 
 
+def test_a_schedulers_sigterm_stops_train_as_ctrl_c_does_and_resume_goes_on(tmp_path):
+    """SIGTERM (a SLURM time limit or preemption, `kill`) ended `train` without a word, exit -15."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import patient
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "visionstudy", "train", QUICK, "--out", out, "--set", "train.epochs=60",
+           "--quiet"]
+    proc = subprocess.Popen(list(map(str, cmd)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + patient(120)
+    while not (out / "checkpoints" / "last.pt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=patient(60))
+    assert proc.returncode == 130, err
+    err = " ".join(err.split())
+    assert "stopped by SIGTERM: `visionstudy train" in err and "--resume` (with the same --out" in err
+    assert "Traceback" not in err and not (out / "metrics.json").exists()
+    kept = load_checkpoint(out / "checkpoints" / "last.pt")["epoch"]
+    resumed = vs_here("train", QUICK, "--out", out, "--set", "train.epochs=60", "--resume", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    history = (out / "history.csv").read_text().splitlines()[1:]
+    assert kept >= 1 and [int(r.split(",")[0]) for r in history] == list(range(1, len(history) + 1))
+
+
 def test_ctrl_c_while_waiting_for_slurm_jobs_leaves_them_running_and_says_so(monkeypatch, tmp_path):
     import visionstudy.api
     from visionstudy.study import launch

@@ -445,7 +445,7 @@ def test_a_stop_during_a_claim_waits_for_its_end_then_acts(sig):
 
 
 def check_stop_deferred(sig: int, steps: list[str]) -> None:
-    from visionstudy.study.pool import Stopped, sigterm_as_interrupt, stop_deferred
+    from visionstudy.stops import Stopped, sigterm_as_interrupt, stop_deferred
 
     with pytest.raises(KeyboardInterrupt) as stopped, sigterm_as_interrupt():
         with stop_deferred():
@@ -469,7 +469,7 @@ def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_look
     nothing behind for the next."""
     import weakref
 
-    from visionstudy.study.pool import STOPS, Stopped, raise_lost_stop, sigterm_as_interrupt
+    from visionstudy.stops import STOPS, Stopped, raise_lost_stop, sigterm_as_interrupt
 
     class Held:
         pass

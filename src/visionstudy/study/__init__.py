@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from visionstudy.errors import StorageError, VisionStudyError
+from visionstudy.stops import sigterm_as_interrupt
 from visionstudy.study.execute import (
     Driver,
     Outcome,
@@ -18,7 +19,6 @@ from visionstudy.study.execute import (
     run_study,
     selected,
 )
-from visionstudy.study.pool import sigterm_as_interrupt
 from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
 from visionstudy.study.search import (
     final_runs,

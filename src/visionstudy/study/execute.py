@@ -22,12 +22,13 @@ import yaml
 from visionstudy.config import check_device, few
 from visionstudy.errors import ConfigError, StorageError, VisionStudyError
 from visionstudy.fsutil import atomic_write_text
+from visionstudy.stops import stop_deferred
 from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, record_url, recorded_url
 from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
-from visionstudy.study.pool import Event, Job, Pool, stop_deferred
+from visionstudy.study.pool import Event, Job, Pool
 from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, near_names
 
 log = logging.getLogger(__name__)

@@ -391,7 +391,7 @@ def await_requeue(seconds: float = 120) -> None:
     """After a successful `scontrol requeue` of this job: wait for SLURM to end this instance of it
     (it signals the step at once, SIGTERM then SIGKILL after KillWait), so that the instance ends by
     the requeue alone and not by a race between this process's exit and the requeue."""
-    from visionstudy.study.pool import STOP_SIGNALS
+    from visionstudy.stops import STOP_SIGNALS
 
     for s in STOP_SIGNALS:
         signal.signal(s, signal.SIG_DFL)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from visionstudy.config import RunConfig, few, merge_run
 from visionstudy.errors import ConfigError
-from visionstudy.study.pool import Event, Job, stop_deferred
+from visionstudy.stops import stop_deferred
+from visionstudy.study.pool import Event, Job
 from visionstudy.study.samplers import encoded, make_pruner, make_sampler, stored_grid
 
 if TYPE_CHECKING:
