@@ -198,6 +198,12 @@ def test_sweeps_around_variants_with_indexed_keys_and_partial_cv(tmp_path):
     assert members["wide: model.channels.0"][1] == {"wide+channels.0=4", "wide+channels.0=12"}
 
 
+def default_params(name):
+    from visionstudy.models import validate_params
+
+    return validate_params(name, {}).model_dump(mode="json")
+
+
 def test_set_on_a_study_changes_its_settings_and_its_runs_fields(tmp_path):
     """`--set seeds=2` was refused as an unknown run key, and `--set seed=5` dropped silently (each
     run's seed is the study's seed + k): keys outside data, model and train change the study file's
@@ -221,6 +227,16 @@ def test_set_on_a_study_changes_its_settings_and_its_runs_fields(tmp_path):
         load_study(path, ["variants.bb.model.dropout=0.3"])
     added = load_study(path, ["variants.c={model: {dropout: 0.3}}"])
     assert [r.variant for r in added.runs] == ["a", "b", "c"]
+    # an index into a list the file leaves to the model's default, as `train --set` does (a study
+    # said "model.hidden must be a list with an element 0 (got None)" of the base and of a variant)
+    plain = study_file(tmp_path, model={"name": "mlp"}, variants={"a": {}, "b": {"model": {"dropout": 0.1}}})
+    hidden = {r.variant: r.config.model.params().get("hidden")
+              for r in load_study(plain, ["model.hidden.0=48"]).runs}
+    default = default_params("mlp")["hidden"]
+    assert hidden == {"a": [48, *default[1:]], "b": [48, *default[1:]]}
+    one = {r.variant: r.config.model.params().get("hidden")
+           for r in load_study(plain, ["variants.b.model.hidden.0=48"]).runs}
+    assert one == {"a": None, "b": [48, *default[1:]]}
     # planned once, read back from its manifest by a worker: the same runs
     planned = Study.load(path, set=["seeds=2", "train.epochs=3"], runs_dir=tmp_path / "runs")
     planned.run(1, quiet=True, report=False, only=["a"])

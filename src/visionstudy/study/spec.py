@@ -331,9 +331,19 @@ def split_overrides(raw: Any, overrides: Sequence[str], source: str) -> tuple[An
     runs, study = overrides_under(overrides, RUN_SECTIONS)
     if study and isinstance(raw, dict):
         check_variant_keys(raw, study, source)
-        raw = apply_overrides(nested_variants(raw, source), study)
+        raw = apply_overrides(nested_variants(raw, source), study, variant_defaults)
         source = f"{source} with --set {' --set '.join(study)}"
     return raw, runs, study, source
+
+
+def variant_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """A study file's contents with each variant's run config in full, its defaults filled in:
+    where `--set variants.bn.model.channels.1=64` finds the list the variant does not write."""
+    base = {"name": "defaults", **{k: raw[k] for k in RUN_SECTIONS if isinstance(raw.get(k), dict)}}
+    variants = raw.get("variants")
+    full = {name: run_defaults(merge_run(base, v)) for name, v in (variants or {}).items()
+            if isinstance(variants, dict) and isinstance(v, dict)}
+    return {**raw, "variants": full}
 
 
 def check_variant_keys(raw: dict[str, Any], overrides: list[str], source: str) -> None:
@@ -369,7 +379,7 @@ def nested_variants(raw: dict[str, Any], source: str) -> dict[str, Any]:
 def base_config(cfg: StudyConfig, overrides: list[str]) -> dict[str, Any]:
     """The base run config (raw) with the --set overrides applied."""
     return apply_overrides({"name": cfg.name, "seed": cfg.repeat_seed(0), "data": cfg.data,
-                            "model": cfg.model, "train": cfg.train}, overrides)
+                            "model": cfg.model, "train": cfg.train}, overrides, run_defaults)
 
 
 def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
