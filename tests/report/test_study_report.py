@@ -320,6 +320,21 @@ def test_a_search_trials_curve_is_labelled_by_its_values():
 
     assert trial_label(3, {"train.optimizer.lr": 0.001, "model.dropout": 0.25, "model.hidden": [64, 32]}) \
         == "#3: lr 0.001, dropout 0.25, hidden [64, 32]"
+    # a whole section chosen: its name and what differs, not the JSON Optuna stores it as
+    from types import SimpleNamespace
+
+    from visionstudy.report.study_report import trial_curves
+    from visionstudy.study.schema import SearchConfig
+
+    search = SearchConfig.model_validate({"space": {
+        "train.optimizer": [{"name": "adam", "lr": 0.003}, {"name": "sgd", "lr": 0.05, "momentum": 0.9}],
+        "model.dropout": [0.0, 0.25]}})
+    trials = [SimpleNamespace(number=n, intermediate_values={1: 0.2, 2: 0.3},
+                              params={"train.optimizer": json.dumps(o), "model.dropout": d})
+              for n, o, d in ((0, {"name": "adam", "lr": 0.003}, 0.25),
+                              (1, {"name": "sgd", "lr": 0.05, "momentum": 0.9}, 0.0))]
+    assert [c[0] for c in trial_curves(trials, search)] == [
+        "#0: optimizer adam, lr 0.003, dropout 0.25", "#1: optimizer sgd, lr 0.05, momentum 0.9, dropout 0"]
 
 
 @pytest.mark.slow

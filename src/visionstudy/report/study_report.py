@@ -457,12 +457,13 @@ class StudyReportBuilder:
             s.figures.append(self.fig(history, "search_history", "Objective of every complete trial, "
                                       "the last report of each pruned one, and the best so far of the "
                                       "complete ones."))
-        curves = [trial_curve(t) for t in trials if t.intermediate_values]
+        curves = trial_curves([t for t in trials if t.intermediate_values], search)
         if curves:
-            title = f"{search.objective} per epoch, one line per trial"
+            label = metric(search.objective).label
+            title = f"{cap(label)} per epoch, one line per trial"
             s.figures.append(self.fig(
-                partial(F.mean_std_curves, curves, search.objective, title), "search_trial_curves",
-                f"{search.objective} of each trial per epoch (a pruned trial's line ends where it was "
+                partial(F.mean_std_curves, curves, label, title), "search_trial_curves",
+                f"{cap(label)} of each trial per epoch (a pruned trial's line ends where it was "
                 "stopped), labelled by its values."))
         if len(done) >= 2:
             try:
@@ -657,17 +658,35 @@ def value_names(values: list[Any]) -> list[str]:
     return [name(v) for v in values]
 
 
-def trial_curve(trial: Any) -> tuple[str, np.ndarray, np.ndarray, None]:
-    """A search trial's objective per epoch, labelled by its values, as `F.mean_std_curves` takes it."""
-    epochs = sorted(trial.intermediate_values)
-    values = [trial.intermediate_values[e] for e in epochs]
-    return trial_label(trial.number, trial.params), np.array(epochs, dtype=float), np.array(values), None
+def trial_curves(trials: list[Any], search: Any) -> list[tuple[str, np.ndarray, np.ndarray, None]]:
+    """Each search trial's objective per epoch, labelled by its values, as `F.mean_std_curves`
+    takes them; a whole section chosen (an optimizer) by its name and what differs between the
+    trials' (`optimizer sgd, lr 0.05`), not its JSON."""
+    from visionstudy.study.search import decode
+
+    space = search.space
+    params = [(t.number, {k: decode(space[k], v) if k in space else v for k, v in t.params.items()})
+              for t in trials]
+    labels = trial_labels(params)
+    out = []
+    for trial, label in zip(trials, labels, strict=True):
+        epochs = sorted(trial.intermediate_values)
+        values = [trial.intermediate_values[e] for e in epochs]
+        out.append((label, np.array(epochs, dtype=float), np.array(values), None))
+    return out
+
+
+def trial_labels(trials: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """`#3: lr 0.001, dropout 0.25`: search trials by their values, each key by its last part,
+    sections by what differs between the trials (`value_names`)."""
+    keys = list(dict.fromkeys(k for _, p in trials for k in p))
+    names = {k: value_names([p.get(k) for _, p in trials]) for k in keys}
+    return [f"#{n}: " + ", ".join(f"{k.rsplit('.', 1)[-1]} {names[k][i]}" for k in keys if k in p)
+            for i, (n, p) in enumerate(trials)]
 
 
 def trial_label(number: int, params: dict[str, Any]) -> str:
-    """`#3: lr 0.001, dropout 0.25`: a search trial by its values, each key by its last part."""
-    values = (f"{key.rsplit('.', 1)[-1]} {value_names([v])[0]}" for key, v in params.items())
-    return f"#{number}: " + ", ".join(values)
+    return trial_labels([(number, params)])[0]
 
 
 def cap(text: str) -> str:
