@@ -490,6 +490,11 @@ def test_a_slurm_launcher_refuses_sqlite(tmp_path):
     (["--launcher", "ray", "--partition", "gpu"], ["--partition (Jobs.partition): a SLURM setting"]),
     (["--launcher", "slurm", "--address", "auto", "--db", "postgresql://u@localhost:1/d"],
      ["--address (Jobs.address): a Ray setting", "--launcher slurm"]),
+    # a Ray address nothing answers on: Ray retried for about 12 minutes, a warning every few seconds
+    (["--launcher", "ray", "--address", "127.0.0.1:1", "--db", "postgresql://u@localhost:1/d"],
+     ["--address 127.0.0.1:1: nothing answers there (Connection refused)", "ray start --head"]),
+    (["--launcher", "ray", "--address", "127.0.0.1:1", "--db", "postgresql://u@localhost:1/d", "--dry-run"],
+     ["--address 127.0.0.1:1: nothing answers there"]),
 ])
 def test_an_option_that_does_nothing_where_the_runs_train_is_refused(tmp_path, options, needles):
     """`--jobs 8` without a launcher trained one run at a time here, silently; `--partition` with Ray

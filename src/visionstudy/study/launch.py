@@ -143,12 +143,15 @@ def check_sbatch_option(item: str, jobs: Jobs) -> None:
 
 def check_launch(name: str, jobs: Jobs, url: str) -> Launcher:
     """What a launch to the cluster engine `name` (`--launcher`) refuses before anything is written:
-    an unknown engine, the other engine's settings, a database the jobs cannot share."""
+    an unknown engine, the other engine's settings, a database the jobs cannot share, a Ray address
+    nothing answers on."""
     if name not in ("slurm", "ray"):
         raise ConfigError(f"--launcher {name}: choose slurm or ray (or leave it out to train here)")
     launcher: Launcher = name  # type: ignore[assignment]  # checked: one of the literal's values
     check_jobs(launcher, jobs)
     check_database(url, launcher, jobs)
+    if launcher == "ray" and jobs.address:
+        check_answers(jobs.address)
     return launcher
 
 
@@ -406,6 +409,22 @@ def run_worker(command: list[str], env: dict[str, str], log: str) -> int:
     with open(log, "a") as f:
         return subprocess.run(command, env={**os.environ, **env}, stdout=f,
                               stderr=subprocess.STDOUT).returncode
+
+
+def check_answers(address: str, seconds: float = 5.0) -> None:
+    """A HOST:PORT that nothing answers on is one error at once: Ray retries its connection for
+    about 12 minutes, printing a warning every few seconds (`auto` and `ray://` are Ray's own)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise LaunchError(f"--address {address}: nothing answers there ({exc.strerror or exc}); start "
+                          "the cluster's head (`ray start --head` prints its address) or fix the "
+                          "address") from None
 
 
 def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[int]:
