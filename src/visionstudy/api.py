@@ -155,8 +155,15 @@ class Run:
         naming every such image."""
         from visionstudy.errors import DataError
         from visionstudy.evaluate.predict import as_inputs, load_predictor, predict
+        from visionstudy.store.rundir import RunDir
 
-        done = predict(load_predictor(self.path), as_inputs(images), top_k)
+        predictor = load_predictor(self.path)
+        if not RunDir(self.path).is_finished():  # as the CLI says it
+            import warnings
+
+            warnings.warn(f"{self.path} has not finished (no metrics.json): these are the predictions of "
+                          f"{predictor.checkpoint}, its test accuracy unknown", stacklevel=2)
+        done = predict(predictor, as_inputs(images), top_k)
         if done.failed:
             raise DataError("; ".join(done.failed))
         return [{"image": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}

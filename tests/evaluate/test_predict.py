@@ -182,3 +182,26 @@ def test_gradcam_never_writes_into_a_users_folder(digits_run, tmp_path):
     for _ in range(2):  # its own folder is taken again
         assert vs_here("predict", digits_run, img, "--gradcam", cams).returncode == 0
     assert [p.name for p in cams.iterdir()] == ["01_a_gradcam.png"]
+
+
+def test_predicting_with_an_unfinished_run_says_so(digits_run, tmp_path):
+    """It printed the predictions of a half-trained model as a finished run's, without a word
+    (`export` warned)."""
+    import shutil
+
+    from tests.helpers import vs_here
+
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    finished = vs_here("predict", digits_run, image)
+    assert finished.returncode == 0 and "warning" not in finished.stderr, finished.stderr
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "metrics.json").unlink()
+    unfinished = vs_here("predict", run, image, "--json")
+    assert unfinished.returncode == 0, unfinished.stderr
+    assert json.loads(unfinished.stdout)[0]["image"] == str(image)  # the JSON stays clean
+    said = " ".join(unfinished.stderr.split())
+    assert f"warning: {run} has not finished (no metrics.json)" in said and "--resume --out" in said
+    with pytest.warns(UserWarning, match="has not finished"):  # the API says it too
+        assert vs.Run(run).predict([image], top_k=1)[0]["image"] == str(image)
