@@ -154,15 +154,14 @@ class Run:
         memory is named by its position ('[0]'). An image that cannot be read raises one DataError
         naming every such image."""
         from visionstudy.errors import DataError
-        from visionstudy.evaluate.predict import as_inputs, load_predictor, predict
-        from visionstudy.store.rundir import RunDir
+        from visionstudy.evaluate.predict import as_inputs, load_predictor, predict, unfinished
 
         predictor = load_predictor(self.path)
-        if not RunDir(self.path).is_finished():  # as the CLI says it
+        note = unfinished(self.path, predictor)
+        if note:  # as the CLI says it
             import warnings
 
-            warnings.warn(f"{self.path} has not finished (no metrics.json): these are the predictions of "
-                          f"{predictor.checkpoint}, its test accuracy unknown", stacklevel=2)
+            warnings.warn(note, stacklevel=2)
         done = predict(predictor, as_inputs(images), top_k)
         if done.failed:
             raise DataError("; ".join(done.failed))

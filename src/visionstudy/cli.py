@@ -1005,7 +1005,7 @@ def predict(
 
     Files that cannot be read are named after the others' results, and the command then exits 2."""
     from visionstudy.errors import DataError
-    from visionstudy.evaluate.predict import load_predictor
+    from visionstudy.evaluate.predict import load_predictor, unfinished
     from visionstudy.evaluate.predict import predict as run_predict
     from visionstudy.experiment import resolve_accelerator
 
@@ -1015,13 +1015,10 @@ def predict(
         claim_destination(gradcam, "--gradcam", "Grad-CAM overlays", own=is_gradcam_folder, force=force,
                           folder=True)
     predictor = load_predictor(checkpoint, resolve_accelerator(device))
-    from visionstudy.store.rundir import RunDir
-
-    if checkpoint.is_dir() and RunDir(checkpoint).is_run() and not RunDir(checkpoint).is_finished():
-        err_console.print(f"warning: {escape(str(checkpoint))} has not finished (no metrics.json): these "
-                          f"are the predictions of {escape(str(predictor.checkpoint))}, its test accuracy "
-                          f"unknown (`visionstudy train CONFIG --resume --out {escape(str(checkpoint))}` "
-                          "finishes it)", highlight=False)
+    note = unfinished(checkpoint, predictor)
+    if note:
+        err_console.print(f"warning: {escape(note)} (`visionstudy train CONFIG --resume --out "
+                          f"{escape(str(checkpoint))}` finishes it)", highlight=False)
     done = run_predict(predictor, images, top_k)
     if done.results:
         show_predictions(done.results, as_json)

@@ -358,8 +358,11 @@ def test_a_database_that_goes_away_mid_study_stops_it_cleanly_and_the_study_resu
     runs = workdir / "outage-runs"
     cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", pg,
            "--runs-dir", str(runs), "--workers", "2", "--quiet", "--no-report"]
+    # heartbeats each second: the driver meets the outage mid-run (at the default 10 s both 6-s runs
+    # could end first, leaving the resumed study too little to train for the second outage below)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "VISIONSTUDY_DB_PATIENCE_SECONDS": "1"})
+                            env={**os.environ, "VISIONSTUDY_DB_PATIENCE_SECONDS": "1",
+                                 "VISIONSTUDY_HEARTBEAT_SECONDS": "1"})
     try:
         wait_for(lambda: proc.poll() is not None or list(runs.glob("outage/a/seed-*/checkpoints/last.pt")),
                  120, "a run's first epoch")

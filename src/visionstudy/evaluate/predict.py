@@ -98,6 +98,18 @@ def load_predictor(path: Path, device: str = "cpu") -> Predictor:
                      tuple(meta["std"]), (c, h, w), ckpt, bool(meta.get("tta")))
 
 
+def unfinished(path: Path, p: Predictor) -> str | None:
+    """What predictions from a run directory that has not finished must say (stopped, or still
+    training); None for a finished run, or a checkpoint file given by itself."""
+    from visionstudy.store.rundir import RunDir
+
+    run = RunDir(Path(path))
+    if not run.path.is_dir() or not run.is_run() or run.is_finished():
+        return None
+    return (f"{path} has not finished (no metrics.json): these are the predictions of {p.checkpoint}, "
+            "its test accuracy unknown")
+
+
 def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """An image file as the run's training read it (`visionstudy.data.images`): uint8 (H, W, C)."""
     from visionstudy.data.images import ImageReadError
