@@ -354,15 +354,15 @@ def test_a_database_that_goes_away_mid_study_stops_it_cleanly_and_the_study_resu
     once it stayed away longer than VISIONSTUDY_DB_PATIENCE_SECONDS, and when the server is back the
     same command finishes each run once, from its last.pt; a restart within the patience (a
     second outage, below) is waited out and the study goes on."""
-    study = study_file(workdir, "outage", epochs=LONG, variants={"a": {}}, seeds=2)
+    # batches of 16: epochs of ~0.2 s, so that the runs are still training when the outage is met
+    # (at 64, a fast machine trained both runs' 60 epochs while `db stop` ran: nothing left to resume)
+    study = study_file(workdir, "outage", epochs=LONG, variants={"a": {}}, seeds=2, batch_size=16)
     runs = workdir / "outage-runs"
     cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", pg,
            "--runs-dir", str(runs), "--workers", "2", "--quiet", "--no-report"]
-    # heartbeats each second: the driver meets the outage mid-run (at the default 10 s both 6-s runs
-    # could end first, leaving the resumed study too little to train for the second outage below)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "VISIONSTUDY_DB_PATIENCE_SECONDS": "1",
-                                 "VISIONSTUDY_HEARTBEAT_SECONDS": "1"})
+                                 "VISIONSTUDY_HEARTBEAT_SECONDS": "1"})  # the outage met mid-run
     try:
         wait_for(lambda: proc.poll() is not None or list(runs.glob("outage/a/seed-*/checkpoints/last.pt")),
                  120, "a run's first epoch")
