@@ -6,6 +6,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from visionstudy.config import apply_overrides, dump_config, merge_run, parse_override
 from visionstudy.errors import ConfigError
@@ -459,3 +460,16 @@ def test_every_function_the_config_docs_point_to_exists():
     for path in sorted(named):
         module, _, attr = path.rpartition(".")
         assert hasattr(importlib.import_module(module), attr), path
+
+
+def test_digit_class_names_may_be_written_as_numbers():
+    """`classes: [0, 1, 7]` (digits', MNIST's names as YAML reads them) said "Input should be a
+    valid string"; they are the names '0', '1', '7', and a subset of digits trains on them."""
+    from visionstudy.config import DataConfig
+    from visionstudy.data import prepare
+
+    assert DataConfig(classes=[0, 1, 7]).classes == ["0", "1", "7"]
+    data = prepare(DataConfig(dataset="digits", classes=[0, 7]))
+    assert data.class_names == ["0", "7"] and set(data.train.labels.tolist()) == {0, 1}
+    with pytest.raises(ValidationError):
+        DataConfig(classes=[True])

@@ -219,6 +219,15 @@ class DataConfig(Strict):
                     "every fold)")
         return None
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _digit_names(cls, value: Any) -> Any:
+        """`classes: [0, 1, 7]` names digits' classes as YAML reads them, whole numbers: their
+        names are the strings '0', '1', '7' (it was "Input should be a valid string")."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
     @field_validator("augment", mode="before")
     @classmethod
     def _augment_forms(cls, value: Any) -> Any:
