@@ -227,6 +227,8 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     # each pattern must match: `a,bb` trained a alone, the typo of b unsaid
     with pytest.raises(vs.ConfigError, match=r"--only bb: matches no variant \(did you mean b\?\); choose "):
         study.run(only="a,bb", quiet=True)
+    with pytest.raises(vs.ConfigError, match=r"only=5: give variant names or patterns"):
+        study.run(only=5, quiet=True)  # type: ignore[arg-type]  # a raw "'int' object is not iterable"
     for workers in (0, -1, "2", 1.5, True):
         with pytest.raises(vs.ConfigError, match=f"workers={workers!r}: give a whole number"):
             study.run(workers, quiet=True)  # type: ignore[arg-type]
@@ -296,6 +298,10 @@ def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
     with pytest.raises(vs.ConfigError, match="seed: Input should be less than or equal to 4294967295"):
         run.report(tmp_path / "r", seed=2**32)  # scikit-learn's t-SNE raised its own error
     assert not (tmp_path / "r").exists()
+    from visionstudy.api import report_options  # formats="pdf" was "Input should be a valid tuple"
+
+    assert report_options({"formats": "PDF, html"}).formats == ("pdf", "html")
+    assert report_options({"formats": ["SVG"]}).formats == ("svg",)
     for top_k in (0, "3"):  # 0 answered no classes at all, '3' raised a raw TypeError
         with pytest.raises(vs.ConfigError, match=f"top_k={top_k!r}: give a whole number, 1 or more"):
             run.predict([tmp_path / "x.png"], top_k=top_k)  # type: ignore[arg-type]

@@ -467,6 +467,10 @@ def chosen(study: Study, only: str | Sequence[str] | None) -> list[str] | None:
     """`--only` (comma-separated text or a list) as patterns over the study's variants and its
     search, or None for all; patterns that match none of them are one error naming the choices."""
     names = [n for n, _ in study.variants] + (["search"] if study.config.search else [])
+    if only is not None and not isinstance(only, str) and not (
+            isinstance(only, Sequence) and all(isinstance(p, str) for p in only)):
+        raise ConfigError(f"only={only!r}: give variant names or patterns, as text ('a,b*') or a list "
+                          "of texts")
     patterns = only_patterns(only, names) if isinstance(only, str) else list(only) if only else None
     unmatched = [p for p in patterns or [] if not any(selected(n, [p]) for n in names)]
     if unmatched:  # each one: `--only bn,lr=0.1` trained bn alone, the typo of lr=0.01 unsaid
