@@ -383,10 +383,11 @@ DEVICES = ("auto", "cpu", "cuda")  # where runs train: --device (auto: a GPU whe
 
 
 def check_device(device: str) -> str:
-    """--device as given to train, study run/work and the API; checked before anything is queued."""
-    if device not in DEVICES:
+    """--device as given to train, study run/work and the API, in any case (`CPU`); checked before
+    anything is queued."""
+    if not isinstance(device, str) or device.lower() not in DEVICES:
         raise ConfigError(f"--device {device!r}: choose {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
-    return device
+    return device.lower()
 
 
 def check_count(value: Any, what: str, least: int = 1, most: int | None = None) -> int:

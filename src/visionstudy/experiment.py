@@ -65,7 +65,8 @@ def versions() -> dict[str, str]:
 
 
 def resolve_accelerator(device: str) -> str:
-    if check_device(device) == "auto":
+    device = check_device(device)
+    if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")

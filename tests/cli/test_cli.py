@@ -370,6 +370,9 @@ def test_an_unknown_device_is_one_user_error_before_a_study_queues_anything(tmp_
     assert_user_error(vs_here("train", "r.yaml", "--device", "gpu"),
                       "--device 'gpu': choose auto, cpu or cuda")
     assert not (tmp_path / "runs").exists()
+    from visionstudy.config import check_device  # the case of a known one does not matter (CPU)
+
+    assert [check_device(d) for d in ("CPU", "Auto", "cuda")] == ["cpu", "auto", "cuda"]
 
 
 def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_nothing(tmp_path, monkeypatch):
