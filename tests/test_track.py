@@ -101,6 +101,9 @@ def test_an_unknown_tracker_is_refused_before_training(tmp_path):
                                              "mlflow, wandb"):
         vs.train(TINY, out=tmp_path / "run", log=["neptune"])
     assert not (tmp_path / "run").exists()
+    from visionstudy.track import trackers  # a known one's case does not matter
+
+    assert [t.kind for t in trackers(["TensorBoard", "tensorboard"], tmp_path / "tb")] == ["tensorboard"]
 
 
 def wandb_records(folder: Path) -> list[Any]:

@@ -54,7 +54,8 @@ def trackers(kinds: Iterable[str] | None, log_dir: Path | None = None) -> list[T
     from visionstudy.store.rundir import claim_destination
 
     out = []
-    for kind in dict.fromkeys(kinds or []):
+    kinds = [k.lower() if isinstance(k, str) else k for k in kinds or []]  # TensorBoard as tensorboard
+    for kind in dict.fromkeys(kinds):
         if kind not in KINDS:
             raise ConfigError(f"--log {kind}: not a tracker; choose from {', '.join(KINDS)}")
         if importlib.util.find_spec(kind) is None:
