@@ -370,7 +370,7 @@ class Study:
         check_study_folder(self.dir)  # before the database's refusal: the folder is the first mistake
         self.set_trials(trials)
         url = self.place.url(self.spec)
-        cluster.check_launch(launcher, jobs, url)
+        launcher = cluster.check_launch(launcher, jobs, url)
         path = optional_path(data_dir, "data_dir")
         write_definition(self.spec, self.dir)  # what the workers read
         if self.db:

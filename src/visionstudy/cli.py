@@ -340,6 +340,7 @@ def study_run(
     from visionstudy.api import Study
     from visionstudy.validate import shapes_later
 
+    launcher = launcher.lower()  # SLURM as slurm
     check_launcher_options(launcher, {
         "--workers": workers != 1, "--only": only is not None, "--log": bool(log),
         "--log-dir": log_dir is not None, "--jobs": jobs != 1, "--workers-per-job": workers_per_job != 1,

@@ -498,6 +498,7 @@ def test_a_slurm_launcher_refuses_sqlite(tmp_path):
      ["--address 127.0.0.1:1: nothing answers there (Connection refused)", "ray start --head"]),
     (["--launcher", "ray", "--address", "127.0.0.1:1", "--db", "postgresql://u@localhost:1/d", "--dry-run"],
      ["--address 127.0.0.1:1: nothing answers there"]),
+    (["--launcher", "SLURM", "--dry-run"], ["--launcher slurm: the study database is SQLite"]),  # any case
 ])
 def test_an_option_that_does_nothing_where_the_runs_train_is_refused(tmp_path, options, needles):
     """`--jobs 8` without a launcher trained one run at a time here, silently; `--partition` with Ray

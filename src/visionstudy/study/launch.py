@@ -144,7 +144,8 @@ def check_sbatch_option(item: str, jobs: Jobs) -> None:
 def check_launch(name: str, jobs: Jobs, url: str) -> Launcher:
     """What a launch to the cluster engine `name` (`--launcher`) refuses before anything is written:
     an unknown engine, the other engine's settings, a database the jobs cannot share, a Ray address
-    nothing answers on."""
+    nothing answers on. The engine's name in any case (`SLURM`)."""
+    name = name.lower() if isinstance(name, str) else name
     if name not in ("slurm", "ray"):
         raise ConfigError(f"--launcher {name}: choose slurm or ray (or leave it out to train here)")
     launcher: Launcher = name  # type: ignore[assignment]  # checked: one of the literal's values
