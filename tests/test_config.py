@@ -473,3 +473,22 @@ def test_digit_class_names_may_be_written_as_numbers():
     assert data.class_names == ["0", "7"] and set(data.train.labels.tolist()) == {0, 1}
     with pytest.raises(ValidationError):
         DataConfig(classes=[True])
+
+
+def test_a_tab_indent_and_a_sections_name_alone_are_told_the_fix(tmp_path):
+    """A tab indent was "found character that cannot start any token"; `model: cnn` was "expected a
+    mapping of keys and values" alone."""
+    tabbed = tmp_path / "tab.yaml"
+    tabbed.write_text("name: t\ndata:\n\tdataset: digits\n")
+    with pytest.raises(ConfigError, match=r"(?s)tab.yaml: not valid YAML: .*\n\(a tab indents a line there: "
+                                          r"YAML indents with spaces\)"):
+        load_config(tabbed)
+    named = tmp_path / "m.yaml"
+    named.write_text("name: t\nmodel: cnn\n")
+    with pytest.raises(ConfigError, match=r"model: expected a mapping of keys and values; write \{name: cnn"):
+        load_config(named)
+    spaced = tmp_path / "colon.yaml"  # another YAML error: no tab hint
+    spaced.write_text("name: t\ndata: {dataset: digits\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(spaced)
+    assert "a tab indents" not in str(err.value)

@@ -685,7 +685,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         if "maximum nesting depth" in str(exc):  # libyaml's limit: the same error as Python's below
             raise too_deep(path) from None
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        tab = "\n(a tab indents a line there: YAML indents with spaces)" if tab_at(path, exc) else ""
+        raise ConfigError(f"{path}: not valid YAML: {exc}{tab}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc})") from None
     except RecursionError:
@@ -695,6 +696,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...)")
     return data
+
+
+def tab_at(path: Path, exc: yaml.YAMLError) -> bool:
+    """Whether the line YAML stopped at starts with a tab (an editor's indent: no token starts so)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return False
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return mark.line < len(lines) and "\t" in lines[mark.line][:mark.column + 1]
 
 
 def too_deep(path: Path) -> ConfigError:
@@ -873,6 +886,8 @@ def format_validation_error(exc: ValidationError, prefix: str = "", schema: type
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "model_type":  # not "a valid dictionary or instance of OptimizerConfig"
             message = "expected a mapping of keys and values"
+            if isinstance(err.get("input"), str) and "name" in keys_at(schema, err["loc"]):
+                message += f"; write {{name: {err['input']}}}"  # `model: cnn`: the section's name alone
         if err["type"] == "extra_forbidden" and hints and loc in hints:
             lines.append(f"{where}: unknown key; {hints[loc]}")
         elif err["type"] == "extra_forbidden":
