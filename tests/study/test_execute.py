@@ -376,6 +376,39 @@ def test_more_trials_that_find_better_values_train_the_final_runs_again(tmp_path
     assert again.returncode == 0 and len(list((study_dir / "search" / "previous-best").iterdir())) == 1
 
 
+def test_the_final_runs_stay_in_the_study_while_its_search_runs_again(tmp_path, monkeypatch):
+    """`--trials N` on a finished search rewrote the manifest without search-best until the new
+    trials had trained: `study status` and a report written meanwhile (or after an interrupt) lost
+    the final runs. Those trained with the best values found so far stay planned."""
+    import visionstudy.study as study_module
+    from visionstudy.study.manifest import read_manifest
+    from visionstudy.study.search import trained_best
+
+    study = load_study(write(tmp_path, "keep", train={**TINY["train"], "epochs": 1},
+                             search={"sampler": "random", "seed": 1, "trials": 1, "final": {"seeds": 1},
+                                     "space": {"model.hidden": [[8], [16]]}}))
+    place = Placement(tmp_path / "runs")
+    run_all(study, place, progress=False, only=["search"])
+    best = trained_best(study, place)
+    assert best is not None and set(best) == {"model.hidden"}
+    seen = []
+    real = study_module.run_search
+
+    def noting(driver, s, p):  # the manifest as the new trials start
+        seen.append(read_manifest(p.study_dir(s)).variants)
+        return real(driver, s, p)
+
+    monkeypatch.setattr(study_module, "run_search", noting)
+    more = load_study(write(tmp_path, "keep", train={**TINY["train"], "epochs": 1},
+                            search={"sampler": "random", "seed": 1, "trials": 2, "final": {"seeds": 1},
+                                    "space": {"model.hidden": [[8], [16]]}}))
+    full, _ = run_all(more, place, progress=False, only=["search"])
+    assert seen == [["baseline", "search-best"]]
+    assert [r.key for r in full.runs if r.variant == "search-best"] == ["search-best/seed-0"]  # once
+    (place.study_dir(study) / "search-best" / "seed-0" / "metrics.json").unlink()
+    assert trained_best(more, place) is None  # a final run without results: not kept planned
+
+
 @pytest.mark.parametrize("search, overrides", [
     ({"trial_epochs": 1}, []),
     ({"base": {"train": {"epochs": 6}}}, ["train.epochs=1"]),  # --set shortens the trials the pruner sizes

@@ -26,6 +26,7 @@ from visionstudy.study.search import (
     search_failure,
     set_aside_stale_finals,
     settled_best,
+    trained_best,
 )
 from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, load_study
 
@@ -34,10 +35,12 @@ __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", 
 
 
 def with_final(study: Study, params: dict[str, Any]) -> Study:
-    """The study with the search's best values added as the variant 'search-best'."""
+    """The study with the search's best values as the variant 'search-best' (in place of the one
+    it had: the values found before more trials)."""
     runs = final_runs(study, params)
-    variants = [*study.variants, (FINAL_VARIANT, {})]
-    return dataclasses.replace(study, variants=variants, runs=[*study.runs, *runs])
+    variants = [v for v in study.variants if v[0] != FINAL_VARIANT] + [(FINAL_VARIANT, {})]
+    return dataclasses.replace(study, variants=variants,
+                               runs=[*(r for r in study.runs if r.variant != FINAL_VARIANT), *runs])
 
 
 def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "auto",
@@ -54,8 +57,9 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
     try:
         with sigterm_as_interrupt():
             search = study.config.search
-            if search is not None and not selected("search", only):
-                best = settled_best(study, place)  # its final runs stay planned (and in the report)
+            if search is not None:  # its final runs stay planned (the manifest, status, the report):
+                searching = selected("search", only)  # while it runs again, those trained with its best
+                best = trained_best(study, place) if searching else settled_best(study, place)
                 if best is not None:
                     study = with_final(study, best)
                     set_aside_stale_finals(study, place, driver.echo)

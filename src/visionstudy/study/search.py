@@ -498,6 +498,30 @@ def settled_best(study: Study, place: Placement) -> dict[str, Any] | None:
         return None
 
 
+def trained_best(study: Study, place: Placement) -> dict[str, Any] | None:
+    """The best values found so far when every final run is finished with them: a call that runs
+    the search again plans the final runs too, so that the manifest, `study status` and the report
+    keep them while more trials train (they were gone until the search ended; other best values
+    move them aside after it). None otherwise."""
+    from visionstudy.store.db import RunStore
+    from visionstudy.study.execute import results_on_disk
+
+    s = study.config.search
+    found = search_trials(place.url(study), study.name) if s is not None and s.final else None
+    if found is None:
+        return None
+    try:
+        best = dict(found[0].best_trial.params)
+    except ValueError:  # no completed trial
+        return None
+    finals = {r.key: r.config_hash for r in final_runs(study, best)}
+    if len(results_on_disk(place.study_dir(study), list(finals))) < len(finals):
+        return None
+    records = RunStore(place.url(study), study.name).run_records()
+    trained = {k: max(records[k], key=lambda t: t.number).config_hash for k in finals if records.get(k)}
+    return best if trained == finals else None
+
+
 def finals_left(study_dir: Path, s: SearchConfig) -> int:
     """The search's final runs without results on disk."""
     from visionstudy.study.execute import results_on_disk
