@@ -40,8 +40,8 @@ app.add_typer(recipes_app, name="recipes")
 def unwrapped_console(stderr: bool = False) -> Console:
     """A console that never hard-wraps: in a terminal its width, in a log (SLURM, `> file`, where
     rich would assume 80 columns) wide enough that tables keep whole names."""
-    probe = Console(stderr=stderr, soft_wrap=True)
-    return probe if probe.is_terminal else Console(stderr=stderr, soft_wrap=True, width=1000)
+    probe = Console(stderr=stderr, soft_wrap=True, emoji=False)  # `recipe:zzz:` is no 💤
+    return probe if probe.is_terminal else Console(stderr=stderr, soft_wrap=True, width=1000, emoji=False)
 
 
 class Table(rich_table.Table):

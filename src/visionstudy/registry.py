@@ -41,17 +41,7 @@ class Registry(Generic[T]):
             ) from None
 
     def near(self, name: object) -> str | None:
-        """The name `name` was likely meant as: the same letters in other cases or with `-` for `_`
-        (`fashion-mnist`, `ResNet18`, `SGD`), else the nearest spelling."""
-        import difflib
-
-        def bare(text: str) -> str:
-            return text.lower().replace("-", "").replace("_", "").replace(" ", "")
-
-        text = str(name)
-        same = [n for n in self.names() if bare(n) == bare(text)]
-        close = same or difflib.get_close_matches(text.lower(), self.names(), n=1)
-        return close[0] if close else None
+        return near_name(name, self.names())
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -61,3 +51,17 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def near_name(name: object, names: list[str]) -> str | None:
+    """The one of `names` that `name` was likely meant as: the same letters in other cases or with
+    `-` for `_` (`fashion-mnist`, `ResNet18`, `SGD`, `emnist_balanced`), else the nearest spelling."""
+    import difflib
+
+    def bare(text: str) -> str:
+        return text.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+    text = str(name)
+    same = [n for n in names if bare(n) == bare(text)]
+    close = same or difflib.get_close_matches(text.lower(), names, n=1)
+    return close[0] if close else None

@@ -388,6 +388,14 @@ def test_two_swept_keys_of_one_last_name_are_told_apart_in_variant_names(tmp_pat
 def test_unknown_recipe_is_named():
     with pytest.raises(ConfigError, match="recipe:nope: no such recipe"):
         load_study("recipe:nope")
+    # written as other names are (emnist_balanced, Quick): the recipe meant
+    with pytest.raises(ConfigError, match=r"recipe:emnist_balanced: no such recipe \(did you mean "
+                                          r"recipe:emnist-balanced\?\)"):
+        load_study("recipe:emnist_balanced")
+    # printed as written: rich turned `recipe:zzz:` into an emoji
+    from tests.helpers import assert_user_error, vs_here
+
+    assert_user_error(vs_here("recipes", "show", "zzz"), "error: recipe:zzz: no such recipe")
 
 
 def test_two_sweep_blocks_over_one_key_keep_their_own_charts(tmp_path):

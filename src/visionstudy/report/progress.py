@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class ReportProgress:
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled, self.done = total, enabled, 0
-        self.console = Console(stderr=True, soft_wrap=True)
+        self.console = Console(stderr=True, soft_wrap=True, emoji=False)
         self.bar: Progress | None = None
         self.task: Any = None
         self.start = time.perf_counter()

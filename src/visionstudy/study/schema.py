@@ -329,8 +329,12 @@ def recipe_path(name: str) -> Path:
     folder = resources.files("visionstudy") / "recipes"
     path = Path(str(folder / f"{name}.yaml"))
     if not path.is_file():
+        from visionstudy.registry import near_name
+
         known = sorted(p.stem for p in Path(str(folder)).glob("*.yaml"))
-        raise ConfigError(f"recipe:{name}: no such recipe; known: {', '.join(known) or 'none'} "
+        near = near_name(name, known)
+        hint = f" (did you mean recipe:{near}?)" if near else ""
+        raise ConfigError(f"recipe:{name}: no such recipe{hint}; known: {', '.join(known) or 'none'} "
                           "(see `visionstudy recipes list`)")
     return path
 

@@ -20,7 +20,7 @@ class EpochProgress:
     def __init__(self, epochs: int, enabled: bool = True) -> None:
         self.epochs = epochs
         self.enabled = enabled
-        self.console = Console(stderr=True, soft_wrap=True)  # never hard-wrapped in a log
+        self.console = Console(stderr=True, soft_wrap=True, emoji=False)  # never hard-wrapped in a log
         self.progress: Progress | None = None
         self.task: Any = None
 
