@@ -3,6 +3,7 @@
     .venv/bin/python bench/report_speed.py digits     # one digits run (examples/digits-quick.yaml)
     .venv/bin/python bench/report_speed.py study      # a 4 x 2 digits study: its report / its training
     .venv/bin/python bench/report_speed.py emnist     # the emnist-balanced recipe, 1 epoch per run
+    .venv/bin/python bench/report_speed.py figures    # the study's report in place: each figure's seconds
 
 Each report is timed through the CLI (a new process, imports included) --repeat times (default 5):
 `cold`, the report of runs without their cache (t-SNE computed and cached in each run's analysis/
@@ -151,9 +152,52 @@ def emnist(tmp: Path, n_train: int, n_test: int, max_train: int, repeat: int) ->
     return out
 
 
+def figures(tmp: Path) -> list[dict]:
+    """Where the study report's time goes: the `study` benchmark's study reported in this process
+    with every figure drawn in place (no drawing processes; a dataset's figures, which the real
+    report draws once and copies, are drawn per variant here), each figure's drawing and writing
+    timed and summed over the variants that draw it."""
+    import contextlib
+    from collections import defaultdict
+
+    import visionstudy.report.drawing as drawing
+    import visionstudy.report.study_report as study_report
+
+    runs = tmp / "ratio-runs-0" / "ratio"
+    if not (runs / "manifest.json").is_file():
+        study(tmp, 1)
+    for analysis in runs.glob("*/seed-*/analysis"):
+        shutil.rmtree(analysis)  # cold: the t-SNEs computed
+    seconds: dict[str, list[float]] = defaultdict(list)
+    draw = drawing.draw
+
+    def timed_draw(sketch, where):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return draw(sketch, where)
+        finally:
+            seconds[where[1]].append(time.perf_counter() - start)
+
+    drawing.draw = timed_draw
+    study_report.drawing_in_background = lambda *a, **k: contextlib.nullcontext()
+    from visionstudy.report.run_report import ReportOptions
+    from visionstudy.report.study_report import build_study_report
+
+    start = time.perf_counter()
+    build_study_report(runs, tmp / "report-in-place", ReportOptions(progress=False))
+    total = time.perf_counter() - start
+    out = [row("study report, every figure drawn in place", [total]),
+           row("its figures' drawing and writing", [sum(map(sum, seconds.values()))])]
+    for stem, each in sorted(seconds.items(), key=lambda kv: -sum(kv[1])):
+        out.append({"benchmark": f"figure {stem}", "seconds": round(sum(each), 2), "min": round(min(each), 2),
+                    "max": round(max(each), 2), "repeats": len(each)})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["digits", "study", "emnist", "all"])
+    parser.add_argument("which", choices=["digits", "study", "emnist", "figures", "all"])
     parser.add_argument("--train", type=int, default=4_700, help="EMNIST training images (the real: 112,800)")
     parser.add_argument("--test", type=int, default=4_700, help="EMNIST test images (the real: 18,800)")
     parser.add_argument("--max-train-samples", type=int, default=940, help="training images per run")
@@ -173,6 +217,8 @@ def main() -> None:
             rows += study(where, args.repeat)
         if args.which in ("emnist", "all"):
             rows += emnist(where, args.train, args.test, args.max_train_samples, args.repeat)
+        if args.which == "figures":
+            rows += figures(where)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     lines = ["| benchmark | median s | range s | repeats | target s |", "|---|---:|---:|---:|---:|"]
