@@ -86,7 +86,7 @@ def as_options(**fields: str) -> Any:
     except VisionStudyError as exc:
         text = str(exc)
         for field, option in fields.items():
-            named = re.match(rf"data\.{field}(\[\d+\])?(\.\w+)*:", text)
+            named = re.match(rf"data\.{field}(\[\d+\])?(\.\w+)*[: ]", text)  # `data.path x.npz: ...` too
             if named:  # `--path (data.path): ...`: the option, and the field a config file gives it as
                 raise type(exc)(f"{option} ({named.group(0)[:-1]}){text[named.end() - 1:]}") from None
         raise

@@ -35,9 +35,9 @@ class Registry(Generic[T]):
         except KeyError:
             where = f"{field}: " if field else ""
             near = self.near(name)
-            hint = f" (did you mean {near}?)" if near else ""
+            hint = f"; did you mean {near}?" if near else ""
             raise ConfigError(
-                f"{where}unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}"
+                f"{where}unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}{hint}"
             ) from None
 
     def near(self, name: object) -> str | None:

@@ -110,11 +110,13 @@ def test_train_quick_config_end_to_end(tmp_path):
     ("data.classes=[cat]", ["data.classes", "unknown class names"]),
     ("data.augment=[blur]", ["unknown augmentation 'blur'"]),
     # other tools' spellings: the name meant, and the section of a torchvision architecture
-    ("data.dataset=fashion-mnist", ["unknown dataset 'fashion-mnist' (did you mean fashion_mnist?)"]),
-    ("train.optimizer.name=SGD", ["unknown optimizer 'SGD' (did you mean sgd?)"]),
-    ("model.name=ResNet18", ["unknown model 'ResNet18' (did you mean resnet18?)"]),
-    ("train.scheduler.name=OneCycle", ["(did you mean onecycle?)"]),
-    ("model.name=vgg16", ["model.name: 'vgg16' is a torchvision architecture",
+    ("data.dataset=fashion-mnist", ["unknown dataset 'fashion-mnist'; choose one of:",
+                                    "sets; did you mean fashion_mnist?"]),
+    ("train.optimizer.name=SGD", ["unknown optimizer 'SGD'; choose one of:", "; did you mean sgd?"]),
+    ("model.name=ResNet18", ["unknown model 'ResNet18'; choose one of:", "; did you mean resnet18?"]),
+    ("train.scheduler.name=OneCycle", ["; did you mean onecycle?"]),
+    ("model.name=vgg16", ["model.name: unknown model 'vgg16'; choose one of:",
+                          "'vgg16' is a torchvision architecture: write model:",
                           "{name: torchvision, arch: vgg16}"]),
 ])
 def test_bad_configs_exit_2_with_the_field_named(tmp_path, override, needles):

@@ -72,7 +72,8 @@ def test_bad_parameters_name_field_value_and_choices():
         create_model("vgg", 1, 10, 8)
     with pytest.raises(ConfigError, match=r"'ResNet50' is a torchvision architecture.*arch: resnet50"):
         create_model("ResNet50", 1, 10, 8)
-    with pytest.raises(ConfigError, match=r"unknown model 'resnet-9' \(did you mean resnet9\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet-9'; choose one of: .*; did you mean "
+                                          r"resnet9\?"):
         create_model("resnet-9", 1, 10, 8)
 
 

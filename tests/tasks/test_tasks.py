@@ -165,7 +165,7 @@ def test_a_set_file_whose_targets_the_model_cannot_give_is_one_error_before_trai
     table = vs_here("datasets", "info", "sets", "--path", tmp_path / "per_element.npz")
     assert "one per element (model.invariant: false)" in table.stdout, table.stdout + table.stderr
     missing = vs_here("datasets", "info", "sets", "--path", tmp_path / "nope.npz")  # the option it was given
-    assert_user_error(missing, f"--path (data.path): {tmp_path / 'nope.npz'}: no such file")
+    assert_user_error(missing, f"--path (data.path) {tmp_path / 'nope.npz'}: no such file")
 
 
 @pytest.mark.parametrize("arrays, needle", [

@@ -104,7 +104,7 @@ def read_set_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """An `.npz` with `x` (n, set size, features) and `y` (n, set size[, 1]) per element or (n[, 1])
     per set."""
     if not path.is_file():
-        raise DataError(f"data.path: {path}: no such file; give an .npz with arrays x and y")
+        raise DataError(f"data.path {path}: no such file; give an .npz with arrays x and y")
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "x" not in npz.files or "y" not in npz.files:

@@ -290,10 +290,10 @@ def model_spec(name: str, field: str) -> ModelSpec:
 
         arch = name.lower().replace("-", "_")
         if arch not in MODELS and arch in torchvision.models.list_models(module=torchvision.models):
-            raise ConfigError(f"{field}: {name!r} is a torchvision architecture, not one of our model "
-                              f"families: write model: {{name: torchvision, arch: {arch}}} (with its "
-                              "ImageNet weights; mode: from-scratch and weights: null train it without "
-                              f"them); ours: {', '.join(MODELS.names())}")
+            raise ConfigError(f"{field}: unknown model {name!r}; choose one of: {', '.join(MODELS.names())}; "
+                              f"{name!r} is a torchvision architecture: write model: {{name: torchvision, "
+                              f"arch: {arch}}} (with its ImageNet weights; mode: from-scratch and weights: "
+                              "null train it without them)")
     return MODELS.get(name, field)
 
 

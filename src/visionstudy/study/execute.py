@@ -475,9 +475,9 @@ def chosen(study: Study, only: str | Sequence[str] | None) -> list[str] | None:
     unmatched = [p for p in patterns or [] if not any(selected(n, [p]) for n in names)]
     if unmatched:  # each one: `--only bn,lr=0.1` trained bn alone, the typo of lr=0.01 unsaid
         close = near_names(unmatched, names)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"--only {','.join(unmatched)}: matches no variant{hint}; choose from "
-                          f"{', '.join(names)}")
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"--only {','.join(unmatched)}: matches no variant; choose from "
+                          f"{', '.join(names)}{hint}")
     return patterns or None
 
 

@@ -333,9 +333,9 @@ def recipe_path(name: str) -> Path:
 
         known = sorted(p.stem for p in Path(str(folder)).glob("*.yaml"))
         near = near_name(name, known)
-        hint = f" (did you mean recipe:{near}?)" if near else ""
-        raise ConfigError(f"recipe:{name}: no such recipe{hint}; known: {', '.join(known) or 'none'} "
-                          "(see `visionstudy recipes list`)")
+        hint = f"; did you mean recipe:{near}?" if near else ""
+        raise ConfigError(f"recipe:{name}: no such recipe; known: {', '.join(known) or 'none'} "
+                          f"(see `visionstudy recipes list`){hint}")
     return path
 
 
