@@ -485,8 +485,14 @@ def test_a_tab_indent_and_a_sections_name_alone_are_told_the_fix(tmp_path):
         load_config(tabbed)
     named = tmp_path / "m.yaml"
     named.write_text("name: t\nmodel: cnn\n")
-    with pytest.raises(ConfigError, match=r"model: expected a mapping of keys and values; write \{name: cnn"):
+    with pytest.raises(ConfigError, match=r"model: expected a mapping of keys and values \(got 'cnn'\); "
+                                          r"write \{name: cnn\}"):
         load_config(named)
+    number = tmp_path / "es.yaml"  # a section given as a number: the keys it takes
+    number.write_text("name: t\ntrain: {early_stopping: 5}\n")
+    with pytest.raises(ConfigError, match=r"train.early_stopping: expected a mapping of keys and values "
+                                          r"\(got 5\); its keys: monitor, patience, min_delta"):
+        load_config(number)
     spaced = tmp_path / "colon.yaml"  # another YAML error: no tab hint
     spaced.write_text("name: t\ndata: {dataset: digits\n")
     with pytest.raises(ConfigError) as err:

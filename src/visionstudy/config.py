@@ -886,8 +886,11 @@ def format_validation_error(exc: ValidationError, prefix: str = "", schema: type
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "model_type":  # not "a valid dictionary or instance of OptimizerConfig"
             message = "expected a mapping of keys and values"
-            if isinstance(err.get("input"), str) and "name" in keys_at(schema, err["loc"]):
-                message += f"; write {{name: {err['input']}}}"  # `model: cnn`: the section's name alone
+            keys = keys_at(schema, err["loc"])
+            if isinstance(err.get("input"), str) and "name" in keys:
+                got += f"; write {{name: {err['input']}}}"  # `model: cnn`: the section's name alone
+            elif keys:  # `early_stopping: 5`: the keys that section takes (patience, ...)
+                got += f"; its keys: {', '.join(keys)}"
         if err["type"] == "extra_forbidden" and hints and loc in hints:
             lines.append(f"{where}: unknown key; {hints[loc]}")
         elif err["type"] == "extra_forbidden":
