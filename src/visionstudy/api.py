@@ -252,12 +252,11 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
     checked = create_model("report", __config__=ConfigDict(strict=True), **fields)
     values: dict[str, Any] = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v
                               for k, v in options.items()}
-    if isinstance(values.get("formats"), str):  # formats="pdf" or "html,pdf", as --format is given
-        values["formats"] = tuple(f.strip() for f in values["formats"].split(",") if f.strip())
-    if isinstance(values.get("formats"), list):
-        values["formats"] = tuple(values["formats"])
-    if isinstance(values.get("formats"), tuple):  # PDF as pdf, as the CLI reads it
-        values["formats"] = tuple(f.lower() if isinstance(f, str) else f for f in values["formats"])
+    formats = values.get("formats")
+    if isinstance(formats, str):  # formats="pdf" or "html,pdf", as --format is given
+        formats = [f for f in formats.split(",") if f.strip()]
+    if isinstance(formats, (list, tuple)):  # PDF as pdf, as the CLI reads it
+        values["formats"] = tuple(f.strip().lower() if isinstance(f, str) else f for f in formats)
     try:
         checked.model_validate(values)
     except ValidationError as exc:

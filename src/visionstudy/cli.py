@@ -1072,7 +1072,7 @@ def demo(
     found = importlib.util.find_spec  # python-multipart's module: python_multipart (multipart before 0.0.13)
     if not (found("starlette") and found("uvicorn") and (found("python_multipart") or found("multipart"))):
         raise VisionStudyError("the demo needs its extra: pip install 'visionstudy[demo]' (starlette, "
-                               "uvicorn, python-multipart)") from None
+                               "uvicorn, python-multipart)")
     from visionstudy.serve.demo import create_app, listen
 
     app = create_app(run, data_dir)  # a run that cannot be served fails here, before the port opens

@@ -29,19 +29,18 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
 
-    def get(self, name: str, field: str | None = None) -> T:
+    def get(self, name: str, field: str | None = None, hint: str | None = None) -> T:
+        """The entry `name`; an unknown one is one error listing the names and `hint` (what the
+        caller knows of it), else the name it was likely meant as."""
         try:
             return self._items[name]
         except KeyError:
             where = f"{field}: " if field else ""
-            near = self.near(name)
-            hint = f"; did you mean {near}?" if near else ""
+            near = near_name(name, self.names())
+            hint = f"; {hint}" if hint else f"; did you mean {near}?" if near else ""
             raise ConfigError(
                 f"{where}unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}{hint}"
             ) from None
-
-    def near(self, name: object) -> str | None:
-        return near_name(name, self.names())
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -63,5 +62,8 @@ def near_name(name: object, names: list[str]) -> str | None:
 
     text = str(name)
     same = [n for n in names if bare(n) == bare(text)]
-    close = same or difflib.get_close_matches(text.lower(), names, n=1)
-    return close[0] if close else None
+    if same:
+        return same[0]
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(text.lower(), list(lowered), n=1)
+    return lowered[close[0]] if close else None

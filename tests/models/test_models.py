@@ -70,8 +70,9 @@ def test_bad_parameters_name_field_value_and_choices():
         create_model("cnn", 1, 10, 8, widths=[1])
     with pytest.raises(ConfigError, match="unknown model 'vgg'.*resnet"):
         create_model("vgg", 1, 10, 8)
-    with pytest.raises(ConfigError, match=r"'ResNet50' is a torchvision architecture.*arch: resnet50"):
+    with pytest.raises(ConfigError, match=r"'ResNet50' is a torchvision architecture.*arch: resnet50") as err:
         create_model("ResNet50", 1, 10, 8)
+    assert "did you mean" not in str(err.value)  # not also "did you mean resnet20?"
     with pytest.raises(ConfigError, match=r"unknown model 'resnet-9'; choose one of: .*; did you mean "
                                           r"resnet9\?"):
         create_model("resnet-9", 1, 10, 8)

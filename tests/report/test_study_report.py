@@ -316,10 +316,10 @@ def test_two_grids_over_the_same_two_keys_keep_an_interaction_chart_each(tmp_pat
 
 def test_a_search_trials_curve_is_labelled_by_its_values():
     """Seed 002's per-combination curves: each trial's line named by what it tried."""
-    from visionstudy.report.study_report import trial_label
+    from visionstudy.report.study_report import trial_labels
 
-    assert trial_label(3, {"train.optimizer.lr": 0.001, "model.dropout": 0.25, "model.hidden": [64, 32]}) \
-        == "#3: lr 0.001, dropout 0.25, hidden [64, 32]"
+    values = {"train.optimizer.lr": 0.001, "model.dropout": 0.25, "model.hidden": [64, 32]}
+    assert trial_labels([(3, values)]) == ["#3: lr 0.001, dropout 0.25, hidden [64, 32]"]
     # a whole section chosen: its name and what differs, not the JSON Optuna stores it as
     from types import SimpleNamespace
 

@@ -285,16 +285,15 @@ def model_kind(name: str) -> str:
 def model_spec(name: str, field: str) -> ModelSpec:
     """The registered family `name`; a torchvision architecture that is not one of ours (`vgg16`,
     `resnet50`) is told the section that builds it."""
-    if name not in MODELS and isinstance(name, str):
-        import torchvision.models  # only on this error path: torchvision is heavy
+    if name in MODELS:
+        return MODELS.get(name)
+    import torchvision.models  # only on this error path: torchvision is heavy
 
-        arch = name.lower().replace("-", "_")
-        if arch not in MODELS and arch in torchvision.models.list_models(module=torchvision.models):
-            raise ConfigError(f"{field}: unknown model {name!r}; choose one of: {', '.join(MODELS.names())}; "
-                              f"{name!r} is a torchvision architecture: write model: {{name: torchvision, "
-                              f"arch: {arch}}} (with its ImageNet weights; mode: from-scratch and weights: "
-                              "null train it without them)")
-    return MODELS.get(name, field)
+    arch = str(name).lower().replace("-", "_")
+    tv = arch not in MODELS and arch in torchvision.models.list_models(module=torchvision.models)
+    hint = (f"{name!r} is a torchvision architecture: write model: {{name: torchvision, arch: {arch}}} "
+            "(with its ImageNet weights; mode: from-scratch and weights: null train it without them)")
+    return MODELS.get(name, field, hint if tv else None)
 
 
 # keys of timm's and torchvision's pretrained models, which our own families (trained from scratch) lack

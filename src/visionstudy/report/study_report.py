@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from visionstudy.store.reader import RunArtifacts, load_run
 from visionstudy.store.rundir import RunDir
 from visionstudy.study.manifest import Manifest, read_manifest
 from visionstudy.tasks.metrics import UNIT, metric
+
+if TYPE_CHECKING:
+    from visionstudy.study.schema import SearchConfig
 
 # the columns of the settings table after the headline (those of the task's metrics): seed 004
 # P3's one table of L, width, test / validation / train MSE, parameters, time and epochs
@@ -658,16 +661,13 @@ def value_names(values: list[Any]) -> list[str]:
     return [name(v) for v in values]
 
 
-def trial_curves(trials: list[Any], search: Any) -> list[tuple[str, np.ndarray, np.ndarray, None]]:
+def trial_curves(trials: list[Any], search: SearchConfig) -> list[tuple[str, np.ndarray, np.ndarray, None]]:
     """Each search trial's objective per epoch, labelled by its values, as `F.mean_std_curves`
     takes them; a whole section chosen (an optimizer) by its name and what differs between the
     trials' (`optimizer sgd, lr 0.05`), not its JSON."""
-    from visionstudy.study.search import decode
+    from visionstudy.study.search import decoded
 
-    space = search.space
-    params = [(t.number, {k: decode(space[k], v) if k in space else v for k, v in t.params.items()})
-              for t in trials]
-    labels = trial_labels(params)
+    labels = trial_labels([(t.number, decoded(search, t.params)) for t in trials])
     out = []
     for trial, label in zip(trials, labels, strict=True):
         epochs = sorted(trial.intermediate_values)
@@ -683,10 +683,6 @@ def trial_labels(trials: list[tuple[int, dict[str, Any]]]) -> list[str]:
     names = {k: value_names([p.get(k) for _, p in trials]) for k in keys}
     return [f"#{n}: " + ", ".join(f"{k.rsplit('.', 1)[-1]} {names[k][i]}" for k in keys if k in p)
             for i, (n, p) in enumerate(trials)]
-
-
-def trial_label(number: int, params: dict[str, Any]) -> str:
-    return trial_labels([(number, params)])[0]
 
 
 def cap(text: str) -> str:

@@ -131,11 +131,16 @@ def check_judging(ostudy: optuna.Study, trials: list[FrozenTrial], s: SearchConf
                           f"are not comparable: undo the change, or {kept}")
 
 
+def decoded(s: SearchConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values as the study file writes them (a whole section, not Optuna's JSON of it)."""
+    return {k: decode(s.space[k], v) if k in s.space else v for k, v in params.items()}
+
+
 def trial_override(study: Study, params: dict[str, Any]) -> dict[str, Any]:
     s = study.config.search
     assert s is not None
-    base = search_base(study)
-    return merge_run(s.base, apply_keys(base, {key: decode(p, params[key]) for key, p in s.space.items()}))
+    values = decoded(s, params)
+    return merge_run(s.base, apply_keys(search_base(study), {key: values[key] for key in s.space}))
 
 
 def search_base(study: Study) -> dict[str, Any]:
@@ -503,9 +508,6 @@ def trained_best(study: Study, place: Placement) -> dict[str, Any] | None:
     the search again plans the final runs too, so that the manifest, `study status` and the report
     keep them while more trials train (they were gone until the search ended; other best values
     move them aside after it). None otherwise."""
-    from visionstudy.store.db import RunStore
-    from visionstudy.study.execute import results_on_disk
-
     s = study.config.search
     found = search_trials(place.url(study), study.name) if s is not None and s.final else None
     if found is None:
@@ -515,11 +517,20 @@ def trained_best(study: Study, place: Placement) -> dict[str, Any] | None:
     except ValueError:  # no completed trial
         return None
     finals = {r.key: r.config_hash for r in final_runs(study, best)}
-    if len(results_on_disk(place.study_dir(study), list(finals))) < len(finals):
-        return None
+    return best if trained_with(study, place, list(finals)) == finals else None
+
+
+def trained_with(study: Study, place: Placement, keys: list[str]) -> dict[str, str | None]:
+    """What each of `keys` with results on disk trained with: its config hash, from the run
+    database's last record of it."""
+    from visionstudy.store.db import RunStore
+    from visionstudy.study.execute import results_on_disk
+
+    on_disk = results_on_disk(place.study_dir(study), keys)
+    if not on_disk:
+        return {}
     records = RunStore(place.url(study), study.name).run_records()
-    trained = {k: max(records[k], key=lambda t: t.number).config_hash for k in finals if records.get(k)}
-    return best if trained == finals else None
+    return {k: max(records[k], key=lambda t: t.number).config_hash for k in on_disk if records.get(k)}
 
 
 def finals_left(study_dir: Path, s: SearchConfig) -> int:
@@ -601,16 +612,9 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     runs' keys."""
     import shutil
 
-    from visionstudy.store.db import RunStore
-    from visionstudy.study.execute import results_on_disk
-
     study_dir = place.study_dir(full)
     finals = {r.key: r.config_hash for r in full.runs if r.variant == FINAL_VARIANT}
-    on_disk = results_on_disk(study_dir, list(finals))
-    if not on_disk:
-        return []
-    records = RunStore(place.url(full), full.name).run_records()  # what the finished ones trained with
-    trained = {k: max(records[k], key=lambda t: t.number).config_hash for k in on_disk if records.get(k)}
+    trained = trained_with(full, place, list(finals))
     stale = [k for k, h in trained.items() if h not in (None, finals[k])]
     if not stale:
         return []

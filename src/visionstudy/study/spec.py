@@ -500,6 +500,6 @@ def name_hint(unmatched: list[str], names: list[str]) -> str:
 
 def near_names(wanted: list[str], names: list[str]) -> list[str]:
     """The variants misspelt names were likely meant as (the nearest of each, once)."""
-    import difflib
+    from visionstudy.registry import near_name
 
-    return list(dict.fromkeys(m for w in wanted for m in difflib.get_close_matches(w, names, n=1)))
+    return list(dict.fromkeys(m for w in wanted if (m := near_name(w, names))))
