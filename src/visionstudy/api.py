@@ -467,8 +467,9 @@ class Study:
 
     def trials(self) -> pd.DataFrame:
         """The search's trials, one row each: trial, state (complete, pruned, running, fail,
-        waiting), objective, epochs trained and each searched key's value; no rows before the
-        search started. A study without a `search` section is a ConfigError."""
+        waiting), objective, epochs trained and each searched key's value as the study file writes
+        it (a whole section as a dict); no rows before the search started. A study without a
+        `search` section is a ConfigError."""
         import pandas as pd
 
         from visionstudy.study.search import TRIAL_COLUMNS, search_trials, trial_rows
@@ -476,9 +477,9 @@ class Study:
         search = self.spec.config.search
         if search is None:
             raise ConfigError(f"study {self.name} has no search section: it has no trials (see results())")
-        keys = list(search.space)
         found = search_trials(self.place.url(self.spec), self.name)
-        return pd.DataFrame(trial_rows(found[1], keys) if found else [], columns=[*TRIAL_COLUMNS, *keys])
+        return pd.DataFrame(trial_rows(found[1], search) if found else [],
+                            columns=[*TRIAL_COLUMNS, *search.space])
 
     def report(self, out: str | Path | None = None, **options: Any) -> Path:
         """Write the study report (options: those of `ReportOptions`); returns report.html's path."""

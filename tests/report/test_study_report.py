@@ -335,6 +335,17 @@ def test_a_search_trials_curve_is_labelled_by_its_values():
                               (1, {"name": "sgd", "lr": 0.05, "momentum": 0.9}, 0.0))]
     assert [c[0] for c in trial_curves(trials, search)] == [
         "#0: optimizer adam, lr 0.003, dropout 0.25", "#1: optimizer sgd, lr 0.05, momentum 0.9, dropout 0"]
+    # the trials table (and its CSV) the same way; the best trial's values as one copies them into a file
+    from visionstudy.report.study_report import as_written, readable
+    from visionstudy.study.search import trial_rows
+
+    for t, value in zip(trials, (0.9, 0.8), strict=True):
+        t.state, t.value = SimpleNamespace(name="COMPLETE"), value
+    assert readable(trial_rows(trials, search)) == [
+        [0, "complete", 0.9, 2, "adam, lr 0.003", 0.25],
+        [1, "complete", 0.8, 2, "sgd, lr 0.05, momentum 0.9", 0.0]]
+    assert as_written({"name": "sgd", "lr": 0.05, "momentum": 0.9}) == "{name: sgd, lr: 0.05, momentum: 0.9}"
+    assert as_written(0.0023712345) == "0.00237123" and as_written([64, 32]) == "[64, 32]"
 
 
 @pytest.mark.slow

@@ -249,6 +249,12 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
                             ReportOptions(images=False, tsne_points=0)).parent / "report.md"
     lr = best["train.optimizer.lr"]  # the best trial's values as precise as one copies them (not 0.0024)
     assert f"| train.optimizer.lr | {lr:.6g} |" in md.read_text() and len(f"{lr:.6g}") > 6
+    # sections and lists as the study file writes them, not Optuna's JSON of them
+    best_optimizer = yaml.safe_dump(json.loads(best["train.optimizer"]), default_flow_style=True,
+                                    sort_keys=False).strip()  # {name: adam, lr: 0.003}: copied into a file
+    assert f"| train.optimizer | {best_optimizer} |" in md.read_text() and '{"name"' not in md.read_text()
+    trials_csv = (tmp_path / "rep" / "tables" / "search_trials.csv").read_text()
+    assert '"name"' not in trials_csv and ("sgd" in trials_csv or "adam" in trials_csv)
     from visionstudy.api import Study
 
     frame = Study.load(path, runs_dir=tmp_path / "runs").trials()  # the API's view of the same trials
@@ -256,6 +262,8 @@ def test_search_with_hyperband_prunes_and_retrains_the_best(tmp_path):
                                    "model.hidden", "train.optimizer"]
     assert frame["state"].tolist() == [s.lower() for s in states]
     assert frame.loc[frame["objective"].idxmax(), "train.optimizer.lr"] == lr
+    assert frame.loc[frame["objective"].idxmax(), "train.optimizer"] == json.loads(best["train.optimizer"])
+    assert frame.loc[frame["objective"].idxmax(), "model.hidden"] == json.loads(best["model.hidden"])
     assert Study.load(path, runs_dir=tmp_path / "elsewhere").trials().empty  # not started: no rows
     assert not (tmp_path / "elsewhere").exists()  # and nothing created
     # a second call does not search again

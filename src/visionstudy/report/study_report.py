@@ -433,7 +433,7 @@ class StudyReportBuilder:
         import optuna
 
         from visionstudy.study.execute import Placement
-        from visionstudy.study.search import TRIAL_COLUMNS, search_trials, trial_rows
+        from visionstudy.study.search import TRIAL_COLUMNS, decoded, search_trials, trial_rows
 
         found = search_trials(Placement(self.dir.parent, self.db).url(self.study.name), self.study.name)
         if found is None:
@@ -441,7 +441,7 @@ class StudyReportBuilder:
             return s
         ostudy, trials = found
         keys = list(search.space)
-        s.tables.append(Table("Trials", [*TRIAL_COLUMNS, *keys], trial_rows(trials, keys),
+        s.tables.append(Table("Trials", [*TRIAL_COLUMNS, *keys], readable(trial_rows(trials, search)),
                               "search_trials.csv"))
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
@@ -453,8 +453,8 @@ class StudyReportBuilder:
             best = ostudy.best_trial
             s.tables.insert(0, Table("Best trial", ["parameter", "value"],
                                      [["trial", best.number], ["objective", best.value],
-                                      *([k, f"{v:.6g}" if isinstance(v, float) else v]
-                                        for k, v in best.params.items())]))  # to copy: lr 0.00237, not 0.0024
+                                      *([k, as_written(v)]
+                                        for k, v in decoded(search, best.params).items())]))
             history = partial(search_history, trials, ostudy.direction.name == "MAXIMIZE",
                               metric(search.objective).label)
             s.figures.append(self.fig(history, "search_history", "Objective of every complete trial, "
@@ -659,6 +659,26 @@ def value_names(values: list[Any]) -> list[str]:
         return ", ".join(parts + [f"{k} {setting(v[k])}" for k in keys if k in v])
 
     return [name(v) for v in values]
+
+
+def readable(rows: list[list[Any]]) -> list[list[Any]]:
+    """Table rows whose sections and lists are labelled as sweep values are (`value_names`: a
+    section by its name and what differs between the rows'), numbers kept."""
+    columns = [value_names(list(c)) if any(isinstance(v, dict | list) for v in c) else list(c)
+               for c in zip(*rows, strict=True)]
+    return [list(r) for r in zip(*columns, strict=True)]
+
+
+def as_written(value: Any) -> Any:
+    """A value to copy into a study file: a float to 6 digits (lr 0.00237, not 0.0024), a section or
+    list in YAML's flow style (`{name: sgd, lr: 0.05}`)."""
+    import yaml
+
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict | list):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1_000).strip()
+    return value
 
 
 def trial_curves(trials: list[Any], search: SearchConfig) -> list[tuple[str, np.ndarray, np.ndarray, None]]:

@@ -541,10 +541,11 @@ def finals_left(study_dir: Path, s: SearchConfig) -> int:
     return len(keys) - len(results_on_disk(study_dir, keys))
 
 
-def trial_rows(trials: list[FrozenTrial], keys: list[str]) -> list[list[Any]]:
-    """One row per trial, as TRIAL_COLUMNS name them, then the value of each of `keys`."""
+def trial_rows(trials: list[FrozenTrial], s: SearchConfig) -> list[list[Any]]:
+    """One row per trial, as TRIAL_COLUMNS name them, then its value of each searched key as the
+    study file writes it (a whole section as a dict, not Optuna's JSON of it)."""
     return [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
-             *(t.params.get(k) for k in keys)] for t in trials]
+             *(decoded(s, t.params).get(k) for k in s.space)] for t in trials]
 
 
 def search_progress(url: str, study: str) -> tuple[str | None, dict[str, str]]:
