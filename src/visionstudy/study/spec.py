@@ -175,9 +175,11 @@ def touches(override: dict[str, Any], key: str, start: dict[str, Any]) -> bool:
 
 
 def apply_keys(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """One override setting every dotted key of `values`, in order, on top of `raw`."""
+    """One override setting every dotted key of `values` on top of `raw`, a key inside another's
+    section after it, whatever their order: `train.optimizer.lr` searched beside a choice of
+    `train.optimizer` sets the lr of every choice, one that writes its own lr included."""
     override: dict[str, Any] = {}
-    for key, value in values.items():
+    for key, value in sorted(values.items(), key=lambda kv: kv[0].count(".")):
         override = merge_run(override, key_override(merge_run(raw, override), key, value, run_defaults))
     return override
 
