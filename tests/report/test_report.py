@@ -174,6 +174,32 @@ def test_comparison_of_two_runs(digits_run, tmp_path):
     assert_figures(html.parent / "figures" / "run1", ["curves", "confusion_counts", "tsne"])
     assert_figures(html.parent / "figures" / "run2", ["curves", "confusion_counts", "tsne"])
     assert "Runs side by side" in html.read_text()
+    assert not (html.parent / "tables" / "settings.csv").exists()  # the same config: no differences to show
+
+
+def test_a_comparison_shows_the_settings_that_differ_between_its_runs(tmp_path):
+    """Runs trained by hand with --set: what changed between them, read off one table (a study's
+    'Results by setting'), sections by their names, not JSON; measured sizes are not settings."""
+    from visionstudy.config import merge_run
+    from visionstudy.report.compare import settings_table
+    from visionstudy.store.reader import RunArtifacts
+
+    def art(label: str, changed: dict) -> RunArtifacts:
+        config = {"name": label, "seed": 0, "data": {"dataset": "digits", "augment": []},
+                  "model": {"name": "cnn", "channels": [8, 16]},
+                  "train": {"optimizer": {"name": "sgd", "lr": 0.01}}, "resolved": {"model": {"params": 7}}}
+        return RunArtifacts(tmp_path / label, label, merge_run(config, changed))
+
+    arts = [art("a", {"resolved": {"model": {"params": 9}}}),  # measured sizes and seeds are not settings
+            art("b", {"seed": 1, "data": {"augment": [{"name": "crop", "padding": 4}, {"name": "flip"}]}}),
+            art("c", {"train": {"optimizer": {"name": "adam", "lr": 0.001}},
+                      "model": {"channels": [16, 32]}})]
+    (table,) = settings_table(arts)
+    assert table.columns == ["run", "augment", "channels", "optimizer.name", "optimizer.lr"]
+    assert table.rows == [["a", "none", "[8, 16]", "sgd", "0.01"],
+                          ["b", "crop, padding 4; flip", "[8, 16]", "sgd", "0.01"],
+                          ["c", "none", "[16, 32]", "adam", "0.001"]]
+    assert settings_table(arts[:1]) == []
 
 
 def test_reports_of_other_runs_never_share_a_default_folder(digits_run, tmp_path, monkeypatch):

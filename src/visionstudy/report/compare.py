@@ -66,6 +66,22 @@ def data_note(arts: list[RunArtifacts]) -> list[str]:
     return [f"The runs were tested on different data ({where}): their numbers share no test set."]
 
 
+def settings_table(arts: list[RunArtifacts]) -> list[Table]:
+    """The runs by the config keys whose values differ between them (a study's 'Results by
+    setting'): what was changed between runs trained by hand, read off one table."""
+    from visionstudy.config import flatten
+    from visionstudy.report.study_report import MAX_SETTING_COLUMNS, differing, setting
+
+    configs = [flatten(a.asked) for a in arts]
+    keys = differing(configs)
+    if not keys:
+        return []
+    return [Table("Runs by the settings that differ", ["run", *(k.split(".", 1)[-1] for k in keys)],
+                  [[a.label, *(setting(c.get(k)) for k in keys)] for a, c in zip(arts, configs, strict=True)],
+                  "settings.csv", note="Columns: every config key whose value differs between the runs "
+                                       f"(up to {MAX_SETTING_COLUMNS}), named without their section.")]
+
+
 def compare_report(arts: list[RunArtifacts], task: Any, out: Path, opts: ReportOptions) -> Report:
     """The runs of one `task` (`one_task`) side by side."""
     from visionstudy.tasks.metrics import metric
@@ -79,7 +95,7 @@ def compare_report(arts: list[RunArtifacts], task: Any, out: Path, opts: ReportO
         columns = ["run", "model", *(metric(k).label for k in task.glance), *COLUMNS[-4:]]
         rows = [metric_row(b.art, task.glance) for b in builders]
     overview = Section("Comparison", "comparison", tables=[Table("Runs side by side", columns, rows,
-                                                                  "comparison.csv")])
+                                                                  "comparison.csv"), *settings_table(arts)])
     with_history = [(a.label, a.history) for a in arts if a.history]
     if with_history:
         overview.figures.append(FigureRef(

@@ -633,15 +633,22 @@ def differing(configs: list[dict[str, Any]]) -> list[str]:
 
 
 def setting(value: Any) -> str:
-    """A config value as a table cell, formatted by magnitude: 49, 0.001, 3e-05, [3, 3, 3], yes."""
+    """A config value as a table cell, formatted by magnitude: 49, 0.001, 3e-05, [3, 3, 3], yes; a
+    section by its name and fields (`sgd, lr 0.05`), a list of them one after another (`flip; crop,
+    padding 4`), an empty list as none."""
     if value is None:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, list | dict):
-        return json.dumps(value)
+    if isinstance(value, dict):
+        return ", ".join([str(value["name"])] * ("name" in value)
+                         + [f"{k} {setting(v)}" for k, v in value.items() if k != "name"])
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return "; ".join(setting(v) for v in value)
+    if isinstance(value, list):
+        return json.dumps(value) if value else "none"
     return str(value)
 
 
