@@ -150,7 +150,8 @@ def datasets_info(
     table.add_row("files", escape("\n".join(info["files"])) or "(embedded in scikit-learn)")
     table.add_row("checksum (md5 of the decoded arrays)", raw.checksum)
     if raw.skipped:
-        table.add_row("skipped", f"{len(raw.skipped)} unreadable files (see the warnings)")
+        n = len(raw.skipped)
+        table.add_row("skipped", f"{n} unreadable file{'s' * (n != 1)} (see the warnings)")
     if raw.ignored:
         table.add_row("not classes", escape("\n".join(raw.ignored)) + "\n(folders without image files)")
     console.print(table)

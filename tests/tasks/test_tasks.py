@@ -217,4 +217,9 @@ def test_a_result_line_counts_its_epochs_in_words():
         assert task.result_line({**metrics, "epochs_run": 1}).endswith("(1 epoch, 0.2s)")
         assert task.result_line({**metrics, "epochs_run": 3}).endswith("(3 epochs, 0.2s)")
     assert finished_line("a/seed-0", {**classification, "epochs_run": 1}).endswith("(1 epoch, 0.2 s)")
+    # top-5 where it can miss: not for 3 classes, where it is always 1
+    task = get_task("classification")
+    one = {**classification, "epochs_run": 1}
+    assert "top-5 0.9000" in task.result_line({**one, "class_names": list("abcdef")})
+    assert "top-5" not in task.result_line({**one, "class_names": ["a", "b", "c"]})
     assert finished_line("a/seed-0", {**classification, "epochs_run": 2}).endswith("(2 epochs, 0.2 s)")

@@ -117,6 +117,8 @@ class Classification(Task["PreparedData"]):
                 "class_names": np.array(data.class_names)}
 
     def result_line(self, metrics: dict[str, Any]) -> str:
+        """The line `train` ends with; top-5 only where it can miss (more than 5 classes)."""
         m = metrics
-        return (f"test accuracy {m['test_accuracy']:.4f}  top-5 {m['test_top5_accuracy']:.4f}  loss "
+        top5 = f"top-5 {m['test_top5_accuracy']:.4f}  " if len(m.get("class_names") or range(6)) > 5 else ""
+        return (f"test accuracy {m['test_accuracy']:.4f}  {top5}loss "
                 f"{m['test_loss']:.4f}  macro F1 {m['f1_macro']:.4f}  " + trained_for(m))
