@@ -16,13 +16,14 @@ import re
 import socket
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich import table as rich_table
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from visionstudy.errors import VisionStudyError
 
@@ -39,9 +40,12 @@ recipes_app = typer.Typer(no_args_is_help=True, help="Built-in studies that repr
 app.add_typer(recipes_app, name="recipes")
 def unwrapped_console(stderr: bool = False) -> Console:
     """A console that never hard-wraps: in a terminal its width, in a log (SLURM, `> file`, where
-    rich would assume 80 columns) wide enough that tables keep whole names."""
-    probe = Console(stderr=stderr, soft_wrap=True, emoji=False)  # `recipe:zzz:` is no 💤
-    return probe if probe.is_terminal else Console(stderr=stderr, soft_wrap=True, width=1000, emoji=False)
+    rich would assume 80 columns) wide enough that tables keep whole names. It prints text as
+    written: no markup (a class folder `[red]` or a path with brackets), no emoji (`recipe:zzz:` is
+    no 💤), no highlighting of numbers and paths; a style is asked for by `style=`."""
+    plain = partial(Console, stderr=stderr, soft_wrap=True, emoji=False, markup=False, highlight=False)
+    probe = plain()
+    return probe if probe.is_terminal else plain(width=1000)
 
 
 class Table(rich_table.Table):
@@ -141,19 +145,19 @@ def datasets_info(
         print(json.dumps(info))
         return
     table = Table(show_header=False)
-    table.add_row("dataset", escape(raw.name))
+    table.add_row("dataset", raw.name)
     table.add_row("train / test", f"{len(raw.train):,} / {len(raw.test):,}"
                   + (f" (val {len(raw.val):,})" if raw.val is not None else ""))
     table.add_row("image shape", f"{c} x {h} x {w} (channels x height x width)")
-    table.add_row("classes", escape(f"{len(raw.class_names)}: " + ", ".join(raw.class_names)))
+    table.add_row("classes", f"{len(raw.class_names)}: " + ", ".join(raw.class_names))
     table.add_row("mean / std", f"{info['mean']} / {info['std']}")
-    table.add_row("files", escape("\n".join(info["files"])) or "(embedded in scikit-learn)")
+    table.add_row("files", "\n".join(info["files"]) or "(embedded in scikit-learn)")
     table.add_row("checksum (md5 of the decoded arrays)", raw.checksum)
     if raw.skipped:
         n = len(raw.skipped)
         table.add_row("skipped", f"{n} unreadable file{'s' * (n != 1)} (see the warnings)")
     if raw.ignored:
-        table.add_row("not classes", escape("\n".join(raw.ignored)) + "\n(folders without image files)")
+        table.add_row("not classes", "\n".join(raw.ignored) + "\n(folders without image files)")
     console.print(table)
 
 
@@ -172,11 +176,11 @@ def show_set_info(cfg: Any, data_dir: Path | None, as_json: bool) -> None:
         print(json.dumps(info))
         return
     table = Table(show_header=False)
-    table.add_row("dataset", escape(info["name"]))
+    table.add_row("dataset", info["name"])
     table.add_row("train / val / test", f"{info['train']:,} / {info['val']:,} / {info['test']:,} sets")
     table.add_row("set shape", f"{info['set_size']} elements x {info['dim']} features")
     table.add_row("targets", f"{info['targets']} (model.invariant: {str(per_set).lower()})")
-    table.add_row("files", escape("\n".join(info["files"])) or "(generated from data.sets)")
+    table.add_row("files", "\n".join(info["files"]) or "(generated from data.sets)")
     table.add_row("checksum (md5 of the sets)", info["checksum"])
     console.print(table)
 
@@ -195,7 +199,7 @@ def datasets_fetch(
         get_source(name)
         paths = fetch(data_config(name, split=split, verify=not no_verify), data_dir)
     for p in paths:
-        console.print(f"ok {escape(str(p))}", highlight=False)
+        console.print(f"ok {p}")
     if not paths:
         console.print(f"{name}: nothing to fetch (embedded or local)")
 
@@ -241,7 +245,7 @@ def datasets_preview(
         (f" — {from_} images" if from_ != "train" else "")
     image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight",
                                               metadata={"Software": PREVIEW_TAG})
-    console.print(f"wrote {escape(str(out))}", highlight=False)
+    console.print(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -272,9 +276,8 @@ def train(
                             quiet=quiet, data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM/SIGUSR2 (Stopped): typer would exit without a word
         how = f"stopped by {stop}" if str(stop) else "interrupted"
-        err_console.print(f"{how}: `visionstudy train {escape(str(config))} --resume` (with the same "
-                          "--out and --set) goes on from the last finished epoch (checkpoints/last.pt)",
-                          highlight=False)
+        err_console.print(f"{how}: `visionstudy train {config} --resume` (with the same "
+                          "--out and --set) goes on from the last finished epoch (checkpoints/last.pt)")
         raise typer.Exit(130) from None
     if run is None:  # another process of a data-parallel run: rank 0 reports
         return
@@ -283,7 +286,7 @@ def train(
         from visionstudy.tasks import task_of_metrics
 
         line = task_of_metrics(metrics).result_line(metrics)
-        console.print(f"{line}  → {escape(str(out))}", highlight=False)
+        console.print(f"{line}  → {out}")
 
 
 # ---------------------------------------------------------------------------------------- study
@@ -366,8 +369,8 @@ def study_run(
     if launcher != "local":
         launch(the_study, launcher, cluster_jobs, device, data_dir, trials, wait, report, quiet)
         return
-    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
-    echo = lambda line: console.print(line, highlight=False)  # noqa: E731
+    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}")
+    echo = console.print
     searched = bool(search_to_run(the_study, the_study.place.url(spec), patterns))  # before this run
     try:
         outcome = the_study.run(workers, device=device, data_dir=data_dir, only=patterns, report=False,
@@ -376,28 +379,27 @@ def study_run(
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM/SIGUSR2 (Stopped): typer would exit silently
         how = f"stopped by {stop}" if str(stop) else "interrupted"
         err_console.print(f"{how}: the runs in progress went back to the queue, each keeping its last "
-                          f"finished epoch; `visionstudy study run {escape(study)}` (with the same options) "
-                          "goes on from there", highlight=False)
+                          f"finished epoch; `visionstudy study run {study}` (with the same options) "
+                          "goes on from there")
         raise typer.Exit(130) from None
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not searched:
         search = spec.config.search if selected("search", patterns) else None
         what = f"all {outcome.total} runs" if outcome.total != 1 else "its 1 run"
         what += f" and its {search.trials}-trial search" if search else ""
         verb = "are" if outcome.total != 1 or search else "is"
-        console.print(f"nothing to do: {what} {verb} finished", highlight=False)
+        console.print(f"nothing to do: {what} {verb} finished")
     else:
-        console.print(f"{outcome.done}/{outcome.total} runs finished ({outcome.seconds:.0f} s)",
-                      highlight=False)
+        console.print(f"{outcome.done}/{outcome.total} runs finished ({outcome.seconds:.0f} s)")
     if outcome.elsewhere:
         console.print(f"{outcome.elsewhere} runs are being trained by another process; "
-                      "`visionstudy study status` follows them", highlight=False)
+                      "`visionstudy study status` follows them")
     if outcome.done:
         print_results(the_study.dir)
     if report and outcome.done:
         html = the_study.report(data_dir=data_dir, progress=not quiet)
-        console.print(f"report: {escape(str(html))}", highlight=False)
+        console.print(f"report: {html}")
     if outcome.failed:
-        err_console.print(failed_summary(outcome), highlight=False)
+        err_console.print(failed_summary(outcome))
         raise typer.Exit(1)
 
 
@@ -468,7 +470,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     if launcher != "local":  # what the launch would refuse, first
         cluster.check_launch(launcher, jobs, url)
     then = search_to_run(the_study, url, only)  # a search space its trials cannot go on with: refused first
-    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
+    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}")
     status = runs_to_plan(the_study)
     chosen = status["variant"].map(lambda v: selected(v, only))
     status["train"] = status["status"].isin(TO_TRAIN) & chosen
@@ -476,42 +478,39 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     for column in ("runs", "done", "running", "to train"):
         table.add_column(column, justify="right")
     for variant, rows in status.groupby("variant", sort=False):
-        table.add_row(escape(str(variant)), str(len(rows)), str(int((rows["status"] == "done").sum())),
+        table.add_row(str(variant), str(len(rows)), str(int((rows["status"] == "done").sum())),
                       str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
     console.print(table)
     count = int(status["train"].sum())
     to_train = set(status.loc[status["train"], "key"])
     for line in data_not_on_disk([r.config.data for r in spec.runs if r.key in to_train or then], data_dir):
-        err_console.print(f"dry run: {escape(line)}", highlight=False)
+        err_console.print(f"dry run: {line}")
     nothing = "nothing was trained, queued or written"
     if launcher == "local" and not count and not then:
         console.print(f"dry run: nothing to train: every run{' --only names' if only else ''} is finished; "
-                      f"{nothing}", highlight=False)
+                      f"{nothing}")
         return
     if launcher == "local":
         what = f"{count} run{'s' * (count != 1)}{then}" if count else then.removeprefix(", then ")
-        console.print(f"dry run: `study run` would train {what} here, {workers} at once; {nothing}",
-                      highlight=False)
+        console.print(f"dry run: `study run` would train {what} here, {workers} at once; {nothing}")
         return
     units = the_study.to_train()
     if not units:
-        console.print(f"dry run: every run of {escape(spec.name)} is finished: no job would start; {nothing}",
-                      highlight=False)
+        console.print(f"dry run: every run of {spec.name} is finished: no job would start; {nothing}")
         return
     fitted = cluster.fit_jobs(jobs, units)
     command = cluster.work_command(the_study.dir, fitted.workers, device, data_dir)
     if launcher == "slurm":
         console.print(f"dry run: would submit a job array of {fitted.count} job{'s' * (fitted.count != 1)} "
                       f"for {units} run{'s' * (units != 1)}{then}, {fitted.workers} at once in each, with "
-                      f"this script (sbatch; the database password as ***); {nothing}:", highlight=False)
-        console.print(cluster.sbatch_script(spec.name, the_study.dir, fitted, command, redact(url)),
-                      markup=False, highlight=False, end="")
+                      f"this script (sbatch; the database password as ***); {nothing}:")
+        console.print(cluster.sbatch_script(spec.name, the_study.dir, fitted, command, redact(url)), end="")
     else:
         import shlex
 
         console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
                       f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "
-                      f"`{escape(shlex.join(command))}`; {nothing}", highlight=False)
+                      f"`{shlex.join(command)}`; {nothing}")
 
 
 def data_not_on_disk(configs: list[Any], data_dir: Path | None) -> list[str]:
@@ -577,27 +576,26 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     from visionstudy.study.launch import fit_jobs
 
     spec = the_study.spec
-    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}", highlight=False)
+    console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}")
     the_study.set_trials(trials)
     units = the_study.to_train()  # before the jobs start to finish them
     asked, jobs = jobs.count, fit_jobs(jobs, units)  # what the launch starts (it fits them too, for the API)
     result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
-    where = escape(str(the_study.dir))
+    where = the_study.dir
     if not units:
-        console.print(f"every run of {escape(spec.name)} is finished: no job started", highlight=False)
+        console.print(f"every run of {spec.name} is finished: no job started")
         if launcher == "ray" or wait:
             finish_launched(the_study, report, quiet, 0, {r.key: "done" for r in spec.runs}, {})
         else:
-            console.print(f"its report: visionstudy report {where}", highlight=False)
+            console.print(f"its report: visionstudy report {where}")
         return
     if jobs.count < asked:
         console.print(f"{asked} jobs asked for {units} run(s) to train, {jobs.workers} at once in "
-                      f"each: starting {jobs.count}", highlight=False)
+                      f"each: starting {jobs.count}")
     if launcher == "slurm":
         console.print(f"submitted job array {result} ({jobs.count} jobs); logs in "
                       f"{where}/slurm/logs/\n"
-                      f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}",
-                      highlight=False)
+                      f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}")
         if not wait:
             return
         from visionstudy.study.execute import results_on_disk
@@ -613,7 +611,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         except KeyboardInterrupt:  # the jobs are the cluster's now: they go on
             err_console.print(f"stopped waiting; job array {result} goes on: follow with `visionstudy study "
                               f"status {where}`, stop it with `visionstudy study cancel {where}`, and write "
-                              f"the report with `visionstudy report {where}`", highlight=False)
+                              f"the report with `visionstudy report {where}`")
             raise typer.Exit(130) from None
         failed_jobs = 0
         if all_on_disk():  # nothing to look up in the database
@@ -621,8 +619,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
             return
     else:
         failed_jobs = sum(code != 0 for code in result)
-        console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in {where}/ray/",
-                      highlight=False)
+        console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in {where}/ray/")
     from visionstudy.study.status import study_status as status_of
 
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
@@ -636,19 +633,19 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
     from visionstudy.study.status import failure_lines
 
     done = sum(v == "done" for v in status.values())
-    console.print(f"{done}/{len(status)} runs finished", highlight=False)
+    console.print(f"{done}/{len(status)} runs finished")
     if done:
         print_results(the_study.dir)
         if report:
-            console.print(f"report: {escape(str(the_study.report(progress=not quiet)))}", highlight=False)
+            console.print(f"report: {the_study.report(progress=not quiet)}")
     if done < len(status) or failed_jobs:
         left = {s: list(status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
         short = len(status) - done
         err_console.print(f"{short} run{'s are' if short != 1 else ' is'} not finished "
                           f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
-                          f"and `visionstudy study status {escape(str(the_study.dir))}`", highlight=False)
+                          f"and `visionstudy study status {the_study.dir}`")
         for line in failure_lines(errors):
-            err_console.print(f"  {escape(line)}", highlight=False)
+            err_console.print(f"  {line}")
         raise typer.Exit(1)
 
 
@@ -675,7 +672,7 @@ def study_work(
     folder = study.resolve()
     spec = load_study_dir(folder, db)
     place = Placement(folder.parent, db)
-    stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}", highlight=False)  # noqa: E731
+    stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}")  # noqa: E731
     stamp(f"worker on {socket.gethostname()} for {spec.name}: {spec.describe()}")
     try:
         with shapes_later():  # checked by the workers, which import torch while this process plans
@@ -695,9 +692,9 @@ def study_work(
 
         runs, search = failed_runs(outcome)
         said = [f"{len(runs)} of {outcome.total} runs failed"] if runs else []
-        err_console.print(", ".join(said + ["the search failed"] * len(search)) + ":", highlight=False)
+        err_console.print(", ".join(said + ["the search failed"] * len(search)) + ":")
         for line in failure_lines(dict(outcome.failed)):
-            err_console.print(f"  {escape(line)}", highlight=False)
+            err_console.print(f"  {line}")
         raise typer.Exit(1)
 
 
@@ -710,14 +707,13 @@ def study_cancel(study: Annotated[Path, typer.Argument(help="the study's folder"
     planned_study_file(study)  # a typo or the study file: not "no jobs were submitted" and exit 0
     ids, cancelled = cancel_slurm(study)
     if not ids:
-        console.print(f"{escape(str(study))}: no SLURM jobs were submitted for this study", highlight=False)
+        console.print(f"{study}: no SLURM jobs were submitted for this study")
     elif not cancelled:
         console.print(f"SLURM job{'s' * (len(ids) > 1)} {', '.join(ids)}: none queued or running; nothing to "
-                      "cancel", highlight=False)
+                      "cancel")
     else:
         console.print(f"cancelled SLURM job{'s' * (len(cancelled) > 1)} {', '.join(cancelled)}; `visionstudy "
-                      f"study run {escape(str(study))} --launcher slurm ...` goes on where they stopped",
-                      highlight=False)
+                      f"study run {study} --launcher slurm ...` goes on where they stopped")
 
 
 def print_results(study_dir: Path) -> None:
@@ -739,7 +735,7 @@ def print_results(study_dir: Path) -> None:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for r in results:
         mark = " (best)" if r is best and len(results) > 1 else ""
-        table.add_row(escape(r.variant), str(r.runs), r.text(percent=higher) + mark)
+        table.add_row(r.variant, str(r.runs), r.text(percent=higher) + mark)
     console.print(table)
 
 
@@ -778,26 +774,26 @@ def study_status(
                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
     done = sum(v == "done" for v in view.status.values())
     where = view.study_dir if view.started else f"{view.study_dir} (not started)"
-    console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}", highlight=False)
+    console.print(f"{view.name}: {done}/{len(view.status)} runs done — {where}")
     if view.search:
-        console.print(view.search, highlight=False)
+        console.print(view.search)
     if view.errors:
         from visionstudy.study.status import failure_lines
 
-        err_console.print(f"{len(view.errors)} failed:", highlight=False)
+        err_console.print(f"{len(view.errors)} failed:")
         for line in failure_lines(view.errors):
-            err_console.print(f"  {escape(line)}", highlight=False)
+            err_console.print(f"  {line}")
     if view.differs:
-        err_console.print(f"[yellow]{escape(view.differs)}[/]", highlight=False)
+        err_console.print(view.differs, style="yellow")
     if view.silent:
         from visionstudy.config import few
 
-        where = escape(str(view.study_dir))
+        where = view.study_dir
         err_console.print(
-            f"{len(view.silent)} of the running runs ({escape(few(view.silent, 3))}) have no live worker: "
+            f"{len(view.silent)} of the running runs ({few(view.silent, 3)}) have no live worker: "
             "its process here ended, or it sent no heartbeat for the grace period (killed outright, a lost "
             f"node); the next `visionstudy study run {where}` or `study work {where}` queues them again "
-            "from their last finished epoch", highlight=False)
+            "from their last finished epoch")
     print_jobs(view.study_dir, sum(v == "running" for v in view.status.values()))
 
 
@@ -812,18 +808,18 @@ def print_jobs(study_dir: Path, running: int) -> None:
     try:
         jobs = slurm_jobs(study_dir)
     except LaunchError as exc:  # the runs' states above stand; only the jobs' are unknown here
-        err_console.print(f"SLURM jobs {ids}: their states are unknown here ({escape(str(exc))}); ask on a "
-                          "machine of the cluster (a login node)", highlight=False)
+        err_console.print(f"SLURM jobs {ids}: their states are unknown here ({exc}); ask on a "
+                          "machine of the cluster (a login node)")
         return
     if not jobs:
-        console.print(f"SLURM jobs {ids}: none queued or running", highlight=False)
+        console.print(f"SLURM jobs {ids}: none queued or running")
         if running:
-            where = escape(str(study_dir))
+            where = study_dir
             err_console.print(
                 f"{running} run{'s read' if running > 1 else ' reads'} as running with no job left to train "
                 f"{'them' if running > 1 else 'it'} (unless a process here does): the job died or lost the "
                 f"database; `visionstudy study run {where} --launcher slurm ...` (or `study work {where}`) "
-                "queues and trains them again from their last finished epoch", highlight=False)
+                "queues and trains them again from their last finished epoch")
         return
     table = Table("job", "state", "reason", "time", "node", title="SLURM jobs", title_justify="left")
     for j in jobs:
@@ -851,9 +847,9 @@ def db_start(
     from visionstudy.store.server import start
 
     server = start(folder, port, host)
-    err_console.print(f"PostgreSQL runs in {escape(str(server.folder))}; stop it with "
-                      f"`visionstudy db stop --dir {escape(str(folder))}`", highlight=False)
-    console.print(server.url(), highlight=False)
+    err_console.print(f"PostgreSQL runs in {server.folder}; stop it with "
+                      f"`visionstudy db stop --dir {folder}`")
+    console.print(server.url())
 
 
 @db_app.command("stop")
@@ -862,7 +858,7 @@ def db_stop(folder: DbDir) -> None:
     from visionstudy.store.server import stop
 
     stopped = stop(folder)
-    console.print("stopped" if stopped else "it was not running", highlight=False)
+    console.print("stopped" if stopped else "it was not running")
 
 
 # -------------------------------------------------------------------------------------- recipes
@@ -876,7 +872,7 @@ def recipes_list() -> None:
     table = Table("recipe", "runs", "reproduces")
     for name in list_recipes():
         spec = load_study(f"recipe:{name}")
-        table.add_row(name, spec.describe(), escape(spec.config.reproduces or spec.config.description))
+        table.add_row(name, spec.describe(), spec.config.reproduces or spec.config.description)
     console.print(table)
 
 
@@ -924,9 +920,9 @@ def recipes_show(
     if notes:
         reproduces = Table("variant", "reproduces")
         for name, text in notes:
-            reproduces.add_row(name, escape(text))
+            reproduces.add_row(name, text)
         console.print(reproduces)
-    console.print(f"{spec.name}: {spec.describe()}", highlight=False)
+    console.print(f"{spec.name}: {spec.describe()}")
 
 
 # --------------------------------------------------------------------------------------- report
@@ -985,7 +981,7 @@ def report(
             raise ConfigError(f"{studies[0]} is a study folder: report it alone (`visionstudy report "
                               f"{studies[0]}`), or compare run folders (e.g. {studies[0]}/VARIANT/seed-0)")
         html = build_report(runs, out or default_out(runs), opts)
-    console.print(f"report: {escape(str(html))}", highlight=False)
+    console.print(f"report: {html}")
 
 
 # -------------------------------------------------------------------------------------- predict
@@ -1019,14 +1015,14 @@ def predict(
     predictor = load_predictor(checkpoint, resolve_accelerator(device))
     note = unfinished(checkpoint, predictor)
     if note:
-        err_console.print(f"warning: {escape(note)} (`visionstudy train CONFIG --resume --out "
-                          f"{escape(str(checkpoint))}` finishes it)", highlight=False)
+        err_console.print(f"warning: {note} (`visionstudy train CONFIG --resume --out "
+                          f"{checkpoint}` finishes it)")
     done = run_predict(predictor, images, top_k)
     if done.results:
         show_predictions(done.results, as_json)
         if gradcam is not None:
             for path in write_gradcam(predictor, done.pixels, done.results, gradcam):
-                err_console.print(f"Grad-CAM: {path}", highlight=False)
+                err_console.print(f"Grad-CAM: {path}")
     if done.failed:
         raise DataError(f"{len(done.failed)} of {len(done.results) + len(done.failed)} images could not "
                         "be read:\n  " + "\n  ".join(done.failed))
@@ -1039,7 +1035,7 @@ def show_predictions(results: Any, as_json: bool) -> None:
     else:
         table = Table("image", *(f"#{i + 1}" for i in range(len(results[0].top))))
         for name, r in zip(shown_names([str(r.path) for r in results]), results, strict=True):
-            table.add_row(escape(name), *(escape(f"{c} ({p:.1%})") for c, p in r.top))
+            table.add_row(name, *(f"{c} ({p:.1%})" for c, p in r.top))
         console.print(table)
 
 
@@ -1080,7 +1076,7 @@ def demo(
     sock = listen(host, port)  # a busy port fails here, before the address is printed
     import uvicorn
 
-    console.print(f"demo of {run}: http://{host}:{port}  (Ctrl-C stops it)", highlight=False)
+    console.print(f"demo of {run}: http://{host}:{port}  (Ctrl-C stops it)")
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
@@ -1100,11 +1096,10 @@ def export(
     if not done.finished:
         err_console.print(f"warning: {run} has not finished (no metrics.json): exported its last checkpoint; "
                           "its test accuracy is unknown (resume it with `visionstudy train CONFIG --resume "
-                          f"--out {run}`)", highlight=False)
+                          f"--out {run}`)")
     on = f"{done.images} " + ("test images" if done.test_images else "random images (no dataset here)")
-    console.print(f"{done.format}: {done.path} (classes and normalisation: {done.sidecar})", highlight=False)
-    console.print(f"parity: max |Δlogit| {done.max_abs_diff:.2e} against the run's model on {on}",
-                  highlight=False)
+    console.print(f"{done.format}: {done.path} (classes and normalisation: {done.sidecar})")
+    console.print(f"parity: max |Δlogit| {done.max_abs_diff:.2e} against the run's model on {on}")
 
 
 def is_gradcam_folder(folder: Path) -> bool:
@@ -1150,9 +1145,7 @@ def main() -> None:
     try:
         app()  # standalone: usage errors exit 2 with click's message
     except VisionStudyError as exc:
-        from rich.markup import escape
-
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         sys.exit(2)
 
 

@@ -487,6 +487,10 @@ def test_tables_print_users_names_and_texts_literally(tmp_path):
     out = tmp_path / "runs" / "[bold]x"  # a path: the result line said "→ .../runs/x"
     trained = vs_here("train", tmp_path / "r.yaml", "--out", out)
     assert trained.returncode == 0 and f"→ {out}" in trained.stdout, trained.stdout + trained.stderr
+    # every line prints as written (the consoles take no markup): export said "safetensors: .../x.safetensors"
+    exported = vs_here("export", out, "--format", "safetensors", "--out", tmp_path / "[red]x.safetensors")
+    assert f"safetensors: {tmp_path / '[red]x.safetensors'} (classes" in exported.stdout, exported.stderr
+    assert_user_error(vs_here("train", tmp_path / "[red]none.yaml"), f"{tmp_path / '[red]none.yaml'}")
 
 
 def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):

@@ -22,7 +22,7 @@ class ReportProgress:
     def __enter__(self) -> ReportProgress:
         if self.enabled and self.console.is_terminal:
             self.bar = Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.description}"), TimeElapsedColumn(),
+                                TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
                                 console=self.console, transient=True)
             self.bar.__enter__()
             self.task = self.bar.add_task("", total=self.total)

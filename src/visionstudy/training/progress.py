@@ -20,7 +20,8 @@ class EpochProgress:
     def __init__(self, epochs: int, enabled: bool = True) -> None:
         self.epochs = epochs
         self.enabled = enabled
-        self.console = Console(stderr=True, soft_wrap=True, emoji=False)  # never hard-wrapped in a log
+        self.console = Console(stderr=True, soft_wrap=True, emoji=False, markup=False,  # text as written,
+                               highlight=False)  # never hard-wrapped in a log
         self.progress: Progress | None = None
         self.task: Any = None
 
@@ -54,7 +55,7 @@ class EpochProgress:
 
     def end_epoch(self, row: dict[str, float]) -> None:
         if self.enabled:
-            self.console.print(epoch_line(row, self.epochs), highlight=False)
+            self.console.print(epoch_line(row, self.epochs))
 
 
 def step_text(loss: float, acc: float) -> str:
