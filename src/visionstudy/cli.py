@@ -868,10 +868,12 @@ def db_stop(folder: DbDir) -> None:
 def recipes_list() -> None:
     """The built-in recipes: what each reproduces and how many runs it trains."""
     from visionstudy.study import list_recipes, load_study
+    from visionstudy.validate import shapes_later
 
     table = Table("recipe", "runs", "reproduces")
     for name in list_recipes():
-        spec = load_study(f"recipe:{name}")
+        with shapes_later():  # a list, not a launch: no model built for its images (torch: 5 s)
+            spec = load_study(f"recipe:{name}")
         table.add_row(name, spec.describe(), spec.config.reproduces or spec.config.description)
     console.print(table)
 
@@ -896,7 +898,10 @@ def recipes_show(
 
     own = Path(name).is_file() or name.endswith((".yaml", ".yml"))  # a study file: its runs before they train
     path = Path(name) if own else recipe_path(name.removeprefix("recipe:"))
-    spec = load_study(name if own else f"recipe:{name.removeprefix('recipe:')}", list(set_ or []))
+    from visionstudy.validate import shapes_later
+
+    with shapes_later() if not runs else contextlib.nullcontext():  # the file alone: no model built
+        spec = load_study(name if own else f"recipe:{name.removeprefix('recipe:')}", list(set_ or []))
     if not runs:
         sys.stdout.write(path.read_text())
         return

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from tests.conftest import cifar_tarball, write_mnist_like
-from tests.helpers import ROOT, vs
+from tests.helpers import ROOT, vs, vs_here
 from visionstudy.models import count_params, create_model
 from visionstudy.study import list_recipes, load_study
 
@@ -152,21 +152,40 @@ def test_cifar10_keras_search_varies_single_filters_of_its_hypermodel():
 
 
 def test_recipes_cli_lists_shows_and_expands():
-    listed = vs("recipes", "list", env={"COLUMNS": "250"})
+    listed = vs_here("recipes", "list")
     assert listed.returncode == 0, listed.stderr
     assert all(name in listed.stdout for name in EXPECTED)
     assert "seed 000" in listed.stdout and "62 runs" in listed.stdout
-    shown = vs("recipes", "show", "cifar100-first20")
+    shown = vs_here("recipes", "show", "cifar100-first20")
     assert yaml.safe_load(shown.stdout)["name"] == "cifar100-first20"
-    knobs = vs("recipes", "show", "cifar10-keras", "--runs", env={"COLUMNS": "250"})
+    knobs = vs_here("recipes", "show", "cifar10-keras", "--runs")
     assert knobs.returncode == 0 and "multistep" in knobs.stdout and "test set" in knobs.stdout
     assert "reproduces" in knobs.stdout and "section 4.3" in knobs.stdout
-    runs = vs("recipes", "show", "quick", "--runs", "--set", "train.epochs=2", env={"COLUMNS": "250"})
+    runs = vs_here("recipes", "show", "quick", "--runs", "--set", "train.epochs=2")
     assert runs.returncode == 0 and runs.stdout.count("/seed-") == 10
     assert "10 runs (5 variants × 2 seeds)" in runs.stdout
-    missing = vs("recipes", "show", "cifar1000")
+    missing = vs_here("recipes", "show", "cifar1000")
     assert missing.returncode == 2 and "no such recipe; known: cifar10-keras" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_listing_and_looking_import_no_torch(tmp_path):
+    """`recipes list` built every recipe's models for their images (torch, torchvision and dynamo's
+    import: 6.3 s to print a table of nine rows); `recipes show NAME` and `study status FILE` did
+    too (2.5 s and 3.2 s). They only look: the models are checked where runs are planned."""
+    import subprocess
+    import sys
+
+    commands = [["recipes", "list"], ["recipes", "show", "quick"],
+                ["study", "status", "recipe:quick", "--runs-dir", str(tmp_path)]]
+    code = (f"import sys\nfrom visionstudy import cli\nfor argv in {commands!r}:\n"
+            "    sys.argv = ['visionstudy', *argv]\n"
+            "    try:\n        cli.main()\n"
+            "    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "quick: 0/10 runs done" in done.stdout and done.stdout.splitlines()[-1] == "[]", done.stdout
 
 
 @pytest.fixture(scope="module")

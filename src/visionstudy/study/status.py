@@ -48,6 +48,7 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
     from visionstudy.store.db import existing_store
     from visionstudy.store.rundir import RunDir
     from visionstudy.study.spec import load_study
+    from visionstudy.validate import shapes_later
 
     path, differs = Path(target), None
     if path.is_dir():
@@ -61,7 +62,8 @@ def study_status(target: str, overrides: list[str], runs_dir: Path, db: str | No
         runs: Sequence[PlanRow] = manifest.runs
         variants = manifest.variants
     else:
-        study = load_study(target, overrides)
+        with shapes_later():  # it only looks: no model built for its images (torch's import, 2 s)
+            study = load_study(target, overrides)
         place, name = Placement(runs_dir, db), study.name
         study_dir = place.study_dir(name)
         if has_manifest(study_dir):  # the plan as it was recorded when it ran
