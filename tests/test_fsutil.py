@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, vs_here
 from visionstudy import fsutil
 from visionstudy.errors import StorageError
 from visionstudy.training.checkpoint import load_checkpoint, save_checkpoint
@@ -103,8 +103,7 @@ def test_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     for out, says in ((tmp_path / "notes.txt", "a file, not a folder, is in the way"),
                       (tmp_path / "notes.txt" / "run", "a part of the path is a file, not a folder")):
-        result = run_cli([sys.executable, "-m", "visionstudy", "train", str(cfg), "--out", str(out),
-                          "--quiet"])
+        result = vs_here("train", cfg, "--out", out, "--quiet")
         assert result.returncode == 2 and f"cannot write {out}" in result.stderr, result.stderr
         assert says in result.stderr and "choose another folder (--out" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -167,8 +167,8 @@ def test_report_and_predict_commands(digits_run, tmp_path):
 
     # the command and its options; every figure (Grad-CAM, t-SNE, images) is checked in process by
     # tests/report/test_report.py::test_ten_class_run_report_has_every_figure_and_table
-    result = vs("report", digits_run, "--out", tmp_path / "rep", "--tsne-points", "100", "--no-images",
-                "--format", "SVG")  # a format in capitals, as a user types it (it was "not a report format")
+    result = vs_here("report", digits_run, "--out", tmp_path / "rep", "--tsne-points", "100", "--no-images",
+                     "--format", "SVG")  # in capitals, as a user types it (it was "not a report format")
     assert result.returncode == 0, result.stderr
     assert f"report: {tmp_path / 'rep' / 'report.html'}" in " ".join(result.stdout.split())
     assert (tmp_path / "rep" / "figures" / "tsne.png").is_file()
@@ -178,15 +178,15 @@ def test_report_and_predict_commands(digits_run, tmp_path):
 
     image = tmp_path / "digit.png"
     Image.fromarray(np.full((40, 30), 200, dtype=np.uint8)).save(image)
-    result = vs("predict", digits_run, image, "--top-k", "3", "--json", "--gradcam", tmp_path / "cam")
+    result = vs_here("predict", digits_run, image, "--top-k", "3", "--json", "--gradcam", tmp_path / "cam")
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["image"] == str(image) and len(row["top"]) == 3
     assert sum(t["probability"] for t in row["top"]) <= 1 + 1e-6
     assert (tmp_path / "cam" / "01_digit_gradcam.png").stat().st_size > 1000
-    table = vs("predict", digits_run / "checkpoints" / "best.pt", image)
+    table = vs_here("predict", digits_run / "checkpoints" / "best.pt", image)
     assert table.returncode == 0 and "digit.png" in table.stdout
-    assert_user_error(vs("predict", digits_run, tmp_path / "none.png"), "none.png", "no such image")
+    assert_user_error(vs_here("predict", digits_run, tmp_path / "none.png"), "none.png", "no such image")
     # a file that is not a checkpoint: tests/evaluate/test_predict.py, in process
 
 

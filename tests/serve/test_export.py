@@ -73,11 +73,11 @@ def test_torchscript_and_safetensors_load_with_their_libraries(digits_run, tmp_p
 
 
 def test_export_errors_are_clear(digits_run, tmp_path):
-    assert_user_error(vs("export", digits_run, "--format", "tflite", "--out", tmp_path / "m"),
+    assert_user_error(vs_here("export", digits_run, "--format", "tflite", "--out", tmp_path / "m"),
                       "not an export format", "onnx, torchscript, safetensors")
-    done = vs("export", digits_run, "--format", "SafeTensors", "--out", tmp_path / "m.safetensors")
+    done = vs_here("export", digits_run, "--format", "SafeTensors", "--out", tmp_path / "m.safetensors")
     assert done.returncode == 0 and (tmp_path / "m.safetensors").stat().st_size > 1000, done.stderr
-    assert_user_error(vs("export", digits_run, "--format", "torchscript", "--out", digits_run / "m.pt"),
+    assert_user_error(vs_here("export", digits_run, "--format", "torchscript", "--out", digits_run / "m.pt"),
                       "inside the run folder", "exports never write into runs")
     assert not (digits_run / "m.pt").exists()
 
@@ -147,7 +147,7 @@ def test_an_unfinished_run_is_exported_with_a_warning(digits_run, tmp_path):
     run = tmp_path / "unfinished"
     shutil.copytree(digits_run, run)
     (run / "metrics.json").unlink()
-    done = vs("export", run, "--format", "torchscript", "--out", tmp_path / "u.pt")
+    done = vs_here("export", run, "--format", "torchscript", "--out", tmp_path / "u.pt")
     assert done.returncode == 0, done.stderr
     assert "has not finished" in done.stderr and "--resume" in done.stderr
     assert json.loads((tmp_path / "u.pt.json").read_text())["finished"] is False
