@@ -144,11 +144,6 @@ def test_cifar10_keras_search_varies_single_filters_of_its_hypermodel():
     assert override["model"]["channels"] == [48, 128] and override["model"]["hidden"] == [96]
     assert override["model"]["pool"] == "max"
     assert override["train"]["optimizer"] == {"lr": 3e-4, "name": "sgd", "momentum": 0.9}
-    # the searched lr wins over a choice that writes its own, whichever key the space names first
-    for order in (["train.optimizer.lr", "train.optimizer"], ["train.optimizer", "train.optimizer.lr"]):
-        chosen = {k: 3e-4 if k.endswith("lr") else json.dumps({"name": "adam", "lr": 0.01}) for k in order}
-        params = {**chosen, **{k: v for k, v in params.items() if k not in chosen}}
-        assert trial_override(study, params)["train"]["optimizer"] == {"name": "adam", "lr": 3e-4}
 
 
 def test_recipes_cli_lists_shows_and_expands():

@@ -313,6 +313,14 @@ def test_a_bad_list_or_number_of_seeds_is_one_line_naming_the_fix(tmp_path, fiel
     ({"sweep": {"mode": "grid"}}, "sweep: names no key to vary; give dotted keys with lists of values"),
     ({"variants": {"a": {}, "b": {}}, "ladder": ["a", "zz"]},
      "ladder: 'zz' is not a variant; choose from a, b"),
+    # a key inside a varied section that one of its values sets too: which lr did a point train with?
+    # (the value written later won, and the name or the trial's record said the other)
+    ({"sweep": {"train.optimizer.lr": [1e-3, 0.1], "train.optimizer": [{"name": "sgd"},
+                                                                      {"name": "adam", "lr": 0.01}]}},
+     'sweep: train.optimizer.lr is varied, and the train.optimizer value {"name": "adam", "lr": 0.01} sets '
+     "it too; take lr out of that value, or stop varying train.optimizer.lr"),
+    ({"search": {"trials": 2, "space": {"model.channels": [[8, 16], [16, 32]], "model.channels.1": [4, 8]}}},
+     "search.space: model.channels.1 is varied, and the model.channels value [8, 16] sets it too"),
 ])
 def test_bad_sweep_origins_indices_and_cv_variants(tmp_path, fields, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):

@@ -175,13 +175,25 @@ def touches(override: dict[str, Any], key: str, start: dict[str, Any]) -> bool:
 
 
 def apply_keys(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """One override setting every dotted key of `values` on top of `raw`, a key inside another's
-    section after it, whatever their order: `train.optimizer.lr` searched beside a choice of
-    `train.optimizer` sets the lr of every choice, one that writes its own lr included."""
+    """One override setting every dotted key of `values`, in order, on top of `raw`."""
     override: dict[str, Any] = {}
-    for key, value in sorted(values.items(), key=lambda kv: kv[0].count(".")):
+    for key, value in values.items():
         override = merge_run(override, key_override(merge_run(raw, override), key, value, run_defaults))
     return override
+
+
+def nested_conflict(values: dict[str, list[Any]]) -> str | None:
+    """Keys varied together where one lies inside the other's value and a value of the outer one
+    sets it too (`train.optimizer.lr` beside a `train.optimizer` choice that writes its own lr):
+    which of the two a point means cannot be told, so the study file must say it once."""
+    for outer, choices in values.items():
+        for inner in (k for k in values if k.startswith(f"{outer}.")):
+            rest = inner.removeprefix(f"{outer}.")
+            for choice in choices:
+                if isinstance(choice, dict | list) and indexed({"v": choice}, f"v.{rest}") is not None:
+                    return (f"{inner} is varied, and the {outer} value {json.dumps(choice)} sets it too; "
+                            f"take {rest} out of that value, or stop varying {inner}")
+    return None
 
 
 def key_label(key: str, parts: int = 1) -> str:
@@ -226,6 +238,8 @@ def sweep_variants(block: dict[str, Any], base: dict[str, Any], explicit: dict[s
     for key, values in block.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: sweep.{key}: give a non-empty list of values")
+    if mode == "grid" and (conflict := nested_conflict(block)):
+        raise ConfigError(f"{source}: sweep: {conflict}")
     start = (explicit[origin] or {}) if origin else {}
     prefix = f"{origin}+" if origin else ""
     here = merge_run(base, start)
@@ -441,6 +455,9 @@ def check_search(search: SearchConfig, base: dict[str, Any], overrides: list[str
                 p.grid()
             except ValueError as exc:
                 raise ConfigError(f"{source}: search.space.{key}: {exc}") from None
+    conflict = nested_conflict({k: p.choices or [] for k, p in search.space.items()})
+    if conflict:
+        raise ConfigError(f"{source}: search.space: {conflict}")
     from visionstudy.tasks import task_of_dataset
 
     here = merge_run(base, search.base)
