@@ -308,6 +308,24 @@ def test_report_options_are_checked_by_name_and_type(digits_run, tmp_path):
             run.predict([tmp_path / "x.png"], top_k=top_k)  # type: ignore[arg-type]
 
 
+def test_compare_puts_runs_side_by_side_as_the_report_command_does(digits_run, tmp_path):
+    """The CLI's `report A B` had no API: a notebook comparing runs trained by hand had to shell out."""
+    import csv
+    import shutil
+
+    other = tmp_path / "runs" / "wide"
+    shutil.copytree(digits_run, other)
+    html = vs.compare([vs.Run(digits_run), other], tmp_path / "cmp", images=False, tsne_points=0)
+    assert html == tmp_path / "cmp" / "report.html" and "Runs side by side" in html.read_text()
+    with (html.parent / "tables" / "comparison.csv").open(newline="") as f:
+        assert [r["run"] for r in csv.DictReader(f)] == ["digits", "wide"]
+    for runs in (digits_run, [digits_run], 7):  # one run, or not a list of runs: one clear error
+        with pytest.raises(vs.ConfigError, match="give a list of two or more runs .*report is run.report"):
+            vs.compare(runs)  # type: ignore[arg-type]
+    with pytest.raises(vs.ConfigError, match="runs=5: expected vs.Run objects or run folders"):
+        vs.compare([digits_run, 5])  # type: ignore[list-item]
+
+
 def test_numpy_integers_are_whole_numbers_too():
     """A notebook's loop over np.arange gives np.int64: taken as the int it is."""
     import torch

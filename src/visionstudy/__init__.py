@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-API = ("train", "Run", "Study", "load_dataset", "create_model", "recipes")
+API = ("train", "Run", "compare", "Study", "load_dataset", "create_model", "recipes")
 ERRORS = ("VisionStudyError", "ConfigError", "DataError", "CheckpointError", "TrainingError", "ReportError",
           "StorageError")
 __all__ = [*API, *ERRORS, "__version__"]

@@ -191,6 +191,21 @@ class Run:
         return summary_html(f"Run {self.name}", str(self.path), rows, curves_png(self.history))
 
 
+def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, **options: Any) -> Path:
+    """Several runs side by side, as `visionstudy report A B ...`: one row each, the settings that
+    differ, overlaid curves and each run's sections (options: those of `ReportOptions`); returns
+    the path of report.html (default folder: reports/<a>-vs-<b>)."""
+    from visionstudy.config import short_repr
+    from visionstudy.report import build_report, default_out
+
+    if isinstance(runs, str | os.PathLike | Run) or not isinstance(runs, Sequence) or len(runs) < 2:
+        raise ConfigError(f"runs={short_repr(runs)}: give a list of two or more runs (vs.Run objects or run "
+                          "folders); one run's report is run.report()")
+    paths = [r.path if isinstance(r, Run) else as_path(r, "runs", "vs.Run objects or run folders")
+             for r in runs]
+    return build_report(paths, optional_path(out, "out") or default_out(paths), report_options(options))
+
+
 def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: str | Path | None = None, *,  # noqa: A002
           device: str = "auto", resume: bool = False, force: bool = False, quiet: bool = False,
           data_dir: str | Path | None = None, verify: bool = True, log: Sequence[str] | None = None,
