@@ -994,7 +994,8 @@ def report(
 
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="a run directory or a checkpoint .pt inside one")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="a run directory, a checkpoint .pt inside one, or an exported model beside its .json")],
     images: Annotated[list[Path], typer.Argument(
         help="image files (PNG, JPEG, BMP, TIFF, ...) or folders of them (subfolders too)")],
     top_k: Annotated[int, typer.Option("--top-k", help="classes to show per image", min=1)] = 5,
@@ -1007,17 +1008,23 @@ def predict(
     """Classify image files with a trained run: top-k classes with probabilities.
 
     Files that cannot be read are named after the others' results, and the command then exits 2."""
-    from visionstudy.errors import DataError
+    from visionstudy.errors import ConfigError, DataError
     from visionstudy.evaluate.predict import load_predictor, unfinished
     from visionstudy.evaluate.predict import predict as run_predict
     from visionstudy.experiment import resolve_accelerator
+    from visionstudy.models import Classifier
 
     if gradcam is not None:
         from visionstudy.store.rundir import claim_destination
 
         claim_destination(gradcam, "--gradcam", "Grad-CAM overlays", own=is_gradcam_folder, force=force,
                           folder=True)
-    predictor = load_predictor(checkpoint, resolve_accelerator(device))
+    from visionstudy.serve.export import exported_predictor
+
+    predictor = exported_predictor(checkpoint) or load_predictor(checkpoint, resolve_accelerator(device))
+    if gradcam is not None and not isinstance(predictor.model, Classifier):
+        raise ConfigError(f"--gradcam: {checkpoint} is an exported model, whose layers Grad-CAM cannot "
+                          "reach; give the run folder it was exported from (or its safetensors export)")
     note = unfinished(checkpoint, predictor)
     if note:
         err_console.print(f"warning: {note} (`visionstudy train CONFIG --resume --out "

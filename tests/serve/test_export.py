@@ -47,6 +47,36 @@ def test_onnx_from_the_command_runs_in_onnxruntime_with_the_runs_logits(digits_r
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3
 
 
+def test_predict_takes_an_exported_model_and_says_what_the_run_says(digits_run, tmp_path):
+    """`predict model.onnx img.png` was "not a visionstudy checkpoint": an exported file could not be
+    checked with the tool that wrote it. Each format beside its JSON gives the run's top classes."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, pixels in enumerate(digits_test(6)):
+        Image.fromarray(pixels[..., 0]).save(images / f"{i}.png")
+    expected = json.loads(vs_here("predict", digits_run, images, "--json", "--top-k", "3").stdout)
+    for fmt, suffix in (("onnx", "onnx"), ("torchscript", "pt"), ("safetensors", "safetensors")):
+        export_run(digits_run, fmt, tmp_path / f"m.{suffix}")
+        got = vs_here("predict", tmp_path / f"m.{suffix}", images, "--json", "--top-k", "3")
+        assert got.returncode == 0, got.stderr
+        rows = json.loads(got.stdout)
+        classes = lambda found: [[t["class"] for t in r["top"]] for r in found]  # noqa: E731
+        assert classes(rows) == classes(expected)
+        probabilities = lambda found: [t["probability"] for r in found for t in r["top"]]  # noqa: E731
+        assert np.allclose(probabilities(rows), probabilities(expected), atol=1e-4)
+    # Grad-CAM needs the model's layers: the safetensors rebuild has them, an ONNX graph does not
+    cams = vs_here("predict", tmp_path / "m.safetensors", images / "0.png", "--gradcam", tmp_path / "cams")
+    assert cams.returncode == 0 and (tmp_path / "cams" / "01_0_gradcam.png").is_file(), cams.stderr
+    assert_user_error(vs_here("predict", tmp_path / "m.onnx", images, "--gradcam", tmp_path / "c2"),
+                      "--gradcam: ", "m.onnx is an exported model", "give the run folder it was exported")
+    (tmp_path / "bad.onnx").write_text("not a graph")  # a damaged file beside a JSON: one error
+    (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "onnx"}))
+    assert_user_error(vs_here("predict", tmp_path / "bad.onnx", images),
+                      "bad.onnx: not a readable onnx export")
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "safetensors"])
 def test_torchscript_and_safetensors_load_with_their_libraries(digits_run, tmp_path, fmt):
     done = export_run(digits_run, fmt, tmp_path / f"m.{fmt}")

@@ -22,7 +22,7 @@ from visionstudy.training.checkpoint import load_checkpoint
 
 @dataclass
 class Predictor:
-    model: Classifier
+    model: torch.nn.Module  # a run's Classifier, or an exported file's model (serve.export)
     class_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -125,7 +125,8 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def preprocess(p: Predictor, images: np.ndarray) -> torch.Tensor:
-    return normalise_images(images, p.mean, p.std).to(next(p.model.parameters()).device)
+    weight = next(p.model.parameters(), None)  # an ONNX export has none: it runs on the CPU
+    return normalise_images(images, p.mean, p.std).to("cpu" if weight is None else weight.device)
 
 
 @dataclass

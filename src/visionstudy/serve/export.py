@@ -9,8 +9,9 @@ gives logits (the raw model: a run's test-time flip averaging is the caller's to
 says whether the run used it). The parity check runs a batch of the run's test images (random
 images of the right shape when the dataset is not on this machine, and the JSON says so) through
 the exported file — ONNX through onnxruntime, TorchScript through torch.jit.load, safetensors by
-rebuilding the model from the config stored in its metadata — and compares the logits with the
-run's model: max |Δlogit| is printed and written; above 1e-3 the export is refused and removed.
+rebuilding the model from the config its JSON gives — and compares the logits with the run's
+model: max |Δlogit| is printed and written; above 1e-3 the export is refused and removed. The same
+loaders let `predict` classify with an exported file (`exported_predictor`).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def export_run(run: Path, fmt: str, out: Path | None = None, data_dir: Path | No
     side = out.with_name(out.name + ".json")
     try:
         WRITERS[fmt](predictor.model, x, partial, info)
-        got = READERS[fmt](partial, x, info)
+        with torch.no_grad():
+            got = LOADERS[fmt](partial, info)(x).float().numpy()
         diff = float(np.abs(got - expected).max())
         if not np.isfinite(diff) or diff > TOLERANCE:
             raise VisionStudyError(f"the {fmt} export disagrees with the run's model: max |Δlogit| "
@@ -184,13 +186,6 @@ def write_onnx(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[s
     program.save(str(path))
 
 
-def read_onnx(path: Path, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["logits"], {"images": x.numpy()})[0]
-
-
 def write_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[str, Any]) -> None:
     """A traced TorchScript file (PyTorch 2.14 deprecates TorchScript for torch.export: it is kept
     for the C++ runtimes and mobile tools that still load it), the JSON inside as an extra file."""
@@ -206,14 +201,6 @@ def write_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, info:
         torch.jit.save(traced, str(path), _extra_files={"visionstudy.json": json.dumps(info)})
 
 
-def read_torchscript(path: Path, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-    import warnings
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(str(path))(x).float().numpy()
-
-
 def write_safetensors(model: torch.nn.Module, x: torch.Tensor, path: Path, info: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
@@ -221,22 +208,67 @@ def write_safetensors(model: torch.nn.Module, x: torch.Tensor, path: Path, info:
     save_file(state, str(path), metadata={"visionstudy": json.dumps(info)})
 
 
-def read_safetensors(path: Path, x: torch.Tensor, info: dict[str, Any]) -> np.ndarray:
-    """Rebuild the model from the config in the file's own metadata and load its tensors."""
-    from safetensors import safe_open
+class OnnxModel(torch.nn.Module):
+    """An ONNX export run by onnxruntime, called as the run's model is: images in, logits out."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+
+        super().__init__()
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(["logits"], {"images": x.float().cpu().numpy()})[0])
+
+
+def torchscript_model(path: Path, info: dict[str, Any]) -> torch.nn.Module:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path)).eval()
+
+
+def safetensors_model(path: Path, info: dict[str, Any]) -> torch.nn.Module:
+    """The model rebuilt from the config the JSON gives, with the file's tensors."""
     from safetensors.torch import load_file
 
     from visionstudy.models import create_model
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["visionstudy"])
-    model = dict(meta["model"])
-    c, h, w = meta["input"]["shape"][1:]
-    net = create_model(model.pop("name"), c, len(meta["class_names"]), (h, w), skeleton=True, **model)
+    model = dict(info["model"])
+    c, h, w = info["input"]["shape"][1:]
+    net = create_model(model.pop("name"), c, len(info["class_names"]), (h, w), skeleton=True, **model)
     net.load_state_dict(load_file(str(path)))
-    with torch.no_grad():
-        return net.eval()(x).float().numpy()
+    return net.eval()
+
+
+def exported_predictor(path: Path) -> Any:
+    """An exported file beside its JSON (as `export` writes them) read as `predict` reads a run:
+    its model, classes and normalisation; None for any other file."""
+    from visionstudy.errors import CheckpointError
+    from visionstudy.evaluate.predict import Predictor
+
+    side = path.with_name(path.name + ".json")
+    if not path.is_file() or not side.is_file():
+        return None
+    try:
+        info = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("format") not in LOADERS:
+        return None
+    fmt = info["format"]
+    check_installed(fmt)
+    try:
+        model = LOADERS[fmt](path, info)
+        c, h, w = (int(v) for v in info["input"]["shape"][1:])
+        return Predictor(model, [str(n) for n in info["class_names"]], tuple(info["input"]["mean"]),
+                         tuple(info["input"]["std"]), (c, h, w), path,
+                         info.get("test_time_augmentation", "none") != "none")
+    except Exception as exc:  # noqa: BLE001 - a damaged file or JSON: named, not a traceback
+        raise CheckpointError(f"{path}: not a readable {fmt} export with {side.name} ({exc})") from None
 
 
 WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
-READERS = {"onnx": read_onnx, "torchscript": read_torchscript, "safetensors": read_safetensors}
+LOADERS = {"onnx": lambda path, info: OnnxModel(path), "torchscript": torchscript_model,
+           "safetensors": safetensors_model}
