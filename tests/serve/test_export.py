@@ -75,6 +75,9 @@ def test_predict_takes_an_exported_model_and_says_what_the_run_says(digits_run, 
     (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "onnx"}))
     assert_user_error(vs_here("predict", tmp_path / "bad.onnx", images),
                       "bad.onnx: not a readable onnx export")
+    (tmp_path / "m.onnx.json").unlink()  # the file handed on without its JSON: told what is missing
+    assert_user_error(vs_here("predict", tmp_path / "m.onnx", images),
+                      "m.onnx: an exported model is read with the JSON `export` wrote beside it (m.onnx.json")
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "safetensors"])

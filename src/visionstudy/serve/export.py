@@ -249,6 +249,10 @@ def exported_predictor(path: Path) -> Any:
     from visionstudy.evaluate.predict import Predictor
 
     side = path.with_name(path.name + ".json")
+    if path.is_file() and not side.is_file() and path.suffix in (".onnx", ".safetensors"):
+        raise CheckpointError(f"{path}: an exported model is read with the JSON `export` wrote beside it "
+                              f"({side.name}: its classes and normalisation), and there is none; copy it "
+                              "beside the file, or give the run folder")
     if not path.is_file() or not side.is_file():
         return None
     try:
