@@ -200,6 +200,11 @@ def test_a_comparison_shows_the_settings_that_differ_between_its_runs(tmp_path):
                           ["b", "crop, padding 4; flip", "[8, 16]", "sgd", "0.01"],
                           ["c", "none", "[16, 32]", "adam", "0.001"]]
     assert settings_table(arts[:1]) == []
+    # a key one run left to its default shows the default the run took, not '–' (width 100 by default)
+    sets = {"data": {"dataset": "sets"}, "model": {"name": "deepsets"}}
+    wide, narrow = (RunArtifacts(tmp_path / n, n, merge_run(sets, c)) for n, c in
+                    (("wide", {}), ("narrow", {"model": {"width": 8}})))
+    assert settings_table([wide, narrow])[0].rows == [["wide", "100"], ["narrow", "8"]]
 
 
 def test_reports_of_other_runs_never_share_a_default_folder(digits_run, tmp_path, monkeypatch):

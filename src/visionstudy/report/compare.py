@@ -71,9 +71,11 @@ def settings_table(arts: list[RunArtifacts]) -> list[Table]:
     setting'): what was changed between runs trained by hand, read off one table."""
     from visionstudy.config import flatten
     from visionstudy.report.study_report import MAX_SETTING_COLUMNS, differing, setting
+    from visionstudy.validate import run_defaults, shapes_later
 
-    configs = [flatten(a.asked) for a in arts]
-    keys = differing(configs)
+    keys = differing([flatten(a.asked) for a in arts])  # what the runs were told differently
+    with shapes_later():  # ... with the defaults the others took (width 100, not '–')
+        configs = [flatten(run_defaults(a.asked) or a.asked) for a in arts]
     if not keys:
         return []
     return [Table("Runs by the settings that differ", ["run", *(k.split(".", 1)[-1] for k in keys)],
