@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,26 @@ def digits_test(n: int = 40) -> np.ndarray:
     return prepare(DataConfig(dataset="digits")).test.images[-n:]  # not the batch the check used
 
 
+def predicts_as_the_run(run, exported, folder) -> Path:
+    """`predict` with an exported file (beside its JSON) gives the run's top classes: the file handed
+    on is checked with the tool that wrote it (it was "not a visionstudy checkpoint")."""
+    from PIL import Image
+
+    images = folder / "images"
+    images.mkdir()
+    for i, pixels in enumerate(digits_test(6)):
+        Image.fromarray(pixels[..., 0]).save(images / f"{i}.png")
+    expected = json.loads(vs_here("predict", run, images, "--json", "--top-k", "3").stdout)
+    got = vs_here("predict", exported, images, "--json", "--top-k", "3")
+    assert got.returncode == 0, got.stderr
+    rows = json.loads(got.stdout)
+    classes = lambda found: [[t["class"] for t in r["top"]] for r in found]  # noqa: E731
+    probabilities = lambda found: [t["probability"] for r in found for t in r["top"]]  # noqa: E731
+    assert classes(rows) == classes(expected) and len(rows) == 6
+    assert np.allclose(probabilities(rows), probabilities(expected), atol=1e-4)
+    return images
+
+
 def test_onnx_from_the_command_runs_in_onnxruntime_with_the_runs_logits(digits_run, tmp_path):
     import onnxruntime
 
@@ -45,39 +66,18 @@ def test_onnx_from_the_command_runs_in_onnxruntime_with_the_runs_logits(digits_r
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = session.run(None, {"images": x.numpy()})[0]  # 40 images: the batch axis is dynamic
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3
-
-
-def test_predict_takes_an_exported_model_and_says_what_the_run_says(digits_run, tmp_path):
-    """`predict model.onnx img.png` was "not a visionstudy checkpoint": an exported file could not be
-    checked with the tool that wrote it. Each format beside its JSON gives the run's top classes."""
-    from PIL import Image
-
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, pixels in enumerate(digits_test(6)):
-        Image.fromarray(pixels[..., 0]).save(images / f"{i}.png")
-    expected = json.loads(vs_here("predict", digits_run, images, "--json", "--top-k", "3").stdout)
-    for fmt, suffix in (("onnx", "onnx"), ("torchscript", "pt"), ("safetensors", "safetensors")):
-        export_run(digits_run, fmt, tmp_path / f"m.{suffix}")
-        got = vs_here("predict", tmp_path / f"m.{suffix}", images, "--json", "--top-k", "3")
-        assert got.returncode == 0, got.stderr
-        rows = json.loads(got.stdout)
-        classes = lambda found: [[t["class"] for t in r["top"]] for r in found]  # noqa: E731
-        assert classes(rows) == classes(expected)
-        probabilities = lambda found: [t["probability"] for r in found for t in r["top"]]  # noqa: E731
-        assert np.allclose(probabilities(rows), probabilities(expected), atol=1e-4)
-    # Grad-CAM needs the model's layers: the safetensors rebuild has them, an ONNX graph does not
-    cams = vs_here("predict", tmp_path / "m.safetensors", images / "0.png", "--gradcam", tmp_path / "cams")
-    assert cams.returncode == 0 and (tmp_path / "cams" / "01_0_gradcam.png").is_file(), cams.stderr
-    assert_user_error(vs_here("predict", tmp_path / "m.onnx", images, "--gradcam", tmp_path / "c2"),
-                      "--gradcam: ", "m.onnx is an exported model", "give the run folder it was exported")
+    images = predicts_as_the_run(digits_run, out, tmp_path)
+    # Grad-CAM needs the model's layers, which an ONNX graph does not give
+    assert_user_error(vs_here("predict", out, images, "--gradcam", tmp_path / "cams"),
+                      "--gradcam: ", "model.onnx is an exported model", "give the run folder it was exported")
     (tmp_path / "bad.onnx").write_text("not a graph")  # a damaged file beside a JSON: one error
     (tmp_path / "bad.onnx.json").write_text(json.dumps({"format": "onnx"}))
     assert_user_error(vs_here("predict", tmp_path / "bad.onnx", images),
                       "bad.onnx: not a readable onnx export")
-    (tmp_path / "m.onnx.json").unlink()  # the file handed on without its JSON: told what is missing
-    assert_user_error(vs_here("predict", tmp_path / "m.onnx", images),
-                      "m.onnx: an exported model is read with the JSON `export` wrote beside it (m.onnx.json")
+    (tmp_path / "model.onnx.json").unlink()  # the file handed on without its JSON: told what is missing
+    assert_user_error(vs_here("predict", out, images),
+                      "model.onnx: an exported model is read with the JSON `export` wrote beside it "
+                      "(model.onnx.json")
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "safetensors"])
@@ -103,6 +103,10 @@ def test_torchscript_and_safetensors_load_with_their_libraries(digits_run, tmp_p
         net.load_state_dict(state)
         got = net.eval()(x).detach().numpy()
     assert np.abs(got - expected).max() < 1e-4
+    images = predicts_as_the_run(digits_run, done.path, tmp_path)
+    if fmt == "safetensors":  # the rebuilt model has its layers: Grad-CAM as with the run
+        cams = vs_here("predict", done.path, images / "0.png", "--gradcam", tmp_path / "cams")
+        assert cams.returncode == 0 and (tmp_path / "cams" / "01_0_gradcam.png").is_file(), cams.stderr
 
 
 def test_export_errors_are_clear(digits_run, tmp_path):

@@ -32,6 +32,7 @@ def test_channels_last_gives_the_same_outputs_and_gradients(name, params):
         assert torch.allclose(a.grad, b.grad, atol=1e-5, rtol=1e-4), n
 
 
+@pytest.mark.slow  # 25 s (inductor compiles on a busy machine): scheduled first, never the tail
 def test_compiled_model_matches_eager():
     torch.manual_seed(0)
     model = create_model("cnn", 1, 10, 8, channels=[4, 8], hidden=[16]).eval()
