@@ -324,6 +324,8 @@ def test_compare_puts_runs_side_by_side_as_the_report_command_does(digits_run, t
             vs.compare(runs)  # type: ignore[arg-type]
     with pytest.raises(vs.ConfigError, match="runs=5: expected vs.Run objects or run folders"):
         vs.compare([digits_run, 5])  # type: ignore[list-item]
+    with pytest.raises(vs.ConfigError, match=r"compare\(bogus=...\): not a report option; choose from"):
+        vs.compare([digits_run, other], bogus=1)
 
 
 def test_numpy_integers_are_whole_numbers_too():

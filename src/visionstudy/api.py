@@ -203,7 +203,8 @@ def compare(runs: Sequence[Run | str | Path], out: str | Path | None = None, **o
                           "folders); one run's report is run.report()")
     paths = [r.path if isinstance(r, Run) else as_path(r, "runs", "vs.Run objects or run folders")
              for r in runs]
-    return build_report(paths, optional_path(out, "out") or default_out(paths), report_options(options))
+    opts = report_options(options, "compare")
+    return build_report(paths, optional_path(out, "out") or default_out(paths), opts)
 
 
 def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: str | Path | None = None, *,  # noqa: A002
@@ -245,7 +246,7 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     return run
 
 
-def report_options(options: dict[str, Any]) -> ReportOptions:
+def report_options(options: dict[str, Any], call: str = "report") -> ReportOptions:
     """`ReportOptions` from keyword arguments, each checked by type (pydantic, strictly: 'many' is
     no number of t-SNE points) and named in the error, as the CLI's options are."""
     import dataclasses
@@ -259,7 +260,7 @@ def report_options(options: dict[str, Any]) -> ReportOptions:
     known = [f.name for f in dataclasses.fields(ReportOptions)]
     unknown = [k for k in options if k not in known]
     if unknown:
-        raise ConfigError(f"report({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
+        raise ConfigError(f"{call}({unknown[0]}=...): not a report option; choose from {', '.join(known)}")
     hints = typing.get_type_hints(ReportOptions)
     counts = {"tsne_points", "seed", "gradcam", "misclassified"}  # 0: none (no t-SNE, no grid)
     fields: dict[str, Any] = {k: (Annotated[hints[k], Field(ge=0, le=SEED_MAX if k == "seed" else None)]
