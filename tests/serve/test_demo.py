@@ -57,6 +57,31 @@ def test_a_study_run_is_named_by_its_place_in_the_study(digits_run, tmp_path):
     assert Demo(run).info()["run"] == "quick/both+augment/seed-1"
 
 
+def test_an_exported_model_is_served_as_its_run_is(digits_run, tmp_path):
+    """`demo exports/x.onnx` said "no such directory": predict took an export, the demo did not. It
+    serves the file's classes, its run's test images and accuracy; Grad-CAM where the model's layers
+    are there (safetensors rebuilds them; a TorchScript or ONNX graph hides them)."""
+    from visionstudy.serve.demo import Demo
+    from visionstudy.serve.export import export_run
+
+    upload = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(upload, format="PNG")
+    expected = Demo(digits_run).predict(upload.getvalue())
+    for fmt, gradcam in (("torchscript", False), ("safetensors", True)):
+        done = export_run(digits_run, fmt, tmp_path / f"m.{fmt}")
+        demo = Demo(done.path)
+        info = demo.info()
+        assert info["run"] == f"m.{fmt}" and info["classes"] == [str(i) for i in range(10)]
+        assert info["test_accuracy"] == json.loads((digits_run / "metrics.json").read_text())["test_accuracy"]
+        assert len(info["samples"]) == 8  # the run's own test images
+        got = demo.predict(upload.getvalue())
+        assert [t["class"] for t in got["top"]] == [t["class"] for t in expected["top"]]
+        assert (got["gradcam"] is not None) == gradcam
+    (tmp_path / "notes.txt").write_text("mine")
+    assert_user_error(vs_here("demo", tmp_path / "notes.txt"), "notes.txt: a file, not a run folder nor an "
+                      "export beside its .json")
+
+
 def test_info_names_the_run_and_offers_test_images(server, digits_run):
     url, info = server
     metrics = json.loads((digits_run / "metrics.json").read_text())

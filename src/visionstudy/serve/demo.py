@@ -39,12 +39,25 @@ class Demo:
 
     def __init__(self, run: Path, data_dir: Path | None = None) -> None:
         from visionstudy.evaluate.predict import load_predictor
+        from visionstudy.serve.export import exported_predictor
         from visionstudy.store.reader import holds_runs, read_metrics
         from visionstudy.store.rundir import RunDir, run_place
 
         self.run = Path(run)
+        self.lock = threading.Lock()  # one forward/backward at a time (Grad-CAM needs gradients)
+        exported = exported_predictor(self.run)
+        if exported is not None:  # a file `export` wrote, beside its JSON: its classes, its run's images
+            info = json.loads(self.run.with_name(self.run.name + ".json").read_text())
+            self.name, self.predictor = self.run.name, exported
+            self.metrics = {"test_accuracy": info.get("test_accuracy")}
+            source = Path(str(info.get("run", "")))
+            self.samples = sample_images(source, data_dir) if RunDir(source).is_finished() else []
+            return
         self.name = "/".join(run_place(self.run))  # a study's run by its place: quick/baseline/seed-0
         folder = RunDir(self.run)
+        if folder.path.is_file():
+            raise VisionStudyError(f"{run}: a file, not a run folder nor an export beside its .json; give "
+                                   "the run folder, or the exported model with the JSON `export` wrote")
         if not folder.path.is_dir():
             raise VisionStudyError(f"{run}: no such directory")
         if not folder.is_finished():  # a study's folder names its runs, as predict and export do
@@ -54,7 +67,6 @@ class Demo:
         self.predictor = load_predictor(self.run)
         self.metrics = read_metrics(self.run)
         self.samples = sample_images(self.run, data_dir)
-        self.lock = threading.Lock()  # one forward/backward at a time (Grad-CAM needs gradients)
 
     def info(self) -> dict[str, Any]:
         return {"run": self.name, "path": str(self.run),
@@ -116,7 +128,10 @@ def gradcam_png(predictor: Any, pixels: np.ndarray, label: str) -> str | None:
 
     from visionstudy.evaluate.cam import gradcam
     from visionstudy.evaluate.predict import preprocess
+    from visionstudy.models import Classifier
 
+    if not isinstance(predictor.model, Classifier):  # an ONNX or TorchScript export: no layers to reach
+        return None
     try:
         heat = gradcam(predictor.model, preprocess(predictor, pixels),
                        torch.tensor([predictor.class_names.index(label)]))[0]
