@@ -1019,9 +1019,10 @@ def predict(
 
         claim_destination(gradcam, "--gradcam", "Grad-CAM overlays", own=is_gradcam_folder, force=force,
                           folder=True)
-    from visionstudy.serve.export import exported_predictor
+    from visionstudy.serve.export import exported
 
-    predictor = exported_predictor(checkpoint) or load_predictor(checkpoint, resolve_accelerator(device))
+    found = exported(checkpoint, resolve_accelerator(device))
+    predictor = found[0] if found else load_predictor(checkpoint, resolve_accelerator(device))
     if gradcam is not None and not isinstance(predictor.model, Classifier):
         raise ConfigError(f"--gradcam: {checkpoint} is an exported model, whose layers Grad-CAM cannot "
                           "reach; give the run folder it was exported from (or its safetensors export)")

@@ -39,16 +39,16 @@ class Demo:
 
     def __init__(self, run: Path, data_dir: Path | None = None) -> None:
         from visionstudy.evaluate.predict import load_predictor
-        from visionstudy.serve.export import exported_predictor
+        from visionstudy.serve.export import exported
         from visionstudy.store.reader import holds_runs, read_metrics
         from visionstudy.store.rundir import RunDir, run_place
 
         self.run = Path(run)
         self.lock = threading.Lock()  # one forward/backward at a time (Grad-CAM needs gradients)
-        exported = exported_predictor(self.run)
-        if exported is not None:  # a file `export` wrote, beside its JSON: its classes, its run's images
-            info = json.loads(self.run.with_name(self.run.name + ".json").read_text())
-            self.name, self.predictor = self.run.name, exported
+        found = exported(self.run)
+        if found is not None:  # a file `export` wrote, beside its JSON: its classes, its run's images
+            self.predictor, info = found
+            self.name = self.run.name
             self.metrics = {"test_accuracy": info.get("test_accuracy")}
             source = Path(str(info.get("run", "")))
             self.samples = sample_images(source, data_dir) if RunDir(source).is_finished() else []

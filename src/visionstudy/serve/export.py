@@ -11,7 +11,7 @@ images of the right shape when the dataset is not on this machine, and the JSON 
 the exported file — ONNX through onnxruntime, TorchScript through torch.jit.load, safetensors by
 rebuilding the model from the config its JSON gives — and compares the logits with the run's
 model: max |Δlogit| is printed and written; above 1e-3 the export is refused and removed. The same
-loaders let `predict` classify with an exported file (`exported_predictor`).
+loaders let `predict` and `demo` use an exported file (`exported`).
 """
 
 from __future__ import annotations
@@ -111,12 +111,20 @@ def check_installed(fmt: str) -> None:
                                "pip install 'visionstudy[export]'")
 
 
+def sidecar_of(path: Path) -> dict[str, Any] | None:
+    """The JSON `export` wrote beside `path` (classes, input, the run it came from), or None where
+    `path` is no export of ours."""
+    try:
+        info = json.loads(path.with_name(path.name + ".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("format") in FORMATS else None
+
+
 def exported_run(out: Path) -> str | None:
     """The run an existing export was made from (its sidecar says), or None."""
-    try:
-        return json.loads(out.with_name(out.name + ".json").read_text()).get("run")
-    except (OSError, ValueError, AttributeError):
-        return None
+    info = sidecar_of(out)
+    return None if info is None else info.get("run")
 
 
 def check_out(out: Path, run: Path, force: bool) -> None:
@@ -242,35 +250,30 @@ def safetensors_model(path: Path, info: dict[str, Any]) -> torch.nn.Module:
     return net.eval()
 
 
-def exported_predictor(path: Path) -> Any:
-    """An exported file beside its JSON (as `export` writes them) read as `predict` reads a run:
-    its model, classes and normalisation; None for any other file."""
+def exported(path: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]] | None:
+    """An exported file read as `predict` reads a run (its model, classes and normalisation in a
+    Predictor) with its JSON; None for a file or folder that is no export (a run, a checkpoint)."""
     from visionstudy.errors import CheckpointError
     from visionstudy.evaluate.predict import Predictor
 
-    side = path.with_name(path.name + ".json")
-    if path.is_file() and not side.is_file() and path.suffix in (".onnx", ".safetensors"):
-        raise CheckpointError(f"{path}: an exported model is read with the JSON `export` wrote beside it "
-                              f"({side.name}: its classes and normalisation), and there is none; copy it "
-                              "beside the file, or give the run folder")
-    if not path.is_file() or not side.is_file():
-        return None
-    try:
-        info = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or info.get("format") not in LOADERS:
+    info = sidecar_of(path) if path.is_file() else None
+    if info is None:
+        if path.is_file() and path.suffix in (".onnx", ".safetensors"):
+            raise CheckpointError(f"{path}: an exported model is read with the JSON `export` wrote beside "
+                                  f"it ({path.name}.json: its classes and normalisation), and there is "
+                                  "none; copy it beside the file, or give the run folder")
         return None
     fmt = info["format"]
     check_installed(fmt)
     try:
-        model = LOADERS[fmt](path, info)
+        model = LOADERS[fmt](path, info).to(device)  # an ONNX graph has no weights to move: the CPU's
         c, h, w = (int(v) for v in info["input"]["shape"][1:])
-        return Predictor(model, [str(n) for n in info["class_names"]], tuple(info["input"]["mean"]),
-                         tuple(info["input"]["std"]), (c, h, w), path,
-                         info.get("test_time_augmentation", "none") != "none")
+        predictor = Predictor(model, [str(n) for n in info["class_names"]], tuple(info["input"]["mean"]),
+                              tuple(info["input"]["std"]), (c, h, w), path,
+                              info.get("test_time_augmentation", "none") != "none")
     except Exception as exc:  # noqa: BLE001 - a damaged file or JSON: named, not a traceback
-        raise CheckpointError(f"{path}: not a readable {fmt} export with {side.name} ({exc})") from None
+        raise CheckpointError(f"{path}: not a readable {fmt} export with {path.name}.json ({exc})") from None
+    return predictor, info
 
 
 WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}

@@ -544,8 +544,12 @@ def finals_left(study_dir: Path, s: SearchConfig) -> int:
 def trial_rows(trials: list[FrozenTrial], s: SearchConfig) -> list[list[Any]]:
     """One row per trial, as TRIAL_COLUMNS name them, then its value of each searched key as the
     study file writes it (a whole section as a dict, not Optuna's JSON of it)."""
-    return [[t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
-             *(decoded(s, t.params).get(k) for k in s.space)] for t in trials]
+    rows = []
+    for t in trials:
+        values = decoded(s, t.params)
+        rows.append([t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
+                     *(values.get(k) for k in s.space)])
+    return rows
 
 
 def search_progress(url: str, study: str) -> tuple[str | None, dict[str, str]]:
