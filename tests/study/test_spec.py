@@ -420,6 +420,17 @@ def test_two_sweep_blocks_over_one_key_keep_their_own_charts(tmp_path):
     points = {c.label: c.points for c in from_study(study).sweeps}
     assert set(points["model.dropout (sweep 1)"].values()) == {0.0, 0.5}
     assert points["model.dropout (sweep 2)"] == {"baseline": 0.0, "dropout=0.25": 0.25}
+    # the values of a key as the file lists them (the charts draw categories in this order), not
+    # sorted by variant name: adam before sgd was only the alphabet; here sgd is written first
+    study = load_study(study_file(tmp_path, sweep=[
+        {"mode": "grid", "train.optimizer": [{"name": "sgd", "momentum": 0.9}, {"name": "adamw"}],
+         "model.dropout": [0.5, 0.0]},
+        {"mode": "one-at-a-time", "model.activation": ["tanh", "elu"]}]))
+    points = {c.label: list(c.points.values()) for c in from_study(study).sweeps}
+    assert points["train.optimizer"] == [{"name": "sgd", "lr": 0.001, "momentum": 0.9}] * 2 + [
+        {"name": "adamw", "lr": 0.001}] * 2
+    assert points["model.dropout"] == [0.5, 0.0, 0.5, 0.0]
+    assert points["model.activation"] == ["relu", "tanh", "elu"]  # its origin first, then the file's
 
 
 def test_a_variant_written_twice_is_an_error_not_a_lost_variant(tmp_path):

@@ -107,9 +107,9 @@ def from_study(study: Study) -> Manifest:
     for r in study.runs:
         by_variant.setdefault(r.variant, r)
     sweeps = []
-    for label, block, key, members in study.sweep_members():
-        points = {v: indexed(resolved_with_defaults(by_variant[v].config), key)
-                  for v in sorted(members) if v in by_variant}
+    for label, block, key, members in study.sweep_members():  # in the study's order: the file's values
+        points = {v: indexed(resolved_with_defaults(r.config), key)
+                  for v, r in by_variant.items() if v in members}
         sweeps.append(SweepChart(label, block, key, points))
     c = study.config
     return Manifest(
