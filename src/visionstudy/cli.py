@@ -953,6 +953,7 @@ def report(
         "(latex: booktabs tables, PDF figures), or SVG copies of the figures (svg); repeatable")] = None,
     force: Annotated[bool, typer.Option(
         help="write into an existing --out folder that holds no report")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress lines and no warnings: errors only")] = False,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
     from visionstudy.config import SEED_MAX, check_count
@@ -967,7 +968,7 @@ def report(
         raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
     seed = check_count(seed, "--seed", least=0, most=SEED_MAX)
     opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images,
-                         formats=formats, progress=True, force=force)
+                         formats=formats, progress=not quiet, force=force)
     first = Path(paths[0])
     if len(paths) == 1 and (is_study_dir(first) or paths[0].startswith("recipe:")
                             or (first.is_file() and first.suffix in (".yaml", ".yml"))):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import vs_here
 from visionstudy.errors import ReportError
 from visionstudy.report import ReportOptions
 from visionstudy.report.stats import against_baseline, summarize
@@ -119,10 +120,26 @@ def test_study_report_of_a_partly_finished_study(finished_study, tmp_path):
     partial = tmp_path / "runs" / "ladder"
     shutil.copytree(finished_study, partial)
     (partial / "bn" / "seed-2" / "metrics.json").unlink()
-    html = build_study_report(partial, tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    # through the command, --quiet as train and study run take it: no step lines, the result line
+    written = vs_here("report", partial, "--out", tmp_path / "rep", "--no-images", "--tsne-points", "0",
+                      "--quiet")
+    assert written.returncode == 0 and written.stderr == "", written.stderr
+    html = tmp_path / "rep" / "report.html"
+    assert written.stdout.split() == ["report:", str(html)]
     assert "1 of 12 runs have not finished" in html.read_text()
     table = {r["variant"]: r for r in rows(html.parent / "tables" / "variants.csv")}
     assert table["bn"]["runs"] == "2"
+
+
+def test_a_report_without_a_terminal_prints_a_line_per_step(capsys):
+    """(a log: SLURM, `> file`); on a terminal a bar; with --quiet or in the API's default nothing."""
+    from visionstudy.report.progress import ReportProgress
+
+    for enabled in (True, False):
+        with ReportProgress(2, enabled) as progress:
+            progress.step("summary")
+            progress.step("variant a")
+    assert capsys.readouterr().err == "report 1/2: summary (0 s)\nreport 2/2: variant a (0 s)\n"
 
 
 def test_not_a_study_folder(tmp_path):
