@@ -30,7 +30,7 @@ from visionstudy.data.loader import BatchLoader
 from visionstudy.errors import ConfigError
 from visionstudy.fsutil import atomic_write_bytes, atomic_write_text
 from visionstudy.models import count_flops, count_params
-from visionstudy.store.rundir import RunDir, open_run
+from visionstudy.store.rundir import RunDir, clear, open_run
 from visionstudy.training.checkpoint import load_checkpoint
 from visionstudy.training.devices import BF16_ON_SLOW_CPU, cpu_runs_bf16, keep_freed_memory, open_devices
 from visionstudy.training.fit import fit
@@ -120,7 +120,7 @@ def run_experiment(
         if fabric.is_global_zero:  # the writer: holds the folder's lock until the run is written
             lock = open_run(run.path, resume=resume, force=force, config=cfg_dump, saved_config=saved_config)
         fabric.barrier()
-        return train_and_test(cfg, run, task, fabric, cfg_dump, resume=resume, quiet=quiet,
+        return train_and_test(cfg, run, task, fabric, cfg_dump, resume=resume, replace=force, quiet=quiet,
                               data_dir=data_dir, on_epoch_end=on_epoch_end, on_test_epoch=on_test_epoch)
     finally:
         if lock is not None:
@@ -134,10 +134,11 @@ def warn_emulated_bf16() -> None:
 
 
 def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices, cfg_dump: dict[str, Any], *,
-                   resume: bool, quiet: bool, data_dir: Path | None,
+                   resume: bool, replace: bool, quiet: bool, data_dir: Path | None,
                    on_epoch_end: Callable[[dict[str, float]], None] | None,
                    on_test_epoch: Callable[[dict[str, float]], None] | None) -> dict[str, Any]:
-    """data → model → fit → test → the run folder's files (rank 0 writes them)."""
+    """data → model → fit → test → the run folder's files (rank 0 writes them). `replace`
+    (--force): the folder's old run is cleared once the data and the model are ready, not before."""
     t = cfg.train
     fabric.seed_everything(cfg.seed, verbose=False)
     data = task.prepare(cfg, data_dir)
@@ -155,6 +156,8 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
     train_loader, val_loader, test_loader = task.loaders(
         data, cfg, fabric.device, channels_last, fabric.global_rank, fabric.world_size)
     if fabric.is_global_zero:
+        if replace:
+            clear(run)
         write_config(run, cfg_dump, task.dataset_doc(data), params, flops)
         warn_one_step_epochs(train_loader.num_samples, t.batch_size)
         warn_warmup_only(t.scheduler.warmup_epochs, t.epochs, t.scheduler.name)

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from tests.helpers import run_cli
-from visionstudy.errors import CheckpointError, TrainingError
+from visionstudy.errors import CheckpointError, DataError, TrainingError
 from visionstudy.experiment import run_experiment
 from visionstudy.store.reader import as_asked, read_config
 from visionstudy.training import fit as fit_module
@@ -111,6 +111,14 @@ def test_finished_run_is_never_overwritten_without_force(tmp_path):
     with pytest.raises(TrainingError, match="finished run.*--force"):
         run_experiment(config(epochs=1), tmp_path / "r", quiet=True)
     assert (tmp_path / "r" / "metrics.json").read_text() == before
+    # --force with a run that stops before it trains (its data): the finished run stays whole; it
+    # was cleared first, and a user's typo in a path lost it
+    photos = validate_run_config({"name": "t", "data": {"dataset": "imagefolder",
+                                                        "path": str(tmp_path / "no")}})
+    files = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    with pytest.raises(DataError, match="no"):
+        run_experiment(photos, tmp_path / "r", quiet=True, force=True)
+    assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == files
     run_experiment(config(epochs=2), tmp_path / "r", quiet=True, force=True)
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs_run"] == 2
 

@@ -211,7 +211,9 @@ def open_run(path: Path, *, resume: bool, force: bool, config: dict[str, Any],
 
     Refused (nothing in the folder changed): a non-empty folder that is not a run, a folder another
     process writes, a finished run without `force`, an unfinished one without `resume` or `force`,
-    and resuming with another config. `saved_config(run)` reads the config a run was started with."""
+    and resuming with another config. `saved_config(run)` reads the config a run was started with.
+    With `force` the old run stays until the new one is about to write (`clear`, by the caller):
+    a new run that stops before it trains (its data, its model) leaves the finished one whole."""
     run = RunDir(Path(path))
     foreign = run.foreign_entries()
     if foreign:
@@ -233,7 +235,6 @@ def check_state(run: RunDir, *, resume: bool, force: bool, config: dict[str, Any
     for folder in (run.path, run.path / "checkpoints"):
         remove_partials(folder)  # temporary files of a writer killed mid-write
     if force:
-        clear(run)
         return
     if run.is_finished():
         if resume:  # nothing to continue: it said "pass --force to overwrite it", as to a plain train
