@@ -70,6 +70,22 @@ def test_three_variants_two_seeds_two_workers_then_nothing_to_do(tmp_path):
     grown = load_study(write(tmp_path, "abl", seeds=2, variants=more_variants))
     _, more = run_all(grown, place, workers=1, progress=False)
     assert more.trained == 2 and more.done == 8 and mtimes(study_dir).items() >= before.items()
+    # one seed fewer: its finished runs leave the study (said by status, then by the run) and stay
+    from visionstudy.study.status import study_status
+
+    fewer = write(tmp_path, "abl", seeds=1, variants=more_variants)
+    left = ("4 finished runs (baseline/seed-1, bn/seed-1, wide/seed-1, ...) are not in the study file any "
+            "more: ")
+    assert study_status(str(fewer), [], tmp_path / "runs", None).differs == (
+        left + "`visionstudy study run` leaves them out of the study's results and report (their folders "
+        "stay); put them back in the file to count them again")
+    said: list[str] = []
+    _, less = run_all(load_study(fewer), place, progress=False, echo=said.append)
+    assert less.trained == 0 and less.done == 4 and (study_dir / "drop" / "seed-1" / "metrics.json").is_file()
+    assert left + "their folders stay on disk, out of the study's results and report" in said[0]
+    said.clear()
+    run_all(load_study(fewer), place, progress=False, echo=said.append)  # said once, when it changed
+    assert not any("not in the study file" in line for line in said), said
 
 
 def test_same_name_different_definition_is_refused(tmp_path):

@@ -27,7 +27,15 @@ from visionstudy.store import Claim, RunStore, default_url
 from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_FILE, record_url, recorded_url
 from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
-from visionstudy.study.manifest import changed_runs, describe_change, from_study, has_manifest, write_manifest
+from visionstudy.study.manifest import (
+    changed_runs,
+    describe_change,
+    from_study,
+    has_manifest,
+    left_out_line,
+    left_out_runs,
+    write_manifest,
+)
 from visionstudy.study.pool import Event, Job, Pool
 from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, near_names
 
@@ -240,6 +248,9 @@ def plan(study: Study, place: Placement,
 
     # refuses a changed definition of a run that finished or is training elsewhere
     store.sync({r.key: r.config_hash for r in study.runs}, read_disk, replace)
+    left_out = left_out_runs(study, study_dir)
+    if echo and left_out:
+        echo(left_out_line(left_out, replanned=True))
     write_definition(study, study_dir)
     if place.db:  # opened: status, report and work on the folder find it without --db
         record_url(study_dir, place.db)

@@ -181,6 +181,35 @@ def changed_runs(study: Study, study_dir: Path) -> list[RunSpec]:
     return [r for r in study.runs if before.get(r.key, r.config_hash) != r.config_hash]
 
 
+def left_out_runs(study: Study, study_dir: Path) -> list[str]:
+    """Finished runs its folder's manifest planned that the study no longer has (fewer seeds, a
+    variant taken out): their folders stay, out of the study's results and report. A search's
+    final runs are its own to change (moved aside when its best values change)."""
+    from visionstudy.store.rundir import RunDir
+    from visionstudy.study.spec import FINAL_VARIANT
+
+    if not has_manifest(study_dir):
+        return []
+    try:
+        before = [r.key for r in read_manifest(study_dir).runs]
+    except ReportError:
+        return []
+    now = {r.key for r in study.runs}
+    return [k for k in before if k not in now and not k.startswith(f"{FINAL_VARIANT}/")
+            and RunDir(study_dir / k).is_finished()]
+
+
+def left_out_line(keys: list[str], replanned: bool) -> str:
+    """What becomes of finished runs a study file no longer plans: `study run` (`replanned`) and
+    `study status` (the file given against the folder's plan) say it."""
+    from visionstudy.config import few
+
+    fate = ("their folders stay on disk, out of the study's results and report" if replanned else
+            "`visionstudy study run` leaves them out of the study's results and report (their folders stay)")
+    return (f"{len(keys)} finished run{'s' * (len(keys) > 1)} ({few(keys, 3)}) are not in the study file "
+            f"any more: {fate}; put them back in the file to count them again")
+
+
 def describe_change(study_dir: Path, runs: list[RunSpec]) -> str:
     """'3 runs (a/seed-0, ...; a/seed-0 differs in train.epochs: 1 → 2)': what the manifest has
     for the first of `runs` against its new config."""

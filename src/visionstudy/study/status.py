@@ -114,7 +114,7 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     """The study file against the plan its folder recorded: changed runs (`study run` refuses
     the finished ones and trains the others anew) and runs it adds, or None when they agree."""
     from visionstudy.config import few
-    from visionstudy.study.manifest import changed_runs, describe_change
+    from visionstudy.study.manifest import changed_runs, describe_change, left_out_line, left_out_runs
 
     changed = changed_runs(study, study_dir)
     if changed:
@@ -122,8 +122,12 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
         verdict = (f"{len(done)} of them finished, so `study run` refuses the change (give the changed "
                    "study another name)" if done else "none finished: `study run` trains them anew")
         return f"The study file changes {describe_change(study_dir, changed)}; {verdict}"
+    said = []
     added = [r.key for r in study.runs if r.key not in planned]
     if added:
-        return (f"The study file adds {len(added)} run{'s' * (len(added) > 1)} not planned yet "
-                f"({few(added, 3)}): `visionstudy study run` plans and trains them")
-    return None
+        said.append(f"The study file adds {len(added)} run{'s' * (len(added) > 1)} not planned yet "
+                    f"({few(added, 3)}): `visionstudy study run` plans and trains them")
+    left_out = left_out_runs(study, study_dir)
+    if left_out:
+        said.append(left_out_line(left_out, replanned=False))
+    return "\n".join(said) or None
