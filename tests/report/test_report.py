@@ -195,11 +195,27 @@ def test_a_comparison_shows_the_settings_that_differ_between_its_runs(tmp_path):
             art("c", {"train": {"optimizer": {"name": "adam", "lr": 0.001}},
                       "model": {"channels": [16, 32]}})]
     (table,) = settings_table(arts)
-    assert table.columns == ["run", "augment", "channels", "optimizer.name", "optimizer.lr"]
+    assert table.columns == ["run", "augment", "channels", "optimizer", "optimizer.lr"]
     assert table.rows == [["a", "none", "[8, 16]", "sgd", "0.01"],
                           ["b", "crop, padding 4; flip", "[8, 16]", "sgd", "0.01"],
                           ["c", "none", "[16, 32]", "adam", "0.001"]]
     assert settings_table(arts[:1]) == []
+    assert table.note == ("Columns: every config key whose value differs between the runs, named without "
+                          "their section.")
+    # more keys differ than a table shows: the others are named, not dropped unsaid (three runs
+    # trained by hand lost their optimizer, learning rate and epochs to the cap); a section's name
+    # is its column's name (`model`, not `name`: the run's own name reads so)
+    wider = [art("d", {}), art("e", {
+        "data": {"dataset": "fashion_mnist", "val_fraction": 0.2, "max_train_samples": 900},
+        "model": {"name": "mlp", "hidden": [32], "dropout": 0.3, "activation": "tanh"},
+        "train": {"epochs": 3, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.002}}})]
+    (table,) = settings_table(wider)
+    # (e's val_fraction 0.2 is the default d took: no column)
+    assert table.columns == ["run", "dataset", "model", "channels", "optimizer", "optimizer.lr",
+                             "max_train_samples", "hidden", "dropout"]
+    assert table.rows[1] == ["e", "fashion_mnist", "mlp", "–", "adam", "0.002", "900", "[32]", "0.3"]
+    assert table.note.endswith("; 3 more differ, not shown: model.activation, train.epochs, "
+                               "train.batch_size.")
     # a key one run left to its default shows the default the run took, not '–' (width 100 by default)
     sets = {"data": {"dataset": "sets"}, "model": {"name": "deepsets"}}
     wide, narrow = (RunArtifacts(tmp_path / n, n, merge_run(sets, c)) for n, c in

@@ -70,18 +70,19 @@ def settings_table(arts: list[RunArtifacts]) -> list[Table]:
     """The runs by the config keys whose values differ between them (a study's 'Results by
     setting'): what was changed between runs trained by hand, read off one table."""
     from visionstudy.config import flatten
-    from visionstudy.report.study_report import MAX_SETTING_COLUMNS, differing, setting
+    from visionstudy.report.study_report import differing, setting, setting_columns, setting_label
     from visionstudy.validate import run_defaults, shapes_later
 
-    keys = differing([flatten(a.asked) for a in arts])  # what the runs were told differently
+    asked = differing([flatten(a.asked) for a in arts])  # what the runs were told differently
     with shapes_later():  # ... with the defaults the others took (width 100, not '–')
         configs = [flatten(run_defaults(a.asked) or a.asked) for a in arts]
+    # and that differs once defaults are in (one run asked for the default val_fraction 0.2)
+    keys, note = setting_columns([k for k in asked if len({setting(c.get(k)) for c in configs}) > 1], "runs")
     if not keys:
         return []
-    return [Table("Runs by the settings that differ", ["run", *(k.split(".", 1)[-1] for k in keys)],
+    return [Table("Runs by the settings that differ", ["run", *map(setting_label, keys)],
                   [[a.label, *(setting(c.get(k)) for k in keys)] for a, c in zip(arts, configs, strict=True)],
-                  "settings.csv", note="Columns: every config key whose value differs between the runs "
-                                       f"(up to {MAX_SETTING_COLUMNS}), named without their section.")]
+                  "settings.csv", note=f"{note}.")]
 
 
 def compare_report(arts: list[RunArtifacts], task: Any, out: Path, opts: ReportOptions) -> Report:

@@ -309,7 +309,7 @@ class StudyReportBuilder:
         for r in self.study.runs:  # a manifest written before settings were recorded
             configs.setdefault(r.variant, flatten(r.config))
         shown = [v for v in self.finished if v in configs]
-        keys = differing([configs[v] for v in shown])
+        keys, note = setting_columns(differing([configs[v] for v in shown]), "variants")
         if len(shown) < 2 or not keys:
             return s
         more = [m for m in self.metrics if m.key in SETTING_METRICS]  # means
@@ -321,11 +321,9 @@ class StudyReportBuilder:
         at = 1 + len(keys)  # the headline's mean
         rows.sort(key=lambda r: (math.isnan(r[at]), -r[at] if self.maximize else r[at]))
         s.tables.append(Table(f"Variants by the settings that differ, sorted by {self.primary_label}",
-                              ["variant", *(k.split(".", 1)[-1] for k in keys), f"{self.primary_label} mean",
+                              ["variant", *map(setting_label, keys), f"{self.primary_label} mean",
                                "std", "runs", *(m.label for m in more)], rows, "settings.csv",
-                              note="Columns: every config key whose value differs between the variants "
-                                   f"(up to {MAX_SETTING_COLUMNS}), named without their section; the "
-                                   "columns after 'runs' are means over the runs."))
+                              note=f"{note}; the columns after 'runs' are means over the runs."))
         return s
 
     def folds(self) -> Section:
@@ -623,13 +621,32 @@ IGNORED_SETTINGS = ("name", "seed", "out", "data.split_seed", "data.fold", "data
 
 
 def differing(configs: list[dict[str, Any]]) -> list[str]:
-    """The keys whose values differ between configs, in first-seen order (up to the column cap)."""
+    """The keys whose values differ between configs, in first-seen order."""
     keys: list[str] = []
     for c in configs:
         keys += [k for k in c if k not in keys]
     keys = [k for k in keys if not any(k == i or k.startswith(i + ".") for i in IGNORED_SETTINGS)]
-    out = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
-    return out[:MAX_SETTING_COLUMNS]
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+
+
+def setting_label(key: str) -> str:
+    """A settings table's column: the key without its section (`optimizer.lr`), a section's
+    name by the section (`model`, `optimizer`: a column named `name` read as the run's)."""
+    section, _, rest = key.partition(".")
+    if rest == "name":
+        return section
+    return rest.removesuffix(".name") or key
+
+
+def setting_columns(keys: list[str], between: str) -> tuple[list[str], str]:
+    """The keys a settings table shows (the first MAX_SETTING_COLUMNS), and its note naming the
+    others, which differ too (a comparison of runs trained by hand once lost its optimizer)."""
+    from visionstudy.config import few
+
+    shown, rest = keys[:MAX_SETTING_COLUMNS], keys[MAX_SETTING_COLUMNS:]
+    note = (f"Columns: every config key whose value differs between the {between}, named without "
+            "their section" + (f"; {len(rest)} more differ, not shown: {few(rest, 8)}" if rest else ""))
+    return shown, note
 
 
 def setting(value: Any) -> str:
