@@ -190,16 +190,19 @@ def test_a_comparison_shows_the_settings_that_differ_between_its_runs(tmp_path):
                   "train": {"optimizer": {"name": "sgd", "lr": 0.01}}, "resolved": {"model": {"params": 7}}}
         return RunArtifacts(tmp_path / label, label, merge_run(config, changed))
 
-    arts = [art("a", {"resolved": {"model": {"params": 9}}}),  # measured sizes and seeds are not settings
+    arts = [art("a", {"resolved": {"model": {"params": 9}}}),  # measured sizes are not settings
             art("b", {"seed": 1, "data": {"augment": [{"name": "crop", "padding": 4}, {"name": "flip"}]}}),
             art("c", {"train": {"optimizer": {"name": "adam", "lr": 0.001}},
                       "model": {"channels": [16, 32]}})]
     (table,) = settings_table(arts)
-    assert table.columns == ["run", "augment", "channels", "optimizer", "optimizer.lr"]
-    assert table.rows == [["a", "none", "[8, 16]", "sgd", "0.01"],
-                          ["b", "crop, padding 4; flip", "[8, 16]", "sgd", "0.01"],
-                          ["c", "none", "[16, 32]", "adam", "0.001"]]
+    assert table.columns == ["run", "seed", "augment", "channels", "optimizer", "optimizer.lr"]
+    assert table.rows == [["a", "0", "none", "[8, 16]", "sgd", "0.01"],
+                          ["b", "1", "crop, padding 4; flip", "[8, 16]", "sgd", "0.01"],
+                          ["c", "0", "none", "[16, 32]", "adam", "0.001"]]
     assert settings_table(arts[:1]) == []
+    # two runs of one config that differ by their seed alone: it is the table (a study's settings
+    # leave seeds out: its variants' repeats)
+    assert settings_table([art("s0", {}), art("s1", {"seed": 1})])[0].rows == [["s0", "0"], ["s1", "1"]]
     assert table.note == ("Columns: every config key whose value differs between the runs, named without "
                           "their section.")
     # more keys differ than a table shows: the others are named, not dropped unsaid (three runs

@@ -73,7 +73,9 @@ def settings_table(arts: list[RunArtifacts]) -> list[Table]:
     from visionstudy.report.study_report import differing, setting, setting_columns, setting_label
     from visionstudy.validate import run_defaults, shapes_later
 
-    asked = differing([flatten(a.asked) for a in arts])  # what the runs were told differently
+    # what the runs were told differently: their seeds and folds too (two runs of one config that
+    # differ by their seed alone say so), not their names or folders
+    asked = differing([flatten(a.asked) for a in arts], ignored=("name", "out"))
     with shapes_later():  # ... with the defaults the others took (width 100, not '–')
         configs = [flatten(run_defaults(a.asked) or a.asked) for a in arts]
     # and that differs once defaults are in (one run asked for the default val_fraction 0.2)

@@ -620,12 +620,13 @@ FOLD_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
 IGNORED_SETTINGS = ("name", "seed", "out", "data.split_seed", "data.fold", "data.folds")
 
 
-def differing(configs: list[dict[str, Any]]) -> list[str]:
-    """The keys whose values differ between configs, in first-seen order."""
+def differing(configs: list[dict[str, Any]], ignored: tuple[str, ...] = IGNORED_SETTINGS) -> list[str]:
+    """The keys whose values differ between configs, in first-seen order, but for `ignored`
+    (a study's variants: their names and their repeats' seeds and folds)."""
     keys: list[str] = []
     for c in configs:
         keys += [k for k in c if k not in keys]
-    keys = [k for k in keys if not any(k == i or k.startswith(i + ".") for i in IGNORED_SETTINGS)]
+    keys = [k for k in keys if not any(k == i or k.startswith(i + ".") for i in ignored)]
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
 
 
