@@ -977,8 +977,15 @@ def report(
         study_dir = first
         if not is_study_dir(first):
             from visionstudy.study import load_study
+            from visionstudy.validate import shapes_later
 
-            study_dir = runs_dir / load_study(paths[0]).name
+            with shapes_later():  # its name and folder: no model built
+                study_dir = runs_dir / load_study(paths[0]).name
+            if not is_study_dir(study_dir):
+                where = f" --runs-dir {runs_dir}" if runs_dir != Path("runs") else ""
+                command = f"visionstudy study run {paths[0]}{where}"
+                raise ConfigError(f"{paths[0]}: the study has not run yet ({study_dir} holds no plan); "
+                                  f"`{command}` trains it and writes its report")
         html = build_study_report(study_dir, out or study_dir / "report", opts, db)
     else:
         runs = [Path(p) for p in paths]

@@ -499,6 +499,15 @@ def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
     (tmp_path / "s" / "manifest.json").write_text("{}")
     assert_user_error(vs_here("report", tmp_path / "s", tmp_path / "s" / "a" / "seed-0"),
                       f"{tmp_path / 's'} is a study folder: report it alone", "or compare run folders")
+    # a study file or recipe that never ran: the command that runs it (it said "run `visionstudy
+    # study run` first, or give a run folder")
+    (tmp_path / "q.yaml").write_text("name: q\ndata: {dataset: digits}\nvariants: {a: {}}\n")
+    assert_user_error(vs_here("report", tmp_path / "q.yaml", "--runs-dir", tmp_path / "r"),
+                      f"{tmp_path / 'q.yaml'}: the study has not run yet ({tmp_path / 'r' / 'q'} holds no "
+                      f"plan); `visionstudy study run {tmp_path / 'q.yaml'} --runs-dir {tmp_path / 'r'}` "
+                      "trains it")
+    assert_user_error(vs_here("report", "recipe:quick", "--runs-dir", tmp_path / "r"),
+                      "recipe:quick: the study has not run yet")
 
 
 def test_ctrl_c_says_how_to_go_on(monkeypatch, tmp_path):
