@@ -98,6 +98,26 @@ def test_train_quick_config_end_to_end(tmp_path):
     assert_user_error(again, "finished run", "--force")
 
 
+def test_a_runs_config_yaml_trains_that_config_again(digits_run, tmp_path):
+    """The file a run wrote is the config to reproduce it: its `resolved:` record was refused as an
+    unknown key, and the run's folder given to train was "no such config file"."""
+    import yaml
+
+    from visionstudy.config import dump_config
+    from visionstudy.validate import load_config
+
+    saved = yaml.safe_load((digits_run / "config.yaml").read_text())
+    assert "resolved" in saved
+    assert dump_config(load_config(digits_run / "config.yaml")) == {k: v for k, v in saved.items()
+                                                                     if k != "resolved"}
+    again = vs_here("train", digits_run / "config.yaml", "--set", "train.epochs=1", "--out",
+                    tmp_path / "again", "--quiet")
+    assert again.returncode == 0 and (tmp_path / "again" / "metrics.json").is_file(), again.stderr
+    assert_user_error(vs_here("train", digits_run), f"{digits_run}: a run folder, not a config file",
+                      f"visionstudy train {digits_run / 'config.yaml'} --out NEW_FOLDER",
+                      f"--resume --out {digits_run}")
+
+
 @pytest.mark.parametrize("override, needles", [
     ("model.name=vgg", ["unknown model 'vgg'"]),
     ("train.optimizer.name=lion", ["train.optimizer.name", "'lion'", "sgd"]),
