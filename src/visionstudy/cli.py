@@ -1017,7 +1017,7 @@ def predict(
 
     Files that cannot be read are named after the others' results, and the command then exits 2."""
     from visionstudy.errors import ConfigError, DataError
-    from visionstudy.evaluate.predict import load_predictor, unfinished
+    from visionstudy.evaluate.predict import by_folder, load_predictor, unfinished
     from visionstudy.evaluate.predict import predict as run_predict
     from visionstudy.experiment import resolve_accelerator
     from visionstudy.models import Classifier
@@ -1041,6 +1041,12 @@ def predict(
     done = run_predict(predictor, images, top_k)
     if done.results:
         show_predictions(done.results, as_json)
+        scored = by_folder(done.results, predictor.class_names)
+        if scored and not as_json:  # a labelled folder: how the run does on it
+            first, within, n = scored
+            k = len(done.results[0].top)
+            console.print(f"by their folders' class names: {first} of {n} right ({first / n:.1%})"
+                          + (f"; within the top {k}: {within} of {n} ({within / n:.1%})" if k > 1 else ""))
         if gradcam is not None:
             for path in write_gradcam(predictor, done.pixels, done.results, gradcam):
                 err_console.print(f"Grad-CAM: {path}")

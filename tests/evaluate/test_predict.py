@@ -124,6 +124,33 @@ def test_bad_files_among_good_ones_are_named_after_the_good_ones_results(digits_
         vs.Run(digits_run).predict([good[0], fifo, tmp_path / "notes.png"])
 
 
+def test_a_folder_of_class_folders_is_scored_by_their_names(digits_run, tmp_path):
+    """A labelled test folder (imagefolder's layout: one folder per class): the printed table is
+    followed by how many the run got right, by the folders' names, as a user would count them."""
+    from tests.helpers import vs_here
+    from visionstudy.data import prepare
+    from visionstudy.validate import validate_run_config
+
+    art = load_run(digits_run)
+    test = prepare(validate_run_config({k: v for k, v in art.config.items() if k != "resolved"}).data).test
+    for i in range(20):
+        (tmp_path / "mine" / art.class_names[test.labels[i]]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(test.images[i, ..., 0]).save(tmp_path / "mine" / art.class_names[test.labels[i]]
+                                                     / f"{i}.png")
+    rows = json.loads(vs_here("predict", digits_run, tmp_path / "mine", "--json", "--top-k", "2").stdout)
+    labels = [os.path.basename(os.path.dirname(r["image"])) for r in rows]
+    right = sum(r["top"][0]["class"] == label for r, label in zip(rows, labels, strict=True))
+    within = sum(label in [t["class"] for t in r["top"]] for r, label in zip(rows, labels, strict=True))
+    assert right >= 10  # trained well above chance (chance: 2 of 20)
+    shown = vs_here("predict", digits_run, tmp_path / "mine", "--top-k", "2")
+    assert shown.stdout.rstrip().endswith(
+        f"by their folders' class names: {right} of 20 right ({right / 20:.1%}); within the top 2: "
+        f"{within} of 20 ({within / 20:.1%})"), shown.stdout[-300:]
+    # a folder that is not a class (or an image beside the class folders): no count
+    Image.fromarray(test.images[0, ..., 0]).save(tmp_path / "mine" / "loose.png")
+    assert "by their folders" not in vs_here("predict", digits_run, tmp_path / "mine").stdout
+
+
 def test_a_folder_is_classified_image_by_image_in_bounded_batches(digits_run, tmp_path, monkeypatch):
     """A folder (subfolders too) gives each image file's own prediction, in sorted order, skipping
     hidden files and other files; an empty folder is named as a failure. The forward passes take

@@ -158,6 +158,17 @@ def classify(p: Predictor, images: np.ndarray, names: list[str], top_k: int = 5)
     return out
 
 
+def by_folder(results: list[Prediction], class_names: list[str]) -> tuple[int, int, int] | None:
+    """(right at the top, right within the top k, images) when each image lies in a folder named
+    after one of the run's classes, as a labelled test folder does (imagefolder's layout); else None."""
+    labels = [Path(r.path).parent.name for r in results]
+    if not results or any(label not in class_names for label in labels):
+        return None
+    first = sum(r.top[0][0] == label for r, label in zip(results, labels, strict=True))
+    within = sum(label in [c for c, _ in r.top] for r, label in zip(results, labels, strict=True))
+    return first, within, len(results)
+
+
 @dataclass
 class Predicted:
     results: list[Prediction]  # the images that could be read, in the order given
