@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -141,6 +142,12 @@ def vs_here(*args: object) -> subprocess.CompletedProcess:
     root = logging.getLogger()
     level, handlers = root.level, root.handlers[:]
     out, err, code = io.StringIO(), io.StringIO(), 0
+    # This process is no fresh CLI process: earlier tests ran torch here (its OpenMP threads), and
+    # a study's workers forked from it hung in their first parallel region (a single-process
+    # pytest; xdist's own thread hid it). Beside another Python thread the commands take their
+    # thread-safe paths (a forkserver, figures drawn in place), as in a notebook.
+    stop = threading.Event()
+    threading.Thread(target=stop.wait, daemon=True).start()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             mock.patch.object(sys, "argv", ["visionstudy", *map(str, args)]):
         try:
@@ -148,6 +155,7 @@ def vs_here(*args: object) -> subprocess.CompletedProcess:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
+            stop.set()
             root.setLevel(level)
             root.handlers[:] = handlers
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

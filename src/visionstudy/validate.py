@@ -227,22 +227,20 @@ def thread_budget(processes: int = 1) -> int:
     return max(1, budget // max(processes, 1))
 
 
-RECORD = "resolved"  # a run's config.yaml: what the run measured and used (versions, dataset, sizes)
-
-
 def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
     """A run config file with `--set KEY=VALUE` overrides applied, validated whole. A run's own
     config.yaml trains that config again: its `resolved:` record is set aside (it was refused as
     an unknown key); a run's folder is told the file it holds."""
-    if path.is_dir() and (path / "config.yaml").is_file():
+    from visionstudy.store.reader import as_asked
+    from visionstudy.store.rundir import RunDir
+
+    run = RunDir(path)
+    if path.is_dir() and run.is_run():
         raise ConfigError(
             f"{path}: a run folder, not a config file; to train its config again give its file "
-            f"(`visionstudy train {path / 'config.yaml'} --out NEW_FOLDER`), and to continue it if it did "
-            f"not finish, `visionstudy train {path / 'config.yaml'} --resume --out {path}`")
-    raw = read_yaml(path)
-    if isinstance(raw.get(RECORD), dict) and {"data", "model", "train"} <= set(raw):
-        raw = {k: v for k, v in raw.items() if k != RECORD}
-    return run_from(raw, overrides, str(path))
+            f"(`visionstudy train {run.config} --out NEW_FOLDER`), and to continue it if it did "
+            f"not finish, `visionstudy train {run.config} --resume --out {path}`")
+    return run_from(as_asked(read_yaml(path)), overrides, str(path))  # a run's record is no setting
 
 
 def run_from(raw: dict[str, Any], overrides: Sequence[str], source: str) -> RunConfig:
