@@ -204,10 +204,12 @@ def left_out_line(keys: list[str], replanned: bool) -> str:
     `study status` (the file given against the folder's plan) say it."""
     from visionstudy.config import few
 
-    fate = ("their folders stay on disk, out of the study's results and report" if replanned else
-            "`visionstudy study run` leaves them out of the study's results and report (their folders stay)")
-    return (f"{len(keys)} finished run{'s' * (len(keys) > 1)} ({few(keys, 3)}) are not in the study file "
-            f"any more: {fate}; put them back in the file to count them again")
+    one = len(keys) == 1
+    them, folders = ("it", "its folder stays") if one else ("them", "their folders stay")
+    fate = (f"{folders} on disk, out of the study's results and report" if replanned
+            else f"`visionstudy study run` leaves {them} out of the study's results and report ({folders})")
+    runs = f"1 finished run ({keys[0]}) is" if one else f"{len(keys)} finished runs ({few(keys, 3)}) are"
+    return f"{runs} not in the study file any more: {fate}; put {them} back in the file to count {them} again"
 
 
 def describe_change(study_dir: Path, runs: list[RunSpec]) -> str:
