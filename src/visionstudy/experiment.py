@@ -163,7 +163,7 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
         warn_warmup_only(t.scheduler.warmup_epochs, t.epochs, t.scheduler.name)
     if on_test_epoch is not None:
         on_epoch_end = with_test_probe(on_epoch_end, on_test_epoch, net, test_loader, t.tta, fabric, task)
-    result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume, quiet=quiet,
+    result = fit(fabric, net, train_loader, val_loader, t, run, resume=resume and not replace, quiet=quiet,
                  config_dump=cfg_dump, meta=task.checkpoint_meta(data), on_epoch_end=on_epoch_end,
                  task=task)
     if not fabric.is_global_zero:
