@@ -1041,8 +1041,8 @@ def predict(
     done = run_predict(predictor, images, top_k)
     if done.results:
         show_predictions(done.results, as_json)
-        scored = by_folder(done.results, predictor.class_names)
-        if scored and not as_json:  # a labelled folder: how the run does on it
+        scored = None if as_json else by_folder(done.results, predictor.class_names)
+        if scored:  # a labelled folder: how the run does on it
             first, within, n = scored
             k = len(done.results[0].top)
             console.print(f"by their folders' class names: {first} of {n} right ({first / n:.1%})"

@@ -73,13 +73,15 @@ def settings_table(arts: list[RunArtifacts]) -> list[Table]:
     from visionstudy.report.study_report import differing, setting, setting_columns, setting_label
     from visionstudy.validate import run_defaults, shapes_later
 
-    # what the runs were told differently: their seeds and folds too (two runs of one config that
-    # differ by their seed alone say so), not their names or folders
-    asked = differing([flatten(a.asked) for a in arts], ignored=("name", "out"))
-    with shapes_later():  # ... with the defaults the others took (width 100, not '–')
+    # what the runs were told differently (their seeds and folds too: two runs of one config that
+    # differ by their seed alone say so; not their names or folders), and that still differs with
+    # the defaults the others took (one run asked for the default val_fraction 0.2)
+    ignored = ("name", "out")
+    asked = differing([flatten(a.asked) for a in arts], ignored)
+    with shapes_later():  # cells with those defaults (width 100, not '–')
         configs = [flatten(run_defaults(a.asked) or a.asked) for a in arts]
-    # and that differs once defaults are in (one run asked for the default val_fraction 0.2)
-    keys, note = setting_columns([k for k in asked if len({setting(c.get(k)) for c in configs}) > 1], "runs")
+    filled = set(differing(configs, ignored))
+    keys, note = setting_columns([k for k in asked if k in filled], "runs")
     if not keys:
         return []
     return [Table("Runs by the settings that differ", ["run", *map(setting_label, keys)],
