@@ -220,3 +220,15 @@ def test_an_ablations_cost_panels_keep_their_texts_apart_at_the_pngs_resolution(
         drawn = assert_texts_fit(fig)
         assert set(names) <= set(drawn)  # beside their points, or in a key
         F.plt.close(fig)
+
+
+def test_unordered_choices_are_points_and_ordered_steps_a_line():
+    """A sweep over optimizers or activations has no order: a line through its points read as a
+    trend between them."""
+    choices = F.metric_line(["sgd", "adam", "adamw"], [0.8, 0.9, 0.85], [0.01, None, 0.02], "train.optimizer",
+                            "accuracy", "t", categorical=True, joined=False)
+    steps = F.metric_line(["baseline", "+bn"], [0.8, 0.9], [None, None], "step", "accuracy", "t",
+                          categorical=True)
+    assert choices.axes[0].containers[0].lines[0].get_linestyle() == "None"  # the points' line
+    assert steps.axes[0].containers[0].lines[0].get_linestyle() == "-"
+    assert [t.get_text() for t in choices.axes[0].get_xticklabels()] == ["sgd", "adam", "adamw"]

@@ -105,13 +105,15 @@ def test_a_numeric_sweep_is_drawn_in_numeric_order(finished_study, tmp_path, mon
     original = figures.metric_line
 
     def spy(x, *args, **kwargs):
-        seen.setdefault("x", []).append((list(x), kwargs.get("categorical", False)))
+        seen.setdefault("x", []).append((list(x), kwargs.get("categorical", False),
+                                         kwargs.get("joined", True)))
         return original(x, *args, **kwargs)
 
     monkeypatch.setattr(figures, "metric_line", spy)
     build_study_report(finished_study, tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
-    assert ([0.001, 0.01, 0.03], False) in seen["x"]  # the file gave 0.03, 0.001 around the base 0.01
-    assert (["baseline", "bn"], True) in seen["x"]  # the ladder: its own order
+    # the file gave 0.03, 0.001 around the base 0.01; a line joins numbers and the ladder's steps
+    assert ([0.001, 0.01, 0.03], False, True) in seen["x"]
+    assert (["baseline", "bn"], True, True) in seen["x"]  # the ladder: its own order
 
 
 def test_study_report_of_a_partly_finished_study(finished_study, tmp_path):
@@ -282,10 +284,23 @@ def best_variant(html: Path) -> str:
     return max(table, key=lambda r: float(r["test accuracy mean"]))["variant"]
 
 
-def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_path):
+def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_path, monkeypatch):
     """Seed 004's optimizer × dropout grid: one chart with a line per dropout, each point one
-    combination over its seeds; the optimizer chart says it pools the dropouts; ticks are names."""
+    combination over its seeds; the optimizer chart says it pools the dropouts; ticks are names;
+    the optimizers, unordered choices, are points with no line through them (the dropouts' a line)."""
+    import sys
+
     from visionstudy.report.study_report import value_names
+
+    joined = {}
+    figures = sys.modules["visionstudy.report.figures"]
+    original = figures.metric_line
+
+    def spy(x, means, stds, xlabel, *args, **kwargs):
+        joined[xlabel] = kwargs.get("joined", True)
+        return original(x, means, stds, xlabel, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "metric_line", spy)
 
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump({
@@ -299,6 +314,7 @@ def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_pat
                               ReportOptions(images=False, tsne_points=0))
     figures = {p.name for p in (html.parent / "figures").glob("*.png")}
     assert "interaction_model_dropout_train_optimizer.png" in figures, figures
+    assert joined == {"model.dropout": True, "train.optimizer": False}
     text = html.read_text()
     assert "other swept keys" in text and "not over the other key" in text
     optimizers = [{"name": "sgd", "lr": 0.01, "momentum": 0.0}, {"name": "sgd", "lr": 0.01, "momentum": 0.9},

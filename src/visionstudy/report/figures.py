@@ -211,13 +211,16 @@ def mean_std_curves(groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarr
 
 
 def metric_line(x: Sequence[Any], means: Sequence[float], stds: Sequence[float | None], xlabel: str,
-                ylabel: str, title: str, categorical: bool = False) -> Figure:
+                ylabel: str, title: str, categorical: bool = False, joined: bool = True) -> Figure:
     """A metric (mean ± std) along a numeric axis in numeric order (log-scaled when the values span
-    over a decade), or along named steps (a ladder, non-numeric sweep values) in the given order."""
+    over a decade), or along named steps (a ladder, non-numeric sweep values) in the given order.
+    `joined`: a line through the points, for an axis whose order means something (numbers, a
+    ladder's steps); unordered choices (optimizers, activations) are points alone."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(x) + 2.5), 4.2))
     xs = np.arange(len(x), dtype=float) if categorical else np.asarray(x, dtype=float)
     err = None if all(s is None for s in stds) else [0.0 if s is None else s for s in stds]
-    ax.errorbar(xs, means, yerr=err, fmt="-o", capsize=4, ms=5, color="#4c72b0", ecolor="#7f9cc7")
+    ax.errorbar(xs, means, yerr=err, fmt="-o" if joined else "o", capsize=4, ms=5, color="#4c72b0",
+                ecolor="#7f9cc7")
     for xi, m in zip(xs, means, strict=True):
         ax.annotate(f"{m:.4f}", (xi, m), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
     if categorical:

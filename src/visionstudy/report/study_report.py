@@ -393,7 +393,7 @@ class StudyReportBuilder:
                 else "over its runs (seeds, folds)")
         figure = partial(F.metric_line, xs, [m.mean for m in summ], [m.std for m in summ], chart.key,
                                self.primary_label, f"{cap(self.primary_label)} vs {label}",
-                               categorical=not numeric_axis)
+                               categorical=not numeric_axis, joined=numeric_axis)
         return [self.fig(figure, "sweep_" + re.sub(r"[^A-Za-z0-9]+", "_", label),
                          f"{cap(self.primary_label)} for each value of {chart.key}: mean ± std {over}"
                          + (", in numeric order." if numeric_axis else "."))]
