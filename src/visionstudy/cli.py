@@ -245,7 +245,9 @@ def datasets_preview(
         (f" — {from_} images" if from_ != "train" else "")
     image_grid(images, titles, title).savefig(out, dpi=110, bbox_inches="tight",
                                               metadata={"Software": PREVIEW_TAG})
-    console.print(f"wrote {out}")
+    shown = len(images)
+    console.print(f"wrote {out}" + (f": {shown} images, all the {from_} split has (--count {count})"
+                                    if shown < count else ""))
 
 
 # ---------------------------------------------------------------------------------------- train

@@ -59,6 +59,16 @@ def test_datasets_preview_writes_a_grid(tmp_path, augment):
         assert len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20  # not blank
 
 
+def test_a_preview_that_asks_for_more_images_than_the_split_has_says_how_many_it_drew(mnist_dir, tmp_path):
+    out = tmp_path / "all.png"
+    mirror = ["--data-dir", mnist_dir.parent, "--no-verify", "--from", "test", "--out", out]
+    made = vs_here("datasets", "preview", "mnist", *mirror, "--count", 64)
+    assert made.returncode == 0, made.stderr
+    assert " ".join(made.stdout.split()) == f"wrote {out}: 50 images, all the test split has (--count 64)"
+    made = vs_here("datasets", "preview", "mnist", *mirror, "--count", 50)
+    assert " ".join(made.stdout.split()) == f"wrote {out}"
+
+
 def test_preview_of_test_images_and_its_destination_rule(tmp_path):
     """Seed 002's grid of 10 random test images (`--from test`), and the one rule for --out: its
     own earlier grid is replaced, a user's file is not."""
