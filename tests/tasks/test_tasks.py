@@ -223,3 +223,6 @@ def test_a_result_line_counts_its_epochs_in_words():
     assert "top-5 0.9000" in task.result_line({**one, "class_names": list("abcdef")})
     assert "top-5" not in task.result_line({**one, "class_names": ["a", "b", "c"]})
     assert finished_line("a/seed-0", {**classification, "epochs_run": 2}).endswith("(2 epochs, 0.2 s)")
+    tiny = {**classification, "epochs_run": 3, "train_seconds": 0.043}  # not "0.0s"
+    assert task.result_line(tiny).endswith("(3 epochs, 0.04s)")
+    assert finished_line("a/seed-0", tiny).endswith("(3 epochs, 0.04 s)")

@@ -512,13 +512,14 @@ def last_error(store: RunStore, key: str) -> str:
 
 def finished_line(key: str, metrics: dict[str, Any]) -> str:
     from visionstudy.tasks import task_of_metrics
+    from visionstudy.tasks.base import seconds_figure
 
     task = task_of_metrics(metrics)
     value = metrics.get(task.headline)
     shown = f"{value:.4f}" if isinstance(value, int | float) else "?"
     epochs = metrics.get("epochs_run", "?")
     return (f"done {key}: {task.headline_label} {shown} ({epochs} epoch{'s' * (epochs != 1)}, "
-            f"{float(metrics.get('train_seconds') or 0):.1f} s)")
+            f"{seconds_figure(float(metrics.get('train_seconds') or 0))} s)")
 
 
 class progress_bar:

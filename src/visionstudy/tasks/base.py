@@ -32,10 +32,16 @@ def eval_batch(cfg: RunConfig, device: torch.device) -> int:
     return min(size, CPU_EVAL_BATCH) if device.type == "cpu" else size
 
 
+def seconds_figure(seconds: float) -> str:
+    """A run's seconds as its result lines write them: one decimal, two under 0.1 s (a tiny run's
+    0.04 s read as 0.0)."""
+    return f"{seconds:.1f}" if seconds >= 0.095 or seconds == 0 else f"{seconds:.2f}"
+
+
 def trained_for(metrics: dict[str, Any]) -> str:
     """How long a finished run trained (epochs and seconds), closing its result line."""
     n = metrics["epochs_run"]
-    return f"({n} epoch{'s' * (n != 1)}, {metrics['train_seconds']:.1f}s)"
+    return f"({n} epoch{'s' * (n != 1)}, {seconds_figure(metrics['train_seconds'])}s)"
 
 
 RUN_RESULTS = ("val_loss", "params", "flops", "train_seconds", "epochs_run", "best_epoch")  # every task's
