@@ -464,6 +464,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     from visionstudy.store.db import TO_TRAIN, redact
     from visionstudy.study import launch as cluster
     from visionstudy.study.execute import check_study_folder, selected
+    from visionstudy.study.manifest import left_out_line, left_out_runs
 
     spec = the_study.spec
     url = the_study.place.url(spec)
@@ -483,6 +484,9 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         table.add_row(str(variant), str(len(rows)), str(int((rows["status"] == "done").sum())),
                       str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
     console.print(table)
+    left_out = left_out_runs(spec, the_study.dir)
+    if left_out:  # fewer seeds, a variant taken out: said before the run says it
+        console.print(f"dry run: {left_out_line(left_out, replanned=False)}")
     count = int(status["train"].sum())
     to_train = set(status.loc[status["train"], "key"])
     for line in data_not_on_disk([r.config.data for r in spec.runs if r.key in to_train or then], data_dir):

@@ -446,6 +446,13 @@ def test_study_run_dry_run_shows_what_would_train_and_a_job_script_and_writes_no
     dry = vs_here("study", "run", "s.yaml", "--dry-run", "--only", "a")
     assert "nothing to train: every run --only names is finished" in dry.stdout
     assert kept() == before
+    asked = (tmp_path / "s.yaml").read_text()
+    (tmp_path / "s.yaml").write_text(asked.replace("variants: {a: {}, b: {}}", "variants: {b: {}}"))
+    dry = vs_here("study", "run", "s.yaml", "--dry-run")  # said before the run leaves a finished run out
+    said = " ".join(dry.stdout.split())
+    assert ("dry run: 1 finished run (a/seed-0) is not in the study file any more: `visionstudy study run` "
+            "leaves it out of the study's results and report (its folder stays)") in said
+    (tmp_path / "s.yaml").write_text(asked)
     # the study file changed since its folder was planned: the dry run shows the new plan (it said
     # "nothing to train" for a second seed, which the run then trained), and refuses what the run refuses
     (tmp_path / "s.yaml").write_text((tmp_path / "s.yaml").read_text() + "seeds: 2\n")
