@@ -53,3 +53,17 @@ def test_the_reader_gives_a_finished_runs_metrics_config_and_history(tmp_path):
     (run / "config.yaml").write_text("- a list\n")
     with pytest.raises(ReportError, match="not a run config"):
         read_config(run)
+
+
+def test_runs_side_by_side_are_named_by_their_shortest_distinct_names(tmp_path):
+    """A comparison of two studies' runs called them `seed-0` and `fold-0`: a study's run is
+    named from its variant on (its key), more of the path only where names still collide."""
+    from visionstudy.store.reader import unique_labels
+
+    a, b = tmp_path / "byhand" / "a" / "seed-0", tmp_path / "fm" / "base" / "seed-0" / "fold-0"
+    assert unique_labels([a, b]) == ["a/seed-0", "base/seed-0/fold-0"]
+    assert unique_labels([a, tmp_path / "byhand" / "b" / "seed-0"]) == ["a/seed-0", "b/seed-0"]
+    assert unique_labels([a, tmp_path / "other" / "a" / "seed-0"]) == ["byhand/a/seed-0", "other/a/seed-0"]
+    assert unique_labels([tmp_path / "runs" / "x", tmp_path / "runs" / "y"]) == ["x", "y"]  # plain runs
+    assert unique_labels([tmp_path / "seed-0", tmp_path / "x" / "seed-0"]) == [f"{tmp_path.name}/seed-0",
+                                                                               "x/seed-0"]

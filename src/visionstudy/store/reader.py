@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,11 +224,18 @@ def load_run(path: Path, label: str | None = None) -> RunArtifacts:
     return art
 
 
+REPEAT_FOLDER = re.compile(r"(seed|fold)-\d+")  # a study run's repeat: not a name by itself
+
+
 def unique_labels(paths: list[Path]) -> list[str]:
-    """The shortest path suffixes that tell the runs apart (`resnet/seed-1`, not the whole path)."""
+    """The shortest path suffixes that tell the runs apart (`resnet/seed-1`, not the whole path),
+    each starting at a name: a study's run as its key (`base/seed-0/fold-1`, not `fold-1`, which
+    read as another study's `seed-0` beside it)."""
     parts = [Path(p).resolve().parts for p in paths]
-    for depth in range(1, max(len(p) for p in parts) + 1):
-        labels = ["/".join(p[-depth:]) for p in parts]
+    start = [next((d for d in range(1, len(p) + 1) if not REPEAT_FOLDER.fullmatch(p[-d])), len(p))
+             for p in parts]
+    for extra in range(max(len(p) for p in parts)):
+        labels = ["/".join(p[-(d + extra):]) for p, d in zip(parts, start, strict=True)]
         if len(set(labels)) == len(labels):
             return labels
     return [str(p) for p in paths]
