@@ -367,6 +367,18 @@ def test_a_variant_cannot_take_the_report_or_search_folder(tmp_path):
             load_study(write(tmp_path, "rsv", variants={name: {}}))
 
 
+def test_a_variant_cannot_take_a_launchers_folder_or_anothers_name_in_another_case(tmp_path):
+    """`slurm` and `ray` hold a launch's job script and logs; `Report` and `report`, `cnn` and
+    `CNN` are one folder on macOS's and Windows' disks (the second variant read the first's runs)."""
+    from visionstudy.errors import ConfigError
+
+    for name in ("slurm", "ray", "Report", "SEARCH"):
+        with pytest.raises(ConfigError, match=f"variant name '{name}' is reserved"):
+            load_study(write(tmp_path, "rsv", variants={name: {}}))
+    with pytest.raises(ConfigError, match="variant names cnn and CNN differ only in case, and share one"):
+        load_study(write(tmp_path, "case", variants={"cnn": {}, "CNN": {"model": {"batch_norm": True}}}))
+
+
 def test_a_study_report_refuses_an_out_inside_a_run_and_a_read_only_folder(tmp_path, finished_study):
     import shutil
 

@@ -36,7 +36,8 @@ from visionstudy.config import (
 )
 from visionstudy.errors import ConfigError
 
-RESERVED = {"report": "report", "search": "search trials'"}  # folders beside the variants
+RESERVED = {"report": "report", "search": "search trials'", "slurm": "SLURM job script and logs'",
+            "ray": "Ray tasks' logs"}  # folders beside the variants (in any case: macOS's disks ignore it)
 
 
 class SearchParam(Strict):

@@ -296,9 +296,9 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
         out = [("baseline", {})]
     names = [n for n, _ in out]
     for name in names:
-        if name in RESERVED:
+        if name.casefold() in RESERVED:
             raise ConfigError(f"{source}: variant name {name!r} is reserved for the study's "
-                              f"{RESERVED[name]} folder; rename the variant")
+                              f"{RESERVED[name.casefold()]} folder; rename the variant")
         try:
             check_name(name, f"variant name {name!r}")
         except ValueError as exc:
@@ -306,6 +306,13 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
     dupes = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if dupes:
         raise ConfigError(f"{source}: variant names used twice: {', '.join(dupes)}; rename one")
+    cases = collections.defaultdict(list)
+    for name in names:
+        cases[name.casefold()].append(name)
+    same = next((found for found in cases.values() if len(found) > 1), None)
+    if same:  # one folder on macOS's and Windows' disks: the second variant would read the first's runs
+        raise ConfigError(f"{source}: variant names {' and '.join(same)} differ only in case, and share one "
+                          "folder where the file system ignores case (macOS, Windows); rename one")
     return out
 
 
