@@ -213,6 +213,14 @@ def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):
     assert theirs["test_accuracy"] == ours["test_accuracy"] and theirs["test_loss"] == ours["test_loss"]
 
 
+def test_a_runs_config_is_what_trains_it_again(api_run, tmp_path):
+    config = api_run.config
+    assert "resolved" not in config and config["model"]["hidden"] == [12] and config["train"]["epochs"] == 2
+    again = vs.train(config, out=tmp_path / "again")
+    assert again.metrics["test_accuracy"] == api_run.metrics["test_accuracy"]
+    assert again.config == config
+
+
 def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tmp_path):
     """One check, in the API, for the CLI's --only and --trials too."""
     spec = {"name": "o", **{k: TINY[k] for k in ("data", "model", "train")}, "variants": {"a": {}, "b": {}}}

@@ -125,6 +125,14 @@ class Run:
         return self.dir.is_finished()
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The run's config (config.yaml without the `resolved` record the run added): what trains
+        it again, `vs.train(run.config, out=...)`."""
+        from visionstudy.store.reader import as_asked, read_config
+
+        return as_asked(read_config(self.path))
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """metrics.json as a dict (a run that has not finished has none: an error says so)."""
         if not self.finished:
