@@ -199,6 +199,16 @@ def test_recipes_datasets_and_models():
         vs.load_dataset("digits", path="photos")
 
 
+def test_a_dataset_shows_its_sizes_and_classes_not_its_pixels():
+    """`data` in a notebook cell printed every array of the dataclass (thousands of numbers)."""
+    data = vs.load_dataset("digits", val_fraction=0.25)
+    sizes = f"train {len(data.train):,}, val {len(data.val):,}, test {len(data.test):,}"
+    assert repr(data) == (f"PreparedData('digits': {sizes} images of 1 x 8 x 8 (C x H x W); 10 classes: "
+                          "0, 1, 2, 3, 4, ...)")
+    shown = f"Split({len(data.test)} images of 8 x 8 x 1 (H x W x C), uint8, with their labels)"
+    assert repr(data.test) == shown
+
+
 def test_the_cli_and_the_api_write_the_same_run(api_run, tmp_path):
     """One path: `visionstudy train` is `vs.train`, so the same config gives the same weights."""
     import yaml

@@ -47,6 +47,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __repr__(self) -> str:  # not every pixel: a notebook shows it whole
+        n, *shape = self.images.shape
+        return f"Split({n:,} images of {' x '.join(map(str, shape))} (H x W x C), uint8, with their labels)"
+
     def take(self, index: np.ndarray) -> Split:
         return Split(self.images[index], self.labels[index])
 

@@ -42,6 +42,14 @@ class PreparedData:
         _, h, w, c = self.train.images.shape
         return c, h, w
 
+    def __repr__(self) -> str:  # not every pixel (the dataclass's repr printed the arrays)
+        from visionstudy.config import few
+
+        sizes = ", ".join(f"{name} {len(getattr(self, name)):,}" for name in ("train", "val", "test"))
+        shape = " x ".join(map(str, self.image_shape))
+        return (f"PreparedData({self.name!r}: {sizes} images of {shape} (C x H x W); "
+                f"{self.num_classes} classes: {few(self.class_names, 5)})")
+
 
 def select_classes(raw: RawDataset, spec: str | list[str] | None) -> RawDataset:
     """Keep a subset of classes ('first:N' or names), re-indexed 0..K-1 in the given order."""
