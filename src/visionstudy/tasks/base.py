@@ -33,8 +33,8 @@ def eval_batch(cfg: RunConfig, device: torch.device) -> int:
 
 
 def seconds_figure(seconds: float) -> str:
-    """A run's seconds as its result lines write them: one decimal, two under 0.1 s (a tiny run's
-    0.04 s read as 0.0)."""
+    """A run's seconds as its result lines write them: one decimal, and two below a tenth of a
+    second (a tiny run's time read as zero)."""
     return f"{seconds:.1f}" if seconds >= 0.095 or seconds == 0 else f"{seconds:.2f}"
 
 
