@@ -263,7 +263,7 @@ def report_options(options: dict[str, Any], call: str = "report") -> ReportOptio
 
     from visionstudy.config import SEED_MAX, format_validation_error
     from visionstudy.report import ReportOptions
-    from visionstudy.report.render import FORMATS
+    from visionstudy.report.render import report_formats
 
     known = [f.name for f in dataclasses.fields(ReportOptions)]
     unknown = [k for k in options if k not in known]
@@ -277,17 +277,14 @@ def report_options(options: dict[str, Any], call: str = "report") -> ReportOptio
     values: dict[str, Any] = {k: Path(v) if k == "data_dir" and isinstance(v, str) else v
                               for k, v in options.items()}
     formats = values.get("formats")
-    if isinstance(formats, str):  # formats="pdf" or "html,pdf", as --format is given
-        formats = [f for f in formats.split(",") if f.strip()]
-    if isinstance(formats, (list, tuple)):  # PDF as pdf, as the CLI reads it
-        values["formats"] = tuple(f.strip().lower() if isinstance(f, str) else f for f in formats)
+    if isinstance(formats, str | list):  # formats="pdf" or "html,pdf", as --format is given; a list
+        values["formats"] = (formats,) if isinstance(formats, str) else tuple(formats)
     try:
         checked.model_validate(values)
     except ValidationError as exc:
         raise ConfigError("report options:\n" + format_validation_error(exc)) from None
-    bad = [f for f in values.get("formats", ()) if f not in FORMATS]
-    if bad:
-        raise ConfigError(f"formats: {bad[0]!r} is not a report format; choose from {', '.join(FORMATS)}")
+    if "formats" in values:
+        values["formats"] = report_formats(values["formats"], "formats")
     return ReportOptions(**values)
 
 

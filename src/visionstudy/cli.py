@@ -956,7 +956,8 @@ def report(
     db: Db = None,
     format_: Annotated[list[str] | None, typer.Option(
         "--format", help="also write report.pdf (pdf: printed by headless Chromium) or report-latex.tex "
-        "(latex: booktabs tables, PDF figures), or SVG copies of the figures (svg); repeatable")] = None,
+        "(latex: booktabs tables, PDF figures), or SVG copies of the figures (svg); repeatable, or "
+        "comma-separated: --format pdf,latex")] = None,
     force: Annotated[bool, typer.Option(
         help="write into an existing --out folder that holds no report")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress lines and no warnings: errors only")] = False,
@@ -965,13 +966,10 @@ def report(
     from visionstudy.config import SEED_MAX, check_count
     from visionstudy.errors import ConfigError
     from visionstudy.report import ReportOptions, build_report, default_out
-    from visionstudy.report.render import FORMATS
+    from visionstudy.report.render import report_formats
     from visionstudy.study.status import is_study_dir
 
-    formats = tuple(dict.fromkeys(["html", *(f.lower() for f in format_ or [])]))  # PDF as pdf
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ConfigError(f"--format {bad[0]}: not a report format; choose from {', '.join(FORMATS)}")
+    formats = report_formats(["html", *(format_ or [])], "--format")
     seed = check_count(seed, "--seed", least=0, most=SEED_MAX)
     opts = ReportOptions(tsne_points=tsne_points, seed=seed, data_dir=data_dir, images=images,
                          formats=formats, progress=not quiet, force=force)

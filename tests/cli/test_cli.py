@@ -204,6 +204,14 @@ def test_report_and_predict_commands(digits_run, tmp_path):
     assert (tmp_path / "rep" / "figures" / "tsne.png").is_file()
     assert (tmp_path / "rep" / "figures" / "tsne.svg").read_text().lstrip().startswith("<?xml")
     assert not (tmp_path / "rep" / "figures" / "gradcam.png").exists()  # --no-images
+    # comma-separated as the API's formats="svg,latex" (it was "--format svg,latex: not a report format")
+    both = vs_here("report", digits_run, "--out", tmp_path / "both", "--tsne-points", "0", "--no-images",
+                   "--format", "svg,LaTeX")
+    assert both.returncode == 0, both.stderr
+    assert (tmp_path / "both" / "report-latex.tex").is_file()
+    assert (tmp_path / "both" / "figures" / "curves.svg").is_file()
+    assert_user_error(vs_here("report", digits_run, "--out", tmp_path / "no", "--format", "pdf,doc"),
+                      "--format doc: not a report format; choose from html, pdf, latex, svg")
     # a folder that is not a run and --out inside a run: tests/report/test_report.py, in process
 
     image = tmp_path / "digit.png"

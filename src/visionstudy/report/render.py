@@ -123,6 +123,20 @@ def csv_text(t: Table) -> str:
 FORMATS = ("html", "pdf", "latex", "svg")  # svg: SVG copies of the figures
 
 
+def report_formats(given: list[str] | tuple[str, ...], what: str) -> tuple[str, ...]:
+    """The formats asked for (`--format pdf --format latex`, `--format pdf,latex`, the API's
+    `formats="html,pdf"`), in any case, once each; one not known is a ConfigError naming `what`
+    (the option or argument) and the choices. Every report writes its HTML whatever is asked."""
+    from visionstudy.errors import ConfigError
+
+    asked = [f.strip().lower() for value in given for f in value.split(",") if f.strip()]
+    bad = next((f for f in asked if f not in FORMATS), None)
+    if bad is not None:  # an option as the CLI writes them (--format doc), an argument as Python would
+        head = f"{what} {bad}:" if what.startswith("--") else f"{what}: {bad!r} is"
+        raise ConfigError(f"{head} not a report format; choose from {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(asked))
+
+
 def chromium() -> str:
     """A Chromium to print with: $VISIONSTUDY_CHROMIUM, else chromium/google-chrome on PATH."""
     for name in (os.environ.get("VISIONSTUDY_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
