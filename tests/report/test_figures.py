@@ -232,3 +232,4 @@ def test_unordered_choices_are_points_and_ordered_steps_a_line():
     assert choices.axes[0].containers[0].lines[0].get_linestyle() == "None"  # the points' line
     assert steps.axes[0].containers[0].lines[0].get_linestyle() == "-"
     assert [t.get_text() for t in choices.axes[0].get_xticklabels()] == ["sgd", "adam", "adamw"]
+    assert choices.axes[0].get_xlim() == (-0.5, 2.5)  # the first and last off the axes' edges

@@ -227,6 +227,7 @@ def metric_line(x: Sequence[Any], means: Sequence[float], stds: Sequence[float |
         turn = len(x) > 3 or max(len(str(v)) for v in x) > 10
         ax.set_xticks(xs, [str(v) for v in x], rotation=30 if turn else 0, ha="right" if turn else "center",
                       fontsize=8)
+        ax.set_xlim(-0.5, len(x) - 0.5)  # half a step beside the first and last: off the axes' edges
     else:
         if xs.min() > 0 and xs.max() / xs.min() >= 10:
             ax.set_xscale("log")
