@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import shlex
 import socket
 import sys
 import time
@@ -278,7 +279,7 @@ def train(
                             quiet=quiet, data_dir=data_dir, verify=not no_verify, log=log, log_dir=log_dir)
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM/SIGUSR2 (Stopped): typer would exit without a word
         how = f"stopped by {stop}" if str(stop) else "interrupted"
-        err_console.print(f"{how}: `visionstudy train {config} --resume` (with the same "
+        err_console.print(f"{how}: `visionstudy train {shlex.quote(str(config))} --resume` (with the same "
                           "--out and --set) goes on from the last finished epoch (checkpoints/last.pt)")
         raise typer.Exit(130) from None
     if run is None:  # another process of a data-parallel run: rank 0 reports
@@ -381,8 +382,8 @@ def study_run(
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM/SIGUSR2 (Stopped): typer would exit silently
         how = f"stopped by {stop}" if str(stop) else "interrupted"
         err_console.print(f"{how}: the runs in progress went back to the queue, each keeping its last "
-                          f"finished epoch; `visionstudy study run {study}` (with the same options) "
-                          "goes on from there")
+                          f"finished epoch; `visionstudy study run {shlex.quote(str(study))}` (with the same "
+                          "options) goes on from there")
         raise typer.Exit(130) from None
     if outcome.trained == 0 and not outcome.failed and not outcome.elsewhere and not searched:
         search = spec.config.search if selected("search", patterns) else None
@@ -512,8 +513,6 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
                       f"this script (sbatch; the database password as ***); {nothing}:")
         console.print(cluster.sbatch_script(spec.name, the_study.dir, fitted, command, redact(url)), end="")
     else:
-        import shlex
-
         console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
                       f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "
                       f"`{shlex.join(command)}`; {nothing}")
@@ -587,7 +586,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     units = the_study.to_train()  # before the jobs start to finish them
     asked, jobs = jobs.count, fit_jobs(jobs, units)  # what the launch starts (it fits them too, for the API)
     result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
-    where = the_study.dir
+    where = shlex.quote(str(the_study.dir))  # in commands to copy: a folder with a space stays one word
     if not units:
         console.print(f"every run of {spec.name} is finished: no job started")
         if launcher == "ray" or wait:
@@ -600,7 +599,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
                       f"each: starting {jobs.count}")
     if launcher == "slurm":
         console.print(f"submitted job array {result} ({jobs.count} jobs); logs in "
-                      f"{where}/slurm/logs/\n"
+                      f"{the_study.dir}/slurm/logs/\n"
                       f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}")
         if not wait:
             return
@@ -649,7 +648,7 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
         short = len(status) - done
         err_console.print(f"{short} run{'s are' if short != 1 else ' is'} not finished "
                           f"({', '.join(f'{v} {k}' for k, v in left.items() if v)}); see the jobs' logs "
-                          f"and `visionstudy study status {the_study.dir}`")
+                          f"and `visionstudy study status {shlex.quote(str(the_study.dir))}`")
         for line in failure_lines(errors):
             err_console.print(f"  {line}")
         raise typer.Exit(1)
@@ -794,7 +793,7 @@ def study_status(
     if view.silent:
         from visionstudy.config import few
 
-        where = view.study_dir
+        where = shlex.quote(str(view.study_dir))
         err_console.print(
             f"{len(view.silent)} of the running runs ({few(view.silent, 3)}) have no live worker: "
             "its process here ended, or it sent no heartbeat for the grace period (killed outright, a lost "
@@ -820,7 +819,7 @@ def print_jobs(study_dir: Path, running: int) -> None:
     if not jobs:
         console.print(f"SLURM jobs {ids}: none queued or running")
         if running:
-            where = study_dir
+            where = shlex.quote(str(study_dir))
             err_console.print(
                 f"{running} run{'s read' if running > 1 else ' reads'} as running with no job left to train "
                 f"{'them' if running > 1 else 'it'} (unless a process here does): the job died or lost the "
@@ -986,8 +985,8 @@ def report(
             with shapes_later():  # its name and folder: no model built
                 study_dir = runs_dir / load_study(paths[0]).name
             if not is_study_dir(study_dir):
-                where = f" --runs-dir {runs_dir}" if runs_dir != Path("runs") else ""
-                command = f"visionstudy study run {paths[0]}{where}"
+                where = f" --runs-dir {shlex.quote(str(runs_dir))}" if runs_dir != Path("runs") else ""
+                command = f"visionstudy study run {shlex.quote(paths[0])}{where}"
                 raise ConfigError(f"{paths[0]}: the study has not run yet ({study_dir} holds no plan); "
                                   f"`{command}` trains it and writes its report")
         html = build_study_report(study_dir, out or study_dir / "report", opts, db)
@@ -996,7 +995,8 @@ def report(
         studies = [str(r) for r in runs if is_study_dir(r)]
         if studies:  # several paths: run folders compared, which a study folder is not
             raise ConfigError(f"{studies[0]} is a study folder: report it alone (`visionstudy report "
-                              f"{studies[0]}`), or compare run folders (e.g. {studies[0]}/VARIANT/seed-0)")
+                              f"{shlex.quote(studies[0])}`), or compare run folders (e.g. "
+                              f"{studies[0]}/VARIANT/seed-0)")
         html = build_report(runs, out or default_out(runs), opts)
     console.print(f"report: {html}")
 

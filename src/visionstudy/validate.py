@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -238,8 +239,9 @@ def load_config(path: Path, overrides: list[str] = ()) -> RunConfig:  # type: ig
     if path.is_dir() and run.is_run():
         raise ConfigError(
             f"{path}: a run folder, not a config file; to train its config again give its file "
-            f"(`visionstudy train {run.config} --out NEW_FOLDER`), and to continue it if it did "
-            f"not finish, `visionstudy train {run.config} --resume --out {path}`")
+            f"(`visionstudy train {shlex.quote(str(run.config))} --out NEW_FOLDER`), and to continue it if "
+            f"it did not finish, `visionstudy train {shlex.quote(str(run.config))} --resume --out "
+            f"{shlex.quote(str(path))}`")
     return run_from(as_asked(read_yaml(path)), overrides, str(path))  # a run's record is no setting
 
 

@@ -553,6 +553,10 @@ def test_a_study_folder_among_several_report_paths_is_named_as_such(tmp_path):
                       "trains it")
     assert_user_error(vs_here("report", "recipe:quick", "--runs-dir", tmp_path / "r"),
                       "recipe:quick: the study has not run yet")
+    # a folder with a space: the command to copy keeps it one word
+    assert_user_error(vs_here("report", tmp_path / "q.yaml", "--runs-dir", tmp_path / "my runs"),
+                      f"`visionstudy study run {tmp_path / 'q.yaml'} --runs-dir '{tmp_path / 'my runs'}'` "
+                      "trains it")
 
 
 def test_ctrl_c_says_how_to_go_on(monkeypatch, tmp_path):

@@ -532,6 +532,23 @@ def test_a_time_limit_is_read_as_sbatch_reads_it(slurm):
     assert not any(takes(t) for t in ("12h", "1:2:3:4")), "sbatch took a time limit --time refuses"
 
 
+def test_a_study_folder_with_a_space_in_its_path_is_submitted_and_logs_there(slurm, workdir, monkeypatch):
+    """`--runs-dir "/scratch/my runs"`: sbatch refused the job script ("Invalid directive found in
+    batch script": an #SBATCH line splits at the space); its log path is quoted now."""
+    from visionstudy.errors import ConfigError
+    from visionstudy.study.launch import Jobs, sbatch_script, submit_slurm
+
+    monkeypatch.setenv("SLURM_CONF", slurm["SLURM_CONF"])
+    study_dir = workdir / "my runs" / "é" / "spaced"
+    study_dir.mkdir(parents=True)
+    job = submit_slurm("spaced", study_dir, Jobs(count=1), ["echo", "the job ran"], "sqlite:///unused")
+    wait_done(slurm, job, seconds=patient(60))
+    logs = list((study_dir / "slurm" / "logs").glob("*.log"))
+    assert len(logs) == 1 and "the job ran" in logs[0].read_text(), slurm_story(slurm, job, study_dir)
+    with pytest.raises(ConfigError, match="cannot name a folder with a double quote"):
+        sbatch_script("q", workdir / 'say "hi"', Jobs(count=1), ["true"], "sqlite:///unused")
+
+
 def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(slurm, workdir):
     """The launcher submits as soon as the study is valid and plans while the jobs start: when the
     database then fails, the jobs are cancelled and the one error says so."""

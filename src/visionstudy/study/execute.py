@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -189,7 +190,8 @@ def planned_study_file(study_dir: Path) -> Path:
             name = None
         if isinstance(name, str):  # the study file itself: its folder is named in it
             raise ConfigError(f"{study_dir}: a study file, not its planned folder; plan it with "
-                              f"`visionstudy study run {study_dir}` (with --launcher it trains in the jobs), "
+                              f"`visionstudy study run {shlex.quote(str(study_dir))}` (with --launcher it "
+                              "trains in the jobs), "
                               f"then give its folder (runs/{name} unless it ran with --runs-dir)")
     fix = studies_hint(study_dir) or fix  # a runs folder: its studies
     what = "no such folder" if not study_dir.exists() else f"not a planned study folder (no {STUDY_FILE})"

@@ -205,9 +205,19 @@ def slurm_dir(study_dir: Path) -> Path:
     return study_dir / "slurm"
 
 
+def directive_path(path: Path) -> str:
+    """A path as an #SBATCH line carries it: in double quotes where it holds a space (sbatch splits
+    the line there: "Invalid directive found in batch script"); one with a double quote is refused."""
+    text = str(path)
+    if '"' in text:
+        raise ConfigError(f"{text}: SLURM's job script cannot name a folder with a double quote in its path; "
+                          "give --runs-dir a folder without one")
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
 def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
-    logs = slurm_dir(study_dir).resolve() / "logs"
-    options = [f"--job-name=vs-{name}", f"--array=0-{jobs.count - 1}", f"--output={logs}/%A_%a.log",
+    logs = directive_path(slurm_dir(study_dir).resolve() / "logs" / "%A_%a.log")
+    options = [f"--job-name=vs-{name}", f"--array=0-{jobs.count - 1}", f"--output={logs}",
                "--open-mode=append", "--requeue", f"--signal=USR2@{SIGNAL_LEAD}", "--ntasks=1",
                f"--cpus-per-task={jobs.cpus or jobs.workers}"]
     if jobs.gpus:
@@ -359,8 +369,9 @@ def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False,
                     failing_since = now
                     log.warning("%s; asking again for up to %.0f s", exc, patience)
                 elif now - failing_since > patience:
+                    follow = f"visionstudy study status {shlex.quote(str(study_dir))}"
                     raise LaunchError(f"{exc} (for {now - failing_since:.0f} s); the jobs go on: follow "
-                                      f"them with `visionstudy study status {study_dir}`") from None
+                                      f"them with `{follow}`") from None
                 asked = now + 2.0
                 continue
             if failing_since is not None:
