@@ -532,19 +532,28 @@ def test_a_time_limit_is_read_as_sbatch_reads_it(slurm):
     assert not any(takes(t) for t in ("12h", "1:2:3:4")), "sbatch took a time limit --time refuses"
 
 
-def test_a_study_folder_with_a_space_in_its_path_is_submitted_and_logs_there(slurm, workdir, monkeypatch):
+def test_a_study_folder_with_a_space_in_its_path_is_submitted_and_its_jobs_start_where_it_ran(
+        slurm, workdir, monkeypatch):
     """`--runs-dir "/scratch/my runs"`: sbatch refused the job script ("Invalid directive found in
-    batch script": an #SBATCH line splits at the space); its log path is quoted now."""
+    batch script": an #SBATCH line splits at the space); its log path is quoted now. The jobs
+    started in the study's folder, where a relative `data.path: photos` (found by `study run` and by
+    a local run) was no folder: every job failed and the run stayed waiting. They start where
+    `study run` ran (`--chdir`)."""
     from visionstudy.errors import ConfigError
     from visionstudy.study.launch import Jobs, sbatch_script, submit_slurm
 
     monkeypatch.setenv("SLURM_CONF", slurm["SLURM_CONF"])
+    here = workdir / "my data"
+    here.mkdir()
+    monkeypatch.chdir(here)
     study_dir = workdir / "my runs" / "é" / "spaced"
     study_dir.mkdir(parents=True)
-    job = submit_slurm("spaced", study_dir, Jobs(count=1), ["echo", "the job ran"], "sqlite:///unused")
+    job = submit_slurm("spaced", study_dir, Jobs(count=1), ["sh", "-c", "echo the job ran in $(pwd)"],
+                       "sqlite:///unused")
     wait_done(slurm, job, seconds=patient(60))
     logs = list((study_dir / "slurm" / "logs").glob("*.log"))
-    assert len(logs) == 1 and "the job ran" in logs[0].read_text(), slurm_story(slurm, job, study_dir)
+    assert len(logs) == 1, slurm_story(slurm, job, study_dir)
+    assert f"the job ran in {here}\n" in logs[0].read_text(), slurm_story(slurm, job, study_dir)
     with pytest.raises(ConfigError, match="cannot name a folder with a double quote"):
         sbatch_script("q", workdir / 'say "hi"', Jobs(count=1), ["true"], "sqlite:///unused")
 

@@ -220,6 +220,8 @@ def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
     options = [f"--job-name=vs-{name}", f"--array=0-{jobs.count - 1}", f"--output={logs}",
                "--open-mode=append", "--requeue", f"--signal=USR2@{SIGNAL_LEAD}", "--ntasks=1",
                f"--cpus-per-task={jobs.cpus or jobs.workers}"]
+    if not any(item.partition("=")[0].strip() == "chdir" for item in jobs.slurm):  # --slurm chdir=DIR wins
+        options.append(f"--chdir={directive_path(Path.cwd())}")  # where `study run` ran: relative paths hold
     if jobs.gpus:
         options.append(f"--gres=gpu:{jobs.gpus}")
     if jobs.partition:
@@ -261,7 +263,7 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     os.chmod(script, 0o700)  # it holds the database URL
     (folder / "cancelled").unlink(missing_ok=True)
     done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
-                          text=True, cwd=study_dir)
+                          text=True)
     if done.returncode != 0:
         raise LaunchError(f"sbatch refused the study's jobs: {done.stderr.strip() or done.stdout.strip()}; "
                           f"check --partition/--time/--slurm, or the script {script}")
@@ -416,11 +418,12 @@ def await_requeue(seconds: float = 120) -> None:
 # ------------------------------------------------------------------------------------------ Ray
 
 
-def run_worker(command: list[str], env: dict[str, str], log: str) -> int:
-    """One pull worker as a child process of a Ray task (Ray set CUDA_VISIBLE_DEVICES for it)."""
+def run_worker(command: list[str], env: dict[str, str], log: str, workdir: str) -> int:
+    """One pull worker as a child process of a Ray task (Ray set CUDA_VISIBLE_DEVICES for it), in
+    the folder `study run` ran in where this node has it: a study's relative data paths hold."""
     with open(log, "a") as f:
-        return subprocess.run(command, env={**os.environ, **env}, stdout=f,
-                              stderr=subprocess.STDOUT).returncode
+        return subprocess.run(command, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT,
+                              cwd=workdir if os.path.isdir(workdir) else None).returncode
 
 
 def check_answers(address: str, seconds: float = 5.0) -> None:
@@ -460,7 +463,7 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
         task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
                                                max_retries=0)
         env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus or jobs.workers)}
-        refs = [task.remote(command, env, str(logs / f"job-{i}.log")) for i in range(jobs.count)]
+        refs = [task.remote(command, env, str(logs / f"job-{i}.log"), os.getcwd()) for i in range(jobs.count)]
         return [int(code) for code in ray.get(refs)]
     finally:
         ray.shutdown()
