@@ -381,7 +381,7 @@ class Study:
         runs to train (`to_train`), none when every run is finished (then '' or []). Each job runs
         `visionstudy study work`."""
         from visionstudy.config import check_device
-        from visionstudy.store.db import open_store, record_url
+        from visionstudy.store.db import open_store
         from visionstudy.study import launch as cluster
         from visionstudy.study.execute import check_study_folder, plan, write_definition
 
@@ -393,8 +393,6 @@ class Study:
         launcher = cluster.check_launch(launcher, jobs, url)
         path = optional_path(data_dir, "data_dir")
         write_definition(self.spec, self.dir)  # what the workers read
-        if self.db:
-            record_url(self.dir, self.db)
         command = cluster.work_command(self.dir, jobs.workers, device, path)
         units = self.to_train()
         if not units:  # every run finished: no job would find work

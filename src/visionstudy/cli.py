@@ -578,13 +578,14 @@ def failed_summary(outcome: Any) -> str:
 def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,
            trials: int | None, wait: bool, report: bool, quiet: bool) -> None:
     """`study run --launcher slurm|ray`: plan here, train in the cluster's jobs."""
-    from visionstudy.study.launch import fit_jobs
+    from visionstudy.study.launch import fit_jobs, log_sizes
 
     spec = the_study.spec
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}")
     the_study.set_trials(trials)
     units = the_study.to_train()  # before the jobs start to finish them
     asked, jobs = jobs.count, fit_jobs(jobs, units)  # what the launch starts (it fits them too, for the API)
+    logs = log_sizes(the_study.dir)  # what this launch's jobs log comes after
     result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
     where = shlex.quote(str(the_study.dir))  # in commands to copy: a folder with a space stays one word
     if not units:
@@ -624,15 +625,18 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
             return
     else:
         failed_jobs = sum(code != 0 for code in result)
-        console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in {where}/ray/")
+        console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in "
+                      f"{the_study.dir}/ray/")
+    from visionstudy.study.launch import job_errors
     from visionstudy.study.status import study_status as status_of
 
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
-    finish_launched(the_study, report, quiet, failed_jobs, view.status, view.errors)
+    finish_launched(the_study, report, quiet, failed_jobs, view.status, view.errors,
+                    job_errors(the_study.dir, logs))
 
 
 def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
-                    status: dict[str, str], errors: dict[str, str]) -> None:
+                    status: dict[str, str], errors: dict[str, str], said: list[str] | None = None) -> None:
     """After the cluster's jobs ended: the results, the report, and exit 1 (with the failed runs'
     errors) if a run is not done."""
     from visionstudy.study.status import failure_lines
@@ -651,6 +655,10 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
                           f"and `visionstudy study status {shlex.quote(str(the_study.dir))}`")
         for line in failure_lines(errors):
             err_console.print(f"  {line}")
+        if said:  # a job that stopped before it trained: what its log ended with
+            err_console.print("the jobs' logs end with:")
+            for line in said:
+                err_console.print(f"  {line}", markup=False)
         raise typer.Exit(1)
 
 

@@ -215,3 +215,30 @@ def test_a_claim_reads_the_queue_in_one_query_not_every_trial_through_optuna(tmp
     assert first is not None and (first.key, first.number) == ("r005", 5)
     store.complete(first, 0.5, {"test_accuracy": 0.5})
     assert store.claim({"r005"}) is None and store.claim({"r007"}).key == "r007"
+
+
+def test_a_recorded_database_that_cannot_be_opened_is_named_with_its_file_and_the_way_back(
+        tmp_path, monkeypatch):
+    """A launch whose sbatch failed had recorded its --db in STUDY/db-url before anything opened it;
+    every later `study run` without --db then failed on that URL, naming `--db` the user never
+    gave. A URL is recorded once its database opened, and a recorded one that cannot be opened says
+    where it came from and how to leave it."""
+    from tests.helpers import assert_user_error, vs_here
+    from visionstudy.store.db import URL_FILE, record_url
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("name: s\ndata: {dataset: digits}\nmodel: {name: mlp, hidden: [8]}\n"
+                                     "train: {epochs: 1}\n")
+    (tmp_path / "slurm.conf").write_text("")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))  # sbatch fails at once (none: in 60 s)
+    launched = vs_here("study", "run", "s.yaml", "--launcher", "slurm", "--db",
+                       "postgresql://u:secret@127.0.0.1:1/none")
+    assert launched.returncode != 0 and not (tmp_path / "runs" / "s" / URL_FILE).exists()
+    assert vs_here("study", "run", "s.yaml", "--quiet", "--no-report").returncode == 0  # its own SQLite
+    record_url(tmp_path / "runs" / "s", "postgresql://u:secret@127.0.0.1:1/none")  # a server gone since
+    where = os.path.join("runs", "s", URL_FILE)  # as the user named the folder (--runs-dir's default)
+    assert_user_error(vs_here("study", "status", "s.yaml"), "cannot open the database",
+                      f"it is the database recorded in {where} when the study ran with --db: give --db to "
+                      f"use another, or delete {where} to go back to the study's own SQLite file")
+    os.unlink(where)
+    assert vs_here("study", "status", "s.yaml").returncode == 0

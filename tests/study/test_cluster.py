@@ -569,7 +569,39 @@ def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(s
     assert "cannot open the database" in done.stderr and "secret" not in done.stderr
     job = done.stderr.split("job array ")[1].split()[0]
     assert "was cancelled" in done.stderr and (runs / "nodb" / "slurm" / "cancelled").is_file()
+    assert not (runs / "nodb" / "db-url").exists()  # never opened: a later run without --db is not sent there
     wait_done(slurm, job, seconds=60)
+
+
+def test_a_job_that_stops_before_it_trains_says_why_where_the_launch_waits(slurm, pg, workdir):
+    """Jobs that start where a relative `data.path` is no folder (`--slurm chdir=/`) stop before
+    training: `study run --wait` said "1 run is not finished (1 waiting); see the jobs' logs", and
+    each log held a traceback of a worker ended while it imported torch beside the one-line error.
+    The wait now ends with what the logs said, and the logs hold the error alone."""
+    import numpy as np
+    from PIL import Image
+
+    here = workdir / "elsewhere"
+    for c, shade in (("a", 40), ("b", 200)):
+        (here / "photos" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), shade + i, dtype=np.uint8)).save(here / "photos" / c / f"{i}.png")
+    study = here / "s.yaml"
+    study.write_text(yaml.safe_dump({"name": "elsewhere", "model": {"name": "mlp", "hidden": [8]},
+                                     "data": {"dataset": "imagefolder", "path": "photos"},
+                                     "train": {"epochs": 1}}))
+    runs = workdir / "runs-elsewhere"
+    done = subprocess.run(
+        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db", pg,
+         "--launcher", "slurm", "--wait", "--slurm", "chdir=/", "--no-report"],
+        cwd=here, env={**os.environ, **slurm}, capture_output=True, text=True, timeout=patient(300),
+        stdin=subprocess.DEVNULL)
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 run is not finished (1 waiting)" in err
+    assert "the jobs' logs end with: error: data.path: photos is not a folder (" in err, err
+    logs = "".join(p.read_text() for p in (runs / "elsewhere" / "slurm" / "logs").glob("*.log"))
+    assert "error: data.path: photos is not a folder" in logs and "Traceback" not in logs, logs
 
 
 def test_a_model_that_cannot_take_the_images_is_refused_after_the_jobs_were_submitted(slurm, pg, workdir):

@@ -89,11 +89,17 @@ def record_url(study_dir: Path, url: str) -> None:
     path.write_text(url + "\n")
 
 
+RECORDED_IN: dict[str, Path] = {}  # URL → the db-url file it was read from: named when it cannot be opened
+
+
 def recorded_url(study_dir: Path) -> str | None:
     try:
-        return (study_dir / URL_FILE).read_text().strip() or None
+        url = (study_dir / URL_FILE).read_text().strip() or None
     except OSError:
         return None
+    if url:
+        RECORDED_IN[normalize_url(url)] = study_dir / URL_FILE
+    return url
 
 
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "lustre",
@@ -267,8 +273,11 @@ def open_storage(url: str, heartbeat: int, grace: int, write: bool) -> RDBStorag
                 break  # a server that refuses or is not there: trying again only makes the user wait
             time.sleep(0.5 + random.random() * (attempt + 1))
     first = str(last).splitlines()[0][:300]
+    where = RECORDED_IN.get(normalize_url(url))
+    recorded = (f"; it is the database recorded in {where} when the study ran with --db: give --db to use "
+                f"another, or delete {where} to go back to the study's own SQLite file") if where else ""
     raise StorageError(f"--db {redact(url)}: cannot open the database ({first}); check the URL, "
-                     "that the server is running and that you may connect") from None
+                       f"that the server is running and that you may connect{recorded}") from None
 
 
 def patient_connect(patience: float) -> Callable[..., Any]:

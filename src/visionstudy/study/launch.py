@@ -415,6 +415,28 @@ def await_requeue(seconds: float = 120) -> None:
     time.sleep(seconds)
 
 
+def log_sizes(study_dir: Path) -> dict[Path, int]:
+    """Each job log's size now: what a launch's jobs add to them comes after (Ray's logs are
+    appended across launches; SLURM's are one per array task, appended across its requeues)."""
+    return {p: p.stat().st_size for folder in ("slurm/logs", "ray")
+            for p in (study_dir / folder).glob("*.log")}
+
+
+def job_errors(study_dir: Path, before: dict[Path, int]) -> list[str]:
+    """The error each job's log ended with since `before` (a worker that stopped before it trained:
+    data it cannot find, a database it cannot open), each message once with the logs that said it:
+    `error: data.path: photos is not a folder (1_0.log, 1_1.log)`."""
+    said: dict[str, list[str]] = {}
+    for path, size in log_sizes(study_dir).items():
+        with open(path, "rb") as f:
+            f.seek(before.get(path, 0) if size >= before.get(path, 0) else 0)
+            lines = f.read().decode(errors="replace").splitlines()
+        last = next((line.strip() for line in reversed(lines) if line.startswith("error: ")), None)
+        if last:
+            said.setdefault(last, []).append(path.name)
+    return [f"{error} ({', '.join(sorted(names))})" for error, names in said.items()]
+
+
 # ------------------------------------------------------------------------------------------ Ray
 
 

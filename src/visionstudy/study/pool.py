@@ -161,12 +161,13 @@ def worker_main(index: int, inbox: Any, outbox: Any, device: str, data_dir: str 
     """Take jobs from `inbox` until None; put one Event per job in `outbox`."""
     import logging
 
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler, which
+    # raised in the middle of `import torch` below when a driver that failed to plan ended its workers
+    # (a traceback in the job's log beside the driver's one-line error)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # a scheduler's warning (SLURM signals every process of
     # the job step): the driver stops the workers and queues their runs again
+    import torch
     loud = logging.getLogger().getEffectiveLevel() <= logging.WARNING  # the driver's, unless --quiet
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s", force=True)
     if loud:  # what a run's settings cost here (bf16 emulated on this CPU): once a worker
