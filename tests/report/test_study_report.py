@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import vs_here
+from tests.helpers import assert_user_error, vs_here
 from visionstudy.errors import ReportError
 from visionstudy.report import ReportOptions
 from visionstudy.report.stats import against_baseline, summarize
@@ -131,6 +131,21 @@ def test_study_report_of_a_partly_finished_study(finished_study, tmp_path):
     assert "1 of 12 runs have not finished" in html.read_text()
     table = {r["variant"]: r for r in rows(html.parent / "tables" / "variants.csv")}
     assert table["bn"]["runs"] == "2"
+
+
+def test_a_study_without_a_finished_run_has_no_report_to_write(finished_study, tmp_path):
+    """It wrote a report of empty tables and exited 0 (a study whose launch failed, or whose jobs
+    have not finished a run yet)."""
+    import shutil
+
+    nothing = tmp_path / "runs" / "ladder"
+    shutil.copytree(finished_study, nothing)
+    for metrics in nothing.rglob("metrics.json"):
+        metrics.unlink()
+    assert_user_error(vs_here("report", nothing),
+                      f"{nothing}: no run of study ladder has finished yet (12 planned): nothing to report; "
+                      f"`visionstudy study run {nothing}` trains them")
+    assert not (nothing / "report").exists()
 
 
 def test_a_report_without_a_terminal_prints_a_line_per_step(capsys):

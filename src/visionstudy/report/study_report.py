@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import time
 from collections import defaultdict
 from functools import partial
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionstudy.config import few, flatten
+from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
@@ -777,9 +779,15 @@ def build_study_report(study_dir: Path, out: Path, opts: ReportOptions | None = 
 
     manifest = read_manifest(study_dir)  # not a study folder: its error
     opts = opts or ReportOptions()
-    check_out(out, opts.force)  # inside any run folder is refused; the study folder itself is fine
     start = time.perf_counter()
     builder = StudyReportBuilder(manifest, study_dir, out, opts, db)
+    if not any(builder.finished.values()) and not builder.failures():  # empty tables, written, exit 0
+        where = shlex.quote(str(study_dir))  # (a study whose every run failed is reported: their errors)
+        raise ReportError(f"{study_dir}: no run of study {builder.study.name} has finished yet "
+                          f"({len(builder.study.runs)} planned): nothing to report; `visionstudy study run "
+                          f"{where}` trains them, and `visionstudy study status {where}` says where each "
+                          "stands")
+    check_out(out, opts.force)  # inside any run folder is refused; the study folder itself is fine
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         with drawing_in_background():
