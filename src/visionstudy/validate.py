@@ -29,9 +29,10 @@ def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfi
     except ValidationError as exc:
         study = [key for key in STUDY_KEYS if isinstance(raw, dict) and key in raw]
         if study:  # not six "unknown key" lines
+            command = source.replace(" with --set ", " --set ")  # the file and its overrides, as typed
             raise ConfigError(
                 f"{source}: a study file (it has {', '.join(study)}), not the config of one run; run it with "
-                f"`visionstudy study run {source}` (API: vs.Study.load); `train` takes a run config (name, "
+                f"`visionstudy study run {command}` (API: vs.Study.load); `train` takes a run config (name, "
                 "seed, data, model, train)") from None
         lines = [format_validation_error(exc, schema=RunConfig), *unknown_names(raw)]
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None

@@ -167,6 +167,10 @@ def test_a_study_file_given_to_train_is_told_to_use_study_run(tmp_path):
     assert_user_error(result, "a study file (it has variants, seeds, ladder), not the config of one run",
                       f"visionstudy study run {recipe}")
     assert "unknown key" not in result.stderr and not (tmp_path / "r").exists()
+    # a run config given a study key by --set: the command to run it (it read "study run c.yaml with --set")
+    config = ROOT / "examples" / "digits-quick.yaml"
+    assert_user_error(vs_here("train", config, "--set", "seeds=2"), "a study file (it has seeds)",
+                      f"`visionstudy study run {config} --set seeds=2`")
 
 
 def test_data_parallel_two_cpu_processes_match_single_process(tmp_path):
