@@ -258,7 +258,7 @@ def datasets_preview(
 def train(
     config: Annotated[Path, typer.Argument(help="run config (YAML)")],
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="override a field: --set train.epochs=5 (repeatable)")] = None,
+        "--set", metavar="KEY=VALUE", help="override a field: --set train.epochs=5 (repeatable)")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/<name>)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from last.pt")] = False,
@@ -299,8 +299,8 @@ Db = Annotated[str | None, typer.Option(
     "--db", help="database URL (default: sqlite file in the study's folder; "
     "postgresql://user:pass@host/db to share one study between machines)")]
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="override a field of every run (--set train.epochs=2) or of the study (--set seeds=1); "
-                  "repeatable")]
+    "--set", metavar="KEY=VALUE",
+    help="override a field of every run (--set train.epochs=2) or of the study (--set seeds=1); repeatable")]
 
 
 @study_app.command("run")
