@@ -578,7 +578,8 @@ def failed_summary(outcome: Any) -> str:
 def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path | None,
            trials: int | None, wait: bool, report: bool, quiet: bool) -> None:
     """`study run --launcher slurm|ray`: plan here, train in the cluster's jobs."""
-    from visionstudy.study.launch import fit_jobs, log_sizes
+    from visionstudy.study.launch import fit_jobs, job_errors, log_sizes
+    from visionstudy.study.status import study_status as status_of
 
     spec = the_study.spec
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}")
@@ -627,9 +628,6 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         failed_jobs = sum(code != 0 for code in result)
         console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in "
                       f"{the_study.dir}/ray/")
-    from visionstudy.study.launch import job_errors
-    from visionstudy.study.status import study_status as status_of
-
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
     finish_launched(the_study, report, quiet, failed_jobs, view.status, view.errors,
                     job_errors(the_study.dir, logs))

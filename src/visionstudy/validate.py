@@ -22,18 +22,19 @@ from visionstudy.errors import ConfigError
 STUDY_KEYS = ("variants", "sweep", "search", "seeds", "cv", "ladder")  # a study file's, never a run's
 
 
-def validate_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate a raw mapping whole: the common fields, then the registered parts."""
+def validate_run_config(raw: dict[str, Any], source: str = "config", typed: str | None = None) -> RunConfig:
+    """Validate a raw mapping whole: the common fields, then the registered parts. `typed`: the
+    file and its overrides as a command takes them (`c.yaml --set seeds=2`), for the study run that
+    a study's keys call for; default `source`."""
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
         study = [key for key in STUDY_KEYS if isinstance(raw, dict) and key in raw]
         if study:  # not six "unknown key" lines
-            command = source.replace(" with --set ", " --set ")  # the file and its overrides, as typed
             raise ConfigError(
                 f"{source}: a study file (it has {', '.join(study)}), not the config of one run; run it with "
-                f"`visionstudy study run {command}` (API: vs.Study.load); `train` takes a run config (name, "
-                "seed, data, model, train)") from None
+                f"`visionstudy study run {typed or source}` (API: vs.Study.load); `train` takes a run config "
+                "(name, seed, data, model, train)") from None
         lines = [format_validation_error(exc, schema=RunConfig), *unknown_names(raw)]
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
     try:
@@ -251,7 +252,8 @@ def run_from(raw: dict[str, Any], overrides: Sequence[str], source: str) -> RunC
     sets one element of a list, the model's default list too), validated whole; errors name the
     overrides beside the file, as a study's do."""
     label = f"{source} with --set {' --set '.join(overrides)}" if overrides else source
-    return validate_run_config(apply_overrides(raw, overrides, run_defaults), label)
+    typed = shlex.join([source, *(word for o in overrides for word in ("--set", o))])
+    return validate_run_config(apply_overrides(raw, overrides, run_defaults), label, typed)
 
 
 def resolved_with_defaults(cfg: RunConfig) -> dict[str, Any]:

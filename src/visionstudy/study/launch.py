@@ -428,8 +428,9 @@ def job_errors(study_dir: Path, before: dict[Path, int]) -> list[str]:
     `error: data.path: photos is not a folder (1_0.log, 1_1.log)`."""
     said: dict[str, list[str]] = {}
     for path, size in log_sizes(study_dir).items():
+        start = before.get(path, 0)
         with open(path, "rb") as f:
-            f.seek(before.get(path, 0) if size >= before.get(path, 0) else 0)
+            f.seek(start if start <= size else 0)  # a log cut short since: read it whole
             lines = f.read().decode(errors="replace").splitlines()
         last = next((line.strip() for line in reversed(lines) if line.startswith("error: ")), None)
         if last:
