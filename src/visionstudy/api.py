@@ -127,10 +127,11 @@ class Run:
     @property
     def config(self) -> dict[str, Any]:
         """The run's config (config.yaml without the `resolved` record the run added): what trains
-        it again, `vs.train(run.config, out=...)`."""
-        from visionstudy.store.reader import as_asked, read_config
+        it again, `vs.train(run.config, out=...)`; a relative data.path is joined to the folder the
+        run started in where this notebook runs in another."""
+        from visionstudy.store.reader import asked_here, read_config
 
-        return as_asked(read_config(self.path))
+        return asked_here(read_config(self.path))
 
     @property
     def metrics(self) -> dict[str, Any]:

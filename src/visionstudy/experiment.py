@@ -254,6 +254,7 @@ def with_test_probe(
 def write_config(run: RunDir, cfg_dump: dict[str, Any], dataset: dict[str, Any], params: int,
                  flops: int) -> None:
     doc = {**cfg_dump, "resolved": {"versions": versions(), "dataset": dataset,
-                                    "model": {"params": params, "flops": flops}}}
+                                    "model": {"params": params, "flops": flops},
+                                    "workdir": str(Path.cwd())}}  # a relative data.path's folder
     atomic_write_text(run.config, yaml.safe_dump(doc, sort_keys=False))
 

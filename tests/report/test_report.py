@@ -474,3 +474,31 @@ def test_a_run_with_degenerate_features_is_reported_without_its_tsne(digits_run,
     assert f"{expected}" in text and "t-SNE is left out" in text
     assert not (tmp_path / "rep" / "figures" / "tsne.png").exists()
     assert (tmp_path / "rep" / "figures" / "confusion_counts.png").is_file()
+
+
+def test_a_run_on_a_relative_image_folder_is_reported_from_another_folder(tmp_path, monkeypatch):
+    """`data.path: photos` was read from the folder the run started in; a report (and `vs.Run.config`)
+    from elsewhere read `photos` there and left the image figures out. The run records that folder."""
+    from PIL import Image
+
+    import visionstudy as vs
+    from tests.conftest import glyphs, train_tiny
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    images, labels = glyphs(60, 3, size=16)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (project / "photos" / f"c{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(project / "photos" / f"c{label}" / f"{i}.png")
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    run = train_tiny(project / "runs" / "r", {"dataset": "imagefolder", "path": "photos", "image_size": 16},
+                     {"name": "mlp", "hidden": [16]}, epochs=1)
+    assert vs.Run(run).config["data"]["path"] == "photos"  # as written, where it was written
+    monkeypatch.chdir(elsewhere)
+    html = build_report([run], tmp_path / "rep", ReportOptions(tsne_points=20))
+    assert "image figures are left out" not in html.read_text()
+    assert_figures(html.parent / "figures", ["samples", "one_per_class", "predictions"])
+    assert vs.Run(run).config["data"]["path"] == str(project / "photos")
+    shutil.rmtree(project / "photos")  # gone from that machine: said, as before
+    assert "image figures are left out" in build_report([run], tmp_path / "rep2",
+                                                         ReportOptions(tsne_points=20)).read_text()

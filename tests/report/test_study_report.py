@@ -459,3 +459,13 @@ def test_the_study_report_reads_its_runs_from_the_manifest(tmp_path):
     runs = collect(study_dir, read_manifest(study_dir))
     assert {v: [k for k, _ in r] for v, r in runs.items()} == {"a": ["seed-0"], "search-best": ["seed-0"]}
     assert all(art.finished and art.label == f"{v}/{k}" for v, r in runs.items() for k, art in r)
+
+
+def test_a_study_reports_progress_names_only_steps_it_has(finished_study, tmp_path, capsys):
+    """A study without folds or a search (and any study) did not read `report 9/13: folds`, nor
+    `search`: the study-wide sections are one step, then each variant."""
+    build_study_report(finished_study, tmp_path / "rep", ReportOptions(images=False, tsne_points=30,
+                                                                        progress=True))
+    lines = [line.rsplit(" (", 1)[0] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["report 1/5: the study's tables and charts"] + [
+        f"report {i}/5: variant {v}" for i, v in enumerate(VARIANTS, start=2)]

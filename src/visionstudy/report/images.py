@@ -29,11 +29,13 @@ log = logging.getLogger(__name__)
 
 
 def run_config(art: RunArtifacts) -> RunConfig:
-    """The run's config (without its `resolved` section), validated as a run config."""
+    """The run's config (without its `resolved` section; a relative data.path read from the folder
+    the run started in), validated as a run config."""
+    from visionstudy.store.reader import asked_here
     from visionstudy.store.rundir import RunDir
     from visionstudy.validate import validate_run_config
 
-    return validate_run_config(art.asked, str(RunDir(art.path).config))
+    return validate_run_config(asked_here(art.config), str(RunDir(art.path).config))
 
 
 def load_data(art: RunArtifacts, data_dir: Path | None) -> tuple[PreparedData | None, str]:

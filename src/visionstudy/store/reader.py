@@ -66,6 +66,18 @@ def as_asked(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "resolved"}
 
 
+def asked_here(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as asked, its relative `data.path` joined to the folder the run started in
+    (`resolved.workdir`) where this process runs elsewhere and that folder is here: what loads the
+    run's data again from any folder (a report, an export, `vs.Run.config`)."""
+    asked = as_asked(config)
+    path, workdir = (asked.get("data") or {}).get("path"), resolved(config).get("workdir")
+    if (not isinstance(path, str) or not isinstance(workdir, str) or Path(path).expanduser().is_absolute()
+            or Path(workdir) == Path.cwd() or not (Path(workdir) / path).exists()):
+        return asked
+    return {**asked, "data": {**asked["data"], "path": str(Path(workdir) / path)}}
+
+
 def read_metrics(run: Path) -> dict[str, Any]:
     """A finished run's metrics.json (`run`: its folder); OSError or ValueError if it has none or
     it cannot be read."""
