@@ -128,6 +128,7 @@ def test_a_study_loads_runs_reports_and_gives_its_results_as_a_dataframe(tmp_pat
     assert outcome.done == outcome.total == 4 and not outcome.failed
     shown = repr(outcome)  # printed in a script: the counts, not every run's metrics
     assert shown.startswith("Outcome(total=4, done=4, failed=[]") and "test_accuracy" not in shown
+    assert re.search(r"seconds=\d+\.\d{1,2}, ", shown), shown  # not 16 digits of a second
     assert sum(line.startswith("done ") for line in lines) == 4
     assert list(study.status()["status"]) == ["done"] * 4
     results = study.results()

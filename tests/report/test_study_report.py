@@ -275,6 +275,10 @@ def test_the_reports_words_fit_what_ran(tmp_path):
     assert none["best_epoch"] is None and none["validation"] == "none"
     on_test = json.loads((place.study_dir("words") / "on-test" / "seed-0" / "metrics.json").read_text())
     assert on_test["best_epoch"] == 1
+    # one run per variant: the statistics table (34 columns, every std and interval '–') is its CSV
+    assert "Each variant has one run: no standard deviation or interval to show" in text
+    assert "95% CI low" not in text and '2 rows × 34 columns, in <a href="tables/variants.csv">' in text
+    assert [r["variant"] for r in rows(html.parent / "tables" / "variants.csv")] == ["on-test", "none"]
 
 
 def test_a_curves_chart_whose_pattern_matches_no_variant_is_refused(tmp_path):
@@ -469,3 +473,37 @@ def test_a_study_reports_progress_names_only_steps_it_has(finished_study, tmp_pa
     lines = [line.rsplit(" (", 1)[0] for line in capsys.readouterr().err.splitlines()]
     assert lines == ["report 1/5: the study's tables and charts"] + [
         f"report {i}/5: variant {v}" for i, v in enumerate(VARIANTS, start=2)]
+
+
+def test_a_variant_that_trains_on_a_subset_is_not_comparable_with_published_numbers(tmp_path):
+    """The benchmark table called a variant trained on 100 of Fashion-MNIST's images "comparable"
+    (only --set overrides counted); a variant validating on the test set is comparable but optimistic."""
+    from tests.conftest import write_mnist_like
+
+    mirror = write_mnist_like(tmp_path / "fashion")
+    path = tmp_path / "f.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "fm", "data": {"dataset": "fashion_mnist", "data_dir": str(mirror), "verify": False},
+        "model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 1, "batch_size": 64},
+        "variants": {"full": {}, "subset": {"data": {"max_train_samples": 100}},
+                     "on-test": {"data": {"validation": "test"}}},
+        "reference": {"source": "a made-up table", "data": {"dataset": "fashion_mnist"},
+                      "variants": {"full": {"test_accuracy": 0.9}, "subset": {"test_accuracy": 0.9}}},
+    }, sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    out = build_study_report(place.study_dir("fm"), tmp_path / "rep",
+                             ReportOptions(images=False, tsne_points=0)).parent
+    ours = {r["model"]: r["comparable"] for r in rows(out / "tables" / "benchmark.csv")
+            if r["source"] != "published"}
+    assert ours == {"full (this study)": "comparable",
+                    "subset (this study)": "not comparable: data.max_train_samples=100",
+                    "on-test (this study)": "comparable (optimistic: validates on the test set)"}
+    assert [r["comparable"] for r in rows(out / "tables" / "reference.csv")] == [
+        "yes", "no: data.max_train_samples=100"]
+    # a --set that subsets every run is said once, as the override it is
+    run_all(load_study(path, ["data.max_train_samples=120"]), Placement(tmp_path / "runs2"), progress=False)
+    out = build_study_report(Placement(tmp_path / "runs2").study_dir("fm"), tmp_path / "rep2",
+                             ReportOptions(images=False, tsne_points=0)).parent
+    assert [r["comparable"] for r in rows(out / "tables" / "reference.csv")] == [
+        "no: --set data.max_train_samples=120"] * 2

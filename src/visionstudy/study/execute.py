@@ -303,7 +303,7 @@ class Outcome:
     done: int
     failed: list[tuple[str, str]]  # (run key, error)
     trained: int  # runs finished by this call (0: there was nothing to do)
-    seconds: float
+    seconds: float  # wall time, to the hundredth (its repr in a notebook)
     elsewhere: int = 0  # runs another process is training right now
     # (key, metrics) of each run this call finished; left out of the repr (whole metrics.json files)
     finished: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
@@ -405,8 +405,8 @@ class Driver:
             raise
         counts = Counter(now.values())  # as of the last look, after the last record
         errors = [(k, failed.get(k) or last_error(store, k)) for k, s in now.items() if s == "failed"]
-        return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
-                       counts["running"], finished)
+        return Outcome(len(keys), counts["done"], errors, len(finished),
+                       round(time.perf_counter() - start, 2), counts["running"], finished)
 
     def lingers(self, store: RunStore, keys: list[str], study_dir: Path) -> bool:
         """With nothing to claim, a pull worker (`linger`) stays while runs are held elsewhere, for

@@ -86,6 +86,11 @@ class Manifest:
         """The data section of the first run (what the published numbers are compared on)."""
         return self.runs[0].config.get("data", {}) if self.runs else {}
 
+    def data_of(self, variant: str) -> dict[str, Any]:
+        """The data section of a variant's first planned run ({} for a variant not planned)."""
+        run = next((r for r in self.runs if r.variant == variant), None)
+        return (run.config.get("data") or {}) if run else {}
+
     def search_config(self) -> Any:
         from visionstudy.study.schema import SearchConfig
 
