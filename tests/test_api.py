@@ -280,6 +280,9 @@ def test_only_and_trials_that_cannot_apply_are_refused_before_anything_trains(tm
     (lambda: vs.create_model("cnn", in_channels=0), "in_channels=0: give a whole number, 1 or more"),
     (lambda: vs.create_model("cnn", num_classes="10"), "num_classes='10': give a whole number, 1 or more"),
     (lambda: Jobs(count=0), "Jobs.count=0: give a whole number, 1 or more"),
+    # the device by the API's name (it said "--device 'tpu'", a flag no script gave)
+    (lambda: vs.train(TINY, device="tpu"), "device='tpu': choose auto, cpu or cuda"),
+    (lambda: vs.Study.load("recipe:quick").run(device="gpu"), "device='gpu': choose auto, cpu or cuda"),
     (lambda: Jobs(gpus=-1), "Jobs.gpus=-1: give a whole number, 0 or more"),
     (lambda: Jobs(cpus=0), "Jobs.cpus=0: give a whole number, 1 or more"),
     (lambda: Jobs(count=None), "Jobs.count=None: give a whole number, 1 or more"),  # type: ignore[arg-type]

@@ -225,8 +225,10 @@ def train(config: str | Path | Mapping[str, Any], set: Overrides = None, out: st
     runs/<name>); `log`: trackers ('tensorboard', 'mlflow', 'wandb'), logged into `log_dir` with the run's
     report (reports/<name>). Returns the finished `Run` (None in the other processes of a
     data-parallel run, `train.devices > 1`: their rank 0 writes the run and returns it)."""
+    from visionstudy.config import check_device
     from visionstudy.track import log_run, trackers
 
+    check_device(device, "device")
     out, data_dir, log_dir = (optional_path(v, k) for k, v in (("out", out), ("data_dir", data_dir),
                                                                 ("log_dir", log_dir)))
     targets = trackers(log, log_dir)  # a bad --log fails before training
@@ -351,13 +353,14 @@ class Study:
         failed, trained, seconds). Workers start from a forkserver (safe in a notebook that has run
         torch); failed runs are in `outcome.failed`.
         `log`: trackers ('tensorboard', 'mlflow', 'wandb'): each run this call finished, then the report."""
-        from visionstudy.config import check_count
+        from visionstudy.config import check_count, check_device
         from visionstudy.store.rundir import RunDir
         from visionstudy.study import run_all
         from visionstudy.study.execute import chosen
         from visionstudy.track import log_run, trackers
 
         workers = check_count(workers, "workers")
+        check_device(device, "device")
         self.trackers = trackers(log, optional_path(log_dir, "log_dir"))
 
         self.set_trials(trials)
@@ -387,7 +390,7 @@ class Study:
         from visionstudy.study.execute import check_study_folder, plan, write_definition
 
         jobs = jobs or cluster.Jobs()
-        check_device(device)
+        check_device(device, "device")
         check_study_folder(self.dir)  # before the database's refusal: the folder is the first mistake
         self.set_trials(trials)
         url = self.place.url(self.spec)

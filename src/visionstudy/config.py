@@ -382,11 +382,12 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
 DEVICES = ("auto", "cpu", "cuda")  # where runs train: --device (auto: a GPU where there is one)
 
 
-def check_device(device: str) -> str:
-    """--device as given to train, study run/work and the API, in any case (`CPU`); checked before
-    anything is queued."""
+def check_device(device: str, name: str = "--device") -> str:
+    """--device as given to train, study run/work and the API (`name`: `device`, said `device='tpu'`),
+    in any case (`CPU`); checked before anything is queued."""
     if not isinstance(device, str) or device.lower() not in DEVICES:
-        raise ConfigError(f"--device {device!r}: choose {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
+        given = f"{name} {device!r}" if name.startswith("--") else f"{name}={device!r}"
+        raise ConfigError(f"{given}: choose {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
     return device.lower()
 
 
