@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -501,6 +502,10 @@ def test_a_variant_that_trains_on_a_subset_is_not_comparable_with_published_numb
                     "on-test (this study)": "comparable (optimistic: validates on the test set)"}
     assert [r["comparable"] for r in rows(out / "tables" / "reference.csv")] == [
         "yes", "no: data.max_train_samples=100"]
+    # one seed: no paired test; the note said "One comparison: Holm's adjustment leaves p unchanged."
+    text = unescape(" ".join((out / "report.html").read_text().split()))
+    assert "No variant has two or more runs paired with the baseline's, so nothing is tested" in text
+    assert "One comparison" not in text
     # a --set that subsets every run is said once, as the override it is
     run_all(load_study(path, ["data.max_train_samples=120"]), Placement(tmp_path / "runs2"), progress=False)
     out = build_study_report(Placement(tmp_path / "runs2").study_dir("fm"), tmp_path / "rep2",

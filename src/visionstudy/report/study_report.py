@@ -221,7 +221,9 @@ class StudyReportBuilder:
                  "Wilcoxon signed-rank test (scipy.stats.wilcoxon) is beside it. "
                  + (f"Holm-adjusted p-values (statsmodels) correct for the {m} variants compared with "
                     f"the one baseline; the verdict reads the adjusted t-test p." if m > 1 else
-                    "One comparison: Holm's adjustment leaves p unchanged.")))
+                    "One comparison: Holm's adjustment leaves p unchanged." if m else
+                    "No variant has two or more runs paired with the baseline's, so nothing is "
+                    "tested: more seeds (`seeds: 3` in the study file) give each a test.")))
         if by_seed:
             s.notes.append(f"{', '.join(by_seed)} {'is' if len(by_seed) == 1 else 'are'} cross-validated "
                            f"unlike '{self.baseline}' (other folds, or none): paired by seed, each seed's "
