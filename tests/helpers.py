@@ -377,10 +377,15 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
     from visionstudy.store import RunStore
 
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
+    deadline = time.time() + patient(240)
+    store = None  # opened once, read-only, once the study made it: opening it each look (a write,
+    # create_study) raced the workers for SQLite's lock, and on a busy machine no look saw a run
     while time.time() < deadline:
+        if proc.poll() is not None:  # it looked for 240 s more at a study that had ended
+            raise AssertionError(f"the study ended before a run was seen running:\n{proc.stdout.read()}")
         try:
-            running = RunStore(url, name).trials((TrialState.RUNNING,))
+            store = store or RunStore(url, name, create=False)
+            running = store.trials((TrialState.RUNNING,))
         except Exception:  # the database is being created
             running = []
         if running:  # a claim marks its trial RUNNING, then records its worker: seen between, wait
@@ -391,7 +396,7 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
                 # land in the next run or between two (CI, 2026-12-06)
                 pid = worker["pid"]
                 os.kill(pid, signal.SIGSTOP)
-                held = [t.user_attrs["run"] for t in RunStore(url, name).trials((TrialState.RUNNING,))
+                held = [t.user_attrs["run"] for t in store.trials((TrialState.RUNNING,))
                         if (t.user_attrs.get("worker") or {}).get("pid") == pid]
                 if held:
                     os.kill(pid, signal.SIGKILL)

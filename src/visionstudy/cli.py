@@ -271,8 +271,10 @@ def train(
 ) -> None:
     """Train and evaluate one model; writes the run directory."""
     from visionstudy.api import train as train_run
+    from visionstudy.config import check_device
     from visionstudy.stops import sigterm_as_interrupt
 
+    check_device(device)  # by its flag (the API names it device=)
     try:
         with sigterm_as_interrupt():  # a scheduler's stop (SIGTERM) ended the process without a word
             run = train_run(config, list(set_ or []), out, device=device, resume=resume, force=force,
@@ -345,6 +347,7 @@ def study_run(
 ) -> None:
     """Train every run of a study that is not finished yet, then write its report."""
     from visionstudy.api import Study
+    from visionstudy.config import check_device
     from visionstudy.validate import shapes_later
 
     launcher = launcher.lower()  # SLURM as slurm
@@ -366,6 +369,7 @@ def study_run(
     cluster_jobs = Jobs(jobs, gpus_per_job, cpus_per_job, workers_per_job, partition, time_limit,
                         list(slurm or []), address)
     patterns = chosen(spec, only)  # before anything is said: --only that matches nothing is an error
+    check_device(device)  # by its flag (the API names it device=)
     if dry_run:
         show_dry_run(the_study, launcher, cluster_jobs, workers, device, data_dir, patterns)
         return
@@ -461,7 +465,6 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
                  only: list[str] | None) -> None:
     """`study run --dry-run`: the study checked whole (every run's config and shape), the runs it
     would train per variant, and for a launch the jobs and the job script it would submit."""
-    from visionstudy.config import check_device
     from visionstudy.store.db import TO_TRAIN, redact
     from visionstudy.study import launch as cluster
     from visionstudy.study.execute import check_study_folder, selected
@@ -469,7 +472,6 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
 
     spec = the_study.spec
     url = the_study.place.url(spec)
-    check_device(device)
     check_study_folder(the_study.dir)  # a training run's folder, or one of the user's files
     if launcher != "local":  # what the launch would refuse, first
         cluster.check_launch(launcher, jobs, url)
