@@ -280,6 +280,10 @@ def test_the_reports_words_fit_what_ran(tmp_path):
     assert "Each variant has one run: no standard deviation or interval to show" in text
     assert "95% CI low" not in text and '2 rows × 34 columns, in <a href="tables/variants.csv">' in text
     assert [r["variant"] for r in rows(html.parent / "tables" / "variants.csv")] == ["on-test", "none"]
+    # a variant without validation is missing from the validation curves: said, not left to guess
+    assert ("Validation accuracy, per variant. Not drawn: none (it validates on nothing: "
+            "data.val_fraction 0).") in text
+    assert "Training accuracy, per variant. Not" not in text
 
 
 def test_a_curves_chart_whose_pattern_matches_no_variant_is_refused(tmp_path):

@@ -284,7 +284,7 @@ class StudyReportBuilder:
                 ("val_loss", "validation loss"), ("train_loss", "training loss")]
         out = []
         for key, label in keys:
-            groups = []
+            groups, absent = [], []
             for variant in variants:
                 hist = [a.history for _, a in self.runs.get(variant, []) if a.history]
                 if not hist:
@@ -292,6 +292,7 @@ class StudyReportBuilder:
                 n = min(len(h) for h in hist)
                 arr = np.array([[r.get(key, math.nan) for r in h[:n]] for h in hist], dtype=float)
                 if np.isnan(arr).all():  # e.g. accuracy of a regression run, or no validation
+                    absent.append(variant)
                     continue
                 groups.append((variant, np.arange(1, n + 1), arr.mean(0), band_std(arr)))
             if not groups:
@@ -300,8 +301,18 @@ class StudyReportBuilder:
             what = f"{chart} ({', '.join(variants)})" if chart else "per variant"
             figure = partial(F.mean_std_curves, groups, label, f"{title} (mean, ±1 std over seeds/folds)")
             out.append(self.fig(figure, f"curves_{stem}_{key}" if chart else f"curves_{key}",
-                                f"{cap(label)}, {what}."))
+                                f"{cap(label)}, {what}.{self.not_drawn(absent, key)}"))
         return out
+
+    def not_drawn(self, absent: list[str], key: str) -> str:
+        """What a curves chart's caption says of the variants that recorded none of its values (the
+        best variant missing from a chart, unsaid, read as a mistake)."""
+        if not absent:
+            return ""
+        silent = key.startswith("val_") and all(self.study.validates_on(v) == "none" for v in absent)
+        why = ("it validates on nothing: data.val_fraction 0" if len(absent) == 1 else
+               "they validate on nothing: data.val_fraction 0") if silent else "none recorded"
+        return f" Not drawn: {few(absent, 6)} ({why})."
 
     def costs(self) -> Section:
         """The headline metric against what it cost: parameters, FLOPs and train time."""
