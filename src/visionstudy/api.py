@@ -422,13 +422,13 @@ class Study:
         search's trials still to train and its final runs (every one while trials are left: the
         best values may change)."""
         from visionstudy.study.execute import results_on_disk
-        from visionstudy.study.search import finals_left, trial_epochs, trials_left
+        from visionstudy.study.search import final_keys, finals_left, trial_epochs, trials_left
 
         keys = [r.key for r in self.spec.runs]
         search, extra = self.spec.config.search, 0
         if search is not None:
             left = trials_left(self.place.url(self.spec), self.dir, search, trial_epochs(self.spec))
-            extra = left + (search.final.seeds if left and search.final else finals_left(self.dir, search))
+            extra = left + (len(final_keys(self.spec)) if left else finals_left(self.spec, self.dir))
         return len(keys) - len(results_on_disk(self.dir, keys)) + extra
 
     def _preflight(self, data_dir: Path | None) -> None:

@@ -547,7 +547,7 @@ def search_to_run(the_study: Any, url: str, only: list[str] | None) -> str:
     if search is None or not selected("search", only):
         return ""
     left = trials_left(url, the_study.dir, search, trial_epochs(the_study.spec))
-    finals = finals_left(the_study.dir, search)
+    finals = finals_left(the_study.spec, the_study.dir)
     runs = f"{finals} final run{'s' * (finals != 1)}"
     if left == 0:
         return f", then its search's {runs}" if finals else ""

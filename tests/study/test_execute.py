@@ -972,3 +972,39 @@ def test_a_finished_study_run_again_shows_no_progress_bar_at_nought(tmp_path):
     again = vs_here("study", "run", study, "--runs-dir", tmp_path / "runs", "--no-report")
     assert again.returncode == 0 and "nothing to do: all 2 runs are finished" in again.stdout, again.stderr
     assert "0/2" not in again.stdout and "runs ━" not in again.stdout
+
+
+def test_a_searchs_best_values_are_cross_validated_where_cv_names_search_best(tmp_path):
+    """Seed 003 wished for automated tuning with its 5-fold CV: `cv.variants: [base, search-best]`
+    was "search-best not variants"; the final runs now train every fold of every final seed, are
+    counted before they train, and pair with the baseline's folds."""
+    from visionstudy.errors import ConfigError
+    from visionstudy.report.run_report import ReportOptions
+    from visionstudy.report.study_report import build_study_report
+
+    search = {"sampler": "random", "pruner": "none", "trials": 2, "seed": 0, "final": {"seeds": 1},
+              "space": {"train.optimizer.lr": {"low": 1e-3, "high": 3e-2, "log": True}}}
+    fields = {"train": {**TINY["train"], "epochs": 2}, "variants": {"base": {}}, "search": search,
+              "cv": {"folds": 2, "variants": ["base", "search-best"]}}
+    study = load_study(write(tmp_path, "tcv", **fields))
+    from visionstudy.study.search import final_keys
+
+    assert final_keys(study) == ["search-best/seed-0/fold-0", "search-best/seed-0/fold-1"]
+    place = Placement(tmp_path / "runs")
+    full, outcome = run_all(study, place, progress=False)
+    finals = [(r.key, r.config.data.folds, r.config.data.fold) for r in full.runs
+              if r.variant == "search-best"]
+    assert finals == [("search-best/seed-0/fold-0", 2, 0), ("search-best/seed-0/fold-1", 2, 1)]
+    assert outcome.done == outcome.total == 4 and not outcome.failed
+    out = build_study_report(place.study_dir(study), tmp_path / "rep",
+                             ReportOptions(images=False, tsne_points=0)).parent
+    folds = (out / "tables" / "cv_folds.csv").read_text().splitlines()
+    assert sum(line.startswith("search-best,0,") for line in folds) == 2
+    assert (out / "tables" / "paired_tests.csv").read_text().splitlines()[1].startswith("search-best,2,")
+    # without a search's final runs, or a name that is neither, one error naming the fix
+    with pytest.raises(ConfigError, match=r"cv.variants: search-best is the search's final runs, and this "
+                                          r"study has none; give its search `final: \{seeds: 1\}`"):
+        load_study(write(tmp_path, "nofinal", **{**fields, "search": {**search, "final": None}}))
+    with pytest.raises(ConfigError, match=r"cv.variants: bse not variants; did you mean base\? choose "
+                                          r"from base or search-best$"):
+        load_study(write(tmp_path, "typo", **{**fields, "cv": {"folds": 2, "variants": ["bse"]}}))

@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     from visionstudy.study.execute import Driver, Placement
 
 from visionstudy.study.schema import SearchConfig, SearchParam
-from visionstudy.study.spec import FINAL_VARIANT, SEARCH_DIR, RunSpec, Study, apply_keys, build_run
+from visionstudy.study.spec import (
+    FINAL_VARIANT,
+    SEARCH_DIR,
+    RunSpec,
+    Study,
+    apply_keys,
+    build_run,
+    folds_of,
+    run_key,
+)
 from visionstudy.tasks.metrics import metric
 
 WAIT_SECONDS = 1.0  # between looks at the trials other workers train, before the final runs
@@ -533,11 +542,19 @@ def trained_with(study: Study, place: Placement, keys: list[str]) -> dict[str, s
     return {k: max(records[k], key=lambda t: t.number).config_hash for k in on_disk if records.get(k)}
 
 
-def finals_left(study_dir: Path, s: SearchConfig) -> int:
+def final_keys(study: Study) -> list[str]:
+    """The keys of the search's final runs: `final.seeds` seeds, each of every fold where
+    `cv.variants` names search-best."""
+    s = study.config.search
+    return [run_key(FINAL_VARIANT, k, fold) for k in range(s.final.seeds if s and s.final else 0)
+            for fold in folds_of(study.config, FINAL_VARIANT)]
+
+
+def finals_left(study: Study, study_dir: Path) -> int:
     """The search's final runs without results on disk."""
     from visionstudy.study.execute import results_on_disk
 
-    keys = [f"{FINAL_VARIANT}/seed-{k}" for k in range(s.final.seeds if s.final else 0)]
+    keys = final_keys(study)
     return len(keys) - len(results_on_disk(study_dir, keys))
 
 
@@ -637,11 +654,12 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
 
 
 def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:
-    """The best values retrained with `final.seeds` seeds, as variant 'search-best'."""
+    """The best values retrained with `final.seeds` seeds (each on every fold where `cv.variants`
+    names it), as variant 'search-best'."""
     s = study.config.search
     assert s is not None and s.final is not None
     override = trial_override(study, params)
-    return [RunSpec(f"{FINAL_VARIANT}/seed-{k}", FINAL_VARIANT, k, None,
+    return [RunSpec(run_key(FINAL_VARIANT, k, fold), FINAL_VARIANT, k, fold[1] if fold else None,
                     build_run(study.base, override, study.overrides, study.name, FINAL_VARIANT,
-                              study.config.repeat_seed(k), None, study.source))
-            for k in range(s.final.seeds)]
+                              study.config.repeat_seed(k), fold, study.source))
+            for k in range(s.final.seeds) for fold in folds_of(study.config, FINAL_VARIANT)]

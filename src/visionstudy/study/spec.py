@@ -316,6 +316,20 @@ def variant_list(cfg: StudyConfig, base: dict[str, Any], source: str) -> list[tu
     return out
 
 
+def folds_of(cfg: StudyConfig, variant: str) -> list[tuple[int, int] | None]:
+    """(folds, fold) of each run of one seed of `variant`: every fold where `cv` folds it (all
+    variants, or those `cv.variants` names: the search's final runs only when named), else [None]."""
+    if cfg.cv is None or variant not in (cfg.cv.variants or [variant]) or (
+            not cfg.cv.variants and variant == FINAL_VARIANT):
+        return [None]
+    return [(cfg.cv.folds, f) for f in range(cfg.cv.folds)]
+
+
+def run_key(variant: str, seed_index: int, fold: tuple[int, int] | None) -> str:
+    """A run's key and folder below the study's: `bn/seed-0`, `bn/seed-0/fold-2`."""
+    return f"{variant}/seed-{seed_index}" + (f"/fold-{fold[1]}" if fold else "")
+
+
 def build_run(base: dict[str, Any], override: dict[str, Any], overrides: list[str], study: str,
               variant: str, seed: int, fold: tuple[int, int] | None, source: str) -> RunConfig:
     raw = apply_overrides(merge_run(base, override), overrides, run_defaults)  # --set: the last word
@@ -431,21 +445,24 @@ def expand(cfg: StudyConfig, overrides: list[str], source: str) -> Study:
             raise ConfigError(f"{source}: {where}: {', '.join(unmatched)} match no variant; "
                               f"{name_hint(unmatched, names)} (the variants: {few(names, 12)})")
     folded = set(cfg.cv.variants or dict(variants)) if cfg.cv else set()
-    unknown = sorted(folded - set(dict(variants)))
+    if FINAL_VARIANT in folded and not (cfg.search and cfg.search.final):
+        raise ConfigError(f"{source}: cv.variants: {FINAL_VARIANT} is the search's final runs, and "
+                          "this study has none; give its search `final: {seeds: 1}` (its best values "
+                          "trained again, then cross-validated), or leave it out of cv.variants")
+    unknown = sorted(folded - set(dict(variants)) - {FINAL_VARIANT})
     if unknown:
         close = near_names(unknown, [n for n, _ in variants])
         raise ConfigError(f"{source}: cv.variants: {', '.join(unknown)} not variants; "
                           f"{f'did you mean {few(close, 3)}? ' if close else ''}choose from "
-                          f"{', '.join(n for n, _ in variants)}")
+                          f"{', '.join(n for n, _ in variants)}"
+                          + (f" or {FINAL_VARIANT}" if cfg.search and cfg.search.final else ""))
     runs = []
     for name, override in variants:
-        folds = [(cfg.cv.folds, f) for f in range(cfg.cv.folds)] if cfg.cv and name in folded else [None]
         for k in range(cfg.repeats):
             seed = cfg.repeat_seed(k)
-            for fold in folds:
+            for fold in folds_of(cfg, name):
                 config = build_run(base, override, overrides, cfg.name, name, seed, fold, source)
-                key = f"{name}/seed-{k}" + (f"/fold-{fold[1]}" if fold else "")
-                runs.append(RunSpec(key, name, k, fold[1] if fold else None, config))
+                runs.append(RunSpec(run_key(name, k, fold), name, k, fold[1] if fold else None, config))
     if cfg.search:
         cfg = cfg.model_copy(update={"search": check_search(cfg.search, base, overrides, cfg.name, source)})
     return Study(cfg, base, list(overrides), variants, runs, source)
