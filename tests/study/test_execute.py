@@ -990,6 +990,8 @@ def test_a_searchs_best_values_are_cross_validated_where_cv_names_search_best(tm
     from visionstudy.study.search import final_keys
 
     assert final_keys(study) == ["search-best/seed-0/fold-0", "search-best/seed-0/fold-1"]
+    assert study.describe() == ("2 runs (1 variant × 1 seed × 2 folds), then a 2-trial search and 2 final "
+                                "runs (1 seed × 2 folds)")  # it said "and 1 final run"
     place = Placement(tmp_path / "runs")
     full, outcome = run_all(study, place, progress=False)
     finals = [(r.key, r.config.data.folds, r.config.data.fold) for r in full.runs

@@ -107,7 +107,10 @@ class Study:
             s = self.config.search
             article = "an" if str(s.trials).startswith("8") or s.trials in (11, 18) else "a"  # an 8-trial
             text += f", then {article} {s.trials}-trial search"
-            text += f" and {s.final.seeds} final run{'s' * (s.final.seeds > 1)}" if s.final else ""
+            if s.final:
+                k, folds = s.final.seeds, len(folds_of(self.config, FINAL_VARIANT))
+                text += (f" and {k * folds} final run{'s' * (k * folds > 1)}"
+                         + (f" ({k} seed{'s' * (k > 1)} × {folds} folds)" if folds > 1 else ""))
         return text
 
     def sweep_members(self) -> list[tuple[str, int, str, set[str]]]:
