@@ -492,7 +492,8 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         console.print(f"dry run: {left_out_line(left_out, replanned=False)}")
     count = int(status["train"].sum())
     to_train = set(status.loc[status["train"], "key"])
-    for line in data_not_on_disk([r.config.data for r in spec.runs if r.key in to_train or then], data_dir):
+    ahead = [r.config for r in spec.runs if r.key in to_train or then]
+    for line in data_not_on_disk([c.data for c in ahead], data_dir) + weights_not_on_disk(ahead):
         err_console.print(f"dry run: {line}")
     nothing = "nothing was trained, queued or written"
     if launcher == "local" and not count and not then:
@@ -531,6 +532,26 @@ def data_not_on_disk(configs: list[Any], data_dir: Path | None) -> list[str]:
         try:
             line = not_on_disk(cfg, data_dir)
         except DataError as exc:
+            line = str(exc)
+        if line:
+            lines[line] = None
+    return list(lines)
+
+
+def weights_not_on_disk(configs: list[Any]) -> list[str]:
+    """What the runs would do for pretrained weights not on disk (download them, or stop), once per
+    weights: as for their data, a dry run says it before a run, or a cluster's job, meets it."""
+    from visionstudy.errors import ConfigError
+    from visionstudy.models import validate_params
+
+    lines: dict[str, None] = {}
+    pretrained = {c.model.model_dump_json(): c.model for c in configs if c.model.name == "torchvision"}
+    for model in pretrained.values():
+        from visionstudy.models.pretrained import weights_not_on_disk as missing  # torch: only here
+
+        try:
+            line = missing(validate_params(model.name, model.params()))  # type: ignore[arg-type]
+        except ConfigError as exc:
             line = str(exc)
         if line:
             lines[line] = None

@@ -514,6 +514,32 @@ def test_a_dry_run_says_what_the_runs_would_do_for_data_not_on_disk(tmp_path, mo
     assert "not a folder" not in there.stderr and not (tmp_path / "runs").exists()
 
 
+def test_a_dry_run_says_what_the_runs_would_do_for_pretrained_weights_not_on_disk(tmp_path, monkeypatch):
+    """The dry run of the cifar100-transfer recipe said nothing of its ResNet-18 weights, which the
+    first run (or a cluster's job without internet) downloads or stops at; now said, once per
+    weights, as for data, and nothing once they are in torch hub's cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    model = "{name: torchvision, arch: resnet18, resize: null}"
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\ndata: {{dataset: digits}}\nmodel: {model}\ntrain: {{epochs: 1}}\n"
+        "variants: {a: {}, b: {train: {epochs: 2}}, mine: {model: {weights: mine.pth}}}\n")
+    dry = vs_here("study", "run", "s.yaml", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    said = [line for line in " ".join(dry.stderr.split()).split("dry run: ") if line]
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    assert said == [f"model.weights DEFAULT of resnet18: not on disk (looked in torch hub's cache, {hub}); "
+                    "the first run downloads resnet18-f37072fd.pth from https://download.pytorch.org/models "
+                    "(without internet, put that file there, or set model.weights to a local copy's path) ",
+                    "model.weights: mine.pth: no such file"], dry.stderr
+    hub.mkdir(parents=True)
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"")  # a dry run looks, it does not read
+    (tmp_path / "mine.pth").write_bytes(b"")
+    there = vs_here("study", "run", "s.yaml", "--dry-run")
+    assert there.returncode == 0 and "dry run: model.weights" not in there.stderr, there.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_tables_print_users_names_and_texts_literally(tmp_path):
     """rich read a class folder `a[red]` and a note `Table [see fig 2]` as markup: `datasets info` said
     "classes 2: a, b" and `recipes show --runs` dropped the bracketed words."""

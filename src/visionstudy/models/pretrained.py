@@ -60,7 +60,7 @@ def download_state(arch: str, weights: Any) -> dict[str, torch.Tensor]:
     torchvision's checksum (the hash prefix in the file name), then read weights-only."""
     import re
 
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    target = hub_file(weights)
     if not target.is_file():
         found = re.search(r"-([a-f0-9]+)\.", target.name)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +75,29 @@ def download_state(arch: str, weights: Any) -> dict[str, torch.Tensor]:
                 f"{weights.url} at {target}, or set model.weights to a local copy's path"
             ) from None
     return read_state_file(target)
+
+
+def hub_file(weights: Any) -> Path:
+    """Where torch hub keeps a torchvision weights file once downloaded (its cache, shared by runs)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def weights_not_on_disk(p: TorchvisionParams) -> str | None:
+    """What a run would do for its weights, without fetching them (a dry run says it): None when
+    they are on disk or it uses none; else that the first run downloads them (which file, from
+    where, into which folder), or the error it would stop with."""
+    if not p.weights:
+        return None
+    if is_path(p.weights):
+        path = Path(p.weights).expanduser()
+        return None if path.is_file() else f"model.weights: {path}: no such file"
+    weights = resolve_weights(p.arch, p.weights)
+    target = hub_file(weights)
+    if target.is_file():
+        return None
+    return (f"model.weights {p.weights} of {p.arch}: not on disk (looked in torch hub's cache, "
+            f"{target.parent}); the first run downloads {target.name} from {weights.url.rsplit('/', 1)[0]} "
+            f"(without internet, put that file there, or set model.weights to a local copy's path)")
 
 
 def fetch_weights(p: TorchvisionParams) -> None:
