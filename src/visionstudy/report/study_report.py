@@ -530,7 +530,7 @@ class StudyReportBuilder:
         if bench and not data.get("classes"):
             rows = [[r["model"], "published", float(r["test_accuracy"]), "–"] for r in bench["rows"]]
             for v in self.finished:
-                if self.study.data_of(v).get("dataset") != data.get("dataset"):
+                if self.study.data_of(v).get("dataset", data.get("dataset")) != data.get("dataset"):
                     continue  # a variant on another dataset has no row among this one's results
                 m = self.stat(v, "test_accuracy")
                 rows.append([f"{v} (this study)", f"ours, {m.n} run{'s' * (m.n > 1)}", m.mean,
