@@ -26,6 +26,16 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def reported(tmp_path: Path, spec: dict, overrides: tuple[str, ...] = (), runs: str = "runs") -> Path:
+    """The report folder of study `spec`, trained in `tmp_path / runs` (no image figures, no t-SNE)."""
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    place = Placement(tmp_path / runs)
+    run_all(load_study(path, list(overrides)), place, progress=False)
+    return build_study_report(place.study_dir(spec["name"]), tmp_path / runs / "rep",
+                              ReportOptions(images=False, tsne_points=0)).parent
+
+
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("study")
@@ -486,19 +496,15 @@ def test_a_variant_that_trains_on_a_subset_is_not_comparable_with_published_numb
     from tests.conftest import write_mnist_like
 
     mirror = write_mnist_like(tmp_path / "fashion")
-    path = tmp_path / "f.yaml"
-    path.write_text(yaml.safe_dump({
+    spec = {
         "name": "fm", "data": {"dataset": "fashion_mnist", "data_dir": str(mirror), "verify": False},
         "model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 1, "batch_size": 64},
         "variants": {"full": {}, "subset": {"data": {"max_train_samples": 100}},
                      "on-test": {"data": {"validation": "test"}}},
         "reference": {"source": "a made-up table", "data": {"dataset": "fashion_mnist"},
                       "variants": {"full": {"test_accuracy": 0.9}, "subset": {"test_accuracy": 0.9}}},
-    }, sort_keys=False))
-    place = Placement(tmp_path / "runs")
-    run_all(load_study(path), place, progress=False)
-    out = build_study_report(place.study_dir("fm"), tmp_path / "rep",
-                             ReportOptions(images=False, tsne_points=0)).parent
+    }
+    out = reported(tmp_path, spec)
     ours = {r["model"]: r["comparable"] for r in rows(out / "tables" / "benchmark.csv")
             if r["source"] != "published"}
     assert ours == {"full (this study)": "comparable",
@@ -511,9 +517,7 @@ def test_a_variant_that_trains_on_a_subset_is_not_comparable_with_published_numb
     assert "No variant has two or more runs paired with the baseline's, so nothing is tested" in text
     assert "One comparison" not in text
     # a --set that subsets every run is said once, as the override it is
-    run_all(load_study(path, ["data.max_train_samples=120"]), Placement(tmp_path / "runs2"), progress=False)
-    out = build_study_report(Placement(tmp_path / "runs2").study_dir("fm"), tmp_path / "rep2",
-                             ReportOptions(images=False, tsne_points=0)).parent
+    out = reported(tmp_path, spec, ("data.max_train_samples=120",), runs="runs2")
     assert [r["comparable"] for r in rows(out / "tables" / "reference.csv")] == [
         "no: --set data.max_train_samples=120"] * 2
 
@@ -521,17 +525,12 @@ def test_a_variant_that_trains_on_a_subset_is_not_comparable_with_published_numb
 def test_a_class_subset_the_published_numbers_share_keeps_them_comparable(tmp_path):
     """Seed 000's Table 4 is on CIFAR-100's first 20 classes, as its recipe trains: the subset the
     reference names is no reason to call the study's numbers not comparable (a further subset is)."""
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({
+    out = reported(tmp_path, {
         "name": "sub", **TINY, "data": {"dataset": "digits", "classes": "first:3"},
         "train": {**TINY["train"], "epochs": 1},
         "variants": {"full": {}, "fewer": {"data": {"max_train_samples": 60}}},
         "reference": {"source": "a made-up table", "data": {"dataset": "digits", "classes": "first:3"},
                       "variants": {"full": {"test_accuracy": 0.9}, "fewer": {"test_accuracy": 0.9}}},
-    }, sort_keys=False))
-    place = Placement(tmp_path / "runs")
-    run_all(load_study(path), place, progress=False)
-    out = build_study_report(place.study_dir("sub"), tmp_path / "rep",
-                             ReportOptions(images=False, tsne_points=0)).parent
+    })
     assert [r["comparable"] for r in rows(out / "tables" / "reference.csv")] == [
         "yes", "no: data.max_train_samples=60"]
