@@ -152,6 +152,9 @@ def train_and_test(cfg: RunConfig, run: RunDir, task: Task[Any], fabric: Devices
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if t.compile:
+        if fabric.device.type == "cpu":  # inductor's C++ build logs "No CUDA runtime is found, using
+            # CUDA_HOME=..." where CUDA_HOME is set: nothing a CPU run lacks (torch's own logger)
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         net.compile()
     train_loader, val_loader, test_loader = task.loaders(
         data, cfg, fabric.device, channels_last, fabric.global_rank, fabric.world_size)
