@@ -449,6 +449,7 @@ def runs_to_plan(the_study: Any) -> Any:
     import pandas as pd
 
     from visionstudy.study.execute import refuse_redefined
+    from visionstudy.study.search import final_keys
     from visionstudy.study.spec import FINAL_VARIANT
 
     spec = the_study.spec
@@ -458,6 +459,7 @@ def runs_to_plan(the_study: Any) -> Any:
     rows = [{"key": r.key, "variant": r.variant,
              "status": "new" if r.key in redefined else known.get(r.key, "new")} for r in spec.runs]
     finals = status.loc[status["variant"] == FINAL_VARIANT, ["key", "variant", "status"]]
+    finals = finals[finals["key"].isin(final_keys(spec))]  # not those a change of the file's cv replaced
     return pd.concat([pd.DataFrame(rows, columns=["key", "variant", "status"]), finals], ignore_index=True)
 
 

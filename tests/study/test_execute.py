@@ -986,18 +986,33 @@ def test_a_searchs_best_values_are_cross_validated_where_cv_names_search_best(tm
               "space": {"train.optimizer.lr": {"low": 1e-3, "high": 3e-2, "log": True}}}
     fields = {"train": {**TINY["train"], "epochs": 2}, "variants": {"base": {}}, "search": search,
               "cv": {"folds": 2, "variants": ["base", "search-best"]}}
+    place = Placement(tmp_path / "runs")
+    # first without: its final run trains unfolded, and is set aside (not nested) once cv takes it in
+    run_all(load_study(write(tmp_path, "tcv", **{**fields, "cv": {"folds": 2, "variants": ["base"]}})),
+            place, progress=False)
+    assert (place.study_dir("tcv") / "search-best" / "seed-0" / "metrics.json").is_file()
     study = load_study(write(tmp_path, "tcv", **fields))
+    from tests.helpers import vs_here
     from visionstudy.study.search import final_keys
+
+    dry = vs_here("study", "run", tmp_path / "tcv.yaml", "--runs-dir", tmp_path / "runs", "--dry-run")
+    assert "would train its search's 2 final runs here" in dry.stdout, dry.stdout
+    assert "search-best" not in dry.stdout.split("┃ variant")[1].split("dry run")[0]  # its old run, "done"
 
     assert final_keys(study) == ["search-best/seed-0/fold-0", "search-best/seed-0/fold-1"]
     assert study.describe() == ("2 runs (1 variant × 1 seed × 2 folds), then a 2-trial search and 2 final "
                                 "runs (1 seed × 2 folds)")  # it said "and 1 final run"
-    place = Placement(tmp_path / "runs")
-    full, outcome = run_all(study, place, progress=False)
+    lines: list[str] = []
+    full, outcome = run_all(study, place, progress=False, echo=lines.append)
     finals = [(r.key, r.config.data.folds, r.config.data.fold) for r in full.runs
               if r.variant == "search-best"]
     assert finals == [("search-best/seed-0/fold-0", 2, 0), ("search-best/seed-0/fold-1", 2, 1)]
     assert outcome.done == outcome.total == 4 and not outcome.failed
+    moved = [line for line in lines if "planned otherwise now" in line]
+    assert len(moved) == 1 and "search-best/seed-0, trained before, moved to " in moved[0], lines
+    aside = next((place.study_dir("tcv") / "search" / "previous-best").iterdir())
+    assert (aside / "seed-0" / "metrics.json").is_file()
+    assert not (place.study_dir("tcv") / "search-best" / "seed-0" / "metrics.json").exists()
     out = build_study_report(place.study_dir(study), tmp_path / "rep",
                              ReportOptions(images=False, tsne_points=0)).parent
     folds = (out / "tables" / "cv_folds.csv").read_text().splitlines()

@@ -630,27 +630,55 @@ def record_trial(driver: Driver, ostudy: optuna.Study, trial: optuna.Trial, ev: 
 def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], None]) -> list[str]:
     """More trials found other best values: the final runs trained with the old ones are moved to
     `search/previous-best/<time>/` (their results kept) so that `search-best` trains again with the
-    new values; a study refuses any other finished run whose definition changed. Returns the moved
+    new values; a study refuses any other finished run whose definition changed. So are final runs
+    the study file no longer plans (`cv.variants` took search-best in or out: `seed-0` became
+    `seed-0/fold-0`, ..., which would have nested in the old run's folder). Returns the moved
     runs' keys."""
-    import shutil
-
     study_dir = place.study_dir(full)
     finals = {r.key: r.config_hash for r in full.runs if r.variant == FINAL_VARIANT}
     trained = trained_with(full, place, list(finals))
     stale = [k for k, h in trained.items() if h not in (None, finals[k])]
-    if not stale:
+    gone = [k for k in final_folders(study_dir) if k not in finals]
+    if not stale and not gone:
         return []
     aside = study_dir / SEARCH_DIR / "previous-best" / time.strftime("%Y%m%d-%H%M%S")
-    moved = []
-    for key in stale:
-        with contextlib.suppress(FileNotFoundError):  # another job of the study moved it first
-            aside.mkdir(parents=True, exist_ok=True)
-            shutil.move(study_dir / key, aside / Path(key).name)
-            moved.append(key)
-    if moved:
-        echo(f"the search's best values changed: {few(moved, 3)}, trained with the old ones, moved to "
-             f"{aside}; {FINAL_VARIANT} trains again with the new")
+    moved = [k for k in stale + gone if move_run(study_dir / k, aside / Path(k).relative_to(FINAL_VARIANT))]
+    if any(k in stale for k in moved):
+        echo(f"the search's best values changed: {few([k for k in moved if k in stale], 3)}, trained with "
+             f"the old ones, moved to {aside}; {FINAL_VARIANT} trains again with the new")
+    if any(k in gone for k in moved):
+        echo(f"{FINAL_VARIANT}'s runs are planned otherwise now (the study file's cv): "
+             f"{few([k for k in moved if k in gone], 3)}, trained before, moved to {aside}")
     return moved
+
+
+def final_folders(study_dir: Path) -> list[str]:
+    """The keys of the final runs on disk (`search-best/seed-0`, `search-best/seed-0/fold-1`)."""
+    from visionstudy.store.rundir import RunDir
+
+    root = study_dir / FINAL_VARIANT
+    found = [*root.glob("seed-*"), *root.glob("seed-*/fold-*")]
+    return sorted(p.relative_to(study_dir).as_posix() for p in found if RunDir(p).is_run())
+
+
+def move_run(run: Path, dest: Path) -> bool:
+    """A run's own files moved into `dest` (created), not the runs nested in its folder; False when
+    another job of the study moved them first."""
+    import shutil
+
+    from visionstudy.store.rundir import RUN_ENTRIES
+
+    entries = [e for e in run.glob("*") if e.name in RUN_ENTRIES - {".lock"}] if run.is_dir() else []
+    if not entries:
+        return False
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):  # another job of the study moved it first
+            shutil.move(entry, dest / entry.name)
+    with contextlib.suppress(OSError):  # emptied: gone (a folder that holds nested runs stays)
+        (run / ".lock").unlink(missing_ok=True)
+        run.rmdir()
+    return True
 
 
 def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:
