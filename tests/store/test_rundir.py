@@ -186,3 +186,22 @@ def test_the_checkpoint_that_stands_for_a_run_is_the_one_its_test_used(tmp_path)
     assert run.checkpoint() == run.last
     run.metrics.write_text('{"tested_checkpoint": "best"}')
     assert run.checkpoint() == run.best
+
+
+def test_move_run_takes_a_runs_own_files_and_leaves_the_runs_nested_in_its_folder(tmp_path):
+    """A final run set aside when the study file's cv folded it: the fold runs that trained inside
+    its folder stay where the study reads them."""
+    from visionstudy.store.rundir import RunDir, move_run
+
+    old = tmp_path / "search-best" / "seed-0"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "fold-0" / "checkpoints").mkdir(parents=True)
+    for f in ("config.yaml", "metrics.json", ".lock", "fold-0/metrics.json"):
+        (old / f).write_text("{}")
+    assert move_run(RunDir(old), tmp_path / "aside" / "seed-0")
+    assert sorted(p.name for p in (tmp_path / "aside" / "seed-0").iterdir()) == [
+        "checkpoints", "config.yaml", "metrics.json"]
+    assert sorted(p.name for p in old.iterdir()) == ["fold-0"]  # its lock gone, the nested run whole
+    assert (old / "fold-0" / "metrics.json").is_file()
+    assert not move_run(RunDir(old), tmp_path / "aside" / "again")  # nothing of its own left
+    assert not (tmp_path / "aside" / "again").exists()

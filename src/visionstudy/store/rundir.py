@@ -269,6 +269,23 @@ def clear(run: RunDir) -> None:
         raise storage_error(run.path, exc) from None
 
 
+def move_run(run: RunDir, dest: Path) -> bool:
+    """A run's own files (its results, checkpoints and analysis, not the runs nested in its folder)
+    moved into `dest`, created; False when there were none (another process moved them first)."""
+    own = RUN_ENTRIES - {run.lock_file.name}
+    entries = [e for e in run.path.glob("*") if e.name in own] if run.path.is_dir() else []
+    if not entries:
+        return False
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            shutil.move(entry, dest / entry.name)
+    with contextlib.suppress(OSError):  # emptied: gone (a folder that holds nested runs stays)
+        run.lock_file.unlink(missing_ok=True)
+        run.path.rmdir()
+    return True
+
+
 def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     """Dotted keys where two nested mappings differ."""
     if isinstance(a, dict) and isinstance(b, dict):

@@ -3,7 +3,6 @@ study's database, then the final training of the best values (seed 002's flow)."
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import warnings
@@ -634,15 +633,19 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     the study file no longer plans (`cv.variants` took search-best in or out: `seed-0` became
     `seed-0/fold-0`, ..., which would have nested in the old run's folder). Returns the moved
     runs' keys."""
+    from visionstudy.store.rundir import RunDir, move_run
+
     study_dir = place.study_dir(full)
     finals = {r.key: r.config_hash for r in full.runs if r.variant == FINAL_VARIANT}
     trained = trained_with(full, place, list(finals))
     stale = [k for k, h in trained.items() if h not in (None, finals[k])]
-    gone = [k for k in final_folders(study_dir) if k not in finals]
+    gone = [k for k in final_folders(study_dir) if k not in finals  # folded now, or no more: one
+            and any(f.startswith(f"{k}/") or k.startswith(f"{f}/") for f in finals)]  # inside the other
     if not stale and not gone:
         return []
     aside = study_dir / SEARCH_DIR / "previous-best" / time.strftime("%Y%m%d-%H%M%S")
-    moved = [k for k in stale + gone if move_run(study_dir / k, aside / Path(k).relative_to(FINAL_VARIANT))]
+    moved = [k for k in stale + gone
+             if move_run(RunDir(study_dir / k), aside / Path(k).relative_to(FINAL_VARIANT))]
     if any(k in stale for k in moved):
         echo(f"the search's best values changed: {few([k for k in moved if k in stale], 3)}, trained with "
              f"the old ones, moved to {aside}; {FINAL_VARIANT} trains again with the new")
@@ -659,26 +662,6 @@ def final_folders(study_dir: Path) -> list[str]:
     root = study_dir / FINAL_VARIANT
     found = [*root.glob("seed-*"), *root.glob("seed-*/fold-*")]
     return sorted(p.relative_to(study_dir).as_posix() for p in found if RunDir(p).is_run())
-
-
-def move_run(run: Path, dest: Path) -> bool:
-    """A run's own files moved into `dest` (created), not the runs nested in its folder; False when
-    another job of the study moved them first."""
-    import shutil
-
-    from visionstudy.store.rundir import RUN_ENTRIES
-
-    entries = [e for e in run.glob("*") if e.name in RUN_ENTRIES - {".lock"}] if run.is_dir() else []
-    if not entries:
-        return False
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in entries:
-        with contextlib.suppress(FileNotFoundError):  # another job of the study moved it first
-            shutil.move(entry, dest / entry.name)
-    with contextlib.suppress(OSError):  # emptied: gone (a folder that holds nested runs stays)
-        (run / ".lock").unlink(missing_ok=True)
-        run.rmdir()
-    return True
 
 
 def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:
