@@ -21,7 +21,7 @@ from visionstudy.errors import ReportError
 from visionstudy.fsutil import writing
 from visionstudy.report import figures as F
 from visionstudy.report.document import FigureRef, Report, Section, Table
-from visionstudy.report.drawing import Sketch, drawing_in_background, save_figure
+from visionstudy.report.drawing import ACTIVE, Sketch, drawing_in_background, save_figure
 from visionstudy.report.progress import ReportProgress
 from visionstudy.report.render import write_report
 from visionstudy.report.run_report import ReportOptions, RunReportBuilder
@@ -647,11 +647,16 @@ class StudyReportBuilder:
                                                m.pm(percent=metric(self.primary).bounds == UNIT))]
         steps = [self.summary, self.published, self.tests, self.trajectory, self.settings, self.sweeps,
                  self.folds, self.costs, self.curves, self.search]
-        total = 1 + sum(bool(r) for r in self.finished.values())
+        total = 2 + sum(bool(r) for r in self.finished.values())
         with ReportProgress(total, self.opts.progress) as bar:
             bar.step("the study's tables and charts")  # each step quick: its figures draw elsewhere
             sections = [step() for step in steps]
             sections.append(self.per_variant(bar))
+            writer = ACTIVE.get()  # the drawing processes' last figures: seconds, said, not a pause
+            left = sum(not future.done() for future, _, _ in writer.pending) if writer else 0
+            bar.step("writing the figures" + (f": {left} still drawing" if left else ""))
+            if writer is not None:
+                writer.wait()
         subtitle = (self.study.description or "") + f" — {self.dir}"
         if self.study.reproduces:
             subtitle = f"{subtitle}. Reproduces: {self.study.reproduces}"
