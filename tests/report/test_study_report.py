@@ -522,6 +522,8 @@ def test_a_variant_that_trains_on_a_subset_is_not_comparable_with_published_numb
     out = reported(tmp_path, spec, ("data.max_train_samples=120",), runs="runs2")
     assert [r["comparable"] for r in rows(out / "tables" / "reference.csv")] == [
         "no: --set data.max_train_samples=120"] * 2
+    ours = {r["comparable"] for r in rows(out / "tables" / "benchmark.csv") if r["source"] != "published"}
+    assert ours == {"not comparable: data.max_train_samples=120"}  # the benchmark's words, as before
 
 
 def test_a_class_subset_the_published_numbers_share_keeps_them_comparable(tmp_path):

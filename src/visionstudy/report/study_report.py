@@ -545,11 +545,12 @@ class StudyReportBuilder:
         return s
 
     def verdict(self, variant: str, changed: list[str], yes: str, no: str,
-                published: dict[str, Any] | None = None) -> str:
+                published: dict[str, Any] | None = None, flag: str = "") -> str:
         """Whether a variant's numbers compare with a published result (on `published` data
-        settings): not where --set changed what was measured or the variant trained on a subset
-        (its own data settings); comparable but optimistic where it validated on the test set."""
-        said = [f"--set {', '.join(changed)}"] if changed else []
+        settings): not where --set changed what was measured (said after `flag`) or the variant
+        trained on a subset (its own data settings); comparable but optimistic where it validated on
+        the test set."""
+        said = [flag + ", ".join(changed)] if changed else []
         reasons = said + subset_of(self.study.data_of(variant), changed, published)
         if reasons:
             return no + "; ".join(reasons)
@@ -559,7 +560,7 @@ class StudyReportBuilder:
     def reference_table(self, ref: Any, changed: list[str]) -> Table:
         rows = []
         for variant, numbers in ref.variants.items():
-            verdict = self.verdict(variant, changed, "yes", "no: ", ref.data)
+            verdict = self.verdict(variant, changed, "yes", "no: ", ref.data, flag="--set ")
             for key, published in numbers.items():
                 if key == "note":
                     continue
