@@ -17,6 +17,7 @@ import shlex
 import socket
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -527,33 +528,32 @@ def data_not_on_disk(configs: list[Any], data_dir: Path | None) -> list[str]:
     """What the runs would do for their datasets' files not on disk (download them, or stop), once
     per dataset: a dry run says it before a run, or a cluster's job without internet, meets it."""
     from visionstudy.data.base import as_loaded, not_on_disk
-    from visionstudy.errors import DataError
 
-    lines: dict[str, None] = {}
-    for cfg in {as_loaded(c).model_dump_json(): c for c in configs}.values():  # a folder listed once
-        try:
-            line = not_on_disk(cfg, data_dir)
-        except DataError as exc:
-            line = str(exc)
-        if line:
-            lines[line] = None
-    return list(lines)
+    return said_once({as_loaded(c).model_dump_json(): c for c in configs},  # a folder listed once
+                     lambda cfg: not_on_disk(cfg, data_dir))
 
 
 def weights_not_on_disk(configs: list[Any]) -> list[str]:
-    """What the runs would do for pretrained weights not on disk (download them, or stop), once per
-    weights: as for their data, a dry run says it before a run, or a cluster's job, meets it."""
-    from visionstudy.errors import ConfigError
+    """The same for pretrained weights (download them, or stop), once per weights."""
     from visionstudy.models import validate_params
 
-    lines: dict[str, None] = {}
-    pretrained = {c.model.model_dump_json(): c.model for c in configs if c.model.name == "torchvision"}
-    for model in pretrained.values():
-        from visionstudy.models.pretrained import weights_not_on_disk as missing  # torch: only here
+    def missing(model: Any) -> str | None:
+        from visionstudy.models.pretrained import weights_not_on_disk as looked  # torch: only here
 
+        return looked(validate_params(model.name, model.params()))  # type: ignore[arg-type]
+
+    return said_once({c.model.model_dump_json(): c.model for c in configs if c.model.name == "torchvision"},
+                     missing)
+
+
+def said_once(items: dict[str, Any], say: Callable[[Any], str | None]) -> list[str]:
+    """Each distinct line `say` gives for the values of `items` (its user error's message where it
+    raises one), in order, once."""
+    lines: dict[str, None] = {}
+    for item in items.values():
         try:
-            line = missing(validate_params(model.name, model.params()))  # type: ignore[arg-type]
-        except ConfigError as exc:
+            line = say(item)
+        except VisionStudyError as exc:
             line = str(exc)
         if line:
             lines[line] = None

@@ -1008,6 +1008,7 @@ def test_a_searchs_best_values_are_cross_validated_where_cv_names_search_best(tm
               if r.variant == "search-best"]
     assert finals == [("search-best/seed-0/fold-0", 2, 0), ("search-best/seed-0/fold-1", 2, 1)]
     assert outcome.done == outcome.total == 4 and not outcome.failed
+    assert outcome.seconds == round(outcome.seconds, 2)  # with the search's time added, to the hundredth
     moved = [line for line in lines if "planned otherwise now" in line]
     assert len(moved) == 1 and "search-best/seed-0, trained before, moved to " in moved[0], lines
     aside = next((place.study_dir("tcv") / "search" / "previous-best").iterdir())

@@ -308,6 +308,9 @@ class Outcome:
     # (key, metrics) of each run this call finished; left out of the repr (whole metrics.json files)
     finished: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False)
 
+    def __post_init__(self) -> None:  # also where a search's time is added (dataclasses.replace)
+        self.seconds = round(self.seconds, 2)
+
 
 Echo = Callable[[str], None]
 
@@ -405,8 +408,8 @@ class Driver:
             raise
         counts = Counter(now.values())  # as of the last look, after the last record
         errors = [(k, failed.get(k) or last_error(store, k)) for k, s in now.items() if s == "failed"]
-        return Outcome(len(keys), counts["done"], errors, len(finished),
-                       round(time.perf_counter() - start, 2), counts["running"], finished)
+        return Outcome(len(keys), counts["done"], errors, len(finished), time.perf_counter() - start,
+                       counts["running"], finished)
 
     def lingers(self, store: RunStore, keys: list[str], study_dir: Path) -> bool:
         """With nothing to claim, a pull worker (`linger`) stays while runs are held elsewhere, for

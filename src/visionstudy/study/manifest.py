@@ -74,10 +74,8 @@ class Manifest:
         """'split', 'test' or 'none' for a variant's runs (from their planned configs)."""
         from visionstudy.config import DataConfig
 
-        run = next((r for r in self.runs if r.variant == variant), None)
-        data = (run.config.get("data") or {}) if run else {}
         try:
-            return DataConfig.model_validate(data).validates_on
+            return DataConfig.model_validate(self.data_of(variant)).validates_on
         except ValueError:
             return "split"
 

@@ -541,12 +541,16 @@ def trained_with(study: Study, place: Placement, keys: list[str]) -> dict[str, s
     return {k: max(records[k], key=lambda t: t.number).config_hash for k in on_disk if records.get(k)}
 
 
-def final_keys(study: Study) -> list[str]:
-    """The keys of the search's final runs: `final.seeds` seeds, each of every fold where
-    `cv.variants` names search-best."""
+def final_slots(study: Study) -> list[tuple[int, tuple[int, int] | None]]:
+    """(seed index, fold) of each of the search's final runs: `final.seeds` seeds, each on every
+    fold where `cv.variants` names search-best."""
     s = study.config.search
-    return [run_key(FINAL_VARIANT, k, fold) for k in range(s.final.seeds if s and s.final else 0)
+    return [(k, fold) for k in range(s.final.seeds if s and s.final else 0)
             for fold in folds_of(study.config, FINAL_VARIANT)]
+
+
+def final_keys(study: Study) -> list[str]:
+    return [run_key(FINAL_VARIANT, k, fold) for k, fold in final_slots(study)]
 
 
 def finals_left(study: Study, study_dir: Path) -> int:
@@ -673,4 +677,4 @@ def final_runs(study: Study, params: dict[str, Any]) -> list[RunSpec]:
     return [RunSpec(run_key(FINAL_VARIANT, k, fold), FINAL_VARIANT, k, fold[1] if fold else None,
                     build_run(study.base, override, study.overrides, study.name, FINAL_VARIANT,
                               study.config.repeat_seed(k), fold, study.source))
-            for k in range(s.final.seeds) for fold in folds_of(study.config, FINAL_VARIANT)]
+            for k, fold in final_slots(study)]
