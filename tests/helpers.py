@@ -378,13 +378,13 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
 
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + patient(240)
-    store = None  # opened once, read-only, once the study made it: opening it each look (a write,
-    # create_study) raced the workers for SQLite's lock, and on a busy machine no look saw a run
+    # each look opens the study read-only (create_study, a write, raced the workers for SQLite's lock)
+    # and afresh (a store kept across looks once saw no run of a whole study: a fresh clone, 11:35)
     while time.time() < deadline:
         if proc.poll() is not None:  # it looked for 240 s more at a study that had ended
             raise AssertionError(f"the study ended before a run was seen running:\n{proc.stdout.read()}")
         try:
-            store = store or RunStore(url, name, create=False)
+            store = RunStore(url, name, create=False)
             running = store.trials((TrialState.RUNNING,))
         except Exception:  # the database is being created
             running = []
