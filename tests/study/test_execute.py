@@ -1029,3 +1029,45 @@ def test_a_searchs_best_values_are_cross_validated_where_cv_names_search_best(tm
     with pytest.raises(ConfigError, match=r"cv.variants: bse not variants; did you mean base\? choose "
                                           r"from base or search-best$"):
         load_study(write(tmp_path, "typo", **{**fields, "cv": {"folds": 2, "variants": ["bse"]}}))
+
+
+def test_cv_taken_in_or_out_of_a_trained_variant_sets_its_old_runs_aside(tmp_path):
+    """Adding `cv` to a variant that had trained nested its fold runs in the old run's folder
+    (`a/seed-0/fold-0` under the finished `a/seed-0`: `report runs/s/a` counted 1 run); taking it
+    out failed the run (`a/seed-0 is not empty and is not a run folder`). The old runs are moved
+    into their variant's previous/<time>/ folder, results kept, said by the run, the dry run and
+    `study status`."""
+    from tests.helpers import vs_here
+
+    place = Placement(tmp_path / "runs")
+    fields = {"train": {**TINY["train"], "epochs": 1}, "seeds": 1, "variants": {"a": {}, "b": {}}}
+    run_all(load_study(write(tmp_path, "nest", **fields)), place, progress=False)
+    home = place.study_dir("nest")
+    before = (home / "a" / "seed-0" / "metrics.json").read_bytes()
+    write(tmp_path, "nest", **fields, cv={"folds": 2, "variants": ["a"]})
+    line = ("1 run (a/seed-0) is planned otherwise now (the study file's cv: the new runs' folders and the "
+            "old would nest): ")
+    runs = tmp_path / "runs"
+    for done in (vs_here("study", "run", tmp_path / "nest.yaml", "--runs-dir", runs, "--dry-run"),
+                 vs_here("study", "status", tmp_path / "nest.yaml", "--runs-dir", runs)):
+        told = " ".join((done.stdout + done.stderr).split())  # rich wraps at the terminal's width
+        assert line + "`visionstudy study run` moves it to its variant's previous/<time>/" in told, told
+    lines: list[str] = []
+    _, outcome = run_all(load_study(tmp_path / "nest.yaml"), place, progress=False, echo=lines.append)
+    assert outcome.failed == [] and outcome.trained == 2
+    aside = list((home / "a" / "previous").glob("*/seed-0"))
+    assert len(aside) == 1 and (aside[0] / "metrics.json").read_bytes() == before  # kept whole
+    assert (aside[0] / "checkpoints" / "best.pt").is_file()
+    said = line + f"moved to its variant's previous/{aside[0].parent.name}/"
+    assert any(s.startswith(said) for s in lines), lines
+    assert sorted(p.name for p in (home / "a" / "seed-0").iterdir()) == ["fold-0", "fold-1"]  # none of before
+    # and out again: the fold runs go aside, a/seed-0 trains in the emptied folder
+    write(tmp_path, "nest", **fields)
+    lines.clear()
+    _, outcome = run_all(load_study(tmp_path / "nest.yaml"), place, progress=False, echo=lines.append)
+    assert outcome.failed == [] and outcome.trained == 1, outcome
+    assert (home / "a" / "seed-0" / "metrics.json").is_file()
+    assert not (home / "a" / "seed-0" / "fold-0").exists()
+    assert len(list((home / "a" / "previous").glob("*/seed-0/fold-*/metrics.json"))) == 2
+    assert any("2 runs (a/seed-0/fold-0, a/seed-0/fold-1) are planned otherwise" in s for s in lines), lines
+    assert not any("not in the study file any more" in s for s in lines)  # moved, not left in place

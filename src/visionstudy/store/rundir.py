@@ -17,7 +17,7 @@ import fcntl
 import os
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,6 +284,35 @@ def move_run(run: RunDir, dest: Path) -> bool:
         run.lock_file.unlink(missing_ok=True)
         run.path.rmdir()
     return True
+
+
+def nesting(keys: Iterable[str]) -> Callable[[str], bool]:
+    """A test of whether a run's folder (by its key in a study, `a/seed-0`) holds the folder of one
+    of `keys` or lies in one (`a/seed-0/fold-1`), but is none of them."""
+    planned = set(keys)
+    parents = {k.rsplit("/", i)[0] for k in planned for i in range(1, k.count("/") + 1)}
+
+    def nests(key: str) -> bool:
+        if key in planned:
+            return False
+        return key in parents or any(key.rsplit("/", i)[0] in planned for i in range(1, key.count("/") + 1))
+
+    return nests
+
+
+def set_aside(folder: Path, keys: list[str], dest: Callable[[str], Path]) -> tuple[list[str], list[str]]:
+    """The runs `keys` in `folder` moved each to `dest(key)` (`move_run`) under its lock; returns
+    the keys moved and those held by a process writing them (left in place)."""
+    moved, held = [], []
+    for key in keys:
+        run = RunDir(folder / key)
+        try:
+            with RunLock(run).acquire():
+                if move_run(run, dest(key)):
+                    moved.append(key)
+        except RunLockedError:
+            held.append(key)
+    return moved, held
 
 
 def differences(a: Any, b: Any, prefix: str = "") -> list[str]:

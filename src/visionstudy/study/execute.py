@@ -29,12 +29,15 @@ from visionstudy.store.db import DB_FILE, GRACE_SECONDS, HEARTBEAT_SECONDS, URL_
 from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import (
+    aside_folder,
     changed_runs,
     describe_change,
     from_study,
     has_manifest,
     left_out_line,
     left_out_runs,
+    nested_line,
+    nested_runs,
     write_manifest,
 )
 from visionstudy.study.pool import Event, Job, Pool
@@ -233,6 +236,8 @@ def plan(study: Study, place: Placement,
     check_study_folder(study_dir)
     refuse_redefined(study, study_dir)
     store = RunStore(place.url(study), study.name)
+    with store.planning():  # one planner moves them (another then finds them gone)
+        set_aside_nested(study, study_dir, echo or (lambda line: None))
     on_disk: dict[str, float | None] = {}
 
     def read_disk() -> dict[str, float | None]:  # by planning, after the run records (RunStore.sync)
@@ -257,6 +262,24 @@ def plan(study: Study, place: Placement,
     if place.db:  # opened: status, report and work on the folder find it without --db
         record_url(study_dir, place.db)
     return store, on_disk
+
+
+def set_aside_nested(study: Study, study_dir: Path, echo: Callable[[str], None]) -> None:
+    """Runs of before whose folders would nest with the new plan's (`nested_runs`) moved into their
+    variant's `previous/<time>/` folder, results and checkpoints kept; one held by a process writing
+    it stays (said)."""
+    from visionstudy.store.rundir import set_aside
+
+    nested = nested_runs(study, study_dir)
+    if not nested:
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moved, held = set_aside(study_dir, nested, lambda key: aside_folder(study_dir, key, stamp))
+    if moved:
+        echo(nested_line(moved, study_dir, stamp))
+    if held:
+        echo(f"not moved: {few(held, 3)}, being written by another process (an older `study run`); "
+             "stop it and run the study again")
 
 
 def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:

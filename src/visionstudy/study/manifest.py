@@ -184,10 +184,10 @@ def changed_runs(study: Study, study_dir: Path) -> list[RunSpec]:
     return [r for r in study.runs if before.get(r.key, r.config_hash) != r.config_hash]
 
 
-def left_out_runs(study: Study, study_dir: Path) -> list[str]:
-    """Finished runs its folder's manifest planned that the study no longer has (fewer seeds, a
-    variant taken out): their folders stay, out of the study's results and report. A search's
-    final runs are its own to change (moved aside when its best values change)."""
+def unplanned_runs(study: Study, study_dir: Path) -> list[str]:
+    """Run folders its folder's manifest planned that the study no longer has, finished or not
+    (fewer seeds, a variant taken out, cv taken in or out of one). A search's final runs are its
+    own to change (moved aside when its best values change)."""
     from visionstudy.store.rundir import RunDir
     from visionstudy.study.spec import FINAL_VARIANT
 
@@ -199,7 +199,50 @@ def left_out_runs(study: Study, study_dir: Path) -> list[str]:
         return []
     now = {r.key for r in study.runs}
     return [k for k in before if k not in now and not k.startswith(f"{FINAL_VARIANT}/")
-            and RunDir(study_dir / k).is_finished()]
+            and RunDir(study_dir / k).is_run()]
+
+
+def left_out_runs(study: Study, study_dir: Path) -> list[str]:
+    """Finished runs the study no longer plans whose folders stay, out of its results and report
+    (but the nested ones, which `study run` moves aside)."""
+    from visionstudy.store.rundir import RunDir, nesting
+
+    nests = nesting(r.key for r in study.runs)
+    return [k for k in unplanned_runs(study, study_dir)
+            if RunDir(study_dir / k).is_finished() and not nests(k)]
+
+
+def nested_runs(study: Study, study_dir: Path) -> list[str]:
+    """Runs the study no longer plans whose folder holds a planned run's or lies in one: a variant
+    cross-validated now (`a/seed-0` became `a/seed-0/fold-0`, ...) or no more. Left there, the new
+    runs would train inside the old one's folder, or fail in a folder holding the old folds."""
+    from visionstudy.store.rundir import nesting
+
+    nests = nesting(r.key for r in study.runs)
+    return [k for k in unplanned_runs(study, study_dir) if nests(k)]
+
+
+def aside_folder(study_dir: Path, key: str, stamp: str) -> Path:
+    """Where a nested run no longer planned is kept: `<variant>/previous/<stamp>/seed-0[/fold-1]`
+    (a variant's runs are its `seed-N` folders: the report and `study status` read the manifest)."""
+    variant, rest = key.split("/", 1)
+    return study_dir / variant / "previous" / stamp / rest
+
+
+def nested_line(keys: list[str], study_dir: Path, stamp: str | None = None) -> str:
+    """What becomes of the nested runs (`nested_runs`): `study run` says where it moved them
+    (`stamp`: the folder's), the dry run and `study status` that it will."""
+    from visionstudy.config import few
+
+    one = len(keys) == 1
+    runs = f"1 run ({keys[0]}) is" if one else f"{len(keys)} runs ({few(keys, 3)}) are"
+    shown = stamp or "<time>"
+    first = f"{aside_folder(study_dir, keys[0], shown)}{'' if one else ', ...'}"
+    place = f"variant's previous/{shown}/ folder ({first})"
+    what = (f"moved {'to its' if one else 'each to its'} {place}" if stamp else
+            f"`visionstudy study run` moves {'it to its' if one else 'each to its'} {place}")
+    return (f"{runs} planned otherwise now (the study file's cv: the new runs' folders and the old "
+            f"would nest): {what}, kept there out of the study's results and report")
 
 
 def left_out_line(keys: list[str], replanned: bool) -> str:

@@ -637,14 +637,14 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     the study file no longer plans (`cv.variants` took search-best in or out: `seed-0` became
     `seed-0/fold-0`, ..., which would have nested in the old run's folder). Returns the moved
     runs' keys."""
-    from visionstudy.store.rundir import RunDir, move_run
+    from visionstudy.store.rundir import RunDir, move_run, nesting
 
     study_dir = place.study_dir(full)
     finals = {r.key: r.config_hash for r in full.runs if r.variant == FINAL_VARIANT}
     trained = trained_with(full, place, list(finals))
     stale = [k for k, h in trained.items() if h not in (None, finals[k])]
-    gone = [k for k in final_folders(study_dir) if k not in finals  # folded now, or no more: one
-            and any(f.startswith(f"{k}/") or k.startswith(f"{f}/") for f in finals)]  # inside the other
+    nests = nesting(finals)
+    gone = [k for k in final_folders(study_dir) if nests(k)]  # folded now, or no more: one inside the other
     if not stale and not gone:
         return []
     aside = study_dir / SEARCH_DIR / "previous-best" / time.strftime("%Y%m%d-%H%M%S")

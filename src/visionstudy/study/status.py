@@ -114,7 +114,14 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     """The study file against the plan its folder recorded: changed runs (`study run` refuses
     the finished ones and trains the others anew) and runs it adds, or None when they agree."""
     from visionstudy.config import few
-    from visionstudy.study.manifest import changed_runs, describe_change, left_out_line, left_out_runs
+    from visionstudy.study.manifest import (
+        changed_runs,
+        describe_change,
+        left_out_line,
+        left_out_runs,
+        nested_line,
+        nested_runs,
+    )
 
     changed = changed_runs(study, study_dir)
     if changed:
@@ -130,4 +137,7 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     left_out = left_out_runs(study, study_dir)
     if left_out:
         said.append(left_out_line(left_out, replanned=False))
+    nested = nested_runs(study, study_dir)
+    if nested:
+        said.append(nested_line(nested, study_dir))
     return "\n".join(said) or None
