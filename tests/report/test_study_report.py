@@ -358,6 +358,41 @@ def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_pat
     assert value_names([[32, 64], 0.25, True]) == ["[32, 64]", "0.25", "yes"]
 
 
+def test_an_interaction_chart_draws_numbers_in_order_and_joins_only_ordered_values(tmp_path, monkeypatch):
+    """The interaction chart kept the file's order along its axis (dropouts 0.25, 0, 0.1 drawn so,
+    a line zig-zagging through them) and joined unordered choices with lines, where the key's own
+    sweep chart drew them in numeric order and as points alone."""
+    import sys
+
+    drawn = []
+    figures = sys.modules["visionstudy.report.figures"]
+    original = figures.interaction_lines
+
+    def spy(x, series, xlabel, *args, **kwargs):
+        drawn.append((xlabel, list(x), [label for label, _, _ in series], kwargs.get("joined", True)))
+        return original(x, series, xlabel, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "interaction_lines", spy)
+    path = tmp_path / "order.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "order", **TINY, "train": {**TINY["train"], "epochs": 1}, "seeds": 1,
+        "sweep": {"mode": "grid", "model.activation": ["relu", "elu"], "model.dropout": [0.25, 0.0, 0.1]}},
+        sort_keys=False))
+    place = Placement(tmp_path / "runs")
+    run_all(load_study(path), place, progress=False)
+    build_study_report(place.study_dir("order"), tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
+    lines = ["model.activation = relu", "model.activation = elu"]
+    assert drawn == [("model.dropout", ["0", "0.1", "0.25"], lines, True)]
+    # unordered choices along the axis (seed 004's optimizers): in the file's order, points alone
+    from visionstudy.report.study_report import axis_order
+
+    assert axis_order({'"sgd"': "sgd", '"adam"': "adam"}) == (['"sgd"', '"adam"'], False)
+    assert axis_order({"3": 3, "1": 1, "2.5": 2.5}) == (["1", "2.5", "3"], True)
+    fig = figures.interaction_lines(["sgd", "adam"], [("x = 1", [0.5, 0.6], [None, None])], "opt", "acc", "t",
+                                    joined=False)
+    assert {line.get_linestyle() for line in fig.axes[0].lines} == {"None"}
+
+
 def test_two_grids_over_the_same_two_keys_keep_an_interaction_chart_each(tmp_path):
     """Seed 004's second grid (the dropout rate for the two best optimizers) varies the same two
     keys as its first: each grid keeps its own interaction chart, the later one numbered (the

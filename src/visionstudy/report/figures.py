@@ -241,9 +241,11 @@ def metric_line(x: Sequence[Any], means: Sequence[float], stds: Sequence[float |
 
 
 def interaction_lines(x: Sequence[str], series: Sequence[tuple[str, Sequence[float], Sequence[float | None]]],
-                      xlabel: str, ylabel: str, title: str) -> Figure:
+                      xlabel: str, ylabel: str, title: str, joined: bool = True) -> Figure:
     """A metric along one key's values (categorical), one line per value of a second key, each
-    point mean ± std over its runs (a two-way grid's interaction)."""
+    point mean ± std over its runs (a two-way grid's interaction). `joined`: lines through the
+    points, along values whose order means something (numbers); unordered choices (optimizers)
+    are points alone, as in `metric_line`."""
     import textwrap
 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(x) + 3.5), 4.6))
@@ -253,7 +255,8 @@ def interaction_lines(x: Sequence[str], series: Sequence[tuple[str, Sequence[flo
                                                          strict=False)):
         shift = xs + (i / max(len(series) - 1, 1) - 0.5) * width  # bars of one x side by side
         err = None if all(s is None for s in stds) else [0.0 if s is None else s for s in stds]
-        ax.errorbar(shift, means, yerr=err, fmt="-o", capsize=3, ms=4, color=color, label=label)
+        ax.errorbar(shift, means, yerr=err, fmt="-o" if joined else "o", capsize=3, ms=4, color=color,
+                    label=label)
     ax.set_xticks(xs, [textwrap.fill(v, 14) for v in x], fontsize=8)  # level, on lines of their own
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))

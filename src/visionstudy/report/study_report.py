@@ -418,8 +418,7 @@ class StudyReportBuilder:
                 points[json.dumps(value)].append(float(metric(self.primary).read(a.metrics or {}) or np.nan))
         if len(points) < 2:
             return []
-        numeric_axis = all(isinstance(raw[k], int | float) and not isinstance(raw[k], bool) for k in points)
-        order = sorted(points, key=lambda k: raw[k]) if numeric_axis else list(points)
+        order, numeric_axis = axis_order({k: raw[k] for k in points})
         summ = [summarize(points[k], metric(self.primary).bounds) for k in order]
         xs = [raw[k] for k in order] if numeric_axis else value_names([raw[k] for k in order])
         over = ("over every run with that value, whatever the block's other swept keys" if others
@@ -434,7 +433,7 @@ class StudyReportBuilder:
     def interaction(self, across: Any, lines: Any, block: int | None = None) -> list[FigureRef]:
         """Two keys of one grid: the first along the axis, a line per value of the second; each
         point is one combination (one variant), mean ± std over its seeds and folds."""
-        xs = list(dict.fromkeys(json.dumps(v) for v in across.points.values()))
+        xs, numeric = axis_order({json.dumps(v): v for v in across.points.values()})
         levels = list(dict.fromkeys(json.dumps(v) for v in lines.points.values()))
         series = []
         for level in levels:
@@ -448,7 +447,7 @@ class StudyReportBuilder:
         which = f" (sweep {block})" if block else ""
         title = f"{cap(self.primary_label)}: {across.key} × {lines.key}{which}"
         figure = partial(F.interaction_lines, value_names([json.loads(x) for x in xs]), series, across.key,
-                                     self.primary_label, title)
+                         self.primary_label, title, joined=numeric)
         stem = "interaction_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{across.key}_{lines.key}{which}").rstrip("_")
         return [self.fig(figure, stem,
                          f"{cap(self.primary_label)} of every combination of {across.key} and "
@@ -663,6 +662,13 @@ class StudyReportBuilder:
             subtitle = f"{subtitle}. Reproduces: {self.study.reproduces}"
         return Report(f"Study report: {self.study.name}", subtitle.strip(" —"), banners, cards,
                       [s for s in sections if s.figures or s.tables or s.notes or s.children])
+
+
+def axis_order(values: dict[str, Any]) -> tuple[list[str], bool]:
+    """A swept key's values (by their JSON) in the order a chart draws them, and whether they are
+    numbers: numbers in numeric order, others (choices, lists, sections) in the file's order."""
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values())
+    return (sorted(values, key=lambda k: values[k]) if numeric else list(values)), numeric
 
 
 MAX_SETTING_COLUMNS = 8
