@@ -139,10 +139,35 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """FLOPs of one forward pass on one image (torch's flop counter: 2 per multiply-add)."""
+def flop_counter() -> type:
+    """torch's `FlopCounterMode`. Its module imports triton where it is installed (CUDA wheels), only
+    to accept a user's triton kernels as flop-formula targets: 90 ms of every run's start before its
+    first step (bench/startup.py), for kernels an eager model has none of. Where nothing imported
+    triton yet, that import is refused for the while (torch then takes no triton kernels as targets,
+    and says nothing: its warning is for CUDA builds without triton) and triton stays importable."""
+    import logging
+    import sys
+
+    if "torch.utils.flop_counter" not in sys.modules and "triton" not in sys.modules:
+        logger = logging.getLogger("torch.utils.flop_counter")
+        level = logger.level
+        sys.modules["triton"] = None  # type: ignore[assignment]  # import refused: ImportError
+        logger.setLevel(logging.ERROR)
+        try:
+            import torch.utils.flop_counter  # noqa: F401
+        except ImportError:  # a torch that needs triton here: imported as it asks
+            pass
+        finally:
+            del sys.modules["triton"]
+            logger.setLevel(level)
     from torch.utils.flop_counter import FlopCounterMode
 
+    return FlopCounterMode
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass on one image (torch's flop counter: 2 per multiply-add)."""
+    FlopCounterMode = flop_counter()  # noqa: N806
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
