@@ -702,21 +702,31 @@ def study_work(
 
     Each run trains in its own folder; the worker exits 0 when none are left. Cluster jobs run
     this; so can you, on any machine."""
-    from visionstudy.stops import Stopped
-    from visionstudy.study import Placement, run_all
-    from visionstudy.study.execute import load_study_dir
-    from visionstudy.study.launch import await_requeue, requeue_this_job
-    from visionstudy.validate import shapes_later
+    from visionstudy.config import check_device
+    from visionstudy.study.pool import Pool
 
-    folder = study.resolve()
-    spec = load_study_dir(folder, db)
-    place = Placement(folder.parent, db)
-    stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}")  # noqa: E731
-    stamp(f"worker on {socket.gethostname()} for {spec.name}: {spec.describe()}")
+    # its workers fork first, before this process imports the study's machinery: each imports torch
+    # while this one reads the plan and opens the database (bench/startup.py)
+    pool = Pool(workers, check_device(device), data_dir, fork=True)
+    try:
+        from visionstudy.stops import Stopped
+        from visionstudy.study import Placement, run_all
+        from visionstudy.study.execute import load_study_dir
+        from visionstudy.study.launch import await_requeue, requeue_this_job
+        from visionstudy.validate import shapes_later
+
+        folder = study.resolve()
+        spec = load_study_dir(folder, db)
+        place = Placement(folder.parent, db)
+        stamp = lambda line: console.print(f"{time.strftime('%F %T')} {line}")  # noqa: E731
+        stamp(f"worker on {socket.gethostname()} for {spec.name}: {spec.describe()}")
+    except BaseException:  # run_all closes it from here on
+        pool.stop()
+        raise
     try:
         with shapes_later():  # checked by the workers, which import torch while this process plans
             _, outcome = run_all(spec, place, workers=workers, device=device, data_dir=data_dir,
-                                 progress=False, echo=stamp, fork=True, linger=True)
+                                 progress=False, echo=stamp, fork=True, linger=True, pool=pool)
     except Stopped as stop:
         stamp(f"stopped by {stop}: the runs in progress went back to the queue")
         requeued = requeue_this_job(folder, stop.signum)

@@ -4,39 +4,43 @@ worker processes through the run database, plus Optuna searches and their final 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionstudy.errors import StorageError, VisionStudyError
-from visionstudy.stops import sigterm_as_interrupt
-from visionstudy.study.execute import (
-    Driver,
-    Outcome,
-    Placement,
-    check_data,
-    run_study,
-    selected,
-)
-from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
-from visionstudy.study.search import (
-    final_runs,
-    run_search,
-    search_failure,
-    set_aside_stale_finals,
-    settled_best,
-    trained_best,
-)
-from visionstudy.study.spec import FINAL_VARIANT, RunSpec, Study, load_study
+
+if TYPE_CHECKING:
+    from visionstudy.study.execute import Driver, Outcome, Placement, check_data, run_study, selected
+    from visionstudy.study.pool import Pool
+    from visionstudy.study.schema import StudyConfig, list_recipes, recipe_path
+    from visionstudy.study.spec import RunSpec, Study, load_study
 
 __all__ = ["Driver", "Outcome", "Placement", "RunSpec", "Study", "StudyConfig", "check_data", "list_recipes",
            "load_study", "recipe_path", "run_all", "run_study", "selected", "with_final"]
+
+# each name from its module on first use: `visionstudy.study.pool`, which a pull worker imports to
+# fork its workers first, does not import the study machinery with this package (bench/startup.py)
+HOMES = {"Driver": "execute", "Outcome": "execute", "Placement": "execute", "check_data": "execute",
+         "run_study": "execute", "selected": "execute", "StudyConfig": "schema", "list_recipes": "schema",
+         "recipe_path": "schema", "RunSpec": "spec", "Study": "spec", "load_study": "spec",
+         "run_search": "search"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{HOMES[name]}"), name)
 
 
 def with_final(study: Study, params: dict[str, Any]) -> Study:
     """The study with the search's best values as the variant 'search-best' (in place of the one
     it had: the values found before more trials)."""
+    from visionstudy.study.search import final_runs
+    from visionstudy.study.spec import FINAL_VARIANT
+
     runs = final_runs(study, params)
     variants = [v for v in study.variants if v[0] != FINAL_VARIANT] + [(FINAL_VARIANT, {})]
     return dataclasses.replace(study, variants=variants,
@@ -47,13 +51,21 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
             data_dir: Path | None = None, progress: bool = True,
             echo: Callable[[str], None] | None = None,
             only: list[str] | None = None, fork: bool = False,
-            linger: bool = False) -> tuple[Study, Outcome]:
+            linger: bool = False, pool: Pool | None = None) -> tuple[Study, Outcome]:
     """Variants first, then the search and the final training of its best values, all in one
     worker pool. SIGINT or SIGTERM stops every worker and queues the unfinished runs again.
     `only`: variant name patterns to train now (the search runs when one matches 'search').
     `fork`: start workers by forking this process (only safe where it ran no torch op yet).
-    `linger`: a cluster's pull worker (see `Driver.lingers`)."""
+    `linger`: a cluster's pull worker (see `Driver.lingers`). `pool`: its workers, started before
+    (closed here)."""
+    from visionstudy import study as this  # its names at call time: imported on first use
+    from visionstudy.stops import sigterm_as_interrupt
+    from visionstudy.study.execute import Driver, selected
+    from visionstudy.study.search import search_failure, set_aside_stale_finals, settled_best, trained_best
+    from visionstudy.study.spec import FINAL_VARIANT
+
     driver = Driver(workers, device, data_dir, progress, echo, fork, linger)
+    driver.pool = pool
     try:
         with sigterm_as_interrupt():
             search = study.config.search
@@ -67,7 +79,7 @@ def run_all(study: Study, place: Placement, *, workers: int = 1, device: str = "
             if search is None or not selected("search", only):
                 return study, outcome
             started = time.perf_counter()
-            best = run_search(driver, study, place)
+            best = this.run_search(driver, study, place)
             if best is None or search.final is None:  # the search's time counts too
                 searched = time.perf_counter() - started
                 failure = search_failure(place.url(study), study.name)
