@@ -205,3 +205,24 @@ def test_move_run_takes_a_runs_own_files_and_leaves_the_runs_nested_in_its_folde
     assert (old / "fold-0" / "metrics.json").is_file()
     assert not move_run(RunDir(old), tmp_path / "aside" / "again")  # nothing of its own left
     assert not (tmp_path / "aside" / "again").exists()
+
+
+def test_set_aside_moves_the_runs_not_held_and_nesting_tells_folders_one_in_another(tmp_path):
+    """Runs planned otherwise now are moved aside under their lock: one a process is still writing
+    (an older `study run`) stays whole where it is."""
+    from visionstudy.store.rundir import nesting, set_aside
+    from visionstudy.study.manifest import held_line
+
+    for key in ("a/seed-0", "a/seed-1"):
+        (tmp_path / key).mkdir(parents=True)
+        (tmp_path / key / "metrics.json").write_text("{}")
+    with RunLock(RunDir(tmp_path / "a" / "seed-1")).acquire():  # another writer holds it
+        moved, held = set_aside(tmp_path, ["a/seed-0", "a/seed-1"], lambda k: tmp_path / "aside" / k)
+    assert (moved, held) == (["a/seed-0"], ["a/seed-1"])
+    assert (tmp_path / "aside" / "a" / "seed-0" / "metrics.json").is_file()
+    assert (tmp_path / "a" / "seed-1" / "metrics.json").is_file()  # whole, where it was
+    assert not (tmp_path / "aside" / "a" / "seed-1").exists()
+    assert held_line(held).startswith("not moved: a/seed-1, being written by another process")
+    nests = nesting(["a/seed-0/fold-0", "b/seed-0", "c"])
+    assert [k for k in ("a/seed-0", "a", "b/seed-0", "b/seed-0/fold-1", "b/seed-1", "c/seed-0", "a/seed-00")
+            if nests(k)] == ["a/seed-0", "a", "b/seed-0/fold-1", "c/seed-0"]

@@ -34,6 +34,7 @@ from visionstudy.study.manifest import (
     describe_change,
     from_study,
     has_manifest,
+    held_line,
     left_out_line,
     left_out_runs,
     nested_line,
@@ -278,8 +279,7 @@ def set_aside_nested(study: Study, study_dir: Path, echo: Callable[[str], None])
     if moved:
         echo(nested_line(moved, study_dir, stamp))
     if held:
-        echo(f"not moved: {few(held, 3)}, being written by another process (an older `study run`); "
-             "stop it and run the study again")
+        echo(held_line(held))
 
 
 def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:

@@ -245,6 +245,14 @@ def nested_line(keys: list[str], study_dir: Path, stamp: str | None = None) -> s
             f"would nest): {what}, kept there out of the study's results and report")
 
 
+def held_line(keys: list[str]) -> str:
+    """Runs to set aside that a process is still writing (`store.rundir.set_aside` left them)."""
+    from visionstudy.config import few
+
+    return (f"not moved: {few(keys, 3)}, being written by another process (an older `study run` or "
+            f"job); stop it and run the study again to set {'it' if len(keys) == 1 else 'them'} aside")
+
+
 def left_out_line(keys: list[str], replanned: bool) -> str:
     """What becomes of finished runs a study file no longer plans: `study run` (`replanned`) and
     `study status` (the file given against the folder's plan) say it."""

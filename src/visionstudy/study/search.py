@@ -637,7 +637,8 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     the study file no longer plans (`cv.variants` took search-best in or out: `seed-0` became
     `seed-0/fold-0`, ..., which would have nested in the old run's folder). Returns the moved
     runs' keys."""
-    from visionstudy.store.rundir import RunDir, move_run, nesting
+    from visionstudy.store.rundir import nesting, set_aside
+    from visionstudy.study.manifest import held_line
 
     study_dir = place.study_dir(full)
     finals = {r.key: r.config_hash for r in full.runs if r.variant == FINAL_VARIANT}
@@ -648,8 +649,9 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     if not stale and not gone:
         return []
     aside = study_dir / SEARCH_DIR / "previous-best" / time.strftime("%Y%m%d-%H%M%S")
-    moved = [k for k in stale + gone
-             if move_run(RunDir(study_dir / k), aside / Path(k).relative_to(FINAL_VARIANT))]
+    moved, held = set_aside(study_dir, stale + gone, lambda k: aside / Path(k).relative_to(FINAL_VARIANT))
+    if held:
+        echo(held_line(held))
     if any(k in stale for k in moved):
         echo(f"the search's best values changed: {few([k for k in moved if k in stale], 3)}, trained with "
              f"the old ones, moved to {aside}; {FINAL_VARIANT} trains again with the new")
