@@ -33,6 +33,23 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Image-classification studies as files and one command.",
 )
+
+
+def show_version(asked: bool) -> None:
+    if asked:
+        import visionstudy
+
+        print(f"visionstudy {visionstudy.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def cli_options(version: Annotated[bool, typer.Option(
+        "--version", callback=show_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """Image-classification studies as files and one command."""
+
+
 datasets_app = typer.Typer(no_args_is_help=True, help="List, inspect, fetch and preview datasets.")
 app.add_typer(datasets_app, name="datasets")
 study_app = typer.Typer(no_args_is_help=True, help="Run a study (variants, sweeps, seeds, folds, "
@@ -1214,11 +1231,31 @@ def setup_logging(quiet: bool = False) -> None:
     )
 
 
+def without_flag_types(command: Any) -> None:
+    """Flags (`--quiet`, `--report/--no-report`) take no value: typer's help wrote `<bool>` in their
+    type column, as if they took one (`--quiet true`)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    make_help = command.get_help_option  # --help: made per call
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        without_flag_types(sub)
+
+
 def main() -> None:
     """Run the CLI; user errors print one clear message and exit 2, never a traceback."""
     setup_logging("--quiet" in sys.argv)
     try:
-        app()  # standalone: usage errors exit 2 with click's message
+        without_flag_types(cli := typer.main.get_command(app))
+        cli()  # standalone: usage errors exit 2 with click's message
     except VisionStudyError as exc:
         err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         sys.exit(2)

@@ -365,6 +365,20 @@ def test_every_command_lists_a_one_line_summary():
     assert not [name for name, text in summaries.items() if "\n" in text or not text], summaries
 
 
+def test_version_and_flags_read_as_users_expect():
+    """`visionstudy --version` was "No such option"; the help wrote `<bool>` beside every flag
+    (`--quiet`, `--report/--no-report`, `--help`), as if it took a value."""
+    import visionstudy
+
+    done = vs_here("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"visionstudy {visionstudy.__version__}"
+    for command in (["--help"], ["study", "run", "--help"], ["train", "--help"], ["report", "--help"]):
+        shown = vs_here(*command)
+        assert shown.returncode == 0 and "--help" in shown.stdout, shown.stderr
+        assert "<bool>" not in shown.stdout, shown.stdout
+    assert "<int range>" in vs_here("study", "run", "--help").stdout  # a value's type is kept
+
+
 def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
     """Not "no SLURM jobs were submitted" and exit 0 for a typo or the study file itself; each
     mistake is told what it is: a folder that does not exist, the study file (plan it, then its
