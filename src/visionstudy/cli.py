@@ -281,7 +281,8 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from last.pt")] = False,
     force: Annotated[bool, typer.Option(help="overwrite an existing run directory")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar and no warnings: errors only")] = False,
+    quiet: Annotated[bool, typer.Option(
+        help="no progress bar and no warnings: the result line and errors")] = False,
     data_dir: DataDir = None,
     no_verify: NoVerify = False,
     log: LogOpt = None,
@@ -333,7 +334,9 @@ def study_run(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     data_dir: DataDir = None,
     report: Annotated[bool, typer.Option(help="write the study report when done")] = True,
-    quiet: Annotated[bool, typer.Option(help="no progress display and no warnings: errors only")] = False,
+    quiet: Annotated[bool, typer.Option(
+        help="no progress display and no warnings: each run's done line, the summary, the report's path "
+        "and errors")] = False,
     trials: Annotated[int | None, typer.Option(help="override search.trials (e.g. a short try)",
                                                min=1)] = None,
     only: Annotated[str | None, typer.Option(
@@ -1020,7 +1023,8 @@ def report(
         "comma-separated: --format pdf,latex")] = None,
     force: Annotated[bool, typer.Option(
         help="write into an existing --out folder that holds no report")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress lines and no warnings: errors only")] = False,
+    quiet: Annotated[bool, typer.Option(
+        help="no progress lines and no warnings: the report's path and errors")] = False,
 ) -> None:
     """Write report.html, report.md, figures and CSV tables from run directories (no training)."""
     from visionstudy.config import SEED_MAX, check_count
