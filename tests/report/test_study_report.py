@@ -360,8 +360,8 @@ def test_a_two_key_grid_gets_its_interaction_chart_and_short_value_names(tmp_pat
 
 def test_an_interaction_chart_draws_numbers_in_order_and_joins_only_ordered_values(tmp_path, monkeypatch):
     """The interaction chart kept the file's order along its axis (dropouts 0.25, 0, 0.1 drawn so,
-    a line zig-zagging through them) and joined unordered choices with lines, where the key's own
-    sweep chart drew them in numeric order and as points alone."""
+    a line zig-zagging through them) and in its legend, and joined unordered choices with lines,
+    where the key's own sweep chart drew them in numeric order and as points alone."""
     import sys
 
     drawn = []
@@ -376,12 +376,12 @@ def test_an_interaction_chart_draws_numbers_in_order_and_joins_only_ordered_valu
     path = tmp_path / "order.yaml"
     path.write_text(yaml.safe_dump({
         "name": "order", **TINY, "train": {**TINY["train"], "epochs": 1}, "seeds": 1,
-        "sweep": {"mode": "grid", "model.activation": ["relu", "elu"], "model.dropout": [0.25, 0.0, 0.1]}},
+        "sweep": {"mode": "grid", "train.optimizer.lr": [0.01, 0.003], "model.dropout": [0.25, 0.0, 0.1]}},
         sort_keys=False))
     place = Placement(tmp_path / "runs")
     run_all(load_study(path), place, progress=False)
     build_study_report(place.study_dir("order"), tmp_path / "rep", ReportOptions(images=False, tsne_points=0))
-    lines = ["model.activation = relu", "model.activation = elu"]
+    lines = ["train.optimizer.lr = 0.003", "train.optimizer.lr = 0.01"]  # the legend in numeric order too
     assert drawn == [("model.dropout", ["0", "0.1", "0.25"], lines, True)]
     # unordered choices along the axis (seed 004's optimizers): in the file's order, points alone
     from visionstudy.report.study_report import axis_order

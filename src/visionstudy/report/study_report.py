@@ -434,7 +434,7 @@ class StudyReportBuilder:
         """Two keys of one grid: the first along the axis, a line per value of the second; each
         point is one combination (one variant), mean ± std over its seeds and folds."""
         xs, numeric = axis_order({json.dumps(v): v for v in across.points.values()})
-        levels = list(dict.fromkeys(json.dumps(v) for v in lines.points.values()))
+        levels, _ = axis_order({json.dumps(v): v for v in lines.points.values()})  # the legend's order
         series = []
         for level in levels:
             stats = []
