@@ -491,7 +491,14 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     from visionstudy.store.db import TO_TRAIN, redact
     from visionstudy.study import launch as cluster
     from visionstudy.study.execute import check_study_folder, selected
-    from visionstudy.study.manifest import left_out_line, left_out_runs, nested_line, nested_runs
+    from visionstudy.study.manifest import (
+        back_line,
+        left_out_line,
+        left_out_runs,
+        nested_line,
+        nested_runs,
+        set_aside_matches,
+    )
 
     spec = the_study.spec
     url = the_study.place.url(spec)
@@ -516,6 +523,9 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     nested = nested_runs(spec, the_study.dir)
     if nested:
         console.print(f"dry run: {nested_line(nested, the_study.dir)}")
+    back = set_aside_matches(spec, the_study.dir)
+    if back:
+        console.print(f"dry run: {back_line(back, the_study.dir)}")
     count = int(status["train"].sum())
     to_train = set(status.loc[status["train"], "key"])
     ahead = [r.config for r in spec.runs if r.key in to_train or then]

@@ -1061,12 +1061,19 @@ def test_cv_taken_in_or_out_of_a_trained_variant_sets_its_old_runs_aside(tmp_pat
     said = line + f"moved to its variant's previous/{aside[0].parent.name}/"
     assert any(s.startswith(said) for s in lines), lines
     assert sorted(p.name for p in (home / "a" / "seed-0").iterdir()) == ["fold-0", "fold-1"]  # none of before
-    # and out again: the fold runs go aside, a/seed-0 trains in the emptied folder
+    # and out again: the fold runs go aside, and a/seed-0 of before, planned again as it was, comes
+    # back (it trained again: hours on a GPU for a toggle)
     write(tmp_path, "nest", **fields)
+    status = vs_here("study", "status", tmp_path / "nest.yaml", "--runs-dir", runs)
+    assert "1 run (a/seed-0) set aside before matches the plan again: `visionstudy study run` moves it " \
+           "back" in " ".join((status.stdout + status.stderr).split())
     lines.clear()
     _, outcome = run_all(load_study(tmp_path / "nest.yaml"), place, progress=False, echo=lines.append)
-    assert outcome.failed == [] and outcome.trained == 1, outcome
-    assert (home / "a" / "seed-0" / "metrics.json").is_file()
+    assert outcome.failed == [] and outcome.trained == 0 and outcome.done == 2, outcome
+    assert (home / "a" / "seed-0" / "metrics.json").read_bytes() == before  # the very run
+    assert any(s.startswith("1 run (a/seed-0) back from ") and s.endswith("not trained again")
+               for s in lines), lines
+    assert not aside[0].parent.exists()  # its set-aside folder, emptied, is gone
     assert not (home / "a" / "seed-0" / "fold-0").exists()
     assert len(list((home / "a" / "previous").glob("*/seed-0/fold-*/metrics.json"))) == 2
     assert any("2 runs (a/seed-0/fold-0, a/seed-0/fold-1) are planned otherwise" in s for s in lines), lines

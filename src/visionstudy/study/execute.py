@@ -39,6 +39,7 @@ from visionstudy.study.manifest import (
     left_out_runs,
     nested_line,
     nested_runs,
+    set_aside_matches,
     write_manifest,
 )
 from visionstudy.study.pool import Event, Job, Pool
@@ -272,14 +273,25 @@ def set_aside_nested(study: Study, study_dir: Path, echo: Callable[[str], None])
     from visionstudy.store.rundir import set_aside
 
     nested = nested_runs(study, study_dir)
-    if not nested:
-        return
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    moved, held = set_aside(study_dir, nested, lambda key: aside_folder(study_dir, key, stamp))
-    if moved:
-        echo(nested_line(moved, study_dir, stamp))
-    if held:
-        echo(held_line(held))
+    if nested:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        moved, held = set_aside(study_dir, nested, lambda key: aside_folder(study_dir, key, stamp))
+        if moved:
+            echo(nested_line(moved, study_dir, stamp))
+        if held:
+            echo(held_line(held))
+    back = set_aside_matches(study, study_dir)  # planned again as they were: not trained again
+    home = {copy: key for key, copy in back.items()}
+    restored, _ = set_aside(study_dir, list(home), lambda copy: study_dir / home[copy])
+    for copy in restored:  # the set-aside folders it emptied, up to the variant's previous/
+        for folder in list(Path(copy).parents)[:-3]:
+            with contextlib.suppress(OSError):
+                (study_dir / folder).rmdir()
+    if restored:
+        keys = [home[c] for c in restored]
+        echo(f"{len(keys)} run{'s' * (len(keys) > 1)} ({few(keys, 3)}) back from "
+             f"{study_dir / Path(restored[0]).parents[len(Path(restored[0]).parts) - 4]}/: set aside "
+             f"before, planned again as {'it was' if len(keys) == 1 else 'they were'}; not trained again")
 
 
 def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:

@@ -229,6 +229,46 @@ def aside_folder(study_dir: Path, key: str, stamp: str) -> Path:
     return study_dir / variant / "previous" / stamp / rest
 
 
+def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
+    """Planned runs with no folder of their own whose run was set aside before (`cv` taken in, then
+    out again) with the same definition: key → the finished run's folder, relative to the study's
+    (the newest such copy). They are moved back, not trained again."""
+    from visionstudy.errors import VisionStudyError
+    from visionstudy.store.reader import read_config
+    from visionstudy.store.rundir import RunDir
+    from visionstudy.study.spec import config_hash
+
+    kept = {v for v, _ in study.variants if (study_dir / v / "previous").is_dir()}
+    found: dict[str, str] = {}
+    for run in study.runs:
+        variant, rest = run.key.split("/", 1)
+        if variant not in kept or RunDir(study_dir / run.key).is_run():
+            continue
+        for copy in sorted((study_dir / variant / "previous").glob(f"*/{rest}"), reverse=True):
+            try:
+                config = read_config(copy)
+            except VisionStudyError:
+                continue
+            config.pop("resolved", None)
+            if RunDir(copy).is_finished() and config_hash(config) == run.config_hash:
+                found[run.key] = copy.relative_to(study_dir).as_posix()
+                break
+    return found
+
+
+def back_line(back: dict[str, str], study_dir: Path) -> str:
+    """What the dry run and `study status` say of `set_aside_matches`."""
+    from visionstudy.config import few
+
+    keys = list(back)
+    one = len(keys) == 1
+    runs = f"1 run ({keys[0]}) set aside before matches" if one else \
+        f"{len(keys)} runs ({few(keys, 3)}) set aside before match"
+    return (f"{runs} the plan again: `visionstudy study run` moves {'it' if one else 'them'} back "
+            f"({study_dir / back[keys[0]]}{'' if one else ', ...'}) instead of training "
+            f"{'it' if one else 'them'}")
+
+
 def nested_line(keys: list[str], study_dir: Path, stamp: str | None = None) -> str:
     """What becomes of the nested runs (`nested_runs`): `study run` says where it moved them
     (`stamp`: the folder's), the dry run and `study status` that it will."""

@@ -115,12 +115,14 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     the finished ones and trains the others anew) and runs it adds, or None when they agree."""
     from visionstudy.config import few
     from visionstudy.study.manifest import (
+        back_line,
         changed_runs,
         describe_change,
         left_out_line,
         left_out_runs,
         nested_line,
         nested_runs,
+        set_aside_matches,
     )
 
     changed = changed_runs(study, study_dir)
@@ -140,4 +142,7 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     nested = nested_runs(study, study_dir)
     if nested:
         said.append(nested_line(nested, study_dir))
+    back = set_aside_matches(study, study_dir)
+    if back:
+        said.append(back_line(back, study_dir))
     return "\n".join(said) or None
