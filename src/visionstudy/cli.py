@@ -509,7 +509,8 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     console.print(f"study {spec.name}: {spec.describe()} in {the_study.dir}")
     status = runs_to_plan(the_study)
     chosen = status["variant"].map(lambda v: selected(v, only))
-    status["train"] = status["status"].isin(TO_TRAIN) & chosen
+    back = set_aside_matches(spec, the_study.dir)  # moved back by the run, not trained
+    status["train"] = status["status"].isin(TO_TRAIN) & chosen & ~status["key"].isin(list(back))
     table = Table("variant")
     for column in ("runs", "done", "running", "to train"):
         table.add_column(column, justify="right")
@@ -523,7 +524,6 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     nested = nested_runs(spec, the_study.dir)
     if nested:
         console.print(f"dry run: {nested_line(nested, the_study.dir)}")
-    back = set_aside_matches(spec, the_study.dir)
     if back:
         console.print(f"dry run: {back_line(back, the_study.dir)}")
     count = int(status["train"].sum())

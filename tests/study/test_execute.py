@@ -1067,6 +1067,8 @@ def test_cv_taken_in_or_out_of_a_trained_variant_sets_its_old_runs_aside(tmp_pat
     status = vs_here("study", "status", tmp_path / "nest.yaml", "--runs-dir", runs)
     assert "1 run (a/seed-0) set aside before matches the plan again: `visionstudy study run` moves it " \
            "back" in " ".join((status.stdout + status.stderr).split())
+    dry = vs_here("study", "run", tmp_path / "nest.yaml", "--runs-dir", runs, "--dry-run")
+    assert "nothing to train" in dry.stdout, dry.stdout  # it comes back: it said "would train 1 run"
     lines.clear()
     _, outcome = run_all(load_study(tmp_path / "nest.yaml"), place, progress=False, echo=lines.append)
     assert outcome.failed == [] and outcome.trained == 0 and outcome.done == 2, outcome
