@@ -234,7 +234,7 @@ def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
     out again) with the same definition: key → the finished run's folder, relative to the study's
     (the newest such copy). They are moved back, not trained again."""
     from visionstudy.errors import VisionStudyError
-    from visionstudy.store.reader import read_config
+    from visionstudy.store.reader import as_asked, read_config
     from visionstudy.store.rundir import RunDir
     from visionstudy.study.spec import config_hash
 
@@ -246,10 +246,9 @@ def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
             continue
         for copy in sorted((study_dir / variant / "previous").glob(f"*/{rest}"), reverse=True):
             try:
-                config = read_config(copy)
+                config = as_asked(read_config(copy))
             except VisionStudyError:
                 continue
-            config.pop("resolved", None)
             if RunDir(copy).is_finished() and config_hash(config) == run.config_hash:
                 found[run.key] = copy.relative_to(study_dir).as_posix()
                 break
