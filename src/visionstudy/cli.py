@@ -31,8 +31,7 @@ from visionstudy.errors import VisionStudyError
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="Image-classification studies as files and one command.",
-)
+)  # its help: `cli_options`'s docstring
 
 
 def show_version(asked: bool) -> None:
@@ -491,14 +490,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     from visionstudy.store.db import TO_TRAIN, redact
     from visionstudy.study import launch as cluster
     from visionstudy.study.execute import check_study_folder, selected
-    from visionstudy.study.manifest import (
-        back_line,
-        left_out_line,
-        left_out_runs,
-        nested_line,
-        nested_runs,
-        set_aside_matches,
-    )
+    from visionstudy.study.manifest import replan_lines, set_aside_matches
 
     spec = the_study.spec
     url = the_study.place.url(spec)
@@ -518,14 +510,8 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         table.add_row(str(variant), str(len(rows)), str(int((rows["status"] == "done").sum())),
                       str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
     console.print(table)
-    left_out = left_out_runs(spec, the_study.dir)
-    if left_out:  # fewer seeds, a variant taken out: said before the run says it
-        console.print(f"dry run: {left_out_line(left_out, replanned=False)}")
-    nested = nested_runs(spec, the_study.dir)
-    if nested:
-        console.print(f"dry run: {nested_line(nested, the_study.dir)}")
-    if back:
-        console.print(f"dry run: {back_line(back, the_study.dir)}")
+    for line in replan_lines(spec, the_study.dir):  # fewer seeds, a variant taken out, cv changed
+        console.print(f"dry run: {line}")
     count = int(status["train"].sum())
     to_train = set(status.loc[status["train"], "key"])
     ahead = [r.config for r in spec.runs if r.key in to_train or then]

@@ -30,6 +30,7 @@ from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import (
     aside_folder,
+    back_line,
     changed_runs,
     describe_change,
     from_study,
@@ -284,14 +285,13 @@ def set_aside_nested(study: Study, study_dir: Path, echo: Callable[[str], None])
     home = {copy: key for key, copy in back.items()}
     restored, _ = set_aside(study_dir, list(home), lambda copy: study_dir / home[copy])
     for copy in restored:  # the set-aside folders it emptied, up to the variant's previous/
-        for folder in list(Path(copy).parents)[:-3]:
+        folder = (study_dir / copy).parent
+        while folder.name != "previous" and folder != study_dir:
             with contextlib.suppress(OSError):
-                (study_dir / folder).rmdir()
+                folder.rmdir()
+            folder = folder.parent
     if restored:
-        keys = [home[c] for c in restored]
-        echo(f"{len(keys)} run{'s' * (len(keys) > 1)} ({few(keys, 3)}) back from "
-             f"{study_dir / Path(restored[0]).parents[len(Path(restored[0]).parts) - 4]}/: set aside "
-             f"before, planned again as {'it was' if len(keys) == 1 else 'they were'}; not trained again")
+        echo(back_line({home[c]: c for c in restored}, study_dir, done=True))
 
 
 def check_data(runs: list[RunSpec], data_dir: Path | None) -> None:

@@ -255,17 +255,36 @@ def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
     return found
 
 
-def back_line(back: dict[str, str], study_dir: Path) -> str:
-    """What the dry run and `study status` say of `set_aside_matches`."""
+def back_line(back: dict[str, str], study_dir: Path, done: bool = False) -> str:
+    """What becomes of the runs `set_aside_matches` found: `study run` says it moved them back
+    (`done`), the dry run and `study status` that it will."""
     from visionstudy.config import few
 
     keys = list(back)
     one = len(keys) == 1
-    runs = f"1 run ({keys[0]}) set aside before matches" if one else \
-        f"{len(keys)} runs ({few(keys, 3)}) set aside before match"
-    return (f"{runs} the plan again: `visionstudy study run` moves {'it' if one else 'them'} back "
-            f"({study_dir / back[keys[0]]}{'' if one else ', ...'}) instead of training "
-            f"{'it' if one else 'them'}")
+    runs = f"1 run ({keys[0]})" if one else f"{len(keys)} runs ({few(keys, 3)})"
+    where = f"{study_dir / back[keys[0]]}{'' if one else ', ...'}"
+    if done:
+        return (f"{runs} back from {where}: set aside before, planned again as "
+                f"{'it was' if one else 'they were'}; not trained again")
+    them = "it" if one else "them"
+    return (f"{runs} set aside before {'matches' if one else 'match'} the plan again: `visionstudy study "
+            f"run` moves {them} back ({where}) instead of training {them}")
+
+
+def replan_lines(study: Study, study_dir: Path) -> list[str]:
+    """What `study run` would do with the runs of the folder's plan that the study file plans
+    otherwise now (the dry run and `study status` say it before the run does)."""
+    lines = []
+    left_out, nested = left_out_runs(study, study_dir), nested_runs(study, study_dir)
+    back = set_aside_matches(study, study_dir)
+    if left_out:
+        lines.append(left_out_line(left_out, replanned=False))
+    if nested:
+        lines.append(nested_line(nested, study_dir))
+    if back:
+        lines.append(back_line(back, study_dir))
+    return lines
 
 
 def nested_line(keys: list[str], study_dir: Path, stamp: str | None = None) -> str:

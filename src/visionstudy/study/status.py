@@ -114,16 +114,7 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     """The study file against the plan its folder recorded: changed runs (`study run` refuses
     the finished ones and trains the others anew) and runs it adds, or None when they agree."""
     from visionstudy.config import few
-    from visionstudy.study.manifest import (
-        back_line,
-        changed_runs,
-        describe_change,
-        left_out_line,
-        left_out_runs,
-        nested_line,
-        nested_runs,
-        set_aside_matches,
-    )
+    from visionstudy.study.manifest import changed_runs, describe_change, replan_lines
 
     changed = changed_runs(study, study_dir)
     if changed:
@@ -136,13 +127,5 @@ def plan_difference(study: Study, study_dir: Path, planned: set[str]) -> str | N
     if added:
         said.append(f"The study file adds {len(added)} run{'s' * (len(added) > 1)} not planned yet "
                     f"({few(added, 3)}): `visionstudy study run` plans and trains them")
-    left_out = left_out_runs(study, study_dir)
-    if left_out:
-        said.append(left_out_line(left_out, replanned=False))
-    nested = nested_runs(study, study_dir)
-    if nested:
-        said.append(nested_line(nested, study_dir))
-    back = set_aside_matches(study, study_dir)
-    if back:
-        said.append(back_line(back, study_dir))
+    said += replan_lines(study, study_dir)
     return "\n".join(said) or None
