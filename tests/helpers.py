@@ -370,8 +370,9 @@ def assert_printed_whole(study_dir: Path, out: Path, tables: list[str]) -> dict[
     return texts
 
 
-def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subprocess.Popen, int, str]:
-    """Start `study run` and SIGKILL one worker process while it trains a run."""
+def kill_one_worker_mid_run(cmd: list[str], url: str, name: str,
+                            study_dir: Path) -> tuple[subprocess.Popen, int, str]:
+    """Start `study run` and SIGKILL one worker process while it trains a run (of `study_dir`)."""
     from optuna.trial import TrialState
 
     from visionstudy.store import RunStore
@@ -396,8 +397,14 @@ def kill_one_worker_mid_run(cmd: list[str], url: str, name: str) -> tuple[subpro
                 # land in the next run or between two (CI, 2026-12-06)
                 pid = worker["pid"]
                 os.kill(pid, signal.SIGSTOP)
+                # a run still RUNNING in the database whose results are on disk is one the worker has
+                # finished and the driver not yet recorded: the worker waits for its next run, and
+                # the kill would fail that next one (CI, 2026-12-07: killed b/seed-1, not a/seed-2)
+                from visionstudy.store.rundir import RunDir
+
                 held = [t.user_attrs["run"] for t in store.trials((TrialState.RUNNING,))
-                        if (t.user_attrs.get("worker") or {}).get("pid") == pid]
+                        if (t.user_attrs.get("worker") or {}).get("pid") == pid
+                        and not RunDir(study_dir / t.user_attrs["run"]).is_finished()]
                 if held:
                     os.kill(pid, signal.SIGKILL)
                     return proc, pid, held[0]

@@ -127,7 +127,7 @@ def test_four_workers_ten_runs_one_worker_killed_postgres(postgres, tmp_path):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--db", postgres,
            "--runs-dir", str(runs), "--workers", "4", "--quiet", "--no-report"]
-    proc, victim, key = kill_one_worker_mid_run(cmd, postgres, "pgfour")
+    proc, victim, key = kill_one_worker_mid_run(cmd, postgres, "pgfour", runs / "pgfour")
     check_killed_worker_study(proc, postgres, "pgfour", runs, victim, key, 10)
 
 

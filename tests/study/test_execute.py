@@ -603,7 +603,7 @@ def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):
     cmd = [sys.executable, "-m", "visionstudy", "study", "run", str(path), "--runs-dir", str(runs),
            "--workers", "4", "--quiet", "--no-report"]
     url = Placement(runs).url("four")
-    proc, victim, key = kill_one_worker_mid_run(cmd, url, "four")
+    proc, victim, key = kill_one_worker_mid_run(cmd, url, "four", runs / "four")
     check_killed_worker_study(proc, url, "four", runs, victim, key, 10)
 
 
