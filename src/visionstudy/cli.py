@@ -1233,10 +1233,14 @@ def setup_logging(quiet: bool = False) -> None:
 
 def without_flag_types(command: Any) -> None:
     """Flags (`--quiet`, `--report/--no-report`) take no value: typer's help wrote `<bool>` in their
-    type column, as if they took one (`--quiet true`)."""
+    type column, as if they took one (`--quiet true`). A flag that is off unless given has no
+    `--no-` twin (`--quiet --no-quiet ... [default: no-quiet]` was noise); `--report/--no-report`,
+    on unless refused, keeps both."""
     for param in command.params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        if getattr(param, "is_flag", False) and param.default is False and param.secondary_opts:
+            param.secondary_opts, param.show_default = [], False
     make_help = command.get_help_option  # --help: made per call
 
     def help_option(ctx: Any) -> Any:

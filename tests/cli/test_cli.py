@@ -379,6 +379,16 @@ def test_version_and_flags_read_as_users_expect():
     assert "<int range>" in vs_here("study", "run", "--help").stdout  # a value's type is kept
 
 
+def test_a_flag_off_unless_given_has_no_negative_twin():
+    """`--quiet --no-quiet ... [default: no-quiet]`: a flag that is off unless given is shown (and
+    taken) alone; one that is on unless refused keeps its `--no-` form."""
+    shown = vs_here("study", "run", "--help").stdout
+    for flag in ("quiet", "wait", "dry-run"):
+        assert f"--{flag}" in shown and f"--no-{flag}" not in shown and f"default: no-{flag}" not in shown
+    assert "--no-report" in shown
+    assert "--no-force" not in vs_here("train", "--help").stdout
+
+
 def test_study_cancel_of_a_folder_that_is_no_study_is_a_user_error(tmp_path):
     """Not "no SLURM jobs were submitted" and exit 0 for a typo or the study file itself; each
     mistake is told what it is: a folder that does not exist, the study file (plan it, then its
