@@ -224,6 +224,12 @@ def turns(text: str, names: list[str]) -> dict[str, float]:
     return {n: out.get(n, default) for n in names}
 
 
+def cpu_has_bf16() -> bool:
+    from visionstudy.training.devices import cpu_runs_bf16
+
+    return cpu_runs_bf16()
+
+
 def outside(share: float) -> str:
     """The time outside forward/backward/step; the two loops are timed apart, so a share below zero
     (the product's loop timed faster than the bare steps) is the machine's drift between them."""
@@ -233,7 +239,7 @@ def outside(share: float) -> str:
 
 
 def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machine: str,
-             turn: dict[str, float] | None = None) -> str:
+             turn: dict[str, float] | None = None, note: str = "") -> str:
     ours = next((r for r in rows if r["contestant"] == "ours"), None)
     head = ["contestant"] + [f"to {th:.0%} (s)" for th in thresholds] + \
         [f"ours faster, {th:.0%}" for th in thresholds] + ["epochs", "best test acc", "train img/s"]
@@ -260,7 +266,7 @@ def markdown(rows: list[dict], thresholds: list[float], effs: list[dict], machin
     how = ("the contestants took turns (" + ", ".join(f"{n} {s:g} s" for n, s in turn.items())
            + "; the others stopped), each one's times its own running time from its start"
            if any(turn.values()) else "one contestant after the other, wall time from its start")
-    out = [f"Fashion-MNIST time to accuracy, {machine}; {how}", "", *lines]
+    out = [f"Fashion-MNIST time to accuracy, {machine}; {how}.{note}", "", *lines]
     for eff in effs:
         precision = "fp32" if eff["precision"] == "32" else eff["precision"]
         out += ["", f"Efficiency of the config's model in the same run, {precision}: "
@@ -288,6 +294,13 @@ def main() -> None:
     from visionstudy.validate import load_config
 
     cfg = load_config(args.config, args.set)
+    note = ""
+    if cfg.train.precision == "bf16" and not cpu_has_bf16():
+        # emulated bf16 is several times slower than fp32 (the run warns): ours trains in fp32 here,
+        # as the warning tells a user to
+        args.set.append("train.precision=32")
+        note = " Ours in fp32: the config's bf16 is emulated on this CPU (no AVX512-BF16 or AMX)."
+        print(json.dumps({"contestant": "ours", "precision": "32", "why": note.strip()}), flush=True)
     ours_images = round(60000 * (1 - cfg.data.val_fraction))
     contestants = []
     for name, cmd in commands(args.config, args.set, peer_model(cfg.model), args.peer_epochs).items():
@@ -314,7 +327,7 @@ def main() -> None:
     machine = f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch threads " \
         f"{effs[0]['threads']}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, thresholds, effs, machine, turn))
+    args.out.write_text(markdown(rows, thresholds, effs, machine, turn, note))
     print(f"wrote {args.out}", file=sys.stderr)
 
 
