@@ -207,6 +207,19 @@ def test_move_run_takes_a_runs_own_files_and_leaves_the_runs_nested_in_its_folde
     assert not (tmp_path / "aside" / "again").exists()
 
 
+def test_a_set_aside_stamp_names_a_folder_new_under_every_parent(tmp_path, monkeypatch):
+    from visionstudy.store.rundir import free_stamp
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *when: "20261207-120000")
+    a, b = tmp_path / "a" / "previous", tmp_path / "b" / "previous"
+    assert free_stamp([a, b]) == "20261207-120000"  # neither exists yet
+    (b / "20261207-120000").mkdir(parents=True)
+    assert free_stamp([a, b]) == "20261207-120000-2"  # taken under one of them
+    (a / "20261207-120000-2").mkdir(parents=True)
+    assert free_stamp([a, b]) == "20261207-120000-3"
+    assert free_stamp([a]) == "20261207-120000"
+
+
 def test_set_aside_moves_the_runs_not_held_and_nesting_tells_folders_one_in_another(tmp_path):
     """Runs planned otherwise now are moved aside under their lock: one a process is still writing
     (an older `study run`) stays whole where it is."""

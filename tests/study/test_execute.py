@@ -594,6 +594,27 @@ def test_the_final_runs_wait_for_the_trials_other_workers_train(tmp_path):
     assert final["model"]["hidden"] == [32]  # the best trial's, trained elsewhere
 
 
+def test_cv_taken_in_and_out_within_one_second_keeps_each_set_aside_apart(tmp_path, monkeypatch):
+    """The set-aside folders were named by the second: `cv` taken out within the second it was taken
+    in (runs of a fraction of a second) moved the fold runs into the first set-aside's folder,
+    inside the run kept there, which then could not go back whole."""
+    monkeypatch.setattr(time, "strftime", lambda fmt, *when: "20261207-120000")  # one second
+    place = Placement(tmp_path / "runs")
+    fields = {"train": {**TINY["train"], "epochs": 1}, "seeds": 1, "variants": {"a": {}}}
+    run_all(load_study(write(tmp_path, "tick", **fields)), place, progress=False)
+    home = place.study_dir("tick")
+    before = (home / "a" / "seed-0" / "metrics.json").read_bytes()
+    run_all(load_study(write(tmp_path, "tick", **fields, cv={"folds": 2, "variants": ["a"]})), place,
+            progress=False)
+    _, outcome = run_all(load_study(write(tmp_path, "tick", **fields)), place, progress=False)
+    assert outcome.failed == [] and outcome.trained == 0 and outcome.done == 1, outcome
+    assert (home / "a" / "seed-0" / "metrics.json").read_bytes() == before  # the very run, back
+    assert sorted(p.name for p in (home / "a" / "seed-0").iterdir() if p.name.startswith("fold")) == []
+    kept = home / "a" / "previous"
+    assert [p.name for p in kept.iterdir()] == ["20261207-120000-2"]  # the first, emptied, is gone
+    assert len(list((kept / "20261207-120000-2" / "seed-0").glob("fold-*/metrics.json"))) == 2
+
+
 def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):
     # b's runs last seconds, not a third of one: the poller, slow on a busy machine, must see one
     # training before the study ends (it once did not, in a full suite on a fresh clone)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import read_only_copy
-from tests.helpers import ROOT, assert_user_error, run_cli
+from tests.helpers import ROOT, assert_user_error, patient, run_cli
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
 
@@ -445,6 +445,23 @@ def test_a_closed_pool_leaves_no_thread_behind():
     pool = Pool(2, "cpu", None)
     pool.close()  # puts a stop sentinel in each inbox: a feeder thread per inbox
     assert feeders() == before and not any(p.is_alive() for p in pool.procs)
+
+
+def test_a_worker_killed_between_two_runs_is_replaced_before_it_is_handed_one():
+    """A worker killed while it waited for its next run was handed that run: the run then failed
+    with "its worker process ended" (a death it never had, counted against it) and went back to
+    the queue."""
+    from visionstudy.study.pool import Pool
+
+    pool = Pool(2, "cpu", None)
+    try:
+        gone = pool.pid(0)
+        os.kill(gone, signal.SIGKILL)
+        pool.procs[0].join(patient(30))
+        assert pool.idle() == [0, 1]
+        assert pool.pid(0) != gone and pool.procs[0].is_alive() and pool.procs[1].is_alive()
+    finally:
+        pool.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

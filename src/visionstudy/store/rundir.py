@@ -300,6 +300,22 @@ def nesting(keys: Iterable[str]) -> Callable[[str], bool]:
     return nests
 
 
+def free_stamp(parents: Iterable[Path]) -> str:
+    """The time to the second (`20261207-155012`) as the name of a set-aside folder new under each of
+    `parents`, `-2`, `-3`, ... added when one exists: a second set-aside within the same second
+    (`cv` taken in, then out, around a run of a second) moved its runs into the first one's folder,
+    nested in the run set aside there."""
+    import itertools
+    import time
+
+    base, folders = time.strftime("%Y%m%d-%H%M%S"), list(parents)
+    for n in itertools.count(1):
+        stamp = base if n == 1 else f"{base}-{n}"
+        if not any((parent / stamp).exists() for parent in folders):
+            return stamp
+    raise AssertionError("unreachable")
+
+
 def set_aside(folder: Path, keys: list[str], dest: Callable[[str], Path]) -> tuple[list[str], list[str]]:
     """The runs `keys` in `folder` moved each to `dest(key)` (`move_run`) under its lock; returns
     the keys moved and those held by a process writing them (left in place)."""

@@ -30,6 +30,7 @@ from visionstudy.store.reader import read_metrics, studies_hint
 from visionstudy.store.rundir import MANIFEST, RunDir, clear
 from visionstudy.study.manifest import (
     aside_folder,
+    aside_root,
     back_line,
     changed_runs,
     describe_change,
@@ -271,11 +272,11 @@ def set_aside_nested(study: Study, study_dir: Path, echo: Callable[[str], None])
     """Runs of before whose folders would nest with the new plan's (`nested_runs`) moved into their
     variant's `previous/<time>/` folder, results and checkpoints kept; one held by a process writing
     it stays (said)."""
-    from visionstudy.store.rundir import set_aside
+    from visionstudy.store.rundir import free_stamp, set_aside
 
     nested = nested_runs(study, study_dir)
     if nested:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = free_stamp({aside_root(study_dir, key) for key in nested})
         moved, held = set_aside(study_dir, nested, lambda key: aside_folder(study_dir, key, stamp))
         if moved:
             echo(nested_line(moved, study_dir, stamp))

@@ -225,8 +225,12 @@ def nested_runs(study: Study, study_dir: Path) -> list[str]:
 def aside_folder(study_dir: Path, key: str, stamp: str) -> Path:
     """Where a nested run no longer planned is kept: `<variant>/previous/<stamp>/seed-0[/fold-1]`
     (a variant's runs are its `seed-N` folders: the report and `study status` read the manifest)."""
-    variant, rest = key.split("/", 1)
-    return study_dir / variant / "previous" / stamp / rest
+    return aside_root(study_dir, key) / stamp / key.split("/", 1)[1]
+
+
+def aside_root(study_dir: Path, key: str) -> Path:
+    """The `previous/` folder of a run's variant: its set-aside folders, one per time stamp."""
+    return study_dir / key.split("/", 1)[0] / "previous"
 
 
 def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:

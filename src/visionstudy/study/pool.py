@@ -324,6 +324,11 @@ class Pool:
         return int(self.procs[i].pid)
 
     def idle(self) -> list[int]:
+        """Workers holding no job. One that died between two runs (killed, out of memory) is
+        replaced first: the run handed to it would have counted a death it never had."""
+        for i in range(self.size):
+            if i not in self.jobs and not self.procs[i].is_alive():
+                self.start(i)
         return [i for i in range(self.size) if i not in self.jobs]
 
     def submit(self, i: int, job: Job) -> None:

@@ -637,7 +637,7 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     the study file no longer plans (`cv.variants` took search-best in or out: `seed-0` became
     `seed-0/fold-0`, ..., which would have nested in the old run's folder). Returns the moved
     runs' keys."""
-    from visionstudy.store.rundir import nesting, set_aside
+    from visionstudy.store.rundir import free_stamp, nesting, set_aside
     from visionstudy.study.manifest import held_line
 
     study_dir = place.study_dir(full)
@@ -648,7 +648,8 @@ def set_aside_stale_finals(full: Study, place: Placement, echo: Callable[[str], 
     gone = [k for k in final_folders(study_dir) if nests(k)]  # folded now, or no more: one inside the other
     if not stale and not gone:
         return []
-    aside = study_dir / SEARCH_DIR / "previous-best" / time.strftime("%Y%m%d-%H%M%S")
+    kept = study_dir / SEARCH_DIR / "previous-best"
+    aside = kept / free_stamp([kept])
     moved, held = set_aside(study_dir, stale + gone, lambda k: aside / Path(k).relative_to(FINAL_VARIANT))
     if held:
         echo(held_line(held))
