@@ -309,11 +309,8 @@ def free_stamp(parents: Iterable[Path]) -> str:
     import time
 
     base, folders = time.strftime("%Y%m%d-%H%M%S"), list(parents)
-    for n in itertools.count(1):
-        stamp = base if n == 1 else f"{base}-{n}"
-        if not any((parent / stamp).exists() for parent in folders):
-            return stamp
-    raise AssertionError("unreachable")
+    stamps = itertools.chain([base], (f"{base}-{n}" for n in itertools.count(2)))
+    return next(s for s in stamps if not any((parent / s).exists() for parent in folders))
 
 
 def set_aside(folder: Path, keys: list[str], dest: Callable[[str], Path]) -> tuple[list[str], list[str]]:
