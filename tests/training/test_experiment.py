@@ -95,6 +95,31 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatc
     assert m_full["test_loss"] == m_cut["test_loss"]
 
 
+def test_a_stop_between_last_pt_and_history_csv_leaves_no_epoch_out_of_the_history(tmp_path, monkeypatch):
+    """Stopped after the last epoch's last.pt and before its history.csv row, the resumed run had
+    nothing left to train and kept history.csv an epoch short (a study's SIGTERM test, CI 2026-12-07)."""
+    cfg = config(epochs=3)
+    original = fit_module.save_checkpoint
+
+    def stop_after_the_last_checkpoint(state, path):
+        original(state, path)
+        if Path(path).name == "last.pt" and state["epoch"] == 3:
+            raise Interrupt
+
+    monkeypatch.setattr(fit_module, "save_checkpoint", stop_after_the_last_checkpoint)
+    with pytest.raises(Interrupt):
+        run_experiment(cfg, tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(fit_module, "save_checkpoint", original)
+
+    def epochs() -> list[int]:
+        return [int(r.split(",")[0]) for r in (tmp_path / "cut" / "history.csv").read_text().splitlines()[1:]]
+
+    assert epochs() == [1, 2]
+    run_experiment(cfg, tmp_path / "cut", quiet=True, resume=True)
+    assert epochs() == [1, 2, 3]
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["epochs_run"] == 3
+
+
 def test_resume_with_another_config_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(fit_module.EpochProgress, "end_epoch",
                         lambda self, row: (_ for _ in ()).throw(Interrupt))

@@ -90,6 +90,13 @@ def history_csv(history: list[dict[str, float]], fields: list[str] = HISTORY_FIE
     return out.getvalue()
 
 
+def write_history(run: RunDir, result: FitResult, cfg: TrainConfig) -> None:
+    """history.csv (and steps.csv where per-step records are on) from the run's record so far."""
+    atomic_write_text(run.history, history_csv(result.history))
+    if cfg.log_every_n_steps:
+        atomic_write_text(run.steps, history_csv(result.steps, STEP_FIELDS))
+
+
 def fit(
     fabric: Any,
     net: nn.Module,
@@ -127,6 +134,8 @@ def fit(
         early.load_state_dict(state["early_stopping"])
         result = FitResult(**state["result"])
         set_rng_state(state["rng"])
+        if fabric.is_global_zero:  # last.pt's history is the record: a stop after it was written and
+            write_history(run, result, cfg)  # before history.csv left the file an epoch short
     clip = (lambda: fabric.clip_gradients(model, fab_optimizer, max_norm=cfg.grad_clip)) \
         if cfg.grad_clip else None
 
@@ -162,9 +171,7 @@ def fit(
                 **({"live_model": live, "ema_steps": ema.steps} if ema is not None else {}),
                 "result": result.__dict__, "epoch": epoch + 1, "config": config_dump, "meta": meta or {},
             }, run.last)
-            atomic_write_text(run.history, history_csv(result.history))
-            if cfg.log_every_n_steps:
-                atomic_write_text(run.steps, history_csv(result.steps, STEP_FIELDS))
+            write_history(run, result, cfg)
         progress.end_epoch(row)
         if on_epoch_end is not None:  # e.g. a search reporting to its pruner (may raise)
             on_epoch_end(row)
