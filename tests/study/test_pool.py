@@ -464,6 +464,32 @@ def test_a_worker_killed_between_two_runs_is_replaced_before_it_is_handed_one():
         pool.close()
 
 
+def test_a_worker_that_dies_after_writing_its_runs_results_reports_the_run_done(tmp_path):
+    """A worker killed after its run's metrics.json was written and before its "done" event left it
+    (the event lost with the process) made the run "died": counted a death, put back in the queue and
+    said to resume in another worker. It is done, with its metrics; a run without results still died."""
+    from visionstudy.config import RunConfig
+    from visionstudy.study.pool import Job, Pool
+
+    cfg = RunConfig.model_validate({"data": {"dataset": "digits"}})
+    pool = Pool(2, "cpu", None)
+    try:
+        for i in (0, 1):
+            os.kill(pool.pid(i), signal.SIGSTOP)  # holds its job unopened: the kill comes first
+            pool.submit(i, Job(f"a/seed-{i}", str(tmp_path / f"seed-{i}"), cfg))
+        (tmp_path / "seed-0").mkdir()
+        (tmp_path / "seed-0" / "metrics.json").write_text('{"test_accuracy": 0.75}')
+        for i in (0, 1):
+            os.kill(pool.pid(i), signal.SIGKILL)
+            pool.procs[i].join(patient(30))
+        events = sorted(pool.events(0.1), key=lambda ev: ev.key)
+        assert [(ev.kind, ev.key) for ev in events] == [("done", "a/seed-0"), ("died", "a/seed-1")]
+        assert events[0].metrics == {"test_accuracy": 0.75}
+        assert events[1].message == "its worker process ended (killed by SIGKILL)"
+    finally:
+        pool.close()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_during_a_claim_waits_for_its_end_then_acts(sig):
     steps: list[str] = []

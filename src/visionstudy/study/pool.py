@@ -349,10 +349,8 @@ class Pool:
         for i, proc in enumerate(self.procs):
             if not proc.is_alive():
                 job = self.jobs.pop(i, None)
-                code = proc.exitcode
                 if job is not None:
-                    message = f"its worker process ended ({exit_text(code)})"
-                    out.append(Event("died", i, job.key, message=message))
+                    out.append(ended(i, job, proc.exitcode))
                 self.start(i)
         return out
 
@@ -382,6 +380,18 @@ class Pool:
         for q in [*self.inboxes, self.outbox]:  # end their feeder threads: the study's report
             q.close()                            # forks its drawing process only from one thread
             q.join_thread()
+
+
+def ended(worker: int, job: Job, code: int | None) -> Event:
+    """What became of the job of a worker that died: done where the run's results are on disk (it
+    died after writing them, its own event lost with it: the run is not retrained or counted a
+    death), else died."""
+    from visionstudy.store.reader import read_metrics
+
+    try:
+        return Event("done", worker, job.key, read_metrics(Path(job.out)))
+    except (OSError, ValueError):
+        return Event("died", worker, job.key, message=f"its worker process ended ({exit_text(code)})")
 
 
 def exit_text(code: int | None) -> str:
