@@ -510,7 +510,7 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         table.add_row(str(variant), str(len(rows)), str(int((rows["status"] == "done").sum())),
                       str(int((rows["status"] == "running").sum())), str(int(rows["train"].sum())))
     console.print(table)
-    for line in replan_lines(spec, the_study.dir):  # fewer seeds, a variant taken out, cv changed
+    for line in replan_lines(spec, the_study.dir, back):  # fewer seeds, a variant taken out, cv changed
         console.print(f"dry run: {line}")
     count = int(status["train"].sum())
     to_train = set(status.loc[status["train"], "key"])
@@ -1237,9 +1237,11 @@ def without_flag_types(command: Any) -> None:
     `--no-` twin (`--quiet --no-quiet ... [default: no-quiet]` was noise); `--report/--no-report`,
     on unless refused, keeps both."""
     for param in command.params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
+        if not getattr(param, "is_flag", False):
+            continue
+        if param.metavar is None:
             param.metavar = ""
-        if getattr(param, "is_flag", False) and param.default is False and param.secondary_opts:
+        if param.default is False and param.secondary_opts:
             param.secondary_opts, param.show_default = [], False
     make_help = command.get_help_option  # --help: made per call
 

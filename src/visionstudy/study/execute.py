@@ -241,7 +241,9 @@ def plan(study: Study, place: Placement,
     refuse_redefined(study, study_dir)
     store = RunStore(place.url(study), study.name)
     with store.planning():  # one planner moves them (another then finds them gone)
-        set_aside_nested(study, study_dir, echo or (lambda line: None))
+        say = echo or (lambda line: None)
+        set_aside_nested(study, study_dir, say)
+        bring_back(study, study_dir, say)
     on_disk: dict[str, float | None] = {}
 
     def read_disk() -> dict[str, float | None]:  # by planning, after the run records (RunStore.sync)
@@ -275,19 +277,27 @@ def set_aside_nested(study: Study, study_dir: Path, echo: Callable[[str], None])
     from visionstudy.store.rundir import free_stamp, set_aside
 
     nested = nested_runs(study, study_dir)
-    if nested:
-        stamp = free_stamp({aside_root(study_dir, key) for key in nested})
-        moved, held = set_aside(study_dir, nested, lambda key: aside_folder(study_dir, key, stamp))
-        if moved:
-            echo(nested_line(moved, study_dir, stamp))
-        if held:
-            echo(held_line(held))
-    back = set_aside_matches(study, study_dir)  # planned again as they were: not trained again
-    home = {copy: key for key, copy in back.items()}
+    if not nested:
+        return
+    stamp = free_stamp({aside_root(study_dir, key) for key in nested})
+    moved, held = set_aside(study_dir, nested, lambda key: aside_folder(study_dir, key, stamp))
+    if moved:
+        echo(nested_line(moved, study_dir, stamp))
+    if held:
+        echo(held_line(held))
+
+
+def bring_back(study: Study, study_dir: Path, echo: Callable[[str], None]) -> None:
+    """Runs set aside before and planned again as they were (`set_aside_matches`: `cv` taken in,
+    then out) moved back to their own folders, not trained again; the set-aside folders they
+    emptied go, up to their variant's `previous/`."""
+    from visionstudy.store.rundir import set_aside
+
+    home = {copy: key for key, copy in set_aside_matches(study, study_dir).items()}
     restored, _ = set_aside(study_dir, list(home), lambda copy: study_dir / home[copy])
-    for copy in restored:  # the set-aside folders it emptied, up to the variant's previous/
-        folder = (study_dir / copy).parent
-        while folder.name != "previous" and folder != study_dir:
+    for copy in restored:
+        folder, root = (study_dir / copy).parent, aside_root(study_dir, home[copy])
+        while folder != root:
             with contextlib.suppress(OSError):
                 folder.rmdir()
             folder = folder.parent

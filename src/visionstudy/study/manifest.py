@@ -242,13 +242,12 @@ def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
     from visionstudy.store.rundir import RunDir
     from visionstudy.study.spec import config_hash
 
-    kept = {v for v, _ in study.variants if (study_dir / v / "previous").is_dir()}
     found: dict[str, str] = {}
     for run in study.runs:
-        variant, rest = run.key.split("/", 1)
-        if variant not in kept or RunDir(study_dir / run.key).is_run():
+        kept = aside_root(study_dir, run.key)
+        if not kept.is_dir() or RunDir(study_dir / run.key).is_run():
             continue
-        for copy in sorted((study_dir / variant / "previous").glob(f"*/{rest}"), reverse=True):
+        for copy in sorted(kept.glob(f"*/{run.key.split('/', 1)[1]}"), reverse=True):
             try:
                 config = as_asked(read_config(copy))
             except VisionStudyError:
@@ -276,12 +275,13 @@ def back_line(back: dict[str, str], study_dir: Path, done: bool = False) -> str:
             f"run` moves {them} back ({where}) instead of training {them}")
 
 
-def replan_lines(study: Study, study_dir: Path) -> list[str]:
+def replan_lines(study: Study, study_dir: Path, back: dict[str, str] | None = None) -> list[str]:
     """What `study run` would do with the runs of the folder's plan that the study file plans
-    otherwise now (the dry run and `study status` say it before the run does)."""
+    otherwise now (the dry run and `study status` say it before the run does); `back`: the
+    `set_aside_matches` the caller found already."""
     lines = []
     left_out, nested = left_out_runs(study, study_dir), nested_runs(study, study_dir)
-    back = set_aside_matches(study, study_dir)
+    back = set_aside_matches(study, study_dir) if back is None else back
     if left_out:
         lines.append(left_out_line(left_out, replanned=False))
     if nested:
