@@ -290,8 +290,9 @@ def train(
     """Train and evaluate one model; writes the run directory."""
     from visionstudy.api import train as train_run
     from visionstudy.config import check_device
-    from visionstudy.stops import sigterm_as_interrupt
+    from visionstudy.stops import end_with_parent, sigterm_as_interrupt
 
+    end_with_parent()  # a study worker's data-parallel run: not a moment longer than its worker
     check_device(device)  # by its flag (the API names it device=)
     try:
         with sigterm_as_interrupt():  # a scheduler's stop (SIGTERM) ended the process without a word

@@ -5,9 +5,11 @@ not cut in two (`stop_deferred`). Light: `train` imports it before torch."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,3 +99,32 @@ def stop_deferred() -> Any:
             signal.signal(s, previous[s])
         if caught:
             signal.raise_signal(caught[0])  # the handler in place now (Ctrl-C's, the study's stop)
+
+
+PARENT = "VISIONSTUDY_PARENT_PID"  # set for a process that must end with the one that started it
+PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent() -> None:
+    """End this process when its parent ends, if the parent asked so ($VISIONSTUDY_PARENT_PID, its
+    PID): a data-parallel run's `train` under a study worker, and the ranks that `train` starts.
+    A killed worker's `train` otherwise trained on, holding the run folder's lock, and the worker that
+    took the run next failed on it. On Linux the kernel kills it at once; elsewhere a thread looks."""
+    parent = os.environ.get(PARENT)
+    if not parent:
+        return
+    os.environ[PARENT] = str(os.getpid())  # the ranks started from here end with this process in turn
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):  # gone before the kernel was told
+        os._exit(1)
+    if not sys.platform.startswith("linux"):
+        threading.Thread(target=exit_when_orphaned, args=(int(parent),), daemon=True).start()
+
+
+def exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)

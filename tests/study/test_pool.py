@@ -546,3 +546,57 @@ def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_look
             raise_lost_stop()
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def processes_with(*words: str) -> dict[int, tuple[int, str]]:
+    """pid → (parent pid, command line) of this machine's processes whose command line holds `words`."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            if all(w in cmdline for w in words):
+                found[int(entry)] = (ppid, cmdline)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_a_killed_workers_data_parallel_train_process_ends_with_it_and_the_run_is_redone(tmp_path):
+    """A data-parallel run is a `visionstudy train` child of its worker: killed with the worker, the
+    child trained on, holding the run folder's lock, and the worker that took the run next failed
+    on that lock ("being written by another process")."""
+    path = write(tmp_path, "ddpkill", train={**TINY["train"], "epochs": 40, "devices": 2, "threads": 1})
+    runs = tmp_path / "runs"
+    run = runs / "ddpkill" / "baseline" / "seed-0"
+    proc = subprocess.Popen(study_cmd(path, runs, "--no-report", "--device", "cpu", "--workers", "1"),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, ranks = time.time() + patient(180), {}
+        while time.time() < deadline and proc.poll() is None:
+            ranks = processes_with("visionstudy", " train ", str(run))
+            lock = run / ".lock"
+            held = lock.is_file() and lock.read_text().strip()
+            if len(ranks) == 2 and held and (run / "history.csv").is_file():
+                break
+            time.sleep(0.1)
+        assert len(ranks) == 2, f"the run's two ranks never trained: {ranks}"
+        worker = next(ppid for ppid, _ in ranks.values() if ppid not in ranks)
+        os.kill(worker, signal.SIGKILL)
+        gone = time.time() + patient(15)
+        while time.time() < gone and set(ranks) & set(processes_with("visionstudy", " train ", str(run))):
+            time.sleep(0.1)
+        left = set(ranks) & set(processes_with("visionstudy", " train ", str(run)))
+        assert not left, "the killed worker's train processes outlived it"
+        out, _ = proc.communicate(timeout=patient(240))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        for pid in processes_with("visionstudy", " train ", str(run)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 0, out
+    assert "resumes in another worker" in out and "being written by another process" not in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 40

@@ -265,11 +265,12 @@ def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | Non
            "--device", device, *(["--resume"] if run.has_progress() else [])]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
+    from visionstudy.stops import PARENT
     from visionstudy.store.rundir import STUDY_RUN
 
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              env={**os.environ, STUDY_RUN: str(run.path.resolve())})
+        env = {**os.environ, STUDY_RUN: str(run.path.resolve()), PARENT: str(os.getpid())}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     finally:
         Path(f.name).unlink(missing_ok=True)
     if proc.returncode != 0 or not run.is_finished():
