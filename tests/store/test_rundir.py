@@ -220,6 +220,13 @@ def test_a_set_aside_stamp_names_a_folder_new_under_every_parent(tmp_path, monke
     assert free_stamp([a]) == "20261207-120000"
 
 
+def test_set_aside_stamps_order_as_they_were_made():
+    from visionstudy.store.rundir import stamp_order
+
+    made = ["20261207-120000", *(f"20261207-120000-{n}" for n in range(2, 12)), "20261207-120001"]
+    assert sorted(reversed(made), key=stamp_order) == made
+
+
 def test_set_aside_moves_the_runs_not_held_and_nesting_tells_folders_one_in_another(tmp_path):
     """Runs planned otherwise now are moved aside under their lock: one a process is still writing
     (an older `study run`) stays whole where it is."""

@@ -615,6 +615,26 @@ def test_cv_taken_in_and_out_within_one_second_keeps_each_set_aside_apart(tmp_pa
     assert len(list((kept / "20261207-120000-2" / "seed-0").glob("fold-*/metrics.json"))) == 2
 
 
+def test_the_newest_set_aside_copy_comes_back_tenth_after_ninth(tmp_path):
+    """Set-aside folders of one second are `<stamp>`, `-2`, ... `-9`, `-10`: sorted by name, `-9` came
+    after `-10`, and an older copy of a run was moved back instead of the newest."""
+    import shutil
+
+    place = Placement(tmp_path / "runs")
+    fields = {"train": {**TINY["train"], "epochs": 1}, "seeds": 1, "variants": {"a": {}}}
+    path = write(tmp_path, "tenth", **fields)
+    run_all(load_study(path), place, progress=False)
+    home = place.study_dir("tenth")
+    kept = home / "a" / "previous"
+    for n in (9, 10):
+        shutil.copytree(home / "a" / "seed-0", kept / f"20261207-120000-{n}" / "seed-0")
+    shutil.rmtree(home / "a" / "seed-0")
+    _, outcome = run_all(load_study(path), place, progress=False)
+    assert outcome.failed == [] and outcome.trained == 0 and outcome.done == 1, outcome
+    assert (home / "a" / "seed-0" / "metrics.json").is_file()
+    assert [p.name for p in kept.iterdir()] == ["20261207-120000-9"]  # the tenth came back, emptied
+
+
 def test_four_workers_ten_runs_one_worker_killed_sqlite(tmp_path):
     # b's runs last seconds, not a third of one: the poller, slow on a busy machine, must see one
     # training before the study ends (it once did not, in a full suite on a fresh clone)

@@ -313,6 +313,12 @@ def free_stamp(parents: Iterable[Path]) -> str:
     return next(s for s in stamps if not any((parent / s).exists() for parent in folders))
 
 
+def stamp_order(name: str) -> tuple[str, int]:
+    """A `free_stamp` name's place in time: `-10` after `-9` (their names sort the other way)."""
+    base, _, n = name.rpartition("-") if name.count("-") > 1 else (name, "", "1")
+    return base, int(n) if n.isdigit() else 0
+
+
 def set_aside(folder: Path, keys: list[str], dest: Callable[[str], Path]) -> tuple[list[str], list[str]]:
     """The runs `keys` in `folder` moved each to `dest(key)` (`move_run`) under its lock; returns
     the keys moved and those held by a process writing them (left in place)."""

@@ -239,7 +239,7 @@ def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
     (the newest such copy). They are moved back, not trained again."""
     from visionstudy.errors import VisionStudyError
     from visionstudy.store.reader import as_asked, read_config
-    from visionstudy.store.rundir import RunDir
+    from visionstudy.store.rundir import RunDir, stamp_order
     from visionstudy.study.spec import config_hash
 
     found: dict[str, str] = {}
@@ -247,7 +247,8 @@ def set_aside_matches(study: Study, study_dir: Path) -> dict[str, str]:
         kept = aside_root(study_dir, run.key)
         if not kept.is_dir() or RunDir(study_dir / run.key).is_run():
             continue
-        for copy in sorted(kept.glob(f"*/{run.key.split('/', 1)[1]}"), reverse=True):
+        copies = kept.glob(f"*/{run.key.split('/', 1)[1]}")
+        for copy in sorted(copies, key=lambda c: stamp_order(c.relative_to(kept).parts[0]), reverse=True):
             try:
                 config = as_asked(read_config(copy))
             except VisionStudyError:
