@@ -799,3 +799,78 @@ def test_a_ray_launch_with_a_failed_run_names_its_error_where_users_look(tmp_pat
         text = log.read_text()
         assert "1 of 2 runs failed:" in text and "boom/seed-0: the training loss became NaN" in text
         assert "each error is above" not in text
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_ray_address_where_another_server_answers_is_refused_at_once(tmp_path):
+    """The dashboard's port (8265) given for the GCS's, or any server that is not Ray: Ray retried
+    for minutes, printing a warning every few seconds (it once did for a port nothing answered on)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    study = study_file(tmp_path, "notray")
+    try:
+        for extra in (["--dry-run"], []):
+            started = time.monotonic()
+            done = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "ray",
+                      "--address", address, "--db", "postgresql://u@localhost:1/d", *extra, timeout=120)
+            assert_user_error(done, f"--address {address}: a server answers there, but not a Ray "
+                              "cluster's GCS", "ray start --head", "8265")
+            assert time.monotonic() - started < 60
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "runs" / "notray").exists()
+
+
+# every `study work` process started where this folder is on PYTHONPATH notes its PID in `marks`
+MARK = """
+import os
+if b"\\0visionstudy\\0study\\0work\\0" in open("/proc/self/cmdline", "rb").read():
+    with open(os.environ["VS_MARKS"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+"""
+
+
+def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_own(pg, workdir, tmp_path):
+    """With --address the jobs run on that cluster; without one the launch starts a Ray of its own
+    even where one was started on this machine (`ray start --head`): Ray's `init()` joined that
+    one, whose other nodes may not see the study's SQLite database."""
+    pytest.importorskip("ray", reason="pip install 'visionstudy[cluster]'")
+    ray = Path(sys.executable).parent / "ray"
+    hooks, marks = workdir / "ray-hooks", workdir / "ray-marks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(MARK)
+    port = free_port()
+    head_env = {**os.environ, "PYTHONPATH": str(hooks), "VS_MARKS": str(marks),
+                "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    started = subprocess.run([ray, "start", "--head", "--port", str(port), "--num-cpus", "2",
+                              "--include-dashboard=false", "--disable-usage-stats"],
+                             env=head_env, capture_output=True, text=True, timeout=patient(120))
+    try:
+        assert started.returncode == 0, started.stderr
+        on_head = study_file(workdir, "rayhead", epochs=1, seeds=1)
+        runs = workdir / "runs"
+        done = vs("study", "run", on_head, "--runs-dir", runs, "--launcher", "ray", "--address",
+                  f"127.0.0.1:{port}", "--jobs", "2", "--db", pg, "--quiet", "--no-report",
+                  env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert "2 Ray jobs ended (0 with an error)" in done.stdout and "3/3 runs finished" in done.stdout
+        assert len(marks.read_text().split()) == 2  # both jobs' workers ran on the head's node
+        own = study_file(tmp_path, "rayown", epochs=1, seeds=1)
+        done = vs("study", "run", own, "--runs-dir", tmp_path / "runs", "--launcher", "ray", "--jobs", "2",
+                  "--quiet", "--no-report", env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert "3/3 runs finished" in done.stdout
+        assert len(marks.read_text().split()) == 2  # none on the cluster started by hand
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=patient(120))

@@ -449,24 +449,57 @@ def run_worker(command: list[str], env: dict[str, str], log: str, workdir: str) 
                               cwd=workdir if os.path.isdir(workdir) else None).returncode
 
 
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS) answers with its own
+# SETTINGS frame (byte 3 of the reply: frame type 4) before anything else
+HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def check_answers(address: str, seconds: float = 5.0) -> None:
-    """A HOST:PORT that nothing answers on is one error at once: Ray retries its connection for
-    about 12 minutes, printing a warning every few seconds (`auto` and `ray://` are Ray's own)."""
+    """A HOST:PORT that is not a Ray cluster's GCS is one error at once: Ray retries its connection
+    for minutes, printing a warning every few seconds, whether nothing answers there or another
+    server does (the dashboard's port, 8265, given for the GCS's). `auto` and `ray://` are Ray's own."""
     import socket
 
     host, _, port = address.rpartition(":")
     if address == "auto" or "://" in address or not host or not port.isdigit():
         return
+    fix = "start the cluster's head (`ray start --head` prints its address) or fix the address"
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds) as conn:
+            conn.sendall(HTTP2_HELLO)
+            reply = conn.recv(64)
+    except TimeoutError:
+        reply = b""
     except OSError as exc:
-        raise LaunchError(f"--address {address}: nothing answers there ({exc.strerror or exc}); start "
-                          "the cluster's head (`ray start --head` prints its address) or fix the "
-                          "address") from None
+        if isinstance(exc, ConnectionResetError | BrokenPipeError):  # answered, then hung up on us
+            reply = b""
+        else:
+            raise LaunchError(f"--address {address}: nothing answers there ({exc.strerror or exc}); "
+                              f"{fix}") from None
+    if len(reply) < 4 or reply[3] != 4:
+        said = reply.split(b"\n", 1)[0].decode(errors="replace").strip()[:60]
+        raise LaunchError(f"--address {address}: a server answers there, but not a Ray cluster's GCS "
+                          f"({f'it said {said!r}' if said else 'no gRPC reply'}); give the head's address "
+                          "that `ray start --head` prints (port 6379 unless its --port; the dashboard's "
+                          "8265 is not it)")
+
+
+def send_token() -> None:
+    """Send Ray's authentication token where this machine has one: `ray start --head` turns token
+    authentication on and saves the token in ~/.ray/auth_token, but a client sends it only with
+    RAY_AUTH_MODE=token (read as Ray is imported): without it `ray.init` was refused ("InvalidAuthToken")
+    by the head it was told to join. A cluster without authentication ignores it."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    saved = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or saved.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[int]:
     """The workers as Ray tasks with `jobs`' resources, until all have ended; their exit codes."""
+    if jobs.address:
+        send_token()
     try:
         import ray
     except ImportError:
@@ -476,12 +509,16 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
     try:
         if jobs.address:
             ray.init(address=jobs.address, log_to_driver=False)
-        else:  # ours: its start-up notes (token auth, "Started a local Ray instance") are no user's concern
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        else:  # ours: its start-up notes (token auth, "Started a local Ray instance") are no user's concern;
+            # "local", or Ray joins a cluster started on this machine (`ray start`), whose nodes may not
+            # see the study's SQLite database
+            ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise LaunchError(f"--address {jobs.address}: cannot reach the Ray cluster "
                           f"({str(exc).splitlines()[0][:200]}); start it (`ray start --head`) or fix "
-                          "the address") from None
+                          "the address (a head with token authentication, `ray start`'s default, wants "
+                          "its token here: its ~/.ray/auth_token, or $RAY_AUTH_TOKEN)") from None
     try:
         task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
                                                max_retries=0)
