@@ -671,8 +671,8 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
             return
     else:
         failed_jobs = sum(code != 0 for code in result)
-        console.print(f"{len(result)} Ray jobs ended ({failed_jobs} with an error); logs in "
-                      f"{the_study.dir}/ray/")
+        jobs_ended = f"{len(result)} Ray job{'' if len(result) == 1 else 's'} ended"
+        console.print(f"{jobs_ended} ({failed_jobs} with an error); logs in {the_study.dir}/ray/")
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
     finish_launched(the_study, report, quiet, failed_jobs, view.status, view.errors,
                     job_errors(the_study.dir, logs))

@@ -866,11 +866,13 @@ def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_o
         assert done.returncode == 0, done.stderr + done.stdout
         assert "2 Ray jobs ended (0 with an error)" in done.stdout and "2/2 runs finished" in done.stdout
         assert len(marks.read_text().split()) == 2  # both jobs' workers ran on the head's node
-        own = study_file(tmp_path, "rayown", epochs=1, seeds=1, variants={"a": {}})
+        own = study_file(tmp_path, "rayown", epochs=1, seeds=2, variants={"a": {}})
         done = vs("study", "run", own, "--runs-dir", tmp_path / "runs", "--launcher", "ray", "--jobs", "1",
-                  "--quiet", "--no-report", env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+                  "--workers-per-job", "2", "--quiet", "--no-report",
+                  env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
         assert done.returncode == 0, done.stderr + done.stdout
-        assert "1/1 runs finished" in done.stdout
+        assert "1 Ray job ended (0 with an error)" in done.stdout and "2/2 runs finished" in done.stdout
+        assert "trained 2 here" in (tmp_path / "runs" / "rayown" / "ray" / "job-0.log").read_text()
         assert len(marks.read_text().split()) == 2  # none on the cluster started by hand
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=patient(120))
