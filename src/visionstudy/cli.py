@@ -645,7 +645,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         console.print(f"{asked} jobs asked for {units} run(s) to train, {jobs.workers} at once in "
                       f"each: starting {jobs.count}")
     if launcher == "slurm":
-        console.print(f"submitted job array {result} ({jobs.count} jobs); logs in "
+        console.print(f"submitted job array {result} ({jobs.count} job{'s' * (jobs.count != 1)}); logs in "
                       f"{the_study.dir}/slurm/logs/\n"
                       f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}")
         if not wait:
@@ -671,7 +671,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
             return
     else:
         failed_jobs = sum(code != 0 for code in result)
-        jobs_ended = f"{len(result)} Ray job{'' if len(result) == 1 else 's'} ended"
+        jobs_ended = f"{len(result)} Ray job{'s' * (len(result) != 1)} ended"
         console.print(f"{jobs_ended} ({failed_jobs} with an error); logs in {the_study.dir}/ray/")
     view = status_of(str(the_study.dir), [], the_study.place.runs_dir, the_study.db)
     finish_launched(the_study, report, quiet, failed_jobs, view.status, view.errors,
