@@ -681,7 +681,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
 def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
                     status: dict[str, str], errors: dict[str, str], said: list[str] | None = None) -> None:
     """After the cluster's jobs ended: the results, the report, and exit 1 (with the failed runs'
-    errors) if a run is not done."""
+    errors) if a run is not done; a job that ended with an error is a warning where every run is."""
     from visionstudy.study.status import failure_lines
 
     done = sum(v == "done" for v in status.values())
@@ -690,7 +690,12 @@ def finish_launched(the_study: Any, report: bool, quiet: bool, failed_jobs: int,
         print_results(the_study.dir)
         if report:
             console.print(f"report: {the_study.report(progress=not quiet)}")
-    if done < len(status) or failed_jobs:
+    if done == len(status) and failed_jobs:  # others finished the runs of a job that failed: complete
+        err_console.print(f"warning: every run finished, but {failed_jobs} job{'s' * (failed_jobs != 1)} "
+                          "ended with an error" + ("; the jobs' logs end with:" if said else ""))
+        for line in said or []:
+            err_console.print(f"  {line}", markup=False)
+    elif done < len(status):
         left = {s: list(status.values()).count(s) for s in ("failed", "running", "waiting", "missing")}
         short = len(status) - done
         err_console.print(f"{short} run{'s are' if short != 1 else ' is'} not finished "
@@ -720,8 +725,10 @@ def study_work(
     Each run trains in its own folder; the worker exits 0 when none are left. Cluster jobs run
     this; so can you, on any machine."""
     from visionstudy.config import check_device
+    from visionstudy.stops import end_with_parent
     from visionstudy.study.pool import Pool
 
+    end_with_parent()  # a Ray task's worker: not a moment longer than the task's process
     # its workers fork first, before this process imports the study's machinery: each imports torch
     # while this one reads the plan and opens the database (bench/startup.py)
     pool = Pool(workers, check_device(device), data_dir, fork=True)

@@ -7,9 +7,11 @@ Every test here is marked `cluster` and grouped on one pytest-xdist worker (they
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -876,3 +878,63 @@ def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_o
         assert len(marks.read_text().split()) == 2  # none on the cluster started by hand
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=patient(120))
+
+
+def children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
+def ray_task_of(log_name: str) -> int | None:
+    """The process of the Ray task (`ray::run_worker`) that writes the job log `log_name`."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{entry}/fd")
+            if (Path(f"/proc/{entry}/cmdline").read_bytes().startswith(b"ray::run_worker")
+                    and any(os.readlink(fd).endswith(log_name) for fd in fds.iterdir())):
+                return int(entry)
+    return None
+
+
+def test_a_ray_task_whose_process_dies_starts_again_and_one_that_keeps_dying_is_named(tmp_path):
+    """A Ray task killed (its node lost, Ray's memory monitor): the launch raised Ray's
+    WorkerCrashedError with a traceback and stopped every other job. Now Ray starts it again, its
+    `study work` dies with it (never two workers for one job), and a job that dies every time is named
+    while the other job finishes the study."""
+    pytest.importorskip("ray", reason="pip install 'visionstudy[cluster]'")
+    from visionstudy.store.db import pid_alive
+    from visionstudy.study.launch import RAY_RETRIES
+
+    study = study_file(tmp_path, "raydies", epochs=LONG, seeds=3, variants={"a": {}})
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir",
+                             str(runs), "--launcher", "ray", "--jobs", "2", "--quiet", "--no-report"],
+                            cwd=ROOT, env={**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kills, workers = [], []
+    try:
+        deadline = time.monotonic() + patient(240)
+        while proc.poll() is None and time.monotonic() < deadline:
+            task = ray_task_of("job-0.log")
+            started = kills or any((runs / "raydies").glob("a/seed-*/history.csv"))
+            if task and task not in kills and children(task) and started:
+                workers += children(task)
+                os.kill(task, signal.SIGKILL)
+                kills.append(task)
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=patient(120))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert len(kills) == RAY_RETRIES + 1, (kills, out, err)
+    assert proc.returncode == 0, out + err
+    assert "2 Ray jobs ended (1 with an error)" in out and "3/3 runs finished" in out
+    said = " ".join(err.split())
+    assert "warning: every run finished, but 1 job ended with an error; the jobs' logs end with:" in said
+    assert "error: its Ray task died (" in said and f"started {RAY_RETRIES + 1} times (job-0.log)" in said
+    assert "Traceback" not in err
+    assert not [pid for pid in workers if pid_alive(pid)]  # each killed task's worker ended with it
+    study_dir = runs / "raydies"
+    check_once(f"sqlite:///{study_dir / 'study.db'}", "raydies", study_dir,
+               {f"a/seed-{s}": LONG for s in range(3)})

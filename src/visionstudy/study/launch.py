@@ -33,7 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import Any, Literal
 
 from visionstudy.config import check_count
 from visionstudy.errors import ConfigError, VisionStudyError
@@ -441,12 +442,33 @@ def job_errors(study_dir: Path, before: dict[Path, int]) -> list[str]:
 # ------------------------------------------------------------------------------------------ Ray
 
 
+RAY_RETRIES = 3  # a Ray task whose process died (its node lost, killed for memory) starts again, this often
+
+
 def run_worker(command: list[str], env: dict[str, str], log: str, workdir: str) -> int:
     """One pull worker as a child process of a Ray task (Ray set CUDA_VISIBLE_DEVICES for it), in
-    the folder `study run` ran in where this node has it: a study's relative data paths hold."""
+    the folder `study run` ran in where this node has it: a study's relative data paths hold. The
+    worker ends with the task's process (a task Ray retries must not find its runs still trained)."""
+    from visionstudy.stops import PARENT
+
     with open(log, "a") as f:
-        return subprocess.run(command, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT,
+        return subprocess.run(command, env={**os.environ, **env, PARENT: str(os.getpid())}, stdout=f,
+                              stderr=subprocess.STDOUT,
                               cwd=workdir if os.path.isdir(workdir) else None).returncode
+
+
+def job_ended(ray: ModuleType, ref: Any, log: Path) -> int:
+    """A Ray job's exit code. One whose task died more often than Ray starts it again says so in its
+    log, where the launch's closing lines read the jobs' errors, and counts as failed (it raised
+    through the launch: a traceback, and the other jobs stopped)."""
+    try:
+        return int(ray.get(ref))
+    except ray.exceptions.RayError as exc:
+        what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        with open(log, "a") as f:
+            f.write(f"error: its Ray task died ({type(exc).__name__}: {what}), started {RAY_RETRIES + 1} "
+                    "times\n")
+        return 1
 
 
 # HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS) answers with its own
@@ -458,8 +480,6 @@ def check_answers(address: str, seconds: float = 5.0) -> None:
     """A HOST:PORT that is not a Ray cluster's GCS is one error at once: Ray retries its connection
     for minutes, printing a warning every few seconds, whether nothing answers there or another
     server does (the dashboard's port, 8265, given for the GCS's). `auto` and `ray://` are Ray's own."""
-    import socket
-
     host, _, port = address.rpartition(":")
     if address == "auto" or "://" in address or not host or not port.isdigit():
         return
@@ -521,9 +541,9 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
                           "its token here: its ~/.ray/auth_token, or $RAY_AUTH_TOKEN)") from None
     try:
         task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
-                                               max_retries=0)
+                                               max_retries=RAY_RETRIES)
         env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus or jobs.workers)}
         refs = [task.remote(command, env, str(logs / f"job-{i}.log"), os.getcwd()) for i in range(jobs.count)]
-        return [int(code) for code in ray.get(refs)]
+        return [job_ended(ray, ref, logs / f"job-{i}.log") for i, ref in enumerate(refs)]
     finally:
         ray.shutdown()
