@@ -880,6 +880,18 @@ def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_o
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=patient(120))
 
 
+def test_a_ray_job_no_node_can_take_is_refused_on_a_ray_of_its_own(tmp_path):
+    """`--gpus-per-job 1` on a machine without a GPU (or more CPUs than it has) waited for ever,
+    without a word: Ray leaves a task no node can take queued."""
+    pytest.importorskip("ray", reason="pip install 'visionstudy[cluster]'")
+    study = study_file(tmp_path, "raybig", epochs=1, seeds=1, variants={"a": {}})
+    done = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "ray", "--jobs", "1",
+              "--gpus-per-job", "1", "--cpus-per-job", "1", "--quiet", "--no-report", timeout=patient(120),
+              env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "CUDA_VISIBLE_DEVICES": ""})
+    assert_user_error(done, "each job asks for 1 CPU and 1 GPU, and no node of this machine's Ray has them",
+                      "(the largest: ", "0 GPUs)", "ask for less (--cpus-per-job, --gpus-per-job")
+
+
 def children(pid: int) -> list[int]:
     with contextlib.suppress(OSError):
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

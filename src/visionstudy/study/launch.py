@@ -516,6 +516,29 @@ def send_token() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def check_fits(ray: ModuleType, jobs: Jobs) -> None:
+    """A job asking for more CPUs or GPUs than any node has waited for ever, without a word (Ray
+    leaves an infeasible task queued for a node that may come): refused on a Ray started for the
+    study, which gets no other node; a warning on a cluster, whose autoscaler may add one."""
+    cpus, gpus = jobs.cpus or jobs.workers, jobs.gpus or 0
+    nodes: list[dict[str, float]] = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return
+    most = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+
+    def count(n: float, what: str) -> str:
+        return f"{n:g} {what}{'s' * (n != 1)}"
+
+    where = f"the Ray cluster at {jobs.address}" if jobs.address else "this machine's Ray"
+    said = (f"each job asks for {count(cpus, 'CPU')} and {count(gpus, 'GPU')}, and no node of {where} has "
+            f"them (the largest: {count(most.get('CPU', 0), 'CPU')}, {count(most.get('GPU', 0), 'GPU')})")
+    if not jobs.address:
+        raise LaunchError(f"{said}; ask for less (--cpus-per-job, --gpus-per-job, --workers-per-job) or "
+                          "give --address of a cluster that has them")
+    log.warning("%s: the jobs wait for a node that the cluster's autoscaler may add (Ctrl-C stops them)",
+                said)
+
+
 def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[int]:
     """The workers as Ray tasks with `jobs`' resources, until all have ended; their exit codes."""
     if jobs.address:
@@ -540,6 +563,7 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
                           "the address (a head with token authentication, `ray start`'s default, wants "
                           "its token here: its ~/.ray/auth_token, or $RAY_AUTH_TOKEN)") from None
     try:
+        check_fits(ray, jobs)
         task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
                                                max_retries=RAY_RETRIES)
         env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus or jobs.workers)}
