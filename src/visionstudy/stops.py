@@ -107,9 +107,10 @@ PR_SET_PDEATHSIG = 1
 
 def end_with_parent() -> None:
     """End this process when its parent ends, if the parent asked so ($VISIONSTUDY_PARENT_PID, its
-    PID): a data-parallel run's `train` under a study worker, and the ranks that `train` starts.
-    A killed worker's `train` otherwise trained on, holding the run folder's lock, and the worker that
-    took the run next failed on it. On Linux the kernel kills it at once; elsewhere a thread looks."""
+    PID): a data-parallel run's `train` under a study worker (and the ranks that `train` starts), a
+    Ray task's `study work`. A killed worker's `train` otherwise trained on, holding the run folder's
+    lock, and the worker that took the run next failed on it; a killed Ray task's worker trained on
+    beside the task Ray started again. On Linux the kernel kills it at once; elsewhere a thread looks."""
     parent = os.environ.get(PARENT)
     if not parent:
         return

@@ -457,17 +457,23 @@ def run_worker(command: list[str], env: dict[str, str], log: str, workdir: str) 
                               cwd=workdir if os.path.isdir(workdir) else None).returncode
 
 
-def job_ended(ray: ModuleType, ref: Any, log: Path) -> int:
-    """A Ray job's exit code. One whose task died more often than Ray starts it again says so in its
-    log, where the launch's closing lines read the jobs' errors, and counts as failed (it raised
-    through the launch: a traceback, and the other jobs stopped)."""
+def job_ended(ray: ModuleType, ref: Any, log_file: Path) -> int:
+    """A Ray job's exit code. One whose task died more often than Ray starts it again (or raised)
+    says so in its log, where the launch's closing lines read the jobs' errors, and counts as failed
+    (it raised through the launch: a traceback, and the other jobs stopped)."""
     try:
         return int(ray.get(ref))
     except ray.exceptions.RayError as exc:
-        what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        with open(log, "a") as f:
-            f.write(f"error: its Ray task died ({type(exc).__name__}: {what}), started {RAY_RETRIES + 1} "
-                    "times\n")
+        what = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        if isinstance(exc, ray.exceptions.RayTaskError):  # raised in run_worker itself: not retried
+            said = f"error: its Ray task failed ({what})"
+        else:
+            said = f"error: its Ray task died ({what}), started {RAY_RETRIES + 1} times"
+        try:
+            with open(log_file, "a") as f:
+                f.write(said + "\n")
+        except OSError:  # where the launch's closing lines look: said here instead
+            log.warning("%s: %s", log_file.stem, said)
         return 1
 
 
