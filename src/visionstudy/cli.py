@@ -632,8 +632,25 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     units = the_study.to_train()  # before the jobs start to finish them
     asked, jobs = jobs.count, fit_jobs(jobs, units)  # what the launch starts (it fits them too, for the API)
     logs = log_sizes(the_study.dir)  # what this launch's jobs log comes after
-    result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
     where = shlex.quote(str(the_study.dir))  # in commands to copy: a folder with a space stays one word
+    from visionstudy.stops import raise_lost_stop, sigterm_as_interrupt
+
+    ray = launcher == "ray"  # Ray's tasks are this process's: a stop ends them, said below
+    try:
+        with sigterm_as_interrupt() if ray else contextlib.nullcontext():
+            try:
+                result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
+            except KeyboardInterrupt:
+                raise_lost_stop()  # the stop as it came (SIGTERM): Ray's wait raised a bare KeyboardInterrupt
+                raise
+    except KeyboardInterrupt as stop:
+        if not ray:
+            raise
+        how = f"stopped by {stop}" if str(stop) else "interrupted"
+        err_console.print(f"{how}: the Ray jobs ended, and the runs they trained go back to the queue, each "
+                          f"keeping its last finished epoch; `visionstudy study run {where} --launcher ray` "
+                          "(with the same job options) goes on from there")
+        raise typer.Exit(130) from None
     if not units:
         console.print(f"every run of {spec.name} is finished: no job started")
         if launcher == "ray" or wait:

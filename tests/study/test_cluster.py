@@ -843,6 +843,16 @@ if b"\\0visionstudy\\0study\\0work\\0" in open("/proc/self/cmdline", "rb").read(
 """
 
 
+def naming(text: str) -> list[int]:
+    """This machine's processes whose command line holds `text`."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+    return found
+
+
 def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_own(pg, workdir, tmp_path):
     """With --address the jobs run on that cluster; without one the launch starts a Ray of its own
     even where one was started on this machine (`ray start --head`): Ray's `init()` joined that
@@ -868,13 +878,29 @@ def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_o
         assert done.returncode == 0, done.stderr + done.stdout
         assert "2 Ray jobs ended (0 with an error)" in done.stdout and "2/2 runs finished" in done.stdout
         assert len(marks.read_text().split()) == 2  # both jobs' workers ran on the head's node
-        own = study_file(tmp_path, "rayown", epochs=1, seeds=2, variants={"a": {}})
-        done = vs("study", "run", own, "--runs-dir", tmp_path / "runs", "--launcher", "ray", "--jobs", "1",
-                  "--workers-per-job", "2", "--quiet", "--no-report",
-                  env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+        # its own Ray, stopped by a scheduler's SIGTERM mid-run (Ray's handler dumped a stack and killed
+        # the launch without a word), then run again: each run once, resumed where it stopped
+        own = study_file(tmp_path, "rayown", epochs=LONG, seeds=2, variants={"a": {}})
+        args = ["study", "run", str(own), "--runs-dir", str(tmp_path / "runs"), "--launcher", "ray", "--jobs",
+                "1", "--workers-per-job", "2", "--quiet", "--no-report"]
+        ray_env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+        launch = subprocess.Popen([sys.executable, "-m", "visionstudy", *args], cwd=ROOT, env=ray_env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        study_dir = tmp_path / "runs" / "rayown"
+        wait_for(lambda: launch.poll() is not None or list(study_dir.glob("a/seed-*/history.csv")), 120,
+                 "a run training")
+        launch.send_signal(signal.SIGTERM)
+        out, err = launch.communicate(timeout=patient(120))
+        assert launch.returncode == 130, out + err
+        assert "stopped by SIGTERM: the Ray jobs ended, and the runs they trained go back to the queue" in (
+            " ".join(err.split())) and "Traceback" not in err
+        wait_for(lambda: not naming(str(study_dir)), 30, "the jobs' workers to end")
+        done = vs(*args, env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
         assert done.returncode == 0, done.stderr + done.stdout
         assert "1 Ray job ended (0 with an error)" in done.stdout and "2/2 runs finished" in done.stdout
-        assert "trained 2 here" in (tmp_path / "runs" / "rayown" / "ray" / "job-0.log").read_text()
+        assert "trained 2 here" in (study_dir / "ray" / "job-0.log").read_text()
+        check_once(f"sqlite:///{study_dir / 'study.db'}", "rayown", study_dir,
+                   {f"a/seed-{s}": LONG for s in range(2)})
         assert len(marks.read_text().split()) == 2  # none on the cluster started by hand
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=patient(120))

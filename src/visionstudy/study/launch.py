@@ -555,6 +555,7 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
         raise LaunchError("--launcher ray needs Ray: pip install 'visionstudy[cluster]'") from None
     logs = study_dir.resolve() / "ray"
     logs.mkdir(parents=True, exist_ok=True)
+    on_term = signal.getsignal(signal.SIGTERM)
     try:
         if jobs.address:
             ray.init(address=jobs.address, log_to_driver=False)
@@ -568,6 +569,8 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
                           f"({str(exc).splitlines()[0][:200]}); start it (`ray start --head`) or fix "
                           "the address (a head with token authentication, `ray start`'s default, wants "
                           "its token here: its ~/.ray/auth_token, or $RAY_AUTH_TOKEN)") from None
+    if callable(on_term):  # Ray's own handler dumped a stack and killed the process
+        signal.signal(signal.SIGTERM, on_term)
     try:
         check_fits(ray, jobs)
         task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
