@@ -633,16 +633,12 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     asked, jobs = jobs.count, fit_jobs(jobs, units)  # what the launch starts (it fits them too, for the API)
     logs = log_sizes(the_study.dir)  # what this launch's jobs log comes after
     where = shlex.quote(str(the_study.dir))  # in commands to copy: a folder with a space stays one word
-    from visionstudy.stops import raise_lost_stop, sigterm_as_interrupt
+    from visionstudy.stops import sigterm_as_interrupt
 
     ray = launcher == "ray"  # Ray's tasks are this process's: a stop ends them, said below
     try:
         with sigterm_as_interrupt() if ray else contextlib.nullcontext():
-            try:
-                result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
-            except KeyboardInterrupt:
-                raise_lost_stop()  # the stop as it came (SIGTERM): Ray's wait raised a bare KeyboardInterrupt
-                raise
+            result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
     except KeyboardInterrupt as stop:
         if not ray:
             raise
@@ -676,11 +672,13 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
             return spec.config.search is None and len(results_on_disk(the_study.dir, keys)) == len(keys)
 
         try:
-            wait_slurm(the_study.dir, all_on_disk)
-        except KeyboardInterrupt:  # the jobs are the cluster's now: they go on
-            err_console.print(f"stopped waiting; job array {result} goes on: follow with `visionstudy study "
-                              f"status {where}`, stop it with `visionstudy study cancel {where}`, and write "
-                              f"the report with `visionstudy report {where}`")
+            with sigterm_as_interrupt():  # a SIGTERM (`timeout`, a job's end) ended it without a word
+                wait_slurm(the_study.dir, all_on_disk)
+        except KeyboardInterrupt as stop:  # the jobs are the cluster's now: they go on
+            by = f" (by {stop})" if str(stop) else ""
+            err_console.print(f"stopped waiting{by}; job array {result} goes on: follow with "
+                              f"`visionstudy study status {where}`, stop it with `visionstudy study cancel "
+                              f"{where}`, and write the report with `visionstudy report {where}`")
             raise typer.Exit(130) from None
         failed_jobs = 0
         if all_on_disk():  # nothing to look up in the database

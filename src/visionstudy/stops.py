@@ -72,6 +72,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
     STOPS.clear()
     try:
         yield
+    except KeyboardInterrupt as stop:
+        if STOPS and not isinstance(stop, Stopped) and STOPS[0] != signal.SIGINT:
+            raise_lost_stop()  # the stop as it came: Ray's wait turned SIGTERM into a bare Ctrl-C
+        raise
     finally:
         STOPS.clear()
         sys.unraisablehook = hook_before

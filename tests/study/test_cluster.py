@@ -704,6 +704,31 @@ def test_a_cancelled_job_stays_cancelled_and_its_run_goes_back_to_the_queue(slur
     assert TrialState.WAITING in states and TrialState.RUNNING not in states, states  # back in the queue
 
 
+def test_a_wait_stopped_by_sigterm_says_the_jobs_go_on_and_they_do(slurm, pg, workdir):
+    """`study run --launcher slurm --wait` stopped by SIGTERM (`timeout`, the end of the job it runs
+    in) ended without a word; as Ctrl-C, it now says that the job array goes on and how to follow it."""
+    study = study_file(workdir, "waitterm", epochs=60, variants={"w": {}}, seeds=1, batch_size=16)
+    runs = workdir / "runs-waitterm"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db", pg,
+         "--launcher", "slurm", "--wait", "--quiet", "--no-report"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **slurm}, cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        run = runs / "waitterm" / "w" / "seed-0"
+        wait_for(lambda: proc.poll() is not None or history_rows(run), 120, "the run's first epoch")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=patient(60))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    job = json.loads((runs / "waitterm" / "slurm" / "jobs.json").read_text())[-1]
+    assert proc.returncode == 130, out + err
+    assert (f"stopped waiting (by SIGTERM); job array {job} goes on: follow with `visionstudy study status"
+            in " ".join(err.split())), err
+    wait_for(lambda: (run / "metrics.json").is_file(), 120, "the job to finish the run")
+    assert history_rows(run) == list(range(1, 61))
+
+
 def test_a_killed_job_loses_its_claim_and_another_job_finishes_the_run(slurm, pg, workdir):
     study = study_file(workdir, "kill", epochs=KILLED_RUN, seeds=1, batch_size=16,
                        variants={"x": {}, "y": {"model": {"batch_norm": True}}})
