@@ -558,7 +558,7 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
     on_term = signal.getsignal(signal.SIGTERM)
     try:
         if jobs.address:
-            ray.init(address=jobs.address, log_to_driver=False)
+            ray.init(address=jobs.address, log_to_driver=False, logging_level=logging.WARNING)  # not its INFO
         else:  # ours: its start-up notes (token auth, "Started a local Ray instance") are no user's concern;
             # "local", or Ray joins a cluster started on this machine (`ray start`), whose nodes may not
             # see the study's SQLite database
