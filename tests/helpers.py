@@ -578,3 +578,17 @@ def trials_by_run(store) -> dict:
     for trial in store.trials():
         out.setdefault(trial.user_attrs["run"], []).append(trial)
     return out
+
+
+def processes_with(*words: str) -> dict[int, tuple[int, str]]:
+    """pid → (parent pid, command line) of this machine's processes whose command line holds `words`."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            if all(w in cmdline for w in words):
+                found[int(entry)] = (ppid, cmdline)
+    return found

@@ -26,6 +26,7 @@ from tests.helpers import (
     assert_user_error,
     one_node_slurm,
     patient,
+    processes_with,
     slurm_missing,
     trials_by_run,
     vs,
@@ -868,16 +869,6 @@ if b"\\0visionstudy\\0study\\0work\\0" in open("/proc/self/cmdline", "rb").read(
 """
 
 
-def naming(text: str) -> list[int]:
-    """This machine's processes whose command line holds `text`."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.append(int(entry))
-    return found
-
-
 def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_own(pg, workdir, tmp_path):
     """With --address the jobs run on that cluster; without one the launch starts a Ray of its own
     even where one was started on this machine (`ray start --head`): Ray's `init()` joined that
@@ -919,7 +910,7 @@ def test_ray_address_trains_on_that_cluster_and_no_address_starts_a_ray_of_its_o
         assert launch.returncode == 130, out + err
         assert "stopped by SIGTERM: the Ray jobs ended, and the runs they trained go back to the queue" in (
             " ".join(err.split())) and "Traceback" not in err
-        wait_for(lambda: not naming(str(study_dir)), 30, "the jobs' workers to end")
+        wait_for(lambda: not processes_with(str(study_dir)), 30, "the jobs' workers to end")
         done = vs(*args, env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
         assert done.returncode == 0, done.stderr + done.stdout
         assert "1 Ray job ended (0 with an error)" in done.stdout and "2/2 runs finished" in done.stdout

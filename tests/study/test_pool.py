@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import read_only_copy
-from tests.helpers import ROOT, assert_user_error, patient, run_cli
+from tests.helpers import ROOT, assert_user_error, patient, processes_with, run_cli
 from visionstudy.store import RunStore
 from visionstudy.study import Placement, load_study, run_all
 
@@ -546,20 +546,6 @@ def test_a_stop_whose_exception_python_swallowed_is_raised_where_the_driver_look
             raise_lost_stop()
     finally:
         signal.signal(signal.SIGINT, before)
-
-
-def processes_with(*words: str) -> dict[int, tuple[int, str]]:
-    """pid → (parent pid, command line) of this machine's processes whose command line holds `words`."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            if all(w in cmdline for w in words):
-                found[int(entry)] = (ppid, cmdline)
-    return found
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
