@@ -416,8 +416,9 @@ def run_search(driver: Driver, study: Study, place: Placement) -> dict[str, Any]
             # the best is chosen from every trial: wait for the trials other workers train (one
             # whose worker dies goes back to the queue when its heartbeat stops, and is taken here)
             if not waited:
+                then = " before the final runs" if s.final else ""  # none without search.final
                 driver.echo(f"search: waiting for {elsewhere} trial{'s' * (elsewhere > 1)} training "
-                            "elsewhere before the final runs")
+                            f"elsewhere{then}")
                 waited = True
             time.sleep(WAIT_SECONDS)
     except BaseException:
