@@ -658,11 +658,6 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         console.print(f"{asked} jobs asked for {units} run(s) to train, {jobs.workers} at once in "
                       f"each: starting {jobs.count}")
     if launcher == "slurm":
-        console.print(f"submitted job array {result} ({jobs.count} job{'s' * (jobs.count != 1)}); logs in "
-                      f"{the_study.dir}/slurm/logs/\n"
-                      f"follow: visionstudy study status {where}    cancel: visionstudy study cancel {where}")
-        if not wait:
-            return
         from visionstudy.study.execute import results_on_disk
         from visionstudy.study.launch import wait_slurm
 
@@ -671,8 +666,14 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
         def all_on_disk() -> bool:  # a search asks for trials beyond the plan: then the jobs' end tells
             return spec.config.search is None and len(results_on_disk(the_study.dir, keys)) == len(keys)
 
-        try:
-            with sigterm_as_interrupt():  # a SIGTERM (`timeout`, a job's end) ended it without a word
+        try:  # with --wait, a SIGTERM (`timeout`, a job's end) ended it without a word: from this line on
+            with sigterm_as_interrupt() if wait else contextlib.nullcontext():
+                console.print(f"submitted job array {result} ({jobs.count} job{'s' * (jobs.count != 1)}); "
+                              f"logs in {the_study.dir}/slurm/logs/\n"
+                              f"follow: visionstudy study status {where}    cancel: visionstudy study cancel "
+                              f"{where}")
+                if not wait:
+                    return
                 wait_slurm(the_study.dir, all_on_disk)
         except KeyboardInterrupt as stop:  # the jobs are the cluster's now: they go on
             by = f" (by {stop})" if str(stop) else ""

@@ -714,11 +714,20 @@ def test_a_wait_stopped_by_sigterm_says_the_jobs_go_on_and_they_do(slurm, pg, wo
         [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db", pg,
          "--launcher", "slurm", "--wait", "--quiet", "--no-report"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, **slurm}, cwd=ROOT, stdin=subprocess.DEVNULL)
+    import threading
+
+    said: list[str] = []  # its output as it comes: it waits from the "submitted job array" line on
+    reader = threading.Thread(target=lambda: said.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         run = runs / "waitterm" / "w" / "seed-0"
-        wait_for(lambda: proc.poll() is not None or history_rows(run), 120, "the run's first epoch")
+        waiting = lambda: any("submitted job array" in line for line in said)  # noqa: E731
+        wait_for(lambda: proc.poll() is not None or (history_rows(run) and waiting()), 120,
+                 "the launch's wait and the run's first epoch")
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=patient(60))
+        proc.wait(timeout=patient(60))
+        reader.join(timeout=patient(10))
+        out, err = "".join(said), proc.stderr.read()
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
