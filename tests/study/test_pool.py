@@ -556,6 +556,7 @@ def test_a_killed_workers_data_parallel_train_process_ends_with_it_and_the_run_i
     path = write(tmp_path, "ddpkill", train={**TINY["train"], "epochs": 40, "devices": 2, "threads": 1})
     runs = tmp_path / "runs"
     run = runs / "ddpkill" / "baseline" / "seed-0"
+    started = time.time() - 1
     proc = subprocess.Popen(study_cmd(path, runs, "--no-report", "--device", "cpu", "--workers", "1"),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -586,3 +587,9 @@ def test_a_killed_workers_data_parallel_train_process_ends_with_it_and_the_run_i
     assert "resumes in another worker" in out and "being written by another process" not in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 40
+    # the killed worker's config for the ranks was left in /tmp, one more file per kill
+    import tempfile
+
+    left = [p for p in Path(tempfile.gettempdir()).glob("*.yaml")
+            if p.stat().st_mtime >= started and "name: ddpkill.baseline" in p.read_text(errors="replace")]
+    assert left == []

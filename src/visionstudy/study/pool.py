@@ -251,6 +251,17 @@ def pruning_hook(trial: dict[str, Any], epochs: int) -> Any:
     return hook
 
 
+def ddp_config_file(run: Path) -> Path:
+    """Where a data-parallel run's config waits for its ranks (each reads it as it starts): one file
+    per run, not a new temporary name per attempt, so that a killed worker's file (its `finally`
+    never ran) is taken over when the run resumes and removed at its end, not left in /tmp."""
+    import getpass
+    import hashlib
+
+    digest = hashlib.sha256(str(run.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"visionstudy-{getpass.getuser()}-ddp-{digest}.yaml"
+
+
 def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | None) -> dict[str, Any]:
     """`visionstudy train` as a child process, which Fabric launches as K ranks (the launcher
     re-executes its own command line, so it must be a train command, not the study's)."""
@@ -259,9 +270,11 @@ def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | Non
     from visionstudy.config import dump_config
     from visionstudy.errors import TrainingError
 
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    config = ddp_config_file(run.path)
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
         yaml.safe_dump(dump_config(job.config), f, sort_keys=False)
-    cmd = [sys.executable, "-m", "visionstudy", "train", f.name, "--out", str(run.path), "--quiet",
+    cmd = [sys.executable, "-m", "visionstudy", "train", str(config), "--out", str(run.path), "--quiet",
            "--device", device, *(["--resume"] if run.has_progress() else [])]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
@@ -272,7 +285,7 @@ def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | Non
         env = {**os.environ, STUDY_RUN: str(run.path.resolve()), PARENT: str(os.getpid())}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     finally:
-        Path(f.name).unlink(missing_ok=True)
+        config.unlink(missing_ok=True)
     if proc.returncode != 0 or not run.is_finished():
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         raise TrainingError(f"the data-parallel run exited with {proc.returncode}: "
