@@ -949,19 +949,15 @@ def test_a_ray_job_no_node_can_take_is_refused_on_a_ray_of_its_own(tmp_path):
 
 
 def children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
+    return [child for child, (parent, _) in processes_with().items() if parent == pid]
 
 
 def ray_task_of(log_name: str) -> int | None:
     """The process of the Ray task (`ray::run_worker`) that writes the job log `log_name`."""
-    for entry in filter(str.isdigit, os.listdir("/proc")):
+    for pid in processes_with("ray::run_worker"):
         with contextlib.suppress(OSError):
-            fds = Path(f"/proc/{entry}/fd")
-            if (Path(f"/proc/{entry}/cmdline").read_bytes().startswith(b"ray::run_worker")
-                    and any(os.readlink(fd).endswith(log_name) for fd in fds.iterdir())):
-                return int(entry)
+            if any(os.readlink(fd).endswith(log_name) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return pid
     return None
 
 

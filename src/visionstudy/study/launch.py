@@ -494,14 +494,11 @@ def check_answers(address: str, seconds: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds) as conn:
             conn.sendall(HTTP2_HELLO)
             reply = conn.recv(64)
-    except TimeoutError:
+    except (TimeoutError, ConnectionResetError, BrokenPipeError):  # silent, or answered and hung up
         reply = b""
     except OSError as exc:
-        if isinstance(exc, ConnectionResetError | BrokenPipeError):  # answered, then hung up on us
-            reply = b""
-        else:
-            raise LaunchError(f"--address {address}: nothing answers there ({exc.strerror or exc}); "
-                              f"{fix}") from None
+        raise LaunchError(f"--address {address}: nothing answers there ({exc.strerror or exc}); "
+                          f"{fix}") from None
     if len(reply) < 4 or reply[3] != 4:
         said = reply.split(b"\n", 1)[0].decode(errors="replace").strip()[:60]
         raise LaunchError(f"--address {address}: a server answers there, but not a Ray cluster's GCS "
