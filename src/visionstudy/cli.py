@@ -534,10 +534,14 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
     fitted = cluster.fit_jobs(jobs, units)
     command = cluster.work_command(the_study.dir, fitted.workers, device, data_dir)
     if launcher == "slurm":
+        script = cluster.sbatch_script(spec.name, the_study.dir, fitted, command, redact(url))
+        estimate = cluster.check_startable(script, fitted)  # a job no node can take: refused first
         console.print(f"dry run: would submit a job array of {fitted.count} job{'s' * (fitted.count != 1)} "
                       f"for {units} run{'s' * (units != 1)}{then}, {fitted.workers} at once in each, with "
                       f"this script (sbatch; the database password as ***); {nothing}:")
-        console.print(cluster.sbatch_script(spec.name, the_study.dir, fitted, command, redact(url)), end="")
+        console.print(script, end="")
+        if estimate:
+            console.print(f"dry run: sbatch --test-only: {estimate}")
     else:
         console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
                       f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "

@@ -561,6 +561,30 @@ def test_a_study_folder_with_a_space_in_its_path_is_submitted_and_its_jobs_start
         sbatch_script("q", workdir / 'say "hi"', Jobs(count=1), ["true"], "sqlite:///unused")
 
 
+def test_a_slurm_job_no_node_can_take_is_refused_before_anything_is_submitted(slurm, pg, workdir):
+    """`--cpus-per-job 8` on 2-CPU nodes: sbatch took the job array (a cluster that does not enforce
+    its partitions' limits does), and it pended for ever (reason PartitionConfig) without a word.
+    SLURM's `sbatch --test-only` is asked first, in a dry run too, which also says when a job that
+    fits would start."""
+    study = study_file(workdir, "toobig", epochs=1, seeds=1, variants={"a": {}})
+    runs = workdir / "runs-toobig"
+    for extra in (["--dry-run"], []):
+        done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm",
+                  "--cpus-per-job", "8", *extra, env=slurm)
+        assert_user_error(done, "SLURM would never start the study's jobs: each asks for 8 CPUs "
+                          "(--cpus-per-job)", "Requested node configuration is not available",
+                          "ask for less (--cpus-per-job", "another --partition")
+    assert not (runs / "toobig" / "slurm" / "jobs.json").exists()
+    queue = subprocess.run(["squeue", "-h", "-o", "%j"], env={**os.environ, **slurm}, capture_output=True,
+                           text=True, timeout=patient(30)).stdout
+    assert "vs-toobig" not in queue
+    fits = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--cpus-per-job",
+              "2", "--dry-run", env=slurm)
+    said = " ".join(fits.stdout.split())
+    assert fits.returncode == 0 and "dry run: sbatch --test-only: Job " in said, fits.stderr + fits.stdout
+    assert "to start at" in said and "using 2 processors" in said
+
+
 def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(slurm, workdir):
     """The launcher submits as soon as the study is valid and plans while the jobs start: when the
     database then fails, the jobs are cancelled and the one error says so."""

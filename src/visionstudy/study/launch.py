@@ -255,12 +255,52 @@ def need(tool: str) -> str:
     return path
 
 
+def asked_per_job(jobs: Jobs) -> str:
+    """What each job asks SLURM for, in the launch's option names: '8 CPUs (--cpus-per-job) and 1 GPU
+    (--gpus-per-job) in partition gpu, with --slurm mem=900G'."""
+    cpus = jobs.cpus or jobs.workers
+    said = f"{cpus} CPU{'s' * (cpus != 1)} (--cpus-per-job)"
+    if jobs.gpus:
+        said += f" and {jobs.gpus} GPU{'s' * (jobs.gpus != 1)} (--gpus-per-job)"
+    if jobs.partition:
+        said += f" in partition {jobs.partition}"
+    return said + (f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else "")
+
+
+def check_startable(script: str, jobs: Jobs) -> str | None:
+    """SLURM's own answer (`sbatch --test-only`, the script on its stdin) to whether a node could
+    ever run one of the jobs: a cluster that does not enforce its partitions' limits accepts a
+    job that asks for more than any node has (--cpus-per-job 8 on 2-CPU nodes) and leaves it
+    pending for ever (reason PartitionConfig). Refused here; returns SLURM's estimate of when the
+    first job would start, or None where sbatch is missing or gives none (its other errors are the
+    real submission's to say)."""
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        return None
+    try:
+        done = subprocess.run([sbatch, "--test-only"], input=script, capture_output=True, text=True,
+                              timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    said = " ".join((done.stderr + done.stdout).split())
+    if done.returncode != 0 and "allocation failure:" in said:
+        answer = said.split("allocation failure:", 1)[1].strip()
+        raise LaunchError(
+            f"SLURM would never start the study's jobs: each asks for {asked_per_job(jobs)}, and sbatch "
+            f"--test-only says {answer!r}; ask for less (--cpus-per-job, --gpus-per-job, --workers-per-job, "
+            "--slurm mem=...) or another --partition (`sinfo -o \"%P %c %m %G\"` lists each partition's "
+            "CPUs, memory and GPUs per node)")
+    return said.removeprefix("sbatch: ") if done.returncode == 0 and said else None
+
+
 def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url: str) -> str:
-    """Write the job script, submit the array, record its id; returns the job id."""
+    """Write the job script, check that SLURM could start it, submit the array, record its id;
+    returns the job id."""
     folder = slurm_dir(study_dir)
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     script = folder / "job.sh"
     script.write_text(sbatch_script(name, study_dir, jobs, command, url))
+    check_startable(script.read_text(), jobs)
     os.chmod(script, 0o700)  # it holds the database URL
     (folder / "cancelled").unlink(missing_ok=True)
     done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
