@@ -90,6 +90,21 @@ def run_cli(cmd: list[str], env: dict | None = None, timeout: float = 300) -> su
 # VISIONSTUDY_GRACE_SECONDS)
 IMPORT_TIME_ENV = ("PYTHON", "VISIONSTUDY_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "CUDA", "MPL",
                    "LD_", "HOME", "XDG_")
+# but these are read where they are used, not at import: each test's own cache folder (the autouse
+# `isolated_cache`; matplotlib's font list, read from the forkserver's at import, is only a cache), its
+# data folder, torch hub's folder (`torch.hub.get_dir`) and torch's compile cache; and scikit-learn
+# sets these two itself as it is imported (a test process that has not imported it lacks them). A
+# fallback to `exec` for any of them made a hundred of the suite's CLI processes fresh interpreters
+# (bench/results/suite.md).
+READ_WHEN_USED_ENV = {"XDG_CACHE_HOME", "VISIONSTUDY_DATA_DIR", "VISIONSTUDY_DOWNLOAD_URL", "TORCH_HOME",
+                      "TORCHINDUCTOR_CACHE_DIR"}
+SET_BY_IMPORTS = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
+
+
+def import_time_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables of `env` that a process reads as it imports `WARM_MODULES`."""
+    out = {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV) and k not in READ_WHEN_USED_ENV}
+    return {**out, **{k: out.get(k, v) for k, v in SET_BY_IMPORTS.items()}}
 
 
 def warm_cli_main(cmd: list[str], env: dict[str, str], out: str, err: str) -> None:
@@ -113,8 +128,7 @@ def warm_cli_main(cmd: list[str], env: dict[str, str], out: str, err: str) -> No
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
         os.close(target)
-    imported = {k: v for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV)}
-    if imported != {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV)}:
+    if import_time_env(dict(os.environ)) != import_time_env(env):
         os.execve(cmd[0], cmd, env)
     os.environ.clear()
     os.environ.update(env)
