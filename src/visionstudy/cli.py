@@ -893,7 +893,7 @@ def study_status(
 def print_jobs(study_dir: Path, running: int) -> None:
     """The study's SLURM jobs still queued or running (`squeue`); with none, what became of the
     runs that still read as running."""
-    from visionstudy.study.launch import LaunchError, recorded_jobs, slurm_jobs
+    from visionstudy.study.launch import LaunchError, recorded_jobs, slurm_jobs, stuck_note
 
     ids = ", ".join(recorded_jobs(study_dir))
     if not ids:
@@ -918,6 +918,9 @@ def print_jobs(study_dir: Path, running: int) -> None:
     for j in jobs:
         table.add_row(j.id, j.state, j.reason, j.elapsed, j.node)
     console.print(table)
+    note = stuck_note(jobs, study_dir)
+    if note:
+        err_console.print(f"warning: {note}", style="yellow")
 
 
 # -------------------------------------------------------------------------------------- db

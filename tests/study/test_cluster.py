@@ -585,6 +585,43 @@ def test_a_slurm_job_no_node_can_take_is_refused_before_anything_is_submitted(sl
     assert "to start at" in said and "using 2 processors" in said
 
 
+def test_jobs_that_pend_for_ever_are_named_where_the_launch_waits_and_in_status(slurm, pg, workdir):
+    """A job that pends for a reason SLURM never clears by itself (its request beyond the partition,
+    its QOS's or account's per-job limits: PartitionConfig, QOSMaxGRESPerJob) left `--wait` waiting
+    without a word. Made here by raising a held job's CPUs past the node's before releasing it."""
+    study = study_file(workdir, "forever", epochs=1, seeds=1, variants={"a": {}})
+    runs = workdir / "runs-forever"
+    env = {**os.environ, **slurm}
+    args = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db",
+            pg, "--launcher", "slurm", "--slurm", "hold", "--wait"]
+    launch = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        jobs_file = runs / "forever" / "slurm" / "jobs.json"
+        wait_for(lambda: launch.poll() is not None or jobs_file.is_file(), patient(120), "the job array")
+        job = json.loads(jobs_file.read_text())[0]
+        for command in (["scontrol", "update", f"JobId={job}", "NumCPUs=8"], ["scontrol", "release", job]):
+            subprocess.run(command, env=env, capture_output=True, timeout=patient(30))
+        status = vs("study", "status", runs / "forever", env=slurm)
+        assert status.returncode == 0 and "PartitionConfig" in status.stdout, status.stdout + status.stderr
+        said = " ".join(status.stderr.split())
+        assert "warning: 1 of the study's jobs waits for a reason SLURM does not clear until the cluster's " \
+               "limits change (PartitionConfig" in said, said
+        assert f"visionstudy study cancel {runs / 'forever'}" in said
+        time.sleep(3)  # the launch asks squeue every half second at first
+        assert launch.poll() is None
+        launch.send_signal(signal.SIGTERM)
+        out, err = launch.communicate(timeout=patient(60))
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+        vs("study", "cancel", runs / "forever", env=slurm)
+    said = " ".join(err.split())
+    assert said.count("waits for a reason SLURM does not clear") == 1, said
+    assert "(PartitionConfig: each asks for more than its partition, QOS or account allows a job)" in said
+    assert f"job array {job} goes on" in said
+
+
 def test_a_database_that_cannot_be_opened_cancels_the_jobs_submitted_before_it(slurm, workdir):
     """The launcher submits as soon as the study is valid and plans while the jobs start: when the
     database then fails, the jobs are cancelled and the one error says so."""

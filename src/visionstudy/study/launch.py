@@ -351,6 +351,30 @@ class JobState:
     node: str
 
 
+# Pending reasons that SLURM does not clear by itself: the job asks for more than its partition, its
+# QOS or its account allows one job (group limits, `QOSGrp...`, clear as other jobs end)
+NEVER_REASONS = ("PartitionConfig", "PartitionTimeLimit", "BadConstraints", "InvalidQOS", "InvalidAccount")
+
+
+def stuck(jobs: list[JobState]) -> list[JobState]:
+    """The pending jobs whose reason SLURM clears only when the cluster's limits change."""
+    return [j for j in jobs if j.state == "PENDING" and (
+        j.reason in NEVER_REASONS or (j.reason.startswith(("QOSMax", "AssocMax")) and "PerJob" in j.reason))]
+
+
+def stuck_note(jobs: list[JobState], study_dir: Path) -> str | None:
+    """What to do about the jobs that wait for ever, or None."""
+    held = stuck(jobs)
+    if not held:
+        return None
+    reasons = ", ".join(dict.fromkeys(j.reason for j in held))
+    where = shlex.quote(str(study_dir))
+    return (f"{len(held)} of the study's jobs wait{'s' * (len(held) == 1)} for a reason SLURM does not clear "
+            f"until the cluster's limits change ({reasons}: each asks for more than its partition, QOS or "
+            f"account allows a job); `visionstudy study cancel {where}`, then run it again asking for less "
+            "(--cpus-per-job, --gpus-per-job, --time, --slurm mem=...) or with another --partition")
+
+
 def slurm_jobs(study_dir: Path) -> list[JobState]:
     """The study's jobs SLURM still knows (`squeue`, one line per array task). Only this user's
     jobs are listed (`-u`): a cluster's whole queue can be tens of thousands of lines, and `-j` with
@@ -398,10 +422,12 @@ def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False,
     exiting; checked four times a second) or none of the study's jobs is queued or running
     (`squeue`, every half second at first, then less often: every 10 s after ten minutes, so that
     a long study does not load the controller). A failing squeue (a controller that is busy or
-    restarting times out) is asked again for `patience` seconds before the wait gives up."""
+    restarting times out) is asked again for `patience` seconds before the wait gives up. Jobs that
+    pend for a reason SLURM does not clear by itself (`stuck`) are warned about, once."""
     start = time.monotonic()
     asked = start
     failing_since: float | None = None
+    said: str | None = None  # the warning about jobs that wait for ever, once
     while not finished():
         now = time.monotonic()
         if now >= asked:
@@ -422,6 +448,10 @@ def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False,
                 failing_since = None
             if not jobs:
                 return
+            note = stuck_note(jobs, study_dir)
+            if note and note != said:  # once, and again only if it changes
+                log.warning(note)
+            said = note
             asked = now + min(10.0, 0.5 + (now - start) / 60)
         time.sleep(0.25)
 
