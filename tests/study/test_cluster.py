@@ -595,7 +595,12 @@ def test_jobs_that_pend_for_ever_are_named_where_the_launch_waits_and_in_status(
     args = [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs), "--db",
             pg, "--launcher", "slurm", "--slurm", "hold", "--wait"]
     launch = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, stdin=subprocess.DEVNULL)
+    import threading
+
+    lines: list[str] = []  # its warnings as they come: they can only come once it waits
+    reader = threading.Thread(target=lambda: lines.extend(iter(launch.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
         jobs_file = runs / "forever" / "slurm" / "jobs.json"
         wait_for(lambda: launch.poll() is not None or jobs_file.is_file(), patient(120), "the job array")
@@ -608,10 +613,14 @@ def test_jobs_that_pend_for_ever_are_named_where_the_launch_waits_and_in_status(
         assert "warning: 1 of the study's jobs waits for a reason SLURM does not clear until the cluster's " \
                "limits change (PartitionConfig" in said, said
         assert f"visionstudy study cancel {runs / 'forever'}" in said
-        time.sleep(3)  # the launch asks squeue every half second at first
-        assert launch.poll() is None
+        wait_for(lambda: launch.poll() is not None or any("SLURM does not clear" in x for x in lines),
+                 patient(120), "the launch's warning")
+        time.sleep(2)  # it asks squeue again (every half second at first), and says nothing more
+        assert launch.poll() is None, "".join(lines)
         launch.send_signal(signal.SIGTERM)
-        out, err = launch.communicate(timeout=patient(60))
+        launch.wait(timeout=patient(60))
+        reader.join(timeout=patient(10))
+        err = "".join(lines)
     finally:
         if launch.poll() is None:
             launch.kill()
@@ -1059,6 +1068,7 @@ def test_a_ray_task_whose_process_dies_starts_again_and_one_that_keeps_dying_is_
     assert "warning: every run finished, but 1 job ended with an error; the jobs' logs end with:" in said
     assert "error: its Ray task died (" in said and f"started {RAY_RETRIES + 1} times (job-0.log)" in said
     assert "Traceback" not in err
+    assert "(raylet)" in out + err and "\x1b[" not in out + err  # Ray's lines, without colour codes in a file
     assert not [pid for pid in workers if pid_alive(pid)]  # each killed task's worker ended with it
     study_dir = runs / "raydies"
     check_once(f"sqlite:///{study_dir / 'study.db'}", "raydies", study_dir,

@@ -616,6 +616,9 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
     """The workers as Ray tasks with `jobs`' resources, until all have ended; their exit codes."""
     if jobs.address:
         send_token()
+    if not sys.stdout.isatty():  # Ray's own lines ("(raylet) A worker died ...") without colour codes in
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # a file; its "[repeated 2x]" notes are green always:
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # each line (read as Ray is imported)
     try:
         import ray
     except ImportError:
