@@ -603,18 +603,23 @@ def test_jobs_that_pend_for_ever_are_named_where_the_launch_waits_and_in_status(
     reader.start()
     try:
         jobs_file = runs / "forever" / "slurm" / "jobs.json"
-        wait_for(lambda: launch.poll() is not None or jobs_file.is_file(), patient(120), "the job array")
+        wait_for(lambda: launch.poll() is not None or jobs_file.is_file(), 120, "the job array")
         job = json.loads(jobs_file.read_text())[0]
         for command in (["scontrol", "update", f"JobId={job}", "NumCPUs=8"], ["scontrol", "release", job]):
             subprocess.run(command, env=env, capture_output=True, timeout=patient(30))
+        reasons = ["squeue", "-h", "-r", "-j", job, "-o", "%r"]  # set by the scheduler's next pass
+        wait_for(lambda: "PartitionConfig" in subprocess.run(reasons, env=env, capture_output=True, text=True,
+                                                             timeout=patient(30)).stdout, 60, "its reason")
         status = vs("study", "status", runs / "forever", env=slurm)
         assert status.returncode == 0 and "PartitionConfig" in status.stdout, status.stdout + status.stderr
         said = " ".join(status.stderr.split())
         assert "warning: 1 of the study's jobs waits for a reason SLURM does not clear until the cluster's " \
                "limits change (PartitionConfig" in said, said
         assert f"visionstudy study cancel {runs / 'forever'}" in said
+        # it waits once it has planned, at the lowest CPU priority on a node that runs the jobs (beside
+        # two CPU hogs that took minutes)
         wait_for(lambda: launch.poll() is not None or any("SLURM does not clear" in x for x in lines),
-                 patient(120), "the launch's warning")
+                 400, "the launch's warning")
         time.sleep(2)  # it asks squeue again (every half second at first), and says nothing more
         assert launch.poll() is None, "".join(lines)
         launch.send_signal(signal.SIGTERM)
