@@ -300,8 +300,8 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     script = folder / "job.sh"
     script.write_text(sbatch_script(name, study_dir, jobs, command, url))
-    check_startable(script.read_text(), jobs)
     os.chmod(script, 0o700)  # it holds the database URL
+    check_startable(script.read_text(), jobs)
     (folder / "cancelled").unlink(missing_ok=True)
     done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
                           text=True)
