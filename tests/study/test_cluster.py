@@ -575,6 +575,7 @@ def test_a_slurm_job_no_node_can_take_is_refused_before_anything_is_submitted(sl
                           "(--cpus-per-job)", "Requested node configuration is not available",
                           "ask for less (--cpus-per-job", "another --partition")
     assert not (runs / "toobig" / "slurm" / "jobs.json").exists()
+    assert (runs / "toobig" / "slurm" / "job.sh").stat().st_mode & 0o077 == 0  # it holds the database URL
     queue = subprocess.run(["squeue", "-h", "-o", "%j"], env={**os.environ, **slurm}, capture_output=True,
                            text=True, timeout=patient(30)).stdout
     assert "vs-toobig" not in queue
