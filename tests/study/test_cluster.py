@@ -571,8 +571,8 @@ def test_a_slurm_job_no_node_can_take_is_refused_before_anything_is_submitted(sl
     for extra in (["--dry-run"], []):
         done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm",
                   "--cpus-per-job", "8", *extra, env=slurm)
-        assert_user_error(done, "SLURM would never start the study's jobs: each asks for 8 CPUs "
-                          "(--cpus-per-job)", "Requested node configuration is not available",
+        assert_user_error(done, "SLURM would never start the study's jobs: each asks for 8 CPUs and 0 "
+                          "GPUs, and sbatch", "Requested node configuration is not available",
                           "ask for less (--cpus-per-job", "another --partition")
     assert not (runs / "toobig" / "slurm" / "jobs.json").exists()
     assert (runs / "toobig" / "slurm" / "job.sh").stat().st_mode & 0o077 == 0  # it holds the database URL
@@ -584,6 +584,23 @@ def test_a_slurm_job_no_node_can_take_is_refused_before_anything_is_submitted(sl
     said = " ".join(fits.stdout.split())
     assert fits.returncode == 0 and "dry run: sbatch --test-only: Job " in said, fits.stderr + fits.stdout
     assert "to start at" in said and "using 2 processors" in said
+
+
+def test_only_reasons_slurm_never_clears_by_itself_count_as_stuck(tmp_path):
+    """Per-job limits and a request beyond the partition never clear; a group limit, resources taken
+    by other jobs, a priority or a hold do, and a running job is not waiting at all."""
+    from visionstudy.study.launch import JobState, stuck, stuck_note
+
+    never = ["PartitionConfig", "PartitionTimeLimit", "QOSMaxGRESPerJob", "AssocMaxCpuPerJobLimit",
+             "QOSMaxWallDurationPerJobLimit"]
+    clears = ["Resources", "Priority", "JobHeldUser", "QOSGrpCpuLimit", "AssocGrpGRES", "Dependency"]
+    jobs = [JobState(f"7_{i}", "PENDING", r, "0:00", "") for i, r in enumerate(never + clears)]
+    jobs.append(JobState("7_99", "RUNNING", "PartitionConfig", "0:05", "n1"))
+    assert [j.reason for j in stuck(jobs)] == never
+    assert stuck_note(jobs[len(never):], tmp_path) is None
+    note = stuck_note(jobs[:2], tmp_path / "my runs")
+    assert note is not None and note.startswith("2 of the study's jobs wait for a reason")
+    assert "(PartitionConfig, PartitionTimeLimit:" in note and f"study cancel '{tmp_path}/my runs'" in note
 
 
 def test_jobs_that_pend_for_ever_are_named_where_the_launch_waits_and_in_status(slurm, pg, workdir):

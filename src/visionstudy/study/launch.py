@@ -75,6 +75,16 @@ class Jobs:
         for item in self.slurm:
             check_sbatch_option(item, self)
 
+    @property
+    def cpus_each(self) -> int:
+        """CPU cores each job asks for: --cpus-per-job, else one per worker."""
+        return self.cpus or self.workers
+
+    def asks(self) -> str:
+        """What each job asks its engine for: '8 CPUs and 1 GPU'."""
+        cpus, gpus = self.cpus_each, self.gpus
+        return f"{cpus} CPU{'s' * (cpus != 1)} and {gpus} GPU{'s' * (gpus != 1)}"
+
 
 DAYS_LIMIT = re.compile(r"(\d+)-(\d+)(?::(\d+))?(?::(\d+))?")  # D-HH[:MM[:SS]]
 CLOCK_LIMIT = re.compile(r"\d+(?::\d+){0,2}")  # M, M:S or H:M:S
@@ -220,7 +230,7 @@ def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
     logs = directive_path(slurm_dir(study_dir).resolve() / "logs" / "%A_%a.log")
     options = [f"--job-name=vs-{name}", f"--array=0-{jobs.count - 1}", f"--output={logs}",
                "--open-mode=append", "--requeue", f"--signal=USR2@{SIGNAL_LEAD}", "--ntasks=1",
-               f"--cpus-per-task={jobs.cpus or jobs.workers}"]
+               f"--cpus-per-task={jobs.cpus_each}"]
     if not any(item.partition("=")[0].strip() == "chdir" for item in jobs.slurm):  # --slurm chdir=DIR wins
         options.append(f"--chdir={directive_path(Path.cwd())}")  # where `study run` ran: relative paths hold
     if jobs.gpus:
@@ -255,18 +265,6 @@ def need(tool: str) -> str:
     return path
 
 
-def asked_per_job(jobs: Jobs) -> str:
-    """What each job asks SLURM for, in the launch's option names: '8 CPUs (--cpus-per-job) and 1 GPU
-    (--gpus-per-job) in partition gpu, with --slurm mem=900G'."""
-    cpus = jobs.cpus or jobs.workers
-    said = f"{cpus} CPU{'s' * (cpus != 1)} (--cpus-per-job)"
-    if jobs.gpus:
-        said += f" and {jobs.gpus} GPU{'s' * (jobs.gpus != 1)} (--gpus-per-job)"
-    if jobs.partition:
-        said += f" in partition {jobs.partition}"
-    return said + (f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else "")
-
-
 def check_startable(script: str, jobs: Jobs) -> str | None:
     """SLURM's own answer (`sbatch --test-only`, the script on its stdin) to whether a node could
     ever run one of the jobs: a cluster that does not enforce its partitions' limits accepts a
@@ -285,11 +283,13 @@ def check_startable(script: str, jobs: Jobs) -> str | None:
     said = " ".join((done.stderr + done.stdout).split())
     if done.returncode != 0 and "allocation failure:" in said:
         answer = said.split("allocation failure:", 1)[1].strip()
+        where = f" in partition {jobs.partition}" if jobs.partition else ""
+        extra = f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else ""
         raise LaunchError(
-            f"SLURM would never start the study's jobs: each asks for {asked_per_job(jobs)}, and sbatch "
-            f"--test-only says {answer!r}; ask for less (--cpus-per-job, --gpus-per-job, --workers-per-job, "
-            "--slurm mem=...) or another --partition (`sinfo -o \"%P %c %m %G\"` lists each partition's "
-            "CPUs, memory and GPUs per node)")
+            f"SLURM would never start the study's jobs: each asks for {jobs.asks()}{where}{extra}, and "
+            f"sbatch --test-only says {answer!r}; ask for less (--cpus-per-job, --gpus-per-job, "
+            "--workers-per-job, --slurm mem=...) or another --partition (`sinfo -o \"%P %c %m %G\"` lists "
+            "each partition's CPUs, memory and GPUs per node)")
     return said.removeprefix("sbatch: ") if done.returncode == 0 and said else None
 
 
@@ -593,7 +593,7 @@ def check_fits(ray: ModuleType, jobs: Jobs) -> None:
     """A job asking for more CPUs or GPUs than any node has waited for ever, without a word (Ray
     leaves an infeasible task queued for a node that may come): refused on a Ray started for the
     study, which gets no other node; a warning on a cluster, whose autoscaler may add one."""
-    cpus, gpus = jobs.cpus or jobs.workers, jobs.gpus or 0
+    cpus, gpus = jobs.cpus_each, jobs.gpus
     nodes: list[dict[str, float]] = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
         return
@@ -603,7 +603,7 @@ def check_fits(ray: ModuleType, jobs: Jobs) -> None:
         return f"{n:g} {what}{'s' * (n != 1)}"
 
     where = f"the Ray cluster at {jobs.address}" if jobs.address else "this machine's Ray"
-    said = (f"each job asks for {count(cpus, 'CPU')} and {count(gpus, 'GPU')}, and no node of {where} has "
+    said = (f"each job asks for {jobs.asks()}, and no node of {where} has "
             f"them (the largest: {count(most.get('CPU', 0), 'CPU')}, {count(most.get('GPU', 0), 'GPU')})")
     if not jobs.address:
         raise LaunchError(f"{said}; ask for less (--cpus-per-job, --gpus-per-job, --workers-per-job) or "
@@ -643,9 +643,9 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
         signal.signal(signal.SIGTERM, on_term)
     try:
         check_fits(ray, jobs)
-        task = ray.remote(run_worker).options(num_cpus=jobs.cpus or jobs.workers, num_gpus=jobs.gpus,
+        task = ray.remote(run_worker).options(num_cpus=jobs.cpus_each, num_gpus=jobs.gpus,
                                                max_retries=RAY_RETRIES)
-        env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus or jobs.workers)}
+        env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus_each)}
         refs = [task.remote(command, env, str(logs / f"job-{i}.log"), os.getcwd()) for i in range(jobs.count)]
         return [job_ended(ray, ref, logs / f"job-{i}.log") for i, ref in enumerate(refs)]
     finally:

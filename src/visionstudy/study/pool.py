@@ -271,7 +271,7 @@ def train_data_parallel(job: Job, run: RunDir, device: str, data_dir: Path | Non
     from visionstudy.errors import TrainingError
 
     config = ddp_config_file(run.path)
-    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)  # a known name in /tmp
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(dump_config(job.config), f, sort_keys=False)
     cmd = [sys.executable, "-m", "visionstudy", "train", str(config), "--out", str(run.path), "--quiet",
