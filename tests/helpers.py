@@ -250,6 +250,8 @@ MpiDefault=none
 ReturnToService=2
 KillWait=10
 MinJobAge=300
+# a small cap on a job array's size (1001 by default), for the test of a --jobs beyond it
+MaxArraySize=5
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
 PartitionName=work Nodes={host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1
 PartitionName=urgent Nodes={host} MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF

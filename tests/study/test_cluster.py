@@ -586,6 +586,32 @@ def test_a_slurm_job_no_node_can_take_is_refused_before_anything_is_submitted(sl
     assert "to start at" in said and "using 2 processors" in said
 
 
+def test_an_array_beyond_max_array_size_and_an_unknown_partition_name_their_option(slurm, pg, workdir):
+    """`--jobs 6` where the cluster's MaxArraySize is 5 (the test cluster's; 1001 by default) was
+    refused as if each job asked for too much ("ask for less (--cpus-per-job ..."), and `--partition
+    nope` likewise: each error now names the option that caused it and its fix, in a dry run too,
+    and nothing is submitted."""
+    study = study_file(workdir, "wide", epochs=1, seeds=6, variants={"a": {}})
+    runs = workdir / "runs-wide"
+    for extra in (["--dry-run"], []):
+        done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--jobs", "6",
+                  *extra, env=slurm)
+        assert_user_error(done, "SLURM refused a job array of 6 jobs (--jobs 6)", "Invalid job array",
+                          "this cluster's MaxArraySize is 5", "give --jobs 5 or fewer")
+        assert "ask for less" not in done.stderr
+        done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--partition",
+                  "nope", *extra, env=slurm)
+        assert_user_error(done, "--partition nope: sbatch says 'Invalid partition name specified'",
+                          "`sinfo -s` lists them")
+    assert not (runs / "wide" / "slurm" / "jobs.json").exists()
+    queue = subprocess.run(["squeue", "-h", "-o", "%j"], env={**os.environ, **slurm}, capture_output=True,
+                           text=True, timeout=patient(30)).stdout
+    assert "vs-wide" not in queue
+    fits = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--jobs", "5",
+              "--dry-run", env=slurm)
+    assert fits.returncode == 0 and "job array of 5 jobs" in " ".join(fits.stdout.split()), fits.stderr
+
+
 def test_only_reasons_slurm_never_clears_by_itself_count_as_stuck(tmp_path):
     """Per-job limits and a request beyond the partition never clear; a group limit, resources taken
     by other jobs, a priority or a hold do, and a running job is not waiting at all."""

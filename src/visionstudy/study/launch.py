@@ -283,14 +283,47 @@ def check_startable(script: str, jobs: Jobs) -> str | None:
     said = " ".join((done.stderr + done.stdout).split())
     if done.returncode != 0 and "allocation failure:" in said:
         answer = said.split("allocation failure:", 1)[1].strip()
-        where = f" in partition {jobs.partition}" if jobs.partition else ""
-        extra = f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else ""
-        raise LaunchError(
-            f"SLURM would never start the study's jobs: each asks for {jobs.asks()}{where}{extra}, and "
+        raise LaunchError(named_refusal(answer, jobs) or (
+            f"SLURM would never start the study's jobs: each asks for {jobs.asks()}{where_asked(jobs)}, and "
             f"sbatch --test-only says {answer!r}; ask for less (--cpus-per-job, --gpus-per-job, "
             "--workers-per-job, --slurm mem=...) or another --partition (`sinfo -o \"%P %c %m %G\"` lists "
-            "each partition's CPUs, memory and GPUs per node)")
+            "each partition's CPUs, memory and GPUs per node)"))
     return said.removeprefix("sbatch: ") if done.returncode == 0 and said else None
+
+
+def where_asked(jobs: Jobs) -> str:
+    where = f" in partition {jobs.partition}" if jobs.partition else ""
+    return where + (f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else "")
+
+
+def max_array_size() -> int | None:
+    """The cluster's MaxArraySize (`scontrol show config`; 1001 by default: array ids 0-1000), or None
+    where scontrol does not say."""
+    try:
+        config = subprocess.run([need("scontrol"), "show", "config"], capture_output=True, text=True,
+                                timeout=60).stdout
+    except (LaunchError, OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def named_refusal(answer: str, jobs: Jobs) -> str | None:
+    """sbatch's refusals that one option of ours caused, each named with its fix: a job array
+    larger than the cluster allows (--jobs), a partition it does not have (--partition); None for
+    the others."""
+    said = f"sbatch says {answer!r}"
+    if "job array" in answer.lower():
+        limit = max_array_size()
+        most = (f"this cluster's MaxArraySize is {limit}, so a job array holds at most {limit} jobs; give "
+                f"--jobs {limit} or fewer" if limit else "give fewer --jobs (the cluster's MaxArraySize, in "
+                "`scontrol show config`, caps an array's size)")
+        return (f"SLURM refused a job array of {jobs.count} jobs (--jobs {jobs.count}): {said}; {most} (each "
+                "job trains runs until none are left, so fewer jobs still train every run)")
+    if "invalid partition" in answer.lower() and jobs.partition:
+        return (f"--partition {jobs.partition}: {said}; give one of the cluster's partitions (`sinfo -s` "
+                "lists them) or leave --partition out for the default one")
+    return None
 
 
 def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url: str) -> str:
@@ -306,8 +339,10 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
                           text=True)
     if done.returncode != 0:
-        raise LaunchError(f"sbatch refused the study's jobs: {done.stderr.strip() or done.stdout.strip()}; "
-                          f"check --partition/--time/--slurm, or the script {script}")
+        said = done.stderr.strip() or done.stdout.strip()
+        answer = said.rsplit("Batch job submission failed:", 1)[-1].strip()
+        raise LaunchError(named_refusal(answer, jobs) or f"sbatch refused the study's jobs: {said}; check "
+                          f"--partition/--time/--slurm, or the script {script}")
     job_id = done.stdout.strip().split(";")[0]
     ids = recorded_jobs(study_dir)
     atomic_write_text(folder / "jobs.json", json.dumps([*ids, job_id]))  # `study cancel` may read it now
