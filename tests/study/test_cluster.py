@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import yaml
 from tests.helpers import (
     ROOT,
     assert_user_error,
+    free_ports,
     one_node_slurm,
     patient,
     processes_with,
@@ -610,6 +612,25 @@ def test_an_array_beyond_max_array_size_and_an_unknown_partition_name_their_opti
     fits = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--jobs", "5",
               "--dry-run", env=slurm)
     assert fits.returncode == 0 and "job array of 5 jobs" in " ".join(fits.stdout.split()), fits.stderr
+
+
+def test_a_controller_that_does_not_answer_is_named_as_such(slurm, pg, workdir):
+    """A controller that is down or too busy made `sbatch --test-only` say 'allocation failure: Unable
+    to contact slurm controller', and the launch said that SLURM would never start the jobs, each
+    asking for too much. The test's cluster, seen through a copy of its config whose controller port
+    nothing listens on (and short timeouts: sbatch retries for 18 s by default)."""
+    conf = Path(slurm["SLURM_CONF"])
+    dead = workdir / "dead-controller.conf"
+    dead.write_text(re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={free_ports(1)[0]}", conf.read_text())
+                    + "MessageTimeout=2\nTCPTimeout=1\n")
+    study = study_file(workdir, "silent", epochs=1, seeds=1, variants={"a": {}})
+    runs = workdir / "runs-silent"
+    done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm",
+              env={"SLURM_CONF": str(dead)})
+    assert_user_error(done, "SLURM's controller did not answer sbatch --test-only ('Unable to contact slurm "
+                      "controller", "so nothing was submitted", "once `scontrol ping` says UP")
+    assert "would never start" not in done.stderr and "ask for less" not in done.stderr
+    assert not (runs / "silent" / "slurm" / "jobs.json").exists()
 
 
 def test_only_reasons_slurm_never_clears_by_itself_count_as_stuck(tmp_path):

@@ -283,6 +283,9 @@ def check_startable(script: str, jobs: Jobs) -> str | None:
     said = " ".join((done.stderr + done.stdout).split())
     if done.returncode != 0 and "allocation failure:" in said:
         answer = said.split("allocation failure:", 1)[1].strip()
+        if unanswered(answer):
+            raise LaunchError(f"SLURM's controller did not answer sbatch --test-only ({answer!r}), so "
+                              "nothing was submitted; run the command again once `scontrol ping` says UP")
         raise LaunchError(named_refusal(answer, jobs) or (
             f"SLURM would never start the study's jobs: each asks for {jobs.asks()}{where_asked(jobs)}, and "
             f"sbatch --test-only says {answer!r}; ask for less (--cpus-per-job, --gpus-per-job, "
@@ -306,6 +309,14 @@ def max_array_size() -> int | None:
         return None
     found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
     return int(found.group(1)) if found else None
+
+
+CONTROLLER_SILENT = ("unable to contact slurm controller", "socket timed out", "zero bytes were transmitted",
+                     "connection refused")  # sbatch's words for a controller that is down or too busy
+
+
+def unanswered(answer: str) -> bool:
+    return any(words in answer.lower() for words in CONTROLLER_SILENT)
 
 
 def named_refusal(answer: str, jobs: Jobs) -> str | None:
@@ -341,6 +352,10 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     if done.returncode != 0:
         said = done.stderr.strip() or done.stdout.strip()
         answer = said.rsplit("Batch job submission failed:", 1)[-1].strip()
+        if unanswered(answer):  # a timeout after the controller read the request: it may have taken it
+            raise LaunchError(f"SLURM's controller did not answer sbatch ({answer!r}); where `squeue --name "
+                              f"vs-{name}` lists jobs it took the array even so (`scancel --name vs-{name}` "
+                              "ends them); run the command again once `scontrol ping` says UP")
         raise LaunchError(named_refusal(answer, jobs) or f"sbatch refused the study's jobs: {said}; check "
                           f"--partition/--time/--slurm, or the script {script}")
     job_id = done.stdout.strip().split(";")[0]
