@@ -893,7 +893,7 @@ def study_status(
 def print_jobs(study_dir: Path, running: int) -> None:
     """The study's SLURM jobs still queued or running (`squeue`); with none, what became of the
     runs that still read as running."""
-    from visionstudy.study.launch import LaunchError, recorded_jobs, slurm_jobs, stuck_note
+    from visionstudy.study.launch import LaunchError, Unanswered, recorded_jobs, slurm_jobs, stuck_note
 
     ids = ", ".join(recorded_jobs(study_dir))
     if not ids:
@@ -901,8 +901,8 @@ def print_jobs(study_dir: Path, running: int) -> None:
     try:
         jobs = slurm_jobs(study_dir)
     except LaunchError as exc:  # the runs' states above stand; only the jobs' are unknown here
-        err_console.print(f"SLURM jobs {ids}: their states are unknown here ({exc}); ask on a "
-                          "machine of the cluster (a login node)")
+        where = "" if isinstance(exc, Unanswered) else "; ask on a machine of the cluster (a login node)"
+        err_console.print(f"SLURM jobs {ids}: their states are unknown here ({exc}){where}")
         return
     if not jobs:
         console.print(f"SLURM jobs {ids}: none queued or running")

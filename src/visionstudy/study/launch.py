@@ -52,6 +52,10 @@ class LaunchError(VisionStudyError):
     """A cluster engine refused the study's jobs, or cannot be reached."""
 
 
+class Unanswered(LaunchError):
+    """SLURM's controller is down or too busy to answer: asking again later, anywhere, may do."""
+
+
 @dataclass(frozen=True)
 class Jobs:
     """What each cluster job gets and runs."""
@@ -439,6 +443,9 @@ def slurm_jobs(study_dir: Path) -> list[JobState]:
         raise LaunchError("squeue failed: no answer in 120 s") from None
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+        if unanswered(lines[-1]):
+            raise Unanswered(f"squeue failed: SLURM's controller did not answer ({lines[-1]}); run it again "
+                             "once `scontrol ping` says UP")
         raise LaunchError(f"squeue failed: {lines[-1]}")
     out = []
     for line in done.stdout.splitlines():
