@@ -647,6 +647,26 @@ def test_a_controller_that_does_not_answer_is_named_as_such(slurm, pg, workdir):
     assert "login node" not in said
 
 
+def test_a_submission_sbatch_does_not_answer_in_time_says_how_to_see_what_slurm_took(slurm, workdir,
+                                                                                   monkeypatch):
+    """The real submission waited on sbatch without a limit (it retries a silent controller for its
+    MessageTimeout, minutes on some clusters); now for SBATCH_PATIENCE_SECONDS, here cut short."""
+    from visionstudy.study import launch
+
+    monkeypatch.setenv("SLURM_CONF", slurm["SLURM_CONF"])
+    monkeypatch.setattr(launch, "SBATCH_PATIENCE_SECONDS", 0.001)
+    study_dir = workdir / "late"
+    try:
+        with pytest.raises(launch.LaunchError) as raised:
+            launch.submit_slurm("late", study_dir, launch.Jobs(count=1), ["true"], "sqlite:///unused")
+    finally:  # the killed sbatch may have reached the controller
+        subprocess.run(["scancel", "--name", "vs-late"], capture_output=True, timeout=patient(30))
+    said = str(raised.value)
+    assert said.startswith("sbatch gave no answer in 0.001 s; where `squeue --name vs-late` lists jobs")
+    assert "`scancel --name vs-late` ends them" in said and "once `scontrol ping` says UP" in said
+    assert not (study_dir / "slurm" / "jobs.json").exists()
+
+
 def test_only_reasons_slurm_never_clears_by_itself_count_as_stuck(tmp_path):
     """Per-job limits and a request beyond the partition never clear; a group limit, resources taken
     by other jobs, a priority or a hold do, and a running job is not waiting at all."""

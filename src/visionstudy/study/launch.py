@@ -52,6 +52,9 @@ class LaunchError(VisionStudyError):
     """A cluster engine refused the study's jobs, or cannot be reached."""
 
 
+SBATCH_PATIENCE_SECONDS = 300  # a submission's wait for sbatch (its own retries included)
+
+
 class Unanswered(LaunchError):
     """SLURM's controller is down or too busy to answer: asking again later, anywhere, may do."""
 
@@ -351,15 +354,19 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     os.chmod(script, 0o700)  # it holds the database URL
     check_startable(script.read_text(), jobs)
     (folder / "cancelled").unlink(missing_ok=True)
-    done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
-                          text=True)
+    # a timeout after the controller read the request: it may have taken the array even so
+    maybe = (f"where `squeue --name vs-{name}` lists jobs it took the array even so (`scancel --name "
+             f"vs-{name}` ends them); run the command again once `scontrol ping` says UP")
+    try:  # sbatch retries a silent controller for its MessageTimeout, minutes where that is long
+        done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
+                              text=True, timeout=SBATCH_PATIENCE_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise LaunchError(f"sbatch gave no answer in {SBATCH_PATIENCE_SECONDS} s; {maybe}") from None
     if done.returncode != 0:
         said = done.stderr.strip() or done.stdout.strip()
         answer = said.rsplit("Batch job submission failed:", 1)[-1].strip()
-        if unanswered(answer):  # a timeout after the controller read the request: it may have taken it
-            raise LaunchError(f"SLURM's controller did not answer sbatch ({answer!r}); where `squeue --name "
-                              f"vs-{name}` lists jobs it took the array even so (`scancel --name vs-{name}` "
-                              "ends them); run the command again once `scontrol ping` says UP")
+        if unanswered(answer):
+            raise LaunchError(f"SLURM's controller did not answer sbatch ({answer!r}); {maybe}")
         raise LaunchError(named_refusal(answer, jobs) or f"sbatch refused the study's jobs: {said}; check "
                           f"--partition/--time/--slurm, or the script {script}")
     job_id = done.stdout.strip().split(";")[0]
