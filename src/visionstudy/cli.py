@@ -543,6 +543,9 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         if estimate:
             console.print(f"dry run: sbatch --test-only: {estimate}")
     else:
+        nodes = None if fitted.address else cluster.local_ray_nodes()
+        if nodes:  # a job no node can take: refused first (a cluster's nodes are Ray's to say when it starts)
+            cluster.check_fits(nodes, fitted)
         console.print(f"dry run: would start {fitted.count} Ray task{'s' * (fitted.count != 1)} for {units} "
                       f"run{'s' * (units != 1)}{then} (at {fitted.address or 'a local Ray'}), each running "
                       f"`{shlex.join(command)}`; {nothing}")

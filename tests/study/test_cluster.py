@@ -1122,6 +1122,23 @@ def test_a_ray_job_no_node_can_take_is_refused_on_a_ray_of_its_own(tmp_path):
                       "(the largest: ", "0 GPUs)", "ask for less (--cpus-per-job, --gpus-per-job")
 
 
+def test_a_ray_dry_run_refuses_a_job_no_node_of_its_own_ray_can_take(tmp_path):
+    """A dry run with `--launcher ray` said it would start the tasks, and the real launch then
+    refused them; now the dry run asks Ray's own count of this machine's CPUs and GPUs (without
+    starting a Ray) and refuses as the launch does."""
+    pytest.importorskip("ray", reason="pip install 'visionstudy[cluster]'")
+    study = study_file(tmp_path, "raydry", epochs=1, seeds=1, variants={"a": {}})
+    env = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "CUDA_VISIBLE_DEVICES": ""}
+    done = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "ray", "--gpus-per-job",
+              "1", "--cpus-per-job", "1", "--dry-run", timeout=patient(120), env=env)
+    assert_user_error(done, "each job asks for 1 CPU and 1 GPU, and no node of this machine's Ray has them",
+                      "(the largest: ", "0 GPUs)", "ask for less")
+    fits = vs("study", "run", study, "--runs-dir", tmp_path / "runs", "--launcher", "ray", "--cpus-per-job",
+              "1", "--dry-run", timeout=patient(120), env=env)
+    assert fits.returncode == 0 and "dry run: would start 1 Ray task" in fits.stdout, fits.stderr
+    assert not (tmp_path / "runs" / "raydry").exists()  # a dry run writes nothing
+
+
 def children(pid: int) -> list[int]:
     return [child for child, (parent, _) in processes_with().items() if parent == pid]
 

@@ -653,12 +653,25 @@ def send_token() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def check_fits(ray: ModuleType, jobs: Jobs) -> None:
-    """A job asking for more CPUs or GPUs than any node has waited for ever, without a word (Ray
-    leaves an infeasible task queued for a node that may come): refused on a Ray started for the
-    study, which gets no other node; a warning on a cluster, whose autoscaler may add one."""
+def local_ray_nodes() -> list[dict[str, float]] | None:
+    """The one node a Ray started here would have, as Ray itself counts its CPUs (cgroup limits
+    included) and GPUs, without starting it (a dry run); None where this Ray cannot say."""
+    try:
+        from ray._private import accelerators, utils  # Ray's own detection (ray.init calls these)
+
+        manager = accelerators.get_accelerator_manager_for_resource("GPU")
+        gpus = manager.get_current_node_num_accelerators() if manager else 0
+        return [{"CPU": float(utils.get_num_cpus()), "GPU": float(gpus)}]
+    except Exception:  # noqa: BLE001  (not installed, or another Ray's private layout)
+        return None
+
+
+def check_fits(nodes: list[dict[str, float]], jobs: Jobs) -> None:
+    """A job asking for more CPUs or GPUs than any node (each one's Ray resources) has waited for
+    ever, without a word (Ray leaves an infeasible task queued for a node that may come): refused
+    on a Ray started for the study, which gets no other node; a warning on a cluster, whose
+    autoscaler may add one."""
     cpus, gpus = jobs.cpus_each, jobs.gpus
-    nodes: list[dict[str, float]] = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
         return
     most = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
@@ -706,7 +719,7 @@ def run_ray(study_dir: Path, jobs: Jobs, command: list[str], url: str) -> list[i
     if callable(on_term):  # Ray's own handler dumped a stack and killed the process
         signal.signal(signal.SIGTERM, on_term)
     try:
-        check_fits(ray, jobs)
+        check_fits([n["Resources"] for n in ray.nodes() if n.get("Alive")], jobs)  # type: ignore[no-untyped-call]
         task = ray.remote(run_worker).options(num_cpus=jobs.cpus_each, num_gpus=jobs.gpus,
                                                max_retries=RAY_RETRIES)
         env = {DB_ENV: url, "OMP_NUM_THREADS": str(jobs.cpus_each)}
