@@ -293,17 +293,14 @@ def check_startable(script: str, jobs: Jobs) -> str | None:
         if unanswered(answer):
             raise LaunchError(f"SLURM's controller did not answer sbatch --test-only ({answer!r}), so "
                               "nothing was submitted; run the command again once `scontrol ping` says UP")
+        where = f" in partition {jobs.partition}" if jobs.partition else ""
+        where += f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else ""
         raise LaunchError(named_refusal(answer, jobs) or (
-            f"SLURM would never start the study's jobs: each asks for {jobs.asks()}{where_asked(jobs)}, and "
+            f"SLURM would never start the study's jobs: each asks for {jobs.asks()}{where}, and "
             f"sbatch --test-only says {answer!r}; ask for less (--cpus-per-job, --gpus-per-job, "
             "--workers-per-job, --slurm mem=...) or another --partition (`sinfo -o \"%P %c %m %G\"` lists "
             "each partition's CPUs, memory and GPUs per node)"))
     return said.removeprefix("sbatch: ") if done.returncode == 0 and said else None
-
-
-def where_asked(jobs: Jobs) -> str:
-    where = f" in partition {jobs.partition}" if jobs.partition else ""
-    return where + (f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else "")
 
 
 def max_array_size() -> int | None:
