@@ -752,6 +752,7 @@ def study_work(
     from visionstudy.study.pool import Pool
 
     end_with_parent()  # a Ray task's worker: not a moment longer than the task's process
+    started = time.time()  # a SLURM job's start: did its runs finish an epoch before its time limit
     # its workers fork first, before this process imports the study's machinery: each imports torch
     # while this one reads the plan and opens the database (bench/startup.py)
     pool = Pool(workers, check_device(device), data_dir, fork=True)
@@ -776,7 +777,7 @@ def study_work(
                                  progress=False, echo=stamp, fork=True, linger=True, pool=pool)
     except Stopped as stop:
         stamp(f"stopped by {stop}: the runs in progress went back to the queue")
-        requeued = requeue_this_job(folder, stop.signum)
+        requeued = requeue_this_job(folder, stop.signum, started)
         if requeued is not None:
             stamp(requeued[1])
         if requeued and requeued[0]:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -857,6 +858,53 @@ def test_usr2_and_scontrol_requeue_resume_the_run_from_last_pt(slurm, pg, workdi
     assert "stopped by SIGUSR2" in log and "requeued" in log
     assert log.count("worker on ") == 3  # started, requeued by itself, requeued by scontrol
     assert "start 2" in log  # SLURM_RESTART_COUNT: the same array task, started a third time
+
+
+def test_a_job_whose_runs_finish_no_epoch_in_two_starts_is_not_requeued_again(slurm, pg, workdir):
+    """A `--time` shorter than one epoch: each start of the job trained part of an epoch, was warned
+    (SIGUSR2), requeued itself and started the epoch over, for ever, on the cluster's time. One start
+    without a finished epoch is let go (a long plan or data load first); the second in a row ends the
+    job with an error naming --time, and the launch's `--wait` would show it (`job_errors`)."""
+    from optuna.trial import TrialState
+
+    from visionstudy.store import RunStore
+
+    study = workdir / "stall.yaml"  # one epoch of tens of seconds: a ResNet at batch 1
+    study.write_text(yaml.safe_dump({
+        "name": "stall", "data": {"dataset": "digits"},
+        "model": {"name": "resnet", "blocks": [2, 2, 2], "widths": [128, 256, 512]},
+        "train": {"epochs": 2, "batch_size": 1}, "seeds": 1, "variants": {"slow": {}}}))
+    runs = workdir / "runs-stall"
+    job = launch(study, runs, pg, slurm)
+    run = runs / "stall" / "slow" / "seed-0"
+    logs = runs / "stall" / "slurm" / "logs"
+    env = {**os.environ, **slurm}
+
+    def log() -> str:
+        return "".join(p.read_text() for p in logs.glob("*.log"))
+
+    def training(starts: int) -> bool:  # claimed inside the worker's run (its stop handlers set)
+        release_pending(slurm, job)
+        trials = trials_by_run(RunStore(pg, "stall")).get("slow/seed-0", [])
+        return log().count("worker on ") == starts and any(t.state == TrialState.RUNNING for t in trials)
+
+    try:
+        for starts in (1, 2):
+            wait_for(partial(training, starts), 180, f"start {starts} of the job to train its run", every=0.5)
+            assert not history_rows(run), "an epoch finished: the test's epoch is too short"
+            subprocess.run(["scancel", "--signal=USR2", f"{job}_0"], env=env, check=True, timeout=patient(30))
+            if starts == 1:
+                wait_for(lambda: f"job {job} requeued" in log(), 120, "the first start to requeue itself")
+                assert (runs / "stall" / "slurm" / "stalled").is_dir()
+        wait_done(slurm, job)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{slurm_story(slurm, job, runs / 'stall')}") from None
+    said = " ".join(log().split())
+    assert log().count("worker on ") == 2 and said.count(f"job {job} requeued") == 1, said
+    assert ("error: no run of the study finished an epoch in this job's last two starts" in said
+            and "a longer --time" in said), said
+    states = [t.state for t in trials_by_run(RunStore(pg, "stall"))["slow/seed-0"]]
+    assert TrialState.WAITING in states and TrialState.RUNNING not in states, states  # back in the queue
 
 
 def test_a_cancelled_job_stays_cancelled_and_its_run_goes_back_to_the_queue(slurm, pg, workdir):

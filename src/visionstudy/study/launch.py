@@ -517,12 +517,14 @@ def wait_slurm(study_dir: Path, finished: Callable[[], bool] = lambda: False,
         time.sleep(0.25)
 
 
-def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
+def requeue_this_job(study_dir: Path, signum: int, started: float) -> tuple[bool, str] | None:
     """In a SLURM job stopped by a signal: after SIGUSR2 (the warning before the time limit, or
     `scancel --signal=USR2`) requeue it so it goes on later (`scontrol requeue`), unless the study
-    was cancelled. SIGTERM is SLURM's stop for a preemption, which requeues the job itself
-    (`--requeue`), and for `scancel`, which must stay cancelled: nothing is requeued here.
-    Returns whether the job was requeued and what happened, for its log; None outside SLURM."""
+    was cancelled, or no run of the study finished an epoch in this start of the job (since
+    `started`) nor in the one before (`stalled`). SIGTERM is SLURM's stop for a preemption, which
+    requeues the job itself (`--requeue`), and for `scancel`, which must stay cancelled: nothing is
+    requeued here. Returns whether the job was requeued and what happened, for its log; None
+    outside SLURM."""
     job = os.environ.get("SLURM_JOB_ID")
     if not job or shutil.which("scontrol") is None:
         return None
@@ -530,10 +532,33 @@ def requeue_this_job(study_dir: Path, signum: int) -> tuple[bool, str] | None:
         return False, "SLURM requeues a preempted job itself; a cancelled one stays cancelled"
     if (slurm_dir(study_dir) / "cancelled").exists():
         return False, "the study was cancelled: the job is not requeued"
+    stalled(study_dir, job, started)
     done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
     if done.returncode != 0:
         return False, f"scontrol requeue {job}: {done.stderr.strip() or done.returncode}"
     return True, f"job {job} requeued"
+
+
+def stalled(study_dir: Path, job: str, started: float) -> None:
+    """Raises where neither this start of the job nor the one before saw a run of the study finish an
+    epoch (its `last.pt` written): an epoch longer than the job's time limit allows, requeued, would
+    start over for ever. One start without (a long plan or data load first) is let go, and noted."""
+    note = slurm_dir(study_dir) / "stalled" / job
+    if any(path.stat().st_mtime >= started for path in study_dir.rglob("last.pt")):
+        note.unlink(missing_ok=True)
+        return
+    seconds = time.time() - started
+    if note.exists():
+        note.unlink()
+        took = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+        raise LaunchError(
+            f"no run of the study finished an epoch in this job's last two starts ({took} this time, to "
+            "the time limit's warning): an epoch takes longer than --time allows, and a job "
+            "requeued would start it over for ever, so this job ends here; run the study again with a "
+            f"longer --time (an epoch, the job's start and {SIGNAL_LEAD} s to spare): its runs resume "
+            "from their last finished epoch")
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(f"{seconds:.0f} s without a finished epoch\n")
 
 
 def await_requeue(seconds: float = 120) -> None:
