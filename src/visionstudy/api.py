@@ -377,9 +377,11 @@ class Study:
         return outcome
 
     def launch(self, launcher: str, jobs: Jobs | None = None, *, device: str = "auto",
-               data_dir: str | Path | None = None, trials: int | None = None) -> str | list[int]:
+               data_dir: str | Path | None = None, trials: int | None = None,
+               report: bool = True) -> str | list[int]:
         """Plan the study, queue its runs and hand them to a cluster: `launcher` 'slurm' submits a job
-        array and returns its job id at once; 'ray' runs the workers as Ray tasks and returns their
+        array and returns its job id at once (with `report`, also a job that writes the study
+        report once the array has ended); 'ray' runs the workers as Ray tasks and returns their
         exit codes when all have ended. `jobs`: a `visionstudy.study.launch.Jobs` (count, gpus,
         cpus, workers, partition, time, slurm, address); no more jobs are started than there are
         runs to train (`to_train`), none when every run is finished (then '' or []). Each job runs
@@ -415,6 +417,8 @@ class Study:
         except VisionStudyError as exc:
             cluster.scancel(self.dir, [job_id])
             raise type(exc)(f"{exc}\n(job array {job_id} was cancelled)") from None
+        if report:  # planned: the report job would otherwise report a study its failure cancelled
+            cluster.submit_report(self.name, self.dir, jobs, job_id, path, url)
         return job_id
 
     def to_train(self) -> int:

@@ -333,7 +333,8 @@ def study_run(
     runs_dir: RunsDir = Path("runs"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     data_dir: DataDir = None,
-    report: Annotated[bool, typer.Option(help="write the study report when done")] = True,
+    report: Annotated[bool, typer.Option(help="write the study report when done (a SLURM launch without "
+                                         "--wait: by a job that follows the array)")] = True,
     quiet: Annotated[bool, typer.Option(
         help="no progress display and no warnings: each run's done line, the summary, the report's path "
         "and errors")] = False,
@@ -645,7 +646,8 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
     ray = launcher == "ray"  # Ray's tasks are this process's: a stop ends them, said below
     try:
         with sigterm_as_interrupt() if ray else contextlib.nullcontext():
-            result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials)
+            result = the_study.launch(launcher, jobs, device=device, data_dir=data_dir, trials=trials,
+                                      report=report and not wait)  # with --wait, written here
     except KeyboardInterrupt as stop:
         if not ray:
             raise
@@ -666,7 +668,7 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
                       f"each: starting {jobs.count}")
     if launcher == "slurm":
         from visionstudy.study.execute import results_on_disk
-        from visionstudy.study.launch import wait_slurm
+        from visionstudy.study.launch import recorded_jobs, wait_slurm
 
         keys = [r.key for r in spec.runs]
 
@@ -679,6 +681,10 @@ def launch(the_study: Any, launcher: str, jobs: Any, device: str, data_dir: Path
                               f"logs in {the_study.dir}/slurm/logs/\n"
                               f"follow: visionstudy study status {where}    cancel: visionstudy study cancel "
                               f"{where}")
+                ids = recorded_jobs(the_study.dir)
+                if not wait and ids[-1] != result:  # its report's job, submitted after it
+                    console.print(f"the report: job {ids[-1]}, once the array has ended "
+                                  f"({the_study.dir}/report/report.html)")
                 if not wait:
                     return
                 wait_slurm(the_study.dir, all_on_disk)

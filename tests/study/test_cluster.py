@@ -239,11 +239,12 @@ def launch(study: Path, runs: Path, url: str, env: dict[str, str], *extra: objec
     """Start `study run --launcher slurm` and return the job id as soon as the array is submitted
     (its jobs.json): the launcher still checks and plans while the jobs start, and on a loaded
     machine that took 10 s, by when a 60-epoch run had finished and a test that acts mid-run came
-    too late (CI, stop 34). Its exit is checked after the test (`launchers_succeed`)."""
+    too late (CI, stop 34). Its exit is checked after the test (`launchers_succeed`). Without the
+    report's job (`--no-report`): the tests that use it are about the array."""
     jobs_file = runs / yaml.safe_load(study.read_text())["name"] / "slurm" / "jobs.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "visionstudy", "study", "run", str(study), "--runs-dir", str(runs),
-         "--db", url, "--launcher", "slurm", "--quiet", *map(str, extra)],
+         "--db", url, "--launcher", "slurm", "--quiet", "--no-report", *map(str, extra)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}, cwd=ROOT,
         stdin=subprocess.DEVNULL)
     LAUNCHERS.append(proc)
@@ -796,6 +797,33 @@ def test_a_model_that_cannot_take_the_images_is_refused_after_the_jobs_were_subm
     job = done.stderr.split("job array ")[1].split()[0]
     assert "was cancelled" in done.stderr and (runs / "shrink" / "slurm" / "cancelled").is_file()
     wait_done(slurm, job, seconds=60)
+
+
+def test_a_launch_that_does_not_wait_leaves_the_report_to_a_job_that_follows_the_array(slurm, pg, workdir):
+    """Submitted without `--wait` (from a login node, then logged out), the study trained and no
+    report was ever written: that took another `visionstudy report`. A job that depends on the array
+    (`afterany`) writes it once the array has ended."""
+    study = study_file(workdir, "later", epochs=1, seeds=1, variants={"a": {}})
+    runs = workdir / "runs-later"
+    done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", env=slurm)
+    assert done.returncode == 0, done.stderr + done.stdout
+    study_dir = runs / "later"
+    array, report_job = json.loads((study_dir / "slurm" / "jobs.json").read_text())
+    said = " ".join(done.stdout.split())
+    assert f"submitted job array {array}" in said and f"the report: job {report_job}, once the array" in said
+    script = (study_dir / "slurm" / "report.sh").read_text()
+    assert f"#SBATCH --dependency=afterany:{array}\n" in script
+    assert (study_dir / "slurm" / "report.sh").stat().st_mode & 0o077 == 0  # it holds the database URL
+    try:
+        wait_done(slurm, array)
+        wait_done(slurm, report_job)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{slurm_story(slurm, report_job, study_dir)}") from None
+    report = study_dir / "report" / "report.html"
+    log = (study_dir / "slurm" / "logs" / "report.log").read_text()
+    assert report.is_file(), log
+    assert f"report: {report}" in " ".join(log.split()) and "error" not in log, log
+    assert report.stat().st_mtime >= (study_dir / "a" / "seed-0" / "metrics.json").stat().st_mtime
 
 
 def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, pg, workdir):

@@ -238,10 +238,17 @@ def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
     options = [f"--job-name=vs-{name}", f"--array=0-{jobs.count - 1}", f"--output={logs}",
                "--open-mode=append", "--requeue", f"--signal=USR2@{SIGNAL_LEAD}", "--ntasks=1",
                f"--cpus-per-task={jobs.cpus_each}"]
-    if not any(item.partition("=")[0].strip() == "chdir" for item in jobs.slurm):  # --slurm chdir=DIR wins
-        options.append(f"--chdir={directive_path(Path.cwd())}")  # where `study run` ran: relative paths hold
     if jobs.gpus:
         options.append(f"--gres=gpu:{jobs.gpus}")
+    return options + placement_options(jobs)
+
+
+def placement_options(jobs: Jobs) -> list[str]:
+    """Where and for how long any job of the study runs: its folder, --partition, --time and every
+    --slurm option (an account, a QOS, a constraint: what the cluster wants of each job)."""
+    options = []
+    if not any(item.partition("=")[0].strip() == "chdir" for item in jobs.slurm):  # --slurm chdir=DIR wins
+        options.append(f"--chdir={directive_path(Path.cwd())}")  # where `study run` ran: relative paths hold
     if jobs.partition:
         options.append(f"--partition={jobs.partition}")
     if jobs.time:
@@ -263,6 +270,57 @@ def sbatch_script(name: str, study_dir: Path, jobs: Jobs, command: list[str], ur
              ' start ${SLURM_RESTART_COUNT:-0}"',
              f"exec srun --ntasks=1 --kill-on-bad-exit=1 {shlex.join(command)}"]
     return "\n".join(lines) + "\n"
+
+
+REPORT_CPUS = 4  # the report job's CPUs at most: its drawing processes (report.drawing.MAX_WORKERS)
+
+
+def report_script(name: str, study_dir: Path, jobs: Jobs, after: list[str], command: list[str],
+                  url: str) -> str:
+    """The study report's job: it starts once every job in `after` has ended, however it ended
+    (`afterany`), and writes the report of what they trained."""
+    logs = directive_path(slurm_dir(study_dir).resolve() / "logs" / "report.log")
+    options = [f"--job-name=vs-{name}-report", f"--dependency=afterany:{':'.join(after)}",
+               "--kill-on-invalid-dep=yes", f"--output={logs}", "--open-mode=append", "--ntasks=1",
+               f"--cpus-per-task={min(jobs.cpus_each, REPORT_CPUS)}", *placement_options(jobs)]
+    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options),
+             "# the study's report, once its jobs have ended", f"export {DB_ENV}={shlex.quote(url)}",
+             f"exec {shlex.join(command)}"]
+    return "\n".join(lines) + "\n"
+
+
+def report_command(study_dir: Path, data_dir: Path | None) -> list[str]:
+    cmd = [sys.executable, "-m", "visionstudy", "report", str(study_dir.resolve())]
+    return cmd + (["--data-dir", str(data_dir.resolve())] if data_dir else [])
+
+
+def submit_report(name: str, study_dir: Path, jobs: Jobs, array: str, data_dir: Path | None,
+                  url: str) -> str | None:
+    """Submit the report's job, to start when the job array `array` and every other job of the study
+    still queued or running (an earlier launch's array, its report) have ended: one report at a
+    time, of everything trained. Returns its id, or None (with a warning saying how to write the
+    report) where sbatch refuses it: the runs train all the same."""
+    try:
+        live = [j.id.split("_")[0] for j in slurm_jobs(study_dir)]
+    except LaunchError:
+        live = []
+    after = list(dict.fromkeys([array, *live]))
+    script = slurm_dir(study_dir) / "report.sh"
+    script.write_text(report_script(name, study_dir, jobs, after, report_command(study_dir, data_dir), url))
+    os.chmod(script, 0o700)  # it holds the database URL
+    try:
+        done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
+                              text=True, timeout=SBATCH_PATIENCE_SECONDS)
+        said = done.stderr.strip() or done.stdout.strip()
+    except subprocess.TimeoutExpired:
+        done, said = None, f"no answer in {SBATCH_PATIENCE_SECONDS} s"
+    if done is None or done.returncode != 0:
+        log.warning("the study report's job was not submitted (sbatch: %s); once the jobs have ended, write "
+                    "it with `visionstudy report %s`", said, shlex.quote(str(study_dir)))
+        return None
+    job_id = done.stdout.strip().split(";")[0]
+    atomic_write_text(slurm_dir(study_dir) / "jobs.json", json.dumps([*recorded_jobs(study_dir), job_id]))
+    return job_id
 
 
 def need(tool: str) -> str:
