@@ -3,7 +3,8 @@
 none are left; the plan, the queue and the run-level fault tolerance stay ours.
 
 - SLURM: one job array written as a plain sbatch script (`STUDY_DIR/slurm/job.sh`, resubmittable
-  by hand), with `--requeue`, `--signal=USR2@120` and per-job logs appended across requeues.
+  by hand), with `--requeue`, `--signal=USR2@120` and per-job logs appended across requeues, and
+  a job that writes the study report once the array has ended (`slurm/report.sh`).
   submitit was tried against the real SLURM and not kept: it reads job states from `sacct`, which
   needs SLURM's accounting daemon (a cluster without it reports every state UNKNOWN), and it
   pickles a callable for the compute nodes, where a CLI command is all a worker needs.
@@ -11,7 +12,8 @@ none are left; the plan, the queue and the run-level fault tolerance stay ours.
 
 A stopped worker (SIGTERM or SIGUSR2: time limit, preemption, `scancel`) puts its runs back in the
 queue. After SIGUSR2 (the time-limit warning) a SLURM job requeues itself, unless the study was
-cancelled; after SIGTERM SLURM requeues a preempted job itself and a cancelled one stays cancelled.
+cancelled or its runs finished no epoch in two starts of the job; after SIGTERM SLURM requeues a
+preempted job itself and a cancelled one stays cancelled.
 A worker killed outright loses its claim after the heartbeat's grace period.
 """
 
