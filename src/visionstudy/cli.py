@@ -393,7 +393,8 @@ def study_run(
     patterns = chosen(spec, only)  # before anything is said: --only that matches nothing is an error
     check_device(device)  # by its flag (the API names it device=)
     if dry_run:
-        show_dry_run(the_study, launcher, cluster_jobs, workers, device, data_dir, patterns)
+        show_dry_run(the_study, launcher, cluster_jobs, workers, device, data_dir, patterns,
+                     report_job=report and not wait)
         return
     if launcher != "local":
         launch(the_study, launcher, cluster_jobs, device, data_dir, trials, wait, report, quiet)
@@ -486,7 +487,7 @@ def runs_to_plan(the_study: Any) -> Any:
 
 
 def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device: str, data_dir: Path | None,
-                 only: list[str] | None) -> None:
+                 only: list[str] | None, report_job: bool = False) -> None:
     """`study run --dry-run`: the study checked whole (every run's config and shape), the runs it
     would train per variant, and for a launch the jobs and the job script it would submit."""
     from visionstudy.store.db import TO_TRAIN, redact
@@ -543,6 +544,12 @@ def show_dry_run(the_study: Any, launcher: str, jobs: Any, workers: int, device:
         console.print(script, end="")
         if estimate:
             console.print(f"dry run: sbatch --test-only: {estimate}")
+        if report_job:  # as Study.launch submits it, the array's id for ARRAY
+            command = cluster.report_command(the_study.dir, data_dir)
+            console.print("dry run: and then the report's job, once the array has ended (--no-report leaves "
+                          "it out):")
+            console.print(cluster.report_script(spec.name, the_study.dir, fitted, ["ARRAY"], command,
+                                                redact(url)), end="")
     else:
         nodes = None if fitted.address else cluster.local_ray_nodes()
         if nodes:  # a job no node can take: refused first (a cluster's nodes are Ray's to say when it starts)

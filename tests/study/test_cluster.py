@@ -803,6 +803,13 @@ def test_a_launch_that_does_not_wait_leaves_the_report_to_a_job_that_follows_the
     (`afterany`) writes it once the array has ended."""
     study = study_file(workdir, "later", epochs=1, seeds=1, variants={"a": {}})
     runs = workdir / "runs-later"
+    dry = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", "--dry-run",
+             env=slurm)
+    said = " ".join(dry.stdout.split())
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: and then the report's job, once the array has ended" in said, said
+    assert "#SBATCH --dependency=afterany:ARRAY" in dry.stdout and "visionstudy report" in dry.stdout
+    assert pg.split("@")[0].rsplit(":", 1)[1] not in dry.stdout  # the database password as ***
     done = vs("study", "run", study, "--runs-dir", runs, "--db", pg, "--launcher", "slurm", env=slurm)
     assert done.returncode == 0, done.stderr + done.stdout
     study_dir = runs / "later"
