@@ -831,6 +831,27 @@ def test_a_launch_that_does_not_wait_leaves_the_report_to_a_job_that_follows_the
     assert report.stat().st_mtime >= (study_dir / "a" / "seed-0" / "metrics.json").stat().st_mtime
 
 
+def test_the_report_job_keeps_the_arrays_account_but_not_its_gpus_or_dependency(tmp_path):
+    """The report job asks for what the cluster wants of every job (an account, a constraint, the
+    partition and time) but not the array's GPUs (`--slurm gres=gpu:a100:1`: the report would wait
+    for a GPU it never uses), nor its `--slurm dependency` (it has its own), nor more than 4 CPUs."""
+    from visionstudy.study.launch import Jobs, report_command, report_script
+
+    jobs = Jobs(count=8, cpus=16, partition="gpu", time="4:00:00",
+                slurm=["account=proj42", "gres=gpu:a100:1", "mem-per-gpu=40G", "dependency=afterok:7",
+                       "constraint=skylake", "exclusive"])
+    script = report_script("s", tmp_path / "s", jobs, ["41", "40"], report_command(tmp_path / "s", None),
+                           "postgresql://u:***@h/d").splitlines()
+    for line in ("--dependency=afterany:41:40", "--kill-on-invalid-dep=yes", "--cpus-per-task=4",
+                 "--partition=gpu", "--time=4:00:00", "--account=proj42", "--constraint=skylake",
+                 "--exclusive", "--ntasks=1", f"--output={tmp_path / 's' / 'slurm' / 'logs' / 'report.log'}"):
+        assert f"#SBATCH {line}" in script, script
+    directives = [line for line in script if line.startswith("#SBATCH")]
+    unwanted = ("gres", "gpu:", "mem-per-gpu", "afterok")
+    assert not [line for line in directives if any(w in line for w in unwanted)], directives
+    assert script[-1].endswith(f"-m visionstudy report {tmp_path / 's'}")
+
+
 def test_two_slurm_jobs_train_a_six_run_study_once_and_write_its_report(slurm, pg, workdir):
     study = study_file(workdir, "six")
     runs = workdir / "runs-six"

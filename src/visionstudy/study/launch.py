@@ -245,9 +245,10 @@ def sbatch_options(name: str, study_dir: Path, jobs: Jobs) -> list[str]:
     return options + placement_options(jobs)
 
 
-def placement_options(jobs: Jobs) -> list[str]:
+def placement_options(jobs: Jobs, leave: tuple[str, ...] = ()) -> list[str]:
     """Where and for how long any job of the study runs: its folder, --partition, --time and every
-    --slurm option (an account, a QOS, a constraint: what the cluster wants of each job)."""
+    --slurm option (an account, a QOS, a constraint: what the cluster wants of each job) but those
+    named in `leave`."""
     options = []
     if not any(item.partition("=")[0].strip() == "chdir" for item in jobs.slurm):  # --slurm chdir=DIR wins
         options.append(f"--chdir={directive_path(Path.cwd())}")  # where `study run` ran: relative paths hold
@@ -257,7 +258,8 @@ def placement_options(jobs: Jobs) -> list[str]:
         options.append(f"--time={jobs.time}")
     for item in jobs.slurm:  # checked by Jobs
         key, sep, value = item.partition("=")
-        options.append(f"--{key.strip()}={value}" if sep else f"--{key.strip()}")
+        if key.strip() not in leave:
+            options.append(f"--{key.strip()}={value}" if sep else f"--{key.strip()}")
     return options
 
 
@@ -275,6 +277,9 @@ def sbatch_script(name: str, study_dir: Path, jobs: Jobs, command: list[str], ur
 
 
 REPORT_CPUS = 4  # the report job's CPUs at most: its drawing processes (report.drawing.MAX_WORKERS)
+# --slurm options of the array that are not the report job's: its GPUs' memory and cores, and the
+# array's own dependency (the report job has one of its own)
+REPORT_LEAVES = ("mem-per-gpu", "cpus-per-gpu", "dependency", "kill-on-invalid-dep")
 
 
 def report_script(name: str, study_dir: Path, jobs: Jobs, after: list[str], command: list[str],
@@ -284,7 +289,8 @@ def report_script(name: str, study_dir: Path, jobs: Jobs, after: list[str], comm
     logs = directive_path(slurm_dir(study_dir).resolve() / "logs" / "report.log")
     options = [f"--job-name=vs-{name}-report", f"--dependency=afterany:{':'.join(after)}",
                "--kill-on-invalid-dep=yes", f"--output={logs}", "--open-mode=append", "--ntasks=1",
-               f"--cpus-per-task={min(jobs.cpus_each, REPORT_CPUS)}", *placement_options(jobs)]
+               f"--cpus-per-task={min(jobs.cpus_each, REPORT_CPUS)}",
+               *placement_options(jobs, leave=(*GPU_SBATCH, *REPORT_LEAVES))]
     lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options),
              "# the study's report, once its jobs have ended", f"export {DB_ENV}={shlex.quote(url)}",
              f"exec {shlex.join(command)}"]
