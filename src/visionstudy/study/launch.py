@@ -211,11 +211,20 @@ def check_database(url: str, launcher: Launcher, jobs: Jobs) -> None:
             "starts one and prints its URL)")
 
 
+def job_command(command: list[str], study_dir: Path, data_dir: Path | None, *options: str) -> list[str]:
+    """`visionstudy COMMAND STUDY_DIR OPTIONS [--data-dir DIR]` as a job runs it (absolute paths)."""
+    cmd = [sys.executable, "-m", "visionstudy", *command, str(study_dir.resolve()), *options]
+    return cmd + (["--data-dir", str(data_dir.resolve())] if data_dir else [])
+
+
 def work_command(study_dir: Path, workers: int, device: str, data_dir: Path | None) -> list[str]:
     """The pull worker each job runs."""
-    cmd = [sys.executable, "-m", "visionstudy", "study", "work", str(study_dir.resolve()),
-           "--workers", str(workers), "--device", device]
-    return cmd + (["--data-dir", str(data_dir.resolve())] if data_dir else [])
+    return job_command(["study", "work"], study_dir, data_dir, "--workers", str(workers), "--device", device)
+
+
+def report_command(study_dir: Path, data_dir: Path | None) -> list[str]:
+    """The study report's job."""
+    return job_command(["report"], study_dir, data_dir)
 
 
 # ------------------------------------------------------------------------------------------ SLURM
@@ -266,14 +275,43 @@ def placement_options(jobs: Jobs, leave: tuple[str, ...] = ()) -> list[str]:
 def sbatch_script(name: str, study_dir: Path, jobs: Jobs, command: list[str], url: str) -> str:
     """The job array's script: each task runs one pull worker as a job step (`srun`), so that
     `scancel --signal` and the time-limit warning reach it."""
-    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in sbatch_options(name, study_dir, jobs)),
-             "# one pull worker per array task: it claims runs from the study database until none are left",
-             f"export {DB_ENV}={shlex.quote(url)}",
-             "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
-             'echo "$(date "+%F %T") job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname),'
-             ' start ${SLURM_RESTART_COUNT:-0}"',
-             f"exec srun --ntasks=1 --kill-on-bad-exit=1 {shlex.join(command)}"]
+    return job_script(sbatch_options(name, study_dir, jobs), url, [
+        "# one pull worker per array task: it claims runs from the study database until none are left",
+        "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
+        'echo "$(date "+%F %T") job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname),'
+        ' start ${SLURM_RESTART_COUNT:-0}"',
+        f"exec srun --ntasks=1 --kill-on-bad-exit=1 {shlex.join(command)}"])
+
+
+def job_script(options: list[str], url: str, body: list[str]) -> str:
+    """An sbatch script: its #SBATCH options, the database URL for the job, then `body`."""
+    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options), f"export {DB_ENV}={shlex.quote(url)}", *body]
     return "\n".join(lines) + "\n"
+
+
+def write_private(path: Path, text: str) -> None:
+    """A job script, readable by its owner alone from its first byte: it holds the database URL."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o700)  # a script written before, with a wider mode
+        f.write(text)
+
+
+def sbatch(script: Path) -> subprocess.CompletedProcess[str] | None:
+    """`sbatch --parsable SCRIPT`, or None where it gave no answer in SBATCH_PATIENCE_SECONDS (sbatch
+    retries a silent controller for its MessageTimeout, minutes where that is long)."""
+    try:
+        return subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
+                              text=True, timeout=SBATCH_PATIENCE_SECONDS)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def record_job(study_dir: Path, done: subprocess.CompletedProcess[str]) -> str:
+    """The id sbatch gave, added to the study's jobs.json (`study status` and `cancel` read it)."""
+    job_id = done.stdout.strip().split(";")[0]
+    atomic_write_text(slurm_dir(study_dir) / "jobs.json", json.dumps([*recorded_jobs(study_dir), job_id]))
+    return job_id
 
 
 REPORT_CPUS = 4  # the report job's CPUs at most: its drawing processes (report.drawing.MAX_WORKERS)
@@ -291,15 +329,8 @@ def report_script(name: str, study_dir: Path, jobs: Jobs, after: list[str], comm
                "--kill-on-invalid-dep=yes", f"--output={logs}", "--open-mode=append", "--ntasks=1",
                f"--cpus-per-task={min(jobs.cpus_each, REPORT_CPUS)}",
                *placement_options(jobs, leave=(*GPU_SBATCH, *REPORT_LEAVES))]
-    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in options),
-             "# the study's report, once its jobs have ended", f"export {DB_ENV}={shlex.quote(url)}",
-             f"exec {shlex.join(command)}"]
-    return "\n".join(lines) + "\n"
-
-
-def report_command(study_dir: Path, data_dir: Path | None) -> list[str]:
-    cmd = [sys.executable, "-m", "visionstudy", "report", str(study_dir.resolve())]
-    return cmd + (["--data-dir", str(data_dir.resolve())] if data_dir else [])
+    return job_script(options, url, ["# the study's report, once its jobs have ended",
+                                     f"exec {shlex.join(command)}"])
 
 
 def submit_report(name: str, study_dir: Path, jobs: Jobs, array: str, data_dir: Path | None,
@@ -314,21 +345,15 @@ def submit_report(name: str, study_dir: Path, jobs: Jobs, array: str, data_dir: 
         live = []
     after = list(dict.fromkeys([array, *live]))
     script = slurm_dir(study_dir) / "report.sh"
-    script.write_text(report_script(name, study_dir, jobs, after, report_command(study_dir, data_dir), url))
-    os.chmod(script, 0o700)  # it holds the database URL
-    try:
-        done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
-                              text=True, timeout=SBATCH_PATIENCE_SECONDS)
-        said = done.stderr.strip() or done.stdout.strip()
-    except subprocess.TimeoutExpired:
-        done, said = None, f"no answer in {SBATCH_PATIENCE_SECONDS} s"
+    command = report_command(study_dir, data_dir)
+    write_private(script, report_script(name, study_dir, jobs, after, command, url))
+    done = sbatch(script)
     if done is None or done.returncode != 0:
+        said = f"no answer in {SBATCH_PATIENCE_SECONDS} s" if done is None else done.stderr.strip()
         log.warning("the study report's job was not submitted (sbatch: %s); once the jobs have ended, write "
                     "it with `visionstudy report %s`", said, shlex.quote(str(study_dir)))
         return None
-    job_id = done.stdout.strip().split(";")[0]
-    atomic_write_text(slurm_dir(study_dir) / "jobs.json", json.dumps([*recorded_jobs(study_dir), job_id]))
-    return job_id
+    return record_job(study_dir, done)
 
 
 def need(tool: str) -> str:
@@ -357,7 +382,7 @@ def check_startable(script: str, jobs: Jobs) -> str | None:
     if done.returncode != 0 and "allocation failure:" in said:
         answer = said.split("allocation failure:", 1)[1].strip()
         if unanswered(answer):
-            raise LaunchError(f"SLURM's controller did not answer sbatch --test-only ({answer!r}), so "
+            raise Unanswered(f"SLURM's controller did not answer sbatch --test-only ({answer!r}), so "
                               "nothing was submitted; run the command again once `scontrol ping` says UP")
         where = f" in partition {jobs.partition}" if jobs.partition else ""
         where += f", with --slurm {' '.join(jobs.slurm)}" if jobs.slurm else ""
@@ -413,29 +438,24 @@ def submit_slurm(name: str, study_dir: Path, jobs: Jobs, command: list[str], url
     folder = slurm_dir(study_dir)
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     script = folder / "job.sh"
-    script.write_text(sbatch_script(name, study_dir, jobs, command, url))
-    os.chmod(script, 0o700)  # it holds the database URL
-    check_startable(script.read_text(), jobs)
+    text = sbatch_script(name, study_dir, jobs, command, url)
+    write_private(script, text)
+    check_startable(text, jobs)
     (folder / "cancelled").unlink(missing_ok=True)
     # a timeout after the controller read the request: it may have taken the array even so
     maybe = (f"where `squeue --name vs-{name}` lists jobs it took the array even so (`scancel --name "
              f"vs-{name}` ends them); run the command again once `scontrol ping` says UP")
-    try:  # sbatch retries a silent controller for its MessageTimeout, minutes where that is long
-        done = subprocess.run([need("sbatch"), "--parsable", str(script.resolve())], capture_output=True,
-                              text=True, timeout=SBATCH_PATIENCE_SECONDS)
-    except subprocess.TimeoutExpired:
-        raise LaunchError(f"sbatch gave no answer in {SBATCH_PATIENCE_SECONDS} s; {maybe}") from None
+    done = sbatch(script)
+    if done is None:
+        raise Unanswered(f"sbatch gave no answer in {SBATCH_PATIENCE_SECONDS} s; {maybe}")
     if done.returncode != 0:
         said = done.stderr.strip() or done.stdout.strip()
         answer = said.rsplit("Batch job submission failed:", 1)[-1].strip()
         if unanswered(answer):
-            raise LaunchError(f"SLURM's controller did not answer sbatch ({answer!r}); {maybe}")
+            raise Unanswered(f"SLURM's controller did not answer sbatch ({answer!r}); {maybe}")
         raise LaunchError(named_refusal(answer, jobs) or f"sbatch refused the study's jobs: {said}; check "
                           f"--partition/--time/--slurm, or the script {script}")
-    job_id = done.stdout.strip().split(";")[0]
-    ids = recorded_jobs(study_dir)
-    atomic_write_text(folder / "jobs.json", json.dumps([*ids, job_id]))  # `study cancel` may read it now
-    return job_id
+    return record_job(study_dir, done)  # `study cancel` may read it now
 
 
 def yield_to_local_jobs(jobs: Jobs) -> bool:
